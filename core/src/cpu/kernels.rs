@@ -1,0 +1,397 @@
+//! CPU kernels for every op but matmul. Hot loops are generic over `Simd` or written so the
+//! compiler vectorizes them, and run through `dispatch!` so they are built for the CPU's ISA.
+
+use half::{bf16, f16};
+
+use super::math;
+use super::parallel::{self, SharedOut};
+use super::simd::{Simd, dispatch};
+use super::{CpuStorage, Input};
+use crate::dtype::DType;
+use crate::ops::{BinaryOp, NormKind, PoolMode, UnaryOp};
+use crate::{Error, Result};
+
+/// Any view of f32/f16/bf16/u32 values, copied densely (and converted) to `out_dtype`.
+pub(super) fn copy(src: &Input<'_>, out_dtype: DType) -> Result<CpuStorage> {
+    let layout = src.layout;
+    let bytes = src.storage.bytes();
+    macro_rules! gather_as {
+        ($elem:ty, $convert:expr) => {{
+            let all: &[$elem] = bytemuck::cast_slice(&bytes[..bytes.len() / std::mem::size_of::<$elem>() * std::mem::size_of::<$elem>()]);
+            layout.storage_indices().map(|i| $convert(all[i])).collect::<Vec<_>>()
+        }};
+    }
+    Ok(match (src.dtype, out_dtype) {
+        (DType::F32, DType::F32) => CpuStorage::from_f32(gather_as!(f32, |x| x)),
+        (DType::F16, DType::F32) => CpuStorage::from_f32(gather_as!(f16, f16::to_f32)),
+        (DType::BF16, DType::F32) => CpuStorage::from_f32(gather_as!(bf16, bf16::to_f32)),
+        (DType::U32 | DType::I32, DType::U32 | DType::I32) => CpuStorage::from_u32(gather_as!(u32, |x| x)),
+        (DType::F32, DType::F16) => CpuStorage::from_bytes(bytemuck::cast_slice(&gather_as!(f32, f16::from_f32))),
+        (DType::F16, DType::F16) => CpuStorage::from_bytes(bytemuck::cast_slice(&gather_as!(f16, |x| x))),
+        (DType::BF16, DType::F16) => CpuStorage::from_bytes(bytemuck::cast_slice(&gather_as!(bf16, |x: bf16| f16::from_f32(x.to_f32())))),
+        (from, to) => return Err(Error::dtype("copy", format!("{from} to {to} on the CPU"))),
+    })
+}
+
+pub(super) fn gather(table: &Input<'_>, ids: &Input<'_>) -> Result<CpuStorage> {
+    let (vocab, h) = (table.layout.dims()[0], table.layout.dims()[1]);
+    let ids = ids.u32s();
+    if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+        return Err(Error::Input(format!("token id {bad} is outside the embedding table of {vocab} rows")));
+    }
+    let mut out = vec![0f32; ids.len() * h];
+    let off = table.layout.offset();
+    match table.dtype {
+        DType::F32 => {
+            let t = &table.storage.f32s()[off..];
+            for (row, &id) in out.chunks_mut(h).zip(ids) {
+                row.copy_from_slice(&t[id as usize * h..][..h]);
+            }
+        }
+        DType::F16 => {
+            let t = &table.storage.f16s()[off..];
+            for (row, &id) in out.chunks_mut(h).zip(ids) {
+                for (o, v) in row.iter_mut().zip(&t[id as usize * h..][..h]) {
+                    *o = v.to_f32();
+                }
+            }
+        }
+        other => return Err(Error::dtype("gather", format!("table of {other} on the CPU"))),
+    }
+    Ok(CpuStorage::from_f32(out))
+}
+
+#[inline(always)]
+fn unary_loop<S: Simd>(x: &[f32], out: &mut [f32], op: UnaryOp) {
+    let f: fn(f32) -> f32 = match op {
+        UnaryOp::Gelu => math::gelu,
+        UnaryOp::GeluTanh => math::gelu_tanh,
+        UnaryOp::Silu => math::silu,
+        UnaryOp::Relu => |v| v.max(0.0),
+        UnaryOp::Neg => |v| -v,
+        UnaryOp::Exp => math::exp,
+        UnaryOp::Tanh => math::tanh,
+    };
+    // Separate monomorphic loops so each vectorizes (a call through `f` would not).
+    macro_rules! each {
+        ($g:expr) => {
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = $g(v);
+            }
+        };
+    }
+    match op {
+        UnaryOp::Gelu => each!(math::gelu),
+        UnaryOp::GeluTanh => each!(math::gelu_tanh),
+        UnaryOp::Silu => each!(math::silu),
+        UnaryOp::Exp => each!(math::exp),
+        UnaryOp::Tanh => each!(math::tanh),
+        _ => each!(f),
+    }
+}
+
+pub(crate) fn apply_unary(values: &mut [f32], op: UnaryOp) {
+    parallel::for_each_chunk(values, 1 << 14, |_, chunk| {
+        let copy = chunk.to_vec();
+        dispatch!(unary_loop(&copy, chunk, op))
+    });
+}
+
+pub(super) fn unary(x: &[f32], op: UnaryOp) -> Vec<f32> {
+    let mut out = x.to_vec();
+    apply_unary(&mut out, op);
+    out
+}
+
+pub(super) fn binary(lhs: &Input<'_>, rhs: &Input<'_>, op: BinaryOp, numel: usize) -> Vec<f32> {
+    let f = |a: f32, b: f32| match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+    };
+    if lhs.layout.is_contiguous() && rhs.layout.is_contiguous() {
+        return lhs.f32s().iter().zip(rhs.f32s()).map(|(&a, &b)| f(a, b)).collect();
+    }
+    // Broadcast views: the common case is a row vector (stride 0 rows) added to a matrix.
+    let (a, b) = (lhs.storage.f32s(), rhs.storage.f32s());
+    let mut out = Vec::with_capacity(numel);
+    out.extend(lhs.layout.storage_indices().zip(rhs.layout.storage_indices()).map(|(i, j)| f(a[i], b[j])));
+    out
+}
+
+#[inline(always)]
+fn sum<S: Simd>(x: &[f32]) -> f32 {
+    unsafe {
+        let mut acc = S::zero();
+        let mut i = 0;
+        while i + S::LANES <= x.len() {
+            acc = S::add(acc, S::load(x.as_ptr().add(i)));
+            i += S::LANES;
+        }
+        S::reduce_sum(acc) + x[i..].iter().sum::<f32>()
+    }
+}
+
+#[inline(always)]
+fn norm_rows<S: Simd>(
+    x: &[f32],
+    residual: Option<&[f32]>,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    h: usize,
+    eps: f32,
+    kind: NormKind,
+    out: &mut [f32],
+    first_row: usize,
+) {
+    let mut row = vec![0f32; h];
+    for (r, o) in out.chunks_mut(h).enumerate() {
+        let src = &x[(first_row + r) * h..][..h];
+        match residual {
+            Some(res) => {
+                for ((d, &a), &b) in row.iter_mut().zip(src).zip(&res[(first_row + r) * h..][..h]) {
+                    *d = a + b;
+                }
+            }
+            None => row.copy_from_slice(src),
+        }
+        let (mean, inv) = match kind {
+            NormKind::LayerNorm => {
+                let mean = sum::<S>(&row) / h as f32;
+                // Two passes, like PyTorch: the variance of centred values.
+                let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
+                (mean, 1.0 / (var + eps).sqrt())
+            }
+            NormKind::RmsNorm => {
+                let ms = row.iter().map(|&v| v * v).sum::<f32>() / h as f32;
+                (0.0, 1.0 / (ms + eps).sqrt())
+            }
+        };
+        match bias {
+            Some(b) => {
+                for i in 0..h {
+                    o[i] = (row[i] - mean) * inv * weight[i] + b[i];
+                }
+            }
+            None => {
+                for i in 0..h {
+                    o[i] = (row[i] - mean) * inv * weight[i];
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn norm(
+    x: &[f32],
+    residual: Option<&[f32]>,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    h: usize,
+    eps: f32,
+    kind: NormKind,
+) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    let rows_per_task = (4096 / h.max(1)).max(1);
+    parallel::for_each_chunk(&mut out, rows_per_task * h, |i, chunk| {
+        dispatch!(norm_rows(x, residual, weight, bias, h, eps, kind, chunk, i * rows_per_task))
+    });
+    out
+}
+
+/// In place: row = softmax(row); returns nothing. Rows of length `n`.
+#[inline(always)]
+fn softmax_row<S: Simd>(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    if max == f32::NEG_INFINITY {
+        // Everything masked: a defined result (zeros) rather than NaN.
+        row.fill(0.0);
+        return;
+    }
+    for v in row.iter_mut() {
+        *v = math::exp(*v - max);
+    }
+    let inv = 1.0 / sum::<S>(row);
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+#[inline(always)]
+fn softmax_rows<S: Simd>(rows: &mut [f32], n: usize) {
+    for row in rows.chunks_mut(n) {
+        softmax_row::<S>(row);
+    }
+}
+
+pub(super) fn softmax(x: &Input<'_>, mask: Option<&Input<'_>>, scale: f32) -> Vec<f32> {
+    let n = x.layout.dims()[x.layout.rank() - 1];
+    let mut out: Vec<f32> = x.f32s().iter().map(|&v| v * scale).collect();
+    if let Some(mask) = mask {
+        let m = mask.storage.f32s();
+        for (o, i) in out.iter_mut().zip(mask.layout.storage_indices()) {
+            *o += m[i];
+        }
+    }
+    let rows_per_task = (4096 / n.max(1)).max(1);
+    parallel::for_each_chunk(&mut out, rows_per_task * n, |_, chunk| dispatch!(softmax_rows(chunk, n)));
+    out
+}
+
+/// Validates packed-sequence offsets against the number of rows.
+fn check_offsets(offsets: &[u32], rows: usize) -> Result<()> {
+    let ok = offsets.first() == Some(&0)
+        && offsets.windows(2).all(|w| w[0] <= w[1])
+        && offsets.last().map(|&l| l as usize) == Some(rows);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Input(format!("sequence offsets {offsets:?} do not partition {rows} rows")))
+    }
+}
+
+struct HeadView<'a> {
+    data: &'a [f32],
+    offset: usize,
+    row_stride: usize,
+    head_stride: usize,
+}
+
+impl HeadView<'_> {
+    fn new<'a>(x: &'a Input<'_>) -> HeadView<'a> {
+        let s = x.layout.strides();
+        HeadView { data: x.storage.f32s(), offset: x.layout.offset(), row_stride: s[0], head_stride: s[1] }
+    }
+    #[inline(always)]
+    fn row(&self, t: usize, h: usize, d: usize) -> &[f32] {
+        &self.data[self.offset + t * self.row_stride + h * self.head_stride..][..d]
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn attention_head<S: Simd>(
+    q: &HeadView<'_>,
+    k: &HeadView<'_>,
+    v: &HeadView<'_>,
+    (start, end): (usize, usize),
+    (h, kv_h, d): (usize, usize, usize),
+    hq: usize,
+    scale: f32,
+    causal: bool,
+    out: SharedOut,
+) {
+    let len = end - start;
+    // K of this head transposed to [d, len], so scores for all keys accumulate as vectors.
+    let mut kt = vec![0f32; d * len];
+    for j in 0..len {
+        for (c, &val) in k.row(start + j, kv_h, d).iter().enumerate() {
+            kt[c * len + j] = val;
+        }
+    }
+    let mut scores = vec![0f32; len];
+    let mut acc = vec![0f32; d];
+    for i in 0..len {
+        let visible = if causal { i + 1 } else { len };
+        let qi = q.row(start + i, h, d);
+        scores[..visible].fill(0.0);
+        for (c, &qc) in qi.iter().enumerate() {
+            axpy::<S>(qc * scale, &kt[c * len..c * len + visible], &mut scores[..visible]);
+        }
+        softmax_row::<S>(&mut scores[..visible]);
+        acc.fill(0.0);
+        for (j, &p) in scores[..visible].iter().enumerate() {
+            axpy::<S>(p, v.row(start + j, kv_h, d), &mut acc);
+        }
+        // SAFETY: each (token, head) row of the output is written by exactly one task.
+        let dst = unsafe { std::slice::from_raw_parts_mut(out.at(((start + i) * hq + h) * d), d) };
+        dst.copy_from_slice(&acc);
+    }
+}
+
+/// y += a * x
+#[inline(always)]
+fn axpy<S: Simd>(a: f32, x: &[f32], y: &mut [f32]) {
+    unsafe {
+        let va = S::splat(a);
+        let mut i = 0;
+        while i + S::LANES <= x.len() {
+            let p = y.as_mut_ptr().add(i);
+            S::store(p, S::fma(va, S::load(x.as_ptr().add(i)), S::load(p)));
+            i += S::LANES;
+        }
+        for j in i..x.len() {
+            y[j] += a * x[j];
+        }
+    }
+}
+
+pub(super) fn attention(
+    q: &Input<'_>,
+    k: &Input<'_>,
+    v: &Input<'_>,
+    offsets: &[u32],
+    scale: f32,
+    causal: bool,
+) -> Result<Vec<f32>> {
+    let [t, hq, d] = [q.layout.dims()[0], q.layout.dims()[1], q.layout.dims()[2]];
+    let hkv = k.layout.dims()[1];
+    check_offsets(offsets, t)?;
+    let (qv, kv, vv) = (HeadView::new(q), HeadView::new(k), HeadView::new(v));
+    let mut out = vec![0f32; t * hq * d];
+    let shared = SharedOut(out.as_mut_ptr());
+    let seqs = offsets.len() - 1;
+    parallel::for_each(seqs * hq, |task| {
+        let (s, h) = (task / hq, task % hq);
+        let range = (offsets[s] as usize, offsets[s + 1] as usize);
+        let heads = (h, h / (hq / hkv), d);
+        dispatch!(attention_head(&qv, &kv, &vv, range, heads, hq, scale, causal, shared))
+    });
+    Ok(out)
+}
+
+pub(super) fn segment_pool(x: &[f32], h: usize, offsets: &[u32], mode: PoolMode) -> Result<Vec<f32>> {
+    check_offsets(offsets, x.len() / h.max(1))?;
+    let mut out = vec![0f32; (offsets.len() - 1) * h];
+    for (b, o) in out.chunks_mut(h).enumerate() {
+        let (start, end) = (offsets[b] as usize, offsets[b + 1] as usize);
+        if start == end {
+            continue;
+        }
+        match mode {
+            PoolMode::Cls => o.copy_from_slice(&x[start * h..][..h]),
+            PoolMode::Mean => {
+                for row in x[start * h..end * h].chunks(h) {
+                    for (a, &v) in o.iter_mut().zip(row) {
+                        *a += v;
+                    }
+                }
+                let inv = 1.0 / (end - start) as f32;
+                o.iter_mut().for_each(|a| *a *= inv);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn unpack(x: &[f32], h: usize, offsets: &[u32], max_len: usize) -> Result<Vec<f32>> {
+    check_offsets(offsets, x.len() / h.max(1))?;
+    let mut out = vec![0f32; (offsets.len() - 1) * max_len * h];
+    for (b, o) in out.chunks_mut(max_len * h).enumerate() {
+        let (start, end) = (offsets[b] as usize, offsets[b + 1] as usize);
+        let n = (end - start).min(max_len);
+        o[..n * h].copy_from_slice(&x[start * h..(start + n) * h]);
+    }
+    Ok(out)
+}
+
+pub(super) fn l2_normalize(x: &[f32], h: usize, eps: f32) -> Vec<f32> {
+    let mut out = x.to_vec();
+    for row in out.chunks_mut(h) {
+        let norm = row.iter().map(|&v| v * v).sum::<f32>().sqrt();
+        let inv = 1.0 / norm.max(eps);
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+    out
+}

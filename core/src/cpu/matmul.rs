@@ -1,0 +1,348 @@
+//! Matrix multiply on the CPU.
+//!
+//! Most calls are activations [M, K] times a weight stored [N, K] (Hugging Face's `[out, in]`).
+//! For M > 2 the weight is packed once into panels of NR columns ([K][NR] each, cached on the
+//! weight's storage) and a register-blocked kernel computes MR x NR tiles of C with broadcast
+//! FMAs, blocked over K so a panel slice stays in L1 while the A block stays in L2. For M <= 2
+//! (decoding one token) packing would cost more than it saves: rows are dot products instead.
+
+use std::sync::Arc;
+
+use half::f16;
+
+use super::kernels::apply_unary;
+use super::parallel::{self, SharedOut};
+use super::simd::{Simd, dispatch};
+use super::{CpuStorage, Input};
+use crate::dtype::DType;
+use crate::layout::Layout;
+use crate::ops::Activation;
+use crate::{Error, Result};
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+}
+
+/// Rows of C per task and K per pass: sized for ~1 MiB L2 and ~48 KiB L1.
+const MC: usize = 96;
+const KC: usize = 256;
+const PANELS_PER_TASK: usize = 4;
+
+/// Register tile of the packed kernel for a vector width: MR rows x (NV vectors = NR columns).
+const fn tile_for(lanes: usize) -> (usize, usize) {
+    if lanes >= 16 { (12, 2) } else { (6, 2) }
+}
+
+/// (batch, row, k) strides of a [batch, rows, K]- or [rows, K]-shaped view.
+fn strides3(layout: &Layout) -> (usize, usize, usize) {
+    let s = layout.strides();
+    match s.len() {
+        2 => (0, s[0], s[1]),
+        _ => (s[0], s[1], s[2]),
+    }
+}
+
+/// A weight packed in NR-column panels, [panels][K][NR], zero-padded at the right edge.
+pub(crate) struct PackedB {
+    key: PackKey,
+    data: Vec<f32>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct PackKey {
+    offset: usize,
+    sk: usize,
+    sn: usize,
+    k: usize,
+    n: usize,
+    nr: usize,
+}
+
+fn load_b(b: &Input<'_>, idx: usize) -> f32 {
+    match b.dtype {
+        DType::F16 => b.storage.f16s()[idx].to_f32(),
+        _ => b.storage.f32s()[idx],
+    }
+}
+
+fn pack_b(b: &Input<'_>, key: PackKey) -> Vec<f32> {
+    let panels = key.n.div_ceil(key.nr);
+    let mut data = vec![0f32; panels * key.k * key.nr];
+    parallel::for_each_chunk(&mut data, key.k * key.nr, |p, panel| {
+        for jj in 0..key.nr.min(key.n - p * key.nr) {
+            let col = key.offset + (p * key.nr + jj) * key.sn;
+            match (b.dtype, key.sk) {
+                (DType::F32, 1) => {
+                    let src = &b.storage.f32s()[col..col + key.k];
+                    for (kk, &v) in src.iter().enumerate() {
+                        panel[kk * key.nr + jj] = v;
+                    }
+                }
+                _ => {
+                    for kk in 0..key.k {
+                        panel[kk * key.nr + jj] = load_b(b, col + kk * key.sk);
+                    }
+                }
+            }
+        }
+    });
+    data
+}
+
+impl CpuStorage {
+    /// The packed form of a weight view, made on first use and kept with the weight.
+    fn packed(&self, b: &Input<'_>, key: PackKey) -> Arc<PackedB> {
+        let cached = self.0.packed().lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(p) = cached.filter(|p| p.key == key) {
+            return p;
+        }
+        let packed = Arc::new(PackedB { key, data: pack_b(b, key) });
+        *self.0.packed().lock().unwrap_or_else(|e| e.into_inner()) = Some(packed.clone());
+        packed
+    }
+}
+
+pub(super) fn matmul(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, act: Activation, s: Shape) -> Result<Vec<f32>> {
+    if !matches!(b.dtype, DType::F32 | DType::F16) {
+        return Err(Error::dtype("matmul", format!("{} weights on the CPU", b.dtype)));
+    }
+    let (sa_b, sa_m, sa_k) = strides3(a.layout);
+    let (sb_b, sb_k, sb_n) = strides3(b.layout);
+    // A with unit K stride; copy the rare views that lack it.
+    let a_owned;
+    let (a_data, a_off, sa_b, sa_m) = if sa_k == 1 || s.k == 1 {
+        (a.storage.f32s(), a.layout.offset(), sa_b, sa_m)
+    } else {
+        let all = a.storage.f32s();
+        a_owned = a.layout.storage_indices().map(|i| all[i]).collect::<Vec<f32>>();
+        (&a_owned[..], 0, s.m * s.k, s.k)
+    };
+    let bias = bias.map(|t| t.f32s());
+    let mut c = vec![0f32; s.batch * s.m * s.n];
+    if s.m * s.n * s.k == 0 {
+        return Ok(c);
+    }
+    let (mr, nv) = dispatch!(lanes_tile());
+    let lanes = dispatch!(lanes());
+    let nr = nv * lanes;
+    for bi in 0..s.batch {
+        let a_base = &a_data[a_off + bi * sa_b..];
+        let c_batch = &mut c[bi * s.m * s.n..][..s.m * s.n];
+        let b_off = b.layout.offset() + bi * sb_b;
+        if s.m <= 2 {
+            matvec(a_base, sa_m, b, b_off, sb_k, sb_n, bias, s, c_batch);
+        } else {
+            let key = PackKey { offset: b_off, sk: sb_k, sn: sb_n, k: s.k, n: s.n, nr };
+            // Weights (one matrix for every batch) are cached; per-batch operands are packed each time.
+            let packed = if s.batch == 1 || sb_b == 0 {
+                b.storage.packed(b, key)
+            } else {
+                Arc::new(PackedB { key, data: pack_b(b, key) })
+            };
+            gemm_packed(a_base, sa_m, &packed.data, bias, s, nr, mr, c_batch);
+        }
+        if let Activation::Unary(op) = act {
+            apply_unary(c_batch, op);
+        }
+    }
+    Ok(c)
+}
+
+#[inline(always)]
+fn lanes_tile<S: Simd>() -> (usize, usize) {
+    tile_for(S::LANES)
+}
+#[inline(always)]
+fn lanes<S: Simd>() -> usize {
+    S::LANES
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_packed(a: &[f32], sa_m: usize, packed: &[f32], bias: Option<&[f32]>, s: Shape, nr: usize, mr: usize, c: &mut [f32]) {
+    let panels = s.n.div_ceil(nr);
+    let m_blocks = s.m.div_ceil(MC);
+    let n_blocks = panels.div_ceil(PANELS_PER_TASK);
+    let out = SharedOut(c.as_mut_ptr());
+    let zeros = vec![0f32; s.k];
+    let mut bias_padded = vec![0f32; panels * nr];
+    if let Some(bias) = bias {
+        bias_padded[..s.n].copy_from_slice(bias);
+    }
+    let task = |t: usize| {
+        let (mb, nb) = (t / n_blocks, t % n_blocks);
+        let rows = (mb * MC, ((mb + 1) * MC).min(s.m));
+        let panel_range = (nb * PANELS_PER_TASK, ((nb + 1) * PANELS_PER_TASK).min(panels));
+        let block = Block { a, sa_m, zeros: &zeros, packed, bias: &bias_padded, s, rows, panels: panel_range, out };
+        match mr {
+            12 => dispatch!(block_kernel::<12>(&block)),
+            _ => dispatch!(block_kernel::<6>(&block)),
+        }
+    };
+    parallel::for_each(m_blocks * n_blocks, task);
+}
+
+struct Block<'a> {
+    a: &'a [f32],
+    sa_m: usize,
+    /// Stands in for missing rows at the bottom edge, so the kernel always has MR rows.
+    zeros: &'a [f32],
+    packed: &'a [f32],
+    bias: &'a [f32],
+    s: Shape,
+    rows: (usize, usize),
+    panels: (usize, usize),
+    out: SharedOut,
+}
+
+/// One task: rows [rows.0, rows.1) x panels [panels.0, panels.1) of C, all of K.
+#[inline(always)]
+fn block_kernel<S: Simd, const MR: usize>(blk: &Block<'_>) {
+    const NV: usize = 2;
+    let nr = NV * S::LANES;
+    let s = blk.s;
+    for pc in (0..s.k).step_by(KC) {
+        let kc = KC.min(s.k - pc);
+        for p in blk.panels.0..blk.panels.1 {
+            let panel = &blk.packed[p * s.k * nr + pc * nr..];
+            let col0 = p * nr;
+            let cols = nr.min(s.n - col0);
+            for r0 in (blk.rows.0..blk.rows.1).step_by(MR) {
+                let valid = MR.min(blk.rows.1 - r0);
+                let a_rows: [*const f32; MR] = std::array::from_fn(|i| {
+                    if i < valid { blk.a[(r0 + i) * blk.sa_m + pc..].as_ptr() } else { blk.zeros.as_ptr() }
+                });
+                // SAFETY: a_rows have kc values, the panel has kc * nr, and each task owns its C tile.
+                unsafe {
+                    let mut acc = [[S::zero(); NV]; MR];
+                    for (i, row) in acc.iter_mut().enumerate().take(valid) {
+                        let c_row = blk.out.at((r0 + i) * s.n + col0);
+                        for (v, reg) in row.iter_mut().enumerate() {
+                            *reg = if pc > 0 {
+                                load_partial::<S>(c_row.add(v * S::LANES), cols.saturating_sub(v * S::LANES))
+                            } else {
+                                S::load(blk.bias.as_ptr().add(col0 + v * S::LANES))
+                            };
+                        }
+                    }
+                    tile::<S, MR, NV>(&a_rows, panel.as_ptr(), kc, nr, &mut acc);
+                    for (i, row) in acc.iter().enumerate().take(valid) {
+                        let c_row = blk.out.at((r0 + i) * s.n + col0);
+                        for (v, reg) in row.iter().enumerate() {
+                            store_partial::<S>(c_row.add(v * S::LANES), *reg, cols.saturating_sub(v * S::LANES));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// acc[i][v] += sum over kk of a[i][kk] * panel[kk][v*LANES..]
+#[inline(always)]
+unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
+    a: &[*const f32; MR],
+    panel: *const f32,
+    kc: usize,
+    nr: usize,
+    acc: &mut [[S::V; NV]; MR],
+) {
+    unsafe {
+        for kk in 0..kc {
+            let b: [S::V; NV] = std::array::from_fn(|v| S::load(panel.add(kk * nr + v * S::LANES)));
+            for i in 0..MR {
+                let ai = S::splat(*a[i].add(kk));
+                for v in 0..NV {
+                    acc[i][v] = S::fma(ai, b[v], acc[i][v]);
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn load_partial<S: Simd>(p: *const f32, valid: usize) -> S::V {
+    unsafe {
+        if valid >= S::LANES {
+            return S::load(p);
+        }
+        let mut tmp = [0f32; 16];
+        std::ptr::copy_nonoverlapping(p, tmp.as_mut_ptr(), valid);
+        S::load(tmp.as_ptr())
+    }
+}
+
+#[inline(always)]
+unsafe fn store_partial<S: Simd>(p: *mut f32, v: S::V, valid: usize) {
+    unsafe {
+        if valid >= S::LANES {
+            return S::store(p, v);
+        }
+        let mut tmp = [0f32; 16];
+        S::store(tmp.as_mut_ptr(), v);
+        std::ptr::copy_nonoverlapping(tmp.as_ptr(), p, valid);
+    }
+}
+
+/// M <= 2: each output is a dot product of an A row with a B column (contiguous when sk == 1).
+#[allow(clippy::too_many_arguments)]
+fn matvec(a: &[f32], sa_m: usize, b: &Input<'_>, b_off: usize, sk: usize, sn: usize, bias: Option<&[f32]>, s: Shape, c: &mut [f32]) {
+    let cols_per_task = 64;
+    let out = SharedOut(c.as_mut_ptr());
+    let tasks = s.n.div_ceil(cols_per_task);
+    parallel::for_each(tasks, |t| {
+        let cols = (t * cols_per_task, ((t + 1) * cols_per_task).min(s.n));
+        for i in 0..s.m {
+            let row = &a[i * sa_m..][..s.k];
+            for j in cols.0..cols.1 {
+                let col = b_off + j * sn;
+                let v = match (b.dtype, sk) {
+                    (DType::F32, 1) => dispatch!(dot_f32(row, &b.storage.f32s()[col..col + s.k])),
+                    (DType::F16, 1) => dispatch!(dot_f16(row, &b.storage.f16s()[col..col + s.k])),
+                    _ => (0..s.k).map(|kk| row[kk] * load_b(b, col + kk * sk)).sum(),
+                };
+                // SAFETY: each task writes its own columns.
+                unsafe { *out.at(i * s.n + j) = v + bias.map_or(0.0, |bias| bias[j]) };
+            }
+        }
+    });
+}
+
+#[inline(always)]
+pub(crate) fn dot_f32<S: Simd>(x: &[f32], y: &[f32]) -> f32 {
+    unsafe {
+        let (mut a0, mut a1) = (S::zero(), S::zero());
+        let mut i = 0;
+        while i + 2 * S::LANES <= x.len() {
+            a0 = S::fma(S::load(x.as_ptr().add(i)), S::load(y.as_ptr().add(i)), a0);
+            a1 = S::fma(S::load(x.as_ptr().add(i + S::LANES)), S::load(y.as_ptr().add(i + S::LANES)), a1);
+            i += 2 * S::LANES;
+        }
+        let mut sum = S::reduce_sum(S::add(a0, a1));
+        for j in i..x.len() {
+            sum += x[j] * y[j];
+        }
+        sum
+    }
+}
+
+#[inline(always)]
+pub(crate) fn dot_f16<S: Simd>(x: &[f32], y: &[f16]) -> f32 {
+    unsafe {
+        let mut acc = S::zero();
+        let mut i = 0;
+        while i + S::LANES <= x.len() {
+            acc = S::fma(S::load(x.as_ptr().add(i)), S::load_f16(y.as_ptr().add(i)), acc);
+            i += S::LANES;
+        }
+        let mut sum = S::reduce_sum(acc);
+        for j in i..x.len() {
+            sum += x[j] * y[j].to_f32();
+        }
+        sum
+    }
+}
+

@@ -1,0 +1,194 @@
+//! The CPU backend: host storage and one `execute` per op, with kernels written over the `Simd`
+//! trait (AVX-512 / AVX2+FMA, NEON, wasm simd128, scalar) and split over threads natively.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::device::Storage;
+use crate::dtype::DType;
+use crate::graph::Step;
+use crate::layout::Layout;
+use crate::ops::Op;
+use crate::tensor::{HostData, Tensor};
+use crate::{Error, Result};
+
+mod kernels;
+mod matmul;
+pub(crate) mod math;
+pub(crate) mod parallel;
+pub(crate) mod simd;
+
+/// Host bytes, 4-byte aligned. Cloning shares them.
+#[derive(Clone)]
+pub(crate) struct CpuStorage(Arc<Inner>);
+
+pub(crate) struct Inner {
+    bytes: Bytes,
+    /// A matmul-ready copy of a weight, made on its first use as a matmul operand.
+    packed: std::sync::Mutex<Option<Arc<matmul::PackedB>>>,
+}
+
+impl Inner {
+    fn new(bytes: Bytes) -> Arc<Inner> {
+        Arc::new(Inner { bytes, packed: std::sync::Mutex::new(None) })
+    }
+    pub(crate) fn packed(&self) -> &std::sync::Mutex<Option<Arc<matmul::PackedB>>> {
+        &self.packed
+    }
+}
+
+enum Bytes {
+    Owned { words: Vec<u32>, len: usize },
+    /// A range of a memory-mapped (or otherwise shared) file, used without a copy.
+    Shared { source: Arc<dyn AsRef<[u8]> + Send + Sync>, range: Range<usize> },
+}
+
+impl CpuStorage {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Self {
+        let mut words = vec![0u32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        CpuStorage(Inner::new(Bytes::Owned { words, len: bytes.len() }))
+    }
+
+    /// Zero-copy when the range is 4-byte aligned in memory, else one copy.
+    pub(crate) fn from_shared(source: Arc<dyn AsRef<[u8]> + Send + Sync>, range: Range<usize>) -> Self {
+        let slice = &(*source).as_ref()[range.clone()];
+        if (slice.as_ptr() as usize) % 4 == 0 {
+            CpuStorage(Inner::new(Bytes::Shared { source, range }))
+        } else {
+            CpuStorage::from_bytes(slice)
+        }
+    }
+
+    pub(crate) fn from_f32(values: Vec<f32>) -> Self {
+        let len = values.len() * 4;
+        let words = bytemuck::allocation::cast_vec::<f32, u32>(values);
+        CpuStorage(Inner::new(Bytes::Owned { words, len }))
+    }
+
+    pub(crate) fn from_u32(words: Vec<u32>) -> Self {
+        let len = words.len() * 4;
+        CpuStorage(Inner::new(Bytes::Owned { words, len }))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match &self.0.bytes {
+            Bytes::Owned { words, len } => &bytemuck::cast_slice(words)[..*len],
+            Bytes::Shared { source, range } => &(**source).as_ref()[range.clone()],
+        }
+    }
+
+    pub(crate) fn f32s(&self) -> &[f32] {
+        let b = self.bytes();
+        bytemuck::cast_slice(&b[..b.len() / 4 * 4])
+    }
+    pub(crate) fn u32s(&self) -> &[u32] {
+        let b = self.bytes();
+        bytemuck::cast_slice(&b[..b.len() / 4 * 4])
+    }
+    pub(crate) fn f16s(&self) -> &[half::f16] {
+        let b = self.bytes();
+        bytemuck::cast_slice(&b[..b.len() / 2 * 2])
+    }
+}
+
+pub(crate) fn describe() -> String {
+    format!("{}, {} threads", simd::isa().name(), parallel::threads())
+}
+
+/// Input `i` of a step as its storage and view.
+pub(crate) struct Input<'a> {
+    pub storage: &'a CpuStorage,
+    pub layout: &'a Layout,
+    pub dtype: DType,
+}
+
+impl<'a> Input<'a> {
+    /// The f32 values of a contiguous view.
+    pub fn f32s(&self) -> &'a [f32] {
+        let n = self.layout.numel();
+        &self.storage.f32s()[self.layout.offset()..self.layout.offset() + n]
+    }
+    pub fn u32s(&self) -> &'a [u32] {
+        let n = self.layout.numel();
+        &self.storage.u32s()[self.layout.offset()..self.layout.offset() + n]
+    }
+}
+
+fn input<'a>(step: &'a Step<'_>, t: &'a Tensor, i: usize) -> Input<'a> {
+    Input { storage: step.inputs[i].cpu(), layout: t.layout(), dtype: t.dtype() }
+}
+
+pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
+    let out_numel = step.node.numel;
+    let out = match step.op {
+        Op::Copy { src } => kernels::copy(&input(&step, src, 0), step.node.dtype)?,
+        Op::Gather { table, ids } => kernels::gather(&input(&step, table, 0), &input(&step, ids, 1))?,
+        Op::Unary { src, op } => CpuStorage::from_f32(kernels::unary(input(&step, src, 0).f32s(), *op)),
+        Op::Binary { lhs, rhs, op } => {
+            CpuStorage::from_f32(kernels::binary(&input(&step, lhs, 0), &input(&step, rhs, 1), *op, out_numel))
+        }
+        Op::Matmul { a, b, bias, act, batch, m, n, k } => {
+            let bias = bias.as_ref().map(|t| input(&step, t, 2));
+            let shape = matmul::Shape { batch: *batch, m: *m, n: *n, k: *k };
+            CpuStorage::from_f32(matmul::matmul(&input(&step, a, 0), &input(&step, b, 1), bias.as_ref(), *act, shape)?)
+        }
+        Op::Norm { x, residual, weight, bias, eps, kind } => {
+            // Inputs are in the op's order: x, residual?, weight, bias?.
+            let r = residual.is_some() as usize;
+            let xi = input(&step, x, 0);
+            let residual = residual.as_ref().map(|t| input(&step, t, 1));
+            let weight = input(&step, weight, 1 + r);
+            let bias = bias.as_ref().map(|t| input(&step, t, 2 + r));
+            let h = xi.layout.dims()[xi.layout.rank() - 1];
+            CpuStorage::from_f32(kernels::norm(
+                xi.f32s(),
+                residual.as_ref().map(|r| r.f32s()),
+                weight.f32s(),
+                bias.as_ref().map(|b| b.f32s()),
+                h,
+                *eps,
+                *kind,
+            ))
+        }
+        Op::Softmax { x, mask, scale } => {
+            let mask = mask.as_ref().map(|m| input(&step, m, 1));
+            CpuStorage::from_f32(kernels::softmax(&input(&step, x, 0), mask.as_ref(), *scale))
+        }
+        Op::Attention { q, k, v, seq_offsets, scale, causal } => CpuStorage::from_f32(kernels::attention(
+            &input(&step, q, 0),
+            &input(&step, k, 1),
+            &input(&step, v, 2),
+            input(&step, seq_offsets, 3).u32s(),
+            *scale,
+            *causal,
+        )?),
+        Op::SegmentPool { x, seq_offsets, mode } => {
+            let x = input(&step, x, 0);
+            let h = x.layout.dims()[1];
+            CpuStorage::from_f32(kernels::segment_pool(x.f32s(), h, input(&step, seq_offsets, 1).u32s(), *mode)?)
+        }
+        Op::Unpack { x, seq_offsets, max_len } => {
+            let x = input(&step, x, 0);
+            let h = x.layout.dims()[1];
+            CpuStorage::from_f32(kernels::unpack(x.f32s(), h, input(&step, seq_offsets, 1).u32s(), *max_len)?)
+        }
+        Op::L2Normalize { x, eps } => {
+            let x = input(&step, x, 0);
+            let h = x.layout.dims()[x.layout.rank() - 1];
+            CpuStorage::from_f32(kernels::l2_normalize(x.f32s(), h, *eps))
+        }
+    };
+    Ok(Storage::Cpu(out))
+}
+
+/// Values of a realized, contiguous f32 or u32 tensor.
+pub(crate) fn read(t: &Tensor) -> Result<HostData> {
+    let storage = t.node.storage().ok_or_else(|| Error::Input("read of an unrealized tensor (engine bug)".into()))?;
+    let range = t.layout().offset()..t.layout().offset() + t.numel();
+    match t.dtype() {
+        DType::F32 => Ok(HostData::F32(storage.cpu().f32s()[range].to_vec())),
+        DType::U32 | DType::I32 => Ok(HostData::U32(storage.cpu().u32s()[range].to_vec())),
+        other => Err(Error::dtype("read", format!("cannot read {other} directly"))),
+    }
+}

@@ -1,0 +1,60 @@
+//! The one error type of the engine. Every fallible call returns it; nothing panics on bad input,
+//! because a panic in wasm kills the page's instance.
+
+use std::fmt;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("shape error in {op}: {msg}")]
+    Shape { op: &'static str, msg: String },
+
+    #[error("dtype error in {op}: {msg}")]
+    DType { op: &'static str, msg: String },
+
+    #[error("tensors live on different devices ({0})")]
+    DeviceMismatch(&'static str),
+
+    #[error("weight `{name}`: {msg}")]
+    Weight { name: String, msg: String },
+
+    #[error("{path}: {msg}")]
+    File { path: String, msg: String },
+
+    #[error("model config: {0}")]
+    Config(String),
+
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
+    #[error("GPU: {0}")]
+    Gpu(String),
+
+    #[error("no GPU adapter is available: {0}")]
+    NoAdapter(String),
+
+    #[error("{what} needs {needed} bytes in one binding, more than this adapter's limit of {limit} bytes")]
+    OverLimit { what: String, needed: u64, limit: u64 },
+
+    #[error("invalid input: {0}")]
+    Input(String),
+}
+
+impl Error {
+    pub(crate) fn shape(op: &'static str, msg: impl fmt::Display) -> Self {
+        Error::Shape { op, msg: msg.to_string() }
+    }
+    pub(crate) fn dtype(op: &'static str, msg: impl fmt::Display) -> Self {
+        Error::DType { op, msg: msg.to_string() }
+    }
+    pub(crate) fn weight(name: impl Into<String>, msg: impl fmt::Display) -> Self {
+        Error::Weight { name: name.into(), msg: msg.to_string() }
+    }
+    pub(crate) fn file(path: impl fmt::Display, msg: impl fmt::Display) -> Self {
+        Error::File { path: path.to_string(), msg: msg.to_string() }
+    }
+}

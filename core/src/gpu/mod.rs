@@ -1,0 +1,249 @@
+//! The WebGPU backend (wgpu 30): device set-up, storage, the pipeline cache, and `Run`, which
+//! records a realization's dispatches and submits them at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+mod pool;
+mod record;
+mod run;
+pub mod shaders;
+
+pub(crate) use pool::GpuBuffer;
+use pool::BufferPool;
+pub(crate) use run::Run;
+use shaders::{Flavor, Kernel, PipelineKey, ShaderFeatures};
+
+use crate::{Error, Result};
+
+/// Device storage: a buffer (shared by views) and the bytes of it the node uses.
+#[derive(Clone)]
+pub(crate) struct GpuStorage {
+    pub(crate) buffer: Arc<GpuBuffer>,
+    pub(crate) bytes: u64,
+}
+
+/// What to ask of the adapter.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Use shader-f16 when the adapter has it (default true; `WEBFORMERS_NO_F16=1` turns it off).
+    pub disable_f16: bool,
+    /// Use subgroup operations when the adapter has them (`WEBFORMERS_NO_SUBGROUPS=1` turns them off).
+    pub disable_subgroups: bool,
+}
+
+impl GpuOptions {
+    pub fn from_env() -> GpuOptions {
+        let set = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
+        GpuOptions { disable_f16: set("WEBFORMERS_NO_F16"), disable_subgroups: set("WEBFORMERS_NO_SUBGROUPS") }
+    }
+}
+
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) features: ShaderFeatures,
+    info: wgpu::AdapterInfo,
+    pool: Arc<BufferPool>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    layouts: Mutex<HashMap<usize, Arc<wgpu::BindGroupLayout>>>,
+    /// Errors wgpu reported outside an error scope; surfaced by the next submission.
+    uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+impl GpuContext {
+    /// Opens the best adapter (high-performance preferred). Errors when none exists.
+    pub async fn new(options: GpuOptions) -> Result<Arc<GpuContext>> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                apply_limit_buckets: false,
+            })
+            .await
+            .map_err(|e| Error::NoAdapter(e.to_string()))?;
+        let available = adapter.features();
+        let mut wanted = wgpu::Features::empty();
+        if available.contains(wgpu::Features::SHADER_F16) && !options.disable_f16 {
+            wanted |= wgpu::Features::SHADER_F16;
+        }
+        // wgpu's browser backend cannot request subgroups, so only native builds use them.
+        if available.contains(wgpu::Features::SUBGROUP) && !options.disable_subgroups && !cfg!(target_arch = "wasm32") {
+            wanted |= wgpu::Features::SUBGROUP;
+        }
+        // Kernels fit the defaults; the adapter's larger limits (bigger bindings) are used when granted.
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("webformers"),
+                required_features: wanted,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("could not open the device: {e}")))?;
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
+        }));
+        let features = ShaderFeatures {
+            f16: wanted.contains(wgpu::Features::SHADER_F16),
+            subgroups: wanted.contains(wgpu::Features::SUBGROUP),
+        };
+        Ok(Arc::new(GpuContext {
+            pool: BufferPool::new(device.clone()),
+            device,
+            queue,
+            limits,
+            features,
+            info: adapter.get_info(),
+            pipelines: Mutex::new(HashMap::new()),
+            layouts: Mutex::new(HashMap::new()),
+            uncaptured,
+        }))
+    }
+
+    pub fn describe(&self) -> String {
+        let mut extras = Vec::new();
+        if self.features.f16 {
+            extras.push("f16");
+        }
+        if self.features.subgroups {
+            extras.push("subgroups");
+        }
+        format!("{}, {:?}{}{}", self.info.name, self.info.backend, if extras.is_empty() { "" } else { ", " }, extras.join("+"))
+    }
+
+    pub fn adapter_name(&self) -> &str {
+        &self.info.name
+    }
+
+    pub fn features(&self) -> ShaderFeatures {
+        self.features
+    }
+
+    /// The largest buffer one binding can see.
+    pub fn max_binding_bytes(&self) -> u64 {
+        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+    }
+
+    /// Bytes held by idle pooled buffers.
+    pub fn pooled_idle_bytes(&self) -> u64 {
+        self.pool.idle_bytes()
+    }
+
+    pub fn trim_pool(&self) {
+        self.pool.trim()
+    }
+
+    fn check_size(&self, bytes: u64, what: &str) -> Result<()> {
+        let limit = self.max_binding_bytes();
+        if bytes > limit {
+            return Err(Error::OverLimit { what: what.to_string(), needed: bytes, limit });
+        }
+        Ok(())
+    }
+
+    /// Copies host bytes into a new device buffer (padded to 4 bytes, as WebGPU requires).
+    pub(crate) fn upload(&self, bytes: &[u8], what: &str) -> Result<GpuStorage> {
+        let size = (bytes.len() as u64).div_ceil(4).max(1) * 4;
+        self.check_size(size, what)?;
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("webformers upload"),
+            size,
+            usage: pool::STORAGE_USAGE,
+            mapped_at_creation: true,
+        });
+        {
+            let mut view = buffer
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| Error::Gpu(format!("mapping an upload buffer: {e}")))?;
+            view.slice(..bytes.len()).copy_from_slice(bytes);
+        }
+        buffer.unmap();
+        Ok(GpuStorage { buffer: Arc::new(GpuBuffer::unpooled(buffer)), bytes: bytes.len() as u64 })
+    }
+
+    pub(crate) fn alloc(&self, bytes: u64, what: &str) -> Result<GpuStorage> {
+        self.check_size(bytes, what)?;
+        Ok(GpuStorage { buffer: self.pool.take(bytes.max(4)), bytes })
+    }
+
+    pub(crate) fn begin_run(self: &Arc<Self>) -> Run {
+        Run::new(self.clone())
+    }
+
+    fn layout(&self, inputs: usize) -> Arc<wgpu::BindGroupLayout> {
+        let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
+        layouts
+            .entry(inputs)
+            .or_insert_with(|| {
+                let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
+                    binding,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                };
+                let mut entries = vec![wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                }];
+                entries.extend((0..inputs).map(|i| storage(1 + i as u32, true)));
+                entries.push(storage(1 + inputs as u32, false));
+                Arc::new(self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some("webformers kernel"),
+                    entries: &entries,
+                }))
+            })
+            .clone()
+    }
+
+    pub(crate) fn pipeline(&self, kernel: Kernel) -> Result<(Arc<wgpu::ComputePipeline>, Arc<wgpu::BindGroupLayout>)> {
+        let key = PipelineKey { kernel, features: self.features };
+        let layout = self.layout(kernel.inputs());
+        if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok((p.clone(), layout));
+        }
+        let source = key.source(Flavor::current())?;
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(kernel.file()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.file()),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.file()),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        }));
+        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(key, pipeline.clone());
+        Ok((pipeline, layout))
+    }
+
+    pub(crate) fn take_uncaptured_errors(&self) -> Vec<String> {
+        std::mem::take(&mut *self.uncaptured.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}

@@ -1,0 +1,254 @@
+//! Turning each op into a dispatch: which kernel variant, its uniform parameters, its bindings
+//! and its workgroup grid. Parameter layouts mirror the `Params` structs of the `.wgsl` files.
+
+use super::run::Run;
+use super::shaders::{Elem, Kernel, NormVariant};
+use super::GpuStorage;
+use crate::dtype::DType;
+use crate::graph::Step;
+use crate::layout::Layout;
+use crate::ops::{Activation, BinaryOp, NormKind, Op, UnaryOp};
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// Bytes of a uniform `Params` struct, with WGSL's 16-byte alignment of vec4 fields.
+#[derive(Default)]
+struct Params(Vec<u8>);
+
+impl Params {
+    fn u32(mut self, v: usize) -> Self {
+        self.0.extend_from_slice(&(v as u32).to_le_bytes());
+        self
+    }
+    fn f32(mut self, v: f32) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn vec4(mut self, v: [u32; 4]) -> Self {
+        self.0.resize(self.0.len().div_ceil(16) * 16, 0);
+        for x in v {
+            self.0.extend_from_slice(&x.to_le_bytes());
+        }
+        self
+    }
+    fn view(self, v: &Strided8) -> Self {
+        self.vec4(v.dims[0]).vec4(v.dims[1]).vec4(v.strides[0]).vec4(v.strides[1])
+    }
+}
+
+/// A view of rank <= 8 as the shaders' `strided_offset` takes it: left-padded with 1s.
+struct Strided8 {
+    dims: [[u32; 4]; 2],
+    strides: [[u32; 4]; 2],
+}
+
+fn strided8(layout: &Layout) -> Result<Strided8> {
+    let r = layout.rank();
+    if r > 8 {
+        return Err(Error::Unsupported(format!("views of rank {r} on the GPU (at most 8)")));
+    }
+    let mut dims = [1u32; 8];
+    let mut strides = [0u32; 8];
+    for i in 0..r {
+        dims[8 - r + i] = checked_u32(layout.dims()[i])?;
+        strides[8 - r + i] = checked_u32(layout.strides()[i])?;
+    }
+    let split = |a: [u32; 8]| [[a[0], a[1], a[2], a[3]], [a[4], a[5], a[6], a[7]]];
+    Ok(Strided8 { dims: split(dims), strides: split(strides) })
+}
+
+fn checked_u32(v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::OverLimit { what: "an index".into(), needed: v as u64, limit: u32::MAX as u64 })
+}
+
+/// (batch, row, k) strides of a [batch, R, C] or [R, C] view.
+fn strides3(layout: &Layout) -> (usize, usize, usize) {
+    let s = layout.strides();
+    if s.len() == 2 { (0, s[0], s[1]) } else { (s[0], s[1], s[2]) }
+}
+
+/// A grid of `n` workgroups, folded into two dims past the per-dimension limit.
+fn grid_1d(n: usize, max: u32) -> [u32; 3] {
+    let max = max as usize;
+    if n <= max { [n as u32, 1, 1] } else { [max as u32, n.div_ceil(max) as u32, 1] }
+}
+
+fn unary_code(op: UnaryOp) -> usize {
+    // Must match the OP_* constants of common.wgsl.
+    match op {
+        UnaryOp::Gelu => 0,
+        UnaryOp::GeluTanh => 1,
+        UnaryOp::Silu => 2,
+        UnaryOp::Relu => 3,
+        UnaryOp::Neg => 4,
+        UnaryOp::Exp => 5,
+        UnaryOp::Tanh => 6,
+    }
+}
+const OP_NONE: usize = 7;
+
+fn elem(dtype: DType) -> Result<Elem> {
+    match dtype {
+        DType::F32 => Ok(Elem::F32),
+        DType::F16 => Ok(Elem::F16),
+        DType::BF16 => Ok(Elem::BF16),
+        DType::U32 | DType::I32 => Ok(Elem::U32),
+        q => Err(Error::Unsupported(format!("{q} tensors in this GPU kernel"))),
+    }
+}
+
+fn out_bytes(dtype: DType, numel: usize) -> Result<u64> {
+    Ok(dtype.bytes_for(numel)?.div_ceil(4) as u64 * 4)
+}
+
+pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
+    let gpu = run.gpu.clone();
+    let node = step.node;
+    let output = gpu.alloc(out_bytes(node.dtype, node.numel)?, step.op.name())?;
+    let input = |i: usize| step.inputs[i].gpu().clone();
+    let max_groups = gpu.limits.max_compute_workgroups_per_dimension;
+    let wg = |k: Kernel| k.workgroup_size() as usize;
+    let inputs_of = |n: usize| (0..n).map(input).collect::<Vec<_>>();
+
+    match step.op {
+        Op::Copy { src } => {
+            let kernel = Kernel::Copy { src: elem(src.dtype())?, dst: elem(node.dtype)? };
+            let v = strided8(src.layout())?;
+            let params = Params::default().u32(node.numel).u32(src.layout().offset()).u32(0).u32(0).view(&v);
+            let per_invocation = if matches!(node.dtype, DType::F16) { 2 } else { 1 };
+            let groups = grid_1d(node.numel.div_ceil(per_invocation).div_ceil(wg(kernel)), max_groups);
+            run.push(kernel, &params.0, inputs_of(1), &output, groups)?;
+        }
+        Op::Gather { table, ids } => {
+            let kernel = Kernel::Gather { table: elem(table.dtype())? };
+            let (vocab, h) = (table.dims()[0], table.dims()[1]);
+            let rows = ids.numel();
+            let params = Params::default().u32(rows).u32(h).u32(vocab).u32(table.layout().offset());
+            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d((rows * h).div_ceil(wg(kernel)), max_groups))?;
+        }
+        Op::Unary { src, op } => {
+            let kernel = Kernel::Unary;
+            let zero = Strided8 { dims: [[1; 4]; 2], strides: [[0; 4]; 2] };
+            let params = Params::default().u32(node.numel).u32(unary_code(*op)).u32(src.layout().offset()).u32(0).view(&zero).vec4([0; 4]).vec4([0; 4]);
+            run.push(kernel, &params.0, inputs_of(1), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+        }
+        Op::Binary { lhs, rhs, op } => {
+            let kernel = Kernel::Binary;
+            let code = match op {
+                BinaryOp::Add => 0,
+                BinaryOp::Sub => 1,
+                BinaryOp::Mul => 2,
+                BinaryOp::Div => 3,
+            };
+            let (a, b) = (strided8(lhs.layout())?, strided8(rhs.layout())?);
+            let params = Params::default()
+                .u32(node.numel)
+                .u32(code)
+                .u32(lhs.layout().offset())
+                .u32(rhs.layout().offset())
+                .vec4(a.dims[0])
+                .vec4(a.dims[1])
+                .vec4(a.strides[0])
+                .vec4(a.strides[1])
+                .vec4(b.strides[0])
+                .vec4(b.strides[1]);
+            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+        }
+        Op::Matmul { a, b, bias, act, batch, m, n, k } => {
+            let kernel = Kernel::Matmul { b: elem(b.dtype())?, bias: bias.is_some() };
+            let (a_sb, a_sm, a_sk) = strides3(a.layout());
+            let (b_sb, b_sk, b_sn) = strides3(b.layout());
+            let act = match act {
+                Activation::None => OP_NONE,
+                Activation::Unary(op) => unary_code(*op),
+            };
+            let params = Params::default()
+                .u32(*m)
+                .u32(*n)
+                .u32(*k)
+                .u32(act)
+                .u32(a.layout().offset())
+                .u32(a_sb)
+                .u32(a_sm)
+                .u32(a_sk)
+                .u32(b.layout().offset())
+                .u32(b_sb)
+                .u32(b_sk)
+                .u32(b_sn);
+            let groups = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, *batch as u32];
+            run.push(kernel, &params.0, inputs_of(2 + bias.is_some() as usize), &output, groups)?;
+        }
+        Op::Norm { x, residual, bias, eps, kind, .. } => {
+            let kind = match kind {
+                NormKind::LayerNorm => NormVariant::LayerNorm,
+                NormKind::RmsNorm => NormVariant::RmsNorm,
+            };
+            let kernel = Kernel::Norm { kind, residual: residual.is_some(), bias: bias.is_some() };
+            record_rows(run, kernel, x, *eps, &output, inputs_of(step.inputs.len()))?;
+        }
+        Op::L2Normalize { x, eps } => {
+            let kernel = Kernel::Norm { kind: NormVariant::L2, residual: false, bias: false };
+            record_rows(run, kernel, x, *eps, &output, inputs_of(1))?;
+        }
+        Op::Softmax { x, mask, scale } => {
+            let kernel = Kernel::Softmax { mask: mask.is_some() };
+            let n = x.dims()[x.rank() - 1];
+            let rows = x.numel() / n.max(1);
+            let (mask_off, view) = match mask {
+                Some(m) => (m.layout().offset(), strided8(m.layout())?),
+                None => (0, strided8(x.layout())?),
+            };
+            let params = Params::default().u32(rows).u32(n).f32(*scale).u32(mask_off).view(&view);
+            run.push(kernel, &params.0, inputs_of(1 + mask.is_some() as usize), &output, grid_1d(rows, max_groups))?;
+        }
+        Op::Attention { q, k, v, seq_offsets, scale, causal } => {
+            let kernel = Kernel::Attention;
+            let [t, hq, d] = [q.dims()[0], q.dims()[1], q.dims()[2]];
+            let hkv = k.dims()[1];
+            let st = |x: &Tensor| (x.layout().offset(), x.layout().strides()[0], x.layout().strides()[1]);
+            let ((qo, qt, qh), (ko, kt, kh), (vo, vt, vh)) = (st(q), st(k), st(v));
+            let params = Params::default()
+                .u32(t)
+                .u32(hq)
+                .u32(hkv)
+                .u32(d)
+                .u32(qo)
+                .u32(qt)
+                .u32(qh)
+                .u32(ko)
+                .u32(kt)
+                .u32(kh)
+                .u32(vo)
+                .u32(vt)
+                .u32(vh)
+                .u32(seq_offsets.numel().saturating_sub(1))
+                .f32(*scale)
+                .u32(*causal as usize);
+            run.push(kernel, &params.0, inputs_of(4), &output, [t as u32, hq as u32, 1])?;
+        }
+        Op::SegmentPool { x, mode, .. } => {
+            let kernel = Kernel::Pool(*mode);
+            let h = x.dims()[1];
+            let seqs = node.numel / h.max(1);
+            let params = Params::default().u32(h).u32(seqs).u32(0).u32(node.numel);
+            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+        }
+        Op::Unpack { x, seq_offsets, max_len } => {
+            let kernel = Kernel::Unpack;
+            let h = x.dims()[1];
+            let params = Params::default().u32(h).u32(seq_offsets.numel().saturating_sub(1)).u32(*max_len).u32(node.numel);
+            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+        }
+    }
+    Ok(output)
+}
+
+/// Row-wise normalizations: one workgroup per row of the last dim. `inputs` are bound in the
+/// op's order (x, residual, weight, bias), which is the shader's.
+fn record_rows(run: &mut Run, kernel: Kernel, x: &Tensor, eps: f32, output: &GpuStorage, inputs: Vec<GpuStorage>) -> Result<()> {
+    let h = x.dims()[x.rank() - 1];
+    let rows = x.numel() / h.max(1);
+    let params = Params::default().u32(rows).u32(h).f32(eps).u32(0);
+    let groups = grid_1d(rows, run.gpu.limits.max_compute_workgroups_per_dimension);
+    run.push(kernel, &params.0, inputs, output, groups)
+}

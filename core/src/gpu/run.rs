@@ -1,0 +1,169 @@
+//! One realization on the GPU: dispatches are recorded while the graph is walked, then encoded
+//! into one command buffer with one uniform buffer for all their parameters, submitted once, and
+//! the requested results mapped back asynchronously (the only way that also works in wasm).
+
+use std::sync::Arc;
+
+use wgpu::util::DeviceExt;
+
+use super::shaders::Kernel;
+use super::{GpuContext, GpuStorage};
+use crate::device::Storage;
+use crate::graph::Step;
+use crate::tensor::{HostData, Tensor};
+use crate::{DType, Error, Result};
+
+struct Dispatch {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    layout: Arc<wgpu::BindGroupLayout>,
+    buffers: Vec<GpuStorage>,
+    params_at: u64,
+    params_len: u64,
+    groups: [u32; 3],
+}
+
+pub(crate) struct Run {
+    pub(crate) gpu: Arc<GpuContext>,
+    dispatches: Vec<Dispatch>,
+    params: Vec<u8>,
+}
+
+impl Run {
+    pub(crate) fn new(gpu: Arc<GpuContext>) -> Run {
+        Run { gpu, dispatches: Vec::new(), params: Vec::new() }
+    }
+
+    pub(crate) fn record(&mut self, step: Step<'_>) -> Result<Storage> {
+        super::record::record(self, step).map(Storage::Gpu)
+    }
+
+    /// Adds one dispatch of `kernel`: `inputs` bind in order after the uniform, `output` last.
+    pub(crate) fn push(&mut self, kernel: Kernel, params: &[u8], inputs: Vec<GpuStorage>, output: &GpuStorage, groups: [u32; 3]) -> Result<()> {
+        if inputs.len() != kernel.inputs() {
+            return Err(Error::Gpu(format!("{kernel:?} takes {} inputs, got {} (engine bug)", kernel.inputs(), inputs.len())));
+        }
+        let max = self.gpu.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::OverLimit { what: format!("{kernel:?} dispatch of {groups:?} workgroups"), needed: *groups.iter().max().unwrap_or(&0) as u64, limit: max as u64 });
+        }
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let (pipeline, layout) = self.gpu.pipeline(kernel)?;
+        let align = self.gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
+        let params_at = self.params.len().div_ceil(align) * align;
+        self.params.resize(params_at, 0);
+        self.params.extend_from_slice(params);
+        let params_len = (params.len().div_ceil(16) * 16).max(16) as u64;
+        self.params.resize(params_at + params_len as usize, 0);
+        let mut buffers = inputs;
+        buffers.push(output.clone());
+        self.dispatches.push(Dispatch { pipeline, layout, buffers, params_at: params_at as u64, params_len, groups });
+        Ok(())
+    }
+
+    /// Submits everything recorded and reads back `reads` (dense f32 or u32 views).
+    pub(crate) async fn submit(self, reads: &[&Tensor]) -> Result<Vec<HostData>> {
+        let gpu = self.gpu.clone();
+        let device = &gpu.device;
+        if self.dispatches.is_empty() && reads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("webformers run") });
+        if !self.dispatches.is_empty() {
+            let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("webformers params"),
+                contents: &self.params,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+            let bind_groups: Vec<wgpu::BindGroup> = self
+                .dispatches
+                .iter()
+                .map(|d| {
+                    let mut entries = vec![wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &uniform,
+                            offset: d.params_at,
+                            size: wgpu::BufferSize::new(d.params_len),
+                        }),
+                    }];
+                    entries.extend(d.buffers.iter().enumerate().map(|(i, s)| wgpu::BindGroupEntry {
+                        binding: 1 + i as u32,
+                        resource: s.buffer.raw().as_entire_binding(),
+                    }));
+                    device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &d.layout, entries: &entries })
+                })
+                .collect();
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("webformers ops"), timestamp_writes: None });
+            for (d, bg) in self.dispatches.iter().zip(&bind_groups) {
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+            }
+        }
+
+        let mut staging = Vec::new();
+        for t in reads {
+            let storage = t.node.storage().ok_or_else(|| Error::Gpu("read of an unrealized tensor (engine bug)".into()))?;
+            let at = t.layout().offset() as u64 * 4;
+            let size = (t.numel() as u64 * 4).max(4);
+            let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("webformers readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            if t.numel() > 0 {
+                encoder.copy_buffer_to_buffer(storage.gpu().buffer.raw(), at, &buffer, 0, size);
+            }
+            staging.push((buffer, t.dtype(), t.numel()));
+        }
+        gpu.queue.submit([encoder.finish()]);
+
+        let oom = memory.pop().await;
+        let invalid = validation.pop().await;
+        if let Some(e) = oom {
+            return Err(Error::Gpu(format!("out of device memory: {e}")));
+        }
+        if let Some(e) = invalid {
+            return Err(Error::Gpu(format!("validation failed (engine bug): {e}")));
+        }
+        if let Some(e) = gpu.take_uncaptured_errors().into_iter().next() {
+            return Err(Error::Gpu(e));
+        }
+
+        let mut pending = Vec::new();
+        for (buffer, _, _) in &staging {
+            let (tx, rx) = futures_channel::oneshot::channel();
+            buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+            pending.push(rx);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        if !pending.is_empty() {
+            device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        }
+        let mut out = Vec::with_capacity(staging.len());
+        for ((buffer, dtype, numel), rx) in staging.iter().zip(pending) {
+            rx.await
+                .map_err(|_| Error::Gpu("the device was lost before results came back".into()))?
+                .map_err(|e| Error::Gpu(format!("reading results: {e}")))?;
+            let bytes = buffer.slice(..).get_mapped_range().map_err(|e| Error::Gpu(format!("reading results: {e}")))?;
+            let words: &[u32] = bytemuck::cast_slice(&bytes[..numel * 4]);
+            out.push(match dtype {
+                DType::F32 => HostData::F32(words.iter().map(|&w| f32::from_bits(w)).collect()),
+                _ => HostData::U32(words.to_vec()),
+            });
+            drop(bytes);
+            buffer.unmap();
+        }
+        Ok(out)
+    }
+}

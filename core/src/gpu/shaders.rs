@@ -1,0 +1,315 @@
+//! WGSL sources (the `.wgsl` files under `shaders/`, embedded at build time), the typed key that
+//! names each kernel variant, and the small preprocessor that turns a key into WGSL text.
+//!
+//! Preprocessor: `#include "file.wgsl"` (each file once), `#if EXPR` / `#elif EXPR` / `#else` /
+//! `#endif` where EXPR is flags joined by `&&` or `||` (`!FLAG` negates). A prelude with the
+//! `enable` directives and constants of the variant is prepended.
+
+use crate::ops::PoolMode;
+use crate::{Error, Result};
+
+const SOURCES: &[(&str, &str)] = &[
+    ("common.wgsl", include_str!("../../../shaders/common.wgsl")),
+    ("reduce.wgsl", include_str!("../../../shaders/reduce.wgsl")),
+    ("copy.wgsl", include_str!("../../../shaders/copy.wgsl")),
+    ("gather.wgsl", include_str!("../../../shaders/gather.wgsl")),
+    ("elementwise.wgsl", include_str!("../../../shaders/elementwise.wgsl")),
+    ("matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
+    ("norm.wgsl", include_str!("../../../shaders/norm.wgsl")),
+    ("softmax.wgsl", include_str!("../../../shaders/softmax.wgsl")),
+    ("attention.wgsl", include_str!("../../../shaders/attention.wgsl")),
+    ("pool.wgsl", include_str!("../../../shaders/pool.wgsl")),
+];
+
+/// How a storage buffer's elements are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Elem {
+    F32,
+    /// f16 read as `array<f16>` (needs shader-f16) or as `array<u32>` words holding two values.
+    F16,
+    /// bf16, two per u32 word; only read, by the copy kernel that converts weights.
+    BF16,
+    U32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NormVariant {
+    LayerNorm,
+    RmsNorm,
+    L2,
+}
+
+/// Every kernel variant. Runtime values (sizes, strides, op codes) go through uniforms instead,
+/// so the number of pipelines stays small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Copy { src: Elem, dst: Elem },
+    Gather { table: Elem },
+    Unary,
+    Binary,
+    Matmul { b: Elem, bias: bool },
+    Norm { kind: NormVariant, residual: bool, bias: bool },
+    Softmax { mask: bool },
+    Attention,
+    Pool(PoolMode),
+    Unpack,
+}
+
+/// Adapter capabilities a variant may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ShaderFeatures {
+    pub f16: bool,
+    pub subgroups: bool,
+}
+
+/// Browsers require `enable subgroups;` where naga (wgpu 30) rejects it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Native,
+    Browser,
+}
+
+impl Flavor {
+    pub fn current() -> Flavor {
+        if cfg!(target_arch = "wasm32") { Flavor::Browser } else { Flavor::Native }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    pub kernel: Kernel,
+    pub features: ShaderFeatures,
+}
+
+/// Invocations per workgroup of the kernels that take `WG` from the prelude. Reductions use 256
+/// so that any subgroup size (up to 128) divides it; 256 is WebGPU's default maximum.
+const WG: u32 = 256;
+/// Attention walks keys in tiles of this many invocations.
+const ATTENTION_WG: u32 = 64;
+
+impl Kernel {
+    pub fn file(&self) -> &'static str {
+        match self {
+            Kernel::Copy { .. } => "copy.wgsl",
+            Kernel::Gather { .. } => "gather.wgsl",
+            Kernel::Unary | Kernel::Binary => "elementwise.wgsl",
+            Kernel::Matmul { .. } => "matmul.wgsl",
+            Kernel::Norm { .. } => "norm.wgsl",
+            Kernel::Softmax { .. } => "softmax.wgsl",
+            Kernel::Attention => "attention.wgsl",
+            Kernel::Pool(_) | Kernel::Unpack => "pool.wgsl",
+        }
+    }
+
+    /// Read-only storage bindings (after the uniform at 0, before the output).
+    pub fn inputs(&self) -> usize {
+        match self {
+            Kernel::Copy { .. } | Kernel::Unary => 1,
+            Kernel::Gather { .. } | Kernel::Binary | Kernel::Pool(_) | Kernel::Unpack => 2,
+            Kernel::Matmul { bias, .. } => 2 + *bias as usize,
+            Kernel::Norm { kind: NormVariant::L2, .. } => 1,
+            Kernel::Norm { residual, bias, .. } => 2 + *residual as usize + *bias as usize,
+            Kernel::Softmax { mask } => 1 + *mask as usize,
+            Kernel::Attention => 4,
+        }
+    }
+
+    pub fn workgroup_size(&self) -> u32 {
+        match self {
+            Kernel::Attention => ATTENTION_WG,
+            _ => WG,
+        }
+    }
+
+    fn flags(&self, features: ShaderFeatures) -> Vec<&'static str> {
+        let mut flags = Vec::new();
+        if features.subgroups {
+            flags.push("SUBGROUPS");
+        }
+        let elem_flag = |prefix: &str, e: Elem| -> &'static str {
+            match (prefix, e) {
+                ("SRC", Elem::F32) => "SRC_F32",
+                ("SRC", Elem::F16) => "SRC_F16",
+                ("SRC", Elem::BF16) => "SRC_BF16",
+                ("SRC", Elem::U32) => "SRC_U32",
+                ("DST", Elem::F32) => "DST_F32",
+                ("DST", _) => "DST_PACKED",
+                _ => "",
+            }
+        };
+        match *self {
+            Kernel::Copy { src, dst } => flags.extend([elem_flag("SRC", src), elem_flag("DST", dst)]),
+            Kernel::Gather { table } => flags.push(if table == Elem::F32 { "TABLE_F32" } else { "TABLE_F16" }),
+            Kernel::Unary => {}
+            Kernel::Binary => flags.push("BINARY"),
+            Kernel::Matmul { b, bias } => {
+                flags.push(match b {
+                    Elem::F32 => "B_F32",
+                    Elem::F16 if features.f16 => "B_F16_NATIVE",
+                    _ => "B_F16_PACKED",
+                });
+                if bias {
+                    flags.push("HAS_BIAS");
+                }
+            }
+            Kernel::Norm { kind, residual, bias } => {
+                flags.push(match kind {
+                    NormVariant::LayerNorm => "LAYER_NORM",
+                    NormVariant::RmsNorm => "RMS_NORM",
+                    NormVariant::L2 => "L2",
+                });
+                if residual && kind != NormVariant::L2 {
+                    flags.push("RESIDUAL");
+                }
+                if bias && kind == NormVariant::LayerNorm {
+                    flags.push("HAS_BIAS");
+                }
+            }
+            Kernel::Softmax { mask } => {
+                if mask {
+                    flags.push("MASK");
+                }
+            }
+            Kernel::Attention => {}
+            Kernel::Pool(PoolMode::Mean) => flags.push("MEAN"),
+            Kernel::Pool(PoolMode::Cls) => flags.push("CLS"),
+            Kernel::Unpack => flags.push("UNPACK"),
+        }
+        flags
+    }
+
+    fn uses_f16(&self, features: ShaderFeatures) -> bool {
+        features.f16 && matches!(self, Kernel::Matmul { b: Elem::F16, .. })
+    }
+
+    /// Every variant, for validation without a GPU.
+    pub fn all() -> Vec<Kernel> {
+        let mut all = vec![Kernel::Unary, Kernel::Binary, Kernel::Attention, Kernel::Unpack];
+        for src in [Elem::F32, Elem::F16, Elem::BF16] {
+            for dst in [Elem::F32, Elem::F16] {
+                all.push(Kernel::Copy { src, dst });
+            }
+        }
+        all.push(Kernel::Copy { src: Elem::U32, dst: Elem::U32 });
+        for table in [Elem::F32, Elem::F16] {
+            all.push(Kernel::Gather { table });
+        }
+        for b in [Elem::F32, Elem::F16] {
+            for bias in [false, true] {
+                all.push(Kernel::Matmul { b, bias });
+            }
+        }
+        for residual in [false, true] {
+            for bias in [false, true] {
+                all.push(Kernel::Norm { kind: NormVariant::LayerNorm, residual, bias });
+            }
+            all.push(Kernel::Norm { kind: NormVariant::RmsNorm, residual, bias: false });
+        }
+        all.push(Kernel::Norm { kind: NormVariant::L2, residual: false, bias: false });
+        for mask in [false, true] {
+            all.push(Kernel::Softmax { mask });
+        }
+        all.extend([Kernel::Pool(PoolMode::Mean), Kernel::Pool(PoolMode::Cls)]);
+        all
+    }
+}
+
+impl PipelineKey {
+    /// The WGSL text of this variant.
+    pub fn source(&self, flavor: Flavor) -> Result<String> {
+        let mut out = String::new();
+        if self.kernel.uses_f16(self.features) {
+            out.push_str("enable f16;\n");
+        }
+        if self.features.subgroups && flavor == Flavor::Browser {
+            out.push_str("enable subgroups;\n");
+        }
+        out.push_str(&format!("const WG: u32 = {}u;\n", self.kernel.workgroup_size()));
+        let flags = self.kernel.flags(self.features);
+        let mut included = Vec::new();
+        expand(self.kernel.file(), &flags, &mut included, &mut out)?;
+        Ok(out)
+    }
+}
+
+fn source(name: &str) -> Result<&'static str> {
+    SOURCES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| *s)
+        .ok_or_else(|| Error::Gpu(format!("shader `{name}` is not embedded")))
+}
+
+fn eval(expr: &str, flags: &[&str]) -> bool {
+    expr.split("||").any(|conj| {
+        conj.split("&&").all(|term| {
+            let term = term.trim();
+            match term.strip_prefix('!') {
+                Some(name) => !flags.contains(&name.trim()),
+                None => flags.contains(&term),
+            }
+        })
+    })
+}
+
+/// One open `#if`: whether its enclosing block is live, whether a branch was taken, whether the
+/// current branch is live.
+struct Cond {
+    parent_live: bool,
+    taken: bool,
+    live: bool,
+}
+
+fn expand(file: &str, flags: &[&str], included: &mut Vec<String>, out: &mut String) -> Result<()> {
+    if included.iter().any(|f| f == file) {
+        return Ok(());
+    }
+    included.push(file.to_string());
+    let mut stack: Vec<Cond> = Vec::new();
+    let live = |stack: &[Cond]| stack.last().is_none_or(|c| c.live);
+    for (n, line) in source(file)?.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let bad = |what: &str| Error::Gpu(format!("{file}:{}: {what}", n + 1));
+        if let Some(expr) = trimmed.strip_prefix("#if ") {
+            let parent_live = live(&stack);
+            let value = parent_live && eval(expr, flags);
+            stack.push(Cond { parent_live, taken: value, live: value });
+        } else if let Some(expr) = trimmed.strip_prefix("#elif ") {
+            let c = stack.last_mut().ok_or_else(|| bad("#elif without #if"))?;
+            let value = c.parent_live && !c.taken && eval(expr, flags);
+            c.taken |= value;
+            c.live = value;
+        } else if trimmed.starts_with("#else") {
+            let c = stack.last_mut().ok_or_else(|| bad("#else without #if"))?;
+            c.live = c.parent_live && !c.taken;
+            c.taken = true;
+        } else if trimmed.starts_with("#endif") {
+            stack.pop().ok_or_else(|| bad("#endif without #if"))?;
+        } else if let Some(rest) = trimmed.strip_prefix("#include ") {
+            if live(&stack) {
+                expand(rest.trim().trim_matches('"'), flags, included, out)?;
+            }
+        } else if trimmed.starts_with('#') {
+            return Err(bad("unknown directive"));
+        } else if live(&stack) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !stack.is_empty() {
+        return Err(Error::Gpu(format!("{file}: unterminated #if")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditionals_nest_and_choose_one_branch() {
+        let flags = ["A", "C"];
+        assert!(eval("A", &flags) && eval("!B", &flags) && eval("A && C", &flags) && eval("B || C", &flags));
+        assert!(!eval("A && B", &flags) && !eval("!A || B", &flags));
+    }
+}

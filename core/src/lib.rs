@@ -1,0 +1,22 @@
+//! webformers: Hugging Face models on WebGPU and SIMD CPUs, natively and in WebAssembly.
+//!
+//! See ARCHITECTURE.md at the repository root for the map of this crate.
+
+pub mod cpu;
+pub mod device;
+pub mod dtype;
+mod error;
+pub mod gpu;
+mod graph;
+pub mod layout;
+pub mod ops;
+pub mod reference;
+mod tensor;
+
+pub use device::Device;
+pub use dtype::DType;
+pub use error::{Error, Result};
+pub use gpu::{GpuContext, GpuOptions};
+pub use layout::Layout;
+pub use ops::{Activation, BinaryOp, NormKind, PoolMode, UnaryOp};
+pub use tensor::{HostData, Tensor};

@@ -1,0 +1,437 @@
+//! The op set. Each `Tensor` method checks shapes and dtypes, then records one `Op` node; the
+//! backends implement `Op` in `cpu/` and `gpu/`, and `reference.rs` gives the plain version tests
+//! compare both against. Adding an op: a variant here, a kernel in each backend, a reference, a test.
+
+use crate::dtype::DType;
+use crate::layout::broadcast_dims;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// The exact (erf) GELU of BERT: x/2 * (1 + erf(x/sqrt 2)).
+    Gelu,
+    /// GPT-2's tanh approximation.
+    GeluTanh,
+    Silu,
+    Relu,
+    Neg,
+    Exp,
+    Tanh,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// An activation applied in a matmul's epilogue, saving a pass over the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activation {
+    None,
+    Unary(UnaryOp),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NormKind {
+    /// (x - mean) / sqrt(var + eps) * weight + bias
+    LayerNorm,
+    /// x / sqrt(mean(x^2) + eps) * weight
+    RmsNorm,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolMode {
+    Mean,
+    /// The first row of each sequence (BERT's [CLS] token).
+    Cls,
+}
+
+pub(crate) enum Op {
+    /// A contiguous copy of any view, converting the dtype (f32, f16, bf16 sources; f32 or f16 out).
+    Copy { src: Tensor },
+    /// Rows of `table` [V, H] chosen by `ids` [N] (u32): [N, H] f32.
+    Gather { table: Tensor, ids: Tensor },
+    Unary { src: Tensor, op: UnaryOp },
+    /// Both inputs are already broadcast views of the output's dims.
+    Binary { lhs: Tensor, rhs: Tensor, op: BinaryOp },
+    /// a [batch, M, K] x b [batch, K, N] (+ bias [N]), then `act`. `b` may be any strided view,
+    /// so an HF weight `w` [N, K] is used as `w.t()` without a copy; batch dims are flattened.
+    Matmul { a: Tensor, b: Tensor, bias: Option<Tensor>, act: Activation, batch: usize, m: usize, n: usize, k: usize },
+    /// Normalizes the last dim of x (+ residual).
+    Norm { x: Tensor, residual: Option<Tensor>, weight: Tensor, bias: Option<Tensor>, eps: f32, kind: NormKind },
+    /// softmax(x * scale + mask) over the last dim; `mask` (additive) is a broadcast view of x's dims.
+    Softmax { x: Tensor, mask: Option<Tensor>, scale: f32 },
+    /// Attention over packed sequences: q [T, Hq, D], k and v [T, Hkv, D] (views with unit stride on
+    /// D), `seq_offsets` [B + 1] u32. A query attends to the keys of its own sequence (and with
+    /// `causal`, only to those at or before its position). Output [T, Hq, D].
+    Attention { q: Tensor, k: Tensor, v: Tensor, seq_offsets: Tensor, scale: f32, causal: bool },
+    /// Pools the rows [T, H] of each sequence (`seq_offsets` [B + 1]) into [B, H].
+    SegmentPool { x: Tensor, seq_offsets: Tensor, mode: PoolMode },
+    /// Scatters packed rows [T, H] into a zero-padded batch [B, S, H].
+    Unpack { x: Tensor, seq_offsets: Tensor, max_len: usize },
+    /// x / max(||x||, eps) over the last dim.
+    L2Normalize { x: Tensor, eps: f32 },
+}
+
+impl Op {
+    pub(crate) fn inputs(&self) -> Vec<&Tensor> {
+        match self {
+            Op::Copy { src } | Op::Unary { src, .. } => vec![src],
+            Op::Gather { table, ids } => vec![table, ids],
+            Op::Binary { lhs, rhs, .. } => vec![lhs, rhs],
+            Op::Matmul { a, b, bias, .. } => [Some(a), Some(b), bias.as_ref()].into_iter().flatten().collect(),
+            Op::Norm { x, residual, weight, bias, .. } => {
+                [Some(x), residual.as_ref(), Some(weight), bias.as_ref()].into_iter().flatten().collect()
+            }
+            Op::Softmax { x, mask, .. } => [Some(x), mask.as_ref()].into_iter().flatten().collect(),
+            Op::Attention { q, k, v, seq_offsets, .. } => vec![q, k, v, seq_offsets],
+            Op::SegmentPool { x, seq_offsets, .. } | Op::Unpack { x, seq_offsets, .. } => vec![x, seq_offsets],
+            Op::L2Normalize { x, .. } => vec![x],
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::Copy { .. } => "copy",
+            Op::Gather { .. } => "gather",
+            Op::Unary { .. } => "unary",
+            Op::Binary { .. } => "binary",
+            Op::Matmul { .. } => "matmul",
+            Op::Norm { .. } => "norm",
+            Op::Softmax { .. } => "softmax",
+            Op::Attention { .. } => "attention",
+            Op::SegmentPool { .. } => "segment_pool",
+            Op::Unpack { .. } => "unpack",
+            Op::L2Normalize { .. } => "l2_normalize",
+        }
+    }
+}
+
+fn same_device(op: &'static str, tensors: &[&Tensor]) -> Result<()> {
+    match tensors.split_first() {
+        Some((first, rest)) if rest.iter().any(|t| !t.device().same(first.device())) => Err(Error::DeviceMismatch(op)),
+        _ => Ok(()),
+    }
+}
+
+fn expect_dtype(op: &'static str, what: &str, t: &Tensor, allowed: &[DType]) -> Result<()> {
+    if allowed.contains(&t.dtype()) {
+        Ok(())
+    } else {
+        Err(Error::dtype(op, format!("{what} is {}, expected one of {allowed:?}", t.dtype())))
+    }
+}
+
+fn expect_rank(op: &'static str, what: &str, t: &Tensor, rank: usize) -> Result<()> {
+    if t.rank() == rank {
+        Ok(())
+    } else {
+        Err(Error::shape(op, format!("{what} must have rank {rank}, got {:?}", t.dims())))
+    }
+}
+
+/// Float types an op's weights may have (activations are f32).
+const WEIGHT_TYPES: &[DType] = &[DType::F32, DType::F16];
+
+impl Tensor {
+    fn record(op: Op, dtype: DType, dims: &[usize], from: &Tensor) -> Tensor {
+        Tensor::new_pending(op, dtype, dims, from.device().clone())
+    }
+
+    fn contiguous_if(&self, needed: bool) -> Result<Tensor> {
+        if needed && !self.is_contiguous() { self.contiguous() } else { Ok(self.clone()) }
+    }
+
+    /// A dense row-major copy of this view (no-op when it already is one).
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        self.copy_as(self.dtype())
+    }
+
+    /// Converts to f32 or f16 (from f32, f16 or bf16).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        self.copy_as(dtype)
+    }
+
+    fn copy_as(&self, dtype: DType) -> Result<Tensor> {
+        let convertible = [DType::F32, DType::F16, DType::BF16];
+        let plain = !self.dtype().is_quantized() && !dtype.is_quantized();
+        let ok = (self.dtype() == dtype && plain)
+            || (convertible.contains(&self.dtype()) && matches!(dtype, DType::F32 | DType::F16));
+        if !ok {
+            return Err(Error::dtype("copy", format!("cannot convert {} to {dtype}", self.dtype())));
+        }
+        Ok(Tensor::record(Op::Copy { src: self.clone() }, dtype, self.dims(), self))
+    }
+
+    /// Embedding lookup: `self` is the table [V, H], `ids` [N] u32; gives [N, H] f32.
+    pub fn gather_rows(&self, ids: &Tensor) -> Result<Tensor> {
+        const OP: &str = "gather";
+        same_device(OP, &[self, ids])?;
+        expect_rank(OP, "table", self, 2)?;
+        expect_rank(OP, "ids", ids, 1)?;
+        expect_dtype(OP, "table", self, WEIGHT_TYPES)?;
+        expect_dtype(OP, "ids", ids, &[DType::U32])?;
+        let (table, ids) = (self.contiguous()?, ids.contiguous()?);
+        let dims = [ids.dims()[0], table.dims()[1]];
+        Ok(Tensor::record(Op::Gather { table, ids }, DType::F32, &dims, self))
+    }
+
+    pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        expect_dtype("unary", "input", self, &[DType::F32])?;
+        let src = self.contiguous()?;
+        Ok(Tensor::record(Op::Unary { src, op }, DType::F32, self.dims(), self))
+    }
+    pub fn gelu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Gelu)
+    }
+    pub fn silu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Silu)
+    }
+
+    /// Elementwise with numpy broadcasting; either side may be a strided view.
+    pub fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
+        const OP: &str = "binary";
+        same_device(OP, &[self, rhs])?;
+        expect_dtype(OP, "lhs", self, &[DType::F32])?;
+        expect_dtype(OP, "rhs", rhs, &[DType::F32])?;
+        let dims = broadcast_dims(self.dims(), rhs.dims())?;
+        let (lhs, rhs) = (self.broadcast_to(&dims)?, rhs.broadcast_to(&dims)?);
+        Ok(Tensor::record(Op::Binary { lhs, rhs, op }, DType::F32, &dims, self))
+    }
+    pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Add)
+    }
+    pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Mul)
+    }
+
+    /// Batched matmul: self [.., M, K] x rhs [.., K, N]. Batch dims broadcast like numpy's.
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.matmul_ext(rhs, None, Activation::None)
+    }
+
+    /// `self` [.., K] x `weight`^T where `weight` is [N, K] as Hugging Face stores it, + bias [N].
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Tensor> {
+        expect_rank("linear", "weight", weight, 2)?;
+        self.matmul_ext(&weight.t()?, bias, act)
+    }
+
+    pub fn matmul_ext(&self, rhs: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Tensor> {
+        const OP: &str = "matmul";
+        let mut all = vec![self, rhs];
+        all.extend(bias);
+        same_device(OP, &all)?;
+        expect_dtype(OP, "lhs", self, &[DType::F32])?;
+        expect_dtype(OP, "rhs", rhs, WEIGHT_TYPES)?;
+        if self.rank() < 2 || rhs.rank() < 2 {
+            return Err(Error::shape(OP, format!("{:?} x {:?}: both need rank 2 or more", self.dims(), rhs.dims())));
+        }
+        let (m, k) = (self.dims()[self.rank() - 2], self.dims()[self.rank() - 1]);
+        let (k2, n) = (rhs.dims()[rhs.rank() - 2], rhs.dims()[rhs.rank() - 1]);
+        if k != k2 {
+            return Err(Error::shape(OP, format!("{:?} x {:?}: inner dims differ", self.dims(), rhs.dims())));
+        }
+        if let Some(bias) = bias {
+            expect_dtype(OP, "bias", bias, &[DType::F32])?;
+            if bias.dims() != [n] {
+                return Err(Error::shape(OP, format!("bias {:?} for {n} outputs", bias.dims())));
+            }
+        }
+        let batch_dims = broadcast_dims(&self.dims()[..self.rank() - 2], &rhs.dims()[..rhs.rank() - 2])?;
+        let batch: usize = batch_dims.iter().product();
+        let mut out_dims = batch_dims.clone();
+        out_dims.extend([m, n]);
+
+        // A 2-D weight under a batched contiguous input is one big [batch*M, K] x [K, N].
+        let (a, b, batch, m) = if rhs.rank() == 2 && self.is_contiguous() {
+            (self.reshape(&[batch * m, k])?, rhs.clone(), 1, batch * m)
+        } else {
+            let mut a_dims = batch_dims.clone();
+            a_dims.extend([m, k]);
+            let mut b_dims = batch_dims.clone();
+            b_dims.extend([k, n]);
+            let a = collapse_batch(&self.broadcast_to(&a_dims)?)?;
+            let b = collapse_batch(&rhs.broadcast_to(&b_dims)?)?;
+            (a, b, batch, m)
+        };
+        let op = Op::Matmul { a, b, bias: bias.cloned(), act, batch, m, n, k };
+        Ok(Tensor::record(op, DType::F32, &out_dims, self))
+    }
+
+    /// Layer norm over the last dim of (self + residual).
+    pub fn layer_norm(&self, residual: Option<&Tensor>, weight: &Tensor, bias: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+        self.norm(residual, weight, bias, eps, NormKind::LayerNorm)
+    }
+
+    pub fn rms_norm(&self, weight: &Tensor, eps: f32) -> Result<Tensor> {
+        self.norm(None, weight, None, eps, NormKind::RmsNorm)
+    }
+
+    fn norm(&self, residual: Option<&Tensor>, weight: &Tensor, bias: Option<&Tensor>, eps: f32, kind: NormKind) -> Result<Tensor> {
+        const OP: &str = "norm";
+        let mut all = vec![self, weight];
+        all.extend(residual);
+        all.extend(bias);
+        same_device(OP, &all)?;
+        let h = self.dim(-1)?;
+        for (what, t) in [("input", Some(self)), ("residual", residual), ("weight", Some(weight)), ("bias", bias)] {
+            if let Some(t) = t {
+                expect_dtype(OP, what, t, &[DType::F32])?;
+            }
+        }
+        if let Some(r) = residual {
+            if r.dims() != self.dims() {
+                return Err(Error::shape(OP, format!("residual {:?} for input {:?}", r.dims(), self.dims())));
+            }
+        }
+        for (what, t) in [("weight", Some(weight)), ("bias", bias)] {
+            if let Some(t) = t {
+                if t.dims() != [h] {
+                    return Err(Error::shape(OP, format!("{what} {:?} for hidden size {h}", t.dims())));
+                }
+            }
+        }
+        let op = Op::Norm {
+            x: self.contiguous()?,
+            residual: residual.map(Tensor::contiguous).transpose()?,
+            weight: weight.contiguous()?,
+            bias: bias.map(Tensor::contiguous).transpose()?,
+            eps,
+            kind,
+        };
+        Ok(Tensor::record(op, DType::F32, self.dims(), self))
+    }
+
+    /// softmax(self * scale + mask) over the last dim; `mask` is additive and broadcasts to self.
+    pub fn softmax(&self, mask: Option<&Tensor>, scale: f32) -> Result<Tensor> {
+        const OP: &str = "softmax";
+        expect_dtype(OP, "input", self, &[DType::F32])?;
+        self.dim(-1)?;
+        let mask = match mask {
+            Some(m) => {
+                same_device(OP, &[self, m])?;
+                expect_dtype(OP, "mask", m, &[DType::F32])?;
+                Some(m.broadcast_to(self.dims())?)
+            }
+            None => None,
+        };
+        let op = Op::Softmax { x: self.contiguous()?, mask, scale };
+        Ok(Tensor::record(op, DType::F32, self.dims(), self))
+    }
+
+    /// Fused multi-head attention over packed sequences (see `Op::Attention`). `self` is q.
+    pub fn attention(&self, k: &Tensor, v: &Tensor, seq_offsets: &Tensor, scale: f32, causal: bool) -> Result<Tensor> {
+        const OP: &str = "attention";
+        same_device(OP, &[self, k, v, seq_offsets])?;
+        for (what, t) in [("q", self), ("k", k), ("v", v)] {
+            expect_rank(OP, what, t, 3)?;
+            expect_dtype(OP, what, t, &[DType::F32])?;
+        }
+        expect_dtype(OP, "seq_offsets", seq_offsets, &[DType::U32])?;
+        expect_rank(OP, "seq_offsets", seq_offsets, 1)?;
+        let [t, hq, d] = [self.dims()[0], self.dims()[1], self.dims()[2]];
+        let [tk, hkv, dk] = [k.dims()[0], k.dims()[1], k.dims()[2]];
+        if k.dims() != v.dims() || tk != t || dk != d || hkv == 0 || hq % hkv != 0 {
+            return Err(Error::shape(OP, format!("q {:?}, k {:?}, v {:?}", self.dims(), k.dims(), v.dims())));
+        }
+        if d > MAX_HEAD_DIM {
+            return Err(Error::Unsupported(format!("attention head size {d} (at most {MAX_HEAD_DIM})")));
+        }
+        let unit_d = |x: &Tensor| x.contiguous_if(x.layout().strides()[2] != 1 && x.dims()[2] > 1);
+        let op = Op::Attention { q: unit_d(self)?, k: unit_d(k)?, v: unit_d(v)?, seq_offsets: seq_offsets.contiguous()?, scale, causal };
+        Ok(Tensor::record(op, DType::F32, &[t, hq, d], self))
+    }
+
+    /// Mean or first-row pooling of each packed sequence: [T, H] → [B, H].
+    pub fn segment_pool(&self, seq_offsets: &Tensor, mode: PoolMode) -> Result<Tensor> {
+        const OP: &str = "segment_pool";
+        same_device(OP, &[self, seq_offsets])?;
+        expect_rank(OP, "input", self, 2)?;
+        expect_dtype(OP, "input", self, &[DType::F32])?;
+        expect_dtype(OP, "seq_offsets", seq_offsets, &[DType::U32])?;
+        let b = seq_offsets.dims().first().copied().unwrap_or(0).saturating_sub(1);
+        let dims = [b, self.dims()[1]];
+        let op = Op::SegmentPool { x: self.contiguous()?, seq_offsets: seq_offsets.contiguous()?, mode };
+        Ok(Tensor::record(op, DType::F32, &dims, self))
+    }
+
+    /// Packed rows [T, H] to a zero-padded batch [B, max_len, H].
+    pub fn unpack(&self, seq_offsets: &Tensor, max_len: usize) -> Result<Tensor> {
+        const OP: &str = "unpack";
+        same_device(OP, &[self, seq_offsets])?;
+        expect_rank(OP, "input", self, 2)?;
+        expect_dtype(OP, "input", self, &[DType::F32])?;
+        expect_dtype(OP, "seq_offsets", seq_offsets, &[DType::U32])?;
+        let b = seq_offsets.dims().first().copied().unwrap_or(0).saturating_sub(1);
+        let dims = [b, max_len, self.dims()[1]];
+        let op = Op::Unpack { x: self.contiguous()?, seq_offsets: seq_offsets.contiguous()?, max_len };
+        Ok(Tensor::record(op, DType::F32, &dims, self))
+    }
+
+    pub fn l2_normalize(&self, eps: f32) -> Result<Tensor> {
+        expect_dtype("l2_normalize", "input", self, &[DType::F32])?;
+        self.dim(-1)?;
+        let op = Op::L2Normalize { x: self.contiguous()?, eps };
+        Ok(Tensor::record(op, DType::F32, self.dims(), self))
+    }
+}
+
+/// Attention kernels keep one query head in registers and workgroup memory.
+pub const MAX_HEAD_DIM: usize = 256;
+
+/// Views [..batch, R, C] as [batch, R, C], copying only when the batch dims cannot share one stride.
+fn collapse_batch(t: &Tensor) -> Result<Tensor> {
+    let r = t.rank();
+    let (dims, strides) = (t.dims(), t.layout().strides());
+    let batch: usize = dims[..r - 2].iter().product();
+    let mut stride = None;
+    let mut ok = true;
+    // Walk batch dims from the innermost; each must step by the product of those inside it.
+    let mut expected: Option<usize> = None;
+    for i in (0..r - 2).rev() {
+        if dims[i] == 1 {
+            continue;
+        }
+        match expected {
+            None => {
+                stride = Some(strides[i]);
+                expected = Some(strides[i] * dims[i]);
+            }
+            Some(e) => {
+                if strides[i] != e {
+                    ok = false;
+                }
+                expected = Some(e * dims[i]);
+            }
+        }
+    }
+    if !ok {
+        return collapse_batch(&t.contiguous()?);
+    }
+    let batch_stride = stride.unwrap_or(0);
+    Ok(t.with_batch_view(batch, batch_stride))
+}
+
+impl Tensor {
+    /// The same storage as [batch, R, C] with one batch stride (`collapse_batch` checked it is valid).
+    fn with_batch_view(&self, batch: usize, batch_stride: usize) -> Tensor {
+        let r = self.rank();
+        let (dims, strides) = (self.dims(), self.layout().strides());
+        let layout = crate::layout::Layout::from_raw(
+            vec![batch, dims[r - 2], dims[r - 1]],
+            vec![batch_stride, strides[r - 2], strides[r - 1]],
+            self.layout().offset(),
+        );
+        Tensor::from_parts(self.node.clone(), layout)
+    }
+}

@@ -1,0 +1,152 @@
+//! Plain, obviously correct implementations of every op, on row-major host arrays. They favour
+//! clarity over speed (f64 accumulation, libm's erf and exp) and are what the kernel tests of
+//! both backends compare against.
+
+/// C[b] = A[b] (M x K) * B[b] (K x N), all row-major.
+pub fn matmul(a: &[f32], b: &[f32], batch: usize, m: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut c = vec![0f32; batch * m * n];
+    for bi in 0..batch {
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0f64;
+                for p in 0..k {
+                    s += a[bi * m * k + i * k + p] as f64 * b[bi * k * n + p * n + j] as f64;
+                }
+                c[bi * m * n + i * n + j] = s as f32;
+            }
+        }
+    }
+    c
+}
+
+/// y = x W^T + bias, with W stored [N, K] as Hugging Face stores linear weights.
+pub fn linear(x: &[f32], w: &[f32], bias: Option<&[f32]>, k: usize, n: usize) -> Vec<f32> {
+    let rows = x.len() / k;
+    let mut y = vec![0f32; rows * n];
+    for r in 0..rows {
+        for j in 0..n {
+            let s: f64 = (0..k).map(|p| x[r * k + p] as f64 * w[j * k + p] as f64).sum();
+            y[r * n + j] = (s + bias.map_or(0.0, |b| b[j] as f64)) as f32;
+        }
+    }
+    y
+}
+
+pub fn gelu(x: f32) -> f32 {
+    (0.5 * x as f64 * (1.0 + libm::erf(x as f64 / std::f64::consts::SQRT_2))) as f32
+}
+
+pub fn gelu_tanh(x: f32) -> f32 {
+    let x = x as f64;
+    (0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())) as f32
+}
+
+pub fn silu(x: f32) -> f32 {
+    let x = x as f64;
+    (x / (1.0 + (-x).exp())) as f32
+}
+
+/// Layer norm (or RMS norm when `bias` and centring are off) over rows of `h`.
+pub fn layer_norm(x: &[f32], residual: Option<&[f32]>, w: &[f32], b: Option<&[f32]>, h: usize, eps: f32) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for r in 0..x.len() / h {
+        let row: Vec<f64> = (0..h).map(|i| x[r * h + i] as f64 + residual.map_or(0.0, |res| res[r * h + i] as f64)).collect();
+        let mean = row.iter().sum::<f64>() / h as f64;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / h as f64;
+        for i in 0..h {
+            let v = (row[i] - mean) / (var + eps as f64).sqrt() * w[i] as f64 + b.map_or(0.0, |b| b[i] as f64);
+            out[r * h + i] = v as f32;
+        }
+    }
+    out
+}
+
+pub fn rms_norm(x: &[f32], w: &[f32], h: usize, eps: f32) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for r in 0..x.len() / h {
+        let ms = (0..h).map(|i| (x[r * h + i] as f64).powi(2)).sum::<f64>() / h as f64;
+        for i in 0..h {
+            out[r * h + i] = (x[r * h + i] as f64 / (ms + eps as f64).sqrt() * w[i] as f64) as f32;
+        }
+    }
+    out
+}
+
+/// softmax(x * scale + mask) over rows of `n`; `mask` has x's size. A row of only -inf gives 0s.
+pub fn softmax(x: &[f32], mask: Option<&[f32]>, n: usize, scale: f32) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for r in 0..x.len() / n {
+        let logits: Vec<f64> = (0..n).map(|i| x[r * n + i] as f64 * scale as f64 + mask.map_or(0.0, |m| m[r * n + i] as f64)).collect();
+        let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        if max == f64::NEG_INFINITY {
+            continue;
+        }
+        let sum: f64 = logits.iter().map(|l| (l - max).exp()).sum();
+        for i in 0..n {
+            out[r * n + i] = ((logits[i] - max).exp() / sum) as f32;
+        }
+    }
+    out
+}
+
+/// Attention over packed sequences: q [T, Hq, D], k and v [T, Hkv, D], contiguous.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(q: &[f32], k: &[f32], v: &[f32], offsets: &[u32], hq: usize, hkv: usize, d: usize, scale: f32, causal: bool) -> Vec<f32> {
+    let t = q.len() / (hq * d);
+    let mut out = vec![0f32; t * hq * d];
+    for s in 0..offsets.len() - 1 {
+        let (start, end) = (offsets[s] as usize, offsets[s + 1] as usize);
+        for i in start..end {
+            for h in 0..hq {
+                let kh = h / (hq / hkv);
+                let last = if causal { i + 1 } else { end };
+                let scores: Vec<f64> = (start..last)
+                    .map(|j| (0..d).map(|c| q[(i * hq + h) * d + c] as f64 * k[(j * hkv + kh) * d + c] as f64).sum::<f64>() * scale as f64)
+                    .collect();
+                let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let exps: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let sum: f64 = exps.iter().sum();
+                for c in 0..d {
+                    let o: f64 = exps.iter().enumerate().map(|(jj, e)| e * v[((start + jj) * hkv + kh) * d + c] as f64).sum();
+                    out[(i * hq + h) * d + c] = (o / sum) as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Mean (or first-row when `cls`) of each packed sequence's rows of `h`.
+pub fn segment_pool(x: &[f32], offsets: &[u32], h: usize, cls: bool) -> Vec<f32> {
+    let mut out = vec![0f32; (offsets.len() - 1) * h];
+    for s in 0..offsets.len() - 1 {
+        let (start, end) = (offsets[s] as usize, offsets[s + 1] as usize);
+        for c in 0..h {
+            out[s * h + c] = if end == start {
+                0.0
+            } else if cls {
+                x[start * h + c]
+            } else {
+                ((start..end).map(|r| x[r * h + c] as f64).sum::<f64>() / (end - start) as f64) as f32
+            };
+        }
+    }
+    out
+}
+
+pub fn l2_normalize(x: &[f32], h: usize, eps: f32) -> Vec<f32> {
+    x.chunks(h)
+        .flat_map(|row| {
+            let norm = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt().max(eps as f64);
+            row.iter().map(move |&v| (v as f64 / norm) as f32)
+        })
+        .collect()
+}
+
+/// Cosine similarity of two vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
+    let na: f64 = a.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    (dot / (na * nb).max(1e-30)) as f32
+}

@@ -1,0 +1,124 @@
+// Multi-head attention over packed sequences, one workgroup per (query token, head).
+// Keys are visited in tiles of WG with an online softmax (running max m and sum l), so any
+// sequence length fits in fixed workgroup memory. Heads of size D <= 256; with grouped-query
+// attention, query head h reads key/value head h / (Hq / Hkv).
+#include "common.wgsl"
+#include "reduce.wgsl"
+
+struct Params {
+    tokens: u32,
+    hq: u32,
+    hkv: u32,
+    d: u32,
+    q_off: u32,
+    q_st: u32,
+    q_sh: u32,
+    k_off: u32,
+    k_st: u32,
+    k_sh: u32,
+    v_off: u32,
+    v_st: u32,
+    v_sh: u32,
+    seqs: u32,
+    scale: f32,
+    causal: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read> offsets: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+const MAX_D: u32 = 256u;
+const PER_THREAD: u32 = MAX_D / WG;
+var<workgroup> q_row: array<f32, MAX_D>;
+var<workgroup> probs: array<f32, WG>;
+var<workgroup> key_range: vec2<u32>;
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+#if SUBGROUPS
+    @builtin(subgroup_size) sg_size: u32,
+    @builtin(subgroup_invocation_id) sg_lane: u32,
+#endif
+) {
+#if !SUBGROUPS
+    let sg_size = 0u;
+    let sg_lane = 0u;
+#endif
+    let t = wg.x;
+    let h = wg.y;
+    let kv_h = h / (p.hq / p.hkv);
+
+    // The key range comes from storage, which WGSL deems non-uniform; loading it through
+    // workgroup memory makes the tile loop (and its barriers) uniform.
+    if lid == 0u {
+        var seq = 0u;
+        while seq + 1u < p.seqs && offsets[seq + 1u] <= t {
+            seq += 1u;
+        }
+        var end = offsets[seq + 1u];
+        if p.causal != 0u {
+            end = t + 1u;
+        }
+        key_range = vec2<u32>(offsets[seq], end);
+    }
+    let range = workgroupUniformLoad(&key_range);
+    let start = range.x;
+    let end = range.y;
+
+    for (var i = lid; i < p.d; i += WG) {
+        q_row[i] = q[p.q_off + t * p.q_st + h * p.q_sh + i] * p.scale;
+    }
+    workgroupBarrier();
+
+    var m = -3.0e38;
+    var l = 0.0;
+    var acc: array<f32, PER_THREAD>;
+    for (var k0 = start; k0 < end; k0 += WG) {
+        let j = k0 + lid;
+        var score = -3.0e38;
+        if j < end {
+            let kb = p.k_off + j * p.k_st + kv_h * p.k_sh;
+            var dot = 0.0;
+            for (var i = 0u; i < p.d; i++) {
+                dot += q_row[i] * k[kb + i];
+            }
+            score = dot;
+        }
+        let m_new = max(m, workgroup_max(score, lid, sg_size, sg_lane));
+        var pj = 0.0;
+        if j < end {
+            pj = exp(score - m_new);
+        }
+        probs[lid] = pj;
+        let correction = exp(m - m_new);
+        l = l * correction + workgroup_sum(pj, lid, sg_size, sg_lane);
+        m = m_new;
+        // workgroup_sum's barrier made every probs[] write visible.
+        let n = min(WG, end - k0);
+        for (var r = 0u; r < PER_THREAD; r++) {
+            let dim = lid + r * WG;
+            if dim < p.d {
+                var sum = acc[r] * correction;
+                for (var jj = 0u; jj < n; jj++) {
+                    sum += probs[jj] * v[p.v_off + (k0 + jj) * p.v_st + kv_h * p.v_sh + dim];
+                }
+                acc[r] = sum;
+            }
+        }
+        workgroupBarrier();
+    }
+
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    for (var r = 0u; r < PER_THREAD; r++) {
+        let dim = lid + r * WG;
+        if dim < p.d {
+            out[(t * p.hq + h) * p.d + dim] = acc[r] * inv;
+        }
+    }
+}

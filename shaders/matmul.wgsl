@@ -1,0 +1,112 @@
+// C[b, m, n] = act(sum_k A[b, m, k] * B[b, k, n] + bias[n]), A f32, B f32 or f16, any strides.
+// Tiled: a workgroup of 16x16 invocations computes a 64x64 tile of C, 4x4 values each, staging
+// 64x16 slices of A and B in workgroup memory (8 KiB, within WebGPU's 16 KiB default).
+#include "common.wgsl"
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    act: u32,
+    a_off: u32,
+    a_sb: u32,
+    a_sm: u32,
+    a_sk: u32,
+    b_off: u32,
+    b_sb: u32,
+    b_sk: u32,
+    b_sn: u32,
+}
+
+const TM: u32 = 64u;
+const TN: u32 = 64u;
+const TK: u32 = 16u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+#if B_F32
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+#elif B_F16_NATIVE
+@group(0) @binding(2) var<storage, read> b: array<f16>;
+#else
+@group(0) @binding(2) var<storage, read> b: array<u32>;
+#endif
+#if HAS_BIAS
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+#else
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+#endif
+
+fn load_b(i: u32) -> f32 {
+#if B_F32
+    return b[i];
+#elif B_F16_NATIVE
+    return f32(b[i]);
+#else
+    return unpack2x16float(b[i >> 1u])[i & 1u];
+#endif
+}
+
+var<workgroup> a_tile: array<f32, 1024>; // [TK][TM]
+var<workgroup> b_tile: array<f32, 1024>; // [TK][TN]
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let batch = wg.z;
+    let row0 = wg.y * TM;
+    let col0 = wg.x * TN;
+    let tr = lid / 16u;
+    let tc = lid % 16u;
+    var acc: array<vec4<f32>, 4>;
+    let a_base = p.a_off + batch * p.a_sb;
+    let b_base = p.b_off + batch * p.b_sb;
+
+    for (var k0 = 0u; k0 < p.k; k0 += TK) {
+        // Each invocation stages 4 values of each slice; neighbours read neighbouring k.
+        for (var s = 0u; s < 4u; s++) {
+            let e = lid + s * 256u;
+            let r = e / TK;
+            let kk = e % TK;
+            let gk = k0 + kk;
+            var av = 0.0;
+            if row0 + r < p.m && gk < p.k {
+                av = a[a_base + (row0 + r) * p.a_sm + gk * p.a_sk];
+            }
+            a_tile[kk * TM + r] = av;
+            var bv = 0.0;
+            if col0 + r < p.n && gk < p.k {
+                bv = load_b(b_base + gk * p.b_sk + (col0 + r) * p.b_sn);
+            }
+            b_tile[kk * TN + r] = bv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            let av = vec4<f32>(a_tile[kk * TM + tr * 4u], a_tile[kk * TM + tr * 4u + 1u], a_tile[kk * TM + tr * 4u + 2u], a_tile[kk * TM + tr * 4u + 3u]);
+            let bv = vec4<f32>(b_tile[kk * TN + tc * 4u], b_tile[kk * TN + tc * 4u + 1u], b_tile[kk * TN + tc * 4u + 2u], b_tile[kk * TN + tc * 4u + 3u]);
+            acc[0] += av.x * bv;
+            acc[1] += av.y * bv;
+            acc[2] += av.z * bv;
+            acc[3] += av.w * bv;
+        }
+        workgroupBarrier();
+    }
+
+    let c_base = batch * p.m * p.n;
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + tr * 4u + i;
+        if row >= p.m {
+            continue;
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + tc * 4u + j;
+            if col < p.n {
+                var v = acc[i][j];
+#if HAS_BIAS
+                v += bias[col];
+#endif
+                c[c_base + row * p.n + col] = apply_unary(p.act, v);
+            }
+        }
+    }
+}
