@@ -40,6 +40,43 @@ impl std::fmt::Debug for Device {
     }
 }
 
+/// Which backend to run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// The GPU when an adapter exists, else the CPU.
+    #[default]
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<DeviceChoice> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "gpu" | "webgpu" => Ok(DeviceChoice::Gpu),
+            "cpu" | "wasm" => Ok(DeviceChoice::Cpu),
+            other => Err(crate::Error::Input(format!("unknown device `{other}`; use auto, gpu or cpu"))),
+        }
+    }
+}
+
+impl Device {
+    /// Opens the device `choice` asks for. `Gpu` fails without an adapter; `Auto` falls back to
+    /// the CPU and says why in the returned note.
+    pub async fn select(choice: DeviceChoice, options: crate::GpuOptions) -> crate::Result<(Device, Option<String>)> {
+        match choice {
+            DeviceChoice::Cpu => Ok((Device::Cpu, None)),
+            DeviceChoice::Gpu => Ok((Device::Gpu(GpuContext::new(options).await?), None)),
+            DeviceChoice::Auto => match GpuContext::new(options).await {
+                Ok(gpu) => Ok((Device::Gpu(gpu), None)),
+                Err(e) => Ok((Device::Cpu, Some(e.to_string()))),
+            },
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(crate) enum Storage {
     Cpu(CpuStorage),

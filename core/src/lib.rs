@@ -13,10 +13,17 @@ pub mod ops;
 pub mod reference;
 mod tensor;
 
-pub use device::Device;
+pub use device::{Device, DeviceChoice};
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuOptions};
 pub use layout::Layout;
 pub use ops::{Activation, BinaryOp, NormKind, PoolMode, UnaryOp};
 pub use tensor::{HostData, Tensor};
+
+pub mod files;
+pub mod models;
+pub mod nn;
+pub mod tasks;
+pub mod tokenizer;
+pub mod weights;

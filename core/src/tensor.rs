@@ -94,6 +94,20 @@ impl Tensor {
         Ok(Tensor::new_ready(storage, dtype, dims, device.clone()))
     }
 
+    /// A tensor over a range of shared bytes: zero-copy on the CPU (when aligned), one upload on
+    /// the GPU.
+    pub fn from_shared(bytes: crate::weights::SharedBytes, range: std::ops::Range<usize>, dtype: DType, dims: &[usize], device: &Device) -> Result<Tensor> {
+        let numel: usize = dims.iter().product();
+        let slice = (*bytes).as_ref().get(range.clone()).ok_or_else(|| Error::Input(format!("byte range {range:?} is outside the data")))?;
+        if slice.len() != dtype.bytes_for(numel)? {
+            return Err(Error::shape("from_shared", format!("{dims:?} of {dtype} needs {} bytes, got {}", dtype.bytes_for(numel)?, slice.len())));
+        }
+        match device {
+            Device::Cpu => Ok(Tensor::new_ready(Storage::Cpu(cpu::CpuStorage::from_shared(bytes, range)), dtype, dims, Device::Cpu)),
+            Device::Gpu(_) => Tensor::from_bytes(slice, dtype, dims, device),
+        }
+    }
+
     pub fn from_f32(values: &[f32], dims: &[usize], device: &Device) -> Result<Tensor> {
         Tensor::from_bytes(bytemuck::cast_slice(values), DType::F32, dims, device)
     }

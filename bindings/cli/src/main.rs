@@ -1,1 +1,207 @@
-fn main() {}
+//! The `webformers` command line: run a pipeline task on a local model, or benchmark one.
+//! Errors print one line on stderr and exit with status 1; nothing panics on bad input.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use webformers::files::DirFiles;
+use webformers::tasks::feature_extraction::{FeatureExtraction, Pooling};
+use webformers::tasks::{LoadOptions, Task};
+use webformers::weights::WeightDType;
+use webformers::{Device, DeviceChoice, GpuOptions, Result};
+
+#[derive(Parser)]
+#[command(name = "webformers", version, about = "Run Hugging Face models on WebGPU or the CPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ModelArgs {
+    /// A model folder (config.json, tokenizer.json, model.safetensors).
+    #[arg(long)]
+    model: String,
+    /// auto takes the GPU when an adapter exists, else the CPU.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Weight storage: auto (as stored), fp32, or fp16.
+    #[arg(long, default_value = "auto")]
+    dtype: String,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a task: `webformers run feature-extraction --model DIR "some text" ...`
+    Run {
+        task: String,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// none, mean or cls
+        #[arg(long, default_value = "none")]
+        pooling: String,
+        /// L2-normalize the embeddings.
+        #[arg(long)]
+        normalize: bool,
+        /// Print exactly one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+        /// The texts.
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
+    /// Measure throughput and latency of feature-extraction on a corpus.
+    Bench {
+        task: String,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// JSON file: {"sentences": [...], "single": "..."}
+        #[arg(long)]
+        corpus: String,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Timed passes over the corpus (after one warm-up).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Timed single-sentence calls.
+        #[arg(long, default_value_t = 50)]
+        latency_runs: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match pollster::block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open(args: &ModelArgs) -> Result<FeatureExtraction> {
+    if let Some(n) = args.threads {
+        webformers::cpu::set_threads(n)?;
+    }
+    let choice: DeviceChoice = args.device.parse()?;
+    let dtype = match args.dtype.as_str() {
+        "auto" => WeightDType::Auto,
+        "fp32" | "f32" => WeightDType::F32,
+        "fp16" | "f16" => WeightDType::F16,
+        other => return Err(webformers::Error::Input(format!("unknown dtype `{other}`; use auto, fp32 or fp16"))),
+    };
+    let (device, fallback) = Device::select(choice, GpuOptions::from_env()).await?;
+    match fallback {
+        Some(why) => eprintln!("device: {} (no GPU: {why})", device.describe()),
+        None => eprintln!("device: {}", device.describe()),
+    }
+    let files = DirFiles::open(&args.model)?;
+    FeatureExtraction::load(&files, &device, &LoadOptions { dtype })
+}
+
+fn check_task(task: &str) -> Result<()> {
+    match Task::from_name(task)? {
+        Task::FeatureExtraction => Ok(()),
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run { task, model, pooling, normalize, json, texts } => {
+            check_task(&task)?;
+            let pooling: Pooling = pooling.parse()?;
+            let pipe = open(&model).await?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let out = pipe.run(&refs, pooling, normalize).await?;
+            if json {
+                println!("{}", serde_json::json!({ "dims": out.dims, "data": nest(&out.data, &out.dims) }));
+            } else {
+                print_human(&refs, &out);
+            }
+            Ok(())
+        }
+        Command::Bench { task, model, corpus, batch, reps, latency_runs } => {
+            check_task(&task)?;
+            let pipe = open(&model).await?;
+            bench(&pipe, &corpus, batch, reps, latency_runs).await
+        }
+    }
+}
+
+/// Flat values as nested arrays following `dims` (one row per text).
+fn nest(data: &[f32], dims: &[usize]) -> serde_json::Value {
+    if dims.len() <= 1 {
+        return serde_json::json!(data);
+    }
+    let width: usize = dims[1..].iter().product();
+    serde_json::Value::Array(data.chunks(width.max(1)).map(|c| nest(c, &dims[1..])).collect())
+}
+
+fn print_human(texts: &[&str], out: &webformers::tasks::feature_extraction::Embeddings) {
+    println!("embeddings: dims {:?}", out.dims);
+    for (i, text) in texts.iter().enumerate() {
+        let row = out.row(i);
+        let head: Vec<String> = row.iter().take(5).map(|v| format!("{v:.6}")).collect();
+        println!("  [{i}] {:<50} [{} ...]", shorten(text, 50), head.join(", "));
+    }
+    if out.dims.len() == 2 && texts.len() > 1 {
+        println!("cosine similarity:");
+        for i in 0..texts.len() {
+            let sims: Vec<String> = (0..texts.len()).map(|j| format!("{:6.3}", webformers::reference::cosine(out.row(i), out.row(j)))).collect();
+            println!("  [{i}] {}", sims.join(" "));
+        }
+    }
+}
+
+fn shorten(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { s.chars().take(n - 1).chain(['…']).collect() }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+async fn bench(pipe: &FeatureExtraction, corpus: &str, batch: usize, reps: usize, latency_runs: usize) -> Result<()> {
+    let text = std::fs::read_to_string(corpus).map_err(|e| webformers::Error::Input(format!("{corpus}: {e}")))?;
+    let corpus: serde_json::Value = serde_json::from_str(&text).map_err(|e| webformers::Error::Input(format!("{corpus}: {e}")))?;
+    let sentences: Vec<&str> = corpus["sentences"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+    let single = corpus["single"].as_str().unwrap_or("Hello world");
+    if sentences.is_empty() || batch == 0 || reps == 0 || latency_runs == 0 {
+        return Err(webformers::Error::Input("the corpus needs sentences, and batch, reps and runs must be positive".into()));
+    }
+    let pass = || async {
+        for chunk in sentences.chunks(batch) {
+            pipe.run(chunk, Pooling::Mean, true).await?;
+        }
+        Ok::<(), webformers::Error>(())
+    };
+    pass().await?; // warm-up: pipelines compiled, weights packed, buffers pooled
+    let mut rates = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        pass().await?;
+        rates.push(sentences.len() as f64 / t.elapsed().as_secs_f64());
+    }
+    pipe.run(&[single], Pooling::Mean, true).await?;
+    let mut latencies = Vec::new();
+    for _ in 0..latency_runs {
+        let t = Instant::now();
+        pipe.run(&[single], Pooling::Mean, true).await?;
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let result = serde_json::json!({
+        "device": pipe.device().describe(),
+        "sentences": sentences.len(),
+        "batch": batch,
+        "sentences_per_s": (median(rates) * 10.0).round() / 10.0,
+        "latency_ms": (median(latencies) * 100.0).round() / 100.0,
+    });
+    println!("{result}");
+    Ok(())
+}

@@ -16,6 +16,7 @@ mod kernels;
 mod matmul;
 pub(crate) mod math;
 pub(crate) mod parallel;
+pub use parallel::set_threads;
 pub(crate) mod simd;
 
 /// Host bytes, 4-byte aligned. Cloning shares them.

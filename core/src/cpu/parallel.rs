@@ -12,6 +12,22 @@ pub(crate) fn threads() -> usize {
     }
 }
 
+/// Sets the number of CPU threads kernels use (natively; once, before the first kernel runs).
+pub fn set_threads(n: usize) -> crate::Result<()> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| crate::Error::Input(format!("setting {n} CPU threads: {e}")))
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = n;
+        Ok(())
+    }
+}
+
 /// Runs `f(i)` for every i in 0..n, in parallel where threads exist.
 pub(crate) fn for_each(n: usize, f: impl Fn(usize) + Sync + Send) {
     #[cfg(not(target_arch = "wasm32"))]

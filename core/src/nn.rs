@@ -1,0 +1,72 @@
+//! Layers shared by the model files. Each holds its weights (already on the device) and has a
+//! `forward`; a linear layer dispatches on its weight's dtype inside the matmul op, so model code
+//! never changes for f16 (or, later, quantized) weights.
+
+use crate::ops::Activation;
+use crate::weights::Weights;
+use crate::{Result, Tensor};
+
+pub struct Linear {
+    /// [out, in], as Hugging Face stores it.
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// `{prefix}.weight` [out, in] and, when `bias`, `{prefix}.bias` [out].
+    pub fn load(vb: &Weights, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
+        let weight = vb.get("weight", &[out_dim, in_dim])?;
+        let bias = if bias { Some(vb.get_f32("bias", &[out_dim])?) } else { None };
+        Ok(Linear { weight, bias })
+    }
+
+    /// Several projections of the same input fused into one (q, k and v): one matmul instead of
+    /// three. Their outputs are consecutive column ranges of the result.
+    pub fn load_fused(vbs: &[Weights], in_dim: usize, out_dims: &[usize], bias: bool) -> Result<Linear> {
+        let names: Vec<String> = vbs.iter().map(|vb| vb.full_name("weight")).collect();
+        let bias_names: Vec<String> = vbs.iter().map(|vb| vb.full_name("bias")).collect();
+        let root = vbs[0].pp_root();
+        let weight_dims: Vec<Vec<usize>> = out_dims.iter().map(|&o| vec![o, in_dim]).collect();
+        let bias_dims: Vec<Vec<usize>> = out_dims.iter().map(|&o| vec![o]).collect();
+        fn as_refs(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
+        fn dims_refs(v: &[Vec<usize>]) -> Vec<&[usize]> {
+            v.iter().map(Vec::as_slice).collect()
+        }
+        let weight = root.get_concat(&as_refs(&names), &dims_refs(&weight_dims), false)?;
+        let bias = if bias { Some(root.get_concat(&as_refs(&bias_names), &dims_refs(&bias_dims), true)?) } else { None };
+        Ok(Linear { weight, bias })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.linear(&self.weight, self.bias.as_ref(), Activation::None)
+    }
+
+    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        x.linear(&self.weight, self.bias.as_ref(), act)
+    }
+}
+
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    /// `{prefix}.weight` and `{prefix}.bias`; old checkpoints name them `gamma` and `beta`.
+    pub fn load(vb: &Weights, dim: usize, eps: f32) -> Result<LayerNorm> {
+        let (w, b) = if vb.contains("gamma") { ("gamma", "beta") } else { ("weight", "bias") };
+        Ok(LayerNorm { weight: vb.get_f32(w, &[dim])?, bias: vb.get_opt_f32(b, &[dim])?, eps })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.layer_norm(None, &self.weight, self.bias.as_ref(), self.eps)
+    }
+
+    /// LayerNorm(x + residual), fused.
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        x.layer_norm(Some(residual), &self.weight, self.bias.as_ref(), self.eps)
+    }
+}

@@ -1,0 +1,29 @@
+//! Pipeline tasks, one file each, named as transformers.js names them. A task wraps a model with
+//! its pre- and post-processing; the CLI and the JS package call tasks, never models.
+
+use crate::weights::WeightDType;
+use crate::{Error, Result};
+
+pub mod feature_extraction;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    FeatureExtraction,
+}
+
+pub const TASKS: &[(&str, Task)] = &[("feature-extraction", Task::FeatureExtraction), ("embeddings", Task::FeatureExtraction)];
+
+impl Task {
+    pub fn from_name(name: &str) -> Result<Task> {
+        TASKS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).ok_or_else(|| {
+            let names: Vec<&str> = TASKS.iter().map(|(n, _)| *n).collect();
+            Error::Unsupported(format!("unknown task `{name}`; supported: {}", names.join(", ")))
+        })
+    }
+}
+
+/// Options common to loading any task's model.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub dtype: WeightDType,
+}

@@ -1,0 +1,194 @@
+//! Weights by their Hugging Face names. A `WeightSource` (a safetensors file, later GGUF or a
+//! stream) says what tensors exist and gives their bytes; `Weights` is what model code uses: a
+//! prefix builder (`vb.pp("encoder.layer.0")`) whose `get` checks the shape, names the tensor in
+//! every error, converts dtypes for the device, and uploads.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::{DType, Device, Error, Result, Tensor};
+
+pub mod safetensors;
+
+/// Bytes that may be shared without a copy (a memory map, a downloaded file).
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+#[derive(Clone, Debug)]
+pub struct TensorInfo {
+    pub dtype: DType,
+    pub dims: Vec<usize>,
+    /// Where the tensor's bytes are in `WeightSource::bytes()`.
+    pub range: Range<usize>,
+}
+
+pub trait WeightSource: Send + Sync {
+    /// Where the weights came from, for error messages.
+    fn origin(&self) -> &str;
+    fn info(&self, name: &str) -> Option<&TensorInfo>;
+    fn names(&self) -> Vec<&str>;
+    /// The dtype name of a tensor the file has but no op can use.
+    fn unsupported_dtype(&self, _name: &str) -> Option<&str> {
+        None
+    }
+    /// The bytes the `TensorInfo` ranges point into.
+    fn bytes(&self) -> &SharedBytes;
+}
+
+/// How weights are stored on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WeightDType {
+    /// As in the file (bf16 becomes f32, since no backend computes in bf16).
+    #[default]
+    Auto,
+    F32,
+    /// Matmul and embedding weights in f16 (half the memory and bandwidth); norms stay f32.
+    F16,
+}
+
+#[derive(Clone)]
+pub struct Weights {
+    source: Arc<dyn WeightSource>,
+    device: Device,
+    prefix: String,
+    dtype: WeightDType,
+    /// Tensors already uploaded, so a weight used twice (tied embeddings) is stored once.
+    cache: Arc<std::sync::Mutex<HashMap<(String, bool), Tensor>>>,
+}
+
+impl Weights {
+    pub fn new(source: Arc<dyn WeightSource>, device: &Device, dtype: WeightDType) -> Weights {
+        Weights { source, device: device.clone(), prefix: String::new(), dtype, cache: Default::default() }
+    }
+
+    /// The same weights under `prefix.` (like `vb.pp("attention")`).
+    pub fn pp(&self, prefix: impl std::fmt::Display) -> Weights {
+        let mut w = self.clone();
+        w.prefix = self.full_name(&prefix.to_string());
+        w
+    }
+
+    /// The same weights without any prefix (for names already made full).
+    pub fn pp_root(&self) -> Weights {
+        let mut w = self.clone();
+        w.prefix = String::new();
+        w
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn full_name(&self, name: &str) -> String {
+        if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.source.info(&self.full_name(name)).is_some()
+    }
+
+    fn info(&self, name: &str, dims: &[usize]) -> Result<(String, TensorInfo)> {
+        let full = self.full_name(name);
+        if let Some(dtype) = self.source.unsupported_dtype(&full) {
+            return Err(Error::weight(&full, format!("{dtype} tensors are not supported")));
+        }
+        let info = self.source.info(&full).ok_or_else(|| {
+            let hint = self.source.names().into_iter().find(|n| n.ends_with(name)).map(|n| format!(" (the file has `{n}`)")).unwrap_or_default();
+            Error::weight(&full, format!("not found in {}{hint}", self.source.origin()))
+        })?;
+        if info.dims != dims {
+            return Err(Error::weight(&full, format!("expected shape {dims:?}, {} has {:?}", self.source.origin(), info.dims)));
+        }
+        Ok((full, info.clone()))
+    }
+
+    /// A matmul or embedding weight: kept in f32 or f16 as the dtype policy says.
+    pub fn get(&self, name: &str, dims: &[usize]) -> Result<Tensor> {
+        self.load(name, dims, false)
+    }
+
+    /// A parameter that ops need in f32 (norm weights, biases).
+    pub fn get_f32(&self, name: &str, dims: &[usize]) -> Result<Tensor> {
+        self.load(name, dims, true)
+    }
+
+    pub fn get_opt_f32(&self, name: &str, dims: &[usize]) -> Result<Option<Tensor>> {
+        if self.contains(name) { self.get_f32(name, dims).map(Some) } else { Ok(None) }
+    }
+
+    fn target_dtype(&self, stored: DType, force_f32: bool) -> DType {
+        match (stored, force_f32, self.dtype) {
+            (DType::F32 | DType::F16 | DType::BF16, true, _) => DType::F32,
+            (DType::F32 | DType::F16 | DType::BF16, false, WeightDType::F16) => DType::F16,
+            (DType::F32 | DType::F16 | DType::BF16, false, WeightDType::F32) => DType::F32,
+            (DType::BF16, false, WeightDType::Auto) => DType::F32,
+            (other, _, _) => other,
+        }
+    }
+
+    fn load(&self, name: &str, dims: &[usize], force_f32: bool) -> Result<Tensor> {
+        let (full, info) = self.info(name, dims)?;
+        let key = (full.clone(), force_f32);
+        if let Some(t) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(t.clone());
+        }
+        let bytes = &(**self.source.bytes()).as_ref()[info.range.clone()];
+        let expected = info.dtype.bytes_for(dims.iter().product()).map_err(|e| Error::weight(&full, e))?;
+        if bytes.len() != expected {
+            return Err(Error::weight(&full, format!("has {} bytes for {dims:?} of {}, expected {expected}", bytes.len(), info.dtype)));
+        }
+        let target = self.target_dtype(info.dtype, force_f32);
+        let tensor = if target == info.dtype {
+            Tensor::from_shared(self.source.bytes().clone(), info.range.clone(), info.dtype, dims, &self.device)
+        } else {
+            convert(bytes, info.dtype, target, dims, &self.device)
+        }
+        .map_err(|e| Error::weight(&full, e))?;
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, tensor.clone());
+        Ok(tensor)
+    }
+
+    /// Several weights stacked along dim 0 into one tensor (a fused q/k/v projection), in the
+    /// dtype the first would get.
+    pub fn get_concat(&self, names: &[&str], dims: &[&[usize]], force_f32: bool) -> Result<Tensor> {
+        let mut host = Vec::new();
+        let mut rows = 0;
+        let mut cols: Option<&[usize]> = None;
+        let mut target = None;
+        for (name, d) in names.iter().zip(dims) {
+            let (full, info) = self.info(name, d)?;
+            if cols.is_some_and(|c| c != &d[1..]) {
+                return Err(Error::weight(full, format!("shape {d:?} does not stack with {:?}", cols)));
+            }
+            cols = Some(&d[1..]);
+            rows += d[0];
+            let t = *target.get_or_insert(self.target_dtype(info.dtype, force_f32));
+            let bytes = &(**self.source.bytes()).as_ref()[info.range.clone()];
+            host.extend_from_slice(&to_host(bytes, info.dtype, t).map_err(|e| Error::weight(&full, e))?);
+        }
+        let mut out_dims = vec![rows];
+        out_dims.extend_from_slice(cols.unwrap_or(&[]));
+        Tensor::from_bytes(&host, target.unwrap_or(DType::F32), &out_dims, &self.device)
+    }
+}
+
+/// Converts float weights on the host (at load time only).
+fn to_host(bytes: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
+    use half::{bf16, f16};
+    let values: Vec<f32> = match from {
+        DType::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        DType::F16 => bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        DType::BF16 => bytes.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        other if other == to => return Ok(bytes.to_vec()),
+        other => return Err(Error::Unsupported(format!("converting {other} weights to {to}"))),
+    };
+    Ok(match to {
+        DType::F32 => bytemuck::cast_slice(&values).to_vec(),
+        DType::F16 => values.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
+        other => return Err(Error::Unsupported(format!("converting weights to {other}"))),
+    })
+}
+
+fn convert(bytes: &[u8], from: DType, to: DType, dims: &[usize], device: &Device) -> Result<Tensor> {
+    Tensor::from_bytes(&to_host(bytes, from, to)?, to, dims, device)
+}

@@ -1,0 +1,113 @@
+//! safetensors files: an 8-byte header length, a JSON header, then the tensors' bytes. Natively
+//! the file is memory-mapped, so CPU tensors point into the map without a copy.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{SharedBytes, TensorInfo, WeightSource};
+use crate::{DType, Error, Result};
+
+pub struct SafetensorsFile {
+    origin: String,
+    bytes: SharedBytes,
+    tensors: HashMap<String, TensorInfo>,
+    /// Tensors of dtypes no op uses (such as BERT's i64 `position_ids` buffer): an error only if asked for.
+    unsupported: HashMap<String, String>,
+}
+
+/// What `parse_header` finds: usable tensors (ranges relative to the data section), the others'
+/// dtypes, where the data section starts, and its length.
+pub struct Header {
+    pub tensors: HashMap<String, TensorInfo>,
+    pub unsupported: HashMap<String, String>,
+    pub data_start: usize,
+    pub data_len: usize,
+}
+
+fn dtype_of(d: safetensors::Dtype) -> Option<DType> {
+    use safetensors::Dtype as D;
+    Some(match d {
+        D::F32 => DType::F32,
+        D::F16 => DType::F16,
+        D::BF16 => DType::BF16,
+        D::U32 => DType::U32,
+        D::I32 => DType::I32,
+        _ => return None,
+    })
+}
+
+/// Parses the header at the start of `prefix` (the whole file, or just its first bytes when
+/// streaming).
+pub fn parse_header(prefix: &[u8], origin: &str) -> Result<Header> {
+    let bad = |msg: String| Error::file(origin, format!("not a valid safetensors file: {msg}"));
+    let len_bytes: [u8; 8] = prefix.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| bad("shorter than its 8-byte header length".into()))?;
+    let header_len = u64::from_le_bytes(len_bytes);
+    if header_len > 100_000_000 {
+        return Err(bad(format!("header length {header_len} is implausible")));
+    }
+    let header_end = 8 + header_len as usize;
+    let header = prefix.get(8..header_end).ok_or_else(|| bad(format!("the header needs {header_end} bytes, the file has {}", prefix.len())))?;
+    let metadata: safetensors::tensor::Metadata = serde_json::from_slice(header).map_err(|e| bad(format!("header: {e}")))?;
+    let mut tensors = HashMap::new();
+    let mut unsupported = HashMap::new();
+    for (name, info) in metadata.tensors() {
+        let Some(dtype) = dtype_of(info.dtype) else {
+            unsupported.insert(name, format!("{:?}", info.dtype));
+            continue;
+        };
+        let (start, end) = info.data_offsets;
+        let numel: usize = info.shape.iter().product();
+        if end < start || dtype.bytes_for(numel).ok() != Some(end - start) {
+            return Err(Error::weight(&name, format!("{:?} of {dtype} does not fit its byte range {start}..{end}", info.shape)));
+        }
+        tensors.insert(name, TensorInfo { dtype, dims: info.shape.clone(), range: start..end });
+    }
+    Ok(Header { tensors, unsupported, data_start: header_end, data_len: metadata.data_len() })
+}
+
+impl SafetensorsFile {
+    /// Reads a whole file held in memory (or mapped). Truncated or corrupt files are errors.
+    pub fn from_bytes(bytes: SharedBytes, origin: &str) -> Result<SafetensorsFile> {
+        let all = (*bytes).as_ref();
+        let Header { mut tensors, unsupported, data_start, data_len } = parse_header(all, origin)?;
+        if data_start + data_len != all.len() {
+            return Err(Error::file(
+                origin,
+                format!("truncated or padded: the header describes {} bytes, the file has {}", data_start + data_len, all.len()),
+            ));
+        }
+        for info in tensors.values_mut() {
+            info.range = info.range.start + data_start..info.range.end + data_start;
+        }
+        Ok(SafetensorsFile { origin: origin.to_string(), bytes, tensors, unsupported })
+    }
+
+    /// Memory-maps a file (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open(path: &std::path::Path) -> Result<SafetensorsFile> {
+        let origin = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| Error::file(&origin, e))?;
+        // SAFETY: the map is read-only; a file changed underneath would give wrong weights, not UB
+        // in our code (the same contract every mmap-based loader has).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::file(&origin, e))?;
+        Self::from_bytes(Arc::new(map), &origin)
+    }
+}
+
+impl WeightSource for SafetensorsFile {
+    fn origin(&self) -> &str {
+        &self.origin
+    }
+    fn info(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.get(name)
+    }
+    fn unsupported_dtype(&self, name: &str) -> Option<&str> {
+        self.unsupported.get(name).map(String::as_str)
+    }
+    fn names(&self) -> Vec<&str> {
+        self.tensors.keys().map(String::as_str).collect()
+    }
+    fn bytes(&self) -> &SharedBytes {
+        &self.bytes
+    }
+}

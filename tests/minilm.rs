@@ -1,0 +1,132 @@
+//! The real all-MiniLM-L6-v2 on every backend against sentence-transformers (PyTorch) outputs
+//! committed in tests/fixtures/minilm-reference.json (made by tests/reference/make_minilm_reference.py).
+//! Tolerance: max abs difference 1e-4 on every compared value.
+
+use webformers::files::DirFiles;
+use webformers::tasks::LoadOptions;
+use webformers::tasks::feature_extraction::{FeatureExtraction, Pooling};
+use webformers_tests::{devices, fixture, floats, max_abs_diff, model_dir};
+
+const TOLERANCE: f32 = 1e-4;
+
+struct Case {
+    name: String,
+    text: String,
+    token_ids: Vec<u32>,
+    embedding: Vec<f32>,
+    mean: Vec<f32>,
+    cls: Vec<f32>,
+    hidden: Option<Vec<f32>>,
+}
+
+fn cases() -> Vec<Case> {
+    let reference = fixture("minilm-reference.json");
+    let inputs = reference["inputs"].as_array().expect("inputs");
+    assert!(inputs.len() >= 20, "the reference needs at least 20 inputs");
+    inputs
+        .iter()
+        .map(|i| Case {
+            name: i["name"].as_str().unwrap().to_string(),
+            text: i["text"].as_str().unwrap().to_string(),
+            token_ids: i["token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect(),
+            embedding: floats(&i["embedding"]),
+            mean: floats(&i["mean_unnormalized"]),
+            cls: floats(&i["cls"]),
+            hidden: i.get("last_hidden_state").map(floats),
+        })
+        .collect()
+}
+
+fn load(device: &webformers::Device) -> FeatureExtraction {
+    let files = DirFiles::open(model_dir("all-MiniLM-L6-v2")).unwrap();
+    FeatureExtraction::load(&files, device, &LoadOptions::default()).unwrap()
+}
+
+#[test]
+fn tokenization_matches_sentence_transformers_including_truncation() {
+    let pipe = load(&webformers::Device::Cpu);
+    let cases = cases();
+    assert!(cases.iter().any(|c| c.token_ids.len() == 256), "the reference needs an input over 256 tokens");
+    for c in &cases {
+        let batch = pipe.tokenizer().encode_batch(&[&c.text]).unwrap();
+        assert_eq!(batch.ids[0], c.token_ids, "token ids of `{}`", c.name);
+    }
+}
+
+#[test]
+fn normalized_embeddings_match_in_one_padded_batch() {
+    let cases = cases();
+    let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
+    for device in devices() {
+        let pipe = load(&device);
+        let out = pipe.run(&texts, Pooling::Mean, true).unwrap_or_block();
+        assert_eq!(out.dims, vec![cases.len(), 384]);
+        for (i, c) in cases.iter().enumerate() {
+            let diff = max_abs_diff(out.row(i), &c.embedding);
+            assert!(diff <= TOLERANCE, "{device:?}: `{}` differs by {diff:e}", c.name);
+        }
+    }
+}
+
+#[test]
+fn each_input_alone_matches_and_pooling_modes_match() {
+    let cases = cases();
+    for device in devices() {
+        let pipe = load(&device);
+        for c in &cases {
+            let out = pipe.run(&[&c.text], Pooling::Mean, true).unwrap_or_block();
+            let diff = max_abs_diff(out.row(0), &c.embedding);
+            assert!(diff <= TOLERANCE, "{device:?}: `{}` alone differs by {diff:e}", c.name);
+        }
+        // Unnormalized mean and CLS pooling, in one batch each.
+        let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
+        let mean = pipe.run(&texts, Pooling::Mean, false).unwrap_or_block();
+        let cls = pipe.run(&texts, Pooling::Cls, false).unwrap_or_block();
+        for (i, c) in cases.iter().enumerate() {
+            let d = max_abs_diff(mean.row(i), &c.mean);
+            assert!(d <= TOLERANCE, "{device:?}: mean of `{}` differs by {d:e}", c.name);
+            let d = max_abs_diff(cls.row(i), &c.cls);
+            assert!(d <= TOLERANCE, "{device:?}: cls of `{}` differs by {d:e}", c.name);
+        }
+        // Pooling none: every token's hidden state, zero-padded to the longest text.
+        let with_hidden: Vec<&Case> = cases.iter().filter(|c| c.hidden.is_some()).collect();
+        let texts: Vec<&str> = with_hidden.iter().map(|c| c.text.as_str()).collect();
+        let out = pipe.run(&texts, Pooling::None, false).unwrap_or_block();
+        let longest = with_hidden.iter().map(|c| c.token_ids.len()).max().unwrap();
+        assert_eq!(out.dims, vec![with_hidden.len(), longest, 384]);
+        for (i, c) in with_hidden.iter().enumerate() {
+            let hidden = c.hidden.as_ref().unwrap();
+            let row = out.row(i);
+            let d = max_abs_diff(&row[..hidden.len()], hidden);
+            assert!(d <= TOLERANCE, "{device:?}: hidden states of `{}` differ by {d:e}", c.name);
+            assert!(row[hidden.len()..].iter().all(|&v| v == 0.0), "{device:?}: padding of `{}` is not zero", c.name);
+        }
+    }
+}
+
+#[test]
+fn fp16_weights_stay_close() {
+    // f16 storage halves memory; rounding the weights costs accuracy, so this bound is looser.
+    let cases = cases();
+    let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
+    for device in devices() {
+        let files = DirFiles::open(model_dir("all-MiniLM-L6-v2")).unwrap();
+        let options = LoadOptions { dtype: webformers::weights::WeightDType::F16 };
+        let pipe = FeatureExtraction::load(&files, &device, &options).unwrap();
+        let out = pipe.run(&texts, Pooling::Mean, true).unwrap_or_block();
+        for (i, c) in cases.iter().enumerate() {
+            let cos = webformers::reference::cosine(out.row(i), &c.embedding);
+            assert!(cos > 0.9995, "{device:?}: fp16 `{}` cosine {cos}", c.name);
+        }
+    }
+}
+
+trait Block<T> {
+    fn unwrap_or_block(self) -> T;
+}
+
+impl<F: std::future::Future<Output = webformers::Result<T>>, T> Block<T> for F {
+    fn unwrap_or_block(self) -> T {
+        pollster::block_on(self).unwrap()
+    }
+}
