@@ -95,12 +95,13 @@ async fn open(args: &ModelArgs) -> Result<FeatureExtraction> {
         "fp16" | "f16" => WeightDType::F16,
         other => return Err(webformers::Error::Input(format!("unknown dtype `{other}`; use auto, fp32 or fp16"))),
     };
+    // The folder first: a wrong path fails fast, before a GPU is opened.
+    let files = DirFiles::open(&args.model)?;
     let (device, fallback) = Device::select(choice, GpuOptions::from_env()).await?;
     match fallback {
         Some(why) => eprintln!("device: {} (no GPU: {why})", device.describe()),
         None => eprintln!("device: {}", device.describe()),
     }
-    let files = DirFiles::open(&args.model)?;
     FeatureExtraction::load(&files, &device, &LoadOptions { dtype })
 }
 

@@ -1,0 +1,95 @@
+//! The `webformers` binary as a user runs it: JSON output against the Python reference, and one
+//! clear line on stderr (never a panic) for every kind of bad input.
+
+use std::process::{Command, Output};
+
+use webformers_tests::{fixture, floats, max_abs_diff, model_dir};
+
+fn command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_webformers"));
+    // Mesa's software Vulkan prints an `error:` line of its own when this is unset.
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    c
+}
+
+fn webformers(args: &[&str]) -> Output {
+    command().args(args).output().expect("the binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A failed run: non-zero status, one `error:` line naming the problem, no panic.
+#[track_caller]
+fn assert_clear_error(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "succeeded, stderr: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "expected one error line, got: {err}");
+    assert!(errors[0].contains(needle), "`{needle}` not in: {}", errors[0]);
+    assert!(out.stdout.is_empty(), "stdout should be empty on error");
+}
+
+#[test]
+fn json_output_matches_the_reference_on_every_device() {
+    let reference = fixture("minilm-reference.json");
+    let inputs = reference["inputs"].as_array().unwrap();
+    let pick = |name: &str| inputs.iter().find(|i| i["name"] == name).unwrap();
+    let (a, b) = (pick("hello"), pick("cjk"));
+    let model = model_dir("all-MiniLM-L6-v2");
+    for device in ["cpu", "auto"] {
+        let out = webformers(&[
+            "run", "feature-extraction", "--model", model.to_str().unwrap(), "--device", device, "--pooling", "mean", "--normalize", "--json",
+            a["text"].as_str().unwrap(), b["text"].as_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains("device:"), "the chosen device is reported on stderr");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON object");
+        assert_eq!(json["dims"], serde_json::json!([2, 384]));
+        let rows = json["data"].as_array().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(max_abs_diff(&floats(&rows[0]), &floats(&a["embedding"])) <= 1e-4);
+        assert!(max_abs_diff(&floats(&rows[1]), &floats(&b["embedding"])) <= 1e-4);
+    }
+}
+
+#[test]
+fn bad_input_gives_one_clear_line() {
+    let model = model_dir("all-MiniLM-L6-v2");
+    let model = model.to_str().unwrap();
+    assert_clear_error(&webformers(&["run", "feature-extraction", "--model", "/no/such/model", "hi"]), "does not exist");
+    assert_clear_error(&webformers(&["run", "translation", "--model", model, "hi"]), "unknown task `translation`");
+    assert_clear_error(&webformers(&["run", "feature-extraction", "--model", "/tmp", "hi"]), "no config.json");
+    assert_clear_error(&webformers(&["run", "feature-extraction", "--model", model, "--pooling", "max", "hi"]), "unknown pooling");
+
+    let dir = std::env::temp_dir().join(format!("webformers-cli-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(model_dir("all-MiniLM-L6-v2").join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("model.safetensors"), b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage").unwrap();
+    assert_clear_error(&webformers(&["run", "feature-extraction", "--model", dir.to_str().unwrap(), "hi"]), "not a valid safetensors file");
+}
+
+#[test]
+fn gpu_without_an_adapter_is_a_clear_error() {
+    // No Metal on Linux (and no Vulkan on macOS): wgpu finds no adapter on that backend alone.
+    let backend = if cfg!(target_os = "macos") { "vulkan" } else { "metal" };
+    let model = model_dir("all-MiniLM-L6-v2");
+    let out = command()
+        .env("WGPU_BACKEND", backend)
+        .args(["run", "feature-extraction", "--model", model.to_str().unwrap(), "--device", "gpu", "hi"])
+        .output()
+        .unwrap();
+    assert_clear_error(&out, "no GPU adapter");
+    // `auto` falls back to the CPU and says so.
+    let out = command()
+        .env("WGPU_BACKEND", backend)
+        .args(["run", "feature-extraction", "--model", model.to_str().unwrap(), "--json", "hi"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("device: cpu"), "{}", stderr(&out));
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every test, from a fresh machine: installs the tools (lavapipe, Chromium, wasm tooling),
+# fetches the real models, then runs the native tests with the GPU backend on lavapipe (a GPU
+# test that finds no adapter fails here) and the browser tests in headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup-tools.sh
+scripts/fetch-models.sh
+
+export WEBFORMERS_REQUIRE_GPU=1
+# lavapipe: a real Vulkan driver on the CPU, with shader-f16 and subgroups.
+export WGPU_BACKEND=vulkan
+
+echo "== native tests (CPU and GPU backends)"
+cargo test --release --workspace
+
+echo "== browser tests (WebGPU on SwiftShader, wasm simd128)"
+scripts/test-wasm.sh
+
+echo "all tests passed"
