@@ -1,4 +1,6 @@
 // Multi-head attention over packed sequences, one workgroup per (query token, head).
+// Sequence s owns query rows q_offsets[s].. and key rows kv_offsets[s]..; with `causal` the
+// queries are the sequence's last tokens (bottom-right alignment, as with a KV cache).
 // Keys are visited in tiles of WG with an online softmax (running max m and sum l), so any
 // sequence length fits in fixed workgroup memory. Heads of size D <= 256; with grouped-query
 // attention, query head h reads key/value head h / (Hq / Hkv).
@@ -28,8 +30,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> k: array<f32>;
 @group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read> offsets: array<u32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> q_offsets: array<u32>;
+@group(0) @binding(5) var<storage, read> kv_offsets: array<u32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
 const MAX_D: u32 = 256u;
 const PER_THREAD: u32 = MAX_D / WG;
@@ -58,14 +61,16 @@ fn main(
     // workgroup memory makes the tile loop (and its barriers) uniform.
     if lid == 0u {
         var seq = 0u;
-        while seq + 1u < p.seqs && offsets[seq + 1u] <= t {
+        while seq + 1u < p.seqs && q_offsets[seq + 1u] <= t {
             seq += 1u;
         }
-        var end = offsets[seq + 1u];
+        let start = kv_offsets[seq];
+        var end = kv_offsets[seq + 1u];
         if p.causal != 0u {
-            end = t + 1u;
+            // Rows left after this query in its sequence are hidden from it.
+            end -= q_offsets[seq + 1u] - 1u - t;
         }
-        key_range = vec2<u32>(offsets[seq], end);
+        key_range = vec2<u32>(start, end);
     }
     let range = workgroupUniformLoad(&key_range);
     let start = range.x;

@@ -6,8 +6,9 @@
 struct Params {
     numel: u32,
     src_off: u32,
-    pad0: u32,
-    pad1: u32,
+    // Where the copy lands in dst, in elements (a KV cache append writes at a row offset).
+    dst_off: u32,
+    pad: u32,
     dims0: vec4<u32>,
     dims1: vec4<u32>,
     strides0: vec4<u32>,
@@ -45,21 +46,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let i = flat_index(wg, nwg, lid, WG);
 #if SRC_U32
     if i < p.numel {
-        dst[i] = src[p.src_off + strided_offset(i, p.dims0, p.dims1, p.strides0, p.strides1)];
+        dst[p.dst_off + i] = src[p.src_off + strided_offset(i, p.dims0, p.dims1, p.strides0, p.strides1)];
     }
 #elif DST_F32
     if i < p.numel {
-        dst[i] = load(i);
+        dst[p.dst_off + i] = load(i);
     }
 #else
-    // Invocation i writes values 2i and 2i+1 as one word.
+    // Invocation i writes values 2i and 2i+1 as one word (dst_off is even for f16).
     let first = 2u * i;
     if first < p.numel {
         var hi = 0.0;
         if first + 1u < p.numel {
             hi = load(first + 1u);
         }
-        dst[i] = pack2x16float(vec2<f32>(load(first), hi));
+        dst[p.dst_off / 2u + i] = pack2x16float(vec2<f32>(load(first), hi));
     }
 #endif
 }

@@ -38,7 +38,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         case 0u: { r = x + y; }
         case 1u: { r = x - y; }
         case 2u: { r = x * y; }
-        default: { r = x / y; }
+        case 3u: { r = x / y; }
+        default: { r = silu(x) * y; }
     }
     out[i] = r;
 #else

@@ -26,6 +26,8 @@ pub enum BinaryOp {
     Sub,
     Mul,
     Div,
+    /// silu(lhs) * rhs: the gate of a SwiGLU feed-forward block.
+    SiluMul,
 }
 
 /// An activation applied in a matmul's epilogue, saving a pass over the output.
@@ -65,10 +67,22 @@ pub(crate) enum Op {
     Norm { x: Tensor, residual: Option<Tensor>, weight: Tensor, bias: Option<Tensor>, eps: f32, kind: NormKind },
     /// softmax(x * scale + mask) over the last dim; `mask` (additive) is a broadcast view of x's dims.
     Softmax { x: Tensor, mask: Option<Tensor>, scale: f32 },
-    /// Attention over packed sequences: q [T, Hq, D], k and v [T, Hkv, D] (views with unit stride on
-    /// D), `seq_offsets` [B + 1] u32. A query attends to the keys of its own sequence (and with
-    /// `causal`, only to those at or before its position). Output [T, Hq, D].
-    Attention { q: Tensor, k: Tensor, v: Tensor, seq_offsets: Tensor, scale: f32, causal: bool },
+    /// Attention over packed sequences: q [Tq, Hq, D], k and v [Tk, Hkv, D] (views with unit
+    /// stride on D); sequence s owns query rows q_offsets[s]..q_offsets[s+1] and key rows
+    /// kv_offsets[s]..kv_offsets[s+1]. With `causal`, the queries are the last of their sequence
+    /// (bottom-right alignment, as with a KV cache): query i of Lq sees keys j <= Lk - Lq + i.
+    /// Output [Tq, Hq, D].
+    Attention { q: Tensor, k: Tensor, v: Tensor, q_offsets: Tensor, kv_offsets: Tensor, scale: f32, causal: bool },
+    /// Rotary position embedding of x [T, H, D] (unit stride on D) at `positions` [T] u32 with
+    /// `inv_freq` [R/2] f32 (scaling variants are folded into it by the model); the first R dims
+    /// rotate. `interleaved`: pairs (2i, 2i+1) as GGUF orders Llama weights; else (i, i + R/2) as
+    /// Hugging Face does. Output contiguous [T, H, D].
+    Rope { x: Tensor, positions: Tensor, inv_freq: Tensor, interleaved: bool },
+    /// Writes `src` into the rows of `dst` starting at `row`, in place, and gives `dst` back:
+    /// the KV cache append. `dst` is a `Tensor::cache` tensor and keeps living on the device.
+    WriteRows { dst: Tensor, src: Tensor, row: usize },
+    /// Index of the largest value of each row of x [R, N] (first on ties): u32 [R].
+    Argmax { x: Tensor },
     /// Pools the rows [T, H] of each sequence (`seq_offsets` [B + 1]) into [B, H].
     SegmentPool { x: Tensor, seq_offsets: Tensor, mode: PoolMode },
     /// Scatters packed rows [T, H] into a zero-padded batch [B, S, H].
@@ -88,7 +102,10 @@ impl Op {
                 [Some(x), residual.as_ref(), Some(weight), bias.as_ref()].into_iter().flatten().collect()
             }
             Op::Softmax { x, mask, .. } => [Some(x), mask.as_ref()].into_iter().flatten().collect(),
-            Op::Attention { q, k, v, seq_offsets, .. } => vec![q, k, v, seq_offsets],
+            Op::Attention { q, k, v, q_offsets, kv_offsets, .. } => vec![q, k, v, q_offsets, kv_offsets],
+            Op::Rope { x, positions, inv_freq, .. } => vec![x, positions, inv_freq],
+            Op::WriteRows { dst, src, .. } => vec![dst, src],
+            Op::Argmax { x } => vec![x],
             Op::SegmentPool { x, seq_offsets, .. } | Op::Unpack { x, seq_offsets, .. } => vec![x, seq_offsets],
             Op::L2Normalize { x, .. } => vec![x],
         }
@@ -104,6 +121,9 @@ impl Op {
             Op::Norm { .. } => "norm",
             Op::Softmax { .. } => "softmax",
             Op::Attention { .. } => "attention",
+            Op::Rope { .. } => "rope",
+            Op::WriteRows { .. } => "write_rows",
+            Op::Argmax { .. } => "argmax",
             Op::SegmentPool { .. } => "segment_pool",
             Op::Unpack { .. } => "unpack",
             Op::L2Normalize { .. } => "l2_normalize",
@@ -329,27 +349,85 @@ impl Tensor {
         Ok(Tensor::record(op, DType::F32, self.dims(), self))
     }
 
-    /// Fused multi-head attention over packed sequences (see `Op::Attention`). `self` is q.
+    /// Fused multi-head attention over packed sequences (see `Op::Attention`), queries and keys
+    /// from the same tokens. `self` is q.
     pub fn attention(&self, k: &Tensor, v: &Tensor, seq_offsets: &Tensor, scale: f32, causal: bool) -> Result<Tensor> {
+        self.attention_kv(k, v, seq_offsets, seq_offsets, scale, causal)
+    }
+
+    /// Attention where keys and values have their own rows (a KV cache holds the past too).
+    pub fn attention_kv(&self, k: &Tensor, v: &Tensor, q_offsets: &Tensor, kv_offsets: &Tensor, scale: f32, causal: bool) -> Result<Tensor> {
         const OP: &str = "attention";
-        same_device(OP, &[self, k, v, seq_offsets])?;
+        same_device(OP, &[self, k, v, q_offsets, kv_offsets])?;
         for (what, t) in [("q", self), ("k", k), ("v", v)] {
             expect_rank(OP, what, t, 3)?;
             expect_dtype(OP, what, t, &[DType::F32])?;
         }
-        expect_dtype(OP, "seq_offsets", seq_offsets, &[DType::U32])?;
-        expect_rank(OP, "seq_offsets", seq_offsets, 1)?;
+        for (what, t) in [("q_offsets", q_offsets), ("kv_offsets", kv_offsets)] {
+            expect_dtype(OP, what, t, &[DType::U32])?;
+            expect_rank(OP, what, t, 1)?;
+        }
+        if q_offsets.dims() != kv_offsets.dims() || q_offsets.dims()[0] < 2 {
+            return Err(Error::shape(OP, format!("offsets {:?} and {:?} must describe the same sequences", q_offsets.dims(), kv_offsets.dims())));
+        }
         let [t, hq, d] = [self.dims()[0], self.dims()[1], self.dims()[2]];
-        let [tk, hkv, dk] = [k.dims()[0], k.dims()[1], k.dims()[2]];
-        if k.dims() != v.dims() || tk != t || dk != d || hkv == 0 || hq % hkv != 0 {
+        let [_, hkv, dk] = [k.dims()[0], k.dims()[1], k.dims()[2]];
+        if k.dims() != v.dims() || dk != d || hkv == 0 || hq % hkv != 0 {
             return Err(Error::shape(OP, format!("q {:?}, k {:?}, v {:?}", self.dims(), k.dims(), v.dims())));
         }
         if d > MAX_HEAD_DIM {
             return Err(Error::Unsupported(format!("attention head size {d} (at most {MAX_HEAD_DIM})")));
         }
-        let unit_d = |x: &Tensor| x.contiguous_if(x.layout().strides()[2] != 1 && x.dims()[2] > 1);
-        let op = Op::Attention { q: unit_d(self)?, k: unit_d(k)?, v: unit_d(v)?, seq_offsets: seq_offsets.contiguous()?, scale, causal };
+        let op = Op::Attention {
+            q: unit_last(self)?,
+            k: unit_last(k)?,
+            v: unit_last(v)?,
+            q_offsets: q_offsets.contiguous()?,
+            kv_offsets: kv_offsets.contiguous()?,
+            scale,
+            causal,
+        };
         Ok(Tensor::record(op, DType::F32, &[t, hq, d], self))
+    }
+
+    /// Rotary position embedding (see `Op::Rope`) of `self` [T, H, D].
+    pub fn rope(&self, positions: &Tensor, inv_freq: &Tensor, interleaved: bool) -> Result<Tensor> {
+        const OP: &str = "rope";
+        same_device(OP, &[self, positions, inv_freq])?;
+        expect_rank(OP, "input", self, 3)?;
+        expect_dtype(OP, "input", self, &[DType::F32])?;
+        expect_dtype(OP, "positions", positions, &[DType::U32])?;
+        expect_dtype(OP, "inv_freq", inv_freq, &[DType::F32])?;
+        let (t, d) = (self.dims()[0], self.dims()[2]);
+        let half = inv_freq.numel();
+        if positions.dims() != [t] || half == 0 || 2 * half > d {
+            return Err(Error::shape(OP, format!("x {:?}, positions {:?}, inv_freq {:?}", self.dims(), positions.dims(), inv_freq.dims())));
+        }
+        let op = Op::Rope { x: unit_last(self)?, positions: positions.contiguous()?, inv_freq: inv_freq.contiguous()?, interleaved };
+        Ok(Tensor::record(op, DType::F32, self.dims(), self))
+    }
+
+    /// Writes `src` [n, ..] into rows `row..row + n` of this cache tensor (see `Tensor::cache`) and
+    /// returns the cache, updated, for ops that read it afterwards.
+    pub fn write_rows(&self, src: &Tensor, row: usize) -> Result<Tensor> {
+        const OP: &str = "write_rows";
+        same_device(OP, &[self, src])?;
+        if !self.is_cache() || !self.is_contiguous() || self.layout().offset() != 0 {
+            return Err(Error::Input("write_rows writes only into a whole cache tensor (Tensor::cache)".into()));
+        }
+        if src.dtype() != self.dtype() || src.rank() != self.rank() || src.dims()[1..] != self.dims()[1..] || row + src.dims()[0] > self.dims()[0] {
+            return Err(Error::shape(OP, format!("rows {row}.. of {:?} ({}) from {:?} ({})", self.dims(), self.dtype(), src.dims(), src.dtype())));
+        }
+        let op = Op::WriteRows { dst: self.clone(), src: src.contiguous()?, row };
+        Ok(Tensor::record(op, self.dtype(), self.dims(), self))
+    }
+
+    /// Index of each row's largest value: x [R, N] f32 → [R] u32.
+    pub fn argmax(&self) -> Result<Tensor> {
+        expect_rank("argmax", "input", self, 2)?;
+        expect_dtype("argmax", "input", self, &[DType::F32])?;
+        let op = Op::Argmax { x: self.contiguous()? };
+        Ok(Tensor::record(op, DType::U32, &[self.dims()[0]], self))
     }
 
     /// Mean or first-row pooling of each packed sequence: [T, H] → [B, H].
@@ -388,6 +466,12 @@ impl Tensor {
 
 /// Attention kernels keep one query head in registers and workgroup memory.
 pub const MAX_HEAD_DIM: usize = 256;
+
+/// A copy unless the last dim already has unit stride (kernels index it directly).
+fn unit_last(x: &Tensor) -> Result<Tensor> {
+    let r = x.rank();
+    x.contiguous_if(x.layout().strides()[r - 1] != 1 && x.dims()[r - 1] > 1)
+}
 
 /// Views [..batch, R, C] as [batch, R, C], copying only when the batch dims cannot share one stride.
 fn collapse_batch(t: &Tensor) -> Result<Tensor> {

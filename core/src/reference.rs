@@ -89,27 +89,66 @@ pub fn softmax(x: &[f32], mask: Option<&[f32]>, n: usize, scale: f32) -> Vec<f32
     out
 }
 
-/// Attention over packed sequences: q [T, Hq, D], k and v [T, Hkv, D], contiguous.
+/// Attention over packed sequences, queries and keys from the same tokens: q [T, Hq, D], k and v
+/// [T, Hkv, D], contiguous.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(q: &[f32], k: &[f32], v: &[f32], offsets: &[u32], hq: usize, hkv: usize, d: usize, scale: f32, causal: bool) -> Vec<f32> {
+    attention_kv(q, k, v, (offsets, offsets), hq, hkv, d, scale, causal)
+}
+
+/// Attention over packed sequences: q [Tq, Hq, D], k and v [Tk, Hkv, D], contiguous; sequence s
+/// owns query rows q_offsets[s].. and key rows kv_offsets[s]..; causal masks bottom-right aligned.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_kv(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    (q_offsets, kv_offsets): (&[u32], &[u32]),
+    hq: usize,
+    hkv: usize,
+    d: usize,
+    scale: f32,
+    causal: bool,
+) -> Vec<f32> {
     let t = q.len() / (hq * d);
     let mut out = vec![0f32; t * hq * d];
-    for s in 0..offsets.len() - 1 {
-        let (start, end) = (offsets[s] as usize, offsets[s + 1] as usize);
-        for i in start..end {
+    for s in 0..q_offsets.len() - 1 {
+        let (qs, qe) = (q_offsets[s] as usize, q_offsets[s + 1] as usize);
+        let (ks, ke) = (kv_offsets[s] as usize, kv_offsets[s + 1] as usize);
+        for i in qs..qe {
             for h in 0..hq {
                 let kh = h / (hq / hkv);
-                let last = if causal { i + 1 } else { end };
-                let scores: Vec<f64> = (start..last)
+                // Query i - qs of the sequence's last (qe - qs) tokens sees keys up to its own position.
+                let last = if causal { ke - (qe - i) + 1 } else { ke };
+                let scores: Vec<f64> = (ks..last)
                     .map(|j| (0..d).map(|c| q[(i * hq + h) * d + c] as f64 * k[(j * hkv + kh) * d + c] as f64).sum::<f64>() * scale as f64)
                     .collect();
                 let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let exps: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                 let sum: f64 = exps.iter().sum();
                 for c in 0..d {
-                    let o: f64 = exps.iter().enumerate().map(|(jj, e)| e * v[((start + jj) * hkv + kh) * d + c] as f64).sum();
+                    let o: f64 = exps.iter().enumerate().map(|(jj, e)| e * v[((ks + jj) * hkv + kh) * d + c] as f64).sum();
                     out[(i * hq + h) * d + c] = (o / sum) as f32;
                 }
+            }
+        }
+    }
+    out
+}
+
+/// Rotary embedding of x [T, H, D] at `positions` with per-pair frequencies `inv_freq`.
+pub fn rope(x: &[f32], positions: &[u32], inv_freq: &[f32], heads: usize, d: usize, interleaved: bool) -> Vec<f32> {
+    let mut out = x.to_vec();
+    let half = inv_freq.len();
+    for (r, &pos) in positions.iter().enumerate() {
+        for h in 0..heads {
+            let base = (r * heads + h) * d;
+            for (i, &f) in inv_freq.iter().enumerate() {
+                let angle = pos as f64 * f as f64;
+                let (a, b) = if interleaved { (2 * i, 2 * i + 1) } else { (i, i + half) };
+                let (xa, xb) = (x[base + a] as f64, x[base + b] as f64);
+                out[base + a] = (xa * angle.cos() - xb * angle.sin()) as f32;
+                out[base + b] = (xb * angle.cos() + xa * angle.sin()) as f32;
             }
         }
     }

@@ -24,6 +24,8 @@ pub(crate) struct Node {
     /// Elements in the node's storage (its layout is contiguous over them when produced by an op).
     pub(crate) numel: usize,
     pub(crate) device: Device,
+    /// Storage that ops write in place (`write_rows`): a KV cache.
+    pub(crate) cache: bool,
     state: Mutex<NodeState>,
 }
 
@@ -70,14 +72,34 @@ impl Tensor {
 
     pub(crate) fn new_pending(op: Op, dtype: DType, dims: &[usize], device: Device) -> Tensor {
         let layout = Layout::contiguous(dims);
-        let node = Node { id: next_node_id(), dtype, numel: layout.numel(), device, state: Mutex::new(NodeState::Pending(op)) };
+        let node = Node { id: next_node_id(), dtype, numel: layout.numel(), device, cache: false, state: Mutex::new(NodeState::Pending(op)) };
         Tensor { node: Arc::new(node), layout }
     }
 
     pub(crate) fn new_ready(storage: Storage, dtype: DType, dims: &[usize], device: Device) -> Tensor {
         let layout = Layout::contiguous(dims);
-        let node = Node { id: next_node_id(), dtype, numel: layout.numel(), device, state: Mutex::new(NodeState::Ready(storage)) };
+        let node = Node { id: next_node_id(), dtype, numel: layout.numel(), device, cache: false, state: Mutex::new(NodeState::Ready(storage)) };
         Tensor { node: Arc::new(node), layout }
+    }
+
+    /// A zeroed tensor that `write_rows` updates in place, kept on the device across forward
+    /// passes (a KV cache). f32 or f16.
+    pub fn cache(dtype: DType, dims: &[usize], device: &Device) -> Result<Tensor> {
+        if !matches!(dtype, DType::F32 | DType::F16) {
+            return Err(Error::dtype("cache", format!("{dtype} caches")));
+        }
+        let bytes = dtype.bytes_for(dims.iter().product())?;
+        let storage = match device {
+            Device::Cpu => Storage::Cpu(cpu::CpuStorage::writable(bytes)),
+            Device::Gpu(gpu) => Storage::Gpu(gpu.zeroed(bytes as u64, "cache")?),
+        };
+        let layout = Layout::contiguous(dims);
+        let node = Node { id: next_node_id(), dtype, numel: layout.numel(), device: device.clone(), cache: true, state: Mutex::new(NodeState::Ready(storage)) };
+        Ok(Tensor { node: Arc::new(node), layout })
+    }
+
+    pub(crate) fn is_cache(&self) -> bool {
+        self.node.cache
     }
 
     /// Uploads raw little-endian bytes of `dtype` (quantized blocks included) as a tensor of `dims`.
@@ -208,6 +230,12 @@ impl Tensor {
             Some(HostData::U32(v)) => Ok(v),
             _ => Err(Error::dtype("to_vec_u32", format!("tensor is {}", self.dtype()))),
         }
+    }
+
+    /// Blocking read for native callers (tests, the CLI).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn to_vec_u32_blocking(&self) -> Result<Vec<u32>> {
+        pollster::block_on(self.to_vec_u32())
     }
 
     /// Blocking read for native callers (tests, the CLI). Not available in wasm, where nothing may block.

@@ -109,6 +109,7 @@ pub(super) fn binary(lhs: &Input<'_>, rhs: &Input<'_>, op: BinaryOp, numel: usiz
         BinaryOp::Sub => a - b,
         BinaryOp::Mul => a * b,
         BinaryOp::Div => a / b,
+        BinaryOp::SiluMul => math::silu(a) * b,
     };
     if lhs.layout.is_contiguous() && rhs.layout.is_contiguous() {
         return lhs.f32s().iter().zip(rhs.f32s()).map(|(&a, &b)| f(a, b)).collect();
@@ -275,37 +276,38 @@ fn attention_head<S: Simd>(
     q: &HeadView<'_>,
     k: &HeadView<'_>,
     v: &HeadView<'_>,
-    (start, end): (usize, usize),
+    (q_start, q_len): (usize, usize),
+    (k_start, k_len): (usize, usize),
     (h, kv_h, d): (usize, usize, usize),
     hq: usize,
     scale: f32,
     causal: bool,
     out: SharedOut,
 ) {
-    let len = end - start;
-    // K of this head transposed to [d, len], so scores for all keys accumulate as vectors.
-    let mut kt = vec![0f32; d * len];
-    for j in 0..len {
-        for (c, &val) in k.row(start + j, kv_h, d).iter().enumerate() {
-            kt[c * len + j] = val;
+    // K of this head transposed to [d, k_len], so scores for all keys accumulate as vectors.
+    let mut kt = vec![0f32; d * k_len];
+    for j in 0..k_len {
+        for (c, &val) in k.row(k_start + j, kv_h, d).iter().enumerate() {
+            kt[c * k_len + j] = val;
         }
     }
-    let mut scores = vec![0f32; len];
+    let mut scores = vec![0f32; k_len];
     let mut acc = vec![0f32; d];
-    for i in 0..len {
-        let visible = if causal { i + 1 } else { len };
-        let qi = q.row(start + i, h, d);
+    for i in 0..q_len {
+        // Bottom-right causal alignment: the queries are the sequence's last q_len tokens.
+        let visible = if causal { (k_len + i + 1).saturating_sub(q_len) } else { k_len };
+        let qi = q.row(q_start + i, h, d);
         scores[..visible].fill(0.0);
         for (c, &qc) in qi.iter().enumerate() {
-            axpy::<S>(qc * scale, &kt[c * len..c * len + visible], &mut scores[..visible]);
+            axpy::<S>(qc * scale, &kt[c * k_len..c * k_len + visible], &mut scores[..visible]);
         }
         softmax_row::<S>(&mut scores[..visible]);
         acc.fill(0.0);
         for (j, &p) in scores[..visible].iter().enumerate() {
-            axpy::<S>(p, v.row(start + j, kv_h, d), &mut acc);
+            axpy::<S>(p, v.row(k_start + j, kv_h, d), &mut acc);
         }
         // SAFETY: each (token, head) row of the output is written by exactly one task.
-        let dst = unsafe { std::slice::from_raw_parts_mut(out.at(((start + i) * hq + h) * d), d) };
+        let dst = unsafe { std::slice::from_raw_parts_mut(out.at(((q_start + i) * hq + h) * d), d) };
         dst.copy_from_slice(&acc);
     }
 }
@@ -331,24 +333,59 @@ pub(super) fn attention(
     q: &Input<'_>,
     k: &Input<'_>,
     v: &Input<'_>,
-    offsets: &[u32],
+    (q_offsets, kv_offsets): (&[u32], &[u32]),
     scale: f32,
     causal: bool,
 ) -> Result<Vec<f32>> {
     let [t, hq, d] = [q.layout.dims()[0], q.layout.dims()[1], q.layout.dims()[2]];
     let hkv = k.layout.dims()[1];
-    check_offsets(offsets, t)?;
+    check_offsets(q_offsets, t)?;
+    check_offsets(kv_offsets, k.layout.dims()[0])?;
     let (qv, kv, vv) = (HeadView::new(q), HeadView::new(k), HeadView::new(v));
     let mut out = vec![0f32; t * hq * d];
     let shared = SharedOut(out.as_mut_ptr());
-    let seqs = offsets.len() - 1;
+    let seqs = q_offsets.len() - 1;
     parallel::for_each(seqs * hq, |task| {
         let (s, h) = (task / hq, task % hq);
-        let range = (offsets[s] as usize, offsets[s + 1] as usize);
+        let qr = (q_offsets[s] as usize, (q_offsets[s + 1] - q_offsets[s]) as usize);
+        let kr = (kv_offsets[s] as usize, (kv_offsets[s + 1] - kv_offsets[s]) as usize);
         let heads = (h, h / (hq / hkv), d);
-        dispatch!(attention_head(&qv, &kv, &vv, range, heads, hq, scale, causal, shared))
+        dispatch!(attention_head(&qv, &kv, &vv, qr, kr, heads, hq, scale, causal, shared))
     });
     Ok(out)
+}
+
+/// Rotary embedding of x [T, H, D] (unit stride on D); see `Op::Rope`.
+pub(super) fn rope(x: &Input<'_>, positions: &[u32], inv_freq: &[f32], interleaved: bool) -> Vec<f32> {
+    let [t, heads, d] = [x.layout.dims()[0], x.layout.dims()[1], x.layout.dims()[2]];
+    let view = HeadView::new(x);
+    let half = inv_freq.len();
+    let mut out = vec![0f32; t * heads * d];
+    for (r, &pos) in positions.iter().enumerate() {
+        let angles: Vec<(f32, f32)> = inv_freq.iter().map(|&f| (pos as f32 * f).sin_cos()).collect();
+        for h in 0..heads {
+            let src = view.row(r, h, d);
+            let dst = &mut out[(r * heads + h) * d..][..d];
+            dst.copy_from_slice(src);
+            for (i, &(sin, cos)) in angles.iter().enumerate() {
+                let (a, b) = if interleaved { (2 * i, 2 * i + 1) } else { (i, i + half) };
+                dst[a] = src[a] * cos - src[b] * sin;
+                dst[b] = src[b] * cos + src[a] * sin;
+            }
+        }
+    }
+    out
+}
+
+/// Index of the largest value (the first on ties; NaN never wins).
+pub(super) fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] || row[best].is_nan() {
+            best = i;
+        }
+    }
+    best as u32
 }
 
 pub(super) fn segment_pool(x: &[f32], h: usize, offsets: &[u32], mode: PoolMode) -> Result<Vec<f32>> {

@@ -42,7 +42,14 @@ enum Bytes {
     Owned { words: Vec<u32>, len: usize },
     /// A range of a memory-mapped (or otherwise shared) file, used without a copy.
     Shared { source: Arc<dyn AsRef<[u8]> + Send + Sync>, range: Range<usize> },
+    /// Written in place by `write_rows` (a KV cache).
+    Writable { words: std::cell::UnsafeCell<Vec<u32>>, len: usize },
 }
+
+// SAFETY: `Writable` bytes change only in `write_at`, called by the graph runner for a WriteRows
+// op; a realization runs ops one after another, and the ops that read the cache come after the
+// write in that order, so no read overlaps a write.
+unsafe impl Sync for Bytes {}
 
 impl CpuStorage {
     pub(crate) fn from_bytes(bytes: &[u8]) -> Self {
@@ -61,6 +68,23 @@ impl CpuStorage {
         }
     }
 
+    pub(crate) fn writable(len: usize) -> Self {
+        CpuStorage(Inner::new(Bytes::Writable { words: std::cell::UnsafeCell::new(vec![0u32; len.div_ceil(4)]), len }))
+    }
+
+    /// Copies `bytes` in at `at` (writable storage only; see the `Sync` note on `Bytes`).
+    pub(crate) fn write_at(&self, at: usize, bytes: &[u8]) -> Result<()> {
+        match &self.0.bytes {
+            Bytes::Writable { words, len } if at + bytes.len() <= *len => {
+                // SAFETY: see the `Sync` note on `Bytes`: no reader runs while an op writes.
+                let words = unsafe { &mut *words.get() };
+                bytemuck::cast_slice_mut::<u32, u8>(words)[at..at + bytes.len()].copy_from_slice(bytes);
+                Ok(())
+            }
+            _ => Err(Error::Input("write into storage that is not a cache (engine bug)".into())),
+        }
+    }
+
     pub(crate) fn from_f32(values: Vec<f32>) -> Self {
         let len = values.len() * 4;
         let words = bytemuck::allocation::cast_vec::<f32, u32>(values);
@@ -76,6 +100,8 @@ impl CpuStorage {
         match &self.0.bytes {
             Bytes::Owned { words, len } => &bytemuck::cast_slice(words)[..*len],
             Bytes::Shared { source, range } => &(**source).as_ref()[range.clone()],
+            // SAFETY: see the `Sync` note on `Bytes`.
+            Bytes::Writable { words, len } => &bytemuck::cast_slice(unsafe { &*words.get() })[..*len],
         }
     }
 
@@ -156,14 +182,34 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             let mask = mask.as_ref().map(|m| input(&step, m, 1));
             CpuStorage::from_f32(kernels::softmax(&input(&step, x, 0), mask.as_ref(), *scale))
         }
-        Op::Attention { q, k, v, seq_offsets, scale, causal } => CpuStorage::from_f32(kernels::attention(
+        Op::Attention { q, k, v, q_offsets, kv_offsets, scale, causal } => CpuStorage::from_f32(kernels::attention(
             &input(&step, q, 0),
             &input(&step, k, 1),
             &input(&step, v, 2),
-            input(&step, seq_offsets, 3).u32s(),
+            (input(&step, q_offsets, 3).u32s(), input(&step, kv_offsets, 4).u32s()),
             *scale,
             *causal,
         )?),
+        Op::Rope { x, positions, inv_freq, interleaved } => CpuStorage::from_f32(kernels::rope(
+            &input(&step, x, 0),
+            input(&step, positions, 1).u32s(),
+            input(&step, inv_freq, 2).f32s(),
+            *interleaved,
+        )),
+        Op::WriteRows { dst, src, row } => {
+            let storage = step.inputs[0].cpu().clone();
+            let row_bytes = dst.dtype().bytes_for(dst.dims()[1..].iter().product())?;
+            let src = input(&step, src, 1);
+            let start = src.layout.offset() * src.dtype.block_bytes();
+            let bytes = &src.storage.bytes()[start..start + src.dtype.bytes_for(src.layout.numel())?];
+            storage.write_at(row * row_bytes, bytes)?;
+            storage
+        }
+        Op::Argmax { x } => {
+            let x = input(&step, x, 0);
+            let n = x.layout.dims()[1];
+            CpuStorage::from_u32(x.f32s().chunks(n.max(1)).map(kernels::argmax).collect())
+        }
         Op::SegmentPool { x, seq_offsets, mode } => {
             let x = input(&step, x, 0);
             let h = x.layout.dims()[1];

@@ -171,6 +171,19 @@ impl GpuContext {
         Ok(GpuStorage { buffer: Arc::new(GpuBuffer::unpooled(buffer)), bytes: bytes.len() as u64 })
     }
 
+    /// A zero-filled buffer of its own (WebGPU zero-initializes new buffers), outside the pool.
+    pub(crate) fn zeroed(&self, bytes: u64, what: &str) -> Result<GpuStorage> {
+        let size = bytes.div_ceil(4).max(1) * 4;
+        self.check_size(size, what)?;
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("webformers zeroed"),
+            size,
+            usage: pool::STORAGE_USAGE,
+            mapped_at_creation: false,
+        });
+        Ok(GpuStorage { buffer: Arc::new(GpuBuffer::unpooled(buffer)), bytes })
+    }
+
     pub(crate) fn alloc(&self, bytes: u64, what: &str) -> Result<GpuStorage> {
         self.check_size(bytes, what)?;
         Ok(GpuStorage { buffer: self.pool.take(bytes.max(4)), bytes })

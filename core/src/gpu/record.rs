@@ -104,7 +104,11 @@ fn out_bytes(dtype: DType, numel: usize) -> Result<u64> {
 pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
     let gpu = run.gpu.clone();
     let node = step.node;
-    let output = gpu.alloc(out_bytes(node.dtype, node.numel)?, step.op.name())?;
+    // An in-place write lands in its destination; every other op gets a fresh pooled buffer.
+    let output = match step.op {
+        Op::WriteRows { .. } => step.inputs[0].gpu().clone(),
+        _ => gpu.alloc(out_bytes(node.dtype, node.numel)?, step.op.name())?,
+    };
     let input = |i: usize| step.inputs[i].gpu().clone();
     let max_groups = gpu.limits.max_compute_workgroups_per_dimension;
     let wg = |k: Kernel| k.workgroup_size() as usize;
@@ -139,6 +143,7 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 BinaryOp::Sub => 1,
                 BinaryOp::Mul => 2,
                 BinaryOp::Div => 3,
+                BinaryOp::SiluMul => 4,
             };
             let (a, b) = (strided8(lhs.layout())?, strided8(rhs.layout())?);
             let params = Params::default()
@@ -201,7 +206,7 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             let params = Params::default().u32(rows).u32(n).f32(*scale).u32(mask_off).view(&view);
             run.push(kernel, &params.0, inputs_of(1 + mask.is_some() as usize), &output, grid_1d(rows, max_groups))?;
         }
-        Op::Attention { q, k, v, seq_offsets, scale, causal } => {
+        Op::Attention { q, k, v, q_offsets, scale, causal, .. } => {
             let kernel = Kernel::Attention;
             let [t, hq, d] = [q.dims()[0], q.dims()[1], q.dims()[2]];
             let hkv = k.dims()[1];
@@ -221,10 +226,40 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 .u32(vo)
                 .u32(vt)
                 .u32(vh)
-                .u32(seq_offsets.numel().saturating_sub(1))
+                .u32(q_offsets.numel().saturating_sub(1))
                 .f32(*scale)
                 .u32(*causal as usize);
-            run.push(kernel, &params.0, inputs_of(4), &output, [t as u32, hq as u32, 1])?;
+            run.push(kernel, &params.0, inputs_of(5), &output, [t as u32, hq as u32, 1])?;
+        }
+        Op::Rope { x, interleaved, inv_freq, .. } => {
+            let kernel = Kernel::Rope { interleaved: *interleaved };
+            let [t, heads, d] = [x.dims()[0], x.dims()[1], x.dims()[2]];
+            let half = inv_freq.numel();
+            let (st, sh) = (x.layout().strides()[0], x.layout().strides()[1]);
+            let params = Params::default().u32(t).u32(heads).u32(d).u32(half).u32(x.layout().offset()).u32(st).u32(sh).u32(0);
+            let invocations = t * heads * (d - half);
+            run.push(kernel, &params.0, inputs_of(3), &output, grid_1d(invocations.div_ceil(wg(kernel)), max_groups))?;
+        }
+        Op::WriteRows { dst, src, row } => {
+            let kernel = Kernel::Copy { src: elem(src.dtype())?, dst: elem(dst.dtype())? };
+            let row_len: usize = dst.dims()[1..].iter().product();
+            let dst_off = row * row_len;
+            if dst.dtype() == DType::F16 && dst_off % 2 == 1 {
+                return Err(Error::Unsupported("f16 cache rows of odd length on the GPU".into()));
+            }
+            let v = strided8(src.layout())?;
+            let n = src.numel();
+            let params = Params::default().u32(n).u32(src.layout().offset()).u32(dst_off).u32(0).view(&v);
+            let per_invocation = if dst.dtype() == DType::F16 { 2 } else { 1 };
+            let groups = grid_1d(n.div_ceil(per_invocation).div_ceil(wg(kernel)), max_groups);
+            // Only the source binds as input; the destination is this op's output (the cache).
+            run.push(kernel, &params.0, vec![input(1)], &output, groups)?;
+        }
+        Op::Argmax { x } => {
+            let kernel = Kernel::Argmax;
+            let (rows, n) = (x.dims()[0], x.dims()[1]);
+            let params = Params::default().u32(rows).u32(n).u32(0).u32(0);
+            run.push(kernel, &params.0, inputs_of(1), &output, grid_1d(rows, max_groups))?;
         }
         Op::SegmentPool { x, mode, .. } => {
             let kernel = Kernel::Pool(*mode);

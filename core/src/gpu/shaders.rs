@@ -19,6 +19,8 @@ const SOURCES: &[(&str, &str)] = &[
     ("softmax.wgsl", include_str!("../../../shaders/softmax.wgsl")),
     ("attention.wgsl", include_str!("../../../shaders/attention.wgsl")),
     ("pool.wgsl", include_str!("../../../shaders/pool.wgsl")),
+    ("rope.wgsl", include_str!("../../../shaders/rope.wgsl")),
+    ("argmax.wgsl", include_str!("../../../shaders/argmax.wgsl")),
 ];
 
 /// How a storage buffer's elements are stored.
@@ -53,6 +55,8 @@ pub enum Kernel {
     Attention,
     Pool(PoolMode),
     Unpack,
+    Rope { interleaved: bool },
+    Argmax,
 }
 
 /// Adapter capabilities a variant may use.
@@ -98,19 +102,22 @@ impl Kernel {
             Kernel::Softmax { .. } => "softmax.wgsl",
             Kernel::Attention => "attention.wgsl",
             Kernel::Pool(_) | Kernel::Unpack => "pool.wgsl",
+            Kernel::Rope { .. } => "rope.wgsl",
+            Kernel::Argmax => "argmax.wgsl",
         }
     }
 
     /// Read-only storage bindings (after the uniform at 0, before the output).
     pub fn inputs(&self) -> usize {
         match self {
-            Kernel::Copy { .. } | Kernel::Unary => 1,
+            Kernel::Copy { .. } | Kernel::Unary | Kernel::Argmax => 1,
             Kernel::Gather { .. } | Kernel::Binary | Kernel::Pool(_) | Kernel::Unpack => 2,
             Kernel::Matmul { bias, .. } => 2 + *bias as usize,
             Kernel::Norm { kind: NormVariant::L2, .. } => 1,
             Kernel::Norm { residual, bias, .. } => 2 + *residual as usize + *bias as usize,
             Kernel::Softmax { mask } => 1 + *mask as usize,
-            Kernel::Attention => 4,
+            Kernel::Attention => 5,
+            Kernel::Rope { .. } => 3,
         }
     }
 
@@ -174,6 +181,12 @@ impl Kernel {
             Kernel::Pool(PoolMode::Mean) => flags.push("MEAN"),
             Kernel::Pool(PoolMode::Cls) => flags.push("CLS"),
             Kernel::Unpack => flags.push("UNPACK"),
+            Kernel::Rope { interleaved } => {
+                if interleaved {
+                    flags.push("INTERLEAVED");
+                }
+            }
+            Kernel::Argmax => {}
         }
         flags
     }
@@ -184,7 +197,8 @@ impl Kernel {
 
     /// Every variant, for validation without a GPU.
     pub fn all() -> Vec<Kernel> {
-        let mut all = vec![Kernel::Unary, Kernel::Binary, Kernel::Attention, Kernel::Unpack];
+        let mut all = vec![Kernel::Unary, Kernel::Binary, Kernel::Attention, Kernel::Unpack, Kernel::Argmax];
+        all.extend([Kernel::Rope { interleaved: false }, Kernel::Rope { interleaved: true }]);
         for src in [Elem::F32, Elem::F16, Elem::BF16] {
             for dst in [Elem::F32, Elem::F16] {
                 all.push(Kernel::Copy { src, dst });

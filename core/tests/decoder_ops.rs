@@ -1,0 +1,111 @@
+//! The ops decoders add (rotary embeddings, KV-cache writes, attention over a cache, argmax, the
+//! SwiGLU gate) on every backend against `webformers::reference`.
+
+#[macro_use]
+mod support;
+
+use support::{Rng, Tolerance, assert_close, devices, f32_sum, F32};
+use webformers::{BinaryOp, DType, Tensor, reference};
+
+async fn read(t: &Tensor) -> Vec<f32> {
+    t.to_vec_f32().await.unwrap()
+}
+
+fn inv_freq(rotary: usize, theta: f32) -> Vec<f32> {
+    (0..rotary / 2).map(|i| 1.0 / theta.powf(2.0 * i as f32 / rotary as f32)).collect()
+}
+
+async_test! { async fn rope_both_pairings_and_partial_rotary() {
+    let mut rng = Rng::new(21);
+    for (name, dev) in devices().await {
+        for &(t, heads, d, rotary, interleaved) in &[(1, 1, 2, 2, false), (5, 3, 8, 8, true), (7, 9, 64, 64, false), (3, 2, 64, 32, true), (4, 2, 10, 6, false)] {
+            let x = rng.vec(t * heads * d, 1.0);
+            let positions: Vec<u32> = (0..t as u32).map(|p| p * 37 + 5).collect();
+            let freqs = inv_freq(rotary, 10000.0);
+            let tx = Tensor::from_f32(&x, &[t, heads, d], &dev).unwrap();
+            let tp = Tensor::from_u32(&positions, &[t], &dev).unwrap();
+            let tf = Tensor::from_f32(&freqs, &[freqs.len()], &dev).unwrap();
+            let got = read(&tx.rope(&tp, &tf, interleaved).unwrap()).await;
+            let want = reference::rope(&x, &positions, &freqs, heads, d, interleaved);
+            // sin/cos of angles up to ~300 rad: f32 argument rounding dominates.
+            assert_close(&format!("{name} rope t={t} h={heads} d={d} r={rotary} interleaved={interleaved}"), &got, &want, Tolerance { abs: 1e-4, rel: 1e-4 });
+        }
+    }
+}}
+
+async_test! { async fn kv_cache_writes_then_causal_attention_over_it() {
+    // A decode loop in miniature: prefill 5 tokens, then 3 single-token steps, each writing its
+    // k/v rows into the cache and attending over everything so far.
+    let mut rng = Rng::new(22);
+    let (hq, hkv, d, max_len) = (6, 2, 16, 12);
+    for (name, dev) in devices().await {
+        for dtype in [DType::F32, DType::F16] {
+            let k_cache = Tensor::cache(dtype, &[max_len, hkv, d], &dev).unwrap();
+            let v_cache = Tensor::cache(dtype, &[max_len, hkv, d], &dev).unwrap();
+            let mut all_k = Vec::new();
+            let mut all_v = Vec::new();
+            let mut pos = 0;
+            for step_len in [5usize, 1, 1, 1] {
+                let q = rng.vec(step_len * hq * d, 1.0);
+                let k = rng.vec(step_len * hkv * d, 1.0);
+                let v = rng.vec(step_len * hkv * d, 1.0);
+                let round = |x: &[f32]| -> Vec<f32> { if dtype == DType::F16 { x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect() } else { x.to_vec() } };
+                all_k.extend(round(&k));
+                all_v.extend(round(&v));
+                let tk = Tensor::from_f32(&k, &[step_len, hkv, d], &dev).unwrap().to_dtype(dtype).unwrap();
+                let tv = Tensor::from_f32(&v, &[step_len, hkv, d], &dev).unwrap().to_dtype(dtype).unwrap();
+                let keys = k_cache.write_rows(&tk, pos).unwrap().narrow(0, 0, pos + step_len).unwrap().to_dtype(DType::F32).unwrap();
+                let values = v_cache.write_rows(&tv, pos).unwrap().narrow(0, 0, pos + step_len).unwrap().to_dtype(DType::F32).unwrap();
+                let tq = Tensor::from_f32(&q, &[step_len, hq, d], &dev).unwrap();
+                let q_off = Tensor::from_u32(&[0, step_len as u32], &[2], &dev).unwrap();
+                let kv_off = Tensor::from_u32(&[0, (pos + step_len) as u32], &[2], &dev).unwrap();
+                let scale = 1.0 / (d as f32).sqrt();
+                let got = read(&tq.attention_kv(&keys, &values, &q_off, &kv_off, scale, true).unwrap()).await;
+                let want = reference::attention_kv(&q, &all_k, &all_v, (&[0, step_len as u32], &[0, (pos + step_len) as u32]), hq, hkv, d, scale, true);
+                assert_close(&format!("{name} {dtype} cache step at {pos}"), &got, &want, f32_sum(d));
+                pos += step_len;
+            }
+            // The cache holds every row written, and zeros after.
+            let cached = read(&k_cache.to_dtype(DType::F32).unwrap()).await;
+            assert_close(&format!("{name} {dtype} cache contents"), &cached[..all_k.len()], &all_k, Tolerance { abs: 0.0, rel: 0.0 });
+            assert!(cached[all_k.len()..].iter().all(|&v| v == 0.0));
+        }
+    }
+}}
+
+async_test! { async fn write_rows_rejects_non_caches_and_overflow() {
+    let dev = webformers::Device::Cpu;
+    let plain = Tensor::from_f32(&[0.0; 8], &[4, 2], &dev).unwrap();
+    let rows = Tensor::from_f32(&[1.0; 4], &[2, 2], &dev).unwrap();
+    assert!(plain.write_rows(&rows, 0).is_err());
+    let cache = Tensor::cache(DType::F32, &[4, 2], &dev).unwrap();
+    assert!(cache.write_rows(&rows, 3).is_err(), "rows 3..5 of 4");
+    assert!(cache.write_rows(&rows, 2).is_ok());
+}}
+
+async_test! { async fn argmax_and_silu_gate() {
+    let mut rng = Rng::new(23);
+    for (name, dev) in devices().await {
+        for &(rows, n) in &[(1, 1), (1, 49152), (3, 1000), (2, 7)] {
+            let mut x = rng.vec(rows * n, 5.0);
+            // A tie: the first index must win.
+            if n > 3 {
+                x[2] = 100.0;
+                x[n - 1] = 100.0;
+            }
+            let t = Tensor::from_f32(&x, &[rows, n], &dev).unwrap();
+            let got = t.argmax().unwrap().to_vec_u32().await.unwrap();
+            let want: Vec<u32> = x
+                .chunks(n)
+                .map(|r| r.iter().enumerate().fold(0, |b, (i, &v)| if v > r[b] { i } else { b }) as u32)
+                .collect();
+            assert_eq!(got, want, "{name} argmax {rows}x{n}");
+        }
+        let (a, b) = (rng.vec(333, 4.0), rng.vec(333, 4.0));
+        let ta = Tensor::from_f32(&a, &[333], &dev).unwrap();
+        let tb = Tensor::from_f32(&b, &[333], &dev).unwrap();
+        let got = read(&ta.binary(&tb, BinaryOp::SiluMul).unwrap()).await;
+        let want: Vec<f32> = a.iter().zip(&b).map(|(&x, &y)| reference::silu(x) * y).collect();
+        assert_close(&format!("{name} silu gate"), &got, &want, F32);
+    }
+}}
