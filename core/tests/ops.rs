@@ -1,39 +1,38 @@
 //! Every op on every backend against `webformers::reference`, over random shapes with odd and
 //! non-multiple-of-4 sizes.
 
+#[macro_use]
 mod support;
 
 use half::f16;
 use support::{Rng, Tolerance, assert_close, devices, f32_sum, F32};
 use webformers::{Activation, DType, Tensor, UnaryOp, reference};
 
-fn read(t: &Tensor) -> Vec<f32> {
-    t.to_vec_f32_blocking().unwrap()
+async fn read(t: &Tensor) -> Vec<f32> {
+    t.to_vec_f32().await.unwrap()
 }
 
 const ODD_SIZES: &[usize] = &[1, 3, 5, 7, 17, 31, 33, 63, 65, 100, 129];
 
-#[test]
-fn matmul_batched_matches_reference() {
+async_test! { async fn matmul_batched_matches_reference() {
     let mut rng = Rng::new(1);
-    for (name, dev) in devices() {
+    for (name, dev) in devices().await {
         for case in 0..12 {
             let (batch, m, k, n) = (1 + rng.below(3), ODD_SIZES[rng.below(ODD_SIZES.len())], ODD_SIZES[rng.below(ODD_SIZES.len())], ODD_SIZES[rng.below(ODD_SIZES.len())]);
             let a = rng.vec(batch * m * k, 1.0);
             let b = rng.vec(batch * k * n, 1.0);
             let ta = Tensor::from_f32(&a, &[batch, m, k], &dev).unwrap();
             let tb = Tensor::from_f32(&b, &[batch, k, n], &dev).unwrap();
-            let got = read(&ta.matmul(&tb).unwrap());
+            let got = read(&ta.matmul(&tb).unwrap()).await;
             let want = reference::matmul(&a, &b, batch, m, k, n);
             assert_close(&format!("{name} matmul case {case} [{batch},{m},{k}]x[{k},{n}]"), &got, &want, f32_sum(k));
         }
     }
-}
+}}
 
-#[test]
-fn linear_with_hf_weight_layout_bias_and_gelu() {
+async_test! { async fn linear_with_hf_weight_layout_bias_and_gelu() {
     let mut rng = Rng::new(2);
-    for (name, dev) in devices() {
+    for (name, dev) in devices().await {
         for &(rows, k, n) in &[(1, 7, 5), (2, 384, 33), (37, 100, 129), (130, 65, 64), (3, 1, 9)] {
             let x = rng.vec(rows * k, 1.0);
             let w = rng.vec(n * k, 0.5);
@@ -41,7 +40,7 @@ fn linear_with_hf_weight_layout_bias_and_gelu() {
             let tx = Tensor::from_f32(&x, &[rows, k], &dev).unwrap();
             let tw = Tensor::from_f32(&w, &[n, k], &dev).unwrap();
             let tbias = Tensor::from_f32(&bias, &[n], &dev).unwrap();
-            let got = read(&tx.linear(&tw, Some(&tbias), Activation::Unary(UnaryOp::Gelu)).unwrap());
+            let got = read(&tx.linear(&tw, Some(&tbias), Activation::Unary(UnaryOp::Gelu)).unwrap()).await;
             let want: Vec<f32> = reference::linear(&x, &w, Some(&bias), k, n).into_iter().map(reference::gelu).collect();
             assert_close(&format!("{name} linear+gelu {rows}x{k}->{n}"), &got, &want, f32_sum(k));
 
@@ -49,36 +48,34 @@ fn linear_with_hf_weight_layout_bias_and_gelu() {
             let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
             let w_rounded: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
             let tw16 = Tensor::from_f16(&w16, &[n, k], &dev).unwrap();
-            let got = read(&tx.linear(&tw16, None, Activation::None).unwrap());
+            let got = read(&tx.linear(&tw16, None, Activation::None).unwrap()).await;
             let want = reference::linear(&x, &w_rounded, None, k, n);
             assert_close(&format!("{name} linear f16 {rows}x{k}->{n}"), &got, &want, f32_sum(k));
         }
     }
-}
+}}
 
-#[test]
-fn matmul_reads_transposed_and_broadcast_views() {
+async_test! { async fn matmul_reads_transposed_and_broadcast_views() {
     let mut rng = Rng::new(3);
-    for (name, dev) in devices() {
+    for (name, dev) in devices().await {
         // [2, 3, 5, 7] x [7, 6] broadcasts the weight; then a transposed left operand.
         let a = rng.vec(2 * 3 * 5 * 7, 1.0);
         let b = rng.vec(7 * 6, 1.0);
         let ta = Tensor::from_f32(&a, &[2, 3, 5, 7], &dev).unwrap();
         let tb = Tensor::from_f32(&b, &[7, 6], &dev).unwrap();
-        let got = read(&ta.matmul(&tb).unwrap());
+        let got = read(&ta.matmul(&tb).unwrap()).await;
         let want = reference::matmul(&a, &b.repeat(6), 6, 5, 7, 6);
         assert_close(&format!("{name} broadcast matmul"), &got, &want, f32_sum(7));
 
         let at = Tensor::from_f32(&a[..7 * 5], &[7, 5], &dev).unwrap().t().unwrap();
-        let got = read(&at.matmul(&tb).unwrap());
+        let got = read(&at.matmul(&tb).unwrap()).await;
         let a = &a;
         let a_t: Vec<f32> = (0..5).flat_map(|i| (0..7).map(move |p| a[p * 5 + i])).collect();
         assert_close(&format!("{name} transposed lhs"), &got, &reference::matmul(&a_t, &b, 1, 5, 7, 6), f32_sum(7));
     }
-}
+}}
 
-#[test]
-fn unary_ops_match_reference() {
+async_test! { async fn unary_ops_match_reference() {
     let mut rng = Rng::new(4);
     let cases: &[(UnaryOp, fn(f32) -> f32)] = &[
         (UnaryOp::Gelu, reference::gelu),
@@ -89,24 +86,23 @@ fn unary_ops_match_reference() {
         (UnaryOp::Exp, |x| (x as f64).exp() as f32),
         (UnaryOp::Tanh, |x| (x as f64).tanh() as f32),
     ];
-    for (name, dev) in devices() {
+    for (name, dev) in devices().await {
         for &n in &[1usize, 7, 1000, 70_001] {
             let x = rng.vec(n, 6.0);
             let t = Tensor::from_f32(&x, &[n], &dev).unwrap();
             for (op, f) in cases {
-                let got = read(&t.unary(*op).unwrap());
+                let got = read(&t.unary(*op).unwrap()).await;
                 let want: Vec<f32> = x.iter().map(|&v| f(v)).collect();
                 let tol = Tolerance { abs: 2e-6, rel: 2e-6 };
                 assert_close(&format!("{name} {op:?} n={n}"), &got, &want, tol);
             }
         }
     }
-}
+}}
 
-#[test]
-fn binary_ops_broadcast() {
+async_test! { async fn binary_ops_broadcast() {
     let mut rng = Rng::new(5);
-    for (name, dev) in devices() {
+    for (name, dev) in devices().await {
         let (r, c) = (13, 35);
         let a = rng.vec(r * c, 2.0);
         let row = rng.vec(c, 2.0);
@@ -114,22 +110,21 @@ fn binary_ops_broadcast() {
         let ta = Tensor::from_f32(&a, &[r, c], &dev).unwrap();
         let trow = Tensor::from_f32(&row, &[c], &dev).unwrap();
         let tcol = Tensor::from_f32(&col, &[r, 1], &dev).unwrap();
-        let got = read(&ta.add(&trow).unwrap());
+        let got = read(&ta.add(&trow).unwrap()).await;
         let want: Vec<f32> = (0..r * c).map(|i| a[i] + row[i % c]).collect();
         assert_close(&format!("{name} add row"), &got, &want, F32);
-        let got = read(&ta.binary(&tcol, webformers::BinaryOp::Div).unwrap());
+        let got = read(&ta.binary(&tcol, webformers::BinaryOp::Div).unwrap()).await;
         let want: Vec<f32> = (0..r * c).map(|i| a[i] / col[i / c]).collect();
         assert_close(&format!("{name} div col"), &got, &want, F32);
-        let got = read(&ta.t().unwrap().mul(&ta.t().unwrap()).unwrap());
+        let got = read(&ta.t().unwrap().mul(&ta.t().unwrap()).unwrap()).await;
         let want: Vec<f32> = (0..c).flat_map(|j| (0..r).map(move |i| (i, j))).map(|(i, j)| a[i * c + j] * a[i * c + j]).collect();
         assert_close(&format!("{name} mul transposed views"), &got, &want, F32);
     }
-}
+}}
 
-#[test]
-fn norms_match_reference() {
+async_test! { async fn norms_match_reference() {
     let mut rng = Rng::new(6);
-    for (name, dev) in devices() {
+    for (name, dev) in devices().await {
         for &(rows, h) in &[(1, 1), (3, 7), (5, 384), (9, 1000), (2, 4097)] {
             let x = rng.vec(rows * h, 3.0);
             let res = rng.vec(rows * h, 1.0);
@@ -138,22 +133,21 @@ fn norms_match_reference() {
             let t = |v: &[f32], d: &[usize]| Tensor::from_f32(v, d, &dev).unwrap();
             let (tx, tres, tw, tb) = (t(&x, &[rows, h]), t(&res, &[rows, h]), t(&w, &[h]), t(&b, &[h]));
             let tol = Tolerance { abs: 2e-5, rel: 2e-5 };
-            let got = read(&tx.layer_norm(Some(&tres), &tw, Some(&tb), 1e-12).unwrap());
+            let got = read(&tx.layer_norm(Some(&tres), &tw, Some(&tb), 1e-12).unwrap()).await;
             assert_close(&format!("{name} layer norm + residual {rows}x{h}"), &got, &reference::layer_norm(&x, Some(&res), &w, Some(&b), h, 1e-12), tol);
-            let got = read(&tx.layer_norm(None, &tw, None, 1e-5).unwrap());
+            let got = read(&tx.layer_norm(None, &tw, None, 1e-5).unwrap()).await;
             assert_close(&format!("{name} layer norm {rows}x{h}"), &got, &reference::layer_norm(&x, None, &w, None, h, 1e-5), tol);
-            let got = read(&tx.rms_norm(&tw, 1e-6).unwrap());
+            let got = read(&tx.rms_norm(&tw, 1e-6).unwrap()).await;
             assert_close(&format!("{name} rms norm {rows}x{h}"), &got, &reference::rms_norm(&x, &w, h, 1e-6), tol);
-            let got = read(&tx.l2_normalize(1e-12).unwrap());
+            let got = read(&tx.l2_normalize(1e-12).unwrap()).await;
             assert_close(&format!("{name} l2 {rows}x{h}"), &got, &reference::l2_normalize(&x, h, 1e-12), tol);
         }
     }
-}
+}}
 
-#[test]
-fn softmax_with_broadcast_mask() {
+async_test! { async fn softmax_with_broadcast_mask() {
     let mut rng = Rng::new(7);
-    for (name, dev) in devices() {
+    for (name, dev) in devices().await {
         for &(b, heads, s) in &[(1, 1, 1), (2, 3, 5), (3, 2, 77), (1, 1, 1030)] {
             let x = rng.vec(b * heads * s * s, 4.0);
             // Key padding mask [b, 1, 1, s]: the last few keys of each batch are masked out.
@@ -165,17 +159,16 @@ fn softmax_with_broadcast_mask() {
             }
             let tx = Tensor::from_f32(&x, &[b, heads, s, s], &dev).unwrap();
             let tm = Tensor::from_f32(&mask, &[b, 1, 1, s], &dev).unwrap();
-            let got = read(&tx.softmax(Some(&tm), 0.125).unwrap());
+            let got = read(&tx.softmax(Some(&tm), 0.125).unwrap()).await;
             let full_mask: Vec<f32> = (0..x.len()).map(|i| mask[(i / (heads * s * s)) * s + i % s]).collect();
             assert_close(&format!("{name} softmax {b}x{heads}x{s}"), &got, &reference::softmax(&x, Some(&full_mask), s, 0.125), F32);
         }
     }
-}
+}}
 
-#[test]
-fn attention_over_packed_sequences() {
+async_test! { async fn attention_over_packed_sequences() {
     let mut rng = Rng::new(8);
-    for (name, dev) in devices() {
+    for (name, dev) in devices().await {
         for &(ref lens, hq, hkv, d, causal) in &[
             (vec![1usize], 1usize, 1usize, 1usize, false),
             (vec![5, 1, 9], 3, 3, 7, false),
@@ -199,29 +192,28 @@ fn attention_over_packed_sequences() {
             let v = tqkv.narrow(1, (hq + hkv) * d, hkv * d).unwrap().reshape(&[t, hkv, d]).unwrap();
             let toff = Tensor::from_u32(&offsets, &[offsets.len()], &dev).unwrap();
             let scale = 1.0 / (d as f32).sqrt();
-            let got = read(&q.attention(&k, &v, &toff, scale, causal).unwrap());
+            let got = read(&q.attention(&k, &v, &toff, scale, causal).unwrap()).await;
             let split = |from: usize, heads: usize| -> Vec<f32> { (0..t).flat_map(|r| qkv[r * width + from..r * width + from + heads * d].to_vec()).collect() };
             let want = reference::attention(&split(0, hq), &split(hq * d, hkv), &split((hq + hkv) * d, hkv), &offsets, hq, hkv, d, scale, causal);
             assert_close(&format!("{name} attention {lens:?} hq={hq} hkv={hkv} d={d} causal={causal}"), &got, &want, f32_sum(d));
         }
     }
-}
+}}
 
-#[test]
-fn pooling_unpack_and_gather() {
+async_test! { async fn pooling_unpack_and_gather() {
     let mut rng = Rng::new(9);
-    for (name, dev) in devices() {
+    for (name, dev) in devices().await {
         let (h, lens) = (37usize, [3usize, 1, 8]);
         let t: usize = lens.iter().sum();
         let offsets = [0u32, 3, 4, 12];
         let x = rng.vec(t * h, 1.0);
         let tx = Tensor::from_f32(&x, &[t, h], &dev).unwrap();
         let toff = Tensor::from_u32(&offsets, &[4], &dev).unwrap();
-        let got = read(&tx.segment_pool(&toff, webformers::PoolMode::Mean).unwrap());
+        let got = read(&tx.segment_pool(&toff, webformers::PoolMode::Mean).unwrap()).await;
         assert_close(&format!("{name} mean pool"), &got, &reference::segment_pool(&x, &offsets, h, false), F32);
-        let got = read(&tx.segment_pool(&toff, webformers::PoolMode::Cls).unwrap());
+        let got = read(&tx.segment_pool(&toff, webformers::PoolMode::Cls).unwrap()).await;
         assert_close(&format!("{name} cls pool"), &got, &reference::segment_pool(&x, &offsets, h, true), F32);
-        let got = read(&tx.unpack(&toff, 8).unwrap());
+        let got = read(&tx.unpack(&toff, 8).unwrap()).await;
         let mut want = vec![0f32; 3 * 8 * h];
         for s in 0..3 {
             for r in offsets[s] as usize..offsets[s + 1] as usize {
@@ -236,41 +228,39 @@ fn pooling_unpack_and_gather() {
         let ids = [0u32, 49, 7, 7, 3];
         let tt = Tensor::from_f32(&table, &[vocab, dim], &dev).unwrap();
         let tids = Tensor::from_u32(&ids, &[5], &dev).unwrap();
-        let got = read(&tt.gather_rows(&tids).unwrap());
+        let got = read(&tt.gather_rows(&tids).unwrap()).await;
         let want: Vec<f32> = ids.iter().flat_map(|&i| table[i as usize * dim..][..dim].to_vec()).collect();
         assert_close(&format!("{name} gather"), &got, &want, Tolerance { abs: 0.0, rel: 0.0 });
         let t16: Vec<f16> = table.iter().map(|&v| f16::from_f32(v)).collect();
         let tt16 = Tensor::from_f16(&t16, &[vocab, dim], &dev).unwrap();
-        let got = read(&tt16.gather_rows(&tids).unwrap());
+        let got = read(&tt16.gather_rows(&tids).unwrap()).await;
         let want: Vec<f32> = ids.iter().flat_map(|&i| t16[i as usize * dim..][..dim].iter().map(|v| v.to_f32()).collect::<Vec<_>>()).collect();
         assert_close(&format!("{name} gather f16"), &got, &want, Tolerance { abs: 0.0, rel: 0.0 });
     }
-}
+}}
 
-#[test]
-fn copies_convert_dtypes_and_strides() {
+async_test! { async fn copies_convert_dtypes_and_strides() {
     let mut rng = Rng::new(10);
-    for (name, dev) in devices() {
+    for (name, dev) in devices().await {
         let x = rng.vec(3 * 5 * 7, 10.0);
         let t = Tensor::from_f32(&x, &[3, 5, 7], &dev).unwrap();
         let p = t.permute(&[2, 0, 1]).unwrap();
         let want: Vec<f32> = (0..7).flat_map(|k| (0..3).flat_map(move |i| (0..5).map(move |j| (i, j, k)))).map(|(i, j, k)| x[(i * 5 + j) * 7 + k]).collect();
-        assert_close(&format!("{name} permute copy"), &read(&p.contiguous().unwrap()), &want, Tolerance { abs: 0.0, rel: 0.0 });
+        assert_close(&format!("{name} permute copy"), &read(&p.contiguous().unwrap()).await, &want, Tolerance { abs: 0.0, rel: 0.0 });
         let h = p.to_dtype(DType::F16).unwrap();
         let want16: Vec<f32> = want.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
-        assert_close(&format!("{name} f16 round trip"), &read(&h), &want16, Tolerance { abs: 0.0, rel: 0.0 });
+        assert_close(&format!("{name} f16 round trip"), &read(&h).await, &want16, Tolerance { abs: 0.0, rel: 0.0 });
         let bf: Vec<half::bf16> = x.iter().map(|&v| half::bf16::from_f32(v)).collect();
         let tb = Tensor::from_bytes(bytemuck::cast_slice(&bf), DType::BF16, &[3, 5, 7], &dev).unwrap();
         let want_bf: Vec<f32> = bf.iter().map(|v| v.to_f32()).collect();
-        assert_close(&format!("{name} bf16 to f32"), &read(&tb), &want_bf, Tolerance { abs: 0.0, rel: 0.0 });
+        assert_close(&format!("{name} bf16 to f32"), &read(&tb).await, &want_bf, Tolerance { abs: 0.0, rel: 0.0 });
     }
-}
+}}
 
-#[test]
-fn one_graph_with_many_ops_and_reuse_of_intermediates() {
+async_test! { async fn one_graph_with_many_ops_and_reuse_of_intermediates() {
     // A small encoder-like chain realized once: exercises liveness and the GPU buffer pool.
     let mut rng = Rng::new(11);
-    for (name, dev) in devices() {
+    for (name, dev) in devices().await {
         let (t, h) = (9, 24);
         let x = rng.vec(t * h, 1.0);
         let w = rng.vec(h * h, 0.3);
@@ -286,8 +276,22 @@ fn one_graph_with_many_ops_and_reuse_of_intermediates() {
             let zr: Vec<f32> = reference::linear(&want, &w, None, h, h).into_iter().map(reference::gelu).collect();
             want = reference::layer_norm(&zr, Some(&want), &g, None, h, 1e-5);
         }
-        assert_close(&format!("{name} chain"), &read(&y), &want, Tolerance { abs: 1e-4, rel: 1e-4 });
+        assert_close(&format!("{name} chain"), &read(&y).await, &want, Tolerance { abs: 1e-4, rel: 1e-4 });
         // Reading twice gives the same values (the graph was replaced by its result).
-        assert_close(&format!("{name} chain reread"), &read(&y), &want, Tolerance { abs: 1e-4, rel: 1e-4 });
+        assert_close(&format!("{name} chain reread"), &read(&y).await, &want, Tolerance { abs: 1e-4, rel: 1e-4 });
     }
-}
+}}
+
+async_test! { async fn devices_report_their_backends() {
+    // Logs what every other test runs on (`--nocapture` shows it), and fails where a required GPU
+    // is missing or the wasm CPU backend does not use the simd128 kernels it was built with.
+    let devs = devices().await;
+    for (name, dev) in &devs {
+        test_log!("{name}: {}", dev.describe());
+    }
+    if support::gpu_required() {
+        assert!(devs.iter().any(|(_, d)| d.is_gpu()), "WEBFORMERS_REQUIRE_GPU=1 but no GPU device: {devs:?}");
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    assert!(webformers::Device::Cpu.describe().contains("simd128"), "{}", webformers::Device::Cpu.describe());
+}}

@@ -1,49 +1,123 @@
 //! Shared by the integration tests: the devices every test runs on, seeded random data, and
-//! tolerance checks with named presets.
+//! tolerance checks with named presets, and `async_test!`, which runs one async test body
+//! natively (a `#[test]` driven by pollster) and in the browser (a `#[wasm_bindgen_test]`).
 #![allow(dead_code)]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use webformers::{Device, GpuContext, GpuOptions};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// Defines a test whose body is written once, as an `async fn`: natively a `#[test]` that blocks
+/// on it with pollster; in wasm a `#[wasm_bindgen_test]` the browser awaits (nothing may block
+/// there). The body lives in a module of the test's name, so both wrappers keep that name.
+macro_rules! async_test {
+    ($(#[$meta:meta])* async fn $name:ident() $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            pub(super) async fn body() $body
+        }
+
+        $(#[$meta])*
+        #[cfg(not(target_arch = "wasm32"))]
+        #[test]
+        fn $name() {
+            pollster::block_on($name::body())
+        }
+
+        $(#[$meta])*
+        #[cfg(target_arch = "wasm32")]
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        async fn $name() {
+            $name::body().await
+        }
+    };
+}
+
+/// A line for the test log: stderr natively, the browser console in wasm (the runner shows it
+/// with `--nocapture`, and always for a failing test).
+macro_rules! test_log {
+    ($($arg:tt)*) => {{
+        #[cfg(not(target_arch = "wasm32"))]
+        eprintln!($($arg)*);
+        #[cfg(target_arch = "wasm32")]
+        wasm_bindgen_test::console_log!($($arg)*);
+    }};
+}
+
+/// Whether a missing GPU adapter fails the tests: WEBFORMERS_REQUIRE_GPU=1 (set by CI), read at
+/// run time natively and at compile time in wasm, where tests cannot see the environment.
+pub fn gpu_required() -> bool {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::env::var("WEBFORMERS_REQUIRE_GPU").is_ok_and(|v| v == "1")
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        option_env!("WEBFORMERS_REQUIRE_GPU") == Some("1")
+    }
+}
 
 /// CPU always; the GPU with every feature the adapter has; and the GPU without f16 and
 /// subgroups, so both kernel families run on an adapter that has them (lavapipe does).
 /// Without an adapter the GPU entries are skipped with the reason printed, unless
-/// WEBFORMERS_REQUIRE_GPU=1 (set by CI), where a missing adapter fails the test.
-pub fn devices() -> Vec<(String, Device)> {
+/// WEBFORMERS_REQUIRE_GPU=1, where a missing adapter fails the test (see `gpu_required`).
+/// In the browser the GPU is the page's WebGPU adapter.
+pub async fn devices() -> Vec<(String, Device)> {
     let mut out = vec![("cpu".to_string(), Device::Cpu)];
-    for (name, gpu) in gpus() {
+    for (name, gpu) in gpus().await {
         out.push((name.to_string(), Device::Gpu(gpu.clone())));
     }
     out
 }
 
-fn gpus() -> &'static [(&'static str, Arc<GpuContext>)] {
-    static GPUS: OnceLock<Vec<(&'static str, Arc<GpuContext>)>> = OnceLock::new();
-    GPUS.get_or_init(|| {
-        let full = pollster::block_on(GpuContext::new(GpuOptions::default()));
-        let basic = pollster::block_on(GpuContext::new(GpuOptions { disable_f16: true, disable_subgroups: true }));
-        match (full, basic) {
-            (Ok(full), Ok(basic)) => {
-                let f = full.features();
-                eprintln!("GPU backends run on: {}", full.describe());
-                let mut v = vec![("gpu", full.clone())];
-                if f.f16 || f.subgroups {
-                    v.push(("gpu-no-f16-no-subgroups", basic));
-                } else {
-                    eprintln!("note: the adapter has neither shader-f16 nor subgroups; those kernel variants are only validated by naga here");
-                }
-                v
+type Gpus = Vec<(&'static str, Arc<GpuContext>)>;
+
+/// Opened once per test binary (natively) or per page (wasm) and shared by every test.
+#[cfg(not(target_arch = "wasm32"))]
+async fn gpus() -> Gpus {
+    static GPUS: std::sync::OnceLock<Gpus> = std::sync::OnceLock::new();
+    GPUS.get_or_init(|| pollster::block_on(open_gpus())).clone()
+}
+
+#[cfg(target_arch = "wasm32")]
+async fn gpus() -> Gpus {
+    thread_local! {
+        static GPUS: std::cell::RefCell<Option<Gpus>> = const { std::cell::RefCell::new(None) };
+    }
+    if let Some(g) = GPUS.with_borrow(|g| g.clone()) {
+        return g;
+    }
+    let g = open_gpus().await;
+    GPUS.with_borrow_mut(|slot| slot.get_or_insert(g).clone())
+}
+
+async fn open_gpus() -> Gpus {
+    let full = GpuContext::new(GpuOptions::default()).await;
+    let basic = GpuContext::new(GpuOptions { disable_f16: true, disable_subgroups: true }).await;
+    match (full, basic) {
+        (Ok(full), Ok(basic)) => {
+            let f = full.features();
+            test_log!("GPU backends run on: {}", Device::Gpu(full.clone()).describe());
+            let mut v = vec![("gpu", full.clone())];
+            if f.f16 || f.subgroups {
+                v.push(("gpu-no-f16-no-subgroups", basic));
+            } else {
+                test_log!("note: the adapter has neither shader-f16 nor subgroups; those kernel variants are only validated by naga here");
             }
-            (Err(e), _) | (_, Err(e)) => {
-                if std::env::var("WEBFORMERS_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                    panic!("WEBFORMERS_REQUIRE_GPU=1 but no GPU adapter: {e}");
-                }
-                eprintln!("SKIPPING GPU backends: {e} (set WEBFORMERS_REQUIRE_GPU=1 to make this an error)");
-                Vec::new()
-            }
+            v
         }
-    })
+        (Err(e), _) | (_, Err(e)) => {
+            if gpu_required() {
+                panic!("WEBFORMERS_REQUIRE_GPU=1 but no GPU adapter: {e}");
+            }
+            test_log!("SKIPPING GPU backends: {e} (set WEBFORMERS_REQUIRE_GPU=1 to make this an error)");
+            Vec::new()
+        }
+    }
 }
 
 /// A small deterministic generator (xorshift), so failures reproduce.
