@@ -71,10 +71,7 @@ impl DType {
     pub fn bytes_for(self, n: usize) -> Result<usize> {
         let block = self.block_len();
         if n % block != 0 {
-            return Err(Error::dtype(
-                "storage",
-                format!("{n} values are not a whole number of {self:?} blocks of {block}"),
-            ));
+            return Err(Error::dtype("storage", format!("{n} values are not a whole number of {self:?} blocks of {block}")));
         }
         Ok(n / block * self.block_bytes())
     }

@@ -138,10 +138,7 @@ impl Layout {
 
     pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Layout> {
         if dim >= self.rank() || start + len > self.dims[dim] {
-            return Err(Error::shape(
-                "narrow",
-                format!("[{start}, {}) of dim {dim} is outside {:?}", start + len, self.dims),
-            ));
+            return Err(Error::shape("narrow", format!("[{start}, {}) of dim {dim} is outside {:?}", start + len, self.dims)));
         }
         let mut out = self.clone();
         out.offset += start * self.strides[dim];

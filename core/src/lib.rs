@@ -21,9 +21,11 @@ pub use layout::Layout;
 pub use ops::{Activation, BinaryOp, NormKind, PoolMode, UnaryOp};
 pub use tensor::{HostData, Tensor};
 
+pub mod chat;
 pub mod files;
 pub mod models;
 pub mod nn;
+pub mod sampling;
 pub mod tasks;
 pub mod tokenizer;
 pub mod weights;

@@ -54,41 +54,103 @@ pub enum PoolMode {
 
 pub(crate) enum Op {
     /// A contiguous copy of any view, converting the dtype (f32, f16, bf16 sources; f32 or f16 out).
-    Copy { src: Tensor },
+    Copy {
+        src: Tensor,
+    },
     /// Rows of `table` [V, H] chosen by `ids` [N] (u32): [N, H] f32.
-    Gather { table: Tensor, ids: Tensor },
-    Unary { src: Tensor, op: UnaryOp },
+    Gather {
+        table: Tensor,
+        ids: Tensor,
+    },
+    Unary {
+        src: Tensor,
+        op: UnaryOp,
+    },
     /// Both inputs are already broadcast views of the output's dims.
-    Binary { lhs: Tensor, rhs: Tensor, op: BinaryOp },
+    Binary {
+        lhs: Tensor,
+        rhs: Tensor,
+        op: BinaryOp,
+    },
     /// a [batch, M, K] x b [batch, K, N] (+ bias [N]), then `act`. `b` may be any strided view,
     /// so an HF weight `w` [N, K] is used as `w.t()` without a copy; batch dims are flattened.
-    Matmul { a: Tensor, b: Tensor, bias: Option<Tensor>, act: Activation, batch: usize, m: usize, n: usize, k: usize },
+    Matmul {
+        a: Tensor,
+        b: Tensor,
+        bias: Option<Tensor>,
+        act: Activation,
+        batch: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+    },
     /// Normalizes the last dim of x (+ residual).
-    Norm { x: Tensor, residual: Option<Tensor>, weight: Tensor, bias: Option<Tensor>, eps: f32, kind: NormKind },
+    Norm {
+        x: Tensor,
+        residual: Option<Tensor>,
+        weight: Tensor,
+        bias: Option<Tensor>,
+        eps: f32,
+        kind: NormKind,
+    },
     /// softmax(x * scale + mask) over the last dim; `mask` (additive) is a broadcast view of x's dims.
-    Softmax { x: Tensor, mask: Option<Tensor>, scale: f32 },
+    Softmax {
+        x: Tensor,
+        mask: Option<Tensor>,
+        scale: f32,
+    },
     /// Attention over packed sequences: q [Tq, Hq, D], k and v [Tk, Hkv, D] (views with unit
     /// stride on D); sequence s owns query rows q_offsets[s]..q_offsets[s+1] and key rows
     /// kv_offsets[s]..kv_offsets[s+1]. With `causal`, the queries are the last of their sequence
     /// (bottom-right alignment, as with a KV cache): query i of Lq sees keys j <= Lk - Lq + i.
     /// Output [Tq, Hq, D].
-    Attention { q: Tensor, k: Tensor, v: Tensor, q_offsets: Tensor, kv_offsets: Tensor, scale: f32, causal: bool },
+    Attention {
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        q_offsets: Tensor,
+        kv_offsets: Tensor,
+        scale: f32,
+        causal: bool,
+    },
     /// Rotary position embedding of x [T, H, D] (unit stride on D) at `positions` [T] u32 with
     /// `inv_freq` [R/2] f32 (scaling variants are folded into it by the model); the first R dims
     /// rotate. `interleaved`: pairs (2i, 2i+1) as GGUF orders Llama weights; else (i, i + R/2) as
     /// Hugging Face does. Output contiguous [T, H, D].
-    Rope { x: Tensor, positions: Tensor, inv_freq: Tensor, interleaved: bool },
+    Rope {
+        x: Tensor,
+        positions: Tensor,
+        inv_freq: Tensor,
+        interleaved: bool,
+    },
     /// Writes `src` into the rows of `dst` starting at `row`, in place, and gives `dst` back:
     /// the KV cache append. `dst` is a `Tensor::cache` tensor and keeps living on the device.
-    WriteRows { dst: Tensor, src: Tensor, row: usize },
+    WriteRows {
+        dst: Tensor,
+        src: Tensor,
+        row: usize,
+    },
     /// Index of the largest value of each row of x [R, N] (first on ties): u32 [R].
-    Argmax { x: Tensor },
+    Argmax {
+        x: Tensor,
+    },
     /// Pools the rows [T, H] of each sequence (`seq_offsets` [B + 1]) into [B, H].
-    SegmentPool { x: Tensor, seq_offsets: Tensor, mode: PoolMode },
+    SegmentPool {
+        x: Tensor,
+        seq_offsets: Tensor,
+        mode: PoolMode,
+    },
     /// Scatters packed rows [T, H] into a zero-padded batch [B, S, H].
-    Unpack { x: Tensor, seq_offsets: Tensor, max_len: usize },
+    Unpack {
+        x: Tensor,
+        seq_offsets: Tensor,
+        max_len: usize,
+    },
     /// x / max(||x||, eps) over the last dim.
-    L2Normalize { x: Tensor, eps: f32 },
+    L2Normalize {
+        x: Tensor,
+        eps: f32,
+    },
 }
 
 impl Op {
@@ -147,11 +209,7 @@ fn expect_dtype(op: &'static str, what: &str, t: &Tensor, allowed: &[DType]) -> 
 }
 
 fn expect_rank(op: &'static str, what: &str, t: &Tensor, rank: usize) -> Result<()> {
-    if t.rank() == rank {
-        Ok(())
-    } else {
-        Err(Error::shape(op, format!("{what} must have rank {rank}, got {:?}", t.dims())))
-    }
+    if t.rank() == rank { Ok(()) } else { Err(Error::shape(op, format!("{what} must have rank {rank}, got {:?}", t.dims()))) }
 }
 
 /// Float types an op's weights may have (activations are f32).
@@ -185,8 +243,7 @@ impl Tensor {
     fn copy_as(&self, dtype: DType) -> Result<Tensor> {
         let convertible = [DType::F32, DType::F16, DType::BF16];
         let plain = !self.dtype().is_quantized() && !dtype.is_quantized();
-        let ok = (self.dtype() == dtype && plain)
-            || (convertible.contains(&self.dtype()) && matches!(dtype, DType::F32 | DType::F16));
+        let ok = (self.dtype() == dtype && plain) || (convertible.contains(&self.dtype()) && matches!(dtype, DType::F32 | DType::F16));
         if !ok {
             return Err(Error::dtype("copy", format!("cannot convert {} to {dtype}", self.dtype())));
         }
@@ -356,7 +413,15 @@ impl Tensor {
     }
 
     /// Attention where keys and values have their own rows (a KV cache holds the past too).
-    pub fn attention_kv(&self, k: &Tensor, v: &Tensor, q_offsets: &Tensor, kv_offsets: &Tensor, scale: f32, causal: bool) -> Result<Tensor> {
+    pub fn attention_kv(
+        &self,
+        k: &Tensor,
+        v: &Tensor,
+        q_offsets: &Tensor,
+        kv_offsets: &Tensor,
+        scale: f32,
+        causal: bool,
+    ) -> Result<Tensor> {
         const OP: &str = "attention";
         same_device(OP, &[self, k, v, q_offsets, kv_offsets])?;
         for (what, t) in [("q", self), ("k", k), ("v", v)] {
@@ -368,7 +433,10 @@ impl Tensor {
             expect_rank(OP, what, t, 1)?;
         }
         if q_offsets.dims() != kv_offsets.dims() || q_offsets.dims()[0] < 2 {
-            return Err(Error::shape(OP, format!("offsets {:?} and {:?} must describe the same sequences", q_offsets.dims(), kv_offsets.dims())));
+            return Err(Error::shape(
+                OP,
+                format!("offsets {:?} and {:?} must describe the same sequences", q_offsets.dims(), kv_offsets.dims()),
+            ));
         }
         let [t, hq, d] = [self.dims()[0], self.dims()[1], self.dims()[2]];
         let [_, hkv, dk] = [k.dims()[0], k.dims()[1], k.dims()[2]];
@@ -415,8 +483,15 @@ impl Tensor {
         if !self.is_cache() || !self.is_contiguous() || self.layout().offset() != 0 {
             return Err(Error::Input("write_rows writes only into a whole cache tensor (Tensor::cache)".into()));
         }
-        if src.dtype() != self.dtype() || src.rank() != self.rank() || src.dims()[1..] != self.dims()[1..] || row + src.dims()[0] > self.dims()[0] {
-            return Err(Error::shape(OP, format!("rows {row}.. of {:?} ({}) from {:?} ({})", self.dims(), self.dtype(), src.dims(), src.dtype())));
+        if src.dtype() != self.dtype()
+            || src.rank() != self.rank()
+            || src.dims()[1..] != self.dims()[1..]
+            || row + src.dims()[0] > self.dims()[0]
+        {
+            return Err(Error::shape(
+                OP,
+                format!("rows {row}.. of {:?} ({}) from {:?} ({})", self.dims(), self.dtype(), src.dims(), src.dtype()),
+            ));
         }
         let op = Op::WriteRows { dst: self.clone(), src: src.contiguous()?, row };
         Ok(Tensor::record(op, self.dtype(), self.dims(), self))

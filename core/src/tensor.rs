@@ -72,13 +72,15 @@ impl Tensor {
 
     pub(crate) fn new_pending(op: Op, dtype: DType, dims: &[usize], device: Device) -> Tensor {
         let layout = Layout::contiguous(dims);
-        let node = Node { id: next_node_id(), dtype, numel: layout.numel(), device, cache: false, state: Mutex::new(NodeState::Pending(op)) };
+        let node =
+            Node { id: next_node_id(), dtype, numel: layout.numel(), device, cache: false, state: Mutex::new(NodeState::Pending(op)) };
         Tensor { node: Arc::new(node), layout }
     }
 
     pub(crate) fn new_ready(storage: Storage, dtype: DType, dims: &[usize], device: Device) -> Tensor {
         let layout = Layout::contiguous(dims);
-        let node = Node { id: next_node_id(), dtype, numel: layout.numel(), device, cache: false, state: Mutex::new(NodeState::Ready(storage)) };
+        let node =
+            Node { id: next_node_id(), dtype, numel: layout.numel(), device, cache: false, state: Mutex::new(NodeState::Ready(storage)) };
         Tensor { node: Arc::new(node), layout }
     }
 
@@ -94,7 +96,14 @@ impl Tensor {
             Device::Gpu(gpu) => Storage::Gpu(gpu.zeroed(bytes as u64, "cache")?),
         };
         let layout = Layout::contiguous(dims);
-        let node = Node { id: next_node_id(), dtype, numel: layout.numel(), device: device.clone(), cache: true, state: Mutex::new(NodeState::Ready(storage)) };
+        let node = Node {
+            id: next_node_id(),
+            dtype,
+            numel: layout.numel(),
+            device: device.clone(),
+            cache: true,
+            state: Mutex::new(NodeState::Ready(storage)),
+        };
         Ok(Tensor { node: Arc::new(node), layout })
     }
 
@@ -118,11 +127,21 @@ impl Tensor {
 
     /// A tensor over a range of shared bytes: zero-copy on the CPU (when aligned), one upload on
     /// the GPU.
-    pub fn from_shared(bytes: crate::weights::SharedBytes, range: std::ops::Range<usize>, dtype: DType, dims: &[usize], device: &Device) -> Result<Tensor> {
+    pub fn from_shared(
+        bytes: crate::weights::SharedBytes,
+        range: std::ops::Range<usize>,
+        dtype: DType,
+        dims: &[usize],
+        device: &Device,
+    ) -> Result<Tensor> {
         let numel: usize = dims.iter().product();
-        let slice = (*bytes).as_ref().get(range.clone()).ok_or_else(|| Error::Input(format!("byte range {range:?} is outside the data")))?;
+        let slice =
+            (*bytes).as_ref().get(range.clone()).ok_or_else(|| Error::Input(format!("byte range {range:?} is outside the data")))?;
         if slice.len() != dtype.bytes_for(numel)? {
-            return Err(Error::shape("from_shared", format!("{dims:?} of {dtype} needs {} bytes, got {}", dtype.bytes_for(numel)?, slice.len())));
+            return Err(Error::shape(
+                "from_shared",
+                format!("{dims:?} of {dtype} needs {} bytes, got {}", dtype.bytes_for(numel)?, slice.len()),
+            ));
         }
         match device {
             Device::Cpu => Ok(Tensor::new_ready(Storage::Cpu(cpu::CpuStorage::from_shared(bytes, range)), dtype, dims, Device::Cpu)),

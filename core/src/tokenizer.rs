@@ -9,6 +9,7 @@ use crate::{Error, Result};
 
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
+    /// The truncation length; usize::MAX when texts are never truncated (generation prompts).
     max_len: usize,
 }
 
@@ -72,6 +73,33 @@ impl Tokenizer {
             }))
             .map_err(|e| Error::Tokenizer(format!("truncation to {max_len}: {e}")))?;
         Ok(Tokenizer { inner, max_len })
+    }
+
+    /// For text generation: no padding, no truncation (a prompt longer than the context is an
+    /// error the caller reports, not something to cut silently).
+    pub fn for_generation(json: &[u8]) -> Result<Tokenizer> {
+        let inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer(format!("tokenizer.json: {e}")))?;
+        Tokenizer::from_inner(inner)
+    }
+
+    /// Wraps a tokenizer built in code (from GGUF metadata, say), without padding or truncation.
+    pub fn from_inner(mut inner: tokenizers::Tokenizer) -> Result<Tokenizer> {
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(Tokenizer { inner, max_len: usize::MAX })
+    }
+
+    /// Token ids of one text; `add_special_tokens` applies the tokenizer's post-processor
+    /// (BOS for Llama-family tokenizers, [CLS]/[SEP] for BERT).
+    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        let enc =
+            self.inner.encode(text, add_special_tokens).map_err(|e| Error::Tokenizer(format!("encoding {:?}: {e}", preview(text))))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Special (added) tokens' ids, to skip them when decoding.
+    pub fn is_special(&self, id: u32) -> bool {
+        self.inner.get_added_tokens_decoder().get(&id).is_some_and(|t| t.special)
     }
 
     pub fn max_len(&self) -> usize {

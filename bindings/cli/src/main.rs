@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use webformers::chat::Message;
 use webformers::files::DirFiles;
 use webformers::tasks::feature_extraction::{FeatureExtraction, Pooling};
+use webformers::tasks::text_generation::{GenerationOptions, Prompt, TextGeneration};
 use webformers::tasks::{LoadOptions, Task};
 use webformers::weights::WeightDType;
 use webformers::{Device, DeviceChoice, GpuOptions, Result};
@@ -20,7 +22,7 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct ModelArgs {
-    /// A model folder (config.json, tokenizer.json, model.safetensors).
+    /// A model folder (config.json, tokenizer.json, model.safetensors), or a .gguf file.
     #[arg(long)]
     model: String,
     /// auto takes the GPU when an adapter exists, else the CPU.
@@ -32,6 +34,32 @@ struct ModelArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+}
+
+#[derive(clap::Args, Clone)]
+struct GenerationArgs {
+    /// text-generation: the most tokens to generate.
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: usize,
+    /// text-generation: send the prompt as one user message through the model's chat template.
+    #[arg(long)]
+    chat: bool,
+    /// text-generation: sample instead of greedy decoding.
+    #[arg(long)]
+    do_sample: bool,
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 50)]
+    top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// text-generation: stop before this string (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -47,10 +75,12 @@ enum Command {
         /// L2-normalize the embeddings.
         #[arg(long)]
         normalize: bool,
-        /// Print exactly one JSON object on stdout.
+        /// Print only JSON on stdout, at the end.
         #[arg(long)]
         json: bool,
-        /// The texts.
+        #[command(flatten)]
+        generation: GenerationArgs,
+        /// The texts (feature-extraction) or the prompt (text-generation).
         #[arg(required = true)]
         texts: Vec<String>,
     },
@@ -84,7 +114,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn open(args: &ModelArgs) -> Result<FeatureExtraction> {
+/// Threads, dtype and device from the flags; says on stderr which device runs.
+async fn prepare(args: &ModelArgs) -> Result<(Device, LoadOptions)> {
     if let Some(n) = args.threads {
         webformers::cpu::set_threads(n)?;
     }
@@ -95,43 +126,94 @@ async fn open(args: &ModelArgs) -> Result<FeatureExtraction> {
         "fp16" | "f16" => WeightDType::F16,
         other => return Err(webformers::Error::Input(format!("unknown dtype `{other}`; use auto, fp32 or fp16"))),
     };
-    // The folder first: a wrong path fails fast, before a GPU is opened.
-    let files = DirFiles::open(&args.model)?;
     let (device, fallback) = Device::select(choice, GpuOptions::from_env()).await?;
     match fallback {
         Some(why) => eprintln!("device: {} (no GPU: {why})", device.describe()),
         None => eprintln!("device: {}", device.describe()),
     }
-    FeatureExtraction::load(&files, &device, &LoadOptions { dtype })
+    Ok((device, LoadOptions { dtype }))
 }
 
-fn check_task(task: &str) -> Result<()> {
-    match Task::from_name(task)? {
-        Task::FeatureExtraction => Ok(()),
-    }
+async fn open(args: &ModelArgs) -> Result<FeatureExtraction> {
+    // The folder first: a wrong path fails fast, before a GPU is opened.
+    let files = DirFiles::open(&args.model)?;
+    let (device, options) = prepare(args).await?;
+    FeatureExtraction::load(&files, &device, &options)
+}
+
+async fn open_generator(args: &ModelArgs) -> Result<TextGeneration> {
+    let files = DirFiles::open(&args.model)?;
+    let (device, options) = prepare(args).await?;
+    TextGeneration::load(&files, &device, &options)
 }
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run { task, model, pooling, normalize, json, texts } => {
-            check_task(&task)?;
-            let pooling: Pooling = pooling.parse()?;
-            let pipe = open(&model).await?;
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let out = pipe.run(&refs, pooling, normalize).await?;
-            if json {
-                println!("{}", serde_json::json!({ "dims": out.dims, "data": nest(&out.data, &out.dims) }));
-            } else {
-                print_human(&refs, &out);
+        Command::Run { task, model, pooling, normalize, json, generation, texts } => match Task::from_name(&task)? {
+            Task::FeatureExtraction => {
+                let pooling: Pooling = pooling.parse()?;
+                let pipe = open(&model).await?;
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let out = pipe.run(&refs, pooling, normalize).await?;
+                if json {
+                    println!("{}", serde_json::json!({ "dims": out.dims, "data": nest(&out.data, &out.dims) }));
+                } else {
+                    print_human(&refs, &out);
+                }
+                Ok(())
             }
-            Ok(())
-        }
+            Task::TextGeneration => generate(&model, &generation, json, &texts).await,
+        },
         Command::Bench { task, model, corpus, batch, reps, latency_runs } => {
-            check_task(&task)?;
+            if Task::from_name(&task)? != Task::FeatureExtraction {
+                return Err(webformers::Error::Unsupported(format!("`bench {task}`: only feature-extraction is benchmarked here")));
+            }
             let pipe = open(&model).await?;
             bench(&pipe, &corpus, batch, reps, latency_runs).await
         }
     }
+}
+
+async fn generate(model: &ModelArgs, args: &GenerationArgs, json: bool, texts: &[String]) -> Result<()> {
+    use std::io::Write;
+    let text = texts.join(" ");
+    let pipe = open_generator(model).await?;
+    let prompt = if args.chat { Prompt::Chat(vec![Message::new("user", text)]) } else { Prompt::Text(text) };
+    let options = GenerationOptions {
+        max_new_tokens: args.max_new_tokens,
+        do_sample: args.do_sample,
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        repetition_penalty: args.repetition_penalty,
+        seed: args.seed,
+        stop: args.stop.clone(),
+    };
+    let mut stdout = std::io::stdout();
+    let out = pipe
+        .generate(&prompt, &options, |piece| {
+            if !json {
+                // Streamed as generated; a closed pipe must not abort generation with a panic.
+                let _ = write!(stdout, "{piece}");
+                let _ = stdout.flush();
+            }
+        })
+        .await?;
+    if json {
+        println!("{}", serde_json::json!([{ "generated_text": out.text }]));
+    } else {
+        println!();
+    }
+    let decoded = out.token_ids.len().saturating_sub(1);
+    let rate = if out.decode_seconds > 0.0 { decoded as f64 / out.decode_seconds } else { 0.0 };
+    eprintln!(
+        "{} prompt tokens in {:.0} ms, {} new tokens ({:?}), {rate:.1} tokens/s decoding",
+        out.prompt_tokens,
+        out.prefill_seconds * 1000.0,
+        out.token_ids.len(),
+        out.stop_reason
+    );
+    Ok(())
 }
 
 /// Flat values as nested arrays following `dims` (one row per text).
@@ -153,7 +235,8 @@ fn print_human(texts: &[&str], out: &webformers::tasks::feature_extraction::Embe
     if out.dims.len() == 2 && texts.len() > 1 {
         println!("cosine similarity:");
         for i in 0..texts.len() {
-            let sims: Vec<String> = (0..texts.len()).map(|j| format!("{:6.3}", webformers::reference::cosine(out.row(i), out.row(j)))).collect();
+            let sims: Vec<String> =
+                (0..texts.len()).map(|j| format!("{:6.3}", webformers::reference::cosine(out.row(i), out.row(j)))).collect();
             println!("  [{i}] {}", sims.join(" "));
         }
     }

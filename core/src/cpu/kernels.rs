@@ -242,14 +242,8 @@ pub(super) fn softmax(x: &Input<'_>, mask: Option<&Input<'_>>, scale: f32) -> Ve
 
 /// Validates packed-sequence offsets against the number of rows.
 fn check_offsets(offsets: &[u32], rows: usize) -> Result<()> {
-    let ok = offsets.first() == Some(&0)
-        && offsets.windows(2).all(|w| w[0] <= w[1])
-        && offsets.last().map(|&l| l as usize) == Some(rows);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Input(format!("sequence offsets {offsets:?} do not partition {rows} rows")))
-    }
+    let ok = offsets.first() == Some(&0) && offsets.windows(2).all(|w| w[0] <= w[1]) && offsets.last().map(|&l| l as usize) == Some(rows);
+    if ok { Ok(()) } else { Err(Error::Input(format!("sequence offsets {offsets:?} do not partition {rows} rows"))) }
 }
 
 struct HeadView<'a> {

@@ -138,11 +138,7 @@ pub(super) fn matmul(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, act
         } else {
             let key = PackKey { offset: b_off, sk: sb_k, sn: sb_n, k: s.k, n: s.n, nr };
             // Weights (one matrix for every batch) are cached; per-batch operands are packed each time.
-            let packed = if s.batch == 1 || sb_b == 0 {
-                b.storage.packed(b, key)
-            } else {
-                Arc::new(PackedB { key, data: pack_b(b, key) })
-            };
+            let packed = if s.batch == 1 || sb_b == 0 { b.storage.packed(b, key) } else { Arc::new(PackedB { key, data: pack_b(b, key) }) };
             gemm_packed(a_base, sa_m, &packed.data, bias, s, nr, mr, c_batch);
         }
         if let Activation::Unary(op) = act {
@@ -212,9 +208,8 @@ fn block_kernel<S: Simd, const MR: usize>(blk: &Block<'_>) {
             let cols = nr.min(s.n - col0);
             for r0 in (blk.rows.0..blk.rows.1).step_by(MR) {
                 let valid = MR.min(blk.rows.1 - r0);
-                let a_rows: [*const f32; MR] = std::array::from_fn(|i| {
-                    if i < valid { blk.a[(r0 + i) * blk.sa_m + pc..].as_ptr() } else { blk.zeros.as_ptr() }
-                });
+                let a_rows: [*const f32; MR] =
+                    std::array::from_fn(|i| if i < valid { blk.a[(r0 + i) * blk.sa_m + pc..].as_ptr() } else { blk.zeros.as_ptr() });
                 // SAFETY: a_rows have kc values, the panel has kc * nr, and each task owns its C tile.
                 unsafe {
                     let mut acc = [[S::zero(); NV]; MR];
@@ -345,4 +340,3 @@ pub(crate) fn dot_f16<S: Simd>(x: &[f32], y: &[f16]) -> f32 {
         sum
     }
 }
-

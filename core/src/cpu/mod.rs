@@ -13,8 +13,8 @@ use crate::tensor::{HostData, Tensor};
 use crate::{Error, Result};
 
 mod kernels;
-mod matmul;
 pub(crate) mod math;
+mod matmul;
 pub(crate) mod parallel;
 pub use parallel::set_threads;
 pub(crate) mod simd;
@@ -39,11 +39,20 @@ impl Inner {
 }
 
 enum Bytes {
-    Owned { words: Vec<u32>, len: usize },
+    Owned {
+        words: Vec<u32>,
+        len: usize,
+    },
     /// A range of a memory-mapped (or otherwise shared) file, used without a copy.
-    Shared { source: Arc<dyn AsRef<[u8]> + Send + Sync>, range: Range<usize> },
+    Shared {
+        source: Arc<dyn AsRef<[u8]> + Send + Sync>,
+        range: Range<usize>,
+    },
     /// Written in place by `write_rows` (a KV cache).
-    Writable { words: std::cell::UnsafeCell<Vec<u32>>, len: usize },
+    Writable {
+        words: std::cell::UnsafeCell<Vec<u32>>,
+        len: usize,
+    },
 }
 
 // SAFETY: `Writable` bytes change only in `write_at`, called by the graph runner for a WriteRows
@@ -152,9 +161,7 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
         Op::Copy { src } => kernels::copy(&input(&step, src, 0), step.node.dtype)?,
         Op::Gather { table, ids } => kernels::gather(&input(&step, table, 0), &input(&step, ids, 1))?,
         Op::Unary { src, op } => CpuStorage::from_f32(kernels::unary(input(&step, src, 0).f32s(), *op)),
-        Op::Binary { lhs, rhs, op } => {
-            CpuStorage::from_f32(kernels::binary(&input(&step, lhs, 0), &input(&step, rhs, 1), *op, out_numel))
-        }
+        Op::Binary { lhs, rhs, op } => CpuStorage::from_f32(kernels::binary(&input(&step, lhs, 0), &input(&step, rhs, 1), *op, out_numel)),
         Op::Matmul { a, b, bias, act, batch, m, n, k } => {
             let bias = bias.as_ref().map(|t| input(&step, t, 2));
             let shape = matmul::Shape { batch: *batch, m: *m, n: *n, k: *k };

@@ -9,8 +9,8 @@ mod record;
 mod run;
 pub mod shaders;
 
-pub(crate) use pool::GpuBuffer;
 use pool::BufferPool;
+pub(crate) use pool::GpuBuffer;
 pub(crate) use run::Run;
 use shaders::{Flavor, Kernel, PipelineKey, ShaderFeatures};
 
@@ -92,10 +92,8 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
         }));
-        let features = ShaderFeatures {
-            f16: wanted.contains(wgpu::Features::SHADER_F16),
-            subgroups: wanted.contains(wgpu::Features::SUBGROUP),
-        };
+        let features =
+            ShaderFeatures { f16: wanted.contains(wgpu::Features::SHADER_F16), subgroups: wanted.contains(wgpu::Features::SUBGROUP) };
         Ok(Arc::new(GpuContext {
             pool: BufferPool::new(device.clone()),
             device,
@@ -161,10 +159,7 @@ impl GpuContext {
             mapped_at_creation: true,
         });
         {
-            let mut view = buffer
-                .slice(..)
-                .get_mapped_range_mut()
-                .map_err(|e| Error::Gpu(format!("mapping an upload buffer: {e}")))?;
+            let mut view = buffer.slice(..).get_mapped_range_mut().map_err(|e| Error::Gpu(format!("mapping an upload buffer: {e}")))?;
             view.slice(..bytes.len()).copy_from_slice(bytes);
         }
         buffer.unmap();
@@ -220,10 +215,10 @@ impl GpuContext {
                 }];
                 entries.extend((0..inputs).map(|i| storage(1 + i as u32, true)));
                 entries.push(storage(1 + inputs as u32, false));
-                Arc::new(self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some("webformers kernel"),
-                    entries: &entries,
-                }))
+                Arc::new(
+                    self.device
+                        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("webformers kernel"), entries: &entries }),
+                )
             })
             .clone()
     }

@@ -1,9 +1,9 @@
 //! Turning each op into a dispatch: which kernel variant, its uniform parameters, its bindings
 //! and its workgroup grid. Parameter layouts mirror the `Params` structs of the `.wgsl` files.
 
+use super::GpuStorage;
 use super::run::Run;
 use super::shaders::{Elem, Kernel, NormVariant};
-use super::GpuStorage;
 use crate::dtype::DType;
 use crate::graph::Step;
 use crate::layout::Layout;
@@ -133,7 +133,14 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
         Op::Unary { src, op } => {
             let kernel = Kernel::Unary;
             let zero = Strided8 { dims: [[1; 4]; 2], strides: [[0; 4]; 2] };
-            let params = Params::default().u32(node.numel).u32(unary_code(*op)).u32(src.layout().offset()).u32(0).view(&zero).vec4([0; 4]).vec4([0; 4]);
+            let params = Params::default()
+                .u32(node.numel)
+                .u32(unary_code(*op))
+                .u32(src.layout().offset())
+                .u32(0)
+                .view(&zero)
+                .vec4([0; 4])
+                .vec4([0; 4]);
             run.push(kernel, &params.0, inputs_of(1), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
         Op::Binary { lhs, rhs, op } => {

@@ -38,13 +38,24 @@ impl Run {
     }
 
     /// Adds one dispatch of `kernel`: `inputs` bind in order after the uniform, `output` last.
-    pub(crate) fn push(&mut self, kernel: Kernel, params: &[u8], inputs: Vec<GpuStorage>, output: &GpuStorage, groups: [u32; 3]) -> Result<()> {
+    pub(crate) fn push(
+        &mut self,
+        kernel: Kernel,
+        params: &[u8],
+        inputs: Vec<GpuStorage>,
+        output: &GpuStorage,
+        groups: [u32; 3],
+    ) -> Result<()> {
         if inputs.len() != kernel.inputs() {
             return Err(Error::Gpu(format!("{kernel:?} takes {} inputs, got {} (engine bug)", kernel.inputs(), inputs.len())));
         }
         let max = self.gpu.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
-            return Err(Error::OverLimit { what: format!("{kernel:?} dispatch of {groups:?} workgroups"), needed: *groups.iter().max().unwrap_or(&0) as u64, limit: max as u64 });
+            return Err(Error::OverLimit {
+                what: format!("{kernel:?} dispatch of {groups:?} workgroups"),
+                needed: *groups.iter().max().unwrap_or(&0) as u64,
+                limit: max as u64,
+            });
         }
         if groups.contains(&0) {
             return Ok(());
@@ -91,14 +102,17 @@ impl Run {
                             size: wgpu::BufferSize::new(d.params_len),
                         }),
                     }];
-                    entries.extend(d.buffers.iter().enumerate().map(|(i, s)| wgpu::BindGroupEntry {
-                        binding: 1 + i as u32,
-                        resource: s.buffer.raw().as_entire_binding(),
-                    }));
+                    entries.extend(
+                        d.buffers
+                            .iter()
+                            .enumerate()
+                            .map(|(i, s)| wgpu::BindGroupEntry { binding: 1 + i as u32, resource: s.buffer.raw().as_entire_binding() }),
+                    );
                     device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &d.layout, entries: &entries })
                 })
                 .collect();
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("webformers ops"), timestamp_writes: None });
+            let mut pass =
+                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("webformers ops"), timestamp_writes: None });
             for (d, bg) in self.dispatches.iter().zip(&bind_groups) {
                 pass.set_pipeline(&d.pipeline);
                 pass.set_bind_group(0, bg, &[]);
@@ -146,9 +160,7 @@ impl Run {
         }
         #[cfg(not(target_arch = "wasm32"))]
         if !pending.is_empty() {
-            device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+            device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
         }
         let mut out = Vec::with_capacity(staging.len());
         for ((buffer, dtype, numel), rx) in staging.iter().zip(pending) {

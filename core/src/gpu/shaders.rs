@@ -247,11 +247,7 @@ impl PipelineKey {
 }
 
 fn source(name: &str) -> Result<&'static str> {
-    SOURCES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, s)| *s)
-        .ok_or_else(|| Error::Gpu(format!("shader `{name}` is not embedded")))
+    SOURCES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).ok_or_else(|| Error::Gpu(format!("shader `{name}` is not embedded")))
 }
 
 fn eval(expr: &str, flags: &[&str]) -> bool {

@@ -64,18 +64,18 @@ impl BertConfig {
 }
 
 struct Embeddings {
-    word: Tensor,      // [vocab, H]
-    position: Tensor,  // [max_positions, H]
+    word: Tensor,       // [vocab, H]
+    position: Tensor,   // [max_positions, H]
     token_type: Tensor, // [type_vocab, H]
     norm: LayerNorm,
 }
 
 struct Layer {
-    qkv: Linear,       // [3H, H]: query, key, value stacked
-    attn_out: Linear,  // [H, H]
+    qkv: Linear,      // [3H, H]: query, key, value stacked
+    attn_out: Linear, // [H, H]
     attn_norm: LayerNorm,
     intermediate: Linear, // [I, H]
-    output: Linear,    // [H, I]
+    output: Linear,       // [H, I]
     output_norm: LayerNorm,
 }
 

@@ -9,6 +9,8 @@ use crate::weights::Weights;
 use crate::{Error, Result, Tensor};
 
 pub mod bert;
+pub mod gpt2;
+pub mod llama;
 
 /// A text encoder over packed sequences.
 pub trait EncoderModel {
@@ -17,6 +19,91 @@ pub trait EncoderModel {
     fn hidden_size(&self) -> usize;
     /// The longest sequence the position embeddings cover.
     fn max_positions(&self) -> usize;
+}
+
+/// A causal language model that decodes over a KV cache kept on the device.
+pub trait DecoderModel {
+    fn vocab_size(&self) -> usize;
+    /// The most positions the model was trained for.
+    fn max_context(&self) -> usize;
+    /// An empty cache for sequences up to `max_len` tokens.
+    fn new_cache(&self, max_len: usize) -> Result<KvCache>;
+    /// Appends `tokens` at the cache's position and returns logits: [1, V] for the last token,
+    /// or [T, V] for every token when `all_logits`. Nothing runs until the logits are read.
+    fn forward(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Result<Tensor>;
+}
+
+/// Keys and values of every layer, [max_len, kv heads, head dim] each, on the device.
+pub struct KvCache {
+    layers: Vec<(Tensor, Tensor)>,
+    len: usize,
+    max_len: usize,
+}
+
+impl KvCache {
+    pub fn new(layers: usize, shape: &[usize; 3], dtype: crate::DType, device: &crate::Device) -> Result<KvCache> {
+        let layers = (0..layers)
+            .map(|_| Ok((Tensor::cache(dtype, shape, device)?, Tensor::cache(dtype, shape, device)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers, len: 0, max_len: shape[0] })
+    }
+
+    /// Tokens cached so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    pub(crate) fn check_room(&self, new: usize) -> Result<()> {
+        if new == 0 {
+            return Err(Error::Input("no tokens to decode".into()));
+        }
+        if self.len + new > self.max_len {
+            return Err(Error::Input(format!("{} tokens do not fit the context of {} ({} already used)", new, self.max_len, self.len)));
+        }
+        Ok(())
+    }
+
+    /// Writes layer `l`'s new keys and values [T, Hkv, D] at the current position and returns
+    /// views of everything cached for that layer, including them: [len + T, Hkv, D].
+    pub(crate) fn append(&self, l: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (kc, vc) = &self.layers[l];
+        let end = self.len + k.dims()[0];
+        let keys = kc.write_rows(&k.to_dtype(kc.dtype())?, self.len)?.narrow(0, 0, end)?;
+        let values = vc.write_rows(&v.to_dtype(vc.dtype())?, self.len)?.narrow(0, 0, end)?;
+        Ok((keys, values))
+    }
+
+    /// Called by a model after recording a forward pass of `t` tokens.
+    pub(crate) fn advance(&mut self, t: usize) {
+        self.len += t;
+    }
+
+    /// Forgets the cached tokens (the device buffers are kept for reuse).
+    pub fn reset(&mut self) {
+        self.len = 0;
+    }
+}
+
+pub const DECODERS: &[&str] = &["llama", "mistral", "qwen2", "gpt2"];
+
+/// A decoder from a config.json (Hugging Face safetensors folders).
+pub fn load_decoder(name: &str, config: &serde_json::Value, vb: &Weights) -> Result<Box<dyn DecoderModel>> {
+    let model_type = config.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
+    match model_type {
+        "llama" | "mistral" | "qwen2" => Ok(Box::new(llama::Llama::load(parse(config)?, vb, false)?)),
+        "gpt2" => Ok(Box::new(gpt2::Gpt2::load(parse(config)?, vb)?)),
+        "" => Err(Error::Config(format!("{name}/config.json has no `model_type`"))),
+        other => Err(Error::Unsupported(format!(
+            "model_type `{other}` (from {name}/config.json) has no text-generation model here; supported: {}",
+            DECODERS.join(", ")
+        ))),
+    }
 }
 
 /// Encoder architectures by `model_type`.

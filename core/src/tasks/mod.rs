@@ -5,13 +5,16 @@ use crate::weights::WeightDType;
 use crate::{Error, Result};
 
 pub mod feature_extraction;
+pub mod text_generation;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Task {
     FeatureExtraction,
+    TextGeneration,
 }
 
-pub const TASKS: &[(&str, Task)] = &[("feature-extraction", Task::FeatureExtraction), ("embeddings", Task::FeatureExtraction)];
+pub const TASKS: &[(&str, Task)] =
+    &[("feature-extraction", Task::FeatureExtraction), ("embeddings", Task::FeatureExtraction), ("text-generation", Task::TextGeneration)];
 
 impl Task {
     pub fn from_name(name: &str) -> Result<Task> {

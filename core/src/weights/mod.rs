@@ -93,7 +93,8 @@ impl Weights {
             return Err(Error::weight(&full, format!("{dtype} tensors are not supported")));
         }
         let info = self.source.info(&full).ok_or_else(|| {
-            let hint = self.source.names().into_iter().find(|n| n.ends_with(name)).map(|n| format!(" (the file has `{n}`)")).unwrap_or_default();
+            let hint =
+                self.source.names().into_iter().find(|n| n.ends_with(name)).map(|n| format!(" (the file has `{n}`)")).unwrap_or_default();
             Error::weight(&full, format!("not found in {}{hint}", self.source.origin()))
         })?;
         if info.dims != dims {

@@ -40,13 +40,15 @@ fn dtype_of(d: safetensors::Dtype) -> Option<DType> {
 /// streaming).
 pub fn parse_header(prefix: &[u8], origin: &str) -> Result<Header> {
     let bad = |msg: String| Error::file(origin, format!("not a valid safetensors file: {msg}"));
-    let len_bytes: [u8; 8] = prefix.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| bad("shorter than its 8-byte header length".into()))?;
+    let len_bytes: [u8; 8] =
+        prefix.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| bad("shorter than its 8-byte header length".into()))?;
     let header_len = u64::from_le_bytes(len_bytes);
     if header_len > 100_000_000 {
         return Err(bad(format!("header length {header_len} is implausible")));
     }
     let header_end = 8 + header_len as usize;
-    let header = prefix.get(8..header_end).ok_or_else(|| bad(format!("the header needs {header_end} bytes, the file has {}", prefix.len())))?;
+    let header =
+        prefix.get(8..header_end).ok_or_else(|| bad(format!("the header needs {header_end} bytes, the file has {}", prefix.len())))?;
     let metadata: safetensors::tensor::Metadata = serde_json::from_slice(header).map_err(|e| bad(format!("header: {e}")))?;
     let mut tensors = HashMap::new();
     let mut unsupported = HashMap::new();

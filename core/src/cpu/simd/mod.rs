@@ -4,13 +4,13 @@
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod x86;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod neon;
+pub(crate) mod scalar;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(crate) mod wasm;
-pub(crate) mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86;
 
 /// A vector of `LANES` f32s. All loads and stores are unaligned.
 pub(crate) trait Simd: Copy + Send + Sync + 'static {

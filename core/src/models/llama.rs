@@ -1,0 +1,226 @@
+//! The Llama family (Llama 2/3, SmolLM2, Mistral, Qwen2 with its q/k/v bias), as in
+//! transformers' modeling_llama.py: RMSNorm, rotary attention with grouped KV heads over an
+//! on-device KV cache, and a SwiGLU feed-forward block, pre-norm with residuals. Weights are
+//! looked up by Hugging Face names; GGUF files are mapped to those names by the GGUF source.
+
+use serde::Deserialize;
+
+use super::{DecoderModel, KvCache};
+use crate::nn::Linear;
+use crate::weights::Weights;
+use crate::{BinaryOp, DType, Device, Error, Result, Tensor};
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LlamaConfig {
+    #[serde(default)]
+    pub model_type: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default = "default_theta")]
+    pub rope_theta: f64,
+    #[serde(default)]
+    pub rope_scaling: Option<RopeScaling>,
+    pub max_position_embeddings: usize,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub attention_bias: bool,
+    #[serde(default)]
+    pub hidden_act: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct RopeScaling {
+    #[serde(alias = "type")]
+    pub rope_type: String,
+    #[serde(default)]
+    pub factor: Option<f64>,
+    #[serde(default)]
+    pub low_freq_factor: Option<f64>,
+    #[serde(default)]
+    pub high_freq_factor: Option<f64>,
+    #[serde(default)]
+    pub original_max_position_embeddings: Option<usize>,
+}
+
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_theta() -> f64 {
+    10000.0
+}
+
+impl LlamaConfig {
+    pub fn head_dim(&self) -> usize {
+        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+    /// Qwen2 has biases on q, k and v (and only there).
+    fn qkv_bias(&self) -> bool {
+        self.attention_bias || self.model_type == "qwen2"
+    }
+
+    /// Rotary frequencies with the configured scaling folded in, as transformers computes them.
+    pub fn inv_freq(&self) -> Result<Vec<f32>> {
+        let d = self.head_dim();
+        let base: Vec<f64> = (0..d / 2).map(|i| 1.0 / self.rope_theta.powf(2.0 * i as f64 / d as f64)).collect();
+        let Some(scaling) = &self.rope_scaling else { return Ok(base.iter().map(|&f| f as f32).collect()) };
+        let factor = scaling.factor.unwrap_or(1.0);
+        let scaled: Vec<f64> = match scaling.rope_type.as_str() {
+            "default" => base,
+            "linear" => base.iter().map(|f| f / factor).collect(),
+            "llama3" => {
+                let low = scaling.low_freq_factor.unwrap_or(1.0);
+                let high = scaling.high_freq_factor.unwrap_or(4.0);
+                let old = scaling.original_max_position_embeddings.unwrap_or(8192) as f64;
+                let (low_wavelen, high_wavelen) = (old / low, old / high);
+                base.iter()
+                    .map(|&f| {
+                        let wavelen = 2.0 * std::f64::consts::PI / f;
+                        if wavelen < high_wavelen {
+                            f
+                        } else if wavelen > low_wavelen {
+                            f / factor
+                        } else {
+                            let smooth = (old / wavelen - low) / (high - low);
+                            (1.0 - smooth) * f / factor + smooth * f
+                        }
+                    })
+                    .collect()
+            }
+            other => return Err(Error::Unsupported(format!("rope_scaling type `{other}`"))),
+        };
+        Ok(scaled.iter().map(|&f| f as f32).collect())
+    }
+}
+
+struct Layer {
+    input_norm: Tensor, // [H]
+    qkv: Linear,        // [(Hq + 2 Hkv) D, H]
+    o: Linear,          // [H, Hq D]
+    post_norm: Tensor,  // [H]
+    gate_up: Linear,    // [2 I, H]: gate then up
+    down: Linear,       // [H, I]
+}
+
+pub struct Llama {
+    config: LlamaConfig,
+    device: Device,
+    embed: Tensor, // [V, H]
+    layers: Vec<Layer>,
+    norm: Tensor,
+    lm_head: Tensor, // [V, H]; the embedding itself when tied
+    inv_freq: Tensor,
+    /// GGUF stores Llama's q/k rows permuted for pairwise rotation; HF uses half rotation.
+    interleaved_rope: bool,
+}
+
+impl Llama {
+    /// `interleaved_rope`: the weights come from a GGUF llama file (see `Llama::interleaved_rope`).
+    pub fn load(config: LlamaConfig, vb: &Weights, interleaved_rope: bool) -> Result<Llama> {
+        if config.hidden_act.as_deref().is_some_and(|a| a != "silu") {
+            return Err(Error::Unsupported(format!("hidden_act {:?} in a Llama-family model", config.hidden_act)));
+        }
+        let (h, d, hq, hkv) = (config.hidden_size, config.head_dim(), config.num_attention_heads, config.kv_heads());
+        if hq == 0 || hkv == 0 || hq % hkv != 0 {
+            return Err(Error::Config(format!("{hq} attention heads cannot share {hkv} KV heads")));
+        }
+        let i = config.intermediate_size;
+        let m = vb.pp("model");
+        let embed = m.get("embed_tokens.weight", &[config.vocab_size, h])?;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for l in 0..config.num_hidden_layers {
+            let lb = m.pp(format!("layers.{l}"));
+            let sa = lb.pp("self_attn");
+            let mlp = lb.pp("mlp");
+            layers.push(Layer {
+                input_norm: lb.get_f32("input_layernorm.weight", &[h])?,
+                qkv: Linear::load_fused(
+                    &[sa.pp("q_proj"), sa.pp("k_proj"), sa.pp("v_proj")],
+                    h,
+                    &[hq * d, hkv * d, hkv * d],
+                    config.qkv_bias(),
+                )?,
+                o: Linear::load(&sa.pp("o_proj"), hq * d, h, false)?,
+                post_norm: lb.get_f32("post_attention_layernorm.weight", &[h])?,
+                gate_up: Linear::load_fused(&[mlp.pp("gate_proj"), mlp.pp("up_proj")], h, &[i, i], false)?,
+                down: Linear::load(&mlp.pp("down_proj"), i, h, false)?,
+            });
+        }
+        let norm = m.get_f32("norm.weight", &[h])?;
+        // Tied checkpoints may omit lm_head, or carry a copy of the embedding.
+        let lm_head = if config.tie_word_embeddings || !vb.contains("lm_head.weight") {
+            embed.clone()
+        } else {
+            vb.get("lm_head.weight", &[config.vocab_size, h])?
+        };
+        let freqs = config.inv_freq()?;
+        let inv_freq = Tensor::from_f32(&freqs, &[freqs.len()], vb.device())?;
+        Ok(Llama { device: vb.device().clone(), config, embed, layers, norm, lm_head, inv_freq, interleaved_rope })
+    }
+}
+
+impl DecoderModel for Llama {
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+
+    fn max_context(&self) -> usize {
+        self.config.max_position_embeddings
+    }
+
+    fn new_cache(&self, max_len: usize) -> Result<KvCache> {
+        let shape = [max_len, self.config.kv_heads(), self.config.head_dim()];
+        KvCache::new(self.config.num_hidden_layers, &shape, DType::F32, &self.device)
+    }
+
+    fn forward(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Result<Tensor> {
+        let c = &self.config;
+        let (t, pos) = (tokens.len(), cache.len());
+        let (d, hq, hkv) = (c.head_dim(), c.num_attention_heads, c.kv_heads());
+        cache.check_room(t)?;
+        if let Some(bad) = tokens.iter().find(|&&id| id as usize >= c.vocab_size) {
+            return Err(Error::Input(format!("token id {bad} is outside the vocabulary of {}", c.vocab_size)));
+        }
+        let dev = &self.device;
+        let ids = Tensor::from_u32(tokens, &[t], dev)?;
+        let positions: Vec<u32> = (pos..pos + t).map(|p| p as u32).collect();
+        let positions = Tensor::from_u32(&positions, &[t], dev)?;
+        let q_offsets = Tensor::from_u32(&[0, t as u32], &[2], dev)?;
+        let kv_offsets = Tensor::from_u32(&[0, (pos + t) as u32], &[2], dev)?;
+        let scale = 1.0 / (d as f32).sqrt();
+        let eps = c.rms_norm_eps as f32;
+
+        let mut x = self.embed.gather_rows(&ids)?; // [T, H]
+        for (l, layer) in self.layers.iter().enumerate() {
+            let normed = x.rms_norm(&layer.input_norm, eps)?;
+            let qkv = layer.qkv.forward(&normed)?; // [T, (Hq + 2 Hkv) D]
+            let q = qkv.narrow(1, 0, hq * d)?.reshape(&[t, hq, d])?.rope(&positions, &self.inv_freq, self.interleaved_rope)?;
+            let k = qkv.narrow(1, hq * d, hkv * d)?.reshape(&[t, hkv, d])?.rope(&positions, &self.inv_freq, self.interleaved_rope)?;
+            let v = qkv.narrow(1, (hq + hkv) * d, hkv * d)?.reshape(&[t, hkv, d])?;
+            let (keys, values) = cache.append(l, &k, &v)?; // [pos + T, Hkv, D]
+            let attended = q.attention_kv(&keys, &values, &q_offsets, &kv_offsets, scale, true)?.reshape(&[t, hq * d])?;
+            x = x.add(&layer.o.forward(&attended)?)?;
+            let normed = x.rms_norm(&layer.post_norm, eps)?;
+            let gate_up = layer.gate_up.forward(&normed)?; // [T, 2 I]
+            let i = c.intermediate_size;
+            let gated = gate_up.narrow(1, 0, i)?.binary(&gate_up.narrow(1, i, i)?, BinaryOp::SiluMul)?;
+            x = x.add(&layer.down.forward(&gated)?)?;
+        }
+        cache.advance(t);
+        let x = if all_logits { x } else { x.narrow(0, t - 1, 1)? };
+        let x = x.rms_norm(&self.norm, eps)?;
+        x.linear(&self.lm_head, None, crate::Activation::None) // [T or 1, V]
+    }
+}
