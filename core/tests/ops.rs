@@ -5,7 +5,7 @@
 mod support;
 
 use half::f16;
-use support::{Rng, Tolerance, assert_close, devices, f32_sum, F32};
+use support::{F32, Rng, Tolerance, assert_close, devices, f32_sum};
 use webformers::{Activation, DType, Tensor, UnaryOp, reference};
 
 async fn read(t: &Tensor) -> Vec<f32> {

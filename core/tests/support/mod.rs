@@ -170,9 +170,6 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: Tolerance) {
         if !(err <= allowed) && (err - allowed > worst.1 || worst.1 == 0.0) {
             worst = (i, err - allowed);
         }
-        assert!(
-            err <= allowed,
-            "{what}: element {i}: got {g}, want {w} (|diff| {err:e} > {allowed:e}; tolerance {tol:?})"
-        );
+        assert!(err <= allowed, "{what}: element {i}: got {g}, want {w} (|diff| {err:e} > {allowed:e}; tolerance {tol:?})");
     }
 }
