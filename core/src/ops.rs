@@ -232,6 +232,15 @@ impl Tensor {
         self.copy_as(self.dtype())
     }
 
+    /// Contiguous and starting at element 0 of its storage, as kernels that index their inputs
+    /// from 0 need (a view past the start, such as the last row, is copied).
+    pub fn dense(&self) -> Result<Tensor> {
+        if self.is_contiguous() && self.layout().offset() == 0 {
+            return Ok(self.clone());
+        }
+        self.copy_as(self.dtype())
+    }
+
     /// Converts to f32 or f16 (from f32, f16 or bf16).
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype() {
@@ -258,14 +267,14 @@ impl Tensor {
         expect_rank(OP, "ids", ids, 1)?;
         expect_dtype(OP, "table", self, WEIGHT_TYPES)?;
         expect_dtype(OP, "ids", ids, &[DType::U32])?;
-        let (table, ids) = (self.contiguous()?, ids.contiguous()?);
+        let (table, ids) = (self.dense()?, ids.dense()?);
         let dims = [ids.dims()[0], table.dims()[1]];
         Ok(Tensor::record(Op::Gather { table, ids }, DType::F32, &dims, self))
     }
 
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         expect_dtype("unary", "input", self, &[DType::F32])?;
-        let src = self.contiguous()?;
+        let src = self.dense()?;
         Ok(Tensor::record(Op::Unary { src, op }, DType::F32, self.dims(), self))
     }
     pub fn gelu(&self) -> Result<Tensor> {
@@ -341,7 +350,7 @@ impl Tensor {
             let b = collapse_batch(&rhs.broadcast_to(&b_dims)?)?;
             (a, b, batch, m)
         };
-        let op = Op::Matmul { a, b, bias: bias.cloned(), act, batch, m, n, k };
+        let op = Op::Matmul { a, b, bias: bias.map(Tensor::dense).transpose()?, act, batch, m, n, k };
         Ok(Tensor::record(op, DType::F32, &out_dims, self))
     }
 
@@ -379,10 +388,10 @@ impl Tensor {
             }
         }
         let op = Op::Norm {
-            x: self.contiguous()?,
-            residual: residual.map(Tensor::contiguous).transpose()?,
-            weight: weight.contiguous()?,
-            bias: bias.map(Tensor::contiguous).transpose()?,
+            x: self.dense()?,
+            residual: residual.map(Tensor::dense).transpose()?,
+            weight: weight.dense()?,
+            bias: bias.map(Tensor::dense).transpose()?,
             eps,
             kind,
         };
@@ -402,7 +411,7 @@ impl Tensor {
             }
             None => None,
         };
-        let op = Op::Softmax { x: self.contiguous()?, mask, scale };
+        let op = Op::Softmax { x: self.dense()?, mask, scale };
         Ok(Tensor::record(op, DType::F32, self.dims(), self))
     }
 
@@ -450,8 +459,8 @@ impl Tensor {
             q: unit_last(self)?,
             k: unit_last(k)?,
             v: unit_last(v)?,
-            q_offsets: q_offsets.contiguous()?,
-            kv_offsets: kv_offsets.contiguous()?,
+            q_offsets: q_offsets.dense()?,
+            kv_offsets: kv_offsets.dense()?,
             scale,
             causal,
         };
@@ -471,7 +480,7 @@ impl Tensor {
         if positions.dims() != [t] || half == 0 || 2 * half > d {
             return Err(Error::shape(OP, format!("x {:?}, positions {:?}, inv_freq {:?}", self.dims(), positions.dims(), inv_freq.dims())));
         }
-        let op = Op::Rope { x: unit_last(self)?, positions: positions.contiguous()?, inv_freq: inv_freq.contiguous()?, interleaved };
+        let op = Op::Rope { x: unit_last(self)?, positions: positions.dense()?, inv_freq: inv_freq.dense()?, interleaved };
         Ok(Tensor::record(op, DType::F32, self.dims(), self))
     }
 
@@ -501,7 +510,7 @@ impl Tensor {
     pub fn argmax(&self) -> Result<Tensor> {
         expect_rank("argmax", "input", self, 2)?;
         expect_dtype("argmax", "input", self, &[DType::F32])?;
-        let op = Op::Argmax { x: self.contiguous()? };
+        let op = Op::Argmax { x: self.dense()? };
         Ok(Tensor::record(op, DType::U32, &[self.dims()[0]], self))
     }
 
@@ -514,7 +523,7 @@ impl Tensor {
         expect_dtype(OP, "seq_offsets", seq_offsets, &[DType::U32])?;
         let b = seq_offsets.dims().first().copied().unwrap_or(0).saturating_sub(1);
         let dims = [b, self.dims()[1]];
-        let op = Op::SegmentPool { x: self.contiguous()?, seq_offsets: seq_offsets.contiguous()?, mode };
+        let op = Op::SegmentPool { x: self.dense()?, seq_offsets: seq_offsets.dense()?, mode };
         Ok(Tensor::record(op, DType::F32, &dims, self))
     }
 
@@ -527,14 +536,14 @@ impl Tensor {
         expect_dtype(OP, "seq_offsets", seq_offsets, &[DType::U32])?;
         let b = seq_offsets.dims().first().copied().unwrap_or(0).saturating_sub(1);
         let dims = [b, max_len, self.dims()[1]];
-        let op = Op::Unpack { x: self.contiguous()?, seq_offsets: seq_offsets.contiguous()?, max_len };
+        let op = Op::Unpack { x: self.dense()?, seq_offsets: seq_offsets.dense()?, max_len };
         Ok(Tensor::record(op, DType::F32, &dims, self))
     }
 
     pub fn l2_normalize(&self, eps: f32) -> Result<Tensor> {
         expect_dtype("l2_normalize", "input", self, &[DType::F32])?;
         self.dim(-1)?;
-        let op = Op::L2Normalize { x: self.contiguous()?, eps };
+        let op = Op::L2Normalize { x: self.dense()?, eps };
         Ok(Tensor::record(op, DType::F32, self.dims(), self))
     }
 }

@@ -109,3 +109,31 @@ async_test! { async fn argmax_and_silu_gate() {
         assert_close(&format!("{name} silu gate"), &got, &want, F32);
     }
 }}
+
+async_test! { async fn ops_read_views_that_start_past_element_zero() {
+    // The last row of a matrix (a decoder's final hidden state) is a contiguous view with an
+    // offset: every op must read it from there, not from the start of the buffer.
+    let mut rng = Rng::new(24);
+    let (rows, h) = (5, 37);
+    let x = rng.vec(rows * h, 2.0);
+    let w = rng.vec(h, 1.0);
+    let last = &x[(rows - 1) * h..];
+    for (name, dev) in devices().await {
+        let t = Tensor::from_f32(&x, &[rows, h], &dev).unwrap().narrow(0, rows - 1, 1).unwrap();
+        let tw = Tensor::from_f32(&w, &[h], &dev).unwrap();
+        let got = read(&t.rms_norm(&tw, 1e-6).unwrap()).await;
+        assert_close(&format!("{name} rms norm of last row"), &got, &reference::rms_norm(last, &w, h, 1e-6), Tolerance { abs: 2e-5, rel: 2e-5 });
+        let got = read(&t.softmax(None, 1.0).unwrap()).await;
+        assert_close(&format!("{name} softmax of last row"), &got, &reference::softmax(last, None, h, 1.0), F32);
+        let got = t.argmax().unwrap().to_vec_u32().await.unwrap();
+        let want = last.iter().enumerate().fold(0, |b, (i, &v)| if v > last[b] { i } else { b }) as u32;
+        assert_eq!(got, vec![want], "{name} argmax of last row");
+        let got = read(&t.l2_normalize(1e-12).unwrap()).await;
+        assert_close(&format!("{name} l2 of last row"), &got, &reference::l2_normalize(last, h, 1e-12), F32);
+        let ids = Tensor::from_u32(&[9, 1, 3], &[3], &dev).unwrap().narrow(0, 1, 2).unwrap();
+        let table = Tensor::from_f32(&x, &[rows, h], &dev).unwrap();
+        let got = read(&table.gather_rows(&ids).unwrap()).await;
+        let want: Vec<f32> = [1usize, 3].iter().flat_map(|&r| x[r * h..(r + 1) * h].to_vec()).collect();
+        assert_close(&format!("{name} gather with offset ids"), &got, &want, Tolerance { abs: 0.0, rel: 0.0 });
+    }
+}}

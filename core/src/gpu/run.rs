@@ -140,13 +140,18 @@ impl Run {
 
         let oom = memory.pop().await;
         let invalid = validation.pop().await;
+        // A shader that failed to compile reports itself outside any scope, and the scope sees
+        // only "invalid pipeline": drain those first so the real cause is what the caller reads,
+        // and so it does not leak into the next run.
+        let earlier = gpu.take_uncaptured_errors();
         if let Some(e) = oom {
             return Err(Error::Gpu(format!("out of device memory: {e}")));
         }
         if let Some(e) = invalid {
-            return Err(Error::Gpu(format!("validation failed (engine bug): {e}")));
+            let cause = earlier.first().map(|c| format!("{c}; then: ")).unwrap_or_default();
+            return Err(Error::Gpu(format!("validation failed (engine bug): {cause}{e}")));
         }
-        if let Some(e) = gpu.take_uncaptured_errors().into_iter().next() {
+        if let Some(e) = earlier.into_iter().next() {
             return Err(Error::Gpu(e));
         }
 

@@ -29,6 +29,9 @@ pub struct LlamaConfig {
     pub rope_theta: f64,
     #[serde(default)]
     pub rope_scaling: Option<RopeScaling>,
+    /// transformers 5 writes theta and scaling together here.
+    #[serde(default)]
+    pub rope_parameters: Option<RopeScaling>,
     pub max_position_embeddings: usize,
     #[serde(default)]
     pub tie_word_embeddings: bool,
@@ -40,8 +43,10 @@ pub struct LlamaConfig {
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct RopeScaling {
-    #[serde(alias = "type")]
+    #[serde(alias = "type", default = "default_rope_type")]
     pub rope_type: String,
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
     #[serde(default)]
     pub factor: Option<f64>,
     #[serde(default)]
@@ -50,6 +55,10 @@ pub struct RopeScaling {
     pub high_freq_factor: Option<f64>,
     #[serde(default)]
     pub original_max_position_embeddings: Option<usize>,
+}
+
+fn default_rope_type() -> String {
+    "default".into()
 }
 
 fn default_eps() -> f64 {
@@ -74,8 +83,11 @@ impl LlamaConfig {
     /// Rotary frequencies with the configured scaling folded in, as transformers computes them.
     pub fn inv_freq(&self) -> Result<Vec<f32>> {
         let d = self.head_dim();
-        let base: Vec<f64> = (0..d / 2).map(|i| 1.0 / self.rope_theta.powf(2.0 * i as f64 / d as f64)).collect();
-        let Some(scaling) = &self.rope_scaling else { return Ok(base.iter().map(|&f| f as f32).collect()) };
+        let theta = self.rope_parameters.as_ref().and_then(|p| p.rope_theta).unwrap_or(self.rope_theta);
+        let base: Vec<f64> = (0..d / 2).map(|i| 1.0 / theta.powf(2.0 * i as f64 / d as f64)).collect();
+        let Some(scaling) = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref()) else {
+            return Ok(base.iter().map(|&f| f as f32).collect());
+        };
         let factor = scaling.factor.unwrap_or(1.0);
         let scaled: Vec<f64> = match scaling.rope_type.as_str() {
             "default" => base,

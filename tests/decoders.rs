@@ -1,0 +1,110 @@
+//! Tiny random Llama, Qwen2 and GPT-2 models (made with transformers at a fixed seed, committed
+//! under tests/fixtures with golden outputs from tests/reference/make_tiny_decoders.py) on every
+//! backend: tokenization, logits at every prompt position, step-by-step logits through the KV
+//! cache, greedy continuations, and the chat template.
+
+use webformers::chat::Message;
+use webformers::files::DirFiles;
+use webformers::tasks::LoadOptions;
+use webformers::tasks::text_generation::{GenerationOptions, Prompt, StopReason, TextGeneration};
+use webformers_tests::{devices, fixture, floats, max_abs_diff, repo_root};
+
+/// f32 models of hidden size 64: differences come from summation order only.
+const LOGITS_TOLERANCE: f32 = 1e-4;
+
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+fn load(name: &str, device: &webformers::Device) -> TextGeneration {
+    let files = DirFiles::open(repo_root().join("tests/fixtures").join(name)).unwrap();
+    TextGeneration::load(&files, device, &LoadOptions::default()).unwrap()
+}
+
+fn models() -> Vec<(String, serde_json::Value)> {
+    let reference = fixture("tiny-decoders-reference.json");
+    reference["models"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+#[test]
+fn tokenizers_match() {
+    for (name, m) in models() {
+        let pipe = load(&name, &webformers::Device::Cpu);
+        for case in m["tokenizer_cases"].as_array().unwrap() {
+            let got = pipe.tokenizer().encode(case["text"].as_str().unwrap(), true).unwrap();
+            assert_eq!(got, ids(&case["ids"]), "{name}: {:?}", case["text"]);
+        }
+    }
+}
+
+#[test]
+fn prompt_logits_and_cached_steps_match() {
+    for device in devices() {
+        for (name, m) in models() {
+            let pipe = load(&name, &device);
+            let model = pipe.model();
+            for (p, prompt) in m["prompts"].as_array().unwrap().iter().enumerate() {
+                let prompt_ids = ids(&prompt["token_ids"]);
+                assert_eq!(pipe.prompt_ids(&Prompt::Text(prompt["text"].as_str().unwrap().into())).unwrap(), prompt_ids, "{name} prompt {p} ids");
+                // Every position's logits from one prefill.
+                let mut cache = model.new_cache(prompt_ids.len() + 32).unwrap();
+                let logits = model.forward(&prompt_ids, &mut cache, true).unwrap().to_vec_f32_blocking().unwrap();
+                let want = floats(&prompt["logits"]);
+                let d = max_abs_diff(&logits, &want);
+                assert!(d <= LOGITS_TOLERANCE, "{device:?} {name} prompt {p}: prefill logits differ by {d:e}");
+                // Then one token at a time through the cache, feeding the reference's greedy ids.
+                if let Some(steps) = prompt["step_logits"].as_array() {
+                    let greedy = ids(&prompt["greedy_ids"]);
+                    for (s, step) in steps.iter().enumerate().skip(1) {
+                        let got = model.forward(&[greedy[s - 1]], &mut cache, false).unwrap().to_vec_f32_blocking().unwrap();
+                        let d = max_abs_diff(&got, &floats(step));
+                        assert!(d <= LOGITS_TOLERANCE, "{device:?} {name} prompt {p} step {s}: logits differ by {d:e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn greedy_generation_matches() {
+    for device in devices() {
+        for (name, m) in models() {
+            let pipe = load(&name, &device);
+            for prompt in m["prompts"].as_array().unwrap() {
+                let want = ids(&prompt["greedy_ids"]);
+                let options = GenerationOptions { max_new_tokens: want.len(), ..Default::default() };
+                let mut streamed = String::new();
+                let out = pollster::block_on(pipe.generate(&Prompt::Text(prompt["text"].as_str().unwrap().into()), &options, |s| streamed.push_str(s))).unwrap();
+                assert_eq!(out.token_ids, want, "{device:?} {name}: greedy ids for {:?}", prompt["text"]);
+                assert_eq!(out.stop_reason, StopReason::MaxTokens);
+                assert_eq!(streamed, out.text, "{name}: the streamed pieces add up to the text");
+                assert_eq!(out.text, pipe.tokenizer().decode(&want, true).unwrap());
+            }
+        }
+    }
+}
+
+#[test]
+fn chat_template_renders_like_transformers() {
+    let (name, m) = models().into_iter().find(|(n, _)| n == "tiny-llama").unwrap();
+    let pipe = load(&name, &webformers::Device::Cpu);
+    for row in m["chat_batch"]["rows"].as_array().unwrap() {
+        let messages: Vec<Message> = serde_json::from_value(row["messages"].clone()).unwrap();
+        let prompt = Prompt::Chat(messages);
+        assert_eq!(pipe.prompt_text(&prompt).unwrap(), row["rendered_text"].as_str().unwrap());
+        assert_eq!(pipe.prompt_ids(&prompt).unwrap(), ids(&row["token_ids"]));
+    }
+}
+
+#[test]
+fn bad_generation_input_is_a_clear_error() {
+    let pipe = load("tiny-gpt2", &webformers::Device::Cpu);
+    let long = "word ".repeat(400);
+    let err = pollster::block_on(pipe.generate(&Prompt::Text(long), &GenerationOptions::default(), |_| {})).unwrap_err();
+    assert!(err.to_string().contains("context"), "{err}");
+    let err = pollster::block_on(pipe.generate(&Prompt::Text(String::new()), &GenerationOptions::default(), |_| {})).unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+    let err = pollster::block_on(pipe.generate(&Prompt::Chat(vec![Message::new("user", "hi")]), &GenerationOptions::default(), |_| {})).unwrap_err();
+    assert!(err.to_string().contains("no chat template"), "{err}");
+}
