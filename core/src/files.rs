@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::weights::SharedBytes;
-use crate::weights::safetensors::SafetensorsFile;
-use crate::{Error, Result};
+use crate::weights::safetensors::{self, SafetensorsFile};
+use crate::weights::{Shards, SharedBytes, WeightSource};
+use crate::{Device, Error, Result};
 
 pub trait ModelFiles {
     /// The model's name or path, for messages.
@@ -34,6 +34,23 @@ pub trait ModelFiles {
         let file = "model.safetensors";
         let bytes = self.require(file)?;
         SafetensorsFile::from_bytes(bytes, &format!("{}/{file}", self.name()))
+    }
+
+    /// The weights for `device`: model.safetensors, or the shards its index names. Sources that
+    /// stream weights (the Hub) hand back tensors already on the device.
+    fn weights(&self, _device: &Device) -> Result<Arc<dyn WeightSource>> {
+        if self.read("model.safetensors")?.is_none()
+            && let Some(index) = self.read(safetensors::INDEX_FILE)?
+        {
+            let origin = format!("{}/{}", self.name(), safetensors::INDEX_FILE);
+            let mut parts: Vec<Arc<dyn WeightSource>> = Vec::new();
+            for shard in safetensors::shard_files((*index).as_ref(), &origin)? {
+                let bytes = self.require(&shard)?;
+                parts.push(Arc::new(SafetensorsFile::from_bytes(bytes, &format!("{}/{shard}", self.name()))?));
+            }
+            return Ok(Arc::new(Shards::new(origin, parts)?));
+        }
+        Ok(Arc::new(self.safetensors()?))
     }
 }
 

@@ -149,6 +149,46 @@ impl Tensor {
         }
     }
 
+    /// Weights already on the device stacked along dim 0 into a new tensor, at load time (a fused
+    /// q/k/v projection of weights streamed to the device). It runs at once rather than as a graph
+    /// op, so every part must be materialized (as loaded weights are), dense, and of one dtype.
+    pub(crate) fn concat_loaded(parts: &[Tensor]) -> Result<Tensor> {
+        const OP: &str = "concat_loaded";
+        let first = parts.first().ok_or_else(|| Error::shape(OP, "no parts"))?;
+        let mut rows = 0;
+        let mut storages = Vec::new();
+        for p in parts {
+            if p.dtype() != first.dtype() || p.rank() == 0 || p.dims()[1..] != first.dims()[1..] || !p.device().same(first.device()) {
+                return Err(Error::shape(
+                    OP,
+                    format!("{:?} ({}) does not stack on {:?} ({})", p.dims(), p.dtype(), first.dims(), first.dtype()),
+                ));
+            }
+            let storage = match p.node.storage() {
+                Some(s) if p.is_contiguous() && p.layout().offset() == 0 => s,
+                _ => return Err(Error::Input(format!("{OP}: a part is not a loaded weight"))),
+            };
+            rows += p.dims()[0];
+            storages.push((storage, p.dtype().bytes_for(p.numel())?));
+        }
+        let mut dims = first.dims().to_vec();
+        dims[0] = rows;
+        let storage = match first.device() {
+            Device::Cpu => {
+                let mut bytes = Vec::with_capacity(storages.iter().map(|(_, n)| n).sum());
+                for (s, n) in &storages {
+                    bytes.extend_from_slice(&s.cpu().bytes()[..*n]);
+                }
+                Storage::Cpu(cpu::CpuStorage::from_bytes(&bytes))
+            }
+            Device::Gpu(gpu) => {
+                let parts: Vec<(&crate::gpu::GpuStorage, u64)> = storages.iter().map(|(s, n)| (s.gpu(), *n as u64)).collect();
+                Storage::Gpu(gpu.concat(&parts)?)
+            }
+        };
+        Ok(Tensor::new_ready(storage, first.dtype(), &dims, first.device().clone()))
+    }
+
     pub fn from_f32(values: &[f32], dims: &[usize], device: &Device) -> Result<Tensor> {
         Tensor::from_bytes(bytemuck::cast_slice(values), DType::F32, dims, device)
     }

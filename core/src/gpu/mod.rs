@@ -166,6 +166,33 @@ impl GpuContext {
         Ok(GpuStorage { buffer: Arc::new(GpuBuffer::unpooled(buffer)), bytes: bytes.len() as u64 })
     }
 
+    /// One buffer holding `parts` (storage, bytes used) back to back, copied on the device: weights
+    /// stacked at load time. Copies need 4-byte multiples, which every part but the last must be.
+    pub(crate) fn concat(&self, parts: &[(&GpuStorage, u64)]) -> Result<GpuStorage> {
+        let total: u64 = parts.iter().map(|(_, n)| n).sum();
+        if parts.iter().rev().skip(1).any(|(_, n)| n % 4 != 0) {
+            return Err(Error::Unsupported("stacking weights whose byte sizes are not multiples of 4 on the GPU".into()));
+        }
+        let size = total.div_ceil(4).max(1) * 4;
+        self.check_size(size, "stacked weights")?;
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("webformers stacked weights"),
+            size,
+            usage: pool::STORAGE_USAGE,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("stack weights") });
+        let mut at = 0;
+        for (part, n) in parts {
+            // The last part's tail rounds up into the buffers' padding.
+            encoder.copy_buffer_to_buffer(part.buffer.raw(), 0, &buffer, at, n.div_ceil(4) * 4);
+            at += n;
+        }
+        // Later submissions on this queue see the copy; nothing waits for it here.
+        self.queue.submit([encoder.finish()]);
+        Ok(GpuStorage { buffer: Arc::new(GpuBuffer::unpooled(buffer)), bytes: total })
+    }
+
     /// A zero-filled buffer of its own (WebGPU zero-initializes new buffers), outside the pool.
     pub(crate) fn zeroed(&self, bytes: u64, what: &str) -> Result<GpuStorage> {
         let size = bytes.div_ceil(4).max(1) * 4;

@@ -57,8 +57,7 @@ const MAX_BATCH_TEXTS: usize = 32;
 impl FeatureExtraction {
     pub fn load(files: &dyn ModelFiles, device: &Device, options: &LoadOptions) -> Result<FeatureExtraction> {
         let config = files.json("config.json")?.ok_or_else(|| Error::file(files.name(), "is not a model: it has no config.json"))?;
-        let weights = files.safetensors()?;
-        let vb = Weights::new(std::sync::Arc::new(weights), device, options.dtype);
+        let vb = Weights::new(files.weights(device)?, device, options.dtype);
         let model = models::load_encoder(files, &config, &vb)?;
         let tokenizer_json = files.require("tokenizer.json")?;
         let max_len = max_sequence_length(files, model.max_positions())?;

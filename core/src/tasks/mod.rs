@@ -25,6 +25,17 @@ impl Task {
     }
 }
 
+impl Task {
+    /// Every file besides the weights that the task's `load` may read (absent ones are fine): what a
+    /// remote source (the Hub) fetches before loading. A file read but missing here is an error.
+    pub fn files(&self) -> &'static [&'static str] {
+        match self {
+            Task::FeatureExtraction => &["config.json", "tokenizer.json", "tokenizer_config.json", "sentence_bert_config.json"],
+            Task::TextGeneration => &["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"],
+        }
+    }
+}
+
 /// Options common to loading any task's model.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {

@@ -2,8 +2,6 @@
 //! Greedy decoding by default, as in transformers; the next token is picked on the device
 //! (argmax) unless sampling or a repetition penalty needs the logits on the host.
 
-use std::sync::Arc;
-
 use crate::chat::{ChatTemplate, Message};
 use crate::files::ModelFiles;
 use crate::models::{self, DecoderModel};
@@ -86,7 +84,7 @@ impl TextGeneration {
     /// template and EOS ids from tokenizer_config.json / generation_config.json when present.
     pub fn load(files: &dyn ModelFiles, device: &Device, options: &LoadOptions) -> Result<TextGeneration> {
         let config = files.json("config.json")?.ok_or_else(|| Error::file(files.name(), "is not a model: it has no config.json"))?;
-        let vb = Weights::new(Arc::new(files.safetensors()?), device, options.dtype);
+        let vb = Weights::new(files.weights(device)?, device, options.dtype);
         let model = models::load_decoder(files.name(), &config, &vb)?;
         let tokenizer = Tokenizer::for_generation((*files.require("tokenizer.json")?).as_ref())?;
         let tok_config = files.json("tokenizer_config.json")?.unwrap_or_default();

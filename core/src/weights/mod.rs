@@ -1,5 +1,6 @@
-//! Weights by their Hugging Face names. A `WeightSource` (a safetensors file, later GGUF or a
-//! stream) says what tensors exist and gives their bytes; `Weights` is what model code uses: a
+//! Weights by their Hugging Face names. A `WeightSource` (a safetensors file, later GGUF, several
+//! shards, or tensors streamed to the device from the Hub) says what tensors exist and gives their
+//! bytes or the tensors themselves; `Weights` is what model code uses: a
 //! prefix builder (`vb.pp("encoder.layer.0")`) whose `get` checks the shape, names the tensor in
 //! every error, converts dtypes for the device, and uploads.
 
@@ -9,7 +10,10 @@ use std::sync::Arc;
 
 use crate::{DType, Device, Error, Result, Tensor};
 
+mod resident;
 pub mod safetensors;
+
+pub use resident::{DeviceWeights, Shards};
 
 /// Bytes that may be shared without a copy (a memory map, a downloaded file).
 pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
@@ -33,6 +37,12 @@ pub trait WeightSource: Send + Sync {
     }
     /// The bytes the `TensorInfo` ranges point into.
     fn bytes(&self) -> &SharedBytes;
+    /// The tensor already made on `device` by the source itself (weights streamed to the device as
+    /// they arrived, or one shard of several), in its stored dtype; `Weights` then converts it
+    /// there. None: take the bytes from `bytes()`.
+    fn tensor(&self, _name: &str, _device: &Device) -> Option<Result<Tensor>> {
+        None
+    }
 }
 
 /// How weights are stored on the device.
@@ -133,12 +143,17 @@ impl Weights {
         if let Some(t) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(t.clone());
         }
+        let target = self.target_dtype(info.dtype, force_f32);
+        if let Some(made) = self.source.tensor(&full, &self.device) {
+            let tensor = made.and_then(|t| t.to_dtype(target)).map_err(|e| Error::weight(&full, e))?;
+            self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, tensor.clone());
+            return Ok(tensor);
+        }
         let bytes = &(**self.source.bytes()).as_ref()[info.range.clone()];
         let expected = info.dtype.bytes_for(dims.iter().product()).map_err(|e| Error::weight(&full, e))?;
         if bytes.len() != expected {
             return Err(Error::weight(&full, format!("has {} bytes for {dims:?} of {}, expected {expected}", bytes.len(), info.dtype)));
         }
-        let target = self.target_dtype(info.dtype, force_f32);
         let tensor = if target == info.dtype {
             Tensor::from_shared(self.source.bytes().clone(), info.range.clone(), info.dtype, dims, &self.device)
         } else {
@@ -153,6 +168,7 @@ impl Weights {
     /// dtype the first would get.
     pub fn get_concat(&self, names: &[&str], dims: &[&[usize]], force_f32: bool) -> Result<Tensor> {
         let mut host = Vec::new();
+        let mut made = Vec::new();
         let mut rows = 0;
         let mut cols: Option<&[usize]> = None;
         let mut target = None;
@@ -164,12 +180,24 @@ impl Weights {
             cols = Some(&d[1..]);
             rows += d[0];
             let t = *target.get_or_insert(self.target_dtype(info.dtype, force_f32));
+            // Parts the source already made on the device are stacked there.
+            if let Some(part) = self.source.tensor(&full, &self.device) {
+                made.push(part.map_err(|e| Error::weight(&full, e))?);
+                continue;
+            }
             let bytes = &(**self.source.bytes()).as_ref()[info.range.clone()];
             host.extend_from_slice(&to_host(bytes, info.dtype, t).map_err(|e| Error::weight(&full, e))?);
         }
+        let target = target.unwrap_or(DType::F32);
+        if !made.is_empty() {
+            if made.len() != names.len() {
+                return Err(Error::weight(names.join(", "), "some parts are on the device and some are not"));
+            }
+            return Tensor::concat_loaded(&made)?.to_dtype(target);
+        }
         let mut out_dims = vec![rows];
         out_dims.extend_from_slice(cols.unwrap_or(&[]));
-        Tensor::from_bytes(&host, target.unwrap_or(DType::F32), &out_dims, &self.device)
+        Tensor::from_bytes(&host, target, &out_dims, &self.device)
     }
 }
 

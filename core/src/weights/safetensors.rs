@@ -67,6 +67,32 @@ pub fn parse_header(prefix: &[u8], origin: &str) -> Result<Header> {
     Ok(Header { tensors, unsupported, data_start: header_end, data_len: metadata.data_len() })
 }
 
+/// The index of a sharded checkpoint.
+pub const INDEX_FILE: &str = "model.safetensors.index.json";
+
+/// The shard files a `model.safetensors.index.json` names (its `weight_map` values), in order.
+pub fn shard_files(index: &[u8], origin: &str) -> Result<Vec<String>> {
+    let bad = |msg: &str| Error::file(origin, format!("not a valid safetensors index: {msg}"));
+    let value: serde_json::Value = serde_json::from_slice(index).map_err(|e| bad(&e.to_string()))?;
+    let map = value.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| bad("it has no `weight_map` object"))?;
+    let mut files = Vec::new();
+    for file in map.values() {
+        let file = file.as_str().ok_or_else(|| bad("a `weight_map` value is not a file name"))?;
+        // Names only: an index must not point outside the model.
+        if file.is_empty() || file.contains("..") || file.starts_with('/') || file.contains('\\') {
+            return Err(bad(&format!("shard name `{file}` is not a plain file name")));
+        }
+        if !files.iter().any(|f| f == file) {
+            files.push(file.to_string());
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(bad("its `weight_map` is empty"));
+    }
+    Ok(files)
+}
+
 impl SafetensorsFile {
     /// Reads a whole file held in memory (or mapped). Truncated or corrupt files are errors.
     pub fn from_bytes(bytes: SharedBytes, origin: &str) -> Result<SafetensorsFile> {
