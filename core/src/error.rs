@@ -42,6 +42,35 @@ pub enum Error {
 
     #[error("invalid input: {0}")]
     Input(String),
+
+    /// Fetching a file of a Hub repository failed; `kind` says why, for callers that react to it.
+    #[error("{repo}: {file}: {msg}")]
+    Hub { repo: String, file: String, kind: HubErrorKind, msg: String },
+}
+
+/// Why a Hub request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HubErrorKind {
+    /// 404: no such repository, revision or file.
+    NotFound,
+    /// 401: the repository is private or gated, or does not exist, and no valid token was sent.
+    Unauthorized,
+    /// 403: the token is valid but has no access (a gated repository whose terms were not accepted).
+    Forbidden,
+    /// 429, after retrying.
+    RateLimited,
+    /// 5xx, after retrying.
+    Server,
+    /// The connection failed or broke, after retrying.
+    Network,
+    /// The bytes do not match the file's sha256 ETag or size; nothing was cached.
+    Integrity,
+    /// `HF_HUB_OFFLINE` forbids the request and the cache does not have the file.
+    Offline,
+    /// The server answered something a Hub never does (no commit header, a bad range).
+    Protocol,
+    /// The local cache could not be read or written.
+    Cache,
 }
 
 impl Error {

@@ -15,7 +15,7 @@ mod tensor;
 
 pub use device::{Device, DeviceChoice};
 pub use dtype::DType;
-pub use error::{Error, Result};
+pub use error::{Error, HubErrorKind, Result};
 pub use gpu::{GpuContext, GpuOptions};
 pub use layout::Layout;
 pub use ops::{Activation, BinaryOp, NormKind, PoolMode, UnaryOp};
@@ -23,6 +23,7 @@ pub use tensor::{HostData, Tensor};
 
 pub mod chat;
 pub mod files;
+pub mod hub;
 pub mod models;
 pub mod nn;
 pub mod sampling;

@@ -1,0 +1,440 @@
+//! One model repository at one revision: pinning it to a commit, finding each file in the store or
+//! on the Hub, fetching small files whole and streaming weights onto the device.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::client::{self, Target};
+use super::progress::Tracker;
+use super::store::{Cached, FileMeta, PartialFile, Store};
+use super::stream::{self, Fetch, Format};
+use super::transport::{Method, Transport};
+use super::{Hub, is_commit_hash, normalize_etag};
+use crate::files::ModelFiles;
+use crate::weights::safetensors::{self, SafetensorsFile};
+use crate::weights::{Shards, SharedBytes, WeightSource};
+use crate::{Device, Error, HubErrorKind, Result};
+
+const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// What a HEAD of a resolve URL says.
+enum Head {
+    Found { meta: FileMeta, commit: Option<String> },
+    Missing { commit: Option<String> },
+}
+
+impl Head {
+    fn commit(&self) -> Option<&str> {
+        match self {
+            Head::Found { commit, .. } | Head::Missing { commit } => commit.as_deref(),
+        }
+    }
+}
+
+/// Where a file is.
+enum Located {
+    Cached(SharedBytes),
+    /// Complete in the store, read by ranges.
+    Stored(FileMeta),
+    Remote(FileMeta),
+    /// Not in the repository at this commit.
+    Absent,
+    /// Not in the store, and the network is off limits.
+    NotCached,
+}
+
+/// A file of a load, as `HubFiles` hands it to a task.
+#[derive(Clone)]
+enum FileState {
+    Fetched(SharedBytes),
+    Absent,
+    NotCached,
+}
+
+/// A repository at a revision. Every file it fetches comes from the commit it pins first.
+pub struct HubModel<'h, T: Transport, S: Store> {
+    hub: &'h Hub<T, S>,
+    repo: String,
+    revision: String,
+    commit: RefCell<Option<String>>,
+    /// The Hub was unreachable at first contact and the store knew the revision: the rest of the
+    /// load comes from the store.
+    fell_back: Cell<bool>,
+    tracker: Tracker,
+    staging_peak: Cell<usize>,
+}
+
+impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
+    pub(super) fn new(hub: &'h Hub<T, S>, repo: &str, revision: &str) -> Self {
+        HubModel {
+            hub,
+            repo: repo.to_string(),
+            revision: revision.to_string(),
+            commit: RefCell::new(None),
+            fell_back: Cell::new(false),
+            tracker: Tracker::new(hub.options.progress.clone(), repo),
+            staging_peak: Cell::new(0),
+        }
+    }
+
+    pub fn repo(&self) -> &str {
+        &self.repo
+    }
+
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    /// The commit this load is pinned to, once it is.
+    pub fn pinned(&self) -> Option<String> {
+        self.commit.borrow().clone()
+    }
+
+    /// The most host memory one streamed tensor took (0 when every tensor arrived in one read).
+    pub fn staging_peak(&self) -> usize {
+        self.staging_peak.get()
+    }
+
+    fn offline(&self) -> bool {
+        self.hub.options.offline || self.fell_back.get()
+    }
+
+    fn target<'a>(&'a self, file: &'a str) -> Target<'a> {
+        Target { repo: &self.repo, file }
+    }
+
+    fn resolve_url(&self, revision: &str, file: &str) -> String {
+        format!("{}/{}/resolve/{}/{}", self.hub.options.endpoint, self.repo, client::encode_segment(revision), client::encode_path(file))
+    }
+
+    /// Pins the revision now (at first contact otherwise): with the HEAD of config.json.
+    pub async fn commit(&self) -> Result<String> {
+        if let Some(c) = self.pinned() {
+            return Ok(c);
+        }
+        let mut head = None;
+        self.first_contact("config.json", &mut head).await
+    }
+
+    /// A file of the model, whole; None when the repository has no such file (or, offline, when
+    /// the cache does not have it).
+    pub async fn file(&self, file: &str) -> Result<Option<SharedBytes>> {
+        Ok(match self.fetch_file(file).await? {
+            FileState::Fetched(b) => Some(b),
+            FileState::Absent | FileState::NotCached => None,
+        })
+    }
+
+    /// The weights, streamed onto `device` unless the store has them whole (then mapped):
+    /// model.safetensors, or the shards model.safetensors.index.json names.
+    pub async fn weights(&self, device: &Device) -> Result<Arc<dyn WeightSource>> {
+        if let Some(w) = self.weights_file(WEIGHTS_FILE, device).await? {
+            return Ok(w);
+        }
+        let index = match self.fetch_file(safetensors::INDEX_FILE).await? {
+            FileState::Fetched(b) => b,
+            FileState::NotCached => {
+                return Err(self
+                    .target(WEIGHTS_FILE)
+                    .error(HubErrorKind::Offline, "the weights are not in the cache, and the network is off limits"));
+            }
+            FileState::Absent => {
+                return Err(self
+                    .target(WEIGHTS_FILE)
+                    .error(HubErrorKind::NotFound, format!("the repository has neither {WEIGHTS_FILE} nor {}", safetensors::INDEX_FILE)));
+            }
+        };
+        let origin = format!("{}/{}", self.repo, safetensors::INDEX_FILE);
+        let mut parts = Vec::new();
+        for shard in safetensors::shard_files((*index).as_ref(), &origin)? {
+            let part = self.weights_file(&shard, device).await?;
+            parts.push(part.ok_or_else(|| self.target(&shard).error(HubErrorKind::NotFound, "a shard the index names is missing"))?);
+        }
+        Ok(Arc::new(Shards::new(origin, parts)?))
+    }
+
+    /// Everything a task needs: `files` (each may be absent) and the weights on `device`.
+    pub async fn load(&self, files: &[&str], device: &Device) -> Result<HubFiles> {
+        let mut fetched = HashMap::new();
+        for file in files {
+            fetched.insert(file.to_string(), self.fetch_file(file).await?);
+        }
+        let weights = self.weights(device).await?;
+        self.tracker.ready();
+        let commit = self.pinned().unwrap_or_default();
+        Ok(HubFiles { name: self.repo.clone(), commit, files: fetched, weights })
+    }
+
+    /// The commit, from the first request's answer (or the store, offline).
+    async fn first_contact(&self, file: &str, head: &mut Option<Head>) -> Result<String> {
+        if is_commit_hash(&self.revision) {
+            return self.pin(&self.revision, false).await;
+        }
+        let cached = || async { self.hub.store.commit(&self.repo, &self.revision).await };
+        if self.hub.options.offline {
+            return match cached().await? {
+                Some(c) => self.pin(&c, false).await,
+                None => Err(self.target(file).error(
+                    HubErrorKind::Offline,
+                    format!("revision `{}` is not in the cache, and HF_HUB_OFFLINE forbids asking the Hub", self.revision),
+                )),
+            };
+        }
+        match self.head(&self.revision, file).await {
+            Ok(h) => {
+                let commit = h.commit().map(str::to_string).ok_or_else(|| {
+                    self.target(file).error(
+                        HubErrorKind::Protocol,
+                        "the server sent no X-Repo-Commit header, so the load cannot be pinned to one commit",
+                    )
+                })?;
+                *head = Some(h);
+                self.pin(&commit, true).await
+            }
+            // Unreachable or failing: what the store knows of the revision still works.
+            Err(e @ Error::Hub { kind: HubErrorKind::Network | HubErrorKind::Server, .. }) => match cached().await? {
+                Some(c) => {
+                    log::warn!("{e}; using the cached commit {c} of `{}`", self.revision);
+                    self.fell_back.set(true);
+                    self.pin(&c, false).await
+                }
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn pin(&self, commit: &str, remember: bool) -> Result<String> {
+        if commit.is_empty() || commit.contains(['/', '\\']) || commit.contains("..") {
+            return Err(self.target("").error(HubErrorKind::Protocol, format!("`{commit}` is not a commit")));
+        }
+        if remember && commit != self.revision {
+            self.hub.store.set_commit(&self.repo, &self.revision, commit).await?;
+        }
+        *self.commit.borrow_mut() = Some(commit.to_string());
+        Ok(commit.to_string())
+    }
+
+    /// A HEAD of the resolve URL that stops at the Hub's redirect to its CDN: that answer holds the
+    /// file's metadata (X-Linked-Etag, X-Linked-Size) and the CDN URL.
+    async fn head(&self, revision: &str, file: &str) -> Result<Head> {
+        let at = self.target(file);
+        let url = self.resolve_url(revision, file);
+        let sent = client::send(&self.hub.transport, &self.hub.options, Method::Head, &url, None, true, at).await?;
+        let r = &sent.response;
+        let commit = r.header("x-repo-commit").map(str::to_string);
+        let code = r.header("x-error-code").unwrap_or("");
+        match r.status {
+            200..=399 => {
+                let redirected = (300..400).contains(&r.status);
+                let etag = r.header("x-linked-etag").or(r.header("etag")).map(normalize_etag).filter(|e| !e.is_empty());
+                let etag = etag.ok_or_else(|| at.error(HubErrorKind::Protocol, "the answer has no ETag"))?;
+                if etag.contains(['/', '\\']) || etag.starts_with('.') {
+                    return Err(at.error(HubErrorKind::Protocol, format!("ETag `{etag}` cannot name a file")));
+                }
+                let size = r.header("x-linked-size").or(if redirected { None } else { r.header("content-length") });
+                let size = size
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .ok_or_else(|| at.error(HubErrorKind::Protocol, "the answer has no size (X-Linked-Size or Content-Length)"))?;
+                let location = match r.header("location").filter(|_| redirected) {
+                    Some(l) => client::join(&sent.url, l),
+                    None => sent.url.clone(),
+                };
+                // A branch may move on: read a small file by its commit, not by the branch.
+                let location = match &commit {
+                    Some(c) if location == url => self.resolve_url(c, file),
+                    _ => location,
+                };
+                Ok(Head::Found { meta: FileMeta { etag, size, location }, commit })
+            }
+            404 if code != "RepoNotFound" && code != "RevisionNotFound" => Ok(Head::Missing { commit }),
+            _ => Err(client::status_error(r, Method::Head, &sent.url, sent.authorized, sent.tries, at)),
+        }
+    }
+
+    async fn locate(&self, file: &str) -> Result<Located> {
+        check_file_name(file).map_err(|msg| self.target(file).error(HubErrorKind::NotFound, msg))?;
+        let mut head = None;
+        let commit = match self.pinned() {
+            Some(c) => c,
+            None => self.first_contact(file, &mut head).await?,
+        };
+        let store = &self.hub.store;
+        match store.get(&self.repo, &commit, file).await? {
+            Cached::Bytes(b) => return Ok(Located::Cached(b)),
+            Cached::Stored(meta) => return Ok(Located::Stored(meta)),
+            Cached::Absent => return Ok(Located::Absent),
+            Cached::Unknown => {}
+        }
+        if self.offline() {
+            return Ok(Located::NotCached);
+        }
+        let head = match head {
+            Some(h) => h,
+            None => self.head(&commit, file).await?,
+        };
+        let meta = match head {
+            Head::Found { meta, .. } => meta,
+            Head::Missing { .. } => {
+                store.set_absent(&self.repo, &commit, file).await?;
+                return Ok(Located::Absent);
+            }
+        };
+        // The same bytes stored for another commit are not fetched again.
+        if store.link(&self.repo, &commit, file, &meta).await? {
+            match store.get(&self.repo, &commit, file).await? {
+                Cached::Bytes(b) => return Ok(Located::Cached(b)),
+                Cached::Stored(meta) => return Ok(Located::Stored(meta)),
+                _ => {}
+            }
+        }
+        Ok(Located::Remote(meta))
+    }
+
+    async fn fetch_file(&self, file: &str) -> Result<FileState> {
+        let meta = match self.locate(file).await? {
+            Located::Cached(b) => {
+                self.tracker.initiate(file);
+                self.tracker.done(file, (*b).as_ref().len() as u64);
+                return Ok(FileState::Fetched(b));
+            }
+            Located::Absent => return Ok(FileState::Absent),
+            Located::NotCached => return Ok(FileState::NotCached),
+            Located::Stored(meta) | Located::Remote(meta) => meta,
+        };
+        self.tracker.initiate(file);
+        let bytes = self
+            .stream_file(file, &meta, async |fetch| {
+                let mut out = Vec::with_capacity(fetch.size() as usize);
+                let size = fetch.size();
+                fetch
+                    .advance(size, &mut |_, b| {
+                        out.extend_from_slice(b);
+                        Ok(())
+                    })
+                    .await?;
+                Ok(out)
+            })
+            .await?;
+        self.tracker.done(file, meta.size);
+        Ok(FileState::Fetched(Arc::new(bytes)))
+    }
+
+    /// One weights file; None when the repository does not have it.
+    async fn weights_file(&self, file: &str, device: &Device) -> Result<Option<Arc<dyn WeightSource>>> {
+        let origin = format!("{}/{file}", self.repo);
+        let meta = match self.locate(file).await? {
+            Located::Cached(b) => {
+                self.tracker.initiate(file);
+                self.tracker.done(file, (*b).as_ref().len() as u64);
+                return Ok(Some(Arc::new(SafetensorsFile::from_bytes(b, &origin)?)));
+            }
+            Located::Absent | Located::NotCached => return Ok(None),
+            Located::Stored(meta) | Located::Remote(meta) => meta,
+        };
+        self.tracker.initiate(file);
+        let request_bytes = self.hub.options.request_bytes;
+        let weights = self
+            .stream_file(file, &meta, async |fetch| {
+                stream::stream_weights(fetch, Format::Safetensors, device, &origin, request_bytes).await
+            })
+            .await?;
+        self.staging_peak.set(self.staging_peak.get().max(weights.staging_peak()));
+        self.tracker.done(file, meta.size);
+        Ok(Some(Arc::new(weights)))
+    }
+
+    /// Reads a whole file through `read`, then verifies and stores it. When the check fails on
+    /// bytes partly left by an earlier download, those are discarded and it starts over once.
+    async fn stream_file<R>(
+        &self,
+        file: &str,
+        meta: &FileMeta,
+        read: impl AsyncFn(&mut Fetch<'_, T, S::Partial>) -> Result<R>,
+    ) -> Result<R> {
+        let commit = self.pinned().unwrap_or_default();
+        let mut fresh_start = false;
+        loop {
+            let partial = self.hub.store.open(&self.repo, &commit, file, meta).await?;
+            if self.offline() && partial.held().iter().map(|r| r.end - r.start).sum::<u64>() < meta.size {
+                return Err(self
+                    .target(file)
+                    .error(HubErrorKind::Offline, "only part of the file is in the cache, and the network is off limits"));
+            }
+            let mut fetch = Fetch::new(
+                &self.hub.transport,
+                &self.hub.options,
+                self.target(file),
+                &self.tracker,
+                meta.clone(),
+                self.resolve_url(&commit, file),
+                partial,
+            );
+            let out = read(&mut fetch).await?;
+            let resumed = fetch.resumed();
+            match fetch.finish().await {
+                Ok(()) => return Ok(out),
+                Err(Error::Hub { kind: HubErrorKind::Integrity, .. }) if resumed && !fresh_start => {
+                    log::warn!("{}: {file}: the resumed download did not verify; starting over", self.repo);
+                    fresh_start = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// A file name inside a repository: relative, without `..`.
+fn check_file_name(file: &str) -> std::result::Result<(), String> {
+    if file.is_empty() || file.starts_with('/') || file.contains('\\') || file.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err(format!("`{file}` is not a file name inside a repository"));
+    }
+    Ok(())
+}
+
+/// A model fetched for a task: the files it reads and its weights, ready for a task's `load`.
+pub struct HubFiles {
+    name: String,
+    commit: String,
+    files: HashMap<String, FileState>,
+    weights: Arc<dyn WeightSource>,
+}
+
+impl HubFiles {
+    /// The commit every file came from.
+    pub fn commit(&self) -> &str {
+        &self.commit
+    }
+}
+
+impl ModelFiles for HubFiles {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn read(&self, file: &str) -> Result<Option<SharedBytes>> {
+        match self.files.get(file) {
+            Some(FileState::Fetched(b)) => Ok(Some(b.clone())),
+            Some(FileState::Absent | FileState::NotCached) => Ok(None),
+            // Never read as absent: that would silently change what the task does.
+            None => Err(Error::Input(format!("{}: {file} was not fetched with the model (it is missing from Task::files)", self.name))),
+        }
+    }
+
+    fn require(&self, file: &str) -> Result<SharedBytes> {
+        match self.files.get(file) {
+            Some(FileState::NotCached) => Err(Error::Hub {
+                repo: self.name.clone(),
+                file: file.to_string(),
+                kind: HubErrorKind::Offline,
+                msg: "not in the cache, and the network is off limits (HF_HUB_OFFLINE)".into(),
+            }),
+            _ => self.read(file)?.ok_or_else(|| Error::file(format!("{}/{file}", self.name), "missing: this file is required")),
+        }
+    }
+
+    fn weights(&self, _device: &Device) -> Result<Arc<dyn WeightSource>> {
+        Ok(self.weights.clone())
+    }
+}

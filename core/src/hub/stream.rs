@@ -1,0 +1,528 @@
+//! Reading one file in file order, and weights tensor by tensor.
+//!
+//! `Fetch` walks a file from its first byte to its last: ranges the store already holds are read
+//! back from it, the others come by Range requests; every byte is hashed, stored and handed to a
+//! sink exactly once, so a broken connection resumes at the byte where it broke. `stream_weights`
+//! puts a sink behind it that cuts the bytes into tensors and uploads each as soon as it is whole:
+//! host memory holds one tensor at a time (plus one read buffer), never the file.
+
+use std::ops::Range;
+
+use sha2::{Digest, Sha256};
+
+use super::HubOptions;
+use super::client::{self, Target};
+use super::progress::Tracker;
+use super::store::{FileMeta, PartialFile};
+use super::transport::{Body, Method, Transport};
+use crate::weights::{DeviceWeights, TensorInfo, safetensors};
+use crate::{Device, Error, HubErrorKind, Result, Tensor};
+
+/// Bytes handed on in order: (offset in the file, bytes).
+pub(crate) type Sink<'s> = dyn FnMut(u64, &[u8]) -> Result<()> + 's;
+
+/// One network read (and one piece read back from a store).
+const READ_BYTES: usize = 256 << 10;
+const STORE_READ_BYTES: u64 = 4 << 20;
+
+enum Broke {
+    /// The request failed for good (its own retries are spent) or a sink failed.
+    Fatal(Error),
+    /// The connection broke mid-body: retry from the current byte.
+    Broken(String),
+    /// The remembered CDN URL was refused (signed URLs expire): ask the resolve URL again.
+    Refused(u16),
+}
+
+pub(crate) struct Fetch<'a, T: Transport, P: PartialFile> {
+    transport: &'a T,
+    options: &'a HubOptions,
+    at: Target<'a>,
+    tracker: &'a Tracker,
+    meta: FileMeta,
+    /// `{endpoint}/{repo}/resolve/{commit}/{file}`, asked again when the CDN URL stops working.
+    resolve_url: String,
+    /// Where GETs go: the CDN URL once known, so each range costs one round trip.
+    url: String,
+    partial: P,
+    held: Vec<Range<u64>>,
+    pos: u64,
+    hasher: Option<Sha256>,
+    /// The store had part of the file from an earlier, interrupted download.
+    resumed: bool,
+    downloading: bool,
+    buf: Vec<u8>,
+}
+
+impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
+    pub(crate) fn new(
+        transport: &'a T,
+        options: &'a HubOptions,
+        at: Target<'a>,
+        tracker: &'a Tracker,
+        meta: FileMeta,
+        resolve_url: String,
+        partial: P,
+    ) -> Self {
+        let held = partial.held();
+        let held_bytes: u64 = held.iter().map(|r| r.end - r.start).sum();
+        let complete = held_bytes >= meta.size && meta.size > 0;
+        // A complete stored file was verified when it was stored; anything else is checked now.
+        let hasher = (meta.sha256().is_some() && !complete).then(Sha256::new);
+        Fetch {
+            transport,
+            options,
+            at,
+            tracker,
+            url: meta.location.clone(),
+            meta,
+            resolve_url,
+            partial,
+            held,
+            pos: 0,
+            hasher,
+            resumed: held_bytes > 0 && !complete,
+            downloading: false,
+            buf: Vec::new(),
+        }
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        self.meta.size
+    }
+
+    pub(crate) fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    pub(crate) fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// Hands on bytes `pos..end`.
+    pub(crate) async fn advance(&mut self, end: u64, sink: &mut Sink<'_>) -> Result<()> {
+        let end = end.min(self.meta.size);
+        while self.pos < end {
+            let pos = self.pos;
+            match self.held.iter().find(|r| r.start <= pos && pos < r.end).map(|r| r.end) {
+                Some(held_end) => {
+                    let stop = held_end.min(end).min(pos + STORE_READ_BYTES);
+                    let bytes = self.partial.read(pos..stop).await?;
+                    if bytes.len() as u64 != stop - pos {
+                        return Err(self.at.error(HubErrorKind::Cache, format!("the store gave {} bytes for {pos}..{stop}", bytes.len())));
+                    }
+                    self.take(&bytes, sink, false).await?;
+                }
+                None => {
+                    let next_held = self.held.iter().map(|r| r.start).filter(|&s| s > pos).min().unwrap_or(u64::MAX);
+                    self.fetch(end.min(next_held), sink).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The end of one planned request.
+    pub(crate) async fn flush(&mut self) -> Result<()> {
+        self.partial.flush().await
+    }
+
+    /// Checks the whole file against its size and sha256, then lets the store show it. Bytes
+    /// that do not match are discarded, never kept.
+    pub(crate) async fn finish(mut self) -> Result<()> {
+        if self.pos != self.meta.size {
+            return Err(self.at.error(HubErrorKind::Protocol, format!("stopped at byte {} of {}", self.pos, self.meta.size)));
+        }
+        self.partial.flush().await?;
+        if let (Some(hasher), Some(expected)) = (self.hasher.take(), self.meta.sha256()) {
+            let got = hex(&hasher.finalize());
+            if got != expected.to_ascii_lowercase() {
+                let expected = expected.to_string();
+                self.partial.discard().await?;
+                return Err(self.at.error(
+                    HubErrorKind::Integrity,
+                    format!("the downloaded bytes have sha256 {got}, not the {expected} of the file's ETag; nothing was cached"),
+                ));
+            }
+        }
+        self.partial.finish().await
+    }
+
+    async fn take(&mut self, bytes: &[u8], sink: &mut Sink<'_>, fetched: bool) -> Result<()> {
+        if let Some(h) = &mut self.hasher {
+            h.update(bytes);
+        }
+        if fetched {
+            self.partial.write(self.pos, bytes).await?;
+        }
+        sink(self.pos, bytes)?;
+        self.pos += bytes.len() as u64;
+        self.tracker.progress(self.at.file, self.pos, self.meta.size);
+        Ok(())
+    }
+
+    /// Fetches `pos..end` (none of it held), resuming at the current byte when the connection
+    /// breaks, as often as the retry policy allows without progress.
+    async fn fetch(&mut self, end: u64, sink: &mut Sink<'_>) -> Result<()> {
+        if !self.downloading {
+            self.downloading = true;
+            self.tracker.download(self.at.file, self.meta.size);
+        }
+        let policy = self.options.retry.clone();
+        let mut failures = 0;
+        let mut asked_again = false;
+        while self.pos < end {
+            let before = self.pos;
+            match self.fetch_once(end, sink).await {
+                Ok(()) => {}
+                Err(Broke::Fatal(e)) => return Err(e),
+                Err(Broke::Refused(status)) => {
+                    if asked_again || self.url == self.resolve_url {
+                        return Err(self.at.error(HubErrorKind::Forbidden, format!("status {status} from {}", client::host(&self.url))));
+                    }
+                    asked_again = true;
+                    self.url = self.resolve_url.clone();
+                }
+                Err(Broke::Broken(why)) => {
+                    if self.pos > before {
+                        failures = 0;
+                    }
+                    failures += 1;
+                    if failures >= policy.attempts.max(1) {
+                        return Err(self.at.error(
+                            HubErrorKind::Network,
+                            format!(
+                                "the connection broke at byte {} of {} ({why}), still after {failures} tries",
+                                self.pos, self.meta.size
+                            ),
+                        ));
+                    }
+                    log::warn!("{}: {}: {why}; resuming at byte {}", self.at.repo, self.at.file, self.pos);
+                    self.transport.sleep(policy.backoff(failures)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn fetch_once(&mut self, end: u64, sink: &mut Sink<'_>) -> Result<(), Broke> {
+        let start = self.pos;
+        let sent = client::send(self.transport, self.options, Method::Get, &self.url, Some(start..end), false, self.at)
+            .await
+            .map_err(Broke::Fatal)?;
+        let mut response = sent.response;
+        // Whole-file answers to a range request are read from their start and skipped.
+        let mut skip = 0;
+        match response.status {
+            206 => {
+                let (first, total) = parse_content_range(response.header("content-range"));
+                if first != Some(start) || total.is_some_and(|t| t != self.meta.size) {
+                    let msg = format!(
+                        "asked for bytes {start}.. of {}, got Content-Range `{}`",
+                        self.meta.size,
+                        response.header("content-range").unwrap_or("")
+                    );
+                    return Err(Broke::Fatal(self.at.error(HubErrorKind::Protocol, msg)));
+                }
+            }
+            200 => skip = start,
+            403 | 404 | 410 if sent.url != self.resolve_url => return Err(Broke::Refused(response.status)),
+            _ => return Err(Broke::Fatal(client::status_error(&response, Method::Get, &sent.url, sent.authorized, sent.tries, self.at))),
+        }
+        self.url = sent.url;
+        if self.buf.is_empty() {
+            self.buf = vec![0; READ_BYTES];
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = async {
+            while self.pos < end {
+                let want = if skip > 0 { skip.min(buf.len() as u64) } else { (end - self.pos).min(buf.len() as u64) } as usize;
+                let n = match response.body.read(&mut buf[..want]).await {
+                    Ok(0) => return Err(Broke::Broken(format!("the body ended at byte {}", self.pos))),
+                    Ok(n) => n,
+                    Err(e) => return Err(Broke::Broken(e.to_string())),
+                };
+                if skip > 0 {
+                    skip -= n as u64;
+                    continue;
+                }
+                self.take(&buf[..n], sink, true).await.map_err(Broke::Fatal)?;
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_ok() && response.status == 206 {
+            // Reading the (empty) rest lets the transport reuse the connection.
+            let _ = response.body.read(&mut buf[..1]).await;
+        }
+        self.buf = buf;
+        result
+    }
+}
+
+/// `bytes first-last/total` → (first, total).
+fn parse_content_range(v: Option<&str>) -> (Option<u64>, Option<u64>) {
+    let Some(v) = v.and_then(|v| v.trim().strip_prefix("bytes ")) else { return (None, None) };
+    let (span, total) = v.split_once('/').unwrap_or((v, "*"));
+    let first = span.split_once('-').and_then(|(a, _)| a.trim().parse().ok());
+    (first, total.trim().parse().ok())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A weights format that can be read by ranges: how long its header is, and where its tensors are.
+/// GGUF is one more arm here (its header is read until it parses; its tensor offsets are absolute
+/// once the data section's alignment is applied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    Safetensors,
+}
+
+enum HeaderLen {
+    /// The header is this many bytes.
+    Known(u64),
+    /// At least this many: read more and ask again.
+    AtLeast(u64),
+}
+
+/// Where every tensor is, in absolute file offsets.
+struct Layout {
+    tensors: Vec<(String, TensorInfo)>,
+    unsupported: Vec<(String, String)>,
+    /// Bytes the file must have.
+    size: u64,
+}
+
+impl Format {
+    fn header_len(self, prefix: &[u8]) -> HeaderLen {
+        match self {
+            Format::Safetensors => match prefix.get(..8) {
+                Some(b) => HeaderLen::Known(8 + u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))),
+                None => HeaderLen::AtLeast(8),
+            },
+        }
+    }
+
+    fn layout(self, header: &[u8], origin: &str) -> Result<Layout> {
+        match self {
+            Format::Safetensors => {
+                let h = safetensors::parse_header(header, origin)?;
+                let base = h.data_start;
+                let mut tensors: Vec<(String, TensorInfo)> = h
+                    .tensors
+                    .into_iter()
+                    .map(|(name, mut info)| {
+                        info.range = info.range.start + base..info.range.end + base;
+                        (name, info)
+                    })
+                    .collect();
+                tensors.sort_by_key(|(_, info)| (info.range.start, info.range.end));
+                Ok(Layout { tensors, unsupported: h.unsupported.into_iter().collect(), size: (base + h.data_len) as u64 })
+            }
+        }
+    }
+}
+
+/// The first read of a weights file (at most one request's worth): its header, and the start of
+/// its tensors.
+const FIRST_READ: u64 = 256 << 10;
+
+/// Streams a weights file onto `device`, one tensor at a time, in requests of about
+/// `options.request_bytes` cut at tensor boundaries.
+pub(crate) async fn stream_weights<T: Transport, P: PartialFile>(
+    fetch: &mut Fetch<'_, T, P>,
+    format: Format,
+    device: &Device,
+    origin: &str,
+    request_bytes: u64,
+) -> Result<DeviceWeights> {
+    let size = fetch.size();
+    let truncated = |need: u64| Error::file(origin, format!("truncated: the header needs {need} bytes, the file has {size}"));
+    let mut header = Vec::new();
+    let mut want = FIRST_READ.min(request_bytes).min(size);
+    let header_len = loop {
+        fetch
+            .advance(want, &mut |_, b| {
+                header.extend_from_slice(b);
+                Ok(())
+            })
+            .await?;
+        match format.header_len(&header) {
+            HeaderLen::Known(n) if n <= header.len() as u64 => break n,
+            HeaderLen::Known(n) | HeaderLen::AtLeast(n) if n > size => return Err(truncated(n)),
+            HeaderLen::Known(n) | HeaderLen::AtLeast(n) => want = n.max(want + 1).min(size),
+        }
+    };
+    let layout = format.layout(&header[..header_len as usize], origin)?;
+    if layout.size != size {
+        return Err(Error::file(origin, format!("truncated or padded: the header describes {} bytes, the file has {size}", layout.size)));
+    }
+    let ends: Vec<u64> = layout.tensors.iter().map(|(_, i)| i.range.end as u64).collect();
+    let mut out = DeviceWeights::new(origin, device);
+    for (name, dtype) in &layout.unsupported {
+        out.insert_unsupported(name, dtype);
+    }
+    let mut asm = Assembler { tensors: layout.tensors, next: 0, staged: Vec::new(), peak: 0, device, out };
+    asm.feed(header_len, &header[header_len as usize..])?;
+    header.truncate(header_len as usize);
+    for end in plan(fetch.pos(), size, &ends, request_bytes) {
+        fetch.advance(end, &mut |at, b| asm.feed(at, b)).await?;
+        fetch.flush().await?;
+    }
+    asm.finish(header)
+}
+
+/// Request ends covering `from..size`: cut at tensor ends once a request has `target` bytes, and
+/// within a tensor when one request would pass 4 × `target` (so no request grows without bound).
+pub(crate) fn plan(from: u64, size: u64, tensor_ends: &[u64], target: u64) -> Vec<u64> {
+    let target = target.max(1);
+    let max = target.saturating_mul(4);
+    let mut cuts = Vec::new();
+    let mut start = from;
+    let mut ends = tensor_ends.iter().copied().filter(|&e| e > from && e < size).peekable();
+    while start < size {
+        // The first tensor end at or past `start + target`, unless that makes the request too long.
+        while ends.peek().is_some_and(|&e| e < start + target) {
+            ends.next();
+        }
+        let cut = match ends.peek() {
+            Some(&e) if e - start <= max => e,
+            _ => (start + max).min(size),
+        };
+        let cut = if size - cut < target / 4 { size } else { cut };
+        cuts.push(cut);
+        start = cut;
+    }
+    cuts
+}
+
+/// Cuts a byte stream into tensors and uploads each as soon as it is whole.
+struct Assembler<'d> {
+    /// By start offset.
+    tensors: Vec<(String, TensorInfo)>,
+    next: usize,
+    /// The bytes of a tensor that spans reads.
+    staged: Vec<u8>,
+    peak: usize,
+    device: &'d Device,
+    out: DeviceWeights,
+}
+
+impl Assembler<'_> {
+    fn upload(&mut self, index: usize, bytes: &[u8]) -> Result<()> {
+        let (name, info) = &self.tensors[index];
+        let tensor = Tensor::from_bytes(bytes, info.dtype, &info.dims, self.device).map_err(|e| Error::weight(name, e))?;
+        self.out.insert(name.clone(), tensor);
+        Ok(())
+    }
+
+    /// Takes bytes `at..at + data.len()` of the file; calls come in file order.
+    fn feed(&mut self, mut at: u64, mut data: &[u8]) -> Result<()> {
+        while self.next < self.tensors.len() {
+            let r = self.tensors[self.next].1.range.clone();
+            let (start, end) = (r.start as u64, r.end as u64);
+            if at < start {
+                // Bytes before this tensor (padding, or a tensor no op uses) pass by.
+                let skip = (start - at).min(data.len() as u64);
+                data = &data[skip as usize..];
+                at += skip;
+                if at < start {
+                    return Ok(());
+                }
+            }
+            let have = start + self.staged.len() as u64;
+            if at != have {
+                // Overlapping tensors, or bytes out of order: never silently mix them up.
+                return Err(Error::weight(&self.tensors[self.next].0, format!("its bytes arrived at {at}, expected {have}")));
+            }
+            let take = (end - at).min(data.len() as u64) as usize;
+            if self.staged.is_empty() && at + take as u64 == end {
+                // Whole within this read: uploaded straight from it.
+                self.upload(self.next, &data[..take])?;
+            } else {
+                self.staged.extend_from_slice(&data[..take]);
+                self.peak = self.peak.max(self.staged.capacity());
+                if start + self.staged.len() as u64 == end {
+                    let staged = std::mem::take(&mut self.staged);
+                    self.upload(self.next, &staged)?;
+                    self.staged = staged;
+                    self.staged.clear();
+                }
+            }
+            data = &data[take..];
+            at += take as u64;
+            if at < end {
+                return Ok(());
+            }
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, header: Vec<u8>) -> Result<DeviceWeights> {
+        // Empty tensors at the very end have no bytes to arrive.
+        while self.tensors.get(self.next).is_some_and(|(_, i)| i.range.is_empty()) {
+            self.upload(self.next, &[])?;
+            self.next += 1;
+        }
+        if let Some((name, _)) = self.tensors.get(self.next) {
+            return Err(Error::weight(name, "the file ended before this tensor"));
+        }
+        self.out.set_header(header);
+        self.out.set_staging_peak(self.peak);
+        Ok(self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_cut_at_tensor_ends_and_cover_everything() {
+        let ends = [100, 150, 1000, 1100, 5000, 5050];
+        let cuts = plan(40, 5050, &ends, 200);
+        assert_eq!(*cuts.last().unwrap(), 5050);
+        assert!(cuts.windows(2).all(|w| w[0] < w[1]));
+        // 40..1000 would pass 4 × 200 bytes, so it is cut inside that tensor; then tensor ends.
+        assert_eq!(cuts, vec![840, 1100, 1900, 2700, 3500, 4300, 5000, 5050]);
+        assert_eq!(plan(0, 10, &[5, 10], 1 << 20), vec![10]);
+        assert!(plan(10, 10, &[10], 4).is_empty());
+    }
+
+    #[test]
+    fn content_range() {
+        assert_eq!(parse_content_range(Some("bytes 10-19/100")), (Some(10), Some(100)));
+        assert_eq!(parse_content_range(Some("bytes 10-19/*")), (Some(10), None));
+        assert_eq!(parse_content_range(None), (None, None));
+    }
+
+    #[test]
+    fn the_assembler_uploads_whole_tensors_from_any_cut() {
+        let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        // Two tensors with a gap (a tensor of an unused dtype) between them.
+        let a: Vec<f32> = (0..10).map(|i| i as f32).collect();
+        let b: Vec<f32> = (0..6).map(|i| -(i as f32)).collect();
+        let mut file = vec![0u8; 8];
+        file.extend(f32s(&a));
+        file.extend([9u8; 12]);
+        file.extend(f32s(&b));
+        let info = |start: usize, n: usize, dims: Vec<usize>| TensorInfo { dtype: crate::DType::F32, dims, range: start..start + 4 * n };
+        for step in [1, 3, 7, 40, 1000] {
+            let tensors = vec![("a".to_string(), info(8, 10, vec![2, 5])), ("b".to_string(), info(60, 6, vec![6]))];
+            let device = Device::Cpu;
+            let mut asm =
+                Assembler { tensors, next: 0, staged: Vec::new(), peak: 0, device: &device, out: DeviceWeights::new("t", &device) };
+            for (i, chunk) in file.chunks(step).enumerate() {
+                asm.feed((i * step) as u64, chunk).unwrap();
+            }
+            let w = asm.finish(Vec::new()).unwrap();
+            use crate::weights::WeightSource;
+            let get = |n: &str| w.tensor(n, &device).unwrap().unwrap().to_vec_f32_blocking().unwrap();
+            assert_eq!(get("a"), a, "step {step}");
+            assert_eq!(get("b"), b, "step {step}");
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! The protocol against an in-memory Hub (no sockets): pinning, redirects and where the token
+//! goes, streaming, resuming, retries and verification. tests/hub.rs runs the same against a real
+//! HTTP server and the native cache.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::weights::WeightSource;
+use crate::{DType, Device, HubErrorKind};
+
+const HUB: &str = "http://hub.test";
+const CDN: &str = "http://cdn.test";
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+const REPO: &str = "org/tiny";
+
+#[derive(Clone, Debug)]
+enum Fault {
+    /// The next request for the file answers this status (with Retry-After, in seconds).
+    Status(&'static str, u16, Option<u32>),
+    /// The next body of the file breaks after this many bytes.
+    Break(&'static str, usize),
+    /// Every body of the file has one byte changed.
+    Corrupt(&'static str),
+}
+
+#[derive(Clone, Debug)]
+struct Logged {
+    method: Method,
+    url: String,
+    range: Option<String>,
+    authorized: bool,
+}
+
+struct MockHub {
+    files: HashMap<String, Vec<u8>>,
+    token: Option<String>,
+    faults: RefCell<Vec<Fault>>,
+    log: RefCell<Vec<Logged>>,
+    slept: RefCell<Vec<Duration>>,
+}
+
+struct MockBody {
+    data: Vec<u8>,
+    pos: usize,
+    break_at: Option<usize>,
+}
+
+impl Body for MockBody {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        if self.break_at.is_some_and(|b| self.pos >= b) {
+            return Err(TransportError("connection reset".into()));
+        }
+        let end = self.data.len().min(self.pos + buf.len()).min(self.break_at.unwrap_or(usize::MAX));
+        let n = end - self.pos;
+        buf[..n].copy_from_slice(&self.data[self.pos..end]);
+        self.pos = end;
+        Ok(n)
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    stream::hex(&Sha256::digest(b))
+}
+
+fn is_lfs(file: &str) -> bool {
+    file.ends_with(".safetensors")
+}
+
+impl MockHub {
+    fn new(files: &[(&str, Vec<u8>)]) -> MockHub {
+        MockHub {
+            files: files.iter().map(|(n, b)| (n.to_string(), b.clone())).collect(),
+            token: None,
+            faults: RefCell::new(Vec::new()),
+            log: RefCell::new(Vec::new()),
+            slept: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn take_fault(&self, file: &str, pick: impl Fn(&Fault) -> bool) -> Option<Fault> {
+        let mut faults = self.faults.borrow_mut();
+        let i = faults
+            .iter()
+            .position(|f| pick(f) && matches!(f, Fault::Status(n, ..) | Fault::Break(n, _) | Fault::Corrupt(n) if *n == file))?;
+        Some(if matches!(faults[i], Fault::Corrupt(_)) { faults[i].clone() } else { faults.remove(i) })
+    }
+
+    fn gets(&self, file: &str) -> Vec<Logged> {
+        self.log.borrow().iter().filter(|l| l.method == Method::Get && l.url.contains(file)).cloned().collect()
+    }
+
+    fn respond(&self, status: u16, headers: &[(&str, String)], data: Vec<u8>, break_at: Option<usize>) -> Response<MockBody> {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        Response { status, headers, body: MockBody { data, pos: 0, break_at } }
+    }
+}
+
+impl Transport for MockHub {
+    type Body = MockBody;
+
+    async fn send(&self, request: &Request) -> Result<Response<MockBody>, TransportError> {
+        let header = |n: &str| request.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+        let authorization = header("authorization");
+        let range = header("range");
+        self.log.borrow_mut().push(Logged {
+            method: request.method,
+            url: request.url.clone(),
+            range: range.clone(),
+            authorized: authorization.is_some(),
+        });
+        let (file, on_cdn) = if let Some(rest) = request.url.strip_prefix(&format!("{CDN}/")) {
+            (rest.split('?').next().unwrap_or("").to_string(), true)
+        } else {
+            let rest = request.url.strip_prefix(&format!("{HUB}/{REPO}/resolve/")).ok_or(TransportError("no such host".into()))?;
+            let (rev, file) = rest.split_once('/').unwrap_or((rest, ""));
+            if rev != "main" && rev != COMMIT {
+                return Ok(self.respond(404, &[("x-error-code", "RevisionNotFound".into())], Vec::new(), None));
+            }
+            (file.to_string(), false)
+        };
+        if on_cdn && authorization.is_some() {
+            panic!("the CDN received the token");
+        }
+        if let Some(token) = &self.token
+            && !on_cdn
+            && authorization.as_deref() != Some(&format!("Bearer {token}"))
+        {
+            let status = if authorization.is_some() { 403 } else { 401 };
+            return Ok(self.respond(status, &[("x-error-code", "GatedRepo".into())], Vec::new(), None));
+        }
+        if let Some(Fault::Status(_, status, after)) = self.take_fault(&file, |f| matches!(f, Fault::Status(..))) {
+            let mut h = vec![];
+            if let Some(s) = after {
+                h.push(("retry-after", s.to_string()));
+            }
+            return Ok(self.respond(status, &h, Vec::new(), None));
+        }
+        let Some(content) = self.files.get(&file) else {
+            return Ok(self.respond(404, &[("x-error-code", "EntryNotFound".into()), ("x-repo-commit", COMMIT.into())], Vec::new(), None));
+        };
+        let sha = sha256_hex(content);
+        let size = content.len().to_string();
+        if !on_cdn && is_lfs(&file) {
+            let h = [
+                ("location", format!("{CDN}/{file}?signed=1")),
+                ("x-linked-etag", format!("\"{sha}\"")),
+                ("x-linked-size", size),
+                ("x-repo-commit", COMMIT.into()),
+                ("etag", "\"pointer-etag\"".into()),
+            ];
+            return Ok(self.respond(302, &h, Vec::new(), None));
+        }
+        let etag = if is_lfs(&file) { sha } else { format!("git-{}", content.len()) };
+        let mut data = content.clone();
+        if self.take_fault(&file, |f| matches!(f, Fault::Corrupt(_))).is_some() {
+            let mid = data.len() / 2;
+            data[mid] ^= 0xff;
+        }
+        let mut status = 200;
+        let mut h = vec![("etag", format!("\"{etag}\"")), ("x-repo-commit", COMMIT.to_string())];
+        if let Some(r) = range.as_deref().and_then(|r| r.strip_prefix("bytes=")) {
+            let (a, b) = r.split_once('-').unwrap();
+            let a: usize = a.parse().unwrap();
+            let b: usize = if b.is_empty() { data.len() - 1 } else { b.parse::<usize>().unwrap().min(data.len() - 1) };
+            h.push(("content-range", format!("bytes {a}-{b}/{}", data.len())));
+            data = data[a..=b].to_vec();
+            status = 206;
+        }
+        h.push(("content-length", data.len().to_string()));
+        if request.method == Method::Head {
+            return Ok(self.respond(status, &h, Vec::new(), None));
+        }
+        let break_at = match self.take_fault(&file, |f| matches!(f, Fault::Break(..))) {
+            Some(Fault::Break(_, n)) => Some(n),
+            _ => None,
+        };
+        Ok(self.respond(status, &h, data, break_at))
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        self.slept.borrow_mut().push(duration);
+    }
+}
+
+/// A safetensors file of f32 tensors (name, dims), values counting up from `seed`.
+fn safetensors_file(tensors: &[(&str, Vec<usize>)], seed: f32) -> (Vec<u8>, Vec<Vec<f32>>) {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    let mut values = Vec::new();
+    for (i, (name, dims)) in tensors.iter().enumerate() {
+        let n: usize = dims.iter().product();
+        let v: Vec<f32> = (0..n).map(|j| seed + (i * 1000 + j) as f32).collect();
+        let start = data.len();
+        data.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        header.insert(name.to_string(), serde_json::json!({"dtype": "F32", "shape": dims, "data_offsets": [start, data.len()]}));
+        values.push(v);
+    }
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut file = (h.len() as u64).to_le_bytes().to_vec();
+    file.extend(h);
+    file.extend(data);
+    (file, values)
+}
+
+fn tiny_repo() -> (Vec<(&'static str, Vec<u8>)>, Vec<Vec<f32>>) {
+    let shapes = [("a", vec![300, 40]), ("b", vec![7]), ("c", vec![64, 100]), ("d", vec![3, 3])];
+    let (weights, values) = safetensors_file(&shapes, 0.5);
+    (vec![("config.json", br#"{"model_type": "test"}"#.to_vec()), ("model.safetensors", weights)], values)
+}
+
+fn options() -> HubOptions {
+    HubOptions {
+        endpoint: HUB.into(),
+        request_bytes: 10_000,
+        retry: RetryPolicy { base_delay: Duration::from_millis(10), ..Default::default() },
+        ..Default::default()
+    }
+}
+
+fn check_weights(w: std::sync::Arc<dyn WeightSource>, values: &[Vec<f32>]) {
+    let vb = crate::weights::Weights::new(w, &Device::Cpu, Default::default());
+    let dims = [vec![300, 40], vec![7], vec![64, 100], vec![3, 3]];
+    for ((name, v), d) in ["a", "b", "c", "d"].iter().zip(values).zip(&dims) {
+        let t = vb.get(name, d).unwrap();
+        assert_eq!(t.dtype(), DType::F32);
+        assert_eq!(&t.to_vec_f32_blocking().unwrap(), v, "tensor {name}");
+    }
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    pollster::block_on(f)
+}
+
+#[test]
+fn a_cold_load_pins_streams_by_ranges_and_keeps_the_token_off_the_cdn() {
+    let (files, values) = tiny_repo();
+    let mut mock = MockHub::new(&files);
+    mock.token = Some("secret".into());
+    let store = MemoryStore::new();
+    let events = std::rc::Rc::new(RefCell::new(Vec::new()));
+    let sink = events.clone();
+    let mut opts = options();
+    opts.token = Some("secret".into());
+    opts.progress = Some(std::sync::Arc::new(move |e: &ProgressEvent| sink.borrow_mut().push(e.clone())));
+    let hub = Hub::new(mock, store.clone(), opts);
+    let model = hub.model(REPO, None).unwrap();
+    let loaded = block(model.load(&["config.json", "missing.json"], &Device::Cpu)).unwrap();
+    assert_eq!(loaded.commit(), COMMIT);
+    assert_eq!(block(store.commit(REPO, "main")).unwrap().as_deref(), Some(COMMIT));
+    use crate::files::ModelFiles;
+    assert!(loaded.read("missing.json").unwrap().is_none());
+    assert!(loaded.read("tokenizer.json").is_err(), "a file not asked for is an error, not an absent file");
+    check_weights(loaded.weights(&Device::Cpu).unwrap(), &values);
+
+    let log = hub.transport().log.borrow().clone();
+    // Only the first request names the branch; every later one the commit.
+    assert!(log[0].url.ends_with("/resolve/main/config.json"), "{:?}", log[0]);
+    assert!(log[1..].iter().all(|l| !l.url.contains("/resolve/main/")), "{log:#?}");
+    for l in &log {
+        assert_eq!(l.authorized, l.url.starts_with(HUB), "the token goes to the Hub only: {l:?}");
+    }
+    // The weights came from the CDN by ranges of about request_bytes, cut at tensor ends.
+    let gets = hub.transport().gets("model.safetensors");
+    assert!(gets.len() >= 3 && gets.iter().all(|g| g.url.starts_with(CDN) && g.range.is_some()), "{gets:#?}");
+    assert!(model.staging_peak() <= 300 * 40 * 4, "at most one tensor staged");
+    // Progress: transformers.js's events, the total included, ending with ready.
+    let events = events.borrow().clone();
+    let statuses: Vec<&str> = events.iter().map(|e| e.status.as_str()).collect();
+    for s in ["initiate", "download", "progress", "progress_total", "done", "ready"] {
+        assert!(statuses.contains(&s), "{s} missing from {statuses:?}");
+    }
+    let last_total = events.iter().rev().find(|e| e.status == ProgressStatus::Total).unwrap();
+    assert_eq!(last_total.loaded, last_total.total);
+    assert_eq!(events.last().unwrap().status, ProgressStatus::Ready);
+
+    // Warm: one HEAD to pin the branch; nothing else, no weight request at all.
+    hub.transport().log.borrow_mut().clear();
+    let again = hub.model(REPO, None).unwrap();
+    let loaded = block(again.load(&["config.json", "missing.json"], &Device::Cpu)).unwrap();
+    check_weights(loaded.weights(&Device::Cpu).unwrap(), &values);
+    let log = hub.transport().log.borrow().clone();
+    assert_eq!(log.len(), 1, "{log:#?}");
+    assert_eq!(log[0].method, Method::Head);
+}
+
+#[test]
+fn a_broken_connection_resumes_at_the_byte_where_it_broke() {
+    let (files, values) = tiny_repo();
+    let mock = MockHub::new(&files);
+    mock.faults.borrow_mut().push(Fault::Break("model.safetensors", 5_001));
+    let hub = Hub::new(mock, MemoryStore::new(), options());
+    let w = block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).unwrap();
+    check_weights(w, &values);
+    let gets = hub.transport().gets("model.safetensors");
+    let resumed = gets.iter().find(|g| g.range.as_deref().is_some_and(|r| r.starts_with("bytes=5001-")));
+    assert!(resumed.is_some(), "no request resumed at byte 5001: {gets:#?}");
+}
+
+#[test]
+fn status_503_is_retried_after_retry_after() {
+    let (files, values) = tiny_repo();
+    let mock = MockHub::new(&files);
+    mock.faults.borrow_mut().push(Fault::Status("model.safetensors", 503, Some(2)));
+    let hub = Hub::new(mock, MemoryStore::new(), options());
+    let w = block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).unwrap();
+    check_weights(w, &values);
+    assert!(hub.transport().slept.borrow().contains(&Duration::from_secs(2)));
+}
+
+#[test]
+fn errors_name_the_repository_and_file() {
+    let (files, _) = tiny_repo();
+    let mock = MockHub::new(&files);
+    for _ in 0..5 {
+        mock.faults.borrow_mut().push(Fault::Status("config.json", 500, None));
+    }
+    let mut opts = options();
+    let hub = Hub::new(mock, MemoryStore::new(), opts.clone());
+    let err = block(hub.model(REPO, None).unwrap().file("config.json")).err().expect("an error");
+    let Error::Hub { kind, repo, file, .. } = &err else { panic!("{err}") };
+    assert_eq!((*kind, repo.as_str(), file.as_str()), (HubErrorKind::Server, REPO, "config.json"), "{err}");
+    assert!(err.to_string().contains("still after 5 tries"), "{err}");
+    let mut mock = MockHub::new(&files);
+    mock.token = Some("right".into());
+    let hub = Hub::new(mock, MemoryStore::new(), opts.clone());
+    let err = block(hub.model(REPO, None).unwrap().file("config.json")).err().expect("an error");
+    assert!(matches!(err, Error::Hub { kind: HubErrorKind::Unauthorized, .. }) && err.to_string().contains("HF_TOKEN"), "{err}");
+    opts.token = Some("wrong".into());
+    let (files, _) = tiny_repo();
+    let mut mock = MockHub::new(&files);
+    mock.token = Some("right".into());
+    let hub = Hub::new(mock, MemoryStore::new(), opts);
+    let err = block(hub.model(REPO, None).unwrap().file("config.json")).err().expect("an error");
+    assert!(matches!(err, Error::Hub { kind: HubErrorKind::Forbidden, .. }), "{err}");
+    let hub = Hub::new(MockHub::new(&tiny_repo().0), MemoryStore::new(), options());
+    let err = block(hub.model(REPO, Some("v9")).unwrap().file("config.json")).err().expect("an error");
+    assert!(matches!(err, Error::Hub { kind: HubErrorKind::NotFound, .. }) && err.to_string().contains("revision"), "{err}");
+}
+
+#[test]
+fn content_that_does_not_match_its_sha256_is_never_stored() {
+    let (files, values) = tiny_repo();
+    let mock = MockHub::new(&files);
+    mock.faults.borrow_mut().push(Fault::Corrupt("model.safetensors"));
+    let store = MemoryStore::new();
+    let hub = Hub::new(mock, store.clone(), options());
+    let err = block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).err().expect("a corrupt download fails");
+    assert!(matches!(err, Error::Hub { kind: HubErrorKind::Integrity, .. }) && err.to_string().contains("sha256"), "{err}");
+    let (blobs, partial) = store.contents();
+    assert_eq!(partial, 0, "the bad bytes are discarded");
+    assert!(blobs.iter().all(|b| b.starts_with("git-")), "no weights blob: {blobs:?}");
+    // Once the server is fixed, the same store loads.
+    hub.transport().faults.borrow_mut().clear();
+    let w = block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).unwrap();
+    check_weights(w, &values);
+}
+
+#[test]
+fn an_interrupted_download_resumes_from_the_store() {
+    let (files, values) = tiny_repo();
+    let mock = MockHub::new(&files);
+    // More breaks without progress than the retry policy allows: the load fails midway.
+    mock.faults.borrow_mut().push(Fault::Break("model.safetensors", 30_000));
+    for _ in 0..5 {
+        mock.faults.borrow_mut().push(Fault::Break("model.safetensors", 0));
+    }
+    let store = MemoryStore::new();
+    let hub = Hub::new(mock, store.clone(), options());
+    let err = block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).err().expect("fails");
+    assert!(matches!(err, Error::Hub { kind: HubErrorKind::Network, .. }), "{err}");
+    assert_eq!(store.contents().1, 1, "the partial download is kept");
+    hub.transport().log.borrow_mut().clear();
+    let w = block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).unwrap();
+    check_weights(w, &values);
+    let first = hub.transport().gets("model.safetensors").into_iter().next().unwrap();
+    // The first request (bytes 0..10000) went through; the next broke without progress.
+    assert!(first.range.as_deref().is_some_and(|r| r.starts_with("bytes=10000-")), "resumed after the stored bytes: {first:?}");
+    assert_eq!(store.contents().1, 0);
+}
+
+#[test]
+fn offline_loads_come_from_the_store_alone() {
+    let (files, values) = tiny_repo();
+    let store = MemoryStore::new();
+    let hub = Hub::new(MockHub::new(&files), store.clone(), options());
+    block(hub.model(REPO, None).unwrap().load(&["config.json"], &Device::Cpu)).unwrap();
+    let offline = Hub::new(MockHub::new(&[]), store.clone(), HubOptions { offline: true, ..options() });
+    let loaded = block(offline.model(REPO, None).unwrap().load(&["config.json", "tokenizer.json"], &Device::Cpu)).unwrap();
+    check_weights(crate::files::ModelFiles::weights(&loaded, &Device::Cpu).unwrap(), &values);
+    assert!(offline.transport().log.borrow().is_empty());
+    let err = crate::files::ModelFiles::require(&loaded, "tokenizer.json").err().expect("an error");
+    assert!(matches!(err, Error::Hub { kind: HubErrorKind::Offline, .. }), "{err}");
+    let fresh = Hub::new(MockHub::new(&[]), MemoryStore::new(), HubOptions { offline: true, ..options() });
+    let err = block(fresh.model(REPO, None).unwrap().file("config.json")).err().expect("an error");
+    assert!(matches!(err, Error::Hub { kind: HubErrorKind::Offline, .. }), "{err}");
+}
+
+#[test]
+fn names() {
+    assert!(is_repo_id("sentence-transformers/all-MiniLM-L6-v2") && is_repo_id("gpt2"));
+    for bad in ["", "a/b/c", "../x", "a//b", "-a/b", "a--b/c", "./model"] {
+        assert!(!is_repo_id(bad), "{bad}");
+    }
+    assert_eq!(normalize_etag("W/\"abc\""), "abc");
+    assert_eq!(normalize_etag("\"abc\""), "abc");
+    assert!(is_commit_hash(COMMIT) && !is_commit_hash("main"));
+}
