@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Every test, from a fresh machine: installs the tools (lavapipe, Chromium, wasm tooling),
-# fetches the real models, then runs the native tests with the GPU backend on lavapipe (a GPU
-# test that finds no adapter fails here) and the browser tests in headless Chromium.
+# fetches the real models and huggingface_hub, then runs the native tests with the GPU backend
+# on lavapipe (a GPU test that finds no adapter fails here) and the browser tests in headless
+# Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup-tools.sh
 scripts/fetch-models.sh
+# huggingface_hub, for the cache interoperability tests (tests/hub runs its own Hub stand-in).
+scripts/hub-python.sh
 
 export WEBFORMERS_REQUIRE_GPU=1
 # lavapipe: a real Vulkan driver on the CPU, with shader-f16 and subgroups.

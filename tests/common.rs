@@ -60,3 +60,71 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
+
+/// The Hub stand-in (tests/hub/server.py) on free ports of 127.0.0.1, stopped when dropped.
+pub struct HubServer {
+    child: std::process::Child,
+    pub port: u16,
+    pub cdn_port: u16,
+}
+
+impl HubServer {
+    /// Serves each (repo id, folder); `gated` repos need the token `test-token`.
+    pub fn start(repos: &[(&str, &std::path::Path)], gated: &[&str]) -> HubServer {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let script = repo_root().join("tests/hub/server.py");
+        let mut cmd = Command::new("python3");
+        cmd.arg(&script).args(["--port", "0", "--cdn-port", "0"]);
+        for (id, dir) in repos {
+            cmd.arg("--repo").arg(format!("{id}={}", dir.display()));
+        }
+        for id in gated {
+            cmd.args(["--gated", id]);
+        }
+        // stdin stays open while this process lives: the server exits when it closes.
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("python3 runs tests/hub/server.py");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the server prints its ports");
+        let ports: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("server said `{line}`: {e}"));
+        let port = |k: &str| ports[k].as_u64().expect("a port") as u16;
+        HubServer { port: port("port"), cdn_port: port("cdn_port"), child }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// GET a control path (`/_stats`, `/_reset`, `/_fault?...`) and return the body.
+    pub fn control(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("the server listens");
+        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+    }
+
+    /// Every request since the last reset: {server, method, file, range, auth, status}.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        let stats: serde_json::Value = serde_json::from_str(&self.control("/_stats")).expect("stats are JSON");
+        assert_eq!(stats["cdn_authorization"], 0, "the CDN received an Authorization header");
+        stats["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn reset(&self) {
+        self.control("/_reset");
+    }
+
+    /// Makes the server misbehave (see tests/hub/server.py): `fault("file=model.safetensors&kind=drop&after=1000")`.
+    pub fn fault(&self, query: &str) {
+        assert_eq!(self.control(&format!("/_fault?{query}")), "ok");
+    }
+}
+
+impl Drop for HubServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""A Hugging Face Hub stand-in for tests, on 127.0.0.1 only (standard library only).
+
+Two servers: the Hub (resolve URLs, the repo API) and a CDN that the Hub redirects large (LFS)
+files to, as huggingface.co does. Both count every request (GET /_stats) and can be told to
+misbehave on the next requests for a file (GET /_fault?...), to test retries and resuming.
+
+    python3 tests/hub/server.py --port 0 --cdn-port 0 \
+        --repo sentence-transformers/all-MiniLM-L6-v2=.cache/models/all-MiniLM-L6-v2 \
+        [--gated org/name --token SECRET]
+
+The first line on stdout is {"port": P, "cdn_port": C}. The server exits when stdin closes, so
+it never outlives the test that started it (`--forever`: until killed).
+
+Hub: HEAD/GET /{repo}/resolve/{revision}/{path}
+  - revision: main or the repo's commit (anything else: 404 RevisionNotFound)
+  - small files: 200, ETag = git blob sha1, X-Repo-Commit, Content-Length, Range
+  - LFS files (>= 1 MiB or weight extensions): 302 to the CDN with X-Linked-Etag (sha256),
+    X-Linked-Size, X-Repo-Commit, and an ETag of the pointer file (which clients must not use)
+  - unknown repo: 401 RepoNotFound; unknown file: 404 EntryNotFound (with X-Repo-Commit)
+  - gated repos: 401 GatedRepo without a token, 403 GatedRepo with a wrong one
+GET /api/models/{repo}[/revision/{revision}]: {"id", "sha", "siblings": [{"rfilename"}]}
+GET /api/models/{repo}/tree/{revision}[/{path}]: the files (recursively) and folders, as the Hub lists them
+CDN: HEAD/GET /{sha256}/{repo}/{path}?sig=...; ETag = sha256; Range. A request that carries
+  Authorization is refused with 400 and counted (stats: cdn_authorization).
+GET /_stats: {"requests": [{server, method, file, range, auth, status}], "cdn_authorization": n}
+GET /_reset: clears the log and the faults.
+GET /_fault?file=F&kind=K[&count=N][&skip=N][&after=BYTES][&status=S][&retry_after=SECS][&method=GET]
+  kinds: status (answer S), drop (send AFTER body bytes then reset the connection), short (send
+  AFTER bytes of a full Content-Length then close cleanly), corrupt (flip one byte of the body).
+  count: how many requests it applies to (-1: until /_reset), after letting `skip` matching
+  requests through. On either server.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LFS_SUFFIXES = (".safetensors", ".gguf", ".bin", ".onnx", ".pt", ".h5", ".msgpack")
+LFS_MIN_SIZE = 1 << 20
+
+
+class Repo:
+    def __init__(self, repo_id, root):
+        self.id = repo_id
+        self.root = os.path.abspath(root)
+        self.files = {}
+        for dirpath, _, names in os.walk(self.root):
+            for name in names:
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, self.root).replace(os.sep, "/")
+                self.files[rel] = full
+        listing = "\n".join(f"{f}:{os.path.getsize(p)}" for f, p in sorted(self.files.items()))
+        self.commit = hashlib.sha1(f"{repo_id}\n{listing}".encode()).hexdigest()
+        self._hashes = {}
+        self._lock = threading.Lock()
+
+    def is_lfs(self, rel):
+        return rel.endswith(LFS_SUFFIXES) or os.path.getsize(self.files[rel]) >= LFS_MIN_SIZE
+
+    def sha256(self, rel):
+        with self._lock:
+            if rel not in self._hashes:
+                h = hashlib.sha256()
+                with open(self.files[rel], "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+                self._hashes[rel] = h.hexdigest()
+            return self._hashes[rel]
+
+    def git_sha1(self, rel):
+        with open(self.files[rel], "rb") as f:
+            data = f.read()
+        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+class State:
+    def __init__(self, repos, gated, token):
+        self.repos = repos
+        self.gated = set(gated)
+        self.token = token
+        self.lock = threading.Lock()
+        self.log = []
+        self.faults = []
+        self.cdn_authorization = 0
+        self.cdn_port = None
+
+    def take_fault(self, file, method, kinds):
+        with self.lock:
+            for f in self.faults:
+                if f["file"] == file and f["kind"] in kinds and f.get("method", method) == method and f["count"] != 0:
+                    if f["skip"] > 0:
+                        f["skip"] -= 1
+                        return None
+                    if f["count"] > 0:
+                        f["count"] -= 1
+                    return dict(f)
+        return None
+
+
+def make_handler(state, server_name):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def record(self, file, status):
+            with state.lock:
+                state.log.append({
+                    "server": server_name,
+                    "method": self.command,
+                    "file": file,
+                    "range": self.headers.get("Range"),
+                    "auth": self.headers.get("Authorization") is not None,
+                    "status": status,
+                })
+
+        def reply(self, status, headers=(), body=b"", file=None):
+            if file is not None:
+                self.record(file, status)
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD" and body:
+                self.wfile.write(body)
+
+        def do_HEAD(self):
+            self.route()
+
+        def do_GET(self):
+            self.route()
+
+        def route(self):
+            url = urllib.parse.urlsplit(self.path)
+            path = urllib.parse.unquote(url.path)
+            if path.startswith("/_"):
+                return self.control(path, urllib.parse.parse_qs(url.query))
+            if server_name == "cdn":
+                return self.cdn(path)
+            if path.startswith("/api/models/"):
+                return self.api(path[len("/api/models/"):])
+            return self.resolve(path)
+
+        def control(self, path, query):
+            q = {k: v[0] for k, v in query.items()}
+            if path == "/_stats":
+                with state.lock:
+                    body = json.dumps({"requests": state.log, "cdn_authorization": state.cdn_authorization}).encode()
+                return self.reply(200, [("Content-Type", "application/json")], body)
+            if path == "/_reset":
+                with state.lock:
+                    state.log.clear()
+                    state.faults.clear()
+                    state.cdn_authorization = 0
+                return self.reply(200, body=b"ok")
+            if path == "/_fault":
+                fault = {"file": q["file"], "kind": q["kind"], "count": int(q.get("count", 1)), "skip": int(q.get("skip", 0))}
+                for key in ("after", "status", "retry_after"):
+                    if key in q:
+                        fault[key] = int(q[key])
+                if "method" in q:
+                    fault["method"] = q["method"]
+                with state.lock:
+                    state.faults.append(fault)
+                return self.reply(200, body=b"ok")
+            return self.reply(404)
+
+        def find_repo(self, rest):
+            """(repo, remainder) for the longest repo id that `rest` starts with."""
+            for repo_id in sorted(state.repos, key=len, reverse=True):
+                if rest == repo_id or rest.startswith(repo_id + "/"):
+                    return state.repos[repo_id], rest[len(repo_id) + 1:]
+            return None, rest
+
+        def authorized(self, repo, file):
+            if repo.id not in state.gated:
+                return True
+            auth = self.headers.get("Authorization")
+            if auth is None:
+                self.reply(401, [("X-Error-Code", "GatedRepo"), ("X-Error-Message", "Access to this repository is restricted.")], file=file)
+                return False
+            if auth != f"Bearer {state.token}":
+                self.reply(403, [("X-Error-Code", "GatedRepo"), ("X-Error-Message", "Your token has no access.")], file=file)
+                return False
+            return True
+
+        def api(self, rest):
+            repo, tail = self.find_repo(rest)
+            if repo is None:
+                return self.reply(401, [("X-Error-Code", "RepoNotFound")], file="")
+            if not self.authorized(repo, ""):
+                return
+            kind, _, rest = tail.partition("/")
+            revision, _, prefix = rest.partition("/")
+            if kind and (kind not in ("revision", "tree") or revision not in ("main", repo.commit)):
+                return self.reply(404, [("X-Error-Code", "RevisionNotFound")], file="")
+            if kind == "tree":
+                # Every file under `prefix` (the listing is always recursive here), with its folders.
+                entries, folders = [], set()
+                for f in sorted(repo.files):
+                    if prefix and not f.startswith(prefix.rstrip("/") + "/"):
+                        continue
+                    parts = f.split("/")
+                    for i in range(1, len(parts)):
+                        folders.add("/".join(parts[:i]))
+                    size = os.path.getsize(repo.files[f])
+                    entry = {"type": "file", "oid": repo.git_sha1(f), "size": size, "path": f}
+                    if repo.is_lfs(f):
+                        entry["lfs"] = {"oid": repo.sha256(f), "size": size, "pointerSize": 134}
+                    entries.append(entry)
+                entries += [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in sorted(folders)]
+                return self.reply(200, [("Content-Type", "application/json")], json.dumps(entries).encode(), file="")
+            body = json.dumps({"id": repo.id, "modelId": repo.id, "sha": repo.commit, "private": False,
+                               "siblings": [{"rfilename": f} for f in sorted(repo.files)]}).encode()
+            return self.reply(200, [("Content-Type", "application/json")], body, file="")
+
+        def resolve(self, path):
+            repo, tail = self.find_repo(path.lstrip("/"))
+            if repo is None or not tail.startswith("resolve/"):
+                return self.reply(401, [("X-Error-Code", "RepoNotFound"), ("X-Error-Message", "Repository not found")], file="")
+            revision, _, file = tail[len("resolve/"):].partition("/")
+            if not self.authorized(repo, file):
+                return
+            fault = state.take_fault(file, self.command, ("status",))
+            if fault:
+                headers = [("Retry-After", str(fault["retry_after"]))] if "retry_after" in fault else []
+                return self.reply(fault.get("status", 503), headers, file=file)
+            if revision not in ("main", repo.commit):
+                return self.reply(404, [("X-Error-Code", "RevisionNotFound")], file=file)
+            commit = [("X-Repo-Commit", repo.commit)]
+            if file not in repo.files:
+                return self.reply(404, commit + [("X-Error-Code", "EntryNotFound"), ("X-Error-Message", "Entry not found")], file=file)
+            if repo.is_lfs(file):
+                sha = repo.sha256(file)
+                location = f"http://127.0.0.1:{state.cdn_port}/{sha}/{repo.id}/{urllib.parse.quote(file)}?sig=test"
+                return self.reply(302, commit + [
+                    ("Location", location),
+                    ("X-Linked-Etag", f'"{sha}"'),
+                    ("X-Linked-Size", str(os.path.getsize(repo.files[file]))),
+                    ("ETag", '"0000000000000000000000000000000000000000"'),
+                ], file=file)
+            self.send_file(repo, file, f'"{repo.git_sha1(file)}"', commit)
+
+        def cdn(self, path):
+            parts = path.lstrip("/").split("/", 1)
+            if len(parts) != 2:
+                return self.reply(404)
+            repo, file = self.find_repo(parts[1])
+            if repo is None or file not in repo.files or repo.sha256(file) != parts[0]:
+                return self.reply(404, file=file)
+            if self.headers.get("Authorization") is not None:
+                with state.lock:
+                    state.cdn_authorization += 1
+                return self.reply(400, body=b"the CDN must never receive the Hub token", file=file)
+            fault = state.take_fault(file, self.command, ("status",))
+            if fault:
+                headers = [("Retry-After", str(fault["retry_after"]))] if "retry_after" in fault else []
+                return self.reply(fault.get("status", 503), headers, file=file)
+            self.send_file(repo, file, f'"{parts[0]}"', [])
+
+        def send_file(self, repo, file, etag, extra):
+            full = repo.files[file]
+            size = os.path.getsize(full)
+            start, end, status = 0, size, 200
+            header = self.headers.get("Range")
+            if header and header.startswith("bytes="):
+                a, _, b = header[len("bytes="):].partition("-")
+                try:
+                    start = int(a)
+                    end = min(int(b) + 1, size) if b else size
+                except ValueError:
+                    start, end = size, size
+                if start >= size or start >= end:
+                    return self.reply(416, [("Content-Range", f"bytes */{size}")], file=file)
+                status = 206
+            headers = extra + [("ETag", etag), ("Accept-Ranges", "bytes"), ("Content-Type", "application/octet-stream")]
+            if status == 206:
+                headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
+            fault = None if self.command == "HEAD" else state.take_fault(file, self.command, ("drop", "short", "corrupt"))
+            self.record(file, status)
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(end - start))
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            with open(full, "rb") as f:
+                if fault and fault["kind"] in ("drop", "short"):
+                    f.seek(start)
+                    self.wfile.write(f.read(min(fault.get("after", (end - start) // 2), end - start)))
+                    self.wfile.flush()
+                    if fault["kind"] == "drop":
+                        # An abrupt reset (RST), as a dropped connection looks to the client.
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    else:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if fault and fault["kind"] == "corrupt":
+                    f.seek(start)
+                    data = bytearray(f.read(end - start))
+                    data[len(data) // 2] ^= 0xFF
+                    self.wfile.write(bytes(data))
+                    return
+                # The kernel copies the file: the server is not the bottleneck of a benchmark.
+                offset = start
+                while offset < end:
+                    sent = self.connection.sendfile(f, offset, end - offset)
+                    if sent == 0:
+                        break
+                    offset += sent
+
+    return Handler
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--cdn-port", type=int, default=0)
+    parser.add_argument("--repo", action="append", default=[], help="ORG/NAME=FOLDER")
+    parser.add_argument("--gated", action="append", default=[], help="a repo id that needs --token")
+    parser.add_argument("--token", default="test-token")
+    parser.add_argument("--forever", action="store_true", help="ignore stdin; run until killed")
+    args = parser.parse_args()
+    repos = {}
+    for spec in args.repo:
+        repo_id, _, folder = spec.partition("=")
+        if not os.path.isdir(folder):
+            sys.exit(f"{folder} is not a folder")
+        repos[repo_id] = Repo(repo_id, folder)
+    state = State(repos, args.gated, args.token)
+    hub = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state, "hub"))
+    cdn = ThreadingHTTPServer(("127.0.0.1", args.cdn_port), make_handler(state, "cdn"))
+    hub.daemon_threads = cdn.daemon_threads = True
+    state.cdn_port = cdn.server_address[1]
+    for server in (hub, cdn):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(json.dumps({"port": hub.server_address[1], "cdn_port": state.cdn_port}), flush=True)
+    try:
+        if args.forever:
+            threading.Event().wait()
+        # Until whoever started it goes away.
+        while sys.stdin.buffer.read(1 << 16):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
