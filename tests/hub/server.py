@@ -40,6 +40,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -108,6 +109,12 @@ class State:
 def make_handler(state, server_name):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            super().setup()
+            # As real servers do: without it the body waits on the client's delayed ACK of the
+            # headers (tens of ms per request).
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, *args):
             pass
@@ -301,7 +308,10 @@ def make_handler(state, server_name):
                     self.wfile.write(f.read(min(fault.get("after", (end - start) // 2), end - start)))
                     self.wfile.flush()
                     if fault["kind"] == "drop":
-                        # An abrupt reset (RST), as a dropped connection looks to the client.
+                        # An abrupt reset (RST), as a dropped connection looks to the client. A
+                        # reset throws away bytes not yet read, so the client gets a moment first:
+                        # the test then knows where the body broke.
+                        time.sleep(0.3)
                         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     else:
                         self.connection.shutdown(socket.SHUT_RDWR)

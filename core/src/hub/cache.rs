@@ -20,6 +20,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
+use std::thread::JoinHandle;
 
 use super::store::{Cached, FileMeta, PartialFile, Store};
 use crate::weights::SharedBytes;
@@ -176,6 +178,10 @@ impl Store for HfCache {
         File::create(&path).map(|_| ()).map_err(fail)
     }
 
+    fn maps_files(&self) -> bool {
+        true
+    }
+
     async fn link(&self, repo: &str, commit: &str, file: &str, meta: &FileMeta) -> Result<bool> {
         if !self.blob_path(repo, &meta.etag).is_file() {
             return Ok(false);
@@ -204,6 +210,7 @@ impl Store for HfCache {
             blob: blob.clone(),
             incomplete: incomplete.clone(),
             handle: None,
+            appender: None,
             len: 0,
             complete: false,
             _lock: lock,
@@ -227,6 +234,56 @@ impl Store for HfCache {
     }
 }
 
+/// Appends to a file on a thread of its own, so that storing overlaps hashing and uploading.
+/// Dropping it waits for every byte handed to it to be written.
+struct Appender {
+    tx: Option<SyncSender<Vec<u8>>>,
+    spares: Receiver<Vec<u8>>,
+    thread: Option<JoinHandle<std::io::Result<File>>>,
+}
+
+impl Appender {
+    fn new(mut file: File) -> Appender {
+        let (tx, rx) = sync_channel::<Vec<u8>>(8);
+        let (spare, spares) = channel();
+        let thread = std::thread::spawn(move || {
+            for buf in rx {
+                file.write_all(&buf)?;
+                let _ = spare.send(buf);
+            }
+            Ok(file)
+        });
+        Appender { tx: Some(tx), spares, thread: Some(thread) }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut buf = self.spares.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        match self.tx.as_ref().map(|tx| tx.send(buf)) {
+            Some(Ok(())) => Ok(()),
+            // The thread stopped on a write error: that error.
+            _ => self.close().map(|_| ()).and(Err(std::io::Error::other("the writer stopped"))),
+        }
+    }
+
+    /// Waits for every write; gives the file back.
+    fn close(&mut self) -> std::io::Result<File> {
+        drop(self.tx.take());
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(std::io::Error::other("the writer thread panicked")),
+            None => Err(std::io::Error::other("the writer is closed")),
+        }
+    }
+}
+
+impl Drop for Appender {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
 /// A blob being written (`blobs/{etag}.incomplete`), holding the blob's lock until dropped.
 pub struct BlobFile {
     cache: HfCache,
@@ -238,7 +295,9 @@ pub struct BlobFile {
     blob: PathBuf,
     incomplete: PathBuf,
     handle: Option<File>,
-    /// Bytes in the file: a prefix of the blob.
+    /// Writes in flight, once writing started (the handle moves into it).
+    appender: Option<Appender>,
+    /// Bytes in the file (or handed to the appender): a prefix of the blob.
     len: u64,
     /// The blob already exists; this only reads it.
     complete: bool,
@@ -251,7 +310,12 @@ impl BlobFile {
         cache_error(&self.repo, &self.file, path, e)
     }
 
+    /// The file, with every write done.
     fn handle(&mut self) -> Result<&mut File> {
+        if let Some(mut a) = self.appender.take() {
+            let file = a.close().map_err(|e| self.fail(e))?;
+            self.handle = Some(file);
+        }
         match self.handle.as_mut() {
             Some(h) => Ok(h),
             None => Err(cache_error(&self.repo, &self.file, &self.incomplete, "already closed")),
@@ -281,9 +345,14 @@ impl PartialFile for BlobFile {
         if self.complete || offset != self.len {
             return Err(self.fail(format!("a write at byte {offset}, after {} bytes", self.len)));
         }
-        let h = self.handle()?;
-        let r = h.write_all(bytes);
-        r.map_err(|e| self.fail(e))?;
+        if self.appender.is_none() {
+            let file = self.handle.take().ok_or_else(|| self.fail("already closed"))?;
+            self.appender = Some(Appender::new(file));
+        }
+        let r = self.appender.as_mut().map(|a| a.push(bytes));
+        if let Some(Err(e)) = r {
+            return Err(self.fail(e));
+        }
         self.len += bytes.len() as u64;
         Ok(())
     }
@@ -299,6 +368,7 @@ impl PartialFile for BlobFile {
             }
             // No fsync, as huggingface_hub: the rename is what makes the blob appear, and it only
             // happens after every byte was checked.
+            self.handle()?;
             drop(self.handle.take());
             fs::rename(&self.incomplete, &self.blob).map_err(|e| self.fail(e))?;
         }
@@ -306,6 +376,7 @@ impl PartialFile for BlobFile {
     }
 
     async fn discard(mut self) -> Result<()> {
+        drop(self.appender.take());
         drop(self.handle.take());
         if !self.complete {
             match fs::remove_file(&self.incomplete) {

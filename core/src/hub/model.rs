@@ -334,6 +334,20 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
             Located::Stored(meta) | Located::Remote(meta) => meta,
         };
         self.tracker.initiate(file);
+        if matches!(device, Device::Cpu) && self.hub.store.maps_files() {
+            // On the CPU the stored file itself holds the weights, mapped as in a warm load:
+            // nothing is copied as it streams, and host memory holds no second copy at all.
+            self.stream_file(file, &meta, async |fetch| {
+                let size = fetch.size();
+                fetch.advance(size, &mut |_, _| Ok(())).await
+            })
+            .await?;
+            self.tracker.done(file, meta.size);
+            return match self.hub.store.get(&self.repo, &self.pinned().unwrap_or_default(), file).await? {
+                Cached::Bytes(b) => Ok(Some(Arc::new(SafetensorsFile::from_bytes(b, &origin)?))),
+                _ => Err(self.target(file).error(HubErrorKind::Cache, "stored, but the store does not give it back")),
+            };
+        }
         let request_bytes = self.hub.options.request_bytes;
         let weights = self
             .stream_file(file, &meta, async |fetch| {

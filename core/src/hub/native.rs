@@ -2,6 +2,7 @@
 //! Blocking calls inside async fns are fine here: a native load blocks on the whole future.
 
 use std::io::Read;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::time::Duration;
 
 use super::cache::HfCache;
@@ -33,11 +34,97 @@ impl Default for UreqTransport {
     }
 }
 
-pub struct UreqBody(Box<dyn Read + Send + Sync>);
+/// Bodies of at least this many bytes are read by a thread of their own, so that the socket is
+/// drained while the previous piece is hashed, stored and uploaded.
+const READ_AHEAD_ABOVE: u64 = 1 << 20;
+const PIECE: usize = 256 << 10;
+/// Pieces read ahead at most.
+const AHEAD: usize = 4;
+
+enum Piece {
+    Bytes(Vec<u8>, usize),
+    End,
+    Failed(std::io::Error),
+}
+
+pub struct UreqBody(BodyState);
+
+enum BodyState {
+    Direct { reader: Box<dyn Read + Send + Sync>, buf: Vec<u8> },
+    Ahead { pieces: Receiver<Piece>, spare: Sender<Vec<u8>>, current: Option<(Vec<u8>, usize)> },
+}
+
+impl UreqBody {
+    fn new(reader: Box<dyn Read + Send + Sync>, length: Option<u64>) -> UreqBody {
+        if length.is_none_or(|n| n < READ_AHEAD_ABOVE) {
+            return UreqBody(BodyState::Direct { reader, buf: vec![0; 64 << 10] });
+        }
+        let (tx, pieces) = sync_channel(AHEAD);
+        let (spare, spares) = channel::<Vec<u8>>();
+        // Ends when the body does, or when the body is dropped (its next send fails).
+        std::thread::spawn(move || read_ahead(reader, tx, spares));
+        UreqBody(BodyState::Ahead { pieces, spare, current: None })
+    }
+}
+
+fn read_ahead(mut reader: Box<dyn Read + Send + Sync>, tx: SyncSender<Piece>, spares: Receiver<Vec<u8>>) {
+    loop {
+        // Buffers come back once read, so a long body reuses a handful of them.
+        let mut piece = spares.try_recv().unwrap_or_else(|_| vec![0; PIECE]);
+        let mut filled = 0;
+        let ended = loop {
+            match reader.read(&mut piece[filled..]) {
+                Ok(0) => break true,
+                Ok(n) => {
+                    filled += n;
+                    if filled == piece.len() {
+                        break false;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Every byte that did arrive is kept: the download resumes after it.
+                    if filled > 0 && tx.send(Piece::Bytes(piece, filled)).is_err() {
+                        return;
+                    }
+                    let _ = tx.send(Piece::Failed(e));
+                    return;
+                }
+            }
+        };
+        if filled > 0 && tx.send(Piece::Bytes(piece, filled)).is_err() {
+            return;
+        }
+        if ended {
+            let _ = tx.send(Piece::End);
+            return;
+        }
+    }
+}
 
 impl Body for UreqBody {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
-        self.0.read(buf).map_err(|e| TransportError(e.to_string()))
+    async fn chunk(&mut self) -> Result<Option<&[u8]>, TransportError> {
+        match &mut self.0 {
+            BodyState::Direct { reader, buf } => loop {
+                match reader.read(buf) {
+                    Ok(0) => return Ok(None),
+                    Ok(n) => return Ok(Some(&buf[..n])),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(TransportError(e.to_string())),
+                }
+            },
+            BodyState::Ahead { pieces, spare, current } => {
+                if let Some((used, _)) = current.take() {
+                    let _ = spare.send(used);
+                }
+                match pieces.recv() {
+                    Ok(Piece::Bytes(bytes, n)) => Ok(Some(&current.insert((bytes, n)).0[..n])),
+                    Ok(Piece::End) => Ok(None),
+                    Ok(Piece::Failed(e)) => Err(TransportError(e.to_string())),
+                    Err(_) => Err(TransportError("the body's reader stopped".into())),
+                }
+            }
+        }
     }
 }
 
@@ -59,7 +146,12 @@ impl Transport for UreqTransport {
             .filter_map(|name| response.header(&name).map(|v| (name.to_ascii_lowercase(), v.to_string())))
             .collect();
         let status = response.status();
-        let body = if request.method == Method::Head { UreqBody(Box::new(std::io::empty())) } else { UreqBody(response.into_reader()) };
+        let length = response.header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        let body = if request.method == Method::Head {
+            UreqBody::new(Box::new(std::io::empty()), Some(0))
+        } else {
+            UreqBody::new(response.into_reader(), length)
+        };
         Ok(Response { status, headers, body })
     }
 

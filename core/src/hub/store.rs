@@ -59,6 +59,13 @@ pub trait Store {
     /// False when there is none.
     async fn link(&self, repo: &str, commit: &str, file: &str, meta: &FileMeta) -> Result<bool>;
 
+    /// Whether `get` hands back a complete file as shared bytes (a mapped blob): then a CPU load
+    /// uses the stored file itself instead of copying tensors as they stream. A store that keeps
+    /// records (the browser's) says no, and CPU loads stream like GPU loads.
+    fn maps_files(&self) -> bool {
+        false
+    }
+
     /// Starts or resumes storing a file. On a complete file (`Cached::Stored`, or one finished by
     /// someone else meanwhile) it reports every byte held, and `finish` only makes it visible.
     async fn open(&self, repo: &str, commit: &str, file: &str, meta: &FileMeta) -> Result<Self::Partial>;

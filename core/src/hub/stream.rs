@@ -4,7 +4,7 @@
 //! back from it, the others come by Range requests; every byte is hashed, stored and handed to a
 //! sink exactly once, so a broken connection resumes at the byte where it broke. `stream_weights`
 //! puts a sink behind it that cuts the bytes into tensors and uploads each as soon as it is whole:
-//! host memory holds one tensor at a time (plus one read buffer), never the file.
+//! host memory holds one tensor at a time (plus the transport's read buffers), never the file.
 
 use std::ops::Range;
 
@@ -21,8 +21,7 @@ use crate::{Device, Error, HubErrorKind, Result, Tensor};
 /// Bytes handed on in order: (offset in the file, bytes).
 pub(crate) type Sink<'s> = dyn FnMut(u64, &[u8]) -> Result<()> + 's;
 
-/// One network read (and one piece read back from a store).
-const READ_BYTES: usize = 256 << 10;
+/// One piece read back from a store.
 const STORE_READ_BYTES: u64 = 4 << 20;
 
 enum Broke {
@@ -51,7 +50,6 @@ pub(crate) struct Fetch<'a, T: Transport, P: PartialFile> {
     /// The store had part of the file from an earlier, interrupted download.
     resumed: bool,
     downloading: bool,
-    buf: Vec<u8>,
 }
 
 impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
@@ -83,7 +81,6 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
             hasher,
             resumed: held_bytes > 0 && !complete,
             downloading: false,
-            buf: Vec::new(),
         }
     }
 
@@ -210,7 +207,7 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
         let sent = client::send(self.transport, self.options, Method::Get, &self.url, Some(start..end), false, self.at)
             .await
             .map_err(Broke::Fatal)?;
-        let mut response = sent.response;
+        let response = sent.response;
         // Whole-file answers to a range request are read from their start and skipped.
         let mut skip = 0;
         match response.status {
@@ -230,33 +227,26 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
             _ => return Err(Broke::Fatal(client::status_error(&response, Method::Get, &sent.url, sent.authorized, sent.tries, self.at))),
         }
         self.url = sent.url;
-        if self.buf.is_empty() {
-            self.buf = vec![0; READ_BYTES];
-        }
-        let mut buf = std::mem::take(&mut self.buf);
-        let result = async {
-            while self.pos < end {
-                let want = if skip > 0 { skip.min(buf.len() as u64) } else { (end - self.pos).min(buf.len() as u64) } as usize;
-                let n = match response.body.read(&mut buf[..want]).await {
-                    Ok(0) => return Err(Broke::Broken(format!("the body ended at byte {}", self.pos))),
-                    Ok(n) => n,
-                    Err(e) => return Err(Broke::Broken(e.to_string())),
-                };
-                if skip > 0 {
-                    skip -= n as u64;
-                    continue;
-                }
-                self.take(&buf[..n], sink, true).await.map_err(Broke::Fatal)?;
+        let mut body = response.body;
+        while self.pos < end {
+            let mut chunk = match body.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => return Err(Broke::Broken(format!("the body ended at byte {}", self.pos))),
+                Err(e) => return Err(Broke::Broken(e.to_string())),
+            };
+            if skip > 0 {
+                let s = skip.min(chunk.len() as u64);
+                chunk = &chunk[s as usize..];
+                skip -= s;
             }
-            Ok(())
+            let n = (end - self.pos).min(chunk.len() as u64) as usize;
+            self.take(&chunk[..n], sink, true).await.map_err(Broke::Fatal)?;
         }
-        .await;
-        if result.is_ok() && response.status == 206 {
+        if response.status == 206 {
             // Reading the (empty) rest lets the transport reuse the connection.
-            let _ = response.body.read(&mut buf[..1]).await;
+            let _ = body.chunk().await;
         }
-        self.buf = buf;
-        result
+        Ok(())
     }
 }
 
@@ -442,6 +432,10 @@ impl Assembler<'_> {
                 // Whole within this read: uploaded straight from it.
                 self.upload(self.next, &data[..take])?;
             } else {
+                if self.staged.is_empty() {
+                    // Exactly one tensor's room, not a doubling's.
+                    self.staged.reserve_exact((end - start) as usize);
+                }
                 self.staged.extend_from_slice(&data[..take]);
                 self.peak = self.peak.max(self.staged.capacity());
                 if start + self.staged.len() as u64 == end {

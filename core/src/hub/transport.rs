@@ -56,9 +56,9 @@ impl std::fmt::Display for TransportError {
 // futures are not Send.
 #[allow(async_fn_in_trait)]
 pub trait Body {
-    /// Reads the next bytes into `buf`; 0 at the end of the body. A body that ends before its
-    /// Content-Length is an error.
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError>;
+    /// The next bytes of the body (a piece of any length, valid until the next call), or None at
+    /// its end. A body that ends before its Content-Length is an error.
+    async fn chunk(&mut self) -> Result<Option<&[u8]>, TransportError>;
 }
 
 #[allow(async_fn_in_trait)]
