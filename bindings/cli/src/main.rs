@@ -1,12 +1,16 @@
-//! The `webformers` command line: run a pipeline task on a local model, or benchmark one.
-//! Errors print one line on stderr and exit with status 1; nothing panics on bad input.
+//! The `webformers` command line: run a pipeline task on a model from a folder or the Hub, or
+//! benchmark one. Errors print one line on stderr and exit with status 1; nothing panics on bad
+//! input.
+
+mod progress;
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use webformers::chat::Message;
-use webformers::files::DirFiles;
+use webformers::files::{DirFiles, ModelFiles};
+use webformers::hub::{HfCache, Hub, HubOptions, UreqTransport};
 use webformers::tasks::feature_extraction::{FeatureExtraction, Pooling};
 use webformers::tasks::text_generation::{GenerationOptions, Prompt, TextGeneration};
 use webformers::tasks::{LoadOptions, Task};
@@ -22,9 +26,13 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct ModelArgs {
-    /// A model folder (config.json, tokenizer.json, model.safetensors), or a .gguf file.
+    /// A model folder (config.json, tokenizer.json, model.safetensors), a .gguf file, or a Hub
+    /// repository (`org/name`, when no such path exists), fetched into the Hugging Face cache.
     #[arg(long)]
     model: String,
+    /// A Hub model's branch, tag or commit (default: main).
+    #[arg(long)]
+    revision: Option<String>,
     /// auto takes the GPU when an adapter exists, else the CPU.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -134,17 +142,66 @@ async fn prepare(args: &ModelArgs) -> Result<(Device, LoadOptions)> {
     Ok((device, LoadOptions { dtype }))
 }
 
-async fn open(args: &ModelArgs) -> Result<FeatureExtraction> {
-    // The folder first: a wrong path fails fast, before a GPU is opened.
-    let files = DirFiles::open(&args.model)?;
+/// Where `--model` points.
+enum ModelRef {
+    Path(std::path::PathBuf),
+    Hub(String),
+}
+
+/// A path that exists wins; otherwise something shaped like `org/name` is a Hub repository.
+fn model_ref(args: &ModelArgs) -> Result<ModelRef> {
+    let path = std::path::Path::new(&args.model);
+    let hub = !path.exists() && webformers::hub::is_repo_id(&args.model) && !args.model.ends_with(".gguf");
+    if !hub && args.revision.is_some() {
+        return Err(webformers::Error::Input(format!("--revision is for Hub models, and `{}` is a local path", args.model)));
+    }
+    Ok(if hub { ModelRef::Hub(args.model.clone()) } else { ModelRef::Path(path.to_path_buf()) })
+}
+
+/// The model's files, the device and the load options. The folder, or the Hub repository (its
+/// config.json), is checked before a GPU is opened, so a wrong name fails fast.
+async fn open_files(args: &ModelArgs, task: Task) -> Result<(Box<dyn ModelFiles>, Device, LoadOptions)> {
+    let repo = match model_ref(args)? {
+        ModelRef::Path(path) => {
+            let files = DirFiles::open(path)?;
+            let (device, options) = prepare(args).await?;
+            return Ok((Box::new(files), device, options));
+        }
+        ModelRef::Hub(repo) => repo,
+    };
+    let bars = progress::Bars::new();
+    let hub_options = HubOptions { progress: Some(bars.callback()), ..HubOptions::from_env() };
+    let hub = Hub::new(UreqTransport::new(), HfCache::from_env(), hub_options);
+    let model = hub.model(&repo, args.revision.as_deref())?;
+    // A mistyped local path reads as a Hub id: say that no such folder exists either.
+    let not_here = |e: webformers::Error| match e {
+        webformers::Error::Hub { repo, file, kind, msg } if msg.contains("the repository does not exist") => {
+            webformers::Error::Hub { msg: format!("{msg} (and there is no local folder `{repo}`)"), repo, file, kind }
+        }
+        e => e,
+    };
+    if model.file("config.json").await.map_err(not_here)?.is_none() {
+        return Err(webformers::Error::File { path: repo, msg: "is not a model: the repository has no config.json".into() });
+    }
     let (device, options) = prepare(args).await?;
-    FeatureExtraction::load(&files, &device, &options)
+    let t = Instant::now();
+    let files = model.load(task.files(), &device).await?;
+    bars.finish();
+    let fetched = bars.downloaded();
+    let commit: String = files.commit().chars().take(10).collect();
+    let how = if fetched > 0 { format!("{:.1} MB downloaded", fetched as f64 / 1e6) } else { "from the cache".to_string() };
+    eprintln!("model: {repo} at {commit} ({how}, {:.2} s)", t.elapsed().as_secs_f64());
+    Ok((Box::new(files), device, options))
+}
+
+async fn open(args: &ModelArgs) -> Result<FeatureExtraction> {
+    let (files, device, options) = open_files(args, Task::FeatureExtraction).await?;
+    FeatureExtraction::load(files.as_ref(), &device, &options)
 }
 
 async fn open_generator(args: &ModelArgs) -> Result<TextGeneration> {
-    let files = DirFiles::open(&args.model)?;
-    let (device, options) = prepare(args).await?;
-    TextGeneration::load(&files, &device, &options)
+    let (files, device, options) = open_files(args, Task::TextGeneration).await?;
+    TextGeneration::load(files.as_ref(), &device, &options)
 }
 
 async fn run(cli: Cli) -> Result<()> {

@@ -93,3 +93,51 @@ fn gpu_without_an_adapter_is_a_clear_error() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("device: cpu"), "{}", stderr(&out));
 }
+
+/// `--model org/name`: fetched from a Hub (the stand-in of tests/hub) into the HF cache, then
+/// loaded offline from it; `--revision` pins a commit; mistakes are one clear line.
+#[test]
+fn hub_models_by_id_are_cached_and_work_offline() {
+    use webformers_tests::HubServer;
+    let repo = "sentence-transformers/all-MiniLM-L6-v2";
+    let llama = "test/tiny-llama";
+    let fixtures = webformers_tests::repo_root().join("tests/fixtures/tiny-llama");
+    let server = HubServer::start(&[(repo, &model_dir("all-MiniLM-L6-v2")), (llama, &fixtures)], &[]);
+    let home = tempfile::tempdir().unwrap();
+    let reference = fixture("minilm-reference.json");
+    let hello = reference["inputs"].as_array().unwrap().iter().find(|i| i["name"] == "hello").unwrap().clone();
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut c = command();
+        c.env_remove("HF_TOKEN").env_remove("HF_HUB_CACHE").env("HF_HOME", home.path());
+        c.envs(env.iter().copied()).args(args).output().unwrap()
+    };
+    let endpoint = server.endpoint();
+    let online = [("HF_ENDPOINT", endpoint.as_str())];
+    let offline = [("HF_ENDPOINT", "http://127.0.0.1:9"), ("HF_HUB_OFFLINE", "1")];
+    let embed = ["run", "feature-extraction", "--model", repo, "--device", "cpu", "--pooling", "mean", "--normalize", "--json"];
+    for (env, what) in [(&online[..], "online"), (&offline[..], "offline")] {
+        let mut args = embed.to_vec();
+        args.push(hello["text"].as_str().unwrap());
+        let out = run(env, &args);
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("model: {repo} at ")), "{what}: {}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        assert!(max_abs_diff(&floats(&json["data"][0]), &floats(&hello["embedding"])) <= 1e-4, "{what}");
+    }
+    let snapshots = home.path().join("hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots");
+    let commit = std::fs::read_dir(&snapshots).unwrap().next().unwrap().unwrap().file_name().into_string().unwrap();
+    let out = run(&offline, &[&embed[..], &["--revision", &commit, "hi"]].concat());
+    assert!(out.status.success(), "--revision {commit}: {}", stderr(&out));
+
+    // Text generation loads through the same path.
+    let out = run(&online, &["run", "text-generation", "--model", llama, "--device", "cpu", "--max-new-tokens", "3", "--json", "Hello"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON array");
+    assert!(json[0]["generated_text"].is_string(), "{json}");
+
+    assert_clear_error(&run(&online, &[&embed[..], &["--revision", "no-such-branch", "hi"]].concat()), "revision does not exist");
+    assert_clear_error(&run(&online, &["run", "feature-extraction", "--model", "nobody/nothing", "hi"]), "nobody/nothing");
+    assert_clear_error(&run(&offline, &["run", "feature-extraction", "--model", "nobody/nothing", "hi"]), "HF_HUB_OFFLINE");
+    let folder = model_dir("all-MiniLM-L6-v2");
+    assert_clear_error(&run(&online, &["run", "feature-extraction", "--model", folder.to_str().unwrap(), "--revision", "main", "hi"]), "--revision");
+}
