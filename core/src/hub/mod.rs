@@ -149,5 +149,6 @@ pub(crate) fn is_commit_hash(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-#[cfg(test)]
+// Native only: they block on futures with pollster.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;

@@ -26,7 +26,18 @@ pub struct TensorInfo {
     pub range: Range<usize>,
 }
 
-pub trait WeightSource: Send + Sync {
+/// `Send + Sync` natively. In the browser GPU handles are neither (and there is one thread), so
+/// sources holding tensors (`DeviceWeights`) could not be weight sources there otherwise.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSendSync: Send + Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + Sync + ?Sized> MaybeSendSync for T {}
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSendSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSendSync for T {}
+
+pub trait WeightSource: MaybeSendSync {
     /// Where the weights came from, for error messages.
     fn origin(&self) -> &str;
     fn info(&self, name: &str) -> Option<&TensorInfo>;
