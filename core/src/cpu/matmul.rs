@@ -197,40 +197,54 @@ struct Block<'a> {
 /// One task: rows [rows.0, rows.1) x panels [panels.0, panels.1) of C, all of K.
 #[inline(always)]
 fn block_kernel<S: Simd, const MR: usize>(blk: &Block<'_>) {
-    const NV: usize = 2;
-    let nr = NV * S::LANES;
+    let nr = 2 * S::LANES;
     let s = blk.s;
+    // Full MR-row tiles, then the rest in 4-row tiles: a 16-token sentence would otherwise pay
+    // for 24 rows with MR = 12.
+    let full_end = blk.rows.0 + (blk.rows.1 - blk.rows.0) / MR * MR;
     for pc in (0..s.k).step_by(KC) {
         let kc = KC.min(s.k - pc);
         for p in blk.panels.0..blk.panels.1 {
             let panel = &blk.packed[p * s.k * nr + pc * nr..];
-            let col0 = p * nr;
-            let cols = nr.min(s.n - col0);
-            for r0 in (blk.rows.0..blk.rows.1).step_by(MR) {
-                let valid = MR.min(blk.rows.1 - r0);
-                let a_rows: [*const f32; MR] =
-                    std::array::from_fn(|i| if i < valid { blk.a[(r0 + i) * blk.sa_m + pc..].as_ptr() } else { blk.zeros.as_ptr() });
-                // SAFETY: a_rows have kc values, the panel has kc * nr, and each task owns its C tile.
-                unsafe {
-                    let mut acc = [[S::zero(); NV]; MR];
-                    for (i, row) in acc.iter_mut().enumerate().take(valid) {
-                        let c_row = blk.out.at((r0 + i) * s.n + col0);
-                        for (v, reg) in row.iter_mut().enumerate() {
-                            *reg = if pc > 0 {
-                                load_partial::<S>(c_row.add(v * S::LANES), cols.saturating_sub(v * S::LANES))
-                            } else {
-                                S::load(blk.bias.as_ptr().add(col0 + v * S::LANES))
-                            };
-                        }
-                    }
-                    tile::<S, MR, NV>(&a_rows, panel.as_ptr(), kc, nr, &mut acc);
-                    for (i, row) in acc.iter().enumerate().take(valid) {
-                        let c_row = blk.out.at((r0 + i) * s.n + col0);
-                        for (v, reg) in row.iter().enumerate() {
-                            store_partial::<S>(c_row.add(v * S::LANES), *reg, cols.saturating_sub(v * S::LANES));
-                        }
-                    }
-                }
+            for r0 in (blk.rows.0..full_end).step_by(MR) {
+                row_tile::<S, MR>(blk, r0, MR, p, pc, kc, panel);
+            }
+            for r0 in (full_end..blk.rows.1).step_by(4) {
+                row_tile::<S, 4>(blk, r0, 4.min(blk.rows.1 - r0), p, pc, kc, panel);
+            }
+        }
+    }
+}
+
+/// Rows [r0, r0 + valid) x panel p of C, over K slice [pc, pc + kc): starts from the bias (first
+/// slice) or from C, and stores back.
+#[inline(always)]
+fn row_tile<S: Simd, const MR: usize>(blk: &Block<'_>, r0: usize, valid: usize, p: usize, pc: usize, kc: usize, panel: &[f32]) {
+    const NV: usize = 2;
+    let s = blk.s;
+    let nr = NV * S::LANES;
+    let col0 = p * nr;
+    let cols = nr.min(s.n - col0);
+    let a_rows: [*const f32; MR] =
+        std::array::from_fn(|i| if i < valid { blk.a[(r0 + i) * blk.sa_m + pc..].as_ptr() } else { blk.zeros.as_ptr() });
+    // SAFETY: a_rows have kc values, the panel has kc * nr, and each task owns its C tile.
+    unsafe {
+        let mut acc = [[S::zero(); NV]; MR];
+        for (i, row) in acc.iter_mut().enumerate().take(valid) {
+            let c_row = blk.out.at((r0 + i) * s.n + col0);
+            for (v, reg) in row.iter_mut().enumerate() {
+                *reg = if pc > 0 {
+                    load_partial::<S>(c_row.add(v * S::LANES), cols.saturating_sub(v * S::LANES))
+                } else {
+                    S::load(blk.bias.as_ptr().add(col0 + v * S::LANES))
+                };
+            }
+        }
+        tile::<S, MR, NV>(&a_rows, panel.as_ptr(), kc, nr, &mut acc);
+        for (i, row) in acc.iter().enumerate().take(valid) {
+            let c_row = blk.out.at((r0 + i) * s.n + col0);
+            for (v, reg) in row.iter().enumerate() {
+                store_partial::<S>(c_row.add(v * S::LANES), *reg, cols.saturating_sub(v * S::LANES));
             }
         }
     }
