@@ -23,6 +23,7 @@ pub use tensor::{HostData, Tensor};
 
 pub mod chat;
 pub mod files;
+pub mod gguf_tokenizer;
 pub mod models;
 pub mod nn;
 pub mod sampling;
