@@ -10,7 +10,11 @@ use webformers::Error;
 /// `over_limit`, `gpu`, or `engine` for anything else (shape or dtype errors: a bug or an
 /// unsupported model).
 pub fn js_error(e: Error) -> JsValue {
+    let message = e.to_string();
     let code = match &e {
+        // Loading a weight wraps the upload's error in Error::Weight, keeping only its text; a
+        // tensor over the binding limit must still read as `over_limit` (the 'auto' fallback).
+        Error::Weight { msg, .. } if msg.contains("more than this adapter's limit") => "over_limit",
         Error::File { .. } => "file",
         Error::Config(_) => "config",
         Error::Weight { .. } => "weight",
@@ -22,7 +26,7 @@ pub fn js_error(e: Error) -> JsValue {
         Error::Gpu(_) => "gpu",
         _ => "engine",
     };
-    let error = js_sys::Error::new(&e.to_string());
+    let error = js_sys::Error::new(&message);
     let _ = Reflect::set(&error, &JsValue::from_str("code"), &JsValue::from_str(code));
     error.into()
 }

@@ -60,6 +60,17 @@ pub fn set_panic_handler(handler: Option<js_sys::Function>) {
     PANIC_HANDLER.with(|h| *h.borrow_mut() = handler);
 }
 
+/// Panics on purpose, after one turn of the event loop (as a panic inside a GPU read would): the
+/// tests use it to check that a panic rejects the calls in flight instead of leaving them hanging.
+/// The instance is unusable afterwards.
+#[wasm_bindgen(js_name = debugPanic)]
+pub fn debug_panic(message: String) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&JsValue::NULL)).await?;
+        panic!("{message}");
+    })
+}
+
 /// The engine's version (the crate's).
 #[wasm_bindgen]
 pub fn version() -> String {
