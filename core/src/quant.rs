@@ -99,7 +99,7 @@ const _: () = assert!(std::mem::size_of::<BlockQ6K>() == dtype::Q6K_BLOCK.1);
 const _: () = assert!(std::mem::align_of::<BlockQ6K>() == 1 && std::mem::align_of::<BlockQ4_0>() == 1);
 
 /// A ggml block type.
-pub trait QuantBlock: Pod {
+pub trait QuantBlock: Pod + Send + Sync {
     const DTYPE: DType;
     /// Values per block.
     const LEN: usize;
@@ -237,17 +237,16 @@ fn dequantize_as<B: QuantBlock>(bytes: &[u8]) -> Result<Vec<f32>> {
 macro_rules! with_block {
     ($dtype:expr, $f:ident ( $($arg:expr),* ), $other:expr) => {
         match $dtype {
-            DType::Q8_0 => $f::<$crate::quant::BlockQ8_0>($($arg),*),
-            DType::Q4_0 => $f::<$crate::quant::BlockQ4_0>($($arg),*),
-            DType::Q4_1 => $f::<$crate::quant::BlockQ4_1>($($arg),*),
-            DType::Q4K => $f::<$crate::quant::BlockQ4K>($($arg),*),
-            DType::Q5K => $f::<$crate::quant::BlockQ5K>($($arg),*),
-            DType::Q6K => $f::<$crate::quant::BlockQ6K>($($arg),*),
+            $crate::dtype::DType::Q8_0 => $f::<$crate::quant::BlockQ8_0>($($arg),*),
+            $crate::dtype::DType::Q4_0 => $f::<$crate::quant::BlockQ4_0>($($arg),*),
+            $crate::dtype::DType::Q4_1 => $f::<$crate::quant::BlockQ4_1>($($arg),*),
+            $crate::dtype::DType::Q4K => $f::<$crate::quant::BlockQ4K>($($arg),*),
+            $crate::dtype::DType::Q5K => $f::<$crate::quant::BlockQ5K>($($arg),*),
+            $crate::dtype::DType::Q6K => $f::<$crate::quant::BlockQ6K>($($arg),*),
             _ => $other,
         }
     };
 }
-#[allow(unused_imports)]
 pub(crate) use with_block;
 
 /// The values of `bytes` holding `dtype` data (quantized blocks, or f32 / f16 / bf16).
