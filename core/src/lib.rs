@@ -10,6 +10,7 @@ pub mod gpu;
 mod graph;
 pub mod layout;
 pub mod ops;
+pub mod quant;
 pub mod reference;
 mod tensor;
 

@@ -33,12 +33,12 @@ const KC: usize = 256;
 const PANELS_PER_TASK: usize = 4;
 
 /// Register tile of the packed kernel for a vector width: MR rows x (NV vectors = NR columns).
-const fn tile_for(lanes: usize) -> (usize, usize) {
+pub(super) const fn tile_for(lanes: usize) -> (usize, usize) {
     if lanes >= 16 { (12, 2) } else { (6, 2) }
 }
 
 /// (batch, row, k) strides of a [batch, rows, K]- or [rows, K]-shaped view.
-fn strides3(layout: &Layout) -> (usize, usize, usize) {
+pub(super) fn strides3(layout: &Layout) -> (usize, usize, usize) {
     let s = layout.strides();
     match s.len() {
         2 => (0, s[0], s[1]),
@@ -252,7 +252,7 @@ fn row_tile<S: Simd, const MR: usize>(blk: &Block<'_>, r0: usize, valid: usize, 
 
 /// acc[i][v] += sum over kk of a[i][kk] * panel[kk][v*LANES..]
 #[inline(always)]
-unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
+pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     a: &[*const f32; MR],
     panel: *const f32,
     kc: usize,
@@ -273,7 +273,7 @@ unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
 }
 
 #[inline(always)]
-unsafe fn load_partial<S: Simd>(p: *const f32, valid: usize) -> S::V {
+pub(super) unsafe fn load_partial<S: Simd>(p: *const f32, valid: usize) -> S::V {
     unsafe {
         if valid >= S::LANES {
             return S::load(p);
@@ -285,7 +285,7 @@ unsafe fn load_partial<S: Simd>(p: *const f32, valid: usize) -> S::V {
 }
 
 #[inline(always)]
-unsafe fn store_partial<S: Simd>(p: *mut f32, v: S::V, valid: usize) {
+pub(super) unsafe fn store_partial<S: Simd>(p: *mut f32, v: S::V, valid: usize) {
     unsafe {
         if valid >= S::LANES {
             return S::store(p, v);

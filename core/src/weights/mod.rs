@@ -1,4 +1,4 @@
-//! Weights by their Hugging Face names. A `WeightSource` (a safetensors file, later GGUF or a
+//! Weights by their Hugging Face names. A `WeightSource` (a safetensors or GGUF file, later a
 //! stream) says what tensors exist and gives their bytes; `Weights` is what model code uses: a
 //! prefix builder (`vb.pp("encoder.layer.0")`) whose `get` checks the shape, names the tensor in
 //! every error, converts dtypes for the device, and uploads.
@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::{DType, Device, Error, Result, Tensor};
 
+pub mod gguf;
 pub mod safetensors;
 
 /// Bytes that may be shared without a copy (a memory map, a downloaded file).
