@@ -44,8 +44,9 @@ async function instantiate() {
   const url = wasmUrl();
   let source = url;
   if (IS_NODE && url.protocol === 'file:') {
-    // Node's fetch cannot read file: URLs.
-    const { readFile } = await import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:fs/promises');
+    // Node's fetch cannot read file: URLs. (A variable specifier: bundlers leave it alone.)
+    const fsPromises = 'node:fs/promises';
+    const { readFile } = await import(/* webpackIgnore: true */ /* @vite-ignore */ fsPromises);
     source = await readFile(url);
   }
   try {

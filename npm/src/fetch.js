@@ -27,12 +27,10 @@ function baseHref() {
 }
 
 let nodeModules = null;
+/** Node's fs, path and url, imported only in Node (variable specifiers: bundlers leave them alone). */
 async function node() {
-  nodeModules ??= Promise.all([
-    import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:fs/promises'),
-    import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:path'),
-    import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:url'),
-  ]).then(([fs, path, url]) => ({ fs, path, url }));
+  const load = (name) => import(/* webpackIgnore: true */ /* @vite-ignore */ name);
+  nodeModules ??= Promise.all(['node:fs/promises', 'node:path', 'node:url'].map(load)).then(([fs, path, url]) => ({ fs, path, url }));
   return nodeModules;
 }
 

@@ -22,6 +22,7 @@ const TASKS = {
   'text-generation': {
     defaultModel: 'HuggingFaceTB/SmolLM2-135M-Instruct',
     load: (wasm, files, device, dtype) => wasm.TextGenerationTask.load(files, device, dtype),
+    supportsGguf: (wasm) => wasm.TextGenerationTask.supportsGguf(),
     loadGguf: (wasm, files, file, device, dtype) => wasm.TextGenerationTask.loadGguf(files, file, device, dtype),
     make: textGeneration,
   },
@@ -90,6 +91,12 @@ export async function pipeline(task, model = null, options = {}) {
   const gguf = typeof model === 'string' && isGguf(model);
   if (gguf && !entry.loadGguf) {
     throw new WebformersError(`${spec.task} cannot load a .gguf file (${model}); give a model folder`, 'input');
+  }
+  if (gguf && !entry.supportsGguf(wasm)) {
+    throw new WebformersError(
+      `${model}: this build of webformers cannot load GGUF files yet; use a model folder with model.safetensors`,
+      'unsupported',
+    );
   }
   const progress = (event) => {
     if (progress_callback) progress_callback(event);

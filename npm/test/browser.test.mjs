@@ -12,6 +12,7 @@ import {
   TOLERANCE,
   brokenModels,
   closedPort,
+  distDir,
   fixturesDir,
   launchBrowser,
   maxAbsDiff,
@@ -30,7 +31,7 @@ let broken;
 
 before(async () => {
   broken = brokenModels();
-  server = await testServer({ '/broken/': broken });
+  server = await testServer({ '/broken/': broken, '/dist-copy/': distDir });
   browser = await launchBrowser();
 });
 
@@ -95,7 +96,14 @@ describe('feature-extraction in the page matches the PyTorch reference', () => {
 
   test("device 'auto' takes WASM over a software WebGPU adapter, and says why", { timeout: 120_000 }, async () => {
     const p = await page();
+    // Also: the .wasm from where env.wasmPaths says (the same file, under another URL).
+    await p.evaluate(async () => {
+      const { env } = await import('/webformers/index.js');
+      env.wasmPaths = '/dist-copy/wasm/';
+    });
     const out = await embedInPage(p, 'auto', texts.slice(0, 3));
+    const wasmUrls = await p.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name).filter((u) => u.endsWith('.wasm')));
+    assert.deepEqual(wasmUrls, [`${server.url}dist-copy/wasm/webformers_wasm_bg.wasm`]);
     assert.equal(out.device, 'wasm');
     assert.match(out.note, /software fallback/);
     assert.ok(maxAbsDiff(out.data, { ...ref, inputs: ref.inputs.slice(0, 3) }) <= TOLERANCE);
@@ -231,6 +239,30 @@ describe('the semantic-search demo', () => {
       await p.close();
     });
   }
+});
+
+describe('the chat demo', () => {
+  test('streams a reply from its worker (the tiny model stands in while GGUF cannot load)', { timeout: 120_000 }, async () => {
+    const p = await openPage(browser, `${server.url}demos/chat/?device=wasm`);
+    await p.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), { timeout: 90_000 });
+    await p.click('#send');
+    await p.waitForFunction(() => document.body.dataset.replies === '1' || document.body.dataset.state === 'error', { timeout: 90_000 });
+    const out = await p.evaluate(() => ({
+      state: document.body.dataset.state,
+      error: document.getElementById('error').textContent,
+      device: document.getElementById('device').dataset.device,
+      messages: [...document.querySelectorAll('.msg')].map((m) => m.className),
+      pieces: Number(document.querySelector('.msg.assistant')?.dataset.pieces ?? 0),
+      timings: document.getElementById('timings').textContent,
+    }));
+    assert.equal(out.state, 'ready', out.error);
+    assert.equal(out.device, 'wasm');
+    assert.deepEqual(out.messages, ['msg user', 'msg assistant']);
+    assert.ok(out.pieces > 1, `the reply came in ${out.pieces} piece(s)`);
+    assert.match(out.timings, /tokens\/s/);
+    assert.deepEqual(p.problems, []);
+    await p.close();
+  });
 });
 
 describe('bad input rejects with a clear Error, and nothing hangs', () => {

@@ -80,6 +80,12 @@ impl TextGenerationTask {
         Ok(TextGenerationTask { inner: Rc::new(task) })
     }
 
+    /// Whether this build loads .gguf files: the JS side asks before downloading one.
+    #[wasm_bindgen(js_name = supportsGguf)]
+    pub fn supports_gguf() -> bool {
+        false
+    }
+
     /// From one GGUF file (weights, tokenizer and chat template in its metadata), held in `files`
     /// under the name `file`.
     #[wasm_bindgen(js_name = loadGguf)]
