@@ -2,10 +2,13 @@
 # The npm package's tests (npm/test/): builds the package (npm/dist: the engine for wasm32 with
 # simd128, its JS glue, the package's modules), then runs it
 #   - in Node on WASM (node.test.mjs): the real all-MiniLM-L6-v2 against the PyTorch reference,
-#     text generation, bad input, the TypeScript types, the packed package in an empty folder;
+#     text generation (tiny Llama; SmolLM2 from GGUF against transformers' greedy replies), bad
+#     input, the TypeScript types, the packed package in an empty folder;
 #   - in headless Chromium through puppeteer-core (browser.test.mjs): WebGPU (SwiftShader) and
-#     WASM against the reference, pipelines in a Web Worker, the semantic-search demo, bad input.
-# Needs scripts/setup-tools.sh (Chromium, wasm-bindgen) and scripts/fetch-models.sh minilm.
+#     WASM against the reference, pipelines in a Web Worker, the semantic-search and chat demos,
+#     bad input.
+# Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
+# SmolLM2-135M-Instruct Q4_1) when missing.
 #
 # Usage: scripts/test-npm.sh [node|browser]   (default: both)
 set -euo pipefail
@@ -26,7 +29,7 @@ if ((node_major < 20)); then
 fi
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 [[ -x "$CHROMIUM" ]] || { echo "test-npm: $CHROMIUM is missing; run scripts/setup-tools.sh" >&2; exit 1; }
-[[ -f .cache/models/all-MiniLM-L6-v2/model.safetensors ]] || scripts/fetch-models.sh minilm
+scripts/fetch-models.sh minilm smollm2   # a no-op when present
 
 cd npm
 # The test tools (puppeteer-core, typescript) from the committed lock file; no install scripts

@@ -242,24 +242,31 @@ describe('the semantic-search demo', () => {
 });
 
 describe('the chat demo', () => {
-  test('streams a reply from its worker (the tiny model stands in while GGUF cannot load)', { timeout: 120_000 }, async () => {
+  test('streams SmolLM2\'s reply (GGUF, WASM) from its worker', { timeout: 180_000 }, async () => {
     const p = await openPage(browser, `${server.url}demos/chat/?device=wasm`);
-    await p.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), { timeout: 90_000 });
+    await p.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), { timeout: 120_000 });
     await p.click('#send');
-    await p.waitForFunction(() => document.body.dataset.replies === '1' || document.body.dataset.state === 'error', { timeout: 90_000 });
+    await p.waitForFunction(() => document.body.dataset.replies === '1' || document.body.dataset.state === 'error', { timeout: 120_000 });
     const out = await p.evaluate(() => ({
       state: document.body.dataset.state,
       error: document.getElementById('error').textContent,
+      note: document.getElementById('note').textContent,
+      model: document.getElementById('model').textContent,
       device: document.getElementById('device').dataset.device,
-      messages: [...document.querySelectorAll('.msg')].map((m) => m.className),
+      messages: [...document.querySelectorAll('.msg')].map((m) => [m.className, m.textContent]),
       pieces: Number(document.querySelector('.msg.assistant')?.dataset.pieces ?? 0),
       timings: document.getElementById('timings').textContent,
     }));
     assert.equal(out.state, 'ready', out.error);
+    assert.equal(out.note, '');
+    assert.match(out.model, /SmolLM2-135M-Instruct\.Q4_1\.gguf/);
     assert.equal(out.device, 'wasm');
-    assert.deepEqual(out.messages, ['msg user', 'msg assistant']);
+    assert.deepEqual(out.messages, [
+      ['msg user', 'What is the capital of France?'],
+      ['msg assistant', 'The capital of France is Paris.'],
+    ]);
     assert.ok(out.pieces > 1, `the reply came in ${out.pieces} piece(s)`);
-    assert.match(out.timings, /tokens\/s/);
+    assert.match(out.timings, /tokens\/s · stopped by eos/);
     assert.deepEqual(p.problems, []);
     await p.close();
   });

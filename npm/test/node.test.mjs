@@ -18,6 +18,7 @@ import {
   fixturesDir,
   maxAbsDiff,
   minilmDir,
+  modelsDir,
   npmDir,
   reference,
 } from './helpers.mjs';
@@ -159,6 +160,34 @@ describe('text-generation on WASM in Node (tiny random Llama)', () => {
     await rejects(generator(42), /string, a messages array/, 'input');
     await rejects(generator('x', { max_new_tokens: 0 }), /max_new_tokens/);
   });
+});
+
+describe('text-generation from a GGUF file on WASM in Node (SmolLM2-135M-Instruct Q4_1)', () => {
+  const gguf = path.join(modelsDir, 'SmolLM2-135M-Instruct.Q4_1.gguf');
+  const smol = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'smollm2-reference.json'), 'utf8'));
+  let generator;
+  before(async () => {
+    generator = await pipeline('text-generation', gguf, { device: 'wasm' });
+  });
+  after(() => generator?.dispose());
+
+  for (const name of ['france', 'greeting']) {
+    test(`greedy chat reply '${name}' matches transformers`, async () => {
+      const prompt = smol.prompts.find((p) => p.name === name);
+      assert.equal(await generator.apply_chat_template(prompt.messages), prompt.text);
+      const pieces = [];
+      const [out] = await generator(prompt.messages, {
+        max_new_tokens: prompt.greedy.num_new_tokens + 4,
+        callback_function: (t) => pieces.push(t),
+      });
+      const reply = out.generated_text.at(-1);
+      assert.equal(reply.role, 'assistant');
+      assert.equal(reply.content, prompt.greedy.text);
+      assert.equal(pieces.join(''), prompt.greedy.text);
+      assert.equal(out.stats.stop_reason, 'eos');
+      assert.equal(out.stats.new_tokens, prompt.greedy.num_new_tokens);
+    });
+  }
 });
 
 describe('bad input rejects with a clear Error', () => {

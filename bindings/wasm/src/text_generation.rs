@@ -14,6 +14,7 @@ use webformers::chat::Message;
 use webformers::files::ModelFiles;
 use webformers::tasks::LoadOptions;
 use webformers::tasks::text_generation::{GenerationOptions, Prompt, StopReason, TextGeneration};
+use webformers::weights::gguf::GgufFile;
 
 use crate::{EngineDevice, ModelFileSet, js_error, set, weight_dtype};
 
@@ -83,22 +84,17 @@ impl TextGenerationTask {
     /// Whether this build loads .gguf files: the JS side asks before downloading one.
     #[wasm_bindgen(js_name = supportsGguf)]
     pub fn supports_gguf() -> bool {
-        false
+        true
     }
 
     /// From one GGUF file (weights, tokenizer and chat template in its metadata), held in `files`
     /// under the name `file`.
     #[wasm_bindgen(js_name = loadGguf)]
     pub fn load_gguf(files: &ModelFileSet, file: &str, device: &EngineDevice, dtype: &str) -> Result<TextGenerationTask, JsValue> {
-        let _bytes = files.files().require(file).map_err(js_error)?;
-        let _options = load_options(dtype)?;
-        let _ = device;
-        // The core GGUF loader (issue 4) plugs in here, as
-        // `TextGeneration::from_gguf(bytes, device.device(), &options)`; until it lands:
-        Err(js_error(webformers::Error::Unsupported(format!(
-            "{}/{file}: this build of webformers cannot load GGUF files yet; use a model folder with model.safetensors",
-            files.files().name()
-        ))))
+        let bytes = files.files().require(file).map_err(js_error)?;
+        let gguf = GgufFile::from_bytes(bytes, files.files().name()).map_err(js_error)?;
+        let task = TextGeneration::load_gguf(gguf, device.device(), &load_options(dtype)?).map_err(js_error)?;
+        Ok(TextGenerationTask { inner: Rc::new(task) })
     }
 
     /// The prompt as the model sees it: the chat rendered through the model's template.
