@@ -1,13 +1,15 @@
-// The worker side of `workerPipeline`: load this module in a (module) Web Worker and it answers
-// the main thread's requests, running pipelines off the main thread.
+// The worker side of `workerPipeline`: load this module in a module Web Worker and it answers the
+// main thread's requests, running pipelines off the main thread.
 //
+//   // my-worker.js
+//   import 'webformers/worker';
 //   // main thread
 //   import { workerPipeline } from 'webformers';
-//   const worker = new Worker(new URL('webformers/worker', import.meta.url), { type: 'module' });
+//   const worker = new Worker(new URL('./my-worker.js', import.meta.url), { type: 'module' });
 //   const extractor = await workerPipeline(worker, 'feature-extraction', 'sentence-transformers/all-MiniLM-L6-v2');
 //
-// or, with your own worker script: `import 'webformers/worker';` at its top. Messages that are not
-// webformers' (they carry `webformers: 1`) are left alone, so a worker can do other work too.
+// (or `new Worker('<package>/dist/worker.js', { type: 'module' })` without a bundler). Messages that
+// are not webformers' (they carry `webformers: 1`) are left alone, so a worker can do other work.
 
 import { pipeline, env, Tensor } from './index.js';
 
