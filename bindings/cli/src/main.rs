@@ -142,6 +142,11 @@ async fn open(args: &ModelArgs) -> Result<FeatureExtraction> {
 }
 
 async fn open_generator(args: &ModelArgs) -> Result<TextGeneration> {
+    if args.model.ends_with(".gguf") {
+        let file = webformers::weights::gguf::GgufFile::open(&args.model)?;
+        let (device, options) = prepare(args).await?;
+        return TextGeneration::load_gguf(file, &device, &options);
+    }
     let files = DirFiles::open(&args.model)?;
     let (device, options) = prepare(args).await?;
     TextGeneration::load(&files, &device, &options)

@@ -9,6 +9,7 @@ use crate::weights::Weights;
 use crate::{Error, Result, Tensor};
 
 pub mod bert;
+pub mod gguf;
 pub mod gpt2;
 pub mod llama;
 

@@ -120,6 +120,12 @@ impl TextGeneration {
         Ok(TextGeneration::new(tokenizer, model, template, eos_ids, device))
     }
 
+    /// From a GGUF file: weights, hyperparameters, tokenizer and chat template all come from it.
+    pub fn load_gguf(file: crate::weights::gguf::GgufFile, device: &Device, options: &LoadOptions) -> Result<TextGeneration> {
+        let parts = models::gguf::load(file, device, options.dtype)?;
+        Ok(TextGeneration::new(parts.tokenizer, parts.model, parts.template, parts.eos_ids, device))
+    }
+
     /// From parts (the GGUF loader builds them from the file's metadata).
     pub fn new(
         tokenizer: Tokenizer,
