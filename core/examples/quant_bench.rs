@@ -1,7 +1,10 @@
 //! Quantized matmul speed: decode (one activation row: GB/s of weights streamed) and prefill
 //! (M rows: GFLOP/s), per block type, with f32 / f16 weights of the same shape as the baseline.
 //!
-//!     cargo run --release -p webformers-core --example quant_bench -- [cpu|gpu] [decode|prefill|all]
+//!     cargo run --release -p webformers-core --example quant_bench -- [cpu|gpu] [decode|prefill|copy|all] [q4_0,q8_0,..]
+//!
+//! QB_SHAPES=NxK,.. and QB_REPS=n override the decode shapes and repetitions;
+//! WEBFORMERS_QMV_TPR=32..256 forces the GPU decode kernel's invocations per 4 rows.
 //!
 //! Decode realizes many independent matvecs over distinct weights in one submission, so the
 //! weights (1 GiB or more in all on a GPU) cannot sit in a cache and a GPU's per-submission
@@ -131,8 +134,8 @@ fn main() {
     };
     println!("device: {}", dev.describe());
     let big = dev.is_gpu();
-    if what == "copy" || what == "all" {
-        // What a plain streaming kernel reaches with the same timing: relu over 1 GiB of f32.
+    if what == "copy" || (what == "all" && big) {
+        // What a plain streaming kernel reaches with the same timing: relu over 256 MiB of f32.
         let n = match &dev {
             Device::Gpu(g) => (64usize << 20).min(g.max_binding_bytes() as usize / 4),
             Device::Cpu => 16 << 20,
