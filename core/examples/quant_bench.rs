@@ -7,7 +7,7 @@
 //! WEBFORMERS_QMV_TPR=32..256 forces the GPU decode kernel's invocations per 4 rows.
 //!
 //! Decode realizes many independent matvecs over distinct weights in one submission, so the
-//! weights (1 GiB or more in all on a GPU) cannot sit in a cache and a GPU's per-submission
+//! weights (768 MB in all on a GPU) cannot sit in a cache and a GPU's per-submission
 //! latency is amortized; the time per matvec is the total over the count.
 
 use std::time::Instant;
