@@ -36,13 +36,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         }
         return;
     }
-    let un = decode_unit(p.table_off + id * p.row_bytes, u);
-    for (var j = 0u; j < 8u; j++) {
-        let even = un.w[2u * j];
-        let odd = un.w[2u * j + 1u];
-        out[o + 4u * j] = f32(even.x);
-        out[o + 4u * j + 1u] = f32(odd.x);
-        out[o + 4u * j + 2u] = f32(even.y);
-        out[o + 4u * j + 3u] = f32(odd.y);
+    for (var g = 0u; g < 4u; g++) {
+        let r = load_group(p.table_off + id * p.row_bytes, u, g);
+        let w = scaled(group_q(r), r.s);
+        let x = x_offsets(g);
+        out[o + x.x] = f32(w.a.x);
+        out[o + x.x + 1u] = f32(w.b.x);
+        out[o + x.x + 2u] = f32(w.a.y);
+        out[o + x.x + 3u] = f32(w.b.y);
+        out[o + x.y] = f32(w.c.x);
+        out[o + x.y + 1u] = f32(w.d.x);
+        out[o + x.y + 2u] = f32(w.c.y);
+        out[o + x.y + 3u] = f32(w.d.y);
     }
 }

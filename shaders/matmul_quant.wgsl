@@ -1,7 +1,7 @@
 // Prefill: c[b, m, n] = act(sum_k a[b, m, k] W[n, k] + bias[n]) for many rows of `a`, with W [N, K]
 // in ggml blocks read in place (quant.wgsl). The tiling of matmul.wgsl: a workgroup of 16x16
 // invocations computes a 64x64 tile of C, 4x4 values each, over K in steps of one 32-value unit:
-// 64 invocations dequantize the unit of their row of W into workgroup memory while all of them
+// the invocations dequantize the unit of each of the tile's 64 rows of W, 8 weights each, and
 // stage the 64x32 slice of `a` (16 KiB of workgroup memory in all, WebGPU's default limit).
 // Dequantization is amortized over the 64 rows of the tile, so arithmetic is f32 throughout.
 #include "common.wgsl"
@@ -63,24 +63,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             }
             a_tile[kk * TM + r] = av;
         }
-        if lid < TN {
-            let col = col0 + lid;
-            if col < p.n {
-                let un = decode_unit(w_base + col * p.b_sn, k0 / TK);
-                for (var i = 0u; i < 8u; i++) {
-                    let even = un.w[2u * i];
-                    let odd = un.w[2u * i + 1u];
-                    b_tile[(4u * i) * TN + lid] = even.x;
-                    b_tile[(4u * i + 1u) * TN + lid] = odd.x;
-                    b_tile[(4u * i + 2u) * TN + lid] = even.y;
-                    b_tile[(4u * i + 3u) * TN + lid] = odd.y;
-                }
-            } else {
-                for (var kk = 0u; kk < TK; kk++) {
-                    b_tile[kk * TN + lid] = 0.0;
-                }
-            }
+        // Invocation (column lid % 64, group lid / 64) dequantizes 8 weights of the unit.
+        let col = col0 + lid % TN;
+        let i = lid / TN;
+        let o = x_offsets(i);
+        var w = Group(F2(0.0), F2(0.0), F2(0.0), F2(0.0));
+        if col < p.n {
+            let r = load_group(w_base + col * p.b_sn, k0 / TK, i);
+            w = scaled(group_q(r), r.s);
         }
+        let bc = lid % TN;
+        b_tile[o.x * TN + bc] = w.a.x;
+        b_tile[(o.x + 1u) * TN + bc] = w.b.x;
+        b_tile[(o.x + 2u) * TN + bc] = w.a.y;
+        b_tile[(o.x + 3u) * TN + bc] = w.b.y;
+        b_tile[o.y * TN + bc] = w.c.x;
+        b_tile[(o.y + 1u) * TN + bc] = w.d.x;
+        b_tile[(o.y + 2u) * TN + bc] = w.c.y;
+        b_tile[(o.y + 3u) * TN + bc] = w.d.y;
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
             let av = vec4<f32>(a_tile[kk * TM + tr * 4u], a_tile[kk * TM + tr * 4u + 1u], a_tile[kk * TM + tr * 4u + 2u], a_tile[kk * TM + tr * 4u + 3u]);

@@ -11,10 +11,9 @@ use crate::ops::Activation;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-/// Up to this many activation rows use the decode kernel, in slices of MATVEC_SLICE rows.
+/// Up to this many activation rows use the decode kernel.
 const MATVEC_MAX_M: usize = 8;
-/// `MAX_M` and `ROWS` of matvec_quant.wgsl.
-const MATVEC_SLICE: usize = 4;
+/// `ROWS` of matvec_quant.wgsl: weight rows per group of invocations.
 const MATVEC_ROWS: usize = 4;
 
 fn quant_of(t: &Tensor) -> Result<Quant> {
@@ -32,8 +31,9 @@ fn bytes(t: &Tensor, elems: usize) -> Result<usize> {
     Ok(b)
 }
 
-/// Invocations per row group of the decode kernel: enough to give each about one 32-value unit
-/// of a row (K / 32 units), at least 32 (a subgroup on most GPUs) and at most the workgroup.
+/// Invocations per team of the decode kernel (a team computes 4 rows): about one per 32-value
+/// unit of a row (K / 32), so each takes about 4 groups of 8 weights per row; at least 32 (a
+/// subgroup on most GPUs, for the subgroup reduction) and at most the workgroup.
 fn threads_per_row(units: usize) -> usize {
     static FORCED: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
     // WEBFORMERS_QMV_TPR=32|64|128|256 overrides the choice (for tuning on new hardware).
@@ -69,7 +69,6 @@ pub(super) fn matmul(
     if m <= MATVEC_MAX_M {
         let tpr = threads_per_row(k / 32);
         let rows_per_group = 256 / tpr * MATVEC_ROWS;
-        let m_slices = m.div_ceil(MATVEC_SLICE);
         let params = Params::default()
             .u32(m)
             .u32(n)
@@ -82,9 +81,10 @@ pub(super) fn matmul(
             .u32(b_off)
             .u32(b_sb)
             .u32(b_sn)
-            .u32(m_slices);
+            .u32(0);
+        // One z slice per activation row: W is read again per row, mostly from cache.
         let mut groups = grid_1d(n.div_ceil(rows_per_group), max);
-        groups[2] = (batch * m_slices) as u32;
+        groups[2] = (batch * m) as u32;
         run.push(Kernel::QuantMatvec { q, bias: has_bias }, &params.0, inputs, output, groups)
     } else {
         let params = Params::default()
