@@ -124,7 +124,7 @@ const QUANT_F32: f32 = 2e-6;
 const QUANT_F16: f32 = 4e-3;
 
 fn uses_f16(dev: &Device) -> bool {
-    matches!(dev, Device::Gpu(g) if g.features().f16)
+    matches!(dev, Device::Gpu(g) if g.features().f16_math)
 }
 
 /// Checks `got` [m, n] against x [m, k] times w [n, k]^T (+ bias, act) with a tolerance scaled by

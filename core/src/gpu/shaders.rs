@@ -111,8 +111,11 @@ pub enum Kernel {
 /// Adapter capabilities a variant may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct ShaderFeatures {
+    /// shader-f16: f16 values can be loaded natively (exact).
     pub f16: bool,
     pub subgroups: bool,
+    /// Kernels that offer it compute in f16 (lossy; see `GpuOptions::f16_math`).
+    pub f16_math: bool,
 }
 
 /// Browsers require `enable subgroups;` where naga (wgpu 30) rejects it.
@@ -257,7 +260,11 @@ impl Kernel {
 
     fn uses_f16(&self, features: ShaderFeatures) -> bool {
         // The quantized decode kernel computes in f16 pairs; prefill and lookups stay f32.
-        features.f16 && matches!(self, Kernel::Matmul { b: Elem::F16, .. } | Kernel::QuantMatvec { .. })
+        match self {
+            Kernel::Matmul { b: Elem::F16, .. } => features.f16,
+            Kernel::QuantMatvec { .. } => features.f16 && features.f16_math,
+            _ => false,
+        }
     }
 
     /// Every variant, for validation without a GPU.
