@@ -12,6 +12,7 @@ pub mod bert;
 pub mod gguf;
 pub mod gpt2;
 pub mod llama;
+pub mod synthetic;
 
 /// A text encoder over packed sequences.
 pub trait EncoderModel {

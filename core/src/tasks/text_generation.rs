@@ -152,6 +152,11 @@ impl TextGeneration {
         self.model.as_ref()
     }
 
+    /// The decoder alone (benchmarks drive it directly).
+    pub fn into_model(self) -> Box<dyn DecoderModel> {
+        self.model
+    }
+
     /// The prompt's text as the model sees it (the rendered chat, or the text itself).
     pub fn prompt_text(&self, prompt: &Prompt) -> Result<String> {
         match prompt {
