@@ -464,3 +464,17 @@ fn random_damage_is_an_error_or_a_valid_file_never_a_panic() {
         let _ = parse_header(&head, "real.gguf");
     }
 }
+
+#[test]
+fn unknown_architectures_and_missing_metadata_are_named() {
+    let load = |w: Writer| match webformers::models::gguf::load(open(w.bytes()).unwrap(), &webformers::Device::Cpu, Default::default()) {
+        Ok(_) => panic!("loaded a model that cannot exist"),
+        Err(e) => e.to_string(),
+    };
+    let mamba = Writer::new(3).kv("general.architecture", GgufValue::String("mamba".into()));
+    let msg = load(mamba);
+    assert!(msg.contains("mamba") && msg.contains("supported"), "{msg}");
+    // A llama file without its tokenizer says which key is missing.
+    let msg = load(sample(3));
+    assert!(msg.contains("tokenizer.ggml.tokens"), "{msg}");
+}
