@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test, from a fresh machine: installs the tools (lavapipe, Chromium, wasm tooling),
 # fetches the real models and huggingface_hub, then runs the native tests with the GPU backend
-# on lavapipe (a GPU test that finds no adapter fails here) and the browser tests in headless
-# Chromium.
+# on lavapipe (a GPU test that finds no adapter fails here), the browser tests in headless
+# Chromium, and the npm package's tests in Node and headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,5 +20,8 @@ cargo test --release --workspace
 
 echo "== browser tests (WebGPU on SwiftShader, wasm simd128)"
 scripts/test-wasm.sh
+
+echo "== the npm package: Node (WASM) and headless Chromium (WebGPU, WASM, workers, the demo)"
+scripts/test-npm.sh
 
 echo "all tests passed"

@@ -10,6 +10,7 @@ pub mod gpu;
 mod graph;
 pub mod layout;
 pub mod ops;
+pub mod quant;
 pub mod reference;
 mod tensor;
 
@@ -23,6 +24,7 @@ pub use tensor::{HostData, Tensor};
 
 pub mod chat;
 pub mod files;
+pub mod gguf_tokenizer;
 pub mod hub;
 pub mod models;
 pub mod nn;

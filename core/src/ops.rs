@@ -265,7 +265,11 @@ impl Tensor {
         same_device(OP, &[self, ids])?;
         expect_rank(OP, "table", self, 2)?;
         expect_rank(OP, "ids", ids, 1)?;
-        expect_dtype(OP, "table", self, WEIGHT_TYPES)?;
+        if self.dtype().is_quantized() {
+            check_quantized_table(self)?;
+        } else {
+            expect_dtype(OP, "table", self, WEIGHT_TYPES)?;
+        }
         expect_dtype(OP, "ids", ids, &[DType::U32])?;
         let (table, ids) = (self.dense()?, ids.dense()?);
         let dims = [ids.dims()[0], table.dims()[1]];
@@ -318,9 +322,17 @@ impl Tensor {
         all.extend(bias);
         same_device(OP, &all)?;
         expect_dtype(OP, "lhs", self, &[DType::F32])?;
-        expect_dtype(OP, "rhs", rhs, WEIGHT_TYPES)?;
         if self.rank() < 2 || rhs.rank() < 2 {
             return Err(Error::shape(OP, format!("{:?} x {:?}: both need rank 2 or more", self.dims(), rhs.dims())));
+        }
+        if rhs.dtype().is_quantized() {
+            check_quantized_rhs(rhs)?;
+            // Quantized kernels read activation rows with unit stride along K.
+            if self.layout().strides()[self.rank() - 1] != 1 && self.dims()[self.rank() - 1] > 1 {
+                return self.contiguous()?.matmul_ext(rhs, bias, act);
+            }
+        } else {
+            expect_dtype(OP, "rhs", rhs, WEIGHT_TYPES)?;
         }
         let (m, k) = (self.dims()[self.rank() - 2], self.dims()[self.rank() - 1]);
         let (k2, n) = (rhs.dims()[rhs.rank() - 2], rhs.dims()[rhs.rank() - 1]);
@@ -546,6 +558,36 @@ impl Tensor {
         let op = Op::L2Normalize { x: self.dense()?, eps };
         Ok(Tensor::record(op, DType::F32, self.dims(), self))
     }
+}
+
+/// Quantized weights are read block by block as stored, so a quantized right operand must be the
+/// transpose of a [N, K] weight (`x.linear(&w, ..)`) whose rows are whole blocks.
+fn check_quantized_rhs(rhs: &Tensor) -> Result<()> {
+    let (dtype, r) = (rhs.dtype(), rhs.rank());
+    let block = dtype.block_len();
+    let (dims, strides) = (rhs.dims(), rhs.layout().strides());
+    let (k, n, sk, sn) = (dims[r - 2], dims[r - 1], strides[r - 2], strides[r - 1]);
+    if sk != 1 && k > 1 {
+        return Err(Error::shape("matmul", format!("a {dtype} right operand {dims:?} must be the transpose of a [N, K] weight (use `x.linear(&w, ..)`)")));
+    }
+    let whole = k % block == 0
+        && rhs.layout().offset() % block == 0
+        && (n == 1 || sn % block == 0)
+        && strides[..r - 2].iter().zip(&dims[..r - 2]).all(|(&s, &d)| d == 1 || s % block == 0);
+    if !whole {
+        return Err(Error::shape("matmul", format!("K = {k} (in {dims:?}) is not a whole number of {dtype} blocks of {block} per weight row")));
+    }
+    Ok(())
+}
+
+/// A quantized embedding table [V, H] needs rows of whole blocks.
+fn check_quantized_table(table: &Tensor) -> Result<()> {
+    let (dtype, h) = (table.dtype(), table.dims()[1]);
+    let block = dtype.block_len();
+    if h % block != 0 || table.layout().offset() % block != 0 || (!table.is_contiguous() && table.dims()[0] > 1) {
+        return Err(Error::shape("gather", format!("a {dtype} table {:?} needs contiguous rows of whole blocks of {block}", table.dims())));
+    }
+    Ok(())
 }
 
 /// Attention kernels keep one query head in registers and workgroup memory.

@@ -18,7 +18,7 @@ fn every_kernel_variant_validates() {
     for kernel in Kernel::all() {
         for f16 in [false, true] {
             for subgroups in [false, true] {
-                let key = PipelineKey { kernel, features: ShaderFeatures { f16, subgroups } };
+                let key = PipelineKey { kernel, features: ShaderFeatures { f16, subgroups, f16_math: f16 } };
                 let native = key.source(Flavor::Native).unwrap();
                 validate(&key, &native);
                 // Browsers need `enable subgroups;`, which naga rejects; otherwise the text is the same.
@@ -38,7 +38,7 @@ fn kernels_fit_webgpu_default_limits() {
     // At most 256 invocations per workgroup and 16 KiB of workgroup memory on every variant.
     for kernel in Kernel::all() {
         for (f16, subgroups) in [(false, false), (true, true)] {
-            let key = PipelineKey { kernel, features: ShaderFeatures { f16, subgroups } };
+            let key = PipelineKey { kernel, features: ShaderFeatures { f16, subgroups, f16_math: f16 } };
             let source = key.source(Flavor::Native).unwrap();
             let module = naga::front::wgsl::parse_str(&source).unwrap();
             for ep in &module.entry_points {

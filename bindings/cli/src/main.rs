@@ -97,9 +97,15 @@ enum Command {
         task: String,
         #[command(flatten)]
         model: ModelArgs,
-        /// JSON file: {"sentences": [...], "single": "..."}
-        #[arg(long)]
+        /// feature-extraction: a JSON file {"sentences": [...], "single": "..."}.
+        #[arg(long, default_value = "bench/corpus.json")]
         corpus: String,
+        /// text-generation: prompt tokens for the prefill measurement.
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        /// text-generation: decoded tokens per measurement.
+        #[arg(long, default_value_t = 64)]
+        decode_tokens: usize,
         #[arg(long, default_value_t = 32)]
         batch: usize,
         /// Timed passes over the corpus (after one warm-up).
@@ -200,6 +206,12 @@ async fn open(args: &ModelArgs) -> Result<FeatureExtraction> {
 }
 
 async fn open_generator(args: &ModelArgs) -> Result<TextGeneration> {
+    if args.model.ends_with(".gguf") {
+        model_ref(args)?;
+        let file = webformers::weights::gguf::GgufFile::open(&args.model)?;
+        let (device, options) = prepare(args).await?;
+        return TextGeneration::load_gguf(file, &device, &options);
+    }
     let (files, device, options) = open_files(args, Task::TextGeneration).await?;
     TextGeneration::load(files.as_ref(), &device, &options)
 }
@@ -221,13 +233,13 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Task::TextGeneration => generate(&model, &generation, json, &texts).await,
         },
-        Command::Bench { task, model, corpus, batch, reps, latency_runs } => {
-            if Task::from_name(&task)? != Task::FeatureExtraction {
-                return Err(webformers::Error::Unsupported(format!("`bench {task}`: only feature-extraction is benchmarked here")));
+        Command::Bench { task, model, corpus, prompt_tokens, decode_tokens, batch, reps, latency_runs } => match Task::from_name(&task)? {
+            Task::FeatureExtraction => {
+                let pipe = open(&model).await?;
+                bench(&pipe, &corpus, batch, reps, latency_runs).await
             }
-            let pipe = open(&model).await?;
-            bench(&pipe, &corpus, batch, reps, latency_runs).await
-        }
+            Task::TextGeneration => bench_generation(&model, prompt_tokens, decode_tokens, reps).await,
+        },
     }
 }
 
@@ -270,6 +282,65 @@ async fn generate(model: &ModelArgs, args: &GenerationArgs, json: bool, texts: &
         out.token_ids.len(),
         out.stop_reason
     );
+    Ok(())
+}
+
+/// Prefill and decode speed of a decoder: a GGUF file, a model folder, or
+/// `synthetic:llama-3.2-1b:<q4_0|q4_k|...>` (random weights with Llama 3.2 1B's shapes).
+async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens: usize, reps: usize) -> Result<()> {
+    use webformers::models::synthetic;
+    let started = Instant::now();
+    let (model, weight_bytes): (Box<dyn webformers::models::DecoderModel>, Option<u64>) = match args.model.strip_prefix("synthetic:") {
+        Some(spec) => {
+            let dtype = match spec.strip_prefix("llama-3.2-1b:") {
+                Some("q4_0") => webformers::DType::Q4_0,
+                Some("q4_k") => webformers::DType::Q4K,
+                Some("q8_0") => webformers::DType::Q8_0,
+                Some("q6_k") => webformers::DType::Q6K,
+                _ => return Err(webformers::Error::Input(format!("unknown synthetic model `{spec}`; use llama-3.2-1b:q4_0|q4_k|q8_0|q6_k"))),
+            };
+            let (device, _) = prepare(args).await?;
+            let config = synthetic::llama_3_2_1b();
+            let bytes = synthetic::weight_bytes_per_token(&config, dtype);
+            (synthetic::llama(config, dtype, &device, 7)?, Some(bytes))
+        }
+        None => (open_generator(args).await?.into_model(), None),
+    };
+    let load_seconds = started.elapsed().as_secs_f64();
+    let vocab = model.vocab_size() as u32;
+    let prompt: Vec<u32> = (0..prompt_tokens as u32).map(|i| (i * 7919 + 13) % vocab).collect();
+    let mut prefill = Vec::new();
+    let mut decode = Vec::new();
+    for rep in 0..reps.max(1) + 1 {
+        let mut cache = model.new_cache(prompt_tokens + decode_tokens + 1)?;
+        let t = Instant::now();
+        let mut next = model.forward(&prompt, &mut cache, false)?.argmax()?.to_vec_u32().await?[0];
+        let prefill_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for _ in 0..decode_tokens {
+            next = model.forward(&[next], &mut cache, false)?.argmax()?.to_vec_u32().await?[0];
+        }
+        let decode_s = t.elapsed().as_secs_f64();
+        // The first repetition compiles pipelines and warms caches.
+        if rep > 0 {
+            prefill.push(prompt_tokens as f64 / prefill_s);
+            decode.push(decode_tokens as f64 / decode_s);
+        }
+    }
+    let decode_rate = median(decode.clone());
+    let mut result = serde_json::json!({
+        "model": args.model,
+        "load_s": (load_seconds * 100.0).round() / 100.0,
+        "prompt_tokens": prompt_tokens,
+        "prefill_tokens_per_s": (median(prefill) * 10.0).round() / 10.0,
+        "decode_tokens": decode_tokens,
+        "decode_tokens_per_s": (decode_rate * 10.0).round() / 10.0,
+    });
+    if let Some(bytes) = weight_bytes {
+        result["weight_bytes_per_token"] = bytes.into();
+        result["weight_read_gb_per_s"] = ((bytes as f64 * decode_rate / 1e9) * 10.0).round().mul_add(0.1, 0.0).into();
+    }
+    println!("{result}");
     Ok(())
 }
 

@@ -278,48 +278,53 @@ fn attention_head<S: Simd>(
     causal: bool,
     out: SharedOut,
 ) {
-    // K of this head transposed to [d, k_len], so scores for all keys accumulate as vectors.
-    let mut kt = vec![0f32; d * k_len];
+    // K of this head transposed to [d, k_pad], zero-padded to whole vectors, so scores for all
+    // keys accumulate as full vectors with no scalar tail.
+    let k_pad = k_len.div_ceil(S::LANES) * S::LANES;
+    let mut kt = vec![0f32; d * k_pad];
     for j in 0..k_len {
         for (c, &val) in k.row(k_start + j, kv_h, d).iter().enumerate() {
-            kt[c * k_len + j] = val;
+            kt[c * k_pad + j] = val;
         }
     }
-    let mut scores = vec![0f32; k_len];
-    let mut acc = vec![0f32; d];
+    let mut scores = vec![0f32; k_pad];
+    let mut out_row = vec![0f32; d];
     for i in 0..q_len {
         // Bottom-right causal alignment: the queries are the sequence's last q_len tokens.
         let visible = if causal { (k_len + i + 1).saturating_sub(q_len) } else { k_len };
+        let span = visible.div_ceil(S::LANES) * S::LANES;
         let qi = q.row(q_start + i, h, d);
-        scores[..visible].fill(0.0);
-        for (c, &qc) in qi.iter().enumerate() {
-            axpy::<S>(qc * scale, &kt[c * k_len..c * k_len + visible], &mut scores[..visible]);
+        // scores[j] = scale * q . k_j: one accumulator register per vector of keys, walking d.
+        for j0 in (0..span).step_by(S::LANES) {
+            // SAFETY: kt rows hold k_pad >= span values; scores holds k_pad.
+            unsafe {
+                let mut acc = S::zero();
+                for (c, &qc) in qi.iter().enumerate() {
+                    acc = S::fma(S::splat(qc * scale), S::load(kt.as_ptr().add(c * k_pad + j0)), acc);
+                }
+                S::store(scores.as_mut_ptr().add(j0), acc);
+            }
         }
         softmax_row::<S>(&mut scores[..visible]);
-        acc.fill(0.0);
-        for (j, &p) in scores[..visible].iter().enumerate() {
-            axpy::<S>(p, v.row(k_start + j, kv_h, d), &mut acc);
+        // out = sum_j p_j v_j: one accumulator register per vector of head dims, walking keys.
+        let mut d0 = 0;
+        while d0 + S::LANES <= d {
+            // SAFETY: v rows hold d values.
+            unsafe {
+                let mut acc = S::zero();
+                for (j, &p) in scores[..visible].iter().enumerate() {
+                    acc = S::fma(S::splat(p), S::load(v.row(k_start + j, kv_h, d).as_ptr().add(d0)), acc);
+                }
+                S::store(out_row.as_mut_ptr().add(d0), acc);
+            }
+            d0 += S::LANES;
+        }
+        for c in d0..d {
+            out_row[c] = scores[..visible].iter().enumerate().map(|(j, &p)| p * v.row(k_start + j, kv_h, d)[c]).sum();
         }
         // SAFETY: each (token, head) row of the output is written by exactly one task.
         let dst = unsafe { std::slice::from_raw_parts_mut(out.at(((q_start + i) * hq + h) * d), d) };
-        dst.copy_from_slice(&acc);
-    }
-}
-
-/// y += a * x
-#[inline(always)]
-fn axpy<S: Simd>(a: f32, x: &[f32], y: &mut [f32]) {
-    unsafe {
-        let va = S::splat(a);
-        let mut i = 0;
-        while i + S::LANES <= x.len() {
-            let p = y.as_mut_ptr().add(i);
-            S::store(p, S::fma(va, S::load(x.as_ptr().add(i)), S::load(p)));
-            i += S::LANES;
-        }
-        for j in i..x.len() {
-            y[j] += a * x[j];
-        }
+        dst.copy_from_slice(&out_row);
     }
 }
 

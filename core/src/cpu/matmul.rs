@@ -33,12 +33,20 @@ const KC: usize = 256;
 const PANELS_PER_TASK: usize = 4;
 
 /// Register tile of the packed kernel for a vector width: MR rows x (NV vectors = NR columns).
-const fn tile_for(lanes: usize) -> (usize, usize) {
-    if lanes >= 16 { (12, 2) } else { (6, 2) }
+pub(super) const fn tile_for(lanes: usize) -> (usize, usize) {
+    if lanes >= 16 {
+        (12, 2)
+    } else if cfg!(target_arch = "wasm32") {
+        // Engines map v128 onto x86's 16 XMM registers, one kept as scratch, and without FMA each
+        // product needs a temporary: 6x8's 12 accumulators spill, 4x8's 8 do not (1.6x in V8).
+        (4, 2)
+    } else {
+        (6, 2)
+    }
 }
 
 /// (batch, row, k) strides of a [batch, rows, K]- or [rows, K]-shaped view.
-fn strides3(layout: &Layout) -> (usize, usize, usize) {
+pub(super) fn strides3(layout: &Layout) -> (usize, usize, usize) {
     let s = layout.strides();
     match s.len() {
         2 => (0, s[0], s[1]),
@@ -175,6 +183,7 @@ fn gemm_packed(a: &[f32], sa_m: usize, packed: &[f32], bias: Option<&[f32]>, s: 
         let block = Block { a, sa_m, zeros: &zeros, packed, bias: &bias_padded, s, rows, panels: panel_range, out };
         match mr {
             12 => dispatch!(block_kernel::<12>(&block)),
+            4 => dispatch!(block_kernel::<4>(&block)),
             _ => dispatch!(block_kernel::<6>(&block)),
         }
     };
@@ -197,40 +206,54 @@ struct Block<'a> {
 /// One task: rows [rows.0, rows.1) x panels [panels.0, panels.1) of C, all of K.
 #[inline(always)]
 fn block_kernel<S: Simd, const MR: usize>(blk: &Block<'_>) {
-    const NV: usize = 2;
-    let nr = NV * S::LANES;
+    let nr = 2 * S::LANES;
     let s = blk.s;
+    // Full MR-row tiles, then the rest in 4-row tiles: a 16-token sentence would otherwise pay
+    // for 24 rows with MR = 12.
+    let full_end = blk.rows.0 + (blk.rows.1 - blk.rows.0) / MR * MR;
     for pc in (0..s.k).step_by(KC) {
         let kc = KC.min(s.k - pc);
         for p in blk.panels.0..blk.panels.1 {
             let panel = &blk.packed[p * s.k * nr + pc * nr..];
-            let col0 = p * nr;
-            let cols = nr.min(s.n - col0);
-            for r0 in (blk.rows.0..blk.rows.1).step_by(MR) {
-                let valid = MR.min(blk.rows.1 - r0);
-                let a_rows: [*const f32; MR] =
-                    std::array::from_fn(|i| if i < valid { blk.a[(r0 + i) * blk.sa_m + pc..].as_ptr() } else { blk.zeros.as_ptr() });
-                // SAFETY: a_rows have kc values, the panel has kc * nr, and each task owns its C tile.
-                unsafe {
-                    let mut acc = [[S::zero(); NV]; MR];
-                    for (i, row) in acc.iter_mut().enumerate().take(valid) {
-                        let c_row = blk.out.at((r0 + i) * s.n + col0);
-                        for (v, reg) in row.iter_mut().enumerate() {
-                            *reg = if pc > 0 {
-                                load_partial::<S>(c_row.add(v * S::LANES), cols.saturating_sub(v * S::LANES))
-                            } else {
-                                S::load(blk.bias.as_ptr().add(col0 + v * S::LANES))
-                            };
-                        }
-                    }
-                    tile::<S, MR, NV>(&a_rows, panel.as_ptr(), kc, nr, &mut acc);
-                    for (i, row) in acc.iter().enumerate().take(valid) {
-                        let c_row = blk.out.at((r0 + i) * s.n + col0);
-                        for (v, reg) in row.iter().enumerate() {
-                            store_partial::<S>(c_row.add(v * S::LANES), *reg, cols.saturating_sub(v * S::LANES));
-                        }
-                    }
-                }
+            for r0 in (blk.rows.0..full_end).step_by(MR) {
+                row_tile::<S, MR>(blk, r0, MR, p, pc, kc, panel);
+            }
+            for r0 in (full_end..blk.rows.1).step_by(4) {
+                row_tile::<S, 4>(blk, r0, 4.min(blk.rows.1 - r0), p, pc, kc, panel);
+            }
+        }
+    }
+}
+
+/// Rows [r0, r0 + valid) x panel p of C, over K slice [pc, pc + kc): starts from the bias (first
+/// slice) or from C, and stores back.
+#[inline(always)]
+fn row_tile<S: Simd, const MR: usize>(blk: &Block<'_>, r0: usize, valid: usize, p: usize, pc: usize, kc: usize, panel: &[f32]) {
+    const NV: usize = 2;
+    let s = blk.s;
+    let nr = NV * S::LANES;
+    let col0 = p * nr;
+    let cols = nr.min(s.n - col0);
+    let a_rows: [*const f32; MR] =
+        std::array::from_fn(|i| if i < valid { blk.a[(r0 + i) * blk.sa_m + pc..].as_ptr() } else { blk.zeros.as_ptr() });
+    // SAFETY: a_rows have kc values, the panel has kc * nr, and each task owns its C tile.
+    unsafe {
+        let mut acc = [[S::zero(); NV]; MR];
+        for (i, row) in acc.iter_mut().enumerate().take(valid) {
+            let c_row = blk.out.at((r0 + i) * s.n + col0);
+            for (v, reg) in row.iter_mut().enumerate() {
+                *reg = if pc > 0 {
+                    load_partial::<S>(c_row.add(v * S::LANES), cols.saturating_sub(v * S::LANES))
+                } else {
+                    S::load(blk.bias.as_ptr().add(col0 + v * S::LANES))
+                };
+            }
+        }
+        tile::<S, MR, NV>(&a_rows, panel.as_ptr(), kc, nr, &mut acc);
+        for (i, row) in acc.iter().enumerate().take(valid) {
+            let c_row = blk.out.at((r0 + i) * s.n + col0);
+            for (v, reg) in row.iter().enumerate() {
+                store_partial::<S>(c_row.add(v * S::LANES), *reg, cols.saturating_sub(v * S::LANES));
             }
         }
     }
@@ -238,7 +261,7 @@ fn block_kernel<S: Simd, const MR: usize>(blk: &Block<'_>) {
 
 /// acc[i][v] += sum over kk of a[i][kk] * panel[kk][v*LANES..]
 #[inline(always)]
-unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
+pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     a: &[*const f32; MR],
     panel: *const f32,
     kc: usize,
@@ -259,7 +282,7 @@ unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
 }
 
 #[inline(always)]
-unsafe fn load_partial<S: Simd>(p: *const f32, valid: usize) -> S::V {
+pub(super) unsafe fn load_partial<S: Simd>(p: *const f32, valid: usize) -> S::V {
     unsafe {
         if valid >= S::LANES {
             return S::load(p);
@@ -271,7 +294,7 @@ unsafe fn load_partial<S: Simd>(p: *const f32, valid: usize) -> S::V {
 }
 
 #[inline(always)]
-unsafe fn store_partial<S: Simd>(p: *mut f32, v: S::V, valid: usize) {
+pub(super) unsafe fn store_partial<S: Simd>(p: *mut f32, v: S::V, valid: usize) {
     unsafe {
         if valid >= S::LANES {
             return S::store(p, v);

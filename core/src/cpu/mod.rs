@@ -13,6 +13,7 @@ use crate::tensor::{HostData, Tensor};
 use crate::{Error, Result};
 
 mod kernels;
+mod quant;
 pub(crate) mod math;
 mod matmul;
 pub(crate) mod parallel;
@@ -159,13 +160,15 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
     let out_numel = step.node.numel;
     let out = match step.op {
         Op::Copy { src } => kernels::copy(&input(&step, src, 0), step.node.dtype)?,
+        Op::Gather { table, ids } if table.dtype().is_quantized() => quant::gather(&input(&step, table, 0), &input(&step, ids, 1))?,
         Op::Gather { table, ids } => kernels::gather(&input(&step, table, 0), &input(&step, ids, 1))?,
         Op::Unary { src, op } => CpuStorage::from_f32(kernels::unary(input(&step, src, 0).f32s(), *op)),
         Op::Binary { lhs, rhs, op } => CpuStorage::from_f32(kernels::binary(&input(&step, lhs, 0), &input(&step, rhs, 1), *op, out_numel)),
         Op::Matmul { a, b, bias, act, batch, m, n, k } => {
             let bias = bias.as_ref().map(|t| input(&step, t, 2));
             let shape = matmul::Shape { batch: *batch, m: *m, n: *n, k: *k };
-            CpuStorage::from_f32(matmul::matmul(&input(&step, a, 0), &input(&step, b, 1), bias.as_ref(), *act, shape)?)
+            let run = if b.dtype().is_quantized() { quant::matmul } else { matmul::matmul };
+            CpuStorage::from_f32(run(&input(&step, a, 0), &input(&step, b, 1), bias.as_ref(), *act, shape)?)
         }
         Op::Norm { x, residual, weight, bias, eps, kind } => {
             // Inputs are in the op's order: x, residual?, weight, bias?.

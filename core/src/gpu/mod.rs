@@ -30,12 +30,17 @@ pub struct GpuOptions {
     pub disable_f16: bool,
     /// Use subgroup operations when the adapter has them (`WEBFORMERS_NO_SUBGROUPS=1` turns them off).
     pub disable_subgroups: bool,
+    /// Compute in f16 where a kernel offers it (quantized decoding), when the adapter has
+    /// shader-f16. Off by default: f16 sums move SmolLM2's logits by ~0.04 and can flip greedy
+    /// choices that PyTorch makes by a smaller margin, while decoding is bound by memory, not
+    /// arithmetic. `WEBFORMERS_F16_MATH=1` turns it on.
+    pub f16_math: bool,
 }
 
 impl GpuOptions {
     pub fn from_env() -> GpuOptions {
         let set = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
-        GpuOptions { disable_f16: set("WEBFORMERS_NO_F16"), disable_subgroups: set("WEBFORMERS_NO_SUBGROUPS") }
+        GpuOptions { disable_f16: set("WEBFORMERS_NO_F16"), disable_subgroups: set("WEBFORMERS_NO_SUBGROUPS"), f16_math: set("WEBFORMERS_F16_MATH") }
     }
 }
 
@@ -93,7 +98,11 @@ impl GpuContext {
             sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
         }));
         let features =
-            ShaderFeatures { f16: wanted.contains(wgpu::Features::SHADER_F16), subgroups: wanted.contains(wgpu::Features::SUBGROUP) };
+            ShaderFeatures {
+                f16: wanted.contains(wgpu::Features::SHADER_F16),
+                subgroups: wanted.contains(wgpu::Features::SUBGROUP),
+                f16_math: options.f16_math && wanted.contains(wgpu::Features::SHADER_F16),
+            };
         Ok(Arc::new(GpuContext {
             pool: BufferPool::new(device.clone()),
             device,

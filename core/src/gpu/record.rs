@@ -11,6 +11,9 @@ use crate::ops::{Activation, BinaryOp, NormKind, Op, UnaryOp};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
+#[path = "record_quant.rs"]
+mod quant;
+
 /// Bytes of a uniform `Params` struct, with WGSL's 16-byte alignment of vec4 fields.
 #[derive(Default)]
 struct Params(Vec<u8>);
@@ -115,6 +118,10 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
     let inputs_of = |n: usize| (0..n).map(input).collect::<Vec<_>>();
 
     match step.op {
+        Op::Matmul { a, b, bias, act, batch, m, n, k } if b.dtype().is_quantized() => {
+            quant::matmul(run, (a, b, bias.as_ref(), *act), (*batch, *m, *n, *k), inputs_of(step.inputs.len()), &output)?
+        }
+        Op::Gather { table, ids } if table.dtype().is_quantized() => quant::gather(run, table, ids, inputs_of(2), &output)?,
         Op::Copy { src } => {
             let kernel = Kernel::Copy { src: elem(src.dtype())?, dst: elem(node.dtype)? };
             let v = strided8(src.layout())?;

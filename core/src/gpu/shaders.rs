@@ -21,6 +21,10 @@ const SOURCES: &[(&str, &str)] = &[
     ("pool.wgsl", include_str!("../../../shaders/pool.wgsl")),
     ("rope.wgsl", include_str!("../../../shaders/rope.wgsl")),
     ("argmax.wgsl", include_str!("../../../shaders/argmax.wgsl")),
+    ("quant.wgsl", include_str!("../../../shaders/quant.wgsl")),
+    ("matvec_quant.wgsl", include_str!("../../../shaders/matvec_quant.wgsl")),
+    ("matmul_quant.wgsl", include_str!("../../../shaders/matmul_quant.wgsl")),
+    ("gather_quant.wgsl", include_str!("../../../shaders/gather_quant.wgsl")),
 ];
 
 /// How a storage buffer's elements are stored.
@@ -32,6 +36,45 @@ pub enum Elem {
     /// bf16, two per u32 word; only read, by the copy kernel that converts weights.
     BF16,
     U32,
+}
+
+/// ggml block types, as the quantized kernels (quant.wgsl) read them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Quant {
+    Q8_0,
+    Q4_0,
+    Q4_1,
+    Q4K,
+    Q5K,
+    Q6K,
+}
+
+impl Quant {
+    pub const ALL: [Quant; 6] = [Quant::Q8_0, Quant::Q4_0, Quant::Q4_1, Quant::Q4K, Quant::Q5K, Quant::Q6K];
+
+    pub fn of(dtype: crate::DType) -> Option<Quant> {
+        use crate::DType as D;
+        Some(match dtype {
+            D::Q8_0 => Quant::Q8_0,
+            D::Q4_0 => Quant::Q4_0,
+            D::Q4_1 => Quant::Q4_1,
+            D::Q4K => Quant::Q4K,
+            D::Q5K => Quant::Q5K,
+            D::Q6K => Quant::Q6K,
+            _ => return None,
+        })
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Quant::Q8_0 => "Q8_0",
+            Quant::Q4_0 => "Q4_0",
+            Quant::Q4_1 => "Q4_1",
+            Quant::Q4K => "Q4_K",
+            Quant::Q5K => "Q5_K",
+            Quant::Q6K => "Q6_K",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,13 +100,22 @@ pub enum Kernel {
     Unpack,
     Rope { interleaved: bool },
     Argmax,
+    /// Quantized weights, few activation rows (decoding): matvec_quant.wgsl.
+    QuantMatvec { q: Quant, bias: bool },
+    /// Quantized weights, many activation rows (prefill): matmul_quant.wgsl.
+    QuantMatmul { q: Quant, bias: bool },
+    /// Embedding lookup from a quantized table: gather_quant.wgsl.
+    QuantGather { q: Quant },
 }
 
 /// Adapter capabilities a variant may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct ShaderFeatures {
+    /// shader-f16: f16 values can be loaded natively (exact).
     pub f16: bool,
     pub subgroups: bool,
+    /// Kernels that offer it compute in f16 (lossy; see `GpuOptions::f16_math`).
+    pub f16_math: bool,
 }
 
 /// Browsers require `enable subgroups;` where naga (wgpu 30) rejects it.
@@ -104,6 +156,9 @@ impl Kernel {
             Kernel::Pool(_) | Kernel::Unpack => "pool.wgsl",
             Kernel::Rope { .. } => "rope.wgsl",
             Kernel::Argmax => "argmax.wgsl",
+            Kernel::QuantMatvec { .. } => "matvec_quant.wgsl",
+            Kernel::QuantMatmul { .. } => "matmul_quant.wgsl",
+            Kernel::QuantGather { .. } => "gather_quant.wgsl",
         }
     }
 
@@ -118,6 +173,8 @@ impl Kernel {
             Kernel::Softmax { mask } => 1 + *mask as usize,
             Kernel::Attention => 5,
             Kernel::Rope { .. } => 3,
+            Kernel::QuantMatvec { bias, .. } | Kernel::QuantMatmul { bias, .. } => 2 + *bias as usize,
+            Kernel::QuantGather { .. } => 2,
         }
     }
 
@@ -187,12 +244,27 @@ impl Kernel {
                 }
             }
             Kernel::Argmax => {}
+            Kernel::QuantMatvec { q, bias } | Kernel::QuantMatmul { q, bias } => {
+                flags.push(q.flag());
+                if bias {
+                    flags.push("HAS_BIAS");
+                }
+                if self.uses_f16(features) {
+                    flags.push("F16");
+                }
+            }
+            Kernel::QuantGather { q } => flags.push(q.flag()),
         }
         flags
     }
 
     fn uses_f16(&self, features: ShaderFeatures) -> bool {
-        features.f16 && matches!(self, Kernel::Matmul { b: Elem::F16, .. })
+        // The quantized decode kernel computes in f16 pairs; prefill and lookups stay f32.
+        match self {
+            Kernel::Matmul { b: Elem::F16, .. } => features.f16,
+            Kernel::QuantMatvec { .. } => features.f16 && features.f16_math,
+            _ => false,
+        }
     }
 
     /// Every variant, for validation without a GPU.
@@ -224,6 +296,13 @@ impl Kernel {
             all.push(Kernel::Softmax { mask });
         }
         all.extend([Kernel::Pool(PoolMode::Mean), Kernel::Pool(PoolMode::Cls)]);
+        for q in Quant::ALL {
+            for bias in [false, true] {
+                all.push(Kernel::QuantMatvec { q, bias });
+                all.push(Kernel::QuantMatmul { q, bias });
+            }
+            all.push(Kernel::QuantGather { q });
+        }
         all
     }
 }

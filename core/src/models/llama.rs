@@ -39,6 +39,9 @@ pub struct LlamaConfig {
     pub attention_bias: bool,
     #[serde(default)]
     pub hidden_act: Option<String>,
+    /// Per-pair divisors of the rotary frequencies (GGUF's `rope_freqs.weight`).
+    #[serde(skip)]
+    pub rope_freq_factors: Option<Vec<f64>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -84,7 +87,13 @@ impl LlamaConfig {
     pub fn inv_freq(&self) -> Result<Vec<f32>> {
         let d = self.head_dim();
         let theta = self.rope_parameters.as_ref().and_then(|p| p.rope_theta).unwrap_or(self.rope_theta);
-        let base: Vec<f64> = (0..d / 2).map(|i| 1.0 / theta.powf(2.0 * i as f64 / d as f64)).collect();
+        let mut base: Vec<f64> = (0..d / 2).map(|i| 1.0 / theta.powf(2.0 * i as f64 / d as f64)).collect();
+        if let Some(factors) = &self.rope_freq_factors {
+            if factors.len() != base.len() {
+                return Err(Error::Config(format!("{} rope frequency factors for head size {d}", factors.len())));
+            }
+            base.iter_mut().zip(factors).for_each(|(f, k)| *f /= k);
+        }
         let Some(scaling) = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref()) else {
             return Ok(base.iter().map(|&f| f as f32).collect());
         };

@@ -9,8 +9,10 @@ use crate::weights::Weights;
 use crate::{Error, Result, Tensor};
 
 pub mod bert;
+pub mod gguf;
 pub mod gpt2;
 pub mod llama;
+pub mod synthetic;
 
 /// A text encoder over packed sequences.
 pub trait EncoderModel {

@@ -118,6 +118,12 @@ impl TextGeneration {
         Ok(TextGeneration::new(tokenizer, model, template, eos_ids, device))
     }
 
+    /// From a GGUF file: weights, hyperparameters, tokenizer and chat template all come from it.
+    pub fn load_gguf(file: crate::weights::gguf::GgufFile, device: &Device, options: &LoadOptions) -> Result<TextGeneration> {
+        let parts = models::gguf::load(file, device, options.dtype)?;
+        Ok(TextGeneration::new(parts.tokenizer, parts.model, parts.template, parts.eos_ids, device))
+    }
+
     /// From parts (the GGUF loader builds them from the file's metadata).
     pub fn new(
         tokenizer: Tokenizer,
@@ -142,6 +148,11 @@ impl TextGeneration {
     }
     pub fn model(&self) -> &dyn DecoderModel {
         self.model.as_ref()
+    }
+
+    /// The decoder alone (benchmarks drive it directly).
+    pub fn into_model(self) -> Box<dyn DecoderModel> {
+        self.model
     }
 
     /// The prompt's text as the model sees it (the rendered chat, or the text itself).

@@ -1,4 +1,4 @@
-//! Weights by their Hugging Face names. A `WeightSource` (a safetensors file, later GGUF, several
+//! Weights by their Hugging Face names. A `WeightSource` (a safetensors or GGUF file, several
 //! shards, or tensors streamed to the device from the Hub) says what tensors exist and gives their
 //! bytes or the tensors themselves; `Weights` is what model code uses: a
 //! prefix builder (`vb.pp("encoder.layer.0")`) whose `get` checks the shape, names the tensor in
@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::{DType, Device, Error, Result, Tensor};
 
+pub mod gguf;
 mod resident;
 pub mod safetensors;
 

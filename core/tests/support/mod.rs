@@ -96,8 +96,9 @@ async fn gpus() -> Gpus {
 }
 
 async fn open_gpus() -> Gpus {
-    let full = GpuContext::new(GpuOptions::default()).await;
-    let basic = GpuContext::new(GpuOptions { disable_f16: true, disable_subgroups: true }).await;
+    // Kernel tests cover every variant: the full context computes in f16 where kernels can.
+    let full = GpuContext::new(GpuOptions { f16_math: true, ..GpuOptions::default() }).await;
+    let basic = GpuContext::new(GpuOptions { disable_f16: true, disable_subgroups: true, f16_math: false }).await;
     match (full, basic) {
         (Ok(full), Ok(basic)) => {
             let f = full.features();

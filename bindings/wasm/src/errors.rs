@@ -1,0 +1,32 @@
+//! Engine errors as JavaScript `Error`s: the message is the engine's, and a `code` property says
+//! what kind of failure it was, so the JS side can decide (a GPU limit in `device: 'auto'` means
+//! falling back to WASM; a missing file does not).
+
+use js_sys::Reflect;
+use wasm_bindgen::JsValue;
+use webformers::Error;
+
+/// `code`: `file`, `config`, `weight`, `tokenizer`, `unsupported`, `input`, `no_adapter`,
+/// `over_limit`, `gpu`, or `engine` for anything else (shape or dtype errors: a bug or an
+/// unsupported model).
+pub fn js_error(e: Error) -> JsValue {
+    let message = e.to_string();
+    let code = match &e {
+        // Loading a weight wraps the upload's error in Error::Weight, keeping only its text; a
+        // tensor over the binding limit must still read as `over_limit` (the 'auto' fallback).
+        Error::Weight { msg, .. } if msg.contains("more than this adapter's limit") => "over_limit",
+        Error::File { .. } => "file",
+        Error::Config(_) => "config",
+        Error::Weight { .. } => "weight",
+        Error::Tokenizer(_) => "tokenizer",
+        Error::Unsupported(_) => "unsupported",
+        Error::Input(_) => "input",
+        Error::NoAdapter(_) => "no_adapter",
+        Error::OverLimit { .. } => "over_limit",
+        Error::Gpu(_) => "gpu",
+        _ => "engine",
+    };
+    let error = js_sys::Error::new(&message);
+    let _ = Reflect::set(&error, &JsValue::from_str("code"), &JsValue::from_str(code));
+    error.into()
+}

@@ -1,0 +1,225 @@
+//! The webformers engine for JavaScript: the wasm-bindgen layer under the npm package `webformers`
+//! (npm/). It adds no model or loading code of its own: files fetched by the JS side go into a
+//! `MemoryFiles`, and the same `Device`, tasks and models as the native build run on them.
+//!
+//! The boundary never panics by design: every fallible call returns a rejected promise (or throws)
+//! with an `Error` whose `code` property says what kind of failure it was (see `errors.rs`). A
+//! residual panic (a bug) is printed with `console.error` and reported to the handler the JS side
+//! installs with `setPanicHandler`, which rejects the calls in flight instead of leaving them
+//! pending forever (a panic in wasm32 aborts the instance; it cannot unwind).
+//!
+//! Everything is wasm32-only; natively the crate is empty.
+#![cfg(target_arch = "wasm32")]
+
+mod errors;
+mod feature_extraction;
+mod text_generation;
+
+use std::cell::RefCell;
+
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::prelude::*;
+use webformers::files::MemoryFiles;
+use webformers::tasks::Task;
+use webformers::weights::WeightDType;
+use webformers::{Device, DeviceChoice, GpuOptions};
+
+pub use errors::js_error;
+pub use feature_extraction::FeatureExtractionTask;
+pub use text_generation::TextGenerationTask;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str);
+}
+
+thread_local! {
+    static PANIC_HANDLER: RefCell<Option<js_sys::Function>> = const { RefCell::new(None) };
+}
+
+#[wasm_bindgen(start)]
+fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = format!("webformers: internal error (a bug, please report it): {info}");
+        console_error(&message);
+        PANIC_HANDLER.with(|handler| {
+            if let Ok(handler) = handler.try_borrow()
+                && let Some(f) = handler.as_ref()
+            {
+                let _ = f.call1(&JsValue::NULL, &JsValue::from_str(&message));
+            }
+        });
+    }));
+}
+
+/// Installs the function called (with the message) when the engine panics; the instance is
+/// unusable afterwards.
+#[wasm_bindgen(js_name = setPanicHandler)]
+pub fn set_panic_handler(handler: Option<js_sys::Function>) {
+    PANIC_HANDLER.with(|h| *h.borrow_mut() = handler);
+}
+
+/// Panics on purpose, after one turn of the event loop (as a panic inside a GPU read would): the
+/// tests use it to check that a panic rejects the calls in flight instead of leaving them hanging.
+/// The instance is unusable afterwards.
+#[wasm_bindgen(js_name = debugPanic)]
+pub fn debug_panic(message: String) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&JsValue::NULL)).await?;
+        panic!("{message}");
+    })
+}
+
+/// The engine's version (the crate's).
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// The canonical name of a task and the files its models are made of:
+/// `{task, required: string[], optional: string[]}`. Unknown task: throws.
+///
+/// These lists are what the tasks' `load` read from a model folder (see core/src/tasks/); the JS
+/// side fetches exactly these before loading.
+#[wasm_bindgen(js_name = taskFiles)]
+pub fn task_files(task: &str) -> Result<JsValue, JsValue> {
+    let task = Task::from_name(task).map_err(js_error)?;
+    let (name, required, optional): (&str, &[&str], &[&str]) = match task {
+        Task::FeatureExtraction => (
+            "feature-extraction",
+            &["config.json", "tokenizer.json", "model.safetensors"],
+            &["tokenizer_config.json", "sentence_bert_config.json"],
+        ),
+        Task::TextGeneration => (
+            "text-generation",
+            &["config.json", "tokenizer.json", "model.safetensors"],
+            &["tokenizer_config.json", "generation_config.json"],
+        ),
+    };
+    let list = |names: &[&str]| names.iter().map(|n| JsValue::from_str(n)).collect::<Array>();
+    let out = Object::new();
+    set(&out, "task", &JsValue::from_str(name));
+    set(&out, "required", &list(required));
+    set(&out, "optional", &list(optional));
+    Ok(out.into())
+}
+
+pub(crate) fn set(target: &Object, key: &str, value: &JsValue) {
+    // Setting a data property on a plain object cannot fail.
+    let _ = Reflect::set(target, &JsValue::from_str(key), value);
+}
+
+/// Why WebGPU cannot be used from this global scope, if it cannot. wgpu itself panics outside a
+/// window or a dedicated worker (Node, a shared worker), so this is checked before asking it.
+fn webgpu_unavailable() -> Option<String> {
+    let global = js_sys::global();
+    let defined = |key: &str| Reflect::get(&global, &JsValue::from_str(key)).is_ok_and(|v| !v.is_undefined());
+    if !defined("Window") && !defined("WorkerGlobalScope") {
+        return Some("WebGPU needs a browser window or a dedicated worker (in Node, use device 'wasm')".into());
+    }
+    let gpu = Reflect::get(&global, &JsValue::from_str("navigator"))
+        .and_then(|n| if n.is_undefined() || n.is_null() { Ok(JsValue::UNDEFINED) } else { Reflect::get(&n, &JsValue::from_str("gpu")) });
+    match gpu {
+        Ok(gpu) if !gpu.is_undefined() && !gpu.is_null() => None,
+        _ => Some("this browser has no WebGPU (navigator.gpu is missing)".into()),
+    }
+}
+
+/// Where a pipeline runs: the WebGPU device or the CPU (wasm simd128).
+#[wasm_bindgen]
+pub struct EngineDevice {
+    device: Device,
+    note: Option<String>,
+}
+
+#[wasm_bindgen]
+impl EngineDevice {
+    /// `'webgpu'` or `'wasm'`.
+    #[wasm_bindgen(getter)]
+    pub fn kind(&self) -> String {
+        if self.device.is_gpu() { "webgpu" } else { "wasm" }.to_string()
+    }
+
+    /// The adapter or CPU in words ("gpu (SwiftShader Device ..., BrowserWebGpu)", "cpu (simd128)").
+    #[wasm_bindgen(getter)]
+    pub fn description(&self) -> String {
+        self.device.describe()
+    }
+
+    /// Why `'auto'` fell back to the CPU, when it did.
+    #[wasm_bindgen(getter)]
+    pub fn note(&self) -> Option<String> {
+        self.note.clone()
+    }
+
+    /// The largest buffer one binding can see, on a GPU device.
+    #[wasm_bindgen(getter, js_name = maxBindingBytes)]
+    pub fn max_binding_bytes(&self) -> Option<f64> {
+        match &self.device {
+            Device::Gpu(gpu) => Some(gpu.max_binding_bytes() as f64),
+            Device::Cpu => None,
+        }
+    }
+}
+
+impl EngineDevice {
+    pub(crate) fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+/// Opens a device: `'webgpu'` (rejects without a usable adapter), `'wasm'`, or `'auto'` (WebGPU
+/// when an adapter opens, else the CPU, with the reason in `note`).
+#[wasm_bindgen(js_name = openDevice)]
+pub async fn open_device(choice: String) -> Result<EngineDevice, JsValue> {
+    let choice: DeviceChoice = choice.parse().map_err(js_error)?;
+    if choice != DeviceChoice::Cpu
+        && let Some(why) = webgpu_unavailable()
+    {
+        return match choice {
+            DeviceChoice::Gpu => Err(js_error(webformers::Error::NoAdapter(why))),
+            _ => Ok(EngineDevice { device: Device::Cpu, note: Some(why) }),
+        };
+    }
+    let (device, note) = Device::select(choice, GpuOptions::default()).await.map_err(js_error)?;
+    Ok(EngineDevice { device, note })
+}
+
+/// A model's files, fetched by the JS side, by name (`config.json`, `model.safetensors`, ...).
+#[wasm_bindgen]
+pub struct ModelFileSet {
+    inner: MemoryFiles,
+}
+
+#[wasm_bindgen]
+impl ModelFileSet {
+    /// `name`: the model's id or URL, used in error messages.
+    #[wasm_bindgen(constructor)]
+    pub fn new(name: String) -> ModelFileSet {
+        ModelFileSet { inner: MemoryFiles::new(name) }
+    }
+
+    /// Adds a file (its bytes are copied into the wasm heap).
+    pub fn insert(&mut self, file: String, bytes: Vec<u8>) {
+        self.inner.insert(file, bytes);
+    }
+}
+
+impl ModelFileSet {
+    pub(crate) fn files(&self) -> &MemoryFiles {
+        &self.inner
+    }
+}
+
+/// transformers.js's `dtype` option: `'auto'` (as stored), `'fp32'`, `'fp16'`.
+pub(crate) fn weight_dtype(dtype: &str) -> Result<WeightDType, JsValue> {
+    match dtype {
+        "" | "auto" => Ok(WeightDType::Auto),
+        "fp32" => Ok(WeightDType::F32),
+        "fp16" => Ok(WeightDType::F16),
+        other => Err(js_error(webformers::Error::Unsupported(format!(
+            "dtype `{other}`: webformers loads the model's safetensors weights as 'auto' (as stored), 'fp32' or 'fp16'"
+        )))),
+    }
+}

@@ -1,0 +1,116 @@
+//! Dispatches of the quantized kernels: matvec_quant.wgsl for a few activation rows (decoding),
+//! matmul_quant.wgsl for many (prefill), gather_quant.wgsl for embedding lookups. Views are in
+//! elements; the kernels address W by bytes, so offsets and strides are converted here (ops.rs
+//! only records quantized operands whose rows are whole blocks).
+
+use super::{OP_NONE, Params, grid_1d, strides3, unary_code};
+use crate::gpu::GpuStorage;
+use crate::gpu::run::Run;
+use crate::gpu::shaders::{Kernel, Quant};
+use crate::ops::Activation;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// Up to this many activation rows use the decode kernel.
+const MATVEC_MAX_M: usize = 8;
+/// `ROWS` of matvec_quant.wgsl: weight rows per group of invocations.
+const MATVEC_ROWS: usize = 4;
+
+fn quant_of(t: &Tensor) -> Result<Quant> {
+    Quant::of(t.dtype()).ok_or_else(|| Error::Unsupported(format!("{} in a quantized kernel", t.dtype())))
+}
+
+/// Bytes of `elems` values of `t`'s block type (a whole number of blocks, or an error).
+fn bytes(t: &Tensor, elems: usize) -> Result<usize> {
+    let (len, size) = (t.dtype().block_len(), t.dtype().block_bytes());
+    if elems % len != 0 {
+        return Err(Error::shape("matmul", format!("{elems} {} values are not whole blocks (engine bug)", t.dtype())));
+    }
+    let b = elems / len * size;
+    u32::try_from(b).map_err(|_| Error::OverLimit { what: "a quantized weight offset".into(), needed: b as u64, limit: u32::MAX as u64 })?;
+    Ok(b)
+}
+
+/// Invocations per team of the decode kernel (a team computes 4 rows): about one per 32-value
+/// unit of a row (K / 32), so each takes about 4 groups of 8 weights per row; at least 32 (a
+/// subgroup on most GPUs, for the subgroup reduction) and at most the workgroup.
+fn threads_per_row(units: usize) -> usize {
+    static FORCED: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    // WEBFORMERS_QMV_TPR=32|64|128|256 overrides the choice (for tuning on new hardware).
+    let forced = *FORCED.get_or_init(|| {
+        std::env::var("WEBFORMERS_QMV_TPR").ok().and_then(|v| v.parse::<usize>().ok()).filter(|v| v.is_power_of_two() && (32..=256).contains(v))
+    });
+    forced.unwrap_or_else(|| units.next_power_of_two().clamp(32, 256))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul(
+    run: &mut Run,
+    (a, b, bias, act): (&Tensor, &Tensor, Option<&Tensor>, Activation),
+    (batch, m, n, k): (usize, usize, usize, usize),
+    inputs: Vec<GpuStorage>,
+    output: &GpuStorage,
+) -> Result<()> {
+    let q = quant_of(b)?;
+    let (a_sb, a_sm, a_sk) = strides3(a.layout());
+    let (b_sb, b_sk, b_sn) = strides3(b.layout());
+    if (a_sk != 1 || b_sk != 1) && k > 1 {
+        return Err(Error::shape("matmul", format!("{} weights need unit K strides (engine bug)", b.dtype())));
+    }
+    let act = match act {
+        Activation::None => OP_NONE,
+        Activation::Unary(op) => unary_code(op),
+    };
+    let b_off = bytes(b, b.layout().offset())?;
+    let b_sb = bytes(b, b_sb)?;
+    let b_sn = if n > 1 { bytes(b, b_sn)? } else { 0 };
+    let max = run.gpu.limits.max_compute_workgroups_per_dimension;
+    let has_bias = bias.is_some();
+    if m <= MATVEC_MAX_M {
+        let tpr = threads_per_row(k / 32);
+        let rows_per_group = 256 / tpr * MATVEC_ROWS;
+        let params = Params::default()
+            .u32(m)
+            .u32(n)
+            .u32(k)
+            .u32(act)
+            .u32(a.layout().offset())
+            .u32(a_sb)
+            .u32(a_sm)
+            .u32(tpr)
+            .u32(b_off)
+            .u32(b_sb)
+            .u32(b_sn)
+            .u32(0);
+        // One z slice per activation row: W is read again per row, mostly from cache.
+        let mut groups = grid_1d(n.div_ceil(rows_per_group), max);
+        groups[2] = (batch * m) as u32;
+        run.push(Kernel::QuantMatvec { q, bias: has_bias }, &params.0, inputs, output, groups)
+    } else {
+        let params = Params::default()
+            .u32(m)
+            .u32(n)
+            .u32(k)
+            .u32(act)
+            .u32(a.layout().offset())
+            .u32(a_sb)
+            .u32(a_sm)
+            .u32(0)
+            .u32(b_off)
+            .u32(b_sb)
+            .u32(b_sn)
+            .u32(0);
+        let groups = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
+        run.push(Kernel::QuantMatmul { q, bias: has_bias }, &params.0, inputs, output, groups)
+    }
+}
+
+pub(super) fn gather(run: &mut Run, table: &Tensor, ids: &Tensor, inputs: Vec<GpuStorage>, output: &GpuStorage) -> Result<()> {
+    let q = quant_of(table)?;
+    let (vocab, h) = (table.dims()[0], table.dims()[1]);
+    let rows = ids.numel();
+    let row_bytes = bytes(table, h)?;
+    let params = Params::default().u32(rows).u32(h).u32(vocab).u32(bytes(table, table.layout().offset())?).u32(row_bytes);
+    let groups = grid_1d((rows * (h / 32)).div_ceil(256), run.gpu.limits.max_compute_workgroups_per_dimension);
+    run.push(Kernel::QuantGather { q }, &params.0, inputs, output, groups)
+}

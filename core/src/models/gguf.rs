@@ -1,0 +1,150 @@
+//! Models from GGUF files: the architecture's hyperparameters come from the metadata, the
+//! tensors are renamed to their Hugging Face names so the model files load them unchanged, and
+//! the tokenizer and chat template come from `tokenizer.*` metadata.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::DecoderModel;
+use super::llama::{Llama, LlamaConfig};
+use crate::chat::ChatTemplate;
+use crate::gguf_tokenizer::{GgufVocab, build_tokenizer};
+use crate::tokenizer::Tokenizer;
+use crate::weights::gguf::{GgufFile, GgufMetadata};
+use crate::weights::{SharedBytes, TensorInfo, WeightDType, WeightSource, Weights};
+use crate::{Device, Error, Result};
+
+/// Architectures whose GGUF tensors map onto `Llama`.
+pub const GGUF_ARCHITECTURES: &[&str] = &["llama", "qwen2", "mistral"];
+
+/// A source that answers to Hugging Face names for tensors stored under other names.
+struct Renamed {
+    inner: Arc<GgufFile>,
+    /// Hugging Face name -> name in the file.
+    names: HashMap<String, String>,
+}
+
+impl WeightSource for Renamed {
+    fn origin(&self) -> &str {
+        self.inner.origin()
+    }
+    fn info(&self, name: &str) -> Option<&TensorInfo> {
+        self.names.get(name).and_then(|n| self.inner.info(n))
+    }
+    fn unsupported_dtype(&self, name: &str) -> Option<&str> {
+        self.names.get(name).and_then(|n| self.inner.unsupported_dtype(n))
+    }
+    fn names(&self) -> Vec<&str> {
+        self.names.keys().map(String::as_str).collect()
+    }
+    fn bytes(&self) -> &SharedBytes {
+        self.inner.bytes()
+    }
+}
+
+/// llama.cpp's tensor names for one block, and their Hugging Face names.
+const BLOCK_NAMES: &[(&str, &str)] = &[
+    ("attn_norm.weight", "input_layernorm.weight"),
+    ("attn_q.weight", "self_attn.q_proj.weight"),
+    ("attn_q.bias", "self_attn.q_proj.bias"),
+    ("attn_k.weight", "self_attn.k_proj.weight"),
+    ("attn_k.bias", "self_attn.k_proj.bias"),
+    ("attn_v.weight", "self_attn.v_proj.weight"),
+    ("attn_v.bias", "self_attn.v_proj.bias"),
+    ("attn_output.weight", "self_attn.o_proj.weight"),
+    ("ffn_norm.weight", "post_attention_layernorm.weight"),
+    ("ffn_gate.weight", "mlp.gate_proj.weight"),
+    ("ffn_up.weight", "mlp.up_proj.weight"),
+    ("ffn_down.weight", "mlp.down_proj.weight"),
+];
+
+fn hf_names(file: &GgufFile, layers: usize) -> HashMap<String, String> {
+    let mut names = HashMap::new();
+    for (gguf, hf) in [("token_embd.weight", "model.embed_tokens.weight"), ("output_norm.weight", "model.norm.weight"), ("output.weight", "lm_head.weight")] {
+        names.insert(hf.to_string(), gguf.to_string());
+    }
+    for l in 0..layers {
+        for (gguf, hf) in BLOCK_NAMES {
+            names.insert(format!("model.layers.{l}.{hf}"), format!("blk.{l}.{gguf}"));
+        }
+    }
+    names.retain(|_, gguf| file.info(gguf).is_some() || file.unsupported_dtype(gguf).is_some());
+    names
+}
+
+fn llama_config(meta: &GgufMetadata, arch: &str, vocab_size: usize, tied: bool) -> Result<LlamaConfig> {
+    let key = |k: &str| format!("{arch}.{k}");
+    let heads = meta.get_usize(&key("attention.head_count"))?;
+    let hidden = meta.get_usize(&key("embedding_length"))?;
+    let head_dim = if meta.contains(&key("attention.key_length")) { meta.get_usize(&key("attention.key_length"))? } else { hidden / heads.max(1) };
+    let config = serde_json::json!({
+        "model_type": if arch == "qwen2" { "qwen2" } else { "llama" },
+        "vocab_size": vocab_size,
+        "hidden_size": hidden,
+        "intermediate_size": meta.get_usize(&key("feed_forward_length"))?,
+        "num_hidden_layers": meta.get_usize(&key("block_count"))?,
+        "num_attention_heads": heads,
+        "num_key_value_heads": if meta.contains(&key("attention.head_count_kv")) { meta.get_usize(&key("attention.head_count_kv"))? } else { heads },
+        "head_dim": head_dim,
+        "rms_norm_eps": meta.get_f32(&key("attention.layer_norm_rms_epsilon"))? as f64,
+        "rope_theta": if meta.contains(&key("rope.freq_base")) { meta.get_f32(&key("rope.freq_base"))? as f64 } else { 10000.0 },
+        "max_position_embeddings": meta.get_usize(&key("context_length"))?,
+        "tie_word_embeddings": tied,
+        "rope_scaling": match meta.get_str(&key("rope.scaling.type")).ok() {
+            Some("linear") => serde_json::json!({"rope_type": "linear", "factor": meta.get_f32(&key("rope.scaling.factor"))? as f64}),
+            Some("none") | None => serde_json::Value::Null,
+            Some(other) => return Err(Error::Unsupported(format!("GGUF rope scaling `{other}`"))),
+        },
+    });
+    super::parse(&config)
+}
+
+/// The decoder, tokenizer, chat template and end-of-sequence ids of a GGUF language model.
+pub struct GgufParts {
+    pub model: Box<dyn DecoderModel>,
+    pub tokenizer: Tokenizer,
+    pub template: Option<ChatTemplate>,
+    pub eos_ids: Vec<u32>,
+}
+
+pub fn load(file: GgufFile, device: &Device, dtype: WeightDType) -> Result<GgufParts> {
+    let file = Arc::new(file);
+    let meta = file.metadata();
+    let arch = meta.get_str("general.architecture")?.to_string();
+    if !GGUF_ARCHITECTURES.contains(&arch.as_str()) {
+        return Err(Error::Unsupported(format!(
+            "GGUF architecture `{arch}` (from {}); supported: {}",
+            file.origin(),
+            GGUF_ARCHITECTURES.join(", ")
+        )));
+    }
+    let tokens = meta.get_str_array("tokenizer.ggml.tokens")?.to_vec();
+    let id = |k: &str| -> Option<u32> { meta.get_u32(k).ok() };
+    let vocab = GgufVocab {
+        model: meta.get_str("tokenizer.ggml.model")?.to_string(),
+        pre: meta.get_str("tokenizer.ggml.pre").ok().map(str::to_string),
+        token_types: meta.get_i32_array("tokenizer.ggml.token_type").unwrap_or_default(),
+        merges: meta.get_str_array("tokenizer.ggml.merges").map(|m| m.to_vec()).unwrap_or_default(),
+        bos_id: id("tokenizer.ggml.bos_token_id"),
+        add_bos: meta.get_bool("tokenizer.ggml.add_bos_token").unwrap_or(false),
+        tokens: tokens.clone(),
+    };
+    let tokenizer = build_tokenizer(&vocab)?;
+    let tied = file.info("output.weight").is_none();
+    let mut config = llama_config(meta, &arch, tokens.len(), tied)?;
+    // llama.cpp keeps Llama 3's rope scaling as per-pair divisors in a tensor.
+    if let Ok(bytes) = file.tensor_bytes("rope_freqs.weight") {
+        config.rope_freq_factors = Some(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect());
+    }
+    let names = hf_names(&file, config.num_hidden_layers);
+    let vb = Weights::new(Arc::new(Renamed { inner: file.clone(), names }), device, dtype);
+    // llama.cpp permutes Llama's q/k rows for pairwise rotation (Qwen2 files are not permuted).
+    let model = Llama::load(config, &vb, arch != "qwen2")?;
+    let token_text = |id: Option<u32>| id.and_then(|i| tokens.get(i as usize).cloned()).unwrap_or_default();
+    let template = meta
+        .get_str("tokenizer.chat_template")
+        .ok()
+        .map(|t| ChatTemplate::new(t, token_text(id("tokenizer.ggml.bos_token_id")), token_text(id("tokenizer.ggml.eos_token_id"))));
+    let eos_ids = ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"].iter().filter_map(|k| id(k)).collect();
+    Ok(GgufParts { model: Box::new(model), tokenizer, template, eos_ids })
+}

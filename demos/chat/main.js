@@ -1,0 +1,127 @@
+// Chat: a text-generation pipeline in a Web Worker (webformers' worker.js), the conversation kept
+// here as a messages array and rendered through the model's chat template by the engine; each
+// reply streams in as the worker sends its pieces.
+//
+// URL parameters: ?device=auto|webgpu|wasm, ?model=<URL or /path of a model folder or .gguf>.
+// Default: SmolLM2-135M-Instruct (Q4_1 GGUF) under /models/ (scripts/fetch-models.sh smollm2);
+// when it cannot be loaded, the tiny random Llama of the tests stands in (gibberish, quickly).
+
+import { workerPipeline } from 'webformers';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const device = params.get('device') || 'auto';
+const MODELS = params.get('model')
+  ? [params.get('model')]
+  : ['/models/SmolLM2-135M-Instruct.Q4_1.gguf', '/fixtures/tiny-llama'];
+
+$('device-choice').value = device;
+$('device-choice').addEventListener('change', (e) => {
+  params.set('device', e.target.value);
+  location.search = params.toString();
+});
+
+const setState = (state, status) => {
+  document.body.dataset.state = state;
+  if (status !== undefined) $('status').textContent = status;
+};
+
+function showError(e) {
+  setState('error', 'failed');
+  $('error').hidden = false;
+  $('error').textContent = e?.message ?? String(e);
+}
+
+const files = new Map();
+function onProgress(event) {
+  if (event.status !== 'progress' && event.status !== 'done') return;
+  files.set(event.file, { loaded: event.loaded ?? 0, total: event.total ?? 0 });
+  let loaded = 0;
+  let total = 0;
+  for (const f of files.values()) {
+    loaded += f.loaded;
+    total += f.total || f.loaded;
+  }
+  $('progress').value = total ? (100 * loaded) / total : 0;
+  $('status').textContent = `loading the model… ${(loaded / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB`;
+}
+
+const worker = new Worker(new URL('./worker.js', import.meta.resolve('webformers')), { type: 'module' });
+
+const t0 = performance.now();
+let generator = null;
+for (const model of MODELS) {
+  files.clear();
+  try {
+    generator = await workerPipeline(worker, 'text-generation', model, { device, progress_callback: onProgress });
+    break;
+  } catch (e) {
+    if (model === MODELS.at(-1)) {
+      showError(e);
+      throw e;
+    }
+    $('note').hidden = false;
+    $('note').textContent = `${model} could not be loaded (${e.message}). Using ${MODELS.at(-1)}, a tiny random model, instead: its replies are gibberish.`;
+  }
+}
+const loadMs = performance.now() - t0;
+$('progress').value = 100;
+$('model').textContent = `model: ${generator.model}`;
+const badge = $('device');
+badge.textContent = generator.device === 'webgpu' ? `WebGPU · ${generator.adapter}` : `WASM SIMD · ${generator.adapter}`;
+badge.className = `badge ${generator.device}`;
+badge.title = generator.device_note ?? '';
+badge.dataset.device = generator.device;
+setState('ready', `ready in ${(loadMs / 1000).toFixed(1)} s`);
+
+const messages = [];
+
+function bubble(role, text) {
+  const div = document.createElement('div');
+  div.className = `msg ${role}`;
+  div.textContent = text;
+  $('log').append(div);
+  return div;
+}
+
+async function send() {
+  const text = $('prompt').value.trim();
+  if (!text) return;
+  $('prompt').value = '';
+  $('send').disabled = true;
+  setState('generating', 'generating…');
+  messages.push({ role: 'user', content: text });
+  bubble('user', text);
+  const reply = bubble('assistant', '');
+  let pieces = 0;
+  try {
+    const [out] = await generator(messages, {
+      max_new_tokens: Number($('max-tokens').value),
+      callback_function: (piece) => {
+        pieces++;
+        reply.textContent += piece;
+      },
+    });
+    const answer = out.generated_text.at(-1);
+    reply.textContent = answer.content;
+    messages.push(answer);
+    const s = out.stats;
+    const decodeRate = s.new_tokens > 1 && s.decode_seconds > 0 ? (s.new_tokens - 1) / s.decode_seconds : 0;
+    $('timings').textContent =
+      `${s.prompt_tokens} prompt tokens in ${(s.prefill_seconds * 1000).toFixed(0)} ms · ` +
+      `${s.new_tokens} new tokens, ${decodeRate.toFixed(1)} tokens/s · stopped by ${s.stop_reason}`;
+    reply.dataset.pieces = String(pieces);
+    document.body.dataset.replies = String(Number(document.body.dataset.replies ?? 0) + 1);
+    setState('ready', 'ready');
+  } catch (e) {
+    showError(e);
+  } finally {
+    $('send').disabled = false;
+  }
+}
+
+$('send').addEventListener('click', send);
+$('prompt').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter') send();
+});
+$('send').disabled = false;

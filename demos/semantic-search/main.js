@@ -1,0 +1,138 @@
+// Semantic search: embeds the sentences and the query with all-MiniLM-L6-v2 in a Web Worker
+// (webformers' worker.js) and ranks the sentences by cosine similarity.
+//
+// URL parameters: ?device=auto|webgpu|wasm (default auto), ?model=<id, URL or /path> (default
+// all-MiniLM-L6-v2 under /models/, as the demo server serves it).
+
+import { env, workerPipeline } from 'webformers';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const device = params.get('device') || 'auto';
+const model = params.get('model') || 'all-MiniLM-L6-v2';
+
+// Models named by id are looked for under /models/ first (served by the demo server), then on
+// the Hub.
+env.allowLocalModels = true;
+env.localModelPath = '/models/';
+
+$('device-choice').value = device;
+$('device-choice').addEventListener('change', (e) => {
+  params.set('device', e.target.value);
+  location.search = params.toString();
+});
+
+function setState(state, message) {
+  document.body.dataset.state = state;
+  if (message !== undefined) $('status').textContent = message;
+}
+
+function showError(e) {
+  setState('error', 'failed');
+  $('error').hidden = false;
+  $('error').textContent = e?.message ?? String(e);
+}
+
+// ---- loading, with a progress bar over all files ----------------------------------------------
+
+const files = new Map();
+function onProgress(event) {
+  if (event.status === 'progress' || event.status === 'done') {
+    files.set(event.file, { loaded: event.loaded ?? 0, total: event.total ?? 0 });
+    let loaded = 0;
+    let total = 0;
+    for (const f of files.values()) {
+      loaded += f.loaded;
+      total += f.total || f.loaded;
+    }
+    $('progress').value = total ? (100 * loaded) / total : 0;
+    $('status').textContent = `loading the model… ${(loaded / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB`;
+  } else if (event.status === 'ready') {
+    $('progress').value = 100;
+  }
+}
+
+// The worker is the package's own worker.js, found next to the package's entry module.
+const worker = new Worker(new URL('./worker.js', import.meta.resolve('webformers')), { type: 'module' });
+
+const t0 = performance.now();
+let extractor;
+try {
+  extractor = await workerPipeline(worker, 'feature-extraction', model, { device, progress_callback: onProgress });
+} catch (e) {
+  showError(e);
+  throw e;
+}
+const loadMs = performance.now() - t0;
+const badge = $('device');
+badge.textContent = extractor.device === 'webgpu' ? `WebGPU · ${extractor.adapter}` : `WASM SIMD · ${extractor.adapter}`;
+badge.className = `badge ${extractor.device}`;
+badge.title = extractor.device_note ?? '';
+badge.dataset.device = extractor.device;
+
+// ---- search -----------------------------------------------------------------------------------
+
+let corpus = { text: null, sentences: [], vectors: null, ms: 0 };
+
+async function embed(texts) {
+  const t = await extractor(texts, { pooling: 'mean', normalize: true });
+  return { data: t.data, dim: t.dims[1] };
+}
+
+async function search() {
+  const query = $('query').value.trim();
+  if (!query) return;
+  setState('searching', 'searching…');
+  $('search').disabled = true;
+  try {
+    const text = $('sentences').value;
+    if (corpus.text !== text) {
+      const sentences = text.split('\n').map((s) => s.trim()).filter(Boolean);
+      const t = performance.now();
+      const vectors = sentences.length ? await embed(sentences) : null;
+      corpus = { text, sentences, vectors, ms: performance.now() - t };
+    }
+    const t = performance.now();
+    const q = await embed([query]);
+    const queryMs = performance.now() - t;
+    const { sentences, vectors } = corpus;
+    // The vectors are normalized: the dot product is the cosine similarity.
+    const scored = sentences.map((sentence, i) => {
+      let dot = 0;
+      for (let j = 0; j < q.dim; j++) dot += q.data[j] * vectors.data[i * q.dim + j];
+      return { sentence, score: dot };
+    });
+    scored.sort((a, b) => b.score - a.score);
+    const list = $('results');
+    list.replaceChildren(
+      ...scored.map(({ sentence, score }) => {
+        const li = document.createElement('li');
+        const meter = document.createElement('span');
+        meter.className = 'meter';
+        meter.style.width = `${Math.max(0, score) * 120}px`;
+        const value = document.createElement('span');
+        value.className = 'score';
+        value.textContent = score.toFixed(3);
+        li.append(meter, value, ' ', sentence);
+        li.dataset.score = String(score);
+        return li;
+      }),
+    );
+    $('timings').textContent =
+      `model load ${loadMs.toFixed(0)} ms · ${sentences.length} sentences embedded in ${corpus.ms.toFixed(0)} ms ` +
+      `(once per edit) · query ${queryMs.toFixed(1)} ms`;
+    document.body.dataset.searches = String(Number(document.body.dataset.searches ?? 0) + 1);
+    setState('ready', `ready in ${(loadMs / 1000).toFixed(1)} s`);
+  } catch (e) {
+    showError(e);
+  } finally {
+    $('search').disabled = false;
+  }
+}
+
+$('search').addEventListener('click', search);
+$('query').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter') search();
+});
+$('search').disabled = false;
+await search();

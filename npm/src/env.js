@@ -1,0 +1,48 @@
+// The global settings, named and defaulted as transformers.js names them.
+
+/** True in Node (not in a browser window or worker, even one that polyfills `process`). */
+export const IS_NODE =
+  typeof process !== 'undefined' &&
+  !!process.versions?.node &&
+  typeof window === 'undefined' &&
+  typeof WorkerGlobalScope === 'undefined';
+
+export const VERSION = '0.1.0';
+
+export const env = {
+  /** The package's version. */
+  version: VERSION,
+  /** Where models named by id (`org/name`) are fetched from. */
+  remoteHost: 'https://huggingface.co/',
+  /** The path of a model's files under `remoteHost`. */
+  remotePathTemplate: '{model}/resolve/{revision}/',
+  /** Where models named by id are looked for first: a URL path in browsers, a folder in Node. */
+  localModelPath: '/models/',
+  /** Fetch models from `remoteHost` (when they are not found locally). */
+  allowRemoteModels: true,
+  /** Look for models under `localModelPath` first (default: in Node only, as transformers.js). */
+  allowLocalModels: IS_NODE,
+  /**
+   * Where `webformers_wasm_bg.wasm` is served from: a URL prefix (folder), or an object mapping
+   * the file name to its URL. Default: next to the package's JavaScript.
+   */
+  wasmPaths: null,
+  /** 'debug' | 'info' | 'warning' | 'error' | 'none'. */
+  logLevel: 'warning',
+  /** A request that receives nothing for this many milliseconds is abandoned (with an Error). */
+  fetchTimeout: 30000,
+};
+
+const LEVELS = { debug: 0, info: 1, warning: 2, warn: 2, error: 3, none: 4 };
+
+function enabled(level) {
+  const current = LEVELS[String(env.logLevel).toLowerCase()] ?? LEVELS.warning;
+  return LEVELS[level] >= current;
+}
+
+export const log = {
+  debug: (...args) => enabled('debug') && console.debug('webformers:', ...args),
+  info: (...args) => enabled('info') && console.info('webformers:', ...args),
+  warn: (...args) => enabled('warning') && console.warn('webformers:', ...args),
+  error: (...args) => enabled('error') && console.error('webformers:', ...args),
+};

@@ -1,0 +1,307 @@
+// The model transport: where a model's files are, and getting their bytes with progress events.
+// This is the ONLY module that fetches or reads model files; the Hub streaming work (tensor-level
+// range requests, IndexedDB cache, pinned revisions) replaces it behind `loadModelFiles`.
+//
+// Where `model` points:
+//   - an absolute path or file: URL (Node): a local folder, or a .gguf file;
+//   - an http(s) URL: a folder served over HTTP (or a .gguf file);
+//   - an id (`org/name`): `env.localModelPath + model` first when `env.allowLocalModels`, then
+//     `env.remoteHost + env.remotePathTemplate` when `env.allowRemoteModels`.
+//
+// Progress events have transformers.js's shape:
+//   {status: 'initiate' | 'download' | 'progress' | 'done', name, file, loaded, total, progress}
+
+import { env, IS_NODE, log } from './env.js';
+import { WebformersError } from './engine.js';
+
+const isUrl = (s) => /^(https?|blob|data):/i.test(s);
+const isFileUrl = (s) => /^file:/i.test(s);
+const isAbsolutePath = (s) => s.startsWith('/') || /^[A-Za-z]:[\\/]/.test(s);
+
+/** A .gguf model is one file; anything else is a folder. */
+export const isGguf = (model) => /\.gguf(\?.*)?$/i.test(model);
+
+function baseHref() {
+  if (typeof location !== 'undefined' && location.href) return location.href;
+  return undefined;
+}
+
+let nodeModules = null;
+/** Node's fs, path and url, imported only in Node (variable specifiers: bundlers leave them alone). */
+async function node() {
+  const load = (name) => import(/* webpackIgnore: true */ /* @vite-ignore */ name);
+  nodeModules ??= Promise.all(['node:fs/promises', 'node:path', 'node:url'].map(load)).then(([fs, path, url]) => ({ fs, path, url }));
+  return nodeModules;
+}
+
+// ---- sources: a folder on disk (Node) or over HTTP -------------------------------------------
+
+/** A folder on disk. `open(file)` resolves to null when the file does not exist. */
+async function fsSource(dir, name) {
+  const { fs, path } = await node();
+  return {
+    name,
+    where: dir,
+    async probe() {
+      let stat;
+      try {
+        stat = await fs.stat(dir);
+      } catch {
+        return `${dir} does not exist (expected a model folder with config.json)`;
+      }
+      if (!stat.isDirectory()) return `${dir} is not a folder (expected a model folder with config.json)`;
+      return null;
+    },
+    async read(file, onProgress) {
+      const full = path.join(dir, file);
+      let handle;
+      try {
+        handle = await fs.open(full, 'r');
+      } catch (e) {
+        if (e.code === 'ENOENT') return null;
+        throw new WebformersError(`${full}: ${e.message}`, 'file', { cause: e });
+      }
+      try {
+        const { size } = await handle.stat();
+        const bytes = new Uint8Array(size);
+        let loaded = 0;
+        while (loaded < size) {
+          const { bytesRead } = await handle.read(bytes, loaded, Math.min(size - loaded, 16 << 20), loaded);
+          if (bytesRead === 0) throw new WebformersError(`${full}: the file shrank while being read`, 'file');
+          loaded += bytesRead;
+          onProgress(loaded, size);
+        }
+        return bytes;
+      } finally {
+        await handle.close();
+      }
+    },
+    describe: (file) => path.join(dir, file),
+  };
+}
+
+/** A folder served over HTTP (`base` ends with '/'). */
+function httpSource(base, name) {
+  return {
+    name,
+    where: base,
+    async probe() {
+      return null;
+    },
+    read: (file, onProgress) => fetchBytes(new URL(file, base).href, onProgress),
+    describe: (file) => new URL(file, base).href,
+  };
+}
+
+/**
+ * GETs `url` into a Uint8Array, calling onProgress(loaded, total). Resolves to null on 404.
+ * Rejects with a clear Error on a network failure, another HTTP error, or `env.fetchTimeout`
+ * milliseconds without data.
+ */
+async function fetchBytes(url, onProgress) {
+  const controller = new AbortController();
+  const timeoutMs = Number(env.fetchTimeout) > 0 ? Number(env.fetchTimeout) : 0;
+  let timer = null;
+  let timedOut = false;
+  const arm = () => {
+    if (!timeoutMs) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, timeoutMs);
+  };
+  const stalled = () =>
+    new WebformersError(`fetching ${url} timed out: nothing was received for ${timeoutMs} ms (env.fetchTimeout)`, 'network');
+  arm();
+  try {
+    let response;
+    try {
+      response = await fetch(url, { signal: controller.signal });
+    } catch (e) {
+      if (timedOut) throw stalled();
+      const why = e?.cause?.code || e?.cause?.message || e?.message || String(e);
+      throw new WebformersError(`could not fetch ${url} (${why}): is the host reachable?`, 'network', { cause: e });
+    }
+    if (response.status === 404) {
+      response.body?.cancel().catch(() => {});
+      return null;
+    }
+    if (!response.ok) {
+      response.body?.cancel().catch(() => {});
+      throw new WebformersError(`fetching ${url} failed: HTTP ${response.status} ${response.statusText}`.trim(), 'network');
+    }
+    const total = Number(response.headers.get('content-length')) || 0;
+    let buffer = new Uint8Array(total || 1 << 16);
+    let loaded = 0;
+    onProgress(0, total);
+    if (!response.body) {
+      const all = new Uint8Array(await response.arrayBuffer());
+      onProgress(all.length, total || all.length);
+      return all;
+    }
+    const reader = response.body.getReader();
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (e) {
+        if (timedOut) throw stalled();
+        throw new WebformersError(`fetching ${url} failed after ${loaded} bytes: ${e?.message ?? e}`, 'network', { cause: e });
+      }
+      if (chunk.done) break;
+      arm();
+      const bytes = chunk.value;
+      if (loaded + bytes.length > buffer.length) {
+        const grown = new Uint8Array(Math.max(buffer.length * 2, loaded + bytes.length));
+        grown.set(buffer.subarray(0, loaded));
+        buffer = grown;
+      }
+      buffer.set(bytes, loaded);
+      loaded += bytes.length;
+      onProgress(loaded, total);
+    }
+    if (total && loaded < total) {
+      throw new WebformersError(`fetching ${url}: the body ended after ${loaded} of ${total} bytes`, 'network');
+    }
+    return loaded === buffer.length ? buffer : buffer.slice(0, loaded);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---- resolving a model name to sources -------------------------------------------------------
+
+function fillTemplate(model, revision) {
+  return String(env.remotePathTemplate)
+    .replaceAll('{model}', model)
+    .replaceAll('{revision}', encodeURIComponent(revision));
+}
+
+const withSlash = (s) => (s.endsWith('/') ? s : `${s}/`);
+
+/** The places to look for `model`, in order. Each is a function making the source. */
+async function candidates(model, { revision, localOnly }) {
+  if (IS_NODE && (isAbsolutePath(model) || isFileUrl(model))) {
+    const { url } = await node();
+    const dir = isFileUrl(model) ? url.fileURLToPath(model) : model;
+    return [() => fsSource(dir, model)];
+  }
+  if (isUrl(model)) return [() => httpSource(withSlash(model), model)];
+  if (!IS_NODE && (model.startsWith('/') || model.startsWith('./') || model.startsWith('../'))) {
+    return [() => httpSource(withSlash(new URL(model, baseHref()).href), model)];
+  }
+  const list = [];
+  if (env.allowLocalModels) {
+    if (IS_NODE) {
+      const { path } = await node();
+      list.push(() => fsSource(path.resolve(String(env.localModelPath), model), model));
+    } else {
+      list.push(() => httpSource(withSlash(new URL(withSlash(String(env.localModelPath)) + model, baseHref()).href), model));
+    }
+  }
+  if (env.allowRemoteModels && !localOnly) {
+    list.push(() => httpSource(withSlash(new URL(fillTemplate(model, revision), withSlash(String(env.remoteHost))).href), model));
+  }
+  if (list.length === 0) {
+    throw new WebformersError(
+      `cannot load ${model}: env.allowLocalModels and env.allowRemoteModels are both off` +
+        (localOnly ? ' (or local_files_only is set)' : ''),
+      'config',
+    );
+  }
+  return list;
+}
+
+// ---- loading --------------------------------------------------------------------------------
+
+/**
+ * Fetches a model's files. `required` and `optional` are file names inside the model folder
+ * (the first required one, config.json, decides whether a candidate place holds the model).
+ * For a .gguf model the one file is fetched instead. Resolves to
+ * `{name, where, files: Map<string, Uint8Array>}`.
+ */
+export async function loadModelFiles(model, { revision = 'main', required, optional = [], progress = () => {}, localOnly = false }) {
+  if (typeof model !== 'string' || model === '') {
+    throw new WebformersError('the model must be a non-empty string (an id, a URL or a path)', 'input');
+  }
+  const emit = (event) => {
+    try {
+      progress(event);
+    } catch (e) {
+      log.warn('progress_callback threw:', e);
+    }
+  };
+  const name = model;
+  let where = model;
+  let file = null;
+  if (isGguf(model)) {
+    // One file: look for it in its folder, as a folder model's config.json is looked for.
+    const plain = model.replace(/\?.*$/, '');
+    const cut = plain.lastIndexOf('/');
+    file = decodeURIComponent(plain.slice(cut + 1));
+    where = cut > 0 ? model.slice(0, cut) : IS_NODE ? process.cwd() : './';
+    required = [file];
+    optional = [];
+  }
+  const makers = await candidates(where, { revision, localOnly });
+  // Why each place did not hold the model, as whole sentences.
+  const misses = [];
+  for (const make of makers) {
+    const source = await make();
+    const problem = await source.probe();
+    if (problem) {
+      misses.push(problem);
+      continue;
+    }
+    // The first required file says whether this place holds the model at all.
+    const [first, ...rest] = required;
+    const head = await readOne(source, first, emit, name);
+    if (head === null) {
+      misses.push(
+        file
+          ? `${source.describe(first)} was not found`
+          : `${model} is not a model: ${source.describe(first)} was not found`,
+      );
+      log.debug(`${model}: not at ${source.where}`);
+      continue;
+    }
+    const files = await readAll(source, rest, optional, emit, name);
+    files.set(first, head);
+    return { name, where: source.where, file, files };
+  }
+  throw new WebformersError(misses.length === 1 ? misses[0] : `could not find the model ${model}: ${misses.join('; ')}`, 'file');
+}
+
+async function readOne(source, file, emit, name) {
+  let started = false;
+  const bytes = await source.read(file, (loaded, total) => {
+    if (!started) {
+      started = true;
+      emit({ status: 'initiate', name, file });
+      emit({ status: 'download', name, file });
+    }
+    emit({ status: 'progress', name, file, loaded, total, progress: total ? (loaded / total) * 100 : 0 });
+  });
+  if (bytes !== null) {
+    if (!started) emit({ status: 'initiate', name, file });
+    emit({ status: 'done', name, file, loaded: bytes.length, total: bytes.length, progress: 100 });
+  }
+  return bytes;
+}
+
+async function readAll(source, required, optional, emit, name) {
+  const files = new Map();
+  const fetchOne = async (file, mustExist) => {
+    const bytes = await readOne(source, file, emit, name);
+    if (bytes === null) {
+      if (mustExist) {
+        throw new WebformersError(`${name}: the required file ${file} was not found at ${source.describe(file)}`, 'file');
+      }
+      return;
+    }
+    files.set(file, bytes);
+  };
+  await Promise.all([...required.map((f) => fetchOne(f, true)), ...optional.map((f) => fetchOne(f, false))]);
+  return files;
+}

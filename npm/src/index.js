@@ -1,0 +1,9 @@
+// webformers: Hugging Face models in the browser and Node, on WebGPU or WASM SIMD, with the
+// transformers.js pipeline API. See README.md.
+
+export { env } from './env.js';
+export { pipeline } from './pipeline.js';
+export { Tensor, cos_sim } from './tensor.js';
+export { TextStreamer } from './streamer.js';
+export { WebformersError } from './engine.js';
+export { workerPipeline } from './worker-client.js';

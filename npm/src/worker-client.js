@@ -1,0 +1,110 @@
+// The main-thread side of running a pipeline in a Web Worker (see worker.js): the same callable
+// as `pipeline()` returns, with the work done in the worker. Results come back by transfer
+// (no copy of an embedding's Float32Array); progress events and streamed text are forwarded.
+
+import { env } from './env.js';
+import { WebformersError } from './engine.js';
+import { Tensor } from './tensor.js';
+
+const ENV_KEYS = [
+  'remoteHost',
+  'remotePathTemplate',
+  'localModelPath',
+  'allowRemoteModels',
+  'allowLocalModels',
+  'wasmPaths',
+  'logLevel',
+  'fetchTimeout',
+];
+
+const channels = new WeakMap();
+
+/** One listener per worker, routing replies to the request they answer. */
+function channel(worker) {
+  let ch = channels.get(worker);
+  if (ch) return ch;
+  const pending = new Map();
+  let nextId = 1;
+  let broken = null;
+  const failAll = (error) => {
+    broken = error;
+    for (const p of pending.values()) p.reject(error);
+    pending.clear();
+  };
+  worker.addEventListener('message', (event) => {
+    const msg = event.data;
+    if (!msg || msg.webformers !== 1) return;
+    const p = pending.get(msg.id);
+    if (!p) return;
+    if (msg.type === 'progress') p.onProgress?.(msg.data);
+    else if (msg.type === 'text') p.onText?.(msg.text);
+    else {
+      pending.delete(msg.id);
+      if (msg.type === 'error') p.reject(new WebformersError(msg.error.message, msg.error.code));
+      else p.resolve(msg);
+    }
+  });
+  worker.addEventListener('error', (event) => {
+    event.preventDefault?.();
+    failAll(new WebformersError(`the webformers worker failed: ${event.message || 'its script could not be loaded or threw'}`, 'worker'));
+  });
+  worker.addEventListener('messageerror', () => failAll(new WebformersError('a message from the webformers worker could not be read', 'worker')));
+  ch = {
+    request(body, { onProgress, onText } = {}) {
+      if (broken) return Promise.reject(broken);
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject, onProgress, onText });
+        worker.postMessage({ webformers: 1, id, ...body });
+      });
+    },
+  };
+  channels.set(worker, ch);
+  return ch;
+}
+
+/**
+ * `pipeline()` in a Web Worker: resolves to a callable like the one `pipeline()` gives, whose
+ * work runs in `worker` (a module worker running webformers' worker.js, or a script importing it).
+ */
+export async function workerPipeline(worker, task, model = null, options = {}) {
+  const ch = channel(worker);
+  const { progress_callback = null, ...rest } = options ?? {};
+  const snapshot = Object.fromEntries(ENV_KEYS.map((k) => [k, env[k]]));
+  const ready = await ch.request({ type: 'pipeline', task, model, options: rest, env: snapshot }, { onProgress: progress_callback });
+  const { handle, info } = ready;
+  let disposed = false;
+  let queue = Promise.resolve();
+  const pipe = (input, callOptions = {}) => {
+    if (disposed) return Promise.reject(new WebformersError(`this ${info.task} pipeline was disposed`, 'input'));
+    const { streamer = null, callback_function = null, ...plain } = callOptions ?? {};
+    const stream = !!(streamer || callback_function);
+    const onText = (text) => {
+      streamer?.on_finalized_text(text, false);
+      callback_function?.(text);
+    };
+    const result = queue.then(async () => {
+      const reply = await ch.request({ type: 'call', handle, input, options: plain, stream }, { onText });
+      streamer?.end?.();
+      if (reply.tensor) return new Tensor(reply.tensor.type, reply.tensor.data, reply.tensor.dims);
+      return reply.value;
+    });
+    queue = result.catch(() => {});
+    return result;
+  };
+  Object.defineProperties(pipe, {
+    task: { value: info.task, enumerable: true },
+    model: { value: info.model, enumerable: true },
+    device: { value: info.device, enumerable: true },
+    adapter: { value: info.adapter, enumerable: true },
+    device_note: { value: info.device_note ?? null, enumerable: true },
+  });
+  if (info.hidden_size !== undefined) pipe.hidden_size = info.hidden_size;
+  pipe.dispose = async () => {
+    if (disposed) return;
+    disposed = true;
+    await queue;
+    await ch.request({ type: 'dispose', handle });
+  };
+  return pipe;
+}

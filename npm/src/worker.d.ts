@@ -1,0 +1,2 @@
+// Importing 'webformers/worker' in a module Web Worker makes it answer workerPipeline() calls.
+export {};

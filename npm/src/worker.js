@@ -1,0 +1,78 @@
+// The worker side of `workerPipeline`: load this module in a module Web Worker and it answers the
+// main thread's requests, running pipelines off the main thread.
+//
+//   // my-worker.js
+//   import 'webformers/worker';
+//   // main thread
+//   import { workerPipeline } from 'webformers';
+//   const worker = new Worker(new URL('./my-worker.js', import.meta.url), { type: 'module' });
+//   const extractor = await workerPipeline(worker, 'feature-extraction', 'sentence-transformers/all-MiniLM-L6-v2');
+//
+// (or `new Worker('<package>/dist/worker.js', { type: 'module' })` without a bundler). Messages that
+// are not webformers' (they carry `webformers: 1`) are left alone, so a worker can do other work.
+
+import { pipeline, env, Tensor } from './index.js';
+
+const pipelines = new Map();
+let nextHandle = 1;
+
+function plainError(e) {
+  return { message: e?.message ?? String(e), code: e?.code ?? 'engine', name: e?.name ?? 'Error' };
+}
+
+self.addEventListener('message', async (event) => {
+  const msg = event.data;
+  if (!msg || msg.webformers !== 1) return;
+  const reply = (body, transfer = []) => self.postMessage({ webformers: 1, id: msg.id, ...body }, transfer);
+  try {
+    switch (msg.type) {
+      case 'pipeline': {
+        Object.assign(env, msg.env ?? {});
+        const pipe = await pipeline(msg.task, msg.model, {
+          ...msg.options,
+          progress_callback: (data) => reply({ type: 'progress', data }),
+        });
+        const handle = nextHandle++;
+        pipelines.set(handle, pipe);
+        reply({
+          type: 'ready',
+          handle,
+          info: {
+            task: pipe.task,
+            model: pipe.model,
+            device: pipe.device,
+            adapter: pipe.adapter,
+            device_note: pipe.device_note,
+            hidden_size: pipe.hidden_size,
+          },
+        });
+        break;
+      }
+      case 'call': {
+        const pipe = pipelines.get(msg.handle);
+        if (!pipe) throw Object.assign(new Error('this pipeline was disposed'), { code: 'input' });
+        const options = { ...(msg.options ?? {}) };
+        if (msg.stream) options.callback_function = (text) => reply({ type: 'text', text });
+        const result = await pipe(msg.input, options);
+        if (result instanceof Tensor) {
+          const { type, dims, data } = result;
+          reply({ type: 'result', tensor: { type, dims, data } }, [data.buffer]);
+        } else {
+          reply({ type: 'result', value: result });
+        }
+        break;
+      }
+      case 'dispose': {
+        const pipe = pipelines.get(msg.handle);
+        pipelines.delete(msg.handle);
+        await pipe?.dispose();
+        reply({ type: 'result', value: null });
+        break;
+      }
+      default:
+        throw new Error(`unknown request '${msg.type}'`);
+    }
+  } catch (e) {
+    reply({ type: 'error', error: plainError(e) });
+  }
+});

@@ -1,0 +1,381 @@
+// The built package in headless Chromium (puppeteer-core, the system's /usr/bin/chromium), served
+// from 127.0.0.1 with the real model: WebGPU (SwiftShader here) and WASM against the PyTorch
+// reference, a pipeline in a Web Worker, text generation, the demo page, and bad input. Every
+// step has a timeout, so a hang fails the test instead of stalling CI.
+// Needs `npm run build` and scripts/fetch-models.sh first (scripts/test-npm.sh does both).
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  TOLERANCE,
+  brokenModels,
+  closedPort,
+  distDir,
+  fixturesDir,
+  launchBrowser,
+  maxAbsDiff,
+  openPage,
+  reference,
+  testServer,
+} from './helpers.mjs';
+
+const ref = reference();
+const texts = ref.inputs.map((i) => i.text);
+const tinyRef = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'tiny-decoders-reference.json'), 'utf8')).models['tiny-llama'];
+
+let server;
+let browser;
+let broken;
+
+before(async () => {
+  broken = brokenModels();
+  server = await testServer({ '/broken/': broken, '/dist-copy/': distDir });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  if (broken) fs.rmSync(broken, { recursive: true, force: true });
+});
+
+/** A fresh page (its own engine instance) on the test server. */
+async function page() {
+  return openPage(browser, server.url);
+}
+
+/** page.evaluate with a deadline: a hang in the page fails the test instead of stalling. */
+async function run(p, seconds, fn, ...args) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the page did not answer within ${seconds} s`)), seconds * 1000);
+  });
+  try {
+    return await Promise.race([p.evaluate(fn, ...args), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** In the page: loads all-MiniLM-L6-v2 from /models/ on `device` and embeds `texts`. */
+async function embedInPage(p, device, inputs) {
+  return run(
+    p,
+    240,
+    async (device, inputs) => {
+      const { pipeline, env } = await import('/webformers/index.js');
+      env.allowLocalModels = true;
+      env.allowRemoteModels = false;
+      const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { device });
+      const out = await extractor(inputs, { pooling: 'mean', normalize: true });
+      const result = { device: extractor.device, note: extractor.device_note, dims: out.dims, data: Array.from(out.data), type: out.type };
+      await extractor.dispose();
+      return result;
+    },
+    device,
+    inputs,
+  );
+}
+
+describe('feature-extraction in the page matches the PyTorch reference', () => {
+  for (const device of ['wasm', 'webgpu']) {
+    test(`device '${device}'`, { timeout: 300_000 }, async () => {
+      const p = await page();
+      const out = await embedInPage(p, device, texts);
+      assert.equal(out.device, device);
+      assert.equal(out.type, 'float32');
+      assert.deepEqual(out.dims, [texts.length, ref.hidden_size]);
+      const diff = maxAbsDiff(out.data, ref);
+      assert.ok(diff <= TOLERANCE, `${device}: max abs diff ${diff} > ${TOLERANCE}`);
+      assert.deepEqual(p.problems, []);
+      await p.close();
+    });
+  }
+
+  test("device 'auto' takes WASM over a software WebGPU adapter, and says why", { timeout: 120_000 }, async () => {
+    const p = await page();
+    // Also: the .wasm from where env.wasmPaths says (the same file, under another URL).
+    await p.evaluate(async () => {
+      const { env } = await import('/webformers/index.js');
+      env.wasmPaths = '/dist-copy/wasm/';
+    });
+    const out = await embedInPage(p, 'auto', texts.slice(0, 3));
+    const wasmUrls = await p.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name).filter((u) => u.endsWith('.wasm')));
+    assert.deepEqual(wasmUrls, [`${server.url}dist-copy/wasm/webformers_wasm_bg.wasm`]);
+    assert.equal(out.device, 'wasm');
+    assert.match(out.note, /software fallback/);
+    assert.ok(maxAbsDiff(out.data, { ...ref, inputs: ref.inputs.slice(0, 3) }) <= TOLERANCE);
+    await p.close();
+  });
+});
+
+describe('a pipeline in a Web Worker', () => {
+  for (const device of ['wasm', 'webgpu']) {
+    test(`feature-extraction on '${device}' in a worker`, { timeout: 240_000 }, async () => {
+      const p = await page();
+      const some = ref.inputs.slice(0, 4);
+      const out = await run(
+        p,
+        200,
+        async (device, inputs) => {
+          const { workerPipeline, env } = await import('/webformers/index.js');
+          env.allowLocalModels = true;
+          env.allowRemoteModels = false;
+          const worker = new Worker('/webformers/worker.js', { type: 'module' });
+          const statuses = new Set();
+          const extractor = await workerPipeline(worker, 'feature-extraction', 'all-MiniLM-L6-v2', {
+            device,
+            progress_callback: (e) => statuses.add(e.status),
+          });
+          // The main thread stays free while the worker computes.
+          let ticks = 0;
+          const timer = setInterval(() => ticks++, 5);
+          const out = await extractor(inputs, { pooling: 'mean', normalize: true });
+          clearInterval(timer);
+          const result = { device: extractor.device, dims: out.dims, data: Array.from(out.data), isTensor: typeof out.tolist === 'function', statuses: [...statuses], ticks };
+          await extractor.dispose();
+          worker.terminate();
+          return result;
+        },
+        device,
+        some.map((i) => i.text),
+      );
+      assert.equal(out.device, device);
+      assert.ok(out.isTensor);
+      assert.deepEqual(out.dims, [4, 384]);
+      assert.deepEqual(out.statuses.sort(), ['done', 'download', 'initiate', 'progress', 'ready']);
+      assert.ok(maxAbsDiff(out.data, { ...ref, inputs: some }) <= TOLERANCE);
+      assert.deepEqual(p.problems, []);
+      await p.close();
+    });
+  }
+
+  test('a worker whose script fails to load rejects instead of hanging', { timeout: 60_000 }, async () => {
+    const p = await page();
+    const message = await run(p, 30, async () => {
+      const { workerPipeline } = await import('/webformers/index.js');
+      const worker = new Worker('/no-such-worker.js', { type: 'module' });
+      return workerPipeline(worker, 'feature-extraction', 'all-MiniLM-L6-v2').then(
+        () => 'resolved',
+        (e) => e.message,
+      );
+    });
+    assert.match(message, /webformers worker failed/);
+    await p.close();
+  });
+});
+
+describe('text-generation in the page (tiny random Llama)', () => {
+  for (const device of ['wasm', 'webgpu']) {
+    test(`greedy continuation on '${device}', streamed, and in a worker`, { timeout: 240_000 }, async () => {
+      const p = await page();
+      const prompt = tinyRef.prompts[0];
+      const out = await run(
+        p,
+        200,
+        async (device, text, n) => {
+          const { pipeline, workerPipeline, TextStreamer } = await import('/webformers/index.js');
+          const generator = await pipeline('text-generation', '/fixtures/tiny-llama', { device });
+          const pieces = [];
+          const streamer = new TextStreamer(generator.tokenizer, { callback_function: (t) => pieces.push(t) });
+          const [out] = await generator(text, { max_new_tokens: n, return_full_text: false, streamer });
+          await generator.dispose();
+          const worker = new Worker('/webformers/worker.js', { type: 'module' });
+          const remote = await workerPipeline(worker, 'text-generation', '/fixtures/tiny-llama', { device });
+          const workerPieces = [];
+          const [viaWorker] = await remote(text, { max_new_tokens: n, return_full_text: false, callback_function: (t) => workerPieces.push(t) });
+          worker.terminate();
+          return { device: generator.device, text: out.generated_text, streamed: pieces.join(''), workerText: viaWorker.generated_text, workerStreamed: workerPieces.join('') };
+        },
+        device,
+        prompt.text,
+        prompt.greedy_ids.length,
+      );
+      assert.equal(out.device, device);
+      assert.equal(out.text, prompt.greedy_text);
+      assert.equal(out.streamed, prompt.greedy_text);
+      assert.equal(out.workerText, prompt.greedy_text);
+      assert.equal(out.workerStreamed, prompt.greedy_text);
+      assert.deepEqual(p.problems, []);
+      await p.close();
+    });
+  }
+});
+
+describe('the semantic-search demo', () => {
+  for (const device of ['auto', 'webgpu']) {
+    test(`loads, ranks a known query first, and logs no errors (device ${device})`, { timeout: 240_000 }, async () => {
+      const p = await openPage(browser, `${server.url}demos/semantic-search/?device=${device}`);
+      await p.waitForFunction(() => document.body.dataset.state === 'error' || document.body.dataset.searches === '1', {
+        timeout: 200_000,
+      });
+      const first = await p.evaluate(() => ({
+        state: document.body.dataset.state,
+        error: document.getElementById('error').textContent,
+        device: document.getElementById('device').dataset.device,
+        top: document.querySelector('#results li')?.textContent,
+        count: document.querySelectorAll('#results li').length,
+        progress: document.getElementById('progress').value,
+        timings: document.getElementById('timings').textContent,
+      }));
+      assert.equal(first.state, 'ready', first.error);
+      assert.equal(first.device, device === 'auto' ? 'wasm' : 'webgpu');
+      assert.match(first.top, /Paris is the capital/);
+      assert.equal(first.count, 14);
+      assert.equal(first.progress, 100);
+      assert.match(first.timings, /model load \d+ ms/);
+      // A second query, typed, and an edited sentence list.
+      await p.evaluate(() => {
+        document.getElementById('sentences').value += '\nA jockey rides a racehorse to victory.';
+        document.getElementById('query').value = 'someone riding an animal';
+      });
+      await p.click('#search');
+      await p.waitForFunction(() => document.body.dataset.searches === '2', { timeout: 120_000 });
+      const top = await p.evaluate(() => [...document.querySelectorAll('#results li')].slice(0, 2).map((li) => li.textContent));
+      assert.ok(top.some((t) => /horse|jockey/.test(t)), top.join(' | '));
+      assert.deepEqual(p.problems, []);
+      await p.close();
+    });
+  }
+});
+
+describe('the chat demo', () => {
+  test('streams SmolLM2\'s reply (GGUF, WASM) from its worker', { timeout: 180_000 }, async () => {
+    const p = await openPage(browser, `${server.url}demos/chat/?device=wasm`);
+    await p.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), { timeout: 120_000 });
+    await p.click('#send');
+    await p.waitForFunction(() => document.body.dataset.replies === '1' || document.body.dataset.state === 'error', { timeout: 120_000 });
+    const out = await p.evaluate(() => ({
+      state: document.body.dataset.state,
+      error: document.getElementById('error').textContent,
+      note: document.getElementById('note').textContent,
+      model: document.getElementById('model').textContent,
+      device: document.getElementById('device').dataset.device,
+      messages: [...document.querySelectorAll('.msg')].map((m) => [m.className, m.textContent]),
+      pieces: Number(document.querySelector('.msg.assistant')?.dataset.pieces ?? 0),
+      timings: document.getElementById('timings').textContent,
+    }));
+    assert.equal(out.state, 'ready', out.error);
+    assert.equal(out.note, '');
+    assert.match(out.model, /SmolLM2-135M-Instruct\.Q4_1\.gguf/);
+    assert.equal(out.device, 'wasm');
+    assert.deepEqual(out.messages, [
+      ['msg user', 'What is the capital of France?'],
+      ['msg assistant', 'The capital of France is Paris.'],
+    ]);
+    assert.ok(out.pieces > 1, `the reply came in ${out.pieces} piece(s)`);
+    assert.match(out.timings, /tokens\/s · stopped by eos/);
+    assert.deepEqual(p.problems, []);
+    await p.close();
+  });
+});
+
+describe('bad input rejects with a clear Error, and nothing hangs', () => {
+  /** In the page: pipeline(...) must reject; returns {message, code}. */
+  async function failure(p, model, options, setup = {}) {
+    return run(
+      p,
+      120,
+      async (model, options, setup) => {
+        const { pipeline, env } = await import('/webformers/index.js');
+        Object.assign(env, setup);
+        try {
+          const pipe = await pipeline('feature-extraction', model, options);
+          return { resolved: true, device: pipe.device, note: pipe.device_note };
+        } catch (e) {
+          return { message: e.message, code: e.code, isError: e instanceof Error };
+        }
+      },
+      model,
+      options,
+      setup,
+    );
+  }
+
+  test('an unreachable host', { timeout: 60_000 }, async () => {
+    const p = await page();
+    const port = await closedPort();
+    const out = await failure(p, 'org/model', { device: 'wasm' }, { remoteHost: `http://127.0.0.1:${port}/` });
+    assert.ok(out.isError);
+    assert.equal(out.code, 'network');
+    assert.match(out.message, new RegExp(`could not fetch http://127.0.0.1:${port}/org/model/resolve/main/config.json`));
+    await p.close();
+  });
+
+  test('a 404 file', { timeout: 60_000 }, async () => {
+    const p = await page();
+    const out = await failure(p, '/broken/no-weights', { device: 'wasm' });
+    assert.equal(out.code, 'file');
+    assert.match(out.message, /the required file model\.safetensors was not found at http:\/\/127\.0\.0\.1:\d+\/broken\/no-weights\/model\.safetensors/);
+    await p.close();
+  });
+
+  test('a folder that is not a model', { timeout: 60_000 }, async () => {
+    const p = await page();
+    const out = await failure(p, '/broken/not-a-model/', { device: 'wasm' });
+    assert.equal(out.code, 'file');
+    assert.match(out.message, /\/broken\/not-a-model\/ is not a model: .*config\.json was not found/);
+    await p.close();
+  });
+
+  test('a model too large for the adapter: webgpu rejects, auto falls back to WASM', { timeout: 180_000 }, async () => {
+    // The page's adapter reports a 4 MiB storage-binding limit (and passes for real hardware),
+    // so MiniLM's 47 MB embedding table exceeds it, as a big model would exceed a real limit.
+    const p = await page();
+    await p.evaluate(() => {
+      const limits = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, 'limits').get;
+      const info = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, 'info').get;
+      Object.defineProperty(GPUAdapter.prototype, 'limits', {
+        get() {
+          const real = limits.call(this);
+          const fake = {};
+          for (const key in real) fake[key] = real[key];
+          fake.maxStorageBufferBindingSize = 4 << 20;
+          return fake;
+        },
+      });
+      Object.defineProperty(GPUAdapter.prototype, 'info', {
+        get() {
+          const real = info.call(this);
+          const fake = {};
+          for (const key in real) fake[key] = real[key];
+          fake.isFallbackAdapter = false;
+          return fake;
+        },
+      });
+    });
+    const rejected = await failure(p, '/models/all-MiniLM-L6-v2', { device: 'webgpu' });
+    assert.equal(rejected.code, 'over_limit', rejected.message);
+    assert.match(rejected.message, /embeddings\.word_embeddings\.weight.*more than this adapter's limit of 4194304 bytes/);
+    const fellBack = await failure(p, '/models/all-MiniLM-L6-v2', { device: 'auto' });
+    assert.ok(fellBack.resolved, fellBack.message);
+    assert.equal(fellBack.device, 'wasm');
+    assert.match(fellBack.note, /does not fit this WebGPU adapter/);
+    await p.close();
+  });
+
+  test('an engine panic rejects the calls in flight and every later call', { timeout: 60_000 }, async () => {
+    const p = await page();
+    const out = await run(p, 30, async () => {
+      const { pipeline } = await import('/webformers/index.js');
+      const engine = await import('/webformers/engine.js');
+      const wasm = await engine.engine();
+      const first = await engine.guarded(() => wasm.debugPanic('test panic')).then(
+        () => 'resolved',
+        (e) => `${e.code}: ${e.message}`,
+      );
+      const later = await pipeline('feature-extraction', '/models/all-MiniLM-L6-v2', { device: 'wasm' }).then(
+        () => 'resolved',
+        (e) => `${e.code}: ${e.message}`,
+      );
+      return { first, later };
+    });
+    assert.match(out.first, /^panic: .*test panic/s);
+    assert.match(out.later, /^panic: the engine stopped after an internal error .*test panic/s);
+    // The panic hook printed it to the console: the one error this test expects.
+    assert.ok(p.problems.some((m) => /test panic/.test(m)), p.problems.join('\n'));
+    await p.close();
+  });
+});

@@ -1,0 +1,118 @@
+// Shared by the tests: paths, the reference embeddings, a static server and a headless Chromium.
+
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer } from '../../scripts/static-server.mjs';
+
+export const here = path.dirname(fileURLToPath(import.meta.url));
+export const npmDir = path.resolve(here, '..');
+export const root = path.resolve(npmDir, '..');
+export const distDir = path.join(npmDir, 'dist');
+export const modelsDir = path.join(root, '.cache', 'models');
+export const minilmDir = path.join(modelsDir, 'all-MiniLM-L6-v2');
+export const fixturesDir = path.join(root, 'tests', 'fixtures');
+
+/** The PyTorch reference: 29 inputs with their normalized mean-pooled embeddings. */
+export function reference() {
+  return JSON.parse(fs.readFileSync(path.join(fixturesDir, 'minilm-reference.json'), 'utf8'));
+}
+
+export const TOLERANCE = 1e-4;
+
+/** The largest |a - b| between the embeddings (`data`, row-major) and the reference. */
+export function maxAbsDiff(data, ref) {
+  const h = ref.hidden_size;
+  let worst = 0;
+  ref.inputs.forEach((input, i) => {
+    input.embedding.forEach((x, j) => {
+      worst = Math.max(worst, Math.abs(x - data[i * h + j]));
+    });
+  });
+  return worst;
+}
+
+/** A port nothing listens on (bound, then released). */
+export async function closedPort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Test models that are broken on purpose, in a temporary folder:
+ *   not-a-model/  (a README, no config.json)
+ *   no-weights/   (config.json and tokenizer.json of MiniLM, no model.safetensors: a 404)
+ */
+export function brokenModels() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-broken-'));
+  fs.mkdirSync(path.join(dir, 'not-a-model'));
+  fs.writeFileSync(path.join(dir, 'not-a-model', 'README.md'), 'not a model\n');
+  fs.mkdirSync(path.join(dir, 'no-weights'));
+  for (const f of ['config.json', 'tokenizer.json']) {
+    fs.copyFileSync(path.join(minilmDir, f), path.join(dir, 'no-weights', f));
+  }
+  return dir;
+}
+
+/** The server the browser tests load everything from. */
+export async function testServer(extraMounts = {}) {
+  return startServer({
+    mounts: {
+      '/': path.join(here, 'pages'),
+      '/webformers/': distDir,
+      '/models/': modelsDir,
+      '/fixtures/': fixturesDir,
+      '/demos/': path.join(root, 'demos'),
+      ...extraMounts,
+    },
+  });
+}
+
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+/** Headless Chromium with WebGPU (SwiftShader here) and no network beyond 127.0.0.1. */
+export async function launchBrowser() {
+  const { default: puppeteer } = await import('puppeteer-core');
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-chromium-'));
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    protocolTimeout: 300_000,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--enable-unsafe-webgpu',
+      '--enable-webgpu-developer-features',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      `--user-data-dir=${profile}`,
+    ],
+  });
+  const close = browser.close.bind(browser);
+  browser.close = async () => {
+    await close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  };
+  return browser;
+}
+
+/** A page that records console errors and uncaught exceptions. */
+export async function openPage(browser, url) {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console.error: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`uncaught: ${e.message}`));
+  page.problems = problems;
+  await page.goto(url);
+  return page;
+}

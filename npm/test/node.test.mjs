@@ -1,0 +1,350 @@
+// The built package (dist/) in Node, on WASM: the real all-MiniLM-L6-v2 against the PyTorch
+// reference, the API's shapes, progress events, text generation on a tiny model, bad input, the
+// TypeScript types, and the packed package installed into an empty folder.
+// Needs `npm run build` and scripts/fetch-models.sh first (scripts/test-npm.sh does both).
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startServer } from '../../scripts/static-server.mjs';
+import {
+  TOLERANCE,
+  brokenModels,
+  closedPort,
+  distDir,
+  fixturesDir,
+  maxAbsDiff,
+  minilmDir,
+  modelsDir,
+  npmDir,
+  reference,
+} from './helpers.mjs';
+
+const { pipeline, env, Tensor, TextStreamer, WebformersError, cos_sim } = await import(path.join(distDir, 'index.js'));
+
+const ref = reference();
+const tinyLlama = path.join(fixturesDir, 'tiny-llama');
+const tinyRef = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'tiny-decoders-reference.json'), 'utf8')).models['tiny-llama'];
+
+/** Runs `promise`, expecting a rejection with an Error whose message matches `pattern`. */
+async function rejects(promise, pattern, code) {
+  const error = await promise.then(
+    () => assert.fail(`expected a rejection matching ${pattern}`),
+    (e) => e,
+  );
+  assert.ok(error instanceof Error, `not an Error: ${error}`);
+  assert.match(error.message, pattern);
+  if (code) assert.equal(error.code, code, error.message);
+  return error;
+}
+
+describe('feature-extraction on WASM in Node', () => {
+  let extractor;
+  const events = [];
+  before(async () => {
+    extractor = await pipeline('feature-extraction', minilmDir, {
+      device: 'wasm',
+      progress_callback: (e) => events.push(e),
+    });
+  });
+  after(() => extractor?.dispose());
+
+  test('matches the PyTorch reference on 29 inputs', async () => {
+    assert.equal(extractor.device, 'wasm');
+    const out = await extractor(
+      ref.inputs.map((i) => i.text),
+      { pooling: 'mean', normalize: true },
+    );
+    assert.ok(out instanceof Tensor);
+    assert.equal(out.type, 'float32');
+    assert.ok(out.data instanceof Float32Array);
+    assert.deepEqual(out.dims, [ref.inputs.length, ref.hidden_size]);
+    const diff = maxAbsDiff(out.data, ref);
+    assert.ok(diff <= TOLERANCE, `max abs diff ${diff} > ${TOLERANCE}`);
+  });
+
+  test('shapes: a single string, pooling none, tolist, unnormalized', async () => {
+    const one = await extractor('Hello world', { pooling: 'mean', normalize: true });
+    assert.deepEqual(one.dims, [1, 384]);
+    const list = one.tolist();
+    assert.equal(list.length, 1);
+    assert.equal(list[0].length, 384);
+    assert.ok(Math.abs(cos_sim(list[0], list[0]) - 1) < 1e-6);
+    const tokens = await extractor(['Hello world', 'A longer sentence than that one'], {});
+    assert.equal(tokens.dims.length, 3);
+    assert.equal(tokens.dims[0], 2);
+    assert.equal(tokens.dims[2], 384);
+    const raw = await extractor(ref.inputs[0].text, { pooling: 'mean' });
+    const want = ref.inputs[0].mean_unnormalized;
+    if (want) {
+      const worst = Math.max(...want.map((x, j) => Math.abs(x - raw.data[j])));
+      assert.ok(worst <= TOLERANCE, `unnormalized mean: ${worst}`);
+    }
+  });
+
+  test('progress events have transformers.js shape', () => {
+    const byFile = new Map();
+    for (const e of events) {
+      assert.ok(['initiate', 'download', 'progress', 'done', 'ready'].includes(e.status), e.status);
+      if (e.status === 'ready') continue;
+      assert.equal(e.name, minilmDir);
+      assert.equal(typeof e.file, 'string');
+      if (!byFile.has(e.file)) byFile.set(e.file, []);
+      byFile.get(e.file).push(e);
+    }
+    for (const f of ['config.json', 'tokenizer.json', 'model.safetensors']) {
+      const list = byFile.get(f);
+      assert.ok(list, `no events for ${f}`);
+      assert.equal(list[0].status, 'initiate');
+      assert.equal(list.at(-1).status, 'done');
+      const progress = list.filter((e) => e.status === 'progress');
+      assert.ok(progress.length > 0);
+      for (const p of progress) {
+        assert.equal(typeof p.loaded, 'number');
+        assert.equal(typeof p.total, 'number');
+        assert.ok(p.progress >= 0 && p.progress <= 100);
+      }
+      assert.equal(progress.at(-1).loaded, fs.statSync(path.join(minilmDir, f)).size);
+    }
+    const ready = events.at(-1);
+    assert.equal(ready.status, 'ready');
+    assert.equal(ready.task, 'feature-extraction');
+  });
+
+  test('calls run one after another, and dispose() frees the pipeline', async () => {
+    const p = await pipeline('embeddings', minilmDir, { device: 'wasm' });
+    const [a, b] = await Promise.all([p('first'), p(['second', 'third'], { pooling: 'cls' })]);
+    assert.equal(a.dims[0], 1);
+    assert.deepEqual(b.dims, [2, 384]);
+    await p.dispose();
+    await rejects(p('after'), /disposed/);
+  });
+});
+
+describe('text-generation on WASM in Node (tiny random Llama)', () => {
+  let generator;
+  before(async () => {
+    generator = await pipeline('text-generation', tinyLlama, { device: 'wasm' });
+  });
+  after(() => generator?.dispose());
+
+  test('greedy continuation matches transformers, streamed piece by piece', async () => {
+    const prompt = tinyRef.prompts[0];
+    const pieces = [];
+    const streamer = new TextStreamer(generator.tokenizer, { skip_prompt: true, callback_function: (t) => pieces.push(t) });
+    const [out] = await generator(prompt.text, {
+      max_new_tokens: prompt.greedy_ids.length,
+      streamer,
+      return_full_text: false,
+    });
+    assert.equal(out.generated_text, prompt.greedy_text);
+    assert.equal(pieces.join(''), prompt.greedy_text);
+    assert.equal(out.stats.new_tokens, prompt.greedy_ids.length);
+    assert.equal(out.stats.stop_reason, 'max_tokens');
+    const [full] = await generator(prompt.text, { max_new_tokens: 3 });
+    assert.ok(full.generated_text.startsWith(prompt.text));
+  });
+
+  test('a messages array goes through the chat template', async () => {
+    const row = tinyRef.chat_batch.rows[0];
+    assert.equal(await generator.apply_chat_template(row.messages), row.rendered_text);
+    const [out] = await generator(row.messages, { max_new_tokens: 4 });
+    assert.equal(out.generated_text.length, row.messages.length + 1);
+    assert.equal(out.generated_text.at(-1).role, 'assistant');
+  });
+
+  test('bad generation input rejects clearly', async () => {
+    await rejects(generator(42), /string, a messages array/, 'input');
+    await rejects(generator('x', { max_new_tokens: 0 }), /max_new_tokens/);
+  });
+});
+
+describe('text-generation from a GGUF file on WASM in Node (SmolLM2-135M-Instruct Q4_1)', () => {
+  const gguf = path.join(modelsDir, 'SmolLM2-135M-Instruct.Q4_1.gguf');
+  const smol = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'smollm2-reference.json'), 'utf8'));
+  let generator;
+  before(async () => {
+    generator = await pipeline('text-generation', gguf, { device: 'wasm' });
+  });
+  after(() => generator?.dispose());
+
+  for (const name of ['france', 'greeting']) {
+    test(`greedy chat reply '${name}' matches transformers`, async () => {
+      const prompt = smol.prompts.find((p) => p.name === name);
+      assert.equal(await generator.apply_chat_template(prompt.messages), prompt.text);
+      const pieces = [];
+      const [out] = await generator(prompt.messages, {
+        max_new_tokens: prompt.greedy.num_new_tokens + 4,
+        callback_function: (t) => pieces.push(t),
+      });
+      const reply = out.generated_text.at(-1);
+      assert.equal(reply.role, 'assistant');
+      assert.equal(reply.content, prompt.greedy.text);
+      assert.equal(pieces.join(''), prompt.greedy.text);
+      assert.equal(out.stats.stop_reason, 'eos');
+      assert.equal(out.stats.new_tokens, prompt.greedy.num_new_tokens);
+    });
+  }
+});
+
+describe('bad input rejects with a clear Error', () => {
+  let server;
+  let broken;
+  before(async () => {
+    broken = brokenModels();
+    server = await startServer({ mounts: { '/': broken } });
+  });
+  after(async () => {
+    await server?.close();
+    fs.rmSync(broken, { recursive: true, force: true });
+  });
+
+  test('a folder that does not exist', async () => {
+    await rejects(pipeline('feature-extraction', '/no/such/folder', { device: 'wasm' }), /\/no\/such\/folder does not exist/, 'file');
+  });
+
+  test('a folder that is not a model', async () => {
+    const dir = path.join(broken, 'not-a-model');
+    await rejects(pipeline('feature-extraction', dir, { device: 'wasm' }), /is not a model: .*config\.json was not found/, 'file');
+  });
+
+  test('a model missing a required file (local and over HTTP: 404)', async () => {
+    await rejects(pipeline('feature-extraction', path.join(broken, 'no-weights'), { device: 'wasm' }), /model\.safetensors was not found/, 'file');
+    await rejects(
+      pipeline('feature-extraction', `${server.url}no-weights/`, { device: 'wasm' }),
+      /model\.safetensors was not found at http:\/\/127\.0\.0\.1:\d+\/no-weights\/model\.safetensors/,
+      'file',
+    );
+    await rejects(pipeline('feature-extraction', `${server.url}not-a-model`, { device: 'wasm' }), /is not a model/, 'file');
+  });
+
+  test('an unreachable host', async () => {
+    const saved = { ...env };
+    try {
+      env.remoteHost = `http://127.0.0.1:${await closedPort()}/`;
+      env.allowLocalModels = false;
+      await rejects(pipeline('feature-extraction', 'org/model', { device: 'wasm' }), /could not fetch http:\/\/127\.0\.0\.1:\d+\/org\/model\/resolve\/main\/config\.json/, 'network');
+    } finally {
+      Object.assign(env, saved);
+    }
+  });
+
+  test('a server that stops sending times out (env.fetchTimeout)', async () => {
+    const stall = await startServer({
+      mounts: {},
+      onRequest: (req, res) => {
+        res.writeHead(200, { 'Content-Length': '1000' });
+        res.write('{');
+        return true; // never ends
+      },
+    });
+    const saved = env.fetchTimeout;
+    try {
+      env.fetchTimeout = 500;
+      await rejects(pipeline('feature-extraction', `${stall.url}m/`, { device: 'wasm' }), /timed out/, 'network');
+    } finally {
+      env.fetchTimeout = saved;
+      await stall.close();
+    }
+  });
+
+  test('an HTTP error other than 404', async () => {
+    const failing = await startServer({ mounts: {}, onRequest: (req, res) => (res.writeHead(500).end(), true) });
+    try {
+      await rejects(pipeline('feature-extraction', `${failing.url}m/`, { device: 'wasm' }), /HTTP 500/, 'network');
+    } finally {
+      await failing.close();
+    }
+  });
+
+  test('remote and local models both disallowed', async () => {
+    const saved = { ...env };
+    try {
+      env.allowLocalModels = false;
+      env.allowRemoteModels = false;
+      await rejects(pipeline('feature-extraction', 'org/model'), /allowLocalModels and env\.allowRemoteModels are both off/);
+    } finally {
+      Object.assign(env, saved);
+    }
+  });
+
+  test('unknown task, device, dtype, pooling; WebGPU in Node', async () => {
+    await rejects(pipeline('summarize-everything', minilmDir), /unknown task `summarize-everything`/, 'unsupported');
+    await rejects(pipeline('feature-extraction', minilmDir, { device: 'cuda' }), /unknown device 'cuda'/, 'input');
+    await rejects(pipeline('feature-extraction', minilmDir, { device: 'wasm', dtype: 'q8' }), /dtype `q8`/, 'unsupported');
+    await rejects(pipeline('feature-extraction', minilmDir, { device: 'webgpu' }), /WebGPU needs a browser window/, 'no_adapter');
+    const p = await pipeline('feature-extraction', minilmDir, { device: 'auto' });
+    assert.equal(p.device, 'wasm');
+    assert.match(p.device_note, /WebGPU/);
+    await rejects(p('x', { pooling: 'max' }), /unknown pooling/, 'input');
+    await rejects(p([1, 2]), /string or an array of strings/, 'input');
+    await p.dispose();
+  });
+
+  test('a corrupt config or weights file', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-corrupt-'));
+    try {
+      for (const f of ['config.json', 'tokenizer.json']) fs.copyFileSync(path.join(minilmDir, f), path.join(dir, f));
+      fs.writeFileSync(path.join(dir, 'model.safetensors'), 'not safetensors');
+      await rejects(pipeline('feature-extraction', dir, { device: 'wasm' }), /model\.safetensors/);
+      fs.writeFileSync(path.join(dir, 'config.json'), '{ not json');
+      await rejects(pipeline('feature-extraction', dir, { device: 'wasm' }), /config\.json: invalid JSON/, 'file');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a .gguf file that is not a GGUF model', async () => {
+    const file = path.join(broken, 'broken.gguf');
+    fs.writeFileSync(file, 'not a gguf file');
+    await rejects(pipeline('text-generation', file, { device: 'wasm' }), /broken\.gguf/);
+    await rejects(pipeline('feature-extraction', file, { device: 'wasm' }), /cannot load a \.gguf/, 'input');
+  });
+
+  test('errors are WebformersErrors', async () => {
+    const e = await pipeline('feature-extraction', '/no/such/folder').catch((e) => e);
+    assert.ok(e instanceof WebformersError);
+  });
+});
+
+test('the TypeScript types compile against a typical program', () => {
+  const tsc = path.join(npmDir, 'node_modules', 'typescript', 'bin', 'tsc');
+  execFileSync(process.execPath, [tsc, '-p', path.join(npmDir, 'test', 'types')], { stdio: 'inherit' });
+});
+
+test('the packed package installs into an empty folder and a five-line script embeds', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-install-'));
+  try {
+    const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', tmp], { cwd: npmDir, encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .at(-1);
+    const app = path.join(tmp, 'app');
+    fs.mkdirSync(app);
+    fs.writeFileSync(path.join(app, 'package.json'), '{ "name": "app", "private": true, "type": "module" }\n');
+    execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', path.join(tmp, packed)], {
+      cwd: app,
+      stdio: 'inherit',
+    });
+    // The README's Node example.
+    fs.writeFileSync(
+      path.join(app, 'embed.mjs'),
+      `import { pipeline } from 'webformers';
+const extractor = await pipeline('feature-extraction', process.argv[2]);
+const texts = JSON.parse(process.argv[3]);
+const output = await extractor(texts, { pooling: 'mean', normalize: true });
+console.log(JSON.stringify({ dims: output.dims, data: Array.from(output.data) }));
+`,
+    );
+    const texts = ref.inputs.slice(0, 4).map((i) => i.text);
+    const out = JSON.parse(execFileSync(process.execPath, ['embed.mjs', minilmDir, JSON.stringify(texts)], { cwd: app, encoding: 'utf8' }));
+    assert.deepEqual(out.dims, [4, 384]);
+    const diff = maxAbsDiff(out.data, { ...ref, inputs: ref.inputs.slice(0, 4) });
+    assert.ok(diff <= TOLERANCE, `max abs diff ${diff}`);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The browser demos, from one command: fetches the real all-MiniLM-L6-v2 and SmolLM2-135M-Instruct
+# (Q4_1 GGUF), builds the npm package (the engine for wasm32 plus its JS), and serves demos/ on
+# http://127.0.0.1:8080/ with the package under /webformers/ and the models under /models/. Open
+# the printed URL in a browser with WebGPU (Chrome, Edge) or without (the demos then run on WASM
+# SIMD).
+#
+# Usage: scripts/demo-web.sh [--port N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
+port=8080
+if [[ "${1:-}" == "--port" ]]; then
+    port="$2"
+fi
+
+scripts/fetch-models.sh minilm smollm2
+if ! command -v wasm-bindgen >/dev/null || ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    scripts/setup-tools.sh
+fi
+(cd npm && npm run build)
+
+echo "demos: open http://127.0.0.1:$port/ (Ctrl-C stops)"
+exec node scripts/static-server.mjs --port "$port" --quiet \
+    --mount /=demos \
+    --mount /webformers/=npm/dist \
+    --mount /models/=.cache/models \
+    --mount /fixtures/=tests/fixtures

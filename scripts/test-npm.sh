@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The npm package's tests (npm/test/): builds the package (npm/dist: the engine for wasm32 with
+# simd128, its JS glue, the package's modules), then runs it
+#   - in Node on WASM (node.test.mjs): the real all-MiniLM-L6-v2 against the PyTorch reference,
+#     text generation (tiny Llama; SmolLM2 from GGUF against transformers' greedy replies), bad
+#     input, the TypeScript types, the packed package in an empty folder;
+#   - in headless Chromium through puppeteer-core (browser.test.mjs): WebGPU (SwiftShader) and
+#     WASM against the reference, pipelines in a Web Worker, the semantic-search and chat demos,
+#     bad input.
+# Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
+# SmolLM2-135M-Instruct Q4_1) when missing.
+#
+# Usage: scripts/test-npm.sh [node|browser]   (default: both)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
+# Node >= 20 (the image has it; Debian's own nodejs is older).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "test-npm: installing nodejs and npm"
+    SUDO=()
+    [[ "$(id -u)" != 0 ]] && SUDO=(sudo)
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if ((node_major < 20)); then
+    echo "test-npm: Node $(node --version) is too old; the package needs Node >= 20" >&2
+    exit 1
+fi
+export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+[[ -x "$CHROMIUM" ]] || { echo "test-npm: $CHROMIUM is missing; run scripts/setup-tools.sh" >&2; exit 1; }
+scripts/fetch-models.sh minilm smollm2   # a no-op when present
+
+cd npm
+# The test tools (puppeteer-core, typescript) from the committed lock file; no install scripts
+# run, so nothing downloads a browser.
+npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+npm run build
+
+case "${1:-all}" in
+    node) node --test test/node.test.mjs ;;
+    browser) node --test test/browser.test.mjs ;;
+    all) node --test --test-concurrency=1 test/node.test.mjs test/browser.test.mjs ;;
+    *) echo "usage: scripts/test-npm.sh [node|browser]" >&2; exit 2 ;;
+esac
