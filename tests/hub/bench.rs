@@ -80,6 +80,22 @@ fn main() {
         ms
     };
 
+    if args.iter().any(|a| a == "--raw-only") {
+        for _ in 0..reps {
+            let (ms, cpu) = raw();
+            println!("raw GET loop {ms:.1} ms, {cpu:.1} ms CPU");
+        }
+        return;
+    }
+    if args.iter().any(|a| a == "--cold-only") {
+        // For profiling the load alone.
+        for _ in 0..reps {
+            let cache = tempfile::tempdir().unwrap();
+            let (ms, cpu) = load(cache.path());
+            println!("cold load {ms:.1} ms, {cpu:.1} ms CPU");
+        }
+        return;
+    }
     // One of each first: the server hashes the weights once, caches warm up.
     raw();
     curl();

@@ -243,17 +243,18 @@ struct Appender {
 }
 
 impl Appender {
-    fn new(mut file: File) -> Appender {
+    fn new(file: File) -> std::io::Result<Appender> {
         let (tx, rx) = sync_channel::<Vec<u8>>(8);
         let (spare, spares) = channel();
-        let thread = std::thread::spawn(move || {
+        let thread = std::thread::Builder::new().name("hub-write".into()).spawn(move || {
+            let mut file = file;
             for buf in rx {
                 file.write_all(&buf)?;
                 let _ = spare.send(buf);
             }
             Ok(file)
-        });
-        Appender { tx: Some(tx), spares, thread: Some(thread) }
+        })?;
+        Ok(Appender { tx: Some(tx), spares, thread: Some(thread) })
     }
 
     fn push(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -347,7 +348,7 @@ impl PartialFile for BlobFile {
         }
         if self.appender.is_none() {
             let file = self.handle.take().ok_or_else(|| self.fail("already closed"))?;
-            self.appender = Some(Appender::new(file));
+            self.appender = Some(Appender::new(file).map_err(|e| self.fail(e))?);
         }
         let r = self.appender.as_mut().map(|a| a.push(bytes));
         if let Some(Err(e)) = r {

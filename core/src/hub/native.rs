@@ -37,9 +37,9 @@ impl Default for UreqTransport {
 /// Bodies of at least this many bytes are read by a thread of their own, so that the socket is
 /// drained while the previous piece is hashed, stored and uploaded.
 const READ_AHEAD_ABOVE: u64 = 1 << 20;
-const PIECE: usize = 256 << 10;
+const PIECE: usize = 1 << 20;
 /// Pieces read ahead at most.
-const AHEAD: usize = 4;
+const AHEAD: usize = 8;
 
 enum Piece {
     Bytes(Vec<u8>, usize),
@@ -62,7 +62,13 @@ impl UreqBody {
         let (tx, pieces) = sync_channel(AHEAD);
         let (spare, spares) = channel::<Vec<u8>>();
         // Ends when the body does, or when the body is dropped (its next send fails).
-        std::thread::spawn(move || read_ahead(reader, tx, spares));
+        let spawned = std::thread::Builder::new().name("hub-read".into()).spawn(move || read_ahead(reader, tx, spares));
+        if let Err(e) = spawned {
+            // No thread: the body then reports the failure where it is read.
+            let (tx, pieces) = sync_channel(1);
+            let _ = tx.send(Piece::Failed(e));
+            return UreqBody(BodyState::Ahead { pieces, spare: channel().0, current: None });
+        }
         UreqBody(BodyState::Ahead { pieces, spare, current: None })
     }
 }
