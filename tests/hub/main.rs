@@ -438,3 +438,48 @@ fn webformers_finds_what_python_cached() {
     assert!(requests_for(&server, WEIGHTS).is_empty(), "{:#?}", server.requests());
     assert_cache_sound(cache.path());
 }
+
+#[test]
+fn gguf_files_stream_tensor_by_tensor_or_map_from_the_cache() {
+    use webformers::weights::WeightSource;
+    use webformers::weights::gguf::{self, GgufFile};
+    const FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+    let path = repo_root().join(".cache/models").join(FILE);
+    assert!(path.exists(), "{} is missing: run scripts/fetch-models.sh", path.display());
+    let folder = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&path, folder.path().join(FILE)).unwrap();
+    let repo = "test/smollm2-gguf";
+    let server = HubServer::start(&[(repo, folder.path())], &[]);
+    let local = GgufFile::open(&path).unwrap();
+
+    // Whole, mapped from the cache: what TextGeneration::load_gguf takes.
+    let cache = tempfile::tempdir().unwrap();
+    let whole = pollster::block_on(hub(cache.path(), options(&server)).model(repo, None).unwrap().gguf(FILE)).unwrap();
+    assert_eq!(whole.tensors().len(), local.tensors().len());
+    assert_eq!(whole.metadata().keys().count(), local.metadata().keys().count());
+    assert_eq!(sha256_of(&repo_dir(cache.path(), repo).join("blobs").join(sha256_of(&path))), sha256_of(&path));
+
+    // Streamed onto each device tensor by tensor, ggml blocks as stored, the header kept.
+    let norm = local.tensors().iter().find(|t| t.dtype == Some(webformers::DType::F32)).expect("an f32 tensor").clone();
+    let quantized = local.tensors().iter().find(|t| t.dtype.is_some_and(|d| d.is_quantized())).expect("a quantized tensor").clone();
+    for device in devices() {
+        let cold = tempfile::tempdir().unwrap();
+        let w = pollster::block_on(hub(cold.path(), options(&server)).model(repo, None).unwrap().gguf_weights(FILE, &device)).unwrap();
+        assert_eq!(w.len(), local.tensors().iter().filter(|t| t.dtype.is_some()).count(), "{device:?}");
+        assert_eq!(gguf::parse_header(w.header(), "streamed").unwrap().metadata.keys().count(), local.metadata().keys().count());
+        let streamed = w.tensor(&norm.name, &device).unwrap().unwrap().to_vec_f32_blocking().unwrap();
+        let stored: Vec<f32> =
+            local.tensor_bytes(&norm.name).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(streamed, stored, "{device:?}: {}", norm.name);
+        let q = w.info(&quantized.name).unwrap();
+        assert_eq!((q.dtype, &q.dims), (quantized.dtype.unwrap(), &quantized.dims), "{device:?}");
+        assert_cache_sound(cold.path());
+    }
+
+    // From the cache: no GET; one HEAD pins the branch.
+    server.reset();
+    let w = pollster::block_on(hub(cache.path(), options(&server)).model(repo, None).unwrap().gguf_weights(FILE, &Device::Cpu)).unwrap();
+    assert_eq!(w.len(), local.tensors().iter().filter(|t| t.dtype.is_some()).count());
+    let requests = server.requests();
+    assert!(requests.iter().all(|r| r["method"] == "HEAD") && requests.len() == 1, "{requests:#?}");
+}

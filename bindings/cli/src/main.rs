@@ -10,7 +10,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use webformers::chat::Message;
 use webformers::files::{DirFiles, ModelFiles};
-use webformers::hub::{HfCache, Hub, HubOptions, UreqTransport};
+use webformers::hub::{HfCache, Hub, HubOptions, NativeHub, UreqTransport};
 use webformers::tasks::feature_extraction::{FeatureExtraction, Pooling};
 use webformers::tasks::text_generation::{GenerationOptions, Prompt, TextGeneration};
 use webformers::tasks::{LoadOptions, Task};
@@ -26,8 +26,9 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct ModelArgs {
-    /// A model folder (config.json, tokenizer.json, model.safetensors), a .gguf file, or a Hub
-    /// repository (`org/name`, when no such path exists), fetched into the Hugging Face cache.
+    /// A model folder (config.json, tokenizer.json, model.safetensors), a .gguf file, or, when no
+    /// such path exists, a Hub repository (`org/name`) or a GGUF file in one
+    /// (`org/name/model.gguf`), fetched into the Hugging Face cache.
     #[arg(long)]
     model: String,
     /// A Hub model's branch, tag or commit (default: main).
@@ -151,17 +152,66 @@ async fn prepare(args: &ModelArgs) -> Result<(Device, LoadOptions)> {
 /// Where `--model` points.
 enum ModelRef {
     Path(std::path::PathBuf),
+    /// A repository: `org/name`.
     Hub(String),
+    /// One file of a repository: `org/name/path/model.gguf`.
+    HubFile {
+        repo: String,
+        file: String,
+    },
 }
 
-/// A path that exists wins; otherwise something shaped like `org/name` is a Hub repository.
+/// A path that exists wins; otherwise `org/name` is a Hub repository, and `org/name/file.gguf`
+/// a GGUF file in one.
 fn model_ref(args: &ModelArgs) -> Result<ModelRef> {
     let path = std::path::Path::new(&args.model);
-    let hub = !path.exists() && webformers::hub::is_repo_id(&args.model) && !args.model.ends_with(".gguf");
-    if !hub && args.revision.is_some() {
-        return Err(webformers::Error::Input(format!("--revision is for Hub models, and `{}` is a local path", args.model)));
+    let remote = if path.exists() {
+        None
+    } else if args.model.ends_with(".gguf") {
+        let mut parts = args.model.splitn(3, '/');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(org), Some(name), Some(file)) if webformers::hub::is_repo_id(&format!("{org}/{name}")) => {
+                Some(ModelRef::HubFile { repo: format!("{org}/{name}"), file: file.to_string() })
+            }
+            _ => None,
+        }
+    } else if webformers::hub::is_repo_id(&args.model) {
+        Some(ModelRef::Hub(args.model.clone()))
+    } else {
+        None
+    };
+    match remote {
+        Some(r) => Ok(r),
+        None if args.revision.is_some() => {
+            Err(webformers::Error::Input(format!("--revision is for Hub models, and `{}` is a local path", args.model)))
+        }
+        None => Ok(ModelRef::Path(path.to_path_buf())),
     }
-    Ok(if hub { ModelRef::Hub(args.model.clone()) } else { ModelRef::Path(path.to_path_buf()) })
+}
+
+/// A Hub client configured as huggingface_hub is (HF_ENDPOINT, HF_TOKEN, HF_HOME, ...), drawing
+/// its progress on stderr.
+fn hub_client(bars: &progress::Bars) -> NativeHub {
+    let options = HubOptions { progress: Some(bars.callback()), ..HubOptions::from_env() };
+    Hub::new(UreqTransport::new(), HfCache::from_env(), options)
+}
+
+/// A mistyped local path reads as a Hub id: say that no such folder exists either.
+fn not_here(e: webformers::Error) -> webformers::Error {
+    match e {
+        webformers::Error::Hub { repo, file, kind, msg } if msg.contains("the repository does not exist") => {
+            webformers::Error::Hub { msg: format!("{msg} (and there is no local path `{repo}`)"), repo, file, kind }
+        }
+        e => e,
+    }
+}
+
+fn loaded(bars: &progress::Bars, repo: &str, commit: &str, t: Instant) {
+    bars.finish();
+    let fetched = bars.downloaded();
+    let commit: String = commit.chars().take(10).collect();
+    let how = if fetched > 0 { format!("{:.1} MB downloaded", fetched as f64 / 1e6) } else { "from the cache".to_string() };
+    eprintln!("model: {repo} at {commit} ({how}, {:.2} s)", t.elapsed().as_secs_f64());
 }
 
 /// The model's files, the device and the load options. The folder, or the Hub repository (its
@@ -174,29 +224,20 @@ async fn open_files(args: &ModelArgs, task: Task) -> Result<(Box<dyn ModelFiles>
             return Ok((Box::new(files), device, options));
         }
         ModelRef::Hub(repo) => repo,
+        ModelRef::HubFile { .. } => {
+            return Err(webformers::Error::Unsupported(format!("`{}`: a GGUF file runs text-generation only", args.model)));
+        }
     };
     let bars = progress::Bars::new();
-    let hub_options = HubOptions { progress: Some(bars.callback()), ..HubOptions::from_env() };
-    let hub = Hub::new(UreqTransport::new(), HfCache::from_env(), hub_options);
+    let hub = hub_client(&bars);
     let model = hub.model(&repo, args.revision.as_deref())?;
-    // A mistyped local path reads as a Hub id: say that no such folder exists either.
-    let not_here = |e: webformers::Error| match e {
-        webformers::Error::Hub { repo, file, kind, msg } if msg.contains("the repository does not exist") => {
-            webformers::Error::Hub { msg: format!("{msg} (and there is no local folder `{repo}`)"), repo, file, kind }
-        }
-        e => e,
-    };
     if model.file("config.json").await.map_err(not_here)?.is_none() {
         return Err(webformers::Error::File { path: repo, msg: "is not a model: the repository has no config.json".into() });
     }
     let (device, options) = prepare(args).await?;
     let t = Instant::now();
     let files = model.load(task.files(), &device).await?;
-    bars.finish();
-    let fetched = bars.downloaded();
-    let commit: String = files.commit().chars().take(10).collect();
-    let how = if fetched > 0 { format!("{:.1} MB downloaded", fetched as f64 / 1e6) } else { "from the cache".to_string() };
-    eprintln!("model: {repo} at {commit} ({how}, {:.2} s)", t.elapsed().as_secs_f64());
+    loaded(&bars, &repo, files.commit(), t);
     Ok((Box::new(files), device, options))
 }
 
@@ -206,14 +247,27 @@ async fn open(args: &ModelArgs) -> Result<FeatureExtraction> {
 }
 
 async fn open_generator(args: &ModelArgs) -> Result<TextGeneration> {
-    if args.model.ends_with(".gguf") {
-        model_ref(args)?;
-        let file = webformers::weights::gguf::GgufFile::open(&args.model)?;
-        let (device, options) = prepare(args).await?;
-        return TextGeneration::load_gguf(file, &device, &options);
+    match model_ref(args)? {
+        ModelRef::Path(path) if args.model.ends_with(".gguf") => {
+            let file = webformers::weights::gguf::GgufFile::open(path)?;
+            let (device, options) = prepare(args).await?;
+            TextGeneration::load_gguf(file, &device, &options)
+        }
+        ModelRef::HubFile { repo, file } => {
+            let bars = progress::Bars::new();
+            let hub = hub_client(&bars);
+            let model = hub.model(&repo, args.revision.as_deref())?;
+            let t = Instant::now();
+            let gguf = model.gguf(&file).await.map_err(not_here)?;
+            loaded(&bars, &format!("{repo}/{file}"), &model.pinned().unwrap_or_default(), t);
+            let (device, options) = prepare(args).await?;
+            TextGeneration::load_gguf(gguf, &device, &options)
+        }
+        _ => {
+            let (files, device, options) = open_files(args, Task::TextGeneration).await?;
+            TextGeneration::load(files.as_ref(), &device, &options)
+        }
     }
-    let (files, device, options) = open_files(args, Task::TextGeneration).await?;
-    TextGeneration::load(files.as_ref(), &device, &options)
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -297,7 +351,9 @@ async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens:
                 Some("q4_k") => webformers::DType::Q4K,
                 Some("q8_0") => webformers::DType::Q8_0,
                 Some("q6_k") => webformers::DType::Q6K,
-                _ => return Err(webformers::Error::Input(format!("unknown synthetic model `{spec}`; use llama-3.2-1b:q4_0|q4_k|q8_0|q6_k"))),
+                _ => {
+                    return Err(webformers::Error::Input(format!("unknown synthetic model `{spec}`; use llama-3.2-1b:q4_0|q4_k|q8_0|q6_k")));
+                }
             };
             let (device, _) = prepare(args).await?;
             let config = synthetic::llama_3_2_1b();

@@ -41,8 +41,18 @@ fn json_output_matches_the_reference_on_every_device() {
     let model = model_dir("all-MiniLM-L6-v2");
     for device in ["cpu", "auto"] {
         let out = webformers(&[
-            "run", "feature-extraction", "--model", model.to_str().unwrap(), "--device", device, "--pooling", "mean", "--normalize", "--json",
-            a["text"].as_str().unwrap(), b["text"].as_str().unwrap(),
+            "run",
+            "feature-extraction",
+            "--model",
+            model.to_str().unwrap(),
+            "--device",
+            device,
+            "--pooling",
+            "mean",
+            "--normalize",
+            "--json",
+            a["text"].as_str().unwrap(),
+            b["text"].as_str().unwrap(),
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stderr(&out).contains("device:"), "the chosen device is reported on stderr");
@@ -102,7 +112,11 @@ fn hub_models_by_id_are_cached_and_work_offline() {
     let repo = "sentence-transformers/all-MiniLM-L6-v2";
     let llama = "test/tiny-llama";
     let fixtures = webformers_tests::repo_root().join("tests/fixtures/tiny-llama");
-    let server = HubServer::start(&[(repo, &model_dir("all-MiniLM-L6-v2")), (llama, &fixtures)], &[]);
+    let gguf_folder = tempfile::tempdir().unwrap();
+    let gguf = "SmolLM2-135M-Instruct.Q4_1.gguf";
+    std::os::unix::fs::symlink(webformers_tests::repo_root().join(".cache/models").join(gguf), gguf_folder.path().join(gguf)).unwrap();
+    let server =
+        HubServer::start(&[(repo, &model_dir("all-MiniLM-L6-v2")), (llama, &fixtures), ("test/smollm2-gguf", gguf_folder.path())], &[]);
     let home = tempfile::tempdir().unwrap();
     let reference = fixture("minilm-reference.json");
     let hello = reference["inputs"].as_array().unwrap().iter().find(|i| i["name"] == "hello").unwrap().clone();
@@ -135,9 +149,21 @@ fn hub_models_by_id_are_cached_and_work_offline() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON array");
     assert!(json[0]["generated_text"].is_string(), "{json}");
 
+    // A GGUF file in a repository: org/name/file.gguf.
+    let gguf_ref = format!("test/smollm2-gguf/{gguf}");
+    for env in [&online[..], &offline[..]] {
+        let out = run(env, &["run", "text-generation", "--model", &gguf_ref, "--device", "cpu", "--max-new-tokens", "3", "--json", "Hi"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON array");
+        assert!(json[0]["generated_text"].is_string(), "{json}");
+    }
+
     assert_clear_error(&run(&online, &[&embed[..], &["--revision", "no-such-branch", "hi"]].concat()), "revision does not exist");
     assert_clear_error(&run(&online, &["run", "feature-extraction", "--model", "nobody/nothing", "hi"]), "nobody/nothing");
     assert_clear_error(&run(&offline, &["run", "feature-extraction", "--model", "nobody/nothing", "hi"]), "HF_HUB_OFFLINE");
     let folder = model_dir("all-MiniLM-L6-v2");
-    assert_clear_error(&run(&online, &["run", "feature-extraction", "--model", folder.to_str().unwrap(), "--revision", "main", "hi"]), "--revision");
+    assert_clear_error(
+        &run(&online, &["run", "feature-extraction", "--model", folder.to_str().unwrap(), "--revision", "main", "hi"]),
+        "--revision",
+    );
 }

@@ -12,8 +12,9 @@ use super::stream::{self, Fetch, Format};
 use super::transport::{Method, Transport};
 use super::{Hub, is_commit_hash, normalize_etag};
 use crate::files::ModelFiles;
+use crate::weights::gguf::GgufFile;
 use crate::weights::safetensors::{self, SafetensorsFile};
-use crate::weights::{Shards, SharedBytes, WeightSource};
+use crate::weights::{DeviceWeights, Shards, SharedBytes, WeightSource};
 use crate::{Device, Error, HubErrorKind, Result};
 
 const WEIGHTS_FILE: &str = "model.safetensors";
@@ -333,30 +334,93 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
             Located::Absent | Located::NotCached => return Ok(None),
             Located::Stored(meta) | Located::Remote(meta) => meta,
         };
-        self.tracker.initiate(file);
         if matches!(device, Device::Cpu) && self.hub.store.maps_files() {
             // On the CPU the stored file itself holds the weights, mapped as in a warm load:
             // nothing is copied as it streams, and host memory holds no second copy at all.
-            self.stream_file(file, &meta, async |fetch| {
-                let size = fetch.size();
-                fetch.advance(size, &mut |_, _| Ok(())).await
-            })
-            .await?;
-            self.tracker.done(file, meta.size);
-            return match self.hub.store.get(&self.repo, &self.pinned().unwrap_or_default(), file).await? {
-                Cached::Bytes(b) => Ok(Some(Arc::new(SafetensorsFile::from_bytes(b, &origin)?))),
-                _ => Err(self.target(file).error(HubErrorKind::Cache, "stored, but the store does not give it back")),
-            };
+            let bytes = self.store_whole(file, &meta).await?;
+            return Ok(Some(Arc::new(SafetensorsFile::from_bytes(bytes, &origin)?)));
         }
+        Ok(Some(Arc::new(self.stream_tensors(file, &meta, Format::Safetensors, device).await?)))
+    }
+
+    /// A GGUF file of the repository (`file` is its path in it), whole and mapped from the store:
+    /// what `TextGeneration::load_gguf` takes. Needs a store that maps files (natively).
+    pub async fn gguf(&self, file: &str) -> Result<GgufFile> {
+        let origin = format!("{}/{file}", self.repo);
+        let bytes = match self.locate(file).await? {
+            Located::Cached(b) => {
+                self.tracker.initiate(file);
+                self.tracker.done(file, (*b).as_ref().len() as u64);
+                b
+            }
+            Located::Absent => return Err(self.target(file).error(HubErrorKind::NotFound, "the repository has no such file")),
+            Located::NotCached => {
+                return Err(self.target(file).error(HubErrorKind::Offline, "not in the cache, and the network is off limits"));
+            }
+            Located::Stored(meta) | Located::Remote(meta) => {
+                if !self.hub.store.maps_files() {
+                    return Err(Error::Unsupported(format!(
+                        "{origin}: a whole GGUF needs a store that maps files; stream it with gguf_weights"
+                    )));
+                }
+                self.store_whole(file, &meta).await?
+            }
+        };
+        GgufFile::from_bytes(bytes, &origin)
+    }
+
+    /// A GGUF file's tensors streamed onto `device` as they arrive (ggml block types as stored),
+    /// with its header kept (`DeviceWeights::header`, for `gguf::parse_header`'s metadata): for
+    /// loaders that take tensors already on the device, as the browser's must.
+    pub async fn gguf_weights(&self, file: &str, device: &Device) -> Result<DeviceWeights> {
+        match self.locate(file).await? {
+            Located::Stored(meta) | Located::Remote(meta) => self.stream_tensors(file, &meta, Format::Gguf, device).await,
+            // A complete file in a mapping store: its tensors are read from the map.
+            Located::Cached(bytes) => {
+                let origin = format!("{}/{file}", self.repo);
+                let size = (*bytes).as_ref().len() as u64;
+                let meta = FileMeta { etag: String::new(), size, location: String::new() };
+                let mut fetch = Fetch::new(
+                    &self.hub.transport,
+                    &self.hub.options,
+                    self.target(file),
+                    &self.tracker,
+                    meta,
+                    String::new(),
+                    super::store::BytesPartial(bytes),
+                );
+                stream::stream_weights(&mut fetch, Format::Gguf, device, &origin, self.hub.options.request_bytes).await
+            }
+            Located::Absent => Err(self.target(file).error(HubErrorKind::NotFound, "the repository has no such file")),
+            Located::NotCached => Err(self.target(file).error(HubErrorKind::Offline, "not in the cache, and the network is off limits")),
+        }
+    }
+
+    /// Streams a file into the store without looking at it, then takes it back whole (mapped).
+    async fn store_whole(&self, file: &str, meta: &FileMeta) -> Result<SharedBytes> {
+        self.tracker.initiate(file);
+        self.stream_file(file, meta, async |fetch| {
+            let size = fetch.size();
+            fetch.advance(size, &mut |_, _| Ok(())).await
+        })
+        .await?;
+        self.tracker.done(file, meta.size);
+        match self.hub.store.get(&self.repo, &self.pinned().unwrap_or_default(), file).await? {
+            Cached::Bytes(b) => Ok(b),
+            _ => Err(self.target(file).error(HubErrorKind::Cache, "stored, but the store does not give it back")),
+        }
+    }
+
+    /// Streams a weights file onto `device`, tensor by tensor, while storing it.
+    async fn stream_tensors(&self, file: &str, meta: &FileMeta, format: Format, device: &Device) -> Result<DeviceWeights> {
+        let origin = format!("{}/{file}", self.repo);
+        self.tracker.initiate(file);
         let request_bytes = self.hub.options.request_bytes;
-        let weights = self
-            .stream_file(file, &meta, async |fetch| {
-                stream::stream_weights(fetch, Format::Safetensors, device, &origin, request_bytes).await
-            })
-            .await?;
+        let weights =
+            self.stream_file(file, meta, async |fetch| stream::stream_weights(fetch, format, device, &origin, request_bytes).await).await?;
         self.staging_peak.set(self.staging_peak.get().max(weights.staging_peak()));
         self.tracker.done(file, meta.size);
-        Ok(Some(Arc::new(weights)))
+        Ok(weights)
     }
 
     /// Reads a whole file through `read`, then verifies and stores it. When the check fails on

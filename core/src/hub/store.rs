@@ -215,3 +215,32 @@ impl PartialFile for MemoryPartial {
         Ok(())
     }
 }
+
+/// A complete file in memory (a mapped blob) read as a `PartialFile` that holds every byte:
+/// how a cached file is streamed onto a device without the network.
+pub(crate) struct BytesPartial(pub SharedBytes);
+
+impl PartialFile for BytesPartial {
+    fn held(&self) -> Vec<Range<u64>> {
+        vec![0..(*self.0).as_ref().len() as u64]
+    }
+    async fn read(&mut self, range: Range<u64>) -> Result<Vec<u8>> {
+        (*self.0)
+            .as_ref()
+            .get(range.start as usize..range.end as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| crate::Error::Input(format!("bytes {range:?} are outside the file")))
+    }
+    async fn write(&mut self, offset: u64, _bytes: &[u8]) -> Result<()> {
+        Err(crate::Error::Input(format!("a write at {offset} into a complete file")))
+    }
+    async fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+    async fn finish(self) -> Result<()> {
+        Ok(())
+    }
+    async fn discard(self) -> Result<()> {
+        Ok(())
+    }
+}

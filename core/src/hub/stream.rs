@@ -15,7 +15,7 @@ use super::client::{self, Target};
 use super::progress::Tracker;
 use super::store::{FileMeta, PartialFile};
 use super::transport::{Body, Method, Transport};
-use crate::weights::{DeviceWeights, TensorInfo, safetensors};
+use crate::weights::{DeviceWeights, TensorInfo, gguf, safetensors};
 use crate::{Device, Error, HubErrorKind, Result, Tensor};
 
 /// Bytes handed on in order: (offset in the file, bytes).
@@ -263,11 +263,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// A weights format that can be read by ranges: how long its header is, and where its tensors are.
-/// GGUF is one more arm here (its header is read until it parses; its tensor offsets are absolute
-/// once the data section's alignment is applied).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Format {
     Safetensors,
+    /// Its header (metadata, tensor infos) is read until it parses; tensor offsets are absolute.
+    Gguf,
 }
 
 enum HeaderLen {
@@ -283,20 +283,43 @@ struct Layout {
     unsupported: Vec<(String, String)>,
     /// Bytes the file must have.
     size: u64,
+    /// Whether it must have exactly that many (safetensors), or may have more (GGUF's padding).
+    exact: bool,
 }
 
 impl Format {
-    fn header_len(self, prefix: &[u8]) -> HeaderLen {
-        match self {
+    /// How long the header is, from the first bytes of a file of `size` bytes.
+    fn header_len(self, prefix: &[u8], size: u64, origin: &str) -> Result<HeaderLen> {
+        Ok(match self {
             Format::Safetensors => match prefix.get(..8) {
                 Some(b) => HeaderLen::Known(8 + u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))),
                 None => HeaderLen::AtLeast(8),
             },
-        }
+            // GGUF does not say how long its header is: it is parsed until a prefix suffices; an
+            // error on the whole file is the file's own.
+            Format::Gguf => match gguf::parse_header(prefix, origin) {
+                Ok(h) => HeaderLen::Known(h.data_start as u64),
+                Err(_) if (prefix.len() as u64) < size => HeaderLen::AtLeast((prefix.len() as u64 * 2).max(1 << 16)),
+                Err(e) => return Err(e),
+            },
+        })
     }
 
     fn layout(self, header: &[u8], origin: &str) -> Result<Layout> {
         match self {
+            Format::Gguf => {
+                let h = gguf::parse_header(header, origin)?;
+                let mut tensors = Vec::new();
+                let mut unsupported = Vec::new();
+                for t in h.tensors {
+                    match t.dtype {
+                        Some(dtype) => tensors.push((t.name, TensorInfo { dtype, dims: t.dims, range: t.range })),
+                        None => unsupported.push((t.name, format!("ggml type {}", t.type_id))),
+                    }
+                }
+                tensors.sort_by_key(|(_, info)| (info.range.start, info.range.end));
+                Ok(Layout { tensors, unsupported, size: h.data_end as u64, exact: false })
+            }
             Format::Safetensors => {
                 let h = safetensors::parse_header(header, origin)?;
                 let base = h.data_start;
@@ -309,7 +332,8 @@ impl Format {
                     })
                     .collect();
                 tensors.sort_by_key(|(_, info)| (info.range.start, info.range.end));
-                Ok(Layout { tensors, unsupported: h.unsupported.into_iter().collect(), size: (base + h.data_len) as u64 })
+                let size = (base + h.data_len) as u64;
+                Ok(Layout { tensors, unsupported: h.unsupported.into_iter().collect(), size, exact: true })
             }
         }
     }
@@ -339,14 +363,14 @@ pub(crate) async fn stream_weights<T: Transport, P: PartialFile>(
                 Ok(())
             })
             .await?;
-        match format.header_len(&header) {
+        match format.header_len(&header, size, origin)? {
             HeaderLen::Known(n) if n <= header.len() as u64 => break n,
             HeaderLen::Known(n) | HeaderLen::AtLeast(n) if n > size => return Err(truncated(n)),
             HeaderLen::Known(n) | HeaderLen::AtLeast(n) => want = n.max(want + 1).min(size),
         }
     };
     let layout = format.layout(&header[..header_len as usize], origin)?;
-    if layout.size != size {
+    if layout.size > size || (layout.exact && layout.size != size) {
         return Err(Error::file(origin, format!("truncated or padded: the header describes {} bytes, the file has {size}", layout.size)));
     }
     let ends: Vec<u64> = layout.tensors.iter().map(|(_, i)| i.range.end as u64).collect();
