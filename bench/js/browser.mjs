@@ -5,8 +5,9 @@
 // (median latency). Each configuration runs in its own tab (ONNX Runtime fixes its thread count
 // when it starts); pages are crossOriginIsolated (COOP/COEP), so ORT can use 2 threads.
 //
-//   node bench/browser/bench.mjs [--reps 7] [--latency-runs 100] [--gpu-reps 1]
-//        [--gpu-latency-runs 5] [--only webformers|transformers.js] [--json FILE]
+//   node bench/js/browser.mjs [--reps 7] [--latency-runs 100] [--gpu-reps 1]
+//        [--gpu-latency-runs 5] [--only webformers|transformers.js] [--devices wasm,webgpu]
+//        [--json FILE]
 //
 // Needs: npm/dist built (cd npm && npm run build), bench/transformersjs installed
 // (npm ci --ignore-scripts there), the ONNX export in .cache/models/all-MiniLM-L6-v2-onnx
@@ -23,12 +24,20 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const tjsModules = path.join(root, 'bench', 'transformersjs', 'node_modules');
 
-const opts = { reps: 7, latencyRuns: 100, gpuReps: 1, gpuLatencyRuns: 5, only: null, json: null };
-const flags = { '--reps': 'reps', '--latency-runs': 'latencyRuns', '--gpu-reps': 'gpuReps', '--gpu-latency-runs': 'gpuLatencyRuns', '--only': 'only', '--json': 'json' };
+const opts = { reps: 7, latencyRuns: 100, gpuReps: 1, gpuLatencyRuns: 5, only: null, devices: 'wasm,webgpu', json: null };
+const flags = {
+  '--reps': 'reps',
+  '--latency-runs': 'latencyRuns',
+  '--gpu-reps': 'gpuReps',
+  '--gpu-latency-runs': 'gpuLatencyRuns',
+  '--only': 'only',
+  '--devices': 'devices',
+  '--json': 'json',
+};
 for (let i = 2; i < process.argv.length; i += 2) {
   const key = flags[process.argv[i]];
   if (!key || process.argv[i + 1] === undefined) {
-    console.error(`usage: node bench/browser/bench.mjs [${Object.keys(flags).join(' X] [')} X]`);
+    console.error(`usage: node bench/js/browser.mjs [${Object.keys(flags).join(' X] [')} X]`);
     process.exit(2);
   }
   opts[key] = typeof opts[key] === 'number' ? Number(process.argv[i + 1]) : process.argv[i + 1];
@@ -40,7 +49,7 @@ const configs = [
   { runtime: 'transformers.js', device: 'wasm', threads: 1 },
   { runtime: 'transformers.js', device: 'wasm', threads: 2 },
   { runtime: 'transformers.js', device: 'webgpu' },
-].filter((c) => !opts.only || c.runtime === opts.only);
+].filter((c) => (!opts.only || c.runtime === opts.only) && opts.devices.split(',').includes(c.device));
 
 for (const need of [
   path.join(root, 'npm', 'dist', 'index.js'),
