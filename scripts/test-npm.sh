@@ -38,8 +38,8 @@ npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 npm run build
 
 case "${1:-all}" in
-    node) node --test test/node.test.mjs ;;
-    browser) node --test test/browser.test.mjs ;;
-    all) node --test --test-concurrency=1 test/node.test.mjs test/browser.test.mjs ;;
+    node) node --test --test-timeout=600000 test/node.test.mjs ;;
+    browser) node --test --test-timeout=900000 test/browser.test.mjs ;;
+    all) node --test --test-concurrency=1 --test-timeout=900000 test/node.test.mjs test/browser.test.mjs ;;
     *) echo "usage: scripts/test-npm.sh [node|browser]" >&2; exit 2 ;;
 esac

@@ -3,7 +3,8 @@
 // range requests, IndexedDB cache, pinned revisions) replaces it behind `loadModelFiles`.
 //
 // Where `model` points:
-//   - an absolute path or file: URL (Node): a local folder, or a .gguf file;
+//   - an absolute or ./relative path, or a file: URL (Node): a local folder, or a .gguf file;
+//   - a /path or ./relative URL (browsers): a folder on the page's server;
 //   - an http(s) URL: a folder served over HTTP (or a .gguf file);
 //   - an id (`org/name`): `env.localModelPath + model` first when `env.allowLocalModels`, then
 //     `env.remoteHost + env.remotePathTemplate` when `env.allowRemoteModels`.
@@ -182,13 +183,14 @@ const withSlash = (s) => (s.endsWith('/') ? s : `${s}/`);
 
 /** The places to look for `model`, in order. Each is a function making the source. */
 async function candidates(model, { revision, localOnly }) {
-  if (IS_NODE && (isAbsolutePath(model) || isFileUrl(model))) {
-    const { url } = await node();
-    const dir = isFileUrl(model) ? url.fileURLToPath(model) : model;
+  const relative = model.startsWith('./') || model.startsWith('../');
+  if (IS_NODE && (isAbsolutePath(model) || isFileUrl(model) || relative)) {
+    const { url, path } = await node();
+    const dir = isFileUrl(model) ? url.fileURLToPath(model) : path.resolve(model);
     return [() => fsSource(dir, model)];
   }
   if (isUrl(model)) return [() => httpSource(withSlash(model), model)];
-  if (!IS_NODE && (model.startsWith('/') || model.startsWith('./') || model.startsWith('../'))) {
+  if (!IS_NODE && (model.startsWith('/') || relative)) {
     return [() => httpSource(withSlash(new URL(model, baseHref()).href), model)];
   }
   const list = [];
@@ -240,7 +242,8 @@ export async function loadModelFiles(model, { revision = 'main', required, optio
     const plain = model.replace(/\?.*$/, '');
     const cut = plain.lastIndexOf('/');
     file = decodeURIComponent(plain.slice(cut + 1));
-    where = cut > 0 ? model.slice(0, cut) : IS_NODE ? process.cwd() : './';
+    where = cut > 0 ? model.slice(0, cut) : '.';
+    if (where === '.' || where === '..') where += '/';
     required = [file];
     optional = [];
   }

@@ -161,7 +161,7 @@ export interface PipelineTypes {
 
 /**
  * A pipeline for `task` on `model`: a Hub id ('sentence-transformers/all-MiniLM-L6-v2'), a URL
- * of a model folder (or of a .gguf file for text-generation), or in Node an absolute path.
+ * or /path of a model folder (or of a .gguf file for text-generation), or in Node a path.
  */
 export function pipeline<T extends keyof PipelineTypes>(
   task: T,

@@ -1,0 +1,200 @@
+// Browser benchmark (not a test): all-MiniLM-L6-v2 sentence embeddings in headless Chromium,
+// webformers ('wasm' and 'webgpu') and Transformers.js 4.3.1 (ONNX Runtime Web) side by side in
+// one browser session, on the workload of bench/README.md: the 64 corpus sentences in batches of
+// 32 (sentences/s, median of passes after one warm-up) and one 16-token sentence at a time
+// (median latency). Each configuration runs in its own tab (ONNX Runtime fixes its thread count
+// when it starts); pages are crossOriginIsolated (COOP/COEP), so ORT can use 2 threads.
+//
+//   node bench/js/browser.mjs [--reps 7] [--latency-runs 100] [--gpu-reps 1]
+//        [--gpu-latency-runs 5] [--only webformers|transformers.js] [--devices wasm,webgpu]
+//        [--json FILE]
+//
+// Needs: npm/dist built (cd npm && npm run build), bench/transformersjs installed
+// (npm ci --ignore-scripts there), the ONNX export in .cache/models/all-MiniLM-L6-v2-onnx
+// (bench/export-onnx.py), and Chromium (scripts/setup-tools.sh). Prints one JSON line per
+// configuration, then a table.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer } from '../../scripts/static-server.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+const tjsModules = path.join(root, 'bench', 'transformersjs', 'node_modules');
+
+const opts = { reps: 7, latencyRuns: 100, gpuReps: 1, gpuLatencyRuns: 5, only: null, devices: 'wasm,webgpu', json: null };
+const flags = {
+  '--reps': 'reps',
+  '--latency-runs': 'latencyRuns',
+  '--gpu-reps': 'gpuReps',
+  '--gpu-latency-runs': 'gpuLatencyRuns',
+  '--only': 'only',
+  '--devices': 'devices',
+  '--json': 'json',
+};
+for (let i = 2; i < process.argv.length; i += 2) {
+  const key = flags[process.argv[i]];
+  if (!key || process.argv[i + 1] === undefined) {
+    console.error(`usage: node bench/js/browser.mjs [${Object.keys(flags).join(' X] [')} X]`);
+    process.exit(2);
+  }
+  opts[key] = typeof opts[key] === 'number' ? Number(process.argv[i + 1]) : process.argv[i + 1];
+}
+
+const configs = [
+  { runtime: 'webformers', device: 'wasm', threads: 1 },
+  { runtime: 'webformers', device: 'webgpu' },
+  { runtime: 'transformers.js', device: 'wasm', threads: 1 },
+  { runtime: 'transformers.js', device: 'wasm', threads: 2 },
+  { runtime: 'transformers.js', device: 'webgpu' },
+].filter((c) => (!opts.only || c.runtime === opts.only) && opts.devices.split(',').includes(c.device));
+
+for (const need of [
+  path.join(root, 'npm', 'dist', 'index.js'),
+  path.join(tjsModules, '@huggingface', 'transformers', 'dist', 'transformers.js'),
+  path.join(root, '.cache', 'models', 'all-MiniLM-L6-v2-onnx', 'onnx', 'model.onnx'),
+]) {
+  if (!fs.existsSync(need)) {
+    console.error(`bench: missing ${need} (see the header of this script)`);
+    process.exit(1);
+  }
+}
+
+const server = await startServer({
+  isolate: true,
+  mounts: {
+    '/': here,
+    '/webformers/': path.join(root, 'npm', 'dist'),
+    '/models/': path.join(root, '.cache', 'models'),
+    '/data/': path.join(root, 'bench'),
+    '/fixtures/': path.join(root, 'tests', 'fixtures'),
+    '/tjs/': path.join(tjsModules, '@huggingface', 'transformers', 'dist'),
+    '/ort/': path.join(tjsModules, 'onnxruntime-web', 'dist'),
+  },
+});
+
+const { default: puppeteer } = await import(path.join(root, 'npm', 'node_modules', 'puppeteer-core', 'lib', 'esm', 'puppeteer', 'puppeteer-core.js'));
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-bench-'));
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  protocolTimeout: 1_800_000,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--enable-unsafe-webgpu',
+    '--enable-webgpu-developer-features',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    `--user-data-dir=${profile}`,
+  ],
+});
+const chromium = await browser.version();
+
+/** Runs in the page: loads one configuration and measures it. */
+async function measure(config) {
+  const median = (xs) => {
+    const s = [...xs].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  };
+  const corpus = await (await fetch('/data/corpus.json')).json();
+  const reference = (await (await fetch('/fixtures/minilm-reference.json')).json()).inputs;
+  let embed;
+  let adapter = null;
+  const t0 = performance.now();
+  if (config.runtime === 'webformers') {
+    const { pipeline, env } = await import('/webformers/index.js');
+    env.allowLocalModels = true;
+    env.allowRemoteModels = false;
+    const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { device: config.device });
+    adapter = extractor.adapter;
+    embed = async (texts) => (await extractor(texts, { pooling: 'mean', normalize: true })).tolist();
+  } else {
+    const { pipeline, env } = await import('/tjs/transformers.js');
+    env.allowLocalModels = true;
+    env.allowRemoteModels = false;
+    env.localModelPath = '/models/';
+    env.useBrowserCache = false;
+    env.backends.onnx.wasm.wasmPaths = {
+      mjs: '/ort/ort-wasm-simd-threaded.asyncify.mjs',
+      wasm: '/ort/ort-wasm-simd-threaded.asyncify.wasm',
+    };
+    env.backends.onnx.wasm.numThreads = config.threads ?? 1;
+    const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2-onnx', { device: config.device, dtype: 'fp32' });
+    embed = async (texts) => (await extractor(texts, { pooling: 'mean', normalize: true })).tolist();
+  }
+  const loadMs = performance.now() - t0;
+  const pass = async () => {
+    for (let i = 0; i < corpus.sentences.length; i += 32) await embed(corpus.sentences.slice(i, i + 32));
+  };
+  await pass();
+  const passMs = [];
+  for (let r = 0; r < config.reps; r++) {
+    const t = performance.now();
+    await pass();
+    passMs.push(performance.now() - t);
+  }
+  for (let i = 0; i < 5; i++) await embed([corpus.single]);
+  const latMs = [];
+  for (let r = 0; r < config.latencyRuns; r++) {
+    const t = performance.now();
+    await embed([corpus.single]);
+    latMs.push(performance.now() - t);
+  }
+  const some = reference.filter((r) => r.num_tokens > 2).slice(0, 8);
+  const got = await embed(some.map((r) => r.text));
+  const minCos = Math.min(...some.map((r, i) => r.embedding.reduce((acc, x, j) => acc + x * got[i][j], 0)));
+  return {
+    adapter,
+    crossOriginIsolated: self.crossOriginIsolated,
+    load_ms: +loadMs.toFixed(0),
+    throughput_sent_per_s: +(corpus.sentences.length / (median(passMs) / 1000)).toFixed(1),
+    corpus_pass_ms: passMs.map((x) => +x.toFixed(1)),
+    latency_ms_median: +median(latMs).toFixed(2),
+    latency_ms_min: +Math.min(...latMs).toFixed(2),
+    min_cosine_vs_reference: +minCos.toFixed(6),
+  };
+}
+
+const results = [];
+try {
+  for (const config of configs) {
+    const gpu = config.device === 'webgpu';
+    const run = { ...config, reps: gpu ? opts.gpuReps : opts.reps, latencyRuns: gpu ? opts.gpuLatencyRuns : opts.latencyRuns };
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+    await page.goto(server.url);
+    let result;
+    try {
+      result = { ...run, ...(await page.evaluate(measure, run)) };
+    } catch (e) {
+      result = { ...run, error: e.message.split('\n')[0] };
+    }
+    await page.close();
+    result.chromium = chromium;
+    results.push(result);
+    console.log(JSON.stringify(result));
+  }
+} finally {
+  await browser.close();
+  await server.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+}
+
+console.log(`\n${chromium}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), ${new Date().toISOString().slice(0, 10)}\n`);
+console.log('| runtime | device | threads | sentences/s | single latency (ms) | load (ms) | min cosine vs PyTorch |');
+console.log('|---|---|---|---|---|---|---|');
+for (const r of results) {
+  if (r.error) {
+    console.log(`| ${r.runtime} | ${r.device} | ${r.threads ?? '-'} | error: ${r.error} | | | |`);
+    continue;
+  }
+  console.log(`| ${r.runtime} | ${r.device} | ${r.threads ?? '-'} | ${r.throughput_sent_per_s} | ${r.latency_ms_median} | ${r.load_ms} | ${r.min_cosine_vs_reference} |`);
+}
+if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(results, null, 2) + '\n');
