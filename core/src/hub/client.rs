@@ -111,7 +111,7 @@ fn retryable(status: u16) -> bool {
 /// Retry-After in seconds (the HTTP-date form falls back to the backoff).
 fn retry_after<B>(response: &Response<B>) -> Option<Duration> {
     let v = response.header("retry-after")?.trim();
-    v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    v.parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok())
 }
 
 /// The error for a final non-success status.
@@ -245,6 +245,16 @@ mod tests {
         assert_eq!(encode_segment("refs/pr/1"), "refs%2Fpr%2F1");
         assert_eq!(encode_path("1_Pooling/config.json"), "1_Pooling/config.json");
         assert_eq!(encode_path("a b/c+d"), "a%20b/c%2Bd");
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_never_panics() {
+        let response = |v: &str| Response { status: 503, headers: vec![("retry-after".into(), v.into())], body: () };
+        assert_eq!(retry_after(&response("2")), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(&response("0.5")), Some(Duration::from_millis(500)));
+        for bad in ["1e300", "-1", "NaN", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+            assert_eq!(retry_after(&response(bad)), None, "{bad}");
+        }
     }
 
     #[test]

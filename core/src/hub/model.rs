@@ -307,7 +307,8 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
         self.tracker.initiate(file);
         let bytes = self
             .stream_file(file, &meta, async |fetch| {
-                let mut out = Vec::with_capacity(fetch.size() as usize);
+                // The size is the server's word: reserve no more than a sane amount up front.
+                let mut out = Vec::with_capacity(fetch.size().min(64 << 20) as usize);
                 let size = fetch.size();
                 fetch
                     .advance(size, &mut |_, b| {

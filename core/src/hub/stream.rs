@@ -292,7 +292,7 @@ impl Format {
     fn header_len(self, prefix: &[u8], size: u64, origin: &str) -> Result<HeaderLen> {
         Ok(match self {
             Format::Safetensors => match prefix.get(..8) {
-                Some(b) => HeaderLen::Known(8 + u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))),
+                Some(b) => HeaderLen::Known(u64::from_le_bytes(b.try_into().unwrap_or([0; 8])).saturating_add(8)),
                 None => HeaderLen::AtLeast(8),
             },
             // GGUF does not say how long its header is: it is parsed until a prefix suffices; an
@@ -366,7 +366,7 @@ pub(crate) async fn stream_weights<T: Transport, P: PartialFile>(
         match format.header_len(&header, size, origin)? {
             HeaderLen::Known(n) if n <= header.len() as u64 => break n,
             HeaderLen::Known(n) | HeaderLen::AtLeast(n) if n > size => return Err(truncated(n)),
-            HeaderLen::Known(n) | HeaderLen::AtLeast(n) => want = n.max(want + 1).min(size),
+            HeaderLen::Known(n) | HeaderLen::AtLeast(n) => want = n.max(want.saturating_add(1)).min(size),
         }
     };
     let layout = format.layout(&header[..header_len as usize], origin)?;
@@ -457,8 +457,11 @@ impl Assembler<'_> {
                 self.upload(self.next, &data[..take])?;
             } else {
                 if self.staged.is_empty() {
-                    // Exactly one tensor's room, not a doubling's.
-                    self.staged.reserve_exact((end - start) as usize);
+                    // Exactly one tensor's room, not a doubling's; a size memory cannot hold is an
+                    // error, not an abort.
+                    self.staged
+                        .try_reserve_exact((end - start) as usize)
+                        .map_err(|e| Error::weight(&self.tensors[self.next].0, format!("{} bytes: {e}", end - start)))?;
                 }
                 self.staged.extend_from_slice(&data[..take]);
                 self.peak = self.peak.max(self.staged.capacity());
