@@ -7,7 +7,11 @@
 //
 //   node bench/js/browser.mjs [--reps 7] [--latency-runs 100] [--gpu-reps 1]
 //        [--gpu-latency-runs 5] [--only webformers|transformers.js] [--devices wasm,webgpu]
-//        [--json FILE]
+//        [--generation wasm,webgpu|none] [--json FILE]
+//
+// --generation also measures text generation with SmolLM2-135M-Instruct Q4_1 (GGUF) on those
+// devices: prefill tokens/s on a prompt of 154 tokens (4 corpus sentences), then decode
+// tokens/s over 64 new tokens.
 //
 // Needs: npm/dist built (cd npm && npm run build), bench/transformersjs installed
 // (npm ci --ignore-scripts there), the ONNX export in .cache/models/all-MiniLM-L6-v2-onnx
@@ -24,7 +28,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const tjsModules = path.join(root, 'bench', 'transformersjs', 'node_modules');
 
-const opts = { reps: 7, latencyRuns: 100, gpuReps: 1, gpuLatencyRuns: 5, only: null, devices: 'wasm,webgpu', json: null };
+const opts = { reps: 7, latencyRuns: 100, gpuReps: 1, gpuLatencyRuns: 5, only: null, devices: 'wasm,webgpu', generation: 'wasm', json: null };
 const flags = {
   '--reps': 'reps',
   '--latency-runs': 'latencyRuns',
@@ -32,6 +36,7 @@ const flags = {
   '--gpu-latency-runs': 'gpuLatencyRuns',
   '--only': 'only',
   '--devices': 'devices',
+  '--generation': 'generation',
   '--json': 'json',
 };
 for (let i = 2; i < process.argv.length; i += 2) {
@@ -162,6 +167,28 @@ async function measure(config) {
   };
 }
 
+/** Runs in the page: SmolLM2 Q4_1 prefill and decode speed. */
+async function measureGeneration(config) {
+  const { pipeline } = await import('/webformers/index.js');
+  const corpus = await (await fetch('/data/corpus.json')).json();
+  const t0 = performance.now();
+  const generator = await pipeline('text-generation', '/models/SmolLM2-135M-Instruct.Q4_1.gguf', { device: config.device });
+  const loadMs = performance.now() - t0;
+  await generator('Hello', { max_new_tokens: 4 });
+  // About 128 tokens of plain text; greedy decoding of 64 new tokens.
+  const prompt = corpus.sentences.slice(0, 4).join(' ');
+  const [out] = await generator(prompt, { max_new_tokens: 64, return_full_text: false });
+  const s = out.stats;
+  return {
+    adapter: generator.adapter,
+    load_ms: +loadMs.toFixed(0),
+    prompt_tokens: s.prompt_tokens,
+    new_tokens: s.new_tokens,
+    prefill_tok_per_s: +(s.prompt_tokens / s.prefill_seconds).toFixed(1),
+    decode_tok_per_s: +((s.new_tokens - 1) / s.decode_seconds).toFixed(1),
+  };
+}
+
 const results = [];
 try {
   for (const config of configs) {
@@ -181,6 +208,19 @@ try {
     results.push(result);
     console.log(JSON.stringify(result));
   }
+  for (const device of opts.generation === 'none' ? [] : opts.generation.split(',')) {
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    let result = { runtime: 'webformers', task: 'text-generation', model: 'SmolLM2-135M-Instruct.Q4_1.gguf', device };
+    try {
+      result = { ...result, ...(await page.evaluate(measureGeneration, { device })) };
+    } catch (e) {
+      result.error = e.message.split('\n')[0];
+    }
+    await page.close();
+    results.push(result);
+    console.log(JSON.stringify(result));
+  }
 } finally {
   await browser.close();
   await server.close();
@@ -190,11 +230,23 @@ try {
 console.log(`\n${chromium}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), ${new Date().toISOString().slice(0, 10)}\n`);
 console.log('| runtime | device | threads | sentences/s | single latency (ms) | load (ms) | min cosine vs PyTorch |');
 console.log('|---|---|---|---|---|---|---|');
-for (const r of results) {
+for (const r of results.filter((r) => !r.task)) {
   if (r.error) {
     console.log(`| ${r.runtime} | ${r.device} | ${r.threads ?? '-'} | error: ${r.error} | | | |`);
     continue;
   }
   console.log(`| ${r.runtime} | ${r.device} | ${r.threads ?? '-'} | ${r.throughput_sent_per_s} | ${r.latency_ms_median} | ${r.load_ms} | ${r.min_cosine_vs_reference} |`);
+}
+const generation = results.filter((r) => r.task);
+if (generation.length) {
+  console.log('\n| text-generation | device | prompt tokens | prefill tokens/s | decode tokens/s | load (ms) |');
+  console.log('|---|---|---|---|---|---|');
+  for (const r of generation) {
+    console.log(
+      r.error
+        ? `| ${r.model} | ${r.device} | error: ${r.error} | | | |`
+        : `| ${r.model} | ${r.device} | ${r.prompt_tokens} | ${r.prefill_tok_per_s} | ${r.decode_tok_per_s} | ${r.load_ms} |`,
+    );
+  }
 }
 if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(results, null, 2) + '\n');

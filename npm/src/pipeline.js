@@ -98,8 +98,13 @@ export async function pipeline(task, model = null, options = {}) {
       'unsupported',
     );
   }
+  // A throwing callback is the caller's bug; it must not fail (or half-finish) the load.
   const progress = (event) => {
-    if (progress_callback) progress_callback(event);
+    try {
+      progress_callback?.(event);
+    } catch (e) {
+      log.warn('progress_callback threw:', e);
+    }
   };
 
   // The device first: it is quick, and a missing adapter should fail before a long download.

@@ -14,6 +14,7 @@ import {
   closedPort,
   distDir,
   fixturesDir,
+  installPacked,
   launchBrowser,
   maxAbsDiff,
   openPage,
@@ -28,10 +29,24 @@ const tinyRef = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'tiny-decoders
 let server;
 let browser;
 let broken;
+let installed;
 
 before(async () => {
   broken = brokenModels();
-  server = await testServer({ '/broken/': broken, '/dist-copy/': distDir });
+  installed = installPacked();
+  // A page of the app that installed the packed package, as a user would write it.
+  fs.writeFileSync(
+    path.join(installed.app, 'index.html'),
+    `<!doctype html><link rel="icon" href="data:,">
+<script type="module">
+  import { pipeline, env } from './node_modules/webformers/dist/index.js';
+  env.allowLocalModels = true;
+  const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2');
+  const output = await extractor(window.texts, { pooling: 'mean', normalize: true });
+  window.result = { device: extractor.device, dims: output.dims, data: Array.from(output.data) };
+</script>`,
+  );
+  server = await testServer({ '/broken/': broken, '/dist-copy/': distDir, '/app/': installed.app });
   browser = await launchBrowser();
 });
 
@@ -39,6 +54,7 @@ after(async () => {
   await browser?.close();
   await server?.close();
   if (broken) fs.rmSync(broken, { recursive: true, force: true });
+  installed?.cleanup();
 });
 
 /** A fresh page (its own engine instance) on the test server. */
@@ -109,6 +125,25 @@ describe('feature-extraction in the page matches the PyTorch reference', () => {
     assert.ok(maxAbsDiff(out.data, { ...ref, inputs: ref.inputs.slice(0, 3) }) <= TOLERANCE);
     await p.close();
   });
+});
+
+test('the packed package, installed into an empty folder, works in a page', { timeout: 120_000 }, async () => {
+  const p = await browser.newPage();
+  const problems = [];
+  p.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+  p.on('pageerror', (e) => problems.push(e.message));
+  const some = ref.inputs.slice(0, 3);
+  await p.evaluateOnNewDocument((texts) => {
+    window.texts = texts;
+  }, some.map((i) => i.text));
+  await p.goto(`${server.url}app/`);
+  await p.waitForFunction(() => window.result, { timeout: 90_000 });
+  const out = await p.evaluate(() => window.result);
+  assert.equal(out.device, 'wasm'); // 'auto' on SwiftShader
+  assert.deepEqual(out.dims, [3, 384]);
+  assert.ok(maxAbsDiff(out.data, { ...ref, inputs: some }) <= TOLERANCE);
+  assert.deepEqual(problems, []);
+  await p.close();
 });
 
 describe('a pipeline in a Web Worker', () => {

@@ -1,5 +1,6 @@
 // Shared by the tests: paths, the reference embeddings, a static server and a headless Chromium.
 
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -115,4 +116,24 @@ export async function openPage(browser, url) {
   page.problems = problems;
   await page.goto(url);
   return page;
+}
+
+/**
+ * Packs the package (npm pack) and installs the tarball into an empty app folder, offline, as a
+ * user would. Returns {dir, app, cleanup}.
+ */
+export function installPacked() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-install-'));
+  const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: npmDir, encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .at(-1);
+  const app = path.join(dir, 'app');
+  fs.mkdirSync(app);
+  fs.writeFileSync(path.join(app, 'package.json'), '{ "name": "app", "private": true, "type": "module" }\n');
+  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', '--loglevel=error', path.join(dir, packed)], {
+    cwd: app,
+    stdio: 'inherit',
+  });
+  return { dir, app, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }

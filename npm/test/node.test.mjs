@@ -16,6 +16,7 @@ import {
   closedPort,
   distDir,
   fixturesDir,
+  installPacked,
   maxAbsDiff,
   minilmDir,
   modelsDir,
@@ -316,19 +317,8 @@ test('the TypeScript types compile against a typical program', () => {
 });
 
 test('the packed package installs into an empty folder and a five-line script embeds', async () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-install-'));
+  const { app, cleanup } = installPacked();
   try {
-    const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', tmp], { cwd: npmDir, encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .at(-1);
-    const app = path.join(tmp, 'app');
-    fs.mkdirSync(app);
-    fs.writeFileSync(path.join(app, 'package.json'), '{ "name": "app", "private": true, "type": "module" }\n');
-    execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', path.join(tmp, packed)], {
-      cwd: app,
-      stdio: 'inherit',
-    });
     // The README's Node example.
     fs.writeFileSync(
       path.join(app, 'embed.mjs'),
@@ -345,6 +335,6 @@ console.log(JSON.stringify({ dims: output.dims, data: Array.from(output.data) })
     const diff = maxAbsDiff(out.data, { ...ref, inputs: ref.inputs.slice(0, 4) });
     assert.ok(diff <= TOLERANCE, `max abs diff ${diff}`);
   } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
+    cleanup();
   }
 });

@@ -12,9 +12,6 @@ use webformers::Error;
 pub fn js_error(e: Error) -> JsValue {
     let message = e.to_string();
     let code = match &e {
-        // Loading a weight wraps the upload's error in Error::Weight, keeping only its text; a
-        // tensor over the binding limit must still read as `over_limit` (the 'auto' fallback).
-        Error::Weight { msg, .. } if msg.contains("more than this adapter's limit") => "over_limit",
         Error::File { .. } => "file",
         Error::Config(_) => "config",
         Error::Weight { .. } => "weight",
