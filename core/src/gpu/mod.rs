@@ -161,6 +161,48 @@ impl GpuContext {
     pub(crate) fn upload(&self, bytes: &[u8], what: &str) -> Result<GpuStorage> {
         let size = (bytes.len() as u64).div_ceil(4).max(1) * 4;
         self.check_size(size, what)?;
+        // In the browser a mapped range is a second copy in the wasm heap (wgpu's temporary
+        // mapping); a queue write hands the bytes over from where they are.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let buffer = self.weight_buffer(bytes.len() as u64, what)?;
+            self.write_padded(&buffer, 0, bytes);
+            return Ok(GpuStorage { buffer: Arc::new(GpuBuffer::unpooled(buffer)), bytes: bytes.len() as u64 });
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        self.upload_mapped(bytes, size)
+    }
+
+    /// A new buffer for `bytes` bytes of weights, filled by `write_padded` (padded to 4 bytes).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pub(crate) fn weight_buffer(&self, bytes: u64, what: &str) -> Result<wgpu::Buffer> {
+        let size = bytes.div_ceil(4).max(1) * 4;
+        self.check_size(size, what)?;
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("webformers weight"),
+            size,
+            usage: pool::STORAGE_USAGE,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// Writes `bytes` at `offset` (a multiple of 4) through the queue; a tail that is not a
+    /// multiple of 4 is padded with zeros (so only the last piece of a buffer may have one).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pub(crate) fn write_padded(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
+        let whole = bytes.len() & !3;
+        if whole > 0 {
+            self.queue.write_buffer(buffer, offset, &bytes[..whole]);
+        }
+        if whole < bytes.len() {
+            let mut tail = [0u8; 4];
+            tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+            self.queue.write_buffer(buffer, offset + whole as u64, &tail);
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn upload_mapped(&self, bytes: &[u8], size: u64) -> Result<GpuStorage> {
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("webformers upload"),
             size,
