@@ -23,6 +23,10 @@ GET /api/models/{repo}[/revision/{revision}]: {"id", "sha", "siblings": [{"rfile
 GET /api/models/{repo}/tree/{revision}[/{path}]: the files (recursively) and folders, as the Hub lists them
 CDN: HEAD/GET /{sha256}/{repo}/{path}?sig=...; ETag = sha256; Range. A request that carries
   Authorization is refused with 400 and counted (stats: cdn_authorization).
+Both answer CORS as the Hub does, so that pages on another origin (the browser tests) can use
+them: Access-Control-Allow-Origin on every answer, the headers a client reads exposed (ETag,
+X-Repo-Commit, X-Linked-*, Content-Range, ...), and preflights (OPTIONS, not logged) allowing
+Authorization and Range.
 GET /_stats: {"requests": [{server, method, file, range, auth, status}], "cdn_authorization": n}
 GET /_reset: clears the log and the faults.
 GET /_fault?file=F&kind=K[&count=N][&skip=N][&after=BYTES][&status=S][&retry_after=SECS][&method=GET]
@@ -43,6 +47,12 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# What a page may read of an answer from another origin (huggingface.co exposes these too).
+EXPOSED_HEADERS = ", ".join([
+    "ETag", "X-Repo-Commit", "X-Linked-Etag", "X-Linked-Size", "Content-Range", "Content-Length",
+    "Accept-Ranges", "X-Error-Code", "X-Error-Message", "Retry-After", "Link",
+])
 
 LFS_SUFFIXES = (".safetensors", ".gguf", ".bin", ".onnx", ".pt", ".h5", ".msgpack")
 LFS_MIN_SIZE = 1 << 20
@@ -118,6 +128,21 @@ def make_handler(state, server_name):
 
         def log_message(self, *args):
             pass
+
+        def end_headers(self):
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Access-Control-Expose-Headers", EXPOSED_HEADERS)
+            super().end_headers()
+
+        def do_OPTIONS(self):
+            # A CORS preflight: any method this server has, the headers asked for (Authorization,
+            # Range). Browsers send them on their own; they are not requests of the protocol.
+            self.send_response(204)
+            self.send_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+            self.send_header("Access-Control-Allow-Headers", self.headers.get("Access-Control-Request-Headers", "*"))
+            self.send_header("Access-Control-Max-Age", "600")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def record(self, file, status):
             with state.lock:
