@@ -21,21 +21,47 @@ pub(crate) struct TensorWriter {
     device: Device,
     len: usize,
     written: usize,
+    /// Words go out whole (CPU words, queue writes in multiples of 4 bytes): the unaligned end of
+    /// the last piece waits here.
+    carry: [u8; 4],
+    carry_len: usize,
     dest: Dest,
 }
 
 enum Dest {
+    /// Filled by pushing, so the storage is never zeroed first.
     Cpu(Vec<u32>),
     #[cfg(target_arch = "wasm32")]
-    Gpu {
-        gpu: Arc<crate::GpuContext>,
-        buffer: wgpu::Buffer,
-        /// Queue writes go in multiples of 4 bytes: the unaligned end of the last piece waits here.
-        carry: [u8; 4],
-        carry_len: usize,
-    },
+    Gpu { gpu: Arc<crate::GpuContext>, buffer: wgpu::Buffer },
     #[cfg(not(target_arch = "wasm32"))]
     Staged(Vec<u8>),
+}
+
+impl Dest {
+    /// Bytes `at..at + bytes.len()`; `at` and the length are multiples of 4 (but for the last
+    /// piece, padded).
+    fn put(&mut self, at: usize, bytes: &[u8]) {
+        match self {
+            Dest::Cpu(words) => {
+                debug_assert_eq!(at, words.len() * 4, "pieces arrive in order");
+                let exact = bytes.chunks_exact(4);
+                let rest = exact.remainder();
+                words.extend(exact.map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+                if !rest.is_empty() {
+                    let mut w = [0u8; 4];
+                    w[..rest.len()].copy_from_slice(rest);
+                    words.push(u32::from_le_bytes(w));
+                }
+            }
+            #[cfg(target_arch = "wasm32")]
+            Dest::Gpu { gpu, buffer } => gpu.write_padded(buffer, at as u64, bytes),
+            #[cfg(not(target_arch = "wasm32"))]
+            Dest::Staged(v) => {
+                debug_assert_eq!(at, v.len(), "pieces arrive in order");
+                v.extend_from_slice(bytes)
+            }
+        }
+    }
 }
 
 /// An allocation that fails is an error naming the tensor, never an abort.
@@ -49,20 +75,16 @@ impl TensorWriter {
     pub(crate) fn new(name: &str, dtype: DType, dims: &[usize], device: &Device) -> Result<TensorWriter> {
         let len = dtype.bytes_for(dims.iter().product()).map_err(|e| Error::weight(name, e))?;
         let dest = match device {
-            Device::Cpu => {
-                let mut words = room::<u32>(name, len.div_ceil(4))?;
-                words.resize(len.div_ceil(4), 0);
-                Dest::Cpu(words)
-            }
+            Device::Cpu => Dest::Cpu(room::<u32>(name, len.div_ceil(4))?),
             #[cfg(target_arch = "wasm32")]
             Device::Gpu(gpu) => {
                 let buffer = gpu.weight_buffer(len as u64, &format!("weight `{name}`"))?;
-                Dest::Gpu { gpu: Arc::clone(gpu), buffer, carry: [0; 4], carry_len: 0 }
+                Dest::Gpu { gpu: Arc::clone(gpu), buffer }
             }
             #[cfg(not(target_arch = "wasm32"))]
             Device::Gpu(_) => Dest::Staged(room::<u8>(name, len)?),
         };
-        Ok(TensorWriter { dtype, dims: dims.to_vec(), device: device.clone(), len, written: 0, dest })
+        Ok(TensorWriter { dtype, dims: dims.to_vec(), device: device.clone(), len, written: 0, carry: [0; 4], carry_len: 0, dest })
     }
 
     /// Bytes written so far.
@@ -84,50 +106,44 @@ impl TensorWriter {
         if self.written + bytes.len() > self.len {
             return Err(Error::Input(format!("{} bytes written into a tensor of {}", self.written + bytes.len(), self.len)));
         }
-        let at = self.written;
-        match &mut self.dest {
-            Dest::Cpu(words) => bytemuck::cast_slice_mut::<u32, u8>(words)[at..at + bytes.len()].copy_from_slice(bytes),
-            #[cfg(target_arch = "wasm32")]
-            Dest::Gpu { gpu, buffer, carry, carry_len } => {
-                let mut rest = bytes;
-                if *carry_len > 0 {
-                    let n = (4 - *carry_len).min(rest.len());
-                    carry[*carry_len..*carry_len + n].copy_from_slice(&rest[..n]);
-                    *carry_len += n;
-                    rest = &rest[n..];
-                    if *carry_len == 4 {
-                        gpu.write_padded(buffer, (at + n - 4) as u64, &carry[..]);
-                        *carry_len = 0;
-                    }
-                }
-                let whole = rest.len() & !3;
-                if whole > 0 {
-                    let offset = at + bytes.len() - rest.len();
-                    gpu.write_padded(buffer, offset as u64, &rest[..whole]);
-                }
-                let tail = &rest[whole..];
-                carry[*carry_len..*carry_len + tail.len()].copy_from_slice(tail);
-                *carry_len += tail.len();
+        // Where the carried bytes start: always a multiple of 4.
+        let mut at = self.written - self.carry_len;
+        let mut rest = bytes;
+        if self.carry_len > 0 {
+            let n = (4 - self.carry_len).min(rest.len());
+            self.carry[self.carry_len..self.carry_len + n].copy_from_slice(&rest[..n]);
+            self.carry_len += n;
+            rest = &rest[n..];
+            if self.carry_len == 4 {
+                self.dest.put(at, &self.carry);
+                self.carry_len = 0;
+                at += 4;
             }
-            #[cfg(not(target_arch = "wasm32"))]
-            Dest::Staged(v) => v.extend_from_slice(bytes),
         }
+        let whole = rest.len() & !3;
+        if whole > 0 {
+            self.dest.put(at, &rest[..whole]);
+        }
+        let tail = &rest[whole..];
+        self.carry[self.carry_len..self.carry_len + tail.len()].copy_from_slice(tail);
+        self.carry_len += tail.len();
         self.written += bytes.len();
         Ok(())
     }
 
     /// The tensor, once every byte is written.
-    pub(crate) fn finish(self) -> Result<Tensor> {
+    pub(crate) fn finish(mut self) -> Result<Tensor> {
         if self.written != self.len {
             return Err(Error::Input(format!("a tensor of {} bytes finished after {}", self.len, self.written)));
+        }
+        if self.carry_len > 0 {
+            let carry = self.carry;
+            self.dest.put(self.len - self.carry_len, &carry[..self.carry_len]);
         }
         let storage = match self.dest {
             Dest::Cpu(words) => Storage::Cpu(CpuStorage::from_words(words, self.len)),
             #[cfg(target_arch = "wasm32")]
-            Dest::Gpu { gpu, buffer, carry, carry_len } => {
-                if carry_len > 0 {
-                    gpu.write_padded(&buffer, (self.len - carry_len) as u64, &carry[..carry_len]);
-                }
+            Dest::Gpu { buffer, .. } => {
                 Storage::Gpu(crate::gpu::GpuStorage { buffer: Arc::new(crate::gpu::GpuBuffer::unpooled(buffer)), bytes: self.len as u64 })
             }
             #[cfg(not(target_arch = "wasm32"))]
@@ -152,6 +168,16 @@ mod tests {
             }
             assert_eq!(w.written(), bytes.len());
             assert_eq!(w.finish().unwrap().to_vec_f32_blocking().unwrap(), values, "step {step}");
+        }
+        // 6 bytes: the last word is half a word, written at finish.
+        let halves = [1.0f32, -2.5, 0.5];
+        let bytes: Vec<u8> = halves.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+        for step in [1, 4, 5, 6] {
+            let mut w = TensorWriter::new("t", DType::F16, &[3], &Device::Cpu).unwrap();
+            for piece in bytes.chunks(step) {
+                w.write(piece).unwrap();
+            }
+            assert_eq!(w.finish().unwrap().to_vec_f32_blocking().unwrap(), halves, "f16, step {step}");
         }
         let mut w = TensorWriter::new("t", DType::F32, &[2], &Device::Cpu).unwrap();
         assert!(w.write(&[0; 9]).is_err(), "more bytes than the tensor has");
