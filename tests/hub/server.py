@@ -86,10 +86,25 @@ class Repo:
                 self._hashes[rel] = h.hexdigest()
             return self._hashes[rel]
 
+    def lfs_pointer(self, rel):
+        """The pointer file git holds for an LFS file."""
+        return f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256(rel)}\nsize {os.path.getsize(self.files[rel])}\n".encode()
+
     def git_sha1(self, rel):
-        with open(self.files[rel], "rb") as f:
-            data = f.read()
-        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        """The git blob id: of the file itself, or of its LFS pointer for an LFS file (as git
+        stores it). Computed once: the Hub lists them without reading the files."""
+        with self._lock:
+            if ("git", rel) in self._hashes:
+                return self._hashes[("git", rel)]
+        if self.is_lfs(rel):
+            data = self.lfs_pointer(rel)
+        else:
+            with open(self.files[rel], "rb") as f:
+                data = f.read()
+        oid = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        with self._lock:
+            self._hashes[("git", rel)] = oid
+        return oid
 
 
 class State:
@@ -248,7 +263,7 @@ def make_handler(state, server_name):
                     size = os.path.getsize(repo.files[f])
                     entry = {"type": "file", "oid": repo.git_sha1(f), "size": size, "path": f}
                     if repo.is_lfs(f):
-                        entry["lfs"] = {"oid": repo.sha256(f), "size": size, "pointerSize": 134}
+                        entry["lfs"] = {"oid": repo.sha256(f), "size": size, "pointerSize": len(repo.lfs_pointer(f))}
                     entries.append(entry)
                 entries += [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in sorted(folders)]
                 return self.reply(200, [("Content-Type", "application/json")], json.dumps(entries).encode(), file="")
