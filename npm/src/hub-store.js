@@ -9,7 +9,7 @@
 //                                        the manifest, written LAST, once every byte of the file is
 //                                        stored and verified (in one transaction with its blob)
 //   blobs   [repo, etag]               → {repo, etag, size, time}    contents known complete
-//   chunks  [repo, etag, start, end]   → ArrayBuffer                 bytes start..end of the contents,
+//   chunks  [repo, etag, start, end]   → Blob                        bytes start..end of the contents,
 //                                        one record per request (cut at tensor boundaries)
 //
 // Contents are keyed by ETag (the sha256 of an LFS file, the git blob id of others), which names
@@ -141,9 +141,10 @@ class Partial {
     const id = key.join('\u0000');
     let entry = this.loaded.get(id);
     if (!entry) {
-      entry = transact(['chunks'], 'readonly', (s) => done(s.chunks.get(key))).then((v) => {
-        if (!(v instanceof ArrayBuffer)) throw new Error(`the cached bytes ${key[2]}..${key[3]} of ${this.etag} are missing`);
-        return new Uint8Array(v);
+      entry = transact(['chunks'], 'readonly', (s) => done(s.chunks.get(key))).then(async (v) => {
+        if (v instanceof Blob) return new Uint8Array(await v.arrayBuffer());
+        if (v instanceof ArrayBuffer) return new Uint8Array(v);
+        throw new Error(`the cached bytes ${key[2]}..${key[3]} of ${this.etag} are missing`);
       });
       entry.catch(() => {});
       this.loaded.set(id, entry);
@@ -189,15 +190,9 @@ class Partial {
         ['chunks'],
         'readwrite',
         (s) => {
-          runs.forEach((run, i) => {
-            const data = new Uint8Array(run.length);
-            let at = 0;
-            for (const p of run.parts) {
-              data.set(p, at);
-              at += p.length;
-            }
-            s.chunks.put(data.buffer, keys[i]);
-          });
+          // A Blob: the browser writes its parts to disk as they are, no joined copy, no
+          // serialization of the bytes.
+          runs.forEach((run, i) => s.chunks.put(new Blob(run.parts), keys[i]));
         },
         // Losing the last chunks in a crash costs a re-download, not correctness.
         'relaxed',
