@@ -29,7 +29,7 @@ pub(crate) struct TensorWriter {
 }
 
 enum Dest {
-    /// Filled by pushing, so the storage is never zeroed first.
+    /// Reserved whole, grown piece by piece: never zeroed whole first.
     Cpu(Vec<u32>),
     #[cfg(target_arch = "wasm32")]
     Gpu { gpu: Arc<crate::GpuContext>, buffer: wgpu::Buffer },
@@ -44,14 +44,11 @@ impl Dest {
         match self {
             Dest::Cpu(words) => {
                 debug_assert_eq!(at, words.len() * 4, "pieces arrive in order");
-                let exact = bytes.chunks_exact(4);
-                let rest = exact.remainder();
-                words.extend(exact.map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
-                if !rest.is_empty() {
-                    let mut w = [0u8; 4];
-                    w[..rest.len()].copy_from_slice(rest);
-                    words.push(u32::from_le_bytes(w));
-                }
+                // Grown by this piece only (the zeroing then touches memory the copy is about to
+                // fill, still in cache), and filled by one memcpy.
+                let start = words.len();
+                words.resize(start + bytes.len().div_ceil(4), 0);
+                bytemuck::cast_slice_mut::<u32, u8>(&mut words[start..])[..bytes.len()].copy_from_slice(bytes);
             }
             #[cfg(target_arch = "wasm32")]
             Dest::Gpu { gpu, buffer } => gpu.write_padded(buffer, at as u64, bytes),
