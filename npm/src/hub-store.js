@@ -155,6 +155,15 @@ class Partial {
   }
 
   async read(start, end) {
+    // Within one chunk (reads are smaller than requests, so mostly): a view of it, not a copy;
+    // the engine copies what it gets into its memory at once.
+    const within = this.keys.find((k) => k[2] <= start && end <= k[3]);
+    if (within) {
+      const bytes = await this.chunk(within);
+      const next = this.keys.find((k) => k[2] === within[3]);
+      if (next) this.chunk(next); // read ahead, as below
+      return bytes.subarray(start - within[2], end - within[2]);
+    }
     const out = new Uint8Array(end - start);
     let pos = start;
     while (pos < end) {
