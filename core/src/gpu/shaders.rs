@@ -15,6 +15,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("gather.wgsl", include_str!("../../../shaders/gather.wgsl")),
     ("elementwise.wgsl", include_str!("../../../shaders/elementwise.wgsl")),
     ("matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
+    ("tile.wgsl", include_str!("../../../shaders/tile.wgsl")),
     ("norm.wgsl", include_str!("../../../shaders/norm.wgsl")),
     ("softmax.wgsl", include_str!("../../../shaders/softmax.wgsl")),
     ("attention.wgsl", include_str!("../../../shaders/attention.wgsl")),
