@@ -20,6 +20,12 @@ struct Params {
     b_sb: u32,
     b_sn: u32,
     pad2: u32,
+    // C's row stride and the first column this dispatch writes: a weight split into parts of
+    // rows (too large for one binding) computes its columns part by part.
+    ldc: u32,
+    col0: u32,
+    pad_c0: u32,
+    pad_c1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

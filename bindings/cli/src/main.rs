@@ -352,7 +352,9 @@ async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens:
                 Some("q8_0") => webformers::DType::Q8_0,
                 Some("q6_k") => webformers::DType::Q6K,
                 _ => {
-                    return Err(webformers::Error::Input(format!("unknown synthetic model `{spec}`; use llama-3.2-1b:q4_0|q4_k|q8_0|q6_k")));
+                    return Err(webformers::Error::Input(format!(
+                        "unknown synthetic model `{spec}`; use llama-3.2-1b:q4_0|q4_k|q8_0|q6_k"
+                    )));
                 }
             };
             let (device, _) = prepare(args).await?;

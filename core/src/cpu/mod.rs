@@ -13,10 +13,10 @@ use crate::tensor::{HostData, Tensor};
 use crate::{Error, Result};
 
 mod kernels;
-mod quant;
 pub(crate) mod math;
 mod matmul;
 pub(crate) mod parallel;
+mod quant;
 pub use parallel::set_threads;
 pub(crate) mod simd;
 

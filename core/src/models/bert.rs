@@ -64,8 +64,8 @@ impl BertConfig {
 }
 
 pub(super) struct Embeddings {
-    pub(super) word: Tensor,       // [vocab, H]
-    pub(super) position: Tensor,   // [max_positions, H]
+    pub(super) word: Tensor,     // [vocab, H]
+    pub(super) position: Tensor, // [max_positions, H]
     /// [type_vocab, H]; DistilBERT has none.
     pub(super) token_type: Option<Tensor>,
     pub(super) norm: LayerNorm,
