@@ -169,16 +169,17 @@ async function startWorkers(wasm, module, count) {
   const memory = wasm.threadPoolMemory();
   const poison = wasm.threadPoolPoisonAddress();
   const init = { webformersThread: 1, module, memory, poison };
-  const url = new URL('./thread-worker.js', import.meta.url);
   const one = async (i) => {
     let worker;
     const name = `webformers-thread-${i + 1}`;
     if (IS_NODE) {
       const { Worker } = await nodeModule('node:worker_threads');
-      worker = new Worker(url, { workerData: init, name, execArgv: workerExecArgv() });
+      worker = new Worker(new URL('./thread-worker.js', import.meta.url), { workerData: init, name, execArgv: workerExecArgv() });
       worker.addEventListener = (type, fn) => worker.on(type, type === 'message' ? (data) => fn({ data }) : fn);
     } else {
-      worker = new Worker(url, { type: 'module', name });
+      // This exact shape (`new Worker(new URL(literal, import.meta.url), {type: 'module'})`) is
+      // what Vite and webpack recognise to bundle the worker with its imports.
+      worker = new Worker(new URL('./thread-worker.js', import.meta.url), { type: 'module', name });
       worker.postMessage(init);
     }
     workers.push(worker);
