@@ -486,11 +486,9 @@ describe('bad input rejects with a clear Error, and nothing hangs', () => {
     await p.close();
   });
 
-  test('a model too large for the adapter: webgpu rejects, auto falls back to WASM', { timeout: 180_000 }, async () => {
-    // The page's adapter reports a 4 MiB storage-binding limit (and passes for real hardware),
-    // so MiniLM's 47 MB embedding table exceeds it, as a big model would exceed a real limit.
-    const p = await page();
-    await p.evaluate(() => {
+  /** Makes the page's adapters report `bytes` as their storage-binding limit (and pass for real hardware). */
+  async function fakeBindingLimit(p, bytes) {
+    await p.evaluate((bytes) => {
       const limits = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, 'limits').get;
       const info = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, 'info').get;
       Object.defineProperty(GPUAdapter.prototype, 'limits', {
@@ -498,7 +496,7 @@ describe('bad input rejects with a clear Error, and nothing hangs', () => {
           const real = limits.call(this);
           const fake = {};
           for (const key in real) fake[key] = real[key];
-          fake.maxStorageBufferBindingSize = 4 << 20;
+          fake.maxStorageBufferBindingSize = bytes;
           return fake;
         },
       });
@@ -511,10 +509,28 @@ describe('bad input rejects with a clear Error, and nothing hangs', () => {
           return fake;
         },
       });
-    });
+    }, bytes);
+  }
+
+  test('weights over the binding limit are split by rows and still match the reference', { timeout: 300_000 }, async () => {
+    // MiniLM's 47 MB embedding table under a 4 MiB limit, as a 1B model's table exceeds 128 MiB.
+    const p = await page();
+    await fakeBindingLimit(p, 4 << 20);
+    // A few inputs: activations are not split, and 29 packed inputs would exceed 4 MiB themselves.
+    const out = await embedInPage(p, 'webgpu', texts.slice(0, 4));
+    assert.equal(out.device, 'webgpu');
+    const diff = maxAbsDiff(out.data, { ...ref, inputs: ref.inputs.slice(0, 4) });
+    assert.ok(diff <= TOLERANCE, `split weights: max abs diff ${diff} > ${TOLERANCE}`);
+    await p.close();
+  });
+
+  test('a model too large for the adapter: webgpu rejects, auto falls back to WASM', { timeout: 180_000 }, async () => {
+    // Under a 1 KiB limit not even one row of 384 floats fits a binding.
+    const p = await page();
+    await fakeBindingLimit(p, 1024);
     const rejected = await failure(p, '/models/all-MiniLM-L6-v2', { device: 'webgpu' });
     assert.equal(rejected.code, 'over_limit', rejected.message);
-    assert.match(rejected.message, /embeddings\.word_embeddings\.weight.*more than this adapter's limit of 4194304 bytes/);
+    assert.match(rejected.message, /weight `.*` .*needs 1536 bytes in one binding, more than this adapter's limit of 1024 bytes/);
     const fellBack = await failure(p, '/models/all-MiniLM-L6-v2', { device: 'auto' });
     assert.ok(fellBack.resolved, fellBack.message);
     assert.equal(fellBack.device, 'wasm');
