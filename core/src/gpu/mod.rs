@@ -20,7 +20,6 @@ use crate::{Error, Result};
 #[derive(Clone)]
 pub(crate) struct GpuStorage {
     pub(crate) buffer: Arc<GpuBuffer>,
-    pub(crate) bytes: u64,
     /// A matrix larger than one binding may hold, kept as parts of whole rows, each its own
     /// buffer (`buffer` is then the first part's). Only matmul weights and embedding tables may
     /// be split; the kernels that read them run once per part.
@@ -36,8 +35,8 @@ pub(crate) struct RowPart {
 }
 
 impl GpuStorage {
-    pub(crate) fn whole(buffer: Arc<GpuBuffer>, bytes: u64) -> GpuStorage {
-        GpuStorage { buffer, bytes, parts: None }
+    pub(crate) fn whole(buffer: Arc<GpuBuffer>) -> GpuStorage {
+        GpuStorage { buffer, parts: None }
     }
 }
 
@@ -200,7 +199,7 @@ impl GpuContext {
             view.slice(..bytes.len()).copy_from_slice(bytes);
         }
         buffer.unmap();
-        Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer)), bytes.len() as u64))
+        Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer))))
     }
 
     /// A matrix of `rows` rows: one buffer when it fits a binding, else parts of whole rows that
@@ -222,7 +221,7 @@ impl GpuContext {
             parts.push(RowPart { storage, first_row, rows: n });
         }
         let first = parts[0].storage.buffer.clone();
-        Ok(GpuStorage { buffer: first, bytes: bytes.len() as u64, parts: Some(parts.into()) })
+        Ok(GpuStorage { buffer: first, parts: Some(parts.into()) })
     }
 
     /// One buffer holding `parts` (storage, bytes used) back to back, copied on the device: weights
@@ -249,7 +248,7 @@ impl GpuContext {
         }
         // Later submissions on this queue see the copy; nothing waits for it here.
         self.queue.submit([encoder.finish()]);
-        Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer)), total))
+        Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer))))
     }
 
     /// A zero-filled buffer of its own (WebGPU zero-initializes new buffers), outside the pool.
@@ -262,12 +261,12 @@ impl GpuContext {
             usage: pool::STORAGE_USAGE,
             mapped_at_creation: false,
         });
-        Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer)), bytes))
+        Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer))))
     }
 
     pub(crate) fn alloc(&self, bytes: u64, what: &str) -> Result<GpuStorage> {
         self.check_size(bytes, what)?;
-        Ok(GpuStorage::whole(self.pool.take(bytes.max(4)), bytes))
+        Ok(GpuStorage::whole(self.pool.take(bytes.max(4))))
     }
 
     pub(crate) fn begin_run(self: &Arc<Self>) -> Run {

@@ -15,7 +15,6 @@
 //! or a huge allocation.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::{SharedBytes, TensorInfo, WeightSource};
 use crate::{DType, Error, Result};
@@ -618,7 +617,7 @@ impl GgufFile {
         let file = std::fs::File::open(path).map_err(|e| Error::file(&origin, e))?;
         // SAFETY: a read-only map; see SafetensorsFile::open.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::file(&origin, e))?;
-        Self::from_bytes(Arc::new(map), &origin)
+        Self::from_bytes(std::sync::Arc::new(map), &origin)
     }
 
     pub fn version(&self) -> u32 {
