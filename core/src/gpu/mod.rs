@@ -17,6 +17,15 @@ use shaders::{Flavor, Kernel, PipelineKey, ShaderFeatures};
 use crate::{Error, Result};
 
 /// Device storage: a buffer (shared by views) and the bytes of it the node uses.
+/// Kernel dispatches submitted by every context in this process: benchmarks divide it by tokens
+/// to see how much of a decode step is per-dispatch overhead rather than weight reading.
+pub(crate) static DISPATCHES_SUBMITTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// See [`DISPATCHES_SUBMITTED`].
+pub fn dispatches_submitted() -> u64 {
+    DISPATCHES_SUBMITTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[derive(Clone)]
 pub(crate) struct GpuStorage {
     pub(crate) buffer: Arc<GpuBuffer>,
