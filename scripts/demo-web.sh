@@ -16,13 +16,15 @@ if [[ "${1:-}" == "--port" ]]; then
 fi
 
 scripts/fetch-models.sh minilm smollm2
-if ! command -v wasm-bindgen >/dev/null || ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+if ! command -v wasm-bindgen >/dev/null || ! rustup target list --installed | grep -qx wasm32-unknown-unknown \
+    || ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -qx rust-src; then
     scripts/setup-tools.sh
 fi
 (cd npm && npm run build)
 
 echo "demos: open http://127.0.0.1:$port/ (Ctrl-C stops)"
-exec node scripts/static-server.mjs --port "$port" --quiet \
+# --isolate: COOP/COEP headers, so the pages are crossOriginIsolated and 'wasm' runs threaded.
+exec node scripts/static-server.mjs --port "$port" --quiet --isolate \
     --mount /=demos \
     --mount /webformers/=npm/dist \
     --mount /models/=.cache/models \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing webformers needs on a bare Debian 12 machine (run as root, or
 # as a user with sudo): the software Vulkan driver (lavapipe) for native GPU tests, Chromium and
-# its driver for browser tests, the wasm32 Rust target, and wasm-bindgen-cli at the exact version
-# of the `wasm-bindgen` crate in Cargo.lock (the test runner must match the library).
+# its driver for browser tests, the wasm32 Rust target, the nightly toolchain's rust-src (the npm
+# package's threaded build rebuilds std with `-Z build-std`), and wasm-bindgen-cli at the exact
+# version of the `wasm-bindgen` crate in Cargo.lock (the test runner must match the library).
 #
 # Idempotent: every step checks first and is a no-op (no network) when its tool is present.
 set -euo pipefail
@@ -42,7 +43,19 @@ else
     rustup target add wasm32-unknown-unknown
 fi
 
-# 3. wasm-bindgen-cli (wasm-bindgen, wasm-bindgen-test-runner) matching Cargo.lock.
+# 3. The nightly toolchain with rust-src, for the threaded wasm build (npm/scripts/build.mjs:
+#    `cargo +nightly build -Z build-std=std,panic_abort` with `+atomics,+bulk-memory`).
+if ! rustup toolchain list | grep -q '^nightly'; then
+    step "rust nightly toolchain" "installing"
+    rustup toolchain install nightly --profile minimal --component rust-src
+elif ! rustup component list --toolchain nightly --installed | grep -qx 'rust-src'; then
+    step "rust nightly rust-src" "installing"
+    rustup component add rust-src --toolchain nightly
+else
+    step "rust nightly rust-src" "present"
+fi
+
+# 4. wasm-bindgen-cli (wasm-bindgen, wasm-bindgen-test-runner) matching Cargo.lock.
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 if [[ -z "$want" ]]; then
     echo "setup-tools: no wasm-bindgen in Cargo.lock" >&2

@@ -12,6 +12,8 @@ scripts/fetch-models.sh
 scripts/hub-python.sh
 
 export WEBFORMERS_REQUIRE_GPU=1
+# Mesa's software Vulkan prints an error line per device when this is unset.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 # lavapipe: a real Vulkan driver on the CPU, with shader-f16 and subgroups.
 export WGPU_BACKEND=vulkan
 

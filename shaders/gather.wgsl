@@ -1,12 +1,19 @@
 // Embedding lookup: out[t, c] = table[ids[t], c]. Ids outside the table give zero rows (the host
-// validates ids before they get here).
+// validates ids before they get here). A table too large for one binding comes in parts of
+// rows; each part's dispatch writes only the rows whose ids it holds (the last part also the
+// zero rows of ids past the table).
 #include "common.wgsl"
 
 struct Params {
     rows: u32,
     h: u32,
+    // Rows of this part of the table, and the id of its first row.
     vocab: u32,
     table_off: u32,
+    first: u32,
+    is_last: u32,
+    pad0: u32,
+    pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -25,11 +32,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         return;
     }
     let id = ids[i / p.h];
-    if id >= p.vocab {
-        out[i] = 0.0;
+    if id < p.first {
         return;
     }
-    let at = p.table_off + id * p.h + i % p.h;
+    if id - p.first >= p.vocab {
+        if p.is_last != 0u {
+            out[i] = 0.0;
+        }
+        return;
+    }
+    let at = p.table_off + (id - p.first) * p.h + i % p.h;
 #if TABLE_F32
     out[i] = table[at];
 #else

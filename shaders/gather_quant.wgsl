@@ -1,6 +1,7 @@
 // Embedding lookup from a table [V, H] in ggml blocks (quant.wgsl): out[t, c] = table[ids[t], c].
 // One invocation dequantizes one 32-value unit of a row. Ids outside the table give zero rows
-// (the host validates ids before they get here).
+// (the host validates ids before they get here). A table in parts of rows (too large for one
+// binding) is looked up part by part, as in gather.wgsl.
 #include "common.wgsl"
 
 struct Params {
@@ -10,6 +11,10 @@ struct Params {
     // Byte offset of the table's row 0 and bytes per row.
     table_off: u32,
     row_bytes: u32,
+    // The id of this part's first row, and whether it is the last part.
+    first: u32,
+    is_last: u32,
+    pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -30,14 +35,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let u = i % units;
     let id = ids[t];
     let o = t * p.h + u * 32u;
-    if id >= p.vocab {
-        for (var j = 0u; j < 32u; j++) {
-            out[o + j] = 0.0;
+    if id < p.first {
+        return;
+    }
+    if id - p.first >= p.vocab {
+        if p.is_last != 0u {
+            for (var j = 0u; j < 32u; j++) {
+                out[o + j] = 0.0;
+            }
         }
         return;
     }
     for (var g = 0u; g < 4u; g++) {
-        let r = load_group(p.table_off + id * p.row_bytes, u, g);
+        let r = load_group(p.table_off + (id - p.first) * p.row_bytes, u, g);
         let w = scaled(group_q(r), r.s);
         let x = x_offsets(g);
         out[o + x.x] = f32(w.a.x);

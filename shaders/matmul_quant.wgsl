@@ -20,6 +20,12 @@ struct Params {
     b_sb: u32,
     b_sn: u32,
     pad2: u32,
+    // C's row stride and the first column this dispatch writes: a weight split into parts of
+    // rows (too large for one binding) computes its columns part by part.
+    ldc: u32,
+    col0: u32,
+    pad_c0: u32,
+    pad_c1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -34,12 +40,12 @@ struct Params {
 
 #include "quant.wgsl"
 
-const TM: u32 = 64u;
-const TN: u32 = 64u;
 const TK: u32 = 32u;
 
 var<workgroup> a_tile: array<f32, 2048>; // [TK][TM]
 var<workgroup> b_tile: array<f32, 2048>; // [TK][TN]
+
+#include "tile.wgsl"
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -82,32 +88,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         b_tile[(o.y + 2u) * TN + bc] = w.c.y;
         b_tile[(o.y + 3u) * TN + bc] = w.d.y;
         workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
-            let av = vec4<f32>(a_tile[kk * TM + tr * 4u], a_tile[kk * TM + tr * 4u + 1u], a_tile[kk * TM + tr * 4u + 2u], a_tile[kk * TM + tr * 4u + 3u]);
-            let bv = vec4<f32>(b_tile[kk * TN + tc * 4u], b_tile[kk * TN + tc * 4u + 1u], b_tile[kk * TN + tc * 4u + 2u], b_tile[kk * TN + tc * 4u + 3u]);
-            acc[0] += av.x * bv;
-            acc[1] += av.y * bv;
-            acc[2] += av.z * bv;
-            acc[3] += av.w * bv;
-        }
+        multiply_tiles(tr, tc, &acc);
         workgroupBarrier();
     }
 
-    let c_base = batch * p.m * p.n;
-    for (var i = 0u; i < 4u; i++) {
-        let row = row0 + tr * 4u + i;
-        if row >= p.m {
-            continue;
-        }
-        for (var j = 0u; j < 4u; j++) {
-            let col = col0 + tc * 4u + j;
-            if col < p.n {
-                var v = acc[i][j];
-#if HAS_BIAS
-                v += bias[col];
-#endif
-                c[c_base + row * p.n + col] = apply_unary(p.act, v);
-            }
-        }
-    }
+    store_tile(batch, row0, col0, tr, tc, acc);
 }

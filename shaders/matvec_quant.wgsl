@@ -26,6 +26,11 @@ struct Params {
     b_sb: u32,
     b_sn: u32,
     pad: u32,
+    // C's row stride and the first column this dispatch writes (weights split into parts of rows).
+    ldc: u32,
+    col0: u32,
+    pad_c0: u32,
+    pad_c1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -67,11 +72,11 @@ fn store(batch: u32, m: u32, row: u32, v: f32) {
         return;
     }
 #if HAS_BIAS
-    let x = v + bias[row];
+    let x = v + bias[p.col0 + row];
 #else
     let x = v;
 #endif
-    c[(batch * p.m + m) * p.n + row] = apply_unary(p.act, x);
+    c[(batch * p.m + m) * p.ldc + p.col0 + row] = apply_unary(p.act, x);
 }
 
 fn store4(batch: u32, m: u32, row0: u32, v: vec4<f32>) {

@@ -45,7 +45,11 @@ fn prompt_logits_and_cached_steps_match() {
             let model = pipe.model();
             for (p, prompt) in m["prompts"].as_array().unwrap().iter().enumerate() {
                 let prompt_ids = ids(&prompt["token_ids"]);
-                assert_eq!(pipe.prompt_ids(&Prompt::Text(prompt["text"].as_str().unwrap().into())).unwrap(), prompt_ids, "{name} prompt {p} ids");
+                assert_eq!(
+                    pipe.prompt_ids(&Prompt::Text(prompt["text"].as_str().unwrap().into())).unwrap(),
+                    prompt_ids,
+                    "{name} prompt {p} ids"
+                );
                 // Every position's logits from one prefill.
                 let mut cache = model.new_cache(prompt_ids.len() + 32).unwrap();
                 let logits = model.forward(&prompt_ids, &mut cache, true).unwrap().to_vec_f32_blocking().unwrap();
@@ -75,7 +79,10 @@ fn greedy_generation_matches() {
                 let want = ids(&prompt["greedy_ids"]);
                 let options = GenerationOptions { max_new_tokens: want.len(), ..Default::default() };
                 let mut streamed = String::new();
-                let out = pollster::block_on(pipe.generate(&Prompt::Text(prompt["text"].as_str().unwrap().into()), &options, |s| streamed.push_str(s))).unwrap();
+                let out = pollster::block_on(
+                    pipe.generate(&Prompt::Text(prompt["text"].as_str().unwrap().into()), &options, |s| streamed.push_str(s)),
+                )
+                .unwrap();
                 assert_eq!(out.token_ids, want, "{device:?} {name}: greedy ids for {:?}", prompt["text"]);
                 assert_eq!(out.stop_reason, StopReason::MaxTokens);
                 assert_eq!(streamed, out.text, "{name}: the streamed pieces add up to the text");
@@ -105,6 +112,7 @@ fn bad_generation_input_is_a_clear_error() {
     assert!(err.to_string().contains("context"), "{err}");
     let err = pollster::block_on(pipe.generate(&Prompt::Text(String::new()), &GenerationOptions::default(), |_| {})).unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
-    let err = pollster::block_on(pipe.generate(&Prompt::Chat(vec![Message::new("user", "hi")]), &GenerationOptions::default(), |_| {})).unwrap_err();
+    let err = pollster::block_on(pipe.generate(&Prompt::Chat(vec![Message::new("user", "hi")]), &GenerationOptions::default(), |_| {}))
+        .unwrap_err();
     assert!(err.to_string().contains("no chat template"), "{err}");
 }

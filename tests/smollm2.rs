@@ -94,7 +94,8 @@ fn greedy_replies_match_pytorch() {
             let out = pollster::block_on(pipe.generate(&prompt_of(p), &options, |_| {})).unwrap();
             // Where PyTorch's own margin between the top two tokens is below our logit tolerance,
             // a divergence after that step is not an error: compare up to the first such step.
-            let close = greedy["steps"].as_array().unwrap().iter().position(|s| s["margin"].as_f64().unwrap() < 2.0 * LOGITS_TOLERANCE as f64);
+            let close =
+                greedy["steps"].as_array().unwrap().iter().position(|s| s["margin"].as_f64().unwrap() < 2.0 * LOGITS_TOLERANCE as f64);
             let upto = close.map_or(want.len(), |i| i + 1);
             assert_eq!(out.token_ids[..upto.min(out.token_ids.len())], want[..upto], "{device:?} {}: greedy ids", p["name"]);
             if close.is_none() {

@@ -2,16 +2,17 @@
 // webformers ('wasm' and 'webgpu') and Transformers.js 4.3.1 (ONNX Runtime Web) side by side in
 // one browser session, on the workload of bench/README.md: the 64 corpus sentences in batches of
 // 32 (sentences/s, median of passes after one warm-up) and one 16-token sentence at a time
-// (median latency). Each configuration runs in its own tab (ONNX Runtime fixes its thread count
-// when it starts); pages are crossOriginIsolated (COOP/COEP), so ORT can use 2 threads.
+// (median latency). Each configuration runs in its own tab (both runtimes fix their thread count
+// when they start); pages are crossOriginIsolated (COOP/COEP), so that ONNX Runtime and
+// webformers' threaded build can use 2 threads.
 //
 //   node bench/js/browser.mjs [--reps 7] [--latency-runs 100] [--gpu-reps 1]
 //        [--gpu-latency-runs 5] [--only webformers|transformers.js] [--devices wasm,webgpu]
-//        [--generation wasm,webgpu|none] [--json FILE]
+//        [--generation wasm,webgpu|none] [--generation-threads 1,2] [--json FILE]
 //
 // --generation also measures text generation with SmolLM2-135M-Instruct Q4_1 (GGUF) on those
-// devices: prefill tokens/s on a prompt of 154 tokens (4 corpus sentences), then decode
-// tokens/s over 64 new tokens.
+// devices (on 'wasm' with each of --generation-threads): prefill tokens/s on a prompt of 154
+// tokens (4 corpus sentences), then decode tokens/s over 64 new tokens.
 //
 // Needs: npm/dist built (cd npm && npm run build), bench/transformersjs installed
 // (npm ci --ignore-scripts there), the ONNX export in .cache/models/all-MiniLM-L6-v2-onnx
@@ -28,7 +29,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const tjsModules = path.join(root, 'bench', 'transformersjs', 'node_modules');
 
-const opts = { reps: 7, latencyRuns: 100, gpuReps: 1, gpuLatencyRuns: 5, only: null, devices: 'wasm,webgpu', generation: 'wasm', json: null };
+const opts = { reps: 7, latencyRuns: 100, gpuReps: 1, gpuLatencyRuns: 5, only: null, devices: 'wasm,webgpu', generation: 'wasm', generationThreads: '1,2', json: null };
 const flags = {
   '--reps': 'reps',
   '--latency-runs': 'latencyRuns',
@@ -37,6 +38,7 @@ const flags = {
   '--only': 'only',
   '--devices': 'devices',
   '--generation': 'generation',
+  '--generation-threads': 'generationThreads',
   '--json': 'json',
 };
 for (let i = 2; i < process.argv.length; i += 2) {
@@ -50,6 +52,7 @@ for (let i = 2; i < process.argv.length; i += 2) {
 
 const configs = [
   { runtime: 'webformers', device: 'wasm', threads: 1 },
+  { runtime: 'webformers', device: 'wasm', threads: 2 },
   { runtime: 'webformers', device: 'webgpu' },
   { runtime: 'transformers.js', device: 'wasm', threads: 1 },
   { runtime: 'transformers.js', device: 'wasm', threads: 2 },
@@ -117,8 +120,12 @@ async function measure(config) {
     const { pipeline, env } = await import('/webformers/index.js');
     env.allowLocalModels = true;
     env.allowRemoteModels = false;
+    env.numThreads = config.threads ?? 1;
     const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { device: config.device });
     adapter = extractor.adapter;
+    if (config.device === 'wasm' && extractor.threads !== config.threads) {
+      throw new Error(`webformers runs ${extractor.threads} thread(s), not ${config.threads}`);
+    }
     embed = async (texts) => (await extractor(texts, { pooling: 'mean', normalize: true })).tolist();
   } else {
     const { pipeline, env } = await import('/tjs/transformers.js');
@@ -169,7 +176,8 @@ async function measure(config) {
 
 /** Runs in the page: SmolLM2 Q4_1 prefill and decode speed. */
 async function measureGeneration(config) {
-  const { pipeline } = await import('/webformers/index.js');
+  const { pipeline, env } = await import('/webformers/index.js');
+  env.numThreads = config.threads ?? 1;
   const corpus = await (await fetch('/data/corpus.json')).json();
   const t0 = performance.now();
   const generator = await pipeline('text-generation', '/models/SmolLM2-135M-Instruct.Q4_1.gguf', { device: config.device });
@@ -181,6 +189,7 @@ async function measureGeneration(config) {
   const s = out.stats;
   return {
     adapter: generator.adapter,
+    threads: generator.threads,
     load_ms: +loadMs.toFixed(0),
     prompt_tokens: s.prompt_tokens,
     new_tokens: s.new_tokens,
@@ -208,12 +217,15 @@ try {
     results.push(result);
     console.log(JSON.stringify(result));
   }
-  for (const device of opts.generation === 'none' ? [] : opts.generation.split(',')) {
+  const generationRuns = (opts.generation === 'none' ? [] : opts.generation.split(',')).flatMap((device) =>
+    device === 'wasm' ? opts.generationThreads.split(',').map((t) => ({ device, threads: Number(t) })) : [{ device }],
+  );
+  for (const { device, threads } of generationRuns) {
     const page = await browser.newPage();
     await page.goto(server.url);
     let result = { runtime: 'webformers', task: 'text-generation', model: 'SmolLM2-135M-Instruct.Q4_1.gguf', device };
     try {
-      result = { ...result, ...(await page.evaluate(measureGeneration, { device })) };
+      result = { ...result, ...(await page.evaluate(measureGeneration, { device, threads })) };
     } catch (e) {
       result.error = e.message.split('\n')[0];
     }
@@ -239,13 +251,13 @@ for (const r of results.filter((r) => !r.task)) {
 }
 const generation = results.filter((r) => r.task);
 if (generation.length) {
-  console.log('\n| text-generation | device | prompt tokens | prefill tokens/s | decode tokens/s | load (ms) |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('\n| text-generation | device | threads | prompt tokens | prefill tokens/s | decode tokens/s | load (ms) |');
+  console.log('|---|---|---|---|---|---|---|');
   for (const r of generation) {
     console.log(
       r.error
-        ? `| ${r.model} | ${r.device} | error: ${r.error} | | | |`
-        : `| ${r.model} | ${r.device} | ${r.prompt_tokens} | ${r.prefill_tok_per_s} | ${r.decode_tok_per_s} | ${r.load_ms} |`,
+        ? `| ${r.model} | ${r.device} | ${r.threads ?? '-'} | error: ${r.error} | | | |`
+        : `| ${r.model} | ${r.device} | ${r.threads ?? '-'} | ${r.prompt_tokens} | ${r.prefill_tok_per_s} | ${r.decode_tok_per_s} | ${r.load_ms} |`,
     );
   }
 }

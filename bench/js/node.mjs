@@ -2,7 +2,9 @@
 // 64 corpus sentences in batches of 32 (sentences/s, median of the passes after one warm-up) and
 // one 16-token sentence at a time (median latency). Not a test.
 //
-//   node bench/js/node.mjs [--reps 7] [--latency-runs 100]
+//   node bench/js/node.mjs [--reps 7] [--latency-runs 100] [--threads N]
+//
+// --threads sets env.numThreads (default: the package's default, the cores up to 4).
 //
 // Needs npm/dist (cd npm && npm run build) and the model (scripts/fetch-models.sh minilm).
 
@@ -13,13 +15,13 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
-const { pipeline } = await import(path.join(root, 'npm', 'dist', 'index.js'));
+const { pipeline, env } = await import(path.join(root, 'npm', 'dist', 'index.js'));
 
-const opts = { reps: 7, latencyRuns: 100 };
+const opts = { reps: 7, latencyRuns: 100, threads: null };
 for (let i = 2; i < process.argv.length; i += 2) {
-  const key = { '--reps': 'reps', '--latency-runs': 'latencyRuns' }[process.argv[i]];
+  const key = { '--reps': 'reps', '--latency-runs': 'latencyRuns', '--threads': 'threads' }[process.argv[i]];
   if (!key || process.argv[i + 1] === undefined) {
-    console.error('usage: node bench/js/node.mjs [--reps N] [--latency-runs N]');
+    console.error('usage: node bench/js/node.mjs [--reps N] [--latency-runs N] [--threads N]');
     process.exit(2);
   }
   opts[key] = Number(process.argv[i + 1]);
@@ -32,6 +34,7 @@ const median = (xs) => {
 };
 
 const corpus = JSON.parse(fs.readFileSync(path.join(root, 'bench', 'corpus.json'), 'utf8'));
+env.numThreads = opts.threads;
 const t0 = performance.now();
 const extractor = await pipeline('feature-extraction', path.join(root, '.cache', 'models', 'all-MiniLM-L6-v2'), { device: 'wasm' });
 const loadMs = performance.now() - t0;
@@ -58,6 +61,7 @@ console.log(
     runtime: 'webformers',
     device: extractor.device,
     adapter: extractor.adapter,
+    threads: extractor.threads,
     node: process.version,
     cpu: os.cpus()[0]?.model,
     load_ms: +loadMs.toFixed(0),

@@ -114,7 +114,12 @@ fn prefill(dev: &Device, shapes: &[(usize, usize, usize)], types: &[DType], reps
                 pollster::block_on(Tensor::read_all(&[&y])).unwrap();
                 best = best.min(t.elapsed().as_secs_f64());
             }
-            println!("  [{m:>4} x {k:>5}] x [{n:>5} x {k:>5}]^T {:>5}: {:>9.1} us  {:>7.1} GFLOP/s", dtype.name(), best * 1e6, 2.0 * (m * n * k) as f64 / best / 1e9);
+            println!(
+                "  [{m:>4} x {k:>5}] x [{n:>5} x {k:>5}]^T {:>5}: {:>9.1} us  {:>7.1} GFLOP/s",
+                dtype.name(),
+                best * 1e6,
+                2.0 * (m * n * k) as f64 / best / 1e9
+            );
         }
     }
 }
@@ -150,11 +155,17 @@ fn main() {
             let _ = pollster::block_on(Tensor::read_all(&[&ys[0].narrow(0, 0, 1).unwrap()]));
             best = best.min(t.elapsed().as_secs_f64() / 8.0);
         }
-        println!("streaming reference: relu over {} MB of f32: {:.1} us, {:.1} GB/s read + write", n * 4 / 1_000_000, best * 1e6, (n * 8) as f64 / best / 1e9);
+        println!(
+            "streaming reference: relu over {} MB of f32: {:.1} us, {:.1} GB/s read + write",
+            n * 4 / 1_000_000,
+            best * 1e6,
+            (n * 8) as f64 / best / 1e9
+        );
     }
     if what == "decode" || what == "all" {
         // A 7B model's projections and SmolLM2's.
-        let default: &[(usize, usize)] = if big { &[(4096, 4096), (14336, 4096), (4096, 14336), (576, 1536)] } else { &[(4096, 4096), (576, 1536)] };
+        let default: &[(usize, usize)] =
+            if big { &[(4096, 4096), (14336, 4096), (4096, 14336), (576, 1536)] } else { &[(4096, 4096), (576, 1536)] };
         // QB_SHAPES=NxK,NxK and QB_REPS=n override the defaults.
         let shapes: Vec<(usize, usize)> = match std::env::var("QB_SHAPES") {
             Ok(list) => list.split(',').filter_map(|s| s.split_once('x')).map(|(n, k)| (n.parse().unwrap(), k.parse().unwrap())).collect(),
@@ -164,7 +175,8 @@ fn main() {
         decode(&dev, &shapes, &types, if big { 768 << 20 } else { 1 << 27 }, reps);
     }
     if what == "prefill" || what == "all" {
-        let shapes: &[(usize, usize, usize)] = if big { &[(512, 4096, 4096), (128, 1536, 576)] } else { &[(128, 1536, 576), (128, 576, 1536)] };
+        let shapes: &[(usize, usize, usize)] =
+            if big { &[(512, 4096, 4096), (128, 1536, 576)] } else { &[(128, 1536, 576), (128, 576, 1536)] };
         prefill(&dev, shapes, &types, 3);
     }
 }

@@ -2,6 +2,9 @@
 //!
 //! See ARCHITECTURE.md at the repository root for the map of this crate.
 
+// The threaded wasm build (nightly, `+atomics`) waits with `memory.atomic.wait32`.
+#![cfg_attr(all(target_arch = "wasm32", target_feature = "atomics"), feature(stdarch_wasm_atomic_wait))]
+
 pub mod cpu;
 pub mod device;
 pub mod dtype;

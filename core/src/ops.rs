@@ -568,14 +568,20 @@ fn check_quantized_rhs(rhs: &Tensor) -> Result<()> {
     let (dims, strides) = (rhs.dims(), rhs.layout().strides());
     let (k, n, sk, sn) = (dims[r - 2], dims[r - 1], strides[r - 2], strides[r - 1]);
     if sk != 1 && k > 1 {
-        return Err(Error::shape("matmul", format!("a {dtype} right operand {dims:?} must be the transpose of a [N, K] weight (use `x.linear(&w, ..)`)")));
+        return Err(Error::shape(
+            "matmul",
+            format!("a {dtype} right operand {dims:?} must be the transpose of a [N, K] weight (use `x.linear(&w, ..)`)"),
+        ));
     }
     let whole = k % block == 0
         && rhs.layout().offset() % block == 0
         && (n == 1 || sn % block == 0)
         && strides[..r - 2].iter().zip(&dims[..r - 2]).all(|(&s, &d)| d == 1 || s % block == 0);
     if !whole {
-        return Err(Error::shape("matmul", format!("K = {k} (in {dims:?}) is not a whole number of {dtype} blocks of {block} per weight row")));
+        return Err(Error::shape(
+            "matmul",
+            format!("K = {k} (in {dims:?}) is not a whole number of {dtype} blocks of {block} per weight row"),
+        ));
     }
     Ok(())
 }

@@ -152,11 +152,7 @@ impl QuantBlock for BlockQ4_1 {
 /// nibble of byte j + 4 and the top 2 bits of bytes j - 4 (scale) and j (min).
 #[inline(always)]
 pub fn scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
-    if j < 4 {
-        (q[j] & 63, q[j + 4] & 63)
-    } else {
-        ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
-    }
+    if j < 4 { (q[j] & 63, q[j + 4] & 63) } else { ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)) }
 }
 
 impl QuantBlock for BlockQ4K {
@@ -220,7 +216,10 @@ impl QuantBlock for BlockQ6K {
 /// `bytes` as blocks of `B`; an error unless they are a whole number of blocks.
 pub fn blocks<B: QuantBlock>(bytes: &[u8]) -> Result<&[B]> {
     bytemuck::try_cast_slice(bytes).map_err(|_| {
-        Error::dtype("dequantize", format!("{} bytes are not a whole number of {} blocks of {} bytes", bytes.len(), B::DTYPE, B::DTYPE.block_bytes()))
+        Error::dtype(
+            "dequantize",
+            format!("{} bytes are not a whole number of {} blocks of {} bytes", bytes.len(), B::DTYPE, B::DTYPE.block_bytes()),
+        )
     })
 }
 

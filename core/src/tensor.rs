@@ -120,6 +120,8 @@ impl Tensor {
         }
         let storage = match device {
             Device::Cpu => Storage::Cpu(cpu::CpuStorage::from_bytes(bytes)),
+            // Matrices may exceed one binding: they are split by rows (see GpuContext::upload_rows).
+            Device::Gpu(gpu) if dims.len() == 2 => Storage::Gpu(gpu.upload_rows(bytes, dims[0], "tensor")?),
             Device::Gpu(gpu) => Storage::Gpu(gpu.upload(bytes, "tensor")?),
         };
         Ok(Tensor::new_ready(storage, dtype, dims, device.clone()))

@@ -4,7 +4,7 @@
 #[macro_use]
 mod support;
 
-use support::{Rng, Tolerance, assert_close, devices, f32_sum, F32};
+use support::{F32, Rng, Tolerance, assert_close, devices, f32_sum};
 use webformers::{BinaryOp, DType, Tensor, reference};
 
 async fn read(t: &Tensor) -> Vec<f32> {

@@ -209,7 +209,10 @@ fn reads_every_metadata_type_and_tensor_info() {
         assert_eq!(m.get_f32_array("t.f32s").unwrap(), [0.5, -1.0]);
         assert_eq!(m.get_array("t.bools").unwrap(), &GgufArray::Bool(vec![true, false]));
         assert_eq!(m.get_u32_array("t.u64s").unwrap(), [5, 6]);
-        assert_eq!(m.get_array("t.nested").unwrap(), &GgufArray::Array(vec![GgufArray::U16(vec![1, 2]), GgufArray::String(vec!["x".into()])]));
+        assert_eq!(
+            m.get_array("t.nested").unwrap(),
+            &GgufArray::Array(vec![GgufArray::U16(vec![1, 2]), GgufArray::String(vec!["x".into()])])
+        );
         assert!(m.get_array("t.empty").unwrap().is_empty());
         assert_eq!(m.keys().next(), Some("general.architecture"));
 
@@ -321,7 +324,16 @@ fn truncated_files_are_clear_errors() {
         let f = open(bytes.clone()).unwrap();
         f.data_start()
     };
-    for (cut, expect) in [(0, "magic"), (3, "magic"), (6, "version"), (12, "tensor count"), (30, "tensor count"), (200, "metadata count"), (400, "metadata key"), (header_end - 20, "tensor")] {
+    for (cut, expect) in [
+        (0, "magic"),
+        (3, "magic"),
+        (6, "version"),
+        (12, "tensor count"),
+        (30, "tensor count"),
+        (200, "metadata count"),
+        (400, "metadata key"),
+        (header_end - 20, "tensor"),
+    ] {
         let e = open(bytes[..cut].to_vec()).err().unwrap_or_else(|| panic!("cut at {cut} opened"));
         let msg = e.to_string();
         assert!(matches!(e, Error::File { .. }), "{msg}");

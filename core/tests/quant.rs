@@ -146,7 +146,6 @@ fn check_linear(what: &str, got: &[f32], x: &[f32], w: &[f32], bias: Option<&[f3
     }
 }
 
-
 #[test]
 fn quantized_linear_matches_dequantized_reference() {
     let mut rng = Rng::new(21);

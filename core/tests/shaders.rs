@@ -7,9 +7,7 @@ fn validate(key: &PipelineKey, source: &str) {
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{key:?} does not parse:\n{}\n--- source ---\n{source}", e.emit_to_string(source)));
     let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
-    validator
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{key:?} is invalid:\n{}\n--- source ---\n{source}", e.emit_to_string(source)));
+    validator.validate(&module).unwrap_or_else(|e| panic!("{key:?} is invalid:\n{}\n--- source ---\n{source}", e.emit_to_string(source)));
 }
 
 #[test]

@@ -1,10 +1,14 @@
 // `npm run build`: the publishable package in dist/.
 //   1. the engine for wasm32 with simd128 (cargo, crate bindings/wasm; .cargo/config.toml sets
-//      the target features), in release;
-//   2. its JS glue (wasm-bindgen --target web, the version of the wasm-bindgen crate in
+//      the target features), in release: dist/wasm/webformers_wasm*;
+//   2. the threaded engine: the same crate with the nightly toolchain, `+atomics,+bulk-memory`
+//      and the standard library rebuilt for them (`-Z build-std`, needs the nightly toolchain's
+//      rust-src: scripts/setup-tools.sh adds it), in its own target folder (<target>/threads):
+//      dist/wasm/webformers_wasm_threaded*;
+//   3. their JS glue (wasm-bindgen --target web, the version of the wasm-bindgen crate in
 //      Cargo.lock: scripts/setup-tools.sh installs it);
-//   3. the package's own modules and types from src/.
-// CARGO_TARGET_DIR is honoured. `--skip-cargo` reuses the last engine build.
+//   4. the package's own modules and types from src/.
+// CARGO_TARGET_DIR is honoured. `--skip-cargo` reuses the last engine builds.
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -17,6 +21,17 @@ const root = path.resolve(pkg, '..');
 const dist = path.join(pkg, 'dist');
 const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(root, process.env.CARGO_TARGET_DIR) : path.join(root, 'target');
 const wasmIn = path.join(targetDir, 'wasm32-unknown-unknown', 'release', 'webformers_wasm.wasm');
+const threadsTargetDir = path.join(targetDir, 'threads');
+const wasmThreadedIn = path.join(threadsTargetDir, 'wasm32-unknown-unknown', 'release', 'webformers_wasm.wasm');
+// rustc no longer makes `+atomics` imply a shared memory (rust-lang/rust#147225): the linker is
+// asked for it, imported (so that every thread's instance gets the same one), with a maximum of
+// 4 GiB (shared memories declare one), and with the thread-local storage symbols wasm-bindgen's
+// thread start-up needs.
+const THREADED_RUSTFLAGS = [
+  '-C target-feature=+atomics,+bulk-memory,+simd128',
+  ...['--shared-memory', '--import-memory', '--max-memory=4294967296'].map((a) => `-C link-arg=${a}`),
+  ...['__wasm_init_tls', '__tls_size', '__tls_align', '__tls_base'].map((s) => `-C link-arg=--export=${s}`),
+].join(' ');
 
 function run(cmd, args, options = {}) {
   console.log(`build: ${cmd} ${args.join(' ')}`);
@@ -27,6 +42,17 @@ function run(cmd, args, options = {}) {
 
 if (!process.argv.includes('--skip-cargo')) {
   run('cargo', ['build', '--release', '--target', 'wasm32-unknown-unknown', '-p', 'webformers-wasm']);
+  const nightly = spawnSync('rustup', ['component', 'list', '--toolchain', 'nightly', '--installed'], { encoding: 'utf8' });
+  if (nightly.status !== 0 || !/^rust-src\b/m.test(nightly.stdout)) {
+    console.error('build: the threaded build needs the nightly toolchain with rust-src; run scripts/setup-tools.sh');
+    process.exit(1);
+  }
+  // RUSTFLAGS replaces .cargo/config.toml's target rustflags (simd128 is repeated here).
+  run(
+    'cargo',
+    ['+nightly', 'build', '--release', '--target', 'wasm32-unknown-unknown', '-p', 'webformers-wasm', '-Z', 'build-std=std,panic_abort'],
+    { env: { ...process.env, RUSTFLAGS: THREADED_RUSTFLAGS, CARGO_TARGET_DIR: threadsTargetDir } },
+  );
 }
 
 // wasm-bindgen must be the exact version of the library in Cargo.lock.
@@ -41,8 +67,9 @@ if (!have || have !== want) {
 fs.rmSync(dist, { recursive: true, force: true });
 fs.mkdirSync(path.join(dist, 'wasm'), { recursive: true });
 run('wasm-bindgen', ['--target', 'web', '--out-dir', path.join(dist, 'wasm'), '--out-name', 'webformers_wasm', wasmIn]);
+run('wasm-bindgen', ['--target', 'web', '--out-dir', path.join(dist, 'wasm'), '--out-name', 'webformers_wasm_threaded', wasmThreadedIn]);
 for (const f of fs.readdirSync(path.join(pkg, 'src'))) {
   if (/\.(js|d\.ts)$/.test(f)) fs.copyFileSync(path.join(pkg, 'src', f), path.join(dist, f));
 }
-const size = fs.statSync(path.join(dist, 'wasm', 'webformers_wasm_bg.wasm')).size;
-console.log(`build: dist/ ready (webformers_wasm_bg.wasm ${(size / 1e6).toFixed(1)} MB)`);
+const mb = (f) => (fs.statSync(path.join(dist, 'wasm', f)).size / 1e6).toFixed(1);
+console.log(`build: dist/ ready (webformers_wasm_bg.wasm ${mb('webformers_wasm_bg.wasm')} MB, webformers_wasm_threaded_bg.wasm ${mb('webformers_wasm_threaded_bg.wasm')} MB)`);

@@ -1,19 +1,32 @@
 // Loading the engine (the wasm-bindgen module) once, and calling into it safely.
 //
+// Two builds of the engine ship in dist/wasm/: the single-threaded one (webformers_wasm) and the
+// threaded one (webformers_wasm_threaded: shared memory, `+atomics`). The threaded build is used
+// when more than one thread is asked for (`env.numThreads`, default: the cores, at most 4) and
+// the environment allows it: a crossOriginIsolated page or worker (SharedArrayBuffer, nested
+// Workers), or Node (worker_threads). Its CPU kernels then split their work between the calling
+// thread and `threads - 1` pool workers (thread-worker.js), each an instance of the same module on
+// the same memory. Anywhere else, or if the threaded build fails to start, the single-threaded
+// build runs, as before.
+//
 // Every call into the engine goes through `guarded`: its promise settles even if the engine
 // panics. A panic in wasm cannot unwind; it aborts the instance mid-call. The Rust side reports
 // it (with its message) to `onPanic` before aborting, and `onPanic` rejects every call in
 // flight, so nothing is left pending forever. The instance is unusable afterwards: later calls
 // reject at once with the original message (reload the page or restart the process).
 
-import init, * as wasm from './wasm/webformers_wasm.js';
 import { env, IS_NODE, log } from './env.js';
 
 const WASM_FILE = 'webformers_wasm_bg.wasm';
+const WASM_FILE_THREADED = 'webformers_wasm_threaded_bg.wasm';
+/** The default upper bound of `env.numThreads: null` (the cores, at most this many). */
+const MAX_DEFAULT_THREADS = 4;
 
 let loading = null;
 let crashed = null;
 const inflight = new Set();
+/** How the engine was loaded: {threads, threaded, note}. */
+let loaded = null;
 
 /** An Error from webformers, with a `code` saying what kind of failure it was. */
 export class WebformersError extends Error {
@@ -30,35 +43,209 @@ function baseHref() {
   return import.meta.url;
 }
 
-/** Where the .wasm comes from (env.wasmPaths, else next to this file). */
-export function wasmUrl() {
+/** Where a .wasm comes from (env.wasmPaths, else next to this file). */
+export function wasmUrl(file = WASM_FILE) {
   const paths = env.wasmPaths;
   if (typeof paths === 'string' && paths) {
-    return new URL(WASM_FILE, new URL(paths.endsWith('/') ? paths : `${paths}/`, baseHref()));
+    return new URL(file, new URL(paths.endsWith('/') ? paths : `${paths}/`, baseHref()));
   }
-  if (paths && typeof paths === 'object' && paths[WASM_FILE]) return new URL(paths[WASM_FILE], baseHref());
-  return new URL('./wasm/webformers_wasm_bg.wasm', import.meta.url);
+  if (paths && typeof paths === 'object' && paths[file]) return new URL(paths[file], baseHref());
+  // Literal `new URL(..., import.meta.url)` expressions, so that bundlers ship both files.
+  return file === WASM_FILE_THREADED
+    ? new URL('./wasm/webformers_wasm_threaded_bg.wasm', import.meta.url)
+    : new URL('./wasm/webformers_wasm_bg.wasm', import.meta.url);
 }
 
-async function instantiate() {
-  const url = wasmUrl();
-  let source = url;
+/** A Node built-in, imported so that bundlers leave it alone. */
+function nodeModule(name) {
+  return import(/* webpackIgnore: true */ /* @vite-ignore */ name);
+}
+
+/** The bytes of a file: URL in Node (its fetch cannot read them); else the URL itself. */
+async function wasmSource(url) {
   if (IS_NODE && url.protocol === 'file:') {
-    // Node's fetch cannot read file: URLs. (A variable specifier: bundlers leave it alone.)
-    const fsPromises = 'node:fs/promises';
-    const { readFile } = await import(/* webpackIgnore: true */ /* @vite-ignore */ fsPromises);
-    source = await readFile(url);
+    const { readFile } = await nodeModule('node:fs/promises');
+    return readFile(url);
   }
+  return url;
+}
+
+/** The threads `env.numThreads` asks for: a positive integer, or null for the default. */
+async function requestedThreads() {
+  const n = env.numThreads;
+  if (n !== null && n !== undefined && n !== 'auto') {
+    const k = Math.floor(Number(n));
+    if (k >= 1) return k;
+    log.warn(`env.numThreads = ${n} is not a positive integer; using the default`);
+  }
+  let cores = 1;
+  if (IS_NODE) {
+    const os = await nodeModule('node:os');
+    cores = os.availableParallelism?.() ?? os.cpus().length;
+  } else {
+    cores = globalThis.navigator?.hardwareConcurrency ?? 1;
+  }
+  return Math.max(1, Math.min(MAX_DEFAULT_THREADS, cores || 1));
+}
+
+/** Why this environment cannot run the threaded build (null when it can). */
+function threadsUnavailable() {
+  if (typeof SharedArrayBuffer === 'undefined') {
+    return 'SharedArrayBuffer is not available (the page is not cross-origin isolated: serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)';
+  }
+  if (IS_NODE) return null;
+  if (globalThis.crossOriginIsolated !== true) {
+    return 'the page is not cross-origin isolated (serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)';
+  }
+  if (typeof Worker === 'undefined') return 'this global scope cannot start Workers';
+  return null;
+}
+
+async function instantiateSingle(note) {
+  const url = wasmUrl(WASM_FILE);
+  const glue = await import('./wasm/webformers_wasm.js');
   try {
-    await init({ module_or_path: source });
+    await glue.default({ module_or_path: await wasmSource(url) });
   } catch (e) {
     throw new WebformersError(`could not load the webformers WebAssembly module from ${url}: ${e?.message ?? e}`, 'wasm', {
       cause: e,
     });
   }
+  loaded = { threads: 1, threaded: false, note };
+  return { wasm: glue, url };
+}
+
+/** Compiles the threaded module once (it is sent to every worker), then instantiates it here. */
+async function instantiateThreaded(threads) {
+  const url = wasmUrl(WASM_FILE_THREADED);
+  const glue = await import('./wasm/webformers_wasm_threaded.js');
+  let module;
+  const source = await wasmSource(url);
+  if (source instanceof URL) {
+    const response = await fetch(source);
+    if (!response.ok) throw new Error(`HTTP ${response.status} for ${url}`);
+    try {
+      module = await WebAssembly.compileStreaming(response.clone());
+    } catch (e) {
+      // A server that does not send application/wasm.
+      if (!(e instanceof TypeError)) throw e;
+      module = await WebAssembly.compile(await response.arrayBuffer());
+    }
+  } else {
+    module = await WebAssembly.compile(source);
+  }
+  await glue.default({ module_or_path: module });
+  const started = await startWorkers(glue, module, threads - 1);
+  const note = started < threads - 1 ? `${started + 1} of the ${threads} threads asked for started` : null;
+  if (note) log.warn(note);
+  loaded = { threads: started + 1, threaded: true, note };
+  return { wasm: glue, url };
+}
+
+/**
+ * The process's flags, less those about its own entry point (`node --input-type=module -e CODE`
+ * would fail the worker: a worker inherits execArgv).
+ */
+function workerExecArgv() {
+  const out = [];
+  const args = process.execArgv;
+  for (let i = 0; i < args.length; i++) {
+    if (/^(-e|-p|-pe|--eval|--print)$/.test(args[i])) i++; // and its code
+    else if (!/^--(input-type|eval|print)=/.test(args[i])) out.push(args[i]);
+  }
+  return out;
+}
+
+/** The pool's workers; kept so that they are not collected (and for tests). */
+const workers = [];
+
+/**
+ * Starts `count` pool workers on the module's shared memory; resolves with how many registered.
+ * A worker that fails to start is left out (the pool works with any number of workers); one
+ * whose instance later stops (a panic) poisons the pool, so that the engine panics instead of
+ * waiting for it.
+ */
+async function startWorkers(wasm, module, count) {
+  const memory = wasm.threadPoolMemory();
+  const poison = wasm.threadPoolPoisonAddress();
+  const init = { webformersThread: 1, module, memory, poison };
+  const one = async (i) => {
+    let worker;
+    const name = `webformers-thread-${i + 1}`;
+    if (IS_NODE) {
+      const { Worker } = await nodeModule('node:worker_threads');
+      worker = new Worker(new URL('./thread-worker.js', import.meta.url), { workerData: init, name, execArgv: workerExecArgv() });
+      worker.addEventListener = (type, fn) => worker.on(type, type === 'message' ? (data) => fn({ data }) : fn);
+    } else {
+      // This exact shape (`new Worker(new URL(literal, import.meta.url), {type: 'module'})`) is
+      // what Vite and webpack recognise to bundle the worker with its imports.
+      worker = new Worker(new URL('./thread-worker.js', import.meta.url), { type: 'module', name });
+      worker.postMessage(init);
+    }
+    workers.push(worker);
+    const started = new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        log.warn(`${name} did not start within 30 s`);
+        resolve(false);
+      }, 30_000);
+      worker.addEventListener('message', (event) => {
+        const msg = event.data;
+        if (msg?.webformersThread !== 1) return;
+        if (msg.ready) {
+          clearTimeout(timer);
+          resolve(true);
+        } else if (msg.error) {
+          clearTimeout(timer);
+          log.error(`${name}: ${msg.error}`);
+          if (msg.died) onPanic(`a thread of the engine stopped: ${msg.error}`);
+          resolve(false);
+        }
+      });
+      worker.addEventListener('error', (event) => {
+        event?.preventDefault?.();
+        clearTimeout(timer);
+        log.warn(`${name} failed to start: ${event?.message ?? event}`);
+        resolve(false);
+      });
+    });
+    // The pool never keeps a Node process alive (after the listeners: adding one refs again).
+    if (IS_NODE) worker.unref();
+    return started;
+  };
+  const ok = await Promise.all(Array.from({ length: count }, (_, i) => one(i)));
+  return ok.filter(Boolean).length;
+}
+
+async function instantiate() {
+  const threads = await requestedThreads();
+  let note = null;
+  let result = null;
+  if (threads > 1) {
+    note = threadsUnavailable();
+    if (note) {
+      log.info(`using one thread: ${note}`);
+    } else {
+      try {
+        result = await instantiateThreaded(threads);
+      } catch (e) {
+        note = `the threaded engine could not start (${e?.message ?? e})`;
+        log.warn(`using one thread: ${note}`);
+      }
+    }
+  }
+  result ??= await instantiateSingle(note);
+  const { wasm, url } = result;
   wasm.setPanicHandler(onPanic);
-  log.debug(`engine ${wasm.version()} loaded from ${url}`);
+  log.debug(`engine ${wasm.version()} loaded from ${url} (${loaded.threads} thread${loaded.threads > 1 ? 's' : ''})`);
   return wasm;
+}
+
+/**
+ * How the engine runs on the CPU: `{threads, threaded, note}` (`note`: why it runs on fewer
+ * threads than asked for), once it is loaded; null before.
+ */
+export function engineThreads() {
+  return loaded && { ...loaded };
 }
 
 /** The engine's module, instantiated on first use. */

@@ -30,10 +30,18 @@ export const env = {
   /** Look for models under `localModelPath` first (default: in Node only, as transformers.js). */
   allowLocalModels: IS_NODE,
   /**
-   * Where `webformers_wasm_bg.wasm` is served from: a URL prefix (folder), or an object mapping
-   * the file name to its URL. Default: next to the package's JavaScript.
+   * Where `webformers_wasm_bg.wasm` (and the threaded build's `webformers_wasm_threaded_bg.wasm`)
+   * is served from: a URL prefix (folder), or an object mapping the file names to their URLs.
+   * Default: next to the package's JavaScript.
    */
   wasmPaths: null,
+  /**
+   * CPU threads for device 'wasm': null (default) for the cores, at most 4; 1 for the
+   * single-threaded build. More than one needs SharedArrayBuffer: a crossOriginIsolated page
+   * (COOP/COEP headers) or Node; elsewhere the engine runs one thread. Read when the engine first
+   * loads (the first pipeline).
+   */
+  numThreads: null,
   /** 'debug' | 'info' | 'warning' | 'error' | 'none'. */
   logLevel: 'warning',
   /** A request that receives nothing for this many milliseconds is abandoned (with an Error). */

@@ -43,8 +43,17 @@ export interface Env {
   allowRemoteModels: boolean;
   /** Default: true in Node, false in browsers (as transformers.js). */
   allowLocalModels: boolean;
-  /** Where webformers_wasm_bg.wasm is served from: a folder URL, or { 'webformers_wasm_bg.wasm': url }. */
+  /**
+   * Where webformers_wasm_bg.wasm (and webformers_wasm_threaded_bg.wasm) are served from: a folder
+   * URL, or { 'webformers_wasm_bg.wasm': url, 'webformers_wasm_threaded_bg.wasm': url }.
+   */
   wasmPaths: string | Record<string, string> | null;
+  /**
+   * CPU threads for device 'wasm': null (default) for the cores, at most 4. More than one runs the
+   * threaded build, which needs a crossOriginIsolated page (COOP/COEP headers) or Node; elsewhere
+   * one thread runs. Read when the engine first loads.
+   */
+  numThreads: number | null;
   logLevel: 'debug' | 'info' | 'warning' | 'error' | 'none';
   /** Milliseconds without data before a request is abandoned. Default 30000. */
   fetchTimeout: number;
@@ -108,6 +117,8 @@ interface PipelineBase {
   readonly adapter: string;
   /** Why device 'auto' ended up on WASM (no WebGPU, a software adapter, a model over its limits); null otherwise. */
   readonly device_note: string | null;
+  /** CPU threads of a 'wasm' pipeline (1 without cross-origin isolation); null on WebGPU. */
+  readonly threads: number | null;
   /** Frees the model's memory (after the calls in flight). */
   dispose(): Promise<void>;
 }

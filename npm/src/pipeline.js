@@ -2,7 +2,7 @@
 // (its default model and how its callable is made); the engine's tasks do the work.
 
 import { env, log } from './env.js';
-import { engine, guarded, asError, WebformersError } from './engine.js';
+import { engine, engineThreads, guarded, asError, WebformersError } from './engine.js';
 import { loadModelFiles, isGguf } from './fetch.js';
 import { Tensor } from './tensor.js';
 import { TextStreamer } from './streamer.js';
@@ -158,7 +158,8 @@ export async function pipeline(task, model = null, options = {}) {
     fileSet?.free();
   }
 
-  const info = { task: spec.task, model, device: dev.kind, adapter: dev.description, note };
+  const threads = dev.kind === 'wasm' ? engineThreads()?.threads ?? 1 : null;
+  const info = { task: spec.task, model, device: dev.kind, adapter: dev.description, note, threads };
   dev.free(); // the task holds its own reference to the device
   const pipe = entry.make(handle, info);
   progress({ status: 'ready', task: spec.task, model, name: model, device: info.device });
@@ -199,6 +200,8 @@ function callable(handle, info, run) {
     adapter: { value: info.adapter, enumerable: true },
     /** Why device 'auto' ended up on WASM (null otherwise). */
     device_note: { value: info.note ?? null, enumerable: true },
+    /** CPU threads of a 'wasm' pipeline (null on WebGPU). */
+    threads: { value: info.threads, enumerable: true },
   });
   pipe.dispose = async () => {
     if (disposed) return;

@@ -15,6 +15,7 @@ const ENV_KEYS = [
   'allowRemoteModels',
   'allowLocalModels',
   'wasmPaths',
+  'numThreads',
   'logLevel',
   'fetchTimeout',
 ];
@@ -100,6 +101,7 @@ export async function workerPipeline(worker, task, model = null, options = {}) {
     device: { value: info.device, enumerable: true },
     adapter: { value: info.adapter, enumerable: true },
     device_note: { value: info.device_note ?? null, enumerable: true },
+    threads: { value: info.threads ?? null, enumerable: true },
   });
   if (info.hidden_size !== undefined) pipe.hidden_size = info.hidden_size;
   pipe.dispose = async () => {

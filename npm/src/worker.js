@@ -43,6 +43,7 @@ self.addEventListener('message', async (event) => {
             device: pipe.device,
             adapter: pipe.adapter,
             device_note: pipe.device_note,
+            threads: pipe.threads,
             hidden_size: pipe.hidden_size,
           },
         });

@@ -27,6 +27,8 @@ const texts = ref.inputs.map((i) => i.text);
 const tinyRef = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'tiny-decoders-reference.json'), 'utf8')).models['tiny-llama'];
 
 let server;
+/** The same files with the COOP/COEP headers: crossOriginIsolated pages (the threaded build). */
+let isolated;
 let browser;
 let broken;
 let installed;
@@ -47,12 +49,14 @@ before(async () => {
 </script>`,
   );
   server = await testServer({ '/broken/': broken, '/dist-copy/': distDir, '/app/': installed.app });
+  isolated = await testServer({}, { isolate: true });
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
   await server?.close();
+  await isolated?.close();
   if (broken) fs.rmSync(broken, { recursive: true, force: true });
   installed?.cleanup();
 });
@@ -123,6 +127,133 @@ describe('feature-extraction in the page matches the PyTorch reference', () => {
     assert.equal(out.device, 'wasm');
     assert.match(out.note, /software fallback/);
     assert.ok(maxAbsDiff(out.data, { ...ref, inputs: ref.inputs.slice(0, 3) }) <= TOLERANCE);
+    await p.close();
+  });
+});
+
+describe('wasm threads: the threaded build in a crossOriginIsolated page, one thread elsewhere', () => {
+  /** In the page: env.numThreads, then `embedInPage`'s work, plus which .wasm files loaded. */
+  async function embedThreaded(p, device, inputs, numThreads) {
+    return run(
+      p,
+      240,
+      async (device, inputs, numThreads) => {
+        const { pipeline, env } = await import('/webformers/index.js');
+        env.allowLocalModels = true;
+        env.allowRemoteModels = false;
+        env.numThreads = numThreads;
+        const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { device });
+        const out = await extractor(inputs, { pooling: 'mean', normalize: true });
+        await extractor.dispose();
+        const wasm = performance.getEntriesByType('resource').map((e) => e.name.split('/').at(-1)).filter((u) => u.endsWith('.wasm'));
+        return { isolated: self.crossOriginIsolated, device: extractor.device, threads: extractor.threads, adapter: extractor.adapter, dims: out.dims, data: Array.from(out.data), wasm };
+      },
+      device,
+      inputs,
+      numThreads,
+    );
+  }
+
+  test("2 threads on 'wasm' match the reference; text generation too", { timeout: 300_000 }, async () => {
+    const p = await openPage(browser, isolated.url);
+    const out = await embedThreaded(p, 'wasm', texts, 2);
+    assert.equal(out.isolated, true);
+    assert.equal(out.device, 'wasm');
+    assert.equal(out.threads, 2);
+    assert.match(out.adapter, /simd128, 2 threads/);
+    assert.deepEqual(out.wasm, ['webformers_wasm_threaded_bg.wasm']);
+    assert.deepEqual(out.dims, [texts.length, ref.hidden_size]);
+    const diff = maxAbsDiff(out.data, ref);
+    assert.ok(diff <= TOLERANCE, `2 threads: max abs diff ${diff} > ${TOLERANCE}`);
+    // The same engine instance (and pool) runs a decoder: greedy tokens as transformers'.
+    const prompt = tinyRef.prompts[0];
+    const text = await run(
+      p,
+      120,
+      async (text, n) => {
+        const { pipeline } = await import('/webformers/index.js');
+        const generator = await pipeline('text-generation', '/fixtures/tiny-llama', { device: 'wasm' });
+        const [out] = await generator(text, { max_new_tokens: n, return_full_text: false });
+        await generator.dispose();
+        return out.generated_text;
+      },
+      prompt.text,
+      prompt.greedy_ids.length,
+    );
+    assert.equal(text, prompt.greedy_text);
+    assert.deepEqual(p.problems, []);
+    await p.close();
+  });
+
+  test("'webgpu' works from the threaded build", { timeout: 240_000 }, async () => {
+    const p = await openPage(browser, isolated.url);
+    const some = ref.inputs.slice(0, 4);
+    const out = await embedThreaded(p, 'webgpu', some.map((i) => i.text), 2);
+    assert.equal(out.device, 'webgpu');
+    assert.equal(out.threads, null);
+    assert.deepEqual(out.wasm, ['webformers_wasm_threaded_bg.wasm']);
+    assert.ok(maxAbsDiff(out.data, { ...ref, inputs: some }) <= TOLERANCE);
+    assert.deepEqual(p.problems, []);
+    await p.close();
+  });
+
+  test('2 threads in a Web Worker (its pool is nested workers)', { timeout: 240_000 }, async () => {
+    const p = await openPage(browser, isolated.url);
+    const some = ref.inputs.slice(0, 4);
+    const out = await run(
+      p,
+      200,
+      async (inputs) => {
+        const { workerPipeline, env } = await import('/webformers/index.js');
+        env.allowLocalModels = true;
+        env.allowRemoteModels = false;
+        env.numThreads = 2;
+        const worker = new Worker('/webformers/worker.js', { type: 'module' });
+        const extractor = await workerPipeline(worker, 'feature-extraction', 'all-MiniLM-L6-v2', { device: 'wasm' });
+        const out = await extractor(inputs, { pooling: 'mean', normalize: true });
+        const result = { device: extractor.device, threads: extractor.threads, data: Array.from(out.data) };
+        await extractor.dispose();
+        worker.terminate();
+        return result;
+      },
+      some.map((i) => i.text),
+    );
+    assert.equal(out.device, 'wasm');
+    assert.equal(out.threads, 2);
+    assert.ok(maxAbsDiff(out.data, { ...ref, inputs: some }) <= TOLERANCE);
+    assert.deepEqual(p.problems, []);
+    await p.close();
+  });
+
+  test('a panic on a pool worker rejects the call and every later one: nothing waits for the dead thread', { timeout: 60_000 }, async () => {
+    const p = await openPage(browser, isolated.url);
+    const out = await run(p, 30, async () => {
+      const { env } = await import('/webformers/index.js');
+      env.numThreads = 2;
+      const engine = await import('/webformers/engine.js');
+      const wasm = await engine.engine();
+      const outcome = (promise) => promise.then(() => 'resolved', (e) => `${e.code}: ${e.message}`);
+      const first = await outcome(engine.guarded(() => wasm.debugPanicInPoolWorker()));
+      const later = await outcome(engine.guarded(() => wasm.version()));
+      return { threads: engine.engineThreads().threads, first, later };
+    });
+    assert.equal(out.threads, 2);
+    assert.match(out.first, /^panic: .*a worker thread of the wasm thread pool stopped/s);
+    assert.match(out.later, /^panic: the engine stopped after an internal error/s);
+    assert.ok(p.problems.some((m) => /thread pool stopped/.test(m)), p.problems.join('\n'));
+    await p.close();
+  });
+
+  test('without cross-origin isolation, 2 threads asked for run on one (the single-threaded build)', { timeout: 120_000 }, async () => {
+    const p = await page();
+    const some = ref.inputs.slice(0, 4);
+    const out = await embedThreaded(p, 'wasm', some.map((i) => i.text), 2);
+    assert.equal(out.isolated, false);
+    assert.equal(out.threads, 1);
+    assert.match(out.adapter, /simd128, 1 threads/);
+    assert.deepEqual(out.wasm, ['webformers_wasm_bg.wasm']);
+    assert.ok(maxAbsDiff(out.data, { ...ref, inputs: some }) <= TOLERANCE);
+    assert.deepEqual(p.problems, []);
     await p.close();
   });
 });
@@ -355,11 +486,9 @@ describe('bad input rejects with a clear Error, and nothing hangs', () => {
     await p.close();
   });
 
-  test('a model too large for the adapter: webgpu rejects, auto falls back to WASM', { timeout: 180_000 }, async () => {
-    // The page's adapter reports a 4 MiB storage-binding limit (and passes for real hardware),
-    // so MiniLM's 47 MB embedding table exceeds it, as a big model would exceed a real limit.
-    const p = await page();
-    await p.evaluate(() => {
+  /** Makes the page's adapters report `bytes` as their storage-binding limit (and pass for real hardware). */
+  async function fakeBindingLimit(p, bytes) {
+    await p.evaluate((bytes) => {
       const limits = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, 'limits').get;
       const info = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, 'info').get;
       Object.defineProperty(GPUAdapter.prototype, 'limits', {
@@ -367,7 +496,7 @@ describe('bad input rejects with a clear Error, and nothing hangs', () => {
           const real = limits.call(this);
           const fake = {};
           for (const key in real) fake[key] = real[key];
-          fake.maxStorageBufferBindingSize = 4 << 20;
+          fake.maxStorageBufferBindingSize = bytes;
           return fake;
         },
       });
@@ -380,10 +509,28 @@ describe('bad input rejects with a clear Error, and nothing hangs', () => {
           return fake;
         },
       });
-    });
+    }, bytes);
+  }
+
+  test('weights over the binding limit are split by rows and still match the reference', { timeout: 300_000 }, async () => {
+    // MiniLM's 47 MB embedding table under a 4 MiB limit, as a 1B model's table exceeds 128 MiB.
+    const p = await page();
+    await fakeBindingLimit(p, 4 << 20);
+    // A few inputs: activations are not split, and 29 packed inputs would exceed 4 MiB themselves.
+    const out = await embedInPage(p, 'webgpu', texts.slice(0, 4));
+    assert.equal(out.device, 'webgpu');
+    const diff = maxAbsDiff(out.data, { ...ref, inputs: ref.inputs.slice(0, 4) });
+    assert.ok(diff <= TOLERANCE, `split weights: max abs diff ${diff} > ${TOLERANCE}`);
+    await p.close();
+  });
+
+  test('a model too large for the adapter: webgpu rejects, auto falls back to WASM', { timeout: 180_000 }, async () => {
+    // Under a 1 KiB limit not even one row of 384 floats fits a binding.
+    const p = await page();
+    await fakeBindingLimit(p, 1024);
     const rejected = await failure(p, '/models/all-MiniLM-L6-v2', { device: 'webgpu' });
     assert.equal(rejected.code, 'over_limit', rejected.message);
-    assert.match(rejected.message, /embeddings\.word_embeddings\.weight.*more than this adapter's limit of 4194304 bytes/);
+    assert.match(rejected.message, /weight `.*` .*needs 1536 bytes in one binding, more than this adapter's limit of 1024 bytes/);
     const fellBack = await failure(p, '/models/all-MiniLM-L6-v2', { device: 'auto' });
     assert.ok(fellBack.resolved, fellBack.message);
     assert.equal(fellBack.device, 'wasm');

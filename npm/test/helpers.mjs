@@ -60,9 +60,13 @@ export function brokenModels() {
   return dir;
 }
 
-/** The server the browser tests load everything from. */
-export async function testServer(extraMounts = {}) {
+/**
+ * The server the browser tests load everything from. `isolate`: with the COOP/COEP headers that
+ * make its pages crossOriginIsolated (SharedArrayBuffer, so the threaded build).
+ */
+export async function testServer(extraMounts = {}, { isolate = false } = {}) {
   return startServer({
+    isolate,
     mounts: {
       '/': path.join(here, 'pages'),
       '/webformers/': distDir,

@@ -55,6 +55,8 @@ describe('feature-extraction on WASM in Node', () => {
 
   test('matches the PyTorch reference on 29 inputs', async () => {
     assert.equal(extractor.device, 'wasm');
+    // The default env.numThreads: the cores, at most 4 (the threaded build, on worker_threads).
+    assert.equal(extractor.threads, Math.min(4, os.availableParallelism()));
     const out = await extractor(
       ref.inputs.map((i) => i.text),
       { pooling: 'mean', normalize: true },
@@ -310,6 +312,26 @@ describe('bad input rejects with a clear Error', () => {
     const e = await pipeline('feature-extraction', '/no/such/folder').catch((e) => e);
     assert.ok(e instanceof WebformersError);
   });
+});
+
+test('env.numThreads: 1 runs the single-threaded build, 2 the threaded one; both match the reference', () => {
+  // One engine per process: each setting in its own process.
+  const some = ref.inputs.slice(0, 6);
+  for (const threads of [1, 2]) {
+    const script = `
+      const { pipeline, env } = await import(${JSON.stringify(path.join(distDir, 'index.js'))});
+      env.numThreads = ${threads};
+      const extractor = await pipeline('feature-extraction', process.argv[1], { device: 'wasm' });
+      const out = await extractor(JSON.parse(process.argv[2]), { pooling: 'mean', normalize: true });
+      console.log(JSON.stringify({ threads: extractor.threads, adapter: extractor.adapter, data: Array.from(out.data) }));`;
+    const out = JSON.parse(
+      execFileSync(process.execPath, ['--input-type=module', '-e', script, minilmDir, JSON.stringify(some.map((i) => i.text))], { encoding: 'utf8' }),
+    );
+    assert.equal(out.threads, threads);
+    assert.match(out.adapter, new RegExp(`, ${threads} threads`));
+    const diff = maxAbsDiff(out.data, { ...ref, inputs: some });
+    assert.ok(diff <= TOLERANCE, `${threads} thread(s): max abs diff ${diff}`);
+  }
 });
 
 test('the TypeScript types compile against a typical program', () => {

@@ -352,7 +352,9 @@ async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens:
                 Some("q8_0") => webformers::DType::Q8_0,
                 Some("q6_k") => webformers::DType::Q6K,
                 _ => {
-                    return Err(webformers::Error::Input(format!("unknown synthetic model `{spec}`; use llama-3.2-1b:q4_0|q4_k|q8_0|q6_k")));
+                    return Err(webformers::Error::Input(format!(
+                        "unknown synthetic model `{spec}`; use llama-3.2-1b:q4_0|q4_k|q8_0|q6_k"
+                    )));
                 }
             };
             let (device, _) = prepare(args).await?;
@@ -367,16 +369,19 @@ async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens:
     let prompt: Vec<u32> = (0..prompt_tokens as u32).map(|i| (i * 7919 + 13) % vocab).collect();
     let mut prefill = Vec::new();
     let mut decode = Vec::new();
+    let mut dispatches_per_token = 0.0;
     for rep in 0..reps.max(1) + 1 {
         let mut cache = model.new_cache(prompt_tokens + decode_tokens + 1)?;
         let t = Instant::now();
         let mut next = model.forward(&prompt, &mut cache, false)?.argmax()?.to_vec_u32().await?[0];
         let prefill_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
+        let dispatched = webformers::gpu::dispatches_submitted();
         for _ in 0..decode_tokens {
             next = model.forward(&[next], &mut cache, false)?.argmax()?.to_vec_u32().await?[0];
         }
         let decode_s = t.elapsed().as_secs_f64();
+        dispatches_per_token = (webformers::gpu::dispatches_submitted() - dispatched) as f64 / decode_tokens.max(1) as f64;
         // The first repetition compiles pipelines and warms caches.
         if rep > 0 {
             prefill.push(prompt_tokens as f64 / prefill_s);
@@ -392,6 +397,9 @@ async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens:
         "decode_tokens": decode_tokens,
         "decode_tokens_per_s": (decode_rate * 10.0).round() / 10.0,
     });
+    if dispatches_per_token > 0.0 {
+        result["gpu_dispatches_per_token"] = dispatches_per_token.round().into();
+    }
     if let Some(bytes) = weight_bytes {
         result["weight_bytes_per_token"] = bytes.into();
         result["weight_read_gb_per_s"] = ((bytes as f64 * decode_rate / 1e9) * 10.0).round().mul_add(0.1, 0.0).into();

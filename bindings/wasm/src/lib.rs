@@ -80,6 +80,67 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
 
+/// Whether this is the threaded build (`+atomics`, shared memory): the JS side then starts
+/// workers that run `threadPoolRegister` and `threadPoolLoop`.
+#[wasm_bindgen]
+pub fn threaded() -> bool {
+    cfg!(target_feature = "atomics")
+}
+
+/// Threads the CPU kernels use: 1, or the calling thread plus the pool's workers.
+#[wasm_bindgen(js_name = cpuThreads)]
+pub fn cpu_threads() -> usize {
+    webformers::cpu::threads()
+}
+
+/// In a pool worker, once, after instantiating the module on the shared memory: counts the
+/// worker in and returns the value to pass to `threadPoolLoop`.
+#[cfg(target_feature = "atomics")]
+#[wasm_bindgen(js_name = threadPoolRegister)]
+pub fn thread_pool_register() -> i32 {
+    webformers::cpu::wasm_pool::register_worker()
+}
+
+/// In a pool worker: takes its share of every parallel kernel from now on. Never returns (the
+/// worker's event loop stays blocked; terminate the worker to end it).
+#[cfg(target_feature = "atomics")]
+#[wasm_bindgen(js_name = threadPoolLoop)]
+pub fn thread_pool_loop(seen: i32) {
+    webformers::cpu::wasm_pool::worker_loop(seen)
+}
+
+/// `[jobs the pool ran, items its workers took]` since the start (diagnostics: how much of
+/// the parallel work the workers did).
+#[cfg(target_feature = "atomics")]
+#[wasm_bindgen(js_name = threadPoolStats)]
+pub fn thread_pool_stats() -> Vec<f64> {
+    let (jobs, items) = webformers::cpu::wasm_pool::stats();
+    vec![jobs as f64, items as f64]
+}
+
+/// For tests: a parallel job that panics on the pool's workers. The calling thread must then
+/// panic too (and the JS side reject the calls in flight) instead of waiting forever.
+#[cfg(target_feature = "atomics")]
+#[wasm_bindgen(js_name = debugPanicInPoolWorker)]
+pub fn debug_panic_in_pool_worker() {
+    webformers::cpu::wasm_pool::debug_worker_panic()
+}
+
+/// The module's shared memory, to hand to the pool's workers.
+#[cfg(target_feature = "atomics")]
+#[wasm_bindgen(js_name = threadPoolMemory)]
+pub fn thread_pool_memory() -> JsValue {
+    wasm_bindgen::memory()
+}
+
+/// The address (in the shared memory) of the i32 a pool worker's JS sets to 1 when its instance
+/// stopped (a panic), so that the threads waiting for it stop waiting.
+#[cfg(target_feature = "atomics")]
+#[wasm_bindgen(js_name = threadPoolPoisonAddress)]
+pub fn thread_pool_poison_address() -> usize {
+    webformers::cpu::wasm_pool::poison_address()
+}
+
 /// The canonical name of a task and the files its models are made of:
 /// `{task, required: string[], optional: string[]}`. Unknown task: throws.
 ///

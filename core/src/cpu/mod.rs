@@ -13,11 +13,13 @@ use crate::tensor::{HostData, Tensor};
 use crate::{Error, Result};
 
 mod kernels;
-mod quant;
 pub(crate) mod math;
 mod matmul;
 pub(crate) mod parallel;
+mod quant;
 pub use parallel::set_threads;
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+pub use parallel::wasm_pool;
 pub(crate) mod simd;
 
 /// Host bytes, 4-byte aligned. Cloning shares them.
@@ -132,6 +134,11 @@ impl CpuStorage {
         let b = self.bytes();
         bytemuck::cast_slice(&b[..b.len() / 2 * 2])
     }
+}
+
+/// Threads the CPU kernels split their work over.
+pub fn threads() -> usize {
+    parallel::threads()
 }
 
 pub(crate) fn describe() -> String {

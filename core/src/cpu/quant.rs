@@ -60,7 +60,10 @@ fn matmul_typed<B: QuantBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input
     // here would read the wrong blocks.
     let aligned = [b.layout.offset(), sb_b, if s.n > 1 { sb_n } else { 0 }, s.k].iter().all(|v| v % len == 0);
     if (sb_k != 1 && s.k > 1) || (sa_k != 1 && s.k > 1) || !aligned {
-        return Err(Error::shape("matmul", format!("{} weights need the transpose of a [N, K] weight with whole blocks per row", B::DTYPE)));
+        return Err(Error::shape(
+            "matmul",
+            format!("{} weights need the transpose of a [N, K] weight with whole blocks per row", B::DTYPE),
+        ));
     }
     let w = WeightView {
         blocks: blocks::<B>(b.storage.bytes())?,

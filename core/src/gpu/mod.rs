@@ -17,10 +17,36 @@ use shaders::{Flavor, Kernel, PipelineKey, ShaderFeatures};
 use crate::{Error, Result};
 
 /// Device storage: a buffer (shared by views) and the bytes of it the node uses.
+/// Kernel dispatches submitted by every context in this process: benchmarks divide it by tokens
+/// to see how much of a decode step is per-dispatch overhead rather than weight reading.
+pub(crate) static DISPATCHES_SUBMITTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// See [`DISPATCHES_SUBMITTED`].
+pub fn dispatches_submitted() -> u64 {
+    DISPATCHES_SUBMITTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[derive(Clone)]
 pub(crate) struct GpuStorage {
     pub(crate) buffer: Arc<GpuBuffer>,
-    pub(crate) bytes: u64,
+    /// A matrix larger than one binding may hold, kept as parts of whole rows, each its own
+    /// buffer (`buffer` is then the first part's). Only matmul weights and embedding tables may
+    /// be split; the kernels that read them run once per part.
+    pub(crate) parts: Option<Arc<[RowPart]>>,
+}
+
+/// Rows [first_row, first_row + rows) of a split matrix.
+#[derive(Clone)]
+pub(crate) struct RowPart {
+    pub(crate) storage: GpuStorage,
+    pub(crate) first_row: usize,
+    pub(crate) rows: usize,
+}
+
+impl GpuStorage {
+    pub(crate) fn whole(buffer: Arc<GpuBuffer>) -> GpuStorage {
+        GpuStorage { buffer, parts: None }
+    }
 }
 
 /// What to ask of the adapter.
@@ -35,12 +61,20 @@ pub struct GpuOptions {
     /// choices that PyTorch makes by a smaller margin, while decoding is bound by memory, not
     /// arithmetic. `WEBFORMERS_F16_MATH=1` turns it on.
     pub f16_math: bool,
+    /// Treat bindings as at most this many bytes, below the adapter's limit: to test how large
+    /// weights are split, as on adapters with WebGPU's default 128 MiB.
+    pub max_binding_bytes: Option<u64>,
 }
 
 impl GpuOptions {
     pub fn from_env() -> GpuOptions {
         let set = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
-        GpuOptions { disable_f16: set("WEBFORMERS_NO_F16"), disable_subgroups: set("WEBFORMERS_NO_SUBGROUPS"), f16_math: set("WEBFORMERS_F16_MATH") }
+        GpuOptions {
+            disable_f16: set("WEBFORMERS_NO_F16"),
+            disable_subgroups: set("WEBFORMERS_NO_SUBGROUPS"),
+            f16_math: set("WEBFORMERS_F16_MATH"),
+            max_binding_bytes: None,
+        }
     }
 }
 
@@ -49,6 +83,7 @@ pub struct GpuContext {
     pub(crate) queue: wgpu::Queue,
     pub(crate) limits: wgpu::Limits,
     pub(crate) features: ShaderFeatures,
+    binding_cap: Option<u64>,
     info: wgpu::AdapterInfo,
     pool: Arc<BufferPool>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
@@ -97,18 +132,18 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
         }));
-        let features =
-            ShaderFeatures {
-                f16: wanted.contains(wgpu::Features::SHADER_F16),
-                subgroups: wanted.contains(wgpu::Features::SUBGROUP),
-                f16_math: options.f16_math && wanted.contains(wgpu::Features::SHADER_F16),
-            };
+        let features = ShaderFeatures {
+            f16: wanted.contains(wgpu::Features::SHADER_F16),
+            subgroups: wanted.contains(wgpu::Features::SUBGROUP),
+            f16_math: options.f16_math && wanted.contains(wgpu::Features::SHADER_F16),
+        };
         Ok(Arc::new(GpuContext {
             pool: BufferPool::new(device.clone()),
             device,
             queue,
             limits,
             features,
+            binding_cap: options.max_binding_bytes,
             info: adapter.get_info(),
             pipelines: Mutex::new(HashMap::new()),
             layouts: Mutex::new(HashMap::new()),
@@ -137,7 +172,8 @@ impl GpuContext {
 
     /// The largest buffer one binding can see.
     pub fn max_binding_bytes(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        let adapter = (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size);
+        self.binding_cap.map_or(adapter, |cap| cap.min(adapter))
     }
 
     /// Bytes held by idle pooled buffers.
@@ -214,7 +250,29 @@ impl GpuContext {
             view.slice(..bytes.len()).copy_from_slice(bytes);
         }
         buffer.unmap();
-        Ok(GpuStorage { buffer: Arc::new(GpuBuffer::unpooled(buffer)), bytes: bytes.len() as u64 })
+        Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer))))
+    }
+
+    /// A matrix of `rows` rows: one buffer when it fits a binding, else parts of whole rows that
+    /// each do (so a 128 MiB binding limit does not cap a model's embedding table).
+    pub(crate) fn upload_rows(&self, bytes: &[u8], rows: usize, what: &str) -> Result<GpuStorage> {
+        let limit = self.max_binding_bytes() as usize;
+        if bytes.len() <= limit || rows <= 1 || bytes.len() % rows != 0 {
+            return self.upload(bytes, what);
+        }
+        let row_bytes = bytes.len() / rows;
+        let per_part = limit / row_bytes;
+        if per_part == 0 {
+            return Err(Error::OverLimit { what: format!("one row of {what}"), needed: row_bytes as u64, limit: limit as u64 });
+        }
+        let mut parts = Vec::new();
+        for first_row in (0..rows).step_by(per_part) {
+            let n = per_part.min(rows - first_row);
+            let storage = self.upload(&bytes[first_row * row_bytes..(first_row + n) * row_bytes], what)?;
+            parts.push(RowPart { storage, first_row, rows: n });
+        }
+        let first = parts[0].storage.buffer.clone();
+        Ok(GpuStorage { buffer: first, parts: Some(parts.into()) })
     }
 
     /// One buffer holding `parts` (storage, bytes used) back to back, copied on the device: weights
@@ -241,7 +299,7 @@ impl GpuContext {
         }
         // Later submissions on this queue see the copy; nothing waits for it here.
         self.queue.submit([encoder.finish()]);
-        Ok(GpuStorage { buffer: Arc::new(GpuBuffer::unpooled(buffer)), bytes: total })
+        Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer))))
     }
 
     /// A zero-filled buffer of its own (WebGPU zero-initializes new buffers), outside the pool.
@@ -254,12 +312,12 @@ impl GpuContext {
             usage: pool::STORAGE_USAGE,
             mapped_at_creation: false,
         });
-        Ok(GpuStorage { buffer: Arc::new(GpuBuffer::unpooled(buffer)), bytes })
+        Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer))))
     }
 
     pub(crate) fn alloc(&self, bytes: u64, what: &str) -> Result<GpuStorage> {
         self.check_size(bytes, what)?;
-        Ok(GpuStorage { buffer: self.pool.take(bytes.max(4)), bytes })
+        Ok(GpuStorage::whole(self.pool.take(bytes.max(4))))
     }
 
     pub(crate) fn begin_run(self: &Arc<Self>) -> Run {

@@ -24,7 +24,6 @@ pub(crate) struct BufferPool {
 /// A device buffer that returns to its pool (if it came from one) when dropped.
 pub(crate) struct GpuBuffer {
     buffer: Option<wgpu::Buffer>,
-    pub(crate) size: u64,
     pool: Option<Weak<BufferPool>>,
 }
 
@@ -36,8 +35,7 @@ impl GpuBuffer {
 
     /// A buffer outside the pool (weights, uploads).
     pub(crate) fn unpooled(buffer: wgpu::Buffer) -> GpuBuffer {
-        let size = buffer.size();
-        GpuBuffer { buffer: Some(buffer), size, pool: None }
+        GpuBuffer { buffer: Some(buffer), pool: None }
     }
 }
 
@@ -67,7 +65,7 @@ impl BufferPool {
                 mapped_at_creation: false,
             })
         });
-        Arc::new(GpuBuffer { buffer: Some(buffer), size, pool: Some(Arc::downgrade(self)) })
+        Arc::new(GpuBuffer { buffer: Some(buffer), pool: Some(Arc::downgrade(self)) })
     }
 
     /// Bytes held by free buffers (for benchmarks' memory figures).

@@ -100,11 +100,44 @@ fn elem(dtype: DType) -> Result<Elem> {
     }
 }
 
+/// The pieces a weight is read in: the whole storage, or the row parts of a split one, as
+/// (storage, first row, rows).
+pub(super) fn row_parts(storage: &GpuStorage, rows: usize) -> Vec<(GpuStorage, usize, usize)> {
+    match &storage.parts {
+        Some(parts) => parts.iter().map(|p| (p.storage.clone(), p.first_row, p.rows)).collect(),
+        None => vec![(storage.clone(), 0, rows)],
+    }
+}
+
+/// Split matrices are read only as matmul weights (operand 1, the transpose of a whole [N, K]
+/// matrix) and embedding tables (operand 0, whole): the kernels that loop over parts.
+fn check_split_inputs(step: &Step<'_>) -> Result<()> {
+    for (i, (storage, t)) in step.inputs.iter().zip(step.op.inputs()).enumerate() {
+        if storage.gpu().parts.is_none() {
+            continue;
+        }
+        let whole = t.layout().offset() == 0;
+        let ok = match step.op {
+            Op::Matmul { batch, .. } => i == 1 && whole && *batch == 1 && t.rank() == 2 && t.layout().strides()[0] == 1,
+            Op::Gather { .. } => i == 0 && whole,
+            _ => false,
+        };
+        if !ok {
+            return Err(Error::Unsupported(format!(
+                "{}: a tensor larger than one GPU binding is split by rows, and can only be read whole as a matmul weight or an embedding table",
+                step.op.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn out_bytes(dtype: DType, numel: usize) -> Result<u64> {
     Ok(dtype.bytes_for(numel)?.div_ceil(4) as u64 * 4)
 }
 
 pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
+    check_split_inputs(&step)?;
     let gpu = run.gpu.clone();
     let node = step.node;
     // An in-place write lands in its destination; every other op gets a fresh pooled buffer.
@@ -134,8 +167,14 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             let kernel = Kernel::Gather { table: elem(table.dtype())? };
             let (vocab, h) = (table.dims()[0], table.dims()[1]);
             let rows = ids.numel();
-            let params = Params::default().u32(rows).u32(h).u32(vocab).u32(table.layout().offset());
-            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d((rows * h).div_ceil(wg(kernel)), max_groups))?;
+            let parts = row_parts(&input(0), vocab);
+            let last = parts.len() - 1;
+            for (i, (part, first, part_rows)) in parts.into_iter().enumerate() {
+                let offset = if i == 0 && last == 0 { table.layout().offset() } else { 0 };
+                let params =
+                    Params::default().u32(rows).u32(h).u32(part_rows).u32(offset).u32(first).u32((i == last) as usize).u32(0).u32(0);
+                run.push(kernel, &params.0, vec![part, input(1)], &output, grid_1d((rows * h).div_ceil(wg(kernel)), max_groups))?;
+            }
         }
         Op::Unary { src, op } => {
             let kernel = Kernel::Unary;
@@ -181,21 +220,31 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 Activation::None => OP_NONE,
                 Activation::Unary(op) => unary_code(*op),
             };
-            let params = Params::default()
-                .u32(*m)
-                .u32(*n)
-                .u32(*k)
-                .u32(act)
-                .u32(a.layout().offset())
-                .u32(a_sb)
-                .u32(a_sm)
-                .u32(a_sk)
-                .u32(b.layout().offset())
-                .u32(b_sb)
-                .u32(b_sk)
-                .u32(b_sn);
-            let groups = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, *batch as u32];
-            run.push(kernel, &params.0, inputs_of(2 + bias.is_some() as usize), &output, groups)?;
+            // A weight split by rows (too large for one binding) computes its columns part by part.
+            for (part, col0, cols) in row_parts(&input(1), *n) {
+                let b_off = if part.parts.is_none() && cols == *n { b.layout().offset() } else { 0 };
+                let params = Params::default()
+                    .u32(*m)
+                    .u32(cols)
+                    .u32(*k)
+                    .u32(act)
+                    .u32(a.layout().offset())
+                    .u32(a_sb)
+                    .u32(a_sm)
+                    .u32(a_sk)
+                    .u32(b_off)
+                    .u32(b_sb)
+                    .u32(b_sk)
+                    .u32(b_sn)
+                    .u32(*n)
+                    .u32(col0)
+                    .u32(0)
+                    .u32(0);
+                let mut inputs = vec![input(0), part];
+                inputs.extend(bias.as_ref().map(|_| input(2)));
+                let groups = [cols.div_ceil(64) as u32, m.div_ceil(64) as u32, *batch as u32];
+                run.push(kernel, &params.0, inputs, &output, groups)?;
+            }
         }
         Op::Norm { x, residual, bias, eps, kind, .. } => {
             let kind = match kind {

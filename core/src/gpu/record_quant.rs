@@ -3,7 +3,7 @@
 //! elements; the kernels address W by bytes, so offsets and strides are converted here (ops.rs
 //! only records quantized operands whose rows are whole blocks).
 
-use super::{OP_NONE, Params, grid_1d, strides3, unary_code};
+use super::{OP_NONE, Params, grid_1d, row_parts, strides3, unary_code};
 use crate::gpu::GpuStorage;
 use crate::gpu::run::Run;
 use crate::gpu::shaders::{Kernel, Quant};
@@ -27,7 +27,11 @@ fn bytes(t: &Tensor, elems: usize) -> Result<usize> {
         return Err(Error::shape("matmul", format!("{elems} {} values are not whole blocks (engine bug)", t.dtype())));
     }
     let b = elems / len * size;
-    u32::try_from(b).map_err(|_| Error::OverLimit { what: "a quantized weight offset".into(), needed: b as u64, limit: u32::MAX as u64 })?;
+    u32::try_from(b).map_err(|_| Error::OverLimit {
+        what: "a quantized weight offset".into(),
+        needed: b as u64,
+        limit: u32::MAX as u64,
+    })?;
     Ok(b)
 }
 
@@ -38,7 +42,10 @@ fn threads_per_row(units: usize) -> usize {
     static FORCED: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
     // WEBFORMERS_QMV_TPR=32|64|128|256 overrides the choice (for tuning on new hardware).
     let forced = *FORCED.get_or_init(|| {
-        std::env::var("WEBFORMERS_QMV_TPR").ok().and_then(|v| v.parse::<usize>().ok()).filter(|v| v.is_power_of_two() && (32..=256).contains(v))
+        std::env::var("WEBFORMERS_QMV_TPR")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|v| v.is_power_of_two() && (32..=256).contains(v))
     });
     forced.unwrap_or_else(|| units.next_power_of_two().clamp(32, 256))
 }
@@ -61,48 +68,63 @@ pub(super) fn matmul(
         Activation::None => OP_NONE,
         Activation::Unary(op) => unary_code(op),
     };
-    let b_off = bytes(b, b.layout().offset())?;
     let b_sb = bytes(b, b_sb)?;
     let b_sn = if n > 1 { bytes(b, b_sn)? } else { 0 };
     let max = run.gpu.limits.max_compute_workgroups_per_dimension;
     let has_bias = bias.is_some();
-    if m <= MATVEC_MAX_M {
-        let tpr = threads_per_row(k / 32);
-        let rows_per_group = 256 / tpr * MATVEC_ROWS;
-        let params = Params::default()
-            .u32(m)
-            .u32(n)
-            .u32(k)
-            .u32(act)
-            .u32(a.layout().offset())
-            .u32(a_sb)
-            .u32(a_sm)
-            .u32(tpr)
-            .u32(b_off)
-            .u32(b_sb)
-            .u32(b_sn)
-            .u32(0);
-        // One z slice per activation row: W is read again per row, mostly from cache.
-        let mut groups = grid_1d(n.div_ceil(rows_per_group), max);
-        groups[2] = (batch * m) as u32;
-        run.push(Kernel::QuantMatvec { q, bias: has_bias }, &params.0, inputs, output, groups)
-    } else {
-        let params = Params::default()
-            .u32(m)
-            .u32(n)
-            .u32(k)
-            .u32(act)
-            .u32(a.layout().offset())
-            .u32(a_sb)
-            .u32(a_sm)
-            .u32(0)
-            .u32(b_off)
-            .u32(b_sb)
-            .u32(b_sn)
-            .u32(0);
-        let groups = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
-        run.push(Kernel::QuantMatmul { q, bias: has_bias }, &params.0, inputs, output, groups)
+    // A weight split by rows (too large for one binding) computes its columns part by part.
+    let bias_input = if has_bias { Some(inputs[2].clone()) } else { None };
+    for (part, col0, cols) in row_parts(&inputs[1], n) {
+        let b_off = if part.parts.is_none() && cols == n { bytes(b, b.layout().offset())? } else { 0 };
+        let mut part_inputs = vec![inputs[0].clone(), part];
+        part_inputs.extend(bias_input.clone());
+        if m <= MATVEC_MAX_M {
+            let tpr = threads_per_row(k / 32);
+            let rows_per_group = 256 / tpr * MATVEC_ROWS;
+            let params = Params::default()
+                .u32(m)
+                .u32(cols)
+                .u32(k)
+                .u32(act)
+                .u32(a.layout().offset())
+                .u32(a_sb)
+                .u32(a_sm)
+                .u32(tpr)
+                .u32(b_off)
+                .u32(b_sb)
+                .u32(b_sn)
+                .u32(0)
+                .u32(n)
+                .u32(col0)
+                .u32(0)
+                .u32(0);
+            // One z slice per activation row: W is read again per row, mostly from cache.
+            let mut groups = grid_1d(cols.div_ceil(rows_per_group), max);
+            groups[2] = (batch * m) as u32;
+            run.push(Kernel::QuantMatvec { q, bias: has_bias }, &params.0, part_inputs, output, groups)?;
+        } else {
+            let params = Params::default()
+                .u32(m)
+                .u32(cols)
+                .u32(k)
+                .u32(act)
+                .u32(a.layout().offset())
+                .u32(a_sb)
+                .u32(a_sm)
+                .u32(0)
+                .u32(b_off)
+                .u32(b_sb)
+                .u32(b_sn)
+                .u32(0)
+                .u32(n)
+                .u32(col0)
+                .u32(0)
+                .u32(0);
+            let groups = [cols.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
+            run.push(Kernel::QuantMatmul { q, bias: has_bias }, &params.0, part_inputs, output, groups)?;
+        }
     }
+    Ok(())
 }
 
 pub(super) fn gather(run: &mut Run, table: &Tensor, ids: &Tensor, inputs: Vec<GpuStorage>, output: &GpuStorage) -> Result<()> {
@@ -110,7 +132,15 @@ pub(super) fn gather(run: &mut Run, table: &Tensor, ids: &Tensor, inputs: Vec<Gp
     let (vocab, h) = (table.dims()[0], table.dims()[1]);
     let rows = ids.numel();
     let row_bytes = bytes(table, h)?;
-    let params = Params::default().u32(rows).u32(h).u32(vocab).u32(bytes(table, table.layout().offset())?).u32(row_bytes);
     let groups = grid_1d((rows * (h / 32)).div_ceil(256), run.gpu.limits.max_compute_workgroups_per_dimension);
-    run.push(Kernel::QuantGather { q }, &params.0, inputs, output, groups)
+    // A table split by rows (too large for one binding) is looked up part by part.
+    let parts = row_parts(&inputs[0], vocab);
+    let last = parts.len() - 1;
+    for (i, (part, first, part_rows)) in parts.into_iter().enumerate() {
+        let offset = if last == 0 { bytes(table, table.layout().offset())? } else { 0 };
+        let params =
+            Params::default().u32(rows).u32(h).u32(part_rows).u32(offset).u32(row_bytes).u32(first).u32((i == last) as usize).u32(0);
+        run.push(Kernel::QuantGather { q }, &params.0, vec![part, inputs[1].clone()], output, groups)?;
+    }
+    Ok(())
 }

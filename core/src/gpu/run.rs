@@ -85,6 +85,7 @@ impl Run {
 
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("webformers run") });
         if !self.dispatches.is_empty() {
+            super::DISPATCHES_SUBMITTED.fetch_add(self.dispatches.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("webformers params"),
                 contents: &self.params,

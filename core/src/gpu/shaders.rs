@@ -15,6 +15,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("gather.wgsl", include_str!("../../../shaders/gather.wgsl")),
     ("elementwise.wgsl", include_str!("../../../shaders/elementwise.wgsl")),
     ("matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
+    ("tile.wgsl", include_str!("../../../shaders/tile.wgsl")),
     ("norm.wgsl", include_str!("../../../shaders/norm.wgsl")),
     ("softmax.wgsl", include_str!("../../../shaders/softmax.wgsl")),
     ("attention.wgsl", include_str!("../../../shaders/attention.wgsl")),
@@ -88,24 +89,48 @@ pub enum NormVariant {
 /// so the number of pipelines stays small.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    Copy { src: Elem, dst: Elem },
-    Gather { table: Elem },
+    Copy {
+        src: Elem,
+        dst: Elem,
+    },
+    Gather {
+        table: Elem,
+    },
     Unary,
     Binary,
-    Matmul { b: Elem, bias: bool },
-    Norm { kind: NormVariant, residual: bool, bias: bool },
-    Softmax { mask: bool },
+    Matmul {
+        b: Elem,
+        bias: bool,
+    },
+    Norm {
+        kind: NormVariant,
+        residual: bool,
+        bias: bool,
+    },
+    Softmax {
+        mask: bool,
+    },
     Attention,
     Pool(PoolMode),
     Unpack,
-    Rope { interleaved: bool },
+    Rope {
+        interleaved: bool,
+    },
     Argmax,
     /// Quantized weights, few activation rows (decoding): matvec_quant.wgsl.
-    QuantMatvec { q: Quant, bias: bool },
+    QuantMatvec {
+        q: Quant,
+        bias: bool,
+    },
     /// Quantized weights, many activation rows (prefill): matmul_quant.wgsl.
-    QuantMatmul { q: Quant, bias: bool },
+    QuantMatmul {
+        q: Quant,
+        bias: bool,
+    },
     /// Embedding lookup from a quantized table: gather_quant.wgsl.
-    QuantGather { q: Quant },
+    QuantGather {
+        q: Quant,
+    },
 }
 
 /// Adapter capabilities a variant may use.

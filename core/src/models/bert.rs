@@ -63,20 +63,21 @@ impl BertConfig {
     }
 }
 
-struct Embeddings {
-    word: Tensor,       // [vocab, H]
-    position: Tensor,   // [max_positions, H]
-    token_type: Tensor, // [type_vocab, H]
-    norm: LayerNorm,
+pub(super) struct Embeddings {
+    pub(super) word: Tensor,     // [vocab, H]
+    pub(super) position: Tensor, // [max_positions, H]
+    /// [type_vocab, H]; DistilBERT has none.
+    pub(super) token_type: Option<Tensor>,
+    pub(super) norm: LayerNorm,
 }
 
-struct Layer {
-    qkv: Linear,      // [3H, H]: query, key, value stacked
-    attn_out: Linear, // [H, H]
-    attn_norm: LayerNorm,
-    intermediate: Linear, // [I, H]
-    output: Linear,       // [H, I]
-    output_norm: LayerNorm,
+pub(super) struct Layer {
+    pub(super) qkv: Linear,      // [3H, H]: query, key, value stacked
+    pub(super) attn_out: Linear, // [H, H]
+    pub(super) attn_norm: LayerNorm,
+    pub(super) intermediate: Linear, // [I, H]
+    pub(super) output: Linear,       // [H, I]
+    pub(super) output_norm: LayerNorm,
 }
 
 pub struct Bert {
@@ -88,6 +89,11 @@ pub struct Bert {
 }
 
 impl Bert {
+    /// An encoder of BERT's structure built by another architecture's loader (DistilBERT).
+    pub(super) fn from_parts(config: BertConfig, device: Device, embeddings: Embeddings, layers: Vec<Layer>) -> Result<Bert> {
+        Ok(Bert { act: config.activation()?, device, config, embeddings, layers })
+    }
+
     pub fn load(config: BertConfig, vb: &Weights) -> Result<Bert> {
         if config.position_embedding_type.as_deref().is_some_and(|t| t != "absolute") {
             return Err(Error::Unsupported(format!("position_embedding_type {:?}", config.position_embedding_type)));
@@ -107,7 +113,7 @@ impl Bert {
         let embeddings = Embeddings {
             word: e.get("word_embeddings.weight", &[config.vocab_size, h])?,
             position: e.get("position_embeddings.weight", &[config.max_position_embeddings, h])?,
-            token_type: e.get("token_type_embeddings.weight", &[config.type_vocab_size, h])?,
+            token_type: Some(e.get("token_type_embeddings.weight", &[config.type_vocab_size, h])?),
             norm: LayerNorm::load(&e.pp("LayerNorm"), h, eps)?,
         };
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
@@ -174,7 +180,10 @@ impl EncoderModel for Bert {
         let scale = 1.0 / (d as f32).sqrt();
 
         let e = &self.embeddings;
-        let x = e.word.gather_rows(&ids)?.add(&e.position.gather_rows(&positions)?)?.add(&e.token_type.gather_rows(&types)?)?;
+        let mut x = e.word.gather_rows(&ids)?.add(&e.position.gather_rows(&positions)?)?;
+        if let Some(token_type) = &e.token_type {
+            x = x.add(&token_type.gather_rows(&types)?)?;
+        }
         let mut x = e.norm.forward(&x)?; // [T, H]
 
         for layer in &self.layers {

@@ -67,7 +67,11 @@ const BLOCK_NAMES: &[(&str, &str)] = &[
 
 fn hf_names(file: &dyn WeightSource, layers: usize) -> HashMap<String, String> {
     let mut names = HashMap::new();
-    for (gguf, hf) in [("token_embd.weight", "model.embed_tokens.weight"), ("output_norm.weight", "model.norm.weight"), ("output.weight", "lm_head.weight")] {
+    for (gguf, hf) in [
+        ("token_embd.weight", "model.embed_tokens.weight"),
+        ("output_norm.weight", "model.norm.weight"),
+        ("output.weight", "lm_head.weight"),
+    ] {
         names.insert(hf.to_string(), gguf.to_string());
     }
     for l in 0..layers {
@@ -83,7 +87,8 @@ fn llama_config(meta: &GgufMetadata, arch: &str, vocab_size: usize, tied: bool) 
     let key = |k: &str| format!("{arch}.{k}");
     let heads = meta.get_usize(&key("attention.head_count"))?;
     let hidden = meta.get_usize(&key("embedding_length"))?;
-    let head_dim = if meta.contains(&key("attention.key_length")) { meta.get_usize(&key("attention.key_length"))? } else { hidden / heads.max(1) };
+    let head_dim =
+        if meta.contains(&key("attention.key_length")) { meta.get_usize(&key("attention.key_length"))? } else { hidden / heads.max(1) };
     let config = serde_json::json!({
         "model_type": if arch == "qwen2" { "qwen2" } else { "llama" },
         "vocab_size": vocab_size,
@@ -173,6 +178,9 @@ pub fn load_from(
         .get_str("tokenizer.chat_template")
         .ok()
         .map(|t| ChatTemplate::new(t, token_text(id("tokenizer.ggml.bos_token_id")), token_text(id("tokenizer.ggml.eos_token_id"))));
-    let eos_ids = ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"].iter().filter_map(|k| id(k)).collect();
+    let eos_ids = ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"]
+        .iter()
+        .filter_map(|k| id(k))
+        .collect();
     Ok(GgufParts { model: Box::new(model), tokenizer, template, eos_ids })
 }

@@ -9,6 +9,7 @@ use crate::weights::Weights;
 use crate::{Error, Result, Tensor};
 
 pub mod bert;
+pub mod distilbert;
 pub mod gguf;
 pub mod gpt2;
 pub mod llama;
@@ -109,12 +110,13 @@ pub fn load_decoder(name: &str, config: &serde_json::Value, vb: &Weights) -> Res
 }
 
 /// Encoder architectures by `model_type`.
-pub const ENCODERS: &[&str] = &["bert", "roberta", "xlm-roberta"];
+pub const ENCODERS: &[&str] = &["bert", "roberta", "xlm-roberta", "distilbert"];
 
 pub fn load_encoder(files: &dyn ModelFiles, config: &serde_json::Value, vb: &Weights) -> Result<Box<dyn EncoderModel>> {
     let model_type = config.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
     match model_type {
         "bert" | "roberta" | "xlm-roberta" => Ok(Box::new(bert::Bert::load(parse(config)?, vb)?)),
+        "distilbert" => Ok(Box::new(distilbert::load(parse(config)?, vb)?)),
         "" => Err(Error::Config(format!("{}/config.json has no `model_type`", files.name()))),
         other => Err(Error::Unsupported(format!(
             "model_type `{other}` (from {}/config.json) has no encoder here; supported: {}",

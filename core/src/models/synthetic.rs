@@ -77,7 +77,8 @@ pub fn llama(config: LlamaConfig, dtype: DType, device: &Device, seed: u64) -> R
     }
     let (h, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
     let (d, hq, hkv) = (config.head_dim(), config.num_attention_heads, config.kv_heads());
-    let mut shapes: Vec<(String, DType, Vec<usize>)> = vec![("model.embed_tokens.weight".into(), dtype, vec![v, h]), ("model.norm.weight".into(), DType::F32, vec![h])];
+    let mut shapes: Vec<(String, DType, Vec<usize>)> =
+        vec![("model.embed_tokens.weight".into(), dtype, vec![v, h]), ("model.norm.weight".into(), DType::F32, vec![h])];
     for l in 0..config.num_hidden_layers {
         let p = |n: &str| format!("model.layers.{l}.{n}");
         shapes.extend([

@@ -15,7 +15,6 @@
 //! or a huge allocation.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::{SharedBytes, TensorInfo, WeightSource};
 use crate::{DType, Error, Result};
@@ -329,12 +328,14 @@ impl GgufMetadata {
 
     fn int_array<T>(&self, key: &str, want: &str, convert: impl Fn(i64) -> Option<T>) -> Result<Vec<T>> {
         let a = self.get_array(key)?;
-        let ints = a
-            .integers()
-            .ok_or_else(|| Error::file(&self.origin, format!("metadata key `{key}` is an array of {}, expected integers", a.elem_name())))?;
+        let ints = a.integers().ok_or_else(|| {
+            Error::file(&self.origin, format!("metadata key `{key}` is an array of {}, expected integers", a.elem_name()))
+        })?;
         ints.into_iter()
             .enumerate()
-            .map(|(i, v)| convert(v).ok_or_else(|| Error::file(&self.origin, format!("metadata key `{key}`: element {i} = {v} does not fit {want}"))))
+            .map(|(i, v)| {
+                convert(v).ok_or_else(|| Error::file(&self.origin, format!("metadata key `{key}`: element {i} = {v} does not fit {want}")))
+            })
             .collect()
     }
 }
@@ -533,7 +534,10 @@ pub fn parse_header(prefix: &[u8], origin: &str) -> Result<GgufHeader> {
             return Err(bad(format!("data offset {offset} is not a multiple of the alignment {alignment}")));
         }
         let (type_name, dtype) = ggml_type(type_id);
-        let start = (data_start as u64).checked_add(offset).filter(|&s| s <= 1 << 56).ok_or_else(|| bad(format!("data offset {offset} is implausible")))?;
+        let start = (data_start as u64)
+            .checked_add(offset)
+            .filter(|&s| s <= 1 << 56)
+            .ok_or_else(|| bad(format!("data offset {offset} is implausible")))?;
         let range = match dtype {
             Some(dtype) => {
                 let inner = ggml_dims.first().copied().unwrap_or(1);
@@ -542,7 +546,8 @@ pub fn parse_header(prefix: &[u8], origin: &str) -> Result<GgufHeader> {
                 }
                 let bytes = numel / dtype.block_len() as u64 * dtype.block_bytes() as u64;
                 // (On wasm32 a file past 4 GiB could not be in memory anyway.)
-                let end = usize::try_from(start + bytes).map_err(|_| bad(format!("ends past this platform's address space ({} bytes)", start + bytes)))?;
+                let end = usize::try_from(start + bytes)
+                    .map_err(|_| bad(format!("ends past this platform's address space ({} bytes)", start + bytes)))?;
                 data_end = data_end.max(end);
                 start as usize..end
             }
@@ -573,10 +578,19 @@ impl GgufFile {
         let all = (*bytes).as_ref();
         let header = parse_header(all, origin)?;
         if header.data_end > all.len() {
-            let cut = header.tensors.iter().find(|t| t.range.end > all.len()).map(|t| format!(" (tensor `{}` ends at byte {})", t.name, t.range.end));
+            let cut = header
+                .tensors
+                .iter()
+                .find(|t| t.range.end > all.len())
+                .map(|t| format!(" (tensor `{}` ends at byte {})", t.name, t.range.end));
             return Err(Error::file(
                 origin,
-                format!("truncated GGUF: the tensor data needs {} bytes, the file has {}{}", header.data_end, all.len(), cut.unwrap_or_default()),
+                format!(
+                    "truncated GGUF: the tensor data needs {} bytes, the file has {}{}",
+                    header.data_end,
+                    all.len(),
+                    cut.unwrap_or_default()
+                ),
             ));
         }
         let mut infos = HashMap::new();
@@ -603,7 +617,7 @@ impl GgufFile {
         let file = std::fs::File::open(path).map_err(|e| Error::file(&origin, e))?;
         // SAFETY: a read-only map; see SafetensorsFile::open.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::file(&origin, e))?;
-        Self::from_bytes(Arc::new(map), &origin)
+        Self::from_bytes(std::sync::Arc::new(map), &origin)
     }
 
     pub fn version(&self) -> u32 {

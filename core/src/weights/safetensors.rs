@@ -2,7 +2,6 @@
 //! the file is memory-mapped, so CPU tensors point into the map without a copy.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::{SharedBytes, TensorInfo, WeightSource};
 use crate::{DType, Error, Result};
@@ -118,7 +117,7 @@ impl SafetensorsFile {
         // SAFETY: the map is read-only; a file changed underneath would give wrong weights, not UB
         // in our code (the same contract every mmap-based loader has).
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::file(&origin, e))?;
-        Self::from_bytes(Arc::new(map), &origin)
+        Self::from_bytes(std::sync::Arc::new(map), &origin)
     }
 }
 

@@ -98,7 +98,7 @@ async fn gpus() -> Gpus {
 async fn open_gpus() -> Gpus {
     // Kernel tests cover every variant: the full context computes in f16 where kernels can.
     let full = GpuContext::new(GpuOptions { f16_math: true, ..GpuOptions::default() }).await;
-    let basic = GpuContext::new(GpuOptions { disable_f16: true, disable_subgroups: true, f16_math: false }).await;
+    let basic = GpuContext::new(GpuOptions { disable_f16: true, disable_subgroups: true, ..GpuOptions::default() }).await;
     match (full, basic) {
         (Ok(full), Ok(basic)) => {
             let f = full.features();

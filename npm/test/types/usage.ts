@@ -7,6 +7,7 @@ export async function embeddings(): Promise<number[][]> {
   env.localModelPath = '/models/';
   env.wasmPaths = '/assets/';
   env.logLevel = 'error';
+  env.numThreads = 2;
   const extractor = await pipeline('feature-extraction', 'sentence-transformers/all-MiniLM-L6-v2', {
     device: 'webgpu',
     dtype: 'fp32',
@@ -16,6 +17,8 @@ export async function embeddings(): Promise<number[][]> {
     },
   });
   const device: 'webgpu' | 'wasm' = extractor.device;
+  const threads: number | null = extractor.threads;
+  console.log(threads);
   const output: Tensor = await extractor(['Hello', 'World'], { pooling: 'mean', normalize: true });
   const dims: number[] = output.dims;
   const data: Float32Array = output.data;
