@@ -1,9 +1,10 @@
 // Hub models in headless Chromium: the engine's Hub client over fetch into IndexedDB, against the
 // Hub stand-in (tests/hub/server.py: a Hub and a CDN on two more ports of 127.0.0.1, both
 // answering CORS as the Hub does; the package is served from a third). Cold and warm loads
-// (counted by the server), the wasm heap's peak on the GPU path, faults on the wire, the storage
-// quota, tokens, GGUF streaming, and Node (no IndexedDB: streamed, not cached). Every successful
-// load must give PyTorch's embeddings (tests/fixtures/minilm-reference.json) within 1e-4.
+// (counted by the server), the wasm heap's peak on the GPU path, the threaded build (an isolated
+// page), faults on the wire, the storage quota, tokens, GGUF streaming, and Node (no IndexedDB:
+// streamed, not cached; threaded). Every successful load must give PyTorch's embeddings
+// (tests/fixtures/minilm-reference.json) within 1e-4.
 // Needs `npm run build` and scripts/fetch-models.sh first (scripts/test-npm.sh does both).
 
 import assert from 'node:assert/strict';
@@ -186,6 +187,56 @@ describe('a Hub model in the page, cached in IndexedDB', () => {
   }
 });
 
+describe('the threaded build', () => {
+  test('in a crossOriginIsolated page on 2 threads: a cold load fills the cache, a warm one reads it', { timeout: 300_000 }, async () => {
+    // COOP/COEP make the page isolated (SharedArrayBuffer, so the threaded build); the Hub's
+    // answers are CORS, which is what such a page may read from another origin.
+    const isolated = await startServer({ isolate: true, mounts: { '/': path.join(here, 'pages'), '/webformers/': distDir } });
+    try {
+      const load = async (clear) => {
+        const p = await openPage(browser, isolated.url);
+        try {
+          return await run(
+            p,
+            240,
+            async (endpoint, repo, inputs, clear) => {
+              const { pipeline, env, cache } = await import('/webformers/index.js');
+              env.remoteHost = `${endpoint}/`;
+              env.numThreads = 2;
+              if (clear) await cache.clear();
+              const pipe = await pipeline('feature-extraction', repo, { device: 'wasm' });
+              const out = await pipe(inputs, { pooling: 'mean', normalize: true });
+              await pipe.dispose();
+              return { isolated: self.crossOriginIsolated, threads: pipe.threads, data: Array.from(out.data), list: await cache.list() };
+            },
+            hub.endpoint,
+            REPO,
+            few.inputs.map((i) => i.text),
+            clear,
+          );
+        } finally {
+          assert.deepEqual(p.problems.filter((m) => !/Failed to load resource/.test(m)), []);
+          await p.close();
+        }
+      };
+      await hub.reset();
+      const cold = await load(true);
+      assert.equal(cold.isolated, true);
+      assert.equal(cold.threads, 2);
+      assert.ok(maxAbsDiff(cold.data, few) <= TOLERANCE, 'cold, 2 threads');
+      assertCached(cold, 'cold, 2 threads');
+      assert.ok((await weightRequests()).some((r) => r.startsWith('GET cdn bytes=')));
+      await hub.reset();
+      const warm = await load(false);
+      assert.equal(warm.threads, 2);
+      assert.ok(maxAbsDiff(warm.data, few) <= TOLERANCE, 'warm, 2 threads');
+      assert.deepEqual(await weightRequests(), [], 'a warm load makes no weight request');
+    } finally {
+      await isolated.close();
+    }
+  });
+});
+
 describe('faults on the wire: the load completes, or fails clearly, and the cache stays sound', () => {
   /** A cold load with `faults` armed, then a warm one (from the cache) that must be right. */
   async function coldThenWarm(what, faults, check = () => {}) {
@@ -359,14 +410,17 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
     await p.close();
   });
 
-  test('in Node (no IndexedDB): streamed from the Hub, nothing kept', { timeout: 120_000 }, async () => {
+  test('in Node (no IndexedDB), on 2 threads: streamed from the Hub, nothing kept', { timeout: 120_000 }, async () => {
     const { pipeline, env, cache } = await import(path.join(distDir, 'index.js'));
     const saved = { ...env };
     try {
       env.remoteHost = `${hub.endpoint}/`;
       env.allowLocalModels = false;
+      // The threaded build (worker_threads), as Node gets by default where it has the cores.
+      env.numThreads = 2;
       await hub.reset();
       const pipe = await pipeline('feature-extraction', REPO, { device: 'wasm' });
+      assert.equal(pipe.threads, 2);
       const out = await pipe(few.inputs.map((i) => i.text), { pooling: 'mean', normalize: true });
       assert.ok(maxAbsDiff(out.data, few) <= TOLERANCE);
       await pipe.dispose();
