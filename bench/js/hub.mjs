@@ -148,16 +148,16 @@ async function raw({ endpoint, repo, files }) {
 async function cold({ endpoint, repo, device, useBrowserCache }) {
   const { pipeline, env, cache } = await import('/webformers/index.js');
   const { engine } = await import('/webformers/engine.js');
-  const glue = await import('/webformers/wasm/webformers_wasm.js');
-  await engine();
+  // The engine's module (the single-threaded build here: the page is not isolated).
+  const wasm = await engine();
   await cache.clear();
   env.remoteHost = `${endpoint}/`;
   env.useBrowserCache = useBrowserCache;
   const t = performance.now();
   const pipe = await pipeline('feature-extraction', repo, { device });
   const ms = performance.now() - t;
-  // The engine's instance is already made: this gives its exports (and memory).
-  const heap = (await glue.default()).memory.buffer.byteLength;
+  // The instance is already made: init gives its exports, and with them its memory.
+  const heap = (await wasm.default()).memory.buffer.byteLength;
   await pipe.dispose();
   return { ms, heap };
 }
