@@ -6,11 +6,14 @@
 #     input, the TypeScript types, the packed package in an empty folder;
 #   - in headless Chromium through puppeteer-core (browser.test.mjs): WebGPU (SwiftShader) and
 #     WASM against the reference, pipelines in a Web Worker, the semantic-search and chat demos,
-#     bad input.
+#     bad input;
+#   - Hub models (hub.test.mjs) against the Hub stand-in (tests/hub/server.py, started on free
+#     ports of 127.0.0.1): cold and warm loads through IndexedDB, the wasm heap on WebGPU, faults
+#     on the wire, the storage quota, tokens, GGUF streaming, Node.
 # Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
 # SmolLM2-135M-Instruct Q4_1) when missing.
 #
-# Usage: scripts/test-npm.sh [node|browser]   (default: both)
+# Usage: scripts/test-npm.sh [node|browser|hub]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -40,6 +43,7 @@ npm run build
 case "${1:-all}" in
     node) node --test --test-timeout=600000 test/node.test.mjs ;;
     browser) node --test --test-timeout=900000 test/browser.test.mjs ;;
-    all) node --test --test-concurrency=1 --test-timeout=900000 test/node.test.mjs test/browser.test.mjs ;;
-    *) echo "usage: scripts/test-npm.sh [node|browser]" >&2; exit 2 ;;
+    hub) node --test --test-timeout=900000 test/hub.test.mjs ;;
+    all) node --test --test-concurrency=1 --test-timeout=900000 test/node.test.mjs test/browser.test.mjs test/hub.test.mjs ;;
+    *) echo "usage: scripts/test-npm.sh [node|browser|hub]" >&2; exit 2 ;;
 esac

@@ -71,6 +71,8 @@ pub enum HubErrorKind {
     Protocol,
     /// The local cache could not be read or written.
     Cache,
+    /// The local cache is out of room (the browser's storage quota for the page's origin).
+    Quota,
 }
 
 impl Error {

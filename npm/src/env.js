@@ -16,6 +16,13 @@ export const env = {
   remoteHost: 'https://huggingface.co/',
   /** The path of a model's files under `remoteHost`. */
   remotePathTemplate: '{model}/resolve/{revision}/',
+  /**
+   * A Hugging Face access token for private and gated models. Sent as `Authorization: Bearer` to
+   * `remoteHost`'s origin only (never to the CDN its downloads are redirected to).
+   */
+  accessToken: null,
+  /** Keep Hub models in IndexedDB (browsers; see `cache`), so a second load downloads nothing. */
+  useBrowserCache: true,
   /** Where models named by id are looked for first: a URL path in browsers, a folder in Node. */
   localModelPath: '/models/',
   /** Fetch models from `remoteHost` (when they are not found locally). */

@@ -1,13 +1,14 @@
-// The model transport: where a model's files are, and getting their bytes with progress events.
-// This is the ONLY module that fetches or reads model files; the Hub streaming work (tensor-level
-// range requests, IndexedDB cache, pinned revisions) replaces it behind `loadModelFiles`.
+// Where a model's files are, and getting the bytes of local and plain-HTTP ones with progress
+// events. Hub ids are not fetched here: `loadModelFiles` hands them back (`{hub}`) for the engine's
+// Hub client (hub.js: pinned, streamed by ranges onto the device, cached in IndexedDB).
 //
 // Where `model` points:
 //   - an absolute or ./relative path, or a file: URL (Node): a local folder, or a .gguf file;
 //   - a /path or ./relative URL (browsers): a folder on the page's server;
 //   - an http(s) URL: a folder served over HTTP (or a .gguf file);
-//   - an id (`org/name`): `env.localModelPath + model` first when `env.allowLocalModels`, then
-//     `env.remoteHost + env.remotePathTemplate` when `env.allowRemoteModels`.
+//   - an id (`org/name`, or `org/name/file.gguf`): `env.localModelPath + model` first when
+//     `env.allowLocalModels`, then the Hub at `env.remoteHost` when `env.allowRemoteModels` (with a
+//     `env.remotePathTemplate` other than the Hub's own, a plain HTTP folder there instead).
 //
 // Progress events have transformers.js's shape:
 //   {status: 'initiate' | 'download' | 'progress' | 'done', name, file, loaded, total, progress}
@@ -173,6 +174,10 @@ async function fetchBytes(url, onProgress) {
 
 // ---- resolving a model name to sources -------------------------------------------------------
 
+const HUB_TEMPLATE = '{model}/resolve/{revision}/';
+/** `name` or `org/name`, as the Hub spells repository ids. */
+const isRepoId = (s) => /^[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?(?:\/[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?)?$/.test(s) && !/\.\.|--/.test(s);
+
 function fillTemplate(model, revision) {
   return String(env.remotePathTemplate)
     .replaceAll('{model}', model)
@@ -203,7 +208,8 @@ async function candidates(model, { revision, localOnly }) {
     }
   }
   if (env.allowRemoteModels && !localOnly) {
-    list.push(() => httpSource(withSlash(new URL(fillTemplate(model, revision), withSlash(String(env.remoteHost))).href), model));
+    if (String(env.remotePathTemplate) === HUB_TEMPLATE && isRepoId(model)) list.push(() => ({ hub: { repo: model, revision } }));
+    else list.push(() => httpSource(withSlash(new URL(fillTemplate(model, revision), withSlash(String(env.remoteHost))).href), model));
   }
   if (list.length === 0) {
     throw new WebformersError(
@@ -221,7 +227,8 @@ async function candidates(model, { revision, localOnly }) {
  * Fetches a model's files. `required` and `optional` are file names inside the model folder
  * (the first required one, config.json, decides whether a candidate place holds the model).
  * For a .gguf model the one file is fetched instead. Resolves to
- * `{name, where, files: Map<string, Uint8Array>}`.
+ * `{name, where, files: Map<string, Uint8Array>}`, or, where the model is a Hub repository, to
+ * `{name, hub: {repo, revision, file}}` (`file`: the .gguf file in it, else null) for hub.js.
  */
 export async function loadModelFiles(model, { revision = 'main', required, optional = [], progress = () => {}, localOnly = false }) {
   if (typeof model !== 'string' || model === '') {
@@ -240,7 +247,12 @@ export async function loadModelFiles(model, { revision = 'main', required, optio
   if (isGguf(model)) {
     // One file: look for it in its folder, as a folder model's config.json is looked for.
     const plain = model.replace(/\?.*$/, '');
-    const cut = plain.lastIndexOf('/');
+    // A file in a Hub repository's folder (`org/name/sub/file.gguf`) belongs to `org/name`.
+    const parts = plain.split('/');
+    let cut = plain.lastIndexOf('/');
+    if (parts.length > 3 && isRepoId(parts.slice(0, 2).join('/')) && !isUrl(model) && !isAbsolutePath(model) && !model.startsWith('.')) {
+      cut = parts[0].length + parts[1].length + 1;
+    }
     file = decodeURIComponent(plain.slice(cut + 1));
     where = cut > 0 ? model.slice(0, cut) : '.';
     if (where === '.' || where === '..') where += '/';
@@ -252,6 +264,7 @@ export async function loadModelFiles(model, { revision = 'main', required, optio
   const misses = [];
   for (const make of makers) {
     const source = await make();
+    if (source.hub) return { name, hub: { ...source.hub, file } };
     const problem = await source.probe();
     if (problem) {
       misses.push(problem);

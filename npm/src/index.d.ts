@@ -10,6 +10,8 @@ export type ProgressInfo =
   | { status: 'download'; name: string; file: string }
   | { status: 'progress'; name: string; file: string; loaded: number; total: number; progress: number }
   | { status: 'done'; name: string; file: string; loaded: number; total: number; progress: number }
+  /** Hub models: bytes over every file of the load so far, after each 'progress'. */
+  | { status: 'progress_total'; name: string; loaded: number; total: number; progress: number }
   | { status: 'ready'; task: string; model: string; name: string; device: Device };
 
 export type ProgressCallback = (info: ProgressInfo) => void;
@@ -32,6 +34,10 @@ export interface Env {
   remoteHost: string;
   /** Default '{model}/resolve/{revision}/'. */
   remotePathTemplate: string;
+  /** A Hugging Face token for private and gated models, sent to remoteHost's origin only. Default null. */
+  accessToken: string | null;
+  /** Keep Hub models in IndexedDB (browsers), so a second load downloads nothing. Default true. */
+  useBrowserCache: boolean;
   /** Default '/models/' (a URL path in browsers, a folder in Node). */
   localModelPath: string;
   allowRemoteModels: boolean;
@@ -72,10 +78,33 @@ export class WebformersError extends Error {
   constructor(message: string, code?: string);
   /**
    * 'file' (missing or bad file), 'network', 'config', 'weight', 'tokenizer', 'unsupported',
-   * 'input', 'no_adapter', 'over_limit', 'gpu', 'wasm', 'worker', 'panic' or 'engine'.
+   * 'input', 'no_adapter', 'over_limit', 'gpu', 'wasm', 'worker', 'panic' or 'engine'; for Hub
+   * models also 'auth' (private or gated), 'integrity' (bytes not matching their sha256),
+   * 'quota' (the browser's storage quota) and 'cache' (IndexedDB failed).
    */
   code: string;
 }
+
+/** A Hub model cached in this browser (IndexedDB, per origin). */
+export interface CachedModel {
+  /** 'org/name'. */
+  readonly repo: string;
+  /** Bytes of its complete files (each content counted once). */
+  readonly size: number;
+  readonly files: ReadonlyArray<{ file: string; commit: string; size: number }>;
+  /** Branches and tags → the commit they pointed to when last loaded. */
+  readonly revisions: Readonly<Record<string, string>>;
+  /** Bytes of downloads that did not finish (kept so that the next load resumes). */
+  readonly incomplete: number;
+}
+
+/** The Hub models cached in this browser. Empty where there is no IndexedDB (Node). */
+export const cache: {
+  list(): Promise<CachedModel[]>;
+  /** Removes every file of `repo`; resolves to the bytes freed. */
+  delete(repo: string): Promise<number>;
+  clear(): Promise<void>;
+};
 
 export function cos_sim(a: ArrayLike<number>, b: ArrayLike<number>): number;
 

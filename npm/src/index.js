@@ -7,3 +7,4 @@ export { Tensor, cos_sim } from './tensor.js';
 export { TextStreamer } from './streamer.js';
 export { WebformersError } from './engine.js';
 export { workerPipeline } from './worker-client.js';
+export { cache } from './hub-store.js';

@@ -6,6 +6,7 @@ import { engine, engineThreads, guarded, asError, WebformersError } from './engi
 import { loadModelFiles, isGguf } from './fetch.js';
 import { Tensor } from './tensor.js';
 import { TextStreamer } from './streamer.js';
+import { hubLoad } from './hub.js';
 
 const DEVICES = ['auto', 'webgpu', 'wasm'];
 /** Errors of the WebGPU device itself (not of the model): 'auto' falls back to WASM on these. */
@@ -15,6 +16,7 @@ const TASKS = {
   'feature-extraction': {
     defaultModel: 'sentence-transformers/all-MiniLM-L6-v2',
     load: (wasm, files, device, dtype) => wasm.FeatureExtractionTask.load(files, device, dtype),
+    loadFromHub: (wasm, loaded, device, dtype) => wasm.FeatureExtractionTask.loadFromHub(loaded, device, dtype),
     // A small run at load time compiles the GPU pipelines and proves the device works.
     warmUp: (handle) => handle.run(['webformers'], 'mean', true),
     make: featureExtraction,
@@ -22,6 +24,7 @@ const TASKS = {
   'text-generation': {
     defaultModel: 'HuggingFaceTB/SmolLM2-135M-Instruct',
     load: (wasm, files, device, dtype) => wasm.TextGenerationTask.load(files, device, dtype),
+    loadFromHub: (wasm, loaded, device, dtype) => wasm.TextGenerationTask.loadFromHub(loaded, device, dtype),
     supportsGguf: (wasm) => wasm.TextGenerationTask.supportsGguf(),
     loadGguf: (wasm, files, file, device, dtype) => wasm.TextGenerationTask.loadGguf(files, file, device, dtype),
     make: textGeneration,
@@ -123,12 +126,14 @@ export async function pipeline(task, model = null, options = {}) {
     throw e;
   }
   let handle = null;
-  const fileSet = new wasm.ModelFileSet(fetched.name);
+  // A Hub model streams its weights onto the device inside the engine; other files come whole.
+  const fileSet = fetched.hub ? null : new wasm.ModelFileSet(fetched.name);
   try {
-    for (const [name, bytes] of fetched.files) fileSet.insert(name, bytes);
-    fetched.files.clear();
-    const load = (d) =>
-      guarded(() => (gguf ? entry.loadGguf(wasm, fileSet, fetched.file, d, dtype) : entry.load(wasm, fileSet, d, dtype)));
+    for (const [name, bytes] of fetched.files ?? []) fileSet.insert(name, bytes);
+    fetched.files?.clear();
+    const load = fetched.hub
+      ? (d) => loadFromHub(wasm, entry, fetched.hub, spec, d, dtype, progress)
+      : (d) => guarded(() => (gguf ? entry.loadGguf(wasm, fileSet, fetched.file, d, dtype) : entry.load(wasm, fileSet, d, dtype)));
     try {
       handle = await load(dev);
       if (dev.kind === 'webgpu' && entry.warmUp) await guarded(() => entry.warmUp(handle));
@@ -150,7 +155,7 @@ export async function pipeline(task, model = null, options = {}) {
     dev?.free();
     throw asError(e);
   } finally {
-    fileSet.free();
+    fileSet?.free();
   }
 
   const threads = dev.kind === 'wasm' ? engineThreads()?.threads ?? 1 : null;
@@ -160,6 +165,20 @@ export async function pipeline(task, model = null, options = {}) {
   progress({ status: 'ready', task: spec.task, model, name: model, device: info.device });
   log.info(`${spec.task} ${model} ready on ${info.adapter}`);
   return pipe;
+}
+
+/**
+ * A Hub model built on device `d`: its weights streamed there (or read back from IndexedDB), then
+ * the task. Run again on another device (device 'auto' falling back to WASM), a load resumes from
+ * what the first one cached.
+ */
+async function loadFromHub(wasm, entry, hub, spec, d, dtype, progress) {
+  const loaded = await guarded(() => hubLoad(wasm, hub, spec, d, progress));
+  try {
+    return await guarded(() => entry.loadFromHub(wasm, loaded, d, dtype));
+  } finally {
+    loaded.free();
+  }
 }
 
 /** The callable's common part: calls run one at a time; dispose() frees the model. */

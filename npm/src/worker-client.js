@@ -8,6 +8,8 @@ import { Tensor } from './tensor.js';
 
 const ENV_KEYS = [
   'remoteHost',
+  'accessToken',
+  'useBrowserCache',
   'remotePathTemplate',
   'localModelPath',
   'allowRemoteModels',

@@ -229,7 +229,8 @@ describe('bad input rejects with a clear Error', () => {
     try {
       env.remoteHost = `http://127.0.0.1:${await closedPort()}/`;
       env.allowLocalModels = false;
-      await rejects(pipeline('feature-extraction', 'org/model', { device: 'wasm' }), /could not fetch http:\/\/127\.0\.0\.1:\d+\/org\/model\/resolve\/main\/config\.json/, 'network');
+      // The Hub client retries (0.5 + 1 + 2 + 4 s), then names the repository, file and host.
+      await rejects(pipeline('feature-extraction', 'org/model', { device: 'wasm' }), /org\/model: config\.json: HEAD 127\.0\.0\.1:\d+: fetch failed \(ECONNREFUSED\), still after 5 tries/, 'network');
     } finally {
       Object.assign(env, saved);
     }

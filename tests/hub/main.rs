@@ -474,6 +474,15 @@ fn gguf_files_stream_tensor_by_tensor_or_map_from_the_cache() {
         let q = w.info(&quantized.name).unwrap();
         assert_eq!((q.dtype, &q.dims), (quantized.dtype.unwrap(), &quantized.dims), "{device:?}");
         assert_cache_sound(cold.path());
+        // The streamed tensors and kept header make the same model as the mapped file.
+        use webformers::chat::Message;
+        use webformers::tasks::text_generation::{GenerationOptions, Prompt, TextGeneration};
+        let prompt = Prompt::Chat(vec![Message { role: "user".into(), content: "What is the capital of France?".into() }]);
+        let options = GenerationOptions { max_new_tokens: 8, ..Default::default() };
+        let streamed = TextGeneration::load_gguf_streamed(w, &device, &LoadOptions::default()).unwrap();
+        let mapped = TextGeneration::load_gguf(GgufFile::open(&path).unwrap(), &device, &LoadOptions::default()).unwrap();
+        let reply = |pipe: &TextGeneration| pollster::block_on(pipe.generate(&prompt, &options, |_| {})).unwrap().token_ids;
+        assert_eq!(reply(&streamed), reply(&mapped), "{device:?}");
     }
 
     // From the cache: no GET; one HEAD pins the branch.

@@ -23,6 +23,10 @@ GET /api/models/{repo}[/revision/{revision}]: {"id", "sha", "siblings": [{"rfile
 GET /api/models/{repo}/tree/{revision}[/{path}]: the files (recursively) and folders, as the Hub lists them
 CDN: HEAD/GET /{sha256}/{repo}/{path}?sig=...; ETag = sha256; Range. A request that carries
   Authorization is refused with 400 and counted (stats: cdn_authorization).
+Both answer CORS as the Hub does, so that pages on another origin (the browser tests) can use
+them: Access-Control-Allow-Origin on every answer, the headers a client reads exposed (ETag,
+X-Repo-Commit, X-Linked-*, Content-Range, ...), and preflights (OPTIONS, not logged) allowing
+Authorization and Range.
 GET /_stats: {"requests": [{server, method, file, range, auth, status}], "cdn_authorization": n}
 GET /_reset: clears the log and the faults.
 GET /_fault?file=F&kind=K[&count=N][&skip=N][&after=BYTES][&status=S][&retry_after=SECS][&method=GET]
@@ -43,6 +47,12 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# What a page may read of an answer from another origin (huggingface.co exposes these too).
+EXPOSED_HEADERS = ", ".join([
+    "ETag", "X-Repo-Commit", "X-Linked-Etag", "X-Linked-Size", "Content-Range", "Content-Length",
+    "Accept-Ranges", "X-Error-Code", "X-Error-Message", "Retry-After", "Link",
+])
 
 LFS_SUFFIXES = (".safetensors", ".gguf", ".bin", ".onnx", ".pt", ".h5", ".msgpack")
 LFS_MIN_SIZE = 1 << 20
@@ -76,10 +86,25 @@ class Repo:
                 self._hashes[rel] = h.hexdigest()
             return self._hashes[rel]
 
+    def lfs_pointer(self, rel):
+        """The pointer file git holds for an LFS file."""
+        return f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256(rel)}\nsize {os.path.getsize(self.files[rel])}\n".encode()
+
     def git_sha1(self, rel):
-        with open(self.files[rel], "rb") as f:
-            data = f.read()
-        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        """The git blob id: of the file itself, or of its LFS pointer for an LFS file (as git
+        stores it). Computed once: the Hub lists them without reading the files."""
+        with self._lock:
+            if ("git", rel) in self._hashes:
+                return self._hashes[("git", rel)]
+        if self.is_lfs(rel):
+            data = self.lfs_pointer(rel)
+        else:
+            with open(self.files[rel], "rb") as f:
+                data = f.read()
+        oid = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        with self._lock:
+            self._hashes[("git", rel)] = oid
+        return oid
 
 
 class State:
@@ -118,6 +143,21 @@ def make_handler(state, server_name):
 
         def log_message(self, *args):
             pass
+
+        def end_headers(self):
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Access-Control-Expose-Headers", EXPOSED_HEADERS)
+            super().end_headers()
+
+        def do_OPTIONS(self):
+            # A CORS preflight: any method this server has, the headers asked for (Authorization,
+            # Range). Browsers send them on their own; they are not requests of the protocol.
+            self.send_response(204)
+            self.send_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+            self.send_header("Access-Control-Allow-Headers", self.headers.get("Access-Control-Request-Headers", "*"))
+            self.send_header("Access-Control-Max-Age", "600")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def record(self, file, status):
             with state.lock:
@@ -223,7 +263,7 @@ def make_handler(state, server_name):
                     size = os.path.getsize(repo.files[f])
                     entry = {"type": "file", "oid": repo.git_sha1(f), "size": size, "path": f}
                     if repo.is_lfs(f):
-                        entry["lfs"] = {"oid": repo.sha256(f), "size": size, "pointerSize": 134}
+                        entry["lfs"] = {"oid": repo.sha256(f), "size": size, "pointerSize": len(repo.lfs_pointer(f))}
                     entries.append(entry)
                 entries += [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in sorted(folders)]
                 return self.reply(200, [("Content-Type", "application/json")], json.dumps(entries).encode(), file="")

@@ -4,14 +4,27 @@
 
 use js_sys::Reflect;
 use wasm_bindgen::JsValue;
-use webformers::Error;
+use webformers::{Error, HubErrorKind};
 
 /// `code`: `file`, `config`, `weight`, `tokenizer`, `unsupported`, `input`, `no_adapter`,
-/// `over_limit`, `gpu`, or `engine` for anything else (shape or dtype errors: a bug or an
-/// unsupported model).
+/// `over_limit`, `gpu`; for the Hub: `file` (no such repository, revision or file), `auth`
+/// (private or gated, no valid token), `network` (unreachable, HTTP errors after retries, a
+/// server that does not speak the Hub's protocol), `integrity` (bytes that do not match their
+/// sha256; nothing was cached), `quota` (the browser's storage quota), `cache` (IndexedDB
+/// failed); or `engine` for anything else (shape or dtype errors: a bug or an unsupported model).
 pub fn js_error(e: Error) -> JsValue {
     let message = e.to_string();
     let code = match &e {
+        Error::Hub { kind, .. } => match kind {
+            HubErrorKind::NotFound => "file",
+            HubErrorKind::Unauthorized | HubErrorKind::Forbidden => "auth",
+            HubErrorKind::Integrity => "integrity",
+            HubErrorKind::Quota => "quota",
+            HubErrorKind::Cache => "cache",
+            HubErrorKind::RateLimited | HubErrorKind::Server | HubErrorKind::Network | HubErrorKind::Offline | HubErrorKind::Protocol => {
+                "network"
+            }
+        },
         Error::File { .. } => "file",
         Error::Config(_) => "config",
         Error::Weight { .. } => "weight",

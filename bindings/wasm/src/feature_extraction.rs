@@ -9,6 +9,7 @@ use wasm_bindgen_futures::future_to_promise;
 use webformers::tasks::LoadOptions;
 use webformers::tasks::feature_extraction::{FeatureExtraction, Pooling};
 
+use crate::hub::HubLoaded;
 use crate::{EngineDevice, ModelFileSet, js_error, set, weight_dtype};
 
 #[wasm_bindgen]
@@ -27,6 +28,20 @@ impl FeatureExtractionTask {
         #[allow(clippy::needless_update)]
         let options = LoadOptions { dtype: weight_dtype(dtype)?, ..Default::default() };
         let task = FeatureExtraction::load(files.files(), device.device(), &options).map_err(js_error)?;
+        Ok(FeatureExtractionTask { inner: Rc::new(task) })
+    }
+
+    /// Builds the model from what `hubLoad` fetched (its weights are already on `device`, the one
+    /// they were streamed to).
+    #[wasm_bindgen(js_name = loadFromHub)]
+    pub fn load_from_hub(loaded: &HubLoaded, device: &EngineDevice, dtype: &str) -> Result<FeatureExtractionTask, JsValue> {
+        #[allow(clippy::needless_update)]
+        let options = LoadOptions { dtype: weight_dtype(dtype)?, ..Default::default() };
+        let files = loaded
+            .files
+            .as_ref()
+            .ok_or_else(|| js_error(webformers::Error::Input("feature-extraction takes a model folder, not a GGUF file".into())))?;
+        let task = FeatureExtraction::load(files, device.device(), &options).map_err(js_error)?;
         Ok(FeatureExtractionTask { inner: Rc::new(task) })
     }
 

@@ -1,6 +1,7 @@
 //! The webformers engine for JavaScript: the wasm-bindgen layer under the npm package `webformers`
-//! (npm/). It adds no model or loading code of its own: files fetched by the JS side go into a
-//! `MemoryFiles`, and the same `Device`, tasks and models as the native build run on them.
+//! (npm/). It adds no model code of its own: files fetched by the JS side go into a `MemoryFiles`,
+//! and Hub models load through the core's Hub client over fetch into IndexedDB (`hub.rs`), for
+//! the same `Device`, tasks and models as the native build.
 //!
 //! The boundary never panics by design: every fallible call returns a rejected promise (or throws)
 //! with an `Error` whose `code` property says what kind of failure it was (see `errors.rs`). A
@@ -13,6 +14,7 @@
 
 mod errors;
 mod feature_extraction;
+mod hub;
 mod text_generation;
 
 use std::cell::RefCell;
@@ -26,6 +28,7 @@ use webformers::{Device, DeviceChoice, GpuOptions};
 
 pub use errors::js_error;
 pub use feature_extraction::FeatureExtractionTask;
+pub use hub::{FetchTransport, HubLoaded, JsStore};
 pub use text_generation::TextGenerationTask;
 
 #[wasm_bindgen]

@@ -16,6 +16,7 @@ use webformers::tasks::LoadOptions;
 use webformers::tasks::text_generation::{GenerationOptions, Prompt, StopReason, TextGeneration};
 use webformers::weights::gguf::GgufFile;
 
+use crate::hub::HubLoaded;
 use crate::{EngineDevice, ModelFileSet, js_error, set, weight_dtype};
 
 #[wasm_bindgen]
@@ -94,6 +95,20 @@ impl TextGenerationTask {
         let bytes = files.files().require(file).map_err(js_error)?;
         let gguf = GgufFile::from_bytes(bytes, files.files().name()).map_err(js_error)?;
         let task = TextGeneration::load_gguf(gguf, device.device(), &load_options(dtype)?).map_err(js_error)?;
+        Ok(TextGenerationTask { inner: Rc::new(task) })
+    }
+
+    /// From what `hubLoad` fetched: a model folder's files, or one GGUF file's tensors (taken:
+    /// a `HubLoaded` builds one GGUF model). The weights are already on `device`.
+    #[wasm_bindgen(js_name = loadFromHub)]
+    pub fn load_from_hub(loaded: &mut HubLoaded, device: &EngineDevice, dtype: &str) -> Result<TextGenerationTask, JsValue> {
+        let options = load_options(dtype)?;
+        let task = match (&loaded.files, loaded.gguf.take()) {
+            (_, Some(weights)) => TextGeneration::load_gguf_streamed(weights, device.device(), &options),
+            (Some(files), None) => TextGeneration::load(files, device.device(), &options),
+            (None, None) => Err(webformers::Error::Input("this Hub load was already used".into())),
+        }
+        .map_err(js_error)?;
         Ok(TextGenerationTask { inner: Rc::new(task) })
     }
 

@@ -70,6 +70,11 @@ impl CpuStorage {
         CpuStorage(Inner::new(Bytes::Owned { words, len: bytes.len() }))
     }
 
+    /// Words already filled (a weight streamed straight into its storage): no copy.
+    pub(crate) fn from_words(words: Vec<u32>, len: usize) -> Self {
+        CpuStorage(Inner::new(Bytes::Owned { words, len }))
+    }
+
     /// Zero-copy when the range is 4-byte aligned in memory, else one copy.
     pub(crate) fn from_shared(source: Arc<dyn AsRef<[u8]> + Send + Sync>, range: Range<usize>) -> Self {
         let slice = &(*source).as_ref()[range.clone()];

@@ -47,6 +47,16 @@ impl GpuStorage {
     pub(crate) fn whole(buffer: Arc<GpuBuffer>) -> GpuStorage {
         GpuStorage { buffer, parts: None }
     }
+
+    /// A matrix made of `parts` (at least one), in row order.
+    pub(crate) fn split(parts: Vec<RowPart>) -> GpuStorage {
+        let first = parts[0].storage.buffer.clone();
+        GpuStorage { buffer: first, parts: Some(parts.into()) }
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// What to ask of the adapter.
@@ -197,6 +207,48 @@ impl GpuContext {
     pub(crate) fn upload(&self, bytes: &[u8], what: &str) -> Result<GpuStorage> {
         let size = (bytes.len() as u64).div_ceil(4).max(1) * 4;
         self.check_size(size, what)?;
+        // In the browser a mapped range is a second copy in the wasm heap (wgpu's temporary
+        // mapping); a queue write hands the bytes over from where they are.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let buffer = self.weight_buffer(bytes.len() as u64, what)?;
+            self.write_padded(&buffer, 0, bytes);
+            return Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer))));
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        self.upload_mapped(bytes, size)
+    }
+
+    /// A new buffer for `bytes` bytes of weights, filled by `write_padded` (padded to 4 bytes).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pub(crate) fn weight_buffer(&self, bytes: u64, what: &str) -> Result<wgpu::Buffer> {
+        let size = bytes.div_ceil(4).max(1) * 4;
+        self.check_size(size, what)?;
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("webformers weight"),
+            size,
+            usage: pool::STORAGE_USAGE,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// Writes `bytes` at `offset` (a multiple of 4) through the queue; a tail that is not a
+    /// multiple of 4 is padded with zeros (so only the last piece of a buffer may have one).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pub(crate) fn write_padded(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
+        let whole = bytes.len() & !3;
+        if whole > 0 {
+            self.queue.write_buffer(buffer, offset, &bytes[..whole]);
+        }
+        if whole < bytes.len() {
+            let mut tail = [0u8; 4];
+            tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+            self.queue.write_buffer(buffer, offset + whole as u64, &tail);
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn upload_mapped(&self, bytes: &[u8], size: u64) -> Result<GpuStorage> {
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("webformers upload"),
             size,
@@ -214,23 +266,34 @@ impl GpuContext {
     /// A matrix of `rows` rows: one buffer when it fits a binding, else parts of whole rows that
     /// each do (so a 128 MiB binding limit does not cap a model's embedding table).
     pub(crate) fn upload_rows(&self, bytes: &[u8], rows: usize, what: &str) -> Result<GpuStorage> {
-        let limit = self.max_binding_bytes() as usize;
-        if bytes.len() <= limit || rows <= 1 || bytes.len() % rows != 0 {
-            return self.upload(bytes, what);
-        }
+        let Some(split) = self.row_split(bytes.len(), rows, what)? else { return self.upload(bytes, what) };
         let row_bytes = bytes.len() / rows;
-        let per_part = limit / row_bytes;
-        if per_part == 0 {
-            return Err(Error::OverLimit { what: format!("one row of {what}"), needed: row_bytes as u64, limit: limit as u64 });
-        }
         let mut parts = Vec::new();
-        for first_row in (0..rows).step_by(per_part) {
-            let n = per_part.min(rows - first_row);
+        for (first_row, n) in split {
             let storage = self.upload(&bytes[first_row * row_bytes..(first_row + n) * row_bytes], what)?;
             parts.push(RowPart { storage, first_row, rows: n });
         }
-        let first = parts[0].storage.buffer.clone();
-        Ok(GpuStorage { buffer: first, parts: Some(parts.into()) })
+        Ok(GpuStorage::split(parts))
+    }
+
+    /// How a matrix of `rows` rows in `bytes` bytes is split so that each part fits one binding:
+    /// `None` when it needs no split (or is not whole rows), else `(first_row, rows)` per part.
+    /// Every part but the last holds a multiple of 4 bytes, so that a weight streamed into its
+    /// parts piece by piece (`TensorWriter`) writes each at 4-byte offsets, as queue writes need.
+    pub(crate) fn row_split(&self, bytes: usize, rows: usize, what: &str) -> Result<Option<Vec<(usize, usize)>>> {
+        let limit = self.max_binding_bytes() as usize;
+        if bytes <= limit || rows <= 1 || bytes % rows != 0 {
+            return Ok(None);
+        }
+        let row_bytes = bytes / rows;
+        // Rows per 4-byte multiple: 1, 2 or 4.
+        let align = 4 / gcd(row_bytes, 4);
+        let per_part = limit / row_bytes / align * align;
+        if per_part == 0 {
+            let what = if align == 1 { format!("one row of {what}") } else { format!("{align} rows of {what}") };
+            return Err(Error::OverLimit { what, needed: (row_bytes * align) as u64, limit: limit as u64 });
+        }
+        Ok(Some((0..rows).step_by(per_part).map(|first_row| (first_row, per_part.min(rows - first_row))).collect()))
     }
 
     /// One buffer holding `parts` (storage, bytes used) back to back, copied on the device: weights

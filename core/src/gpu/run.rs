@@ -124,6 +124,12 @@ impl Run {
         let mut staging = Vec::new();
         for t in reads {
             let storage = t.node.storage().ok_or_else(|| Error::Gpu("read of an unrealized tensor (engine bug)".into()))?;
+            if storage.gpu().parts.is_some() {
+                // Its first buffer holds only the first rows: copying the whole would overrun it.
+                return Err(Error::Unsupported(
+                    "reading back a tensor larger than one GPU binding (it is split by rows; a matmul or a row lookup reads it)".into(),
+                ));
+            }
             let at = t.layout().offset() as u64 * 4;
             let size = (t.numel() as u64 * 4).max(4);
             let buffer = device.create_buffer(&wgpu::BufferDescriptor {

@@ -186,8 +186,9 @@ async fn send_retrying<T: Transport>(
     }
 }
 
-/// What `send` ends with: the response, the URL that gave it, whether Authorization went there,
-/// and how many tries the last hop took.
+/// What `send` ends with: the response, the URL that gave it (where the transport's own
+/// redirects ended, for fetch), whether Authorization went there, and how many tries the last
+/// hop took.
 pub(crate) struct Sent<B> {
     pub response: Response<B>,
     pub url: String,
@@ -223,7 +224,13 @@ pub(crate) async fn send<T: Transport>(
         let location = response.header("location").filter(|_| (300..400).contains(&response.status)).map(|l| join(&url, l));
         match location {
             Some(next) if !(stop_off_origin && origin(&next) != home) => url = next,
-            _ => return Ok(Sent { response, url, authorized, tries }),
+            _ => {
+                // A transport that followed redirects itself reports where it ended; Authorization
+                // did not go past the endpoint's origin (fetch drops it there).
+                let url = response.redirected_to.clone().unwrap_or(url);
+                let authorized = authorized && origin(&url) == home;
+                return Ok(Sent { response, url, authorized, tries });
+            }
         }
     }
     Err(at.error(HubErrorKind::Protocol, format!("more than {MAX_REDIRECTS} redirects from {}", host(&url))))
@@ -249,7 +256,7 @@ mod tests {
 
     #[test]
     fn retry_after_is_read_in_seconds_and_never_panics() {
-        let response = |v: &str| Response { status: 503, headers: vec![("retry-after".into(), v.into())], body: () };
+        let response = |v: &str| Response { status: 503, headers: vec![("retry-after".into(), v.into())], body: (), redirected_to: None };
         assert_eq!(retry_after(&response("2")), Some(Duration::from_secs(2)));
         assert_eq!(retry_after(&response("0.5")), Some(Duration::from_millis(500)));
         for bad in ["1e300", "-1", "NaN", "Wed, 21 Oct 2015 07:28:00 GMT"] {

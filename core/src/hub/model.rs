@@ -9,7 +9,7 @@ use super::client::{self, Target};
 use super::progress::Tracker;
 use super::store::{Cached, FileMeta, PartialFile, Store};
 use super::stream::{self, Fetch, Format};
-use super::transport::{Method, Transport};
+use super::transport::{Body, Method, Transport};
 use super::{Hub, is_commit_hash, normalize_etag};
 use crate::files::ModelFiles;
 use crate::weights::gguf::GgufFile;
@@ -21,8 +21,16 @@ const WEIGHTS_FILE: &str = "model.safetensors";
 
 /// What a HEAD of a resolve URL says.
 enum Head {
-    Found { meta: FileMeta, commit: Option<String> },
-    Missing { commit: Option<String> },
+    /// `followed`: the transport followed a redirect itself (fetch), so the Hub's own answer (its
+    /// X-Repo-Commit, X-Linked-Etag) was not seen.
+    Found {
+        meta: FileMeta,
+        commit: Option<String>,
+        followed: bool,
+    },
+    Missing {
+        commit: Option<String>,
+    },
 }
 
 impl Head {
@@ -64,6 +72,9 @@ pub struct HubModel<'h, T: Transport, S: Store> {
     fell_back: Cell<bool>,
     tracker: Tracker,
     staging_peak: Cell<usize>,
+    /// Folder listings of the pinned commit (`/api/models/{repo}/tree/{commit}/{folder}`): where a
+    /// transport that follows redirects (fetch) learns an LFS file's sha256 and size.
+    trees: RefCell<HashMap<String, Option<HashMap<String, (String, u64)>>>>,
 }
 
 impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
@@ -76,6 +87,7 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
             fell_back: Cell::new(false),
             tracker: Tracker::new(hub.options.progress.clone(), repo),
             staging_peak: Cell::new(0),
+            trees: RefCell::new(HashMap::new()),
         }
     }
 
@@ -184,12 +196,22 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
         }
         match self.head(&self.revision, file).await {
             Ok(h) => {
-                let commit = h.commit().map(str::to_string).ok_or_else(|| {
-                    self.target(file).error(
-                        HubErrorKind::Protocol,
-                        "the server sent no X-Repo-Commit header, so the load cannot be pinned to one commit",
-                    )
-                })?;
+                let commit = match h.commit() {
+                    Some(c) => c.to_string(),
+                    // fetch followed the Hub's redirect (a large file was asked first), so its
+                    // X-Repo-Commit was never seen: the revision API says. The HEAD named the
+                    // branch, so it is not reused: the file is asked again by the commit.
+                    None if matches!(h, Head::Found { followed: true, .. }) => {
+                        let commit = self.revision_commit(file).await?;
+                        return self.pin(&commit, true).await;
+                    }
+                    None => {
+                        return Err(self.target(file).error(
+                            HubErrorKind::Protocol,
+                            "the server sent no X-Repo-Commit header, so the load cannot be pinned to one commit",
+                        ));
+                    }
+                };
                 *head = Some(h);
                 self.pin(&commit, true).await
             }
@@ -227,6 +249,36 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
         let commit = r.header("x-repo-commit").map(str::to_string);
         let code = r.header("x-error-code").unwrap_or("");
         match r.status {
+            200..=399 if r.redirected_to.is_some() => {
+                // fetch followed the redirect to the CDN: the headers are the CDN's. The Hub lists
+                // the file's sha256 (its LFS oid) and size in the commit's tree; the CDN's own ETag
+                // and length are the fallback for a server without that API.
+                let listed =
+                    match commit.clone().or_else(|| self.pinned()).or_else(|| is_commit_hash(revision).then(|| revision.to_string())) {
+                        Some(c) => self.listed(&c, file).await?,
+                        None => None,
+                    };
+                let (etag, size) = match listed {
+                    Some(found) => found,
+                    None => {
+                        let etag = r.header("etag").map(normalize_etag).filter(|e| !e.is_empty());
+                        let size = r.header("content-length").and_then(|s| s.trim().parse::<u64>().ok());
+                        match (etag, size) {
+                            (Some(e), Some(n)) => (e, n),
+                            _ => {
+                                return Err(at.error(
+                                    HubErrorKind::Protocol,
+                                    "the answer has no ETag or size, and the tree API does not list the file",
+                                ));
+                            }
+                        }
+                    }
+                };
+                if etag.contains(['/', '\\']) || etag.starts_with('.') {
+                    return Err(at.error(HubErrorKind::Protocol, format!("ETag `{etag}` cannot name a file")));
+                }
+                Ok(Head::Found { meta: FileMeta { etag, size, location: sent.url.clone() }, commit, followed: true })
+            }
             200..=399 => {
                 let redirected = (300..400).contains(&r.status);
                 let etag = r.header("x-linked-etag").or(r.header("etag")).map(normalize_etag).filter(|e| !e.is_empty());
@@ -247,11 +299,91 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
                     Some(c) if location == url => self.resolve_url(c, file),
                     _ => location,
                 };
-                Ok(Head::Found { meta: FileMeta { etag, size, location }, commit })
+                Ok(Head::Found { meta: FileMeta { etag, size, location }, commit, followed: false })
             }
             404 if code != "RepoNotFound" && code != "RevisionNotFound" => Ok(Head::Missing { commit }),
             _ => Err(client::status_error(r, Method::Head, &sent.url, sent.authorized, sent.tries, at)),
         }
+    }
+
+    /// The commit a branch or tag points to, from `/api/models/{repo}/revision/{revision}`.
+    async fn revision_commit(&self, file: &str) -> Result<String> {
+        let at = self.target(file);
+        let url = format!("{}/api/models/{}/revision/{}", self.hub.options.endpoint, self.repo, client::encode_segment(&self.revision));
+        let (json, _) = self.get_json(&url, at).await?;
+        json["sha"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| at.error(HubErrorKind::Protocol, format!("the revision API gave no commit (`sha`) for `{}`", self.revision)))
+    }
+
+    /// A file's (sha256 or git ETag, size) as the commit's tree lists it; None when the listing is
+    /// unavailable or does not have it.
+    async fn listed(&self, commit: &str, file: &str) -> Result<Option<(String, u64)>> {
+        let folder = file.rsplit_once('/').map_or("", |(dir, _)| dir).to_string();
+        if !self.trees.borrow().contains_key(&folder) {
+            let listing = match self.list_folder(commit, &folder, file).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    log::warn!("{}: the tree of `{folder}` could not be listed ({e}); using the CDN's headers", self.repo);
+                    None
+                }
+            };
+            self.trees.borrow_mut().insert(folder.clone(), listing);
+        }
+        Ok(self.trees.borrow().get(&folder).and_then(|l| l.as_ref()).and_then(|l| l.get(file).cloned()))
+    }
+
+    /// Every file of one folder at `commit`: path → (the sha256 of an LFS file, else the git oid; size).
+    async fn list_folder(&self, commit: &str, folder: &str, file: &str) -> Result<HashMap<String, (String, u64)>> {
+        let at = self.target(file);
+        let base = format!("{}/api/models/{}/tree/{}", self.hub.options.endpoint, self.repo, client::encode_segment(commit));
+        let mut next = Some(if folder.is_empty() { base } else { format!("{base}/{}", client::encode_path(folder)) });
+        let mut out = HashMap::new();
+        // The Hub pages long listings (a Link header names the next page).
+        for _ in 0..100 {
+            let Some(url) = next.take() else { break };
+            let (json, link) = self.get_json(&url, at).await?;
+            let entries = json.as_array().ok_or_else(|| at.error(HubErrorKind::Protocol, "the tree API did not answer a list"))?;
+            for e in entries.iter().filter(|e| e["type"] == "file") {
+                let Some(path) = e["path"].as_str() else { continue };
+                let (oid, size) = match e.get("lfs") {
+                    Some(lfs) if lfs.is_object() => (lfs["oid"].as_str(), lfs["size"].as_u64()),
+                    _ => (e["oid"].as_str(), e["size"].as_u64()),
+                };
+                if let (Some(oid), Some(size)) = (oid, size) {
+                    out.insert(path.to_string(), (normalize_etag(oid), size));
+                }
+            }
+            next = link;
+        }
+        Ok(out)
+    }
+
+    /// GETs a small JSON document of the Hub's API (at most 64 MiB); also the Link header's next page.
+    async fn get_json(&self, url: &str, at: Target<'_>) -> Result<(serde_json::Value, Option<String>)> {
+        const LIMIT: usize = 64 << 20;
+        let sent = client::send(&self.hub.transport, &self.hub.options, Method::Get, url, None, false, at).await?;
+        let r = sent.response;
+        if !(200..300).contains(&r.status) {
+            return Err(client::status_error(&r, Method::Get, &sent.url, sent.authorized, sent.tries, at));
+        }
+        let next = r.header("link").and_then(next_link).map(|l| client::join(&sent.url, &l));
+        let mut body = r.body;
+        let mut bytes = Vec::new();
+        loop {
+            match body.chunk().await {
+                Ok(Some(c)) if bytes.len() + c.len() <= LIMIT => bytes.extend_from_slice(c),
+                Ok(Some(_)) => {
+                    return Err(at.error(HubErrorKind::Protocol, format!("{} answered more than {LIMIT} bytes", client::host(url))));
+                }
+                Ok(None) => break,
+                Err(e) => return Err(at.error(HubErrorKind::Network, format!("GET {}: {e}", client::host(url)))),
+            }
+        }
+        let json = serde_json::from_slice(&bytes)
+            .map_err(|e| at.error(HubErrorKind::Protocol, format!("GET {}: not JSON: {e}", client::host(url))))?;
+        Ok((json, next))
     }
 
     async fn locate(&self, file: &str) -> Result<Located> {
@@ -462,6 +594,15 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
             }
         }
     }
+}
+
+/// The `rel="next"` URL of a Link header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (url, params) = part.trim().split_once(';')?;
+        let rel_next = params.split(';').any(|p| matches!(p.trim().replace(' ', "").as_str(), "rel=\"next\"" | "rel=next"));
+        rel_next.then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+    })
 }
 
 /// A file name inside a repository: relative, without `..`.

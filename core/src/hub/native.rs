@@ -158,7 +158,7 @@ impl Transport for UreqTransport {
         } else {
             UreqBody::new(response.into_reader(), length)
         };
-        Ok(Response { status, headers, body })
+        Ok(Response { status, headers, body, redirected_to: None })
     }
 
     async fn sleep(&self, duration: Duration) {

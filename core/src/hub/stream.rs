@@ -3,8 +3,9 @@
 //! `Fetch` walks a file from its first byte to its last: ranges the store already holds are read
 //! back from it, the others come by Range requests; every byte is hashed, stored and handed to a
 //! sink exactly once, so a broken connection resumes at the byte where it broke. `stream_weights`
-//! puts a sink behind it that cuts the bytes into tensors and uploads each as soon as it is whole:
-//! host memory holds one tensor at a time (plus the transport's read buffers), never the file.
+//! puts a sink behind it that cuts the bytes into tensors and writes each onto the device as its
+//! bytes arrive: host memory never holds the file (natively, at most one tensor is staged for
+//! its upload; in the browser and on the CPU not even that).
 
 use std::ops::Range;
 
@@ -15,7 +16,7 @@ use super::client::{self, Target};
 use super::progress::Tracker;
 use super::store::{FileMeta, PartialFile};
 use super::transport::{Body, Method, Transport};
-use crate::weights::{DeviceWeights, TensorInfo, gguf, safetensors};
+use crate::weights::{DeviceWeights, TensorInfo, TensorWriter, gguf, safetensors};
 use crate::{Device, Error, HubErrorKind, Result, Tensor};
 
 /// Bytes handed on in order: (offset in the file, bytes).
@@ -288,6 +289,11 @@ struct Layout {
 }
 
 impl Format {
+    /// Tensors whose bytes a loader reads on the host as well (GGUF's Llama 3 rope factors).
+    fn keeps_on_host(self, name: &str) -> bool {
+        self == Format::Gguf && crate::models::gguf::HOST_TENSORS.contains(&name)
+    }
+
     /// How long the header is, from the first bytes of a file of `size` bytes.
     fn header_len(self, prefix: &[u8], size: u64, origin: &str) -> Result<HeaderLen> {
         Ok(match self {
@@ -378,7 +384,7 @@ pub(crate) async fn stream_weights<T: Transport, P: PartialFile>(
     for (name, dtype) in &layout.unsupported {
         out.insert_unsupported(name, dtype);
     }
-    let mut asm = Assembler { tensors: layout.tensors, next: 0, staged: Vec::new(), peak: 0, device, out };
+    let mut asm = Assembler::new(layout.tensors, format, device, out);
     asm.feed(header_len, &header[header_len as usize..])?;
     header.truncate(header_len as usize);
     for end in plan(fetch.pos(), size, &ends, request_bytes) {
@@ -412,22 +418,45 @@ pub(crate) fn plan(from: u64, size: u64, tensor_ends: &[u64], target: u64) -> Ve
     cuts
 }
 
-/// Cuts a byte stream into tensors and uploads each as soon as it is whole.
+/// Cuts a byte stream into tensors: a tensor whole within one read is uploaded from it, one that
+/// spans reads is written onto the device piece by piece as they arrive (`TensorWriter`).
 struct Assembler<'d> {
     /// By start offset.
     tensors: Vec<(String, TensorInfo)>,
     next: usize,
-    /// The bytes of a tensor that spans reads.
-    staged: Vec<u8>,
+    /// The tensor that spans reads, being filled.
+    writer: Option<TensorWriter>,
+    /// The bytes of a tensor the format wants on the host too (GGUF's `rope_freqs`).
+    host: Vec<u8>,
+    format: Format,
     peak: usize,
     device: &'d Device,
     out: DeviceWeights,
 }
 
-impl Assembler<'_> {
+/// Weight errors keep their OverLimit kind (so a caller can fall back to another device).
+fn weight_error(name: &str, e: Error) -> Error {
+    match e {
+        e @ Error::OverLimit { .. } => e,
+        e => Error::weight(name, e),
+    }
+}
+
+impl<'d> Assembler<'d> {
+    fn new(tensors: Vec<(String, TensorInfo)>, format: Format, device: &'d Device, out: DeviceWeights) -> Self {
+        Assembler { tensors, next: 0, writer: None, host: Vec::new(), format, peak: 0, device, out }
+    }
+
     fn upload(&mut self, index: usize, bytes: &[u8]) -> Result<()> {
         let (name, info) = &self.tensors[index];
-        let tensor = Tensor::from_bytes(bytes, info.dtype, &info.dims, self.device).map_err(|e| Error::weight(name, e))?;
+        let tensor = match Tensor::from_bytes(bytes, info.dtype, &info.dims, self.device) {
+            Ok(t) => t,
+            // The same kind and words as a tensor written piece by piece.
+            Err(Error::OverLimit { needed, limit, .. }) => {
+                return Err(Error::OverLimit { what: format!("weight `{name}`"), needed, limit });
+            }
+            Err(e) => return Err(Error::weight(name, e)),
+        };
         self.out.insert(name.clone(), tensor);
         Ok(())
     }
@@ -435,8 +464,8 @@ impl Assembler<'_> {
     /// Takes bytes `at..at + data.len()` of the file; calls come in file order.
     fn feed(&mut self, mut at: u64, mut data: &[u8]) -> Result<()> {
         while self.next < self.tensors.len() {
-            let r = self.tensors[self.next].1.range.clone();
-            let (start, end) = (r.start as u64, r.end as u64);
+            let (name, info) = &self.tensors[self.next];
+            let (start, end) = (info.range.start as u64, info.range.end as u64);
             if at < start {
                 // Bytes before this tensor (padding, or a tensor no op uses) pass by.
                 let skip = (start - at).min(data.len() as u64);
@@ -446,36 +475,43 @@ impl Assembler<'_> {
                     return Ok(());
                 }
             }
-            let have = start + self.staged.len() as u64;
+            let have = start + self.writer.as_ref().map_or(0, |w| w.written() as u64);
             if at != have {
                 // Overlapping tensors, or bytes out of order: never silently mix them up.
-                return Err(Error::weight(&self.tensors[self.next].0, format!("its bytes arrived at {at}, expected {have}")));
+                return Err(Error::weight(name, format!("its bytes arrived at {at}, expected {have}")));
             }
             let take = (end - at).min(data.len() as u64) as usize;
-            if self.staged.is_empty() && at + take as u64 == end {
+            let piece = &data[..take];
+            if self.format.keeps_on_host(name) {
+                self.host.extend_from_slice(piece);
+            }
+            let name = name.clone();
+            if self.writer.is_none() && at + take as u64 == end {
                 // Whole within this read: uploaded straight from it.
-                self.upload(self.next, &data[..take])?;
+                self.upload(self.next, piece)?;
             } else {
-                if self.staged.is_empty() {
-                    // Exactly one tensor's room, not a doubling's; a size memory cannot hold is an
-                    // error, not an abort.
-                    self.staged
-                        .try_reserve_exact((end - start) as usize)
-                        .map_err(|e| Error::weight(&self.tensors[self.next].0, format!("{} bytes: {e}", end - start)))?;
+                if self.writer.is_none() {
+                    let (_, info) = &self.tensors[self.next];
+                    self.writer = Some(TensorWriter::new(&name, info.dtype, &info.dims, self.device).map_err(|e| weight_error(&name, e))?);
                 }
-                self.staged.extend_from_slice(&data[..take]);
-                self.peak = self.peak.max(self.staged.capacity());
-                if start + self.staged.len() as u64 == end {
-                    let staged = std::mem::take(&mut self.staged);
-                    self.upload(self.next, &staged)?;
-                    self.staged = staged;
-                    self.staged.clear();
+                let mut complete = false;
+                if let Some(writer) = self.writer.as_mut() {
+                    writer.write(piece).map_err(|e| weight_error(&name, e))?;
+                    self.peak = self.peak.max(writer.staged_bytes());
+                    complete = start + writer.written() as u64 == end;
+                }
+                if complete && let Some(w) = self.writer.take() {
+                    let tensor = w.finish().map_err(|e| weight_error(&name, e))?;
+                    self.out.insert(name.clone(), tensor);
                 }
             }
             data = &data[take..];
             at += take as u64;
             if at < end {
                 return Ok(());
+            }
+            if self.format.keeps_on_host(&name) {
+                self.out.set_host_bytes(&name, std::mem::take(&mut self.host));
             }
             self.next += 1;
         }
@@ -534,8 +570,7 @@ mod tests {
         for step in [1, 3, 7, 40, 1000] {
             let tensors = vec![("a".to_string(), info(8, 10, vec![2, 5])), ("b".to_string(), info(60, 6, vec![6]))];
             let device = Device::Cpu;
-            let mut asm =
-                Assembler { tensors, next: 0, staged: Vec::new(), peak: 0, device: &device, out: DeviceWeights::new("t", &device) };
+            let mut asm = Assembler::new(tensors, Format::Safetensors, &device, DeviceWeights::new("t", &device));
             for (i, chunk) in file.chunks(step).enumerate() {
                 asm.feed((i * step) as u64, chunk).unwrap();
             }

@@ -38,6 +38,9 @@ struct Logged {
 struct MockHub {
     files: HashMap<String, Vec<u8>>,
     token: Option<String>,
+    /// Follows redirects itself and drops Authorization off the Hub's origin, as fetch does; the
+    /// CDN's ETag is then not the sha256 (as S3's is not), so only the tree API gives it.
+    follow: bool,
     faults: RefCell<Vec<Fault>>,
     log: RefCell<Vec<Logged>>,
     slept: RefCell<Vec<Duration>>,
@@ -74,6 +77,7 @@ impl MockHub {
         MockHub {
             files: files.iter().map(|(n, b)| (n.to_string(), b.clone())).collect(),
             token: None,
+            follow: false,
             faults: RefCell::new(Vec::new()),
             log: RefCell::new(Vec::new()),
             slept: RefCell::new(Vec::new()),
@@ -94,14 +98,37 @@ impl MockHub {
 
     fn respond(&self, status: u16, headers: &[(&str, String)], data: Vec<u8>, break_at: Option<usize>) -> Response<MockBody> {
         let headers = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-        Response { status, headers, body: MockBody { data, pos: 0, break_at } }
+        Response { status, headers, body: MockBody { data, pos: 0, break_at }, redirected_to: None }
     }
-}
 
-impl Transport for MockHub {
-    type Body = MockBody;
+    /// The Hub's API: a commit's tree (with each LFS file's sha256) and a revision's commit.
+    fn api(&self, path: &str) -> Response<MockBody> {
+        let json = if path == format!("{REPO}/revision/main") {
+            serde_json::json!({ "id": REPO, "sha": COMMIT })
+        } else if path == format!("{REPO}/tree/{COMMIT}") {
+            let mut names: Vec<&String> = self.files.keys().collect();
+            names.sort();
+            let entries: Vec<serde_json::Value> = names
+                .into_iter()
+                .map(|name| {
+                    let content = &self.files[name];
+                    let mut e =
+                        serde_json::json!({ "type": "file", "path": name, "size": content.len(), "oid": format!("git-{}", content.len()) });
+                    if is_lfs(name) {
+                        e["lfs"] = serde_json::json!({ "oid": sha256_hex(content), "size": content.len() });
+                    }
+                    e
+                })
+                .collect();
+            serde_json::Value::Array(entries)
+        } else {
+            return self.respond(404, &[("x-error-code", "RevisionNotFound".into())], Vec::new(), None);
+        };
+        let data = json.to_string().into_bytes();
+        self.respond(200, &[("content-length", data.len().to_string())], data, None)
+    }
 
-    async fn send(&self, request: &Request) -> Result<Response<MockBody>, TransportError> {
+    async fn answer(&self, request: &Request) -> Result<Response<MockBody>, TransportError> {
         let header = |n: &str| request.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
         let authorization = header("authorization");
         let range = header("range");
@@ -111,6 +138,9 @@ impl Transport for MockHub {
             range: range.clone(),
             authorized: authorization.is_some(),
         });
+        if let Some(path) = request.url.strip_prefix(&format!("{HUB}/api/models/")) {
+            return Ok(self.api(path));
+        }
         let (file, on_cdn) = if let Some(rest) = request.url.strip_prefix(&format!("{CDN}/")) {
             (rest.split('?').next().unwrap_or("").to_string(), true)
         } else {
@@ -153,14 +183,21 @@ impl Transport for MockHub {
             ];
             return Ok(self.respond(302, &h, Vec::new(), None));
         }
-        let etag = if is_lfs(&file) { sha } else { format!("git-{}", content.len()) };
+        let etag = match is_lfs(&file) {
+            true if self.follow => "cdn-etag".to_string(),
+            true => sha,
+            false => format!("git-{}", content.len()),
+        };
         let mut data = content.clone();
         if self.take_fault(&file, |f| matches!(f, Fault::Corrupt(_))).is_some() {
             let mid = data.len() / 2;
             data[mid] ^= 0xff;
         }
         let mut status = 200;
-        let mut h = vec![("etag", format!("\"{etag}\"")), ("x-repo-commit", COMMIT.to_string())];
+        let mut h = vec![("etag", format!("\"{etag}\""))];
+        if !on_cdn {
+            h.push(("x-repo-commit", COMMIT.to_string()));
+        }
         if let Some(r) = range.as_deref().and_then(|r| r.strip_prefix("bytes=")) {
             let (a, b) = r.split_once('-').unwrap();
             let a: usize = a.parse().unwrap();
@@ -178,6 +215,32 @@ impl Transport for MockHub {
             _ => None,
         };
         Ok(self.respond(status, &h, data, break_at))
+    }
+}
+
+impl Transport for MockHub {
+    type Body = MockBody;
+
+    async fn send(&self, request: &Request) -> Result<Response<MockBody>, TransportError> {
+        if !self.follow {
+            return self.answer(request).await;
+        }
+        let mut request = request.clone();
+        let mut redirected_to = None;
+        loop {
+            let mut response = self.answer(&request).await?;
+            let location = response.header("location").filter(|_| (300..400).contains(&response.status)).map(str::to_string);
+            let Some(next) = location else {
+                response.redirected_to = redirected_to;
+                return Ok(response);
+            };
+            // As browsers do: Authorization never follows a redirect to another origin.
+            if client::origin(&next) != client::origin(&request.url) {
+                request.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+            }
+            request.url = next.clone();
+            redirected_to = Some(next);
+        }
     }
 
     async fn sleep(&self, duration: Duration) {
@@ -410,4 +473,64 @@ fn names() {
     assert_eq!(normalize_etag("W/\"abc\""), "abc");
     assert_eq!(normalize_etag("\"abc\""), "abc");
     assert!(is_commit_hash(COMMIT) && !is_commit_hash("main"));
+}
+
+/// fetch: redirects followed by the transport, so the Hub's own redirect (X-Linked-Etag) is never
+/// seen, and the CDN's ETag is not the sha256.
+fn follow_mode(files: &[(&str, Vec<u8>)]) -> MockHub {
+    let mut mock = MockHub::new(files);
+    mock.follow = true;
+    mock
+}
+
+#[test]
+fn a_transport_that_follows_redirects_pins_verifies_by_the_tree_and_keeps_the_token_off_the_cdn() {
+    let (files, values) = tiny_repo();
+    let mut mock = follow_mode(&files);
+    mock.token = Some("secret".into());
+    let store = MemoryStore::new();
+    let hub = Hub::new(mock, store.clone(), HubOptions { token: Some("secret".into()), ..options() });
+    let model = hub.model(REPO, None).unwrap();
+    let loaded = block(model.load(&["config.json"], &Device::Cpu)).unwrap();
+    assert_eq!(loaded.commit(), COMMIT);
+    check_weights(crate::files::ModelFiles::weights(&loaded, &Device::Cpu).unwrap(), &values);
+    let log = hub.transport().log.borrow().clone();
+    for l in &log {
+        assert_eq!(l.authorized, l.url.starts_with(HUB), "the token goes to the Hub only: {l:?}");
+    }
+    // One tree listing gave the sha256; every range after the HEAD went straight to the CDN.
+    assert_eq!(log.iter().filter(|l| l.url.contains("/api/models/")).count(), 1, "{log:#?}");
+    let gets = hub.transport().gets("model.safetensors");
+    assert!(gets.len() >= 3 && gets.iter().all(|g| g.url.starts_with(CDN)), "{gets:#?}");
+    // Stored under its sha256, not the CDN's ETag.
+    let (blobs, partial) = store.contents();
+    assert!(blobs.contains(&sha256_hex(&files[1].1)) && partial == 0, "{blobs:?}");
+}
+
+#[test]
+fn a_transport_that_follows_redirects_pins_by_the_revision_api_when_weights_come_first() {
+    let (files, values) = tiny_repo();
+    let hub = Hub::new(follow_mode(&files), MemoryStore::new(), options());
+    let model = hub.model(REPO, None).unwrap();
+    check_weights(block(model.weights(&Device::Cpu)).unwrap(), &values);
+    assert_eq!(model.pinned().as_deref(), Some(COMMIT));
+    let log = hub.transport().log.borrow().clone();
+    assert!(log.iter().any(|l| l.url.ends_with("/api/models/org/tiny/revision/main")), "{log:#?}");
+    // After the branch's HEAD, everything names the commit.
+    let after_pin = log.iter().skip_while(|l| !l.url.contains("/revision/main")).skip(1);
+    assert!(after_pin.clone().all(|l| !l.url.contains("/resolve/main/")), "{log:#?}");
+}
+
+#[test]
+fn a_transport_that_follows_redirects_still_rejects_bytes_that_do_not_match_the_sha256() {
+    let (files, values) = tiny_repo();
+    let mock = follow_mode(&files);
+    mock.faults.borrow_mut().push(Fault::Corrupt("model.safetensors"));
+    let store = MemoryStore::new();
+    let hub = Hub::new(mock, store.clone(), options());
+    let err = block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).err().expect("a corrupt download fails");
+    assert!(matches!(err, Error::Hub { kind: HubErrorKind::Integrity, .. }), "{err}");
+    assert_eq!(store.contents().1, 0, "the bad bytes are discarded");
+    hub.transport().faults.borrow_mut().clear();
+    check_weights(block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).unwrap(), &values);
 }

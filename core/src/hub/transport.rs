@@ -32,6 +32,9 @@ pub struct Response<B> {
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
     pub body: B,
+    /// Where a transport that follows redirects itself (fetch) ended up, when it followed any:
+    /// the answer (status, headers) is that URL's, and the redirect's own headers were never seen.
+    pub redirected_to: Option<String>,
 }
 
 impl<B> Response<B> {
@@ -68,7 +71,8 @@ pub trait Transport {
     /// Sends one request. A transport that can, returns redirects (3xx with Location) as they are,
     /// for the client to follow: it needs the headers of the Hub's redirect (X-Linked-Etag) and
     /// decides where Authorization may go. One that cannot see them (fetch) follows them itself,
-    /// and must then drop Authorization when a redirect leaves the origin (fetch does).
+    /// says where it ended (`Response::redirected_to`), and must then drop Authorization when a
+    /// redirect leaves the origin (browsers do, as the Fetch standard requires).
     async fn send(&self, request: &Request) -> Result<Response<Self::Body>, TransportError>;
 
     /// Waits before a retry.

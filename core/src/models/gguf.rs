@@ -10,16 +10,20 @@ use super::llama::{Llama, LlamaConfig};
 use crate::chat::ChatTemplate;
 use crate::gguf_tokenizer::{GgufVocab, build_tokenizer};
 use crate::tokenizer::Tokenizer;
-use crate::weights::gguf::{GgufFile, GgufMetadata};
-use crate::weights::{SharedBytes, TensorInfo, WeightDType, WeightSource, Weights};
-use crate::{Device, Error, Result};
+use crate::weights::gguf::{GgufFile, GgufMetadata, parse_header};
+use crate::weights::{DeviceWeights, SharedBytes, TensorInfo, WeightDType, WeightSource, Weights};
+use crate::{Device, Error, Result, Tensor};
 
 /// Architectures whose GGUF tensors map onto `Llama`.
 pub const GGUF_ARCHITECTURES: &[&str] = &["llama", "qwen2", "mistral"];
 
+/// Tensors the loader reads as numbers on the host: a streamed load keeps their bytes
+/// (`DeviceWeights::host_bytes`).
+pub const HOST_TENSORS: &[&str] = &["rope_freqs.weight"];
+
 /// A source that answers to Hugging Face names for tensors stored under other names.
 struct Renamed {
-    inner: Arc<GgufFile>,
+    inner: Arc<dyn WeightSource>,
     /// Hugging Face name -> name in the file.
     names: HashMap<String, String>,
 }
@@ -40,6 +44,9 @@ impl WeightSource for Renamed {
     fn bytes(&self) -> &SharedBytes {
         self.inner.bytes()
     }
+    fn tensor(&self, name: &str, device: &Device) -> Option<Result<Tensor>> {
+        self.inner.tensor(self.names.get(name)?, device)
+    }
 }
 
 /// llama.cpp's tensor names for one block, and their Hugging Face names.
@@ -58,7 +65,7 @@ const BLOCK_NAMES: &[(&str, &str)] = &[
     ("ffn_down.weight", "mlp.down_proj.weight"),
 ];
 
-fn hf_names(file: &GgufFile, layers: usize) -> HashMap<String, String> {
+fn hf_names(file: &dyn WeightSource, layers: usize) -> HashMap<String, String> {
     let mut names = HashMap::new();
     for (gguf, hf) in [
         ("token_embd.weight", "model.embed_tokens.weight"),
@@ -112,9 +119,30 @@ pub struct GgufParts {
     pub eos_ids: Vec<u32>,
 }
 
+/// From a whole GGUF file (mapped, or in memory).
 pub fn load(file: GgufFile, device: &Device, dtype: WeightDType) -> Result<GgufParts> {
     let file = Arc::new(file);
-    let meta = file.metadata();
+    let rope_freqs = file.tensor_bytes("rope_freqs.weight").ok().map(<[u8]>::to_vec);
+    load_from(file.metadata(), file.clone(), rope_freqs.as_deref(), device, dtype)
+}
+
+/// From a GGUF whose tensors were streamed onto `device` as they arrived
+/// (`HubModel::gguf_weights`): the metadata comes from the header it kept.
+pub fn load_streamed(weights: DeviceWeights, device: &Device, dtype: WeightDType) -> Result<GgufParts> {
+    let header = parse_header(weights.header(), weights.origin())?;
+    let rope_freqs = weights.host_bytes("rope_freqs.weight").map(<[u8]>::to_vec);
+    load_from(&header.metadata, Arc::new(weights), rope_freqs.as_deref(), device, dtype)
+}
+
+/// From a GGUF's metadata and its tensors (`source`, by their names in the file); `rope_freqs`:
+/// the bytes of `rope_freqs.weight` when the file has it.
+pub fn load_from(
+    meta: &GgufMetadata,
+    file: Arc<dyn WeightSource>,
+    rope_freqs: Option<&[u8]>,
+    device: &Device,
+    dtype: WeightDType,
+) -> Result<GgufParts> {
     let arch = meta.get_str("general.architecture")?.to_string();
     if !GGUF_ARCHITECTURES.contains(&arch.as_str()) {
         return Err(Error::Unsupported(format!(
@@ -138,10 +166,10 @@ pub fn load(file: GgufFile, device: &Device, dtype: WeightDType) -> Result<GgufP
     let tied = file.info("output.weight").is_none();
     let mut config = llama_config(meta, &arch, tokens.len(), tied)?;
     // llama.cpp keeps Llama 3's rope scaling as per-pair divisors in a tensor.
-    if let Ok(bytes) = file.tensor_bytes("rope_freqs.weight") {
+    if let Some(bytes) = rope_freqs {
         config.rope_freq_factors = Some(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect());
     }
-    let names = hf_names(&file, config.num_hidden_layers);
+    let names = hf_names(file.as_ref(), config.num_hidden_layers);
     let vb = Weights::new(Arc::new(Renamed { inner: file.clone(), names }), device, dtype);
     // llama.cpp permutes Llama's q/k rows for pairwise rotation (Qwen2 files are not permuted).
     let model = Llama::load(config, &vb, arch != "qwen2")?;

@@ -124,6 +124,13 @@ impl TextGeneration {
         Ok(TextGeneration::new(parts.tokenizer, parts.model, parts.template, parts.eos_ids, device))
     }
 
+    /// From a GGUF file's tensors streamed onto `device` as they arrived
+    /// (`HubModel::gguf_weights`), with its header (metadata, tokenizer, chat template) kept.
+    pub fn load_gguf_streamed(weights: crate::weights::DeviceWeights, device: &Device, options: &LoadOptions) -> Result<TextGeneration> {
+        let parts = models::gguf::load_streamed(weights, device, options.dtype)?;
+        Ok(TextGeneration::new(parts.tokenizer, parts.model, parts.template, parts.eos_ids, device))
+    }
+
     /// From parts (the GGUF loader builds them from the file's metadata).
     pub fn new(
         tokenizer: Tokenizer,

@@ -13,8 +13,10 @@ use crate::{DType, Device, Error, Result, Tensor};
 pub mod gguf;
 mod resident;
 pub mod safetensors;
+mod writer;
 
 pub use resident::{DeviceWeights, Shards};
+pub(crate) use writer::TensorWriter;
 
 /// Bytes that may be shared without a copy (a memory map, a downloaded file).
 pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;

@@ -22,6 +22,8 @@ pub struct DeviceWeights {
     unsupported: HashMap<String, String>,
     /// Leading bytes of the file (its header), for formats whose header also holds metadata (GGUF).
     header: Vec<u8>,
+    /// Bytes of tensors a loader also reads on the host (GGUF's `rope_freqs.weight`).
+    host: HashMap<String, Vec<u8>>,
     /// The most host bytes a streamed tensor was staged in (the largest tensor that spanned reads).
     staging_peak: usize,
     empty: SharedBytes,
@@ -36,6 +38,7 @@ impl DeviceWeights {
             tensors: HashMap::new(),
             unsupported: HashMap::new(),
             header: Vec::new(),
+            host: HashMap::new(),
             staging_peak: 0,
             empty: no_bytes(),
         }
@@ -58,6 +61,16 @@ impl DeviceWeights {
 
     pub fn header(&self) -> &[u8] {
         &self.header
+    }
+
+    /// Keeps a tensor's bytes on the host too (small tensors a loader reads as numbers).
+    pub fn set_host_bytes(&mut self, name: &str, bytes: Vec<u8>) {
+        self.host.insert(name.to_string(), bytes);
+    }
+
+    /// A tensor's bytes kept on the host by `set_host_bytes`.
+    pub fn host_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.host.get(name).map(Vec::as_slice)
     }
 
     pub fn set_staging_peak(&mut self, bytes: usize) {

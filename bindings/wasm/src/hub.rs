@@ -1,0 +1,453 @@
+//! Models from the Hub in JavaScript: the core's one Hub protocol (`webformers::hub`) over
+//! `fetch` (`FetchTransport`) into the package's IndexedDB cache (`JsStore`, a thin adapter over
+//! the JS object npm/src/hub-store.js makes: IndexedDB's event API and the JS cache API share one
+//! schema there). `hubLoad` resolves to a `HubLoaded`: a task's small files plus its weights,
+//! already streamed onto the device tensor by tensor; the tasks' `loadFromHub` build on it.
+//!
+//! fetch follows redirects itself and hides a redirect's headers, so the Hub's metadata of an
+//! LFS file (X-Linked-Etag) is never seen: the protocol then pins the commit with the HEAD of a
+//! small file (or the revision API) and takes the sha256 from the commit's tree listing (see
+//! core/src/hub/model.rs). Authorization goes only to requests for the endpoint's origin, and
+//! browsers drop it when a redirect leaves that origin (the Fetch standard), so the CDN never
+//! gets the token.
+
+use std::cell::{Cell, RefCell};
+use std::ops::Range;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
+use webformers::hub::{
+    Body, Cached, FileMeta, Hub, HubFiles, HubOptions, PartialFile, ProgressEvent, ProgressFn, Request, Response, RetryPolicy, Store,
+    Transport, TransportError,
+};
+use webformers::weights::{DeviceWeights, SharedBytes};
+use webformers::{Error, HubErrorKind};
+
+use crate::{EngineDevice, js_error, set};
+
+#[wasm_bindgen]
+extern "C" {
+    // Globals of windows, workers and Node alike.
+    #[wasm_bindgen(js_name = fetch)]
+    fn global_fetch(input: &str, init: &web_sys::RequestInit) -> Promise;
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &Function, ms: i32) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
+}
+
+// ---- fetch ---------------------------------------------------------------------------------
+
+/// Aborts a request when nothing arrives for a while (`env.fetchTimeout`): re-armed by each
+/// piece of the body.
+struct Watchdog {
+    controller: web_sys::AbortController,
+    ms: u32,
+    timer: RefCell<Option<JsValue>>,
+    fired: Rc<Cell<bool>>,
+    on_fire: Closure<dyn FnMut()>,
+}
+
+impl Watchdog {
+    fn new(ms: u32) -> Result<Watchdog, TransportError> {
+        let controller = web_sys::AbortController::new().map_err(|e| TransportError(describe(&e)))?;
+        let fired = Rc::new(Cell::new(false));
+        let (c, f) = (controller.clone(), fired.clone());
+        let on_fire = Closure::<dyn FnMut()>::new(move || {
+            f.set(true);
+            c.abort();
+        });
+        let dog = Watchdog { controller, ms, timer: RefCell::new(None), fired, on_fire };
+        dog.arm();
+        Ok(dog)
+    }
+
+    fn arm(&self) {
+        self.disarm();
+        if self.ms > 0 {
+            let id = set_timeout(self.on_fire.as_ref().unchecked_ref(), self.ms.min(i32::MAX as u32) as i32);
+            *self.timer.borrow_mut() = Some(id);
+        }
+    }
+
+    fn disarm(&self) {
+        if let Some(id) = self.timer.borrow_mut().take() {
+            clear_timeout(&id);
+        }
+    }
+
+    /// Why a request failed: the watchdog's timeout, or what fetch said.
+    fn why(&self, e: &JsValue) -> TransportError {
+        if self.fired.get() {
+            TransportError(format!("nothing was received for {} ms (env.fetchTimeout)", self.ms))
+        } else {
+            TransportError(describe(e))
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.disarm();
+    }
+}
+
+/// A thrown JS value in words: its message, and its cause's code (Node names the socket error).
+fn describe(e: &JsValue) -> String {
+    let get = |v: &JsValue, k: &str| Reflect::get(v, &JsValue::from_str(k)).ok().and_then(|v| v.as_string());
+    let message = get(e, "message").or_else(|| e.as_string()).unwrap_or_else(|| "unknown error".into());
+    let cause = Reflect::get(e, &JsValue::from_str("cause")).ok().filter(|c| c.is_object());
+    match cause.and_then(|c| get(&c, "code").or_else(|| get(&c, "message"))) {
+        Some(c) if !message.contains(&c) => format!("{message} ({c})"),
+        _ => message,
+    }
+}
+
+/// The Hub transport of the browser (and Node): `fetch`, redirects followed by it.
+pub struct FetchTransport {
+    timeout_ms: u32,
+}
+
+pub struct FetchBody {
+    reader: Option<web_sys::ReadableStreamDefaultReader>,
+    buf: Vec<u8>,
+    done: bool,
+    watchdog: Watchdog,
+}
+
+impl Body for FetchBody {
+    async fn chunk(&mut self) -> Result<Option<&[u8]>, TransportError> {
+        let Some(reader) = &self.reader else { return Ok(None) };
+        if self.done {
+            return Ok(None);
+        }
+        let step = JsFuture::from(reader.read()).await.map_err(|e| self.watchdog.why(&e))?;
+        self.watchdog.arm();
+        let done = Reflect::get(&step, &JsValue::from_str("done")).map(|d| d.is_truthy()).unwrap_or(true);
+        if done {
+            self.done = true;
+            self.watchdog.disarm();
+            return Ok(None);
+        }
+        let value: Uint8Array = Reflect::get(&step, &JsValue::from_str("value"))
+            .ok()
+            .and_then(|v| v.dyn_into().ok())
+            .ok_or_else(|| TransportError("the body gave something other than bytes".into()))?;
+        let n = value.length() as usize;
+        if self.buf.len() < n {
+            self.buf.resize(n, 0);
+        }
+        value.copy_to(&mut self.buf[..n]);
+        Ok(Some(&self.buf[..n]))
+    }
+}
+
+impl Drop for FetchBody {
+    fn drop(&mut self) {
+        // A body not read to its end releases its connection.
+        if let (Some(reader), false) = (&self.reader, self.done) {
+            // Awaited, so that a stream that already broke rejects into nothing, not the console.
+            let cancelled = JsFuture::from(reader.cancel());
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = cancelled.await;
+            });
+        }
+    }
+}
+
+impl Transport for FetchTransport {
+    type Body = FetchBody;
+
+    async fn send(&self, request: &Request) -> Result<Response<FetchBody>, TransportError> {
+        let fail = |e: JsValue| TransportError(describe(&e));
+        let init = web_sys::RequestInit::new();
+        init.set_method(request.method.as_str());
+        let headers = web_sys::Headers::new().map_err(fail)?;
+        for (name, value) in &request.headers {
+            headers.set(name, value).map_err(fail)?;
+        }
+        init.set_headers(&headers);
+        init.set_redirect(web_sys::RequestRedirect::Follow);
+        // The IndexedDB cache is the cache: the HTTP cache would only keep a second copy.
+        init.set_cache(web_sys::RequestCache::NoStore);
+        let watchdog = Watchdog::new(self.timeout_ms)?;
+        init.set_signal(Some(&watchdog.controller.signal()));
+        let answer = JsFuture::from(global_fetch(&request.url, &init)).await.map_err(|e| {
+            let mut why = watchdog.why(&e);
+            if is_browser() && !watchdog.fired.get() {
+                why.0.push_str(" (is the host reachable, and does it allow this page's origin (CORS)?)");
+            }
+            why
+        })?;
+        let response: web_sys::Response = answer.dyn_into().map_err(|_| TransportError("fetch did not give a Response".into()))?;
+        let mut header_list = Vec::new();
+        if let Ok(Some(entries)) = js_sys::try_iter(&response.headers()) {
+            for entry in entries.flatten() {
+                let pair = Array::from(&entry);
+                if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                    header_list.push((k.to_ascii_lowercase(), v));
+                }
+            }
+        }
+        let redirected_to = response.redirected().then(|| response.url());
+        let reader = match (request.method, response.body()) {
+            (webformers::hub::Method::Get, Some(stream)) => {
+                Some(stream.get_reader().unchecked_into::<web_sys::ReadableStreamDefaultReader>())
+            }
+            _ => None,
+        };
+        watchdog.arm();
+        let done = reader.is_none();
+        Ok(Response {
+            status: response.status(),
+            headers: header_list,
+            body: FetchBody { reader, buf: Vec::new(), done, watchdog },
+            redirected_to,
+        })
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        let ms = duration.as_millis().min(i32::MAX as u128) as i32;
+        let wait = Promise::new(&mut |resolve, _| {
+            set_timeout(&resolve, ms);
+        });
+        let _ = JsFuture::from(wait).await;
+    }
+}
+
+fn is_browser() -> bool {
+    let global = js_sys::global();
+    ["Window", "WorkerGlobalScope"].iter().any(|k| Reflect::get(&global, &JsValue::from_str(k)).is_ok_and(|v| !v.is_undefined()))
+}
+
+// ---- the store: IndexedDB, through the JS object of npm/src/hub-store.js ----------------------
+
+#[wasm_bindgen]
+extern "C" {
+    /// `npm/src/hub-store.js`'s store (or the one that keeps nothing, where IndexedDB is missing).
+    pub type JsHubStore;
+    #[wasm_bindgen(method, catch)]
+    async fn commit(this: &JsHubStore, repo: &str, revision: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = setCommit)]
+    async fn set_commit(this: &JsHubStore, repo: &str, revision: &str, commit: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    async fn get(this: &JsHubStore, repo: &str, commit: &str, file: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = setAbsent)]
+    async fn set_absent(this: &JsHubStore, repo: &str, commit: &str, file: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    async fn link(this: &JsHubStore, repo: &str, commit: &str, file: &str, etag: &str, size: f64) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    async fn open(this: &JsHubStore, repo: &str, commit: &str, file: &str, etag: &str, size: f64) -> Result<JsValue, JsValue>;
+
+    /// One file being stored (or read back by ranges).
+    pub type JsHubPartial;
+    #[wasm_bindgen(method, getter)]
+    fn held(this: &JsHubPartial) -> JsValue;
+    #[wasm_bindgen(method, catch)]
+    async fn read(this: &JsHubPartial, start: f64, end: f64) -> Result<JsValue, JsValue>;
+    /// Copies the bytes (they are a view of wasm memory).
+    #[wasm_bindgen(method, catch)]
+    fn write(this: &JsHubPartial, offset: f64, bytes: &[u8]) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch)]
+    async fn flush(this: &JsHubPartial) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    async fn finish(this: &JsHubPartial) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    async fn discard(this: &JsHubPartial) -> Result<JsValue, JsValue>;
+}
+
+/// A store failure: `Quota` when the browser refused the room (QuotaExceededError).
+fn store_error(repo: &str, file: &str, e: JsValue) -> Error {
+    let name = Reflect::get(&e, &JsValue::from_str("name")).ok().and_then(|n| n.as_string()).unwrap_or_default();
+    let kind = if name == "QuotaExceededError" { HubErrorKind::Quota } else { HubErrorKind::Cache };
+    Error::Hub { repo: repo.to_string(), file: file.to_string(), kind, msg: format!("the browser cache (IndexedDB): {}", describe(&e)) }
+}
+
+pub struct JsStore {
+    inner: JsHubStore,
+}
+
+pub struct JsPartial {
+    inner: JsHubPartial,
+    held: Vec<Range<u64>>,
+    repo: String,
+    file: String,
+}
+
+impl JsPartial {
+    fn error(&self, e: JsValue) -> Error {
+        store_error(&self.repo, &self.file, e)
+    }
+}
+
+impl Store for JsStore {
+    type Partial = JsPartial;
+
+    async fn commit(&self, repo: &str, revision: &str) -> webformers::Result<Option<String>> {
+        Ok(self.inner.commit(repo, revision).await.map_err(|e| store_error(repo, "", e))?.as_string())
+    }
+    async fn set_commit(&self, repo: &str, revision: &str, commit: &str) -> webformers::Result<()> {
+        self.inner.set_commit(repo, revision, commit).await.map_err(|e| store_error(repo, "", e)).map(drop)
+    }
+    async fn get(&self, repo: &str, commit: &str, file: &str) -> webformers::Result<Cached> {
+        let v = self.inner.get(repo, commit, file).await.map_err(|e| store_error(repo, file, e))?;
+        if v.is_null() || v.is_undefined() {
+            return Ok(Cached::Unknown);
+        }
+        let field = |k: &str| Reflect::get(&v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+        if field("absent").is_truthy() {
+            return Ok(Cached::Absent);
+        }
+        if let Ok(bytes) = field("bytes").dyn_into::<Uint8Array>() {
+            let bytes: SharedBytes = Arc::new(bytes.to_vec());
+            return Ok(Cached::Bytes(bytes));
+        }
+        match (field("etag").as_string(), field("size").as_f64()) {
+            // Large files are read back by ranges, never whole.
+            (Some(etag), Some(size)) => Ok(Cached::Stored(FileMeta { etag, size: size as u64, location: String::new() })),
+            _ => Ok(Cached::Unknown),
+        }
+    }
+    async fn set_absent(&self, repo: &str, commit: &str, file: &str) -> webformers::Result<()> {
+        self.inner.set_absent(repo, commit, file).await.map_err(|e| store_error(repo, file, e)).map(drop)
+    }
+    async fn link(&self, repo: &str, commit: &str, file: &str, meta: &FileMeta) -> webformers::Result<bool> {
+        let linked = self.inner.link(repo, commit, file, &meta.etag, meta.size as f64).await.map_err(|e| store_error(repo, file, e))?;
+        Ok(linked.is_truthy())
+    }
+    async fn open(&self, repo: &str, commit: &str, file: &str, meta: &FileMeta) -> webformers::Result<JsPartial> {
+        let p = self.inner.open(repo, commit, file, &meta.etag, meta.size as f64).await.map_err(|e| store_error(repo, file, e))?;
+        let inner: JsHubPartial = p.unchecked_into();
+        let mut held: Vec<Range<u64>> = Array::from(&inner.held())
+            .iter()
+            .filter_map(|r| {
+                let r = Array::from(&r);
+                let (a, b) = (r.get(0).as_f64()?, r.get(1).as_f64()?);
+                (a < b).then_some(a as u64..b as u64)
+            })
+            .collect();
+        held.sort_by_key(|r| r.start);
+        Ok(JsPartial { inner, held, repo: repo.to_string(), file: file.to_string() })
+    }
+}
+
+impl PartialFile for JsPartial {
+    fn held(&self) -> Vec<Range<u64>> {
+        self.held.clone()
+    }
+    async fn read(&mut self, range: Range<u64>) -> webformers::Result<Vec<u8>> {
+        let v = self.inner.read(range.start as f64, range.end as f64).await.map_err(|e| self.error(e))?;
+        let bytes: Uint8Array = v.dyn_into().map_err(|v| self.error(v))?;
+        Ok(bytes.to_vec())
+    }
+    async fn write(&mut self, offset: u64, bytes: &[u8]) -> webformers::Result<()> {
+        self.inner.write(offset as f64, bytes).map_err(|e| self.error(e))
+    }
+    async fn flush(&mut self) -> webformers::Result<()> {
+        self.inner.flush().await.map_err(|e| self.error(e)).map(drop)
+    }
+    async fn finish(self) -> webformers::Result<()> {
+        self.inner.finish().await.map_err(|e| self.error(e)).map(drop)
+    }
+    async fn discard(self) -> webformers::Result<()> {
+        self.inner.discard().await.map_err(|e| self.error(e)).map(drop)
+    }
+}
+
+// ---- loading --------------------------------------------------------------------------------
+
+/// What `hubLoad` fetched: a task's files and its weights on the device, or a GGUF file's tensors.
+#[wasm_bindgen]
+pub struct HubLoaded {
+    commit: String,
+    pub(crate) files: Option<HubFiles>,
+    /// A GGUF file's tensors and header; taken by the loader.
+    pub(crate) gguf: Option<DeviceWeights>,
+}
+
+#[wasm_bindgen]
+impl HubLoaded {
+    /// The commit every file came from.
+    #[wasm_bindgen(getter)]
+    pub fn commit(&self) -> String {
+        self.commit.clone()
+    }
+}
+
+/// A progress event as transformers.js shapes it.
+fn progress_object(e: &ProgressEvent) -> JsValue {
+    let o = Object::new();
+    set(&o, "status", &JsValue::from_str(e.status.as_str()));
+    set(&o, "name", &JsValue::from_str(&e.name));
+    if !e.file.is_empty() {
+        set(&o, "file", &JsValue::from_str(&e.file));
+    }
+    let json = e.to_json();
+    for key in ["loaded", "total", "progress"] {
+        if let Some(v) = json[key].as_f64() {
+            set(&o, key, &JsValue::from(v));
+        }
+    }
+    o.into()
+}
+
+/// Fetches a model from the Hub (`endpoint`, `repo` at `revision`) through `store`, streaming
+/// its weights onto `device`: the task's `files` (each may be absent) and model.safetensors or its
+/// shards; or, with `gguf`, that one GGUF file's tensors. `progress` gets transformers.js-shaped
+/// events (a throwing callback is the caller's to catch). `timeout_ms`: a request that receives
+/// nothing for this long is abandoned (and retried). Resolves to a `HubLoaded`; rejects with an
+/// `Error` whose `code` says why (`network`, `file`, `auth`, `integrity`, `quota`, `cache`, ...).
+#[allow(clippy::too_many_arguments)]
+#[wasm_bindgen(js_name = hubLoad)]
+pub fn hub_load(
+    endpoint: String,
+    token: Option<String>,
+    repo: String,
+    revision: String,
+    files: Vec<String>,
+    gguf: Option<String>,
+    store: JsHubStore,
+    progress: Option<Function>,
+    timeout_ms: u32,
+    device: &EngineDevice,
+) -> Promise {
+    let device = device.device().clone();
+    future_to_promise(async move {
+        let callback: Option<ProgressFn> = progress.map(|f| {
+            let f: ProgressFn = Arc::new(move |e: &ProgressEvent| {
+                let _ = f.call1(&JsValue::NULL, &progress_object(e));
+            });
+            f
+        });
+        let options = HubOptions {
+            endpoint,
+            token: token.filter(|t| !t.is_empty()),
+            retry: RetryPolicy::default(),
+            progress: callback,
+            ..HubOptions::default()
+        };
+        let hub = Hub::new(FetchTransport { timeout_ms }, JsStore { inner: store }, options);
+        let model = hub.model(&repo, Some(&revision)).map_err(js_error)?;
+        let loaded = match gguf {
+            Some(file) => {
+                // Pinned by a small file's HEAD (config.json, or its 404, which names the commit
+                // too): fetch would follow a HEAD of the GGUF to the CDN, and a cached GGUF then
+                // needs no request of its own.
+                model.commit().await.map_err(js_error)?;
+                let weights = model.gguf_weights(&file, &device).await.map_err(js_error)?;
+                HubLoaded { commit: model.pinned().unwrap_or_default(), files: None, gguf: Some(weights) }
+            }
+            None => {
+                let names: Vec<&str> = files.iter().map(String::as_str).collect();
+                let files = model.load(&names, &device).await.map_err(js_error)?;
+                HubLoaded { commit: files.commit().to_string(), files: Some(files), gguf: None }
+            }
+        };
+        Ok(loaded.into())
+    })
+}

@@ -1,0 +1,27 @@
+// Hub models: the engine's Hub client (the same Rust protocol as the native CLI) over fetch, with
+// this package's IndexedDB cache (hub-store.js). The revision is pinned to one commit; weights
+// stream by Range requests onto the device tensor by tensor; an interrupted load resumes; a second
+// load makes no weight request. `env.remoteHost` is the endpoint, `env.accessToken` the token (sent
+// to the endpoint's origin only: browsers drop it when the Hub redirects to its CDN).
+
+import { env } from './env.js';
+import { hubStore } from './hub-store.js';
+
+/** Files the Hub client fetches as weights (by ranges, onto the device), not as files. */
+const WEIGHT_FILES = new Set(['model.safetensors']);
+
+/**
+ * Loads `hub` ({repo, revision, file}: `file` is a .gguf in the repository, else null) onto the
+ * engine device `device`: the task's files (`spec.required` and `spec.optional`) and its weights.
+ * Resolves to the engine's `HubLoaded` (free it once the task is built). `progress(event)` gets
+ * transformers.js-shaped events per file and `progress_total` over the load.
+ */
+export function hubLoad(wasm, hub, spec, device, progress) {
+  const files = hub.file ? [] : [...spec.required, ...spec.optional].filter((f) => !WEIGHT_FILES.has(f));
+  const endpoint = String(env.remoteHost).replace(/\/+$/, '');
+  const token = env.accessToken ? String(env.accessToken) : null;
+  const timeout = Number(env.fetchTimeout) > 0 ? Math.min(Number(env.fetchTimeout), 2 ** 31 - 1) : 0;
+  // The pipeline says 'ready' itself, once the model is built.
+  const onEvent = (event) => event.status !== 'ready' && progress(event);
+  return wasm.hubLoad(endpoint, token, hub.repo, hub.revision, files, hub.file ?? null, hubStore(env.useBrowserCache !== false), onEvent, timeout, device);
+}

@@ -1,0 +1,433 @@
+// Hub models in headless Chromium: the engine's Hub client over fetch into IndexedDB, against the
+// Hub stand-in (tests/hub/server.py: a Hub and a CDN on two more ports of 127.0.0.1, both
+// answering CORS as the Hub does; the package is served from a third). Cold and warm loads
+// (counted by the server), the wasm heap's peak on the GPU path, the threaded build (an isolated
+// page), faults on the wire, the storage quota, tokens, GGUF streaming, and Node (no IndexedDB:
+// streamed, not cached; threaded). Every successful load must give PyTorch's embeddings
+// (tests/fixtures/minilm-reference.json) within 1e-4.
+// Needs `npm run build` and scripts/fetch-models.sh first (scripts/test-npm.sh does both).
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startServer } from '../../scripts/static-server.mjs';
+import { TOLERANCE, distDir, here, launchBrowser, maxAbsDiff, minilmDir, modelsDir, openPage, reference } from './helpers.mjs';
+import { startHub } from './hub-server.mjs';
+
+const REPO = 'sentence-transformers/all-MiniLM-L6-v2';
+const GATED = 'test/gated-minilm';
+const GGUF_REPO = 'test/smollm2-gguf';
+const GGUF = 'SmolLM2-135M-Instruct.Q4_1.gguf';
+const WEIGHTS = 'model.safetensors';
+const MODEL_BYTES = fs.statSync(path.join(minilmDir, WEIGHTS)).size; // 90.9 MB
+
+const ref = reference();
+const few = { ...ref, inputs: [...ref.inputs.slice(0, 3), ref.inputs.reduce((a, b) => (b.token_ids.length > a.token_ids.length ? b : a))] };
+
+let hub;
+let server;
+let browser;
+let ggufDir;
+
+before(async () => {
+  ggufDir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-gguf-repo-'));
+  fs.symlinkSync(path.join(modelsDir, GGUF), path.join(ggufDir, GGUF));
+  hub = await startHub({ [REPO]: minilmDir, [GATED]: minilmDir, [GGUF_REPO]: ggufDir }, { gated: [GATED], token: 'secret-token' });
+  server = await startServer({ mounts: { '/': path.join(here, 'pages'), '/webformers/': distDir } });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  await hub?.close();
+  if (ggufDir) fs.rmSync(ggufDir, { recursive: true, force: true });
+});
+
+/** page.evaluate with a deadline: a hang fails the test instead of stalling CI. */
+async function run(p, seconds, fn, ...args) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the page did not answer within ${seconds} s`)), seconds * 1000);
+  });
+  try {
+    return await Promise.race([p.evaluate(fn, ...args), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * In a new page (its own engine instance, the browser's one IndexedDB for the origin): loads
+ * `model` from the Hub stand-in and embeds `inputs`. Resolves to {device, dims, data, events,
+ * heap (the wasm memory's size after the load: its peak, memory never shrinks), list (cache.list())}
+ * or {error, code}.
+ */
+async function loadInPage({ device = 'wasm', model = REPO, inputs = few.inputs.map((i) => i.text), setup = {}, clear = false, url = server.url } = {}) {
+  const p = await openPage(browser, url);
+  try {
+    return await run(
+      p,
+      240,
+      async (endpoint, device, model, inputs, setup, clear) => {
+        const { pipeline, env, cache } = await import('/webformers/index.js');
+        const glue = await import('/webformers/wasm/webformers_wasm.js');
+        env.remoteHost = `${endpoint}/`;
+        env.fetchTimeout = 10000;
+        Object.assign(env, setup);
+        if (clear) await cache.clear();
+        const events = [];
+        try {
+          const pipe = await pipeline('feature-extraction', model, { device, progress_callback: (e) => events.push(e) });
+          // The engine's instance is already made: this gives its exports (and memory).
+          const heap = (await glue.default()).memory.buffer.byteLength;
+          const out = await pipe(inputs, { pooling: 'mean', normalize: true });
+          await pipe.dispose();
+          return { device: pipe.device, dims: out.dims, data: Array.from(out.data), events, heap, list: await cache.list() };
+        } catch (e) {
+          return { error: e.message, code: e.code, isError: e instanceof Error, events, list: await cache.list() };
+        }
+      },
+      hub.endpoint,
+      device,
+      model,
+      inputs,
+      setup,
+      clear,
+    );
+  } finally {
+    assert.deepEqual(p.problems.filter((m) => !/Failed to load resource/.test(m)), []);
+    await p.close();
+  }
+}
+
+/** The weight requests since the last reset, as `METHOD server [range] status`. */
+async function weightRequests() {
+  const { requests } = await hub.stats();
+  return requests.filter((r) => r.file === WEIGHTS).map((r) => [r.method, r.server, r.range, r.status].filter(Boolean).join(' '));
+}
+
+/** Where the ranged GETs among `requests` start. */
+const starts = (requests) => requests.map((r) => /^GET \w+ bytes=(\d+)-/.exec(r)).filter(Boolean).map((m) => Number(m[1]));
+
+/** The bytes the ranged GETs among `requests` asked for. */
+const asked = (requests) =>
+  requests
+    .map((r) => /^GET \w+ bytes=(\d+)-(\d+) 206$/.exec(r))
+    .filter(Boolean)
+    .reduce((n, m) => n + Number(m[2]) - Number(m[1]) + 1, 0);
+
+const entry = (list, repo = REPO) => list.find((m) => m.repo === repo);
+
+function assertLoaded(out, what, expected = few) {
+  assert.ok(!out.error, `${what}: ${out.code}: ${out.error}`);
+  assert.deepEqual(out.dims, [expected.inputs.length, ref.hidden_size]);
+  const diff = maxAbsDiff(out.data, expected);
+  assert.ok(diff <= TOLERANCE, `${what}: max abs diff ${diff} > ${TOLERANCE}`);
+}
+
+/** The cache holds the whole model, complete, nothing half-written. */
+function assertCached(out, what) {
+  const m = entry(out.list);
+  assert.ok(m, `${what}: ${REPO} is not in cache.list()`);
+  const weights = m.files.find((f) => f.file === WEIGHTS);
+  assert.equal(weights?.size, MODEL_BYTES, `${what}: ${JSON.stringify(m.files)}`);
+  assert.equal(m.incomplete, 0, `${what}: incomplete downloads left`);
+}
+
+describe('a Hub model in the page, cached in IndexedDB', () => {
+  for (const device of ['wasm', 'webgpu']) {
+    test(`'${device}': a cold load fills the cache, a warm load in a new page makes no weight request`, { timeout: 600_000 }, async () => {
+      const all = { ...ref };
+      await hub.reset();
+      const cold = await loadInPage({ device, clear: true, inputs: all.inputs.map((i) => i.text) });
+      assertLoaded(cold, `${device} cold`, all);
+      assert.equal(cold.device, device);
+      assertCached(cold, `${device} cold`);
+      const weights = await weightRequests();
+      // A HEAD stopped at the Hub's redirect; ranges from the CDN, the first one the header's.
+      assert.ok(weights.includes('HEAD hub 302'), weights.join('\n'));
+      const gets = weights.filter((w) => w.startsWith('GET'));
+      assert.ok(gets.length >= 3 && gets.every((g) => /^GET cdn bytes=\d+-\d+ 206$/.test(g)), weights.join('\n'));
+      assert.equal(gets[0], 'GET cdn bytes=0-262143 206');
+      assert.equal(asked(gets), MODEL_BYTES, 'every byte asked for once');
+      // transformers.js's events per file, and the total.
+      const statuses = new Set(cold.events.map((e) => e.status));
+      for (const s of ['initiate', 'download', 'progress', 'progress_total', 'done', 'ready']) assert.ok(statuses.has(s), `${s} missing`);
+      const total = cold.events.filter((e) => e.status === 'progress_total').at(-1);
+      assert.equal(total.loaded, total.total);
+      assert.ok(total.total > MODEL_BYTES);
+      assert.equal(cold.events.at(-1).status, 'ready');
+
+      await hub.reset();
+      // (Every reference input once per device, on the cold load; a few, the longest among them, here.)
+      const warm = await loadInPage({ device });
+      assertLoaded(warm, `${device} warm`);
+      assert.deepEqual(await weightRequests(), [], 'a warm load makes no weight request');
+      const { requests } = await hub.stats();
+      assert.deepEqual(
+        requests.map((r) => `${r.method} ${r.file}`),
+        ['HEAD config.json'],
+        'one HEAD pins the branch; everything else comes from IndexedDB',
+      );
+      if (device === 'webgpu') {
+        // Tensors stream onto the GPU as they arrive: the wasm heap never holds the model.
+        for (const [what, out] of [['cold', cold], ['warm', warm]]) {
+          console.log(`# wasm heap after a ${what} load on webgpu: ${(out.heap / 1e6).toFixed(1)} MB (the model: ${(MODEL_BYTES / 1e6).toFixed(1)} MB)`);
+          assert.ok(out.heap < MODEL_BYTES, `${what}: the wasm heap grew to ${out.heap} bytes, more than the model's ${MODEL_BYTES}`);
+        }
+      } else {
+        // On the CPU the weights live in the wasm heap, once.
+        console.log(`# wasm heap after a cold load on wasm: ${(cold.heap / 1e6).toFixed(1)} MB (the model: ${(MODEL_BYTES / 1e6).toFixed(1)} MB)`);
+        assert.ok(cold.heap < 1.25 * MODEL_BYTES, `the wasm heap grew to ${cold.heap} bytes: a second copy of the weights?`);
+      }
+    });
+  }
+});
+
+describe('the threaded build', () => {
+  test('in a crossOriginIsolated page on 2 threads: a cold load fills the cache, a warm one reads it', { timeout: 300_000 }, async () => {
+    // COOP/COEP make the page isolated (SharedArrayBuffer, so the threaded build); the Hub's
+    // answers are CORS, which is what such a page may read from another origin.
+    const isolated = await startServer({ isolate: true, mounts: { '/': path.join(here, 'pages'), '/webformers/': distDir } });
+    try {
+      const load = async (clear) => {
+        const p = await openPage(browser, isolated.url);
+        try {
+          return await run(
+            p,
+            240,
+            async (endpoint, repo, inputs, clear) => {
+              const { pipeline, env, cache } = await import('/webformers/index.js');
+              env.remoteHost = `${endpoint}/`;
+              env.numThreads = 2;
+              if (clear) await cache.clear();
+              const pipe = await pipeline('feature-extraction', repo, { device: 'wasm' });
+              const out = await pipe(inputs, { pooling: 'mean', normalize: true });
+              await pipe.dispose();
+              return { isolated: self.crossOriginIsolated, threads: pipe.threads, data: Array.from(out.data), list: await cache.list() };
+            },
+            hub.endpoint,
+            REPO,
+            few.inputs.map((i) => i.text),
+            clear,
+          );
+        } finally {
+          assert.deepEqual(p.problems.filter((m) => !/Failed to load resource/.test(m)), []);
+          await p.close();
+        }
+      };
+      await hub.reset();
+      const cold = await load(true);
+      assert.equal(cold.isolated, true);
+      assert.equal(cold.threads, 2);
+      assert.ok(maxAbsDiff(cold.data, few) <= TOLERANCE, 'cold, 2 threads');
+      assertCached(cold, 'cold, 2 threads');
+      assert.ok((await weightRequests()).some((r) => r.startsWith('GET cdn bytes=')));
+      await hub.reset();
+      const warm = await load(false);
+      assert.equal(warm.threads, 2);
+      assert.ok(maxAbsDiff(warm.data, few) <= TOLERANCE, 'warm, 2 threads');
+      assert.deepEqual(await weightRequests(), [], 'a warm load makes no weight request');
+    } finally {
+      await isolated.close();
+    }
+  });
+});
+
+describe('faults on the wire: the load completes, or fails clearly, and the cache stays sound', () => {
+  /** A cold load with `faults` armed, then a warm one (from the cache) that must be right. */
+  async function coldThenWarm(what, faults, check = () => {}) {
+    await hub.reset();
+    for (const f of faults) await hub.fault(f);
+    const cold = await loadInPage({ clear: true });
+    const requests = await weightRequests();
+    check(cold, requests);
+    await hub.reset();
+    const warm = await loadInPage();
+    assertLoaded(warm, `${what}: the load after`);
+    assertCached(warm, `${what}: the load after`);
+    return { cold, warm, requests };
+  }
+
+  test('the connection drops in the middle of a tensor: resumed at that byte', { timeout: 120_000 }, async () => {
+    // The second GET (bytes 262144..) breaks 5 MB in, inside the 47 MB embedding table.
+    await coldThenWarm('drop', ['file=model.safetensors&kind=drop&method=GET&skip=1&after=5000000'], (cold, requests) => {
+      assertLoaded(cold, 'drop');
+      assertCached(cold, 'drop');
+      // The server sent 5 MB of the second range, then reset the connection.
+      const resumed = starts(requests).find((s) => s > 262144 + 4_000_000 && s <= 262144 + 5_000_000);
+      assert.ok(resumed, `no request resumed near the break:\n${requests.join('\n')}`);
+    });
+  });
+
+  test('503 (with Retry-After), then success', { timeout: 120_000 }, async () => {
+    const t = Date.now();
+    await coldThenWarm('503', ['file=model.safetensors&kind=status&status=503&retry_after=1&method=GET&skip=2'], (cold, requests) => {
+      assertLoaded(cold, '503');
+      assert.ok(Date.now() - t >= 1000, 'Retry-After was honoured');
+      const refused = requests.findIndex((r) => r.endsWith(' 503'));
+      assert.ok(refused > 0 && requests[refused + 1]?.replace(/ 206$/, '') === requests[refused].replace(/ 503$/, ''), requests.join('\n'));
+    });
+  });
+
+  test('a body shorter than its Content-Length: resumed', { timeout: 120_000 }, async () => {
+    await coldThenWarm('short', ['file=model.safetensors&kind=short&method=GET&skip=1&after=3000000'], (cold) => {
+      assertLoaded(cold, 'short');
+      assertCached(cold, 'short');
+    });
+  });
+
+  test('bytes that do not match the sha256: a clear Error, and nothing is cached', { timeout: 120_000 }, async () => {
+    await coldThenWarm('corrupt', ['file=model.safetensors&kind=corrupt&method=GET&skip=3'], (cold) => {
+      assert.ok(cold.isError, 'a corrupt download must fail');
+      assert.equal(cold.code, 'integrity', cold.error);
+      assert.match(cold.error, /model\.safetensors: the downloaded bytes have sha256 [0-9a-f]{64}, not the [0-9a-f]{64} of the file's ETag; nothing was cached/);
+      const m = entry(cold.list);
+      assert.ok(!m?.files.some((f) => f.file === WEIGHTS), 'the weights are not in the cache');
+      assert.equal(m?.incomplete ?? 0, 0, 'the bad bytes were discarded');
+    });
+  });
+
+  test('an interrupted load resumes where it stopped and fetches only what is missing', { timeout: 120_000 }, async () => {
+    // Four GETs get through; then every body breaks at once, more often than the retries allow.
+    await hub.reset();
+    await hub.fault('file=model.safetensors&kind=drop&method=GET&skip=4&after=0&count=-1');
+    const failed = await loadInPage({ clear: true });
+    assert.equal(failed.code, 'network', failed.error);
+    assert.match(failed.error, /model\.safetensors: the connection broke at byte \d+ of 90868376 .*still after 5 tries/);
+    const kept = entry(failed.list);
+    assert.ok(!kept.files.some((f) => f.file === WEIGHTS) && kept.incomplete > 40_000_000, JSON.stringify(kept));
+    await hub.reset();
+    const resumed = await loadInPage();
+    assertLoaded(resumed, 'resumed');
+    assertCached(resumed, 'resumed');
+    const gets = (await weightRequests()).filter((r) => r.startsWith('GET'));
+    // (The last chunk write of the failed load may commit after the list above was read.)
+    const from = starts(gets)[0];
+    assert.ok(from >= kept.incomplete, `resumed at ${from}, with ${kept.incomplete} bytes cached`);
+    assert.equal(asked(gets), MODEL_BYTES - from, `only the missing bytes:\n${gets.join('\n')}`);
+  });
+
+  test('over the storage quota: a clear Error, nothing half-written visible, and the load works with room', { timeout: 120_000 }, async () => {
+    // An origin of its own: Chromium applies a quota override only to storage not opened yet.
+    const own = await startServer({ mounts: { '/': path.join(here, 'pages'), '/webformers/': distDir } });
+    const p = await openPage(browser, own.url);
+    const cdp = await p.createCDPSession();
+    const origin = new URL(own.url).origin;
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 30_000_000 });
+    try {
+      const out = await loadInPage({ url: own.url });
+      assert.equal(out.code, 'quota', out.error);
+      assert.match(out.error, /model\.safetensors: the browser cache \(IndexedDB\): storing 90868376 bytes needs more room than the browser gives this page .*quota.*cache\.delete\(\)/);
+      const m = entry(out.list);
+      assert.ok(!m?.files.some((f) => f.file === WEIGHTS), 'no weights entry is visible');
+      assert.equal(m?.incomplete ?? 0, 0, 'the chunks that fit were given back');
+    } finally {
+      await cdp.send('Storage.overrideQuotaForOrigin', { origin });
+      await p.close();
+    }
+    await hub.reset();
+    const out = await loadInPage({ url: own.url });
+    await own.close();
+    assertLoaded(out, 'with room');
+    assertCached(out, 'with room');
+  });
+});
+
+describe('the cache API, tokens, GGUF, workers, Node', () => {
+  test('cache.list() and cache.delete(repo)', { timeout: 120_000 }, async () => {
+    assertLoaded(await loadInPage(), 'before listing');
+    const p = await openPage(browser, server.url);
+    const out = await run(p, 60, async (repo) => {
+      const { cache } = await import('/webformers/index.js');
+      const before = await cache.list();
+      const freed = await cache.delete(repo);
+      return { before, freed, after: await cache.list(), nothing: await cache.delete(repo) };
+    }, REPO);
+    await p.close();
+    const m = entry(out.before);
+    assert.ok(m && m.size > MODEL_BYTES && m.revisions.main?.length === 40, JSON.stringify(out.before));
+    assert.equal(out.freed, m.size + m.incomplete);
+    assert.equal(entry(out.after), undefined);
+    assert.equal(out.nothing, 0);
+  });
+
+  test('env.accessToken reaches the Hub and never the CDN; without it, a clear Error', { timeout: 120_000 }, async () => {
+    await hub.reset();
+    const denied = await loadInPage({ model: GATED, clear: true });
+    assert.equal(denied.code, 'auth', denied.error);
+    assert.match(denied.error, /test\/gated-minilm: config\.json: 401 Unauthorized/);
+    await hub.reset();
+    const out = await loadInPage({ model: GATED, setup: { accessToken: 'secret-token' } });
+    assertLoaded(out, 'gated');
+    const { requests, cdn_authorization } = await hub.stats();
+    assert.equal(cdn_authorization, 0, 'the CDN never received the token');
+    assert.ok(requests.filter((r) => r.server === 'hub').every((r) => r.auth), 'every Hub request carried it');
+    assert.ok(requests.some((r) => r.server === 'cdn' && r.method === 'GET'), 'the weights came from the CDN');
+  });
+
+  test('a GGUF file streams tensor by tensor into a text-generation pipeline', { timeout: 300_000 }, async () => {
+    const p = await openPage(browser, server.url);
+    const run1 = () =>
+      run(p, 240, async (endpoint, model) => {
+        const { pipeline, env } = await import('/webformers/index.js');
+        env.remoteHost = `${endpoint}/`;
+        const generator = await pipeline('text-generation', model, { device: 'wasm' });
+        const [out] = await generator([{ role: 'user', content: 'What is the capital of France?' }], { max_new_tokens: 24 });
+        await generator.dispose();
+        return out.generated_text.at(-1).content;
+      }, hub.endpoint, `${GGUF_REPO}/${GGUF}`);
+    await hub.reset();
+    assert.equal(await run1(), 'The capital of France is Paris.');
+    const gets = (await hub.stats()).requests.filter((r) => r.file === GGUF && r.method === 'GET');
+    assert.ok(gets.length > 3 && gets.every((r) => r.range), 'by ranges');
+    await hub.reset();
+    assert.equal(await run1(), 'The capital of France is Paris.');
+    assert.deepEqual((await hub.stats()).requests.filter((r) => r.file === GGUF), [], 'the second load read IndexedDB');
+    // The repository has no config.json: its 404 is what pins the commit.
+    assert.deepEqual(p.problems.filter((m) => !/status of 404/.test(m)), []);
+    await p.close();
+  });
+
+  test('in a Web Worker (IndexedDB there too)', { timeout: 120_000 }, async () => {
+    const p = await openPage(browser, server.url);
+    await hub.reset();
+    const out = await run(p, 100, async (endpoint, repo, inputs) => {
+      const { workerPipeline, env } = await import('/webformers/index.js');
+      env.remoteHost = `${endpoint}/`;
+      const worker = new Worker('/webformers/worker.js', { type: 'module' });
+      const statuses = new Set();
+      const pipe = await workerPipeline(worker, 'feature-extraction', repo, { device: 'wasm', progress_callback: (e) => statuses.add(e.status) });
+      const out = await pipe(inputs, { pooling: 'mean', normalize: true });
+      worker.terminate();
+      return { data: Array.from(out.data), statuses: [...statuses].sort() };
+    }, hub.endpoint, REPO, few.inputs.map((i) => i.text));
+    assert.ok(maxAbsDiff(out.data, few) <= TOLERANCE);
+    assert.ok(out.statuses.includes('ready'));
+    await p.close();
+  });
+
+  test('in Node (no IndexedDB), on 2 threads: streamed from the Hub, nothing kept', { timeout: 120_000 }, async () => {
+    const { pipeline, env, cache } = await import(path.join(distDir, 'index.js'));
+    const saved = { ...env };
+    try {
+      env.remoteHost = `${hub.endpoint}/`;
+      env.allowLocalModels = false;
+      // The threaded build (worker_threads), as Node gets by default where it has the cores.
+      env.numThreads = 2;
+      await hub.reset();
+      const pipe = await pipeline('feature-extraction', REPO, { device: 'wasm' });
+      assert.equal(pipe.threads, 2);
+      const out = await pipe(few.inputs.map((i) => i.text), { pooling: 'mean', normalize: true });
+      assert.ok(maxAbsDiff(out.data, few) <= TOLERANCE);
+      await pipe.dispose();
+      assert.ok((await weightRequests()).some((r) => r.startsWith('GET cdn bytes=')));
+      assert.deepEqual(await cache.list(), []);
+    } finally {
+      Object.assign(env, saved);
+    }
+  });
+});
