@@ -16,7 +16,6 @@ use shaders::{Flavor, Kernel, PipelineKey, ShaderFeatures};
 
 use crate::{Error, Result};
 
-/// Device storage: a buffer (shared by views) and the bytes of it the node uses.
 /// Kernel dispatches submitted by every context in this process: benchmarks divide it by tokens
 /// to see how much of a decode step is per-dispatch overhead rather than weight reading.
 pub(crate) static DISPATCHES_SUBMITTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -26,6 +25,7 @@ pub fn dispatches_submitted() -> u64 {
     DISPATCHES_SUBMITTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Device storage: a buffer shared by views (or a matrix's row parts).
 #[derive(Clone)]
 pub(crate) struct GpuStorage {
     pub(crate) buffer: Arc<GpuBuffer>,
