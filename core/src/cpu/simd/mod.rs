@@ -23,10 +23,7 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
     /// a * b + c
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
-    unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
-    unsafe fn max(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn reduce_sum(v: Self::V) -> f32;
-    unsafe fn reduce_max(v: Self::V) -> f32;
     /// Loads LANES f16 values and widens them.
     unsafe fn load_f16(p: *const half::f16) -> Self::V;
 }

@@ -35,20 +35,8 @@ impl Simd for Neon {
         vaddq_f32(a, b)
     }
     #[inline(always)]
-    unsafe fn mul(a: float32x4_t, b: float32x4_t) -> float32x4_t {
-        vmulq_f32(a, b)
-    }
-    #[inline(always)]
-    unsafe fn max(a: float32x4_t, b: float32x4_t) -> float32x4_t {
-        vmaxq_f32(a, b)
-    }
-    #[inline(always)]
     unsafe fn reduce_sum(v: float32x4_t) -> f32 {
         vaddvq_f32(v)
-    }
-    #[inline(always)]
-    unsafe fn reduce_max(v: float32x4_t) -> f32 {
-        vmaxvq_f32(v)
     }
     #[inline(always)]
     unsafe fn load_f16(p: *const half::f16) -> float32x4_t {

@@ -34,19 +34,7 @@ impl Simd for Scalar {
         a + b
     }
     #[inline(always)]
-    unsafe fn mul(a: f32, b: f32) -> f32 {
-        a * b
-    }
-    #[inline(always)]
-    unsafe fn max(a: f32, b: f32) -> f32 {
-        a.max(b)
-    }
-    #[inline(always)]
     unsafe fn reduce_sum(v: f32) -> f32 {
-        v
-    }
-    #[inline(always)]
-    unsafe fn reduce_max(v: f32) -> f32 {
         v
     }
     #[inline(always)]

@@ -36,23 +36,9 @@ impl Simd for Simd128 {
         f32x4_add(a, b)
     }
     #[inline(always)]
-    unsafe fn mul(a: v128, b: v128) -> v128 {
-        f32x4_mul(a, b)
-    }
-    #[inline(always)]
-    unsafe fn max(a: v128, b: v128) -> v128 {
-        f32x4_max(a, b)
-    }
-    #[inline(always)]
     unsafe fn reduce_sum(v: v128) -> f32 {
         let s = f32x4_add(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
         let s = f32x4_add(s, i32x4_shuffle::<1, 0, 3, 2>(s, s));
-        f32x4_extract_lane::<0>(s)
-    }
-    #[inline(always)]
-    unsafe fn reduce_max(v: v128) -> f32 {
-        let s = f32x4_max(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
-        let s = f32x4_max(s, i32x4_shuffle::<1, 0, 3, 2>(s, s));
         f32x4_extract_lane::<0>(s)
     }
     #[inline(always)]
