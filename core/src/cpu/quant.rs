@@ -11,9 +11,10 @@
 //!   layout ([KC][NR], in L1) and the GEMM's register-blocked micro-kernel runs over all M rows,
 //!   so the dequantization is amortized over M.
 //!
-//! (Quantizing the activations to 8 bits for integer dot products, as llama.cpp does, would cut
-//! prefill arithmetic further; decode is bound by memory bandwidth either way, see the
-//! `quant_matvec_speed` benchmark in core/tests/quant.rs.)
+//! Decode on one core is compute-bound (about 6 GB/s of weights read, a quarter of what a core can
+//! stream), so it scales with threads. Quantizing the activations to 8 bits for integer dot
+//! products, as llama.cpp does, would be faster but would no longer match PyTorch's f32 logits.
+//! `cargo run --release -p webformers-core --example quant_bench -- cpu` measures these kernels.
 
 use super::kernels::apply_unary;
 use super::matmul::{Shape, load_partial, store_partial, strides3, tile, tile_for};
