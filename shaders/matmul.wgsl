@@ -1,4 +1,5 @@
-// C[b, m, n] = act(sum_k A[b, m, k] * B[b, k, n] + bias[n]), A f32, B f32 or f16, any strides.
+// C[b, m, n] = act(sum_k A[b, m, k] * B[b, k, n] + bias[n]) (+ residual), A f32, B f32 or f16,
+// any strides.
 // Tiled: a workgroup of 16x16 invocations computes a 64x64 tile of C, 4x4 values each, staging
 // 64x16 slices of A and B in workgroup memory (8 KiB, within WebGPU's 16 KiB default).
 #include "common.wgsl"
@@ -35,12 +36,7 @@ const TK: u32 = 16u;
 #else
 @group(0) @binding(2) var<storage, read> b: array<u32>;
 #endif
-#if HAS_BIAS
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-#else
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-#endif
+#include "epilogue.wgsl"
 
 fn load_b(i: u32) -> f32 {
 #if B_F32

@@ -1,5 +1,5 @@
-// Prefill: c[b, m, n] = act(sum_k a[b, m, k] W[n, k] + bias[n]) for many rows of `a`, with W [N, K]
-// in ggml blocks read in place (quant.wgsl). The tiling of matmul.wgsl: a workgroup of 16x16
+// Prefill: c[b, m, n] = act(sum_k a[b, m, k] W[n, k] + bias[n]) (+ residual) for many rows of
+// `a`, with W [N, K] in ggml blocks read in place (quant.wgsl). The tiling of matmul.wgsl: a workgroup of 16x16
 // invocations computes a 64x64 tile of C, 4x4 values each, over K in steps of one 32-value unit:
 // the invocations dequantize the unit of each of the tile's 64 rows of W, 8 weights each, and
 // stage the 64x32 slice of `a` (16 KiB of workgroup memory in all, WebGPU's default limit).
@@ -31,12 +31,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> wq: array<u32>;
-#if HAS_BIAS
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-#else
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-#endif
+#include "epilogue.wgsl"
 
 #include "quant.wgsl"
 

@@ -1,4 +1,4 @@
-// Decoding: c[b, m, n] = act(sum_k a[b, m, k] W[n, k] + bias[n]) for a few rows of `a` (one per
+// Decoding: c[b, m, n] = act(sum_k a[b, m, k] W[n, k] + bias[n]) (+ residual) for a few rows of `a` (one per
 // z slice), with W [N, K] in ggml blocks read in place (quant.wgsl). This is bound by how fast W
 // streams from memory, so the layout serves the loads:
 // - the 256 invocations form teams of p.tpr (a power of two, 32 to 256, chosen by the host from
@@ -36,12 +36,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> wq: array<u32>;
-#if HAS_BIAS
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-#else
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-#endif
+#include "epilogue.wgsl"
 
 #include "quant.wgsl"
 
@@ -68,15 +63,9 @@ fn dot_group(r: Raw, x: Group) -> f32 {
 }
 
 fn store(batch: u32, m: u32, row: u32, v: f32) {
-    if row >= p.n {
-        return;
+    if row < p.n {
+        write_c((batch * p.m + m) * p.ldc + p.col0 + row, p.col0 + row, v);
     }
-#if HAS_BIAS
-    let x = v + bias[p.col0 + row];
-#else
-    let x = v;
-#endif
-    c[(batch * p.m + m) * p.ldc + p.col0 + row] = apply_unary(p.act, x);
 }
 
 fn store4(batch: u32, m: u32, row0: u32, v: vec4<f32>) {

@@ -43,6 +43,11 @@ impl Linear {
         x.linear(&self.weight, self.bias.as_ref(), Activation::None)
     }
 
+    /// `residual` + this layer of `x`, in one op (a residual block's output projection).
+    pub fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        x.linear_add(&self.weight, self.bias.as_ref(), residual)
+    }
+
     pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         x.linear(&self.weight, self.bias.as_ref(), act)
     }

@@ -72,12 +72,15 @@ pub(crate) enum Op {
         rhs: Tensor,
         op: BinaryOp,
     },
-    /// a [batch, M, K] x b [batch, K, N] (+ bias [N]), then `act`. `b` may be any strided view,
-    /// so an HF weight `w` [N, K] is used as `w.t()` without a copy; batch dims are flattened.
+    /// a [batch, M, K] x b [batch, K, N] (+ bias [N]), then `act`, then + residual (dense, the
+    /// output's dims: a residual block's skip connection, added in the epilogue instead of by a
+    /// pass of its own). `b` may be any strided view, so an HF weight `w` [N, K] is used as
+    /// `w.t()` without a copy; batch dims are flattened.
     Matmul {
         a: Tensor,
         b: Tensor,
         bias: Option<Tensor>,
+        residual: Option<Tensor>,
         act: Activation,
         batch: usize,
         m: usize,
@@ -159,7 +162,7 @@ impl Op {
             Op::Copy { src } | Op::Unary { src, .. } => vec![src],
             Op::Gather { table, ids } => vec![table, ids],
             Op::Binary { lhs, rhs, .. } => vec![lhs, rhs],
-            Op::Matmul { a, b, bias, .. } => [Some(a), Some(b), bias.as_ref()].into_iter().flatten().collect(),
+            Op::Matmul { a, b, bias, residual, .. } => [Some(a), Some(b), bias.as_ref(), residual.as_ref()].into_iter().flatten().collect(),
             Op::Norm { x, residual, weight, bias, .. } => {
                 [Some(x), residual.as_ref(), Some(weight), bias.as_ref()].into_iter().flatten().collect()
             }
@@ -317,9 +320,26 @@ impl Tensor {
     }
 
     pub fn matmul_ext(&self, rhs: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Tensor> {
+        self.matmul_op(rhs, bias, act, None)
+    }
+
+    /// `residual` + `self` [.., K] x `weight`^T (+ bias): a residual block's output projection and
+    /// skip connection in one op. `residual` has the output's dims [.., N].
+    pub fn linear_add(&self, weight: &Tensor, bias: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
+        expect_rank("linear", "weight", weight, 2)?;
+        self.matmul_op(&weight.t()?, bias, Activation::None, Some(residual))
+    }
+
+    /// `residual` + `self` x `rhs` (+ bias), as `linear_add` for a weight stored [K, N].
+    pub fn matmul_add(&self, rhs: &Tensor, bias: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
+        self.matmul_op(rhs, bias, Activation::None, Some(residual))
+    }
+
+    fn matmul_op(&self, rhs: &Tensor, bias: Option<&Tensor>, act: Activation, residual: Option<&Tensor>) -> Result<Tensor> {
         const OP: &str = "matmul";
         let mut all = vec![self, rhs];
         all.extend(bias);
+        all.extend(residual);
         same_device(OP, &all)?;
         expect_dtype(OP, "lhs", self, &[DType::F32])?;
         if self.rank() < 2 || rhs.rank() < 2 {
@@ -329,7 +349,7 @@ impl Tensor {
             check_quantized_rhs(rhs)?;
             // Quantized kernels read activation rows with unit stride along K.
             if self.layout().strides()[self.rank() - 1] != 1 && self.dims()[self.rank() - 1] > 1 {
-                return self.contiguous()?.matmul_ext(rhs, bias, act);
+                return self.contiguous()?.matmul_op(rhs, bias, act, residual);
             }
         } else {
             expect_dtype(OP, "rhs", rhs, WEIGHT_TYPES)?;
@@ -349,6 +369,12 @@ impl Tensor {
         let batch: usize = batch_dims.iter().product();
         let mut out_dims = batch_dims.clone();
         out_dims.extend([m, n]);
+        if let Some(r) = residual {
+            expect_dtype(OP, "residual", r, &[DType::F32])?;
+            if r.dims() != out_dims {
+                return Err(Error::shape(OP, format!("residual {:?} for output {out_dims:?}", r.dims())));
+            }
+        }
 
         // A 2-D weight under a batched contiguous input is one big [batch*M, K] x [K, N].
         let (a, b, batch, m) = if rhs.rank() == 2 && self.is_contiguous() {
@@ -362,7 +388,9 @@ impl Tensor {
             let b = collapse_batch(&rhs.broadcast_to(&b_dims)?)?;
             (a, b, batch, m)
         };
-        let op = Op::Matmul { a, b, bias: bias.map(Tensor::dense).transpose()?, act, batch, m, n, k };
+        let bias = bias.map(Tensor::dense).transpose()?;
+        let residual = residual.map(Tensor::dense).transpose()?;
+        let op = Op::Matmul { a, b, bias, residual, act, batch, m, n, k };
         Ok(Tensor::record(op, DType::F32, &out_dims, self))
     }
 

@@ -75,6 +75,59 @@ async_test! { async fn matmul_reads_transposed_and_broadcast_views() {
     }
 }}
 
+/// `want` + `residual`, elementwise: what a fused residual epilogue must give.
+fn plus(want: Vec<f32>, residual: &[f32]) -> Vec<f32> {
+    want.iter().zip(residual).map(|(w, r)| w + r).collect()
+}
+
+async_test! { async fn linear_add_fuses_the_residual() {
+    let mut rng = Rng::new(4);
+    for (name, dev) in devices().await {
+        // Decode rows (1, 2: the CPU's dot products), odd and tiled prefill shapes.
+        for (case, &(rows, k, n)) in [(1, 7, 5), (2, 384, 33), (3, 65, 64), (37, 100, 129), (130, 65, 67)].iter().enumerate() {
+            let x = rng.vec(rows * k, 1.0);
+            let w = rng.vec(n * k, 0.5);
+            let bias = rng.vec(n, 0.5);
+            let residual = rng.vec(rows * n, 2.0);
+            let with_bias = case % 2 == 0;
+            let tx = Tensor::from_f32(&x, &[rows, k], &dev).unwrap();
+            let tr = Tensor::from_f32(&residual, &[rows, n], &dev).unwrap();
+            let tbias = Tensor::from_f32(&bias, &[n], &dev).unwrap();
+            let tbias = with_bias.then_some(&tbias);
+            let tw = Tensor::from_f32(&w, &[n, k], &dev).unwrap();
+            let got = read(&tx.linear_add(&tw, tbias, &tr).unwrap()).await;
+            let want = plus(reference::linear(&x, &w, with_bias.then_some(&bias[..]), k, n), &residual);
+            assert_close(&format!("{name} linear_add {rows}x{k}->{n} bias={with_bias}"), &got, &want, f32_sum(k));
+
+            let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            let w_rounded: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
+            let tw16 = Tensor::from_f16(&w16, &[n, k], &dev).unwrap();
+            let got = read(&tx.linear_add(&tw16, tbias, &tr).unwrap()).await;
+            let want = plus(reference::linear(&x, &w_rounded, with_bias.then_some(&bias[..]), k, n), &residual);
+            assert_close(&format!("{name} linear_add f16 {rows}x{k}->{n} bias={with_bias}"), &got, &want, f32_sum(k));
+        }
+
+        // Batched operands: [2, 5, 7] x [2, 7, 6] + [2, 5, 6], and a 2-D weight under [2, 3, 7].
+        let (a, b, r) = (rng.vec(2 * 5 * 7, 1.0), rng.vec(2 * 7 * 6, 1.0), rng.vec(2 * 5 * 6, 1.0));
+        let ta = Tensor::from_f32(&a, &[2, 5, 7], &dev).unwrap();
+        let tb = Tensor::from_f32(&b, &[2, 7, 6], &dev).unwrap();
+        let tr = Tensor::from_f32(&r, &[2, 5, 6], &dev).unwrap();
+        let got = read(&ta.matmul_add(&tb, None, &tr).unwrap()).await;
+        assert_close(&format!("{name} batched matmul_add"), &got, &plus(reference::matmul(&a, &b, 2, 5, 7, 6), &r), f32_sum(7));
+        let w = rng.vec(6 * 7, 1.0);
+        let tw = Tensor::from_f32(&w, &[6, 7], &dev).unwrap();
+        let ta = Tensor::from_f32(&a[..2 * 3 * 7], &[2, 3, 7], &dev).unwrap();
+        let tr = Tensor::from_f32(&r[..2 * 3 * 6], &[2, 3, 6], &dev).unwrap();
+        let got = read(&ta.linear_add(&tw, None, &tr).unwrap()).await;
+        let want = plus(reference::linear(&a[..2 * 3 * 7], &w, None, 7, 6), &r[..2 * 3 * 6]);
+        assert_close(&format!("{name} linear_add over a batch"), &got, &want, f32_sum(7));
+
+        // The residual is an operand of the output's shape, not broadcast.
+        let bad = Tensor::from_f32(&r[..6], &[1, 6], &dev).unwrap();
+        assert!(ta.linear_add(&tw, None, &bad).is_err());
+    }
+}}
+
 async_test! { async fn unary_ops_match_reference() {
     let mut rng = Rng::new(4);
     let cases: &[(UnaryOp, fn(f32) -> f32)] = &[

@@ -176,11 +176,18 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
         Op::Gather { table, ids } => kernels::gather(&input(&step, table, 0), &input(&step, ids, 1))?,
         Op::Unary { src, op } => CpuStorage::from_f32(kernels::unary(input(&step, src, 0).f32s(), *op)),
         Op::Binary { lhs, rhs, op } => CpuStorage::from_f32(kernels::binary(&input(&step, lhs, 0), &input(&step, rhs, 1), *op, out_numel)),
-        Op::Matmul { a, b, bias, act, batch, m, n, k } => {
+        Op::Matmul { a, b, bias, residual, act, batch, m, n, k } => {
+            // Inputs are in the op's order: a, b, bias?, residual?.
+            let r_at = 2 + bias.is_some() as usize;
             let bias = bias.as_ref().map(|t| input(&step, t, 2));
             let shape = matmul::Shape { batch: *batch, m: *m, n: *n, k: *k };
             let run = if b.dtype().is_quantized() { quant::matmul } else { matmul::matmul };
-            CpuStorage::from_f32(run(&input(&step, a, 0), &input(&step, b, 1), bias.as_ref(), *act, shape)?)
+            let mut c = run(&input(&step, a, 0), &input(&step, b, 1), bias.as_ref(), *act, shape)?;
+            if let Some(r) = residual {
+                // In place on C while it is hot: no second output buffer, no broadcast indexing.
+                c.iter_mut().zip(input(&step, r, r_at).f32s()).for_each(|(c, r)| *c += r);
+            }
+            CpuStorage::from_f32(c)
         }
         Op::Norm { x, residual, weight, bias, eps, kind } => {
             // Inputs are in the op's order: x, residual?, weight, bias?.

@@ -151,8 +151,9 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
     let inputs_of = |n: usize| (0..n).map(input).collect::<Vec<_>>();
 
     match step.op {
-        Op::Matmul { a, b, bias, act, batch, m, n, k } if b.dtype().is_quantized() => {
-            quant::matmul(run, (a, b, bias.as_ref(), *act), (*batch, *m, *n, *k), inputs_of(step.inputs.len()), &output)?
+        Op::Matmul { a, b, bias, residual, act, batch, m, n, k } if b.dtype().is_quantized() => {
+            let operands = (a, b, bias.is_some(), residual.is_some(), *act);
+            quant::matmul(run, operands, (*batch, *m, *n, *k), inputs_of(step.inputs.len()), &output)?
         }
         Op::Gather { table, ids } if table.dtype().is_quantized() => quant::gather(run, table, ids, inputs_of(2), &output)?,
         Op::Copy { src } => {
@@ -212,8 +213,8 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 .vec4(b.strides[1]);
             run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
-        Op::Matmul { a, b, bias, act, batch, m, n, k } => {
-            let kernel = Kernel::Matmul { b: elem(b.dtype())?, bias: bias.is_some() };
+        Op::Matmul { a, b, bias, residual, act, batch, m, n, k } => {
+            let kernel = Kernel::Matmul { b: elem(b.dtype())?, bias: bias.is_some(), residual: residual.is_some() };
             let (a_sb, a_sm, a_sk) = strides3(a.layout());
             let (b_sb, b_sk, b_sn) = strides3(b.layout());
             let act = match act {
@@ -240,8 +241,9 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                     .u32(col0)
                     .u32(0)
                     .u32(0);
+                // Bias and residual bind after the weight, as the op lists them.
                 let mut inputs = vec![input(0), part];
-                inputs.extend(bias.as_ref().map(|_| input(2)));
+                inputs.extend((2..step.inputs.len()).map(input));
                 let groups = [cols.div_ceil(64) as u32, m.div_ceil(64) as u32, *batch as u32];
                 run.push(kernel, &params.0, inputs, &output, groups)?;
             }

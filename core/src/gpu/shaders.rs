@@ -16,6 +16,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("elementwise.wgsl", include_str!("../../../shaders/elementwise.wgsl")),
     ("matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
     ("tile.wgsl", include_str!("../../../shaders/tile.wgsl")),
+    ("epilogue.wgsl", include_str!("../../../shaders/epilogue.wgsl")),
     ("norm.wgsl", include_str!("../../../shaders/norm.wgsl")),
     ("softmax.wgsl", include_str!("../../../shaders/softmax.wgsl")),
     ("attention.wgsl", include_str!("../../../shaders/attention.wgsl")),
@@ -98,9 +99,11 @@ pub enum Kernel {
     },
     Unary,
     Binary,
+    /// `residual`: + a dense tensor of the output's shape in the epilogue (epilogue.wgsl).
     Matmul {
         b: Elem,
         bias: bool,
+        residual: bool,
     },
     Norm {
         kind: NormVariant,
@@ -121,11 +124,13 @@ pub enum Kernel {
     QuantMatvec {
         q: Quant,
         bias: bool,
+        residual: bool,
     },
     /// Quantized weights, many activation rows (prefill): matmul_quant.wgsl.
     QuantMatmul {
         q: Quant,
         bias: bool,
+        residual: bool,
     },
     /// Embedding lookup from a quantized table: gather_quant.wgsl.
     QuantGather {
@@ -192,13 +197,14 @@ impl Kernel {
         match self {
             Kernel::Copy { .. } | Kernel::Unary | Kernel::Argmax => 1,
             Kernel::Gather { .. } | Kernel::Binary | Kernel::Pool(_) | Kernel::Unpack => 2,
-            Kernel::Matmul { bias, .. } => 2 + *bias as usize,
+            Kernel::Matmul { bias, residual, .. }
+            | Kernel::QuantMatvec { bias, residual, .. }
+            | Kernel::QuantMatmul { bias, residual, .. } => 2 + *bias as usize + *residual as usize,
             Kernel::Norm { kind: NormVariant::L2, .. } => 1,
             Kernel::Norm { residual, bias, .. } => 2 + *residual as usize + *bias as usize,
             Kernel::Softmax { mask } => 1 + *mask as usize,
             Kernel::Attention => 5,
             Kernel::Rope { .. } => 3,
-            Kernel::QuantMatvec { bias, .. } | Kernel::QuantMatmul { bias, .. } => 2 + *bias as usize,
             Kernel::QuantGather { .. } => 2,
         }
     }
@@ -231,15 +237,13 @@ impl Kernel {
             Kernel::Gather { table } => flags.push(if table == Elem::F32 { "TABLE_F32" } else { "TABLE_F16" }),
             Kernel::Unary => {}
             Kernel::Binary => flags.push("BINARY"),
-            Kernel::Matmul { b, bias } => {
+            Kernel::Matmul { b, bias, residual } => {
                 flags.push(match b {
                     Elem::F32 => "B_F32",
                     Elem::F16 if features.f16 => "B_F16_NATIVE",
                     _ => "B_F16_PACKED",
                 });
-                if bias {
-                    flags.push("HAS_BIAS");
-                }
+                epilogue_flags(&mut flags, bias, residual);
             }
             Kernel::Norm { kind, residual, bias } => {
                 flags.push(match kind {
@@ -269,11 +273,9 @@ impl Kernel {
                 }
             }
             Kernel::Argmax => {}
-            Kernel::QuantMatvec { q, bias } | Kernel::QuantMatmul { q, bias } => {
+            Kernel::QuantMatvec { q, bias, residual } | Kernel::QuantMatmul { q, bias, residual } => {
                 flags.push(q.flag());
-                if bias {
-                    flags.push("HAS_BIAS");
-                }
+                epilogue_flags(&mut flags, bias, residual);
                 if self.uses_f16(features) {
                     flags.push("F16");
                 }
@@ -307,7 +309,9 @@ impl Kernel {
         }
         for b in [Elem::F32, Elem::F16] {
             for bias in [false, true] {
-                all.push(Kernel::Matmul { b, bias });
+                for residual in [false, true] {
+                    all.push(Kernel::Matmul { b, bias, residual });
+                }
             }
         }
         for residual in [false, true] {
@@ -323,12 +327,24 @@ impl Kernel {
         all.extend([Kernel::Pool(PoolMode::Mean), Kernel::Pool(PoolMode::Cls)]);
         for q in Quant::ALL {
             for bias in [false, true] {
-                all.push(Kernel::QuantMatvec { q, bias });
-                all.push(Kernel::QuantMatmul { q, bias });
+                for residual in [false, true] {
+                    all.push(Kernel::QuantMatvec { q, bias, residual });
+                    all.push(Kernel::QuantMatmul { q, bias, residual });
+                }
             }
             all.push(Kernel::QuantGather { q });
         }
         all
+    }
+}
+
+/// The flags of epilogue.wgsl, shared by the matmul kernels.
+fn epilogue_flags(flags: &mut Vec<&'static str>, bias: bool, residual: bool) {
+    if bias {
+        flags.push("HAS_BIAS");
+    }
+    if residual {
+        flags.push("HAS_RESIDUAL");
     }
 }
 

@@ -232,12 +232,12 @@ impl DecoderModel for Llama {
             let v = qkv.narrow(1, (hq + hkv) * d, hkv * d)?.reshape(&[t, hkv, d])?;
             let (keys, values) = cache.append(l, &k, &v)?; // [pos + T, Hkv, D]
             let attended = q.attention_kv(&keys, &values, &q_offsets, &kv_offsets, scale, true)?.reshape(&[t, hq * d])?;
-            x = x.add(&layer.o.forward(&attended)?)?;
+            x = layer.o.forward_add(&attended, &x)?;
             let normed = x.rms_norm(&layer.post_norm, eps)?;
             let gate_up = layer.gate_up.forward(&normed)?; // [T, 2 I]
             let i = c.intermediate_size;
             let gated = gate_up.narrow(1, 0, i)?.binary(&gate_up.narrow(1, i, i)?, BinaryOp::SiluMul)?;
-            x = x.add(&layer.down.forward(&gated)?)?;
+            x = layer.down.forward_add(&gated, &x)?;
         }
         cache.advance(t);
         let x = if all_logits { x } else { x.narrow(0, t - 1, 1)? };

@@ -1,0 +1,33 @@
+// The output side of the matmul kernels (matmul.wgsl, matmul_quant.wgsl, matvec_quant.wgsl):
+// bindings from 3 on hold bias (HAS_BIAS), residual (HAS_RESIDUAL, dense in C's layout), then C.
+// The including shader declares `p` with `act`.
+
+#if HAS_BIAS
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+#endif
+#if HAS_BIAS && HAS_RESIDUAL
+@group(0) @binding(4) var<storage, read> residual: array<f32>;
+@group(0) @binding(5) var<storage, read_write> c: array<f32>;
+#elif HAS_RESIDUAL
+@group(0) @binding(3) var<storage, read> residual: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+#elif HAS_BIAS
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+#else
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+#endif
+
+// c[at] = act(v + bias[col]) + residual[at]; `col` counts columns of the whole output (a split
+// weight's part writes from its first column on).
+fn write_c(at: u32, col: u32, v: f32) {
+#if HAS_BIAS
+    var x = v + bias[col];
+#else
+    var x = v;
+#endif
+    x = apply_unary(p.act, x);
+#if HAS_RESIDUAL
+    x += residual[at];
+#endif
+    c[at] = x;
+}
