@@ -227,9 +227,12 @@ impl DecoderModel for Llama {
         for (l, layer) in self.layers.iter().enumerate() {
             let normed = x.rms_norm(&layer.input_norm, eps)?;
             let qkv = layer.qkv.forward(&normed)?; // [T, (Hq + 2 Hkv) D]
-            let q = qkv.narrow(1, 0, hq * d)?.reshape(&[t, hq, d])?.rope(&positions, &self.inv_freq, self.interleaved_rope)?;
-            let k = qkv.narrow(1, hq * d, hkv * d)?.reshape(&[t, hkv, d])?.rope(&positions, &self.inv_freq, self.interleaved_rope)?;
-            let v = qkv.narrow(1, (hq + hkv) * d, hkv * d)?.reshape(&[t, hkv, d])?;
+            let heads = qkv.reshape(&[t, hq + 2 * hkv, d])?;
+            // q and k heads are adjacent: one rotation for both.
+            let qk = heads.narrow(1, 0, hq + hkv)?.rope(&positions, &self.inv_freq, self.interleaved_rope)?;
+            let q = qk.narrow(1, 0, hq)?;
+            let k = qk.narrow(1, hq, hkv)?;
+            let v = heads.narrow(1, hq + hkv, hkv)?;
             let (keys, values) = cache.append(l, &k, &v)?; // [pos + T, Hkv, D]
             let attended = q.attention_kv(&keys, &values, &q_offsets, &kv_offsets, scale, true)?.reshape(&[t, hq * d])?;
             x = layer.o.forward_add(&attended, &x)?;
