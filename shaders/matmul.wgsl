@@ -21,7 +21,8 @@ struct Params {
     // rows (too large for one binding) computes its columns part by part.
     ldc: u32,
     col0: u32,
-    pad_c0: u32,
+    // Where the gate is, relative to A (GATED, matmul_io.wgsl).
+    g_delta: u32,
     pad_c1: u32,
 }
 
@@ -36,7 +37,7 @@ const TK: u32 = 16u;
 #else
 @group(0) @binding(2) var<storage, read> b: array<u32>;
 #endif
-#include "epilogue.wgsl"
+#include "matmul_io.wgsl"
 
 fn load_b(i: u32) -> f32 {
 #if B_F32
@@ -73,7 +74,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let gk = k0 + kk;
             var av = 0.0;
             if row0 + r < p.m && gk < p.k {
-                av = a[a_base + (row0 + r) * p.a_sm + gk * p.a_sk];
+                av = load_a(a_base + (row0 + r) * p.a_sm + gk * p.a_sk);
             }
             a_tile[kk * TM + r] = av;
             var bv = 0.0;

@@ -24,14 +24,15 @@ struct Params {
     // rows (too large for one binding) computes its columns part by part.
     ldc: u32,
     col0: u32,
-    pad_c0: u32,
+    // Where the gate is, relative to A (GATED, matmul_io.wgsl).
+    g_delta: u32,
     pad_c1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> wq: array<u32>;
-#include "epilogue.wgsl"
+#include "matmul_io.wgsl"
 
 #include "quant.wgsl"
 
@@ -60,7 +61,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let kk = e % TK;
             var av = 0.0;
             if row0 + r < p.m {
-                av = a[a_base + (row0 + r) * p.a_sm + k0 + kk];
+                av = load_a(a_base + (row0 + r) * p.a_sm + k0 + kk);
             }
             a_tile[kk * TM + r] = av;
         }

@@ -29,14 +29,15 @@ struct Params {
     // C's row stride and the first column this dispatch writes (weights split into parts of rows).
     ldc: u32,
     col0: u32,
-    pad_c0: u32,
+    // Where the gate is, relative to A (GATED, matmul_io.wgsl).
+    g_delta: u32,
     pad_c1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> wq: array<u32>;
-#include "epilogue.wgsl"
+#include "matmul_io.wgsl"
 
 #include "quant.wgsl"
 
@@ -44,7 +45,7 @@ struct Params {
 var<workgroup> partial: array<vec4<f32>, 256>;
 
 fn x4(at: u32) -> vec4<f32> {
-    return vec4<f32>(a[at], a[at + 1u], a[at + 2u], a[at + 3u]);
+    return vec4<f32>(load_a(at), load_a(at + 1u), load_a(at + 2u), load_a(at + 3u));
 }
 
 // A group's 8 values of `a`, as F pairs in the order of `Group`.

@@ -1,7 +1,7 @@
 // The register tile of the tiled matmuls (matmul.wgsl, matmul_quant.wgsl): a workgroup of 16x16
 // invocations computes a TM x TN = 64 x 64 tile of C, 4x4 values each, from slices staged in
 // `a_tile` [TK][TM] and `b_tile` [TK][TN]. The including shader declares TK, the two tiles, `p`
-// (with m, n, act, ldc and col0) and includes epilogue.wgsl (`write_c`).
+// (with m, n, act, ldc and col0) and includes matmul_io.wgsl (`write_c`).
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;

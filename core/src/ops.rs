@@ -2,6 +2,8 @@
 //! backends implement `Op` in `cpu/` and `gpu/`, and `reference.rs` gives the plain version tests
 //! compare both against. Adding an op: a variant here, a kernel in each backend, a reference, a test.
 
+use std::sync::Arc;
+
 use crate::dtype::DType;
 use crate::layout::broadcast_dims;
 use crate::tensor::Tensor;
@@ -75,12 +77,15 @@ pub(crate) enum Op {
     /// a [batch, M, K] x b [batch, K, N] (+ bias [N]), then `act`, then + residual (dense, the
     /// output's dims: a residual block's skip connection, added in the epilogue instead of by a
     /// pass of its own). `b` may be any strided view, so an HF weight `w` [N, K] is used as
-    /// `w.t()` without a copy; batch dims are flattened.
+    /// `w.t()` without a copy; batch dims are flattened. With `gate`, the left operand is
+    /// silu(g) * a, where g is the view with a's dims and strides at element `gate` of a's own
+    /// storage (the gate half of a fused gate/up projection, read in place: SwiGLU costs no pass).
     Matmul {
         a: Tensor,
         b: Tensor,
         bias: Option<Tensor>,
         residual: Option<Tensor>,
+        gate: Option<usize>,
         act: Activation,
         batch: usize,
         m: usize,
@@ -320,22 +325,51 @@ impl Tensor {
     }
 
     pub fn matmul_ext(&self, rhs: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Tensor> {
-        self.matmul_op(rhs, bias, act, None)
+        self.matmul_op(rhs, bias, act, None, None)
+    }
+
+    /// (silu(`self`) * `up`) x `weight`^T (+ bias) (+ residual): a SwiGLU block's down
+    /// projection. When gate and up are two halves of one [.., 2I] tensor (`narrow`s of a fused
+    /// gate/up projection) the product is formed as the matmul reads its operand; otherwise it is
+    /// a `SiluMul` first.
+    pub fn silu_mul_linear(&self, up: &Tensor, weight: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
+        expect_rank("linear", "weight", weight, 2)?;
+        let (g, u) = (self.layout(), up.layout());
+        let fusable = Arc::ptr_eq(&self.node, &up.node)
+            && self.rank() == 2
+            && g.dims() == u.dims()
+            && g.strides() == u.strides()
+            && g.strides()[1] == 1
+            && self.dtype() == DType::F32
+            && up.dtype() == DType::F32;
+        if !fusable {
+            let gated = self.binary(up, BinaryOp::SiluMul)?;
+            return gated.matmul_op(&weight.t()?, bias, Activation::None, residual, None);
+        }
+        up.matmul_op(&weight.t()?, bias, Activation::None, residual, Some(self))
     }
 
     /// `residual` + `self` [.., K] x `weight`^T (+ bias): a residual block's output projection and
     /// skip connection in one op. `residual` has the output's dims [.., N].
     pub fn linear_add(&self, weight: &Tensor, bias: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
         expect_rank("linear", "weight", weight, 2)?;
-        self.matmul_op(&weight.t()?, bias, Activation::None, Some(residual))
+        self.matmul_op(&weight.t()?, bias, Activation::None, Some(residual), None)
     }
 
     /// `residual` + `self` x `rhs` (+ bias), as `linear_add` for a weight stored [K, N].
     pub fn matmul_add(&self, rhs: &Tensor, bias: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
-        self.matmul_op(rhs, bias, Activation::None, Some(residual))
+        self.matmul_op(rhs, bias, Activation::None, Some(residual), None)
     }
 
-    fn matmul_op(&self, rhs: &Tensor, bias: Option<&Tensor>, act: Activation, residual: Option<&Tensor>) -> Result<Tensor> {
+    /// `gate`: a view of self's node with self's dims and strides (see `Op::Matmul`).
+    fn matmul_op(
+        &self,
+        rhs: &Tensor,
+        bias: Option<&Tensor>,
+        act: Activation,
+        residual: Option<&Tensor>,
+        gate: Option<&Tensor>,
+    ) -> Result<Tensor> {
         const OP: &str = "matmul";
         let mut all = vec![self, rhs];
         all.extend(bias);
@@ -349,7 +383,10 @@ impl Tensor {
             check_quantized_rhs(rhs)?;
             // Quantized kernels read activation rows with unit stride along K.
             if self.layout().strides()[self.rank() - 1] != 1 && self.dims()[self.rank() - 1] > 1 {
-                return self.contiguous()?.matmul_op(rhs, bias, act, residual);
+                if gate.is_some() {
+                    return Err(Error::shape(OP, "a gated operand needs unit K stride (engine bug)".to_string()));
+                }
+                return self.contiguous()?.matmul_op(rhs, bias, act, residual, None);
             }
         } else {
             expect_dtype(OP, "rhs", rhs, WEIGHT_TYPES)?;
@@ -376,8 +413,11 @@ impl Tensor {
             }
         }
 
-        // A 2-D weight under a batched contiguous input is one big [batch*M, K] x [K, N].
-        let (a, b, batch, m) = if rhs.rank() == 2 && self.is_contiguous() {
+        // A 2-D weight under a batched contiguous input is one big [batch*M, K] x [K, N]; under a
+        // 2-D input, any view, it stays as it is (a split weight is read only in 2-D).
+        let (a, b, batch, m) = if rhs.rank() == 2 && self.rank() == 2 {
+            (self.clone(), rhs.clone(), 1, m)
+        } else if rhs.rank() == 2 && self.is_contiguous() {
             (self.reshape(&[batch * m, k])?, rhs.clone(), 1, batch * m)
         } else {
             let mut a_dims = batch_dims.clone();
@@ -390,7 +430,13 @@ impl Tensor {
         };
         let bias = bias.map(Tensor::dense).transpose()?;
         let residual = residual.map(Tensor::dense).transpose()?;
-        let op = Op::Matmul { a, b, bias, residual, act, batch, m, n, k };
+        // The gate is read at its offset with a's strides: a must still be a view of the node.
+        let gate = match gate {
+            Some(g) if Arc::ptr_eq(&a.node, &g.node) && a.layout().offset() == self.layout().offset() => Some(g.layout().offset()),
+            Some(_) => return Err(Error::shape(OP, "a gated operand was copied (engine bug)".to_string())),
+            None => None,
+        };
+        let op = Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k };
         Ok(Tensor::record(op, DType::F32, &out_dims, self))
     }
 

@@ -128,6 +128,63 @@ async_test! { async fn linear_add_fuses_the_residual() {
     }
 }}
 
+/// silu(gate) * up for rows of [gate | up] (`gate_first`) or [up | gate], each half `k` wide.
+fn swiglu(gu: &[f32], k: usize, gate_first: bool) -> Vec<f32> {
+    gu.chunks(2 * k)
+        .flat_map(|row| {
+            let (g, u) = if gate_first { row.split_at(k) } else { (&row[k..], &row[..k]) };
+            g.iter().zip(u).map(|(&g, &u)| reference::silu(g) * u).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+async_test! { async fn silu_mul_linear_reads_gate_and_up_in_place() {
+    let mut rng = Rng::new(5);
+    for (name, dev) in devices().await {
+        for (case, &(rows, k, n)) in [(1, 7, 5), (2, 96, 33), (3, 65, 64), (37, 100, 129), (130, 33, 67)].iter().enumerate() {
+            let gu = rng.vec(rows * 2 * k, 2.0);
+            let w = rng.vec(n * k, 0.5);
+            let residual = rng.vec(rows * n, 2.0);
+            let tgu = Tensor::from_f32(&gu, &[rows, 2 * k], &dev).unwrap();
+            let tr = Tensor::from_f32(&residual, &[rows, n], &dev).unwrap();
+            let (lo, hi) = (tgu.narrow(1, 0, k).unwrap(), tgu.narrow(1, k, k).unwrap());
+            // Gate first (as Llama's fused gate_up) and up first: the gate before or after A.
+            let gate_first = case % 2 == 0;
+            let (gate, up) = if gate_first { (&lo, &hi) } else { (&hi, &lo) };
+            let x = swiglu(&gu, k, gate_first);
+            let with_residual = case != 1;
+            let tr = with_residual.then_some(&tr);
+            let tw = Tensor::from_f32(&w, &[n, k], &dev).unwrap();
+            let got = read(&gate.silu_mul_linear(up, &tw, None, tr).unwrap()).await;
+            let mut want = reference::linear(&x, &w, None, k, n);
+            if with_residual {
+                want = plus(want, &residual);
+            }
+            let what = format!("{name} silu_mul_linear {rows}x{k}->{n} gate_first={gate_first} residual={with_residual}");
+            assert_close(&what, &got, &want, f32_sum(k));
+
+            let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            let w_rounded: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
+            let tw16 = Tensor::from_f16(&w16, &[n, k], &dev).unwrap();
+            let got = read(&gate.silu_mul_linear(up, &tw16, None, tr).unwrap()).await;
+            let mut want = reference::linear(&x, &w_rounded, None, k, n);
+            if with_residual {
+                want = plus(want, &residual);
+            }
+            assert_close(&format!("{what} f16"), &got, &want, f32_sum(k));
+        }
+
+        // Gate and up from different tensors: a SiluMul first, the same result.
+        let (g, u, w) = (rng.vec(3 * 9, 2.0), rng.vec(3 * 9, 2.0), rng.vec(4 * 9, 0.5));
+        let tg = Tensor::from_f32(&g, &[3, 9], &dev).unwrap();
+        let tu = Tensor::from_f32(&u, &[3, 9], &dev).unwrap();
+        let tw = Tensor::from_f32(&w, &[4, 9], &dev).unwrap();
+        let got = read(&tg.silu_mul_linear(&tu, &tw, None, None).unwrap()).await;
+        let x: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| reference::silu(g) * u).collect();
+        assert_close(&format!("{name} silu_mul_linear of two tensors"), &got, &reference::linear(&x, &w, None, 9, 4), f32_sum(9));
+    }
+}}
+
 async_test! { async fn unary_ops_match_reference() {
     let mut rng = Rng::new(4);
     let cases: &[(UnaryOp, fn(f32) -> f32)] = &[

@@ -176,13 +176,20 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
         Op::Gather { table, ids } => kernels::gather(&input(&step, table, 0), &input(&step, ids, 1))?,
         Op::Unary { src, op } => CpuStorage::from_f32(kernels::unary(input(&step, src, 0).f32s(), *op)),
         Op::Binary { lhs, rhs, op } => CpuStorage::from_f32(kernels::binary(&input(&step, lhs, 0), &input(&step, rhs, 1), *op, out_numel)),
-        Op::Matmul { a, b, bias, residual, act, batch, m, n, k } => {
+        Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k } => {
             // Inputs are in the op's order: a, b, bias?, residual?.
             let r_at = 2 + bias.is_some() as usize;
             let bias = bias.as_ref().map(|t| input(&step, t, 2));
             let shape = matmul::Shape { batch: *batch, m: *m, n: *n, k: *k };
             let run = if b.dtype().is_quantized() { quant::matmul } else { matmul::matmul };
-            let mut c = run(&input(&step, a, 0), &input(&step, b, 1), bias.as_ref(), *act, shape)?;
+            let a_in = input(&step, a, 0);
+            // The gated operand once, as a dense [batch, M, K], for kernels that read A many times.
+            let gated = gate.map(|g| (CpuStorage::from_f32(silu_mul(&a_in, g)), Layout::contiguous(&[*batch, *m, *k])));
+            let a_in = match &gated {
+                Some((storage, layout)) => Input { storage, layout, dtype: DType::F32 },
+                None => a_in,
+            };
+            let mut c = run(&a_in, &input(&step, b, 1), bias.as_ref(), *act, shape)?;
             if let Some(r) = residual {
                 // In place on C while it is hot: no second output buffer, no broadcast indexing.
                 c.iter_mut().zip(input(&step, r, r_at).f32s()).for_each(|(c, r)| *c += r);
@@ -256,6 +263,13 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
         }
     };
     Ok(Storage::Cpu(out))
+}
+
+/// silu(g) * a over the rows of a [batch, M, K] view, g being the same view at offset `gate`.
+fn silu_mul(a: &Input<'_>, gate: usize) -> Vec<f32> {
+    let all = a.storage.f32s();
+    let base = a.layout.offset();
+    a.layout.storage_indices().map(|i| math::silu(all[i - base + gate]) * all[i]).collect()
 }
 
 /// Values of a realized, contiguous f32 or u32 tensor.

@@ -3,7 +3,7 @@
 
 use super::GpuStorage;
 use super::run::Run;
-use super::shaders::{Elem, Kernel, NormVariant};
+use super::shaders::{Elem, Kernel, MatmulIo, NormVariant};
 use crate::dtype::DType;
 use crate::graph::Step;
 use crate::layout::Layout;
@@ -151,9 +151,9 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
     let inputs_of = |n: usize| (0..n).map(input).collect::<Vec<_>>();
 
     match step.op {
-        Op::Matmul { a, b, bias, residual, act, batch, m, n, k } if b.dtype().is_quantized() => {
-            let operands = (a, b, bias.is_some(), residual.is_some(), *act);
-            quant::matmul(run, operands, (*batch, *m, *n, *k), inputs_of(step.inputs.len()), &output)?
+        Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k } if b.dtype().is_quantized() => {
+            let io = matmul_io(bias, residual, gate);
+            quant::matmul(run, (a, b, io, g_delta(a, *gate), *act), (*batch, *m, *n, *k), inputs_of(step.inputs.len()), &output)?
         }
         Op::Gather { table, ids } if table.dtype().is_quantized() => quant::gather(run, table, ids, inputs_of(2), &output)?,
         Op::Copy { src } => {
@@ -213,8 +213,8 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 .vec4(b.strides[1]);
             run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
-        Op::Matmul { a, b, bias, residual, act, batch, m, n, k } => {
-            let kernel = Kernel::Matmul { b: elem(b.dtype())?, bias: bias.is_some(), residual: residual.is_some() };
+        Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k } => {
+            let kernel = Kernel::Matmul { b: elem(b.dtype())?, io: matmul_io(bias, residual, gate) };
             let (a_sb, a_sm, a_sk) = strides3(a.layout());
             let (b_sb, b_sk, b_sn) = strides3(b.layout());
             let act = match act {
@@ -239,7 +239,7 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                     .u32(b_sn)
                     .u32(*n)
                     .u32(col0)
-                    .u32(0)
+                    .u32(g_delta(a, *gate))
                     .u32(0);
                 // Bias and residual bind after the weight, as the op lists them.
                 let mut inputs = vec![input(0), part];
@@ -341,6 +341,15 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
         }
     }
     Ok(output)
+}
+
+fn matmul_io(bias: &Option<Tensor>, residual: &Option<Tensor>, gate: &Option<usize>) -> MatmulIo {
+    MatmulIo { bias: bias.is_some(), residual: residual.is_some(), gated: gate.is_some() }
+}
+
+/// The gate's offset from A's, in elements, as the u32 the kernels add with wrapping.
+fn g_delta(a: &Tensor, gate: Option<usize>) -> usize {
+    gate.map_or(0, |g| g.wrapping_sub(a.layout().offset()) as u32 as usize)
 }
 
 /// Row-wise normalizations: one workgroup per row of the last dim. `inputs` are bound in the

@@ -6,7 +6,7 @@
 use super::{OP_NONE, Params, grid_1d, row_parts, strides3, unary_code};
 use crate::gpu::GpuStorage;
 use crate::gpu::run::Run;
-use crate::gpu::shaders::{Kernel, Quant};
+use crate::gpu::shaders::{Kernel, MatmulIo, Quant};
 use crate::ops::Activation;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -53,7 +53,7 @@ fn threads_per_row(units: usize) -> usize {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul(
     run: &mut Run,
-    (a, b, has_bias, has_residual, act): (&Tensor, &Tensor, bool, bool, Activation),
+    (a, b, io, g_delta, act): (&Tensor, &Tensor, MatmulIo, usize, Activation),
     (batch, m, n, k): (usize, usize, usize, usize),
     inputs: Vec<GpuStorage>,
     output: &GpuStorage,
@@ -95,12 +95,12 @@ pub(super) fn matmul(
                 .u32(0)
                 .u32(n)
                 .u32(col0)
-                .u32(0)
+                .u32(g_delta)
                 .u32(0);
             // One z slice per activation row: W is read again per row, mostly from cache.
             let mut groups = grid_1d(cols.div_ceil(rows_per_group), max);
             groups[2] = (batch * m) as u32;
-            run.push(Kernel::QuantMatvec { q, bias: has_bias, residual: has_residual }, &params.0, part_inputs, output, groups)?;
+            run.push(Kernel::QuantMatvec { q, io }, &params.0, part_inputs, output, groups)?;
         } else {
             let params = Params::default()
                 .u32(m)
@@ -117,10 +117,10 @@ pub(super) fn matmul(
                 .u32(0)
                 .u32(n)
                 .u32(col0)
-                .u32(0)
+                .u32(g_delta)
                 .u32(0);
             let groups = [cols.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
-            run.push(Kernel::QuantMatmul { q, bias: has_bias, residual: has_residual }, &params.0, part_inputs, output, groups)?;
+            run.push(Kernel::QuantMatmul { q, io }, &params.0, part_inputs, output, groups)?;
         }
     }
     Ok(())

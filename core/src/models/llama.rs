@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{DecoderModel, KvCache};
 use crate::nn::Linear;
 use crate::weights::Weights;
-use crate::{BinaryOp, DType, Device, Error, Result, Tensor};
+use crate::{DType, Device, Error, Result, Tensor};
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct LlamaConfig {
@@ -239,8 +239,7 @@ impl DecoderModel for Llama {
             let normed = x.rms_norm(&layer.post_norm, eps)?;
             let gate_up = layer.gate_up.forward(&normed)?; // [T, 2 I]
             let i = c.intermediate_size;
-            let gated = gate_up.narrow(1, 0, i)?.binary(&gate_up.narrow(1, i, i)?, BinaryOp::SiluMul)?;
-            x = layer.down.forward_add(&gated, &x)?;
+            x = layer.down.forward_silu_mul_add(&gate_up.narrow(1, 0, i)?, &gate_up.narrow(1, i, i)?, &x)?;
         }
         cache.advance(t);
         let x = if all_logits { x } else { x.narrow(0, t - 1, 1)? };

@@ -1,6 +1,8 @@
-// The output side of the matmul kernels (matmul.wgsl, matmul_quant.wgsl, matvec_quant.wgsl):
-// bindings from 3 on hold bias (HAS_BIAS), residual (HAS_RESIDUAL, dense in C's layout), then C.
-// The including shader declares `p` with `act`.
+// What the matmul kernels (matmul.wgsl, matmul_quant.wgsl, matvec_quant.wgsl) share around their
+// product: reading A (GATED: silu(gate) * A, the gate being A's view p.g_delta elements away in
+// the same buffer), and the output side: bindings from 3 on hold bias (HAS_BIAS), residual
+// (HAS_RESIDUAL, dense in C's layout), then C. The including shader declares `p` (with `act` and
+// `g_delta`) and `a`.
 
 #if HAS_BIAS
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -16,6 +18,15 @@
 #else
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 #endif
+
+// A's value at element `at`. The gate may lie before A: g_delta wraps around like the u32 it is.
+fn load_a(at: u32) -> f32 {
+#if GATED
+    return silu(a[at + p.g_delta]) * a[at];
+#else
+    return a[at];
+#endif
+}
 
 // c[at] = act(v + bias[col]) + residual[at]; `col` counts columns of the whole output (a split
 // weight's part writes from its first column on).
