@@ -124,12 +124,14 @@ pub(crate) enum Op {
     /// Rotary position embedding of x [T, H, D] (unit stride on D) at `positions` [T] u32 with
     /// `inv_freq` [R/2] f32 (scaling variants are folded into it by the model); the first R dims
     /// rotate. `interleaved`: pairs (2i, 2i+1) as GGUF orders Llama weights; else (i, i + R/2) as
-    /// Hugging Face does. Output contiguous [T, H, D].
+    /// Hugging Face does. Heads from `rotated` on are copied unchanged (values riding along
+    /// with queries and keys, so keys and values come out adjacent). Output contiguous [T, H, D].
     Rope {
         x: Tensor,
         positions: Tensor,
         inv_freq: Tensor,
         interleaved: bool,
+        rotated: usize,
     },
     /// Writes `src` into the rows of `dst` starting at `row`, in place, and gives `dst` back:
     /// the KV cache append. `dst` is a `Tensor::cache` tensor and keeps living on the device.
@@ -555,6 +557,11 @@ impl Tensor {
 
     /// Rotary position embedding (see `Op::Rope`) of `self` [T, H, D].
     pub fn rope(&self, positions: &Tensor, inv_freq: &Tensor, interleaved: bool) -> Result<Tensor> {
+        self.rope_heads(positions, inv_freq, interleaved, self.dim(1)?)
+    }
+
+    /// `rope` of heads 0..rotated; the others are copied as they are.
+    pub fn rope_heads(&self, positions: &Tensor, inv_freq: &Tensor, interleaved: bool, rotated: usize) -> Result<Tensor> {
         const OP: &str = "rope";
         same_device(OP, &[self, positions, inv_freq])?;
         expect_rank(OP, "input", self, 3)?;
@@ -566,7 +573,10 @@ impl Tensor {
         if positions.dims() != [t] || half == 0 || 2 * half > d {
             return Err(Error::shape(OP, format!("x {:?}, positions {:?}, inv_freq {:?}", self.dims(), positions.dims(), inv_freq.dims())));
         }
-        let op = Op::Rope { x: unit_last(self)?, positions: positions.dense()?, inv_freq: inv_freq.dense()?, interleaved };
+        if rotated > self.dims()[1] {
+            return Err(Error::shape(OP, format!("{rotated} rotated heads of {:?}", self.dims())));
+        }
+        let op = Op::Rope { x: unit_last(self)?, positions: positions.dense()?, inv_freq: inv_freq.dense()?, interleaved, rotated };
         Ok(Tensor::record(op, DType::F32, self.dims(), self))
     }
 

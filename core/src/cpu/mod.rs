@@ -226,11 +226,12 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             *scale,
             *causal,
         )?),
-        Op::Rope { x, positions, inv_freq, interleaved } => CpuStorage::from_f32(kernels::rope(
+        Op::Rope { x, positions, inv_freq, interleaved, rotated } => CpuStorage::from_f32(kernels::rope(
             &input(&step, x, 0),
             input(&step, positions, 1).u32s(),
             input(&step, inv_freq, 2).f32s(),
             *interleaved,
+            *rotated,
         )),
         Op::WriteRows { dst, src, row } => {
             let storage = step.inputs[0].cpu().clone();

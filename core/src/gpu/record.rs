@@ -296,12 +296,12 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 .u32(*causal as usize);
             run.push(kernel, &params.0, inputs_of(5), &output, [t as u32, hq as u32, 1])?;
         }
-        Op::Rope { x, interleaved, inv_freq, .. } => {
+        Op::Rope { x, interleaved, inv_freq, rotated, .. } => {
             let kernel = Kernel::Rope { interleaved: *interleaved };
             let [t, heads, d] = [x.dims()[0], x.dims()[1], x.dims()[2]];
             let half = inv_freq.numel();
             let (st, sh) = (x.layout().strides()[0], x.layout().strides()[1]);
-            let params = Params::default().u32(t).u32(heads).u32(d).u32(half).u32(x.layout().offset()).u32(st).u32(sh).u32(0);
+            let params = Params::default().u32(t).u32(heads).u32(d).u32(half).u32(x.layout().offset()).u32(st).u32(sh).u32(*rotated);
             let invocations = t * heads * (d - half);
             run.push(kernel, &params.0, inputs_of(3), &output, grid_1d(invocations.div_ceil(wg(kernel)), max_groups))?;
         }

@@ -147,9 +147,8 @@ impl DecoderModel for Gpt2 {
         for (l, b) in self.blocks.iter().enumerate() {
             let qkv = b.c_attn.forward(&b.ln_1.forward(&x)?, Activation::None)?; // [T, 3H]
             let q = qkv.narrow(1, 0, h)?.reshape(&[t, heads, d])?;
-            let k = qkv.narrow(1, h, h)?.reshape(&[t, heads, d])?;
-            let v = qkv.narrow(1, 2 * h, h)?.reshape(&[t, heads, d])?;
-            let (keys, values) = cache.append(l, &k, &v)?;
+            // k then v: adjacent, as the cache stores them.
+            let (keys, values) = cache.append(l, &qkv.narrow(1, h, 2 * h)?.reshape(&[t, 2 * heads, d])?)?;
             let attended = q.attention_kv(&keys, &values, &q_offsets, &kv_offsets, scale, true)?.reshape(&[t, h])?;
             x = b.attn_proj.forward_add(&attended, &x)?;
             let hidden = b.c_fc.forward(&b.ln_2.forward(&x)?, self.act)?;

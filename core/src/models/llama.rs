@@ -227,13 +227,11 @@ impl DecoderModel for Llama {
         for (l, layer) in self.layers.iter().enumerate() {
             let normed = x.rms_norm(&layer.input_norm, eps)?;
             let qkv = layer.qkv.forward(&normed)?; // [T, (Hq + 2 Hkv) D]
-            let heads = qkv.reshape(&[t, hq + 2 * hkv, d])?;
-            // q and k heads are adjacent: one rotation for both.
-            let qk = heads.narrow(1, 0, hq + hkv)?.rope(&positions, &self.inv_freq, self.interleaved_rope)?;
-            let q = qk.narrow(1, 0, hq)?;
-            let k = qk.narrow(1, hq, hkv)?;
-            let v = heads.narrow(1, hq + hkv, hkv)?;
-            let (keys, values) = cache.append(l, &k, &v)?; // [pos + T, Hkv, D]
+            // One rotation for q and k; v is copied along, so k and v leave it adjacent, as the
+            // cache stores them (one write for both).
+            let heads = qkv.reshape(&[t, hq + 2 * hkv, d])?.rope_heads(&positions, &self.inv_freq, self.interleaved_rope, hq + hkv)?;
+            let q = heads.narrow(1, 0, hq)?;
+            let (keys, values) = cache.append(l, &heads.narrow(1, hq, 2 * hkv)?)?; // [pos + T, Hkv, D] each
             let attended = q.attention_kv(&keys, &values, &q_offsets, &kv_offsets, scale, true)?.reshape(&[t, hq * d])?;
             x = layer.o.forward_add(&attended, &x)?;
             let normed = x.rms_norm(&layer.post_norm, eps)?;
