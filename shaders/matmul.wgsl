@@ -1,4 +1,5 @@
-// C[b, m, n] = act(sum_k A[b, m, k] * B[b, k, n] + bias[n]), A f32, B f32 or f16, any strides.
+// C[b, m, n] = act(sum_k A[b, m, k] * B[b, k, n] + bias[n]) (+ residual), A f32, B f32 or f16,
+// any strides.
 // Tiled: a workgroup of 16x16 invocations computes a 64x64 tile of C, 4x4 values each, staging
 // 64x16 slices of A and B in workgroup memory (8 KiB, within WebGPU's 16 KiB default).
 #include "common.wgsl"
@@ -20,7 +21,8 @@ struct Params {
     // rows (too large for one binding) computes its columns part by part.
     ldc: u32,
     col0: u32,
-    pad_c0: u32,
+    // Where the gate is, relative to A (GATED, matmul_io.wgsl).
+    g_delta: u32,
     pad_c1: u32,
 }
 
@@ -35,12 +37,7 @@ const TK: u32 = 16u;
 #else
 @group(0) @binding(2) var<storage, read> b: array<u32>;
 #endif
-#if HAS_BIAS
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-#else
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-#endif
+#include "matmul_io.wgsl"
 
 fn load_b(i: u32) -> f32 {
 #if B_F32
@@ -77,7 +74,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let gk = k0 + kk;
             var av = 0.0;
             if row0 + r < p.m && gk < p.k {
-                av = a[a_base + (row0 + r) * p.a_sm + gk * p.a_sk];
+                av = load_a(a_base + (row0 + r) * p.a_sm + gk * p.a_sk);
             }
             a_tile[kk * TM + r] = av;
             var bv = 0.0;

@@ -1,5 +1,5 @@
-// Prefill: c[b, m, n] = act(sum_k a[b, m, k] W[n, k] + bias[n]) for many rows of `a`, with W [N, K]
-// in ggml blocks read in place (quant.wgsl). The tiling of matmul.wgsl: a workgroup of 16x16
+// Prefill: c[b, m, n] = act(sum_k a[b, m, k] W[n, k] + bias[n]) (+ residual) for many rows of
+// `a`, with W [N, K] in ggml blocks read in place (quant.wgsl). The tiling of matmul.wgsl: a workgroup of 16x16
 // invocations computes a 64x64 tile of C, 4x4 values each, over K in steps of one 32-value unit:
 // the invocations dequantize the unit of each of the tile's 64 rows of W, 8 weights each, and
 // stage the 64x32 slice of `a` (16 KiB of workgroup memory in all, WebGPU's default limit).
@@ -24,19 +24,15 @@ struct Params {
     // rows (too large for one binding) computes its columns part by part.
     ldc: u32,
     col0: u32,
-    pad_c0: u32,
+    // Where the gate is, relative to A (GATED, matmul_io.wgsl).
+    g_delta: u32,
     pad_c1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> wq: array<u32>;
-#if HAS_BIAS
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-#else
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-#endif
+#include "matmul_io.wgsl"
 
 #include "quant.wgsl"
 
@@ -65,7 +61,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let kk = e % TK;
             var av = 0.0;
             if row0 + r < p.m {
-                av = a[a_base + (row0 + r) * p.a_sm + k0 + kk];
+                av = load_a(a_base + (row0 + r) * p.a_sm + k0 + kk);
             }
             a_tile[kk * TM + r] = av;
         }

@@ -1,4 +1,4 @@
-// Decoding: c[b, m, n] = act(sum_k a[b, m, k] W[n, k] + bias[n]) for a few rows of `a` (one per
+// Decoding: c[b, m, n] = act(sum_k a[b, m, k] W[n, k] + bias[n]) (+ residual) for a few rows of `a` (one per
 // z slice), with W [N, K] in ggml blocks read in place (quant.wgsl). This is bound by how fast W
 // streams from memory, so the layout serves the loads:
 // - the 256 invocations form teams of p.tpr (a power of two, 32 to 256, chosen by the host from
@@ -29,19 +29,15 @@ struct Params {
     // C's row stride and the first column this dispatch writes (weights split into parts of rows).
     ldc: u32,
     col0: u32,
-    pad_c0: u32,
+    // Where the gate is, relative to A (GATED, matmul_io.wgsl).
+    g_delta: u32,
     pad_c1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> wq: array<u32>;
-#if HAS_BIAS
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-#else
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-#endif
+#include "matmul_io.wgsl"
 
 #include "quant.wgsl"
 
@@ -49,7 +45,7 @@ struct Params {
 var<workgroup> partial: array<vec4<f32>, 256>;
 
 fn x4(at: u32) -> vec4<f32> {
-    return vec4<f32>(a[at], a[at + 1u], a[at + 2u], a[at + 3u]);
+    return vec4<f32>(load_a(at), load_a(at + 1u), load_a(at + 2u), load_a(at + 3u));
 }
 
 // A group's 8 values of `a`, as F pairs in the order of `Group`.
@@ -68,15 +64,9 @@ fn dot_group(r: Raw, x: Group) -> f32 {
 }
 
 fn store(batch: u32, m: u32, row: u32, v: f32) {
-    if row >= p.n {
-        return;
+    if row < p.n {
+        write_c((batch * p.m + m) * p.ldc + p.col0 + row, p.col0 + row, v);
     }
-#if HAS_BIAS
-    let x = v + bias[p.col0 + row];
-#else
-    let x = v;
-#endif
-    c[(batch * p.m + m) * p.ldc + p.col0 + row] = apply_unary(p.act, x);
 }
 
 fn store4(batch: u32, m: u32, row0: u32, v: vec4<f32>) {

@@ -1,6 +1,7 @@
 // Rotary position embedding of x [T, H, D] (unit stride on D), one invocation per rotated pair.
 // Pair i of a head is (2i, 2i+1) when INTERLEAVED (GGUF's Llama layout), else (i, i + R/2)
-// (Hugging Face's rotate_half); dims past R = 2 * len(inv_freq) are copied unchanged.
+// (Hugging Face's rotate_half); dims past R = 2 * len(inv_freq), and heads from p.rotated on,
+// are copied unchanged.
 #include "common.wgsl"
 
 struct Params {
@@ -11,7 +12,7 @@ struct Params {
     x_off: u32,
     x_st: u32,
     x_sh: u32,
-    pad: u32,
+    rotated: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -46,8 +47,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let s = sin(angle);
         let xa = x[src + a];
         let xb = x[src + b];
-        out[dst + a] = xa * c - xb * s;
-        out[dst + b] = xb * c + xa * s;
+        if h < p.rotated {
+            out[dst + a] = xa * c - xb * s;
+            out[dst + b] = xb * c + xa * s;
+        } else {
+            out[dst + a] = xa;
+            out[dst + b] = xb;
+        }
     } else {
         // Dims past the rotary part (partial rotary), 2 * half .. d.
         let k = 2u * p.half + (slot - p.half);

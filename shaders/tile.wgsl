@@ -1,7 +1,7 @@
 // The register tile of the tiled matmuls (matmul.wgsl, matmul_quant.wgsl): a workgroup of 16x16
 // invocations computes a TM x TN = 64 x 64 tile of C, 4x4 values each, from slices staged in
 // `a_tile` [TK][TM] and `b_tile` [TK][TN]. The including shader declares TK, the two tiles, `p`
-// (with m, n, act, ldc and col0), `c`, and `bias` under HAS_BIAS.
+// (with m, n, act, ldc and col0) and includes matmul_io.wgsl (`write_c`).
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;
@@ -18,7 +18,7 @@ fn multiply_tiles(tr: u32, tc: u32, acc: ptr<function, array<vec4<f32>, 4>>) {
     }
 }
 
-// Writes an invocation's 4x4 values: + bias, then the activation, skipping the tile's overhang.
+// Writes an invocation's 4x4 values through the epilogue, skipping the tile's overhang.
 fn store_tile(batch: u32, row0: u32, col0: u32, tr: u32, tc: u32, acc: array<vec4<f32>, 4>) {
     let c_base = batch * p.m * p.ldc;
     for (var i = 0u; i < 4u; i++) {
@@ -29,11 +29,7 @@ fn store_tile(batch: u32, row0: u32, col0: u32, tr: u32, tc: u32, acc: array<vec
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + tc * 4u + j;
             if col < p.n {
-                var v = acc[i][j];
-#if HAS_BIAS
-                v += bias[p.col0 + col];
-#endif
-                c[c_base + row * p.ldc + p.col0 + col] = apply_unary(p.act, v);
+                write_c(c_base + row * p.ldc + p.col0 + col, p.col0 + col, acc[i][j]);
             }
         }
     }

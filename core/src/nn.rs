@@ -43,6 +43,17 @@ impl Linear {
         x.linear(&self.weight, self.bias.as_ref(), Activation::None)
     }
 
+    /// `residual` + this layer of `x`, in one op (a residual block's output projection).
+    pub fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        x.linear_add(&self.weight, self.bias.as_ref(), residual)
+    }
+
+    /// `residual` + this layer of silu(`gate`) * `up`: a SwiGLU block's down projection, one op
+    /// when gate and up are halves of one fused projection's output.
+    pub fn forward_silu_mul_add(&self, gate: &Tensor, up: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        gate.silu_mul_linear(up, &self.weight, self.bias.as_ref(), Some(residual))
+    }
+
     pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         x.linear(&self.weight, self.bias.as_ref(), act)
     }

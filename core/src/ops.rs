@@ -2,6 +2,8 @@
 //! backends implement `Op` in `cpu/` and `gpu/`, and `reference.rs` gives the plain version tests
 //! compare both against. Adding an op: a variant here, a kernel in each backend, a reference, a test.
 
+use std::sync::Arc;
+
 use crate::dtype::DType;
 use crate::layout::broadcast_dims;
 use crate::tensor::Tensor;
@@ -72,12 +74,18 @@ pub(crate) enum Op {
         rhs: Tensor,
         op: BinaryOp,
     },
-    /// a [batch, M, K] x b [batch, K, N] (+ bias [N]), then `act`. `b` may be any strided view,
-    /// so an HF weight `w` [N, K] is used as `w.t()` without a copy; batch dims are flattened.
+    /// a [batch, M, K] x b [batch, K, N] (+ bias [N]), then `act`, then + residual (dense, the
+    /// output's dims: a residual block's skip connection, added in the epilogue instead of by a
+    /// pass of its own). `b` may be any strided view, so an HF weight `w` [N, K] is used as
+    /// `w.t()` without a copy; batch dims are flattened. With `gate`, the left operand is
+    /// silu(g) * a, where g is the view with a's dims and strides at element `gate` of a's own
+    /// storage (the gate half of a fused gate/up projection, read in place: SwiGLU costs no pass).
     Matmul {
         a: Tensor,
         b: Tensor,
         bias: Option<Tensor>,
+        residual: Option<Tensor>,
+        gate: Option<usize>,
         act: Activation,
         batch: usize,
         m: usize,
@@ -116,12 +124,14 @@ pub(crate) enum Op {
     /// Rotary position embedding of x [T, H, D] (unit stride on D) at `positions` [T] u32 with
     /// `inv_freq` [R/2] f32 (scaling variants are folded into it by the model); the first R dims
     /// rotate. `interleaved`: pairs (2i, 2i+1) as GGUF orders Llama weights; else (i, i + R/2) as
-    /// Hugging Face does. Output contiguous [T, H, D].
+    /// Hugging Face does. Heads from `rotated` on are copied unchanged (values riding along
+    /// with queries and keys, so keys and values come out adjacent). Output contiguous [T, H, D].
     Rope {
         x: Tensor,
         positions: Tensor,
         inv_freq: Tensor,
         interleaved: bool,
+        rotated: usize,
     },
     /// Writes `src` into the rows of `dst` starting at `row`, in place, and gives `dst` back:
     /// the KV cache append. `dst` is a `Tensor::cache` tensor and keeps living on the device.
@@ -159,7 +169,7 @@ impl Op {
             Op::Copy { src } | Op::Unary { src, .. } => vec![src],
             Op::Gather { table, ids } => vec![table, ids],
             Op::Binary { lhs, rhs, .. } => vec![lhs, rhs],
-            Op::Matmul { a, b, bias, .. } => [Some(a), Some(b), bias.as_ref()].into_iter().flatten().collect(),
+            Op::Matmul { a, b, bias, residual, .. } => [Some(a), Some(b), bias.as_ref(), residual.as_ref()].into_iter().flatten().collect(),
             Op::Norm { x, residual, weight, bias, .. } => {
                 [Some(x), residual.as_ref(), Some(weight), bias.as_ref()].into_iter().flatten().collect()
             }
@@ -317,9 +327,55 @@ impl Tensor {
     }
 
     pub fn matmul_ext(&self, rhs: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Tensor> {
+        self.matmul_op(rhs, bias, act, None, None)
+    }
+
+    /// (silu(`self`) * `up`) x `weight`^T (+ bias) (+ residual): a SwiGLU block's down
+    /// projection. When gate and up are two halves of one [.., 2I] tensor (`narrow`s of a fused
+    /// gate/up projection) the product is formed as the matmul reads its operand; otherwise it is
+    /// a `SiluMul` first.
+    pub fn silu_mul_linear(&self, up: &Tensor, weight: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
+        expect_rank("linear", "weight", weight, 2)?;
+        let (g, u) = (self.layout(), up.layout());
+        let fusable = Arc::ptr_eq(&self.node, &up.node)
+            && self.rank() == 2
+            && g.dims() == u.dims()
+            && g.strides() == u.strides()
+            && g.strides()[1] == 1
+            && self.dtype() == DType::F32
+            && up.dtype() == DType::F32;
+        if !fusable {
+            let gated = self.binary(up, BinaryOp::SiluMul)?;
+            return gated.matmul_op(&weight.t()?, bias, Activation::None, residual, None);
+        }
+        up.matmul_op(&weight.t()?, bias, Activation::None, residual, Some(self))
+    }
+
+    /// `residual` + `self` [.., K] x `weight`^T (+ bias): a residual block's output projection and
+    /// skip connection in one op. `residual` has the output's dims [.., N].
+    pub fn linear_add(&self, weight: &Tensor, bias: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
+        expect_rank("linear", "weight", weight, 2)?;
+        self.matmul_op(&weight.t()?, bias, Activation::None, Some(residual), None)
+    }
+
+    /// `residual` + `self` x `rhs` (+ bias), as `linear_add` for a weight stored [K, N].
+    pub fn matmul_add(&self, rhs: &Tensor, bias: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
+        self.matmul_op(rhs, bias, Activation::None, Some(residual), None)
+    }
+
+    /// `gate`: a view of self's node with self's dims and strides (see `Op::Matmul`).
+    fn matmul_op(
+        &self,
+        rhs: &Tensor,
+        bias: Option<&Tensor>,
+        act: Activation,
+        residual: Option<&Tensor>,
+        gate: Option<&Tensor>,
+    ) -> Result<Tensor> {
         const OP: &str = "matmul";
         let mut all = vec![self, rhs];
         all.extend(bias);
+        all.extend(residual);
         same_device(OP, &all)?;
         expect_dtype(OP, "lhs", self, &[DType::F32])?;
         if self.rank() < 2 || rhs.rank() < 2 {
@@ -329,7 +385,10 @@ impl Tensor {
             check_quantized_rhs(rhs)?;
             // Quantized kernels read activation rows with unit stride along K.
             if self.layout().strides()[self.rank() - 1] != 1 && self.dims()[self.rank() - 1] > 1 {
-                return self.contiguous()?.matmul_ext(rhs, bias, act);
+                if gate.is_some() {
+                    return Err(Error::shape(OP, "a gated operand needs unit K stride (engine bug)".to_string()));
+                }
+                return self.contiguous()?.matmul_op(rhs, bias, act, residual, None);
             }
         } else {
             expect_dtype(OP, "rhs", rhs, WEIGHT_TYPES)?;
@@ -349,9 +408,18 @@ impl Tensor {
         let batch: usize = batch_dims.iter().product();
         let mut out_dims = batch_dims.clone();
         out_dims.extend([m, n]);
+        if let Some(r) = residual {
+            expect_dtype(OP, "residual", r, &[DType::F32])?;
+            if r.dims() != out_dims {
+                return Err(Error::shape(OP, format!("residual {:?} for output {out_dims:?}", r.dims())));
+            }
+        }
 
-        // A 2-D weight under a batched contiguous input is one big [batch*M, K] x [K, N].
-        let (a, b, batch, m) = if rhs.rank() == 2 && self.is_contiguous() {
+        // A 2-D weight under a batched contiguous input is one big [batch*M, K] x [K, N]; under a
+        // 2-D input, any view, it stays as it is (a split weight is read only in 2-D).
+        let (a, b, batch, m) = if rhs.rank() == 2 && self.rank() == 2 {
+            (self.clone(), rhs.clone(), 1, m)
+        } else if rhs.rank() == 2 && self.is_contiguous() {
             (self.reshape(&[batch * m, k])?, rhs.clone(), 1, batch * m)
         } else {
             let mut a_dims = batch_dims.clone();
@@ -362,7 +430,15 @@ impl Tensor {
             let b = collapse_batch(&rhs.broadcast_to(&b_dims)?)?;
             (a, b, batch, m)
         };
-        let op = Op::Matmul { a, b, bias: bias.map(Tensor::dense).transpose()?, act, batch, m, n, k };
+        let bias = bias.map(Tensor::dense).transpose()?;
+        let residual = residual.map(Tensor::dense).transpose()?;
+        // The gate is read at its offset with a's strides: a must still be a view of the node.
+        let gate = match gate {
+            Some(g) if Arc::ptr_eq(&a.node, &g.node) && a.layout().offset() == self.layout().offset() => Some(g.layout().offset()),
+            Some(_) => return Err(Error::shape(OP, "a gated operand was copied (engine bug)".to_string())),
+            None => None,
+        };
+        let op = Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k };
         Ok(Tensor::record(op, DType::F32, &out_dims, self))
     }
 
@@ -481,6 +557,11 @@ impl Tensor {
 
     /// Rotary position embedding (see `Op::Rope`) of `self` [T, H, D].
     pub fn rope(&self, positions: &Tensor, inv_freq: &Tensor, interleaved: bool) -> Result<Tensor> {
+        self.rope_heads(positions, inv_freq, interleaved, self.dim(1)?)
+    }
+
+    /// `rope` of heads 0..rotated; the others are copied as they are.
+    pub fn rope_heads(&self, positions: &Tensor, inv_freq: &Tensor, interleaved: bool, rotated: usize) -> Result<Tensor> {
         const OP: &str = "rope";
         same_device(OP, &[self, positions, inv_freq])?;
         expect_rank(OP, "input", self, 3)?;
@@ -492,7 +573,10 @@ impl Tensor {
         if positions.dims() != [t] || half == 0 || 2 * half > d {
             return Err(Error::shape(OP, format!("x {:?}, positions {:?}, inv_freq {:?}", self.dims(), positions.dims(), inv_freq.dims())));
         }
-        let op = Op::Rope { x: unit_last(self)?, positions: positions.dense()?, inv_freq: inv_freq.dense()?, interleaved };
+        if rotated > self.dims()[1] {
+            return Err(Error::shape(OP, format!("{rotated} rotated heads of {:?}", self.dims())));
+        }
+        let op = Op::Rope { x: unit_last(self)?, positions: positions.dense()?, inv_freq: inv_freq.dense()?, interleaved, rotated };
         Ok(Tensor::record(op, DType::F32, self.dims(), self))
     }
 

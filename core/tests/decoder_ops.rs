@@ -29,6 +29,17 @@ async_test! { async fn rope_both_pairings_and_partial_rotary() {
             let want = reference::rope(&x, &positions, &freqs, heads, d, interleaved);
             // sin/cos of angles up to ~300 rad: f32 argument rounding dominates.
             assert_close(&format!("{name} rope t={t} h={heads} d={d} r={rotary} interleaved={interleaved}"), &got, &want, Tolerance { abs: 1e-4, rel: 1e-4 });
+
+            // Heads from `rotated` on are copied as they are; the input a view with a gap
+            // between tokens (the first half of [t, 2 heads, d]).
+            let rotated = heads / 2;
+            let xw = rng.vec(t * 2 * heads * d, 1.0);
+            let view = Tensor::from_f32(&xw, &[t, 2 * heads, d], &dev).unwrap().narrow(1, 0, heads).unwrap();
+            let got = read(&view.rope_heads(&tp, &tf, interleaved, rotated).unwrap()).await;
+            let xs: Vec<f32> = xw.chunks(2 * heads * d).flat_map(|row| row[..heads * d].to_vec()).collect();
+            let rot = reference::rope(&xs, &positions, &freqs, heads, d, interleaved);
+            let want: Vec<f32> = (0..t * heads * d).map(|i| if (i / d) % heads < rotated { rot[i] } else { xs[i] }).collect();
+            assert_close(&format!("{name} rope of {rotated} of {heads} heads, t={t} d={d}"), &got, &want, Tolerance { abs: 1e-4, rel: 1e-4 });
         }
     }
 }}

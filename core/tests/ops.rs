@@ -75,6 +75,116 @@ async_test! { async fn matmul_reads_transposed_and_broadcast_views() {
     }
 }}
 
+/// `want` + `residual`, elementwise: what a fused residual epilogue must give.
+fn plus(want: Vec<f32>, residual: &[f32]) -> Vec<f32> {
+    want.iter().zip(residual).map(|(w, r)| w + r).collect()
+}
+
+async_test! { async fn linear_add_fuses_the_residual() {
+    let mut rng = Rng::new(4);
+    for (name, dev) in devices().await {
+        // Decode rows (1, 2: the CPU's dot products), odd and tiled prefill shapes.
+        for (case, &(rows, k, n)) in [(1, 7, 5), (2, 384, 33), (3, 65, 64), (37, 100, 129), (130, 65, 67)].iter().enumerate() {
+            let x = rng.vec(rows * k, 1.0);
+            let w = rng.vec(n * k, 0.5);
+            let bias = rng.vec(n, 0.5);
+            let residual = rng.vec(rows * n, 2.0);
+            let with_bias = case % 2 == 0;
+            let tx = Tensor::from_f32(&x, &[rows, k], &dev).unwrap();
+            let tr = Tensor::from_f32(&residual, &[rows, n], &dev).unwrap();
+            let tbias = Tensor::from_f32(&bias, &[n], &dev).unwrap();
+            let tbias = with_bias.then_some(&tbias);
+            let tw = Tensor::from_f32(&w, &[n, k], &dev).unwrap();
+            let got = read(&tx.linear_add(&tw, tbias, &tr).unwrap()).await;
+            let want = plus(reference::linear(&x, &w, with_bias.then_some(&bias[..]), k, n), &residual);
+            assert_close(&format!("{name} linear_add {rows}x{k}->{n} bias={with_bias}"), &got, &want, f32_sum(k));
+
+            let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            let w_rounded: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
+            let tw16 = Tensor::from_f16(&w16, &[n, k], &dev).unwrap();
+            let got = read(&tx.linear_add(&tw16, tbias, &tr).unwrap()).await;
+            let want = plus(reference::linear(&x, &w_rounded, with_bias.then_some(&bias[..]), k, n), &residual);
+            assert_close(&format!("{name} linear_add f16 {rows}x{k}->{n} bias={with_bias}"), &got, &want, f32_sum(k));
+        }
+
+        // Batched operands: [2, 5, 7] x [2, 7, 6] + [2, 5, 6], and a 2-D weight under [2, 3, 7].
+        let (a, b, r) = (rng.vec(2 * 5 * 7, 1.0), rng.vec(2 * 7 * 6, 1.0), rng.vec(2 * 5 * 6, 1.0));
+        let ta = Tensor::from_f32(&a, &[2, 5, 7], &dev).unwrap();
+        let tb = Tensor::from_f32(&b, &[2, 7, 6], &dev).unwrap();
+        let tr = Tensor::from_f32(&r, &[2, 5, 6], &dev).unwrap();
+        let got = read(&ta.matmul_add(&tb, None, &tr).unwrap()).await;
+        assert_close(&format!("{name} batched matmul_add"), &got, &plus(reference::matmul(&a, &b, 2, 5, 7, 6), &r), f32_sum(7));
+        let w = rng.vec(6 * 7, 1.0);
+        let tw = Tensor::from_f32(&w, &[6, 7], &dev).unwrap();
+        let ta = Tensor::from_f32(&a[..2 * 3 * 7], &[2, 3, 7], &dev).unwrap();
+        let tr = Tensor::from_f32(&r[..2 * 3 * 6], &[2, 3, 6], &dev).unwrap();
+        let got = read(&ta.linear_add(&tw, None, &tr).unwrap()).await;
+        let want = plus(reference::linear(&a[..2 * 3 * 7], &w, None, 7, 6), &r[..2 * 3 * 6]);
+        assert_close(&format!("{name} linear_add over a batch"), &got, &want, f32_sum(7));
+
+        // The residual is an operand of the output's shape, not broadcast.
+        let bad = Tensor::from_f32(&r[..6], &[1, 6], &dev).unwrap();
+        assert!(ta.linear_add(&tw, None, &bad).is_err());
+    }
+}}
+
+/// silu(gate) * up for rows of [gate | up] (`gate_first`) or [up | gate], each half `k` wide.
+fn swiglu(gu: &[f32], k: usize, gate_first: bool) -> Vec<f32> {
+    gu.chunks(2 * k)
+        .flat_map(|row| {
+            let (g, u) = if gate_first { row.split_at(k) } else { (&row[k..], &row[..k]) };
+            g.iter().zip(u).map(|(&g, &u)| reference::silu(g) * u).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+async_test! { async fn silu_mul_linear_reads_gate_and_up_in_place() {
+    let mut rng = Rng::new(5);
+    for (name, dev) in devices().await {
+        for (case, &(rows, k, n)) in [(1, 7, 5), (2, 96, 33), (3, 65, 64), (37, 100, 129), (130, 33, 67)].iter().enumerate() {
+            let gu = rng.vec(rows * 2 * k, 2.0);
+            let w = rng.vec(n * k, 0.5);
+            let residual = rng.vec(rows * n, 2.0);
+            let tgu = Tensor::from_f32(&gu, &[rows, 2 * k], &dev).unwrap();
+            let tr = Tensor::from_f32(&residual, &[rows, n], &dev).unwrap();
+            let (lo, hi) = (tgu.narrow(1, 0, k).unwrap(), tgu.narrow(1, k, k).unwrap());
+            // Gate first (as Llama's fused gate_up) and up first: the gate before or after A.
+            let gate_first = case % 2 == 0;
+            let (gate, up) = if gate_first { (&lo, &hi) } else { (&hi, &lo) };
+            let x = swiglu(&gu, k, gate_first);
+            let with_residual = case != 1;
+            let tr = with_residual.then_some(&tr);
+            let tw = Tensor::from_f32(&w, &[n, k], &dev).unwrap();
+            let got = read(&gate.silu_mul_linear(up, &tw, None, tr).unwrap()).await;
+            let mut want = reference::linear(&x, &w, None, k, n);
+            if with_residual {
+                want = plus(want, &residual);
+            }
+            let what = format!("{name} silu_mul_linear {rows}x{k}->{n} gate_first={gate_first} residual={with_residual}");
+            assert_close(&what, &got, &want, f32_sum(k));
+
+            let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            let w_rounded: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
+            let tw16 = Tensor::from_f16(&w16, &[n, k], &dev).unwrap();
+            let got = read(&gate.silu_mul_linear(up, &tw16, None, tr).unwrap()).await;
+            let mut want = reference::linear(&x, &w_rounded, None, k, n);
+            if with_residual {
+                want = plus(want, &residual);
+            }
+            assert_close(&format!("{what} f16"), &got, &want, f32_sum(k));
+        }
+
+        // Gate and up from different tensors: a SiluMul first, the same result.
+        let (g, u, w) = (rng.vec(3 * 9, 2.0), rng.vec(3 * 9, 2.0), rng.vec(4 * 9, 0.5));
+        let tg = Tensor::from_f32(&g, &[3, 9], &dev).unwrap();
+        let tu = Tensor::from_f32(&u, &[3, 9], &dev).unwrap();
+        let tw = Tensor::from_f32(&w, &[4, 9], &dev).unwrap();
+        let got = read(&tg.silu_mul_linear(&tu, &tw, None, None).unwrap()).await;
+        let x: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| reference::silu(g) * u).collect();
+        assert_close(&format!("{name} silu_mul_linear of two tensors"), &got, &reference::linear(&x, &w, None, 9, 4), f32_sum(9));
+    }
+}}
+
 async_test! { async fn unary_ops_match_reference() {
     let mut rng = Rng::new(4);
     let cases: &[(UnaryOp, fn(f32) -> f32)] = &[

@@ -179,6 +179,63 @@ fn quantized_linear_matches_dequantized_reference() {
 }
 
 #[test]
+fn quantized_linear_add_fuses_the_residual() {
+    let mut rng = Rng::new(26);
+    for (name, dev) in pollster::block_on(devices()) {
+        for dtype in QUANT_TYPES {
+            let k = if dtype.block_len() == 32 { 96 } else { 512 };
+            // Decode (matvec) and prefill (tiled) row counts, odd N.
+            for (case, &(m, n)) in [(1usize, 67usize), (3, 17), (7, 300), (33, 129), (130, 67)].iter().enumerate() {
+                let (bytes, w) = random_weight(&mut rng, dtype, n, k);
+                let x = rng.vec(m * k, 2.0);
+                let bias = rng.vec(n, 0.5);
+                let residual = rng.vec(m * n, 2.0);
+                let with_bias = case % 2 == 1;
+                let tw = Tensor::from_bytes(&bytes, dtype, &[n, k], &dev).unwrap();
+                let tx = Tensor::from_f32(&x, &[m, k], &dev).unwrap();
+                let tb = Tensor::from_f32(&bias, &[n], &dev).unwrap();
+                let tr = Tensor::from_f32(&residual, &[m, n], &dev).unwrap();
+                let got = tx.linear_add(&tw, with_bias.then_some(&tb), &tr).unwrap().to_vec_f32_blocking().unwrap();
+                // Without the residual, what is left is the plain linear's result.
+                let got: Vec<f32> = got.iter().zip(&residual).map(|(g, r)| g - r).collect();
+                let rel = if uses_f16(&dev) && m <= 8 { QUANT_F16 } else { QUANT_F32 };
+                let what = format!("{name} {dtype} linear_add [{m}, {k}] x [{n}, {k}]^T bias={with_bias}");
+                check_linear(&what, &got, &x, &w, with_bias.then_some(&bias[..]), Activation::None, k, n, rel);
+            }
+        }
+    }
+}
+
+#[test]
+fn quantized_silu_mul_linear_reads_gate_and_up_in_place() {
+    let mut rng = Rng::new(27);
+    for (name, dev) in pollster::block_on(devices()) {
+        for dtype in QUANT_TYPES {
+            let k = if dtype.block_len() == 32 { 96 } else { 512 };
+            for (case, &(m, n)) in [(1usize, 67usize), (3, 17), (7, 300), (33, 129), (130, 67)].iter().enumerate() {
+                let (bytes, w) = random_weight(&mut rng, dtype, n, k);
+                let gu = rng.vec(m * 2 * k, 2.0);
+                let residual = rng.vec(m * n, 2.0);
+                let tw = Tensor::from_bytes(&bytes, dtype, &[n, k], &dev).unwrap();
+                let tgu = Tensor::from_f32(&gu, &[m, 2 * k], &dev).unwrap();
+                let tr = Tensor::from_f32(&residual, &[m, n], &dev).unwrap();
+                // Gate first and up first: the gate read before or after A.
+                let gate_first = case % 2 == 0;
+                let (g0, u0) = if gate_first { (0, k) } else { (k, 0) };
+                let (gate, up) = (tgu.narrow(1, g0, k).unwrap(), tgu.narrow(1, u0, k).unwrap());
+                let got = gate.silu_mul_linear(&up, &tw, None, Some(&tr)).unwrap().to_vec_f32_blocking().unwrap();
+                let got: Vec<f32> = got.iter().zip(&residual).map(|(g, r)| g - r).collect();
+                let x: Vec<f32> =
+                    gu.chunks(2 * k).flat_map(|row| (0..k).map(move |j| reference::silu(row[g0 + j]) * row[u0 + j])).collect();
+                let rel = if uses_f16(&dev) && m <= 8 { QUANT_F16 } else { QUANT_F32 };
+                let what = format!("{name} {dtype} silu_mul_linear [{m}, {k}] x [{n}, {k}]^T gate_first={gate_first}");
+                check_linear(&what, &got, &x, &w, None, Activation::None, k, n, rel);
+            }
+        }
+    }
+}
+
+#[test]
 fn quantized_linear_over_views_and_batches() {
     let mut rng = Rng::new(22);
     for (name, dev) in pollster::block_on(devices()) {

@@ -1,6 +1,7 @@
 //! Weights larger than one GPU binding are split by rows and still give the same results: a
-//! matmul weight (f32, f16, quantized; decode and prefill shapes) and embedding tables, on a GPU
-//! context told its bindings hold only 96 KiB. Compared with the CPU backend's results.
+//! matmul weight (f32, f16, quantized; decode and prefill shapes; with a fused residual and a
+//! gated operand too) and embedding tables, on a GPU context told its bindings hold only 96 KiB.
+//! Compared with the CPU backend's results.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod support;
@@ -35,6 +36,8 @@ fn split_weights_and_tables_match_the_cpu() {
     let bias = rng.vec(n, 0.5);
     for m in [1, 3, 16] {
         let x = rng.vec(m * k, 1.0);
+        let residual = rng.vec(m * n, 1.0);
+        let gate_up = rng.vec(m * 2 * k, 1.0);
         for dtype in [DType::F32, DType::F16, DType::Q8_0, DType::Q4_0] {
             let bytes: Vec<u8> = match dtype {
                 DType::F32 => bytemuck::cast_slice(&w).to_vec(),
@@ -49,6 +52,24 @@ fn split_weights_and_tables_match_the_cpu() {
             };
             let what = format!("split {dtype} linear m={m}");
             assert_close(&what, &run(&gpu), &run(&Device::Cpu), Tolerance { abs: 1e-4, rel: 1e-4 });
+            // Each part adds the residual of its own columns.
+            let run_add = |dev: &Device| {
+                let tw = Tensor::from_bytes(&bytes, dtype, &[n, k], dev).unwrap();
+                let tx = Tensor::from_f32(&x, &[m, k], dev).unwrap();
+                let tr = Tensor::from_f32(&residual, &[m, n], dev).unwrap();
+                read(&tx.linear_add(&tw, None, &tr).unwrap())
+            };
+            let what = format!("split {dtype} linear_add m={m}");
+            assert_close(&what, &run_add(&gpu), &run_add(&Device::Cpu), Tolerance { abs: 1e-4, rel: 1e-4 });
+            // And each part reads the gated operand in place.
+            let run_gated = |dev: &Device| {
+                let tw = Tensor::from_bytes(&bytes, dtype, &[n, k], dev).unwrap();
+                let tgu = Tensor::from_f32(&gate_up, &[m, 2 * k], dev).unwrap();
+                let (gate, up) = (tgu.narrow(1, 0, k).unwrap(), tgu.narrow(1, k, k).unwrap());
+                read(&gate.silu_mul_linear(&up, &tw, None, None).unwrap())
+            };
+            let what = format!("split {dtype} silu_mul_linear m={m}");
+            assert_close(&what, &run_gated(&gpu), &run_gated(&Device::Cpu), Tolerance { abs: 1e-4, rel: 1e-4 });
         }
     }
     // Embedding tables: ids in both parts, and repeated.

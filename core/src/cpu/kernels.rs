@@ -355,7 +355,7 @@ pub(super) fn attention(
 }
 
 /// Rotary embedding of x [T, H, D] (unit stride on D); see `Op::Rope`.
-pub(super) fn rope(x: &Input<'_>, positions: &[u32], inv_freq: &[f32], interleaved: bool) -> Vec<f32> {
+pub(super) fn rope(x: &Input<'_>, positions: &[u32], inv_freq: &[f32], interleaved: bool, rotated: usize) -> Vec<f32> {
     let [t, heads, d] = [x.layout.dims()[0], x.layout.dims()[1], x.layout.dims()[2]];
     let view = HeadView::new(x);
     let half = inv_freq.len();
@@ -366,6 +366,9 @@ pub(super) fn rope(x: &Input<'_>, positions: &[u32], inv_freq: &[f32], interleav
             let src = view.row(r, h, d);
             let dst = &mut out[(r * heads + h) * d..][..d];
             dst.copy_from_slice(src);
+            if h >= rotated {
+                continue;
+            }
             for (i, &(sin, cos)) in angles.iter().enumerate() {
                 let (a, b) = if interleaved { (2 * i, 2 * i + 1) } else { (i, i + half) };
                 dst[a] = src[a] * cos - src[b] * sin;

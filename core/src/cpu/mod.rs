@@ -176,11 +176,25 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
         Op::Gather { table, ids } => kernels::gather(&input(&step, table, 0), &input(&step, ids, 1))?,
         Op::Unary { src, op } => CpuStorage::from_f32(kernels::unary(input(&step, src, 0).f32s(), *op)),
         Op::Binary { lhs, rhs, op } => CpuStorage::from_f32(kernels::binary(&input(&step, lhs, 0), &input(&step, rhs, 1), *op, out_numel)),
-        Op::Matmul { a, b, bias, act, batch, m, n, k } => {
+        Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k } => {
+            // Inputs are in the op's order: a, b, bias?, residual?.
+            let r_at = 2 + bias.is_some() as usize;
             let bias = bias.as_ref().map(|t| input(&step, t, 2));
             let shape = matmul::Shape { batch: *batch, m: *m, n: *n, k: *k };
             let run = if b.dtype().is_quantized() { quant::matmul } else { matmul::matmul };
-            CpuStorage::from_f32(run(&input(&step, a, 0), &input(&step, b, 1), bias.as_ref(), *act, shape)?)
+            let a_in = input(&step, a, 0);
+            // The gated operand once, as a dense [batch, M, K], for kernels that read A many times.
+            let gated = gate.map(|g| (CpuStorage::from_f32(silu_mul(&a_in, g)), Layout::contiguous(&[*batch, *m, *k])));
+            let a_in = match &gated {
+                Some((storage, layout)) => Input { storage, layout, dtype: DType::F32 },
+                None => a_in,
+            };
+            let mut c = run(&a_in, &input(&step, b, 1), bias.as_ref(), *act, shape)?;
+            if let Some(r) = residual {
+                // In place on C while it is hot: no second output buffer, no broadcast indexing.
+                c.iter_mut().zip(input(&step, r, r_at).f32s()).for_each(|(c, r)| *c += r);
+            }
+            CpuStorage::from_f32(c)
         }
         Op::Norm { x, residual, weight, bias, eps, kind } => {
             // Inputs are in the op's order: x, residual?, weight, bias?.
@@ -212,11 +226,12 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             *scale,
             *causal,
         )?),
-        Op::Rope { x, positions, inv_freq, interleaved } => CpuStorage::from_f32(kernels::rope(
+        Op::Rope { x, positions, inv_freq, interleaved, rotated } => CpuStorage::from_f32(kernels::rope(
             &input(&step, x, 0),
             input(&step, positions, 1).u32s(),
             input(&step, inv_freq, 2).f32s(),
             *interleaved,
+            *rotated,
         )),
         Op::WriteRows { dst, src, row } => {
             let storage = step.inputs[0].cpu().clone();
@@ -249,6 +264,13 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
         }
     };
     Ok(Storage::Cpu(out))
+}
+
+/// silu(g) * a over the rows of a [batch, M, K] view, g being the same view at offset `gate`.
+fn silu_mul(a: &Input<'_>, gate: usize) -> Vec<f32> {
+    let all = a.storage.f32s();
+    let base = a.layout.offset();
+    a.layout.storage_indices().map(|i| math::silu(all[i - base + gate]) * all[i]).collect()
 }
 
 /// Values of a realized, contiguous f32 or u32 tensor.

@@ -3,7 +3,7 @@
 
 use super::GpuStorage;
 use super::run::Run;
-use super::shaders::{Elem, Kernel, NormVariant};
+use super::shaders::{Elem, Kernel, MatmulIo, NormVariant};
 use crate::dtype::DType;
 use crate::graph::Step;
 use crate::layout::Layout;
@@ -151,8 +151,9 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
     let inputs_of = |n: usize| (0..n).map(input).collect::<Vec<_>>();
 
     match step.op {
-        Op::Matmul { a, b, bias, act, batch, m, n, k } if b.dtype().is_quantized() => {
-            quant::matmul(run, (a, b, bias.as_ref(), *act), (*batch, *m, *n, *k), inputs_of(step.inputs.len()), &output)?
+        Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k } if b.dtype().is_quantized() => {
+            let io = matmul_io(bias, residual, gate);
+            quant::matmul(run, (a, b, io, g_delta(a, *gate), *act), (*batch, *m, *n, *k), inputs_of(step.inputs.len()), &output)?
         }
         Op::Gather { table, ids } if table.dtype().is_quantized() => quant::gather(run, table, ids, inputs_of(2), &output)?,
         Op::Copy { src } => {
@@ -212,8 +213,8 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 .vec4(b.strides[1]);
             run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
-        Op::Matmul { a, b, bias, act, batch, m, n, k } => {
-            let kernel = Kernel::Matmul { b: elem(b.dtype())?, bias: bias.is_some() };
+        Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k } => {
+            let kernel = Kernel::Matmul { b: elem(b.dtype())?, io: matmul_io(bias, residual, gate) };
             let (a_sb, a_sm, a_sk) = strides3(a.layout());
             let (b_sb, b_sk, b_sn) = strides3(b.layout());
             let act = match act {
@@ -238,10 +239,11 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                     .u32(b_sn)
                     .u32(*n)
                     .u32(col0)
-                    .u32(0)
+                    .u32(g_delta(a, *gate))
                     .u32(0);
+                // Bias and residual bind after the weight, as the op lists them.
                 let mut inputs = vec![input(0), part];
-                inputs.extend(bias.as_ref().map(|_| input(2)));
+                inputs.extend((2..step.inputs.len()).map(input));
                 let groups = [cols.div_ceil(64) as u32, m.div_ceil(64) as u32, *batch as u32];
                 run.push(kernel, &params.0, inputs, &output, groups)?;
             }
@@ -294,12 +296,12 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 .u32(*causal as usize);
             run.push(kernel, &params.0, inputs_of(5), &output, [t as u32, hq as u32, 1])?;
         }
-        Op::Rope { x, interleaved, inv_freq, .. } => {
+        Op::Rope { x, interleaved, inv_freq, rotated, .. } => {
             let kernel = Kernel::Rope { interleaved: *interleaved };
             let [t, heads, d] = [x.dims()[0], x.dims()[1], x.dims()[2]];
             let half = inv_freq.numel();
             let (st, sh) = (x.layout().strides()[0], x.layout().strides()[1]);
-            let params = Params::default().u32(t).u32(heads).u32(d).u32(half).u32(x.layout().offset()).u32(st).u32(sh).u32(0);
+            let params = Params::default().u32(t).u32(heads).u32(d).u32(half).u32(x.layout().offset()).u32(st).u32(sh).u32(*rotated);
             let invocations = t * heads * (d - half);
             run.push(kernel, &params.0, inputs_of(3), &output, grid_1d(invocations.div_ceil(wg(kernel)), max_groups))?;
         }
@@ -339,6 +341,15 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
         }
     }
     Ok(output)
+}
+
+fn matmul_io(bias: &Option<Tensor>, residual: &Option<Tensor>, gate: &Option<usize>) -> MatmulIo {
+    MatmulIo { bias: bias.is_some(), residual: residual.is_some(), gated: gate.is_some() }
+}
+
+/// The gate's offset from A's, in elements, as the u32 the kernels add with wrapping.
+fn g_delta(a: &Tensor, gate: Option<usize>) -> usize {
+    gate.map_or(0, |g| g.wrapping_sub(a.layout().offset()) as u32 as usize)
 }
 
 /// Row-wise normalizations: one workgroup per row of the last dim. `inputs` are bound in the

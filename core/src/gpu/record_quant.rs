@@ -6,7 +6,7 @@
 use super::{OP_NONE, Params, grid_1d, row_parts, strides3, unary_code};
 use crate::gpu::GpuStorage;
 use crate::gpu::run::Run;
-use crate::gpu::shaders::{Kernel, Quant};
+use crate::gpu::shaders::{Kernel, MatmulIo, Quant};
 use crate::ops::Activation;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -53,7 +53,7 @@ fn threads_per_row(units: usize) -> usize {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul(
     run: &mut Run,
-    (a, b, bias, act): (&Tensor, &Tensor, Option<&Tensor>, Activation),
+    (a, b, io, g_delta, act): (&Tensor, &Tensor, MatmulIo, usize, Activation),
     (batch, m, n, k): (usize, usize, usize, usize),
     inputs: Vec<GpuStorage>,
     output: &GpuStorage,
@@ -71,13 +71,12 @@ pub(super) fn matmul(
     let b_sb = bytes(b, b_sb)?;
     let b_sn = if n > 1 { bytes(b, b_sn)? } else { 0 };
     let max = run.gpu.limits.max_compute_workgroups_per_dimension;
-    let has_bias = bias.is_some();
     // A weight split by rows (too large for one binding) computes its columns part by part.
-    let bias_input = if has_bias { Some(inputs[2].clone()) } else { None };
     for (part, col0, cols) in row_parts(&inputs[1], n) {
         let b_off = if part.parts.is_none() && cols == n { bytes(b, b.layout().offset())? } else { 0 };
+        // Bias and residual bind after the weight, as the op lists them.
         let mut part_inputs = vec![inputs[0].clone(), part];
-        part_inputs.extend(bias_input.clone());
+        part_inputs.extend(inputs[2..].iter().cloned());
         if m <= MATVEC_MAX_M {
             let tpr = threads_per_row(k / 32);
             let rows_per_group = 256 / tpr * MATVEC_ROWS;
@@ -96,12 +95,12 @@ pub(super) fn matmul(
                 .u32(0)
                 .u32(n)
                 .u32(col0)
-                .u32(0)
+                .u32(g_delta)
                 .u32(0);
             // One z slice per activation row: W is read again per row, mostly from cache.
             let mut groups = grid_1d(cols.div_ceil(rows_per_group), max);
             groups[2] = (batch * m) as u32;
-            run.push(Kernel::QuantMatvec { q, bias: has_bias }, &params.0, part_inputs, output, groups)?;
+            run.push(Kernel::QuantMatvec { q, io }, &params.0, part_inputs, output, groups)?;
         } else {
             let params = Params::default()
                 .u32(m)
@@ -118,10 +117,10 @@ pub(super) fn matmul(
                 .u32(0)
                 .u32(n)
                 .u32(col0)
-                .u32(0)
+                .u32(g_delta)
                 .u32(0);
             let groups = [cols.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
-            run.push(Kernel::QuantMatmul { q, bias: has_bias }, &params.0, part_inputs, output, groups)?;
+            run.push(Kernel::QuantMatmul { q, io }, &params.0, part_inputs, output, groups)?;
         }
     }
     Ok(())

@@ -16,6 +16,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("elementwise.wgsl", include_str!("../../../shaders/elementwise.wgsl")),
     ("matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
     ("tile.wgsl", include_str!("../../../shaders/tile.wgsl")),
+    ("matmul_io.wgsl", include_str!("../../../shaders/matmul_io.wgsl")),
     ("norm.wgsl", include_str!("../../../shaders/norm.wgsl")),
     ("softmax.wgsl", include_str!("../../../shaders/softmax.wgsl")),
     ("attention.wgsl", include_str!("../../../shaders/attention.wgsl")),
@@ -100,7 +101,7 @@ pub enum Kernel {
     Binary,
     Matmul {
         b: Elem,
-        bias: bool,
+        io: MatmulIo,
     },
     Norm {
         kind: NormVariant,
@@ -120,17 +121,27 @@ pub enum Kernel {
     /// Quantized weights, few activation rows (decoding): matvec_quant.wgsl.
     QuantMatvec {
         q: Quant,
-        bias: bool,
+        io: MatmulIo,
     },
     /// Quantized weights, many activation rows (prefill): matmul_quant.wgsl.
     QuantMatmul {
         q: Quant,
-        bias: bool,
+        io: MatmulIo,
     },
     /// Embedding lookup from a quantized table: gather_quant.wgsl.
     QuantGather {
         q: Quant,
     },
+}
+
+/// The operands around a matmul kernel's product (matmul_io.wgsl): `bias` [N] and a dense
+/// `residual` of the output's shape added in the epilogue; `gated`, A read as silu(gate) * A from
+/// two views of one buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct MatmulIo {
+    pub bias: bool,
+    pub residual: bool,
+    pub gated: bool,
 }
 
 /// Adapter capabilities a variant may use.
@@ -192,13 +203,14 @@ impl Kernel {
         match self {
             Kernel::Copy { .. } | Kernel::Unary | Kernel::Argmax => 1,
             Kernel::Gather { .. } | Kernel::Binary | Kernel::Pool(_) | Kernel::Unpack => 2,
-            Kernel::Matmul { bias, .. } => 2 + *bias as usize,
+            Kernel::Matmul { io, .. } | Kernel::QuantMatvec { io, .. } | Kernel::QuantMatmul { io, .. } => {
+                2 + io.bias as usize + io.residual as usize
+            }
             Kernel::Norm { kind: NormVariant::L2, .. } => 1,
             Kernel::Norm { residual, bias, .. } => 2 + *residual as usize + *bias as usize,
             Kernel::Softmax { mask } => 1 + *mask as usize,
             Kernel::Attention => 5,
             Kernel::Rope { .. } => 3,
-            Kernel::QuantMatvec { bias, .. } | Kernel::QuantMatmul { bias, .. } => 2 + *bias as usize,
             Kernel::QuantGather { .. } => 2,
         }
     }
@@ -231,15 +243,13 @@ impl Kernel {
             Kernel::Gather { table } => flags.push(if table == Elem::F32 { "TABLE_F32" } else { "TABLE_F16" }),
             Kernel::Unary => {}
             Kernel::Binary => flags.push("BINARY"),
-            Kernel::Matmul { b, bias } => {
+            Kernel::Matmul { b, io } => {
                 flags.push(match b {
                     Elem::F32 => "B_F32",
                     Elem::F16 if features.f16 => "B_F16_NATIVE",
                     _ => "B_F16_PACKED",
                 });
-                if bias {
-                    flags.push("HAS_BIAS");
-                }
+                io.flags(&mut flags);
             }
             Kernel::Norm { kind, residual, bias } => {
                 flags.push(match kind {
@@ -269,11 +279,9 @@ impl Kernel {
                 }
             }
             Kernel::Argmax => {}
-            Kernel::QuantMatvec { q, bias } | Kernel::QuantMatmul { q, bias } => {
+            Kernel::QuantMatvec { q, io } | Kernel::QuantMatmul { q, io } => {
                 flags.push(q.flag());
-                if bias {
-                    flags.push("HAS_BIAS");
-                }
+                io.flags(&mut flags);
                 if self.uses_f16(features) {
                     flags.push("F16");
                 }
@@ -306,9 +314,7 @@ impl Kernel {
             all.push(Kernel::Gather { table });
         }
         for b in [Elem::F32, Elem::F16] {
-            for bias in [false, true] {
-                all.push(Kernel::Matmul { b, bias });
-            }
+            all.extend(MatmulIo::all().map(|io| Kernel::Matmul { b, io }));
         }
         for residual in [false, true] {
             for bias in [false, true] {
@@ -322,13 +328,28 @@ impl Kernel {
         }
         all.extend([Kernel::Pool(PoolMode::Mean), Kernel::Pool(PoolMode::Cls)]);
         for q in Quant::ALL {
-            for bias in [false, true] {
-                all.push(Kernel::QuantMatvec { q, bias });
-                all.push(Kernel::QuantMatmul { q, bias });
+            for io in MatmulIo::all() {
+                all.push(Kernel::QuantMatvec { q, io });
+                all.push(Kernel::QuantMatmul { q, io });
             }
             all.push(Kernel::QuantGather { q });
         }
         all
+    }
+}
+
+impl MatmulIo {
+    fn all() -> impl Iterator<Item = MatmulIo> {
+        (0..8).map(|i| MatmulIo { bias: i & 1 != 0, residual: i & 2 != 0, gated: i & 4 != 0 })
+    }
+
+    /// The flags of matmul_io.wgsl.
+    fn flags(self, flags: &mut Vec<&'static str>) {
+        for (on, flag) in [(self.bias, "HAS_BIAS"), (self.residual, "HAS_RESIDUAL"), (self.gated, "GATED")] {
+            if on {
+                flags.push(flag);
+            }
+        }
     }
 }
 

@@ -45,6 +45,10 @@ impl Conv1D {
     fn forward(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         x.matmul_ext(&self.weight, Some(&self.bias), act)
     }
+    /// `residual` + this layer of `x`, in one op.
+    fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        x.matmul_add(&self.weight, Some(&self.bias), residual)
+    }
 }
 
 struct Block {
@@ -143,13 +147,12 @@ impl DecoderModel for Gpt2 {
         for (l, b) in self.blocks.iter().enumerate() {
             let qkv = b.c_attn.forward(&b.ln_1.forward(&x)?, Activation::None)?; // [T, 3H]
             let q = qkv.narrow(1, 0, h)?.reshape(&[t, heads, d])?;
-            let k = qkv.narrow(1, h, h)?.reshape(&[t, heads, d])?;
-            let v = qkv.narrow(1, 2 * h, h)?.reshape(&[t, heads, d])?;
-            let (keys, values) = cache.append(l, &k, &v)?;
+            // k then v: adjacent, as the cache stores them.
+            let (keys, values) = cache.append(l, &qkv.narrow(1, h, 2 * h)?.reshape(&[t, 2 * heads, d])?)?;
             let attended = q.attention_kv(&keys, &values, &q_offsets, &kv_offsets, scale, true)?.reshape(&[t, h])?;
-            x = x.add(&b.attn_proj.forward(&attended, Activation::None)?)?;
+            x = b.attn_proj.forward_add(&attended, &x)?;
             let hidden = b.c_fc.forward(&b.ln_2.forward(&x)?, self.act)?;
-            x = x.add(&b.mlp_proj.forward(&hidden, Activation::None)?)?;
+            x = b.mlp_proj.forward_add(&hidden, &x)?;
         }
         cache.advance(t);
         let x = if all_logits { x } else { x.narrow(0, t - 1, 1)? };

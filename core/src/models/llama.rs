@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{DecoderModel, KvCache};
 use crate::nn::Linear;
 use crate::weights::Weights;
-use crate::{BinaryOp, DType, Device, Error, Result, Tensor};
+use crate::{DType, Device, Error, Result, Tensor};
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct LlamaConfig {
@@ -227,17 +227,17 @@ impl DecoderModel for Llama {
         for (l, layer) in self.layers.iter().enumerate() {
             let normed = x.rms_norm(&layer.input_norm, eps)?;
             let qkv = layer.qkv.forward(&normed)?; // [T, (Hq + 2 Hkv) D]
-            let q = qkv.narrow(1, 0, hq * d)?.reshape(&[t, hq, d])?.rope(&positions, &self.inv_freq, self.interleaved_rope)?;
-            let k = qkv.narrow(1, hq * d, hkv * d)?.reshape(&[t, hkv, d])?.rope(&positions, &self.inv_freq, self.interleaved_rope)?;
-            let v = qkv.narrow(1, (hq + hkv) * d, hkv * d)?.reshape(&[t, hkv, d])?;
-            let (keys, values) = cache.append(l, &k, &v)?; // [pos + T, Hkv, D]
+            // One rotation for q and k; v is copied along, so k and v leave it adjacent, as the
+            // cache stores them (one write for both).
+            let heads = qkv.reshape(&[t, hq + 2 * hkv, d])?.rope_heads(&positions, &self.inv_freq, self.interleaved_rope, hq + hkv)?;
+            let q = heads.narrow(1, 0, hq)?;
+            let (keys, values) = cache.append(l, &heads.narrow(1, hq, 2 * hkv)?)?; // [pos + T, Hkv, D] each
             let attended = q.attention_kv(&keys, &values, &q_offsets, &kv_offsets, scale, true)?.reshape(&[t, hq * d])?;
-            x = x.add(&layer.o.forward(&attended)?)?;
+            x = layer.o.forward_add(&attended, &x)?;
             let normed = x.rms_norm(&layer.post_norm, eps)?;
             let gate_up = layer.gate_up.forward(&normed)?; // [T, 2 I]
             let i = c.intermediate_size;
-            let gated = gate_up.narrow(1, 0, i)?.binary(&gate_up.narrow(1, i, i)?, BinaryOp::SiluMul)?;
-            x = x.add(&layer.down.forward(&gated)?)?;
+            x = layer.down.forward_silu_mul_add(&gate_up.narrow(1, 0, i)?, &gate_up.narrow(1, i, i)?, &x)?;
         }
         cache.advance(t);
         let x = if all_logits { x } else { x.narrow(0, t - 1, 1)? };

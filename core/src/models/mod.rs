@@ -36,18 +36,19 @@ pub trait DecoderModel {
     fn forward(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Result<Tensor>;
 }
 
-/// Keys and values of every layer, [max_len, kv heads, head dim] each, on the device.
+/// Keys and values of every layer, on the device: one tensor [max_len, 2 kv heads, head dim] a
+/// layer, keys in the first heads and values in the rest, so one write appends both.
 pub struct KvCache {
-    layers: Vec<(Tensor, Tensor)>,
+    layers: Vec<Tensor>,
     len: usize,
     max_len: usize,
 }
 
 impl KvCache {
+    /// `shape`: [max_len, kv heads, head dim] of the keys (and of the values).
     pub fn new(layers: usize, shape: &[usize; 3], dtype: crate::DType, device: &crate::Device) -> Result<KvCache> {
-        let layers = (0..layers)
-            .map(|_| Ok((Tensor::cache(dtype, shape, device)?, Tensor::cache(dtype, shape, device)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let both = [shape[0], 2 * shape[1], shape[2]];
+        let layers = (0..layers).map(|_| Tensor::cache(dtype, &both, device)).collect::<Result<Vec<_>>>()?;
         Ok(KvCache { layers, len: 0, max_len: shape[0] })
     }
 
@@ -72,14 +73,14 @@ impl KvCache {
         Ok(())
     }
 
-    /// Writes layer `l`'s new keys and values [T, Hkv, D] at the current position and returns
-    /// views of everything cached for that layer, including them: [len + T, Hkv, D].
-    pub(crate) fn append(&self, l: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (kc, vc) = &self.layers[l];
-        let end = self.len + k.dims()[0];
-        let keys = kc.write_rows(&k.to_dtype(kc.dtype())?, self.len)?.narrow(0, 0, end)?;
-        let values = vc.write_rows(&v.to_dtype(vc.dtype())?, self.len)?.narrow(0, 0, end)?;
-        Ok((keys, values))
+    /// Writes layer `l`'s new keys and values, `kv` [T, 2 Hkv, D] (keys' heads, then values'),
+    /// at the current position and returns views of everything cached for that layer, including
+    /// them: keys and values [len + T, Hkv, D].
+    pub(crate) fn append(&self, l: usize, kv: &Tensor) -> Result<(Tensor, Tensor)> {
+        let cache = &self.layers[l];
+        let (end, hkv) = (self.len + kv.dims()[0], cache.dims()[1] / 2);
+        let all = cache.write_rows(&kv.to_dtype(cache.dtype())?, self.len)?.narrow(0, 0, end)?;
+        Ok((all.narrow(1, 0, hkv)?, all.narrow(1, hkv, hkv)?))
     }
 
     /// Called by a model after recording a forward pass of `t` tokens.
