@@ -25,6 +25,15 @@ fn read(t: &Tensor) -> Vec<f32> {
     t.to_vec_f32_blocking().unwrap()
 }
 
+/// `values` as a weight of `dtype` stores them.
+fn stored_as(dtype: DType, values: &[f32]) -> Vec<u8> {
+    match dtype {
+        DType::F32 => bytemuck::cast_slice(values).to_vec(),
+        DType::F16 => values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
+        q => webformers::quant::quantize(q, values).unwrap(),
+    }
+}
+
 #[test]
 fn split_weights_and_tables_match_the_cpu() {
     let Some(gpu) = small_bindings() else { return };
@@ -39,11 +48,7 @@ fn split_weights_and_tables_match_the_cpu() {
         let residual = rng.vec(m * n, 1.0);
         let gate_up = rng.vec(m * 2 * k, 1.0);
         for dtype in [DType::F32, DType::F16, DType::Q8_0, DType::Q4_0] {
-            let bytes: Vec<u8> = match dtype {
-                DType::F32 => bytemuck::cast_slice(&w).to_vec(),
-                DType::F16 => w.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
-                q => webformers::quant::quantize(q, &w).unwrap(),
-            };
+            let bytes = stored_as(dtype, &w);
             let run = |dev: &Device| {
                 let tw = Tensor::from_bytes(&bytes, dtype, &[n, k], dev).unwrap();
                 let tx = Tensor::from_f32(&x, &[m, k], dev).unwrap();
@@ -75,11 +80,7 @@ fn split_weights_and_tables_match_the_cpu() {
     // Embedding tables: ids in both parts, and repeated.
     let ids = [0u32, 999, 682, 681, 5, 999, 340];
     for dtype in [DType::F32, DType::F16, DType::Q8_0, DType::Q4_0] {
-        let bytes: Vec<u8> = match dtype {
-            DType::F32 => bytemuck::cast_slice(&w).to_vec(),
-            DType::F16 => w.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
-            q => webformers::quant::quantize(q, &w).unwrap(),
-        };
+        let bytes = stored_as(dtype, &w);
         let run = |dev: &Device| {
             let table = Tensor::from_bytes(&bytes, dtype, &[n, k], dev).unwrap();
             read(&table.gather_rows(&Tensor::from_u32(&ids, &[ids.len()], dev).unwrap()).unwrap())

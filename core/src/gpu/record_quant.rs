@@ -77,48 +77,33 @@ pub(super) fn matmul(
         // Bias and residual bind after the weight, as the op lists them.
         let mut part_inputs = vec![inputs[0].clone(), part];
         part_inputs.extend(inputs[2..].iter().cloned());
-        if m <= MATVEC_MAX_M {
-            let tpr = threads_per_row(k / 32);
+        // The two kernels take the same parameters; only the decode one uses threads per row.
+        let matvec = m <= MATVEC_MAX_M;
+        let tpr = if matvec { threads_per_row(k / 32) } else { 0 };
+        let params = Params::default()
+            .u32(m)
+            .u32(cols)
+            .u32(k)
+            .u32(act)
+            .u32(a.layout().offset())
+            .u32(a_sb)
+            .u32(a_sm)
+            .u32(tpr)
+            .u32(b_off)
+            .u32(b_sb)
+            .u32(b_sn)
+            .u32(0)
+            .u32(n)
+            .u32(col0)
+            .u32(g_delta)
+            .u32(0);
+        if matvec {
             let rows_per_group = 256 / tpr * MATVEC_ROWS;
-            let params = Params::default()
-                .u32(m)
-                .u32(cols)
-                .u32(k)
-                .u32(act)
-                .u32(a.layout().offset())
-                .u32(a_sb)
-                .u32(a_sm)
-                .u32(tpr)
-                .u32(b_off)
-                .u32(b_sb)
-                .u32(b_sn)
-                .u32(0)
-                .u32(n)
-                .u32(col0)
-                .u32(g_delta)
-                .u32(0);
             // One z slice per activation row: W is read again per row, mostly from cache.
             let mut groups = grid_1d(cols.div_ceil(rows_per_group), max);
             groups[2] = (batch * m) as u32;
             run.push(Kernel::QuantMatvec { q, io }, &params.0, part_inputs, output, groups)?;
         } else {
-            let params = Params::default()
-                .u32(m)
-                .u32(cols)
-                .u32(k)
-                .u32(act)
-                .u32(a.layout().offset())
-                .u32(a_sb)
-                .u32(a_sm)
-                .u32(0)
-                .u32(b_off)
-                .u32(b_sb)
-                .u32(b_sn)
-                .u32(0)
-                .u32(n)
-                .u32(col0)
-                .u32(g_delta)
-                .u32(0);
             let groups = [cols.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
             run.push(Kernel::QuantMatmul { q, io }, &params.0, part_inputs, output, groups)?;
         }
