@@ -24,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServer } from '../../scripts/static-server.mjs';
+import { launchBrowser } from '../../npm/test/helpers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -83,25 +84,7 @@ const server = await startServer({
   },
 });
 
-const { default: puppeteer } = await import(path.join(root, 'npm', 'node_modules', 'puppeteer-core', 'lib', 'esm', 'puppeteer', 'puppeteer-core.js'));
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-bench-'));
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  protocolTimeout: 1_800_000,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--enable-unsafe-webgpu',
-    '--enable-webgpu-developer-features',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    `--user-data-dir=${profile}`,
-  ],
-});
+const browser = await launchBrowser({ protocolTimeout: 1_800_000 });
 const chromium = await browser.version();
 
 /** Runs in the page: loads one configuration and measures it. */
@@ -236,7 +219,6 @@ try {
 } finally {
   await browser.close();
   await server.close();
-  fs.rmSync(profile, { recursive: true, force: true });
 }
 
 console.log(`\n${chromium}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), ${new Date().toISOString().slice(0, 10)}\n`);

@@ -34,6 +34,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServer } from '../../scripts/static-server.mjs';
+import { launchBrowser } from '../../npm/test/helpers.mjs';
 import { startHub } from '../../npm/test/hub-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -80,24 +81,7 @@ const server = await startServer({
     '/ort/': path.join(tjsModules, 'onnxruntime-web', 'dist'),
   },
 });
-const { default: puppeteer } = await import(path.join(root, 'npm', 'node_modules', 'puppeteer-core', 'lib', 'esm', 'puppeteer', 'puppeteer-core.js'));
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-hub-bench-'));
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  protocolTimeout: 600_000,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--enable-unsafe-webgpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    `--user-data-dir=${profile}`,
-  ],
-});
+const browser = await launchBrowser({ protocolTimeout: 600_000 });
 const chromium = await browser.version();
 
 /** In a new tab: `fn(args)`, with the Hub's endpoint in `args.endpoint`. */
@@ -239,7 +223,6 @@ try {
   await browser.close();
   await server.close();
   await hub.close();
-  fs.rmSync(profile, { recursive: true, force: true });
 }
 
 const sorted = (xs) => [...xs].sort((a, b) => a - b);

@@ -13,6 +13,7 @@ import {
   brokenModels,
   closedPort,
   distDir,
+  evaluateWithin,
   fixturesDir,
   installPacked,
   launchBrowser,
@@ -66,22 +67,9 @@ async function page() {
   return openPage(browser, server.url);
 }
 
-/** page.evaluate with a deadline: a hang in the page fails the test instead of stalling. */
-async function run(p, seconds, fn, ...args) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the page did not answer within ${seconds} s`)), seconds * 1000);
-  });
-  try {
-    return await Promise.race([p.evaluate(fn, ...args), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** In the page: loads all-MiniLM-L6-v2 from /models/ on `device` and embeds `texts`. */
 async function embedInPage(p, device, inputs) {
-  return run(
+  return evaluateWithin(
     p,
     240,
     async (device, inputs) => {
@@ -134,7 +122,7 @@ describe('feature-extraction in the page matches the PyTorch reference', () => {
 describe('wasm threads: the threaded build in a crossOriginIsolated page, one thread elsewhere', () => {
   /** In the page: env.numThreads, then `embedInPage`'s work, plus which .wasm files loaded. */
   async function embedThreaded(p, device, inputs, numThreads) {
-    return run(
+    return evaluateWithin(
       p,
       240,
       async (device, inputs, numThreads) => {
@@ -167,7 +155,7 @@ describe('wasm threads: the threaded build in a crossOriginIsolated page, one th
     assert.ok(diff <= TOLERANCE, `2 threads: max abs diff ${diff} > ${TOLERANCE}`);
     // The same engine instance (and pool) runs a decoder: greedy tokens as transformers'.
     const prompt = tinyRef.prompts[0];
-    const text = await run(
+    const text = await evaluateWithin(
       p,
       120,
       async (text, n) => {
@@ -200,7 +188,7 @@ describe('wasm threads: the threaded build in a crossOriginIsolated page, one th
   test('2 threads in a Web Worker (its pool is nested workers)', { timeout: 240_000 }, async () => {
     const p = await openPage(browser, isolated.url);
     const some = ref.inputs.slice(0, 4);
-    const out = await run(
+    const out = await evaluateWithin(
       p,
       200,
       async (inputs) => {
@@ -227,7 +215,7 @@ describe('wasm threads: the threaded build in a crossOriginIsolated page, one th
 
   test('a panic on a pool worker rejects the call and every later one: nothing waits for the dead thread', { timeout: 60_000 }, async () => {
     const p = await openPage(browser, isolated.url);
-    const out = await run(p, 30, async () => {
+    const out = await evaluateWithin(p, 30, async () => {
       const { env } = await import('/webformers/index.js');
       env.numThreads = 2;
       const engine = await import('/webformers/engine.js');
@@ -282,7 +270,7 @@ describe('a pipeline in a Web Worker', () => {
     test(`feature-extraction on '${device}' in a worker`, { timeout: 240_000 }, async () => {
       const p = await page();
       const some = ref.inputs.slice(0, 4);
-      const out = await run(
+      const out = await evaluateWithin(
         p,
         200,
         async (device, inputs) => {
@@ -320,7 +308,7 @@ describe('a pipeline in a Web Worker', () => {
 
   test('a worker whose script fails to load rejects instead of hanging', { timeout: 60_000 }, async () => {
     const p = await page();
-    const message = await run(p, 30, async () => {
+    const message = await evaluateWithin(p, 30, async () => {
       const { workerPipeline } = await import('/webformers/index.js');
       const worker = new Worker('/no-such-worker.js', { type: 'module' });
       return workerPipeline(worker, 'feature-extraction', 'all-MiniLM-L6-v2').then(
@@ -338,7 +326,7 @@ describe('text-generation in the page (tiny random Llama)', () => {
     test(`greedy continuation on '${device}', streamed, and in a worker`, { timeout: 240_000 }, async () => {
       const p = await page();
       const prompt = tinyRef.prompts[0];
-      const out = await run(
+      const out = await evaluateWithin(
         p,
         200,
         async (device, text, n) => {
@@ -441,7 +429,7 @@ describe('the chat demo', () => {
 describe('bad input rejects with a clear Error, and nothing hangs', () => {
   /** In the page: pipeline(...) must reject; returns {message, code}. */
   async function failure(p, model, options, setup = {}) {
-    return run(
+    return evaluateWithin(
       p,
       120,
       async (model, options, setup) => {
@@ -540,7 +528,7 @@ describe('bad input rejects with a clear Error, and nothing hangs', () => {
 
   test('an engine panic rejects the calls in flight and every later call', { timeout: 60_000 }, async () => {
     const p = await page();
-    const out = await run(p, 30, async () => {
+    const out = await evaluateWithin(p, 30, async () => {
       const { pipeline } = await import('/webformers/index.js');
       const engine = await import('/webformers/engine.js');
       const wasm = await engine.engine();

@@ -80,14 +80,17 @@ export async function testServer(extraMounts = {}, { isolate = false } = {}) {
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
-/** Headless Chromium with WebGPU (SwiftShader here) and no network beyond 127.0.0.1. */
-export async function launchBrowser() {
+/**
+ * Headless Chromium with WebGPU (SwiftShader here) and no network beyond 127.0.0.1, on a fresh
+ * profile that `close()` deletes. The benchmarks use it too, with longer protocol timeouts.
+ */
+export async function launchBrowser({ protocolTimeout = 300_000 } = {}) {
   const { default: puppeteer } = await import('puppeteer-core');
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-chromium-'));
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
-    protocolTimeout: 300_000,
+    protocolTimeout,
     args: [
       '--headless',
       '--no-sandbox',
@@ -107,6 +110,19 @@ export async function launchBrowser() {
     fs.rmSync(profile, { recursive: true, force: true });
   };
   return browser;
+}
+
+/** page.evaluate with a deadline: a hang in the page fails the test instead of stalling CI. */
+export async function evaluateWithin(p, seconds, fn, ...args) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the page did not answer within ${seconds} s`)), seconds * 1000);
+  });
+  try {
+    return await Promise.race([p.evaluate(fn, ...args), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A page that records console errors and uncaught exceptions. */

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startServer } from '../../scripts/static-server.mjs';
-import { TOLERANCE, distDir, here, launchBrowser, maxAbsDiff, minilmDir, modelsDir, openPage, reference } from './helpers.mjs';
+import { TOLERANCE, distDir, evaluateWithin, here, launchBrowser, maxAbsDiff, minilmDir, modelsDir, openPage, reference } from './helpers.mjs';
 import { startHub } from './hub-server.mjs';
 
 const REPO = 'sentence-transformers/all-MiniLM-L6-v2';
@@ -46,19 +46,6 @@ after(async () => {
   if (ggufDir) fs.rmSync(ggufDir, { recursive: true, force: true });
 });
 
-/** page.evaluate with a deadline: a hang fails the test instead of stalling CI. */
-async function run(p, seconds, fn, ...args) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the page did not answer within ${seconds} s`)), seconds * 1000);
-  });
-  try {
-    return await Promise.race([p.evaluate(fn, ...args), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * In a new page (its own engine instance, the browser's one IndexedDB for the origin): loads
  * `model` from the Hub stand-in and embeds `inputs`. Resolves to {device, dims, data, events,
@@ -68,7 +55,7 @@ async function run(p, seconds, fn, ...args) {
 async function loadInPage({ device = 'wasm', model = REPO, inputs = few.inputs.map((i) => i.text), setup = {}, clear = false, url = server.url } = {}) {
   const p = await openPage(browser, url);
   try {
-    return await run(
+    return await evaluateWithin(
       p,
       240,
       async (endpoint, device, model, inputs, setup, clear) => {
@@ -196,7 +183,7 @@ describe('the threaded build', () => {
       const load = async (clear) => {
         const p = await openPage(browser, isolated.url);
         try {
-          return await run(
+          return await evaluateWithin(
             p,
             240,
             async (endpoint, repo, inputs, clear) => {
@@ -341,7 +328,7 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
   test('cache.list() and cache.delete(repo)', { timeout: 120_000 }, async () => {
     assertLoaded(await loadInPage(), 'before listing');
     const p = await openPage(browser, server.url);
-    const out = await run(p, 60, async (repo) => {
+    const out = await evaluateWithin(p, 60, async (repo) => {
       const { cache } = await import('/webformers/index.js');
       const before = await cache.list();
       const freed = await cache.delete(repo);
@@ -372,7 +359,7 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
   test('a GGUF file streams tensor by tensor into a text-generation pipeline', { timeout: 300_000 }, async () => {
     const p = await openPage(browser, server.url);
     const run1 = () =>
-      run(p, 240, async (endpoint, model) => {
+      evaluateWithin(p, 240, async (endpoint, model) => {
         const { pipeline, env } = await import('/webformers/index.js');
         env.remoteHost = `${endpoint}/`;
         const generator = await pipeline('text-generation', model, { device: 'wasm' });
@@ -395,7 +382,7 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
   test('in a Web Worker (IndexedDB there too)', { timeout: 120_000 }, async () => {
     const p = await openPage(browser, server.url);
     await hub.reset();
-    const out = await run(p, 100, async (endpoint, repo, inputs) => {
+    const out = await evaluateWithin(p, 100, async (endpoint, repo, inputs) => {
       const { workerPipeline, env } = await import('/webformers/index.js');
       env.remoteHost = `${endpoint}/`;
       const worker = new Worker('/webformers/worker.js', { type: 'module' });
