@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from texts import INPUTS, WITH_HIDDEN_STATES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
+from golden_json import dump, f32_list  # noqa: E402
 MODEL_DIR = ROOT / ".cache" / "models" / "all-MiniLM-L6-v2"
 OUT = ROOT / "tests" / "fixtures" / "minilm-reference.json"
 
@@ -33,29 +34,6 @@ HELLO_MEAN5 = [-0.197446, 0.177666, 0.03857, 0.149522, -0.22542]
 HELLO_NORM5 = [-0.034477, 0.031023, 0.006735, 0.026109, -0.039362]
 
 BATCH_TOL = 1e-5
-
-
-def f32_list(a):
-    """Shortest decimal strings that round-trip to the same float32 values."""
-    a = np.asarray(a, dtype=np.float32).ravel()
-    assert np.all(np.isfinite(a))
-    return [str(v) for v in a]
-
-
-def dump(obj, indent=0):
-    """JSON with one line per array, so the file stays small and diffable."""
-    pad = " " * indent
-    if isinstance(obj, dict):
-        items = [f'{pad} {json.dumps(k)}: {dump(v, indent + 1).lstrip()}' for k, v in obj.items()]
-        return pad + "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(obj, list) and obj and isinstance(obj[0], dict):
-        return pad + "[\n" + ",\n".join(dump(v, indent + 1) for v in obj) + "\n" + pad + "]"
-    if isinstance(obj, list) and obj and isinstance(obj[0], np.ndarray):
-        rows = [pad + " " + dump(v) for v in obj]
-        return pad + "[\n" + ",\n".join(rows) + "\n" + pad + "]"
-    if isinstance(obj, np.ndarray):
-        return pad + "[" + ",".join(f32_list(obj)) + "]"
-    return pad + json.dumps(obj, ensure_ascii=False)
 
 
 def main():

@@ -37,6 +37,9 @@ from transformers.modeling_gguf_pytorch_utils import (
     get_gguf_hf_weights_map,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from golden_json import f32_list  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIR = ROOT / ".cache" / "models"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -103,13 +106,6 @@ TOKENIZER_CASES = [
 # Keys of GGUF metadata that matter for building the tokenizer and the model. Big arrays
 # are summarized (length, first few values), never dumped.
 ARRAY_PREVIEW = 8
-
-
-def f32_list(a):
-    """Shortest decimal strings that round-trip to the same float32 values."""
-    a = np.asarray(a, dtype=np.float32).ravel()
-    assert np.all(np.isfinite(a))
-    return [str(v) for v in a]
 
 
 class F32(float):

@@ -55,6 +55,7 @@ from transformers import (
 from transformers.pytorch_utils import Conv1D
 
 ROOT = Path(__file__).resolve().parents[2]
+from golden_json import dump, f32_list  # noqa: E402
 FIXTURES = ROOT / "tests" / "fixtures"
 OUT_JSON = FIXTURES / "tiny-decoders-reference.json"
 
@@ -138,31 +139,6 @@ TOKENIZER_CASES = [
     "<|im_start|>user\nhi<|im_end|>\n",
     "I'LL SEE\r\nyou",
 ]
-
-
-def f32_list(a):
-    """Shortest decimal strings that round-trip to the same float32 values."""
-    a = np.asarray(a, dtype=np.float32).ravel()
-    assert np.all(np.isfinite(a))
-    return [str(v) for v in a]
-
-
-def dump(obj, indent=0):
-    """JSON with one line per array, so the file stays small and diffable."""
-    pad = " " * indent
-    if isinstance(obj, dict):
-        items = [f'{pad} {json.dumps(k)}: {dump(v, indent + 1).lstrip()}' for k, v in obj.items()]
-        return pad + "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(obj, list) and obj and isinstance(obj[0], dict):
-        return pad + "[\n" + ",\n".join(dump(v, indent + 1) for v in obj) + "\n" + pad + "]"
-    if isinstance(obj, list) and obj and isinstance(obj[0], np.ndarray):
-        rows = [pad + " " + dump(v) for v in obj]
-        return pad + "[\n" + ",\n".join(rows) + "\n" + pad + "]"
-    if isinstance(obj, np.ndarray) and obj.ndim == 2:
-        return dump(list(obj), indent)
-    if isinstance(obj, np.ndarray):
-        return pad + "[" + ",".join(f32_list(obj)) + "]"
-    return pad + json.dumps(obj, ensure_ascii=False)
 
 
 # --- tokenizer ---------------------------------------------------------------------------
