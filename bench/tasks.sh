@@ -9,7 +9,8 @@
 #
 # Usage: bench/tasks.sh [threads...]   (default: 1 2)
 # Env: ROUNDS (default 1): repeat the measurements, configurations alternating;
-#      TC_REPS (default 5) corpus passes, QA_REPS (default 20) question-answering calls.
+#      TC_REPS (default 5) corpus passes, QA_REPS (default 20) question-answering calls;
+#      WEBFORMERS: a CLI binary to use instead of building this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=("$@")
@@ -26,11 +27,11 @@ for m in "$tc" "$qa"; do
         exit 1
     }
 done
-cargo build --release -q -p webformers-cli
+[[ -n ${WEBFORMERS:-} ]] || cargo build --release -q -p webformers-cli
 # A private copy of the CLI: a target directory shared with other work may be rebuilt mid-run.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cp "${CARGO_TARGET_DIR:-target}/release/webformers" "$tmp/webformers"
+cp "${WEBFORMERS:-${CARGO_TARGET_DIR:-target}/release/webformers}" "$tmp/webformers"
 wf=$tmp/webformers
 tjs=bench/transformersjs/tasks.mjs
 load() { uptime | sed 's/.*load/load/'; }
