@@ -418,7 +418,8 @@ async fn run(cli: Cli) -> Result<()> {
             } else if std::ptr::eq(task, &text_generation::TASK) {
                 bench_generation(&model, prompt_tokens, decode_tokens, reps).await
             } else {
-                let spec = TaskBench { input: input.as_deref(), options: options.as_deref(), corpus: corpus.as_deref(), batch, reps, warmup };
+                let spec =
+                    TaskBench { input: input.as_deref(), options: options.as_deref(), corpus: corpus.as_deref(), batch, reps, warmup };
                 bench_task(task, &model, &spec).await
             }
         }
@@ -440,7 +441,10 @@ struct TaskBench<'a> {
 async fn bench_task(task: &'static TaskInfo, args: &ModelArgs, spec: &TaskBench<'_>) -> Result<()> {
     use serde_json::{Value, json};
     if spec.input.is_none() && spec.corpus.is_none() {
-        return Err(webformers::Error::Input(format!("the {} benchmark needs --input JSON (latency of one call), --corpus FILE (throughput), or both", task.name)));
+        return Err(webformers::Error::Input(format!(
+            "the {} benchmark needs --input JSON (latency of one call), --corpus FILE (throughput), or both",
+            task.name
+        )));
     }
     if spec.reps == 0 || spec.batch == 0 {
         return Err(webformers::Error::Input("--reps and --batch must be positive".into()));
@@ -474,14 +478,8 @@ async fn bench_task(task: &'static TaskInfo, args: &ModelArgs, spec: &TaskBench<
         "threads": webformers::cpu::threads(),
         "load_s": (load_s * 100.0).round() / 100.0,
     });
-    let call = |input: Value| {
-        let pipe = &pipe;
-        let options = &options;
-        async move {
-            let input = input;
-            pipe.run(&input, options, &mut |_| {}).await
-        }
-    };
+    let (pipe, options) = (&pipe, &options);
+    let call = |input: Value| async move { pipe.run(&input, options, &mut |_| {}).await };
     if !sentences.is_empty() {
         let batches: Vec<Value> = sentences.chunks(spec.batch).map(|c| Value::Array(c.to_vec())).collect();
         let pass = || async {
