@@ -160,21 +160,10 @@ impl Tokenizer {
     pub fn encode_windows(&self, first: &str, second: &str, max_len: usize, stride: usize) -> Result<Vec<Encoded>> {
         let mut inner = self.inner();
         let default = inner.get_truncation().cloned();
-        let params = tokenizers::TruncationParams {
-            max_length: max_len,
-            strategy: tokenizers::TruncationStrategy::OnlySecond,
-            direction: tokenizers::TruncationDirection::Right,
-            stride,
-        };
-        let result = match inner.with_truncation(Some(params)) {
-            Ok(_) => inner.encode_char_offsets((first, second), true),
-            Err(e) => Err(e),
-        };
+        let result = windows(&mut inner, first, second, max_len, stride);
         // Put the default back whatever happened; it was valid before, so it still is.
         let _ = inner.with_truncation(default);
-        let mut enc = result.map_err(|e| Error::Tokenizer(format!("encoding {:?} with a window of {max_len}: {e}", preview(first))))?;
-        let overflowing = enc.take_overflowing();
-        Ok(std::iter::once(&enc).chain(overflowing.iter()).map(Encoded::from_encoding).collect())
+        result
     }
 
     /// The special tokens a pair gets ([CLS], [SEP], [SEP]: 3 for BERT).
@@ -228,6 +217,44 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
         self.inner().decode(ids, skip_special_tokens).map_err(|e| Error::Tokenizer(format!("decoding: {e}")))
     }
+}
+
+/// `Tokenizer::encode_windows` on the locked tokenizer, whose truncation it changes.
+fn windows(inner: &mut tokenizers::Tokenizer, first: &str, second: &str, max_len: usize, stride: usize) -> Result<Vec<Encoded>> {
+    let failed = |e: tokenizers::Error| Error::Tokenizer(format!("encoding {:?} with a window of {max_len}: {e}", preview(first)));
+    let params = tokenizers::TruncationParams {
+        max_length: max_len,
+        strategy: tokenizers::TruncationStrategy::OnlySecond,
+        direction: tokenizers::TruncationDirection::Right,
+        stride,
+    };
+    // The pair is measured whole first: `tokenizers` asserts (panics; Python sees a
+    // PanicException) when a window leaves the second text no more tokens than the stride, and
+    // subtracts the special tokens from `max_len` unchecked.
+    inner.with_truncation(None).map_err(failed)?;
+    let whole = inner.encode_char_offsets((first, second), true).map_err(failed)?;
+    let second_len = whole.get_sequence_ids().iter().filter(|s| **s == Some(1)).count();
+    let room = max_len.saturating_sub(whole.len() - second_len);
+    if whole.len() > max_len && room == 0 {
+        return Err(Error::Input(format!(
+            "the first text and the special tokens take {} tokens, leaving none of a window of {max_len} for the second",
+            whole.len() - second_len
+        )));
+    }
+    // Also `tokenizers`' own check of the stride against the window, which Python meets too.
+    inner.with_truncation(Some(params)).map_err(failed)?;
+    if whole.len() <= max_len {
+        // One window: what the truncating encode would return.
+        return Ok(vec![Encoded::from_encoding(&whole)]);
+    }
+    if stride >= room {
+        return Err(Error::Input(format!(
+            "a window of {max_len} tokens leaves {room} for the second text, which must be more than the stride of {stride}"
+        )));
+    }
+    let mut enc = inner.encode_char_offsets((first, second), true).map_err(failed)?;
+    let overflowing = enc.take_overflowing();
+    Ok(std::iter::once(&enc).chain(overflowing.iter()).map(Encoded::from_encoding).collect())
 }
 
 fn preview(text: &str) -> String {
