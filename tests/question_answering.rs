@@ -1,37 +1,16 @@
 //! question-answering against Python transformers' pipeline: the question-answering cases of
 //! tests/fixtures/tiny-tasks-reference.json (tiny random `*ForQuestionAnswering` models with
 //! contexts long enough to need several windows), on every backend. Strings and integers must be
-//! equal, scores within 1e-4. An architecture this build cannot load (its encoder not merged yet)
+//! equal, scores within the reference's tolerance (1e-4). An architecture this build cannot load (its encoder not merged yet)
 //! is skipped with a note; any other load failure fails.
 
 use serde_json::Value;
 use webformers::Error;
 use webformers::files::DirFiles;
 use webformers::tasks::{self, LoadOptions, Output, Pipeline};
-use webformers_tests::{devices, fixture, repo_root};
+use webformers_tests::{devices, json_differences, repo_root, task_cases};
 
-const TOLERANCE: f64 = 1e-4;
 const TASK: &str = "question-answering";
-
-/// Where `got` differs from `want`, by JSON path.
-fn differences(got: &Value, want: &Value, path: &str, out: &mut Vec<String>) {
-    match (got, want) {
-        (Value::Number(g), Value::Number(w)) if g.is_f64() || w.is_f64() => {
-            let (g, w) = (g.as_f64().unwrap_or(f64::NAN), w.as_f64().unwrap_or(f64::NAN));
-            if !((g - w).abs() <= TOLERANCE) {
-                out.push(format!("{path}: {g} != {w}"));
-            }
-        }
-        (Value::Array(g), Value::Array(w)) if g.len() == w.len() => {
-            g.iter().zip(w).enumerate().for_each(|(i, (g, w))| differences(g, w, &format!("{path}[{i}]"), out));
-        }
-        (Value::Object(g), Value::Object(w)) if g.len() == w.len() && g.keys().all(|k| w.contains_key(k)) => {
-            g.iter().for_each(|(k, v)| differences(v, &w[k], &format!("{path}.{k}"), out));
-        }
-        _ if got == want => {}
-        _ => out.push(format!("{path}: {got} != {want}")),
-    }
-}
 
 fn run(pipe: &dyn Pipeline, input: &Value, options: &Value) -> webformers::Result<Value> {
     match pollster::block_on(pipe.run(input, options, &mut |_| {}))? {
@@ -54,8 +33,8 @@ fn load(model: &str, device: &webformers::Device) -> Option<Box<dyn Pipeline>> {
 
 #[test]
 fn question_answering_matches_transformers() {
-    let reference = fixture("tiny-tasks-reference.json");
-    let cases: Vec<&Value> = reference["cases"].as_array().unwrap().iter().filter(|c| c["task"] == TASK).collect();
+    let (cases, tolerance) = task_cases();
+    let cases: Vec<&Value> = cases.iter().filter(|c| c["task"] == TASK).collect();
     assert!(!cases.is_empty(), "no {TASK} cases in the reference");
     let mut models: Vec<&str> = cases.iter().map(|c| c["model"].as_str().unwrap()).collect();
     models.dedup();
@@ -68,8 +47,7 @@ fn question_answering_matches_transformers() {
                 let label = format!("{device:?} {model} case {i} {}", case["options"]);
                 match run(pipe.as_ref(), &case["input"], &case["options"]) {
                     Ok(got) => {
-                        let mut diffs = Vec::new();
-                        differences(&got, &case["output"], "", &mut diffs);
+                        let diffs = json_differences(&got, &case["output"], tolerance);
                         if !diffs.is_empty() {
                             failures.push(format!("{label}: {}\n    got  {got}\n    want {}", diffs.join("; "), case["output"]));
                         }
@@ -98,11 +76,23 @@ fn question_answering_rejects_bad_input() {
         (serde_json::json!({ "question": "Who?", "context": context }), serde_json::json!({ "top_k": 0 }), "top_k"),
         (serde_json::json!({ "question": "Who?", "context": context }), serde_json::json!({ "max_answer_len": 0 }), "max_answer_len"),
         (serde_json::json!({ "question": "Who?", "context": context }), serde_json::json!({ "topk": 2 }), "topk"),
-        (serde_json::json!({ "question": "Who?", "context": context }), serde_json::json!({ "doc_stride": 40, "max_seq_len": 32 }), "doc_stride"),
+        (
+            serde_json::json!({ "question": "Who?", "context": context }),
+            serde_json::json!({ "doc_stride": 40, "max_seq_len": 32 }),
+            "doc_stride",
+        ),
         // The window leaves the context fewer tokens than the stride: tokenizers would panic.
-        (serde_json::json!({ "question": "Who lived on the rock?", "context": context }), serde_json::json!({ "doc_stride": 20, "max_seq_len": 24 }), "stride"),
+        (
+            serde_json::json!({ "question": "Who lived on the rock?", "context": context }),
+            serde_json::json!({ "doc_stride": 20, "max_seq_len": 24 }),
+            "stride",
+        ),
         // The question alone fills the window.
-        (serde_json::json!({ "question": "Who lived on the rock for eleven years?", "context": context }), serde_json::json!({ "doc_stride": 1, "max_seq_len": 8 }), "window"),
+        (
+            serde_json::json!({ "question": "Who lived on the rock for eleven years?", "context": context }),
+            serde_json::json!({ "doc_stride": 1, "max_seq_len": 8 }),
+            "window",
+        ),
     ];
     for (input, options, says) in bad {
         match run(pipe.as_ref(), &input, &options) {

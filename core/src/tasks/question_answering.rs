@@ -97,8 +97,7 @@ impl QuestionAnswering {
             return Err(Error::Unsupported("question-answering with a tokenizer that pads on the left".into()));
         }
         let cls_id = base.special_token("cls_token").and_then(|t| base.tokenizer.token_to_id(&t));
-        let model_max_length =
-            base.tokenizer_config["model_max_length"].as_u64().filter(|&n| n < 1_000_000).map(|n| n as usize);
+        let model_max_length = base.tokenizer_config["model_max_length"].as_u64().filter(|&n| n < 1_000_000).map(|n| n as usize);
         Ok(QuestionAnswering { base, cls_id, model_max_length })
     }
 
@@ -111,19 +110,17 @@ impl QuestionAnswering {
         };
         let doc_stride = doc_stride.unwrap_or((max_seq_len / 2).min(128));
         if doc_stride > max_seq_len {
-            return Err(Error::Input(format!("question-answering: `doc_stride` ({doc_stride}) is larger than `max_seq_len` ({max_seq_len})")));
+            return Err(Error::Input(format!(
+                "question-answering: `doc_stride` ({doc_stride}) is larger than `max_seq_len` ({max_seq_len})"
+            )));
         }
         let windows = self.base.tokenizer.encode_windows(question, context, max_seq_len, doc_stride)?;
         Ok(windows
             .into_iter()
             .map(|encoding| {
                 // 1 (true) everywhere but the context, then CLS unmasked wherever it is.
-                let p_mask = encoding
-                    .sequence_ids
-                    .iter()
-                    .zip(&encoding.ids)
-                    .map(|(&seq, &id)| seq != Some(1) && Some(id) != self.cls_id)
-                    .collect();
+                let p_mask =
+                    encoding.sequence_ids.iter().zip(&encoding.ids).map(|(&seq, &id)| seq != Some(1) && Some(id) != self.cls_id).collect();
                 Feature { encoding, p_mask }
             })
             .collect())
