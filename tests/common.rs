@@ -187,3 +187,8 @@ pub fn task_cases() -> (Vec<serde_json::Value>, f64) {
     }
     (cases, tolerance)
 }
+
+/// Whether a missing GPU adapter fails the tests (WEBFORMERS_REQUIRE_GPU=1, set by CI).
+pub fn gpu_required() -> bool {
+    std::env::var("WEBFORMERS_REQUIRE_GPU").is_ok_and(|v| v == "1")
+}

@@ -8,7 +8,7 @@ use crate::files::ModelFiles;
 use crate::models::HeadKind;
 use crate::{Device, Error, Result};
 
-pub const TASK: TaskInfo = TaskInfo {
+pub static TASK: TaskInfo = TaskInfo {
     name: "token-classification",
     aliases: &["ner"],
     default_model: "Xenova/bert-base-multilingual-cased-ner-hrl",
