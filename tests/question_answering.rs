@@ -68,10 +68,10 @@ fn question_answering_rejects_bad_input() {
     let Some(pipe) = load("bert-question-answering", &webformers::Device::Cpu) else { return };
     let context = "The keeper lived on the rock for eleven years and fished from the rocks every day. ".repeat(8);
     let bad = [
-        (serde_json::json!({ "question": "Who?" }), Value::Null, "{question, context}"),
-        (serde_json::json!({ "context": context }), Value::Null, "{question, context}"),
-        (serde_json::json!({ "question": "Who?", "context": "" }), Value::Null, "`context` is empty"),
-        (serde_json::json!({ "question": "", "context": context }), Value::Null, "`question` is empty"),
+        (serde_json::json!({ "question": "Who?" }), Value::Null, "has no `context`"),
+        (serde_json::json!([{ "question": "Who?", "context": "The keeper." }, { "context": context }]), Value::Null, "has no `question`"),
+        (serde_json::json!({ "question": "Who?", "context": "" }), Value::Null, "an empty `context`"),
+        (serde_json::json!({ "question": "", "context": context }), Value::Null, "an empty `question`"),
         (serde_json::json!("Who?"), Value::Null, "takes"),
         (serde_json::json!({ "question": "Who?", "context": context }), serde_json::json!({ "top_k": 0 }), "top_k"),
         (serde_json::json!({ "question": "Who?", "context": context }), serde_json::json!({ "max_answer_len": 0 }), "max_answer_len"),

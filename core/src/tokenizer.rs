@@ -237,8 +237,10 @@ impl Tokenizer {
 /// truncation: since 0.23 that stops tokenizing the second text once a window is full (its
 /// early exit ignores the stride), so only two windows ever come back, where Python (tokenizers
 /// 0.22) gets them all. Cutting the second text's tokens and keeping the special tokens around
-/// them is what tokenizers' `Encoding::truncate` then post-processing do; the errors are
-/// theirs too, but as errors where `Encoding::truncate` asserts (Python sees a PanicException).
+/// them is what tokenizers' `Encoding::truncate` then post-processing do (but for token types:
+/// there, windows after the first keep type 1 for the second text whatever the template says,
+/// which differs only for models that do not read token types); the errors are theirs too, but
+/// as errors where `Encoding::truncate` asserts (Python sees a PanicException).
 fn windows(inner: &mut tokenizers::Tokenizer, first: &str, second: &str, max_len: usize, stride: usize) -> Result<Vec<Encoded>> {
     // tokenizers' check when Python enables truncation: the stride against a single text's room.
     let added = inner.get_post_processor().map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, false));

@@ -138,9 +138,9 @@ impl QuestionAnswering {
             // qa_outputs is Linear(H, 2): token t's row holds [start_t, end_t].
             let start: Vec<f32> = logits.iter().step_by(2).copied().collect();
             let end: Vec<f32> = logits.iter().skip(1).step_by(2).copied().collect();
-            let spans;
-            (spans, min_null_score) =
+            let (spans, null_score) =
                 select_starts_ends(&start, &end, &feature.p_mask, min_null_score, pre_topk, p.handle_impossible_answer, p.max_answer_len);
+            min_null_score = null_score;
             for (s, e, score) in spans {
                 let (start_index, end_index) = get_indices(&feature.encoding, s, e, p.align_to_words);
                 let target = slice(&context, start_index, end_index);
@@ -301,13 +301,15 @@ impl Pipeline for QuestionAnswering {
             }
             let mut examples = Vec::new();
             for example in inputs.items() {
-                let (Some(question), Some(context)) = (&example.question, &example.context) else {
-                    return Err(Error::Input("question-answering needs {question, context}".into()));
+                // Python's checks, in its order: both keys present, then neither empty.
+                let bad = |what: &str| Error::Input(format!("question-answering takes {INPUT_KINDS}; this one {what}"));
+                let (question, context) = match (&example.question, &example.context) {
+                    (None, _) => return Err(bad("has no `question`")),
+                    (_, None) => return Err(bad("has no `context`")),
+                    (Some(q), _) if q.is_empty() => return Err(bad("has an empty `question`")),
+                    (_, Some(c)) if c.is_empty() => return Err(bad("has an empty `context`")),
+                    (Some(q), Some(c)) => (q, c),
                 };
-                if question.is_empty() || context.is_empty() {
-                    let empty = if question.is_empty() { "question" } else { "context" };
-                    return Err(Error::Input(format!("question-answering needs {{question, context}}: `{empty}` is empty")));
-                }
                 examples.push((context, self.preprocess(question, context, options.doc_stride, options.max_seq_len)?));
             }
             // Every window of every example in one run of the model.
