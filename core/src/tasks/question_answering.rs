@@ -322,8 +322,9 @@ impl Pipeline for QuestionAnswering {
                 results.push(self.postprocess(context, features, these, &post));
                 logits = rest;
             }
-            // Python unwraps a list of one example as it does a lone example.
-            Ok(Output::Json(if results.len() == 1 { results.remove(0) } else { Value::Array(results) }))
+            // An array of examples gives an array, even of one, as transformers.js returns it
+            // (Python would unwrap a list of one).
+            Ok(Output::Json(if inputs.is_many() { Value::Array(results) } else { results.remove(0) }))
         })
     }
 }
