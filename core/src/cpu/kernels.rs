@@ -427,8 +427,8 @@ pub(super) fn unpack(x: &[f32], h: usize, offsets: &[u32], max_len: usize) -> Re
 
 /// out[row, m] = x[row, min(index[row % R, m], N - 1)] for rows of `n` in x and index [R, m].
 pub(super) fn take_along_last(x: &[f32], index: &[u32], n: usize, m: usize) -> Vec<f32> {
-    let rows = if n == 0 { 0 } else { x.len() / n };
-    let r = if m == 0 { 0 } else { index.len() / m };
+    let rows = x.len().checked_div(n).unwrap_or(0);
+    let r = index.len().checked_div(m).unwrap_or(0);
     let mut out = vec![0f32; rows * m];
     if out.is_empty() || r == 0 {
         return out;
