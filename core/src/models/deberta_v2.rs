@@ -15,9 +15,10 @@
 
 use serde::Deserialize;
 
-use super::EncoderModel;
-use crate::nn::{LayerNorm, Linear};
-use crate::ops::{Activation, UnaryOp};
+use super::heads::{self, HeadKind, HeadStep, TextHead};
+use super::{EncoderModel, ModelConfig};
+use crate::nn::{self, LayerNorm, Linear};
+use crate::ops::{Activation, PoolMode};
 use crate::tokenizer::Batch;
 use crate::weights::Weights;
 use crate::{Device, Error, Result, Tensor};
@@ -68,9 +69,14 @@ pub struct DebertaV2Config {
     pub conv_groups: usize,
     #[serde(default = "default_conv_act")]
     pub conv_act: String,
-    /// The sequence-classification pooler's activation.
+    /// The sequence-classification pooler (ContextPooler): its width and activation.
+    #[serde(default)]
+    pub pooler_hidden_size: Option<usize>,
     #[serde(default = "default_act")]
     pub pooler_hidden_act: String,
+    /// The masked-LM head: `cls.predictions` (true) or `lm_predictions.lm_head`.
+    #[serde(default = "default_true")]
+    pub legacy: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -105,16 +111,9 @@ fn default_conv_act() -> String {
     "tanh".into()
 }
 
-/// transformers' ACT2FN names this engine has.
-pub(crate) fn activation(name: &str, what: &str) -> Result<UnaryOp> {
-    Ok(match name {
-        "gelu" => UnaryOp::Gelu,
-        "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => UnaryOp::GeluTanh,
-        "relu" => UnaryOp::Relu,
-        "silu" | "swish" => UnaryOp::Silu,
-        "tanh" => UnaryOp::Tanh,
-        other => return Err(Error::Unsupported(format!("{what} `{other}`"))),
-    })
+/// An activation by its transformers name, the config field named in the error.
+fn activation(name: &str, field: &str) -> Result<Activation> {
+    nn::activation(name).map_err(|e| Error::Unsupported(format!("{field}: {e}")))
 }
 
 impl DebertaV2Config {
@@ -214,7 +213,7 @@ struct ConvLayer {
     bias: Tensor, // [H]
     norm: LayerNorm,
     kernel: usize,
-    act: UnaryOp,
+    act: Activation,
 }
 
 struct Layer {
@@ -277,17 +276,14 @@ impl DebertaV2 {
         let a = heads * d;
         let (mut c2p, mut p2c) = config.att_types();
         let eps = config.layer_norm_eps as f32;
-        let act = Activation::Unary(activation(&config.hidden_act, "hidden_act")?);
-        activation(&config.pooler_hidden_act, "pooler_hidden_act")?;
+        let act = activation(&config.hidden_act, "hidden_act")?;
         // Scaled by every term named in pos_att_type, even without relative attention.
         let scale = 1.0 / ((d * (1 + c2p as usize + p2c as usize)) as f32).sqrt();
         if !config.relative_attention {
             (c2p, p2c) = (false, false);
         }
 
-        // Checkpoints saved from a task model (DebertaV2ForSequenceClassification, ...) prefix
-        // the encoder's weights.
-        let vb = Some(vb.pp("deberta")).filter(|v| v.contains("embeddings.word_embeddings.weight")).unwrap_or_else(|| vb.clone());
+        let vb = encoder_weights(vb);
         let em = vb.pp("embeddings");
         let embeddings = Embeddings {
             word: em.get("word_embeddings.weight", &[config.vocab_size, e])?,
@@ -511,6 +507,61 @@ impl DebertaV2 {
     }
 }
 
+/// Checkpoints saved from a task model (DebertaV2ForSequenceClassification, ...) prefix the
+/// encoder's weights with `deberta.`.
+fn encoder_weights(vb: &Weights) -> Weights {
+    Some(vb.pp("deberta")).filter(|v| v.contains("embeddings.word_embeddings.weight")).unwrap_or_else(|| vb.clone())
+}
+
+/// The heads of `DebertaV2For*`, by their transformers names.
+pub fn load_head(kind: HeadKind, config: &ModelConfig, vb: &Weights) -> Result<TextHead> {
+    let c: DebertaV2Config = super::parse(&config.json)?;
+    let (h, eps) = (c.hidden_size, c.layer_norm_eps as f32);
+    let labels = heads::num_labels(config);
+    Ok(match kind {
+        // ContextPooler: dense + pooler_hidden_act on the first token, then the classifier.
+        HeadKind::SequenceClassification => {
+            // The pooler maps pooler_hidden_size to itself and the classifier reads hidden_size.
+            if c.pooler_hidden_size.is_some_and(|p| p != h) {
+                return Err(Error::Config(format!("pooler_hidden_size {:?} differs from hidden_size {h}", c.pooler_hidden_size)));
+            }
+            TextHead {
+                kind,
+                pooling: PoolMode::Cls,
+                transform: vec![HeadStep::Dense(
+                    Linear::load(&vb.pp("pooler.dense"), h, h, true)?,
+                    activation(&c.pooler_hidden_act, "pooler_hidden_act")?,
+                )],
+                output: Linear::load(&vb.pp("classifier"), h, labels, true)?,
+            }
+        }
+        HeadKind::TokenClassification => TextHead::linear(kind, Linear::load(&vb.pp("classifier"), h, labels, true)?),
+        HeadKind::QuestionAnswering => TextHead::linear(kind, Linear::load(&vb.pp("qa_outputs"), h, 2, true)?),
+        HeadKind::MaskedLm => {
+            let embeddings = encoder_weights(vb).full_name("embeddings.word_embeddings.weight");
+            let act = activation(&c.hidden_act, "hidden_act")?;
+            // Legacy (LegacyDebertaV2LMPredictionHead): dense H -> E, act, LayerNorm(E), then
+            // the decoder tied to the word embeddings [V, E] with `cls.predictions.bias`. Else
+            // (DebertaV2LMPredictionHead): dense H -> H, act, LayerNorm(H), word embeddings + bias.
+            let (p, e, dense, norm, bias) = if c.legacy {
+                (vb.pp("cls.predictions"), c.embedding_size.unwrap_or(h), "transform.dense", "transform.LayerNorm", "bias")
+            } else {
+                (vb.pp("lm_predictions.lm_head"), h, "dense", "LayerNorm", "bias")
+            };
+            let bias = if p.contains(bias) { p.full_name(bias) } else { p.full_name("decoder.bias") };
+            TextHead {
+                kind,
+                pooling: PoolMode::Cls,
+                transform: vec![
+                    HeadStep::Dense(Linear::load(&p.pp(dense), h, e, true)?, act),
+                    HeadStep::Norm(LayerNorm::load(&p.pp(norm), e, eps)?),
+                ],
+                output: heads::tied_decoder(&vb.pp_root(), &p.full_name("decoder"), &embeddings, &bias, c.vocab_size, e)?,
+            }
+        }
+    })
+}
+
 impl ConvLayer {
     /// LayerNorm(residual + act(conv(x))) for the packed embedding output x [T, H]: each token
     /// reads its k neighbours in its own sequence (zeros past either end) as one row [k * H].
@@ -530,7 +581,7 @@ impl ConvLayer {
         let whole = Tensor::from_u32(&[0, t as u32], &[2], dev)?;
         let extended = x.unpack(&whole, t + 1)?.reshape(&[t + 1, h])?; // [T + 1, H]: x, then a zero row
         let taps = extended.gather_rows(&Tensor::from_u32(&ids, &[t * k], dev)?)?.reshape(&[t, k * h])?; // [T, k * H]
-        let out = taps.linear(&self.weight, Some(&self.bias), Activation::Unary(self.act))?; // [T, H]
+        let out = taps.linear(&self.weight, Some(&self.bias), self.act)?; // [T, H]
         self.norm.forward_residual(&out, residual)
     }
 }
