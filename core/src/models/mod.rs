@@ -13,6 +13,7 @@ pub mod distilbert;
 pub mod gguf;
 pub mod gpt2;
 pub mod llama;
+pub mod modernbert;
 pub mod synthetic;
 
 /// A text encoder over packed sequences.
@@ -118,6 +119,7 @@ pub fn load_encoder(files: &dyn ModelFiles, config: &serde_json::Value, vb: &Wei
     match model_type {
         "bert" | "roberta" | "xlm-roberta" => Ok(Box::new(bert::Bert::load(parse(config)?, vb)?)),
         "distilbert" => Ok(Box::new(distilbert::load(parse(config)?, vb)?)),
+        "modernbert" => Ok(Box::new(modernbert::ModernBert::load(parse(config)?, vb)?)),
         "" => Err(Error::Config(format!("{}/config.json has no `model_type`", files.name()))),
         other => Err(Error::Unsupported(format!(
             "model_type `{other}` (from {}/config.json) has no encoder here; supported: {}",
