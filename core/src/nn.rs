@@ -2,9 +2,22 @@
 //! `forward`; a linear layer dispatches on its weight's dtype inside the matmul op, so model code
 //! never changes for f16 (or, later, quantized) weights.
 
-use crate::ops::Activation;
+use crate::ops::{Activation, UnaryOp};
 use crate::weights::Weights;
-use crate::{Result, Tensor};
+use crate::{Error, Result, Tensor};
+
+/// An activation by its transformers name (`hidden_act`, `pooler_hidden_act`, ...).
+pub fn activation(name: &str) -> Result<Activation> {
+    Ok(Activation::Unary(match name {
+        "gelu" => UnaryOp::Gelu,
+        "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => UnaryOp::GeluTanh,
+        "relu" => UnaryOp::Relu,
+        "silu" | "swish" => UnaryOp::Silu,
+        "tanh" => UnaryOp::Tanh,
+        "linear" | "identity" => return Ok(Activation::None),
+        other => return Err(Error::Unsupported(format!("activation `{other}`"))),
+    }))
+}
 
 pub struct Linear {
     /// [out, in], as Hugging Face stores it.

@@ -5,12 +5,53 @@
 //! do we: no padding, and truncation to the model's maximum length with the special tokens kept
 //! (sentence-transformers keeps the final [SEP]).
 
+use std::sync::{Mutex, MutexGuard};
+
 use crate::{Error, Result};
 
 pub struct Tokenizer {
-    inner: tokenizers::Tokenizer,
+    /// Behind a lock because a few encodes (question answering's overflowing windows) set their
+    /// own truncation for one call and put the default back.
+    inner: Mutex<tokenizers::Tokenizer>,
     /// The truncation length; usize::MAX when texts are never truncated (generation prompts).
     max_len: usize,
+}
+
+/// One encoded sequence (a text, or a pair of texts) with everything the tasks' post-processing
+/// reads, as Python's fast tokenizers return it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    /// Each token's span in its own text, in characters (Unicode scalar values, as Python
+    /// indexes strings); (0, 0) for special tokens.
+    pub offsets: Vec<(usize, usize)>,
+    /// Tokens the post-processor added ([CLS], [SEP], <s>, ...).
+    pub special: Vec<bool>,
+    /// Which text a token came from: Some(0) the first, Some(1) the pair's second, None special.
+    pub sequence_ids: Vec<Option<usize>>,
+    /// The word a token belongs to, within its text (None for special tokens).
+    pub word_ids: Vec<Option<u32>>,
+}
+
+impl Encoded {
+    fn from_encoding(e: &tokenizers::Encoding) -> Encoded {
+        Encoded {
+            ids: e.get_ids().to_vec(),
+            type_ids: e.get_type_ids().to_vec(),
+            offsets: e.get_offsets().to_vec(),
+            special: e.get_special_tokens_mask().iter().map(|&m| m != 0).collect(),
+            sequence_ids: e.get_sequence_ids(),
+            word_ids: e.get_word_ids().to_vec(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
 }
 
 /// Token ids of a batch of texts, one sequence each, unpadded.
@@ -21,6 +62,11 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The batch of these encodings' ids and token types.
+    pub fn of(encodings: &[Encoded]) -> Batch {
+        Batch { ids: encodings.iter().map(|e| e.ids.clone()).collect(), type_ids: encodings.iter().map(|e| e.type_ids.clone()).collect() }
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
@@ -72,7 +118,7 @@ impl Tokenizer {
                 stride: 0,
             }))
             .map_err(|e| Error::Tokenizer(format!("truncation to {max_len}: {e}")))?;
-        Ok(Tokenizer { inner, max_len })
+        Ok(Tokenizer { inner: Mutex::new(inner), max_len })
     }
 
     /// For text generation: no padding, no truncation (a prompt longer than the context is an
@@ -86,20 +132,73 @@ impl Tokenizer {
     pub fn from_inner(mut inner: tokenizers::Tokenizer) -> Result<Tokenizer> {
         inner.with_padding(None);
         inner.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        Ok(Tokenizer { inner, max_len: usize::MAX })
+        Ok(Tokenizer { inner: Mutex::new(inner), max_len: usize::MAX })
+    }
+
+    fn inner(&self) -> MutexGuard<'_, tokenizers::Tokenizer> {
+        // A panic while holding the lock cannot leave the tokenizer half-changed in a way that
+        // matters: every user sets what it needs first.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A text, or a pair of texts (`[CLS] a [SEP] b [SEP]` with token types), truncated to the
+    /// model's length, with offsets and sequence ids.
+    pub fn encode_full(&self, text: &str, pair: Option<&str>) -> Result<Encoded> {
+        let inner = self.inner();
+        let enc = match pair {
+            Some(p) => inner.encode_char_offsets((text, p), true),
+            None => inner.encode_char_offsets(text, true),
+        }
+        .map_err(|e| Error::Tokenizer(format!("encoding {:?}: {e}", preview(text))))?;
+        Ok(Encoded::from_encoding(&enc))
+    }
+
+    /// A pair whose second text is cut into windows of at most `max_len` tokens each (special
+    /// tokens and the first text included), consecutive windows sharing `stride` tokens: what
+    /// Python's `truncation="only_second", return_overflowing_tokens=True, stride=..` gives
+    /// (question answering over long contexts).
+    pub fn encode_windows(&self, first: &str, second: &str, max_len: usize, stride: usize) -> Result<Vec<Encoded>> {
+        let mut inner = self.inner();
+        let default = inner.get_truncation().cloned();
+        let params = tokenizers::TruncationParams {
+            max_length: max_len,
+            strategy: tokenizers::TruncationStrategy::OnlySecond,
+            direction: tokenizers::TruncationDirection::Right,
+            stride,
+        };
+        let result = match inner.with_truncation(Some(params)) {
+            Ok(_) => inner.encode_char_offsets((first, second), true),
+            Err(e) => Err(e),
+        };
+        // Put the default back whatever happened; it was valid before, so it still is.
+        let _ = inner.with_truncation(default);
+        let mut enc = result.map_err(|e| Error::Tokenizer(format!("encoding {:?} with a window of {max_len}: {e}", preview(first))))?;
+        let overflowing = enc.take_overflowing();
+        Ok(std::iter::once(&enc).chain(overflowing.iter()).map(Encoded::from_encoding).collect())
+    }
+
+    /// The special tokens a pair gets ([CLS], [SEP], [SEP]: 3 for BERT).
+    pub fn special_tokens_in_pair(&self) -> usize {
+        self.inner().get_post_processor().map(|p| tokenizers::PostProcessor::added_tokens(p, true)).unwrap_or(0)
+    }
+
+    /// The token's string in the vocabulary (`##ing`, `Ġthe`), as Python's
+    /// `convert_ids_to_tokens`.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner().id_to_token(id)
     }
 
     /// Token ids of one text; `add_special_tokens` applies the tokenizer's post-processor
     /// (BOS for Llama-family tokenizers, [CLS]/[SEP] for BERT).
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
         let enc =
-            self.inner.encode(text, add_special_tokens).map_err(|e| Error::Tokenizer(format!("encoding {:?}: {e}", preview(text))))?;
+            self.inner().encode(text, add_special_tokens).map_err(|e| Error::Tokenizer(format!("encoding {:?}: {e}", preview(text))))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Special (added) tokens' ids, to skip them when decoding.
     pub fn is_special(&self, id: u32) -> bool {
-        self.inner.get_added_tokens_decoder().get(&id).is_some_and(|t| t.special)
+        self.inner().get_added_tokens_decoder().get(&id).is_some_and(|t| t.special)
     }
 
     pub fn max_len(&self) -> usize {
@@ -107,18 +206,19 @@ impl Tokenizer {
     }
 
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
-        self.inner.token_to_id(token)
+        self.inner().token_to_id(token)
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        self.inner().get_vocab_size(true)
     }
 
     /// Encodes each text with the model's special tokens ([CLS] ... [SEP] for BERT).
     pub fn encode_batch(&self, texts: &[&str]) -> Result<Batch> {
         let mut batch = Batch { ids: Vec::with_capacity(texts.len()), type_ids: Vec::with_capacity(texts.len()) };
+        let inner = self.inner();
         for text in texts {
-            let enc = self.inner.encode(*text, true).map_err(|e| Error::Tokenizer(format!("encoding {:?}: {e}", preview(text))))?;
+            let enc = inner.encode(*text, true).map_err(|e| Error::Tokenizer(format!("encoding {:?}: {e}", preview(text))))?;
             batch.ids.push(enc.get_ids().to_vec());
             batch.type_ids.push(enc.get_type_ids().to_vec());
         }
@@ -126,7 +226,7 @@ impl Tokenizer {
     }
 
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
-        self.inner.decode(ids, skip_special_tokens).map_err(|e| Error::Tokenizer(format!("decoding: {e}")))
+        self.inner().decode(ids, skip_special_tokens).map_err(|e| Error::Tokenizer(format!("decoding: {e}")))
     }
 }
 

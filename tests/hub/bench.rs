@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use webformers::hub::{HfCache, Hub, HubOptions, UreqTransport};
-use webformers::tasks::Task;
+use webformers::tasks::feature_extraction;
 use webformers::{Device, DeviceChoice, GpuOptions};
 use webformers_tests::{HubServer, model_dir};
 
@@ -29,7 +29,7 @@ fn main() {
 
     let folder = model_dir("all-MiniLM-L6-v2");
     let server = HubServer::start(&[(REPO, &folder)], &[]);
-    let mut files: Vec<&str> = Task::FeatureExtraction.files().to_vec();
+    let mut files: Vec<&str> = feature_extraction::TASK.files();
     files.push("model.safetensors");
     let files: Vec<&str> = files.into_iter().filter(|f| folder.join(f).exists()).collect();
     let bytes: u64 = files.iter().map(|f| std::fs::metadata(folder.join(f)).unwrap().len()).sum();
@@ -73,7 +73,7 @@ fn main() {
         let t = Instant::now();
         let c = cpu_ms();
         let model = hub.model(REPO, None).unwrap();
-        let loaded = pollster::block_on(model.load(Task::FeatureExtraction.files(), &device)).expect("load");
+        let loaded = pollster::block_on(model.load(&feature_extraction::TASK.files(), &device)).expect("load");
         // Everything on the device before the clock stops.
         let ms = (t.elapsed().as_secs_f64() * 1e3, cpu_ms() - c);
         drop(loaded);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use webformers::hub::{HfCache, Hub, HubOptions, NativeHub, RetryPolicy, UreqTransport};
 use webformers::tasks::feature_extraction::{FeatureExtraction, Pooling};
-use webformers::tasks::{LoadOptions, Task};
+use webformers::tasks::{LoadOptions, feature_extraction};
 use webformers::{Device, Error, HubErrorKind};
 use webformers_tests::{HubServer, devices, fixture, floats, max_abs_diff, model_dir, repo_root};
 
@@ -40,7 +40,7 @@ fn hub(cache: &Path, options: HubOptions) -> NativeHub {
 }
 
 fn load(hub: &NativeHub, repo: &str, device: &Device) -> webformers::Result<FeatureExtraction> {
-    let files = pollster::block_on(hub.model(repo, None)?.load(Task::FeatureExtraction.files(), device))?;
+    let files = pollster::block_on(hub.model(repo, None)?.load(&feature_extraction::TASK.files(), device))?;
     FeatureExtraction::load(&files, device, &LoadOptions::default())
 }
 

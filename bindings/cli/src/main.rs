@@ -8,12 +8,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use webformers::chat::Message;
 use webformers::files::{DirFiles, ModelFiles};
 use webformers::hub::{HfCache, Hub, HubOptions, NativeHub, UreqTransport};
-use webformers::tasks::feature_extraction::{FeatureExtraction, Pooling};
-use webformers::tasks::text_generation::{GenerationOptions, Prompt, TextGeneration};
-use webformers::tasks::{LoadOptions, Task};
+use webformers::tasks::feature_extraction::{self, FeatureExtraction, Pooling};
+use webformers::tasks::text_generation::{self, TextGeneration};
+use webformers::tasks::{self, InputKind, LoadOptions, Output, Pipeline, TaskInfo};
 use webformers::weights::WeightDType;
 use webformers::{Device, DeviceChoice, GpuOptions, Result};
 
@@ -45,52 +44,86 @@ struct ModelArgs {
     threads: Option<usize>,
 }
 
+/// Shorthands for options of the call (`--options` says the same in JSON, and wins).
 #[derive(clap::Args, Clone)]
-struct GenerationArgs {
+struct OptionFlags {
+    /// feature-extraction: none, mean or cls.
+    #[arg(long)]
+    pooling: Option<String>,
+    /// feature-extraction: L2-normalize the embeddings.
+    #[arg(long)]
+    normalize: bool,
     /// text-generation: the most tokens to generate.
-    #[arg(long, default_value_t = 256)]
-    max_new_tokens: usize,
-    /// text-generation: send the prompt as one user message through the model's chat template.
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
+    /// text-generation: send the text as one user message through the model's chat template.
     #[arg(long)]
     chat: bool,
     /// text-generation: sample instead of greedy decoding.
     #[arg(long)]
     do_sample: bool,
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f32,
-    #[arg(long, default_value_t = 50)]
-    top_k: usize,
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
-    #[arg(long, default_value_t = 1.0)]
-    repetition_penalty: f32,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// text-generation: sampling's top k; classification tasks: how many labels or answers.
+    #[arg(long)]
+    top_k: Option<usize>,
+    #[arg(long)]
+    top_p: Option<f32>,
+    #[arg(long)]
+    repetition_penalty: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
     /// text-generation: stop before this string (repeatable).
     #[arg(long)]
     stop: Vec<String>,
 }
 
+impl OptionFlags {
+    /// The flags given, as options named as transformers.js names them.
+    fn to_options(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::json;
+        let mut o = serde_json::Map::new();
+        let mut put = |key: &str, value: Option<serde_json::Value>| {
+            if let Some(v) = value {
+                o.insert(key.to_string(), v);
+            }
+        };
+        put("pooling", self.pooling.as_ref().map(|p| json!(p)));
+        put("normalize", self.normalize.then(|| json!(true)));
+        put("max_new_tokens", self.max_new_tokens.map(|n| json!(n)));
+        put("do_sample", self.do_sample.then(|| json!(true)));
+        put("temperature", self.temperature.map(|t| json!(t)));
+        put("top_k", self.top_k.map(|k| json!(k)));
+        put("top_p", self.top_p.map(|p| json!(p)));
+        put("repetition_penalty", self.repetition_penalty.map(|r| json!(r)));
+        put("seed", self.seed.map(|s| json!(s)));
+        put("stop", (!self.stop.is_empty()).then(|| json!(self.stop)));
+        o
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run a task: `webformers run feature-extraction --model DIR "some text" ...`
+    /// Run a task: `webformers run TASK --model M [--input JSON] [--options JSON] [TEXT...]`.
+    /// TASK is any pipeline task (`webformers run list` names them).
     Run {
         task: String,
         #[command(flatten)]
         model: ModelArgs,
-        /// none, mean or cls
-        #[arg(long, default_value = "none")]
-        pooling: String,
-        /// L2-normalize the embeddings.
+        /// The first argument of the transformers.js call, as JSON: a string, an array of
+        /// strings, {"question": ..., "context": ...}, {"text": ..., "text_pair": ...}, messages.
         #[arg(long)]
-        normalize: bool,
-        /// Print only JSON on stdout, at the end.
+        input: Option<String>,
+        /// The second argument, as JSON: {"top_k": 3}, {"candidate_labels": ["a", "b"]}, ...
+        #[arg(long)]
+        options: Option<String>,
+        /// Print exactly the JSON value the JS pipeline resolves to, and nothing else on stdout.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        generation: GenerationArgs,
-        /// The texts (feature-extraction) or the prompt (text-generation).
-        #[arg(required = true)]
+        flags: OptionFlags,
+        /// Shorthand for --input: one text is a string, several an array of strings (a
+        /// text-generation prompt: the words joined).
         texts: Vec<String>,
     },
     /// Measure throughput and latency of feature-extraction on a corpus.
@@ -216,7 +249,7 @@ fn loaded(bars: &progress::Bars, repo: &str, commit: &str, t: Instant) {
 
 /// The model's files, the device and the load options. The folder, or the Hub repository (its
 /// config.json), is checked before a GPU is opened, so a wrong name fails fast.
-async fn open_files(args: &ModelArgs, task: Task) -> Result<(Box<dyn ModelFiles>, Device, LoadOptions)> {
+async fn open_files(args: &ModelArgs, task: &TaskInfo) -> Result<(Box<dyn ModelFiles>, Device, LoadOptions)> {
     let repo = match model_ref(args)? {
         ModelRef::Path(path) => {
             let files = DirFiles::open(path)?;
@@ -236,13 +269,13 @@ async fn open_files(args: &ModelArgs, task: Task) -> Result<(Box<dyn ModelFiles>
     }
     let (device, options) = prepare(args).await?;
     let t = Instant::now();
-    let files = model.load(task.files(), &device).await?;
+    let files = model.load(&task.files(), &device).await?;
     loaded(&bars, &repo, files.commit(), t);
     Ok((Box::new(files), device, options))
 }
 
 async fn open(args: &ModelArgs) -> Result<FeatureExtraction> {
-    let (files, device, options) = open_files(args, Task::FeatureExtraction).await?;
+    let (files, device, options) = open_files(args, &feature_extraction::TASK).await?;
     FeatureExtraction::load(files.as_ref(), &device, &options)
 }
 
@@ -264,79 +297,107 @@ async fn open_generator(args: &ModelArgs) -> Result<TextGeneration> {
             TextGeneration::load_gguf(gguf, &device, &options)
         }
         _ => {
-            let (files, device, options) = open_files(args, Task::TextGeneration).await?;
+            let (files, device, options) = open_files(args, &text_generation::TASK).await?;
             TextGeneration::load(files.as_ref(), &device, &options)
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Run { task, model, pooling, normalize, json, generation, texts } => match Task::from_name(&task)? {
-            Task::FeatureExtraction => {
-                let pooling: Pooling = pooling.parse()?;
-                let pipe = open(&model).await?;
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let out = pipe.run(&refs, pooling, normalize).await?;
-                if json {
-                    println!("{}", serde_json::json!({ "dims": out.dims, "data": nest(&out.data, &out.dims) }));
-                } else {
-                    print_human(&refs, &out);
-                }
-                Ok(())
-            }
-            Task::TextGeneration => generate(&model, &generation, json, &texts).await,
-        },
-        Command::Bench { task, model, corpus, prompt_tokens, decode_tokens, batch, reps, latency_runs } => match Task::from_name(&task)? {
-            Task::FeatureExtraction => {
-                let pipe = open(&model).await?;
-                bench(&pipe, &corpus, batch, reps, latency_runs).await
-            }
-            Task::TextGeneration => bench_generation(&model, prompt_tokens, decode_tokens, reps).await,
-        },
+/// Any task's pipeline (text-generation also from a GGUF file).
+async fn open_pipeline(args: &ModelArgs, task: &'static TaskInfo) -> Result<Box<dyn Pipeline>> {
+    if std::ptr::eq(task, &text_generation::TASK) {
+        return Ok(Box::new(open_generator(args).await?));
     }
+    let (files, device, options) = open_files(args, task).await?;
+    (task.load)(files.as_ref(), &device, &options)
 }
 
-async fn generate(model: &ModelArgs, args: &GenerationArgs, json: bool, texts: &[String]) -> Result<()> {
-    use std::io::Write;
-    let text = texts.join(" ");
-    let pipe = open_generator(model).await?;
-    let prompt = if args.chat { Prompt::Chat(vec![Message::new("user", text)]) } else { Prompt::Text(text) };
-    let options = GenerationOptions {
-        max_new_tokens: args.max_new_tokens,
-        do_sample: args.do_sample,
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        repetition_penalty: args.repetition_penalty,
-        seed: args.seed,
-        stop: args.stop.clone(),
+/// The call's first argument: `--input` JSON, else the positional texts (one is a string, more
+/// an array; a prompt's words are joined), as a chat message with `--chat`.
+fn call_input(task: &TaskInfo, input: Option<&str>, texts: &[String], chat: bool) -> Result<serde_json::Value> {
+    use serde_json::{Value, json};
+    let value = match (input, texts) {
+        (Some(_), [_, ..]) => return Err(webformers::Error::Input("give the input either with --input or as TEXT arguments, not both".into())),
+        (Some(json), []) => parse_json("--input", json)?,
+        (None, []) => return Err(webformers::Error::Input(format!("{} needs an input: TEXT arguments or --input JSON", task.name))),
+        (None, texts) if task.input == InputKind::TextOrChat => Value::String(texts.join(" ")),
+        (None, [one]) => Value::String(one.clone()),
+        (None, texts) => json!(texts),
     };
+    Ok(match value {
+        Value::String(text) if chat => json!([{ "role": "user", "content": text }]),
+        other => other,
+    })
+}
+
+fn parse_json(flag: &str, text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| webformers::Error::Input(format!("{flag} is not valid JSON ({e}): {text}")))
+}
+
+/// `webformers run`: one path for every task. With `--json`, stdout holds exactly the value the
+/// JS pipeline resolves to; without, a readable rendering (text-generation streams its text).
+async fn run_task(task: &str, model: &ModelArgs, input: Option<&str>, options: Option<&str>, json: bool, flags: &OptionFlags, texts: &[String]) -> Result<()> {
+    use std::io::Write;
+    let task = tasks::task(task)?;
+    // Everything about the call is checked before the model loads.
+    let input = call_input(task, input, texts, flags.chat)?;
+    let mut call_options = flags.to_options();
+    match options.map(|o| parse_json("--options", o)).transpose()? {
+        None => {}
+        Some(serde_json::Value::Object(given)) => call_options.extend(given),
+        Some(other) => return Err(webformers::Error::Input(format!("--options must be a JSON object, not {other}"))),
+    }
+    let call_options = serde_json::Value::Object(call_options);
+    let pipe = open_pipeline(model, task).await?;
     let mut stdout = std::io::stdout();
+    let streams = task.input == InputKind::TextOrChat && !json;
     let out = pipe
-        .generate(&prompt, &options, |piece| {
-            if !json {
-                // Streamed as generated; a closed pipe must not abort generation with a panic.
+        .run(&input, &call_options, &mut |piece| {
+            if streams {
+                // A closed pipe must not abort generation with a panic.
                 let _ = write!(stdout, "{piece}");
                 let _ = stdout.flush();
             }
         })
         .await?;
+    let value = out.to_json();
     if json {
-        println!("{}", serde_json::json!([{ "generated_text": out.text }]));
-    } else {
+        println!("{value}");
+    } else if streams {
         println!();
+    } else {
+        match &out {
+            Output::Tensor { dims, data } => print_embeddings(&input, dims, data),
+            Output::Json(v) => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+        }
     }
-    let decoded = out.token_ids.len().saturating_sub(1);
-    let rate = if out.decode_seconds > 0.0 { decoded as f64 / out.decode_seconds } else { 0.0 };
-    eprintln!(
-        "{} prompt tokens in {:.0} ms, {} new tokens ({:?}), {rate:.1} tokens/s decoding",
-        out.prompt_tokens,
-        out.prefill_seconds * 1000.0,
-        out.token_ids.len(),
-        out.stop_reason
-    );
+    if let Some(stats) = value.get(0).and_then(|first| first.get("stats")) {
+        eprintln!(
+            "{} prompt tokens in {:.0} ms, {} new tokens ({}), {:.1} s decoding",
+            stats["prompt_tokens"],
+            stats["prefill_seconds"].as_f64().unwrap_or(0.0) * 1000.0,
+            stats["new_tokens"],
+            stats["stop_reason"].as_str().unwrap_or(""),
+            stats["decode_seconds"].as_f64().unwrap_or(0.0),
+        );
+    }
     Ok(())
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run { task, model, input, options, json, flags, texts } => {
+            run_task(&task, &model, input.as_deref(), options.as_deref(), json, &flags, &texts).await
+        }
+        Command::Bench { task, model, corpus, prompt_tokens, decode_tokens, batch, reps, latency_runs } => match tasks::task(&task)?.name {
+            "feature-extraction" => {
+                let pipe = open(&model).await?;
+                bench(&pipe, &corpus, batch, reps, latency_runs).await
+            }
+            "text-generation" => bench_generation(&model, prompt_tokens, decode_tokens, reps).await,
+            other => Err(webformers::Error::Unsupported(format!("no benchmark for {other} yet"))),
+        },
+    }
 }
 
 /// Prefill and decode speed of a decoder: a GGUF file, a model folder, or
@@ -408,16 +469,14 @@ async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens:
     Ok(())
 }
 
-/// Flat values as nested arrays following `dims` (one row per text).
-fn nest(data: &[f32], dims: &[usize]) -> serde_json::Value {
-    if dims.len() <= 1 {
-        return serde_json::json!(data);
-    }
-    let width: usize = dims[1..].iter().product();
-    serde_json::Value::Array(data.chunks(width.max(1)).map(|c| nest(c, &dims[1..])).collect())
-}
-
-fn print_human(texts: &[&str], out: &webformers::tasks::feature_extraction::Embeddings) {
+/// Embeddings as a few numbers per text and, for several texts, their cosine similarities.
+fn print_embeddings(input: &serde_json::Value, dims: &[usize], data: &[f32]) {
+    let texts: Vec<&str> = match input {
+        serde_json::Value::String(s) => vec![s.as_str()],
+        serde_json::Value::Array(items) => items.iter().map(|t| t.as_str().unwrap_or("")).collect(),
+        _ => Vec::new(),
+    };
+    let out = webformers::tasks::feature_extraction::Embeddings { dims: dims.to_vec(), data: data.to_vec() };
     println!("embeddings: dims {:?}", out.dims);
     for (i, text) in texts.iter().enumerate() {
         let row = out.row(i);

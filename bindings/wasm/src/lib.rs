@@ -22,7 +22,6 @@ use std::cell::RefCell;
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use webformers::files::MemoryFiles;
-use webformers::tasks::Task;
 use webformers::weights::WeightDType;
 use webformers::{Device, DeviceChoice, GpuOptions};
 
@@ -148,24 +147,12 @@ pub fn thread_pool_poison_address() -> usize {
 /// side fetches exactly these before loading.
 #[wasm_bindgen(js_name = taskFiles)]
 pub fn task_files(task: &str) -> Result<JsValue, JsValue> {
-    let task = Task::from_name(task).map_err(js_error)?;
-    let (name, required, optional): (&str, &[&str], &[&str]) = match task {
-        Task::FeatureExtraction => (
-            "feature-extraction",
-            &["config.json", "tokenizer.json", "model.safetensors"],
-            &["tokenizer_config.json", "sentence_bert_config.json"],
-        ),
-        Task::TextGeneration => (
-            "text-generation",
-            &["config.json", "tokenizer.json", "model.safetensors"],
-            &["tokenizer_config.json", "generation_config.json"],
-        ),
-    };
-    let list = |names: &[&str]| names.iter().map(|n| JsValue::from_str(n)).collect::<Array>();
+    let task = webformers::tasks::task(task).map_err(js_error)?;
+    let list = |names: &mut dyn Iterator<Item = &str>| names.map(JsValue::from_str).collect::<Array>();
     let out = Object::new();
-    set(&out, "task", &JsValue::from_str(name));
-    set(&out, "required", &list(required));
-    set(&out, "optional", &list(optional));
+    set(&out, "task", &JsValue::from_str(task.name));
+    set(&out, "required", &list(&mut task.required_files.iter().copied().chain(["model.safetensors"])));
+    set(&out, "optional", &list(&mut task.optional_files.iter().copied()));
     Ok(out.into())
 }
 

@@ -161,6 +161,12 @@ impl GpuContext {
         }))
     }
 
+    /// Whether the adapter is a software rasterizer (llvmpipe, lavapipe, SwiftShader: wgpu's
+    /// `DeviceType::Cpu`), which runs compute shaders many times slower than the CPU backend.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     pub fn describe(&self) -> String {
         let mut extras = Vec::new();
         if self.features.f16 {

@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! Hub::new(transport, store, options).model("org/name", Some("main"))?  -> HubModel
-//!     .load(Task::files(), &device).await?                               -> HubFiles: ModelFiles
+//!     .load(&task.files(), &device).await?                               -> HubFiles: ModelFiles
 //! FeatureExtraction::load(&files, &device, &options)
 //! ```
 

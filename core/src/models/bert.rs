@@ -5,9 +5,10 @@
 
 use serde::Deserialize;
 
-use super::EncoderModel;
-use crate::nn::{LayerNorm, Linear};
-use crate::ops::{Activation, UnaryOp};
+use super::heads::{self, HeadKind, HeadStep, TextHead};
+use super::{EncoderModel, ModelConfig};
+use crate::nn::{self, LayerNorm, Linear};
+use crate::ops::{Activation, PoolMode, UnaryOp};
 use crate::tokenizer::Batch;
 use crate::weights::Weights;
 use crate::{Device, Error, Result, Tensor};
@@ -53,13 +54,7 @@ impl BertConfig {
     }
 
     fn activation(&self) -> Result<Activation> {
-        Ok(Activation::Unary(match self.hidden_act.as_str() {
-            "gelu" => UnaryOp::Gelu,
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => UnaryOp::GeluTanh,
-            "relu" => UnaryOp::Relu,
-            "silu" | "swish" => UnaryOp::Silu,
-            other => return Err(Error::Unsupported(format!("hidden_act `{other}`"))),
-        }))
+        nn::activation(&self.hidden_act)
     }
 }
 
@@ -102,12 +97,7 @@ impl Bert {
         if heads == 0 || h % heads != 0 {
             return Err(Error::Config(format!("hidden_size {h} is not a multiple of num_attention_heads {heads}")));
         }
-        // Checkpoints saved from a task model (BertForMaskedLM, ...) prefix the encoder's weights.
-        let vb = ["bert", "roberta", "model"]
-            .iter()
-            .map(|p| vb.pp(p))
-            .find(|v| v.contains("embeddings.word_embeddings.weight"))
-            .unwrap_or_else(|| vb.clone());
+        let vb = encoder_weights(vb);
         let eps = config.layer_norm_eps as f32;
         let e = vb.pp("embeddings");
         let embeddings = Embeddings {
@@ -153,6 +143,10 @@ impl Bert {
         }
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= self.config.vocab_size) {
             return Err(Error::Input(format!("token id {bad} is outside the vocabulary of {}", self.config.vocab_size)));
+        }
+        // A model without token types (DistilBERT) reads pairs without them, as Python does.
+        if self.embeddings.token_type.is_none() {
+            types.iter_mut().for_each(|t| *t = 0);
         }
         if let Some(bad) = types.iter().find(|&&t| t as usize >= self.config.type_vocab_size) {
             return Err(Error::Input(format!("token type {bad} is outside the {} token types", self.config.type_vocab_size)));
@@ -206,4 +200,55 @@ impl EncoderModel for Bert {
     fn max_positions(&self) -> usize {
         self.config.max_position_embeddings - self.config.position_offset()
     }
+}
+
+/// Checkpoints saved from a task model (BertForMaskedLM, ...) prefix the encoder's weights.
+fn encoder_weights(vb: &Weights) -> Weights {
+    ["bert", "roberta", "model"].iter().map(|p| vb.pp(p)).find(|v| v.contains("embeddings.word_embeddings.weight")).unwrap_or_else(|| vb.clone())
+}
+
+/// The heads of `BertFor*`, `RobertaFor*` and `XLMRobertaFor*`, by their transformers names.
+pub fn load_head(kind: HeadKind, config: &ModelConfig, vb: &Weights) -> Result<TextHead> {
+    let c: BertConfig = super::parse(&config.json)?;
+    let h = c.hidden_size;
+    let roberta = c.model_type != "bert";
+    let labels = heads::num_labels(config);
+    Ok(match kind {
+        // RoBERTa has no pooler: its classifier carries the dense + tanh on <s>.
+        HeadKind::SequenceClassification if roberta => TextHead {
+            kind,
+            pooling: PoolMode::Cls,
+            transform: vec![HeadStep::Dense(Linear::load(&vb.pp("classifier.dense"), h, h, true)?, Activation::Unary(UnaryOp::Tanh))],
+            output: Linear::load(&vb.pp("classifier.out_proj"), h, labels, true)?,
+        },
+        HeadKind::SequenceClassification => TextHead {
+            kind,
+            pooling: PoolMode::Cls,
+            transform: vec![HeadStep::Dense(
+                Linear::load(&encoder_weights(vb).pp("pooler.dense"), h, h, true)?,
+                Activation::Unary(UnaryOp::Tanh),
+            )],
+            output: Linear::load(&vb.pp("classifier"), h, labels, true)?,
+        },
+        HeadKind::TokenClassification => TextHead::linear(kind, Linear::load(&vb.pp("classifier"), h, labels, true)?),
+        HeadKind::QuestionAnswering => TextHead::linear(kind, Linear::load(&vb.pp("qa_outputs"), h, 2, true)?),
+        HeadKind::MaskedLm => {
+            let eps = c.layer_norm_eps as f32;
+            let embeddings = encoder_weights(vb).full_name("embeddings.word_embeddings.weight");
+            let root = vb.pp_root();
+            // RoBERTa's LM head always uses the exact GELU; BERT's uses hidden_act.
+            let (p, dense, norm, act) = if roberta {
+                (vb.pp("lm_head"), "dense", "layer_norm", Activation::Unary(UnaryOp::Gelu))
+            } else {
+                (vb.pp("cls.predictions"), "transform.dense", "transform.LayerNorm", c.activation()?)
+            };
+            let bias = if p.contains("bias") { p.full_name("bias") } else { p.full_name("decoder.bias") };
+            TextHead {
+                kind,
+                pooling: PoolMode::Cls,
+                transform: vec![HeadStep::Dense(Linear::load(&p.pp(dense), h, h, true)?, act), HeadStep::Norm(LayerNorm::load(&p.pp(norm), h, eps)?)],
+                output: heads::tied_decoder(&root, &p.full_name("decoder"), &embeddings, &bias, c.vocab_size, h)?,
+            }
+        }
+    })
 }

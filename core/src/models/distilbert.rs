@@ -4,7 +4,10 @@
 use serde::Deserialize;
 
 use super::bert::{Bert, BertConfig, Embeddings, Layer};
-use crate::nn::{LayerNorm, Linear};
+use super::heads::{self, HeadKind, HeadStep, TextHead};
+use super::ModelConfig;
+use crate::nn::{self, LayerNorm, Linear};
+use crate::ops::{Activation, PoolMode, UnaryOp};
 use crate::weights::Weights;
 use crate::{Error, Result};
 
@@ -75,4 +78,37 @@ pub fn load(config: DistilBertConfig, vb: &Weights) -> Result<Bert> {
         position_embedding_type: None,
     };
     Bert::from_parts(bert_config, vb.device().clone(), embeddings, layers)
+}
+
+/// The heads of `DistilBertFor*`, by their transformers names.
+pub fn load_head(kind: HeadKind, config: &ModelConfig, vb: &Weights) -> Result<TextHead> {
+    let c: DistilBertConfig = super::parse(&config.json)?;
+    let h = c.dim;
+    let labels = heads::num_labels(config);
+    Ok(match kind {
+        HeadKind::SequenceClassification => TextHead {
+            kind,
+            pooling: PoolMode::Cls,
+            transform: vec![HeadStep::Dense(Linear::load(&vb.pp("pre_classifier"), h, h, true)?, Activation::Unary(UnaryOp::Relu))],
+            output: Linear::load(&vb.pp("classifier"), h, labels, true)?,
+        },
+        HeadKind::TokenClassification => TextHead::linear(kind, Linear::load(&vb.pp("classifier"), h, labels, true)?),
+        HeadKind::QuestionAnswering => TextHead::linear(kind, Linear::load(&vb.pp("qa_outputs"), h, 2, true)?),
+        HeadKind::MaskedLm => TextHead {
+            kind,
+            pooling: PoolMode::Cls,
+            transform: vec![
+                HeadStep::Dense(Linear::load(&vb.pp("vocab_transform"), h, h, true)?, nn::activation(&c.activation)?),
+                HeadStep::Norm(LayerNorm::load(&vb.pp("vocab_layer_norm"), h, EPS)?),
+            ],
+            output: heads::tied_decoder(
+                vb,
+                "vocab_projector",
+                "distilbert.embeddings.word_embeddings.weight",
+                "vocab_projector.bias",
+                c.vocab_size,
+                h,
+            )?,
+        },
+    })
 }

@@ -1,17 +1,19 @@
-//! Model architectures, one file each, and the registry that picks one from config.json's
-//! `model_type`. Adding a model: its file, and a line in `load_encoder`.
+//! Model architectures, one file each, and the registry (`ARCHITECTURES`) that picks one from
+//! config.json's `model_type`. Adding a model: its file, and an entry in `ARCHITECTURES`.
 
 use serde::de::DeserializeOwned;
 
-use crate::files::ModelFiles;
 use crate::tokenizer::Batch;
 use crate::weights::Weights;
 use crate::{Error, Result, Tensor};
+
+pub use heads::{HeadKind, TextHead};
 
 pub mod bert;
 pub mod distilbert;
 pub mod gguf;
 pub mod gpt2;
+pub mod heads;
 pub mod llama;
 pub mod modernbert;
 pub mod synthetic;
@@ -95,38 +97,161 @@ impl KvCache {
     }
 }
 
-pub const DECODERS: &[&str] = &["llama", "mistral", "qwen2", "gpt2"];
+/// What config.json says about a model beyond its hyperparameters: its type, the class it was
+/// saved from, and its labels.
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    /// The model's name (folder, repository), for error messages.
+    pub name: String,
+    pub model_type: String,
+    /// `architectures[0]`: the transformers class the checkpoint was saved from
+    /// (`BertForSequenceClassification`), when config.json says.
+    pub architecture: Option<String>,
+    /// `id2label` in id order; transformers' default (`LABEL_0`, `LABEL_1`) when absent.
+    pub id2label: Vec<String>,
+    /// `problem_type`: `multi_label_classification` makes classifiers use sigmoids.
+    pub problem_type: Option<String>,
+    /// The whole config.json, which each architecture parses into its own struct.
+    pub json: serde_json::Value,
+}
 
-/// A decoder from a config.json (Hugging Face safetensors folders).
-pub fn load_decoder(name: &str, config: &serde_json::Value, vb: &Weights) -> Result<Box<dyn DecoderModel>> {
-    let model_type = config.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
-    match model_type {
-        "llama" | "mistral" | "qwen2" => Ok(Box::new(llama::Llama::load(parse(config)?, vb, false)?)),
-        "gpt2" => Ok(Box::new(gpt2::Gpt2::load(parse(config)?, vb)?)),
-        "" => Err(Error::Config(format!("{name}/config.json has no `model_type`"))),
-        other => Err(Error::Unsupported(format!(
-            "model_type `{other}` (from {name}/config.json) has no text-generation model here; supported: {}",
-            DECODERS.join(", ")
+impl ModelConfig {
+    pub fn from_json(name: &str, json: serde_json::Value) -> Result<ModelConfig> {
+        let model_type = match json.get("model_type") {
+            Some(serde_json::Value::String(t)) => t.clone(),
+            _ => return Err(Error::Config(format!("{name}/config.json has no `model_type`"))),
+        };
+        let architecture = json.get("architectures").and_then(|a| a.get(0)).and_then(|a| a.as_str()).map(str::to_string);
+        let id2label = match json.get("id2label") {
+            Some(serde_json::Value::Object(map)) => {
+                let mut labels = vec![None; map.len()];
+                for (id, label) in map {
+                    let slot =
+                        id.parse::<usize>().ok().and_then(|i| labels.get_mut(i)).ok_or_else(|| {
+                            Error::Config(format!("{name}/config.json: id2label ids must be 0..{}, found `{id}`", map.len()))
+                        })?;
+                    *slot = Some(label.as_str().map(str::to_string).unwrap_or_else(|| label.to_string()));
+                }
+                labels.into_iter().map(|l| l.unwrap_or_default()).collect()
+            }
+            _ => {
+                let n = json.get("num_labels").and_then(|n| n.as_u64()).unwrap_or(2) as usize;
+                (0..n).map(|i| format!("LABEL_{i}")).collect()
+            }
+        };
+        let problem_type = json.get("problem_type").and_then(|p| p.as_str()).map(str::to_string);
+        Ok(ModelConfig { name: name.to_string(), model_type, architecture, id2label, problem_type, json })
+    }
+
+    /// The id of `label` (exact `label2id`/`id2label` match).
+    pub fn label_id(&self, label: &str) -> Option<usize> {
+        self.id2label.iter().position(|l| l == label)
+    }
+}
+
+/// One architecture: the `model_type`s config.json names it by, and its typed entry points.
+/// An architecture implements the entry points it has; tasks ask for the one they need
+/// (vision and audio encoders and encoder-decoder models add their entry points here).
+pub struct Architecture {
+    pub model_types: &'static [&'static str],
+    /// A text encoder: token ids to hidden states.
+    pub text_encoder: Option<fn(&ModelConfig, &Weights) -> Result<Box<dyn EncoderModel>>>,
+    /// Its task heads, from their Hugging Face weight names.
+    pub text_head: Option<fn(HeadKind, &ModelConfig, &Weights) -> Result<TextHead>>,
+    /// A causal language model (text-generation).
+    pub decoder: Option<fn(&ModelConfig, &Weights) -> Result<Box<dyn DecoderModel>>>,
+}
+
+/// Every architecture, by `model_type`. Adding one: its file, and an entry here.
+pub static ARCHITECTURES: &[Architecture] = &[
+    Architecture {
+        model_types: &["bert", "roberta", "xlm-roberta"],
+        text_encoder: Some(|c, vb| Ok(Box::new(bert::Bert::load(parse(&c.json)?, vb)?))),
+        text_head: Some(bert::load_head),
+        decoder: None,
+    },
+    Architecture {
+        model_types: &["distilbert"],
+        text_encoder: Some(|c, vb| Ok(Box::new(distilbert::load(parse(&c.json)?, vb)?))),
+        text_head: Some(distilbert::load_head),
+        decoder: None,
+    },
+    Architecture {
+        model_types: &["modernbert"],
+        text_encoder: Some(|c, vb| Ok(Box::new(modernbert::ModernBert::load(parse(&c.json)?, vb)?))),
+        text_head: Some(modernbert::load_head),
+        decoder: None,
+    },
+    Architecture {
+        model_types: &["llama", "mistral", "qwen2"],
+        text_encoder: None,
+        text_head: None,
+        decoder: Some(|c, vb| Ok(Box::new(llama::Llama::load(parse(&c.json)?, vb, false)?))),
+    },
+    Architecture {
+        model_types: &["gpt2"],
+        text_encoder: None,
+        text_head: None,
+        decoder: Some(|c, vb| Ok(Box::new(gpt2::Gpt2::load(parse(&c.json)?, vb)?))),
+    },
+];
+
+/// The model types that have `entry` (for error messages).
+fn model_types_with(entry: impl Fn(&Architecture) -> bool) -> String {
+    ARCHITECTURES.iter().filter(|a| entry(a)).flat_map(|a| a.model_types.iter().copied()).collect::<Vec<_>>().join(", ")
+}
+
+/// The architecture of `config`, which must have the entry point `what` names (`has` checks it).
+pub fn architecture(config: &ModelConfig, what: &str, has: impl Fn(&Architecture) -> bool) -> Result<&'static Architecture> {
+    let arch = ARCHITECTURES.iter().find(|a| a.model_types.contains(&config.model_type.as_str()));
+    match arch {
+        Some(a) if has(a) => Ok(a),
+        _ => Err(Error::Unsupported(format!(
+            "model_type `{}` (from {}/config.json) has no {what} here; supported: {}",
+            config.model_type,
+            config.name,
+            model_types_with(has)
         ))),
     }
 }
 
-/// Encoder architectures by `model_type`.
-pub const ENCODERS: &[&str] = &["bert", "roberta", "xlm-roberta", "distilbert"];
+/// A decoder from a config.json (Hugging Face safetensors folders).
+pub fn load_decoder(config: &ModelConfig, vb: &Weights) -> Result<Box<dyn DecoderModel>> {
+    let arch = architecture(config, "text-generation model", |a| a.decoder.is_some())?;
+    (arch.decoder.expect("checked"))(config, vb)
+}
 
-pub fn load_encoder(files: &dyn ModelFiles, config: &serde_json::Value, vb: &Weights) -> Result<Box<dyn EncoderModel>> {
-    let model_type = config.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
-    match model_type {
-        "bert" | "roberta" | "xlm-roberta" => Ok(Box::new(bert::Bert::load(parse(config)?, vb)?)),
-        "distilbert" => Ok(Box::new(distilbert::load(parse(config)?, vb)?)),
-        "modernbert" => Ok(Box::new(modernbert::ModernBert::load(parse(config)?, vb)?)),
-        "" => Err(Error::Config(format!("{}/config.json has no `model_type`", files.name()))),
-        other => Err(Error::Unsupported(format!(
-            "model_type `{other}` (from {}/config.json) has no encoder here; supported: {}",
-            files.name(),
-            ENCODERS.join(", ")
-        ))),
-    }
+/// A text encoder, with the task head `head` when a task needs one. The head must be what the
+/// checkpoint was saved with: a `BertModel` has no classifier, and a `BertForMaskedLM` no
+/// question-answering outputs.
+pub fn load_text_model(config: &ModelConfig, vb: &Weights, head: Option<HeadKind>) -> Result<TextModel> {
+    let arch = architecture(config, "text encoder", |a| a.text_encoder.is_some())?;
+    let head = match head {
+        None => None,
+        Some(kind) => {
+            if let Some(class) = &config.architecture
+                && HeadKind::of_architecture(class) != Some(kind)
+            {
+                return Err(Error::Unsupported(format!(
+                    "{} is a `{class}`, which has no {} head (this task needs a *{} model)",
+                    config.name,
+                    kind.class_suffix().trim_start_matches("For"),
+                    kind.class_suffix()
+                )));
+            }
+            let load_head =
+                arch.text_head.ok_or_else(|| Error::Unsupported(format!("model_type `{}` has no task heads here", config.model_type)))?;
+            Some(load_head(kind, config, vb)?)
+        }
+    };
+    let encoder = (arch.text_encoder.expect("checked"))(config, vb)?;
+    Ok(TextModel { encoder, head })
+}
+
+/// A text encoder and the head its task reads.
+pub struct TextModel {
+    pub encoder: Box<dyn EncoderModel>,
+    pub head: Option<TextHead>,
 }
 
 /// A config.json as a typed struct, with the field that failed named.

@@ -9,9 +9,10 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::EncoderModel;
-use crate::nn::{LayerNorm, Linear};
-use crate::ops::{Activation, UnaryOp};
+use super::heads::{self, HeadKind, HeadStep, TextHead};
+use super::{EncoderModel, ModelConfig};
+use crate::nn::{self, LayerNorm, Linear};
+use crate::ops::{Activation, PoolMode};
 use crate::tokenizer::Batch;
 use crate::weights::Weights;
 use crate::{Device, Error, Result, Tensor};
@@ -98,17 +99,6 @@ fn default_true() -> bool {
     true
 }
 
-/// transformers' ACT2FN: "gelu" is the exact (erf) GELU.
-pub(super) fn activation(name: &str) -> Result<UnaryOp> {
-    Ok(match name {
-        "gelu" => UnaryOp::Gelu,
-        "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => UnaryOp::GeluTanh,
-        "relu" => UnaryOp::Relu,
-        "silu" | "swish" => UnaryOp::Silu,
-        other => return Err(Error::Unsupported(format!("activation `{other}` in a ModernBERT model"))),
-    })
-}
-
 impl ModernBertConfig {
     /// Per layer: whether it attends globally (else through the sliding window).
     fn global_layers(&self) -> Result<Vec<bool>> {
@@ -164,6 +154,11 @@ impl ModernBertConfig {
     }
 }
 
+/// Checkpoints saved from a task model (ModernBertForMaskedLM, ...) prefix the encoder with `model.`.
+fn encoder_weights(vb: &Weights) -> Weights {
+    if vb.contains("model.embeddings.tok_embeddings.weight") { vb.pp("model") } else { vb.clone() }
+}
+
 /// LayerNorm with a bias only when `norm_bias` says so (then it must be there).
 fn layer_norm(vb: &Weights, h: usize, eps: f32, bias: bool) -> Result<LayerNorm> {
     let weight = vb.get_f32("weight", &[h])?;
@@ -207,10 +202,10 @@ impl ModernBert {
         if !config.head_dim().is_multiple_of(2) {
             return Err(Error::Config(format!("head size {} is odd: rotary embeddings need pairs", config.head_dim())));
         }
-        let act = Activation::Unary(activation(&config.hidden_activation)?);
+        // transformers' ACT2FN: "gelu" is the exact (erf) GELU.
+        let act = nn::activation(&config.hidden_activation)?;
         let global_layers = config.global_layers()?;
-        // Checkpoints saved from a task model (ModernBertForMaskedLM, ...) prefix the encoder.
-        let vb = if vb.contains("model.embeddings.tok_embeddings.weight") { vb.pp("model") } else { vb.clone() };
+        let vb = encoder_weights(vb);
         let (eps, nb) = (config.norm_eps as f32, config.norm_bias);
         let e = vb.pp("embeddings");
         let embeddings = e.get("tok_embeddings.weight", &[config.vocab_size, h])?;
@@ -314,4 +309,39 @@ impl EncoderModel for ModernBert {
     fn max_positions(&self) -> usize {
         self.config.max_position_embeddings
     }
+}
+
+/// The heads of `ModernBertFor*`, by their transformers names. Each runs the prediction head
+/// (`head.dense`, `classifier_activation`, `head.norm`) on the encoder's output, pooled first
+/// for sequence classification, then `classifier` (question answering: start and end logits),
+/// or for masked LM `decoder`, tied to the token embeddings.
+pub fn load_head(kind: HeadKind, config: &ModelConfig, vb: &Weights) -> Result<TextHead> {
+    let c: ModernBertConfig = super::parse(&config.json)?;
+    let h = c.hidden_size;
+    let pooling = match c.classifier_pooling.as_str() {
+        "cls" => PoolMode::Cls,
+        "mean" => PoolMode::Mean,
+        other => return Err(Error::Unsupported(format!("classifier_pooling `{other}` (ModernBERT has cls and mean)"))),
+    };
+    let head = vb.pp("head");
+    let transform = vec![
+        HeadStep::Dense(Linear::load(&head.pp("dense"), h, h, c.classifier_bias)?, nn::activation(&c.classifier_activation)?),
+        HeadStep::Norm(layer_norm(&head.pp("norm"), h, c.norm_eps as f32, c.norm_bias)?),
+    ];
+    let output = match kind {
+        HeadKind::SequenceClassification | HeadKind::TokenClassification => {
+            Linear::load(&vb.pp("classifier"), h, heads::num_labels(config), true)?
+        }
+        // Its classifier's two outputs are split into start and end logits.
+        HeadKind::QuestionAnswering => Linear::load(&vb.pp("classifier"), h, 2, true)?,
+        HeadKind::MaskedLm => {
+            if c.decoder_bias && !vb.contains("decoder.bias") {
+                return Err(Error::Weight { name: vb.full_name("decoder.bias"), msg: "missing (config.json has decoder_bias)".into() });
+            }
+            let embeddings = encoder_weights(vb).full_name("embeddings.tok_embeddings.weight");
+            let bias = vb.full_name("decoder.bias");
+            heads::tied_decoder(&vb.pp_root(), &vb.full_name("decoder"), &embeddings, &bias, c.vocab_size, h)?
+        }
+    };
+    Ok(TextHead { kind, pooling, transform, output })
 }

@@ -1,13 +1,13 @@
 //! feature-extraction: texts to embeddings, pooled (`none`, `mean`, `cls`) and optionally
 //! L2-normalized, as transformers.js's pipeline and sentence-transformers' `encode` give them.
 
-use crate::files::ModelFiles;
-use crate::models::{self, EncoderModel};
-use crate::tokenizer::{Batch, Tokenizer};
-use crate::weights::Weights;
-use crate::{Device, Error, PoolMode, Result, Tensor};
+use serde_json::Value;
 
-use super::LoadOptions;
+use super::text_encoder::{MAX_BATCH, TextEncoderTask};
+use super::{InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo};
+use crate::files::ModelFiles;
+use crate::tokenizer::{Batch, Tokenizer};
+use crate::{Device, Error, PoolMode, Result, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Pooling {
@@ -45,36 +45,45 @@ impl Embeddings {
     }
 }
 
-pub struct FeatureExtraction {
-    tokenizer: Tokenizer,
-    model: Box<dyn EncoderModel>,
-    device: Device,
+pub static TASK: TaskInfo = TaskInfo {
+    name: "feature-extraction",
+    aliases: &["embeddings"],
+    default_model: "sentence-transformers/all-MiniLM-L6-v2",
+    input: InputKind::Text,
+    required_files: &["config.json", "tokenizer.json"],
+    optional_files: &["tokenizer_config.json", "sentence_bert_config.json"],
+    load: |files, device, options| Ok(Box::new(FeatureExtraction::load(files, device, options)?)),
+};
+
+/// The call's options, as transformers.js names them.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    #[serde(default)]
+    pooling: Option<String>,
+    #[serde(default)]
+    normalize: bool,
 }
 
-/// Texts per forward pass. Bounds activation memory; packing means no padding is computed.
-const MAX_BATCH_TEXTS: usize = 32;
+pub struct FeatureExtraction {
+    base: TextEncoderTask,
+}
 
 impl FeatureExtraction {
     pub fn load(files: &dyn ModelFiles, device: &Device, options: &LoadOptions) -> Result<FeatureExtraction> {
-        let config = files.json("config.json")?.ok_or_else(|| Error::file(files.name(), "is not a model: it has no config.json"))?;
-        let vb = Weights::new(files.weights(device)?, device, options.dtype);
-        let model = models::load_encoder(files, &config, &vb)?;
-        let tokenizer_json = files.require("tokenizer.json")?;
-        let max_len = max_sequence_length(files, model.max_positions())?;
-        let tokenizer = Tokenizer::from_bytes((*tokenizer_json).as_ref(), max_len)?;
-        Ok(FeatureExtraction { tokenizer, model, device: device.clone() })
+        Ok(FeatureExtraction { base: TextEncoderTask::load(files, device, options, None)? })
     }
 
     pub fn device(&self) -> &Device {
-        &self.device
+        &self.base.device
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
+        &self.base.tokenizer
     }
 
     pub fn hidden_size(&self) -> usize {
-        self.model.hidden_size()
+        self.base.model.encoder.hidden_size()
     }
 
     /// Embeds `texts`. An empty string is a valid input ([CLS] [SEP] only), as in Python.
@@ -82,12 +91,12 @@ impl FeatureExtraction {
         if texts.is_empty() {
             return Err(Error::Input("feature-extraction needs at least one text".into()));
         }
-        let batch = self.tokenizer.encode_batch(texts)?;
-        let h = self.model.hidden_size();
+        let batch = self.base.tokenizer.encode_batch(texts)?;
+        let h = self.hidden_size();
         let tokens = if pooling == Pooling::None { batch.max_len() } else { 1 };
         let mut data = Vec::with_capacity(texts.len() * tokens * h);
-        for start in (0..texts.len()).step_by(MAX_BATCH_TEXTS) {
-            let end = (start + MAX_BATCH_TEXTS).min(texts.len());
+        for start in (0..texts.len()).step_by(MAX_BATCH) {
+            let end = (start + MAX_BATCH).min(texts.len());
             let chunk = Batch { ids: batch.ids[start..end].to_vec(), type_ids: batch.type_ids[start..end].to_vec() };
             let out = self.forward(&chunk, pooling, normalize, tokens)?;
             data.extend(out.to_vec_f32().await?);
@@ -98,9 +107,9 @@ impl FeatureExtraction {
 
     /// Records the model and pooling for one chunk; nothing runs until the result is read.
     fn forward(&self, batch: &Batch, pooling: Pooling, normalize: bool, tokens: usize) -> Result<Tensor> {
-        let hidden = self.model.forward(batch)?; // [T, H]
+        let hidden = self.base.model.encoder.forward(batch)?; // [T, H]
         let offsets = batch.offsets();
-        let offsets = Tensor::from_u32(&offsets, &[offsets.len()], &self.device)?;
+        let offsets = Tensor::from_u32(&offsets, &[offsets.len()], &self.base.device)?;
         let out = match pooling {
             Pooling::Mean => hidden.segment_pool(&offsets, PoolMode::Mean)?,
             Pooling::Cls => hidden.segment_pool(&offsets, PoolMode::Cls)?,
@@ -110,16 +119,32 @@ impl FeatureExtraction {
     }
 }
 
-/// The longest input the Python reference feeds this model: sentence-transformers'
-/// `max_seq_length`, else the tokenizer's `model_max_length`, capped by the position embeddings.
-fn max_sequence_length(files: &dyn ModelFiles, max_positions: usize) -> Result<usize> {
-    let from = |file: &str, key: &str| -> Result<Option<usize>> {
-        Ok(files.json(file)?.and_then(|v| v.get(key).and_then(|x| x.as_u64())).map(|x| x as usize))
-    };
-    let declared = match from("sentence_bert_config.json", "max_seq_length")? {
-        Some(n) => Some(n),
-        // Tokenizer configs without a limit store a huge sentinel (1e30).
-        None => from("tokenizer_config.json", "model_max_length")?.filter(|&n| n < 1_000_000),
-    };
-    Ok(declared.unwrap_or(max_positions).min(max_positions))
+impl Pipeline for FeatureExtraction {
+    fn task(&self) -> &'static TaskInfo {
+        &TASK
+    }
+
+    fn device(&self) -> &Device {
+        &self.base.device
+    }
+
+    fn run<'a>(&'a self, input: &'a Value, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+        Box::pin(async move {
+            let texts: OneOrMany<String> = TASK.input(input, "a string or an array of strings")?;
+            let options: Options = TASK.options(options)?;
+            let pooling = match options.pooling.as_deref() {
+                None => Pooling::None,
+                // transformers.js's name for the first token.
+                Some("first_token") => Pooling::Cls,
+                Some(name) => name.parse()?,
+            };
+            let texts: Vec<&str> = texts.items().into_iter().map(String::as_str).collect();
+            let out = FeatureExtraction::run(self, &texts, pooling, options.normalize).await?;
+            Ok(Output::Tensor { dims: out.dims, data: out.data })
+        })
+    }
+
+    fn info(&self) -> Value {
+        serde_json::json!({ "hidden_size": self.hidden_size() })
+    }
 }

@@ -1,37 +1,191 @@
-//! Pipeline tasks, one file each, named as transformers.js names them. A task wraps a model with
-//! its pre- and post-processing; the CLI and the JS package call tasks, never models.
+//! Pipeline tasks, one file each, named as transformers.js names them, and the registry that
+//! every front end (the CLI, the wasm binding, tests) goes through.
+//!
+//! The contract: a task declares a `TaskInfo` (name, aliases, default model, the files it reads,
+//! its input kind, how to load it) and implements `Pipeline`, whose `run` takes the two arguments
+//! of the transformers.js call as JSON (`input`, `options`) and returns exactly the value that
+//! call resolves to (or a tensor). So a front end needs no code per task: it looks the task up,
+//! loads it, and passes JSON through. Adding a task: its file and a line in `TASKS`.
 
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::files::ModelFiles;
 use crate::weights::WeightDType;
-use crate::{Error, Result};
+use crate::{Device, Error, Result};
 
 pub mod feature_extraction;
+pub mod fill_mask;
+pub mod question_answering;
+pub mod text_classification;
+pub mod text_encoder;
 pub mod text_generation;
+pub mod token_classification;
+pub mod zero_shot_classification;
 
+/// Every task. The first name a front end is given that matches a task's name or alias wins.
+pub static TASKS: &[&TaskInfo] = &[
+    &feature_extraction::TASK,
+    &text_generation::TASK,
+    &text_classification::TASK,
+    &token_classification::TASK,
+    &question_answering::TASK,
+    &fill_mask::TASK,
+    &zero_shot_classification::TASK,
+];
+
+/// What a task takes as its first argument (the front ends' help and type checks read this;
+/// images and audio come with the vision and speech tasks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Task {
-    FeatureExtraction,
-    TextGeneration,
+pub enum InputKind {
+    /// A string or an array of strings.
+    Text,
+    /// A string, `{text, text_pair}`, or an array of those.
+    TextOrPair,
+    /// `{question, context}` (or an array of those).
+    QuestionContext,
+    /// A string or a chat (an array of `{role, content}` messages), or an array of those.
+    TextOrChat,
 }
 
-pub const TASKS: &[(&str, Task)] =
-    &[("feature-extraction", Task::FeatureExtraction), ("embeddings", Task::FeatureExtraction), ("text-generation", Task::TextGeneration)];
+/// A task's entry in the registry.
+pub struct TaskInfo {
+    /// transformers.js's name (`text-classification`).
+    pub name: &'static str,
+    /// Other names for it (`sentiment-analysis`).
+    pub aliases: &'static [&'static str],
+    /// The Hub model transformers.js uses when none is given.
+    pub default_model: &'static str,
+    pub input: InputKind,
+    /// Files besides the weights that `load` cannot do without.
+    pub required_files: &'static [&'static str],
+    /// Files besides the weights that `load` reads when present.
+    pub optional_files: &'static [&'static str],
+    /// Builds the pipeline from a model's files (a folder, the Hub, files in memory).
+    pub load: fn(&dyn ModelFiles, &Device, &LoadOptions) -> Result<Box<dyn Pipeline>>,
+}
 
-impl Task {
-    pub fn from_name(name: &str) -> Result<Task> {
-        TASKS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).ok_or_else(|| {
-            let names: Vec<&str> = TASKS.iter().map(|(n, _)| *n).collect();
-            Error::Unsupported(format!("unknown task `{name}`; supported: {}", names.join(", ")))
-        })
+impl TaskInfo {
+    /// Every file besides the weights that `load` may read: what a remote source (the Hub)
+    /// fetches before loading. A file read but missing here is an error.
+    pub fn files(&self) -> Vec<&'static str> {
+        self.required_files.iter().chain(self.optional_files).copied().collect()
+    }
+
+    /// `options` (the second argument of the call) as the task's typed options: absent or null
+    /// gives the defaults; an unknown option or a value of the wrong type is an error naming it.
+    pub fn options<T: DeserializeOwned + Default>(&self, options: &Value) -> Result<T> {
+        match options {
+            Value::Null => Ok(T::default()),
+            Value::Object(_) => {
+                serde_json::from_value(options.clone()).map_err(|e| Error::Input(format!("{} options: {e}", self.name)))
+            }
+            other => Err(Error::Input(format!("{} options must be an object, not {}", self.name, json_kind(other)))),
+        }
+    }
+
+    /// `input` as the task's typed input; `expected` says in words what it takes.
+    pub fn input<T: DeserializeOwned>(&self, input: &Value, expected: &str) -> Result<T> {
+        serde_json::from_value(input.clone())
+            .map_err(|_| Error::Input(format!("{} takes {expected}, not {}", self.name, json_kind(input))))
     }
 }
 
-impl Task {
-    /// Every file besides the weights that the task's `load` may read (absent ones are fine): what a
-    /// remote source (the Hub) fetches before loading. A file read but missing here is an error.
-    pub fn files(&self) -> &'static [&'static str] {
+/// A task by its name or an alias; an unknown name lists the known ones.
+pub fn task(name: &str) -> Result<&'static TaskInfo> {
+    TASKS.iter().copied().find(|t| t.name == name || t.aliases.contains(&name)).ok_or_else(|| {
+        let names: Vec<String> = TASKS
+            .iter()
+            .map(|t| if t.aliases.is_empty() { t.name.to_string() } else { format!("{} ({})", t.name, t.aliases.join(", ")) })
+            .collect();
+        Error::Unsupported(format!("unknown task `{name}`; the tasks are: {}", names.join(", ")))
+    })
+}
+
+/// Loads task `name` (or alias) from a model's files onto `device`.
+pub fn load(name: &str, files: &dyn ModelFiles, device: &Device, options: &LoadOptions) -> Result<Box<dyn Pipeline>> {
+    (task(name)?.load)(files, device, options)
+}
+
+/// A future that need not be `Send` (wasm's are not).
+pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// A loaded task.
+pub trait Pipeline {
+    fn task(&self) -> &'static TaskInfo;
+    fn device(&self) -> &Device;
+    /// Runs the task: `input` and `options` are the two arguments of the transformers.js call, as
+    /// JSON; the result is the value that call resolves to. Tasks that stream text
+    /// (text-generation) hand each final piece to `on_text` as it comes.
+    fn run<'a>(&'a self, input: &'a Value, options: &'a Value, on_text: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>>;
+    /// Facts about the loaded model that front ends show (`{"hidden_size": 384}`, the labels).
+    fn info(&self) -> Value {
+        Value::Null
+    }
+    /// A task's own extra operation (text-generation's `apply_chat_template`), by name, for
+    /// front ends that pass it through without knowing the task.
+    fn call(&self, method: &str, _args: &Value) -> Result<Value> {
+        Err(Error::Unsupported(format!("{} has no method `{method}`", self.task().name)))
+    }
+}
+
+/// What a task returns: a JSON value shaped as transformers.js's result, or a tensor (kept as
+/// f32s so that front ends can hand it over without going through JSON numbers).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    Json(Value),
+    Tensor { dims: Vec<usize>, data: Vec<f32> },
+}
+
+impl Output {
+    /// The result as JSON; a tensor becomes `{"dims": [...], "data": nested rows}`.
+    pub fn to_json(&self) -> Value {
         match self {
-            Task::FeatureExtraction => &["config.json", "tokenizer.json", "tokenizer_config.json", "sentence_bert_config.json"],
-            Task::TextGeneration => &["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"],
+            Output::Json(v) => v.clone(),
+            Output::Tensor { dims, data } => serde_json::json!({ "dims": dims, "data": nest(data, dims) }),
+        }
+    }
+}
+
+/// Flat values as nested arrays following `dims`.
+fn nest(data: &[f32], dims: &[usize]) -> Value {
+    if dims.len() <= 1 {
+        return serde_json::json!(data);
+    }
+    let width: usize = dims[1..].iter().product();
+    Value::Array(data.chunks(width.max(1)).map(|c| nest(c, &dims[1..])).collect())
+}
+
+pub(crate) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// One value or an array of them, as pipeline inputs come; `Many` results stay arrays.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub fn is_many(&self) -> bool {
+        matches!(self, OneOrMany::Many(_))
+    }
+    pub fn items(&self) -> Vec<&T> {
+        match self {
+            OneOrMany::One(x) => vec![x],
+            OneOrMany::Many(v) => v.iter().collect(),
         }
     }
 }
@@ -40,4 +194,9 @@ impl Task {
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
     pub dtype: WeightDType,
+}
+
+/// Rounds a score the way it is compared: f32 precision, shown as the f64 JSON carries.
+pub(crate) fn score(x: f32) -> Value {
+    serde_json::json!(x as f64)
 }

@@ -10,7 +10,165 @@ use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
 use crate::{Device, Error, Result};
 
-use super::LoadOptions;
+use serde_json::Value;
+
+use super::{InputKind, LoadOptions, LocalFuture, Output, Pipeline, TaskInfo};
+
+pub static TASK: TaskInfo = TaskInfo {
+    name: "text-generation",
+    aliases: &[],
+    default_model: "HuggingFaceTB/SmolLM2-135M-Instruct",
+    input: InputKind::TextOrChat,
+    required_files: &["config.json", "tokenizer.json"],
+    optional_files: &["tokenizer_config.json", "generation_config.json"],
+    load: |files, device, options| Ok(Box::new(TextGeneration::load(files, device, options)?)),
+};
+
+/// The call's options, named as transformers.js names them; absent ones keep the defaults.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CallOptions {
+    max_new_tokens: Option<usize>,
+    do_sample: Option<bool>,
+    temperature: Option<f32>,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    repetition_penalty: Option<f32>,
+    seed: Option<u64>,
+    stop: Option<StopStrings>,
+    /// The prompt before the new text (transformers' default), or the new text alone.
+    return_full_text: Option<bool>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum StopStrings {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl CallOptions {
+    fn generation(&self) -> GenerationOptions {
+        let d = GenerationOptions::default();
+        GenerationOptions {
+            max_new_tokens: self.max_new_tokens.unwrap_or(d.max_new_tokens),
+            do_sample: self.do_sample.unwrap_or(d.do_sample),
+            temperature: self.temperature.unwrap_or(d.temperature),
+            top_k: self.top_k.unwrap_or(d.top_k),
+            top_p: self.top_p.unwrap_or(d.top_p),
+            repetition_penalty: self.repetition_penalty.unwrap_or(d.repetition_penalty),
+            seed: self.seed.unwrap_or(d.seed),
+            stop: match &self.stop {
+                None => Vec::new(),
+                Some(StopStrings::One(s)) => vec![s.clone()],
+                Some(StopStrings::Many(v)) => v.clone(),
+            },
+        }
+    }
+}
+
+/// A prompt as the call gives it: text or a chat.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum PromptInput {
+    Text(String),
+    Chat(Vec<Message>),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum PromptInputs {
+    One(PromptInput),
+    Many(Vec<PromptInput>),
+}
+
+const PROMPT_KINDS: &str = "a string, a messages array ({role, content}[]), or an array of those";
+
+impl StopReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Eos => "eos",
+            StopReason::StopString => "stop_string",
+            StopReason::MaxTokens => "max_tokens",
+        }
+    }
+}
+
+impl TextGeneration {
+    /// One prompt's `{generated_text, stats}` as transformers.js shapes it: the text (after the
+    /// prompt unless `return_full_text` is false), or the chat with the reply appended.
+    async fn generate_one(&self, input: &PromptInput, options: &CallOptions, on_text: &mut dyn FnMut(&str)) -> Result<Value> {
+        let prompt = match input {
+            PromptInput::Text(t) => Prompt::Text(t.clone()),
+            PromptInput::Chat(m) if m.is_empty() => return Err(Error::Input("the messages array is empty".into())),
+            PromptInput::Chat(m) => Prompt::Chat(m.clone()),
+        };
+        let out = self.generate(&prompt, &options.generation(), on_text).await?;
+        let generated_text = match input {
+            PromptInput::Chat(messages) => {
+                let mut chat = serde_json::to_value(messages).map_err(|e| Error::Input(e.to_string()))?;
+                if let Value::Array(list) = &mut chat {
+                    list.push(serde_json::json!({ "role": "assistant", "content": out.text }));
+                }
+                chat
+            }
+            PromptInput::Text(t) if options.return_full_text.unwrap_or(true) => Value::String(format!("{t}{}", out.text)),
+            PromptInput::Text(_) => Value::String(out.text.clone()),
+        };
+        let stats = serde_json::json!({
+            "prompt_tokens": out.prompt_tokens,
+            "new_tokens": out.token_ids.len(),
+            "token_ids": out.token_ids,
+            "stop_reason": out.stop_reason.name(),
+            "prefill_seconds": out.prefill_seconds,
+            "decode_seconds": out.decode_seconds,
+        });
+        Ok(serde_json::json!({ "generated_text": generated_text, "stats": stats }))
+    }
+}
+
+impl Pipeline for TextGeneration {
+    fn task(&self) -> &'static TaskInfo {
+        &TASK
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A prompt gives `[{generated_text, stats}]`; an array of prompts one such array each.
+    fn run<'a>(&'a self, input: &'a Value, options: &'a Value, on_text: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+        Box::pin(async move {
+            let inputs: PromptInputs = TASK.input(input, PROMPT_KINDS)?;
+            let options: CallOptions = TASK.options(options)?;
+            Ok(Output::Json(match inputs {
+                PromptInputs::One(one) => Value::Array(vec![self.generate_one(&one, &options, on_text).await?]),
+                PromptInputs::Many(many) => {
+                    let mut all = Vec::with_capacity(many.len());
+                    for one in &many {
+                        all.push(Value::Array(vec![self.generate_one(one, &options, on_text).await?]));
+                    }
+                    Value::Array(all)
+                }
+            }))
+        })
+    }
+
+    fn info(&self) -> Value {
+        serde_json::json!({ "vocab_size": self.model.vocab_size(), "max_context": self.model.max_context(), "chat_template": self.template.is_some() })
+    }
+
+    fn call(&self, method: &str, args: &Value) -> Result<Value> {
+        match method {
+            // transformers.js's tokenizer.apply_chat_template(messages, {tokenize: false}).
+            "apply_chat_template" => {
+                let messages: Vec<Message> = TASK.input(args, "a messages array ({role, content}[])")?;
+                Ok(Value::String(self.prompt_text(&Prompt::Chat(messages))?))
+            }
+            other => Err(Error::Unsupported(format!("text-generation has no method `{other}`"))),
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub enum Prompt {
@@ -85,7 +243,7 @@ impl TextGeneration {
     pub fn load(files: &dyn ModelFiles, device: &Device, options: &LoadOptions) -> Result<TextGeneration> {
         let config = files.json("config.json")?.ok_or_else(|| Error::file(files.name(), "is not a model: it has no config.json"))?;
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
-        let model = models::load_decoder(files.name(), &config, &vb)?;
+        let model = models::load_decoder(&models::ModelConfig::from_json(files.name(), config.clone())?, &vb)?;
         let tokenizer = Tokenizer::for_generation((*files.require("tokenizer.json")?).as_ref())?;
         let tok_config = files.json("tokenizer_config.json")?.unwrap_or_default();
         let token_text = |key: &str| -> String {
