@@ -127,9 +127,9 @@ fn bad_input_is_an_error() {
     let m = &reference["models"]["mlm"];
     let model = load(m["folder"].as_str().unwrap(), &Device::Cpu).unwrap();
     let vocab = m["config"]["vocab_size"].as_u64().unwrap() as u32;
-    let err = model.forward(&batch(&[vec![1, vocab]])).err().expect("a token id outside the vocabulary");
+    let Err(err) = model.forward(&batch(&[vec![1, vocab]])) else { panic!("a token id outside the vocabulary was accepted") };
     assert!(matches!(err, Error::Input(_)) && err.to_string().contains(&vocab.to_string()), "{err}");
-    let err = model.forward(&batch(&[vec![], vec![]])).err().expect("nothing to encode");
+    let Err(err) = model.forward(&batch(&[vec![], vec![]])) else { panic!("an empty batch was accepted") };
     assert!(matches!(err, Error::Input(_)), "{err}");
     // An empty sequence beside others is fine (no rows).
     assert!(model.forward(&batch(&[vec![], vec![5, 6]])).is_ok());
