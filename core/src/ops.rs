@@ -111,7 +111,9 @@ pub(crate) enum Op {
     /// stride on D); sequence s owns query rows q_offsets[s]..q_offsets[s+1] and key rows
     /// kv_offsets[s]..kv_offsets[s+1]. With `causal`, the queries are the last of their sequence
     /// (bottom-right alignment, as with a KV cache): query i of Lq sees keys j <= Lk - Lq + i.
-    /// Output [Tq, Hq, D].
+    /// With `window` w, query i (at key position p = Lk - Lq + i) sees only keys with
+    /// |p - j| <= w: a sliding window on both sides (ModernBERT's local layers), or behind it
+    /// only when causal. Output [Tq, Hq, D].
     Attention {
         q: Tensor,
         k: Tensor,
@@ -120,6 +122,7 @@ pub(crate) enum Op {
         kv_offsets: Tensor,
         scale: f32,
         causal: bool,
+        window: Option<usize>,
     },
     /// Rotary position embedding of x [T, H, D] (unit stride on D) at `positions` [T] u32 with
     /// `inv_freq` [R/2] f32 (scaling variants are folded into it by the model); the first R dims
@@ -516,7 +519,21 @@ impl Tensor {
     /// Fused multi-head attention over packed sequences (see `Op::Attention`), queries and keys
     /// from the same tokens. `self` is q.
     pub fn attention(&self, k: &Tensor, v: &Tensor, seq_offsets: &Tensor, scale: f32, causal: bool) -> Result<Tensor> {
-        self.attention_kv(k, v, seq_offsets, seq_offsets, scale, causal)
+        self.attention_op(k, v, (seq_offsets, seq_offsets), scale, causal, None)
+    }
+
+    /// `attention` where each query sees only the keys at most `window` positions away from it,
+    /// on both sides (or behind it, with `causal`): |i - j| <= window. `None` is `attention`.
+    pub fn attention_window(
+        &self,
+        k: &Tensor,
+        v: &Tensor,
+        seq_offsets: &Tensor,
+        scale: f32,
+        causal: bool,
+        window: Option<usize>,
+    ) -> Result<Tensor> {
+        self.attention_op(k, v, (seq_offsets, seq_offsets), scale, causal, window)
     }
 
     /// Attention where keys and values have their own rows (a KV cache holds the past too).
@@ -528,6 +545,18 @@ impl Tensor {
         kv_offsets: &Tensor,
         scale: f32,
         causal: bool,
+    ) -> Result<Tensor> {
+        self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, None)
+    }
+
+    fn attention_op(
+        &self,
+        k: &Tensor,
+        v: &Tensor,
+        (q_offsets, kv_offsets): (&Tensor, &Tensor),
+        scale: f32,
+        causal: bool,
+        window: Option<usize>,
     ) -> Result<Tensor> {
         const OP: &str = "attention";
         same_device(OP, &[self, k, v, q_offsets, kv_offsets])?;
@@ -561,6 +590,7 @@ impl Tensor {
             kv_offsets: kv_offsets.dense()?,
             scale,
             causal,
+            window,
         };
         Ok(Tensor::record(op, DType::F32, &[t, hq, d], self))
     }
