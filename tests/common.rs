@@ -128,3 +128,67 @@ impl Drop for HubServer {
         let _ = self.child.wait();
     }
 }
+
+/// Differences between `got` and `want` (JSON from a pipeline and from Python): strings,
+/// booleans and integers must be equal, floats within `tolerance`, arrays and objects the same
+/// shape (object keys as sets). Each difference is described with its path.
+pub fn json_differences(got: &serde_json::Value, want: &serde_json::Value, tolerance: f64) -> Vec<String> {
+    use serde_json::Value;
+    fn walk(got: &Value, want: &Value, tolerance: f64, path: &str, out: &mut Vec<String>) {
+        match (got, want) {
+            (Value::Number(g), Value::Number(w)) if g.is_f64() || w.is_f64() => {
+                let (g, w) = (g.as_f64().unwrap_or(f64::NAN), w.as_f64().unwrap_or(f64::NAN));
+                if !((g - w).abs() <= tolerance) {
+                    out.push(format!("{path}: {g} vs {w} (differs by {:e})", (g - w).abs()));
+                }
+            }
+            (Value::Array(g), Value::Array(w)) => {
+                if g.len() != w.len() {
+                    out.push(format!("{path}: {} items vs {}", g.len(), w.len()));
+                }
+                for (i, (g, w)) in g.iter().zip(w).enumerate() {
+                    walk(g, w, tolerance, &format!("{path}[{i}]"), out);
+                }
+            }
+            (Value::Object(g), Value::Object(w)) => {
+                let mut keys: Vec<&String> = g.keys().chain(w.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    match (g.get(k), w.get(k)) {
+                        (Some(g), Some(w)) => walk(g, w, tolerance, &format!("{path}.{k}"), out),
+                        (None, _) => out.push(format!("{path}.{k}: missing")),
+                        (_, None) => out.push(format!("{path}.{k}: not in the reference")),
+                    }
+                }
+            }
+            (g, w) if g == w => {}
+            (g, w) => out.push(format!("{path}: {g} vs {w}")),
+        }
+    }
+    let mut out = Vec::new();
+    walk(got, want, tolerance, "$", &mut out);
+    out
+}
+
+/// The reference cases of tests/fixtures/tiny-tasks-reference.json (made by Python transformers'
+/// pipelines on the tiny task models), with the shape transformers.js gives where it differs
+/// from Python's: several texts with `top_k: 1` give one flat list of labels, not a list per
+/// text.
+pub fn task_cases() -> (Vec<serde_json::Value>, f64) {
+    let reference = fixture("tiny-tasks-reference.json");
+    let tolerance = reference["tolerance"].as_f64().expect("the reference states its tolerance");
+    let mut cases = reference["cases"].as_array().expect("cases").clone();
+    for case in &mut cases {
+        if case["task"] == "text-classification" && case["input"].is_array() && case["options"]["top_k"] == 1 {
+            let flat: Vec<serde_json::Value> = case["output"].as_array().into_iter().flatten().flat_map(|o| o.as_array().cloned().unwrap_or_default()).collect();
+            case["output"] = serde_json::Value::Array(flat);
+        }
+    }
+    (cases, tolerance)
+}
+
+/// Whether a missing GPU adapter fails the tests (WEBFORMERS_REQUIRE_GPU=1, set by CI).
+pub fn gpu_required() -> bool {
+    std::env::var("WEBFORMERS_REQUIRE_GPU").is_ok_and(|v| v == "1")
+}

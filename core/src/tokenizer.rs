@@ -188,6 +188,41 @@ impl Tokenizer {
         self.inner().id_to_token(id)
     }
 
+    /// Token strings back to text through the tokenizer's decoder alone (WordPiece joins `##`
+    /// pieces, ByteLevel maps bytes back, Metaspace turns `▁` into spaces), as Python's fast
+    /// `convert_tokens_to_string` does: no added-token handling, no clean-up step beyond the
+    /// decoder's own. Without a decoder the tokens are joined by spaces, as there.
+    pub fn convert_tokens_to_string(&self, tokens: &[String]) -> Result<String> {
+        use tokenizers::Decoder;
+        match self.inner().get_decoder() {
+            Some(decoder) => decoder.decode(tokens.to_vec()).map_err(|e| Error::Tokenizer(format!("decoding tokens: {e}"))),
+            None => Ok(tokens.join(" ")),
+        }
+    }
+
+    /// The prefix the model marks word-continuing pieces with (`##` for WordPiece), when it has
+    /// one: what tells Python's token classification that a tokenizer knows word boundaries.
+    pub fn continuing_subword_prefix(&self) -> Option<String> {
+        let prefix = match self.inner().get_model() {
+            tokenizers::ModelWrapper::WordPiece(m) => Some(m.continuing_subword_prefix.clone()),
+            tokenizers::ModelWrapper::BPE(m) => m.continuing_subword_prefix.clone(),
+            tokenizers::ModelWrapper::WordLevel(_) | tokenizers::ModelWrapper::Unigram(_) => None,
+        };
+        // Python tests the attribute for truth: an empty prefix counts as none.
+        prefix.filter(|p| !p.is_empty())
+    }
+
+    /// The model's unknown token (`[UNK]`), where its model names one (WordPiece, BPE,
+    /// WordLevel; a Unigram model keeps only an id, and tokenizer_config.json names it anyway).
+    pub fn model_unk_token(&self) -> Option<String> {
+        match self.inner().get_model() {
+            tokenizers::ModelWrapper::WordPiece(m) => Some(m.unk_token.clone()),
+            tokenizers::ModelWrapper::BPE(m) => m.unk_token.clone(),
+            tokenizers::ModelWrapper::WordLevel(m) => Some(m.unk_token.clone()),
+            tokenizers::ModelWrapper::Unigram(_) => None,
+        }
+    }
+
     /// Token ids of one text; `add_special_tokens` applies the tokenizer's post-processor
     /// (BOS for Llama-family tokenizers, [CLS]/[SEP] for BERT).
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {

@@ -139,18 +139,26 @@ def train_lines():
     return TRAIN_TEXT.splitlines(keepends=True)
 
 
-def train_roberta_bpe():
-    """roberta-base's layout: ByteLevel BPE, add_prefix_space false, RobertaProcessing."""
+def train_byte_bpe(specials, vocab_size):
+    """A byte-level BPE (ByteLevel pre-tokenizer, add_prefix_space false, and decoder) trained
+    on the text, with `specials` (str or AddedToken) first; no post-processor. Also used by
+    make_tiny_task_models.py (ModernBERT, specials appended afterwards)."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    specials = ROBERTA_SPECIALS[:4] + [AddedToken("<mask>", lstrip=True, special=True)]
     trainer = trainers.BpeTrainer(
-        vocab_size=BPE_VOCAB, special_tokens=specials,
+        vocab_size=vocab_size, special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
     tok.train_from_iterator(train_lines(), trainer)
-    assert tok.get_vocab_size() == BPE_VOCAB, tok.get_vocab_size()
+    assert tok.get_vocab_size() == vocab_size, tok.get_vocab_size()
+    return tok
+
+
+def train_roberta_bpe():
+    """roberta-base's layout: ByteLevel BPE, add_prefix_space false, RobertaProcessing."""
+    specials = ROBERTA_SPECIALS[:4] + [AddedToken("<mask>", lstrip=True, special=True)]
+    tok = train_byte_bpe(specials, BPE_VOCAB)
     for i, s in enumerate(ROBERTA_SPECIALS):
         assert tok.token_to_id(s) == i, s
     tok.post_processor = processors.RobertaProcessing(
@@ -158,28 +166,29 @@ def train_roberta_bpe():
     return tok
 
 
-def train_xlmr_unigram():
-    """XLM-R's layout: Unigram, Metaspace (prepend always), <s> $A </s> template, <mask> last.
-    NFKC + collapsing runs of spaces stands in for XLM-R's Precompiled (nmt_nfkc) charsmap."""
+def train_unigram(specials, unk, vocab_size, normalizer):
+    """A Unigram model with a Metaspace pre-tokenizer and decoder (prepend always) trained on
+    the text, `specials` first (scores 0), made canonical; `vocab_size` pieces in all, no
+    mask, no post-processor. Also used by make_tiny_task_models.py (DeBERTa-v2)."""
     tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.Sequence([
-        normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.normalizer = normalizer
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
     tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
     trainer = trainers.UnigramTrainer(
-        vocab_size=UNIGRAM_VOCAB - 1, special_tokens=XLMR_SPECIALS, unk_token="<unk>",
+        vocab_size=vocab_size, special_tokens=specials, unk_token=unk,
         show_progress=False,
     )
     tok.train_from_iterator(train_lines(), trainer)
-    assert tok.get_vocab_size() == UNIGRAM_VOCAB - 1, tok.get_vocab_size()
+    assert tok.get_vocab_size() == vocab_size, tok.get_vocab_size()
     # The trainer's EM sums in hash-map order, so scores vary in the last bits from run to
     # run: round them to 6 decimals and order pieces by (score desc, piece). It also appends
     # the characters it must keep with scores min - 0.0001 * k in hash-map order: give that
     # ladder to those characters in code-point order instead.
     tj = json.loads(tok.to_str())
     vocab = tj["model"]["vocab"]
-    assert [p for p, _ in vocab[:4]] == XLMR_SPECIALS
-    pieces = [(p, round(s, 6)) for p, s in vocab[4:]]
+    n = len(specials)
+    assert [p for p, _ in vocab[:n]] == specials
+    pieces = [(p, round(s, 6)) for p, s in vocab[n:]]
     k = len(pieces) - 1
     while k > 0 and abs(pieces[k - 1][1] - pieces[k][1] - 1e-4) < 2e-6 and len(pieces[k - 1][0]) == 1:
         k -= 1
@@ -187,8 +196,16 @@ def train_xlmr_unigram():
     assert len(ladder) > 1 and all(len(p) == 1 for p, _ in ladder), ladder
     ladder = list(zip(sorted(p for p, _ in ladder), [s for _, s in ladder]))
     pieces = sorted(pieces[:k], key=lambda ps: (-ps[1], ps[0])) + ladder
-    tj["model"]["vocab"] = [[p, 0.0] for p in XLMR_SPECIALS] + [[p, s] for p, s in pieces]
-    tok = Tokenizer.from_str(json.dumps(tj))
+    tj["model"]["vocab"] = [[p, 0.0] for p in specials] + [[p, s] for p, s in pieces]
+    return Tokenizer.from_str(json.dumps(tj))
+
+
+def train_xlmr_unigram():
+    """XLM-R's layout: Unigram, Metaspace (prepend always), <s> $A </s> template, <mask> last.
+    NFKC + collapsing runs of spaces stands in for XLM-R's Precompiled (nmt_nfkc) charsmap."""
+    normalizer = normalizers.Sequence([
+        normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tok = train_unigram(XLMR_SPECIALS, "<unk>", UNIGRAM_VOCAB - 1, normalizer)
     tok.add_special_tokens([AddedToken("<mask>", lstrip=True, special=True)])
     assert tok.get_vocab_size() == UNIGRAM_VOCAB
     for i, s in enumerate(XLMR_SPECIALS):

@@ -167,3 +167,99 @@ fn hub_models_by_id_are_cached_and_work_offline() {
         "--revision",
     );
 }
+
+fn tiny_task_model(name: &str) -> String {
+    webformers_tests::repo_root().join("tests/fixtures/tiny-tasks").join(name).to_str().unwrap().to_string()
+}
+
+/// One command shape for every task: `--input` and `--options` are the JS call's arguments and
+/// `--json` prints exactly the value the JS pipeline resolves to, which is Python's answer here.
+#[test]
+fn every_task_speaks_one_shape_with_json_input_and_options() {
+    let (cases, tolerance) = webformers_tests::task_cases();
+    for task in ["text-classification", "token-classification", "question-answering", "fill-mask", "zero-shot-classification"] {
+        // The first bert case of each task, and one with options.
+        let picked: Vec<&serde_json::Value> = cases
+            .iter()
+            .filter(|c| c["task"] == task && c["model"].as_str().unwrap().starts_with("bert-"))
+            .filter(|c| c["options"].as_object().is_some_and(|o| !o.is_empty()))
+            .take(1)
+            .chain(cases.iter().filter(|c| c["task"] == task && c["model"].as_str().unwrap().starts_with("bert-")).take(1))
+            .collect();
+        assert_eq!(picked.len(), 2, "{task}: the reference has bert cases");
+        for case in picked {
+            let model = tiny_task_model(case["model"].as_str().unwrap());
+            let (input, options) = (case["input"].to_string(), case["options"].to_string());
+            let out = webformers(&["run", task, "--model", &model, "--device", "cpu", "--json", "--input", &input, "--options", &options]);
+            assert!(out.status.success(), "{task} {input}: {}", stderr(&out));
+            let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON value");
+            let diffs = webformers_tests::json_differences(&got, &case["output"], tolerance);
+            assert!(diffs.is_empty(), "{task} {input} {options}: {}", diffs.join("; "));
+        }
+    }
+
+    // Positional texts are shorthand for a string (or an array), and flags for options; the
+    // alias names the same task.
+    let case = cases
+        .iter()
+        .find(|c| c["task"] == "text-classification" && c["model"] == "bert-sequence-classification" && c["input"].is_string() && c["options"] == serde_json::json!({}))
+        .expect("a plain text-classification case");
+    let model = tiny_task_model("bert-sequence-classification");
+    let out = webformers(&["run", "sentiment-analysis", "--model", &model, "--device", "cpu", "--json", case["input"].as_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(webformers_tests::json_differences(&got, &case["output"], tolerance).is_empty(), "{got} vs {}", case["output"]);
+    let out = webformers(&["run", "text-classification", "--model", &model, "--device", "cpu", "--top-k", "2", "--json", "The bridge has seven arches."]);
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got.as_array().map(Vec::len), Some(2), "--top-k 2 gives two labels: {got}");
+    // Without --json: a readable rendering that names the label.
+    let out = webformers(&["run", "text-classification", "--model", &model, "--device", "cpu", "The bridge has seven arches."]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(["entailment", "neutral", "contradiction"].iter().any(|l| shown.contains(l)), "{shown}");
+}
+
+#[test]
+fn bad_task_input_gives_one_clear_line() {
+    let classifier = tiny_task_model("bert-sequence-classification");
+    let mlm = tiny_task_model("bert-masked-lm");
+    let qa = tiny_task_model("bert-question-answering");
+    let run = |args: &[&str]| webformers(&[&["run"], args, &["--device", "cpu"]].concat());
+    // An unknown task lists the known ones.
+    let out = run(&["summarize-this", "--model", &classifier, "hi"]);
+    assert_clear_error(&out, "unknown task `summarize-this`");
+    assert!(stderr(&out).contains("question-answering") && stderr(&out).contains("sentiment-analysis"), "{}", stderr(&out));
+    // A model without the task's head names both.
+    let out = run(&["fill-mask", "--model", &classifier, "The [MASK] is here."]);
+    assert_clear_error(&out, "BertForSequenceClassification");
+    assert!(stderr(&out).contains("ForMaskedLM"), "{}", stderr(&out));
+    assert_clear_error(&run(&["zero-shot-classification", "--model", &classifier, "The bridge."]), "candidate_labels");
+    assert_clear_error(&run(&["question-answering", "--model", &qa, "--input", r#"{"question": "Where?"}"#]), "question-answering takes");
+    assert_clear_error(&run(&["fill-mask", "--model", &mlm, "No mask in this text."]), "no mask token ([MASK])");
+    assert_clear_error(&run(&["text-classification", "--model", &classifier, "--input", "{not json"]), "--input is not valid JSON");
+    assert_clear_error(&run(&["text-classification", "--model", &classifier, "--options", "[1]"]), "--options must be a JSON object");
+    assert_clear_error(&run(&["text-classification", "--model", &classifier, "--options", r#"{"topk": 2}"#, "hi"]), "unknown field `topk`");
+    assert_clear_error(&run(&["text-classification", "--model", &classifier]), "needs an input");
+}
+
+/// `--device auto` never takes a software adapter (lavapipe here, 30x slower than the CPU
+/// backend), and says on stderr why it took the CPU; `--device gpu` still uses it.
+#[test]
+fn auto_device_skips_software_adapters() {
+    let model = tiny_task_model("bert-sequence-classification");
+    let gpu = webformers(&["run", "text-classification", "--model", &model, "--device", "gpu", "--json", "hi"]);
+    if !gpu.status.success() {
+        assert!(!webformers_tests::gpu_required(), "WEBFORMERS_REQUIRE_GPU=1 but --device gpu failed: {}", stderr(&gpu));
+        eprintln!("SKIPPING: no GPU adapter ({})", stderr(&gpu).trim());
+        return;
+    }
+    let software = ["llvmpipe", "lavapipe", "SwiftShader"].iter().any(|n| stderr(&gpu).contains(n));
+    let auto = webformers(&["run", "text-classification", "--model", &model, "--json", "hi"]);
+    assert!(auto.status.success(), "{}", stderr(&auto));
+    if software {
+        assert!(stderr(&auto).contains("device: cpu"), "{}", stderr(&auto));
+        assert!(stderr(&auto).contains("software"), "the reason is given: {}", stderr(&auto));
+    } else {
+        assert!(stderr(&auto).contains("device: gpu"), "{}", stderr(&auto));
+    }
+}

@@ -144,6 +144,10 @@ impl Bert {
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= self.config.vocab_size) {
             return Err(Error::Input(format!("token id {bad} is outside the vocabulary of {}", self.config.vocab_size)));
         }
+        // A model without token types (DistilBERT) reads pairs without them, as Python does.
+        if self.embeddings.token_type.is_none() {
+            types.iter_mut().for_each(|t| *t = 0);
+        }
         if let Some(bad) = types.iter().find(|&&t| t as usize >= self.config.type_vocab_size) {
             return Err(Error::Input(format!("token type {bad} is outside the {} token types", self.config.type_vocab_size)));
         }

@@ -45,7 +45,7 @@ impl Embeddings {
     }
 }
 
-pub const TASK: TaskInfo = TaskInfo {
+pub static TASK: TaskInfo = TaskInfo {
     name: "feature-extraction",
     aliases: &["embeddings"],
     default_model: "sentence-transformers/all-MiniLM-L6-v2",

@@ -10,7 +10,7 @@ use crate::files::ModelFiles;
 use crate::models::HeadKind;
 use crate::{Device, Error, Result};
 
-pub const TASK: TaskInfo = TaskInfo {
+pub static TASK: TaskInfo = TaskInfo {
     name: "fill-mask",
     aliases: &[],
     default_model: "Xenova/bert-base-uncased",

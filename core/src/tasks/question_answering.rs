@@ -8,7 +8,7 @@ use crate::files::ModelFiles;
 use crate::models::HeadKind;
 use crate::{Device, Error, Result};
 
-pub const TASK: TaskInfo = TaskInfo {
+pub static TASK: TaskInfo = TaskInfo {
     name: "question-answering",
     aliases: &[],
     default_model: "Xenova/distilbert-base-cased-distilled-squad",

@@ -11,7 +11,7 @@ use crate::files::ModelFiles;
 use crate::models::HeadKind;
 use crate::{Device, Error, Result};
 
-pub const TASK: TaskInfo = TaskInfo {
+pub static TASK: TaskInfo = TaskInfo {
     name: "text-classification",
     aliases: &["sentiment-analysis"],
     default_model: "Xenova/distilbert-base-uncased-finetuned-sst-2-english",

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{InputKind, LoadOptions, LocalFuture, Output, Pipeline, TaskInfo};
 
-pub const TASK: TaskInfo = TaskInfo {
+pub static TASK: TaskInfo = TaskInfo {
     name: "text-generation",
     aliases: &[],
     default_model: "HuggingFaceTB/SmolLM2-135M-Instruct",
