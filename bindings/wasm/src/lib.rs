@@ -36,6 +36,10 @@ extern "C" {
 
 thread_local! {
     static PANIC_HANDLER: RefCell<Option<js_sys::Function>> = const { RefCell::new(None) };
+    /// The WebGPU device, once one opened: every pipeline of this instance shares it (as the
+    /// native CLI shares one per process), so that its compiled shader pipelines are reused
+    /// instead of compiled again for each model.
+    static GPU: RefCell<Option<Device>> = const { RefCell::new(None) };
 }
 
 #[wasm_bindgen(start)]
@@ -226,7 +230,9 @@ impl EngineDevice {
 }
 
 /// Opens a device: `'webgpu'` (rejects without a usable adapter), `'wasm'`, or `'auto'` (WebGPU
-/// when an adapter opens, else the CPU, with the reason in `note`).
+/// when an adapter opens, else the CPU, with the reason in `note`). The WebGPU device is opened
+/// once per instance and shared (see `GPU`); a disposed pipeline frees its buffers (see
+/// pipeline.rs).
 #[wasm_bindgen(js_name = openDevice)]
 pub async fn open_device(choice: String) -> Result<EngineDevice, JsValue> {
     let choice: DeviceChoice = choice.parse().map_err(js_error)?;
@@ -238,7 +244,18 @@ pub async fn open_device(choice: String) -> Result<EngineDevice, JsValue> {
             _ => Ok(EngineDevice { device: Device::Cpu, note: Some(why) }),
         };
     }
+    match (choice, GPU.with(|g| g.borrow().clone())) {
+        (DeviceChoice::Gpu, Some(device)) => return Ok(EngineDevice { device, note: None }),
+        // `auto` never takes a software adapter (Device::select).
+        (DeviceChoice::Auto, Some(Device::Gpu(gpu))) if !gpu.is_software() => {
+            return Ok(EngineDevice { device: Device::Gpu(gpu), note: None });
+        }
+        _ => {}
+    }
     let (device, note) = Device::select(choice, GpuOptions::default()).await.map_err(js_error)?;
+    if device.is_gpu() {
+        GPU.with(|g| *g.borrow_mut() = Some(device.clone()));
+    }
     Ok(EngineDevice { device, note })
 }
 

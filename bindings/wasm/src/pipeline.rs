@@ -27,7 +27,30 @@ use crate::{EngineDevice, ModelFileSet, js_error, set, weight_dtype};
 #[wasm_bindgen]
 pub struct TaskPipeline {
     // Shared with the runs in flight, so that freeing the JS object mid-run is safe.
-    inner: Rc<dyn Pipeline>,
+    inner: Rc<Held>,
+}
+
+/// A loaded task that, once dropped (freed, and no run in flight), also frees the idle buffers
+/// of the WebGPU device it shared with other pipelines: disposing a model gives its memory back.
+struct Held(Option<Box<dyn Pipeline>>);
+
+impl Held {
+    fn get(&self) -> &dyn Pipeline {
+        // Only `Drop` takes it out.
+        self.0.as_deref().expect("the pipeline is present until dropped")
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(pipeline) = self.0.take() {
+            let device = pipeline.device().clone();
+            drop(pipeline);
+            if let webformers::Device::Gpu(gpu) = device {
+                gpu.trim_pool();
+            }
+        }
+    }
 }
 
 fn load_options(dtype: &str) -> Result<LoadOptions, JsValue> {
@@ -69,7 +92,7 @@ fn output_to_js(out: &Output) -> Result<JsValue, JsValue> {
 
 impl TaskPipeline {
     fn new(pipeline: Box<dyn Pipeline>) -> TaskPipeline {
-        TaskPipeline { inner: Rc::from(pipeline) }
+        TaskPipeline { inner: Rc::new(Held(Some(pipeline))) }
     }
 }
 
@@ -121,25 +144,25 @@ impl TaskPipeline {
     /// The task's canonical name.
     #[wasm_bindgen(getter)]
     pub fn task(&self) -> String {
-        self.inner.task().name.to_string()
+        self.inner.get().task().name.to_string()
     }
 
     /// `'webgpu'` or `'wasm'`: where the task runs.
     #[wasm_bindgen(getter)]
     pub fn device(&self) -> String {
-        if self.inner.device().is_gpu() { "webgpu" } else { "wasm" }.to_string()
+        if self.inner.get().device().is_gpu() { "webgpu" } else { "wasm" }.to_string()
     }
 
     /// Facts about the loaded model (`{hidden_size}`, `{labels}`, `{mask_token}`, ...), as a
     /// plain object; `null` when the task has none.
     pub fn info(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.inner.info())
+        to_js(&self.inner.get().info())
     }
 
     /// The task's own operation `method` (text-generation's `apply_chat_template`) on `args`.
     pub fn call(&self, method: &str, args: JsValue) -> Result<JsValue, JsValue> {
         let args = from_js(args, "arguments")?;
-        to_js(&self.inner.call(method, &args).map_err(js_error)?)
+        to_js(&self.inner.get().call(method, &args).map_err(js_error)?)
     }
 
     /// Runs the task: `input` and `options` are the two arguments of the transformers.js call.
@@ -161,7 +184,7 @@ impl TaskPipeline {
                     sink.borrow_mut().get_or_insert(e);
                 }
             };
-            let out = inner.run(&input, &options, &mut on_text).await.map_err(js_error)?;
+            let out = inner.get().run(&input, &options, &mut on_text).await.map_err(js_error)?;
             if let Some(e) = thrown.borrow_mut().take() {
                 return Err(e);
             }
