@@ -212,7 +212,7 @@ async function runTask({ task }) {
     card.dataset.done = 'ok';
   } catch (e) {
     card.querySelector('.out').replaceChildren();
-    card.append(el('div', 'error', `${e.code ? `${e.code}: ` : ''}${e.message ?? e}`));
+    card.append(el('div', 'error', e?.message ?? String(e)));
     card.dataset.done = 'error';
   }
 }
@@ -228,6 +228,7 @@ async function runAll() {
   const failed = TASKS.filter((t) => $(t.task).dataset.done === 'error').length;
   $('timings').textContent = `first load and run ${(loadMs / 1000).toFixed(1)} s · this run ${(performance.now() - started).toFixed(0)} ms`;
   document.body.dataset.runs = String(Number(document.body.dataset.runs ?? 0) + 1);
+  $('tiny-note').hidden = !TASKS.some((t) => modelOf(t.task)?.startsWith(TINY));
   if (failed === TASKS.length) showError(new Error('no task could run: see each task for why'));
   else setState('ready', failed ? `ready (${failed} of ${TASKS.length} tasks failed)` : 'ready');
   $('run').disabled = false;

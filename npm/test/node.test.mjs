@@ -206,7 +206,10 @@ describe('every tiny task model on WASM in Node matches Python (tiny-tasks-refer
   test("transformers.js's call shapes, the model's facts, and bad calls", async () => {
     const model = (name) => path.join(tinyTasksDir, name);
     const classifier = await pipeline('zero-shot-classification', model('bert-sequence-classification'), { device: 'wasm' });
-    const find = (task, m, pred) => tiny.cases.find((c) => c.task === task && c.model === m && pred(c));
+    const find = (task, m, pred) => {
+      const index = tiny.cases.findIndex((c) => c.task === task && c.model === m && pred(c));
+      return { ...tiny.cases[index], index };
+    };
     const multi = find('zero-shot-classification', 'bert-sequence-classification', (c) => c.options.multi_label === true && typeof c.input === 'string');
     const { candidate_labels, ...rest } = multi.options;
     checkGroup({ task: 'zero-shot-classification', model: 'bert', cases: [multi] }, { outputs: [{ value: await classifier(multi.input, candidate_labels, rest) }] }, tiny.tolerance);
