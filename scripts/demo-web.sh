@@ -18,7 +18,7 @@ fi
 
 scripts/fetch-models.sh minilm smollm2
 if ! command -v wasm-bindgen >/dev/null || ! rustup target list --installed | grep -qx wasm32-unknown-unknown \
-    || ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -qx rust-src; then
+    || ! rustup component list --toolchain "$(cat scripts/nightly-toolchain)" --installed 2>/dev/null | grep -qx rust-src; then
     scripts/setup-tools.sh
 fi
 (cd npm && npm run build)

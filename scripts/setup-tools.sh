@@ -44,15 +44,17 @@ else
 fi
 
 # 3. The nightly toolchain with rust-src, for the threaded wasm build (npm/scripts/build.mjs:
-#    `cargo +nightly build -Z build-std=std,panic_abort` with `+atomics,+bulk-memory`).
-if ! rustup toolchain list | grep -q '^nightly'; then
-    step "rust nightly toolchain" "installing"
-    rustup toolchain install nightly --profile minimal --component rust-src
-elif ! rustup component list --toolchain nightly --installed | grep -qx 'rust-src'; then
-    step "rust nightly rust-src" "installing"
-    rustup component add rust-src --toolchain nightly
+#    `cargo +NIGHTLY build -Z build-std=std,panic_abort` with `+atomics,+bulk-memory`). Pinned to
+#    the date in scripts/nightly-toolchain, so that a nightly regression cannot break CI.
+nightly=$(cat scripts/nightly-toolchain)
+if ! rustup toolchain list | grep -q "^$nightly"; then
+    step "rust $nightly" "installing"
+    rustup toolchain install "$nightly" --profile minimal --component rust-src
+elif ! rustup component list --toolchain "$nightly" --installed | grep -qx 'rust-src'; then
+    step "rust $nightly rust-src" "installing"
+    rustup component add rust-src --toolchain "$nightly"
 else
-    step "rust nightly rust-src" "present"
+    step "rust $nightly rust-src" "present"
 fi
 
 # 4. wasm-bindgen-cli (wasm-bindgen, wasm-bindgen-test-runner) matching Cargo.lock.

@@ -156,6 +156,14 @@ pub(crate) enum Op {
         seq_offsets: Tensor,
         max_len: usize,
     },
+    /// out[.., r, m] = x[.., r, index[r, m]]: x [.., R, N] f32, index [R, M] u32 shared by every
+    /// leading batch entry (DeBERTa's relative-position lookup, torch.gather along the last dim
+    /// with an index broadcast over the batch). An index past N - 1 reads column N - 1: kernels
+    /// never read out of bounds.
+    TakeAlongLast {
+        x: Tensor,
+        index: Tensor,
+    },
     /// x / max(||x||, eps) over the last dim.
     L2Normalize {
         x: Tensor,
@@ -179,6 +187,7 @@ impl Op {
             Op::WriteRows { dst, src, .. } => vec![dst, src],
             Op::Argmax { x } => vec![x],
             Op::SegmentPool { x, seq_offsets, .. } | Op::Unpack { x, seq_offsets, .. } => vec![x, seq_offsets],
+            Op::TakeAlongLast { x, index } => vec![x, index],
             Op::L2Normalize { x, .. } => vec![x],
         }
     }
@@ -198,6 +207,7 @@ impl Op {
             Op::Argmax { .. } => "argmax",
             Op::SegmentPool { .. } => "segment_pool",
             Op::Unpack { .. } => "unpack",
+            Op::TakeAlongLast { .. } => "take_along_last",
             Op::L2Normalize { .. } => "l2_normalize",
         }
     }
@@ -633,6 +643,29 @@ impl Tensor {
         let b = seq_offsets.dims().first().copied().unwrap_or(0).saturating_sub(1);
         let dims = [b, max_len, self.dims()[1]];
         let op = Op::Unpack { x: self.dense()?, seq_offsets: seq_offsets.dense()?, max_len };
+        Ok(Tensor::record(op, DType::F32, &dims, self))
+    }
+
+    /// Picks columns of each row of `self` [.., R, N] by `index` [R, M] (u32), the same index
+    /// for every leading batch entry: [.., R, M] (see `Op::TakeAlongLast`).
+    pub fn take_along_last(&self, index: &Tensor) -> Result<Tensor> {
+        const OP: &str = "take_along_last";
+        same_device(OP, &[self, index])?;
+        expect_dtype(OP, "input", self, &[DType::F32])?;
+        expect_dtype(OP, "index", index, &[DType::U32])?;
+        expect_rank(OP, "index", index, 2)?;
+        let rank = self.rank();
+        if rank < 2 {
+            return Err(Error::shape(OP, format!("input {:?} needs rank 2 or more", self.dims())));
+        }
+        let (r, n) = (self.dims()[rank - 2], self.dims()[rank - 1]);
+        let (ri, m) = (index.dims()[0], index.dims()[1]);
+        let mut dims = self.dims()[..rank - 1].to_vec();
+        dims.push(m);
+        if ri != r || (n == 0 && dims.iter().product::<usize>() > 0) {
+            return Err(Error::shape(OP, format!("input {:?} with index {:?}", self.dims(), index.dims())));
+        }
+        let op = Op::TakeAlongLast { x: self.dense()?, index: index.dense()? };
         Ok(Tensor::record(op, DType::F32, &dims, self))
     }
 

@@ -173,6 +173,21 @@ pub fn segment_pool(x: &[f32], offsets: &[u32], h: usize, cls: bool) -> Vec<f32>
     out
 }
 
+/// out[b, r, j] = x[b, r, min(index[r, j], n - 1)]: x [B, R, N], index [R, M], out [B, R, M].
+pub fn take_along_last(x: &[f32], index: &[u32], rows: usize, n: usize, m: usize) -> Vec<f32> {
+    let batch = x.len() / (rows * n);
+    let mut out = Vec::with_capacity(batch * rows * m);
+    for b in 0..batch {
+        for r in 0..rows {
+            for j in 0..m {
+                let col = (index[r * m + j] as usize).min(n - 1);
+                out.push(x[(b * rows + r) * n + col]);
+            }
+        }
+    }
+    out
+}
+
 pub fn l2_normalize(x: &[f32], h: usize, eps: f32) -> Vec<f32> {
     x.chunks(h)
         .flat_map(|row| {

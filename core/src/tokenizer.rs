@@ -46,6 +46,18 @@ impl Encoded {
         }
     }
 
+    /// The tokens at `positions`, in that order.
+    fn select(&self, positions: &[usize]) -> Encoded {
+        Encoded {
+            ids: positions.iter().map(|&i| self.ids[i]).collect(),
+            type_ids: positions.iter().map(|&i| self.type_ids[i]).collect(),
+            offsets: positions.iter().map(|&i| self.offsets[i]).collect(),
+            special: positions.iter().map(|&i| self.special[i]).collect(),
+            sequence_ids: positions.iter().map(|&i| self.sequence_ids[i]).collect(),
+            word_ids: positions.iter().map(|&i| self.word_ids[i]).collect(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
@@ -160,21 +172,10 @@ impl Tokenizer {
     pub fn encode_windows(&self, first: &str, second: &str, max_len: usize, stride: usize) -> Result<Vec<Encoded>> {
         let mut inner = self.inner();
         let default = inner.get_truncation().cloned();
-        let params = tokenizers::TruncationParams {
-            max_length: max_len,
-            strategy: tokenizers::TruncationStrategy::OnlySecond,
-            direction: tokenizers::TruncationDirection::Right,
-            stride,
-        };
-        let result = match inner.with_truncation(Some(params)) {
-            Ok(_) => inner.encode_char_offsets((first, second), true),
-            Err(e) => Err(e),
-        };
+        let result = windows(&mut inner, first, second, max_len, stride);
         // Put the default back whatever happened; it was valid before, so it still is.
         let _ = inner.with_truncation(default);
-        let mut enc = result.map_err(|e| Error::Tokenizer(format!("encoding {:?} with a window of {max_len}: {e}", preview(first))))?;
-        let overflowing = enc.take_overflowing();
-        Ok(std::iter::once(&enc).chain(overflowing.iter()).map(Encoded::from_encoding).collect())
+        result
     }
 
     /// The special tokens a pair gets ([CLS], [SEP], [SEP]: 3 for BERT).
@@ -263,6 +264,64 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
         self.inner().decode(ids, skip_special_tokens).map_err(|e| Error::Tokenizer(format!("decoding: {e}")))
     }
+}
+
+/// `Tokenizer::encode_windows` on the locked tokenizer, whose truncation it changes.
+///
+/// The windows are cut here from the whole encoded pair, not by `tokenizers`' own overflowing
+/// truncation: since 0.23 that stops tokenizing the second text once a window is full (its
+/// early exit ignores the stride), so only two windows ever come back, where Python (tokenizers
+/// 0.22) gets them all. Cutting the second text's tokens and keeping the special tokens around
+/// them is what tokenizers' `Encoding::truncate` then post-processing do (but for token types:
+/// there, windows after the first keep type 1 for the second text whatever the template says,
+/// which differs only for models that do not read token types); the errors are theirs too, but
+/// as errors where `Encoding::truncate` asserts (Python sees a PanicException).
+fn windows(inner: &mut tokenizers::Tokenizer, first: &str, second: &str, max_len: usize, stride: usize) -> Result<Vec<Encoded>> {
+    // tokenizers' check when Python enables truncation: the stride against a single text's room.
+    let added = inner.get_post_processor().map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, false));
+    if max_len < added || max_len - added < stride {
+        return Err(Error::Input(format!(
+            "a stride of {stride} tokens needs windows longer than {max_len} ({added} of them special tokens)"
+        )));
+    }
+    inner.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+    let whole =
+        inner.encode_char_offsets((first, second), true).map_err(|e| Error::Tokenizer(format!("encoding {:?}: {e}", preview(first))))?;
+    let whole = Encoded::from_encoding(&whole);
+    if whole.len() <= max_len {
+        return Ok(vec![whole]);
+    }
+    // The second text's tokens are one run; the special tokens around it stay in every window.
+    let second_at: Vec<usize> = (0..whole.len()).filter(|&i| whole.sequence_ids[i] == Some(1)).collect();
+    let to_remove = whole.len() - max_len;
+    let (Some(&start), Some(&last)) = (second_at.first(), second_at.last()) else {
+        return Err(Error::Input(format!("the first text takes more than a window of {max_len} tokens, and the second is empty")));
+    };
+    let second_len = last + 1 - start;
+    if second_len <= to_remove {
+        return Err(Error::Input(format!(
+            "the first text and the special tokens take {} tokens, leaving none of a window of {max_len} for the second",
+            whole.len() - second_len
+        )));
+    }
+    let room = second_len - to_remove;
+    if stride >= room {
+        return Err(Error::Input(format!(
+            "a window of {max_len} tokens leaves {room} for the second text, which must be more than the stride of {stride}"
+        )));
+    }
+    // Encoding::truncate (direction Right): windows of `room` tokens every `room - stride`,
+    // until one reaches the end.
+    let mut windows = Vec::new();
+    for from in (0..second_len).step_by(room - stride) {
+        let to = (from + room).min(second_len);
+        let keep: Vec<usize> = (0..start).chain(start + from..start + to).chain(last + 1..whole.len()).collect();
+        windows.push(whole.select(&keep));
+        if to == second_len {
+            break;
+        }
+    }
+    Ok(windows)
 }
 
 fn preview(text: &str) -> String {

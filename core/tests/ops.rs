@@ -405,3 +405,52 @@ async_test! { async fn devices_report_their_backends() {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     assert!(webformers::Device::Cpu.describe().contains("simd128"), "{}", webformers::Device::Cpu.describe());
 }}
+
+async_test! { async fn take_along_last_matches_reference() {
+    let mut rng = Rng::new(12);
+    for (name, dev) in devices().await {
+        // (leading batch dims, R, N, M): no batch, one and two batch dims, odd sizes, M > N and M < N.
+        let cases: &[(&[usize], usize, usize, usize)] = &[
+            (&[], 1, 1, 1),
+            (&[], 5, 7, 3),
+            (&[3], 17, 33, 17),
+            (&[2, 3], 31, 64, 31),
+            (&[5], 65, 17, 100),
+            (&[1, 2], 129, 256, 129),
+            (&[7], 3, 1, 5),
+        ];
+        for &(lead, r, n, m) in cases {
+            let batch: usize = lead.iter().product();
+            let x = rng.vec(batch * r * n, 1.0);
+            // Mostly valid indices, and some past the end, which read the last column.
+            let index: Vec<u32> = (0..r * m).map(|_| if rng.below(10) == 0 { (n + rng.below(5)) as u32 } else { rng.below(n) as u32 }).collect();
+            let mut dims = lead.to_vec();
+            dims.extend([r, n]);
+            let tx = Tensor::from_f32(&x, &dims, &dev).unwrap();
+            let ti = Tensor::from_u32(&index, &[r, m], &dev).unwrap();
+            let got = tx.take_along_last(&ti).unwrap();
+            let mut want_dims = lead.to_vec();
+            want_dims.extend([r, m]);
+            assert_eq!(got.dims(), &want_dims[..], "{name} take_along_last dims");
+            let want = reference::take_along_last(&x, &index, r, n, m);
+            assert_close(&format!("{name} take_along_last {lead:?} R={r} N={n} M={m}"), &read(&got).await, &want, Tolerance { abs: 0.0, rel: 0.0 });
+        }
+
+        // A strided view (a transposed input) is read as its values, not its storage order.
+        let (r, n) = (9, 13);
+        let x = rng.vec(2 * n * r, 1.0);
+        let tx = Tensor::from_f32(&x, &[2, n, r], &dev).unwrap().transpose(1, 2).unwrap();
+        let index: Vec<u32> = (0..r * 4).map(|_| rng.below(n) as u32).collect();
+        let ti = Tensor::from_u32(&index, &[r, 4], &dev).unwrap();
+        let dense: Vec<f32> = (0..2).flat_map(|b| (0..r).flat_map(move |i| (0..n).map(move |j| (b, i, j)))).map(|(b, i, j)| x[(b * n + j) * r + i]).collect();
+        let got = read(&tx.take_along_last(&ti).unwrap()).await;
+        assert_close(&format!("{name} take_along_last of a transposed view"), &got, &reference::take_along_last(&dense, &index, r, n, 4), Tolerance { abs: 0.0, rel: 0.0 });
+
+        // Shapes that do not fit are errors, not panics.
+        let ti = Tensor::from_u32(&index, &[r, 4], &dev).unwrap();
+        assert!(Tensor::from_f32(&x[..r + 1], &[r + 1], &dev).unwrap().take_along_last(&ti).is_err());
+        assert!(Tensor::from_f32(&x[..(r + 1) * 2], &[r + 1, 2], &dev).unwrap().take_along_last(&ti).is_err());
+        assert!(Tensor::from_f32(&[], &[r, 0], &dev).unwrap().take_along_last(&ti).is_err());
+        assert!(tx.take_along_last(&Tensor::from_f32(&x[..r * 4], &[r, 4], &dev).unwrap()).is_err());
+    }
+}}

@@ -42,15 +42,17 @@ function run(cmd, args, options = {}) {
 
 if (!process.argv.includes('--skip-cargo')) {
   run('cargo', ['build', '--release', '--target', 'wasm32-unknown-unknown', '-p', 'webformers-wasm']);
-  const nightly = spawnSync('rustup', ['component', 'list', '--toolchain', 'nightly', '--installed'], { encoding: 'utf8' });
+  // The nightly is pinned to a date (scripts/nightly-toolchain): a regression cannot break builds.
+  const toolchain = fs.readFileSync(path.join(root, 'scripts', 'nightly-toolchain'), 'utf8').trim();
+  const nightly = spawnSync('rustup', ['component', 'list', '--toolchain', toolchain, '--installed'], { encoding: 'utf8' });
   if (nightly.status !== 0 || !/^rust-src\b/m.test(nightly.stdout)) {
-    console.error('build: the threaded build needs the nightly toolchain with rust-src; run scripts/setup-tools.sh');
+    console.error(`build: the threaded build needs the ${toolchain} toolchain with rust-src; run scripts/setup-tools.sh`);
     process.exit(1);
   }
   // RUSTFLAGS replaces .cargo/config.toml's target rustflags (simd128 is repeated here).
   run(
     'cargo',
-    ['+nightly', 'build', '--release', '--target', 'wasm32-unknown-unknown', '-p', 'webformers-wasm', '-Z', 'build-std=std,panic_abort'],
+    [`+${toolchain}`, 'build', '--release', '--target', 'wasm32-unknown-unknown', '-p', 'webformers-wasm', '-Z', 'build-std=std,panic_abort'],
     { env: { ...process.env, RUSTFLAGS: THREADED_RUSTFLAGS, CARGO_TARGET_DIR: threadsTargetDir } },
   );
 }

@@ -425,6 +425,23 @@ pub(super) fn unpack(x: &[f32], h: usize, offsets: &[u32], max_len: usize) -> Re
     Ok(out)
 }
 
+/// out[row, m] = x[row, min(index[row % R, m], N - 1)] for rows of `n` in x and index [R, m].
+pub(super) fn take_along_last(x: &[f32], index: &[u32], n: usize, m: usize) -> Vec<f32> {
+    let rows = x.len().checked_div(n).unwrap_or(0);
+    let r = index.len().checked_div(m).unwrap_or(0);
+    let mut out = vec![0f32; rows * m];
+    if out.is_empty() || r == 0 {
+        return out;
+    }
+    parallel::for_each_chunk(&mut out, m, |row, o| {
+        let src = &x[row * n..][..n];
+        for (o, &i) in o.iter_mut().zip(&index[(row % r) * m..][..m]) {
+            *o = src[(i as usize).min(n - 1)];
+        }
+    });
+    out
+}
+
 pub(super) fn l2_normalize(x: &[f32], h: usize, eps: f32) -> Vec<f32> {
     let mut out = x.to_vec();
     for row in out.chunks_mut(h) {

@@ -257,6 +257,12 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             let h = x.layout.dims()[1];
             CpuStorage::from_f32(kernels::unpack(x.f32s(), h, input(&step, seq_offsets, 1).u32s(), *max_len)?)
         }
+        Op::TakeAlongLast { x, index } => {
+            let (x, index) = (input(&step, x, 0), input(&step, index, 1));
+            let n = x.layout.dims()[x.layout.rank() - 1];
+            let m = index.layout.dims()[1];
+            CpuStorage::from_f32(kernels::take_along_last(x.f32s(), index.u32s(), n, m))
+        }
         Op::L2Normalize { x, eps } => {
             let x = input(&step, x, 0);
             let h = x.layout.dims()[x.layout.rank() - 1];

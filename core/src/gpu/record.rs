@@ -333,6 +333,12 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             let params = Params::default().u32(h).u32(seqs).u32(0).u32(node.numel);
             run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
+        Op::TakeAlongLast { x, index } => {
+            let kernel = Kernel::TakeAlongLast;
+            let (r, n, m) = (index.dims()[0], x.dims()[x.rank() - 1], index.dims()[1]);
+            let params = Params::default().u32(node.numel).u32(r).u32(n).u32(m);
+            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+        }
         Op::Unpack { x, seq_offsets, max_len } => {
             let kernel = Kernel::Unpack;
             let h = x.dims()[1];

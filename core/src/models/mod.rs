@@ -10,6 +10,7 @@ use crate::{Error, Result, Tensor};
 pub use heads::{HeadKind, TextHead};
 
 pub mod bert;
+pub mod deberta_v2;
 pub mod distilbert;
 pub mod gguf;
 pub mod heads;
@@ -166,6 +167,12 @@ pub static ARCHITECTURES: &[Architecture] = &[
         model_types: &["bert", "roberta", "xlm-roberta"],
         text_encoder: Some(|c, vb| Ok(Box::new(bert::Bert::load(parse(&c.json)?, vb)?))),
         text_head: Some(bert::load_head),
+        decoder: None,
+    },
+    Architecture {
+        model_types: &["deberta-v2"],
+        text_encoder: Some(|c, vb| Ok(Box::new(deberta_v2::DebertaV2::load(parse(&c.json)?, vb)?))),
+        text_head: Some(deberta_v2::load_head),
         decoder: None,
     },
     Architecture {

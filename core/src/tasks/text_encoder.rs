@@ -19,6 +19,9 @@ pub struct TextEncoderTask {
     pub device: Device,
     /// tokenizer_config.json, for the special tokens and decoding settings Python reads there.
     pub tokenizer_config: serde_json::Value,
+    /// Whether the model is given the tokenizer's token types (else zeros), as Python passes
+    /// `token_type_ids` only when the tokenizer lists it among its `model_input_names`.
+    pub token_types: bool,
 }
 
 impl TextEncoderTask {
@@ -34,7 +37,8 @@ impl TextEncoderTask {
         let max_len = max_sequence_length(files, model.encoder.max_positions())?;
         let tokenizer = Tokenizer::from_bytes((*tokenizer_json).as_ref(), max_len)?;
         let tokenizer_config = files.json("tokenizer_config.json")?.unwrap_or_default();
-        Ok(TextEncoderTask { tokenizer, model, config, device: device.clone(), tokenizer_config })
+        let token_types = reads_token_types(&tokenizer_config);
+        Ok(TextEncoderTask { tokenizer, model, config, device: device.clone(), tokenizer_config, token_types })
     }
 
     /// A special token's text as tokenizer_config.json names it (`mask_token`: "[MASK]").
@@ -76,7 +80,7 @@ impl TextEncoderTask {
         let width = head.outputs();
         let mut out = Vec::with_capacity(encodings.len());
         for chunk in encodings.chunks(MAX_BATCH) {
-            let batch = Batch::of(chunk);
+            let batch = self.batch(chunk);
             let hidden = self.model.encoder.forward(&batch)?;
             let logits = head.forward(&hidden, &self.offsets(&batch)?, None)?.to_vec_f32().await?;
             let mut rest = &logits[..];
@@ -97,7 +101,7 @@ impl TextEncoderTask {
         let width = head.outputs();
         let mut out = Vec::with_capacity(encodings.len());
         for (chunk, chunk_rows) in encodings.chunks(MAX_BATCH).zip(rows.chunks(MAX_BATCH)) {
-            let batch = Batch::of(chunk);
+            let batch = self.batch(chunk);
             let starts = batch.offsets();
             let packed: Vec<u32> =
                 chunk_rows.iter().zip(&starts).flat_map(|(rows, &start)| rows.iter().map(move |&r| start + r as u32)).collect();
@@ -116,6 +120,15 @@ impl TextEncoderTask {
         Ok(out)
     }
 
+    /// The model's input for these encodings: their ids, and their token types when it reads them.
+    fn batch(&self, encodings: &[Encoded]) -> Batch {
+        let mut batch = Batch::of(encodings);
+        if !self.token_types {
+            batch.type_ids.iter_mut().flatten().for_each(|t| *t = 0);
+        }
+        batch
+    }
+
     fn head(&self) -> Result<&models::TextHead> {
         self.model.head.as_ref().ok_or_else(|| Error::Input("this model was loaded without a task head".into()))
     }
@@ -129,6 +142,18 @@ impl TextEncoderTask {
     pub fn label(&self, i: usize) -> String {
         self.config.id2label.get(i).cloned().unwrap_or_else(|| format!("LABEL_{i}"))
     }
+}
+
+/// Whether `token_type_ids` is among the tokenizer's `model_input_names`: tokenizer_config.json's
+/// list, else its class's (transformers' default lists it; these tokenizer classes leave it out).
+fn reads_token_types(tokenizer_config: &serde_json::Value) -> bool {
+    if let Some(names) = tokenizer_config["model_input_names"].as_array() {
+        return names.iter().any(|n| n == "token_type_ids");
+    }
+    const WITHOUT: [&str; 8] = ["DistilBert", "Roberta", "XLMRoberta", "Camembert", "MPNet", "Longformer", "BigBird", "Bart"];
+    let class = tokenizer_config["tokenizer_class"].as_str().unwrap_or("");
+    let family = class.trim_end_matches("Fast").trim_end_matches("Tokenizer");
+    !WITHOUT.contains(&family)
 }
 
 /// The longest input the Python reference feeds this model: sentence-transformers'
