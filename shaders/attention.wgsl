@@ -1,6 +1,7 @@
 // Multi-head attention over packed sequences, one workgroup per (query token, head).
 // Sequence s owns query rows q_offsets[s].. and key rows kv_offsets[s]..; with `causal` the
-// queries are the sequence's last tokens (bottom-right alignment, as with a KV cache).
+// queries are the sequence's last tokens (bottom-right alignment, as with a KV cache), and a
+// query at key position pos sees only keys j with |pos - j| <= window (2^30: no window).
 // Keys are visited in tiles of WG with an online softmax (running max m and sum l), so any
 // sequence length fits in fixed workgroup memory. Heads of size D <= 256; with grouped-query
 // attention, query head h reads key/value head h / (Hq / Hkv).
@@ -24,6 +25,7 @@ struct Params {
     seqs: u32,
     scale: f32,
     causal: u32,
+    window: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -64,12 +66,22 @@ fn main(
         while seq + 1u < p.seqs && q_offsets[seq + 1u] <= t {
             seq += 1u;
         }
-        let start = kv_offsets[seq];
-        var end = kv_offsets[seq + 1u];
+        // In i32 relative to the sequence's first key: pos < 2^30 and window <= 2^30.
+        let q_start = q_offsets[seq];
+        let q_len = i32(q_offsets[seq + 1u] - q_start);
+        let k_start = kv_offsets[seq];
+        let k_len = i32(kv_offsets[seq + 1u] - k_start);
+        // The queries are the sequence's last q_len positions.
+        let pos = k_len - q_len + i32(t - q_start);
+        let w = i32(p.window);
+        let lo = max(0, pos - w);
+        var hi = min(k_len, pos + w + 1);
         if p.causal != 0u {
             // Rows left after this query in its sequence are hidden from it.
-            end -= q_offsets[seq + 1u] - 1u - t;
+            hi = min(hi, pos + 1);
         }
+        let start = k_start + u32(lo);
+        let end = k_start + u32(max(hi, lo));
         key_range = vec2<u32>(start, end);
     }
     let range = workgroupUniformLoad(&key_range);

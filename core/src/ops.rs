@@ -111,7 +111,9 @@ pub(crate) enum Op {
     /// stride on D); sequence s owns query rows q_offsets[s]..q_offsets[s+1] and key rows
     /// kv_offsets[s]..kv_offsets[s+1]. With `causal`, the queries are the last of their sequence
     /// (bottom-right alignment, as with a KV cache): query i of Lq sees keys j <= Lk - Lq + i.
-    /// Output [Tq, Hq, D].
+    /// With `window` w, query i (at key position p = Lk - Lq + i) sees only keys with
+    /// |p - j| <= w: a sliding window on both sides (ModernBERT's local layers), or behind it
+    /// only when causal. Output [Tq, Hq, D].
     Attention {
         q: Tensor,
         k: Tensor,
@@ -120,6 +122,7 @@ pub(crate) enum Op {
         kv_offsets: Tensor,
         scale: f32,
         causal: bool,
+        window: Option<usize>,
     },
     /// Rotary position embedding of x [T, H, D] (unit stride on D) at `positions` [T] u32 with
     /// `inv_freq` [R/2] f32 (scaling variants are folded into it by the model); the first R dims
@@ -156,6 +159,14 @@ pub(crate) enum Op {
         seq_offsets: Tensor,
         max_len: usize,
     },
+    /// out[.., r, m] = x[.., r, index[r, m]]: x [.., R, N] f32, index [R, M] u32 shared by every
+    /// leading batch entry (DeBERTa's relative-position lookup, torch.gather along the last dim
+    /// with an index broadcast over the batch). An index past N - 1 reads column N - 1: kernels
+    /// never read out of bounds.
+    TakeAlongLast {
+        x: Tensor,
+        index: Tensor,
+    },
     /// x / max(||x||, eps) over the last dim.
     L2Normalize {
         x: Tensor,
@@ -179,6 +190,7 @@ impl Op {
             Op::WriteRows { dst, src, .. } => vec![dst, src],
             Op::Argmax { x } => vec![x],
             Op::SegmentPool { x, seq_offsets, .. } | Op::Unpack { x, seq_offsets, .. } => vec![x, seq_offsets],
+            Op::TakeAlongLast { x, index } => vec![x, index],
             Op::L2Normalize { x, .. } => vec![x],
         }
     }
@@ -198,6 +210,7 @@ impl Op {
             Op::Argmax { .. } => "argmax",
             Op::SegmentPool { .. } => "segment_pool",
             Op::Unpack { .. } => "unpack",
+            Op::TakeAlongLast { .. } => "take_along_last",
             Op::L2Normalize { .. } => "l2_normalize",
         }
     }
@@ -506,7 +519,21 @@ impl Tensor {
     /// Fused multi-head attention over packed sequences (see `Op::Attention`), queries and keys
     /// from the same tokens. `self` is q.
     pub fn attention(&self, k: &Tensor, v: &Tensor, seq_offsets: &Tensor, scale: f32, causal: bool) -> Result<Tensor> {
-        self.attention_kv(k, v, seq_offsets, seq_offsets, scale, causal)
+        self.attention_op(k, v, (seq_offsets, seq_offsets), scale, causal, None)
+    }
+
+    /// `attention` where each query sees only the keys at most `window` positions away from it,
+    /// on both sides (or behind it, with `causal`): |i - j| <= window. `None` is `attention`.
+    pub fn attention_window(
+        &self,
+        k: &Tensor,
+        v: &Tensor,
+        seq_offsets: &Tensor,
+        scale: f32,
+        causal: bool,
+        window: Option<usize>,
+    ) -> Result<Tensor> {
+        self.attention_op(k, v, (seq_offsets, seq_offsets), scale, causal, window)
     }
 
     /// Attention where keys and values have their own rows (a KV cache holds the past too).
@@ -518,6 +545,18 @@ impl Tensor {
         kv_offsets: &Tensor,
         scale: f32,
         causal: bool,
+    ) -> Result<Tensor> {
+        self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, None)
+    }
+
+    fn attention_op(
+        &self,
+        k: &Tensor,
+        v: &Tensor,
+        (q_offsets, kv_offsets): (&Tensor, &Tensor),
+        scale: f32,
+        causal: bool,
+        window: Option<usize>,
     ) -> Result<Tensor> {
         const OP: &str = "attention";
         same_device(OP, &[self, k, v, q_offsets, kv_offsets])?;
@@ -551,6 +590,7 @@ impl Tensor {
             kv_offsets: kv_offsets.dense()?,
             scale,
             causal,
+            window,
         };
         Ok(Tensor::record(op, DType::F32, &[t, hq, d], self))
     }
@@ -633,6 +673,29 @@ impl Tensor {
         let b = seq_offsets.dims().first().copied().unwrap_or(0).saturating_sub(1);
         let dims = [b, max_len, self.dims()[1]];
         let op = Op::Unpack { x: self.dense()?, seq_offsets: seq_offsets.dense()?, max_len };
+        Ok(Tensor::record(op, DType::F32, &dims, self))
+    }
+
+    /// Picks columns of each row of `self` [.., R, N] by `index` [R, M] (u32), the same index
+    /// for every leading batch entry: [.., R, M] (see `Op::TakeAlongLast`).
+    pub fn take_along_last(&self, index: &Tensor) -> Result<Tensor> {
+        const OP: &str = "take_along_last";
+        same_device(OP, &[self, index])?;
+        expect_dtype(OP, "input", self, &[DType::F32])?;
+        expect_dtype(OP, "index", index, &[DType::U32])?;
+        expect_rank(OP, "index", index, 2)?;
+        let rank = self.rank();
+        if rank < 2 {
+            return Err(Error::shape(OP, format!("input {:?} needs rank 2 or more", self.dims())));
+        }
+        let (r, n) = (self.dims()[rank - 2], self.dims()[rank - 1]);
+        let (ri, m) = (index.dims()[0], index.dims()[1]);
+        let mut dims = self.dims()[..rank - 1].to_vec();
+        dims.push(m);
+        if ri != r || (n == 0 && dims.iter().product::<usize>() > 0) {
+            return Err(Error::shape(OP, format!("input {:?} with index {:?}", self.dims(), index.dims())));
+        }
+        let op = Op::TakeAlongLast { x: self.dense()?, index: index.dense()? };
         Ok(Tensor::record(op, DType::F32, &dims, self))
     }
 

@@ -103,32 +103,58 @@ pub fn attention_kv(
     q: &[f32],
     k: &[f32],
     v: &[f32],
-    (q_offsets, kv_offsets): (&[u32], &[u32]),
+    offsets: (&[u32], &[u32]),
     hq: usize,
     hkv: usize,
     d: usize,
     scale: f32,
     causal: bool,
 ) -> Vec<f32> {
+    attention_window(q, k, v, offsets, hq, hkv, d, scale, causal, None)
+}
+
+/// `attention_kv` where query i, at key position p = Lk - Lq + i of its sequence, sees key j
+/// only if |p - j| <= window (and j <= p when causal).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_window(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    (q_offsets, kv_offsets): (&[u32], &[u32]),
+    hq: usize,
+    hkv: usize,
+    d: usize,
+    scale: f32,
+    causal: bool,
+    window: Option<usize>,
+) -> Vec<f32> {
     let t = q.len() / (hq * d);
     let mut out = vec![0f32; t * hq * d];
     for s in 0..q_offsets.len() - 1 {
-        let (qs, qe) = (q_offsets[s] as usize, q_offsets[s + 1] as usize);
-        let (ks, ke) = (kv_offsets[s] as usize, kv_offsets[s + 1] as usize);
+        let (qs, qe) = (q_offsets[s] as i64, q_offsets[s + 1] as i64);
+        let (ks, ke) = (kv_offsets[s] as i64, kv_offsets[s + 1] as i64);
         for i in qs..qe {
+            // The query's position among its sequence's keys: the queries are the last (qe - qs).
+            let p = (ke - ks) - (qe - qs) + (i - qs);
+            let visible: Vec<usize> = (ks..ke)
+                .filter(|&j| !causal || j - ks <= p)
+                .filter(|&j| window.is_none_or(|w| (j - ks - p).unsigned_abs() as usize <= w))
+                .map(|j| j as usize)
+                .collect();
+            let i = i as usize;
             for h in 0..hq {
                 let kh = h / (hq / hkv);
-                // Query i - qs of the sequence's last (qe - qs) tokens sees keys up to its own position.
-                let last = if causal { ke - (qe - i) + 1 } else { ke };
-                let scores: Vec<f64> = (ks..last)
-                    .map(|j| (0..d).map(|c| q[(i * hq + h) * d + c] as f64 * k[(j * hkv + kh) * d + c] as f64).sum::<f64>() * scale as f64)
+                let scores: Vec<f64> = visible
+                    .iter()
+                    .map(|&j| (0..d).map(|c| q[(i * hq + h) * d + c] as f64 * k[(j * hkv + kh) * d + c] as f64).sum::<f64>() * scale as f64)
                     .collect();
                 let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let exps: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                 let sum: f64 = exps.iter().sum();
                 for c in 0..d {
-                    let o: f64 = exps.iter().enumerate().map(|(jj, e)| e * v[((ks + jj) * hkv + kh) * d + c] as f64).sum();
-                    out[(i * hq + h) * d + c] = (o / sum) as f32;
+                    let o: f64 = exps.iter().zip(&visible).map(|(e, &j)| e * v[(j * hkv + kh) * d + c] as f64).sum();
+                    // No visible key (a causal query before its keys): zeros, as the kernels give.
+                    out[(i * hq + h) * d + c] = if sum > 0.0 { (o / sum) as f32 } else { 0.0 };
                 }
             }
         }
@@ -168,6 +194,21 @@ pub fn segment_pool(x: &[f32], offsets: &[u32], h: usize, cls: bool) -> Vec<f32>
             } else {
                 ((start..end).map(|r| x[r * h + c] as f64).sum::<f64>() / (end - start) as f64) as f32
             };
+        }
+    }
+    out
+}
+
+/// out[b, r, j] = x[b, r, min(index[r, j], n - 1)]: x [B, R, N], index [R, M], out [B, R, M].
+pub fn take_along_last(x: &[f32], index: &[u32], rows: usize, n: usize, m: usize) -> Vec<f32> {
+    let batch = x.len() / (rows * n);
+    let mut out = Vec::with_capacity(batch * rows * m);
+    for b in 0..batch {
+        for r in 0..rows {
+            for j in 0..m {
+                let col = (index[r * m + j] as usize).min(n - 1);
+                out.push(x[(b * rows + r) * n + col]);
+            }
         }
     }
     out

@@ -279,13 +279,21 @@ async_test! { async fn softmax_with_broadcast_mask() {
 async_test! { async fn attention_over_packed_sequences() {
     let mut rng = Rng::new(8);
     for (name, dev) in devices().await {
-        for &(ref lens, hq, hkv, d, causal) in &[
-            (vec![1usize], 1usize, 1usize, 1usize, false),
-            (vec![5, 1, 9], 3, 3, 7, false),
-            (vec![70, 3], 12, 12, 32, false),
-            (vec![130], 4, 2, 64, true),
-            (vec![17, 33], 6, 1, 100, true),
-            (vec![3], 2, 2, 256, false),
+        // Windows that matter: shorter than the sequences, across the GPU kernel's 64-key tiles,
+        // zero (a query sees itself only), with causal, and wider than every sequence.
+        for &(ref lens, hq, hkv, d, causal, window) in &[
+            (vec![1usize], 1usize, 1usize, 1usize, false, None),
+            (vec![5, 1, 9], 3, 3, 7, false, None),
+            (vec![70, 3], 12, 12, 32, false, None),
+            (vec![130], 4, 2, 64, true, None),
+            (vec![17, 33], 6, 1, 100, true, None),
+            (vec![3], 2, 2, 256, false, None),
+            (vec![40, 3, 17], 4, 4, 8, false, Some(4usize)),
+            (vec![200, 9], 4, 2, 64, false, Some(50)),
+            (vec![150], 2, 1, 33, false, Some(64)),
+            (vec![5, 7], 1, 1, 3, false, Some(0)),
+            (vec![90, 20], 3, 1, 16, true, Some(7)),
+            (vec![6, 2], 2, 2, 5, false, Some(1000)),
         ] {
             let t: usize = lens.iter().sum();
             let mut offsets = vec![0u32];
@@ -302,10 +310,22 @@ async_test! { async fn attention_over_packed_sequences() {
             let v = tqkv.narrow(1, (hq + hkv) * d, hkv * d).unwrap().reshape(&[t, hkv, d]).unwrap();
             let toff = Tensor::from_u32(&offsets, &[offsets.len()], &dev).unwrap();
             let scale = 1.0 / (d as f32).sqrt();
-            let got = read(&q.attention(&k, &v, &toff, scale, causal).unwrap()).await;
+            let got = match window {
+                None => read(&q.attention(&k, &v, &toff, scale, causal).unwrap()).await,
+                Some(_) => read(&q.attention_window(&k, &v, &toff, scale, causal, window).unwrap()).await,
+            };
             let split = |from: usize, heads: usize| -> Vec<f32> { (0..t).flat_map(|r| qkv[r * width + from..r * width + from + heads * d].to_vec()).collect() };
-            let want = reference::attention(&split(0, hq), &split(hq * d, hkv), &split((hq + hkv) * d, hkv), &offsets, hq, hkv, d, scale, causal);
-            assert_close(&format!("{name} attention {lens:?} hq={hq} hkv={hkv} d={d} causal={causal}"), &got, &want, f32_sum(d));
+            let (sq, sk, sv) = (split(0, hq), split(hq * d, hkv), split((hq + hkv) * d, hkv));
+            let want = reference::attention_window(&sq, &sk, &sv, (&offsets, &offsets), hq, hkv, d, scale, causal, window);
+            let label = format!("{name} attention {lens:?} hq={hq} hkv={hkv} d={d} causal={causal} window={window:?}");
+            assert_close(&label, &got, &want, f32_sum(d));
+            if window.is_none() {
+                assert_eq!(want, reference::attention(&sq, &sk, &sv, &offsets, hq, hkv, d, scale, causal), "{label}: reference");
+            } else if window.is_some_and(|w| w < lens.iter().copied().max().unwrap_or(0) - 1) {
+                // The window must change the result, or this case tests nothing.
+                let full = reference::attention(&sq, &sk, &sv, &offsets, hq, hkv, d, scale, causal);
+                assert!(want.iter().zip(&full).any(|(a, b)| (a - b).abs() > 1e-3), "{label}: the window changes nothing");
+            }
         }
     }
 }}
@@ -404,4 +424,53 @@ async_test! { async fn devices_report_their_backends() {
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     assert!(webformers::Device::Cpu.describe().contains("simd128"), "{}", webformers::Device::Cpu.describe());
+}}
+
+async_test! { async fn take_along_last_matches_reference() {
+    let mut rng = Rng::new(12);
+    for (name, dev) in devices().await {
+        // (leading batch dims, R, N, M): no batch, one and two batch dims, odd sizes, M > N and M < N.
+        let cases: &[(&[usize], usize, usize, usize)] = &[
+            (&[], 1, 1, 1),
+            (&[], 5, 7, 3),
+            (&[3], 17, 33, 17),
+            (&[2, 3], 31, 64, 31),
+            (&[5], 65, 17, 100),
+            (&[1, 2], 129, 256, 129),
+            (&[7], 3, 1, 5),
+        ];
+        for &(lead, r, n, m) in cases {
+            let batch: usize = lead.iter().product();
+            let x = rng.vec(batch * r * n, 1.0);
+            // Mostly valid indices, and some past the end, which read the last column.
+            let index: Vec<u32> = (0..r * m).map(|_| if rng.below(10) == 0 { (n + rng.below(5)) as u32 } else { rng.below(n) as u32 }).collect();
+            let mut dims = lead.to_vec();
+            dims.extend([r, n]);
+            let tx = Tensor::from_f32(&x, &dims, &dev).unwrap();
+            let ti = Tensor::from_u32(&index, &[r, m], &dev).unwrap();
+            let got = tx.take_along_last(&ti).unwrap();
+            let mut want_dims = lead.to_vec();
+            want_dims.extend([r, m]);
+            assert_eq!(got.dims(), &want_dims[..], "{name} take_along_last dims");
+            let want = reference::take_along_last(&x, &index, r, n, m);
+            assert_close(&format!("{name} take_along_last {lead:?} R={r} N={n} M={m}"), &read(&got).await, &want, Tolerance { abs: 0.0, rel: 0.0 });
+        }
+
+        // A strided view (a transposed input) is read as its values, not its storage order.
+        let (r, n) = (9, 13);
+        let x = rng.vec(2 * n * r, 1.0);
+        let tx = Tensor::from_f32(&x, &[2, n, r], &dev).unwrap().transpose(1, 2).unwrap();
+        let index: Vec<u32> = (0..r * 4).map(|_| rng.below(n) as u32).collect();
+        let ti = Tensor::from_u32(&index, &[r, 4], &dev).unwrap();
+        let dense: Vec<f32> = (0..2).flat_map(|b| (0..r).flat_map(move |i| (0..n).map(move |j| (b, i, j)))).map(|(b, i, j)| x[(b * n + j) * r + i]).collect();
+        let got = read(&tx.take_along_last(&ti).unwrap()).await;
+        assert_close(&format!("{name} take_along_last of a transposed view"), &got, &reference::take_along_last(&dense, &index, r, n, 4), Tolerance { abs: 0.0, rel: 0.0 });
+
+        // Shapes that do not fit are errors, not panics.
+        let ti = Tensor::from_u32(&index, &[r, 4], &dev).unwrap();
+        assert!(Tensor::from_f32(&x[..r + 1], &[r + 1], &dev).unwrap().take_along_last(&ti).is_err());
+        assert!(Tensor::from_f32(&x[..(r + 1) * 2], &[r + 1, 2], &dev).unwrap().take_along_last(&ti).is_err());
+        assert!(Tensor::from_f32(&[], &[r, 0], &dev).unwrap().take_along_last(&ti).is_err());
+        assert!(tx.take_along_last(&Tensor::from_f32(&x[..r * 4], &[r, 4], &dev).unwrap()).is_err());
+    }
 }}

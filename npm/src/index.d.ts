@@ -119,9 +119,13 @@ interface PipelineBase {
   readonly device_note: string | null;
   /** CPU threads of a 'wasm' pipeline (1 without cross-origin isolation); null on WebGPU. */
   readonly threads: number | null;
+  /** Facts about the loaded model from the engine (each is also a property of the pipeline). */
+  readonly info: Readonly<Record<string, unknown>>;
   /** Frees the model's memory (after the calls in flight). */
   dispose(): Promise<void>;
 }
+
+// ---- feature-extraction ---------------------------------------------------------------------
 
 export interface FeatureExtractionOptions {
   /** Default 'none' (every token's vector). */
@@ -136,6 +140,181 @@ export interface FeatureExtractionPipeline extends PipelineBase {
   readonly task: 'feature-extraction';
   readonly hidden_size: number;
 }
+
+// ---- text-classification (sentiment-analysis) -------------------------------------------------
+
+/** Two texts classified together (what cross-encoders and NLI models read). */
+export interface TextPair {
+  text: string;
+  text_pair: string;
+}
+
+export interface TextClassificationOptions {
+  /**
+   * Absent: the best label; a number: the n best; null: every label (each list from the most
+   * likely down).
+   */
+  top_k?: number | null;
+  /** Default: 'sigmoid' for multi-label models (and single-logit ones), else 'softmax'. */
+  function_to_apply?: 'softmax' | 'sigmoid' | 'none';
+}
+
+export interface TextClassificationLabel {
+  label: string;
+  score: number;
+}
+
+export interface TextClassificationPipeline extends PipelineBase {
+  /** One text: its labels (the best one only, unless top_k says otherwise). */
+  (text: string, options?: TextClassificationOptions): Promise<TextClassificationLabel[]>;
+  /** A pair: the best label as one object; with top_k, a list. */
+  (pair: TextPair, options?: TextClassificationOptions): Promise<TextClassificationLabel | TextClassificationLabel[]>;
+  /**
+   * Several inputs: one object each (the best label, or top_k 1), else one list each.
+   */
+  (texts: (string | TextPair)[], options?: TextClassificationOptions): Promise<TextClassificationLabel[] | TextClassificationLabel[][]>;
+  readonly task: 'text-classification';
+  /** The model's labels, by class index (config.json's id2label). */
+  readonly labels: string[];
+}
+
+// ---- token-classification (ner) ---------------------------------------------------------------
+
+export type AggregationStrategy = 'none' | 'simple' | 'first' | 'average' | 'max';
+
+export interface TokenClassificationOptions {
+  /** Labels left out of the result. Default ['O']. */
+  ignore_labels?: string[];
+  /** How sub-word tokens are merged into words and entities. Default 'none' (one result per token). */
+  aggregation_strategy?: AggregationStrategy;
+}
+
+/** One token's label (aggregation_strategy 'none'). */
+export interface TokenClassificationToken {
+  entity: string;
+  score: number;
+  /** The token's position in the tokenized input. */
+  index: number;
+  word: string;
+  /** Character offsets of the token in the text. */
+  start: number | null;
+  end: number | null;
+}
+
+/** One entity: neighbouring tokens merged (any aggregation_strategy but 'none'). */
+export interface TokenClassificationEntity {
+  entity_group: string;
+  score: number;
+  word: string;
+  start: number | null;
+  end: number | null;
+}
+
+export interface TokenClassificationPipeline extends PipelineBase {
+  (text: string, options?: TokenClassificationOptions & { aggregation_strategy?: 'none' }): Promise<TokenClassificationToken[]>;
+  (text: string, options: TokenClassificationOptions & { aggregation_strategy: Exclude<AggregationStrategy, 'none'> }): Promise<TokenClassificationEntity[]>;
+  (texts: string[], options?: TokenClassificationOptions & { aggregation_strategy?: 'none' }): Promise<TokenClassificationToken[][]>;
+  (texts: string[], options: TokenClassificationOptions & { aggregation_strategy: Exclude<AggregationStrategy, 'none'> }): Promise<TokenClassificationEntity[][]>;
+  readonly task: 'token-classification';
+  readonly labels: string[];
+}
+
+// ---- question-answering -------------------------------------------------------------------------
+
+export interface QuestionContext {
+  question: string;
+  context: string;
+}
+
+export interface QuestionAnsweringOptions {
+  /** The n best answers (a list when more than 1). Default 1. */
+  top_k?: number;
+  /** Consider the empty answer (start = end = 0, answer ''). Default false. */
+  handle_impossible_answer?: boolean;
+  /** Longest answer, in tokens. Default 15. */
+  max_answer_len?: number;
+  /** Tokens per window over a long context (question included). Default 384. */
+  max_seq_len?: number;
+  /** Tokens the windows overlap by. Default 128. */
+  doc_stride?: number;
+  /** Longest question, in tokens. Default 64. */
+  max_question_len?: number;
+}
+
+export interface QuestionAnsweringAnswer {
+  answer: string;
+  score: number;
+  /** Character offsets of the answer in the context. */
+  start: number;
+  end: number;
+}
+
+export interface QuestionAnsweringPipeline extends PipelineBase {
+  /** One answer; with top_k over 1, a list of them. */
+  (question: string, context: string, options?: QuestionAnsweringOptions): Promise<QuestionAnsweringAnswer | QuestionAnsweringAnswer[]>;
+  (input: QuestionContext, options?: QuestionAnsweringOptions): Promise<QuestionAnsweringAnswer | QuestionAnsweringAnswer[]>;
+  /** Several questions (paired up with as many contexts): one result each. */
+  (questions: string[], contexts: string[], options?: QuestionAnsweringOptions): Promise<(QuestionAnsweringAnswer | QuestionAnsweringAnswer[])[]>;
+  (inputs: QuestionContext[], options?: QuestionAnsweringOptions): Promise<(QuestionAnsweringAnswer | QuestionAnsweringAnswer[])[]>;
+  readonly task: 'question-answering';
+}
+
+// ---- fill-mask ----------------------------------------------------------------------------------
+
+export interface FillMaskOptions {
+  /** Candidates per mask. Default 5. */
+  top_k?: number;
+  /** Score only these words (each as its first token when it is not one token). */
+  targets?: string | string[];
+}
+
+export interface FillMaskCandidate {
+  score: number;
+  /** The token id. */
+  token: number;
+  token_str: string;
+  /** The text with the mask filled in. */
+  sequence: string;
+}
+
+export interface FillMaskPipeline extends PipelineBase {
+  /** A text with one mask token: its candidates; with several masks: a list per mask. */
+  (text: string, options?: FillMaskOptions): Promise<FillMaskCandidate[] | FillMaskCandidate[][]>;
+  /** One such result per text. */
+  (texts: string[], options?: FillMaskOptions): Promise<(FillMaskCandidate[] | FillMaskCandidate[][])[]>;
+  readonly task: 'fill-mask';
+  /** The mask token to put in texts ('[MASK]', '<mask>'). */
+  readonly mask_token: string;
+}
+
+// ---- zero-shot-classification -------------------------------------------------------------------
+
+export interface ZeroShotClassificationOptions {
+  /** Scores each label on its own (entailment against contradiction) instead of softmaxed over the labels. Default false. */
+  multi_label?: boolean;
+  /** The hypothesis each label is put into; `{}` marks where. Default 'This example is {}.' */
+  hypothesis_template?: string;
+}
+
+export interface ZeroShotClassificationOutput {
+  sequence: string;
+  /** From the most likely down. */
+  labels: string[];
+  scores: number[];
+}
+
+export interface ZeroShotClassificationPipeline extends PipelineBase {
+  (text: string, candidate_labels: string | string[], options?: ZeroShotClassificationOptions): Promise<ZeroShotClassificationOutput>;
+  (texts: string[], candidate_labels: string | string[], options?: ZeroShotClassificationOptions): Promise<ZeroShotClassificationOutput[]>;
+  /** The labels in the options (a list, or one comma-separated string). */
+  (text: string, options: ZeroShotClassificationOptions & { candidate_labels: string | string[] }): Promise<ZeroShotClassificationOutput>;
+  (texts: string[], options: ZeroShotClassificationOptions & { candidate_labels: string | string[] }): Promise<ZeroShotClassificationOutput[]>;
+  readonly task: 'zero-shot-classification';
+  /** The NLI model's own labels (entailment, neutral, contradiction). */
+  readonly labels: string[];
+}
+
+// ---- text-generation ----------------------------------------------------------------------------
 
 export interface Message {
   role: 'system' | 'user' | 'assistant' | (string & {});
@@ -172,6 +351,7 @@ export interface TextGenerationOptions {
 export interface GenerationStats {
   prompt_tokens: number;
   new_tokens: number;
+  token_ids: number[];
   stop_reason: 'eos' | 'stop_string' | 'max_tokens';
   prefill_seconds: number;
   decode_seconds: number;
@@ -193,21 +373,36 @@ export interface TextGenerationPipeline extends PipelineBase {
   apply_chat_template(messages: Message[]): Promise<string>;
 }
 
+/** A task these types do not describe: the engine's answer as it comes. */
+export interface GenericPipeline extends PipelineBase {
+  (input: unknown, ...rest: unknown[]): Promise<unknown>;
+}
+
+/** The pipeline each task name (and alias) gives. */
 export interface PipelineTypes {
   'feature-extraction': FeatureExtractionPipeline;
   embeddings: FeatureExtractionPipeline;
   'text-generation': TextGenerationPipeline;
+  'text-classification': TextClassificationPipeline;
+  'sentiment-analysis': TextClassificationPipeline;
+  'token-classification': TokenClassificationPipeline;
+  ner: TokenClassificationPipeline;
+  'question-answering': QuestionAnsweringPipeline;
+  'fill-mask': FillMaskPipeline;
+  'zero-shot-classification': ZeroShotClassificationPipeline;
 }
 
 /**
  * A pipeline for `task` on `model`: a Hub id ('sentence-transformers/all-MiniLM-L6-v2'), a URL
- * or /path of a model folder (or of a .gguf file for text-generation), or in Node a path.
+ * or /path of a model folder (or of a .gguf file for text-generation), or in Node a path. Without
+ * a model, the task's default Hub model (as transformers.js's).
  */
 export function pipeline<T extends keyof PipelineTypes>(
   task: T,
   model?: string | null,
   options?: PipelineOptions,
 ): Promise<PipelineTypes[T]>;
+export function pipeline(task: string, model?: string | null, options?: PipelineOptions): Promise<GenericPipeline>;
 
 /**
  * `pipeline()` run in a Web Worker that loaded 'webformers/worker': the same callable, with the
@@ -219,3 +414,4 @@ export function workerPipeline<T extends keyof PipelineTypes>(
   model?: string | null,
   options?: PipelineOptions,
 ): Promise<PipelineTypes[T]>;
+export function workerPipeline(worker: Worker, task: string, model?: string | null, options?: PipelineOptions): Promise<GenericPipeline>;

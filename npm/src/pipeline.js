@@ -1,34 +1,30 @@
-// `pipeline(task, model, options)`: the transformers.js entry point. One entry per task in TASKS
-// (its default model and how its callable is made); the engine's tasks do the work.
+// `pipeline(task, model, options)`: the transformers.js entry point, for every task of the engine
+// through one engine class (TaskPipeline). What is here is what is genuinely JS: the device
+// choice, fetching the model's files (or loading it from the Hub), and the callable (call.js: the
+// positional call shapes, streamed text, tensors). Task names, aliases, default models, the files
+// to fetch and what the call takes all come from the engine (`taskFiles`).
 
-import { env, log } from './env.js';
+import { log } from './env.js';
 import { engine, engineThreads, guarded, asError, WebformersError } from './engine.js';
 import { loadModelFiles, isGguf } from './fetch.js';
-import { Tensor } from './tensor.js';
-import { TextStreamer } from './streamer.js';
 import { hubLoad } from './hub.js';
+import { callable, callArgs, result, textSink } from './call.js';
 
 const DEVICES = ['auto', 'webgpu', 'wasm'];
 /** Errors of the WebGPU device itself (not of the model): 'auto' falls back to WASM on these. */
 const GPU_CODES = new Set(['over_limit', 'gpu', 'no_adapter']);
 
-const TASKS = {
-  'feature-extraction': {
-    defaultModel: 'sentence-transformers/all-MiniLM-L6-v2',
-    load: (wasm, files, device, dtype) => wasm.FeatureExtractionTask.load(files, device, dtype),
-    loadFromHub: (wasm, loaded, device, dtype) => wasm.FeatureExtractionTask.loadFromHub(loaded, device, dtype),
-    // A small run at load time compiles the GPU pipelines and proves the device works.
-    warmUp: (handle) => handle.run(['webformers'], 'mean', true),
-    make: featureExtraction,
-  },
-  'text-generation': {
-    defaultModel: 'HuggingFaceTB/SmolLM2-135M-Instruct',
-    load: (wasm, files, device, dtype) => wasm.TextGenerationTask.load(files, device, dtype),
-    loadFromHub: (wasm, loaded, device, dtype) => wasm.TextGenerationTask.loadFromHub(loaded, device, dtype),
-    supportsGguf: (wasm) => wasm.TextGenerationTask.supportsGguf(),
-    loadGguf: (wasm, files, file, device, dtype) => wasm.TextGenerationTask.loadGguf(files, file, device, dtype),
-    make: textGeneration,
-  },
+/**
+ * A small run at load time on WebGPU compiles the GPU pipelines and proves the device works (a
+ * device failure then falls back to WASM under 'auto'), by input kind. A probe the task refuses
+ * (fill-mask: no mask token in it) proves nothing and is let go; text generation has none (it
+ * would decode).
+ */
+const PROBES = {
+  text: ['webformers'],
+  text_or_pair: ['webformers'],
+  text_with_labels: ['webformers', { candidate_labels: ['webformers'] }],
+  question_context: [{ question: 'webformers?', context: 'webformers' }],
 };
 
 /**
@@ -89,13 +85,12 @@ export async function pipeline(task, model = null, options = {}) {
   } catch (e) {
     throw asError(e);
   }
-  const entry = TASKS[spec.task];
-  model ??= entry.defaultModel;
+  model ??= spec.defaultModel;
   const gguf = typeof model === 'string' && isGguf(model);
-  if (gguf && !entry.loadGguf) {
+  if (gguf && !spec.gguf) {
     throw new WebformersError(`${spec.task} cannot load a .gguf file (${model}); give a model folder`, 'input');
   }
-  if (gguf && !entry.supportsGguf(wasm)) {
+  if (gguf && !wasm.TaskPipeline.supportsGguf()) {
     throw new WebformersError(
       `${model}: this build of webformers cannot load GGUF files yet; use a model folder with model.safetensors`,
       'unsupported',
@@ -132,11 +127,12 @@ export async function pipeline(task, model = null, options = {}) {
     for (const [name, bytes] of fetched.files ?? []) fileSet.insert(name, bytes);
     fetched.files?.clear();
     const load = fetched.hub
-      ? (d) => loadFromHub(wasm, entry, fetched.hub, spec, d, dtype, progress)
-      : (d) => guarded(() => (gguf ? entry.loadGguf(wasm, fileSet, fetched.file, d, dtype) : entry.load(wasm, fileSet, d, dtype)));
+      ? (d) => loadFromHub(wasm, fetched.hub, spec, d, dtype, progress)
+      : (d) =>
+          guarded(() => (gguf ? wasm.TaskPipeline.loadGguf(fileSet, fetched.file, d, dtype) : wasm.TaskPipeline.load(spec.task, fileSet, d, dtype)));
     try {
       handle = await load(dev);
-      if (dev.kind === 'webgpu' && entry.warmUp) await guarded(() => entry.warmUp(handle));
+      if (dev.kind === 'webgpu') await probe(handle, spec.input);
     } catch (e) {
       const error = asError(e);
       if (!(device === 'auto' && dev.kind === 'webgpu' && GPU_CODES.has(error.code))) throw error;
@@ -159,12 +155,25 @@ export async function pipeline(task, model = null, options = {}) {
   }
 
   const threads = dev.kind === 'wasm' ? engineThreads()?.threads ?? 1 : null;
-  const info = { task: spec.task, model, device: dev.kind, adapter: dev.description, note, threads };
+  const meta = { task: spec.task, model, device: dev.kind, adapter: dev.description, device_note: note, threads, input: spec.input };
   dev.free(); // the task holds its own reference to the device
-  const pipe = entry.make(handle, info);
-  progress({ status: 'ready', task: spec.task, model, name: model, device: info.device });
-  log.info(`${spec.task} ${model} ready on ${info.adapter}`);
+  const pipe = makePipeline(handle, meta);
+  progress({ status: 'ready', task: spec.task, model, name: model, device: meta.device });
+  log.info(`${spec.task} ${model} ready on ${meta.adapter}`);
   return pipe;
+}
+
+/** Runs the input kind's probe (see PROBES); only a failure of the device fails the load. */
+async function probe(handle, kind) {
+  const args = PROBES[kind];
+  if (!args) return;
+  try {
+    await guarded(() => handle.run(args[0], args[1] ?? null));
+  } catch (e) {
+    const error = asError(e);
+    if (GPU_CODES.has(error.code) || error.code === 'panic') throw error;
+    log.debug(`the WebGPU probe run was refused (${error.message})`);
+  }
 }
 
 /**
@@ -172,110 +181,34 @@ export async function pipeline(task, model = null, options = {}) {
  * the task. Run again on another device (device 'auto' falling back to WASM), a load resumes from
  * what the first one cached.
  */
-async function loadFromHub(wasm, entry, hub, spec, d, dtype, progress) {
+async function loadFromHub(wasm, hub, spec, d, dtype, progress) {
   const loaded = await guarded(() => hubLoad(wasm, hub, spec, d, progress));
   try {
-    return await guarded(() => entry.loadFromHub(wasm, loaded, d, dtype));
+    return await guarded(() => wasm.TaskPipeline.loadFromHub(spec.task, loaded, d, dtype));
   } finally {
     loaded.free();
   }
 }
 
-/** The callable's common part: calls run one at a time; dispose() frees the model. */
-function callable(handle, info, run) {
-  let queue = Promise.resolve();
-  let disposed = false;
-  const pipe = (...args) => {
-    if (disposed) return Promise.reject(new WebformersError(`this ${info.task} pipeline was disposed`, 'input'));
-    const result = queue.then(() => run(...args));
-    queue = result.catch(() => {});
-    return result;
-  };
-  Object.defineProperties(pipe, {
-    task: { value: info.task, enumerable: true },
-    model: { value: info.model, enumerable: true },
-    /** 'webgpu' or 'wasm': where this pipeline runs. */
-    device: { value: info.device, enumerable: true },
-    /** The adapter or CPU in words. */
-    adapter: { value: info.adapter, enumerable: true },
-    /** Why device 'auto' ended up on WASM (null otherwise). */
-    device_note: { value: info.note ?? null, enumerable: true },
-    /** CPU threads of a 'wasm' pipeline (null on WebGPU). */
-    threads: { value: info.threads, enumerable: true },
-  });
-  pipe.dispose = async () => {
-    if (disposed) return;
-    disposed = true;
-    await queue;
-    handle.free();
-  };
-  return pipe;
-}
-
-const POOLINGS = { none: 'none', mean: 'mean', cls: 'cls', first_token: 'cls' };
-
-function featureExtraction(handle, info) {
-  const pipe = callable(handle, info, async (texts, options = {}) => {
-    const { pooling = 'none', normalize = false } = options ?? {};
-    const list = typeof texts === 'string' ? [texts] : Array.isArray(texts) ? texts : null;
-    if (!list || !list.every((t) => typeof t === 'string')) {
-      throw new WebformersError('feature-extraction takes a string or an array of strings', 'input');
-    }
-    if (!(pooling in POOLINGS)) {
-      throw new WebformersError(`unknown pooling '${pooling}': use 'none', 'mean' or 'cls'`, 'input');
-    }
-    const out = await guarded(() => handle.run(list, POOLINGS[pooling], !!normalize));
-    return new Tensor('float32', out.data, Array.from(out.dims));
-  });
-  pipe.hidden_size = handle.hiddenSize;
-  return pipe;
-}
-
-const isMessages = (x) => Array.isArray(x) && x.length > 0 && x.every((m) => m && typeof m === 'object' && 'role' in m);
-
-function textGeneration(handle, info) {
-  const generateOne = async (input, options) => {
-    const { streamer = null, return_full_text = true, callback_function = null, ...rest } = options;
-    const generation = {};
-    for (const key of ['max_new_tokens', 'do_sample', 'temperature', 'top_k', 'top_p', 'repetition_penalty', 'seed', 'stop']) {
-      if (rest[key] !== undefined && rest[key] !== null) generation[key] = rest[key];
-    }
-    if (typeof generation.stop === 'string') generation.stop = [generation.stop];
-    const onText = (piece) => {
-      if (streamer) streamer.on_finalized_text(piece, false);
-      if (callback_function) callback_function(piece);
-    };
-    const prompt = isMessages(input) ? input.map(({ role, content }) => ({ role: String(role), content: String(content) })) : input;
-    const out = await guarded(() => handle.generate(prompt, JSON.stringify(generation), onText));
-    streamer?.end?.();
-    const stats = {
-      prompt_tokens: out.promptTokens,
-      new_tokens: out.tokenIds.length,
-      stop_reason: out.stopReason,
-      prefill_seconds: out.prefillSeconds,
-      decode_seconds: out.decodeSeconds,
-    };
-    const generated_text = isMessages(input)
-      ? [...input, { role: 'assistant', content: out.text }]
-      : return_full_text
-        ? input + out.text
-        : out.text;
-    return { generated_text, stats };
-  };
-  const pipe = callable(handle, info, async (input, options = {}) => {
-    options ??= {};
-    const single = typeof input === 'string' || isMessages(input);
-    if (single) return [await generateOne(input, options)];
-    if (Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === 'string' || isMessages(x))) {
-      const all = [];
-      for (const one of input) all.push([await generateOne(one, options)]);
-      return all;
-    }
-    throw new WebformersError('text-generation takes a string, a messages array ({role, content}[]), or an array of those', 'input');
-  });
-  // transformers.js code passes `generator.tokenizer` to `new TextStreamer(...)`.
-  pipe.tokenizer = { streamer: TextStreamer };
-  /** The prompt as the model sees it (a chat rendered through the model's template). */
-  pipe.apply_chat_template = (messages) => guarded(() => handle.promptText(messages));
-  return pipe;
+/** The callable over the engine's `TaskPipeline`: any task, one path. */
+function makePipeline(handle, meta) {
+  let info = null;
+  try {
+    info = handle.info();
+  } catch (e) {
+    log.warn(`${meta.task}: the model's info could not be read: ${e?.message ?? e}`);
+  }
+  return callable(
+    { ...meta, info },
+    {
+      async run(...args) {
+        const { input, options, streamer, callback } = callArgs(meta.input, args);
+        const out = await guarded(() => handle.run(input, options, textSink(streamer, callback)));
+        streamer?.end?.();
+        return result(out);
+      },
+      invoke: (method, args) => guarded(() => handle.call(method, args)),
+      free: () => handle.free(),
+    },
+  );
 }

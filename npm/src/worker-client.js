@@ -5,6 +5,7 @@
 import { env } from './env.js';
 import { WebformersError } from './engine.js';
 import { Tensor } from './tensor.js';
+import { callable, callArgs, textSink } from './call.js';
 
 const ENV_KEYS = [
   'remoteHost',
@@ -69,46 +70,24 @@ function channel(worker) {
 /**
  * `pipeline()` in a Web Worker: resolves to a callable like the one `pipeline()` gives, whose
  * work runs in `worker` (a module worker running webformers' worker.js, or a script importing it).
+ * Any task: the call is put in the engine's shape here (call.js), sent, and its result rebuilt.
  */
 export async function workerPipeline(worker, task, model = null, options = {}) {
   const ch = channel(worker);
   const { progress_callback = null, ...rest } = options ?? {};
   const snapshot = Object.fromEntries(ENV_KEYS.map((k) => [k, env[k]]));
   const ready = await ch.request({ type: 'pipeline', task, model, options: rest, env: snapshot }, { onProgress: progress_callback });
-  const { handle, info } = ready;
-  let disposed = false;
-  let queue = Promise.resolve();
-  const pipe = (input, callOptions = {}) => {
-    if (disposed) return Promise.reject(new WebformersError(`this ${info.task} pipeline was disposed`, 'input'));
-    const { streamer = null, callback_function = null, ...plain } = callOptions ?? {};
-    const stream = !!(streamer || callback_function);
-    const onText = (text) => {
-      streamer?.on_finalized_text(text, false);
-      callback_function?.(text);
-    };
-    const result = queue.then(async () => {
-      const reply = await ch.request({ type: 'call', handle, input, options: plain, stream }, { onText });
+  const { handle, info: meta } = ready;
+  return callable(meta, {
+    async run(...args) {
+      const { input, options, streamer, callback } = callArgs(meta.input, args);
+      const onText = textSink(streamer, callback);
+      const reply = await ch.request({ type: 'call', handle, input, options, stream: !!onText }, { onText });
       streamer?.end?.();
       if (reply.tensor) return new Tensor(reply.tensor.type, reply.tensor.data, reply.tensor.dims);
       return reply.value;
-    });
-    queue = result.catch(() => {});
-    return result;
-  };
-  Object.defineProperties(pipe, {
-    task: { value: info.task, enumerable: true },
-    model: { value: info.model, enumerable: true },
-    device: { value: info.device, enumerable: true },
-    adapter: { value: info.adapter, enumerable: true },
-    device_note: { value: info.device_note ?? null, enumerable: true },
-    threads: { value: info.threads ?? null, enumerable: true },
+    },
+    invoke: async (method, args) => (await ch.request({ type: 'method', handle, method, args })).value,
+    free: () => ch.request({ type: 'dispose', handle }),
   });
-  if (info.hidden_size !== undefined) pipe.hidden_size = info.hidden_size;
-  pipe.dispose = async () => {
-    if (disposed) return;
-    disposed = true;
-    await queue;
-    await ch.request({ type: 'dispose', handle });
-  };
-  return pipe;
 }

@@ -12,6 +12,7 @@
 // are not webformers' (they carry `webformers: 1`) are left alone, so a worker can do other work.
 
 import { pipeline, env, Tensor } from './index.js';
+import { describe, invoke } from './call.js';
 
 const pipelines = new Map();
 let nextHandle = 1;
@@ -34,22 +35,11 @@ self.addEventListener('message', async (event) => {
         });
         const handle = nextHandle++;
         pipelines.set(handle, pipe);
-        reply({
-          type: 'ready',
-          handle,
-          info: {
-            task: pipe.task,
-            model: pipe.model,
-            device: pipe.device,
-            adapter: pipe.adapter,
-            device_note: pipe.device_note,
-            threads: pipe.threads,
-            hidden_size: pipe.hidden_size,
-          },
-        });
+        reply({ type: 'ready', handle, info: describe(pipe) });
         break;
       }
       case 'call': {
+        // The main thread sent the call as the engine takes it (worker-client.js: callArgs).
         const pipe = pipelines.get(msg.handle);
         if (!pipe) throw Object.assign(new Error('this pipeline was disposed'), { code: 'input' });
         const options = { ...(msg.options ?? {}) };
@@ -61,6 +51,12 @@ self.addEventListener('message', async (event) => {
         } else {
           reply({ type: 'result', value: result });
         }
+        break;
+      }
+      case 'method': {
+        const pipe = pipelines.get(msg.handle);
+        if (!pipe) throw Object.assign(new Error('this pipeline was disposed'), { code: 'input' });
+        reply({ type: 'result', value: await invoke(pipe, msg.method, msg.args) });
         break;
       }
       case 'dispose': {

@@ -22,9 +22,11 @@ import {
   reference,
   testServer,
 } from './helpers.mjs';
+import { checkGroup, runGroup, taskGroups, tinyTasksReference } from './tasks.mjs';
 
 const ref = reference();
 const texts = ref.inputs.map((i) => i.text);
+const tiny = tinyTasksReference();
 const tinyRef = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'tiny-decoders-reference.json'), 'utf8')).models['tiny-llama'];
 
 let server;
@@ -358,6 +360,98 @@ describe('text-generation in the page (tiny random Llama)', () => {
   }
 });
 
+describe('every tiny task model in the page matches Python (tiny-tasks-reference.json)', () => {
+  /** In the page: runs a group of cases (tasks.mjs's runGroup, sent as source) on `device`. */
+  const inPage = (p, device, group) =>
+    evaluateWithin(
+      p,
+      150,
+      async (source, device, group) => {
+        const { pipeline } = await import('/webformers/index.js');
+        const run = new Function(`return (${source})`)();
+        return run(pipeline, '/fixtures/tiny-tasks/', device, group);
+      },
+      runGroup.toString(),
+      device,
+      group,
+    );
+
+  for (const device of ['wasm', 'webgpu']) {
+    describe(`device '${device}'`, () => {
+      let p = null;
+      after(() => p?.close());
+      for (const group of taskGroups(tiny)) {
+        test(`${group.task} on ${group.model} (${group.cases.length} cases)`, { timeout: 180_000 }, async () => {
+          // One page (one engine) for all; a new one after a panic, which stops an engine for good.
+          p ??= await page();
+          p.problems.length = 0;
+          const outcome = await inPage(p, device, group);
+          const crashed = [outcome, ...(outcome.outputs ?? [])].some((o) => o.error?.startsWith('panic'));
+          const problems = [...p.problems];
+          if (crashed) {
+            await p.close();
+            p = null;
+          }
+          checkGroup(group, outcome, tiny.tolerance);
+          assert.equal(outcome.device, device);
+          assert.deepEqual(problems, []);
+        });
+      }
+    });
+  }
+
+  test("transformers.js's positional call shapes on WebGPU, in the page and in a worker", { timeout: 180_000 }, async () => {
+    const find = (task, model, pred) => {
+      const index = tiny.cases.findIndex((c) => c.task === task && c.model === model && pred(c));
+      return { ...tiny.cases[index], index };
+    };
+    const qa = find('question-answering', 'bert-question-answering', (c) => Object.keys(c.options).length === 0);
+    const zeroShot = find('zero-shot-classification', 'bert-sequence-classification', (c) => c.options.multi_label === true && typeof c.input === 'string');
+    const p = await page();
+    const out = await evaluateWithin(
+      p,
+      150,
+      async (qa, zeroShot) => {
+        const { pipeline, workerPipeline } = await import('/webformers/index.js');
+        const { candidate_labels, ...rest } = zeroShot.options;
+        const worker = new Worker('/webformers/worker.js', { type: 'module' });
+        const settle = (promise) => promise.then((value) => ({ value }), (e) => ({ error: `${e.code}: ${e.message}` }));
+        const results = {};
+        for (const [where, make] of [
+          ['page', (task, model) => pipeline(task, model, { device: 'webgpu' })],
+          ['worker', (task, model) => workerPipeline(worker, task, model, { device: 'webgpu' })],
+        ]) {
+          const answerer = await make('question-answering', '/fixtures/tiny-tasks/bert-question-answering');
+          const classifier = await make('zero-shot-classification', '/fixtures/tiny-tasks/bert-sequence-classification');
+          results[where] = {
+            devices: [answerer.device, classifier.device],
+            qa: await settle(answerer(qa.input.question, qa.input.context)),
+            zeroShot: await settle(classifier(zeroShot.input, candidate_labels, rest)),
+            labels: classifier.labels,
+          };
+          await answerer.dispose();
+          await classifier.dispose();
+        }
+        worker.terminate();
+        return results;
+      },
+      qa,
+      zeroShot,
+    );
+    for (const where of ['page', 'worker']) {
+      const r = out[where];
+      assert.deepEqual(r.devices, ['webgpu', 'webgpu'], where);
+      assert.ok(Array.isArray(r.labels) && r.labels.length === 3, `${where}: labels ${r.labels}`);
+      checkGroup({ task: 'zero-shot-classification', model: `bert (${where})`, cases: [zeroShot] }, { outputs: [r.zeroShot] }, tiny.tolerance);
+    }
+    for (const where of ['page', 'worker']) {
+      checkGroup({ task: 'question-answering', model: `bert (${where})`, cases: [qa] }, { outputs: [out[where].qa] }, tiny.tolerance);
+    }
+    assert.deepEqual(p.problems, []);
+    await p.close();
+  });
+});
+
 describe('the semantic-search demo', () => {
   for (const device of ['auto', 'webgpu']) {
     test(`loads, ranks a known query first, and logs no errors (device ${device})`, { timeout: 240_000 }, async () => {
@@ -421,6 +515,54 @@ describe('the chat demo', () => {
     ]);
     assert.ok(out.pieces > 1, `the reply came in ${out.pieces} piece(s)`);
     assert.match(out.timings, /tokens\/s · stopped by eos/);
+    assert.deepEqual(p.problems, []);
+    await p.close();
+  });
+});
+
+describe('the text-tasks demo', () => {
+  test('runs the five tasks on its text in its worker and draws every result', { timeout: 240_000 }, async () => {
+    const p = await openPage(browser, `${server.url}demos/text-tasks/`);
+    const runs = (n) => p.waitForFunction((n) => document.body.dataset.runs === n || document.body.dataset.state === 'error', { timeout: 200_000 }, n);
+    const read = () =>
+      p.evaluate(() => ({
+        state: document.body.dataset.state,
+        error: document.getElementById('error').textContent,
+        device: document.getElementById('device').dataset.device,
+        tasks: Object.fromEntries(
+          [...document.querySelectorAll('.task')].map((card) => [
+            card.id,
+            {
+              done: card.dataset.done,
+              error: card.querySelector('.error')?.textContent ?? null,
+              rows: [...card.querySelectorAll('.rows li .label')].map((l) => l.textContent),
+              marks: [...card.querySelectorAll('mark')].map((m) => m.textContent),
+              entities: card.querySelectorAll('.ent').length,
+            },
+          ]),
+        ),
+      }));
+    await runs('1');
+    const first = await read();
+    assert.equal(first.state, 'ready', first.error);
+    assert.equal(first.device, 'wasm'); // 'auto' on SwiftShader
+    for (const [task, r] of Object.entries(first.tasks)) assert.equal(r.done, 'ok', `${task}: ${r.error}`);
+    const t = first.tasks;
+    assert.equal(t['text-classification'].rows.length, 3); // top_k null: every label of the tiny model
+    assert.deepEqual([...t['zero-shot-classification'].rows].sort(), ['cooking', 'science', 'sports', 'travel']);
+    assert.equal(t['fill-mask'].rows.length, 5);
+    assert.deepEqual(t['fill-mask'].marks, ['[MASK]']);
+    assert.equal(t['question-answering'].marks.length, 1);
+    assert.ok(t['token-classification'].entities > 0, 'no entity highlighted');
+    // Edited labels, run again.
+    await p.evaluate(() => {
+      document.getElementById('labels').value = 'physics, cooking';
+    });
+    await p.click('#run');
+    await runs('2');
+    const second = await read();
+    assert.equal(second.state, 'ready', second.error);
+    assert.deepEqual([...second.tasks['zero-shot-classification'].rows].sort(), ['cooking', 'physics']);
     assert.deepEqual(p.problems, []);
     await p.close();
   });

@@ -23,6 +23,7 @@ import {
   npmDir,
   reference,
 } from './helpers.mjs';
+import { checkGroup, runGroup, taskGroups, tinyTasksDir, tinyTasksReference } from './tasks.mjs';
 
 const { pipeline, env, Tensor, TextStreamer, WebformersError, cos_sim } = await import(path.join(distDir, 'index.js'));
 
@@ -191,6 +192,44 @@ describe('text-generation from a GGUF file on WASM in Node (SmolLM2-135M-Instruc
       assert.equal(out.stats.new_tokens, prompt.greedy.num_new_tokens);
     });
   }
+});
+
+describe('every tiny task model on WASM in Node matches Python (tiny-tasks-reference.json)', () => {
+  const tiny = tinyTasksReference();
+  for (const group of taskGroups(tiny)) {
+    test(`${group.task} on ${group.model} (${group.cases.length} cases)`, async () => {
+      const outcome = await runGroup(pipeline, `${tinyTasksDir}/`, 'wasm', group);
+      checkGroup(group, outcome, tiny.tolerance);
+    });
+  }
+
+  test("transformers.js's call shapes, the model's facts, and bad calls", async () => {
+    const model = (name) => path.join(tinyTasksDir, name);
+    const classifier = await pipeline('zero-shot-classification', model('bert-sequence-classification'), { device: 'wasm' });
+    const find = (task, m, pred) => {
+      const index = tiny.cases.findIndex((c) => c.task === task && c.model === m && pred(c));
+      return { ...tiny.cases[index], index };
+    };
+    const multi = find('zero-shot-classification', 'bert-sequence-classification', (c) => c.options.multi_label === true && typeof c.input === 'string');
+    const { candidate_labels, ...rest } = multi.options;
+    checkGroup({ task: 'zero-shot-classification', model: 'bert', cases: [multi] }, { outputs: [{ value: await classifier(multi.input, candidate_labels, rest) }] }, tiny.tolerance);
+    assert.deepEqual(classifier.labels, classifier.info.labels);
+    await rejects(classifier('no labels'), /candidate_labels/, 'input');
+    await rejects(classifier('x', ['a'], { no_such_option: 1 }), /no_such_option/, 'input');
+    await classifier.dispose();
+    const sentiment = await pipeline('sentiment-analysis', model('distilbert-sequence-classification'), { device: 'wasm' });
+    assert.equal(sentiment.task, 'text-classification');
+    assert.ok(Array.isArray(sentiment.labels) && sentiment.labels.length > 1);
+    // A key left undefined is absent (the default), not null (which asks for every label).
+    assert.equal((await sentiment('The bridge has seven arches.', { top_k: undefined })).length, 1);
+    await rejects(sentiment(42), /a string, \{text, text_pair\}/, 'input');
+    await rejects(sentiment('x', 'not options'), /options must be an object/, 'input');
+    await sentiment.dispose();
+    const unmasker = await pipeline('fill-mask', model('bert-masked-lm'), { device: 'wasm' });
+    assert.equal(unmasker.mask_token, '[MASK]');
+    await rejects(unmasker('no mask here'), /no mask token/, 'input');
+    await unmasker.dispose();
+  });
 });
 
 describe('bad input rejects with a clear Error', () => {

@@ -237,7 +237,7 @@ fn bad_task_input_gives_one_clear_line() {
     assert_clear_error(&run(&["question-answering", "--model", &qa, "--input", r#"{"question": "Where?"}"#]), "question-answering takes");
     assert_clear_error(&run(&["fill-mask", "--model", &mlm, "No mask in this text."]), "no mask token ([MASK])");
     assert_clear_error(&run(&["text-classification", "--model", &classifier, "--input", "{not json"]), "--input is not valid JSON");
-    assert_clear_error(&run(&["text-classification", "--model", &classifier, "--options", "[1]"]), "--options must be a JSON object");
+    assert_clear_error(&run(&["text-classification", "--model", &classifier, "--options", "[1]", "hi"]), "--options must be a JSON object");
     assert_clear_error(&run(&["text-classification", "--model", &classifier, "--options", r#"{"topk": 2}"#, "hi"]), "unknown field `topk`");
     assert_clear_error(&run(&["text-classification", "--model", &classifier]), "needs an input");
 }

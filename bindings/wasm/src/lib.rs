@@ -13,9 +13,8 @@
 #![cfg(target_arch = "wasm32")]
 
 mod errors;
-mod feature_extraction;
 mod hub;
-mod text_generation;
+mod pipeline;
 
 use std::cell::RefCell;
 
@@ -26,9 +25,8 @@ use webformers::weights::WeightDType;
 use webformers::{Device, DeviceChoice, GpuOptions};
 
 pub use errors::js_error;
-pub use feature_extraction::FeatureExtractionTask;
 pub use hub::{FetchTransport, HubLoaded, JsStore};
-pub use text_generation::TextGenerationTask;
+pub use pipeline::TaskPipeline;
 
 #[wasm_bindgen]
 extern "C" {
@@ -38,6 +36,10 @@ extern "C" {
 
 thread_local! {
     static PANIC_HANDLER: RefCell<Option<js_sys::Function>> = const { RefCell::new(None) };
+    /// The WebGPU device, once one opened: every pipeline of this instance shares it (as the
+    /// native CLI shares one per process), so that its compiled shader pipelines are reused
+    /// instead of compiled again for each model.
+    static GPU: RefCell<Option<Device>> = const { RefCell::new(None) };
 }
 
 #[wasm_bindgen(start)]
@@ -140,8 +142,12 @@ pub fn thread_pool_poison_address() -> usize {
     webformers::cpu::wasm_pool::poison_address()
 }
 
-/// The canonical name of a task and the files its models are made of:
-/// `{task, required: string[], optional: string[]}`. Unknown task: throws.
+/// What the JS side needs to know of a task before loading it:
+/// `{task, defaultModel, input, gguf, required: string[], optional: string[]}`: its canonical
+/// name, the Hub model transformers.js uses when none is given, what its first argument is
+/// (`'text'`, `'text_or_pair'`, `'question_context'`, `'text_with_labels'`, `'text_or_chat'`:
+/// the positional call shapes follow from it), whether it loads from a .gguf file, and the files
+/// its models are made of. Unknown task: throws, listing the tasks.
 ///
 /// These lists are what the tasks' `load` read from a model folder (see core/src/tasks/); the JS
 /// side fetches exactly these before loading.
@@ -151,6 +157,9 @@ pub fn task_files(task: &str) -> Result<JsValue, JsValue> {
     let list = |names: &mut dyn Iterator<Item = &str>| names.map(JsValue::from_str).collect::<Array>();
     let out = Object::new();
     set(&out, "task", &JsValue::from_str(task.name));
+    set(&out, "defaultModel", &JsValue::from_str(task.default_model));
+    set(&out, "input", &pipeline::to_js(&task.input)?);
+    set(&out, "gguf", &JsValue::from_bool(pipeline::loads_gguf(task)));
     set(&out, "required", &list(&mut task.required_files.iter().copied().chain(["model.safetensors"])));
     set(&out, "optional", &list(&mut task.optional_files.iter().copied()));
     Ok(out.into())
@@ -221,7 +230,9 @@ impl EngineDevice {
 }
 
 /// Opens a device: `'webgpu'` (rejects without a usable adapter), `'wasm'`, or `'auto'` (WebGPU
-/// when an adapter opens, else the CPU, with the reason in `note`).
+/// when an adapter opens, else the CPU, with the reason in `note`). The WebGPU device is opened
+/// once per instance and shared (see `GPU`); a disposed pipeline frees its buffers (see
+/// pipeline.rs).
 #[wasm_bindgen(js_name = openDevice)]
 pub async fn open_device(choice: String) -> Result<EngineDevice, JsValue> {
     let choice: DeviceChoice = choice.parse().map_err(js_error)?;
@@ -233,7 +244,18 @@ pub async fn open_device(choice: String) -> Result<EngineDevice, JsValue> {
             _ => Ok(EngineDevice { device: Device::Cpu, note: Some(why) }),
         };
     }
+    match (choice, GPU.with(|g| g.borrow().clone())) {
+        (DeviceChoice::Gpu, Some(device)) => return Ok(EngineDevice { device, note: None }),
+        // `auto` never takes a software adapter (Device::select).
+        (DeviceChoice::Auto, Some(Device::Gpu(gpu))) if !gpu.is_software() => {
+            return Ok(EngineDevice { device: Device::Gpu(gpu), note: None });
+        }
+        _ => {}
+    }
     let (device, note) = Device::select(choice, GpuOptions::default()).await.map_err(js_error)?;
+    if device.is_gpu() {
+        GPU.with(|g| *g.borrow_mut() = Some(device.clone()));
+    }
     Ok(EngineDevice { device, note })
 }
 

@@ -264,6 +264,33 @@ impl HeadView<'_> {
     }
 }
 
+/// Which keys a query sees: `causal` and `window` as `Op::Attention` says.
+#[derive(Clone, Copy)]
+pub(super) struct KeyMask {
+    pub(super) causal: bool,
+    pub(super) window: Option<usize>,
+}
+
+impl KeyMask {
+    /// The range of keys (of k_len) that query i of q_len sees; the queries are the last q_len
+    /// positions of the sequence (bottom-right alignment), so query i sits at key position p.
+    #[inline(always)]
+    fn visible(self, i: usize, q_len: usize, k_len: usize) -> std::ops::Range<usize> {
+        let p = k_len as i64 - q_len as i64 + i as i64;
+        let (mut start, mut end) = (0i64, k_len as i64);
+        if self.causal {
+            end = end.min(p + 1);
+        }
+        if let Some(w) = self.window {
+            let w = i64::try_from(w).unwrap_or(i64::MAX);
+            start = start.max(p.saturating_sub(w));
+            end = end.min(p.saturating_add(w).saturating_add(1));
+        }
+        let end = end.clamp(0, k_len as i64) as usize;
+        (start.clamp(0, k_len as i64) as usize).min(end)..end
+    }
+}
+
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn attention_head<S: Simd>(
@@ -275,7 +302,7 @@ fn attention_head<S: Simd>(
     (h, kv_h, d): (usize, usize, usize),
     hq: usize,
     scale: f32,
-    causal: bool,
+    mask: KeyMask,
     out: SharedOut,
 ) {
     // K of this head transposed to [d, k_pad], zero-padded to whole vectors, so scores for all
@@ -290,12 +317,12 @@ fn attention_head<S: Simd>(
     let mut scores = vec![0f32; k_pad];
     let mut out_row = vec![0f32; d];
     for i in 0..q_len {
-        // Bottom-right causal alignment: the queries are the sequence's last q_len tokens.
-        let visible = if causal { (k_len + i + 1).saturating_sub(q_len) } else { k_len };
-        let span = visible.div_ceil(S::LANES) * S::LANES;
+        let keys = mask.visible(i, q_len, k_len);
+        // Whole vectors of keys around the visible ones.
+        let (first, span) = (keys.start / S::LANES * S::LANES, keys.end.div_ceil(S::LANES) * S::LANES);
         let qi = q.row(q_start + i, h, d);
         // scores[j] = scale * q . k_j: one accumulator register per vector of keys, walking d.
-        for j0 in (0..span).step_by(S::LANES) {
+        for j0 in (first..span).step_by(S::LANES) {
             // SAFETY: kt rows hold k_pad >= span values; scores holds k_pad.
             unsafe {
                 let mut acc = S::zero();
@@ -305,22 +332,23 @@ fn attention_head<S: Simd>(
                 S::store(scores.as_mut_ptr().add(j0), acc);
             }
         }
-        softmax_row::<S>(&mut scores[..visible]);
+        let probs = &mut scores[keys.clone()];
+        softmax_row::<S>(probs);
         // out = sum_j p_j v_j: one accumulator register per vector of head dims, walking keys.
         let mut d0 = 0;
         while d0 + S::LANES <= d {
             // SAFETY: v rows hold d values.
             unsafe {
                 let mut acc = S::zero();
-                for (j, &p) in scores[..visible].iter().enumerate() {
+                for (j, &p) in keys.clone().zip(probs.iter()) {
                     acc = S::fma(S::splat(p), S::load(v.row(k_start + j, kv_h, d).as_ptr().add(d0)), acc);
                 }
                 S::store(out_row.as_mut_ptr().add(d0), acc);
             }
             d0 += S::LANES;
         }
-        for c in d0..d {
-            out_row[c] = scores[..visible].iter().enumerate().map(|(j, &p)| p * v.row(k_start + j, kv_h, d)[c]).sum();
+        for (c, o) in out_row.iter_mut().enumerate().skip(d0) {
+            *o = keys.clone().zip(probs.iter()).map(|(j, &p)| p * v.row(k_start + j, kv_h, d)[c]).sum();
         }
         // SAFETY: each (token, head) row of the output is written by exactly one task.
         let dst = unsafe { std::slice::from_raw_parts_mut(out.at(((q_start + i) * hq + h) * d), d) };
@@ -334,7 +362,7 @@ pub(super) fn attention(
     v: &Input<'_>,
     (q_offsets, kv_offsets): (&[u32], &[u32]),
     scale: f32,
-    causal: bool,
+    mask: KeyMask,
 ) -> Result<Vec<f32>> {
     let [t, hq, d] = [q.layout.dims()[0], q.layout.dims()[1], q.layout.dims()[2]];
     let hkv = k.layout.dims()[1];
@@ -349,7 +377,7 @@ pub(super) fn attention(
         let qr = (q_offsets[s] as usize, (q_offsets[s + 1] - q_offsets[s]) as usize);
         let kr = (kv_offsets[s] as usize, (kv_offsets[s + 1] - kv_offsets[s]) as usize);
         let heads = (h, h / (hq / hkv), d);
-        dispatch!(attention_head(&qv, &kv, &vv, qr, kr, heads, hq, scale, causal, shared))
+        dispatch!(attention_head(&qv, &kv, &vv, qr, kr, heads, hq, scale, mask, shared))
     });
     Ok(out)
 }
@@ -423,6 +451,23 @@ pub(super) fn unpack(x: &[f32], h: usize, offsets: &[u32], max_len: usize) -> Re
         o[..n * h].copy_from_slice(&x[start * h..(start + n) * h]);
     }
     Ok(out)
+}
+
+/// out[row, m] = x[row, min(index[row % R, m], N - 1)] for rows of `n` in x and index [R, m].
+pub(super) fn take_along_last(x: &[f32], index: &[u32], n: usize, m: usize) -> Vec<f32> {
+    let rows = x.len().checked_div(n).unwrap_or(0);
+    let r = index.len().checked_div(m).unwrap_or(0);
+    let mut out = vec![0f32; rows * m];
+    if out.is_empty() || r == 0 {
+        return out;
+    }
+    parallel::for_each_chunk(&mut out, m, |row, o| {
+        let src = &x[row * n..][..n];
+        for (o, &i) in o.iter_mut().zip(&index[(row % r) * m..][..m]) {
+            *o = src[(i as usize).min(n - 1)];
+        }
+    });
+    out
 }
 
 pub(super) fn l2_normalize(x: &[f32], h: usize, eps: f32) -> Vec<f32> {

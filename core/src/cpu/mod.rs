@@ -218,13 +218,13 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             let mask = mask.as_ref().map(|m| input(&step, m, 1));
             CpuStorage::from_f32(kernels::softmax(&input(&step, x, 0), mask.as_ref(), *scale))
         }
-        Op::Attention { q, k, v, q_offsets, kv_offsets, scale, causal } => CpuStorage::from_f32(kernels::attention(
+        Op::Attention { q, k, v, q_offsets, kv_offsets, scale, causal, window } => CpuStorage::from_f32(kernels::attention(
             &input(&step, q, 0),
             &input(&step, k, 1),
             &input(&step, v, 2),
             (input(&step, q_offsets, 3).u32s(), input(&step, kv_offsets, 4).u32s()),
             *scale,
-            *causal,
+            kernels::KeyMask { causal: *causal, window: *window },
         )?),
         Op::Rope { x, positions, inv_freq, interleaved, rotated } => CpuStorage::from_f32(kernels::rope(
             &input(&step, x, 0),
@@ -256,6 +256,12 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             let x = input(&step, x, 0);
             let h = x.layout.dims()[1];
             CpuStorage::from_f32(kernels::unpack(x.f32s(), h, input(&step, seq_offsets, 1).u32s(), *max_len)?)
+        }
+        Op::TakeAlongLast { x, index } => {
+            let (x, index) = (input(&step, x, 0), input(&step, index, 1));
+            let n = x.layout.dims()[x.layout.rank() - 1];
+            let m = index.layout.dims()[1];
+            CpuStorage::from_f32(kernels::take_along_last(x.f32s(), index.u32s(), n, m))
         }
         Op::L2Normalize { x, eps } => {
             let x = input(&step, x, 0);

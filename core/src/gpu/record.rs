@@ -18,6 +18,10 @@ mod quant;
 #[derive(Default)]
 struct Params(Vec<u8>);
 
+/// attention.wgsl's `window` when every key is in range: wider than any sequence a binding
+/// holds, and small enough that the shader's i32 position arithmetic cannot overflow.
+const NO_WINDOW: usize = 1 << 30;
+
 impl Params {
     fn u32(mut self, v: usize) -> Self {
         self.0.extend_from_slice(&(v as u32).to_le_bytes());
@@ -271,7 +275,7 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             let params = Params::default().u32(rows).u32(n).f32(*scale).u32(mask_off).view(&view);
             run.push(kernel, &params.0, inputs_of(1 + mask.is_some() as usize), &output, grid_1d(rows, max_groups))?;
         }
-        Op::Attention { q, k, v, q_offsets, scale, causal, .. } => {
+        Op::Attention { q, k, v, q_offsets, scale, causal, window, .. } => {
             let kernel = Kernel::Attention;
             let [t, hq, d] = [q.dims()[0], q.dims()[1], q.dims()[2]];
             let hkv = k.dims()[1];
@@ -293,7 +297,8 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 .u32(vh)
                 .u32(q_offsets.numel().saturating_sub(1))
                 .f32(*scale)
-                .u32(*causal as usize);
+                .u32(*causal as usize)
+                .u32(window.map_or(NO_WINDOW, |w| w.min(NO_WINDOW)));
             run.push(kernel, &params.0, inputs_of(5), &output, [t as u32, hq as u32, 1])?;
         }
         Op::Rope { x, interleaved, inv_freq, rotated, .. } => {
@@ -331,6 +336,12 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             let h = x.dims()[1];
             let seqs = node.numel / h.max(1);
             let params = Params::default().u32(h).u32(seqs).u32(0).u32(node.numel);
+            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+        }
+        Op::TakeAlongLast { x, index } => {
+            let kernel = Kernel::TakeAlongLast;
+            let (r, n, m) = (index.dims()[0], x.dims()[x.rank() - 1], index.dims()[1]);
+            let params = Params::default().u32(node.numel).u32(r).u32(n).u32(m);
             run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
         Op::Unpack { x, seq_offsets, max_len } => {

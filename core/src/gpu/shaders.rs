@@ -27,6 +27,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("matvec_quant.wgsl", include_str!("../../../shaders/matvec_quant.wgsl")),
     ("matmul_quant.wgsl", include_str!("../../../shaders/matmul_quant.wgsl")),
     ("gather_quant.wgsl", include_str!("../../../shaders/gather_quant.wgsl")),
+    ("take_along.wgsl", include_str!("../../../shaders/take_along.wgsl")),
 ];
 
 /// How a storage buffer's elements are stored.
@@ -118,6 +119,8 @@ pub enum Kernel {
         interleaved: bool,
     },
     Argmax,
+    /// Columns picked per row by a shared index: take_along.wgsl.
+    TakeAlongLast,
     /// Quantized weights, few activation rows (decoding): matvec_quant.wgsl.
     QuantMatvec {
         q: Quant,
@@ -192,6 +195,7 @@ impl Kernel {
             Kernel::Pool(_) | Kernel::Unpack => "pool.wgsl",
             Kernel::Rope { .. } => "rope.wgsl",
             Kernel::Argmax => "argmax.wgsl",
+            Kernel::TakeAlongLast => "take_along.wgsl",
             Kernel::QuantMatvec { .. } => "matvec_quant.wgsl",
             Kernel::QuantMatmul { .. } => "matmul_quant.wgsl",
             Kernel::QuantGather { .. } => "gather_quant.wgsl",
@@ -202,7 +206,7 @@ impl Kernel {
     pub fn inputs(&self) -> usize {
         match self {
             Kernel::Copy { .. } | Kernel::Unary | Kernel::Argmax => 1,
-            Kernel::Gather { .. } | Kernel::Binary | Kernel::Pool(_) | Kernel::Unpack => 2,
+            Kernel::Gather { .. } | Kernel::Binary | Kernel::Pool(_) | Kernel::Unpack | Kernel::TakeAlongLast => 2,
             Kernel::Matmul { io, .. } | Kernel::QuantMatvec { io, .. } | Kernel::QuantMatmul { io, .. } => {
                 2 + io.bias as usize + io.residual as usize
             }
@@ -278,7 +282,7 @@ impl Kernel {
                     flags.push("INTERLEAVED");
                 }
             }
-            Kernel::Argmax => {}
+            Kernel::Argmax | Kernel::TakeAlongLast => {}
             Kernel::QuantMatvec { q, io } | Kernel::QuantMatmul { q, io } => {
                 flags.push(q.flag());
                 io.flags(&mut flags);
@@ -302,7 +306,7 @@ impl Kernel {
 
     /// Every variant, for validation without a GPU.
     pub fn all() -> Vec<Kernel> {
-        let mut all = vec![Kernel::Unary, Kernel::Binary, Kernel::Attention, Kernel::Unpack, Kernel::Argmax];
+        let mut all = vec![Kernel::Unary, Kernel::Binary, Kernel::Attention, Kernel::Unpack, Kernel::Argmax, Kernel::TakeAlongLast];
         all.extend([Kernel::Rope { interleaved: false }, Kernel::Rope { interleaved: true }]);
         for src in [Elem::F32, Elem::F16, Elem::BF16] {
             for dst in [Elem::F32, Elem::F16] {

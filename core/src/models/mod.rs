@@ -10,11 +10,13 @@ use crate::{Error, Result, Tensor};
 pub use heads::{HeadKind, TextHead};
 
 pub mod bert;
+pub mod deberta_v2;
 pub mod distilbert;
 pub mod gguf;
-pub mod heads;
 pub mod gpt2;
+pub mod heads;
 pub mod llama;
+pub mod modernbert;
 pub mod synthetic;
 
 /// A text encoder over packed sequences.
@@ -125,9 +127,10 @@ impl ModelConfig {
             Some(serde_json::Value::Object(map)) => {
                 let mut labels = vec![None; map.len()];
                 for (id, label) in map {
-                    let slot = id.parse::<usize>().ok().and_then(|i| labels.get_mut(i)).ok_or_else(|| {
-                        Error::Config(format!("{name}/config.json: id2label ids must be 0..{}, found `{id}`", map.len()))
-                    })?;
+                    let slot =
+                        id.parse::<usize>().ok().and_then(|i| labels.get_mut(i)).ok_or_else(|| {
+                            Error::Config(format!("{name}/config.json: id2label ids must be 0..{}, found `{id}`", map.len()))
+                        })?;
                     *slot = Some(label.as_str().map(str::to_string).unwrap_or_else(|| label.to_string()));
                 }
                 labels.into_iter().map(|l| l.unwrap_or_default()).collect()
@@ -169,9 +172,21 @@ pub static ARCHITECTURES: &[Architecture] = &[
         decoder: None,
     },
     Architecture {
+        model_types: &["deberta-v2"],
+        text_encoder: Some(|c, vb| Ok(Box::new(deberta_v2::DebertaV2::load(parse(&c.json)?, vb)?))),
+        text_head: Some(deberta_v2::load_head),
+        decoder: None,
+    },
+    Architecture {
         model_types: &["distilbert"],
         text_encoder: Some(|c, vb| Ok(Box::new(distilbert::load(parse(&c.json)?, vb)?))),
         text_head: Some(distilbert::load_head),
+        decoder: None,
+    },
+    Architecture {
+        model_types: &["modernbert"],
+        text_encoder: Some(|c, vb| Ok(Box::new(modernbert::ModernBert::load(parse(&c.json)?, vb)?))),
+        text_head: Some(modernbert::load_head),
         decoder: None,
     },
     Architecture {
@@ -231,9 +246,8 @@ pub fn load_text_model(config: &ModelConfig, vb: &Weights, head: Option<HeadKind
                     kind.class_suffix()
                 )));
             }
-            let load_head = arch.text_head.ok_or_else(|| {
-                Error::Unsupported(format!("model_type `{}` has no task heads here", config.model_type))
-            })?;
+            let load_head =
+                arch.text_head.ok_or_else(|| Error::Unsupported(format!("model_type `{}` has no task heads here", config.model_type)))?;
             Some(load_head(kind, config, vb)?)
         }
     };

@@ -37,16 +37,22 @@ pub static TASKS: &[&TaskInfo] = &[
     &zero_shot_classification::TASK,
 ];
 
-/// What a task takes as its first argument (the front ends' help and type checks read this;
-/// images and audio come with the vision and speech tasks).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a task takes as its first argument (the front ends' help and type checks read this, and
+/// the JS package its positional call shapes, by the snake_case name; images and audio come with
+/// the vision and speech tasks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InputKind {
     /// A string or an array of strings.
     Text,
     /// A string, `{text, text_pair}`, or an array of those.
     TextOrPair,
-    /// `{question, context}` (or an array of those).
+    /// `{question, context}` (or an array of those); transformers.js also takes
+    /// `(question, context, options)`.
     QuestionContext,
+    /// A string or an array of strings, scored against `options.candidate_labels`;
+    /// transformers.js also takes the labels as the second argument: `(texts, labels, options)`.
+    TextWithLabels,
     /// A string or a chat (an array of `{role, content}` messages), or an array of those.
     TextOrChat,
 }

@@ -15,7 +15,7 @@ pub static TASK: TaskInfo = TaskInfo {
     name: "zero-shot-classification",
     aliases: &[],
     default_model: "Xenova/distilbert-base-uncased-mnli",
-    input: InputKind::Text,
+    input: InputKind::TextWithLabels,
     required_files: &["config.json", "tokenizer.json"],
     optional_files: &["tokenizer_config.json"],
     load: |files, device, options| Ok(Box::new(ZeroShotClassification::load(files, device, options)?)),

@@ -1,6 +1,16 @@
 // Type-checked by node.test.mjs (tsc --noEmit): the README's examples, typed.
 import { env, pipeline, workerPipeline, Tensor, TextStreamer, WebformersError, cos_sim } from 'webformers';
-import type { ProgressInfo, Message, FeatureExtractionPipeline } from 'webformers';
+import type {
+  ProgressInfo,
+  Message,
+  FeatureExtractionPipeline,
+  TextClassificationLabel,
+  TokenClassificationToken,
+  TokenClassificationEntity,
+  QuestionAnsweringAnswer,
+  FillMaskCandidate,
+  ZeroShotClassificationOutput,
+} from 'webformers';
 
 export async function embeddings(): Promise<number[][]> {
   env.allowRemoteModels = false;
@@ -45,4 +55,38 @@ export async function inWorker(worker: Worker): Promise<FeatureExtractionPipelin
     if (e instanceof WebformersError) console.log(e.code);
   }
   return extractor;
+}
+
+export async function textTasks(): Promise<string[]> {
+  const out: string[] = [];
+  const sentiment = await pipeline('sentiment-analysis', 'Xenova/distilbert-base-uncased-finetuned-sst-2-english');
+  const [best]: TextClassificationLabel[] = await sentiment('I love it', { top_k: 1 });
+  const all = await sentiment(['a', { text: 'b', text_pair: 'c' }], { top_k: null, function_to_apply: 'sigmoid' });
+  out.push(best.label, String(best.score), String(all.length), sentiment.labels.join());
+
+  const ner = await pipeline('ner', 'Xenova/bert-base-multilingual-cased-ner-hrl');
+  const tokens: TokenClassificationToken[] = await ner('Ada lives in London', { ignore_labels: [] });
+  const entities: TokenClassificationEntity[] = await ner('Ada lives in London', { aggregation_strategy: 'simple' });
+  const many: TokenClassificationEntity[][] = await ner(['a', 'b'], { aggregation_strategy: 'first' });
+  out.push(tokens[0].entity, String(tokens[0].index), entities[0].entity_group, String(entities[0].start), String(many.length));
+
+  const qa = await pipeline('question-answering');
+  const answer = await qa('Where?', 'Here.', { max_answer_len: 4 });
+  const answers = await qa({ question: 'Where?', context: 'Here.' }, { top_k: 2, handle_impossible_answer: true, doc_stride: 32, max_seq_len: 128 });
+  const first: QuestionAnsweringAnswer = Array.isArray(answer) ? answer[0] : answer;
+  out.push(first.answer, String(first.start + first.end), String(Array.isArray(answers)));
+
+  const unmasker = await pipeline('fill-mask', 'Xenova/bert-base-uncased');
+  const filled = await unmasker(`Paris is the ${unmasker.mask_token} of France.`, { top_k: 3, targets: ['capital', 'city'] });
+  const candidates = filled.flat() as FillMaskCandidate[];
+  out.push(candidates[0].token_str, candidates[0].sequence, String(candidates[0].token));
+
+  const classifier = await pipeline('zero-shot-classification', 'Xenova/distilbert-base-uncased-mnli');
+  const z: ZeroShotClassificationOutput = await classifier('The river is low.', ['weather', 'music'], { multi_label: true });
+  const zs: ZeroShotClassificationOutput[] = await classifier(['a', 'b'], { candidate_labels: 'x, y', hypothesis_template: 'It is {}.' });
+  out.push(z.labels[0], String(z.scores[0]), zs[0].sequence);
+
+  const generic = await pipeline('some-future-task' as string, 'org/model');
+  console.log(await generic('anything'), generic.info);
+  return out;
 }

@@ -1,0 +1,128 @@
+// What every pipeline callable shares, in the page and through a worker (worker-client.js): the
+// call's arguments as the engine takes them, and the callable's properties. Nothing here names
+// a task: the engine says what a task's first argument is (`taskFiles(task).input`), and
+// transformers.js's positional call shapes follow from that.
+
+import { WebformersError } from './engine.js';
+import { Tensor } from './tensor.js';
+import { TextStreamer } from './streamer.js';
+
+const isPlainObject = (x) => x !== null && typeof x === 'object' && !Array.isArray(x) && !ArrayBuffer.isView(x);
+const isLabels = (x) => typeof x === 'string' || (Array.isArray(x) && x.every((l) => typeof l === 'string'));
+
+/**
+ * transformers.js's positional call shapes, by input kind, as `[input, options]`:
+ *   question_context: `qa(question, context, options)` → `{question, context}` (arrays of
+ *     questions and contexts pair up);
+ *   text_with_labels: `classifier(texts, candidate_labels, options)` → `options.candidate_labels`.
+ * Every other kind (and the two-argument form of these) is `(input, options)` as it is.
+ */
+const SHAPES = {
+  question_context(args) {
+    const [question, context, options] = args;
+    if (typeof question === 'string' && typeof context === 'string') return [{ question, context }, options];
+    if (Array.isArray(question) && Array.isArray(context) && question.length === context.length && question.every((q) => typeof q === 'string')) {
+      return [question.map((q, i) => ({ question: q, context: context[i] })), options];
+    }
+    return [question, context];
+  },
+  text_with_labels(args) {
+    const [texts, labels, options] = args;
+    if (isLabels(labels)) return [texts, { ...(options ?? {}), candidate_labels: labels }];
+    return [texts, labels];
+  },
+};
+
+/**
+ * A call's arguments as the engine takes them: `{input, options, streamer, callback}`. The
+ * options lose what cannot cross into the engine: `streamer` and `callback_function` (streamed
+ * text goes to them instead) and keys left `undefined` (absent, not null: `top_k: null` means
+ * "every label").
+ */
+export function callArgs(kind, args) {
+  const [input, rawOptions] = (SHAPES[kind] ?? ((a) => [a[0], a[1]]))(args);
+  if (rawOptions !== undefined && rawOptions !== null && !isPlainObject(rawOptions)) {
+    throw new WebformersError(`the call's options must be an object, not ${Array.isArray(rawOptions) ? 'an array' : typeof rawOptions}`, 'input');
+  }
+  const { streamer = null, callback_function = null, ...rest } = rawOptions ?? {};
+  const options = {};
+  for (const [key, value] of Object.entries(rest)) if (value !== undefined) options[key] = value;
+  return { input, options, streamer, callback: callback_function };
+}
+
+/** The function that hands streamed text to the call's streamer and callback_function. */
+export function textSink(streamer, callback) {
+  if (!streamer && !callback) return null;
+  return (piece) => {
+    streamer?.on_finalized_text(piece, false);
+    callback?.(piece);
+  };
+}
+
+/** The engine's result as the call returns it: a tensor becomes a `Tensor`. */
+export function result(out) {
+  if (out && out.data instanceof Float32Array && Array.isArray(out.dims)) return new Tensor('float32', out.data, out.dims);
+  return out;
+}
+
+/**
+ * Makes the callable: calls run one at a time through `run(...args)`; `meta` gives its
+ * properties (`task`, `model`, `device`, `adapter`, `device_note`, `threads`, `input` (the input kind),
+ * and `info`: the engine's facts about the model, also each as a property, as `hidden_size`);
+ * `invoke(method, args)` calls a task's own operation; `free()` runs once on `dispose()`.
+ */
+export function callable(meta, { run, invoke, free }) {
+  let queue = Promise.resolve();
+  let disposed = false;
+  const pipe = (...args) => {
+    if (disposed) return Promise.reject(new WebformersError(`this ${meta.task} pipeline was disposed`, 'input'));
+    const out = queue.then(() => run(...args));
+    queue = out.catch(() => {});
+    return out;
+  };
+  const info = Object.freeze({ ...(meta.info ?? {}) });
+  Object.defineProperties(pipe, {
+    task: { value: meta.task, enumerable: true },
+    model: { value: meta.model, enumerable: true },
+    /** 'webgpu' or 'wasm': where this pipeline runs. */
+    device: { value: meta.device, enumerable: true },
+    /** The adapter or CPU in words. */
+    adapter: { value: meta.adapter, enumerable: true },
+    /** Why device 'auto' ended up on WASM (null otherwise). */
+    device_note: { value: meta.device_note ?? null, enumerable: true },
+    /** CPU threads of a 'wasm' pipeline (null on WebGPU). */
+    threads: { value: meta.threads ?? null, enumerable: true },
+    /** Facts about the loaded model (hidden_size, labels, mask_token, ...). */
+    info: { value: info, enumerable: true },
+  });
+  for (const [key, value] of Object.entries(info)) {
+    if (!(key in pipe)) Object.defineProperty(pipe, key, { value, enumerable: true });
+  }
+  if (meta.input === 'text_or_chat') {
+    // transformers.js code passes `generator.tokenizer` to `new TextStreamer(...)`.
+    pipe.tokenizer = { streamer: TextStreamer };
+    /** The prompt as the model sees it (a chat rendered through the model's template). */
+    pipe.apply_chat_template = (messages) =>
+      disposed ? Promise.reject(new WebformersError(`this ${meta.task} pipeline was disposed`, 'input')) : invoke('apply_chat_template', messages);
+  }
+  metas.set(pipe, { meta: { ...meta, info }, invoke });
+  pipe.dispose = async () => {
+    if (disposed) return;
+    disposed = true;
+    await queue;
+    await free();
+  };
+  return pipe;
+}
+
+const metas = new WeakMap();
+
+/** What a worker sends back about a pipeline it made (see worker.js): the `meta` it was made with. */
+export function describe(pipe) {
+  return metas.get(pipe).meta;
+}
+
+/** A task's own operation on a pipeline (for worker.js: the main thread asked for it). */
+export function invoke(pipe, method, args) {
+  return metas.get(pipe).invoke(method, args);
+}
