@@ -126,28 +126,45 @@ enum Command {
         /// text-generation prompt: the words joined).
         texts: Vec<String>,
     },
-    /// Measure throughput and latency of feature-extraction on a corpus.
+    /// Measure a task. feature-extraction and text-generation have their own workloads (a
+    /// corpus's throughput and one sentence's latency; prefill and decode speed). Any task:
+    /// `--input JSON [--options JSON]` times one call (median latency of `--reps` calls after
+    /// warm-up calls), and `--corpus FILE --batch N` times passes over the corpus's sentences, the
+    /// input of each call an array of `N` of them (sentences/s, median of `--reps` passes after
+    /// one warm-up pass); both may be given.
     Bench {
         task: String,
         #[command(flatten)]
         model: ModelArgs,
-        /// feature-extraction: a JSON file {"sentences": [...], "single": "..."}.
-        #[arg(long, default_value = "bench/corpus.json")]
-        corpus: String,
+        /// A JSON file {"sentences": [...], "single": "..."} (feature-extraction: default
+        /// bench/corpus.json).
+        #[arg(long)]
+        corpus: Option<String>,
+        /// Any task but feature-extraction and text-generation: the call's first argument, as
+        /// `webformers run --input` takes it.
+        #[arg(long)]
+        input: Option<String>,
+        /// Any task but feature-extraction and text-generation: the call's second argument.
+        #[arg(long)]
+        options: Option<String>,
         /// text-generation: prompt tokens for the prefill measurement.
         #[arg(long, default_value_t = 128)]
         prompt_tokens: usize,
         /// text-generation: decoded tokens per measurement.
         #[arg(long, default_value_t = 64)]
         decode_tokens: usize,
+        /// Sentences per call over the corpus.
         #[arg(long, default_value_t = 32)]
         batch: usize,
-        /// Timed passes over the corpus (after one warm-up).
+        /// Timed passes over the corpus (after one warm-up); with --input, timed calls.
         #[arg(long, default_value_t = 5)]
         reps: usize,
-        /// Timed single-sentence calls.
+        /// feature-extraction: timed single-sentence calls.
         #[arg(long, default_value_t = 50)]
         latency_runs: usize,
+        /// Untimed calls before the timed ones (--input).
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
     },
 }
 
@@ -389,15 +406,119 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Run { task, model, input, options, json, flags, texts } => {
             run_task(&task, &model, input.as_deref(), options.as_deref(), json, &flags, &texts).await
         }
-        Command::Bench { task, model, corpus, prompt_tokens, decode_tokens, batch, reps, latency_runs } => match tasks::task(&task)?.name {
-            "feature-extraction" => {
-                let pipe = open(&model).await?;
-                bench(&pipe, &corpus, batch, reps, latency_runs).await
+        Command::Bench { task, model, corpus, input, options, prompt_tokens, decode_tokens, batch, reps, latency_runs, warmup } => {
+            let task = tasks::task(&task)?;
+            let own_workload = std::ptr::eq(task, &feature_extraction::TASK) || std::ptr::eq(task, &text_generation::TASK);
+            if own_workload && (input.is_some() || options.is_some()) {
+                return Err(webformers::Error::Input(format!("{}'s benchmark has its own workload: no --input or --options", task.name)));
             }
-            "text-generation" => bench_generation(&model, prompt_tokens, decode_tokens, reps).await,
-            other => Err(webformers::Error::Unsupported(format!("no benchmark for {other} yet"))),
-        },
+            if std::ptr::eq(task, &feature_extraction::TASK) {
+                let pipe = open(&model).await?;
+                bench(&pipe, corpus.as_deref().unwrap_or("bench/corpus.json"), batch, reps, latency_runs).await
+            } else if std::ptr::eq(task, &text_generation::TASK) {
+                bench_generation(&model, prompt_tokens, decode_tokens, reps).await
+            } else {
+                let spec =
+                    TaskBench { input: input.as_deref(), options: options.as_deref(), corpus: corpus.as_deref(), batch, reps, warmup };
+                bench_task(task, &model, &spec).await
+            }
+        }
     }
+}
+
+/// What `webformers bench TASK` measures for a task without a workload of its own.
+struct TaskBench<'a> {
+    input: Option<&'a str>,
+    options: Option<&'a str>,
+    corpus: Option<&'a str>,
+    batch: usize,
+    reps: usize,
+    warmup: usize,
+}
+
+/// Any task through `Pipeline::run`: the latency of one call on `--input`, and the throughput of
+/// calls on batches of `--corpus` sentences. Prints one JSON line.
+async fn bench_task(task: &'static TaskInfo, args: &ModelArgs, spec: &TaskBench<'_>) -> Result<()> {
+    use serde_json::{Value, json};
+    if spec.input.is_none() && spec.corpus.is_none() {
+        return Err(webformers::Error::Input(format!(
+            "the {} benchmark needs --input JSON (latency of one call), --corpus FILE (throughput), or both",
+            task.name
+        )));
+    }
+    if spec.reps == 0 || spec.batch == 0 {
+        return Err(webformers::Error::Input("--reps and --batch must be positive".into()));
+    }
+    // Everything given is checked before the model loads.
+    let input = spec.input.map(|i| parse_json("--input", i)).transpose()?;
+    let options = match spec.options.map(|o| parse_json("--options", o)).transpose()? {
+        None => Value::Object(Default::default()),
+        Some(o @ Value::Object(_)) => o,
+        Some(other) => return Err(webformers::Error::Input(format!("--options must be a JSON object, not {other}"))),
+    };
+    let sentences: Vec<Value> = match spec.corpus {
+        None => Vec::new(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| webformers::Error::Input(format!("{path}: {e}")))?;
+            let corpus: Value = serde_json::from_str(&text).map_err(|e| webformers::Error::Input(format!("{path}: {e}")))?;
+            let sentences: Vec<Value> = corpus["sentences"].as_array().into_iter().flatten().filter(|v| v.is_string()).cloned().collect();
+            if sentences.is_empty() {
+                return Err(webformers::Error::Input(format!("{path}: no \"sentences\" (an array of strings)")));
+            }
+            sentences
+        }
+    };
+    let started = Instant::now();
+    let pipe = open_pipeline(args, task).await?;
+    let load_s = started.elapsed().as_secs_f64();
+    let mut result = json!({
+        "task": task.name,
+        "model": args.model,
+        "device": pipe.device().describe(),
+        "threads": webformers::cpu::threads(),
+        "load_s": (load_s * 100.0).round() / 100.0,
+    });
+    let (pipe, options) = (&pipe, &options);
+    let call = |input: Value| async move { pipe.run(&input, options, &mut |_| {}).await };
+    if !sentences.is_empty() {
+        let batches: Vec<Value> = sentences.chunks(spec.batch).map(|c| Value::Array(c.to_vec())).collect();
+        let pass = || async {
+            for b in &batches {
+                call(b.clone()).await?;
+            }
+            Ok::<(), webformers::Error>(())
+        };
+        pass().await?; // warm-up: weights packed, buffers pooled, GPU pipelines compiled
+        let mut rates = Vec::new();
+        for _ in 0..spec.reps {
+            let t = Instant::now();
+            pass().await?;
+            rates.push(sentences.len() as f64 / t.elapsed().as_secs_f64());
+        }
+        result["sentences"] = sentences.len().into();
+        result["batch"] = spec.batch.into();
+        result["passes"] = spec.reps.into();
+        result["sentences_per_s"] = ((median(rates) * 10.0).round() / 10.0).into();
+    }
+    if let Some(input) = input {
+        let mut output = Value::Null;
+        for _ in 0..spec.warmup.max(1) {
+            output = call(input.clone()).await?.to_json();
+        }
+        let mut latencies = Vec::new();
+        for _ in 0..spec.reps {
+            let t = Instant::now();
+            call(input.clone()).await?;
+            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let min = latencies.iter().copied().fold(f64::INFINITY, f64::min);
+        result["calls"] = spec.reps.into();
+        result["latency_ms"] = ((median(latencies) * 100.0).round() / 100.0).into();
+        result["latency_ms_min"] = ((min * 100.0).round() / 100.0).into();
+        result["output"] = output;
+    }
+    println!("{result}");
+    Ok(())
 }
 
 /// Prefill and decode speed of a decoder: a GGUF file, a model folder, or

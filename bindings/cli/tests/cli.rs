@@ -263,3 +263,51 @@ fn auto_device_skips_software_adapters() {
         assert!(stderr(&auto).contains("device: gpu"), "{}", stderr(&auto));
     }
 }
+
+/// `webformers bench TASK` for a task without a workload of its own: `--input` times one call
+/// (and shows its result), `--corpus` with `--batch` times calls on batches of the corpus.
+#[test]
+fn any_task_benchmarks_through_one_call_shape() {
+    let classifier = tiny_task_model("bert-sequence-classification");
+    let corpus = webformers_tests::repo_root().join("bench/corpus.json");
+    let out = webformers(&[
+        "bench",
+        "text-classification",
+        "--model",
+        &classifier,
+        "--device",
+        "cpu",
+        "--input",
+        r#"["a", "b"]"#,
+        "--options",
+        r#"{"top_k": null}"#,
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--batch",
+        "16",
+        "--reps",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(got["task"], "text-classification");
+    assert!(got["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{got}");
+    assert!(got["sentences_per_s"].as_f64().is_some_and(|r| r > 0.0), "{got}");
+    assert_eq!((got["sentences"].as_u64(), got["batch"].as_u64(), got["calls"].as_u64()), (Some(64), Some(16), Some(2)), "{got}");
+    // top_k null: every label of each of the two texts.
+    assert_eq!(
+        got["output"].as_array().map(|a| a.iter().map(|r| r.as_array().map(Vec::len)).collect()),
+        Some(vec![Some(3), Some(3)]),
+        "{got}"
+    );
+
+    let bench = |args: &[&str]| webformers(&[&["bench"], args, &["--device", "cpu"]].concat());
+    assert_clear_error(&bench(&["text-classification", "--model", &classifier]), "needs --input JSON");
+    assert_clear_error(&bench(&["text-classification", "--model", &classifier, "--input", "{not json"]), "--input is not valid JSON");
+    assert_clear_error(
+        &bench(&["text-classification", "--model", &classifier, "--input", "\"a\"", "--options", "[1]"]),
+        "--options must be a JSON object",
+    );
+    assert_clear_error(&bench(&["text-classification", "--model", &classifier, "--input", "\"a\"", "--reps", "0"]), "must be positive");
+    assert_clear_error(&bench(&["feature-extraction", "--model", &classifier, "--input", "\"a\""]), "its own workload");
+}
