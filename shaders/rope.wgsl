@@ -42,9 +42,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let a = slot;
         let b = slot + p.half;
 #endif
+        // The angle as PyTorch forms it in f32, then brought into [-pi, pi]: WGSL's sin and cos
+        // are only accurate there (2^-11 absolute), and positions times frequencies reach far
+        // beyond it.
         let angle = f32(positions[t]) * inv_freq[slot];
-        let c = cos(angle);
-        let s = sin(angle);
+        // 2 pi in two parts (Cody-Waite): k * 6.28125 is exact in f32, so large angles lose
+        // nothing to the reduction itself.
+        let k = round(angle * 0.15915494);
+        let reduced = (angle - k * 6.28125) - k * 0.0019353072;
+        let c = cos(reduced);
+        let s = sin(reduced);
         let xa = x[src + a];
         let xb = x[src + b];
         if h < p.rotated {

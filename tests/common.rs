@@ -181,7 +181,8 @@ pub fn task_cases() -> (Vec<serde_json::Value>, f64) {
     let mut cases = reference["cases"].as_array().expect("cases").clone();
     for case in &mut cases {
         if case["task"] == "text-classification" && case["input"].is_array() && case["options"]["top_k"] == 1 {
-            let flat: Vec<serde_json::Value> = case["output"].as_array().into_iter().flatten().flat_map(|o| o.as_array().cloned().unwrap_or_default()).collect();
+            let flat: Vec<serde_json::Value> =
+                case["output"].as_array().into_iter().flatten().flat_map(|o| o.as_array().cloned().unwrap_or_default()).collect();
             case["output"] = serde_json::Value::Array(flat);
         }
     }

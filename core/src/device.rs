@@ -74,7 +74,10 @@ impl Device {
             DeviceChoice::Auto => match GpuContext::new(options).await {
                 Ok(gpu) if gpu.is_software() => Ok((
                     Device::Cpu,
-                    Some(format!("the only GPU adapter, {}, is a software one, slower than the CPU backend (--device gpu uses it anyway)", gpu.adapter_name())),
+                    Some(format!(
+                        "the only GPU adapter, {}, is a software one, slower than the CPU backend (--device gpu uses it anyway)",
+                        gpu.adapter_name()
+                    )),
                 )),
                 Ok(gpu) => Ok((Device::Gpu(gpu), None)),
                 Err(e) => Ok((Device::Cpu, Some(e.to_string()))),

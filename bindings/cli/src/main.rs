@@ -334,7 +334,9 @@ async fn open_pipeline(args: &ModelArgs, task: &'static TaskInfo) -> Result<Box<
 fn call_input(task: &TaskInfo, input: Option<&str>, texts: &[String], chat: bool) -> Result<serde_json::Value> {
     use serde_json::{Value, json};
     let value = match (input, texts) {
-        (Some(_), [_, ..]) => return Err(webformers::Error::Input("give the input either with --input or as TEXT arguments, not both".into())),
+        (Some(_), [_, ..]) => {
+            return Err(webformers::Error::Input("give the input either with --input or as TEXT arguments, not both".into()));
+        }
         (Some(json), []) => parse_json("--input", json)?,
         (None, []) => return Err(webformers::Error::Input(format!("{} needs an input: TEXT arguments or --input JSON", task.name))),
         (None, texts) if task.input == InputKind::TextOrChat => Value::String(texts.join(" ")),
@@ -353,7 +355,15 @@ fn parse_json(flag: &str, text: &str) -> Result<serde_json::Value> {
 
 /// `webformers run`: one path for every task. With `--json`, stdout holds exactly the value the
 /// JS pipeline resolves to; without, a readable rendering (text-generation streams its text).
-async fn run_task(task: &str, model: &ModelArgs, input: Option<&str>, options: Option<&str>, json: bool, flags: &OptionFlags, texts: &[String]) -> Result<()> {
+async fn run_task(
+    task: &str,
+    model: &ModelArgs,
+    input: Option<&str>,
+    options: Option<&str>,
+    json: bool,
+    flags: &OptionFlags,
+    texts: &[String],
+) -> Result<()> {
     use std::io::Write;
     let task = tasks::task(task)?;
     // Everything about the call is checked before the model loads.

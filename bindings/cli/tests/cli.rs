@@ -202,14 +202,30 @@ fn every_task_speaks_one_shape_with_json_input_and_options() {
     // alias names the same task.
     let case = cases
         .iter()
-        .find(|c| c["task"] == "text-classification" && c["model"] == "bert-sequence-classification" && c["input"].is_string() && c["options"] == serde_json::json!({}))
+        .find(|c| {
+            c["task"] == "text-classification"
+                && c["model"] == "bert-sequence-classification"
+                && c["input"].is_string()
+                && c["options"] == serde_json::json!({})
+        })
         .expect("a plain text-classification case");
     let model = tiny_task_model("bert-sequence-classification");
     let out = webformers(&["run", "sentiment-analysis", "--model", &model, "--device", "cpu", "--json", case["input"].as_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(webformers_tests::json_differences(&got, &case["output"], tolerance).is_empty(), "{got} vs {}", case["output"]);
-    let out = webformers(&["run", "text-classification", "--model", &model, "--device", "cpu", "--top-k", "2", "--json", "The bridge has seven arches."]);
+    let out = webformers(&[
+        "run",
+        "text-classification",
+        "--model",
+        &model,
+        "--device",
+        "cpu",
+        "--top-k",
+        "2",
+        "--json",
+        "The bridge has seven arches.",
+    ]);
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got.as_array().map(Vec::len), Some(2), "--top-k 2 gives two labels: {got}");
     // Without --json: a readable rendering that names the label.

@@ -204,7 +204,11 @@ impl EncoderModel for Bert {
 
 /// Checkpoints saved from a task model (BertForMaskedLM, ...) prefix the encoder's weights.
 fn encoder_weights(vb: &Weights) -> Weights {
-    ["bert", "roberta", "model"].iter().map(|p| vb.pp(p)).find(|v| v.contains("embeddings.word_embeddings.weight")).unwrap_or_else(|| vb.clone())
+    ["bert", "roberta", "model"]
+        .iter()
+        .map(|p| vb.pp(p))
+        .find(|v| v.contains("embeddings.word_embeddings.weight"))
+        .unwrap_or_else(|| vb.clone())
 }
 
 /// The heads of `BertFor*`, `RobertaFor*` and `XLMRobertaFor*`, by their transformers names.
@@ -246,7 +250,10 @@ pub fn load_head(kind: HeadKind, config: &ModelConfig, vb: &Weights) -> Result<T
             TextHead {
                 kind,
                 pooling: PoolMode::Cls,
-                transform: vec![HeadStep::Dense(Linear::load(&p.pp(dense), h, h, true)?, act), HeadStep::Norm(LayerNorm::load(&p.pp(norm), h, eps)?)],
+                transform: vec![
+                    HeadStep::Dense(Linear::load(&p.pp(dense), h, h, true)?, act),
+                    HeadStep::Norm(LayerNorm::load(&p.pp(norm), h, eps)?),
+                ],
                 output: heads::tied_decoder(&root, &p.full_name("decoder"), &embeddings, &bias, c.vocab_size, h)?,
             }
         }

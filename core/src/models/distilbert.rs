@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
+use super::ModelConfig;
 use super::bert::{Bert, BertConfig, Embeddings, Layer};
 use super::heads::{self, HeadKind, HeadStep, TextHead};
-use super::ModelConfig;
 use crate::nn::{self, LayerNorm, Linear};
 use crate::ops::{Activation, PoolMode, UnaryOp};
 use crate::weights::Weights;

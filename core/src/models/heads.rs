@@ -103,7 +103,10 @@ pub fn tied_decoder(vb: &Weights, decoder: &str, embeddings: &str, bias: &str, v
     } else if vb.contains(embeddings) {
         vb.get(embeddings, &[vocab, hidden])?
     } else {
-        return Err(Error::Weight { name: vb.full_name(&name), msg: format!("missing, and so is the tied `{}`", vb.full_name(embeddings)) });
+        return Err(Error::Weight {
+            name: vb.full_name(&name),
+            msg: format!("missing, and so is the tied `{}`", vb.full_name(embeddings)),
+        });
     };
     let bias = if vb.contains(bias) { Some(vb.get_f32(bias, &[vocab])?) } else { None };
     Ok(Linear { weight, bias })

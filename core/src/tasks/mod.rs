@@ -86,17 +86,14 @@ impl TaskInfo {
     pub fn options<T: DeserializeOwned + Default>(&self, options: &Value) -> Result<T> {
         match options {
             Value::Null => Ok(T::default()),
-            Value::Object(_) => {
-                serde_json::from_value(options.clone()).map_err(|e| Error::Input(format!("{} options: {e}", self.name)))
-            }
+            Value::Object(_) => serde_json::from_value(options.clone()).map_err(|e| Error::Input(format!("{} options: {e}", self.name))),
             other => Err(Error::Input(format!("{} options must be an object, not {}", self.name, json_kind(other)))),
         }
     }
 
     /// `input` as the task's typed input; `expected` says in words what it takes.
     pub fn input<T: DeserializeOwned>(&self, input: &Value, expected: &str) -> Result<T> {
-        serde_json::from_value(input.clone())
-            .map_err(|_| Error::Input(format!("{} takes {expected}, not {}", self.name, json_kind(input))))
+        serde_json::from_value(input.clone()).map_err(|_| Error::Input(format!("{} takes {expected}, not {}", self.name, json_kind(input))))
     }
 }
 

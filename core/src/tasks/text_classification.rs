@@ -134,7 +134,9 @@ impl Pipeline for TextClassification {
                 (false, None) if single_text => Value::Array(results),
                 (false, _) => results.into_iter().next().unwrap_or(Value::Null),
                 // Several texts with top_k 1: one object each, flat, as transformers.js returns.
-                (true, Some(Some(1))) => Value::Array(results.into_iter().flat_map(|r| r.as_array().cloned().unwrap_or_default()).collect()),
+                (true, Some(Some(1))) => {
+                    Value::Array(results.into_iter().flat_map(|r| r.as_array().cloned().unwrap_or_default()).collect())
+                }
                 (true, _) => Value::Array(results),
             }))
         })
