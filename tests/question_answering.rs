@@ -13,7 +13,7 @@ use webformers_tests::{devices, json_differences, repo_root, task_cases};
 const TASK: &str = "question-answering";
 
 fn run(pipe: &dyn Pipeline, input: &Value, options: &Value) -> webformers::Result<Value> {
-    match pollster::block_on(pipe.run(input, options, &mut |_| {}))? {
+    match pollster::block_on(pipe.run_json(input, options, &mut |_| {}))? {
         Output::Json(v) => Ok(v),
         other => panic!("question-answering returned a tensor: {other:?}"),
     }

@@ -34,7 +34,7 @@ fn every_task_matches_python_transformers_on_every_architecture() {
             }
             let pipe = &pipelines[&key];
             let label = format!("{device:?} {task} {model} {} {}", case["input"], case["options"]);
-            match pollster::block_on(pipe.run(&case["input"], &case["options"], &mut |_| {})) {
+            match pollster::block_on(pipe.run_json(&case["input"], &case["options"], &mut |_| {})) {
                 Ok(out) => {
                     let diffs = json_differences(&out.to_json(), &case["output"], tolerance);
                     if !diffs.is_empty() {

@@ -39,7 +39,7 @@ fn token_classification_matches_transformers() {
                 Err(e) => panic!("{device:?} {model}: {e}"),
             };
             for case in cases.iter().filter(|c| c["model"] == *model) {
-                let got = pollster::block_on(pipe.run(&case["input"], &case["options"], &mut |_| {}));
+                let got = pollster::block_on(pipe.run_json(&case["input"], &case["options"], &mut |_| {}));
                 let label =
                     format!("{device:?} {model} {} {}", case["input"].to_string().chars().take(50).collect::<String>(), case["options"]);
                 match got {
@@ -69,7 +69,7 @@ fn token_classification_rejects_bad_input() {
     let dir = model_dir("bert-token-classification");
     let pipe = tasks::load("ner", &DirFiles::open(&dir).unwrap(), &webformers::Device::Cpu, &LoadOptions::default()).unwrap();
     let text = Value::from("The baker sells bread.");
-    let run = |input: &Value, options: Value| pollster::block_on(pipe.run(input, &options, &mut |_| {}));
+    let run = |input: &Value, options: Value| pollster::block_on(pipe.run_json(input, &options, &mut |_| {}));
 
     match run(&text, serde_json::json!({ "aggregation_strategy": "longest" })) {
         Err(Error::Input(m)) => assert!(m.contains("longest") && m.contains("\"average\""), "{m}"),

@@ -29,6 +29,7 @@ pub mod chat;
 pub mod files;
 pub mod gguf_tokenizer;
 pub mod hub;
+pub mod image;
 pub mod models;
 pub mod nn;
 pub mod sampling;

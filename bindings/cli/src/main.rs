@@ -379,7 +379,7 @@ async fn run_task(
     let mut stdout = std::io::stdout();
     let streams = task.input == InputKind::TextOrChat && !json;
     let out = pipe
-        .run(&input, &call_options, &mut |piece| {
+        .run_json(&input, &call_options, &mut |piece| {
             if streams {
                 // A closed pipe must not abort generation with a panic.
                 let _ = write!(stdout, "{piece}");
@@ -489,7 +489,7 @@ async fn bench_task(task: &'static TaskInfo, args: &ModelArgs, spec: &TaskBench<
         "load_s": (load_s * 100.0).round() / 100.0,
     });
     let (pipe, options) = (&pipe, &options);
-    let call = |input: Value| async move { pipe.run(&input, options, &mut |_| {}).await };
+    let call = |input: Value| async move { pipe.run_json(&input, options, &mut |_| {}).await };
     if !sentences.is_empty() {
         let batches: Vec<Value> = sentences.chunks(spec.batch).map(|c| Value::Array(c.to_vec())).collect();
         let pass = || async {

@@ -184,7 +184,7 @@ impl TaskPipeline {
                     sink.borrow_mut().get_or_insert(e);
                 }
             };
-            let out = inner.get().run(&input, &options, &mut on_text).await.map_err(js_error)?;
+            let out = inner.get().run_json(&input, &options, &mut on_text).await.map_err(js_error)?;
             if let Some(e) = thrown.borrow_mut().take() {
                 return Err(e);
             }

@@ -161,6 +161,48 @@ pub struct Architecture {
     pub text_head: Option<fn(HeadKind, &ModelConfig, &Weights) -> Result<TextHead>>,
     /// A causal language model (text-generation).
     pub decoder: Option<fn(&ModelConfig, &Weights) -> Result<Box<dyn DecoderModel>>>,
+    /// A vision model (pixels to hidden states, pooled embeddings, or its head's outputs).
+    pub vision: Option<fn(&ModelConfig, &Weights, VisionHead) -> Result<Box<dyn VisionModel>>>,
+}
+
+impl Architecture {
+    /// An architecture with no entry points: entries fill theirs and take the rest from here
+    /// (`..Architecture::NONE`), so that adding an entry point touches no other entry.
+    pub const NONE: Architecture = Architecture { model_types: &[], text_encoder: None, text_head: None, decoder: None, vision: None };
+}
+
+/// The head a vision task needs on top of the backbone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VisionHead {
+    /// The backbone alone (image-feature-extraction).
+    None,
+    /// `*ForImageClassification`.
+    ImageClassification,
+    /// `*ForObjectDetection`.
+    ObjectDetection,
+}
+
+/// What a vision model computes, named as transformers' output fields; a model fills the ones
+/// its head has. Nothing runs until a tensor is read.
+#[derive(Default)]
+pub struct VisionOutput {
+    /// [N, tokens, hidden] (ViT, DINOv2, CLIP, SigLIP: the class token first); ConvNeXt's last
+    /// stage [N, C, h, w].
+    pub last_hidden_state: Option<Tensor>,
+    /// [N, dim]: what transformers.js's image-feature-extraction returns with `pool: true`
+    /// (the pooler output, or CLIP's and SigLIP's projected image embedding).
+    pub pooled: Option<Tensor>,
+    /// Classifier logits [N, labels]; DETR's [N, queries, labels + 1].
+    pub logits: Option<Tensor>,
+    /// DETR's boxes [N, queries, 4] as (center x, center y, width, height) in [0, 1].
+    pub pred_boxes: Option<Tensor>,
+}
+
+/// A vision model over a batch of images of one size.
+pub trait VisionModel {
+    /// `pixel_values` [N, 3, H, W] as the image processor made them; `pixel_mask` [N, H, W]
+    /// (1 on real pixels, 0 on padding) for models whose processor pads (DETR).
+    fn forward(&self, pixel_values: &Tensor, pixel_mask: Option<&Tensor>) -> Result<VisionOutput>;
 }
 
 /// Every architecture, by `model_type`. Adding one: its file, and an entry here.
@@ -169,37 +211,35 @@ pub static ARCHITECTURES: &[Architecture] = &[
         model_types: &["bert", "roberta", "xlm-roberta"],
         text_encoder: Some(|c, vb| Ok(Box::new(bert::Bert::load(parse(&c.json)?, vb)?))),
         text_head: Some(bert::load_head),
-        decoder: None,
+        ..Architecture::NONE
     },
     Architecture {
         model_types: &["deberta-v2"],
         text_encoder: Some(|c, vb| Ok(Box::new(deberta_v2::DebertaV2::load(parse(&c.json)?, vb)?))),
         text_head: Some(deberta_v2::load_head),
-        decoder: None,
+        ..Architecture::NONE
     },
     Architecture {
         model_types: &["distilbert"],
         text_encoder: Some(|c, vb| Ok(Box::new(distilbert::load(parse(&c.json)?, vb)?))),
         text_head: Some(distilbert::load_head),
-        decoder: None,
+        ..Architecture::NONE
     },
     Architecture {
         model_types: &["modernbert"],
         text_encoder: Some(|c, vb| Ok(Box::new(modernbert::ModernBert::load(parse(&c.json)?, vb)?))),
         text_head: Some(modernbert::load_head),
-        decoder: None,
+        ..Architecture::NONE
     },
     Architecture {
         model_types: &["llama", "mistral", "qwen2"],
-        text_encoder: None,
-        text_head: None,
         decoder: Some(|c, vb| Ok(Box::new(llama::Llama::load(parse(&c.json)?, vb, false)?))),
+        ..Architecture::NONE
     },
     Architecture {
         model_types: &["gpt2"],
-        text_encoder: None,
-        text_head: None,
         decoder: Some(|c, vb| Ok(Box::new(gpt2::Gpt2::load(parse(&c.json)?, vb)?))),
+        ..Architecture::NONE
     },
 ];
 
@@ -220,6 +260,12 @@ pub fn architecture(config: &ModelConfig, what: &str, has: impl Fn(&Architecture
             model_types_with(has)
         ))),
     }
+}
+
+/// A vision model with the head `head`, which must be what the checkpoint was saved with.
+pub fn load_vision_model(config: &ModelConfig, vb: &Weights, head: VisionHead) -> Result<Box<dyn VisionModel>> {
+    let arch = architecture(config, "vision model", |a| a.vision.is_some())?;
+    (arch.vision.expect("checked"))(config, vb, head)
 }
 
 /// A decoder from a config.json (Hugging Face safetensors folders).

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::text_encoder::{MAX_BATCH, TextEncoderTask};
-use super::{InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo};
+use super::{Input, InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo};
 use crate::files::ModelFiles;
 use crate::tokenizer::{Batch, Tokenizer};
 use crate::{Device, Error, PoolMode, Result, Tensor};
@@ -128,7 +128,8 @@ impl Pipeline for FeatureExtraction {
         &self.base.device
     }
 
-    fn run<'a>(&'a self, input: &'a Value, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+        let input = input.value;
         Box::pin(async move {
             let texts: OneOrMany<String> = TASK.input(input, "a string or an array of strings")?;
             let options: Options = TASK.options(options)?;

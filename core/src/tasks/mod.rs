@@ -55,6 +55,11 @@ pub enum InputKind {
     TextWithLabels,
     /// A string or a chat (an array of `{role, content}` messages), or an array of those.
     TextOrChat,
+    /// An image or an array of images (see `Input::images`).
+    Image,
+    /// An image or an array of images, scored against `options.candidate_labels`;
+    /// transformers.js also takes the labels as the second argument: `(images, labels, options)`.
+    ImageWithLabels,
 }
 
 /// A task's entry in the registry.
@@ -123,7 +128,11 @@ pub trait Pipeline {
     /// Runs the task: `input` and `options` are the two arguments of the transformers.js call, as
     /// JSON; the result is the value that call resolves to. Tasks that stream text
     /// (text-generation) hand each final piece to `on_text` as it comes.
-    fn run<'a>(&'a self, input: &'a Value, options: &'a Value, on_text: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>>;
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, on_text: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>>;
+    /// `run` on an input that is JSON only (text tasks; images given as paths or URLs).
+    fn run_json<'a>(&'a self, input: &'a Value, options: &'a Value, on_text: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+        self.run(Input::json(input), options, on_text)
+    }
     /// Facts about the loaded model that front ends show (`{"hidden_size": 384}`, the labels).
     fn info(&self) -> Value {
         Value::Null
@@ -133,6 +142,43 @@ pub trait Pipeline {
     fn call(&self, method: &str, _args: &Value) -> Result<Value> {
         Err(Error::Unsupported(format!("{} has no method `{method}`", self.task().name)))
     }
+}
+
+/// The first argument of a call: JSON, plus the binary things (decoded images, encoded files,
+/// audio samples) that JSON cannot carry cheaply. In the JSON, `{"$media": i}` stands for
+/// `media[i]`; front ends put decoded pixels there instead of arrays of numbers.
+#[derive(Clone, Copy)]
+pub struct Input<'a> {
+    pub value: &'a Value,
+    pub media: &'a [Media],
+}
+
+impl<'a> Input<'a> {
+    /// An input with no binary parts.
+    pub fn json(value: &'a Value) -> Input<'a> {
+        Input { value, media: &[] }
+    }
+
+    /// The media item a `{"$media": i}` value stands for; `None` when `v` is not such a value.
+    pub fn media_at(&self, v: &Value) -> Option<Result<&'a Media>> {
+        let index = v.as_object().filter(|o| o.len() == 1)?.get("$media")?;
+        Some(
+            index
+                .as_u64()
+                .and_then(|i| self.media.get(i as usize))
+                .ok_or_else(|| Error::Input(format!("`$media` index {index} names no media item ({} given)", self.media.len()))),
+        )
+    }
+}
+
+/// A binary input part.
+#[derive(Clone, Debug)]
+pub enum Media {
+    /// Decoded pixels.
+    Image(crate::image::RawImage),
+    /// The bytes of a file (an image or audio file) that the engine decodes itself (Node, where
+    /// no platform decoder exists).
+    Encoded(Vec<u8>),
 }
 
 /// What a task returns: a JSON value shaped as transformers.js's result, or a tensor (kept as

@@ -9,7 +9,7 @@
 use serde_json::Value;
 
 use super::text_encoder::TextEncoderTask;
-use super::{InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo};
+use super::{Input, InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo};
 use crate::files::ModelFiles;
 use crate::models::HeadKind;
 use crate::tokenizer::Encoded;
@@ -283,7 +283,8 @@ impl Pipeline for QuestionAnswering {
         &self.base.device
     }
 
-    fn run<'a>(&'a self, input: &'a Value, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+        let input = input.value;
         Box::pin(async move {
             let inputs: OneOrMany<Example> = TASK.input(input, INPUT_KINDS)?;
             let options: Options = TASK.options(options)?;

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::text_encoder::{TextEncoderTask, ranked, sigmoid, softmax};
-use super::{InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo, score};
+use super::{Input, InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo, score};
 use crate::files::ModelFiles;
 use crate::models::HeadKind;
 use crate::{Device, Error, Result};
@@ -103,7 +103,8 @@ impl Pipeline for TextClassification {
         &self.base.device
     }
 
-    fn run<'a>(&'a self, input: &'a Value, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+        let input = input.value;
         Box::pin(async move {
             let inputs: OneOrMany<TextInput> = TASK.input(input, INPUT_KINDS)?;
             let options: Options = TASK.options(options)?;

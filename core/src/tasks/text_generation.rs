@@ -12,7 +12,7 @@ use crate::{Device, Error, Result};
 
 use serde_json::Value;
 
-use super::{InputKind, LoadOptions, LocalFuture, Output, Pipeline, TaskInfo};
+use super::{Input, InputKind, LoadOptions, LocalFuture, Output, Pipeline, TaskInfo};
 
 pub static TASK: TaskInfo = TaskInfo {
     name: "text-generation",
@@ -137,7 +137,8 @@ impl Pipeline for TextGeneration {
     }
 
     /// A prompt gives `[{generated_text, stats}]`; an array of prompts one such array each.
-    fn run<'a>(&'a self, input: &'a Value, options: &'a Value, on_text: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, on_text: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+        let input = input.value;
         Box::pin(async move {
             let inputs: PromptInputs = TASK.input(input, PROMPT_KINDS)?;
             let options: CallOptions = TASK.options(options)?;

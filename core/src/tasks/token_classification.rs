@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use super::text_encoder::{TextEncoderTask, softmax};
-use super::{InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo, score};
+use super::{Input, InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo, score};
 use crate::files::ModelFiles;
 use crate::models::HeadKind;
 use crate::tokenizer::Encoded;
@@ -372,7 +372,8 @@ impl Pipeline for TokenClassification {
         &self.base.device
     }
 
-    fn run<'a>(&'a self, input: &'a Value, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+        let input = input.value;
         Box::pin(async move {
             let texts: OneOrMany<String> = TASK.input(input, "a string or an array of strings")?;
             let options: Options = TASK.options(options)?;

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::text_encoder::{TextEncoderTask, ranked, softmax};
-use super::{InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo, score};
+use super::{Input, InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo, score};
 use crate::files::ModelFiles;
 use crate::models::HeadKind;
 use crate::{Device, Error, Result};
@@ -93,7 +93,8 @@ impl Pipeline for ZeroShotClassification {
         &self.base.device
     }
 
-    fn run<'a>(&'a self, input: &'a Value, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+        let input = input.value;
         Box::pin(async move {
             let texts: OneOrMany<String> = TASK.input(input, "a string or an array of strings")?;
             let options: Options = TASK.options(options)?;
