@@ -129,15 +129,21 @@ impl Drop for HubServer {
     }
 }
 
+/// How far a detected box's corners may be from the reference's, in pixels.
+pub const BOX_TOLERANCE_PX: f64 = 0.5;
+
 /// Differences between `got` and `want` (JSON from a pipeline and from Python): strings,
 /// booleans and integers must be equal, floats within `tolerance`, arrays and objects the same
-/// shape (object keys as sets). Each difference is described with its path.
+/// shape (object keys as sets); box corners (`xmin`...) within `BOX_TOLERANCE_PX`. Each difference is described with its path.
 pub fn json_differences(got: &serde_json::Value, want: &serde_json::Value, tolerance: f64) -> Vec<String> {
     use serde_json::Value;
     fn walk(got: &Value, want: &Value, tolerance: f64, path: &str, out: &mut Vec<String>) {
         match (got, want) {
             (Value::Number(g), Value::Number(w)) if g.is_f64() || w.is_f64() => {
                 let (g, w) = (g.as_f64().unwrap_or(f64::NAN), w.as_f64().unwrap_or(f64::NAN));
+                // Box corners are pixels, compared within half a pixel (scores stay at `tolerance`).
+                let is_box_corner = ["xmin", "ymin", "xmax", "ymax"].iter().any(|k| path.ends_with(&format!(".{k}")));
+                let tolerance = if is_box_corner { tolerance.max(BOX_TOLERANCE_PX) } else { tolerance };
                 if !((g - w).abs() <= tolerance) {
                     out.push(format!("{path}: {g} vs {w} (differs by {:e})", (g - w).abs()));
                 }

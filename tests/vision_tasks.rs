@@ -1,0 +1,82 @@
+//! Every vision task on every vision architecture, through the one task contract
+//! (`tasks::load(task, files, device)` then `run(input, options)`), against the answers of Python
+//! transformers' own `pipeline()` on tiny random models: labels identical, scores and embeddings
+//! within the reference's stated tolerance, boxes within half a pixel, on the CPU and the GPU
+//! backends.
+//!
+//! Each `tests/fixtures/vision/*-reference.json` (one per model family, made by the script its
+//! `made_by` names) holds `{tolerance, cases: [{task, model, input, options, output}]}`; `model`
+//! is a folder of `tests/fixtures/vision/`, and image inputs are file names in
+//! `tests/fixtures/images/`.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use webformers::files::DirFiles;
+use webformers::tasks::{self, LoadOptions, Pipeline};
+use webformers_tests::{devices, json_differences, repo_root};
+
+/// Image file names in an input, made paths (the CLI and this test pass paths; front ends pass
+/// decoded pixels).
+fn with_image_paths(input: &Value) -> Value {
+    let images = repo_root().join("tests/fixtures/images");
+    match input {
+        Value::String(name) if images.join(name).is_file() => Value::String(images.join(name).to_string_lossy().into_owned()),
+        Value::Array(items) => Value::Array(items.iter().map(with_image_paths).collect()),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn every_vision_task_matches_python_transformers_on_every_architecture() {
+    let dir = repo_root().join("tests/fixtures/vision");
+    let mut references: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/fixtures/vision")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("-reference.json"))
+        .collect();
+    references.sort();
+    assert!(!references.is_empty(), "no vision references in {}", dir.display());
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for device in devices() {
+        for path in &references {
+            let reference: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            let tolerance = reference["tolerance"].as_f64().expect("the reference states its tolerance");
+            let mut pipelines: HashMap<(String, String), Box<dyn Pipeline>> = HashMap::new();
+            for case in reference["cases"].as_array().expect("cases") {
+                count += 1;
+                let (task, model) = (case["task"].as_str().unwrap(), case["model"].as_str().unwrap());
+                let key = (task.to_string(), model.to_string());
+                if !pipelines.contains_key(&key) {
+                    let files = DirFiles::open(dir.join(model)).unwrap();
+                    match tasks::load(task, &files, &device, &LoadOptions::default()) {
+                        Ok(p) => {
+                            pipelines.insert(key.clone(), p);
+                        }
+                        Err(e) => {
+                            failures.push(format!("{device:?} {task} {model}: load: {e}"));
+                            continue;
+                        }
+                    }
+                }
+                let label = format!("{device:?} {task} {model} {} {}", case["input"], case["options"]);
+                let input = with_image_paths(&case["input"]);
+                match pollster::block_on(pipelines[&key].run_json(&input, &case["options"], &mut |_| {})) {
+                    Ok(out) => {
+                        let diffs = json_differences(&out.to_json(), &case["output"], tolerance);
+                        if !diffs.is_empty() {
+                            let mut shown = diffs.clone();
+                            shown.truncate(5);
+                            failures.push(format!("{label}: {} differences: {}", diffs.len(), shown.join("; ")));
+                        }
+                    }
+                    Err(e) => failures.push(format!("{label}: {e}")),
+                }
+            }
+        }
+    }
+    let mut shown = failures.clone();
+    shown.truncate(40);
+    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), shown.join("\n"));
+}
