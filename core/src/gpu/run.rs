@@ -48,21 +48,10 @@ impl Run {
         output: &GpuStorage,
         groups: [u32; 3],
     ) -> Result<()> {
-        if kernel.params() != Some(P::DEF) {
+        if kernel.params() != P::DEF {
             return Err(Error::Gpu(format!("{kernel:?} dispatched with {} parameters (engine bug)", P::DEF.name)));
         }
-        self.push_raw(kernel, &params.bytes(), inputs, output, groups)
-    }
-
-    /// `push` for kernels that still declare their own `Params`: the bytes in their order.
-    pub(crate) fn push_raw(
-        &mut self,
-        kernel: Kernel,
-        params: &[u8],
-        inputs: Vec<GpuStorage>,
-        output: &GpuStorage,
-        groups: [u32; 3],
-    ) -> Result<()> {
+        let params = params.bytes();
         if inputs.len() != kernel.inputs() {
             return Err(Error::Gpu(format!("{kernel:?} takes {} inputs, got {} (engine bug)", kernel.inputs(), inputs.len())));
         }
@@ -81,7 +70,7 @@ impl Run {
         let align = self.gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let params_at = self.params.len().div_ceil(align) * align;
         self.params.resize(params_at, 0);
-        self.params.extend_from_slice(params);
+        self.params.extend_from_slice(&params);
         let params_len = (params.len().div_ceil(16) * 16).max(16) as u64;
         self.params.resize(params_at + params_len as usize, 0);
         let mut buffers = inputs;
