@@ -16,7 +16,7 @@ import json
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 import transformers
 from transformers.models.bit.image_processing_pil_bit import BitImageProcessorPil
@@ -33,7 +33,7 @@ os.makedirs(out_dir, exist_ok=True)
 
 IMAGES = [
     "cat.jpg", "coffee.png", "astronaut.webp", "rocket.bmp", "camera-gray.png", "gradient.png",
-    "one-pixel.png", "strip-4000x300.png", "alpha.png", "cmyk.jpg", "two-frames.gif",
+    "one-pixel.png", "strip-4000x300.png", "alpha.png", "cmyk.jpg", "two-frames.gif", "exif-rotated.jpg",
 ]
 
 
@@ -42,7 +42,12 @@ def sha(a):
 
 
 def load(name):
-    return Image.open(os.path.join(images_dir, name))
+    # As transformers' load_image: EXIF orientation applied (a no-op for the other files).
+    im = Image.open(os.path.join(images_dir, name))
+    mode = im.mode
+    im = ImageOps.exif_transpose(im)
+    im.file_mode = mode
+    return im
 
 
 # preprocessor_config.json as the Hub repos have them (written from those repos' files).
@@ -120,7 +125,7 @@ for name in IMAGES:
     im = load(name)
     native = np.array(im)
     rgb = np.array(im.convert("RGB"))
-    entry = {"mode": im.mode, "width": im.width, "height": im.height, "native_sha256": sha(native),
+    entry = {"mode": im.file_mode, "width": im.width, "height": im.height, "native_sha256": sha(native),
              "rgb_sha256": sha(rgb), "rgb_sum": int(rgb.astype(np.int64).sum())}
     if name.endswith(".jpg"):
         fname = name.replace(".jpg", ".rgb.u8")

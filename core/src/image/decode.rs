@@ -4,6 +4,7 @@
 
 use std::io::Cursor;
 
+use ::image::metadata::Orientation;
 use ::image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 use super::RawImage;
@@ -18,7 +19,7 @@ fn bad(e: impl std::fmt::Display) -> Error {
 }
 
 /// Decodes an image file, keeping its channels: gray (1), gray + alpha (2), RGB (3), RGBA (4).
-/// 16-bit images become 8-bit; a CMYK JPEG becomes RGB.
+/// 16-bit images become 8-bit; a CMYK JPEG becomes RGB; EXIF orientation is applied.
 pub fn decode(bytes: &[u8]) -> Result<RawImage> {
     let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(bad)?;
     let format = match reader.format() {
@@ -28,7 +29,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawImage> {
             return Err(Error::Input(format!("the {} bytes given are not a PNG, JPEG, WebP, GIF or BMP image", bytes.len())));
         }
     };
-    let decoder = reader.into_decoder().map_err(bad)?;
+    let mut decoder = reader.into_decoder().map_err(bad)?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
         return Err(Error::Input(format!("the {format:?} image is empty ({w}x{h})")));
@@ -41,9 +42,13 @@ pub fn decode(bytes: &[u8]) -> Result<RawImage> {
         return Err(Error::Input("the JPEG image is truncated (no end-of-image marker after its last scan)".into()));
     }
     let color = decoder.color_type();
+    // EXIF orientation is applied, as transformers' load_image (exif_transpose) and
+    // Transformers.js (sharp's rotate()) apply it; unreadable metadata counts as none.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     // A decoder may panic on a malformed file (none should); in wasm a panic kills the page,
     // natively we turn it into an error.
-    let image = decode_guarded(decoder).map_err(bad)?;
+    let mut image = decode_guarded(decoder).map_err(bad)?;
+    image.apply_orientation(orientation);
     let (width, height) = (image.width() as usize, image.height() as usize);
     let (channels, data) = match color {
         ColorType::L8 | ColorType::L16 => (1, image.into_luma8().into_raw()),
