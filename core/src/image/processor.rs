@@ -218,7 +218,7 @@ const IMAGENET_STANDARD: [f32; 3] = [0.5, 0.5, 0.5];
 const IMAGENET_DEFAULT_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const IMAGENET_DEFAULT_STD: [f32; 3] = [0.229, 0.224, 0.225];
 const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
 impl ImageProcessor {
     /// A processor class's defaults, as transformers' class attributes set them.
@@ -382,10 +382,8 @@ impl ImageProcessor {
                 img.resize(w, h, self.resample)?
             };
         }
-        if self.do_center_crop {
-            if let Some((h, w)) = self.crop_size {
-                img = img.center_crop(w, h)?;
-            }
+        if let (true, Some((h, w))) = (self.do_center_crop, self.crop_size) {
+            img = img.center_crop(w, h)?;
         }
         Ok(img)
     }
