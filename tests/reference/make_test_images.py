@@ -42,3 +42,9 @@ frames = [Image.fromarray(np.full((40, 60, 3), c, dtype=np.uint8)) for c in ((25
 frames[0].paste(Image.fromarray(gradient[:20, :30]), (10, 10))
 frames[0].save(os.path.join(out, "two-frames.gif"), save_all=True, append_images=frames[1:], duration=100, loop=0)
 print("two-frames.gif", os.path.getsize(os.path.join(out, "two-frames.gif")))
+
+# A JPEG whose EXIF orientation (6: rotate 90 degrees clockwise to display) must be applied, as
+# transformers' load_image (ImageOps.exif_transpose) and Transformers.js (sharp's rotate()) do.
+exif = Image.Exif()
+exif[0x0112] = 6
+save(Image.fromarray(data.chelsea()).resize((90, 60), Image.LANCZOS), "exif-rotated.jpg", quality=92, exif=exif.tobytes())
