@@ -39,7 +39,14 @@ fn dinov2_small_last_hidden_state_matches_transformers_on_real_photos() {
                 }
             }
             eprintln!("{device:?} {}: worst relative difference {:e} (token {}, dim {})", case["image"], worst.0, worst.1, worst.2);
-            assert!(worst.0 <= RELATIVE, "{device:?} {}: token {} dim {} differs by {:e} relative", case["image"], worst.1, worst.2, worst.0);
+            assert!(
+                worst.0 <= RELATIVE,
+                "{device:?} {}: token {} dim {} differs by {:e} relative",
+                case["image"],
+                worst.1,
+                worst.2,
+                worst.0
+            );
         }
     }
 }

@@ -201,7 +201,7 @@ def open_image(name):
     return os.path.join(IMAGES, name)
 
 
-def classify(models, model, inp, options):
+def classify(models, model, inp, options, tolerance):
     p = pipe("image-classification", models, model)
     kw = dict(options)
     if "top_k" in kw and kw["top_k"] is None:
@@ -211,11 +211,11 @@ def classify(models, model, inp, options):
     # Scores must be apart by more than the tolerance for the order to be a fair test.
     for rows in out:
         for a, b in zip(rows, rows[1:]):
-            assert a["score"] - b["score"] > 5 * TOLERANCE, (model, inp, rows)
+            assert a["score"] - b["score"] > 2 * tolerance, (model, inp, rows)
     return out if isinstance(inp, list) else out[0]
 
 
-def features(models, model, inp, options):
+def features(models, model, inp, options, _tolerance):
     p = pipe("image-feature-extraction", models, model)
     names = inp if isinstance(inp, list) else [inp]
     per_image = [np.asarray(p(open_image(n), **options), dtype=np.float32) for n in names]
@@ -226,46 +226,74 @@ def features(models, model, inp, options):
 
 CASES = [
     # image-classification: default top_k (5 of 7 labels), arrays, top_k 1, 2, 3, null (all).
-    ("image-classification", "tiny-vit-classifier", "cat.jpg", {}),
-    ("image-classification", "tiny-vit-classifier", ["coffee.png", "astronaut.webp"], {}),
+    ("image-classification", "tiny-vit-classifier", "coffee.png", {}),
+    ("image-classification", "tiny-vit-classifier", ["rocket.bmp", "astronaut.webp"], {}),
     ("image-classification", "tiny-vit-classifier", "rocket.bmp", {"top_k": 2}),
     ("image-classification", "tiny-vit-classifier", "camera-gray.png", {"top_k": None}),
     ("image-classification", "tiny-vit-classifier", ["alpha.png"], {"top_k": 1}),
-    ("image-classification", "tiny-dinov2-classifier", "cat.jpg", {}),
-    ("image-classification", "tiny-dinov2-classifier", ["cmyk.jpg", "gradient.png"], {"top_k": 3}),
+    ("image-classification", "tiny-dinov2-classifier", "astronaut.webp", {}),
+    ("image-classification", "tiny-dinov2-classifier", ["coffee.png", "gradient.png"], {"top_k": 3}),
     ("image-classification", "tiny-dinov2-registers-classifier", "astronaut.webp", {}),
     ("image-classification", "tiny-dinov2-registers-classifier", ["two-frames.gif", "strip-4000x300.png"], {"top_k": 2}),
     ("image-classification", "tiny-convnext-classifier", "coffee.png", {}),
     ("image-classification", "tiny-convnext-classifier", ["one-pixel.png", "strip-4000x300.png"], {"top_k": None}),
     # image-feature-extraction: last_hidden_state by default, the pooled output with `pool`.
-    ("image-feature-extraction", "tiny-vit", "cat.jpg", {}),
+    ("image-feature-extraction", "tiny-vit", "camera-gray.png", {}),
     ("image-feature-extraction", "tiny-vit", ["rocket.bmp", "two-frames.gif"], {"pool": True}),
     ("image-feature-extraction", "tiny-vit-no-pooler", "coffee.png", {}),
-    ("image-feature-extraction", "tiny-vit-no-pooler", ["one-pixel.png", "cmyk.jpg"], {"pool": False}),
+    ("image-feature-extraction", "tiny-vit-no-pooler", ["one-pixel.png", "alpha.png"], {"pool": False}),
     ("image-feature-extraction", "tiny-dinov2", "astronaut.webp", {}),
-    ("image-feature-extraction", "tiny-dinov2", ["cat.jpg", "camera-gray.png"], {"pool": True}),
+    ("image-feature-extraction", "tiny-dinov2", ["rocket.bmp", "camera-gray.png"], {"pool": True}),
     ("image-feature-extraction", "tiny-dinov2-registers", "gradient.png", {}),
     ("image-feature-extraction", "tiny-dinov2-registers", "rocket.bmp", {"pool": True}),
-    ("image-feature-extraction", "tiny-convnext", "cat.jpg", {}),
+    ("image-feature-extraction", "tiny-convnext", "astronaut.webp", {}),
     ("image-feature-extraction", "tiny-convnext", ["coffee.png", "alpha.png"], {"pool": True}),
 ]
+
+# The JPEGs: the engine decodes them with zune-jpeg, whose IDCT and color conversion round
+# differently from Pillow's libjpeg (pixels up to 8 levels apart, about 1 on average: see
+# tests/images.rs), which moves these outputs by up to a few 1e-2. They get a reference of their
+# own with that tolerance; every other image is compared at 1e-4.
+JPEG_TOLERANCE = 5e-2
+JPEG_CASES = [
+    ("image-classification", "tiny-vit-classifier", "cat.jpg", {"top_k": 1}),
+    ("image-classification", "tiny-dinov2-classifier", ["cmyk.jpg", "cat.jpg"], {"top_k": 1}),
+    ("image-classification", "tiny-convnext-classifier", "cmyk.jpg", {"top_k": 1}),
+    ("image-feature-extraction", "tiny-vit", "cat.jpg", {"pool": True}),
+    ("image-feature-extraction", "tiny-dinov2-registers", ["cat.jpg", "cmyk.jpg"], {}),
+    ("image-feature-extraction", "tiny-convnext", "cat.jpg", {}),
+]
+
+
+def write_reference(name, cases, tolerance, note):
+    with open(os.path.join(OUT, name), "w") as f:
+        f.write("{\n")
+        f.write(f' "made_by": "tests/reference/make_tiny_vision_vit_family.py",\n "note": {json.dumps(note)},\n')
+        f.write(f' "tolerance": {tolerance},\n "cases": [\n')
+        f.write(",\n".join("  " + json.dumps(c, ensure_ascii=False) for c in cases))
+        f.write("\n ]\n}\n")
+    print(name, len(cases), "cases")
 
 
 def main():
     models = make_models()
-    cases = []
-    for task, model, inp, options in CASES:
-        run = classify if task == "image-classification" else features
-        cases.append({"task": task, "model": model, "input": inp, "options": options, "output": run(models, model, inp, options)})
-    used = {n for c in cases for n in (c["input"] if isinstance(c["input"], list) else [c["input"]])}
+    made = {}
+    for cases, tolerance in [(CASES, TOLERANCE), (JPEG_CASES, JPEG_TOLERANCE)]:
+        made[tolerance] = []
+        for task, model, inp, options in cases:
+            run = classify if task == "image-classification" else features
+            output = run(models, model, inp, options, tolerance)
+            made[tolerance].append({"task": task, "model": model, "input": inp, "options": options, "output": output})
+    used = {n for c in CASES + JPEG_CASES for n in (c[2] if isinstance(c[2], list) else [c[2]])}
     assert used == set(os.listdir(IMAGES)), f"images not covered: {set(os.listdir(IMAGES)) - used}"
-    reference = {"made_by": "tests/reference/make_tiny_vision_vit_family.py", "tolerance": TOLERANCE, "cases": cases}
-    with open(os.path.join(OUT, "vit-family-reference.json"), "w") as f:
-        f.write("{\n")
-        f.write(f' "made_by": {json.dumps(reference["made_by"])},\n "tolerance": {TOLERANCE},\n "cases": [\n')
-        f.write(",\n".join("  " + json.dumps(c, ensure_ascii=False) for c in cases))
-        f.write("\n ]\n}\n")
-    print(len(cases), "cases")
+    assert not any(n.endswith(".jpg") for c in CASES for n in (c[2] if isinstance(c[2], list) else [c[2]]))
+    write_reference("vit-family-reference.json", made[TOLERANCE], TOLERANCE, "every image but the JPEGs")
+    write_reference(
+        "vit-family-jpeg-reference.json",
+        made[JPEG_TOLERANCE],
+        JPEG_TOLERANCE,
+        "JPEGs: zune-jpeg's pixels differ from Pillow's libjpeg by a few levels, hence the tolerance",
+    )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,8 @@ struct Layer {
     attention: SelfAttention,
     layer_scale1: Tensor, // [H]
     norm2: LayerNorm,
-    fc1: Linear, // [H * mlp_ratio, H]
-    fc2: Linear, // [H, H * mlp_ratio]
+    fc1: Linear,          // [H * mlp_ratio, H]
+    fc2: Linear,          // [H, H * mlp_ratio]
     layer_scale2: Tensor, // [H]
 }
 
@@ -68,9 +68,9 @@ pub struct Dinov2 {
     config: Dinov2Config,
     act: Activation,
     patch_embeddings: PatchConv,
-    cls_token: Tensor,           // [1, H]
+    cls_token: Tensor,               // [1, H]
     register_tokens: Option<Tensor>, // [R, H]
-    position_embeddings: Tensor, // [1 + side * side, H]
+    position_embeddings: Tensor,     // [1 + side * side, H]
     /// The trained patch grid is side x side.
     side: usize,
     layers: Vec<Layer>,
@@ -96,7 +96,10 @@ impl Dinov2 {
         let [ih, iw] = config.image_size.hw();
         let [ph, pw] = config.patch_size.hw();
         if ph == 0 || pw == 0 || ih / ph != iw / pw {
-            return Err(Error::Config(format!("{}: image_size {:?} / patch_size {:?}: DINOv2's grid is square", model.name, config.image_size, config.patch_size)));
+            return Err(Error::Config(format!(
+                "{}: image_size {:?} / patch_size {:?}: DINOv2's grid is square",
+                model.name, config.image_size, config.patch_size
+            )));
         }
         let side = ih / ph;
         let e = vb.pp("embeddings");

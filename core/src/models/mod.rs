@@ -239,11 +239,7 @@ pub static ARCHITECTURES: &[Architecture] = &[
         decoder: Some(|c, vb| Ok(Box::new(llama::Llama::load(parse(&c.json)?, vb, false)?))),
         ..Architecture::NONE
     },
-    Architecture {
-        model_types: &["vit"],
-        vision: Some(|c, vb, head| Ok(Box::new(vit::Vit::load(c, vb, head)?))),
-        ..Architecture::NONE
-    },
+    Architecture { model_types: &["vit"], vision: Some(|c, vb, head| Ok(Box::new(vit::Vit::load(c, vb, head)?))), ..Architecture::NONE },
     Architecture {
         model_types: &["dinov2", "dinov2_with_registers"],
         vision: Some(|c, vb, head| Ok(Box::new(dinov2::Dinov2::load(c, vb, head)?))),

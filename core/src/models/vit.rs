@@ -170,7 +170,7 @@ pub(super) fn uniform_offsets(n: usize, len: usize, device: &Device) -> Result<T
 /// Multi-head self-attention over packed sequences as ViT and DINOv2 have it
 /// (`attention.attention.{query,key,value}`, `attention.output.dense`).
 pub(super) struct SelfAttention {
-    qkv: Linear,      // [3H, H]
+    qkv: Linear,               // [3H, H]
     pub(super) output: Linear, // [H, H]
     heads: usize,
 }
