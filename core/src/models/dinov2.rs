@@ -156,7 +156,9 @@ impl Dinov2 {
             return Ok(trained);
         }
         let grid = trained.reshape(&[1, side, side, h])?.permute(&[0, 3, 1, 2])?.contiguous()?; // [1, H, side, side]
-        let antialias = self.register_tokens.is_some() || self.config.model_type == "dinov2_with_registers";
+        // transformers' dinov2_with_registers passes antialias=True (it only matters when the grid
+        // shrinks); plain dinov2 does not.
+        let antialias = self.config.model_type == "dinov2_with_registers";
         let resized = grid.interpolate_bicubic([gh, gw], false, antialias)?; // [1, H, gh, gw]
         resized.permute(&[0, 2, 3, 1])?.contiguous()?.reshape(&[gh * gw, h])
     }
