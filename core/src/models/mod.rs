@@ -11,12 +11,14 @@ pub use heads::{HeadKind, TextHead};
 
 pub mod bert;
 pub mod deberta_v2;
+pub mod detr;
 pub mod distilbert;
 pub mod gguf;
 pub mod gpt2;
 pub mod heads;
 pub mod llama;
 pub mod modernbert;
+pub mod resnet;
 pub mod synthetic;
 
 /// A text encoder over packed sequences.
@@ -234,6 +236,11 @@ pub static ARCHITECTURES: &[Architecture] = &[
     Architecture {
         model_types: &["llama", "mistral", "qwen2"],
         decoder: Some(|c, vb| Ok(Box::new(llama::Llama::load(parse(&c.json)?, vb, false)?))),
+        ..Architecture::NONE
+    },
+    Architecture {
+        model_types: &["detr"],
+        vision: Some(|c, vb, head| Ok(Box::new(detr::Detr::load(c, vb, head)?))),
         ..Architecture::NONE
     },
     Architecture {

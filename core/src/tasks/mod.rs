@@ -19,6 +19,7 @@ use crate::{Device, Error, Result};
 
 pub mod feature_extraction;
 pub mod fill_mask;
+pub mod object_detection;
 pub mod question_answering;
 pub mod text_classification;
 pub mod text_encoder;
@@ -35,6 +36,7 @@ pub static TASKS: &[&TaskInfo] = &[
     &question_answering::TASK,
     &fill_mask::TASK,
     &zero_shot_classification::TASK,
+    &object_detection::TASK,
 ];
 
 /// What a task takes as its first argument (the front ends' help and type checks read this, and
