@@ -90,9 +90,12 @@ fn unary_code(op: UnaryOp) -> usize {
         UnaryOp::Neg => 4,
         UnaryOp::Exp => 5,
         UnaryOp::Tanh => 6,
+        UnaryOp::Sigmoid => 7,
+        UnaryOp::QuickGelu => 8,
+        UnaryOp::Rsqrt => 9,
     }
 }
-const OP_NONE: usize = 7;
+const OP_NONE: usize = 10;
 
 fn elem(dtype: DType) -> Result<Elem> {
     match dtype {
@@ -349,6 +352,9 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             let h = x.dims()[1];
             let params = Params::default().u32(h).u32(seq_offsets.numel().saturating_sub(1)).u32(*max_len).u32(node.numel);
             run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+        }
+        Op::Im2col { .. } | Op::GroupedConv2d { .. } | Op::Concat { .. } | Op::Bicubic { .. } | Op::MaxPool2d { .. } => {
+            return Err(Error::Unsupported(format!("{} on the GPU", step.op.name())));
         }
     }
     Ok(output)
