@@ -86,7 +86,7 @@ fn detr_refuses_what_it_cannot_run() {
     let image = serde_json::json!(repo_root().join("tests/fixtures/images/cat.jpg").to_string_lossy());
     for (input, options, words) in [
         (image.clone(), serde_json::json!({"top_k": 3}), "top_k"),
-        (image.clone(), serde_json::json!({"threshold": "high"}), "threshold"),
+        (image.clone(), serde_json::json!({"threshold": "high"}), "high"),
         (serde_json::json!(42), serde_json::Value::Null, "image"),
         (serde_json::json!([]), serde_json::Value::Null, "empty"),
     ] {

@@ -141,7 +141,7 @@ def calibrate_head(model, processor, g):
     varies with a spread of 2.5 around a bias (a random decoder's outputs share a large common
     part, which would give every query the same label): varied labels, confident scores."""
     hidden = []
-    for name in ["cat.jpg", "coffee.png", "gradient.png", "camera-gray.png"]:
+    for name in ["coffee.png", "astronaut.webp", "gradient.png", "camera-gray.png"]:
         image = Image.open(IMAGES / name).convert("RGB")
         inputs = processor(images=image, return_tensors="pt", input_data_format="channels_last")
         with torch.no_grad():
@@ -205,14 +205,16 @@ def margins_ok(logits, boxes, threshold, size):
     return None
 
 
+# No JPEGs: the engine decodes them with zune-jpeg, Pillow with libjpeg, whose pixels differ by a
+# few levels (tests/images.rs measures it), which moves DETR's outputs by more than the tolerance.
+# Every other codec decodes to Pillow's exact pixels.
 CASES = [
-    ("cat.jpg", {"threshold": 0.5}),
-    ("cat.jpg", {}),
-    ("cat.jpg", {"threshold": 0.0}),
-    ("cat.jpg", {"threshold": 0.3, "percentage": True}),
+    ("coffee.png", {"threshold": 0.5}),
+    ("coffee.png", {}),
+    ("coffee.png", {"threshold": 0.0}),
+    ("coffee.png", {"threshold": 0.3, "percentage": True}),
     ("rocket.bmp", {"threshold": 0.0}),
     ("gradient.png", {"threshold": 0.3, "percentage": True}),
-    ("coffee.png", {"threshold": 0.5}),
     ("astronaut.webp", {"threshold": 0.5}),
     ("rocket.bmp", {"threshold": 0.2}),
     ("camera-gray.png", {"threshold": 0.5}),
@@ -220,12 +222,11 @@ CASES = [
     ("one-pixel.png", {"threshold": 0.5}),
     ("strip-4000x300.png", {"threshold": 0.5}),
     ("alpha.png", {"threshold": 0.5}),
-    ("cmyk.jpg", {"threshold": 0.5}),
     ("two-frames.gif", {"threshold": 0.5}),
-    (["cat.jpg"], {"threshold": 0.5}),
+    (["coffee.png"], {"threshold": 0.5}),
     # Several images of different sizes: run one at a time, as Python's pipeline does
-    # (transformers.js 4.3.1 refuses arrays of more than one image).
-    (["coffee.png", "gradient.png", "astronaut.webp"], {"threshold": 0.5}),
+    # (transformers.js 4.3.1 refuses arrays of more than one image); two of one size share a pass.
+    (["coffee.png", "gradient.png", "astronaut.webp", "coffee.png"], {"threshold": 0.5}),
 ]
 
 
@@ -281,8 +282,8 @@ def make(kind, folder):
             continue
         detected = sum(len(c["output"]) for c in cases if isinstance(c["input"], str))
         assert detected > 10, "too few detections to test anything"
-        logits, boxes, _ = raw("cat.jpg")
-        raw_out = {"model": folder.name, "image": "cat.jpg", "seed": seed, "logits": logits, "pred_boxes": boxes}
+        logits, boxes, _ = raw("coffee.png")
+        raw_out = {"model": folder.name, "image": "coffee.png", "seed": seed, "logits": logits, "pred_boxes": boxes}
         size = sum(p.stat().st_size for p in folder.iterdir())
         print(f"{folder.name}: seed {seed}, {size} bytes, {detected} detections")
         return cases, raw_out

@@ -93,7 +93,7 @@ pub struct Detr {
     act: Activation,
     device: Device,
     backbone: ResNet,
-    input_projection: Conv2d,        // 1x1, backbone channels -> d
+    input_projection: Conv2d,          // 1x1, backbone channels -> d
     query_position_embeddings: Tensor, // [Q, d]
     encoder: Vec<EncoderLayer>,
     decoder: Vec<DecoderLayer>,
@@ -309,10 +309,12 @@ impl VisionModel for Detr {
         let mut hidden = Tensor::from_f32(&vec![0.0; n * queries * d], &[n * queries, d], &self.device)?;
         for layer in &self.decoder {
             let qk = hidden.add(&query_pos)?;
-            let attended = self.attend(&layer.self_attn, c.decoder_attention_heads, [&qk, &qk, &hidden], (&query_offsets, &query_offsets))?;
+            let attended =
+                self.attend(&layer.self_attn, c.decoder_attention_heads, [&qk, &qk, &hidden], (&query_offsets, &query_offsets))?;
             let h1 = layer.self_attn_norm.forward_residual(&attended, &hidden)?;
             let q = h1.add(&query_pos)?;
-            let crossed = self.attend(&layer.cross_attn, c.decoder_attention_heads, [&q, &memory_keys, &memory], (&query_offsets, &image_offsets))?;
+            let crossed =
+                self.attend(&layer.cross_attn, c.decoder_attention_heads, [&q, &memory_keys, &memory], (&query_offsets, &image_offsets))?;
             let h2 = layer.cross_attn_norm.forward_residual(&crossed, &h1)?;
             hidden = self.feed_forward(&layer.fc1, &layer.fc2, &layer.final_norm, &h2)?;
         }
@@ -322,6 +324,11 @@ impl VisionModel for Detr {
         let relu = Activation::Unary(UnaryOp::Relu);
         let [b0, b1, b2] = &self.bbox_predictor;
         let boxes = b2.forward(&b1.forward_act(&b0.forward_act(&hidden, relu)?, relu)?)?.sigmoid()?.reshape(&[n, queries, 4])?;
-        Ok(VisionOutput { last_hidden_state: Some(hidden.reshape(&[n, queries, d])?), logits: Some(logits), pred_boxes: Some(boxes), ..Default::default() })
+        Ok(VisionOutput {
+            last_hidden_state: Some(hidden.reshape(&[n, queries, d])?),
+            logits: Some(logits),
+            pred_boxes: Some(boxes),
+            ..Default::default()
+        })
     }
 }

@@ -238,11 +238,7 @@ pub static ARCHITECTURES: &[Architecture] = &[
         decoder: Some(|c, vb| Ok(Box::new(llama::Llama::load(parse(&c.json)?, vb, false)?))),
         ..Architecture::NONE
     },
-    Architecture {
-        model_types: &["detr"],
-        vision: Some(|c, vb, head| Ok(Box::new(detr::Detr::load(c, vb, head)?))),
-        ..Architecture::NONE
-    },
+    Architecture { model_types: &["detr"], vision: Some(|c, vb, head| Ok(Box::new(detr::Detr::load(c, vb, head)?))), ..Architecture::NONE },
     Architecture {
         model_types: &["gpt2"],
         decoder: Some(|c, vb| Ok(Box::new(gpt2::Gpt2::load(parse(&c.json)?, vb)?))),

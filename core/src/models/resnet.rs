@@ -124,7 +124,11 @@ impl ResNet {
                     Layout::Timm => (b.pp("downsample.0"), b.pp("downsample.1")),
                     Layout::Transformers => (b.pp("shortcut.convolution"), b.pp("shortcut.normalization")),
                 };
-                let shortcut = if sc.contains("weight") { Some(Conv2d::load_with_batch_norm(&sc, &sn, conv_params(1, stride), BN_EPS)?) } else { None };
+                let shortcut = if sc.contains("weight") {
+                    Some(Conv2d::load_with_batch_norm(&sc, &sn, conv_params(1, stride), BN_EPS)?)
+                } else {
+                    None
+                };
                 let (cin, cout) = (convs[0].weight.dims()[1], convs[convs.len() - 1].weight.dims()[0]);
                 if cin != channels || (shortcut.is_none() && (cout != channels || stride != 1)) {
                     return Err(Error::Config(format!(

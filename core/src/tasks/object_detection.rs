@@ -69,7 +69,8 @@ impl ObjectDetection {
         let json = files.json("config.json")?.ok_or_else(|| Error::file(files.name(), "is not a model: it has no config.json"))?;
         let config = ModelConfig::from_json(files.name(), json)?;
         models::architecture(&config, "vision model", |a| a.vision.is_some())?;
-        let processor_json = files.json("preprocessor_config.json")?.ok_or_else(|| Error::file(files.name(), "has no preprocessor_config.json"))?;
+        let processor_json =
+            files.json("preprocessor_config.json")?.ok_or_else(|| Error::file(files.name(), "has no preprocessor_config.json"))?;
         let processor = ImageProcessor::from_json(&processor_json)?;
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
         let model = models::load_vision_model(&config, &vb, VisionHead::ObjectDetection)?;
@@ -83,7 +84,8 @@ impl ObjectDetection {
         // Images of one processed size run together; any other runs on its own.
         let mut pending: Vec<usize> = (0..images.len()).collect();
         while let Some(&first) = pending.first() {
-            let group: Vec<usize> = pending.iter().copied().filter(|&i| processed[i].dims == processed[first].dims).take(MAX_BATCH).collect();
+            let group: Vec<usize> =
+                pending.iter().copied().filter(|&i| processed[i].dims == processed[first].dims).take(MAX_BATCH).collect();
             pending.retain(|i| !group.contains(i));
             let [_, c, h, w] = processed[first].dims;
             let pixels: Vec<f32> = group.iter().flat_map(|&i| processed[i].pixel_values.iter().copied()).collect();
