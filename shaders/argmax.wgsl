@@ -2,13 +2,6 @@
 // row: greedy decoding picks the next token on the device and reads back 4 bytes.
 #include "common.wgsl"
 
-struct Params {
-    rows: u32,
-    n: u32,
-    pad0: u32,
-    pad1: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;

@@ -8,26 +8,6 @@
 #include "common.wgsl"
 #include "reduce.wgsl"
 
-struct Params {
-    tokens: u32,
-    hq: u32,
-    hkv: u32,
-    d: u32,
-    q_off: u32,
-    q_st: u32,
-    q_sh: u32,
-    k_off: u32,
-    k_st: u32,
-    k_sh: u32,
-    v_off: u32,
-    v_st: u32,
-    v_sh: u32,
-    seqs: u32,
-    scale: f32,
-    causal: u32,
-    window: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> k: array<f32>;

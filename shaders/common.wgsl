@@ -53,31 +53,19 @@ fn sigmoid(x: f32) -> f32 {
     return 1.0 / (1.0 + exp(min(-x, 80.0)));
 }
 
-// Unary op codes, shared by elementwise.wgsl and matmul epilogues.
-const OP_GELU: u32 = 0u;
-const OP_GELU_TANH: u32 = 1u;
-const OP_SILU: u32 = 2u;
-const OP_RELU: u32 = 3u;
-const OP_NEG: u32 = 4u;
-const OP_EXP: u32 = 5u;
-const OP_TANH: u32 = 6u;
-const OP_SIGMOID: u32 = 7u;
-const OP_QUICK_GELU: u32 = 8u;
-const OP_RSQRT: u32 = 9u;
-const OP_NONE: u32 = 10u;
-
+// The unary op codes (OP_GELU, .., OP_NONE) come from the prelude (`UnaryOp::ALL`).
 fn apply_unary(code: u32, x: f32) -> f32 {
     switch code {
-        case 0u: { return gelu_erf(x); }
-        case 1u: { return gelu_tanh(x); }
-        case 2u: { return silu(x); }
-        case 3u: { return max(x, 0.0); }
-        case 4u: { return -x; }
-        case 5u: { return exp(x); }
-        case 6u: { return tanh_stable(x); }
-        case 7u: { return sigmoid(x); }
-        case 8u: { return x * sigmoid(1.702 * x); }
-        case 9u: { return inverseSqrt(x); }
+        case OP_GELU: { return gelu_erf(x); }
+        case OP_GELU_TANH: { return gelu_tanh(x); }
+        case OP_SILU: { return silu(x); }
+        case OP_RELU: { return max(x, 0.0); }
+        case OP_NEG: { return -x; }
+        case OP_EXP: { return exp(x); }
+        case OP_TANH: { return tanh_stable(x); }
+        case OP_SIGMOID: { return sigmoid(x); }
+        case OP_QUICK_GELU: { return x * sigmoid(1.702 * x); }
+        case OP_RSQRT: { return inverseSqrt(x); }
         default: { return x; }
     }
 }

@@ -3,18 +3,6 @@
 // (two values) per invocation for the same reason.
 #include "common.wgsl"
 
-struct Params {
-    numel: u32,
-    src_off: u32,
-    // Where the copy lands in dst, in elements (a KV cache append writes at a row offset).
-    dst_off: u32,
-    pad: u32,
-    dims0: vec4<u32>,
-    dims1: vec4<u32>,
-    strides0: vec4<u32>,
-    strides1: vec4<u32>,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 #if SRC_F32
 @group(0) @binding(1) var<storage, read> src: array<f32>;

@@ -2,19 +2,6 @@
 // each side read through its own strides (broadcast sides have stride 0).
 #include "common.wgsl"
 
-struct Params {
-    numel: u32,
-    op: u32,
-    a_off: u32,
-    b_off: u32,
-    dims0: vec4<u32>,
-    dims1: vec4<u32>,
-    a_strides0: vec4<u32>,
-    a_strides1: vec4<u32>,
-    b_strides0: vec4<u32>,
-    b_strides1: vec4<u32>,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 #if BINARY

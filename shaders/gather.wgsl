@@ -4,18 +4,6 @@
 // zero rows of ids past the table).
 #include "common.wgsl"
 
-struct Params {
-    rows: u32,
-    h: u32,
-    // Rows of this part of the table, and the id of its first row.
-    vocab: u32,
-    table_off: u32,
-    first: u32,
-    is_last: u32,
-    pad0: u32,
-    pad1: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 #if TABLE_F32
 @group(0) @binding(1) var<storage, read> table: array<f32>;

@@ -4,19 +4,6 @@
 // binding) is looked up part by part, as in gather.wgsl.
 #include "common.wgsl"
 
-struct Params {
-    rows: u32,
-    h: u32,
-    vocab: u32,
-    // Byte offset of the table's row 0 and bytes per row.
-    table_off: u32,
-    row_bytes: u32,
-    // The id of this part's first row, and whether it is the last part.
-    first: u32,
-    is_last: u32,
-    pad: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> wq: array<u32>;
 @group(0) @binding(2) var<storage, read> ids: array<u32>;

@@ -4,28 +4,6 @@
 // 64x16 slices of A and B in workgroup memory (8 KiB, within WebGPU's 16 KiB default).
 #include "common.wgsl"
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    act: u32,
-    a_off: u32,
-    a_sb: u32,
-    a_sm: u32,
-    a_sk: u32,
-    b_off: u32,
-    b_sb: u32,
-    b_sk: u32,
-    b_sn: u32,
-    // C's row stride and the first column this dispatch writes: a weight split into parts of
-    // rows (too large for one binding) computes its columns part by part.
-    ldc: u32,
-    col0: u32,
-    // Where the gate is, relative to A (GATED, matmul_io.wgsl).
-    g_delta: u32,
-    pad_c1: u32,
-}
-
 const TK: u32 = 16u;
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -6,29 +6,6 @@
 // Dequantization is amortized over the 64 rows of the tile, so arithmetic is f32 throughout.
 #include "common.wgsl"
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    act: u32,
-    a_off: u32,
-    a_sb: u32,
-    a_sm: u32,
-    pad: u32,
-    // Byte offsets and strides of W's rows.
-    b_off: u32,
-    b_sb: u32,
-    b_sn: u32,
-    pad2: u32,
-    // C's row stride and the first column this dispatch writes: a weight split into parts of
-    // rows (too large for one binding) computes its columns part by part.
-    ldc: u32,
-    col0: u32,
-    // Where the gate is, relative to A (GATED, matmul_io.wgsl).
-    g_delta: u32,
-    pad_c1: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> wq: array<u32>;

@@ -12,28 +12,6 @@
 // Nothing is kept in arrays, so no driver spills registers to memory.
 #include "common.wgsl"
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    act: u32,
-    a_off: u32,
-    a_sb: u32,
-    a_sm: u32,
-    tpr: u32,
-    // Byte offsets and strides of W's rows.
-    b_off: u32,
-    b_sb: u32,
-    b_sn: u32,
-    pad: u32,
-    // C's row stride and the first column this dispatch writes (weights split into parts of rows).
-    ldc: u32,
-    col0: u32,
-    // Where the gate is, relative to A (GATED, matmul_io.wgsl).
-    g_delta: u32,
-    pad_c1: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> wq: array<u32>;

@@ -4,13 +4,6 @@
 #include "common.wgsl"
 #include "reduce.wgsl"
 
-struct Params {
-    rows: u32,
-    h: u32,
-    eps: f32,
-    pad: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 #if L2

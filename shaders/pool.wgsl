@@ -3,13 +3,6 @@
 // [B, S, H] batch.
 #include "common.wgsl"
 
-struct Params {
-    h: u32,
-    seqs: u32,
-    max_len: u32,
-    numel: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> offsets: array<u32>;

@@ -4,17 +4,6 @@
 // are copied unchanged.
 #include "common.wgsl"
 
-struct Params {
-    tokens: u32,
-    heads: u32,
-    d: u32,
-    half: u32,
-    x_off: u32,
-    x_st: u32,
-    x_sh: u32,
-    rotated: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> positions: array<u32>;

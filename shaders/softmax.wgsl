@@ -3,17 +3,6 @@
 #include "common.wgsl"
 #include "reduce.wgsl"
 
-struct Params {
-    rows: u32,
-    n: u32,
-    scale: f32,
-    mask_off: u32,
-    dims0: vec4<u32>,
-    dims1: vec4<u32>,
-    mask_strides0: vec4<u32>,
-    mask_strides1: vec4<u32>,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 #if MASK

@@ -3,13 +3,6 @@
 // The clamp keeps every read inside x whatever the index holds.
 #include "common.wgsl"
 
-struct Params {
-    numel: u32,
-    r: u32,
-    n: u32,
-    m: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> index: array<u32>;

@@ -1,6 +1,6 @@
 //! The op set. Each `Tensor` method checks shapes and dtypes, then records one `Op` node; the
 //! backends implement `Op` in `cpu/` and `gpu/`, and `reference.rs` gives the plain version tests
-//! compare both against. Adding an op: a variant here, a kernel in each backend, a reference, a test.
+//! compare both against. ARCHITECTURE.md ("Adding an op") lists the places an op touches.
 
 use std::sync::Arc;
 
@@ -30,6 +30,23 @@ pub enum UnaryOp {
     QuickGelu,
     /// 1 / sqrt(x) (batch norm folded into a convolution at load).
     Rsqrt,
+}
+
+impl UnaryOp {
+    /// Every op in declaration order: `op as u32` is its code in the GPU kernels, whose WGSL
+    /// constants (`OP_GELU_TANH`, ..) every shader's prelude declares from this list.
+    pub const ALL: [UnaryOp; 10] = [
+        UnaryOp::Gelu,
+        UnaryOp::GeluTanh,
+        UnaryOp::Silu,
+        UnaryOp::Relu,
+        UnaryOp::Neg,
+        UnaryOp::Exp,
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::QuickGelu,
+        UnaryOp::Rsqrt,
+    ];
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

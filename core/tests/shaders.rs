@@ -55,3 +55,30 @@ fn kernels_fit_webgpu_default_limits() {
         }
     }
 }
+
+#[test]
+fn uniform_params_match_their_rust_definition() {
+    // Every kernel's `Params` as naga lays it out: the names, order and byte offsets that
+    // `kernel_params!` writes, so a field cannot be misplaced on either side.
+    for kernel in Kernel::all() {
+        let key = PipelineKey { kernel, features: ShaderFeatures::default() };
+        let source = key.source(Flavor::Native).unwrap();
+        let module = naga::front::wgsl::parse_str(&source).unwrap();
+        let uniform = module.global_variables.iter().find(|(_, g)| g.space == naga::AddressSpace::Uniform).map(|(_, g)| g.ty);
+        let Some(ty) = uniform else { panic!("{kernel:?} has no uniform") };
+        let naga::TypeInner::Struct { members, span } = &module.types[ty].inner else { panic!("{kernel:?}: the uniform is not a struct") };
+        let def = kernel.params();
+        let naga_fields: Vec<(String, u32)> = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset)).collect();
+        let ours: Vec<(String, u32)> = def.fields.iter().zip(def.offsets()).map(|((n, _), o)| (n.to_string(), o as u32)).collect();
+        assert_eq!(naga_fields, ours, "{kernel:?}: {}", def.name);
+        let last = def.fields.last().map_or(0, |(_, t)| t.size()) + def.offsets().last().copied().unwrap_or(0);
+        assert!(last as u32 <= *span, "{kernel:?}: {last} bytes of parameters, struct of {span}");
+    }
+}
+
+#[test]
+fn unary_codes_are_declaration_order() {
+    for (i, op) in webformers::UnaryOp::ALL.into_iter().enumerate() {
+        assert_eq!(op as usize, i, "{op:?}");
+    }
+}

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub mod params;
 mod pool;
 mod record;
 mod run;

@@ -1,7 +1,9 @@
 //! Turning each op into a dispatch: which kernel variant, its uniform parameters, its bindings
-//! and its workgroup grid. Parameter layouts mirror the `Params` structs of the `.wgsl` files.
+//! and its workgroup grid. Each kernel's parameters are a `kernel_params!` struct, whose WGSL
+//! declaration the shader gets in its prelude (see `params.rs`).
 
 use super::GpuStorage;
+use super::params::kernel_params;
 use super::run::Run;
 use super::shaders::{Elem, Kernel, MatmulIo, NormVariant};
 use crate::dtype::DType;
@@ -12,38 +14,151 @@ use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 #[path = "record_quant.rs"]
-mod quant;
-
-/// Bytes of a uniform `Params` struct, with WGSL's 16-byte alignment of vec4 fields.
-#[derive(Default)]
-struct Params(Vec<u8>);
+pub(crate) mod quant;
+#[path = "record_vision.rs"]
+pub(crate) mod vision;
 
 /// attention.wgsl's `window` when every key is in range: wider than any sequence a binding
 /// holds, and small enough that the shader's i32 position arithmetic cannot overflow.
 const NO_WINDOW: usize = 1 << 30;
 
-impl Params {
-    fn u32(mut self, v: usize) -> Self {
-        self.0.extend_from_slice(&(v as u32).to_le_bytes());
-        self
+kernel_params! {
+    /// copy.wgsl: `numel` values of a view from `src_off`, written densely from `dst_off` (a KV
+    /// cache append writes at a row offset).
+    pub struct CopyParams {
+        numel: usize,
+        src_off: usize,
+        dst_off: usize,
+        dims0: [u32; 4],
+        dims1: [u32; 4],
+        strides0: [u32; 4],
+        strides1: [u32; 4],
     }
-    fn f32(mut self, v: f32) -> Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
+
+    /// gather.wgsl: `vocab` rows of this part of the table, the id of its first row, and
+    /// whether it is the last part.
+    pub struct GatherParams {
+        rows: usize,
+        h: usize,
+        vocab: usize,
+        table_off: usize,
+        first: usize,
+        is_last: bool,
     }
-    fn vec4(mut self, v: [u32; 4]) -> Self {
-        self.0.resize(self.0.len().div_ceil(16) * 16, 0);
-        for x in v {
-            self.0.extend_from_slice(&x.to_le_bytes());
-        }
-        self
+
+    /// elementwise.wgsl: `op` is a unary or binary code; a binary op reads each side through its
+    /// strides over the output's dims.
+    pub struct ElementwiseParams {
+        numel: usize,
+        op: u32,
+        a_off: usize,
+        b_off: usize,
+        dims0: [u32; 4],
+        dims1: [u32; 4],
+        a_strides0: [u32; 4],
+        a_strides1: [u32; 4],
+        b_strides0: [u32; 4],
+        b_strides1: [u32; 4],
     }
-    fn view(self, v: &Strided8) -> Self {
-        self.vec4(v.dims[0]).vec4(v.dims[1]).vec4(v.strides[0]).vec4(v.strides[1])
+
+    /// matmul.wgsl: A and B by offset and (batch, row, k) / (batch, k, n) strides. `ldc` is C's
+    /// row stride and `col0` the first column this dispatch writes (a weight split into parts of
+    /// rows computes its columns part by part); `g_delta`: where the gate is, relative to A.
+    pub struct MatmulParams {
+        m: usize,
+        n: usize,
+        k: usize,
+        act: u32,
+        a_off: usize,
+        a_sb: usize,
+        a_sm: usize,
+        a_sk: usize,
+        b_off: usize,
+        b_sb: usize,
+        b_sk: usize,
+        b_sn: usize,
+        ldc: usize,
+        col0: usize,
+        g_delta: usize,
+    }
+
+    /// norm.wgsl.
+    pub struct NormParams {
+        rows: usize,
+        h: usize,
+        eps: f32,
+    }
+
+    /// softmax.wgsl: the mask (MASK) is a view of x's dims.
+    pub struct SoftmaxParams {
+        rows: usize,
+        n: usize,
+        scale: f32,
+        mask_off: usize,
+        dims0: [u32; 4],
+        dims1: [u32; 4],
+        mask_strides0: [u32; 4],
+        mask_strides1: [u32; 4],
+    }
+
+    /// attention.wgsl: q, k and v by offset, token stride and head stride.
+    pub struct AttentionParams {
+        tokens: usize,
+        hq: usize,
+        hkv: usize,
+        d: usize,
+        q_off: usize,
+        q_st: usize,
+        q_sh: usize,
+        k_off: usize,
+        k_st: usize,
+        k_sh: usize,
+        v_off: usize,
+        v_st: usize,
+        v_sh: usize,
+        seqs: usize,
+        scale: f32,
+        causal: bool,
+        window: usize,
+    }
+
+    /// pool.wgsl (segment pooling and unpacking).
+    pub struct PoolParams {
+        h: usize,
+        seqs: usize,
+        max_len: usize,
+        numel: usize,
+    }
+
+    /// rope.wgsl.
+    pub struct RopeParams {
+        tokens: usize,
+        heads: usize,
+        d: usize,
+        half: usize,
+        x_off: usize,
+        x_st: usize,
+        x_sh: usize,
+        rotated: usize,
+    }
+
+    /// argmax.wgsl.
+    pub struct ArgmaxParams {
+        rows: usize,
+        n: usize,
+    }
+
+    /// take_along.wgsl.
+    pub struct TakeAlongParams {
+        numel: usize,
+        r: usize,
+        n: usize,
+        m: usize,
     }
 }
 
 /// A view of rank <= 8 as the shaders' `strided_offset` takes it: left-padded with 1s.
+#[derive(Default)]
 struct Strided8 {
     dims: [[u32; 4]; 2],
     strides: [[u32; 4]; 2],
@@ -80,22 +195,12 @@ fn grid_1d(n: usize, max: u32) -> [u32; 3] {
     if n <= max { [n as u32, 1, 1] } else { [max as u32, n.div_ceil(max) as u32, 1] }
 }
 
-fn unary_code(op: UnaryOp) -> usize {
-    // Must match the OP_* constants of common.wgsl.
-    match op {
-        UnaryOp::Gelu => 0,
-        UnaryOp::GeluTanh => 1,
-        UnaryOp::Silu => 2,
-        UnaryOp::Relu => 3,
-        UnaryOp::Neg => 4,
-        UnaryOp::Exp => 5,
-        UnaryOp::Tanh => 6,
-        UnaryOp::Sigmoid => 7,
-        UnaryOp::QuickGelu => 8,
-        UnaryOp::Rsqrt => 9,
-    }
+/// The code of `op` in the kernels (`OP_*`, declared in every shader's prelude).
+fn unary_code(op: UnaryOp) -> u32 {
+    op as u32
 }
-const OP_NONE: usize = 10;
+/// The epilogue code of no activation.
+const OP_NONE: u32 = UnaryOp::ALL.len() as u32;
 
 fn elem(dtype: DType) -> Result<Elem> {
     match dtype {
@@ -166,10 +271,10 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
         Op::Copy { src } => {
             let kernel = Kernel::Copy { src: elem(src.dtype())?, dst: elem(node.dtype)? };
             let v = strided8(src.layout())?;
-            let params = Params::default().u32(node.numel).u32(src.layout().offset()).u32(0).u32(0).view(&v);
+            let params = copy_params(node.numel, src.layout().offset(), 0, &v);
             let per_invocation = if matches!(node.dtype, DType::F16) { 2 } else { 1 };
             let groups = grid_1d(node.numel.div_ceil(per_invocation).div_ceil(wg(kernel)), max_groups);
-            run.push(kernel, &params.0, inputs_of(1), &output, groups)?;
+            run.push(kernel, &params, inputs_of(1), &output, groups)?;
         }
         Op::Gather { table, ids } => {
             let kernel = Kernel::Gather { table: elem(table.dtype())? };
@@ -179,23 +284,15 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             let last = parts.len() - 1;
             for (i, (part, first, part_rows)) in parts.into_iter().enumerate() {
                 let offset = if i == 0 && last == 0 { table.layout().offset() } else { 0 };
-                let params =
-                    Params::default().u32(rows).u32(h).u32(part_rows).u32(offset).u32(first).u32((i == last) as usize).u32(0).u32(0);
-                run.push(kernel, &params.0, vec![part, input(1)], &output, grid_1d((rows * h).div_ceil(wg(kernel)), max_groups))?;
+                let params = GatherParams { rows, h, vocab: part_rows, table_off: offset, first, is_last: i == last };
+                run.push(kernel, &params, vec![part, input(1)], &output, grid_1d((rows * h).div_ceil(wg(kernel)), max_groups))?;
             }
         }
         Op::Unary { src, op } => {
             let kernel = Kernel::Unary;
-            let zero = Strided8 { dims: [[1; 4]; 2], strides: [[0; 4]; 2] };
-            let params = Params::default()
-                .u32(node.numel)
-                .u32(unary_code(*op))
-                .u32(src.layout().offset())
-                .u32(0)
-                .view(&zero)
-                .vec4([0; 4])
-                .vec4([0; 4]);
-            run.push(kernel, &params.0, inputs_of(1), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+            // A unary op reads its dense input directly: the view fields are unused.
+            let params = ElementwiseParams { numel: node.numel, op: unary_code(*op), a_off: src.layout().offset(), ..Default::default() };
+            run.push(kernel, &params, inputs_of(1), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
         Op::Binary { lhs, rhs, op } => {
             let kernel = Kernel::Binary;
@@ -207,18 +304,19 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 BinaryOp::SiluMul => 4,
             };
             let (a, b) = (strided8(lhs.layout())?, strided8(rhs.layout())?);
-            let params = Params::default()
-                .u32(node.numel)
-                .u32(code)
-                .u32(lhs.layout().offset())
-                .u32(rhs.layout().offset())
-                .vec4(a.dims[0])
-                .vec4(a.dims[1])
-                .vec4(a.strides[0])
-                .vec4(a.strides[1])
-                .vec4(b.strides[0])
-                .vec4(b.strides[1]);
-            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+            let params = ElementwiseParams {
+                numel: node.numel,
+                op: code,
+                a_off: lhs.layout().offset(),
+                b_off: rhs.layout().offset(),
+                dims0: a.dims[0],
+                dims1: a.dims[1],
+                a_strides0: a.strides[0],
+                a_strides1: a.strides[1],
+                b_strides0: b.strides[0],
+                b_strides1: b.strides[1],
+            };
+            run.push(kernel, &params, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
         Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k } => {
             let kernel = Kernel::Matmul { b: elem(b.dtype())?, io: matmul_io(bias, residual, gate) };
@@ -231,28 +329,28 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             // A weight split by rows (too large for one binding) computes its columns part by part.
             for (part, col0, cols) in row_parts(&input(1), *n) {
                 let b_off = if part.parts.is_none() && cols == *n { b.layout().offset() } else { 0 };
-                let params = Params::default()
-                    .u32(*m)
-                    .u32(cols)
-                    .u32(*k)
-                    .u32(act)
-                    .u32(a.layout().offset())
-                    .u32(a_sb)
-                    .u32(a_sm)
-                    .u32(a_sk)
-                    .u32(b_off)
-                    .u32(b_sb)
-                    .u32(b_sk)
-                    .u32(b_sn)
-                    .u32(*n)
-                    .u32(col0)
-                    .u32(g_delta(a, *gate))
-                    .u32(0);
+                let params = MatmulParams {
+                    m: *m,
+                    n: cols,
+                    k: *k,
+                    act,
+                    a_off: a.layout().offset(),
+                    a_sb,
+                    a_sm,
+                    a_sk,
+                    b_off,
+                    b_sb,
+                    b_sk,
+                    b_sn,
+                    ldc: *n,
+                    col0,
+                    g_delta: g_delta(a, *gate),
+                };
                 // Bias and residual bind after the weight, as the op lists them.
                 let mut inputs = vec![input(0), part];
                 inputs.extend((2..step.inputs.len()).map(input));
                 let groups = [cols.div_ceil(64) as u32, m.div_ceil(64) as u32, *batch as u32];
-                run.push(kernel, &params.0, inputs, &output, groups)?;
+                run.push(kernel, &params, inputs, &output, groups)?;
             }
         }
         Op::Norm { x, residual, bias, eps, kind, .. } => {
@@ -275,8 +373,17 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 Some(m) => (m.layout().offset(), strided8(m.layout())?),
                 None => (0, strided8(x.layout())?),
             };
-            let params = Params::default().u32(rows).u32(n).f32(*scale).u32(mask_off).view(&view);
-            run.push(kernel, &params.0, inputs_of(1 + mask.is_some() as usize), &output, grid_1d(rows, max_groups))?;
+            let params = SoftmaxParams {
+                rows,
+                n,
+                scale: *scale,
+                mask_off,
+                dims0: view.dims[0],
+                dims1: view.dims[1],
+                mask_strides0: view.strides[0],
+                mask_strides1: view.strides[1],
+            };
+            run.push(kernel, &params, inputs_of(1 + mask.is_some() as usize), &output, grid_1d(rows, max_groups))?;
         }
         Op::Attention { q, k, v, q_offsets, scale, causal, window, .. } => {
             let kernel = Kernel::Attention;
@@ -284,34 +391,35 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             let hkv = k.dims()[1];
             let st = |x: &Tensor| (x.layout().offset(), x.layout().strides()[0], x.layout().strides()[1]);
             let ((qo, qt, qh), (ko, kt, kh), (vo, vt, vh)) = (st(q), st(k), st(v));
-            let params = Params::default()
-                .u32(t)
-                .u32(hq)
-                .u32(hkv)
-                .u32(d)
-                .u32(qo)
-                .u32(qt)
-                .u32(qh)
-                .u32(ko)
-                .u32(kt)
-                .u32(kh)
-                .u32(vo)
-                .u32(vt)
-                .u32(vh)
-                .u32(q_offsets.numel().saturating_sub(1))
-                .f32(*scale)
-                .u32(*causal as usize)
-                .u32(window.map_or(NO_WINDOW, |w| w.min(NO_WINDOW)));
-            run.push(kernel, &params.0, inputs_of(5), &output, [t as u32, hq as u32, 1])?;
+            let params = AttentionParams {
+                tokens: t,
+                hq,
+                hkv,
+                d,
+                q_off: qo,
+                q_st: qt,
+                q_sh: qh,
+                k_off: ko,
+                k_st: kt,
+                k_sh: kh,
+                v_off: vo,
+                v_st: vt,
+                v_sh: vh,
+                seqs: q_offsets.numel().saturating_sub(1),
+                scale: *scale,
+                causal: *causal,
+                window: window.map_or(NO_WINDOW, |w| w.min(NO_WINDOW)),
+            };
+            run.push(kernel, &params, inputs_of(5), &output, [t as u32, hq as u32, 1])?;
         }
         Op::Rope { x, interleaved, inv_freq, rotated, .. } => {
             let kernel = Kernel::Rope { interleaved: *interleaved };
             let [t, heads, d] = [x.dims()[0], x.dims()[1], x.dims()[2]];
             let half = inv_freq.numel();
             let (st, sh) = (x.layout().strides()[0], x.layout().strides()[1]);
-            let params = Params::default().u32(t).u32(heads).u32(d).u32(half).u32(x.layout().offset()).u32(st).u32(sh).u32(*rotated);
+            let params = RopeParams { tokens: t, heads, d, half, x_off: x.layout().offset(), x_st: st, x_sh: sh, rotated: *rotated };
             let invocations = t * heads * (d - half);
-            run.push(kernel, &params.0, inputs_of(3), &output, grid_1d(invocations.div_ceil(wg(kernel)), max_groups))?;
+            run.push(kernel, &params, inputs_of(3), &output, grid_1d(invocations.div_ceil(wg(kernel)), max_groups))?;
         }
         Op::WriteRows { dst, src, row } => {
             let kernel = Kernel::Copy { src: elem(src.dtype())?, dst: elem(dst.dtype())? };
@@ -322,40 +430,46 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             }
             let v = strided8(src.layout())?;
             let n = src.numel();
-            let params = Params::default().u32(n).u32(src.layout().offset()).u32(dst_off).u32(0).view(&v);
+            let params = copy_params(n, src.layout().offset(), dst_off, &v);
             let per_invocation = if dst.dtype() == DType::F16 { 2 } else { 1 };
             let groups = grid_1d(n.div_ceil(per_invocation).div_ceil(wg(kernel)), max_groups);
             // Only the source binds as input; the destination is this op's output (the cache).
-            run.push(kernel, &params.0, vec![input(1)], &output, groups)?;
+            run.push(kernel, &params, vec![input(1)], &output, groups)?;
         }
         Op::Argmax { x } => {
             let kernel = Kernel::Argmax;
             let (rows, n) = (x.dims()[0], x.dims()[1]);
-            let params = Params::default().u32(rows).u32(n).u32(0).u32(0);
-            run.push(kernel, &params.0, inputs_of(1), &output, grid_1d(rows, max_groups))?;
+            let params = ArgmaxParams { rows, n };
+            run.push(kernel, &params, inputs_of(1), &output, grid_1d(rows, max_groups))?;
         }
         Op::SegmentPool { x, mode, .. } => {
             let kernel = Kernel::Pool(*mode);
             let h = x.dims()[1];
             let seqs = node.numel / h.max(1);
-            let params = Params::default().u32(h).u32(seqs).u32(0).u32(node.numel);
-            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+            let params = PoolParams { h, seqs, max_len: 0, numel: node.numel };
+            run.push(kernel, &params, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
         Op::TakeAlongLast { x, index } => {
             let kernel = Kernel::TakeAlongLast;
             let (r, n, m) = (index.dims()[0], x.dims()[x.rank() - 1], index.dims()[1]);
-            let params = Params::default().u32(node.numel).u32(r).u32(n).u32(m);
-            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+            let params = TakeAlongParams { numel: node.numel, r, n, m };
+            run.push(kernel, &params, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
         Op::Unpack { x, seq_offsets, max_len } => {
             let kernel = Kernel::Unpack;
             let h = x.dims()[1];
-            let params = Params::default().u32(h).u32(seq_offsets.numel().saturating_sub(1)).u32(*max_len).u32(node.numel);
-            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+            let params = PoolParams { h, seqs: seq_offsets.numel().saturating_sub(1), max_len: *max_len, numel: node.numel };
+            run.push(kernel, &params, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
-        Op::Im2col { .. } | Op::GroupedConv2d { .. } | Op::Concat { .. } | Op::Bicubic { .. } | Op::MaxPool2d { .. } => {
-            return Err(Error::Unsupported(format!("{} on the GPU", step.op.name())));
+        Op::Im2col { x, window } => vision::im2col(run, x, window, input(0), &output)?,
+        Op::GroupedConv2d { x, weight, window, groups, .. } => {
+            vision::grouped_conv(run, (x, weight, window, *groups), inputs_of(step.inputs.len()), &output)?
         }
+        Op::Concat { parts, dim } => vision::concat(run, parts, *dim, inputs_of(parts.len()), &output)?,
+        Op::Bicubic { x, size, align_corners, antialias } => {
+            vision::bicubic(run, x, *size, (*align_corners, *antialias), input(0), &output)?
+        }
+        Op::MaxPool2d { x, window } => vision::max_pool(run, x, window, input(0), &output)?,
     }
     Ok(output)
 }
@@ -374,7 +488,11 @@ fn g_delta(a: &Tensor, gate: Option<usize>) -> usize {
 fn record_rows(run: &mut Run, kernel: Kernel, x: &Tensor, eps: f32, output: &GpuStorage, inputs: Vec<GpuStorage>) -> Result<()> {
     let h = x.dims()[x.rank() - 1];
     let rows = x.numel() / h.max(1);
-    let params = Params::default().u32(rows).u32(h).f32(eps).u32(0);
+    let params = NormParams { rows, h, eps };
     let groups = grid_1d(rows, run.gpu.limits.max_compute_workgroups_per_dimension);
-    run.push(kernel, &params.0, inputs, output, groups)
+    run.push(kernel, &params, inputs, output, groups)
+}
+
+fn copy_params(numel: usize, src_off: usize, dst_off: usize, v: &Strided8) -> CopyParams {
+    CopyParams { numel, src_off, dst_off, dims0: v.dims[0], dims1: v.dims[1], strides0: v.strides[0], strides1: v.strides[1] }
 }

@@ -3,13 +3,49 @@
 //! elements; the kernels address W by bytes, so offsets and strides are converted here (ops.rs
 //! only records quantized operands whose rows are whole blocks).
 
-use super::{OP_NONE, Params, grid_1d, row_parts, strides3, unary_code};
+use super::{OP_NONE, grid_1d, row_parts, strides3, unary_code};
 use crate::gpu::GpuStorage;
+use crate::gpu::params::kernel_params;
 use crate::gpu::run::Run;
 use crate::gpu::shaders::{Kernel, MatmulIo, Quant};
 use crate::ops::Activation;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
+
+kernel_params! {
+    /// matvec_quant.wgsl and matmul_quant.wgsl (the same fields; only the decode kernel uses
+    /// `tpr`, its threads per weight row). W's offset and strides are in bytes; `ldc` is C's row
+    /// stride and `col0` the first column this dispatch writes (weights split into parts of
+    /// rows); `g_delta`: where the gate is, relative to A.
+    pub struct QuantMatmulParams {
+        m: usize,
+        n: usize,
+        k: usize,
+        act: u32,
+        a_off: usize,
+        a_sb: usize,
+        a_sm: usize,
+        tpr: usize,
+        b_off: usize,
+        b_sb: usize,
+        b_sn: usize,
+        ldc: usize,
+        col0: usize,
+        g_delta: usize,
+    }
+
+    /// gather_quant.wgsl: the table's row 0 and rows in bytes; the id of this part's first row,
+    /// and whether it is the last part.
+    pub struct QuantGatherParams {
+        rows: usize,
+        h: usize,
+        vocab: usize,
+        table_off: usize,
+        row_bytes: usize,
+        first: usize,
+        is_last: bool,
+    }
+}
 
 /// Up to this many activation rows use the decode kernel.
 const MATVEC_MAX_M: usize = 8;
@@ -80,32 +116,17 @@ pub(super) fn matmul(
         // The two kernels take the same parameters; only the decode one uses threads per row.
         let matvec = m <= MATVEC_MAX_M;
         let tpr = if matvec { threads_per_row(k / 32) } else { 0 };
-        let params = Params::default()
-            .u32(m)
-            .u32(cols)
-            .u32(k)
-            .u32(act)
-            .u32(a.layout().offset())
-            .u32(a_sb)
-            .u32(a_sm)
-            .u32(tpr)
-            .u32(b_off)
-            .u32(b_sb)
-            .u32(b_sn)
-            .u32(0)
-            .u32(n)
-            .u32(col0)
-            .u32(g_delta)
-            .u32(0);
+        let params =
+            QuantMatmulParams { m, n: cols, k, act, a_off: a.layout().offset(), a_sb, a_sm, tpr, b_off, b_sb, b_sn, ldc: n, col0, g_delta };
         if matvec {
             let rows_per_group = 256 / tpr * MATVEC_ROWS;
             // One z slice per activation row: W is read again per row, mostly from cache.
             let mut groups = grid_1d(cols.div_ceil(rows_per_group), max);
             groups[2] = (batch * m) as u32;
-            run.push(Kernel::QuantMatvec { q, io }, &params.0, part_inputs, output, groups)?;
+            run.push(Kernel::QuantMatvec { q, io }, &params, part_inputs, output, groups)?;
         } else {
             let groups = [cols.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
-            run.push(Kernel::QuantMatmul { q, io }, &params.0, part_inputs, output, groups)?;
+            run.push(Kernel::QuantMatmul { q, io }, &params, part_inputs, output, groups)?;
         }
     }
     Ok(())
@@ -122,9 +143,8 @@ pub(super) fn gather(run: &mut Run, table: &Tensor, ids: &Tensor, inputs: Vec<Gp
     let last = parts.len() - 1;
     for (i, (part, first, part_rows)) in parts.into_iter().enumerate() {
         let offset = if last == 0 { bytes(table, table.layout().offset())? } else { 0 };
-        let params =
-            Params::default().u32(rows).u32(h).u32(part_rows).u32(offset).u32(row_bytes).u32(first).u32((i == last) as usize).u32(0);
-        run.push(Kernel::QuantGather { q }, &params.0, vec![part, inputs[1].clone()], output, groups)?;
+        let params = QuantGatherParams { rows, h, vocab: part_rows, table_off: offset, row_bytes, first, is_last: i == last };
+        run.push(Kernel::QuantGather { q }, &params, vec![part, inputs[1].clone()], output, groups)?;
     }
     Ok(())
 }

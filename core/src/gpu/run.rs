@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use wgpu::util::DeviceExt;
 
+use super::params::KernelParams;
 use super::shaders::Kernel;
 use super::{GpuContext, GpuStorage};
 use crate::device::Storage;
@@ -37,15 +38,20 @@ impl Run {
         super::record::record(self, step).map(Storage::Gpu)
     }
 
-    /// Adds one dispatch of `kernel`: `inputs` bind in order after the uniform, `output` last.
-    pub(crate) fn push(
+    /// Adds one dispatch of `kernel` with its typed parameters: `inputs` bind in order after the
+    /// uniform, `output` last.
+    pub(crate) fn push<P: KernelParams>(
         &mut self,
         kernel: Kernel,
-        params: &[u8],
+        params: &P,
         inputs: Vec<GpuStorage>,
         output: &GpuStorage,
         groups: [u32; 3],
     ) -> Result<()> {
+        if kernel.params() != P::DEF {
+            return Err(Error::Gpu(format!("{kernel:?} dispatched with {} parameters (engine bug)", P::DEF.name)));
+        }
+        let params = params.bytes();
         if inputs.len() != kernel.inputs() {
             return Err(Error::Gpu(format!("{kernel:?} takes {} inputs, got {} (engine bug)", kernel.inputs(), inputs.len())));
         }
@@ -64,7 +70,7 @@ impl Run {
         let align = self.gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let params_at = self.params.len().div_ceil(align) * align;
         self.params.resize(params_at, 0);
-        self.params.extend_from_slice(params);
+        self.params.extend_from_slice(&params);
         let params_len = (params.len().div_ceil(16) * 16).max(16) as u64;
         self.params.resize(params_at + params_len as usize, 0);
         let mut buffers = inputs;

@@ -5,30 +5,25 @@
 //! `#endif` where EXPR is flags joined by `&&` or `||` (`!FLAG` negates). A prelude with the
 //! `enable` directives and constants of the variant is prepended.
 
-use crate::ops::PoolMode;
+use crate::gpu::params::{KernelParams, ParamsDef};
+use crate::ops::{PoolMode, UnaryOp};
 use crate::{Error, Result};
 
-const SOURCES: &[(&str, &str)] = &[
+/// The files kernels `#include`; each kernel's own file comes with its `KernelSpec`.
+const INCLUDES: &[(&str, &str)] = &[
     ("common.wgsl", include_str!("../../../shaders/common.wgsl")),
     ("reduce.wgsl", include_str!("../../../shaders/reduce.wgsl")),
-    ("copy.wgsl", include_str!("../../../shaders/copy.wgsl")),
-    ("gather.wgsl", include_str!("../../../shaders/gather.wgsl")),
-    ("elementwise.wgsl", include_str!("../../../shaders/elementwise.wgsl")),
-    ("matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
     ("tile.wgsl", include_str!("../../../shaders/tile.wgsl")),
     ("matmul_io.wgsl", include_str!("../../../shaders/matmul_io.wgsl")),
-    ("norm.wgsl", include_str!("../../../shaders/norm.wgsl")),
-    ("softmax.wgsl", include_str!("../../../shaders/softmax.wgsl")),
-    ("attention.wgsl", include_str!("../../../shaders/attention.wgsl")),
-    ("pool.wgsl", include_str!("../../../shaders/pool.wgsl")),
-    ("rope.wgsl", include_str!("../../../shaders/rope.wgsl")),
-    ("argmax.wgsl", include_str!("../../../shaders/argmax.wgsl")),
     ("quant.wgsl", include_str!("../../../shaders/quant.wgsl")),
-    ("matvec_quant.wgsl", include_str!("../../../shaders/matvec_quant.wgsl")),
-    ("matmul_quant.wgsl", include_str!("../../../shaders/matmul_quant.wgsl")),
-    ("gather_quant.wgsl", include_str!("../../../shaders/gather_quant.wgsl")),
-    ("take_along.wgsl", include_str!("../../../shaders/take_along.wgsl")),
 ];
+
+/// A kernel's file under `shaders/`, by name and text.
+macro_rules! wgsl {
+    ($file:literal) => {
+        ($file, include_str!(concat!("../../../shaders/", $file)))
+    };
+}
 
 /// How a storage buffer's elements are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -135,6 +130,19 @@ pub enum Kernel {
     QuantGather {
         q: Quant,
     },
+    /// A convolution's patches as matmul columns.
+    Im2col,
+    /// A grouped (depthwise) convolution with `weight` f32 or f16 (read as u32 pairs).
+    GroupedConv {
+        weight: Elem,
+        bias: bool,
+    },
+    /// One part of a concatenation (4-byte values).
+    Concat,
+    Bicubic {
+        antialias: bool,
+    },
+    MaxPool,
 }
 
 /// The operands around a matmul kernel's product (matmul_io.wgsl): `bias` [N] and a dense
@@ -183,47 +191,53 @@ const WG: u32 = 256;
 const ATTENTION_WG: u32 = 64;
 
 impl Kernel {
-    pub fn file(&self) -> &'static str {
-        match self {
-            Kernel::Copy { .. } => "copy.wgsl",
-            Kernel::Gather { .. } => "gather.wgsl",
-            Kernel::Unary | Kernel::Binary => "elementwise.wgsl",
-            Kernel::Matmul { .. } => "matmul.wgsl",
-            Kernel::Norm { .. } => "norm.wgsl",
-            Kernel::Softmax { .. } => "softmax.wgsl",
-            Kernel::Attention => "attention.wgsl",
-            Kernel::Pool(_) | Kernel::Unpack => "pool.wgsl",
-            Kernel::Rope { .. } => "rope.wgsl",
-            Kernel::Argmax => "argmax.wgsl",
-            Kernel::TakeAlongLast => "take_along.wgsl",
-            Kernel::QuantMatvec { .. } => "matvec_quant.wgsl",
-            Kernel::QuantMatmul { .. } => "matmul_quant.wgsl",
-            Kernel::QuantGather { .. } => "gather_quant.wgsl",
+    /// What a dispatch of this kernel needs besides its variant flags: one entry per kernel.
+    pub fn spec(&self) -> KernelSpec {
+        use super::record::quant::{QuantGatherParams, QuantMatmulParams};
+        use super::record::vision::*;
+        use super::record::*;
+        let spec = |(file, source), inputs: usize, params| KernelSpec { file, source, inputs, workgroup: WG, params };
+        match *self {
+            Kernel::Copy { .. } => spec(wgsl!("copy.wgsl"), 1, CopyParams::DEF),
+            Kernel::Gather { .. } => spec(wgsl!("gather.wgsl"), 2, GatherParams::DEF),
+            Kernel::Unary => spec(wgsl!("elementwise.wgsl"), 1, ElementwiseParams::DEF),
+            Kernel::Binary => spec(wgsl!("elementwise.wgsl"), 2, ElementwiseParams::DEF),
+            Kernel::Matmul { io, .. } => spec(wgsl!("matmul.wgsl"), io.inputs(), MatmulParams::DEF),
+            Kernel::Norm { kind: NormVariant::L2, .. } => spec(wgsl!("norm.wgsl"), 1, NormParams::DEF),
+            Kernel::Norm { residual, bias, .. } => spec(wgsl!("norm.wgsl"), 2 + residual as usize + bias as usize, NormParams::DEF),
+            Kernel::Softmax { mask } => spec(wgsl!("softmax.wgsl"), 1 + mask as usize, SoftmaxParams::DEF),
+            Kernel::Attention => KernelSpec { workgroup: ATTENTION_WG, ..spec(wgsl!("attention.wgsl"), 5, AttentionParams::DEF) },
+            Kernel::Pool(_) | Kernel::Unpack => spec(wgsl!("pool.wgsl"), 2, PoolParams::DEF),
+            Kernel::Rope { .. } => spec(wgsl!("rope.wgsl"), 3, RopeParams::DEF),
+            Kernel::Argmax => spec(wgsl!("argmax.wgsl"), 1, ArgmaxParams::DEF),
+            Kernel::TakeAlongLast => spec(wgsl!("take_along.wgsl"), 2, TakeAlongParams::DEF),
+            Kernel::QuantMatvec { io, .. } => spec(wgsl!("matvec_quant.wgsl"), io.inputs(), QuantMatmulParams::DEF),
+            Kernel::QuantMatmul { io, .. } => spec(wgsl!("matmul_quant.wgsl"), io.inputs(), QuantMatmulParams::DEF),
+            Kernel::QuantGather { .. } => spec(wgsl!("gather_quant.wgsl"), 2, QuantGatherParams::DEF),
+            Kernel::Im2col => spec(wgsl!("im2col.wgsl"), 1, Im2colParams::DEF),
+            Kernel::GroupedConv { bias, .. } => spec(wgsl!("grouped_conv.wgsl"), 2 + bias as usize, GroupedConvParams::DEF),
+            Kernel::Concat => spec(wgsl!("concat.wgsl"), 1, ConcatParams::DEF),
+            Kernel::Bicubic { .. } => spec(wgsl!("bicubic.wgsl"), 1, BicubicParams::DEF),
+            Kernel::MaxPool => spec(wgsl!("max_pool.wgsl"), 1, MaxPoolParams::DEF),
         }
+    }
+
+    pub fn file(&self) -> &'static str {
+        self.spec().file
     }
 
     /// Read-only storage bindings (after the uniform at 0, before the output).
     pub fn inputs(&self) -> usize {
-        match self {
-            Kernel::Copy { .. } | Kernel::Unary | Kernel::Argmax => 1,
-            Kernel::Gather { .. } | Kernel::Binary | Kernel::Pool(_) | Kernel::Unpack | Kernel::TakeAlongLast => 2,
-            Kernel::Matmul { io, .. } | Kernel::QuantMatvec { io, .. } | Kernel::QuantMatmul { io, .. } => {
-                2 + io.bias as usize + io.residual as usize
-            }
-            Kernel::Norm { kind: NormVariant::L2, .. } => 1,
-            Kernel::Norm { residual, bias, .. } => 2 + *residual as usize + *bias as usize,
-            Kernel::Softmax { mask } => 1 + *mask as usize,
-            Kernel::Attention => 5,
-            Kernel::Rope { .. } => 3,
-            Kernel::QuantGather { .. } => 2,
-        }
+        self.spec().inputs
     }
 
     pub fn workgroup_size(&self) -> u32 {
-        match self {
-            Kernel::Attention => ATTENTION_WG,
-            _ => WG,
-        }
+        self.spec().workgroup
+    }
+
+    /// The kernel's uniform parameters, whose WGSL declaration its prelude carries.
+    pub fn params(&self) -> ParamsDef {
+        self.spec().params
     }
 
     fn flags(&self, features: ShaderFeatures) -> Vec<&'static str> {
@@ -291,6 +305,18 @@ impl Kernel {
                 }
             }
             Kernel::QuantGather { q } => flags.push(q.flag()),
+            Kernel::GroupedConv { weight, bias } => {
+                flags.push(if weight == Elem::F32 { "W_F32" } else { "W_F16" });
+                if bias {
+                    flags.push("HAS_BIAS");
+                }
+            }
+            Kernel::Bicubic { antialias } => {
+                if antialias {
+                    flags.push("ANTIALIAS");
+                }
+            }
+            Kernel::Im2col | Kernel::Concat | Kernel::MaxPool => {}
         }
         flags
     }
@@ -338,11 +364,39 @@ impl Kernel {
             }
             all.push(Kernel::QuantGather { q });
         }
+        all.extend([
+            Kernel::Im2col,
+            Kernel::Concat,
+            Kernel::MaxPool,
+            Kernel::Bicubic { antialias: false },
+            Kernel::Bicubic { antialias: true },
+        ]);
+        for weight in [Elem::F32, Elem::F16] {
+            for bias in [false, true] {
+                all.push(Kernel::GroupedConv { weight, bias });
+            }
+        }
         all
     }
 }
 
+/// A kernel's file (name and text), its read-only storage bindings (after the uniform at 0,
+/// before the output), its workgroup size and its uniform parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelSpec {
+    pub file: &'static str,
+    pub source: &'static str,
+    pub inputs: usize,
+    pub workgroup: u32,
+    pub params: ParamsDef,
+}
+
 impl MatmulIo {
+    /// A, B, then bias and residual when present (the gate is a view of A's buffer).
+    fn inputs(self) -> usize {
+        2 + self.bias as usize + self.residual as usize
+    }
+
     fn all() -> impl Iterator<Item = MatmulIo> {
         (0..8).map(|i| MatmulIo { bias: i & 1 != 0, residual: i & 2 != 0, gated: i & 4 != 0 })
     }
@@ -368,15 +422,33 @@ impl PipelineKey {
             out.push_str("enable subgroups;\n");
         }
         out.push_str(&format!("const WG: u32 = {}u;\n", self.kernel.workgroup_size()));
+        for op in UnaryOp::ALL {
+            out.push_str(&format!("const OP_{}: u32 = {}u;\n", screaming_snake(&format!("{op:?}")), op as u32));
+        }
+        out.push_str(&format!("const OP_NONE: u32 = {}u;\n", UnaryOp::ALL.len()));
+        out.push_str(&self.kernel.params().wgsl());
         let flags = self.kernel.flags(self.features);
+        let spec = self.kernel.spec();
         let mut included = Vec::new();
-        expand(self.kernel.file(), &flags, &mut included, &mut out)?;
+        expand((spec.file, spec.source), &flags, &mut included, &mut out)?;
         Ok(out)
     }
 }
 
-fn source(name: &str) -> Result<&'static str> {
-    SOURCES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).ok_or_else(|| Error::Gpu(format!("shader `{name}` is not embedded")))
+fn include(name: &str) -> Result<(&'static str, &'static str)> {
+    INCLUDES.iter().find(|(n, _)| *n == name).copied().ok_or_else(|| Error::Gpu(format!("shader `{name}` is not in INCLUDES")))
+}
+
+/// `GeluTanh` to `GELU_TANH`.
+fn screaming_snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
 }
 
 fn eval(expr: &str, flags: &[&str]) -> bool {
@@ -399,14 +471,14 @@ struct Cond {
     live: bool,
 }
 
-fn expand(file: &str, flags: &[&str], included: &mut Vec<String>, out: &mut String) -> Result<()> {
+fn expand((file, text): (&str, &'static str), flags: &[&str], included: &mut Vec<String>, out: &mut String) -> Result<()> {
     if included.iter().any(|f| f == file) {
         return Ok(());
     }
     included.push(file.to_string());
     let mut stack: Vec<Cond> = Vec::new();
     let live = |stack: &[Cond]| stack.last().is_none_or(|c| c.live);
-    for (n, line) in source(file)?.lines().enumerate() {
+    for (n, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         let bad = |what: &str| Error::Gpu(format!("{file}:{}: {what}", n + 1));
         if let Some(expr) = trimmed.strip_prefix("#if ") {
@@ -426,7 +498,7 @@ fn expand(file: &str, flags: &[&str], included: &mut Vec<String>, out: &mut Stri
             stack.pop().ok_or_else(|| bad("#endif without #if"))?;
         } else if let Some(rest) = trimmed.strip_prefix("#include ") {
             if live(&stack) {
-                expand(rest.trim().trim_matches('"'), flags, included, out)?;
+                expand(include(rest.trim().trim_matches('"'))?, flags, included, out)?;
             }
         } else if trimmed.starts_with('#') {
             return Err(bad("unknown directive"));
