@@ -21,8 +21,10 @@ their own so that the shared one keeps transformers' slow image processors by de
         tests/reference/make_tiny_vision_detr.py
 
 Method: a seeded torch generator fills every weight, frozen batch norms included (so that folding
-them into the convolutions is tested), and the class head is scaled up so that some queries are
-confident (scores above 0.5). Outputs are what pipeline("object-detection", model=folder,
+them into the convolutions is tested); the object queries' position embeddings are scaled up so
+that queries differ, and the class head is calibrated on the decoder's outputs for a few images
+(calibrate_head) so that labels vary and some scores pass 0.5. Inputs are PNG, WebP, BMP and GIF
+files only: JPEGs decode to slightly different pixels in the engine (zune-jpeg) than in Pillow. Outputs are what pipeline("object-detection", model=folder,
 image_processor=DetrImageProcessor (the slow one)) returns, reshaped as transformers.js 4.3.1 returns them: the same list of
 {score, label, box} per image. Where the two libraries differ, the reference follows
 transformers.js (the task mirrors it), computed here from the model's own logits and boxes:
