@@ -12,6 +12,7 @@ pub use heads::{HeadKind, TextHead};
 pub mod bert;
 pub mod convnext;
 pub mod deberta_v2;
+pub mod detr;
 pub mod dinov2;
 pub mod distilbert;
 pub mod gguf;
@@ -19,6 +20,7 @@ pub mod gpt2;
 pub mod heads;
 pub mod llama;
 pub mod modernbert;
+pub mod resnet;
 pub mod synthetic;
 pub mod vit;
 
@@ -250,6 +252,7 @@ pub static ARCHITECTURES: &[Architecture] = &[
         vision: Some(|c, vb, head| Ok(Box::new(convnext::ConvNext::load(c, vb, head)?))),
         ..Architecture::NONE
     },
+    Architecture { model_types: &["detr"], vision: Some(|c, vb, head| Ok(Box::new(detr::Detr::load(c, vb, head)?))), ..Architecture::NONE },
     Architecture {
         model_types: &["gpt2"],
         decoder: Some(|c, vb| Ok(Box::new(gpt2::Gpt2::load(parse(&c.json)?, vb)?))),
