@@ -52,7 +52,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from PIL import Image  # noqa: E402
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers  # noqa: E402
+from tokenizers import Regex, normalizers, pre_tokenizers  # noqa: E402
 from transformers import (  # noqa: E402
     CLIPConfig,
     CLIPModel,
@@ -90,24 +90,45 @@ def train_lines():
 # --- tokenizers --------------------------------------------------------------------------
 
 def train_clip_bpe(vocab_size=400):
-    """CLIP's tokenizer layout (as transformers' CLIPTokenizer builds it), BPE trained here;
-    <|startoftext|> and <|endoftext|> are the last two ids, as in CLIP's vocabulary."""
-    tok = Tokenizer(models.BPE(continuing_subword_prefix="", end_of_word_suffix="</w>"))
-    tok.normalizer = normalizers.Sequence(
-        [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(
-            Regex(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""),
-            behavior="removed", invert=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False),
-    ])
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size - 2, end_of_word_suffix="</w>", show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(train_lines(), trainer)
-    tj = json.loads(tok.to_str())
-    vocab = tj["model"]["vocab"]
-    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in tj["model"]["merges"]]
+    """CLIP's tokenizer layout (as transformers' CLIPTokenizer builds it: NFC + whitespace +
+    lowercase, CLIP's Split regex, ByteLevel, BPE with `</w>` word ends), the BPE learned here
+    by counting (tokenizers' trainer breaks ties in hash-map order, so its merges vary from run
+    to run): the byte alphabet, the word-final characters seen, then the most frequent pair
+    merged at each step, ties to the smallest pair. <|startoftext|> and <|endoftext|> are the
+    last two ids, as in CLIP's vocabulary."""
+    shell = CLIPTokenizer(vocab={"<|startoftext|>": 0, "<|endoftext|>": 1}, merges=[])
+    backend = shell.backend_tokenizer
+    words = {}
+    for line in train_lines():
+        normalized = backend.normalizer.normalize_str(line)
+        for w, _ in backend.pre_tokenizer.pre_tokenize_str(normalized):
+            words[w] = words.get(w, 0) + 1
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    finals = sorted({w[-1] + "</w>" for w in words})
+    vocab = {t: i for i, t in enumerate(alphabet + finals)}
+    split = {w: list(w[:-1]) + [w[-1] + "</w>"] for w in words}
+    merges = []
+    while len(vocab) < vocab_size - 2:
+        pairs = {}
+        for w, symbols in split.items():
+            for a, b in zip(symbols, symbols[1:]):
+                pairs[(a, b)] = pairs.get((a, b), 0) + words[w]
+        if not pairs:
+            break
+        best = min(pairs, key=lambda ab: (-pairs[ab], ab))
+        merges.append(best)
+        vocab[best[0] + best[1]] = len(vocab)
+        for w, symbols in split.items():
+            out, i = [], 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
+                    out.append(symbols[i] + symbols[i + 1])
+                    i += 2
+                else:
+                    out.append(symbols[i])
+                    i += 1
+            split[w] = out
+    assert len(vocab) == vocab_size - 2, len(vocab)
     n = len(vocab)
     vocab["<|startoftext|>"] = n
     vocab["<|endoftext|>"] = n + 1
@@ -232,14 +253,18 @@ def tensor_json(t):
     return {"dims": list(t.shape), "data": t}
 
 
+# No JPEG among the inputs: libjpeg (Pillow) and zune-jpeg (the engine's decoder) round
+# differently (a few levels, measured in tests/images.rs), which moves these random models'
+# scores by ~1e-3; the lossless formats decode to Pillow's exact pixels.
 ZERO_SHOT = [
     # (images, labels, template or None: transformers.js's default)
-    ("cat.jpg", ["cat", "dog", "bridge"], None),
+    ("astronaut.webp", ["cat", "dog", "bridge"], None),
     ("coffee.png", ["a cup of coffee", "a rocket", "an astronaut", "a Cat"], "a photo of {}."),
     ("camera-gray.png", ["man", "camera", "tripod"], "{}"),
-    ("astronaut.webp", ["space", "EARTH!"], "This is a photo of {}, probably."),
-    (["cat.jpg", "rocket.bmp", "astronaut.webp"], ["cat", "rocket", "astronaut", "bread"], "a picture of a {}"),
+    ("rocket.bmp", ["space", "EARTH!"], "This is a photo of {}, probably."),
+    (["strip-4000x300.png", "rocket.bmp", "astronaut.webp"], ["cat", "rocket", "astronaut", "bread"], "a picture of a {}"),
     (["coffee.png"], ["coffee"], None),
+    (["one-pixel.png", "alpha.png", "two-frames.gif"], ["red", "green", "a gradient"], None),
 ]
 TEXTS = ["a photo of a cat", "The bridge has SEVEN arches.", "", "apples, pears & honey: 4.75"]
 
@@ -258,7 +283,7 @@ def reference_cases(name):
         cases.append({"task": "zero-shot-image-classification", "model": name, "input": images,
                       "options": options, "output": out})
 
-    for images in ["cat.jpg", "rocket.bmp", ["astronaut.webp", "coffee.png"]]:
+    for images in ["gradient.png", "rocket.bmp", ["astronaut.webp", "coffee.png"]]:
         batch = [pil(i) for i in images] if isinstance(images, list) else [pil(images)]
         pixel_values = processor(images=batch, return_tensors="pt")["pixel_values"]
         with torch.no_grad():

@@ -25,6 +25,7 @@ pub mod text_encoder;
 pub mod text_generation;
 pub mod token_classification;
 pub mod zero_shot_classification;
+pub mod zero_shot_image_classification;
 
 /// Every task. The first name a front end is given that matches a task's name or alias wins.
 pub static TASKS: &[&TaskInfo] = &[
@@ -35,6 +36,7 @@ pub static TASKS: &[&TaskInfo] = &[
     &question_answering::TASK,
     &fill_mask::TASK,
     &zero_shot_classification::TASK,
+    &zero_shot_image_classification::TASK,
 ];
 
 /// What a task takes as its first argument (the front ends' help and type checks read this, and
