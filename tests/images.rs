@@ -70,8 +70,10 @@ fn decode_matches_pillow() {
 }
 
 /// The measured JPEG differences (see `decode_matches_pillow`'s output) with a little room.
-const JPEG_MAX_LEVELS: i32 = 8;
-const JPEG_MEAN_LEVELS: f64 = 1.0;
+/// Measured: cat.jpg max 4 levels, mean 0.18 (12.6% of values differ); cmyk.jpg max 1, mean
+/// 0.008.
+const JPEG_MAX_LEVELS: i32 = 6;
+const JPEG_MEAN_LEVELS: f64 = 0.5;
 
 #[test]
 fn resize_matches_pillow() {
@@ -91,6 +93,23 @@ fn resize_matches_pillow() {
         }
     }
     assert!(failures.is_empty(), "resizes that differ from Pillow:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn grayscale_and_center_crop_match() {
+    let r = reference();
+    for (name, want) in r["grayscale"].as_object().unwrap() {
+        let gray = decode(&image_bytes(name)).unwrap().rgb().grayscale();
+        assert_eq!(gray.channels, 1);
+        assert_eq!(sha(&gray.data), want.as_str().unwrap(), "{name}: convert(\"L\")");
+    }
+    for case in r["center_crop"].as_array().unwrap() {
+        let name = case["image"].as_str().unwrap();
+        let (h, w) = (case["height"].as_u64().unwrap() as usize, case["width"].as_u64().unwrap() as usize);
+        let out = decode(&image_bytes(name)).unwrap().rgb().center_crop(w, h).unwrap();
+        assert_eq!((out.height, out.width), (h, w), "{name}");
+        assert_eq!(sha(&out.data), case["sha256"].as_str().unwrap(), "{name}: center crop {w}x{h}");
+    }
 }
 
 fn sampled(values: &[f32], n: usize) -> Vec<f32> {
@@ -167,6 +186,44 @@ fn jpeg_decoding_effect_on_pixel_values() {
             assert!(diff < 0.2, "{repo} {name}: {diff}");
         }
     }
+}
+
+/// Serves one HTTP request with `response` on a local port; the URL of an image there.
+fn serve_once(response: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(&response);
+        }
+    });
+    format!("http://{addr}/image.png")
+}
+
+#[test]
+fn urls_resolve() {
+    let png = image_bytes("gradient.png");
+    let mut ok =
+        format!("HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", png.len()).into_bytes();
+    ok.extend_from_slice(&png);
+    let (images, _) = Input::json(&json!(serve_once(ok))).images("t").unwrap();
+    assert_eq!(images[0], decode(&png).unwrap());
+
+    let missing = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec();
+    let err = input_error(json!(serve_once(missing)), &[]);
+    assert!(err.contains("HTTP 404"), "{err}");
+    // A body that stops short of its Content-Length.
+    let mut short = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", png.len()).into_bytes();
+    short.extend_from_slice(&png[..100]);
+    let err = input_error(json!(serve_once(short)), &[]);
+    assert!(err.contains("image.png"), "{err}");
+    // Nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let err = input_error(json!(format!("http://127.0.0.1:{port}/x.png")), &[]);
+    assert!(err.contains("cannot fetch"), "{err}");
 }
 
 fn input_error(value: Value, media: &[Media]) -> String {

@@ -143,6 +143,17 @@ for name, w, h in RESIZE_CASES:
                                     "channels": 1 if r.ndim == 2 else r.shape[2],
                                     "sha256": sha(r), "sum": int(r.astype(np.int64).sum())})
 
+# RawImage operations: Pillow's convert("L"), and transformers' center_crop where the crop is
+# larger than the image along a side (the image is centered in zeros).
+from transformers.image_transforms import center_crop  # noqa: E402
+
+reference["grayscale"] = {name: sha(np.array(load(name).convert("RGB").convert("L"))) for name in ("coffee.png", "gradient.png")}
+reference["center_crop"] = []
+for name, h, w in [("gradient.png", 60, 50), ("gradient.png", 47, 70), ("gradient.png", 20, 30), ("one-pixel.png", 4, 3), ("gradient.png", 49, 65)]:
+    arr = np.array(load(name).convert("RGB"))
+    out = center_crop(arr, (h, w), data_format="channels_last", input_data_format="channels_last")
+    reference["center_crop"].append({"image": name, "height": h, "width": w, "sha256": sha(out), "shape": list(out.shape)})
+
 for repo, config in CONFIGS.items():
     proc = processor(config)
     cases = {}

@@ -8,6 +8,7 @@ use crate::tasks::{Input, Media, json_kind};
 use crate::{Error, Result};
 
 /// The largest image file read from a path or a URL.
+#[cfg(not(target_arch = "wasm32"))]
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
 impl Input<'_> {

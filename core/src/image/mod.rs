@@ -8,7 +8,7 @@ mod processor;
 mod resize;
 
 pub use decode::{MAX_PIXELS, decode};
-pub use processor::{ImageProcessor, ProcessedImages, ProcessorKind, SizeSpec};
+pub use processor::{ImageProcessor, PREPROCESSOR_CONFIG, ProcessedImages, ProcessorKind, SizeSpec};
 pub use resize::Resample;
 
 use crate::{Error, Result};

@@ -176,6 +176,9 @@ fn size_with_aspect_ratio(h: usize, w: usize, size: usize, max_size: Option<usiz
     }
 }
 
+/// The file an image processor is read from (what vision tasks list in their required files).
+pub const PREPROCESSOR_CONFIG: &str = "preprocessor_config.json";
+
 /// A model's image preprocessing, read from its preprocessor_config.json.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageProcessor {
@@ -259,6 +262,17 @@ impl ImageProcessor {
                 ..base
             },
         }
+    }
+
+    /// The processor of a model's files: its preprocessor_config.json (a file it must have).
+    pub fn load(files: &dyn crate::files::ModelFiles) -> Result<ImageProcessor> {
+        let config = files
+            .json(PREPROCESSOR_CONFIG)?
+            .ok_or_else(|| Error::Config(format!("{}: the model has no {PREPROCESSOR_CONFIG}", files.name())))?;
+        ImageProcessor::from_json(&config).map_err(|e| match e {
+            Error::Config(msg) => Error::Config(format!("{}: {PREPROCESSOR_CONFIG}: {msg}", files.name())),
+            e => e,
+        })
     }
 
     /// Reads preprocessor_config.json: the class from `image_processor_type` (or the legacy

@@ -5,6 +5,7 @@
 //! scaling picks it. A plain bilinear sample would differ by many levels when shrinking.
 
 use super::RawImage;
+use crate::cpu::parallel::for_each_chunk;
 use crate::{Error, Result};
 
 /// Pillow's resampling filters, numbered as Pillow numbers them (what `resample` in a
@@ -153,23 +154,29 @@ fn clip8(v: i32) -> u8 {
     }
 }
 
+/// Output rows per parallel task.
+const ROWS_PER_TASK: usize = 16;
+
 /// Horizontal pass over rows `y0..y1` of `src` (`w` pixels wide, `c` channels).
 fn horizontal(src: &[u8], w: usize, c: usize, y0: usize, y1: usize, co: &Coeffs) -> Vec<u8> {
-    let out_w = co.bounds.len();
-    let mut out = vec![0u8; out_w * (y1 - y0) * c];
-    for (row_out, y) in out.chunks_exact_mut(out_w * c).zip(y0..y1) {
-        let row = &src[y * w * c..(y + 1) * w * c];
-        for (xx, &(xmin, n)) in co.bounds.iter().enumerate() {
-            let k = &co.weights[xx * co.ksize..xx * co.ksize + n];
-            for ch in 0..c {
-                let mut ss: i32 = 1 << (PRECISION_BITS - 1);
-                for (x, &kx) in k.iter().enumerate() {
-                    ss = ss.wrapping_add(row[(xmin + x) * c + ch] as i32 * kx);
+    let row_len = co.bounds.len() * c;
+    let mut out = vec![0u8; row_len * (y1 - y0)];
+    for_each_chunk(&mut out, row_len * ROWS_PER_TASK, |task, rows| {
+        for (i, row_out) in rows.chunks_exact_mut(row_len).enumerate() {
+            let y = y0 + task * ROWS_PER_TASK + i;
+            let row = &src[y * w * c..(y + 1) * w * c];
+            for (xx, &(xmin, n)) in co.bounds.iter().enumerate() {
+                let k = &co.weights[xx * co.ksize..xx * co.ksize + n];
+                for ch in 0..c {
+                    let mut ss: i32 = 1 << (PRECISION_BITS - 1);
+                    for (x, &kx) in k.iter().enumerate() {
+                        ss = ss.wrapping_add(row[(xmin + x) * c + ch] as i32 * kx);
+                    }
+                    row_out[xx * c + ch] = clip8(ss);
                 }
-                row_out[xx * c + ch] = clip8(ss);
             }
         }
-    }
+    });
     out
 }
 
@@ -177,17 +184,25 @@ fn horizontal(src: &[u8], w: usize, c: usize, y0: usize, y1: usize, co: &Coeffs)
 fn vertical(src: &[u8], w: usize, c: usize, offset: usize, co: &Coeffs) -> Vec<u8> {
     let stride = w * c;
     let mut out = vec![0u8; co.bounds.len() * stride];
-    for (yy, row_out) in out.chunks_exact_mut(stride).enumerate() {
-        let (ymin, n) = co.bounds[yy];
-        let k = &co.weights[yy * co.ksize..yy * co.ksize + n];
-        for (i, o) in row_out.iter_mut().enumerate() {
-            let mut ss: i32 = 1 << (PRECISION_BITS - 1);
+    for_each_chunk(&mut out, stride * ROWS_PER_TASK, |task, rows| {
+        // Whole input rows are accumulated at a time (integer sums: the order changes nothing).
+        let mut acc = vec![0i32; stride];
+        for (i, row_out) in rows.chunks_exact_mut(stride).enumerate() {
+            let yy = task * ROWS_PER_TASK + i;
+            let (ymin, n) = co.bounds[yy];
+            let k = &co.weights[yy * co.ksize..yy * co.ksize + n];
+            acc.fill(1 << (PRECISION_BITS - 1));
             for (y, &ky) in k.iter().enumerate() {
-                ss = ss.wrapping_add(src[(ymin - offset + y) * stride + i] as i32 * ky);
+                let row = &src[(ymin - offset + y) * stride..(ymin - offset + y + 1) * stride];
+                for (a, &p) in acc.iter_mut().zip(row) {
+                    *a = a.wrapping_add(p as i32 * ky);
+                }
             }
-            *o = clip8(ss);
+            for (o, &a) in row_out.iter_mut().zip(&acc) {
+                *o = clip8(a);
+            }
         }
-    }
+    });
     out
 }
 
