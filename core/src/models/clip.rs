@@ -97,19 +97,6 @@ impl DualConfig {
     }
 }
 
-/// CLIP's activation names, with quick-GELU, which the op set lacks: x * sigmoid(1.702 x).
-#[derive(Clone, Copy)]
-pub(super) enum Act {
-    Op(Activation),
-    QuickGelu,
-}
-
-impl Act {
-    fn parse(name: &str) -> Result<Act> {
-        if name == "quick_gelu" { Ok(Act::QuickGelu) } else { Ok(Act::Op(nn::activation(name)?)) }
-    }
-}
-
 /// One pre-norm transformer layer (CLIPEncoderLayer, SiglipEncoderLayer):
 /// x + attn(layer_norm1(x)), then x + mlp(layer_norm2(x)).
 struct Layer {
@@ -126,9 +113,7 @@ pub(super) struct Encoder {
     layers: Vec<Layer>,
     heads: usize,
     hidden: usize,
-    act: Act,
-    /// [1]: constants of quick-GELU (0.851 = 1.702 / 2, 1, 0.5) when the tower uses it.
-    quick_gelu: Option<[Tensor; 3]>,
+    act: Activation,
 }
 
 impl Encoder {
@@ -151,13 +136,7 @@ impl Encoder {
                 norm2: LayerNorm::load(&l.pp("layer_norm2"), h, eps)?,
             });
         }
-        let act = Act::parse(&c.hidden_act)?;
-        let d = vb.device();
-        let quick_gelu = match act {
-            Act::QuickGelu => Some([scalar(0.851, d)?, scalar(1.0, d)?, scalar(0.5, d)?]),
-            Act::Op(_) => None,
-        };
-        Ok(Encoder { layers, heads, hidden: h, act, quick_gelu })
+        Ok(Encoder { layers, heads, hidden: h, act: nn::activation(&c.hidden_act)? })
     }
 
     /// `x` [T, H] packed by `offsets` (each sequence attends within itself; `causal` for CLIP's
@@ -173,29 +152,11 @@ impl Encoder {
             let v = qkv.narrow(1, 2 * h, h)?.reshape(&[t, heads, d])?;
             let context = q.attention(&k, &v, offsets, scale, causal)?.reshape(&[t, h])?;
             x = layer.out.forward_add(&context, &x)?;
-            let hidden = self.mlp_in(&layer.fc1, &layer.norm2.forward(&x)?)?; // [T, I]
+            let hidden = layer.fc1.forward_act(&layer.norm2.forward(&x)?, self.act)?; // [T, I]
             x = layer.fc2.forward_add(&hidden, &x)?;
         }
         Ok(x)
     }
-
-    /// act(fc1(x)).
-    fn mlp_in(&self, fc1: &Linear, x: &Tensor) -> Result<Tensor> {
-        match (self.act, &self.quick_gelu) {
-            (Act::Op(act), _) => fc1.forward_act(x, act),
-            (Act::QuickGelu, Some([half_k, one, half])) => {
-                // x * sigmoid(1.702 x) = x * (1 + tanh(0.851 x)) / 2.
-                let y = fc1.forward(x)?;
-                let s = y.mul(half_k)?.unary(crate::ops::UnaryOp::Tanh)?.add(one)?.mul(half)?;
-                y.mul(&s)
-            }
-            (Act::QuickGelu, None) => unreachable!("constants made at load"),
-        }
-    }
-}
-
-fn scalar(x: f32, device: &Device) -> Result<Tensor> {
-    Tensor::from_f32(&[x], &[1], device)
 }
 
 /// Equal-length sequence offsets: [0, len, 2 len, .., n len].
@@ -248,18 +209,11 @@ impl PatchEmbedding {
     }
 }
 
-/// A tensor as `[rows, cols]` f32 on `device`.
-fn host_matrix(values: &[f32], rows: usize, cols: usize, device: &Device) -> Result<Tensor> {
-    Tensor::from_f32(values, &[rows, cols], device)
-}
-
 /// CLIPVisionTransformer, with `visual_projection` when the checkpoint has it.
 pub struct ClipVision {
     patch_embedding: PatchEmbedding,
-    /// [1 + P, H]: position embeddings with the class embedding added to row 0.
-    token_bias: Tensor,
-    /// [1 + P, P]: puts patch i at row i + 1 and leaves row 0 (the class token) zero.
-    shift: Tensor,
+    class_embedding: Tensor,    // [1, 1, H]
+    position_embedding: Tensor, // [1 + P, H]
     pre_layrnorm: LayerNorm,
     encoder: Encoder,
     post_layernorm: LayerNorm,
@@ -278,23 +232,14 @@ impl ClipVision {
         let patch_embedding = PatchEmbedding::load(&e.pp("patch_embedding"), c, false)?;
         let p = patch_embedding.patches();
         let device = vb.device().clone();
-        // Concatenating the class token in front of the patches is a matmul with a shifted
-        // identity (no concat op), and adding it one with a one-hot column.
-        let mut shift = vec![0f32; (p + 1) * p];
-        (0..p).for_each(|i| shift[(i + 1) * p + i] = 1.0);
-        let mut first = vec![0f32; p + 1];
-        first[0] = 1.0;
-        let class = e.get_f32("class_embedding", &[h])?.reshape(&[1, h])?;
-        let position = e.get_f32("position_embedding.weight", &[p + 1, h])?;
-        let token_bias = host_matrix(&first, p + 1, 1, &device)?.matmul(&class)?.add(&position)?;
         let projection = match projection_dim {
             Some(d) if vb.contains("visual_projection.weight") => Some(Linear::load(&vb.pp("visual_projection"), h, d, false)?),
             _ => None,
         };
         Ok(ClipVision {
+            class_embedding: e.get_f32("class_embedding", &[h])?.reshape(&[1, 1, h])?,
+            position_embedding: e.get_f32("position_embedding.weight", &[p + 1, h])?,
             patch_embedding,
-            token_bias,
-            shift: host_matrix(&shift, p + 1, p, &device)?,
             pre_layrnorm: LayerNorm::load(&v.pp("pre_layrnorm"), h, eps)?,
             encoder: Encoder::load(&v, c)?,
             post_layernorm: LayerNorm::load(&v.pp("post_layernorm"), h, eps)?,
@@ -313,7 +258,8 @@ impl ClipVision {
         }
         let (h, p) = (self.hidden, self.patch_embedding.patches());
         let patches = self.patch_embedding.forward(pixel_values)?.reshape(&[n, p, h])?;
-        let x = self.shift.matmul(&patches)?.add(&self.token_bias)?.reshape(&[n * (p + 1), h])?;
+        let class = self.class_embedding.broadcast_to(&[n, 1, h])?;
+        let x = Tensor::concat(&[&class, &patches], 1)?.add(&self.position_embedding)?.reshape(&[n * (p + 1), h])?;
         let x = self.pre_layrnorm.forward(&x)?;
         let offsets = even_offsets(n, p + 1, &self.device)?;
         let x = self.encoder.forward(x, &offsets, false)?;
