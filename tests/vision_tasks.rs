@@ -124,3 +124,33 @@ fn image_tasks_refuse_bad_input_with_clear_errors() {
     let err = tasks::load("image-feature-extraction", &files, &webformers::Device::Cpu, &LoadOptions::default()).err().unwrap().to_string();
     assert!(err.contains("vision model"), "{err}");
 }
+
+#[test]
+fn dual_encoders_refuse_bad_input_with_clear_errors() {
+    let run = |p: &dyn Pipeline, input: Value, options: Value| pollster::block_on(p.run_json(&input, &options, &mut |_| {}));
+    let clf = load_tiny("zero-shot-image-classification", "tiny-clip").unwrap();
+    let coffee = with_image_paths(&serde_json::json!("coffee.png"));
+    let err = run(&*clf, coffee.clone(), Value::Null).unwrap_err().to_string();
+    assert!(err.contains("candidate_labels"), "{err}");
+    let err = run(&*clf, coffee.clone(), serde_json::json!({"candidate_labels": []})).unwrap_err().to_string();
+    assert!(err.contains("candidate_labels"), "{err}");
+    let err = run(&*clf, coffee.clone(), serde_json::json!({"candidate_labels": "cat, dog"})).unwrap_err().to_string();
+    assert!(err.contains("zero-shot-image-classification options"), "{err}");
+    let err = run(&*clf, coffee, serde_json::json!({"candidate_labels": ["cat"], "multi_label": true})).unwrap_err().to_string();
+    assert!(err.contains("multi_label"), "{err}");
+    let err = run(&*clf, serde_json::json!(7), serde_json::json!({"candidate_labels": ["cat"]})).unwrap_err().to_string();
+    assert!(err.contains("zero-shot-image-classification"), "{err}");
+
+    // Text embeddings are already one vector a text: a pooling mode is refused, not ignored.
+    let embed = load_tiny("feature-extraction", "tiny-siglip").unwrap();
+    let err = run(&*embed, serde_json::json!("a cat"), serde_json::json!({"pooling": "mean"})).unwrap_err().to_string();
+    assert!(err.contains("pooling"), "{err}");
+    let err = run(&*embed, serde_json::json!([]), Value::Null).unwrap_err().to_string();
+    assert!(err.contains("at least one text"), "{err}");
+
+    // A text model is no dual encoder.
+    let files = DirFiles::open(repo_root().join("tests/fixtures/tiny-bert-pooler")).unwrap();
+    let err =
+        tasks::load("zero-shot-image-classification", &files, &webformers::Device::Cpu, &LoadOptions::default()).err().unwrap().to_string();
+    assert!(err.contains("dual encoder"), "{err}");
+}

@@ -29,6 +29,7 @@ pub mod text_encoder;
 pub mod text_generation;
 pub mod token_classification;
 pub mod zero_shot_classification;
+pub mod zero_shot_image_classification;
 
 /// Every task. The first name a front end is given that matches a task's name or alias wins.
 pub static TASKS: &[&TaskInfo] = &[
@@ -39,6 +40,7 @@ pub static TASKS: &[&TaskInfo] = &[
     &question_answering::TASK,
     &fill_mask::TASK,
     &zero_shot_classification::TASK,
+    &zero_shot_image_classification::TASK,
     &image_classification::TASK,
     &image_feature_extraction::TASK,
     &object_detection::TASK,
