@@ -14,6 +14,7 @@
 
 mod errors;
 mod hub;
+mod media;
 mod pipeline;
 
 use std::cell::RefCell;
@@ -145,7 +146,8 @@ pub fn thread_pool_poison_address() -> usize {
 /// What the JS side needs to know of a task before loading it:
 /// `{task, defaultModel, input, gguf, required: string[], optional: string[]}`: its canonical
 /// name, the Hub model transformers.js uses when none is given, what its first argument is
-/// (`'text'`, `'text_or_pair'`, `'question_context'`, `'text_with_labels'`, `'text_or_chat'`:
+/// (`'text'`, `'text_or_pair'`, `'question_context'`, `'text_with_labels'`, `'text_or_chat'`,
+/// `'image'`, `'image_with_labels'`:
 /// the positional call shapes follow from it), whether it loads from a .gguf file, and the files
 /// its models are made of. Unknown task: throws, listing the tasks.
 ///
