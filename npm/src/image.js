@@ -418,7 +418,8 @@ export async function imageInputForWorker(input, task) {
 const FILTERS = {
   box: [0.5, (x) => (x > -0.5 && x <= 0.5 ? 1 : 0)],
   bilinear: [1, (x) => ((x = Math.abs(x)) < 1 ? 1 - x : 0)],
-  hamming: [1, (x) => ((x = Math.abs(x)) === 0 ? 1 : x >= 1 ? 0 : (Math.sin(Math.PI * x) / (Math.PI * x)) * (0.54 + 0.46 * Math.cos(Math.PI * x)))],
+  // 0.54f and 0.46f: single-precision constants in Pillow's C.
+  hamming: [1, (x) => ((x = Math.abs(x)) === 0 ? 1 : x >= 1 ? 0 : (Math.sin(Math.PI * x) / (Math.PI * x)) * (Math.fround(0.54) + Math.fround(0.46) * Math.cos(Math.PI * x)))],
   bicubic: [
     2,
     (x) => {
@@ -429,7 +430,7 @@ const FILTERS = {
       return 0;
     },
   ],
-  lanczos: [3, (x) => (x > -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0)],
+  lanczos: [3, (x) => (x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0)],
 };
 function sinc(x) {
   if (x === 0) return 1;
@@ -499,12 +500,20 @@ function pass(src, w, h, c, outW, outH, coeffs, horizontal) {
 function resamplePil(image, outW, outH, filter) {
   const { width: w, height: h, channels: c, data } = image;
   if (filter === 'nearest') {
+    // PIL's ImagingScaleAffine: source positions accumulated by repeated addition, truncated.
+    const positions = (inSize, outSize) => {
+      const step = inSize / outSize;
+      const at = new Int32Array(outSize);
+      let v = step * 0.5;
+      for (let i = 0; i < outSize; i++, v += step) at[i] = Math.min(inSize - 1, Math.trunc(v));
+      return at;
+    };
+    const xs = positions(w, outW);
+    const ys = positions(h, outH);
     const out = new Uint8ClampedArray(outW * outH * c);
     for (let y = 0; y < outH; y++) {
-      const sy = Math.min(h - 1, Math.floor(((y + 0.5) * h) / outH));
       for (let x = 0; x < outW; x++) {
-        const sx = Math.min(w - 1, Math.floor(((x + 0.5) * w) / outW));
-        for (let ch = 0; ch < c; ch++) out[(y * outW + x) * c + ch] = data[(sy * w + sx) * c + ch];
+        for (let ch = 0; ch < c; ch++) out[(y * outW + x) * c + ch] = data[(ys[y] * w + xs[x]) * c + ch];
       }
     }
     return out;
