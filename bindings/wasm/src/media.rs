@@ -34,6 +34,18 @@ fn one(item: &JsValue) -> std::result::Result<Media, String> {
     if !item.is_object() {
         return Err("expected {width, height, channels, data} pixels or a Uint8Array of file bytes".into());
     }
+    pixels(item).map(Media::Image)
+}
+
+/// `{width, height, channels, data}` pixels as a `RawImage` (one copy).
+pub(crate) fn image_from_js(item: &JsValue) -> Result<RawImage> {
+    if !item.is_object() {
+        return Err(Error::Input("an image must be {width, height, channels, data} pixels".into()));
+    }
+    pixels(item).map_err(Error::Input)
+}
+
+fn pixels(item: &JsValue) -> std::result::Result<RawImage, String> {
     let dim = |key: &str| -> std::result::Result<usize, String> {
         let v = Reflect::get(item, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED);
         match v.as_f64() {
@@ -43,7 +55,11 @@ fn one(item: &JsValue) -> std::result::Result<Media, String> {
     };
     let (width, height, channels) = (dim("width")?, dim("height")?, dim("channels")?);
     let data = Reflect::get(item, &JsValue::from_str("data")).unwrap_or(JsValue::UNDEFINED);
-    Ok(Media::Image(RawImage::new(width, height, channels, bytes_of(&data)?).map_err(|e| e.to_string())?))
+    RawImage::new(width, height, channels, bytes_of(&data)?).map_err(|e| match e {
+        // Its message alone: the caller wraps it in an `Input` error of its own.
+        Error::Input(message) => message,
+        other => other.to_string(),
+    })
 }
 
 /// The bytes of a `Uint8Array` or `Uint8ClampedArray` (any 8-bit view), copied once.
