@@ -22,6 +22,7 @@ pub mod fill_mask;
 pub mod image_classification;
 pub mod image_feature_extraction;
 pub mod image_model;
+pub mod object_detection;
 pub mod question_answering;
 pub mod text_classification;
 pub mod text_encoder;
@@ -40,6 +41,7 @@ pub static TASKS: &[&TaskInfo] = &[
     &zero_shot_classification::TASK,
     &image_classification::TASK,
     &image_feature_extraction::TASK,
+    &object_detection::TASK,
 ];
 
 /// What a task takes as its first argument (the front ends' help and type checks read this, and
