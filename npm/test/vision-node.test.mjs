@@ -48,13 +48,23 @@ test('the vision references are there (tests/fixtures/vision/*-reference.json)',
   assert.ok(refs.length > 0, `no *-reference.json in ${visionDir}`);
 });
 
+/**
+ * Whether the engine decodes an image file to Pillow's exact pixels: not JPEGs, which it decodes
+ * with zune-jpeg, up to 8 levels from Pillow's libjpeg (tests/images.rs, JPEG_MAX_LEVELS), enough
+ * to move a tiny random model's scores by ~1e-3. The JPEG cases run in the browser test, where
+ * Chromium's decoder gives Pillow's pixels.
+ */
+const engineDecodesExactly = (name) => !/\.jpe?g$/i.test(name);
+
 for (const ref of refs) {
   describe(`${ref.file} on WASM in Node (files decoded by the engine)`, () => {
     for (const group of visionGroups(ref)) {
-      test(`${group.task} on ${group.model} (${group.cases.length} cases)`, { timeout: 300_000 }, async () => {
-        const names = group.cases.flatMap((c) => imageNames(c.input));
-        const outcome = await runVisionGroup(pipeline, `${visionDir}/`, `${imagesDir}/`, 'wasm', group, names);
-        checkGroup(group, outcome, ref.tolerance);
+      const cases = group.cases.filter((c) => imageNames(c.input).every(engineDecodesExactly));
+      const sub = { ...group, cases };
+      test(`${group.task} on ${group.model} (${cases.length} of ${group.cases.length} cases: those without JPEGs)`, { timeout: 300_000, skip: !cases.length && 'every case has a JPEG' }, async () => {
+        const names = cases.flatMap((c) => imageNames(c.input));
+        const outcome = await runVisionGroup(pipeline, `${visionDir}/`, `${imagesDir}/`, 'wasm', sub, names);
+        checkGroup(sub, outcome, ref.tolerance);
         assert.equal(outcome.device, 'wasm');
       });
     }
