@@ -40,6 +40,13 @@ after(async () => {
 const page = () => openPage(browser, server.url);
 
 /**
+ * A page's problems less the browser's own line for each 404: the tiny models lack optional
+ * files (special_tokens_map.json, sentence_bert_config.json) that the package asks for, as
+ * transformers.js does.
+ */
+const problemsBut404 = (p) => p.problems.filter((m) => !/Failed to load resource: the server responded with a status of 404/.test(m));
+
+/**
  * The first case of `task` on one lossless, opaque image (canvases store premultiplied alpha, so
  * a canvas of a semi-transparent image is not the file's pixels); null when no reference has one.
  */
@@ -160,7 +167,7 @@ for (const ref of refs) {
             p ??= await page();
             p.problems.length = 0;
             const outcome = await inPage(p, device, sub, cases.flatMap((c) => imageNames(c.input)));
-            const problems = [...p.problems];
+            const problems = problemsBut404(p);
             if ([outcome, ...(outcome.outputs ?? [])].some((o) => o.error?.startsWith('panic'))) {
               await p.close();
               p = null;
@@ -311,7 +318,7 @@ describe('every input type a page can pass', () => {
       z,
     );
     checkGroup({ task: z.task, model: `${z.model} (page, worker, options)`, cases: [z, z, z] }, { outputs: out }, z.tolerance);
-    assert.deepEqual(p.problems, []);
+    assert.deepEqual(problemsBut404(p), []);
     await p.close();
   });
 });

@@ -39,7 +39,8 @@ export const lossless = (name) => /\.(png|bmp|gif)$/i.test(name);
 export function imageNames(input) {
   const names = [];
   const walk = (x) => {
-    if (typeof x === 'string' && fs.existsSync(path.join(imagesDir, x))) names.push(x);
+    // A file of the folder (not a text: "" would name the folder itself).
+    if (typeof x === 'string' && x && fs.statSync(path.join(imagesDir, x), { throwIfNoEntry: false })?.isFile()) names.push(x);
     else if (Array.isArray(x)) x.forEach(walk);
   };
   walk(input);
