@@ -1,5 +1,6 @@
 // Compares two runtimes' results of a pipeline task on the same inputs (bench/task-checks.json):
-// text-classification's labels and scores, question-answering's answers and scores. Used by
+// text-classification's, image-classification's and zero-shot-image-classification's labels and
+// scores, question-answering's answers and scores. Used by
 // bench/transformersjs/tasks.mjs (Node) and bench/js/tasks-browser.mjs (Chromium).
 
 /** Answers as both runtimes spell them: Transformers.js decodes tokens (lowercased, spaces around
@@ -22,8 +23,8 @@ export function compareTask(task, want, got) {
     maxRel = Math.max(maxRel, Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b), 1e-30));
   };
   for (let i = 0; i < w.length; i++) {
-    if (task === 'text-classification') {
-      // Every label's score (top_k: null), best first.
+    if (['text-classification', 'image-classification', 'zero-shot-image-classification'].includes(task)) {
+      // Every label's score (top_k: null; zero-shot gives every candidate label), best first.
       const a = [w[i]].flat();
       const b = [g[i]].flat();
       if (a[0].label === b[0].label) agree++;
@@ -53,6 +54,11 @@ export async function callTransformersJs(pipe, task, input, options = {}) {
       return out;
     }
     return pipe(input.question, input.context, options);
+  }
+  if (task === 'zero-shot-image-classification') {
+    // (images, candidate_labels, options), as webformers also takes the labels in the options.
+    const { candidate_labels: labels, ...rest } = options;
+    return pipe(input, labels, rest);
   }
   return pipe(input, options);
 }

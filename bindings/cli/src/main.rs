@@ -522,9 +522,16 @@ async fn bench_task(task: &'static TaskInfo, args: &ModelArgs, spec: &TaskBench<
             latencies.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         let min = latencies.iter().copied().fold(f64::INFINITY, f64::min);
+        let latency = median(latencies);
         result["calls"] = spec.reps.into();
-        result["latency_ms"] = ((median(latencies) * 100.0).round() / 100.0).into();
+        result["latency_ms"] = ((latency * 100.0).round() / 100.0).into();
         result["latency_ms_min"] = ((min * 100.0).round() / 100.0).into();
+        if matches!(task.input, InputKind::Image | InputKind::ImageWithLabels) {
+            // Images per call: an array of them, or one.
+            let images = input.as_array().map_or(1, Vec::len);
+            result["images"] = images.into();
+            result["images_per_s"] = ((images as f64 / (latency / 1000.0) * 100.0).round() / 100.0).into();
+        }
         result["output"] = output;
     }
     println!("{result}");
