@@ -28,8 +28,9 @@ prepare_cli() {
 load() { uptime | sed 's/.*load/load/'; }
 
 # check TASK MODEL [CLI flags...]: webformers (the flags choose its device; default the CPU) and
-# Transformers.js fp32 and q8 (2 threads) on bench/task-checks.json's inputs for TASK, compared by
-# bench/js/task-compare.mjs; prints one line per dtype.
+# Transformers.js fp32 and q8 (2 threads; CHECK_DTYPES="fp32" for fp32 only) on
+# bench/task-checks.json's inputs for TASK, compared by bench/js/task-compare.mjs; prints one line
+# per dtype.
 check() {
     local task=$1 model=$2 input options dtype
     shift 2
@@ -41,7 +42,7 @@ check() {
         echo "check $task: webformers failed: $(tail -1 "$tmp/$task.err")"
         return
     }
-    for dtype in fp32 q8; do
+    for dtype in ${CHECK_DTYPES:-fp32 q8}; do
         node "$tjs" --task "$task" --model "$model" --dtype "$dtype" --threads 2 --compare "$tmp/$task.json" 2>/dev/null |
             node -e "const r = JSON.parse(require('fs').readFileSync(0)); console.log('check $task ${*} vs $dtype: ' + JSON.stringify(r.check_vs_webformers))"
     done

@@ -13,8 +13,9 @@
 # Usage: bench/vision-tasks.sh [threads...]   (default: 1 2)
 # Env: ROUNDS (default 1): repeat the measurements, configurations alternating;
 #      REPS (default 10) timed calls of one image, BATCH_REPS (default 3) of more;
-#      GPU=0: no lavapipe runs; WEBFORMERS: a CLI binary to use instead of building this
-#      checkout's.
+#      GPU=0: no lavapipe runs; GPU_BATCHES (default "1"): the images per call that lavapipe
+#      runs (a call of 8 takes it minutes), GPU_REPS (default 2) its timed calls;
+#      WEBFORMERS: a CLI binary to use instead of building this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=("$@")
@@ -34,6 +35,8 @@ mapfile -t runs < <(node -p "require('./bench/vision.json').runs.map((r) => [r.t
 # lavapipe, whatever else is installed: wgpu on Vulkan, Mesa's software driver only.
 lavapipe=(WGPU_BACKEND=vulkan VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json)
 gpu=${GPU:-1}
+gpu_batches=" ${GPU_BATCHES:-1} "
+gpu_reps=${GPU_REPS:-2}
 if [[ $gpu == 1 && ! -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ]]; then
     echo "# no lavapipe (mesa-vulkan-drivers): GPU runs skipped"
     gpu=0
@@ -48,14 +51,17 @@ record() {
     done
 }
 
-# webformers TASK MODEL BATCH LABEL [device flags...], in the environment `env "${envs[@]}"`.
+# webformers TASK MODEL BATCH LABEL [device flags...], in the environment `env "${envs[@]}"`,
+# with $n_calls timed calls when it is set.
 envs=()
+n_calls=
 webformers() {
     local task=$1 model=$2 batch=$3 label=$4 input options='{}' n=$reps
     shift 4
     input=$(node -p "JSON.stringify($batch === 1 ? '$image' : Array($batch).fill('$image'))")
     [[ $task != zero-shot-image-classification ]] || options=$(node -p "JSON.stringify({ candidate_labels: '$labels'.split(',') })")
     ((batch == 1)) || n=$batch_reps
+    n=${n_calls:-$n}
     env "${envs[@]}" "$wf" bench "$task" --model "$models/$model" "$@" --input "$input" --options "$options" --reps "$n" --warmup 1 \
         2>"$tmp/err" | record "$label" || echo "$label: failed: $(tail -1 "$tmp/err")"
 }
@@ -65,7 +71,8 @@ echo "# checks: webformers against Transformers.js on bench/task-checks.json's i
 check image-classification vit-base-image-classification --device cpu --threads 2
 check zero-shot-image-classification clip-vit-base-patch32 --device cpu --threads 2
 if ((gpu)); then
-    (export "${lavapipe[@]}"
+    # fp32 only: q8 was compared above, and lavapipe runs are slow.
+    (export "${lavapipe[@]}" CHECK_DTYPES=fp32
         check image-classification vit-base-image-classification --device gpu
         check zero-shot-image-classification clip-vit-base-patch32 --device gpu)
 fi
@@ -86,9 +93,10 @@ for ((round = 1; round <= rounds; round++)); do
                     echo "transformers.js $dtype threads=$t: failed: $(tail -1 "$tmp/err")"
             done
         done
-        if ((gpu)); then
-            envs=("${lavapipe[@]}")
+        if ((gpu)) && [[ $gpu_batches == *" $batch "* ]]; then
+            envs=("${lavapipe[@]}") n_calls=$gpu_reps
             webformers "$task" "$model" "$batch" "webformers lavapipe $task batch=$batch" --device gpu
+            n_calls=
         fi
         echo "# $(load)"
     done
