@@ -1,0 +1,266 @@
+//! Images against Pillow and transformers (tests/fixtures/image-reference/, made by
+//! tests/reference/make_image_reference.py): decoding, resizing with every Pillow filter, and
+//! every image processor's pixel_values; and bad input as clear errors.
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use webformers::Error;
+use webformers::image::{ImageProcessor, RawImage, Resample, decode};
+use webformers::tasks::{Input, Media};
+use webformers_tests::{fixture, repo_root};
+
+fn reference() -> Value {
+    fixture("image-reference/reference.json")
+}
+
+fn image_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join("tests/fixtures/images").join(name)).unwrap()
+}
+
+fn sha(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Pillow's decoding of a JPEG (RGB), stored by the reference script.
+fn pil_rgb(name: &str, entry: &Value) -> RawImage {
+    let file = entry["rgb_file"].as_str().unwrap_or_else(|| panic!("{name} has no rgb_file"));
+    let data = std::fs::read(repo_root().join("tests/fixtures/image-reference").join(file)).unwrap();
+    RawImage::new(entry["width"].as_u64().unwrap() as usize, entry["height"].as_u64().unwrap() as usize, 3, data).unwrap()
+}
+
+/// The image as the processors' reference saw it: ours for lossless files (asserted identical to
+/// Pillow's by `decode_matches_pillow`), Pillow's pixels for JPEGs.
+fn test_image(name: &str, entry: &Value) -> RawImage {
+    if name.ends_with(".jpg") { pil_rgb(name, entry) } else { decode(&image_bytes(name)).unwrap() }
+}
+
+#[test]
+fn decode_matches_pillow() {
+    let r = reference();
+    for (name, e) in r["decode"].as_object().unwrap() {
+        let img = decode(&image_bytes(name)).unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!((img.width, img.height), (e["width"].as_u64().unwrap() as usize, e["height"].as_u64().unwrap() as usize), "{name}");
+        let mode = e["mode"].as_str().unwrap();
+        let expected_channels = match mode {
+            "L" => 1,
+            "LA" => 2,
+            "RGB" | "CMYK" => 3,
+            "RGBA" | "P" => 4, // the GIF's palette decodes to RGBA
+            m => panic!("{name}: mode {m}"),
+        };
+        assert_eq!(img.channels, expected_channels, "{name} ({mode})");
+        let rgb = img.rgb();
+        if name.ends_with(".jpg") {
+            // libjpeg (Pillow) and zune-jpeg (the image crate) round the IDCT and the color
+            // conversion differently: measured here, and bounded.
+            let pil = pil_rgb(name, e);
+            let diffs: Vec<i32> = rgb.data.iter().zip(&pil.data).map(|(&a, &b)| (a as i32 - b as i32).abs()).collect();
+            let max = *diffs.iter().max().unwrap();
+            let mean = diffs.iter().map(|&d| d as f64).sum::<f64>() / diffs.len() as f64;
+            let off = diffs.iter().filter(|&&d| d > 0).count() as f64 / diffs.len() as f64;
+            println!("{name}: JPEG decode vs Pillow: max {max} levels, mean {mean:.4}, {:.2}% of values differ", off * 100.0);
+            assert!(max <= JPEG_MAX_LEVELS && mean < JPEG_MEAN_LEVELS, "{name}: max {max}, mean {mean}");
+        } else {
+            if mode != "P" {
+                assert_eq!(sha(&img.data), e["native_sha256"].as_str().unwrap(), "{name}: pixels differ from Pillow's");
+            }
+            assert_eq!(sha(&rgb.data), e["rgb_sha256"].as_str().unwrap(), "{name}: RGB differs from Pillow's convert(\"RGB\")");
+        }
+    }
+}
+
+/// The measured JPEG differences (see `decode_matches_pillow`'s output) with a little room.
+const JPEG_MAX_LEVELS: i32 = 8;
+const JPEG_MEAN_LEVELS: f64 = 1.0;
+
+#[test]
+fn resize_matches_pillow() {
+    let r = reference();
+    let mut failures = Vec::new();
+    for case in r["resize"].as_array().unwrap() {
+        let name = case["image"].as_str().unwrap();
+        let img = decode(&image_bytes(name)).unwrap();
+        let img = if img.channels == 1 { img } else { img.rgb() };
+        let (w, h) = (case["width"].as_u64().unwrap() as usize, case["height"].as_u64().unwrap() as usize);
+        let f = Resample::from_pil(case["resample"].as_u64().unwrap()).unwrap();
+        let out = img.resize(w, h, f).unwrap();
+        assert_eq!((out.width, out.height, out.channels), (w, h, case["channels"].as_u64().unwrap() as usize));
+        if sha(&out.data) != case["sha256"].as_str().unwrap() {
+            let sum: u64 = out.data.iter().map(|&v| v as u64).sum();
+            failures.push(format!("{name} -> {w}x{h} {f:?}: sum {sum} vs Pillow's {}", case["sum"]));
+        }
+    }
+    assert!(failures.is_empty(), "resizes that differ from Pillow:\n{}", failures.join("\n"));
+}
+
+fn sampled(values: &[f32], n: usize) -> Vec<f32> {
+    let step: u64 = 7919 * 104729;
+    (0..n as u64).map(|i| values[((i * step) % values.len() as u64) as usize]).collect()
+}
+
+#[test]
+fn processors_match_transformers() {
+    let r = reference();
+    let n = r["samples"].as_u64().unwrap() as usize;
+    let mut worst = 0f32;
+    for (repo, p) in r["processors"].as_object().unwrap() {
+        let proc = ImageProcessor::from_json(&p["config"]).unwrap_or_else(|e| panic!("{repo}: {e}"));
+        let mut repo_worst = 0f32;
+        for (case_name, case) in p["cases"].as_object().unwrap() {
+            let names: Vec<&str> =
+                case_name.strip_prefix("batch:").map(|s| s.split(',').collect()).unwrap_or_else(|| vec![case_name.as_str()]);
+            let images: Vec<RawImage> = names.iter().map(|n| test_image(n, &r["decode"][*n])).collect();
+            let out = proc.process(&images).unwrap_or_else(|e| panic!("{repo} {case_name}: {e}"));
+            let dims: Vec<usize> = case["dims"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+            assert_eq!(out.dims.to_vec(), dims, "{repo} {case_name}");
+            assert_eq!(out.pixel_values.len(), dims.iter().product::<usize>());
+            let expected: Vec<f32> = case["samples"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let got = sampled(&out.pixel_values, n);
+            let diff = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let plane = dims[2] * dims[3];
+            for c in 0..3 {
+                let mean = (0..dims[0])
+                    .flat_map(|i| out.pixel_values[(i * 3 + c) * plane..(i * 3 + c + 1) * plane].iter())
+                    .map(|&v| v as f64)
+                    .sum::<f64>()
+                    / (dims[0] * plane) as f64;
+                let want = case["channel_means"][c].as_f64().unwrap();
+                assert!((mean - want).abs() < 1e-4, "{repo} {case_name}: channel {c} mean {mean} vs {want}");
+            }
+            assert!(diff <= 1e-3, "{repo} {case_name}: max sampled difference {diff}");
+            repo_worst = repo_worst.max(diff);
+            match (&out.pixel_mask, case.get("mask_sum")) {
+                (Some(mask), Some(want)) => {
+                    assert_eq!(mask.iter().sum::<f32>() as u64, want.as_u64().unwrap(), "{repo} {case_name}: pixel mask");
+                    assert_eq!(mask.len(), dims[0] * plane);
+                }
+                (None, None) => {}
+                (m, w) => panic!("{repo} {case_name}: pixel mask {} vs reference {}", m.is_some(), w.is_some()),
+            }
+            if let Some(rows) = case.get("mask_rows") {
+                for (i, hw) in rows.as_array().unwrap().iter().enumerate() {
+                    let (h, w) = (hw[0].as_u64().unwrap() as usize, hw[1].as_u64().unwrap() as usize);
+                    assert_eq!(out.reshaped_sizes[i], (h, w), "{repo} {case_name}: image {i}'s resized size");
+                }
+            }
+            assert_eq!(out.original_sizes, images.iter().map(|i| (i.height, i.width)).collect::<Vec<_>>());
+        }
+        println!("{repo}: max sampled |difference| {repo_worst:e}");
+        worst = worst.max(repo_worst);
+    }
+    println!("all processors: max sampled |difference| {worst:e}");
+}
+
+/// The processors on our own decoding of the JPEGs: how far libjpeg-vs-zune differences carry.
+#[test]
+fn jpeg_decoding_effect_on_pixel_values() {
+    let r = reference();
+    let n = r["samples"].as_u64().unwrap() as usize;
+    for repo in ["google/vit-base-patch16-224", "openai/clip-vit-base-patch32"] {
+        let p = &r["processors"][repo];
+        let proc = ImageProcessor::from_json(&p["config"]).unwrap();
+        for name in ["cat.jpg", "cmyk.jpg"] {
+            let out = proc.process(&[decode(&image_bytes(name)).unwrap()]).unwrap();
+            let expected: Vec<f32> = p["cases"][name]["samples"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let diff = sampled(&out.pixel_values, n).iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            println!("{repo} {name} decoded here: max sampled |difference| {diff}");
+            assert!(diff < 0.2, "{repo} {name}: {diff}");
+        }
+    }
+}
+
+fn input_error(value: Value, media: &[Media]) -> String {
+    match (Input { value: &value, media }).images("image-classification") {
+        Err(Error::Input(msg)) => msg,
+        Err(e) => panic!("{value}: not an input error: {e}"),
+        Ok(_) => panic!("{value}: accepted"),
+    }
+}
+
+#[test]
+fn inputs_resolve() {
+    let png = image_bytes("gradient.png");
+    let pixels = decode(&png).unwrap();
+    let media = [Media::Encoded(png.clone()), Media::Image(pixels.clone())];
+    let (one, many) = (Input { value: &json!({"$media": 0}), media: &media }).images("t").unwrap();
+    assert_eq!((one, many), (vec![pixels.clone()], false));
+    let (two, many) = (Input { value: &json!([{"$media": 1}, {"$media": 0}]), media: &media }).images("t").unwrap();
+    assert_eq!((two.len(), many), (2, true));
+    assert_eq!(two[0], pixels);
+    let path = repo_root().join("tests/fixtures/images/gradient.png");
+    let (from_path, _) = Input::json(&json!(path.to_str().unwrap())).images("t").unwrap();
+    assert_eq!(from_path[0], pixels);
+    // A data: URL of the same file.
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::new();
+    for chunk in png.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            b64.push(if i <= chunk.len() { B64[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    let (from_data, _) = Input::json(&json!(format!("data:image/png;base64,{b64}"))).images("t").unwrap();
+    assert_eq!(from_data[0], pixels);
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let media = [Media::Encoded(b"not an image at all".to_vec())];
+    assert!(input_error(json!({"$media": 3}), &media).contains("names no media item"));
+    assert!(input_error(json!({"$media": 0}), &media).contains("not a PNG, JPEG"));
+    assert!(input_error(json!(42), &[]).contains("not a number"));
+    assert!(input_error(json!([]), &[]).contains("empty array"));
+    assert!(input_error(json!({"text": "hello"}), &[]).contains("an object"));
+    assert!(input_error(json!("/no/such/file.png"), &[]).contains("cannot read the image file"));
+
+    // Truncated JPEG: half the file.
+    let jpg = image_bytes("cat.jpg");
+    for cut in [jpg.len() / 2, jpg.len() - 2, jpg.len() - 1000] {
+        let err = decode(&jpg[..cut]).err().unwrap_or_else(|| panic!("cat.jpg cut at {cut} decoded"));
+        assert!(matches!(err, Error::Input(_)), "{err}");
+    }
+    // Every truncation of a small PNG, and a JPEG's header alone, fail cleanly (no panic).
+    let png = image_bytes("gradient.png");
+    for cut in (0..png.len()).step_by(97) {
+        assert!(decode(&png[..cut]).is_err(), "PNG cut at {cut} decoded");
+    }
+    assert!(decode(&jpg[..200]).is_err());
+    assert!(decode(&[]).is_err());
+
+    // A 30000x30000 PNG header (valid signature and IHDR CRC) is refused before decoding.
+    let err = decode(&png_header(30000, 30000)).err().expect("a 30000x30000 header decoded").to_string();
+    assert!(err.contains("30000x30000"), "{err}");
+    // A zero-size image.
+    let err = decode(&png_header(0, 10)).err().expect("a 0x10 header decoded");
+    assert!(matches!(err, Error::Input(_)), "{err}");
+    assert!(RawImage::new(0, 5, 3, vec![]).is_err());
+    assert!(RawImage::new(2, 2, 3, vec![0; 11]).is_err());
+    assert!(RawImage::new(2, 2, 5, vec![0; 20]).is_err());
+}
+
+/// A PNG (8-bit RGB) of any claimed size: signature, IHDR, an empty IDAT and IEND, with correct
+/// CRCs, so that only the size is wrong.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        let crc = body.iter().fold(!0u32, |mut c, &b| {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB88320 ^ (c >> 1) } else { c >> 1 };
+            }
+            c
+        });
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&(!crc).to_be_bytes());
+    }
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &[]);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
