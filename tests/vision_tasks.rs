@@ -80,3 +80,47 @@ fn every_vision_task_matches_python_transformers_on_every_architecture() {
     shown.truncate(40);
     assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), shown.join("\n"));
 }
+
+/// Loads `task` on the tiny model `model` of tests/fixtures/vision on the CPU.
+fn load_tiny(task: &str, model: &str) -> webformers::Result<Box<dyn Pipeline>> {
+    let files = DirFiles::open(repo_root().join("tests/fixtures/vision").join(model)).unwrap();
+    tasks::load(task, &files, &webformers::Device::Cpu, &LoadOptions::default())
+}
+
+#[test]
+fn image_tasks_refuse_bad_input_with_clear_errors() {
+    let classify = load_tiny("image-classification", "tiny-vit-classifier").unwrap();
+    let run = |p: &dyn Pipeline, input: Value, options: Value| pollster::block_on(p.run_json(&input, &options, &mut |_| {}));
+    // Text where an image belongs: not a file, so an error (never a panic).
+    let err = run(&*classify, serde_json::json!("a photo of a cat"), Value::Null).unwrap_err().to_string();
+    assert!(err.contains("a photo of a cat"), "{err}");
+    let err = run(&*classify, serde_json::json!(42), Value::Null).unwrap_err().to_string();
+    assert!(err.contains("image-classification") && err.contains("a number"), "{err}");
+    let err = run(&*classify, serde_json::json!([]), Value::Null).unwrap_err().to_string();
+    assert!(err.contains("empty"), "{err}");
+    let cat = with_image_paths(&serde_json::json!("cat.jpg"));
+    let err = run(&*classify, cat.clone(), serde_json::json!({"top_k": "all"})).unwrap_err().to_string();
+    assert!(err.contains("image-classification options"), "{err}");
+    let err = run(&*classify, cat.clone(), serde_json::json!({"pool": true})).unwrap_err().to_string();
+    assert!(err.contains("pool"), "{err}");
+
+    // A checkpoint of another head: a ViTModel has no classifier; both classes are named.
+    for (model, class, wanted) in [
+        ("tiny-vit", "ViTModel", "ViTForImageClassification"),
+        ("tiny-dinov2", "Dinov2Model", "Dinov2ForImageClassification"),
+        ("tiny-convnext", "ConvNextModel", "ConvNextForImageClassification"),
+    ] {
+        let err = load_tiny("image-classification", model).err().expect("a backbone has no classifier").to_string();
+        assert!(err.contains(class) && err.contains(wanted), "{err}");
+    }
+
+    // `pool: true` on a ViT saved without its pooler.
+    let features = load_tiny("image-feature-extraction", "tiny-vit-no-pooler").unwrap();
+    let err = run(&*features, cat, serde_json::json!({"pool": true})).unwrap_err().to_string();
+    assert!(err.contains("pool"), "{err}");
+
+    // A text model is not a vision model.
+    let files = DirFiles::open(repo_root().join("tests/fixtures/tiny-bert-pooler")).unwrap();
+    let err = tasks::load("image-feature-extraction", &files, &webformers::Device::Cpu, &LoadOptions::default()).err().unwrap().to_string();
+    assert!(err.contains("vision model"), "{err}");
+}

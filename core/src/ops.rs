@@ -9,6 +9,10 @@ use crate::layout::broadcast_dims;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
+mod vision;
+pub use vision::Conv2dParams;
+pub(crate) use vision::Window2d;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UnaryOp {
     /// The exact (erf) GELU of BERT: x/2 * (1 + erf(x/sqrt 2)).
@@ -20,6 +24,12 @@ pub enum UnaryOp {
     Neg,
     Exp,
     Tanh,
+    /// 1 / (1 + e^-x)
+    Sigmoid,
+    /// x * sigmoid(1.702 x): CLIP's `quick_gelu`.
+    QuickGelu,
+    /// 1 / sqrt(x) (batch norm folded into a convolution at load).
+    Rsqrt,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -172,6 +182,42 @@ pub(crate) enum Op {
         x: Tensor,
         eps: f32,
     },
+    /// The patches of x [N, C, H, W] (any view) that output rows `window.row0..` of a convolution
+    /// read, as columns: [N, C*KH*KW, rows*Wo] with rows (c, kh, kw) and columns (oy, ox); taps
+    /// in the padding are 0. A dense convolution is then one matmul with the weight [Cout, C*KH*KW].
+    Im2col {
+        x: Tensor,
+        window: Window2d,
+    },
+    /// A grouped convolution computed directly (depthwise ones): x [N, Cin, H, W] (any view),
+    /// weight [Cout, Cin/groups, KH, KW] dense f32 or f16, bias [Cout] f32: [N, Cout, Ho, Wo].
+    GroupedConv2d {
+        x: Tensor,
+        weight: Tensor,
+        bias: Option<Tensor>,
+        window: Window2d,
+        groups: usize,
+    },
+    /// The parts (any views, same dims but along `dim`, 4-byte dtypes) one after another along `dim`.
+    Concat {
+        parts: Vec<Tensor>,
+        dim: usize,
+    },
+    /// Bicubic resampling of x [N, C, H, W] (any view) to the output's [Ho, Wo], as PyTorch's
+    /// `interpolate(mode="bicubic")`: without antialias a = -0.75 and clamped borders; with it,
+    /// PIL's a = -0.5 filter widened by the scale when downsampling, normalized over the taps
+    /// inside the image.
+    Bicubic {
+        x: Tensor,
+        size: [usize; 2],
+        align_corners: bool,
+        antialias: bool,
+    },
+    /// Max over each window of x [N, C, H, W] (any view); padding never wins (-inf).
+    MaxPool2d {
+        x: Tensor,
+        window: Window2d,
+    },
 }
 
 impl Op {
@@ -192,6 +238,9 @@ impl Op {
             Op::SegmentPool { x, seq_offsets, .. } | Op::Unpack { x, seq_offsets, .. } => vec![x, seq_offsets],
             Op::TakeAlongLast { x, index } => vec![x, index],
             Op::L2Normalize { x, .. } => vec![x],
+            Op::Im2col { x, .. } | Op::Bicubic { x, .. } | Op::MaxPool2d { x, .. } => vec![x],
+            Op::GroupedConv2d { x, weight, bias, .. } => [Some(x), Some(weight), bias.as_ref()].into_iter().flatten().collect(),
+            Op::Concat { parts, .. } => parts.iter().collect(),
         }
     }
 
@@ -212,18 +261,23 @@ impl Op {
             Op::Unpack { .. } => "unpack",
             Op::TakeAlongLast { .. } => "take_along_last",
             Op::L2Normalize { .. } => "l2_normalize",
+            Op::Im2col { .. } => "im2col",
+            Op::GroupedConv2d { .. } => "grouped_conv2d",
+            Op::Concat { .. } => "concat",
+            Op::Bicubic { .. } => "bicubic",
+            Op::MaxPool2d { .. } => "max_pool2d",
         }
     }
 }
 
-fn same_device(op: &'static str, tensors: &[&Tensor]) -> Result<()> {
+pub(crate) fn same_device(op: &'static str, tensors: &[&Tensor]) -> Result<()> {
     match tensors.split_first() {
         Some((first, rest)) if rest.iter().any(|t| !t.device().same(first.device())) => Err(Error::DeviceMismatch(op)),
         _ => Ok(()),
     }
 }
 
-fn expect_dtype(op: &'static str, what: &str, t: &Tensor, allowed: &[DType]) -> Result<()> {
+pub(crate) fn expect_dtype(op: &'static str, what: &str, t: &Tensor, allowed: &[DType]) -> Result<()> {
     if allowed.contains(&t.dtype()) {
         Ok(())
     } else {
@@ -231,15 +285,15 @@ fn expect_dtype(op: &'static str, what: &str, t: &Tensor, allowed: &[DType]) -> 
     }
 }
 
-fn expect_rank(op: &'static str, what: &str, t: &Tensor, rank: usize) -> Result<()> {
+pub(crate) fn expect_rank(op: &'static str, what: &str, t: &Tensor, rank: usize) -> Result<()> {
     if t.rank() == rank { Ok(()) } else { Err(Error::shape(op, format!("{what} must have rank {rank}, got {:?}", t.dims()))) }
 }
 
 /// Float types an op's weights may have (activations are f32).
-const WEIGHT_TYPES: &[DType] = &[DType::F32, DType::F16];
+pub(crate) const WEIGHT_TYPES: &[DType] = &[DType::F32, DType::F16];
 
 impl Tensor {
-    fn record(op: Op, dtype: DType, dims: &[usize], from: &Tensor) -> Tensor {
+    pub(crate) fn record(op: Op, dtype: DType, dims: &[usize], from: &Tensor) -> Tensor {
         Tensor::new_pending(op, dtype, dims, from.device().clone())
     }
 
@@ -309,6 +363,13 @@ impl Tensor {
     }
     pub fn silu(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Silu)
+    }
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sigmoid)
+    }
+    /// x * sigmoid(1.702 x), CLIP's activation.
+    pub fn quick_gelu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::QuickGelu)
     }
 
     /// Elementwise with numpy broadcasting; either side may be a strided view.

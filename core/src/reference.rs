@@ -230,3 +230,148 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let nb: f64 = b.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
     (dot / (na * nb).max(1e-30)) as f32
 }
+
+pub fn sigmoid(x: f32) -> f32 {
+    (1.0 / (1.0 + (-(x as f64)).exp())) as f32
+}
+
+/// CLIP's x * sigmoid(1.702 x).
+pub fn quick_gelu(x: f32) -> f32 {
+    let x = x as f64;
+    (x / (1.0 + (-1.702 * x).exp())) as f32
+}
+
+/// PyTorch's `conv2d` of x [N, Cin, H, W] with w [Cout, Cin/groups, KH, KW] (row-major), summed
+/// in f64 tap by tap: ([N, Cout, Ho, Wo] values, dims).
+pub fn conv2d(
+    x: &[f32],
+    x_dims: [usize; 4],
+    w: &[f32],
+    w_dims: [usize; 4],
+    bias: Option<&[f32]>,
+    p: crate::Conv2dParams,
+) -> (Vec<f32>, [usize; 4]) {
+    let [n, cin, h, wd] = x_dims;
+    let [cout, cin_g, kh, kw] = w_dims;
+    let out_size = |size: usize, k: usize, i: usize| (size + 2 * p.padding[i] - p.dilation[i] * (k - 1) - 1) / p.stride[i] + 1;
+    let (ho, wo) = (out_size(h, kh, 0), out_size(wd, kw, 1));
+    let cout_g = cout / p.groups;
+    let mut out = vec![0f32; n * cout * ho * wo];
+    for b in 0..n {
+        for co in 0..cout {
+            let group = co / cout_g;
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut s = bias.map_or(0.0, |bias| bias[co] as f64);
+                    for ci in 0..cin_g {
+                        let c = group * cin_g + ci;
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * p.stride[0] + ky * p.dilation[0]) as i64 - p.padding[0] as i64;
+                                let ix = (ox * p.stride[1] + kx * p.dilation[1]) as i64 - p.padding[1] as i64;
+                                if iy < 0 || ix < 0 || iy >= h as i64 || ix >= wd as i64 {
+                                    continue;
+                                }
+                                let xv = x[((b * cin + c) * h + iy as usize) * wd + ix as usize] as f64;
+                                s += xv * w[((co * cin_g + ci) * kh + ky) * kw + kx] as f64;
+                            }
+                        }
+                    }
+                    out[((b * cout + co) * ho + oy) * wo + ox] = s as f32;
+                }
+            }
+        }
+    }
+    (out, [n, cout, ho, wo])
+}
+
+/// PyTorch's `max_pool2d` (dilation 1, floor sizes) of x [N, C, H, W]: taps in the padding are
+/// skipped.
+pub fn max_pool2d(x: &[f32], dims: [usize; 4], kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> (Vec<f32>, [usize; 4]) {
+    let [n, c, h, w] = dims;
+    let ho = (h + 2 * padding[0] - kernel[0]) / stride[0] + 1;
+    let wo = (w + 2 * padding[1] - kernel[1]) / stride[1] + 1;
+    let mut out = Vec::with_capacity(n * c * ho * wo);
+    for plane in 0..n * c {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let mut m = f32::NEG_INFINITY;
+                for ky in 0..kernel[0] {
+                    for kx in 0..kernel[1] {
+                        let iy = (oy * stride[0] + ky) as i64 - padding[0] as i64;
+                        let ix = (ox * stride[1] + kx) as i64 - padding[1] as i64;
+                        if iy >= 0 && ix >= 0 && iy < h as i64 && ix < w as i64 {
+                            m = m.max(x[(plane * h + iy as usize) * w + ix as usize]);
+                        }
+                    }
+                }
+                out.push(m);
+            }
+        }
+    }
+    (out, [n, c, ho, wo])
+}
+
+/// torch.nn.functional.interpolate(x, size, mode="bicubic", align_corners, antialias) of x
+/// [N, C, H, W], in f64. Each output pixel is a weighted sum over rows and columns of taps; a
+/// tap list per axis says which input indices an output index reads with what weight.
+pub fn interpolate_bicubic(x: &[f32], dims: [usize; 4], size: [usize; 2], align_corners: bool, antialias: bool) -> Vec<f32> {
+    fn kernel(t: f64, a: f64) -> f64 {
+        let t = t.abs();
+        if t < 1.0 {
+            (a + 2.0) * t.powi(3) - (a + 3.0) * t.powi(2) + 1.0
+        } else if t < 2.0 {
+            a * t.powi(3) - 5.0 * a * t.powi(2) + 8.0 * a * t - 4.0 * a
+        } else {
+            0.0
+        }
+    }
+    fn taps(input: usize, output: usize, align_corners: bool, antialias: bool) -> Vec<Vec<(usize, f64)>> {
+        let scale = match (align_corners, output > 1) {
+            (true, true) => (input - 1) as f64 / (output - 1) as f64,
+            (true, false) => 0.0,
+            (false, _) => input as f64 / output as f64,
+        };
+        (0..output)
+            .map(|i| {
+                if antialias {
+                    // PIL's filter (a = -0.5) stretched over `scale` input pixels when downsampling.
+                    let stretch = scale.max(1.0);
+                    let center = scale * (i as f64 + 0.5);
+                    let support = 2.0 * stretch;
+                    let lo = ((center - support + 0.5).trunc() as i64).max(0);
+                    let hi = ((center + support + 0.5).trunc() as i64).min(input as i64);
+                    let raw: Vec<(usize, f64)> =
+                        (lo..hi).map(|j| (j as usize, kernel((j as f64 - center + 0.5) / stretch, -0.5))).collect();
+                    let total: f64 = raw.iter().map(|t| t.1).sum();
+                    raw.into_iter().map(|(j, w)| (j, if total != 0.0 { w / total } else { 0.0 })).collect()
+                } else {
+                    let src = if align_corners { scale * i as f64 } else { scale * (i as f64 + 0.5) - 0.5 };
+                    let base = src.floor();
+                    (-1i64..3)
+                        .map(|k| {
+                            let j = (base as i64 + k).clamp(0, input as i64 - 1) as usize;
+                            (j, kernel(src - (base + k as f64), -0.75))
+                        })
+                        .collect()
+                }
+            })
+            .collect()
+    }
+    let [n, c, h, w] = dims;
+    let (ty, tx) = (taps(h, size[0], align_corners, antialias), taps(w, size[1], align_corners, antialias));
+    let mut out = Vec::with_capacity(n * c * size[0] * size[1]);
+    for plane in 0..n * c {
+        for row in &ty {
+            for col in &tx {
+                let s: f64 = row
+                    .iter()
+                    .flat_map(|&(y, wy)| col.iter().map(move |&(x_, wx)| (y, x_, wy * wx)))
+                    .map(|(y, x_, wt)| wt * x[(plane * h + y) * w + x_] as f64)
+                    .sum();
+                out.push(s as f32);
+            }
+        }
+    }
+    out
+}

@@ -71,6 +71,9 @@ fn unary_loop<S: Simd>(x: &[f32], out: &mut [f32], op: UnaryOp) {
         UnaryOp::Neg => |v| -v,
         UnaryOp::Exp => math::exp,
         UnaryOp::Tanh => math::tanh,
+        UnaryOp::Sigmoid => math::sigmoid,
+        UnaryOp::QuickGelu => math::quick_gelu,
+        UnaryOp::Rsqrt => |v| 1.0 / v.sqrt(),
     };
     // Separate monomorphic loops so each vectorizes (a call through `f` would not).
     macro_rules! each {
@@ -86,6 +89,8 @@ fn unary_loop<S: Simd>(x: &[f32], out: &mut [f32], op: UnaryOp) {
         UnaryOp::Silu => each!(math::silu),
         UnaryOp::Exp => each!(math::exp),
         UnaryOp::Tanh => each!(math::tanh),
+        UnaryOp::Sigmoid => each!(math::sigmoid),
+        UnaryOp::QuickGelu => each!(math::quick_gelu),
         _ => each!(f),
     }
 }

@@ -17,6 +17,7 @@ pub(crate) mod math;
 mod matmul;
 pub(crate) mod parallel;
 mod quant;
+mod vision;
 pub use parallel::set_threads;
 #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
 pub use parallel::wasm_pool;
@@ -268,6 +269,19 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             let h = x.layout.dims()[x.layout.rank() - 1];
             CpuStorage::from_f32(kernels::l2_normalize(x.f32s(), h, *eps))
         }
+        Op::Im2col { x, window } => CpuStorage::from_f32(vision::im2col(&input(&step, x, 0), window)),
+        Op::GroupedConv2d { x, weight, bias, window, groups } => {
+            let bias = bias.as_ref().map(|b| input(&step, b, 2));
+            CpuStorage::from_f32(vision::grouped_conv2d(&input(&step, x, 0), &input(&step, weight, 1), bias.as_ref(), window, *groups))
+        }
+        Op::Concat { parts, dim } => {
+            let parts: Vec<Input<'_>> = parts.iter().enumerate().map(|(i, t)| input(&step, t, i)).collect();
+            CpuStorage::from_u32(vision::concat(&parts, *dim, out_numel))
+        }
+        Op::Bicubic { x, size, align_corners, antialias } => {
+            CpuStorage::from_f32(vision::bicubic(&input(&step, x, 0), *size, *align_corners, *antialias))
+        }
+        Op::MaxPool2d { x, window } => CpuStorage::from_f32(vision::max_pool2d(&input(&step, x, 0), window)),
     };
     Ok(Storage::Cpu(out))
 }

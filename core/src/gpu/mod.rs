@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub(crate) mod params;
 mod pool;
 mod record;
 mod run;

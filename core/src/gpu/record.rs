@@ -13,6 +13,8 @@ use crate::{Error, Result};
 
 #[path = "record_quant.rs"]
 mod quant;
+#[path = "record_vision.rs"]
+pub(crate) mod vision;
 
 /// Bytes of a uniform `Params` struct, with WGSL's 16-byte alignment of vec4 fields.
 #[derive(Default)]
@@ -90,9 +92,12 @@ fn unary_code(op: UnaryOp) -> usize {
         UnaryOp::Neg => 4,
         UnaryOp::Exp => 5,
         UnaryOp::Tanh => 6,
+        UnaryOp::Sigmoid => 7,
+        UnaryOp::QuickGelu => 8,
+        UnaryOp::Rsqrt => 9,
     }
 }
-const OP_NONE: usize = 7;
+const OP_NONE: usize = 10;
 
 fn elem(dtype: DType) -> Result<Elem> {
     match dtype {
@@ -166,7 +171,7 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             let params = Params::default().u32(node.numel).u32(src.layout().offset()).u32(0).u32(0).view(&v);
             let per_invocation = if matches!(node.dtype, DType::F16) { 2 } else { 1 };
             let groups = grid_1d(node.numel.div_ceil(per_invocation).div_ceil(wg(kernel)), max_groups);
-            run.push(kernel, &params.0, inputs_of(1), &output, groups)?;
+            run.push_raw(kernel, &params.0, inputs_of(1), &output, groups)?;
         }
         Op::Gather { table, ids } => {
             let kernel = Kernel::Gather { table: elem(table.dtype())? };
@@ -178,7 +183,7 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 let offset = if i == 0 && last == 0 { table.layout().offset() } else { 0 };
                 let params =
                     Params::default().u32(rows).u32(h).u32(part_rows).u32(offset).u32(first).u32((i == last) as usize).u32(0).u32(0);
-                run.push(kernel, &params.0, vec![part, input(1)], &output, grid_1d((rows * h).div_ceil(wg(kernel)), max_groups))?;
+                run.push_raw(kernel, &params.0, vec![part, input(1)], &output, grid_1d((rows * h).div_ceil(wg(kernel)), max_groups))?;
             }
         }
         Op::Unary { src, op } => {
@@ -192,7 +197,7 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 .view(&zero)
                 .vec4([0; 4])
                 .vec4([0; 4]);
-            run.push(kernel, &params.0, inputs_of(1), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+            run.push_raw(kernel, &params.0, inputs_of(1), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
         Op::Binary { lhs, rhs, op } => {
             let kernel = Kernel::Binary;
@@ -215,7 +220,7 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 .vec4(a.strides[1])
                 .vec4(b.strides[0])
                 .vec4(b.strides[1]);
-            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+            run.push_raw(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
         Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k } => {
             let kernel = Kernel::Matmul { b: elem(b.dtype())?, io: matmul_io(bias, residual, gate) };
@@ -249,7 +254,7 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 let mut inputs = vec![input(0), part];
                 inputs.extend((2..step.inputs.len()).map(input));
                 let groups = [cols.div_ceil(64) as u32, m.div_ceil(64) as u32, *batch as u32];
-                run.push(kernel, &params.0, inputs, &output, groups)?;
+                run.push_raw(kernel, &params.0, inputs, &output, groups)?;
             }
         }
         Op::Norm { x, residual, bias, eps, kind, .. } => {
@@ -273,7 +278,7 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 None => (0, strided8(x.layout())?),
             };
             let params = Params::default().u32(rows).u32(n).f32(*scale).u32(mask_off).view(&view);
-            run.push(kernel, &params.0, inputs_of(1 + mask.is_some() as usize), &output, grid_1d(rows, max_groups))?;
+            run.push_raw(kernel, &params.0, inputs_of(1 + mask.is_some() as usize), &output, grid_1d(rows, max_groups))?;
         }
         Op::Attention { q, k, v, q_offsets, scale, causal, window, .. } => {
             let kernel = Kernel::Attention;
@@ -299,7 +304,7 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 .f32(*scale)
                 .u32(*causal as usize)
                 .u32(window.map_or(NO_WINDOW, |w| w.min(NO_WINDOW)));
-            run.push(kernel, &params.0, inputs_of(5), &output, [t as u32, hq as u32, 1])?;
+            run.push_raw(kernel, &params.0, inputs_of(5), &output, [t as u32, hq as u32, 1])?;
         }
         Op::Rope { x, interleaved, inv_freq, rotated, .. } => {
             let kernel = Kernel::Rope { interleaved: *interleaved };
@@ -308,7 +313,7 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             let (st, sh) = (x.layout().strides()[0], x.layout().strides()[1]);
             let params = Params::default().u32(t).u32(heads).u32(d).u32(half).u32(x.layout().offset()).u32(st).u32(sh).u32(*rotated);
             let invocations = t * heads * (d - half);
-            run.push(kernel, &params.0, inputs_of(3), &output, grid_1d(invocations.div_ceil(wg(kernel)), max_groups))?;
+            run.push_raw(kernel, &params.0, inputs_of(3), &output, grid_1d(invocations.div_ceil(wg(kernel)), max_groups))?;
         }
         Op::WriteRows { dst, src, row } => {
             let kernel = Kernel::Copy { src: elem(src.dtype())?, dst: elem(dst.dtype())? };
@@ -323,33 +328,42 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             let per_invocation = if dst.dtype() == DType::F16 { 2 } else { 1 };
             let groups = grid_1d(n.div_ceil(per_invocation).div_ceil(wg(kernel)), max_groups);
             // Only the source binds as input; the destination is this op's output (the cache).
-            run.push(kernel, &params.0, vec![input(1)], &output, groups)?;
+            run.push_raw(kernel, &params.0, vec![input(1)], &output, groups)?;
         }
         Op::Argmax { x } => {
             let kernel = Kernel::Argmax;
             let (rows, n) = (x.dims()[0], x.dims()[1]);
             let params = Params::default().u32(rows).u32(n).u32(0).u32(0);
-            run.push(kernel, &params.0, inputs_of(1), &output, grid_1d(rows, max_groups))?;
+            run.push_raw(kernel, &params.0, inputs_of(1), &output, grid_1d(rows, max_groups))?;
         }
         Op::SegmentPool { x, mode, .. } => {
             let kernel = Kernel::Pool(*mode);
             let h = x.dims()[1];
             let seqs = node.numel / h.max(1);
             let params = Params::default().u32(h).u32(seqs).u32(0).u32(node.numel);
-            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+            run.push_raw(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
         Op::TakeAlongLast { x, index } => {
             let kernel = Kernel::TakeAlongLast;
             let (r, n, m) = (index.dims()[0], x.dims()[x.rank() - 1], index.dims()[1]);
             let params = Params::default().u32(node.numel).u32(r).u32(n).u32(m);
-            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+            run.push_raw(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
         Op::Unpack { x, seq_offsets, max_len } => {
             let kernel = Kernel::Unpack;
             let h = x.dims()[1];
             let params = Params::default().u32(h).u32(seq_offsets.numel().saturating_sub(1)).u32(*max_len).u32(node.numel);
-            run.push(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
+            run.push_raw(kernel, &params.0, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
+        Op::Im2col { x, window } => vision::im2col(run, x, window, input(0), &output)?,
+        Op::GroupedConv2d { x, weight, window, groups, .. } => {
+            vision::grouped_conv(run, (x, weight, window, *groups), inputs_of(step.inputs.len()), &output)?
+        }
+        Op::Concat { parts, dim } => vision::concat(run, parts, *dim, inputs_of(parts.len()), &output)?,
+        Op::Bicubic { x, size, align_corners, antialias } => {
+            vision::bicubic(run, x, *size, (*align_corners, *antialias), input(0), &output)?
+        }
+        Op::MaxPool2d { x, window } => vision::max_pool(run, x, window, input(0), &output)?,
     }
     Ok(output)
 }
@@ -370,5 +384,5 @@ fn record_rows(run: &mut Run, kernel: Kernel, x: &Tensor, eps: f32, output: &Gpu
     let rows = x.numel() / h.max(1);
     let params = Params::default().u32(rows).u32(h).f32(eps).u32(0);
     let groups = grid_1d(rows, run.gpu.limits.max_compute_workgroups_per_dimension);
-    run.push(kernel, &params.0, inputs, output, groups)
+    run.push_raw(kernel, &params.0, inputs, output, groups)
 }

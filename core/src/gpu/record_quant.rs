@@ -102,10 +102,10 @@ pub(super) fn matmul(
             // One z slice per activation row: W is read again per row, mostly from cache.
             let mut groups = grid_1d(cols.div_ceil(rows_per_group), max);
             groups[2] = (batch * m) as u32;
-            run.push(Kernel::QuantMatvec { q, io }, &params.0, part_inputs, output, groups)?;
+            run.push_raw(Kernel::QuantMatvec { q, io }, &params.0, part_inputs, output, groups)?;
         } else {
             let groups = [cols.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
-            run.push(Kernel::QuantMatmul { q, io }, &params.0, part_inputs, output, groups)?;
+            run.push_raw(Kernel::QuantMatmul { q, io }, &params.0, part_inputs, output, groups)?;
         }
     }
     Ok(())
@@ -124,7 +124,7 @@ pub(super) fn gather(run: &mut Run, table: &Tensor, ids: &Tensor, inputs: Vec<Gp
         let offset = if last == 0 { bytes(table, table.layout().offset())? } else { 0 };
         let params =
             Params::default().u32(rows).u32(h).u32(part_rows).u32(offset).u32(row_bytes).u32(first).u32((i == last) as usize).u32(0);
-        run.push(Kernel::QuantGather { q }, &params.0, vec![part, inputs[1].clone()], output, groups)?;
+        run.push_raw(Kernel::QuantGather { q }, &params.0, vec![part, inputs[1].clone()], output, groups)?;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use wgpu::util::DeviceExt;
 
+use super::params::KernelParams;
 use super::shaders::Kernel;
 use super::{GpuContext, GpuStorage};
 use crate::device::Storage;
@@ -37,8 +38,24 @@ impl Run {
         super::record::record(self, step).map(Storage::Gpu)
     }
 
-    /// Adds one dispatch of `kernel`: `inputs` bind in order after the uniform, `output` last.
-    pub(crate) fn push(
+    /// Adds one dispatch of `kernel` with its typed parameters: `inputs` bind in order after the
+    /// uniform, `output` last.
+    pub(crate) fn push<P: KernelParams>(
+        &mut self,
+        kernel: Kernel,
+        params: &P,
+        inputs: Vec<GpuStorage>,
+        output: &GpuStorage,
+        groups: [u32; 3],
+    ) -> Result<()> {
+        if kernel.params() != Some(P::DEF) {
+            return Err(Error::Gpu(format!("{kernel:?} dispatched with {} parameters (engine bug)", P::DEF.name)));
+        }
+        self.push_raw(kernel, &params.bytes(), inputs, output, groups)
+    }
+
+    /// `push` for kernels that still declare their own `Params`: the bytes in their order.
+    pub(crate) fn push_raw(
         &mut self,
         kernel: Kernel,
         params: &[u8],

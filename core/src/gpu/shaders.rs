@@ -5,6 +5,7 @@
 //! `#endif` where EXPR is flags joined by `&&` or `||` (`!FLAG` negates). A prelude with the
 //! `enable` directives and constants of the variant is prepended.
 
+use crate::gpu::params::{KernelParams, ParamsDef};
 use crate::ops::PoolMode;
 use crate::{Error, Result};
 
@@ -28,6 +29,11 @@ const SOURCES: &[(&str, &str)] = &[
     ("matmul_quant.wgsl", include_str!("../../../shaders/matmul_quant.wgsl")),
     ("gather_quant.wgsl", include_str!("../../../shaders/gather_quant.wgsl")),
     ("take_along.wgsl", include_str!("../../../shaders/take_along.wgsl")),
+    ("im2col.wgsl", include_str!("../../../shaders/im2col.wgsl")),
+    ("grouped_conv.wgsl", include_str!("../../../shaders/grouped_conv.wgsl")),
+    ("concat.wgsl", include_str!("../../../shaders/concat.wgsl")),
+    ("bicubic.wgsl", include_str!("../../../shaders/bicubic.wgsl")),
+    ("max_pool.wgsl", include_str!("../../../shaders/max_pool.wgsl")),
 ];
 
 /// How a storage buffer's elements are stored.
@@ -135,6 +141,19 @@ pub enum Kernel {
     QuantGather {
         q: Quant,
     },
+    /// A convolution's patches as matmul columns.
+    Im2col,
+    /// A grouped (depthwise) convolution with `weight` f32 or f16 (read as u32 pairs).
+    GroupedConv {
+        weight: Elem,
+        bias: bool,
+    },
+    /// One part of a concatenation (4-byte values).
+    Concat,
+    Bicubic {
+        antialias: bool,
+    },
+    MaxPool,
 }
 
 /// The operands around a matmul kernel's product (matmul_io.wgsl): `bias` [N] and a dense
@@ -199,6 +218,11 @@ impl Kernel {
             Kernel::QuantMatvec { .. } => "matvec_quant.wgsl",
             Kernel::QuantMatmul { .. } => "matmul_quant.wgsl",
             Kernel::QuantGather { .. } => "gather_quant.wgsl",
+            Kernel::Im2col => "im2col.wgsl",
+            Kernel::GroupedConv { .. } => "grouped_conv.wgsl",
+            Kernel::Concat => "concat.wgsl",
+            Kernel::Bicubic { .. } => "bicubic.wgsl",
+            Kernel::MaxPool => "max_pool.wgsl",
         }
     }
 
@@ -216,6 +240,8 @@ impl Kernel {
             Kernel::Attention => 5,
             Kernel::Rope { .. } => 3,
             Kernel::QuantGather { .. } => 2,
+            Kernel::Im2col | Kernel::Concat | Kernel::Bicubic { .. } | Kernel::MaxPool => 1,
+            Kernel::GroupedConv { bias, .. } => 2 + *bias as usize,
         }
     }
 
@@ -291,8 +317,34 @@ impl Kernel {
                 }
             }
             Kernel::QuantGather { q } => flags.push(q.flag()),
+            Kernel::GroupedConv { weight, bias } => {
+                flags.push(if weight == Elem::F32 { "W_F32" } else { "W_F16" });
+                if bias {
+                    flags.push("HAS_BIAS");
+                }
+            }
+            Kernel::Bicubic { antialias } => {
+                if antialias {
+                    flags.push("ANTIALIAS");
+                }
+            }
+            Kernel::Im2col | Kernel::Concat | Kernel::MaxPool => {}
         }
         flags
+    }
+
+    /// The kernel's uniform parameters, whose WGSL declaration the prelude carries (kernels
+    /// without one still declare their own `Params`).
+    pub fn params(&self) -> Option<ParamsDef> {
+        use crate::gpu::record::vision::*;
+        Some(match self {
+            Kernel::Im2col => Im2colParams::DEF,
+            Kernel::GroupedConv { .. } => GroupedConvParams::DEF,
+            Kernel::Concat => ConcatParams::DEF,
+            Kernel::Bicubic { .. } => BicubicParams::DEF,
+            Kernel::MaxPool => MaxPoolParams::DEF,
+            _ => return None,
+        })
     }
 
     fn uses_f16(&self, features: ShaderFeatures) -> bool {
@@ -338,6 +390,18 @@ impl Kernel {
             }
             all.push(Kernel::QuantGather { q });
         }
+        all.extend([
+            Kernel::Im2col,
+            Kernel::Concat,
+            Kernel::MaxPool,
+            Kernel::Bicubic { antialias: false },
+            Kernel::Bicubic { antialias: true },
+        ]);
+        for weight in [Elem::F32, Elem::F16] {
+            for bias in [false, true] {
+                all.push(Kernel::GroupedConv { weight, bias });
+            }
+        }
         all
     }
 }
@@ -368,6 +432,9 @@ impl PipelineKey {
             out.push_str("enable subgroups;\n");
         }
         out.push_str(&format!("const WG: u32 = {}u;\n", self.kernel.workgroup_size()));
+        if let Some(params) = self.kernel.params() {
+            out.push_str(&params.wgsl());
+        }
         let flags = self.kernel.flags(self.features);
         let mut included = Vec::new();
         expand(self.kernel.file(), &flags, &mut included, &mut out)?;

@@ -10,7 +10,9 @@ use crate::{Error, Result, Tensor};
 pub use heads::{HeadKind, TextHead};
 
 pub mod bert;
+pub mod convnext;
 pub mod deberta_v2;
+pub mod dinov2;
 pub mod distilbert;
 pub mod gguf;
 pub mod gpt2;
@@ -18,6 +20,7 @@ pub mod heads;
 pub mod llama;
 pub mod modernbert;
 pub mod synthetic;
+pub mod vit;
 
 /// A text encoder over packed sequences.
 pub trait EncoderModel {
@@ -234,6 +237,17 @@ pub static ARCHITECTURES: &[Architecture] = &[
     Architecture {
         model_types: &["llama", "mistral", "qwen2"],
         decoder: Some(|c, vb| Ok(Box::new(llama::Llama::load(parse(&c.json)?, vb, false)?))),
+        ..Architecture::NONE
+    },
+    Architecture { model_types: &["vit"], vision: Some(|c, vb, head| Ok(Box::new(vit::Vit::load(c, vb, head)?))), ..Architecture::NONE },
+    Architecture {
+        model_types: &["dinov2", "dinov2_with_registers"],
+        vision: Some(|c, vb, head| Ok(Box::new(dinov2::Dinov2::load(c, vb, head)?))),
+        ..Architecture::NONE
+    },
+    Architecture {
+        model_types: &["convnext"],
+        vision: Some(|c, vb, head| Ok(Box::new(convnext::ConvNext::load(c, vb, head)?))),
         ..Architecture::NONE
     },
     Architecture {

@@ -19,6 +19,9 @@ use crate::{Device, Error, Result};
 
 pub mod feature_extraction;
 pub mod fill_mask;
+pub mod image_classification;
+pub mod image_feature_extraction;
+pub mod image_model;
 pub mod question_answering;
 pub mod text_classification;
 pub mod text_encoder;
@@ -35,6 +38,8 @@ pub static TASKS: &[&TaskInfo] = &[
     &question_answering::TASK,
     &fill_mask::TASK,
     &zero_shot_classification::TASK,
+    &image_classification::TASK,
+    &image_feature_extraction::TASK,
 ];
 
 /// What a task takes as its first argument (the front ends' help and type checks read this, and

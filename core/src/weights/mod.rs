@@ -127,6 +127,11 @@ impl Weights {
         Ok((full, info.clone()))
     }
 
+    /// The stored dims of `name`, when the weights have it.
+    pub fn dims(&self, name: &str) -> Option<Vec<usize>> {
+        self.source.info(&self.full_name(name)).map(|i| i.dims.clone())
+    }
+
     /// A matmul or embedding weight: kept in f32 or f16 as the dtype policy says.
     pub fn get(&self, name: &str, dims: &[usize]) -> Result<Tensor> {
         self.load(name, dims, false)
