@@ -10,6 +10,7 @@ use crate::{Error, Result, Tensor};
 pub use heads::{HeadKind, TextHead};
 
 pub mod bert;
+pub mod clip;
 pub mod convnext;
 pub mod deberta_v2;
 pub mod dinov2;
@@ -19,6 +20,7 @@ pub mod gpt2;
 pub mod heads;
 pub mod llama;
 pub mod modernbert;
+pub mod siglip;
 pub mod synthetic;
 pub mod vit;
 
@@ -166,12 +168,15 @@ pub struct Architecture {
     pub decoder: Option<fn(&ModelConfig, &Weights) -> Result<Box<dyn DecoderModel>>>,
     /// A vision model (pixels to hidden states, pooled embeddings, or its head's outputs).
     pub vision: Option<fn(&ModelConfig, &Weights, VisionHead) -> Result<Box<dyn VisionModel>>>,
+    /// A dual encoder of images and texts into one embedding space (CLIP, SigLIP).
+    pub image_text: Option<fn(&ModelConfig, &Weights) -> Result<Box<dyn ImageTextModel>>>,
 }
 
 impl Architecture {
     /// An architecture with no entry points: entries fill theirs and take the rest from here
     /// (`..Architecture::NONE`), so that adding an entry point touches no other entry.
-    pub const NONE: Architecture = Architecture { model_types: &[], text_encoder: None, text_head: None, decoder: None, vision: None };
+    pub const NONE: Architecture =
+        Architecture { model_types: &[], text_encoder: None, text_head: None, decoder: None, vision: None, image_text: None };
 }
 
 /// The head a vision task needs on top of the backbone.
@@ -208,6 +213,38 @@ pub trait VisionModel {
     fn forward(&self, pixel_values: &Tensor, pixel_mask: Option<&Tensor>) -> Result<VisionOutput>;
 }
 
+/// How a dual encoder's texts are padded before its text tower sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextPadding {
+    /// Not at all: padding is masked out, so packed sequences give the same result (CLIP).
+    None,
+    /// To the tokenizer's `model_max_length` with its pad token, attended to like any token, as
+    /// the model was trained (SigLIP).
+    MaxLength,
+}
+
+/// A dual encoder (CLIP, SigLIP): images and texts to embeddings compared by cosine similarity.
+/// Nothing runs until a tensor is read.
+pub trait ImageTextModel {
+    /// Image embeddings [N, D] (projected, not normalized) of `pixel_values` [N, 3, H, W].
+    fn image_embeds(&self, pixel_values: &Tensor) -> Result<Tensor>;
+    /// Text embeddings [B, D] (projected, not normalized) of tokenized texts, padded as
+    /// `text_padding` says.
+    fn text_embeds(&self, batch: &Batch) -> Result<Tensor>;
+    /// Which towers the checkpoint has: (vision, text).
+    fn has_towers(&self) -> (bool, bool);
+    /// `logit_scale` [1] (its exp multiplies the cosine similarities), when the checkpoint has it.
+    fn logit_scale(&self) -> Option<&Tensor>;
+    /// `logit_bias` [1] (SigLIP).
+    fn logit_bias(&self) -> Option<&Tensor>;
+    fn text_padding(&self) -> TextPadding;
+    /// The longest text (in tokens) the text tower's position embeddings cover.
+    fn max_text_positions(&self) -> usize;
+    /// Whether each image-text logit is scored on its own by a sigmoid (SigLIP), rather than
+    /// softmaxed over the labels (CLIP).
+    fn sigmoid_scores(&self) -> bool;
+}
+
 /// Every architecture, by `model_type`. Adding one: its file, and an entry here.
 pub static ARCHITECTURES: &[Architecture] = &[
     Architecture {
@@ -232,6 +269,18 @@ pub static ARCHITECTURES: &[Architecture] = &[
         model_types: &["modernbert"],
         text_encoder: Some(|c, vb| Ok(Box::new(modernbert::ModernBert::load(parse(&c.json)?, vb)?))),
         text_head: Some(modernbert::load_head),
+        ..Architecture::NONE
+    },
+    Architecture {
+        model_types: &["clip", "clip_vision_model", "clip_text_model"],
+        vision: Some(clip::load_vision),
+        image_text: Some(|c, vb| Ok(Box::new(clip::Clip::load(c, vb)?))),
+        ..Architecture::NONE
+    },
+    Architecture {
+        model_types: &["siglip", "siglip_vision_model", "siglip_text_model"],
+        vision: Some(siglip::load_vision),
+        image_text: Some(|c, vb| Ok(Box::new(siglip::Siglip::load(c, vb)?))),
         ..Architecture::NONE
     },
     Architecture {
@@ -280,6 +329,12 @@ pub fn architecture(config: &ModelConfig, what: &str, has: impl Fn(&Architecture
 pub fn load_vision_model(config: &ModelConfig, vb: &Weights, head: VisionHead) -> Result<Box<dyn VisionModel>> {
     let arch = architecture(config, "vision model", |a| a.vision.is_some())?;
     (arch.vision.expect("checked"))(config, vb, head)
+}
+
+/// A dual encoder of images and texts (CLIP, SigLIP).
+pub fn load_image_text_model(config: &ModelConfig, vb: &Weights) -> Result<Box<dyn ImageTextModel>> {
+    let arch = architecture(config, "image-text dual encoder", |a| a.image_text.is_some())?;
+    (arch.image_text.expect("checked"))(config, vb)
 }
 
 /// A decoder from a config.json (Hugging Face safetensors folders).

@@ -52,7 +52,11 @@ pub static TASK: TaskInfo = TaskInfo {
     input: InputKind::Text,
     required_files: &["config.json", "tokenizer.json"],
     optional_files: &["tokenizer_config.json", "sentence_bert_config.json"],
-    load: |files, device, options| Ok(Box::new(FeatureExtraction::load(files, device, options)?)),
+    // A dual encoder (CLIP, SigLIP) gives its projected text embeddings.
+    load: |files, device, options| match super::zero_shot_image_classification::text_embeddings(files, device, options)? {
+        Some(pipeline) => Ok(pipeline),
+        None => Ok(Box::new(FeatureExtraction::load(files, device, options)?)),
+    },
 };
 
 /// The call's options, as transformers.js names them.

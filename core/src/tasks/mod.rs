@@ -28,6 +28,7 @@ pub mod text_encoder;
 pub mod text_generation;
 pub mod token_classification;
 pub mod zero_shot_classification;
+pub mod zero_shot_image_classification;
 
 /// Every task. The first name a front end is given that matches a task's name or alias wins.
 pub static TASKS: &[&TaskInfo] = &[
@@ -40,6 +41,7 @@ pub static TASKS: &[&TaskInfo] = &[
     &zero_shot_classification::TASK,
     &image_classification::TASK,
     &image_feature_extraction::TASK,
+    &zero_shot_image_classification::TASK,
 ];
 
 /// What a task takes as its first argument (the front ends' help and type checks read this, and
