@@ -3,7 +3,8 @@
 # (Q4_1 GGUF), builds the npm package (the engine for wasm32 plus its JS), and serves demos/ on
 # http://127.0.0.1:8080/ with the package under /webformers/, the models under /models/ and the
 # test fixtures under /fixtures/ (the text-tasks demo defaults to the tiny task models there, so it
-# runs offline). Open the printed URL in a browser with WebGPU (Chrome, Edge) or without (the demos
+# runs offline; the vision demos start on the test photos of /fixtures/images/ and take
+# ?model=/fixtures/vision/<tiny model> to run offline). Open the printed URL in a browser with WebGPU (Chrome, Edge) or without (the demos
 # then run on WASM SIMD).
 #
 # Usage: scripts/demo-web.sh [--port N]

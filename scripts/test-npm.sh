@@ -7,13 +7,19 @@
 #   - in headless Chromium through puppeteer-core (browser.test.mjs): WebGPU (SwiftShader) and
 #     WASM against the reference, pipelines in a Web Worker, the semantic-search and chat demos,
 #     bad input;
+#   - the image tasks (vision-node.test.mjs, vision-browser.test.mjs): every case of
+#     tests/fixtures/vision/*-reference.json through pipeline() in Node (files decoded by the
+#     engine) and in Chromium on WASM and WebGPU (decoded by the browser), each accepted input
+#     type, worker pipelines, the browser's decoding measured against PIL's, bad input, and the
+#     image-classification, object-detection and photo-search demos;
 #   - Hub models (hub.test.mjs) against the Hub stand-in (tests/hub/server.py, started on free
 #     ports of 127.0.0.1): cold and warm loads through IndexedDB, the wasm heap on WebGPU, faults
 #     on the wire, the storage quota, tokens, GGUF streaming, Node.
 # Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
 # SmolLM2-135M-Instruct Q4_1) when missing.
 #
-# Usage: scripts/test-npm.sh [node|browser|hub]   (default: all)
+# Usage: scripts/test-npm.sh [node|browser|hub|vision]   (default: all; vision: the image tasks'
+# two files alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -41,9 +47,13 @@ npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 npm run build
 
 case "${1:-all}" in
-    node) node --test --test-timeout=600000 test/node.test.mjs ;;
-    browser) node --test --test-timeout=900000 test/browser.test.mjs ;;
+    node) node --test --test-concurrency=1 --test-timeout=600000 test/node.test.mjs test/vision-node.test.mjs ;;
+    browser) node --test --test-concurrency=1 --test-timeout=900000 test/browser.test.mjs test/vision-browser.test.mjs ;;
     hub) node --test --test-timeout=900000 test/hub.test.mjs ;;
-    all) node --test --test-concurrency=1 --test-timeout=900000 test/node.test.mjs test/browser.test.mjs test/hub.test.mjs ;;
-    *) echo "usage: scripts/test-npm.sh [node|browser|hub]" >&2; exit 2 ;;
+    vision) node --test --test-concurrency=1 --test-timeout=900000 test/vision-node.test.mjs test/vision-browser.test.mjs ;;
+    all)
+        node --test --test-concurrency=1 --test-timeout=900000 test/node.test.mjs test/vision-node.test.mjs \
+            test/browser.test.mjs test/vision-browser.test.mjs test/hub.test.mjs
+        ;;
+    *) echo "usage: scripts/test-npm.sh [node|browser|hub|vision]" >&2; exit 2 ;;
 esac

@@ -14,7 +14,8 @@ const isLabels = (x) => typeof x === 'string' || (Array.isArray(x) && x.every((l
  * transformers.js's positional call shapes, by input kind, as `[input, options]`:
  *   question_context: `qa(question, context, options)` → `{question, context}` (arrays of
  *     questions and contexts pair up);
- *   text_with_labels: `classifier(texts, candidate_labels, options)` → `options.candidate_labels`.
+ *   text_with_labels, image_with_labels: `classifier(inputs, candidate_labels, options)` →
+ *     `options.candidate_labels`.
  * Every other kind (and the two-argument form of these) is `(input, options)` as it is.
  */
 const SHAPES = {
@@ -26,12 +27,16 @@ const SHAPES = {
     }
     return [question, context];
   },
-  text_with_labels(args) {
-    const [texts, labels, options] = args;
-    if (isLabels(labels)) return [texts, { ...(options ?? {}), candidate_labels: labels }];
-    return [texts, labels];
-  },
+  text_with_labels: withLabels,
+  image_with_labels: withLabels,
 };
+
+/** `(inputs, candidate_labels, options)` → `(inputs, {...options, candidate_labels})`. */
+function withLabels(args) {
+  const [inputs, labels, options] = args;
+  if (isLabels(labels)) return [inputs, { ...(options ?? {}), candidate_labels: labels }];
+  return [inputs, labels];
+}
 
 /**
  * A call's arguments as the engine takes them: `{input, options, streamer, callback}`. The

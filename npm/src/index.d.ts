@@ -373,6 +373,135 @@ export interface TextGenerationPipeline extends PipelineBase {
   apply_chat_template(messages: Message[]): Promise<string>;
 }
 
+// ---- images -------------------------------------------------------------------------------------
+
+/** Decoded pixels, as transformers.js's RawImage: row-major, `channels` bytes a pixel. */
+export class RawImage {
+  constructor(data: Uint8ClampedArray | Uint8Array, width: number, height: number, channels: 1 | 2 | 3 | 4);
+  data: Uint8ClampedArray | Uint8Array;
+  width: number;
+  height: number;
+  /** 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA. */
+  channels: 1 | 2 | 3 | 4;
+  /** [width, height]. */
+  readonly size: [number, number];
+  /** From a URL or path, a Blob, a canvas, an image element, an ImageBitmap, ImageData; a RawImage is returned as is. */
+  static read(input: ImageInput | URL): Promise<RawImage>;
+  /** A URL (http(s), relative, blob:, data:) or, in Node, a path or file: URL. */
+  static fromURL(url: string | URL): Promise<RawImage>;
+  static fromBlob(blob: Blob): Promise<RawImage>;
+  /** RGBA pixels of a canvas. Browsers only. */
+  static fromCanvas(canvas: HTMLCanvasElement | OffscreenCanvas): RawImage;
+  /** From a uint8 tensor of dims [C, H, W] ('CHW', default) or [H, W, C] ('HWC'). */
+  static fromTensor(tensor: { dims: number[]; data: Uint8Array | Uint8ClampedArray; type?: string }, channel_format?: 'CHW' | 'HWC'): RawImage;
+  /** In place; returns this. */
+  grayscale(): this;
+  /** In place (gray repeated, alpha dropped); returns this. */
+  rgb(): this;
+  /** In place; returns this. */
+  rgba(): this;
+  convert(channels: 1 | 3 | 4): this;
+  clone(): RawImage;
+  /**
+   * A resized copy with PIL's pixels (its filters and rounding). `resample`: 0 nearest, 1 lanczos,
+   * 2 bilinear (default), 3 bicubic, 4 box, 5 hamming, or the name. A null size keeps the aspect ratio.
+   */
+  resize(
+    width: number | null,
+    height: number | null,
+    options?: { resample?: 0 | 1 | 2 | 3 | 4 | 5 | 'nearest' | 'lanczos' | 'bilinear' | 'bicubic' | 'box' | 'hamming' },
+  ): Promise<RawImage>;
+  /** Browsers only: an OffscreenCanvas (a canvas element where there is none). */
+  toCanvas(): OffscreenCanvas | HTMLCanvasElement;
+  /** Browsers only. */
+  toBlob(type?: string, quality?: number): Promise<Blob>;
+}
+
+/** transformers.js's `load_image`: `RawImage.read`. */
+export function load_image(input: ImageInput | URL): Promise<RawImage>;
+
+/**
+ * What every image task takes: a URL (http(s), relative, blob:, data:; in Node also a path or
+ * file: URL), a Blob or File, an image element, an ImageBitmap, ImageData, a canvas or
+ * OffscreenCanvas, or a RawImage.
+ */
+export type ImageInput =
+  | string
+  | Blob
+  | RawImage
+  | HTMLImageElement
+  | ImageBitmap
+  | ImageData
+  | HTMLCanvasElement
+  | OffscreenCanvas;
+
+// ---- image-classification -------------------------------------------------------------------
+
+export interface ImageClassificationOptions {
+  /** The n best labels (default 5); null: every label. */
+  top_k?: number | null;
+}
+
+export interface ImageClassificationPipeline extends PipelineBase {
+  /** One image: its best labels, the most likely first. */
+  (image: ImageInput, options?: ImageClassificationOptions): Promise<TextClassificationLabel[]>;
+  /** Several: one list each. */
+  (images: ImageInput[], options?: ImageClassificationOptions): Promise<TextClassificationLabel[][]>;
+  readonly task: 'image-classification';
+  readonly labels: string[];
+}
+
+// ---- image-feature-extraction ---------------------------------------------------------------
+
+export interface ImageFeatureExtractionOptions {
+  /** The model's pooled embedding ([images, hidden]) instead of every patch's ([images, patches, hidden]). */
+  pool?: boolean | null;
+}
+
+export interface ImageFeatureExtractionPipeline extends PipelineBase {
+  (images: ImageInput | ImageInput[], options?: ImageFeatureExtractionOptions): Promise<Tensor>;
+  readonly task: 'image-feature-extraction';
+}
+
+// ---- zero-shot-image-classification -----------------------------------------------------------
+
+export interface ZeroShotImageClassificationOptions {
+  /** Default 'This is a photo of {}.' */
+  hypothesis_template?: string;
+  candidate_labels?: string[];
+}
+
+export interface ZeroShotImageClassificationPipeline extends PipelineBase {
+  /** One image: every label with its score, the most likely first. */
+  (image: ImageInput, candidate_labels: string[], options?: ZeroShotImageClassificationOptions): Promise<TextClassificationLabel[]>;
+  (images: ImageInput[], candidate_labels: string[], options?: ZeroShotImageClassificationOptions): Promise<TextClassificationLabel[][]>;
+  (image: ImageInput, options: ZeroShotImageClassificationOptions & { candidate_labels: string[] }): Promise<TextClassificationLabel[]>;
+  (images: ImageInput[], options: ZeroShotImageClassificationOptions & { candidate_labels: string[] }): Promise<TextClassificationLabel[][]>;
+  readonly task: 'zero-shot-image-classification';
+}
+
+// ---- object-detection -------------------------------------------------------------------------
+
+export interface ObjectDetectionOptions {
+  /** The least score a detection needs. Default 0.9. */
+  threshold?: number;
+  /** Boxes as fractions of the image's size instead of pixels. Default false. */
+  percentage?: boolean;
+}
+
+export interface DetectedObject {
+  score: number;
+  label: string;
+  box: { xmin: number; ymin: number; xmax: number; ymax: number };
+}
+
+export interface ObjectDetectionPipeline extends PipelineBase {
+  (image: ImageInput, options?: ObjectDetectionOptions): Promise<DetectedObject[]>;
+  (images: ImageInput[], options?: ObjectDetectionOptions): Promise<DetectedObject[][]>;
+  readonly task: 'object-detection';
+  readonly labels: string[];
+}
+
 /** A task these types do not describe: the engine's answer as it comes. */
 export interface GenericPipeline extends PipelineBase {
   (input: unknown, ...rest: unknown[]): Promise<unknown>;
@@ -390,6 +519,10 @@ export interface PipelineTypes {
   'question-answering': QuestionAnsweringPipeline;
   'fill-mask': FillMaskPipeline;
   'zero-shot-classification': ZeroShotClassificationPipeline;
+  'image-classification': ImageClassificationPipeline;
+  'image-feature-extraction': ImageFeatureExtractionPipeline;
+  'zero-shot-image-classification': ZeroShotImageClassificationPipeline;
+  'object-detection': ObjectDetectionPipeline;
 }
 
 /**

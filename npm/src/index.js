@@ -1,9 +1,14 @@
 // webformers: Hugging Face models in the browser and Node, on WebGPU or WASM SIMD, with the
 // transformers.js pipeline API. See README.md.
 
+import { RawImage } from './image.js';
+
 export { env } from './env.js';
 export { pipeline } from './pipeline.js';
 export { Tensor, cos_sim } from './tensor.js';
+export { RawImage };
+/** transformers.js's `load_image`: `RawImage.read`. */
+export const load_image = (input) => RawImage.read(input);
 export { TextStreamer } from './streamer.js';
 export { WebformersError } from './engine.js';
 export { workerPipeline } from './worker-client.js';

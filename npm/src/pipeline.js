@@ -9,6 +9,7 @@ import { engine, engineThreads, guarded, asError, WebformersError } from './engi
 import { loadModelFiles, isGguf } from './fetch.js';
 import { hubLoad } from './hub.js';
 import { callable, callArgs, result, textSink } from './call.js';
+import { IMAGE_KINDS, imageInput } from './image.js';
 
 const DEVICES = ['auto', 'webgpu', 'wasm'];
 /** Errors of the WebGPU device itself (not of the model): 'auto' falls back to WASM on these. */
@@ -25,7 +26,11 @@ const PROBES = {
   text_or_pair: ['webformers'],
   text_with_labels: ['webformers', { candidate_labels: ['webformers'] }],
   question_context: [{ question: 'webformers?', context: 'webformers' }],
+  image: [{ $media: 0 }],
+  image_with_labels: [{ $media: 0 }, { candidate_labels: ['webformers'] }],
 };
+/** The image the image probes see: 32x32 mid gray. */
+const probeMedia = () => [{ width: 32, height: 32, channels: 3, data: new Uint8Array(32 * 32 * 3).fill(128) }];
 
 /**
  * Whether `'auto'` should use WebGPU, and why not: it needs an adapter that is real hardware. A
@@ -168,7 +173,7 @@ async function probe(handle, kind) {
   const args = PROBES[kind];
   if (!args) return;
   try {
-    await guarded(() => handle.run(args[0], args[1] ?? null));
+    await guarded(() => handle.run(args[0], args[1] ?? null, null, IMAGE_KINDS.has(kind) ? probeMedia() : null));
   } catch (e) {
     const error = asError(e);
     if (GPU_CODES.has(error.code) || error.code === 'panic') throw error;
@@ -203,7 +208,9 @@ function makePipeline(handle, meta) {
     {
       async run(...args) {
         const { input, options, streamer, callback } = callArgs(meta.input, args);
-        const out = await guarded(() => handle.run(input, options, textSink(streamer, callback)));
+        // Images become pixels (or, in Node, file bytes) that the JSON refers to as {$media: i}.
+        const { value, media } = IMAGE_KINDS.has(meta.input) ? await imageInput(input, meta.task) : { value: input, media: null };
+        const out = await guarded(() => handle.run(value, options, textSink(streamer, callback), media));
         streamer?.end?.();
         return result(out);
       },

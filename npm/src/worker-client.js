@@ -6,6 +6,7 @@ import { env } from './env.js';
 import { WebformersError } from './engine.js';
 import { Tensor } from './tensor.js';
 import { callable, callArgs, textSink } from './call.js';
+import { IMAGE_KINDS, imageInputForWorker } from './image.js';
 
 const ENV_KEYS = [
   'remoteHost',
@@ -54,12 +55,18 @@ function channel(worker) {
   });
   worker.addEventListener('messageerror', () => failAll(new WebformersError('a message from the webformers worker could not be read', 'worker')));
   ch = {
-    request(body, { onProgress, onText } = {}) {
+    request(body, { onProgress, onText, transfer = [] } = {}) {
       if (broken) return Promise.reject(broken);
       const id = nextId++;
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject, onProgress, onText });
-        worker.postMessage({ webformers: 1, id, ...body });
+        try {
+          worker.postMessage({ webformers: 1, id, ...body }, transfer);
+        } catch (e) {
+          // Something in the call that cannot be cloned (a function, a DOM node).
+          pending.delete(id);
+          reject(new WebformersError(`the call could not be sent to the worker: ${e.message}`, 'input'));
+        }
       });
     },
   };
@@ -80,9 +87,11 @@ export async function workerPipeline(worker, task, model = null, options = {}) {
   const { handle, info: meta } = ready;
   return callable(meta, {
     async run(...args) {
-      const { input, options, streamer, callback } = callArgs(meta.input, args);
+      const { input: raw, options, streamer, callback } = callArgs(meta.input, args);
+      // Images: what cannot be posted (elements, canvases) becomes pixels here, moved, not copied.
+      const { input, transfer } = IMAGE_KINDS.has(meta.input) ? await imageInputForWorker(raw, meta.task) : { input: raw, transfer: [] };
       const onText = textSink(streamer, callback);
-      const reply = await ch.request({ type: 'call', handle, input, options, stream: !!onText }, { onText });
+      const reply = await ch.request({ type: 'call', handle, input, options, stream: !!onText }, { onText, transfer });
       streamer?.end?.();
       if (reply.tensor) return new Tensor(reply.tensor.type, reply.tensor.data, reply.tensor.dims);
       return reply.value;

@@ -37,6 +37,9 @@ export function taskGroups(ref) {
   return [...groups.values()];
 }
 
+/** How far a detected box's corners may be from the reference's (tests/common.rs BOX_TOLERANCE_PX). */
+export const BOX_TOLERANCE_PX = 0.5;
+
 /**
  * Asserts that `actual` has `expected`'s structure: the same keys and lengths, strings and
  * booleans equal, integers (token ids, offsets, indices) equal, other numbers within
@@ -44,6 +47,8 @@ export function taskGroups(ref) {
  */
 export function assertClose(actual, expected, tolerance, where = '') {
   const at = where || '(top)';
+  // Box corners (object-detection) are pixels: within half a pixel, as tests/common.rs has it.
+  if (/\.(xmin|ymin|xmax|ymax)$/.test(where)) tolerance = Math.max(tolerance, BOX_TOLERANCE_PX);
   if (typeof expected === 'number') {
     assert.equal(typeof actual, 'number', `${at}: expected a number, got ${JSON.stringify(actual)}`);
     if (Number.isInteger(expected) && Number.isInteger(actual)) {

@@ -14,13 +14,15 @@
 
 mod errors;
 mod hub;
+mod media;
 mod pipeline;
 
 use std::cell::RefCell;
 
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use webformers::files::MemoryFiles;
+use webformers::image::{RawImage, Resample};
 use webformers::weights::WeightDType;
 use webformers::{Device, DeviceChoice, GpuOptions};
 
@@ -145,7 +147,8 @@ pub fn thread_pool_poison_address() -> usize {
 /// What the JS side needs to know of a task before loading it:
 /// `{task, defaultModel, input, gguf, required: string[], optional: string[]}`: its canonical
 /// name, the Hub model transformers.js uses when none is given, what its first argument is
-/// (`'text'`, `'text_or_pair'`, `'question_context'`, `'text_with_labels'`, `'text_or_chat'`:
+/// (`'text'`, `'text_or_pair'`, `'question_context'`, `'text_with_labels'`, `'text_or_chat'`,
+/// `'image'`, `'image_with_labels'`:
 /// the positional call shapes follow from it), whether it loads from a .gguf file, and the files
 /// its models are made of. Unknown task: throws, listing the tasks.
 ///
@@ -163,6 +166,34 @@ pub fn task_files(task: &str) -> Result<JsValue, JsValue> {
     set(&out, "required", &list(&mut task.required_files.iter().copied().chain(["model.safetensors"])));
     set(&out, "optional", &list(&mut task.optional_files.iter().copied()));
     Ok(out.into())
+}
+
+/// A `RawImage` as JS sees it: `{width, height, channels, data: Uint8Array}`.
+pub(crate) fn image_to_js(image: &RawImage) -> JsValue {
+    let out = Object::new();
+    set(&out, "width", &JsValue::from(image.width as u32));
+    set(&out, "height", &JsValue::from(image.height as u32));
+    set(&out, "channels", &JsValue::from(image.channels as u32));
+    set(&out, "data", &Uint8Array::from(&image.data[..]));
+    out.into()
+}
+
+/// Decodes an image file (PNG, JPEG, WebP, GIF, BMP) as PIL decodes it (the engine's decoder, the
+/// one the tasks use): `{width, height, channels, data: Uint8Array}`. The npm package's
+/// `RawImage.read` in Node, which has no platform decoder; browsers decode with their own.
+#[wasm_bindgen(js_name = decodeImage)]
+pub fn decode_image(bytes: &[u8]) -> Result<JsValue, JsValue> {
+    Ok(image_to_js(&RawImage::decode(bytes).map_err(js_error)?))
+}
+
+/// `image` (`{width, height, channels, data}`) resized to `width` x `height` with PIL's filter
+/// number `resample` (0 nearest, 1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming), as PIL's
+/// `Image.resize` computes it: what the image processors use.
+#[wasm_bindgen(js_name = resizeImage)]
+pub fn resize_image(image: JsValue, width: u32, height: u32, resample: u32) -> Result<JsValue, JsValue> {
+    let image = media::image_from_js(&image).map_err(js_error)?;
+    let filter = Resample::from_pil(resample as u64).map_err(js_error)?;
+    Ok(image_to_js(&image.resize(width as usize, height as usize, filter).map_err(js_error)?))
 }
 
 pub(crate) fn set(target: &Object, key: &str, value: &JsValue) {

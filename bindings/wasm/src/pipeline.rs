@@ -1,6 +1,6 @@
 //! Every task for JS through one class: `TaskPipeline.load(task, files, device, dtype)` (or
 //! `loadFromHub`, or `loadGguf` for text-generation from one .gguf file), then
-//! `run(input, options, onText?)` → `Promise` of the value transformers.js's call resolves to.
+//! `run(input, options, onText?, media?)` → `Promise` of the value transformers.js's call resolves to.
 //!
 //! Nothing here knows a task: the core's registry (`webformers::tasks`) names them, loads them,
 //! and runs them on JSON (`Pipeline::run`). This file only converts: JS values in through
@@ -18,10 +18,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use webformers::files::ModelFiles;
 use webformers::tasks::text_generation::{self, TextGeneration};
-use webformers::tasks::{self, LoadOptions, Output, Pipeline, TaskInfo};
+use webformers::tasks::{self, Input, LoadOptions, Output, Pipeline, TaskInfo};
 use webformers::weights::gguf::GgufFile;
 
 use crate::hub::HubLoaded;
+use crate::media::media_from_js;
 use crate::{EngineDevice, ModelFileSet, js_error, set, weight_dtype};
 
 #[wasm_bindgen]
@@ -169,12 +170,17 @@ impl TaskPipeline {
     /// Resolves to what that call resolves to (plain objects and arrays), or, for a tensor,
     /// `{dims, data: Float32Array}`. `on_text` gets each new piece of streamed text
     /// (text-generation); if it throws, the run still finishes, then the promise rejects with
-    /// the first exception.
-    pub fn run(&self, input: JsValue, options: JsValue, on_text: Option<js_sys::Function>) -> js_sys::Promise {
+    /// the first exception. `media` (optional): the images `{"$media": i}` in `input` stand for,
+    /// each `{width, height, channels, data: Uint8Array | Uint8ClampedArray}` (decoded pixels)
+    /// or a `Uint8Array` of file bytes that the engine decodes (see media.rs).
+    pub fn run(&self, input: JsValue, options: JsValue, on_text: Option<js_sys::Function>, media: JsValue) -> js_sys::Promise {
         let inner = self.inner.clone();
-        let args = from_js(input, "input").and_then(|input| Ok((input, from_js(options, "options")?)));
+        let args = from_js(input, "input").and_then(|input| {
+            let options = from_js(options, "options")?;
+            Ok((input, options, media_from_js(&media).map_err(js_error)?))
+        });
         future_to_promise(async move {
-            let (input, options) = args?;
+            let (input, options, media) = args?;
             let thrown: Rc<RefCell<Option<JsValue>>> = Rc::default();
             let sink = thrown.clone();
             let mut on_text = move |piece: &str| {
@@ -184,7 +190,7 @@ impl TaskPipeline {
                     sink.borrow_mut().get_or_insert(e);
                 }
             };
-            let out = inner.get().run_json(&input, &options, &mut on_text).await.map_err(js_error)?;
+            let out = inner.get().run(Input { value: &input, media: &media }, &options, &mut on_text).await.map_err(js_error)?;
             if let Some(e) = thrown.borrow_mut().take() {
                 return Err(e);
             }

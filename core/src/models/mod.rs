@@ -14,12 +14,14 @@ pub mod clip;
 pub mod convnext;
 pub mod deberta_v2;
 pub mod dinov2;
+pub mod detr;
 pub mod distilbert;
 pub mod gguf;
 pub mod gpt2;
 pub mod heads;
 pub mod llama;
 pub mod modernbert;
+pub mod resnet;
 pub mod siglip;
 pub mod synthetic;
 pub mod vit;
@@ -297,6 +299,11 @@ pub static ARCHITECTURES: &[Architecture] = &[
     Architecture {
         model_types: &["convnext"],
         vision: Some(|c, vb, head| Ok(Box::new(convnext::ConvNext::load(c, vb, head)?))),
+        ..Architecture::NONE
+    },
+    Architecture {
+        model_types: &["detr"],
+        vision: Some(|c, vb, head| Ok(Box::new(detr::Detr::load(c, vb, head)?))),
         ..Architecture::NONE
     },
     Architecture {

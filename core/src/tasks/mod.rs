@@ -22,6 +22,7 @@ pub mod fill_mask;
 pub mod image_classification;
 pub mod image_feature_extraction;
 pub mod image_model;
+pub mod object_detection;
 pub mod question_answering;
 pub mod text_classification;
 pub mod text_encoder;
@@ -41,6 +42,7 @@ pub static TASKS: &[&TaskInfo] = &[
     &zero_shot_classification::TASK,
     &image_classification::TASK,
     &image_feature_extraction::TASK,
+    &object_detection::TASK,
     &zero_shot_image_classification::TASK,
 ];
 

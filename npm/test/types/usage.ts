@@ -1,5 +1,5 @@
 // Type-checked by node.test.mjs (tsc --noEmit): the README's examples, typed.
-import { env, pipeline, workerPipeline, Tensor, TextStreamer, WebformersError, cos_sim } from 'webformers';
+import { env, pipeline, workerPipeline, Tensor, TextStreamer, WebformersError, cos_sim, RawImage, load_image } from 'webformers';
 import type {
   ProgressInfo,
   Message,
@@ -10,6 +10,7 @@ import type {
   QuestionAnsweringAnswer,
   FillMaskCandidate,
   ZeroShotClassificationOutput,
+  DetectedObject,
 } from 'webformers';
 
 export async function embeddings(): Promise<number[][]> {
@@ -88,5 +89,32 @@ export async function textTasks(): Promise<string[]> {
 
   const generic = await pipeline('some-future-task' as string, 'org/model');
   console.log(await generic('anything'), generic.info);
+  return out;
+}
+
+export async function vision(canvas: HTMLCanvasElement, file: File): Promise<string[]> {
+  const out: string[] = [];
+  const image: RawImage = await RawImage.read('/images/cat.jpg');
+  const small: RawImage = await image.clone().rgb().resize(224, null, { resample: 3 });
+  const [w, h]: [number, number] = small.size;
+  out.push(String(w * h * small.channels), String((await load_image(file)).width));
+  const offscreen: OffscreenCanvas | HTMLCanvasElement = small.toCanvas();
+
+  const classifier = await pipeline('image-classification', 'Xenova/vit-base-patch16-224');
+  const labels: TextClassificationLabel[] = await classifier(canvas, { top_k: 3 });
+  const lists: TextClassificationLabel[][] = await classifier([file, image, offscreen as OffscreenCanvas]);
+  out.push(labels[0].label, String(lists.length), classifier.labels[0]);
+
+  const clip = await pipeline('zero-shot-image-classification', 'Xenova/clip-vit-base-patch32');
+  const scored = await clip('https://example.com/cat.png', ['cat', 'dog'], { hypothesis_template: 'a photo of a {}' });
+  out.push(scored[0].label, String(scored[0].score));
+
+  const embedder = await pipeline('image-feature-extraction', 'Xenova/clip-vit-base-patch32');
+  const embedding: Tensor = await embedder([image, new ImageData(2, 2)], { pool: true });
+  out.push(String(embedding.dims));
+
+  const detector = await pipeline('object-detection', 'Xenova/detr-resnet-50');
+  const objects: DetectedObject[] = await detector(image, { threshold: 0.5, percentage: true });
+  out.push(objects[0].label, String(objects[0].box.xmax - objects[0].box.xmin));
   return out;
 }
