@@ -14,7 +14,7 @@
 # Env: ROUNDS (default 1): repeat the measurements, configurations alternating;
 #      REPS (default 10) timed calls of one image, BATCH_REPS (default 3) of more;
 #      GPU=0: no lavapipe runs; GPU_BATCHES (default "1"): the images per call that lavapipe
-#      runs (a call of 8 takes it minutes), GPU_REPS (default 2) its timed calls;
+#      runs (a call of 8 takes it minutes), GPU_REPS (default 1) its timed calls;
 #      WEBFORMERS: a CLI binary to use instead of building this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +36,7 @@ mapfile -t runs < <(node -p "require('./bench/vision.json').runs.map((r) => [r.t
 lavapipe=(WGPU_BACKEND=vulkan VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json)
 gpu=${GPU:-1}
 gpu_batches=" ${GPU_BATCHES:-1} "
-gpu_reps=${GPU_REPS:-2}
+gpu_reps=${GPU_REPS:-1}
 if [[ $gpu == 1 && ! -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ]]; then
     echo "# no lavapipe (mesa-vulkan-drivers): GPU runs skipped"
     gpu=0
