@@ -549,7 +549,8 @@ async fn bench_task(task: &'static TaskInfo, args: &ModelArgs, spec: &TaskBench<
 fn time_image_preprocessing(task: &TaskInfo, model: &str, input: &serde_json::Value, reps: usize) -> Result<Option<(f64, f64)>> {
     let path = std::path::Path::new(model).join("preprocessor_config.json");
     let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
-    let config = serde_json::from_str(&text).map_err(|e| webformers::Error::File { path: path.display().to_string(), msg: e.to_string() })?;
+    let config =
+        serde_json::from_str(&text).map_err(|e| webformers::Error::File { path: path.display().to_string(), msg: e.to_string() })?;
     let processor = webformers::image::ImageProcessor::from_json(&config)?;
     let (mut decode, mut process) = (Vec::new(), Vec::new());
     for _ in 0..reps.max(3) {
