@@ -12,7 +12,7 @@
 #
 # Usage: bench/vision-tasks.sh [threads...]   (default: 1 2)
 # Env: ROUNDS (default 1): repeat the measurements, configurations alternating;
-#      REPS (default 10) timed calls of one image, BATCH_REPS (default 3) of more;
+#      REPS (default 5) timed calls of one image, BATCH_REPS (default 2) of more;
 #      GPU=0: no lavapipe runs; GPU_BATCHES (default "1"): the images per call that lavapipe
 #      runs (a call of 8 takes it minutes), GPU_REPS (default 1) its timed calls;
 #      WEBFORMERS: a CLI binary to use instead of building this checkout's.
@@ -21,8 +21,8 @@ cd "$(dirname "$0")/.."
 threads=("$@")
 ((${#threads[@]})) || threads=(1 2)
 rounds=${ROUNDS:-1}
-reps=${REPS:-10}
-batch_reps=${BATCH_REPS:-3}
+reps=${REPS:-5}
+batch_reps=${BATCH_REPS:-2}
 source bench/tasks-lib.sh
 need_models make-vision-models.py vit-base-image-classification clip-vit-base-patch32
 prepare_cli
