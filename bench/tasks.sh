@@ -18,37 +18,16 @@ threads=("$@")
 rounds=${ROUNDS:-1}
 tc_reps=${TC_REPS:-5}
 qa_reps=${QA_REPS:-20}
-models=.cache/bench-models
+source bench/tasks-lib.sh
 tc=bert-base-sequence-classification
 qa=bert-base-question-answering
-for m in "$tc" "$qa"; do
-    [[ -f $models/$m/onnx/model_quantized.onnx ]] || {
-        echo "missing $models/$m: run .cache/pyref-venv/bin/python bench/make-task-models.py" >&2
-        exit 1
-    }
-done
-[[ -n ${WEBFORMERS:-} ]] || cargo build --release -q -p webformers-cli
-# A private copy of the CLI: a target directory shared with other work may be rebuilt mid-run.
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cp "${WEBFORMERS:-${CARGO_TARGET_DIR:-target}/release/webformers}" "$tmp/webformers"
-wf=$tmp/webformers
-tjs=bench/transformersjs/tasks.mjs
-load() { uptime | sed 's/.*load/load/'; }
+need_models make-task-models.py "$tc" "$qa"
+prepare_cli
 
 echo "# $(date -u +%FT%TZ) $(load)"
 echo "# checks: webformers (2 threads) against Transformers.js on bench/task-checks.json"
-for pair in "text-classification:$tc" "question-answering:$qa"; do
-    task=${pair%%:*} model=${pair#*:}
-    input=$(node -p "JSON.stringify(require('./bench/task-checks.json')['$task'].input)")
-    options=$(node -p "JSON.stringify(require('./bench/task-checks.json')['$task'].options)")
-    "$wf" run "$task" --model "$models/$model" --device cpu --input "$input" --options "$options" --json \
-        >"$tmp/$task.json" 2>/dev/null
-    for dtype in fp32 q8; do
-        node "$tjs" --task "$task" --model "$model" --dtype "$dtype" --threads 2 --compare "$tmp/$task.json" 2>/dev/null |
-            node -e "const r = JSON.parse(require('fs').readFileSync(0)); console.log('check $task $dtype: ' + JSON.stringify(r.check_vs_webformers))"
-    done
-done
+check text-classification "$tc" --device cpu --threads 2
+check question-answering "$qa" --device cpu --threads 2
 
 for ((round = 1; round <= rounds; round++)); do
     for t in "${threads[@]}"; do

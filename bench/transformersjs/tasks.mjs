@@ -1,19 +1,23 @@
 // Transformers.js 4.3.1 in Node (onnxruntime-node, CPU) on a pipeline task, the workload of
-// `webformers bench TASK` (bench/tasks.sh): the throughput of calls on batches of corpus
-// sentences, and/or the latency of one call. See bench/README.md ("Task benchmarks").
+// `webformers bench TASK` (bench/tasks.sh, bench/vision-tasks.sh): the throughput of calls on
+// batches of corpus sentences, and/or the latency of one call. See bench/README.md ("Task
+// benchmarks").
 //
 // node tasks.mjs --task T --model NAME [--dtype fp32|q8] [--threads N] [--reps N]
 //                [--corpus FILE --batch N] [--input FILE] [--warmup N] [--compare FILE]
-// --model: a folder under .cache/bench-models (bench/make-task-models.py); --input: a JSON file
-// holding the call's first argument ({"question", "context"} for question-answering);
-// --compare: webformers' results on bench/task-checks.json's inputs, compared with this run's.
-// Prints one JSON line.
+//                [--image FILE [--images N] [--labels A,B,...]]
+// --model: a folder under .cache/bench-models (bench/make-task-models.py,
+// make-vision-models.py); --input: a JSON file holding the call's first argument
+// ({"question", "context"} for question-answering); --image: image tasks, each call on --images
+// copies of this file (a path from the repository root), zero-shot-image-classification against
+// --labels; --compare: webformers' results on bench/task-checks.json's inputs, compared with this
+// run's. Prints one JSON line.
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { env, pipeline } from '@huggingface/transformers';
+import { env, pipeline, RawImage } from '@huggingface/transformers';
 import { compareTask, callTransformersJs } from '../js/task-compare.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -22,7 +26,7 @@ const root = path.resolve(here, '..', '..');
 function parseArgs(argv) {
   const opts = {
     task: null, model: null, dtype: 'fp32', threads: 1, reps: 7, corpus: null, batch: 32,
-    input: null, warmup: 3, compare: null,
+    input: null, warmup: 3, compare: null, image: null, images: 1, labels: null,
   };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
@@ -33,9 +37,15 @@ function parseArgs(argv) {
   }
   if (!opts.task || !opts.model) throw new Error('--task and --model are required');
   if (!['fp32', 'q8'].includes(opts.dtype)) throw new Error('--dtype must be fp32 or q8');
-  if (!opts.corpus && !opts.input && !opts.compare) throw new Error('give --corpus, --input or --compare');
+  if (!opts.corpus && !opts.input && !opts.image && !opts.compare) throw new Error('give --corpus, --input, --image or --compare');
+  if (opts.image && IMAGE_TASKS.includes(opts.task) !== true) throw new Error(`--image is for ${IMAGE_TASKS.join(' and ')}`);
+  if (opts.task === 'zero-shot-image-classification' && opts.image && !opts.labels) throw new Error('--labels is required');
   return opts;
 }
+
+const IMAGE_TASKS = ['image-classification', 'zero-shot-image-classification'];
+// Image inputs are paths from the repository root; Transformers.js reads files by absolute path.
+const fromRoot = (input) => (Array.isArray(input) ? input.map(fromRoot) : path.resolve(root, input));
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -128,9 +138,48 @@ if (opts.input) {
   });
 }
 
+if (opts.image) {
+  const file = fromRoot(opts.image);
+  const input = opts.images === 1 ? file : Array(opts.images).fill(file);
+  const options = opts.task === 'zero-shot-image-classification' ? { candidate_labels: opts.labels.split(',') } : {};
+  let output;
+  for (let i = 0; i < Math.max(1, opts.warmup); i++) output = await callTransformersJs(pipe, opts.task, input, options);
+  const ms = [];
+  for (let r = 0; r < opts.reps; r++) {
+    const t = performance.now();
+    await callTransformersJs(pipe, opts.task, input, options);
+    ms.push(performance.now() - t);
+  }
+  // The pipeline's preprocessing alone, as its _call does it: decoding (prepareImages reads each
+  // image with RawImage.read), then the image processor (resize, rescale, normalize).
+  const decodeMs = [];
+  const processMs = [];
+  for (let r = 0; r < opts.reps; r++) {
+    let t = performance.now();
+    const images = await Promise.all([input].flat().map((f) => RawImage.read(f)));
+    decodeMs.push(performance.now() - t);
+    t = performance.now();
+    await pipe.processor(images);
+    processMs.push(performance.now() - t);
+  }
+  const latency = median(ms);
+  Object.assign(result, {
+    images: opts.images,
+    calls: opts.reps,
+    latency_ms: +latency.toFixed(2),
+    latency_ms_min: +Math.min(...ms).toFixed(2),
+    images_per_s: +(opts.images / (latency / 1000)).toFixed(2),
+    decode_ms: +median(decodeMs).toFixed(2),
+    preprocess_ms: +median(processMs).toFixed(2),
+    // The first image's best labels.
+    output: (Array.isArray(output[0]) ? output[0] : output).slice(0, 3),
+  });
+}
+
 if (opts.compare) {
   const check = readJson('bench/task-checks.json')[opts.task];
-  const got = await callTransformersJs(pipe, opts.task, check.input, check.tjs_options);
+  const checkInput = IMAGE_TASKS.includes(opts.task) ? fromRoot(check.input) : check.input;
+  const got = await callTransformersJs(pipe, opts.task, checkInput, check.tjs_options);
   const want = JSON.parse(fs.readFileSync(opts.compare, 'utf8'));
   result.check_vs_webformers = compareTask(opts.task, want, got);
 }

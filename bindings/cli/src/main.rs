@@ -522,13 +522,46 @@ async fn bench_task(task: &'static TaskInfo, args: &ModelArgs, spec: &TaskBench<
             latencies.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         let min = latencies.iter().copied().fold(f64::INFINITY, f64::min);
+        let latency = median(latencies);
         result["calls"] = spec.reps.into();
-        result["latency_ms"] = ((median(latencies) * 100.0).round() / 100.0).into();
+        result["latency_ms"] = ((latency * 100.0).round() / 100.0).into();
         result["latency_ms_min"] = ((min * 100.0).round() / 100.0).into();
+        if matches!(task.input, InputKind::Image | InputKind::ImageWithLabels) {
+            // Images per call: an array of them, or one.
+            let images = input.as_array().map_or(1, Vec::len);
+            result["images"] = images.into();
+            result["images_per_s"] = ((images as f64 / (latency / 1000.0) * 100.0).round() / 100.0).into();
+            if let Some((decode_ms, preprocess_ms)) = time_image_preprocessing(task, &args.model, &input, spec.reps)? {
+                result["decode_ms"] = ((decode_ms * 100.0).round() / 100.0).into();
+                result["preprocess_ms"] = ((preprocess_ms * 100.0).round() / 100.0).into();
+            }
+        }
         result["output"] = output;
     }
     println!("{result}");
     Ok(())
+}
+
+/// An image task's preprocessing alone, as its call does it, median milliseconds of (decoding the
+/// input's images, the model's image processor making pixel_values of them), so that a benchmark
+/// can report it apart from the call; `None` when the model is not a local folder with a
+/// preprocessor_config.json.
+fn time_image_preprocessing(task: &TaskInfo, model: &str, input: &serde_json::Value, reps: usize) -> Result<Option<(f64, f64)>> {
+    let path = std::path::Path::new(model).join("preprocessor_config.json");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let config =
+        serde_json::from_str(&text).map_err(|e| webformers::Error::File { path: path.display().to_string(), msg: e.to_string() })?;
+    let processor = webformers::image::ImageProcessor::from_json(&config)?;
+    let (mut decode, mut process) = (Vec::new(), Vec::new());
+    for _ in 0..reps.max(3) {
+        let t = Instant::now();
+        let (images, _) = tasks::Input::json(input).images(task.name)?;
+        decode.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        processor.process(&images)?;
+        process.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(Some((median(decode), median(process))))
 }
 
 /// Prefill and decode speed of a decoder: a GGUF file, a model folder, or
