@@ -1,6 +1,8 @@
 //! Decoding image files (PNG, JPEG, WebP, GIF's first frame, BMP) with the `image` crate, natively
-//! and in wasm (Node has no platform decoder). The header is read first, so that a file claiming
-//! a huge size is refused before anything is allocated.
+//! and in wasm (Node has no platform decoder); JPEGs with our own decoder (`jpeg.rs`), which gives
+//! Pillow's (libjpeg-turbo's) exact pixels, falling back to the image crate for rare variants.
+//! The header is read first, so that a file claiming a huge size is refused before anything is
+//! allocated.
 
 use std::io::Cursor;
 
@@ -38,7 +40,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawImage> {
         return Err(Error::Input(format!("the {format:?} image is {w}x{h}, more than the {MAX_PIXELS} pixels accepted")));
     }
     if format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
-        // zune-jpeg fills a cut-off scan with gray; Pillow refuses it ("image file is truncated").
+        // libjpeg (and zune-jpeg) would fill a cut-off scan; Pillow refuses it ("image file is truncated").
         return Err(Error::Input("the JPEG image is truncated (no end-of-image marker after its last scan)".into()));
     }
     let color = decoder.color_type();
