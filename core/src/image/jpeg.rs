@@ -177,10 +177,7 @@ impl<'a> Bits<'a> {
         self.nbits = 0;
         let start = self.marker_at.unwrap_or(self.pos);
         // Skip anything before the marker (garbage, which libjpeg also skips).
-        let mut p = start;
-        while p + 1 < self.data.len() && !(self.data[p] == 0xFF && !matches!(self.data[p + 1], 0x00 | 0xFF)) {
-            p += 1;
-        }
+        let p = next_marker(self.data, start, true);
         if p + 1 < self.data.len() && (0xD0..=0xD7).contains(&self.data[p + 1]) {
             self.pos = p + 2;
             self.marker_at = None;
@@ -196,12 +193,24 @@ impl<'a> Bits<'a> {
         if let Some(p) = self.marker_at {
             return p;
         }
-        let mut p = self.pos;
-        while p + 1 < self.data.len() && !(self.data[p] == 0xFF && !matches!(self.data[p + 1], 0x00 | 0xFF | 0xD0..=0xD7)) {
-            p += 1;
-        }
-        p
+        next_marker(self.data, self.pos, false)
     }
+}
+
+/// The position of the first marker at or after `from` (the file's end if none): an FF not
+/// followed by a stuffing 00 or a fill FF, and, unless `rst`, not a restart marker either.
+fn next_marker(data: &[u8], from: usize, rst: bool) -> usize {
+    let mut p = from;
+    while p + 1 < data.len() {
+        if data[p] == 0xFF {
+            let next = data[p + 1];
+            if next != 0x00 && next != 0xFF && (rst || !(0xD0..=0xD7).contains(&next)) {
+                return p;
+            }
+        }
+        p += 1;
+    }
+    p
 }
 
 struct Component {
@@ -291,7 +300,7 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Option<RawImage>> {
         let seg = &bytes[pos + 2..pos + len];
         pos += len;
         match marker {
-            0xC0 | 0xC1 | 0xC2 => {
+            0xC0..=0xC2 => {
                 if frame.is_some() {
                     return Err(bad("two frame headers"));
                 }
@@ -341,11 +350,7 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Option<RawImage>> {
             }
             0xDD => restart_interval = u16_at(seg, 0)?,
             0xE0 => jfif |= seg.starts_with(b"JFIF\0"),
-            0xEE => {
-                if seg.len() >= 12 && seg.starts_with(b"Adobe") {
-                    adobe = Some(seg[11]);
-                }
-            }
+            0xEE if seg.len() >= 12 && seg.starts_with(b"Adobe") => adobe = Some(seg[11]),
             0xDA => {
                 let f = frame.as_mut().ok_or_else(|| bad("a scan before the frame header"))?;
                 scans += 1;
@@ -481,7 +486,7 @@ fn read_scan(seg: &[u8], f: &Frame) -> Result<Scan> {
     Ok(scan)
 }
 
-fn table<'t>(tables: &'t [Option<Huffman>; 4], i: usize) -> Result<&'t Huffman> {
+fn table(tables: &[Option<Huffman>; 4], i: usize) -> Result<&Huffman> {
     tables[i].as_ref().ok_or_else(|| bad("a scan uses a missing Huffman table"))
 }
 
