@@ -2,8 +2,7 @@
 processors make of the test images in tests/fixtures/images/, for tests/images.rs.
 
 - decode: each file's mode, size and sha256 of its pixels as Pillow decodes them (the file's
-  channels, and convert("RGB")); the JPEGs' RGB pixels in full (`*.rgb.u8`), since the engine's
-  decoder may differ from libjpeg by a level or two;
+  channels, and convert("RGB")), JPEGs included: the engine's JPEG decoder reproduces libjpeg's;
 - resize: Image.resize with every filter on lossless images (sha256 and sum of the output);
 - processors: pixel_values of ViT, DINOv2 (Bit), CLIP, SigLIP, ConvNeXt and DETR processors
   (transformers' Pillow backend) on every test image converted to RGB as transformers' pipelines
@@ -127,10 +126,6 @@ for name in IMAGES:
     rgb = np.array(im.convert("RGB"))
     entry = {"mode": im.file_mode, "width": im.width, "height": im.height, "native_sha256": sha(native),
              "rgb_sha256": sha(rgb), "rgb_sum": int(rgb.astype(np.int64).sum())}
-    if name.endswith(".jpg"):
-        fname = name.replace(".jpg", ".rgb.u8")
-        rgb.tofile(os.path.join(out_dir, fname))
-        entry["rgb_file"] = fname
     reference["decode"][name] = entry
 
 RESIZE_CASES = [

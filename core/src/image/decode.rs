@@ -1,6 +1,8 @@
 //! Decoding image files (PNG, JPEG, WebP, GIF's first frame, BMP) with the `image` crate, natively
-//! and in wasm (Node has no platform decoder). The header is read first, so that a file claiming
-//! a huge size is refused before anything is allocated.
+//! and in wasm (Node has no platform decoder); JPEGs with our own decoder (`jpeg.rs`), which gives
+//! Pillow's (libjpeg-turbo's) exact pixels, falling back to the image crate for rare variants.
+//! The header is read first, so that a file claiming a huge size is refused before anything is
+//! allocated.
 
 use std::io::Cursor;
 
@@ -38,13 +40,20 @@ pub fn decode(bytes: &[u8]) -> Result<RawImage> {
         return Err(Error::Input(format!("the {format:?} image is {w}x{h}, more than the {MAX_PIXELS} pixels accepted")));
     }
     if format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
-        // zune-jpeg fills a cut-off scan with gray; Pillow refuses it ("image file is truncated").
+        // libjpeg (and zune-jpeg) would fill a cut-off scan; Pillow refuses it ("image file is truncated").
         return Err(Error::Input("the JPEG image is truncated (no end-of-image marker after its last scan)".into()));
     }
     let color = decoder.color_type();
     // EXIF orientation is applied, as transformers' load_image (exif_transpose) and
     // Transformers.js (sharp's rotate()) apply it; unreadable metadata counts as none.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    if format == ImageFormat::Jpeg {
+        // Our own decoder gives libjpeg-turbo's (Pillow's) exact pixels; variants it does not
+        // handle (arithmetic coding, 12-bit, unusual sampling) go to the image crate below.
+        if let Some(raw) = super::jpeg::decode(bytes, MAX_PIXELS)? {
+            return oriented(raw, orientation);
+        }
+    }
     // A decoder may panic on a malformed file (none should); in wasm a panic kills the page,
     // natively we turn it into an error.
     let mut image = decode_guarded(decoder).map_err(bad)?;
@@ -56,6 +65,22 @@ pub fn decode(bytes: &[u8]) -> Result<RawImage> {
         c if c.has_alpha() => (4, image.into_rgba8().into_raw()),
         _ => (3, image.into_rgb8().into_raw()),
     };
+    RawImage::new(width, height, channels, data)
+}
+
+/// Applies EXIF orientation to a gray or RGB image.
+fn oriented(raw: RawImage, orientation: Orientation) -> Result<RawImage> {
+    if orientation == Orientation::NoTransforms {
+        return Ok(raw);
+    }
+    let (w, h, channels) = (raw.width as u32, raw.height as u32, raw.channels);
+    let mut image = match channels {
+        1 => DynamicImage::ImageLuma8(::image::GrayImage::from_raw(w, h, raw.data).ok_or_else(|| bad("bad buffer"))?),
+        _ => DynamicImage::ImageRgb8(::image::RgbImage::from_raw(w, h, raw.data).ok_or_else(|| bad("bad buffer"))?),
+    };
+    image.apply_orientation(orientation);
+    let (width, height) = (image.width() as usize, image.height() as usize);
+    let data = if channels == 1 { image.into_luma8().into_raw() } else { image.into_rgb8().into_raw() };
     RawImage::new(width, height, channels, data)
 }
 

@@ -4,6 +4,7 @@
 
 mod decode;
 mod input;
+mod jpeg;
 mod processor;
 mod resize;
 
