@@ -250,12 +250,8 @@ CASES = [
     ("image-feature-extraction", "tiny-convnext", ["coffee.png", "alpha.png"], {"pool": True}),
 ]
 
-# The JPEGs: the engine decodes them with zune-jpeg, whose IDCT and color conversion round
-# differently from Pillow's libjpeg (pixels up to 8 levels apart, about 1 on average: see
-# tests/images.rs), which moves these outputs by up to a few 1e-2 (single hidden-state values by
-# more: the JPEG cases compare scores and pooled outputs). They get a reference of their own
-# with that tolerance; every other image is compared at 1e-4.
-JPEG_TOLERANCE = 5e-2
+# The JPEGs: the engine's JPEG decoder gives Pillow's pixels exactly (tests/images.rs), so they
+# are compared at the same tolerance as every other image.
 JPEG_CASES = [
     ("image-classification", "tiny-vit-classifier", "cat.jpg", {"top_k": 1}),
     ("image-classification", "tiny-dinov2-classifier", ["cmyk.jpg", "cat.jpg"], {"top_k": 1}),
@@ -278,23 +274,15 @@ def write_reference(name, cases, tolerance, note):
 
 def main():
     models = make_models()
-    made = {}
-    for cases, tolerance in [(CASES, TOLERANCE), (JPEG_CASES, JPEG_TOLERANCE)]:
-        made[tolerance] = []
-        for task, model, inp, options in cases:
-            run = classify if task == "image-classification" else features
-            output = run(models, model, inp, options, tolerance)
-            made[tolerance].append({"task": task, "model": model, "input": inp, "options": options, "output": output})
+    made = []
+    for task, model, inp, options in CASES + JPEG_CASES:
+        run = classify if task == "image-classification" else features
+        output = run(models, model, inp, options, TOLERANCE)
+        made.append({"task": task, "model": model, "input": inp, "options": options, "output": output})
     used = {n for c in CASES + JPEG_CASES for n in (c[2] if isinstance(c[2], list) else [c[2]])}
-    assert used == set(os.listdir(IMAGES)), f"images not covered: {set(os.listdir(IMAGES)) - used}"
-    assert not any(n.endswith(".jpg") for c in CASES for n in (c[2] if isinstance(c[2], list) else [c[2]]))
-    write_reference("vit-family-reference.json", made[TOLERANCE], TOLERANCE, "every image but the JPEGs")
-    write_reference(
-        "vit-family-jpeg-reference.json",
-        made[JPEG_TOLERANCE],
-        JPEG_TOLERANCE,
-        "JPEGs: zune-jpeg's pixels differ from Pillow's libjpeg by a few levels, hence the tolerance",
-    )
+    photos = {n for n in os.listdir(IMAGES) if os.path.isfile(os.path.join(IMAGES, n))}
+    assert used == photos, f"images not covered: {photos - used}"
+    write_reference("vit-family-reference.json", made, TOLERANCE, "every test image")
 
 
 if __name__ == "__main__":
