@@ -17,9 +17,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let c = (i / (p.wo * p.ho)) % p.c;
     let b = i / (p.wo * p.ho * p.c);
     let plane = p.x_off + b * p.x_strides.x + c * p.x_strides.y;
-    // The lowest finite f32, not -inf: browsers' WGSL compilers evaluate constant expressions and
-    // refuse an infinite one. Every window holds at least one input tap (the op checks padding).
-    var m = -3.40282347e38;
+    // The lowest finite f32 (its exact bits), not -inf: browsers' WGSL compilers evaluate constant
+    // expressions and refuse an infinite one, or a decimal literal just past f32's range. Every
+    // window holds at least one input tap (the op checks padding).
+    var m = bitcast<f32>(0xff7fffffu);
     for (var ky = 0u; ky < p.kh; ky++) {
         let iy = i32(oy * p.stride_y + ky) - i32(p.pad_y);
         if iy < 0 || u32(iy) >= p.h {
