@@ -199,3 +199,30 @@ pub fn task_cases() -> (Vec<serde_json::Value>, f64) {
 pub fn gpu_required() -> bool {
     std::env::var("WEBFORMERS_REQUIRE_GPU").is_ok_and(|v| v == "1")
 }
+
+/// The pipelines of a reference's cases, each (task, model folder of `dir`) loaded once on one
+/// device; what `tasks.rs` and `vision_tasks.rs` share.
+pub struct PipelineCache {
+    dir: PathBuf,
+    device: Device,
+    pipelines: std::collections::HashMap<(String, String), Box<dyn webformers::tasks::Pipeline>>,
+}
+
+impl PipelineCache {
+    pub fn new(dir: PathBuf, device: Device) -> PipelineCache {
+        PipelineCache { dir, device, pipelines: Default::default() }
+    }
+
+    /// The pipeline of `task` on `model`, loaded on first use; a failed load is described.
+    pub fn get(&mut self, task: &str, model: &str) -> Result<&dyn webformers::tasks::Pipeline, String> {
+        use webformers::tasks::{self, LoadOptions};
+        let key = (task.to_string(), model.to_string());
+        if !self.pipelines.contains_key(&key) {
+            let files = webformers::files::DirFiles::open(self.dir.join(model)).map_err(|e| format!("{task} {model}: open: {e}"))?;
+            let pipe =
+                tasks::load(task, &files, &self.device, &LoadOptions::default()).map_err(|e| format!("{task} {model}: load: {e}"))?;
+            self.pipelines.insert(key.clone(), pipe);
+        }
+        Ok(self.pipelines[&key].as_ref())
+    }
+}

@@ -6,9 +6,7 @@
 
 use std::collections::HashMap;
 
-use webformers::files::DirFiles;
-use webformers::tasks::{self, LoadOptions, Pipeline};
-use webformers_tests::{devices, json_differences, repo_root, task_cases};
+use webformers_tests::{PipelineCache, devices, json_differences, repo_root, task_cases};
 
 #[test]
 fn every_task_matches_python_transformers_on_every_architecture() {
@@ -16,23 +14,16 @@ fn every_task_matches_python_transformers_on_every_architecture() {
     assert!(cases.len() >= 8 * 5 * 6, "the reference has {} cases", cases.len());
     let mut failures = Vec::new();
     for device in devices() {
-        let mut pipelines: HashMap<(String, String), Box<dyn Pipeline>> = HashMap::new();
+        let mut pipelines = PipelineCache::new(repo_root().join("tests/fixtures/tiny-tasks"), device.clone());
         for case in &cases {
             let (task, model) = (case["task"].as_str().unwrap(), case["model"].as_str().unwrap());
-            let key = (task.to_string(), model.to_string());
-            if !pipelines.contains_key(&key) {
-                let files = DirFiles::open(repo_root().join("tests/fixtures/tiny-tasks").join(model)).unwrap();
-                match tasks::load(task, &files, &device, &LoadOptions::default()) {
-                    Ok(p) => {
-                        pipelines.insert(key.clone(), p);
-                    }
-                    Err(e) => {
-                        failures.push(format!("{device:?} {task} {model}: load: {e}"));
-                        continue;
-                    }
+            let pipe = match pipelines.get(task, model) {
+                Ok(pipe) => pipe,
+                Err(e) => {
+                    failures.push(format!("{device:?} {e}"));
+                    continue;
                 }
-            }
-            let pipe = &pipelines[&key];
+            };
             let label = format!("{device:?} {task} {model} {} {}", case["input"], case["options"]);
             match pollster::block_on(pipe.run_json(&case["input"], &case["options"], &mut |_| {})) {
                 Ok(out) => {

@@ -9,12 +9,10 @@
 //! is a folder of `tests/fixtures/vision/`, and image inputs are file names in
 //! `tests/fixtures/images/`.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 use webformers::files::DirFiles;
 use webformers::tasks::{self, LoadOptions, Pipeline};
-use webformers_tests::{devices, json_differences, repo_root};
+use webformers_tests::{PipelineCache, devices, json_differences, repo_root};
 
 /// Image file names in an input, made paths (the CLI and this test pass paths; front ends pass
 /// decoded pixels).
@@ -43,26 +41,20 @@ fn every_vision_task_matches_python_transformers_on_every_architecture() {
         for path in &references {
             let reference: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
             let tolerance = reference["tolerance"].as_f64().expect("the reference states its tolerance");
-            let mut pipelines: HashMap<(String, String), Box<dyn Pipeline>> = HashMap::new();
+            let mut pipelines = PipelineCache::new(dir.clone(), device.clone());
             for case in reference["cases"].as_array().expect("cases") {
                 count += 1;
                 let (task, model) = (case["task"].as_str().unwrap(), case["model"].as_str().unwrap());
-                let key = (task.to_string(), model.to_string());
-                if !pipelines.contains_key(&key) {
-                    let files = DirFiles::open(dir.join(model)).unwrap();
-                    match tasks::load(task, &files, &device, &LoadOptions::default()) {
-                        Ok(p) => {
-                            pipelines.insert(key.clone(), p);
-                        }
-                        Err(e) => {
-                            failures.push(format!("{device:?} {task} {model}: load: {e}"));
-                            continue;
-                        }
+                let pipe = match pipelines.get(task, model) {
+                    Ok(pipe) => pipe,
+                    Err(e) => {
+                        failures.push(format!("{device:?} {e}"));
+                        continue;
                     }
-                }
+                };
                 let label = format!("{device:?} {task} {model} {} {}", case["input"], case["options"]);
                 let input = with_image_paths(&case["input"]);
-                match pollster::block_on(pipelines[&key].run_json(&input, &case["options"], &mut |_| {})) {
+                match pollster::block_on(pipe.run_json(&input, &case["options"], &mut |_| {})) {
                     Ok(out) => {
                         let diffs = json_differences(&out.to_json(), &case["output"], tolerance);
                         if !diffs.is_empty() {
