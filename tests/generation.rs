@@ -74,7 +74,7 @@ const VOCAB: usize = 37;
 /// A fake model: the logits after token t, distinct values that favour a few tokens, so greedy
 /// decoding cycles and masks change its path.
 fn fake_logits(last: u32, position: usize) -> Vec<f32> {
-    (0..VOCAB).map(|j| ((j as f32 * 1.7 + last as f32 * 2.3 + position as f32 * 0.37).sin() * 4.0)).collect()
+    (0..VOCAB).map(|j| (j as f32 * 1.7 + last as f32 * 2.3 + position as f32 * 0.37).sin() * 4.0).collect()
 }
 
 /// `generate` over the fake model on `device`: the step closure returns lazy-free logits [1, V].

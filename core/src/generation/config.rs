@@ -189,6 +189,11 @@ impl GenerationConfig {
                 mine.insert(name.to_string(), v);
             }
         }
+        // One at a time first, so that a wrongly typed value's error names its option.
+        for (key, value) in &mine {
+            let one = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
+            serde_json::from_value::<Overrides>(one).map_err(|e| Error::Input(format!("{task} options: `{key}`: {e}")))?;
+        }
         let o: Overrides = serde_json::from_value(Value::Object(mine)).map_err(|e| Error::Input(format!("{task} options: {e}")))?;
         if let Some(n) = o.max_new_tokens {
             self.max_new_tokens = n;

@@ -160,6 +160,7 @@ pub async fn generate(
     streamer: Option<&mut dyn Streamer>,
     interrupt: &Interrupt,
 ) -> Result<Generation> {
+    config.validate()?;
     let mut criteria = criteria_for(config, prompt.len())?;
     generate_with_criteria(step, prompt, config, processors, &mut criteria, streamer, interrupt).await
 }
