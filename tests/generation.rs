@@ -52,14 +52,8 @@ fn processors_match_transformers() {
         // A processor that only bans says so, and bans exactly the ids it sets to -inf.
         if list.len() == 1 {
             if let Some(banned) = list[0].banned(&step) {
-                let masked: Vec<u32> = case["want"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, w)| w.is_null())
-                    .map(|(i, _)| i as u32)
-                    .collect();
+                let masked: Vec<u32> =
+                    case["want"].as_array().unwrap().iter().enumerate().filter(|(_, w)| w.is_null()).map(|(i, _)| i as u32).collect();
                 let mut banned: Vec<u32> = banned.into_iter().filter(|&t| (t as usize) < logits.len()).collect();
                 banned.sort_unstable();
                 banned.dedup();
@@ -115,7 +109,8 @@ fn device_mask_matches_host_path() {
     };
     let prompt = [1u32, 2, 4];
     for device in devices() {
-        let plain = run(&device, &prompt, &GenerationConfig { max_new_tokens: 24, ..Default::default() }, vec![], None, &Interrupt::new()).unwrap();
+        let plain =
+            run(&device, &prompt, &GenerationConfig { max_new_tokens: 24, ..Default::default() }, vec![], None, &Interrupt::new()).unwrap();
         let on_device = run(&device, &prompt, &config, generation::processors_for(&config), None, &Interrupt::new()).unwrap();
         let mut host_list = generation::processors_for(&config);
         host_list.push(Box::new(HostOnly));
@@ -140,19 +135,22 @@ fn device_mask_matches_host_path() {
 fn seeded_sampling_reproduces() {
     let prompt = [5u32];
     let sampled = |seed: u64, top_k: usize| {
-        let config = GenerationConfig { max_new_tokens: 16, do_sample: true, temperature: 1.5, top_k, top_p: 0.95, seed, ..Default::default() };
+        let config =
+            GenerationConfig { max_new_tokens: 16, do_sample: true, temperature: 1.5, top_k, top_p: 0.95, seed, ..Default::default() };
         run(&Device::Cpu, &prompt, &config, generation::processors_for(&config), None, &Interrupt::new()).unwrap().token_ids
     };
     assert_eq!(sampled(7, 0), sampled(7, 0));
     assert_ne!(sampled(7, 0), sampled(8, 0));
-    let greedy = run(&Device::Cpu, &prompt, &GenerationConfig { max_new_tokens: 16, ..Default::default() }, vec![], None, &Interrupt::new());
+    let greedy =
+        run(&Device::Cpu, &prompt, &GenerationConfig { max_new_tokens: 16, ..Default::default() }, vec![], None, &Interrupt::new());
     assert_eq!(sampled(3, 1), greedy.unwrap().token_ids);
 }
 
 /// EOS ends generation with the EOS id as the last token.
 #[test]
 fn eos_stops() {
-    let plain = run(&Device::Cpu, &[1], &GenerationConfig { max_new_tokens: 10, ..Default::default() }, vec![], None, &Interrupt::new()).unwrap();
+    let plain =
+        run(&Device::Cpu, &[1], &GenerationConfig { max_new_tokens: 10, ..Default::default() }, vec![], None, &Interrupt::new()).unwrap();
     let eos = plain.token_ids[3];
     let first = plain.token_ids.iter().position(|&t| t == eos).unwrap();
     let config = GenerationConfig { max_new_tokens: 10, eos_token_ids: vec![eos], ..Default::default() };
@@ -170,7 +168,8 @@ fn gpt2_tokenizer() -> Tokenizer {
 fn stop_strings_cut_the_streamed_text() {
     let tokenizer = gpt2_tokenizer();
     let prompt = [40u32, 41];
-    let plain = run(&Device::Cpu, &prompt, &GenerationConfig { max_new_tokens: 12, ..Default::default() }, vec![], None, &Interrupt::new()).unwrap();
+    let plain = run(&Device::Cpu, &prompt, &GenerationConfig { max_new_tokens: 12, ..Default::default() }, vec![], None, &Interrupt::new())
+        .unwrap();
     let text = tokenizer.decode(&plain.token_ids, true).unwrap();
     // A stop string from the middle of the plain continuation.
     let chars: Vec<char> = text.chars().collect();
@@ -261,7 +260,10 @@ fn config_from_json_and_call_options() {
     assert_eq!((c.no_repeat_ngram_size, c.repetition_penalty), (3, 1.1));
     assert_eq!((c.decoder_start_token_id, c.bos_token_id, c.temperature), (Some(50258), Some(3), 0.5));
     let rest = c
-        .take_options("t", &serde_json::json!({ "max_new_tokens": 5, "do_sample": true, "top_k": 3, "stop": "x", "return_full_text": false }))
+        .take_options(
+            "t",
+            &serde_json::json!({ "max_new_tokens": 5, "do_sample": true, "top_k": 3, "stop": "x", "return_full_text": false }),
+        )
         .unwrap();
     assert_eq!(rest, serde_json::json!({ "return_full_text": false }));
     assert_eq!((c.max_new_tokens, c.max_length, c.do_sample, c.top_k), (5, None, true, 3));

@@ -33,7 +33,6 @@ pub mod hub;
 pub mod image;
 pub mod models;
 pub mod nn;
-pub mod sampling;
 pub mod tasks;
 pub mod tokenizer;
 pub mod weights;

@@ -28,8 +28,8 @@ use crate::{Error, Result, Tensor};
 
 pub use config::GenerationConfig;
 pub use processors::{
-    ForceTokens, NoRepeatNGram, RepetitionPenalty, SplitMix64, SuppressTokens, SuppressTokensAtBegin, Temperature, TopK, TopP,
-    argmax, processors_for, sample,
+    ForceTokens, NoRepeatNGram, RepetitionPenalty, SplitMix64, SuppressTokens, SuppressTokensAtBegin, Temperature, TopK, TopP, argmax,
+    processors_for, sample,
 };
 pub use stopping::{EosTokens, MaxNewTokens, StopStrings, criteria_for};
 pub use streamer::{TextStream, TextStreamer};
@@ -337,7 +337,8 @@ pub(crate) mod time {
                 let _ = resolve.call0(&JsValue::NULL);
             });
             let _ = js_sys::Reflect::set(&port1, &JsValue::from_str("onmessage"), &on_message);
-            let posted = get(&port2, "postMessage").dyn_ref::<js_sys::Function>().is_some_and(|post| post.call1(&port2, &JsValue::NULL).is_ok());
+            let posted =
+                get(&port2, "postMessage").dyn_ref::<js_sys::Function>().is_some_and(|post| post.call1(&port2, &JsValue::NULL).is_ok());
             if !posted {
                 // Never wait for a message that will not come.
                 let _ = resolve_now.call0(&JsValue::NULL);
