@@ -50,15 +50,15 @@ fn processors_match_transformers() {
             }
         }
         // A processor that only bans says so, and bans exactly the ids it sets to -inf.
-        if list.len() == 1 {
-            if let Some(banned) = list[0].banned(&step) {
-                let masked: Vec<u32> =
-                    case["want"].as_array().unwrap().iter().enumerate().filter(|(_, w)| w.is_null()).map(|(i, _)| i as u32).collect();
-                let mut banned: Vec<u32> = banned.into_iter().filter(|&t| (t as usize) < logits.len()).collect();
-                banned.sort_unstable();
-                banned.dedup();
-                assert_eq!(banned, masked, "{name}: banned ids");
-            }
+        if list.len() == 1
+            && let Some(banned) = list[0].banned(&step)
+        {
+            let masked: Vec<u32> =
+                case["want"].as_array().unwrap().iter().enumerate().filter(|(_, w)| w.is_null()).map(|(i, _)| i as u32).collect();
+            let mut banned: Vec<u32> = banned.into_iter().filter(|&t| (t as usize) < logits.len()).collect();
+            banned.sort_unstable();
+            banned.dedup();
+            assert_eq!(banned, masked, "{name}: banned ids");
         }
     }
 }
