@@ -39,19 +39,26 @@ export function interruptSources(signal, stopping_criteria) {
 /**
  * Links a run to its interrupt sources: resets the engine's flag (or sets it, when the signal is
  * already aborted or a criteria already interrupted, as transformers.js would stop at once), then
- * sets it whenever one fires. `invoke(method)` calls the task's operation; returns the unlink.
+ * sets it whenever one fires. `invoke(method)` calls the task's operation; returns the unlink,
+ * which clears the flag again if this run set it, so that a later call (with other sources, or
+ * none) is not stopped by this one's signal. (A criteria that stays interrupted stops its next run
+ * from that run's own link.)
  */
 export async function linkInterrupt(sources, invoke) {
   if (!sources) return () => {};
   const { signal, criteria } = sources;
+  let fired = false;
   const stop = () => {
+    fired = true;
     invoke('interrupt').catch(() => {});
   };
-  await invoke(signal?.aborted || criteria.some((c) => c.interrupted) ? 'interrupt' : 'reset_interrupt');
+  fired = !!signal?.aborted || criteria.some((c) => c.interrupted);
+  await invoke(fired ? 'interrupt' : 'reset_interrupt');
   signal?.addEventListener('abort', stop);
   for (const c of criteria) c.listeners.add(stop);
   return () => {
     signal?.removeEventListener('abort', stop);
     for (const c of criteria) c.listeners.delete(stop);
+    if (fired) invoke('reset_interrupt').catch(() => {});
   };
 }

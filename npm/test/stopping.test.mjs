@@ -33,19 +33,21 @@ test('the signal and the criteria set the flag while the run is linked', async (
   assert.deepEqual(calls, ['reset_interrupt', 'interrupt', 'interrupt']);
   assert.deepEqual(criteria._call([[1], [2]]), [true, true]);
   unlink();
+  assert.deepEqual(calls.slice(3), ['reset_interrupt'], 'unlinked: the flag this run set is cleared');
   criteria.reset();
   criteria.interrupt();
-  assert.equal(calls.length, 3, 'unlinked: no more calls');
+  assert.equal(calls.length, 4, 'unlinked: no more calls');
 });
 
 test('an aborted signal or an interrupted criteria stops the run from its start', async () => {
   const calls = [];
   const invoke = async (method) => calls.push(method);
-  await linkInterrupt({ signal: AbortSignal.abort(), criteria: [] }, invoke);
+  const unlink = await linkInterrupt({ signal: AbortSignal.abort(), criteria: [] }, invoke);
+  unlink();
   const criteria = new InterruptableStoppingCriteria();
   criteria.interrupt();
   await linkInterrupt({ signal: null, criteria: [criteria] }, invoke);
-  assert.deepEqual(calls, ['interrupt', 'interrupt']);
+  assert.deepEqual(calls, ['interrupt', 'reset_interrupt', 'interrupt']);
   assert.equal(typeof (await linkInterrupt(null, invoke)), 'function');
-  assert.equal(calls.length, 2);
+  assert.equal(calls.length, 3);
 });
