@@ -27,12 +27,12 @@ pub use tensor::{HostData, Tensor};
 
 pub mod chat;
 pub mod files;
+pub mod generation;
 pub mod gguf_tokenizer;
 pub mod hub;
 pub mod image;
 pub mod models;
 pub mod nn;
-pub mod sampling;
 pub mod tasks;
 pub mod tokenizer;
 pub mod weights;

@@ -331,6 +331,18 @@ export declare class TextStreamer {
   end(): void;
 }
 
+/**
+ * transformers.js's InterruptableStoppingCriteria: pass it as `stopping_criteria`, then
+ * `interrupt()` stops the generation after its current token; the call resolves with what was
+ * generated so far (`stats.stop_reason` 'interrupted'). It stays interrupted until `reset()`.
+ */
+export declare class InterruptableStoppingCriteria {
+  constructor();
+  readonly interrupted: boolean;
+  interrupt(): void;
+  reset(): void;
+}
+
 export interface TextGenerationOptions {
   max_new_tokens?: number;
   do_sample?: boolean;
@@ -339,8 +351,21 @@ export interface TextGenerationOptions {
   top_p?: number;
   repetition_penalty?: number;
   seed?: number;
+  /** 0 is none: no n-gram of this size occurs twice. */
+  no_repeat_ngram_size?: number;
+  /** Ids never generated / not generated first. */
+  suppress_tokens?: number[];
+  begin_suppress_tokens?: number[];
+  /** Generation ends after any of these ids (besides the model's own EOS ids). */
+  eos_token_id?: number | number[];
   /** Stop before any of these strings. */
   stop?: string | string[];
+  /** transformers' name for `stop`. */
+  stop_strings?: string | string[];
+  /** Aborting stops the generation after its current token; the call resolves with what was generated so far. */
+  signal?: AbortSignal;
+  /** An InterruptableStoppingCriteria (or a list holding one), as in transformers.js. */
+  stopping_criteria?: InterruptableStoppingCriteria | InterruptableStoppingCriteria[];
   /** For string prompts: include the prompt in generated_text (default true, as transformers.js). */
   return_full_text?: boolean;
   streamer?: TextStreamer;
@@ -352,7 +377,7 @@ export interface GenerationStats {
   prompt_tokens: number;
   new_tokens: number;
   token_ids: number[];
-  stop_reason: 'eos' | 'stop_string' | 'max_tokens';
+  stop_reason: 'eos' | 'stop_string' | 'max_tokens' | 'interrupted';
   prefill_seconds: number;
   decode_seconds: number;
 }

@@ -10,6 +10,7 @@ export { RawImage };
 /** transformers.js's `load_image`: `RawImage.read`. */
 export const load_image = (input) => RawImage.read(input);
 export { TextStreamer } from './streamer.js';
+export { InterruptableStoppingCriteria } from './stopping.js';
 export { WebformersError } from './engine.js';
 export { workerPipeline } from './worker-client.js';
 export { cache } from './hub-store.js';

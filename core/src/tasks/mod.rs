@@ -146,8 +146,10 @@ pub trait Pipeline {
     fn info(&self) -> Value {
         Value::Null
     }
-    /// A task's own extra operation (text-generation's `apply_chat_template`), by name, for
-    /// front ends that pass it through without knowing the task.
+    /// A task's own extra operation (text-generation's `apply_chat_template`, and `interrupt` /
+    /// `reset_interrupt`, which stop a generation in flight after its current token: what JS's
+    /// AbortSignal and InterruptableStoppingCriteria call), by name, for front ends that pass it
+    /// through without knowing the task. It takes `&self`: it may run while `run` is in flight.
     fn call(&self, method: &str, _args: &Value) -> Result<Value> {
         Err(Error::Unsupported(format!("{} has no method `{method}`", self.task().name)))
     }
