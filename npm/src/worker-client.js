@@ -7,6 +7,7 @@ import { WebformersError } from './engine.js';
 import { Tensor } from './tensor.js';
 import { callable, callArgs, textSink } from './call.js';
 import { IMAGE_KINDS, imageInputForWorker } from './image.js';
+import { AUDIO_KINDS, audioInputForWorker } from './audio.js';
 
 const ENV_KEYS = [
   'remoteHost',
@@ -89,7 +90,11 @@ export async function workerPipeline(worker, task, model = null, options = {}) {
     async run(...args) {
       const { input: raw, options, streamer, callback } = callArgs(meta.input, args);
       // Images: what cannot be posted (elements, canvases) becomes pixels here, moved, not copied.
-      const { input, transfer } = IMAGE_KINDS.has(meta.input) ? await imageInputForWorker(raw, meta.task) : { input: raw, transfer: [] };
+      const { input, transfer } = IMAGE_KINDS.has(meta.input)
+        ? await imageInputForWorker(raw, meta.task)
+        : AUDIO_KINDS.has(meta.input)
+          ? await audioInputForWorker(raw, meta.task)
+          : { input: raw, transfer: [] };
       const onText = textSink(streamer, callback);
       const reply = await ch.request({ type: 'call', handle, input, options, stream: !!onText }, { onText, transfer });
       streamer?.end?.();

@@ -70,7 +70,7 @@ impl Sink {
         }
         let (mono, resampler) = match target {
             Some(t) if t != rate => (Vec::new(), Some(StreamResampler::new(rate, t, frames_hint)?)),
-            _ => (Vec::with_capacity(frames_hint.unwrap_or(0) as usize), None),
+            _ => (super::reserved(frames_hint.unwrap_or(0)), None),
         };
         Ok(Sink { rate, target, frames: 0, max, mono, resampler, scratch: Vec::new() })
     }

@@ -55,6 +55,17 @@ pub(crate) fn too_long(seconds: f64) -> Error {
     ))
 }
 
+/// An empty Vec with room for `n` samples when that much memory can be had: a header's frame count
+/// may be bogus (a damaged file), so a failed reservation is not an error (nor an abort): the Vec
+/// then grows as samples actually come.
+pub(crate) fn reserved(n: u64) -> Vec<f32> {
+    let mut v = Vec::new();
+    if let Ok(n) = usize::try_from(n) {
+        let _ = v.try_reserve_exact(n);
+    }
+    v
+}
+
 impl RawAudio {
     /// Checks the rate (MIN_SAMPLING_RATE to MAX_SAMPLING_RATE), that there are samples, that
     /// they are finite, and that they last at most MAX_DURATION_SECONDS.

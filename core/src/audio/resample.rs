@@ -60,7 +60,7 @@ impl StreamResampler {
         let chunk_in = inner.input_frames_next();
         let chunk_out = inner.output_frames_next();
         let skip = inner.output_delay();
-        let capacity = frames_hint.map(|n| out_len(n, from, to) as usize).unwrap_or(0);
+        let capacity = frames_hint.map(|n| out_len(n, from, to)).unwrap_or(0);
         Ok(StreamResampler {
             inner,
             chunk_in,
@@ -70,7 +70,7 @@ impl StreamResampler {
             frames_in: 0,
             from,
             to,
-            out: Vec::with_capacity(capacity),
+            out: super::reserved(capacity),
         })
     }
 
