@@ -90,7 +90,9 @@ describe('audio in Node (the engine decodes)', () => {
     assert.equal(cut.data.length, 5000);
     // A 1 Hz file.
     const one = new Uint8Array(bytes.subarray(0, 1044));
-    new DataView(one.buffer, one.byteOffset).setUint32(24, 1, true);
+    const header = new DataView(one.buffer, one.byteOffset);
+    header.setUint32(24, 1, true); // the rate
+    header.setUint32(28, 2, true); // and the bytes a second, which hound checks against it
     await rejects(RawAudio.read(one, 16000), /1 Hz/);
   });
 });
