@@ -11,6 +11,7 @@ import { hubLoad } from './hub.js';
 import { callable, callArgs, result, textSink } from './call.js';
 import { linkInterrupt } from './stopping.js';
 import { IMAGE_KINDS, imageInput } from './image.js';
+import { AUDIO_KINDS, audioInput } from './audio.js';
 
 const DEVICES = ['auto', 'webgpu', 'wasm'];
 /** Errors of the WebGPU device itself (not of the model): 'auto' falls back to WASM on these. */
@@ -209,8 +210,12 @@ function makePipeline(handle, meta) {
     {
       async run(...args) {
         const { input, options, streamer, callback, interrupt } = callArgs(meta.input, args);
-        // Images become pixels (or, in Node, file bytes) that the JSON refers to as {$media: i}.
-        const { value, media } = IMAGE_KINDS.has(meta.input) ? await imageInput(input, meta.task) : { value: input, media: null };
+        // Images become pixels, audio samples (or, in Node, file bytes) that the JSON refers to as {$media: i}.
+        const { value, media } = IMAGE_KINDS.has(meta.input)
+          ? await imageInput(input, meta.task)
+          : AUDIO_KINDS.has(meta.input)
+            ? await audioInput(input, meta.task)
+            : { value: input, media: null };
         const unlink = await linkInterrupt(interrupt, (method) => guarded(async () => handle.call(method, null)));
         try {
           const out = await guarded(() => handle.run(value, options, textSink(streamer, callback), media));

@@ -8,6 +8,7 @@ import { Tensor } from './tensor.js';
 import { callable, callArgs, textSink } from './call.js';
 import { linkInterrupt } from './stopping.js';
 import { IMAGE_KINDS, imageInputForWorker } from './image.js';
+import { AUDIO_KINDS, audioInputForWorker } from './audio.js';
 
 const ENV_KEYS = [
   'remoteHost',
@@ -90,7 +91,11 @@ export async function workerPipeline(worker, task, model = null, options = {}) {
     async run(...args) {
       const { input: raw, options, streamer, callback, interrupt } = callArgs(meta.input, args);
       // Images: what cannot be posted (elements, canvases) becomes pixels here, moved, not copied.
-      const { input, transfer } = IMAGE_KINDS.has(meta.input) ? await imageInputForWorker(raw, meta.task) : { input: raw, transfer: [] };
+      const { input, transfer } = IMAGE_KINDS.has(meta.input)
+        ? await imageInputForWorker(raw, meta.task)
+        : AUDIO_KINDS.has(meta.input)
+          ? await audioInputForWorker(raw, meta.task)
+          : { input: raw, transfer: [] };
       const onText = textSink(streamer, callback);
       // The signal and criteria stay here; an abort reaches the worker as an `interrupt` request,
       // which it handles between two tokens (the engine yields to the event loop).
