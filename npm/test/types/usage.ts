@@ -10,6 +10,9 @@ import {
   cos_sim,
   RawImage,
   load_image,
+  RawAudio,
+  read_audio,
+  load_audio,
 } from 'webformers';
 import type {
   ProgressInfo,
@@ -142,3 +145,15 @@ export async function vision(canvas: HTMLCanvasElement, file: File): Promise<str
   out.push(objects[0].label, String(objects[0].box.xmax - objects[0].box.xmin));
   return out;
 }
+
+// Audio: read_audio / load_audio give Float32Array samples; RawAudio wraps and converts them.
+async function audio(): Promise<number> {
+  const samples: Float32Array = await read_audio('speech.wav', 16000);
+  const same: Float32Array = await load_audio(new URL('https://example.com/a.mp3'));
+  const raw = new RawAudio(samples, 16000);
+  const at8k: RawAudio = await raw.resample(8000);
+  const fromFile = await RawAudio.read(new Uint8Array(10), 16000);
+  const wav: Uint8Array = fromFile.toWav();
+  return at8k.data.length + same.length + wav.length + raw.duration;
+}
+void audio;
