@@ -17,6 +17,7 @@ use crate::files::ModelFiles;
 use crate::weights::WeightDType;
 use crate::{Device, Error, Result};
 
+pub mod asr;
 pub mod feature_extraction;
 pub mod fill_mask;
 pub mod image_classification;
