@@ -27,6 +27,7 @@ pub use tensor::{HostData, Tensor};
 
 pub mod chat;
 pub mod files;
+pub mod generation;
 pub mod gguf_tokenizer;
 pub mod hub;
 pub mod image;
