@@ -25,6 +25,7 @@ pub use layout::Layout;
 pub use ops::{Activation, BinaryOp, Conv2dParams, NormKind, PoolMode, UnaryOp};
 pub use tensor::{HostData, Tensor};
 
+pub mod audio;
 pub mod chat;
 pub mod files;
 pub mod gguf_tokenizer;
