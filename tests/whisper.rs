@@ -17,7 +17,7 @@
 
 use webformers::audio::{RawAudio, WhisperFeatureExtractor};
 use webformers::files::{DirFiles, ModelFiles};
-use webformers::models::{self, EncoderDecoderModel, ModelConfig, SpeechSeq2SeqModel};
+use webformers::models::{self, ModelConfig, SpeechSeq2SeqModel};
 use webformers::weights::{WeightDType, Weights};
 use webformers::{Device, Tensor};
 use webformers_tests::{devices, fixture, floats, repo_root};
@@ -35,11 +35,7 @@ struct Loaded {
 }
 
 fn model_path(name: &str) -> std::path::PathBuf {
-    if name.starts_with("tiny-") {
-        repo_root().join("tests/fixtures/whisper").join(name)
-    } else {
-        webformers_tests::model_dir(name)
-    }
+    if name.starts_with("tiny-") { repo_root().join("tests/fixtures/whisper").join(name) } else { webformers_tests::model_dir(name) }
 }
 
 fn load(name: &str, device: &Device) -> Loaded {
@@ -68,7 +64,12 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     let scale = want.iter().fold(1.0f32, |m, w| m.max(w.abs()));
     let d = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
-    assert!(d <= rel * scale, "{what}: differs by {d:e} (scale {scale}); got {:?}, want {:?}", &got[..got.len().min(6)], &want[..want.len().min(6)]);
+    assert!(
+        d <= rel * scale,
+        "{what}: differs by {d:e} (scale {scale}); got {:?}, want {:?}",
+        &got[..got.len().min(6)],
+        &want[..want.len().min(6)]
+    );
 }
 
 fn assert_sum_close(what: &str, got: f64, want: f64, magnitude: f64) {

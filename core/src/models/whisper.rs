@@ -369,7 +369,10 @@ impl SpeechSeq2SeqModel for Whisper {
         let x = x.conv2d_act(&self.conv2_w, Some(&self.conv2_b), conv2, gelu)?;
         let s = x.dims()[3];
         if s != c.max_source_positions {
-            return Err(Error::shape("whisper encoder", format!("{s} positions after the convolutions, expected {}", c.max_source_positions)));
+            return Err(Error::shape(
+                "whisper encoder",
+                format!("{s} positions after the convolutions, expected {}", c.max_source_positions),
+            ));
         }
         let mut x = x.permute(&[0, 2, 3, 1])?.reshape(&[s, d])?.add(&self.encoder_positions)?;
         let (h, hd) = (c.encoder_attention_heads, d / c.encoder_attention_heads);
