@@ -59,7 +59,7 @@ impl WhisperConfig {
     fn check(&self) -> Result<()> {
         let heads = [("encoder", self.encoder_attention_heads), ("decoder", self.decoder_attention_heads)];
         for (what, h) in heads {
-            if h == 0 || self.d_model % h != 0 {
+            if h == 0 || !self.d_model.is_multiple_of(h) {
                 return Err(Error::Config(format!("whisper: d_model {} is not split by {h} {what} attention heads", self.d_model)));
             }
         }
