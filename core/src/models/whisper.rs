@@ -59,7 +59,7 @@ impl WhisperConfig {
     fn check(&self) -> Result<()> {
         let heads = [("encoder", self.encoder_attention_heads), ("decoder", self.decoder_attention_heads)];
         for (what, h) in heads {
-            if h == 0 || self.d_model % h != 0 {
+            if h == 0 || !self.d_model.is_multiple_of(h) {
                 return Err(Error::Config(format!("whisper: d_model {} is not split by {h} {what} attention heads", self.d_model)));
             }
         }
@@ -369,7 +369,10 @@ impl SpeechSeq2SeqModel for Whisper {
         let x = x.conv2d_act(&self.conv2_w, Some(&self.conv2_b), conv2, gelu)?;
         let s = x.dims()[3];
         if s != c.max_source_positions {
-            return Err(Error::shape("whisper encoder", format!("{s} positions after the convolutions, expected {}", c.max_source_positions)));
+            return Err(Error::shape(
+                "whisper encoder",
+                format!("{s} positions after the convolutions, expected {}", c.max_source_positions),
+            ));
         }
         let mut x = x.permute(&[0, 2, 3, 1])?.reshape(&[s, d])?.add(&self.encoder_positions)?;
         let (h, hd) = (c.encoder_attention_heads, d / c.encoder_attention_heads);
