@@ -79,8 +79,12 @@ webformers() {
     options='{"chunk_length_s":30}'
     [[ $model == *.en ]] || options='{"chunk_length_s":30,"language":"english","task":"transcribe"}'
     env "${envs[@]}" "$wf" bench automatic-speech-recognition --model ".cache/models/$model" "$@" \
-        --input "\"$clip\"" --options "$options" --reps "$n" --warmup 1 2>"$tmp/err" |
-        record "$label" "$model" || echo "$label $model: failed: $(tail -1 "$tmp/err")"
+        --input "\"$clip\"" --options "$options" --reps "$n" --warmup 1 2>"$tmp/err" >"$tmp/out" &&
+        record "$label" "$model" <"$tmp/out" && return
+    echo "$label $model: the task failed: $(tail -1 "$tmp/err"); timing the model alone (bench speech-model)"
+    # Encoder and decoder step times without the task (no real-time factor, no text).
+    env "${envs[@]}" "$wf" bench speech-model --model ".cache/models/$model" "$@" --input "\"$clip\"" --reps "$n" \
+        2>"$tmp/err" | record "$label (model only)" "$model" || echo "$label $model: failed: $(tail -1 "$tmp/err")"
 }
 
 echo "# $(date -u +%FT%TZ) $(load)"
@@ -137,6 +141,6 @@ for (const r of rows) {
   const b = base.get(`${r.bench_model} ${threadsOf(r)}`);
   const s = r.total_s ?? (r.latency_ms ? r.latency_ms / 1000 : null);
   const f = (x, d) => (x === null || x === undefined ? '' : (+x).toFixed(d));
-  console.log(`| ${r.bench_model} | ${r.config.replace(/ threads=\d+/, '')} | ${r.config.includes('lavapipe') ? '' : threadsOf(r)} | ${f(rtf, 2)} | ${f(s, 2)} | ${f(r.encoder_ms_per_call, 0)} | ${f(r.decoder_token_ms, 1)} | ${wordErrors(textOf(r), ref[r.bench_model]?.text ?? '')} | ${b && rtf ? (rtf / b).toFixed(2) : ''} |`);
+  console.log(`| ${r.bench_model} | ${r.config.replace(/ threads=\d+/, '')} | ${r.config.includes('lavapipe') ? '' : threadsOf(r)} | ${f(rtf, 2)} | ${f(s, 2)} | ${f(r.encoder_ms_per_call, 0)} | ${f(r.decoder_token_ms, 1)} | ${textOf(r) ? wordErrors(textOf(r), ref[r.bench_model]?.text ?? '') : ''} | ${b && rtf ? (rtf / b).toFixed(2) : ''} |`);
 }
 JS
