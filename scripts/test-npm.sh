@@ -18,8 +18,8 @@
 # Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
 # SmolLM2-135M-Instruct Q4_1) when missing.
 #
-# Usage: scripts/test-npm.sh [node|browser|hub|vision]   (default: all; vision: the image tasks'
-# two files alone)
+# Usage: scripts/test-npm.sh [node|browser|hub|vision|audio]   (default: all; vision: the image
+# tasks' two files alone; audio: read_audio/RawAudio in Node and Chromium)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -47,13 +47,14 @@ npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 npm run build
 
 case "${1:-all}" in
-    node) node --test --test-concurrency=1 --test-timeout=600000 test/node.test.mjs test/vision-node.test.mjs ;;
-    browser) node --test --test-concurrency=1 --test-timeout=900000 test/browser.test.mjs test/vision-browser.test.mjs ;;
+    node) node --test --test-concurrency=1 --test-timeout=600000 test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs ;;
+    browser) node --test --test-concurrency=1 --test-timeout=900000 test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs ;;
+    audio) node --test --test-concurrency=1 --test-timeout=900000 test/audio-node.test.mjs test/audio-browser.test.mjs ;;
     hub) node --test --test-timeout=900000 test/hub.test.mjs ;;
     vision) node --test --test-concurrency=1 --test-timeout=900000 test/vision-node.test.mjs test/vision-browser.test.mjs ;;
     all)
-        node --test --test-concurrency=1 --test-timeout=900000 test/node.test.mjs test/vision-node.test.mjs \
-            test/browser.test.mjs test/vision-browser.test.mjs test/hub.test.mjs
+        node --test --test-concurrency=1 --test-timeout=900000 test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs \
+            test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/hub.test.mjs
         ;;
-    *) echo "usage: scripts/test-npm.sh [node|browser|hub|vision]" >&2; exit 2 ;;
+    *) echo "usage: scripts/test-npm.sh [node|browser|hub|vision|audio]" >&2; exit 2 ;;
 esac

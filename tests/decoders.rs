@@ -116,3 +116,56 @@ fn bad_generation_input_is_a_clear_error() {
         .unwrap_err();
     assert!(err.to_string().contains("no chat template"), "{err}");
 }
+
+/// The task through the registry (`Pipeline::run`), as front ends call it: generation options
+/// override the model's config, bad options are clear errors, and `call("interrupt")` (what JS's
+/// AbortSignal and InterruptableStoppingCriteria do) stops a generation after its current token.
+#[test]
+fn pipeline_options_and_interrupt() {
+    use webformers::tasks::{self, Pipeline};
+    let files = DirFiles::open(repo_root().join("tests/fixtures/tiny-gpt2")).unwrap();
+    let (_, m) = models().into_iter().find(|(n, _)| n == "tiny-gpt2").unwrap();
+    let prompt = &m["prompts"][0];
+    let want = ids(&prompt["greedy_ids"]);
+    let input = serde_json::json!(prompt["text"].as_str().unwrap());
+    for device in devices() {
+        let pipe: Box<dyn Pipeline> = tasks::load("text-generation", &files, &device, &LoadOptions::default()).unwrap();
+        let run = |options: serde_json::Value, on_text: &mut dyn FnMut(&str)| {
+            pollster::block_on(pipe.run_json(&input, &options, on_text)).map(|o| o.to_json())
+        };
+        let out = run(serde_json::json!({ "max_new_tokens": 8, "return_full_text": false }), &mut |_| {}).unwrap();
+        let stats = &out[0]["stats"];
+        assert_eq!(ids(&stats["token_ids"]), want[..8], "{device:?}");
+        assert_eq!(stats["stop_reason"], "max_tokens");
+        for (options, words) in [
+            (serde_json::json!({ "max_new_tokens": 0 }), "max_new_tokens is 0"),
+            (serde_json::json!({ "max_new_tokens": -1 }), "max_new_tokens"),
+            (serde_json::json!({ "no_such_option": 1 }), "no_such_option"),
+            (serde_json::json!({ "do_sample": true, "temperature": 0 }), "temperature"),
+            (serde_json::json!("fast"), "must be an object"),
+        ] {
+            let err = run(options.clone(), &mut |_| {}).unwrap_err();
+            assert!(err.to_string().contains(words), "{options}: {err}");
+        }
+        // Interrupted from the streamed text's callback: stops after that token.
+        let mut pieces = 0;
+        let out = run(serde_json::json!({ "max_new_tokens": 20 }), &mut |_| {
+            pieces += 1;
+            if pieces == 2 {
+                pipe.call("interrupt", &serde_json::Value::Null).unwrap();
+            }
+        })
+        .unwrap();
+        let stats = &out[0]["stats"];
+        assert_eq!(stats["stop_reason"], "interrupted", "{device:?}");
+        let n = stats["new_tokens"].as_u64().unwrap() as usize;
+        assert!((2..20).contains(&n), "{device:?}: {n} tokens");
+        assert_eq!(ids(&stats["token_ids"]), want[..n]);
+        // It stays set until reset.
+        let out = run(serde_json::json!({ "max_new_tokens": 4 }), &mut |_| {}).unwrap();
+        assert_eq!(out[0]["stats"]["new_tokens"], 0);
+        pipe.call("reset_interrupt", &serde_json::Value::Null).unwrap();
+        let out = run(serde_json::json!({ "max_new_tokens": 4 }), &mut |_| {}).unwrap();
+        assert_eq!(out[0]["stats"]["stop_reason"], "max_tokens");
+    }
+}

@@ -25,14 +25,15 @@ pub use layout::Layout;
 pub use ops::{Activation, BinaryOp, Conv2dParams, NormKind, PoolMode, UnaryOp};
 pub use tensor::{HostData, Tensor};
 
+pub mod audio;
 pub mod chat;
 pub mod files;
+pub mod generation;
 pub mod gguf_tokenizer;
 pub mod hub;
 pub mod image;
 pub mod models;
 pub mod nn;
-pub mod sampling;
 pub mod tasks;
 pub mod tokenizer;
 pub mod weights;

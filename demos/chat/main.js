@@ -94,9 +94,15 @@ async function send() {
   bubble('user', text);
   const reply = bubble('assistant', '');
   let pieces = 0;
+  // Stop: the generation ends after its current token and the reply so far is kept.
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  $('stop').addEventListener('click', stop);
+  $('stop').disabled = false;
   try {
     const [out] = await generator(messages, {
       max_new_tokens: Number($('max-tokens').value),
+      signal: controller.signal,
       callback_function: (piece) => {
         pieces++;
         reply.textContent += piece;
@@ -116,6 +122,8 @@ async function send() {
   } catch (e) {
     showError(e);
   } finally {
+    $('stop').removeEventListener('click', stop);
+    $('stop').disabled = true;
     $('send').disabled = false;
   }
 }

@@ -6,6 +6,7 @@
 import { WebformersError } from './engine.js';
 import { Tensor } from './tensor.js';
 import { TextStreamer } from './streamer.js';
+import { interruptSources } from './stopping.js';
 
 const isPlainObject = (x) => x !== null && typeof x === 'object' && !Array.isArray(x) && !ArrayBuffer.isView(x);
 const isLabels = (x) => typeof x === 'string' || (Array.isArray(x) && x.every((l) => typeof l === 'string'));
@@ -39,20 +40,21 @@ function withLabels(args) {
 }
 
 /**
- * A call's arguments as the engine takes them: `{input, options, streamer, callback}`. The
- * options lose what cannot cross into the engine: `streamer` and `callback_function` (streamed
- * text goes to them instead) and keys left `undefined` (absent, not null: `top_k: null` means
- * "every label").
+ * A call's arguments as the engine takes them: `{input, options, streamer, callback, interrupt}`.
+ * The options lose what cannot cross into the engine: `streamer` and `callback_function` (streamed
+ * text goes to them instead), `signal` and `stopping_criteria` (an AbortSignal and
+ * InterruptableStoppingCriteria: `interrupt`, for stopping.js's linkInterrupt) and keys left
+ * `undefined` (absent, not null: `top_k: null` means "every label").
  */
 export function callArgs(kind, args) {
   const [input, rawOptions] = (SHAPES[kind] ?? ((a) => [a[0], a[1]]))(args);
   if (rawOptions !== undefined && rawOptions !== null && !isPlainObject(rawOptions)) {
     throw new WebformersError(`the call's options must be an object, not ${Array.isArray(rawOptions) ? 'an array' : typeof rawOptions}`, 'input');
   }
-  const { streamer = null, callback_function = null, ...rest } = rawOptions ?? {};
+  const { streamer = null, callback_function = null, signal = null, stopping_criteria = null, ...rest } = rawOptions ?? {};
   const options = {};
   for (const [key, value] of Object.entries(rest)) if (value !== undefined) options[key] = value;
-  return { input, options, streamer, callback: callback_function };
+  return { input, options, streamer, callback: callback_function, interrupt: interruptSources(signal, stopping_criteria) };
 }
 
 /** The function that hands streamed text to the call's streamer and callback_function. */

@@ -206,9 +206,10 @@ function describe(x) {
 
 /**
  * The bytes at `url`: fetched (http(s), data:, blob:, and in browsers relative URLs), or read from
- * disk in Node (a path or a file: URL). Errors name the URL.
+ * disk in Node (a path or a file: URL). Errors name the URL and `what` it should be ('image',
+ * 'audio').
  */
-async function readBytes(url) {
+export async function readBytes(url, what = 'image') {
   const text = String(url);
   if (IS_NODE && !/^(https?|data|blob):/i.test(text)) {
     const { readFile } = await nodeModule('node:fs/promises');
@@ -218,16 +219,16 @@ async function readBytes(url) {
       const bytes = await readFile(file);
       return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
     } catch (e) {
-      throw new WebformersError(`could not read the image ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, 'file', { cause: e });
+      throw new WebformersError(`could not read the ${what} ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, 'file', { cause: e });
     }
   }
   let response;
   try {
     response = await fetch(url);
   } catch (e) {
-    throw new WebformersError(`could not fetch the image at ${shortUrl(text)}: ${e.message}`, 'network', { cause: e });
+    throw new WebformersError(`could not fetch the ${what} at ${shortUrl(text)}: ${e.message}`, 'network', { cause: e });
   }
-  if (!response.ok) throw new WebformersError(`could not fetch the image at ${shortUrl(text)}: HTTP ${response.status}`, response.status === 404 ? 'file' : 'network');
+  if (!response.ok) throw new WebformersError(`could not fetch the ${what} at ${shortUrl(text)}: HTTP ${response.status}`, response.status === 404 ? 'file' : 'network');
   return new Uint8Array(await response.arrayBuffer());
 }
 

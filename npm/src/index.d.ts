@@ -331,6 +331,18 @@ export declare class TextStreamer {
   end(): void;
 }
 
+/**
+ * transformers.js's InterruptableStoppingCriteria: pass it as `stopping_criteria`, then
+ * `interrupt()` stops the generation after its current token; the call resolves with what was
+ * generated so far (`stats.stop_reason` 'interrupted'). It stays interrupted until `reset()`.
+ */
+export declare class InterruptableStoppingCriteria {
+  constructor();
+  readonly interrupted: boolean;
+  interrupt(): void;
+  reset(): void;
+}
+
 export interface TextGenerationOptions {
   max_new_tokens?: number;
   do_sample?: boolean;
@@ -339,8 +351,21 @@ export interface TextGenerationOptions {
   top_p?: number;
   repetition_penalty?: number;
   seed?: number;
+  /** 0 is none: no n-gram of this size occurs twice. */
+  no_repeat_ngram_size?: number;
+  /** Ids never generated / not generated first. */
+  suppress_tokens?: number[];
+  begin_suppress_tokens?: number[];
+  /** Generation ends after any of these ids (besides the model's own EOS ids). */
+  eos_token_id?: number | number[];
   /** Stop before any of these strings. */
   stop?: string | string[];
+  /** transformers' name for `stop`. */
+  stop_strings?: string | string[];
+  /** Aborting stops the generation after its current token; the call resolves with what was generated so far. */
+  signal?: AbortSignal;
+  /** An InterruptableStoppingCriteria (or a list holding one), as in transformers.js. */
+  stopping_criteria?: InterruptableStoppingCriteria | InterruptableStoppingCriteria[];
   /** For string prompts: include the prompt in generated_text (default true, as transformers.js). */
   return_full_text?: boolean;
   streamer?: TextStreamer;
@@ -352,7 +377,7 @@ export interface GenerationStats {
   prompt_tokens: number;
   new_tokens: number;
   token_ids: number[];
-  stop_reason: 'eos' | 'stop_string' | 'max_tokens';
+  stop_reason: 'eos' | 'stop_string' | 'max_tokens' | 'interrupted';
   prefill_seconds: number;
   decode_seconds: number;
 }
@@ -503,6 +528,50 @@ export interface ObjectDetectionPipeline extends PipelineBase {
 }
 
 /** A task these types do not describe: the engine's answer as it comes. */
+// ---- audio --------------------------------------------------------------------------------------
+
+/**
+ * Mono audio samples at `sampling_rate`, as transformers.js's RawAudio. Browser windows decode
+ * with `decodeAudioData` (stereo mixed as transformers.js: sqrt(2) * (L + R) / 2) and resample
+ * with an OfflineAudioContext; Node and workers decode and resample in the engine (WAV, MP3,
+ * FLAC, OGG/Vorbis, M4A/AAC; channels averaged; rubato).
+ */
+export class RawAudio {
+  constructor(audio: Float32Array | Float32Array[], sampling_rate: number);
+  audio: Float32Array | Float32Array[];
+  sampling_rate: number;
+  /** The samples as one Float32Array (chunks concatenated). */
+  readonly data: Float32Array;
+  /** Seconds. */
+  readonly duration: number;
+  /** From a URL or path, a Blob, file bytes, an AudioBuffer, or a RawAudio, at `sampling_rate` (default 16000). */
+  static read(input: AudioFileInput | AudioBuffer | RawAudio, sampling_rate?: number): Promise<RawAudio>;
+  /** A URL (http(s), relative, blob:, data:) or, in Node, a path or file: URL. */
+  static fromURL(url: string | URL, sampling_rate?: number): Promise<RawAudio>;
+  static fromBlob(blob: Blob, sampling_rate?: number): Promise<RawAudio>;
+  /** At another rate (itself when it already is). */
+  resample(sampling_rate: number): Promise<RawAudio>;
+  /** A 32-bit float mono WAV file. */
+  toWav(): Uint8Array;
+  toBlob(): Blob;
+  /** Node: writes the WAV file; browsers: downloads it. */
+  save(path: string): Promise<void>;
+}
+
+/** transformers.js's `read_audio`: the file at `url` (or, in Node, a path) as mono samples at `sampling_rate` (default 16000). */
+export function read_audio(url: string | URL, sampling_rate?: number): Promise<Float32Array>;
+/** transformers.js's `load_audio`: `read_audio`. */
+export function load_audio(url: string | URL, sampling_rate?: number): Promise<Float32Array>;
+
+/** An audio file: a URL or path, a Blob or File, or its bytes. */
+export type AudioFileInput = string | URL | Blob | Uint8Array | ArrayBuffer;
+/**
+ * What every speech task takes: an audio file (AudioFileInput), samples at 16 kHz
+ * (Float32Array or Float64Array, as transformers.js), an AudioBuffer (browsers), or a RawAudio
+ * (at any rate: the engine resamples).
+ */
+export type AudioInput = AudioFileInput | Float32Array | Float64Array | AudioBuffer | RawAudio;
+
 export interface GenericPipeline extends PipelineBase {
   (input: unknown, ...rest: unknown[]): Promise<unknown>;
 }

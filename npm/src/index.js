@@ -9,7 +9,11 @@ export { Tensor, cos_sim } from './tensor.js';
 export { RawImage };
 /** transformers.js's `load_image`: `RawImage.read`. */
 export const load_image = (input) => RawImage.read(input);
+export { RawAudio, read_audio } from './audio.js';
+/** transformers.js's `load_audio` (its newer name for `read_audio`). */
+export { read_audio as load_audio } from './audio.js';
 export { TextStreamer } from './streamer.js';
+export { InterruptableStoppingCriteria } from './stopping.js';
 export { WebformersError } from './engine.js';
 export { workerPipeline } from './worker-client.js';
 export { cache } from './hub-store.js';

@@ -9,7 +9,9 @@ import { engine, engineThreads, guarded, asError, WebformersError } from './engi
 import { loadModelFiles, isGguf } from './fetch.js';
 import { hubLoad } from './hub.js';
 import { callable, callArgs, result, textSink } from './call.js';
+import { linkInterrupt } from './stopping.js';
 import { IMAGE_KINDS, imageInput } from './image.js';
+import { AUDIO_KINDS, audioInput } from './audio.js';
 
 const DEVICES = ['auto', 'webgpu', 'wasm'];
 /** Errors of the WebGPU device itself (not of the model): 'auto' falls back to WASM on these. */
@@ -207,12 +209,21 @@ function makePipeline(handle, meta) {
     { ...meta, info },
     {
       async run(...args) {
-        const { input, options, streamer, callback } = callArgs(meta.input, args);
-        // Images become pixels (or, in Node, file bytes) that the JSON refers to as {$media: i}.
-        const { value, media } = IMAGE_KINDS.has(meta.input) ? await imageInput(input, meta.task) : { value: input, media: null };
-        const out = await guarded(() => handle.run(value, options, textSink(streamer, callback), media));
-        streamer?.end?.();
-        return result(out);
+        const { input, options, streamer, callback, interrupt } = callArgs(meta.input, args);
+        // Images become pixels, audio samples (or, in Node, file bytes) that the JSON refers to as {$media: i}.
+        const { value, media } = IMAGE_KINDS.has(meta.input)
+          ? await imageInput(input, meta.task)
+          : AUDIO_KINDS.has(meta.input)
+            ? await audioInput(input, meta.task)
+            : { value: input, media: null };
+        const unlink = await linkInterrupt(interrupt, (method) => guarded(async () => handle.call(method, null)));
+        try {
+          const out = await guarded(() => handle.run(value, options, textSink(streamer, callback), media));
+          streamer?.end?.();
+          return result(out);
+        } finally {
+          unlink();
+        }
       },
       invoke: (method, args) => guarded(() => handle.call(method, args)),
       free: () => handle.free(),

@@ -6,7 +6,9 @@ import { env } from './env.js';
 import { WebformersError } from './engine.js';
 import { Tensor } from './tensor.js';
 import { callable, callArgs, textSink } from './call.js';
+import { linkInterrupt } from './stopping.js';
 import { IMAGE_KINDS, imageInputForWorker } from './image.js';
+import { AUDIO_KINDS, audioInputForWorker } from './audio.js';
 
 const ENV_KEYS = [
   'remoteHost',
@@ -87,11 +89,23 @@ export async function workerPipeline(worker, task, model = null, options = {}) {
   const { handle, info: meta } = ready;
   return callable(meta, {
     async run(...args) {
-      const { input: raw, options, streamer, callback } = callArgs(meta.input, args);
+      const { input: raw, options, streamer, callback, interrupt } = callArgs(meta.input, args);
       // Images: what cannot be posted (elements, canvases) becomes pixels here, moved, not copied.
-      const { input, transfer } = IMAGE_KINDS.has(meta.input) ? await imageInputForWorker(raw, meta.task) : { input: raw, transfer: [] };
+      const { input, transfer } = IMAGE_KINDS.has(meta.input)
+        ? await imageInputForWorker(raw, meta.task)
+        : AUDIO_KINDS.has(meta.input)
+          ? await audioInputForWorker(raw, meta.task)
+          : { input: raw, transfer: [] };
       const onText = textSink(streamer, callback);
-      const reply = await ch.request({ type: 'call', handle, input, options, stream: !!onText }, { onText, transfer });
+      // The signal and criteria stay here; an abort reaches the worker as an `interrupt` request,
+      // which it handles between two tokens (the engine yields to the event loop).
+      const unlink = await linkInterrupt(interrupt, (method) => ch.request({ type: 'method', handle, method, args: null }));
+      let reply;
+      try {
+        reply = await ch.request({ type: 'call', handle, input, options, stream: !!onText }, { onText, transfer });
+      } finally {
+        unlink();
+      }
       streamer?.end?.();
       if (reply.tensor) return new Tensor(reply.tensor.type, reply.tensor.data, reply.tensor.dims);
       return reply.value;

@@ -25,7 +25,9 @@ import {
 } from './helpers.mjs';
 import { checkGroup, runGroup, taskGroups, tinyTasksDir, tinyTasksReference } from './tasks.mjs';
 
-const { pipeline, env, Tensor, TextStreamer, WebformersError, cos_sim } = await import(path.join(distDir, 'index.js'));
+const { pipeline, env, Tensor, TextStreamer, InterruptableStoppingCriteria, WebformersError, cos_sim } = await import(
+  path.join(distDir, 'index.js')
+);
 
 const ref = reference();
 const tinyLlama = path.join(fixturesDir, 'tiny-llama');
@@ -163,6 +165,45 @@ describe('text-generation on WASM in Node (tiny random Llama)', () => {
   test('bad generation input rejects clearly', async () => {
     await rejects(generator(42), /string, a messages array/, 'input');
     await rejects(generator('x', { max_new_tokens: 0 }), /max_new_tokens/);
+    await rejects(generator('x', { no_such_option: 1 }), /no_such_option/);
+  });
+
+  test('an AbortSignal or an InterruptableStoppingCriteria stops the generation mid-way', async () => {
+    const prompt = tinyRef.prompts[0];
+    // Aborted from the streamed text's callback: the generation stops after that token.
+    const controller = new AbortController();
+    let pieces = 0;
+    const onPiece = () => {
+      if (++pieces === 3) controller.abort();
+    };
+    const [a] = await generator(prompt.text, { max_new_tokens: 200, signal: controller.signal, callback_function: onPiece });
+    assert.equal(a.stats.stop_reason, 'interrupted');
+    const n = a.stats.new_tokens;
+    assert.ok(n >= 3 && n < 200, `${n} tokens`);
+    const m = Math.min(n, prompt.greedy_ids.length);
+    assert.deepEqual(a.stats.token_ids.slice(0, m), prompt.greedy_ids.slice(0, m));
+    // An already aborted signal: nothing is generated; the next call without it runs.
+    const [b] = await generator(prompt.text, { max_new_tokens: 5, signal: AbortSignal.abort() });
+    assert.equal(b.stats.new_tokens, 0);
+    const [c] = await generator(prompt.text, { max_new_tokens: 5 });
+    assert.equal(c.stats.stop_reason, 'max_tokens');
+    // From a timer (a macrotask): it lands mid-generation only because the engine's loop yields
+    // to the event loop (at most every 10 ms). When the generation outlasts the timer plus that
+    // interval with room to spare, it must have been interrupted.
+    const criteria = new InterruptableStoppingCriteria();
+    const timer = setTimeout(() => criteria.interrupt(), 5);
+    const t0 = performance.now();
+    const [d] = await generator(prompt.text, { max_new_tokens: 240, stopping_criteria: criteria });
+    const ms = performance.now() - t0;
+    clearTimeout(timer);
+    if (ms > 60) assert.equal(d.stats.stop_reason, 'interrupted', `${ms.toFixed(0)} ms, ${d.stats.new_tokens} tokens`);
+    // It stays interrupted until reset, as in transformers.js.
+    criteria.interrupt();
+    const [e] = await generator(prompt.text, { max_new_tokens: 5, stopping_criteria: criteria });
+    assert.equal(e.stats.new_tokens, 0);
+    criteria.reset();
+    const [f] = await generator(prompt.text, { max_new_tokens: 5, stopping_criteria: criteria });
+    assert.equal(f.stats.stop_reason, 'max_tokens');
   });
 });
 

@@ -148,7 +148,7 @@ pub fn thread_pool_poison_address() -> usize {
 /// `{task, defaultModel, input, gguf, required: string[], optional: string[]}`: its canonical
 /// name, the Hub model transformers.js uses when none is given, what its first argument is
 /// (`'text'`, `'text_or_pair'`, `'question_context'`, `'text_with_labels'`, `'text_or_chat'`,
-/// `'image'`, `'image_with_labels'`:
+/// `'image'`, `'image_with_labels'`, `'audio'`:
 /// the positional call shapes follow from it), whether it loads from a .gguf file, and the files
 /// its models are made of. Unknown task: throws, listing the tasks.
 ///
@@ -184,6 +184,29 @@ pub(crate) fn image_to_js(image: &RawImage) -> JsValue {
 #[wasm_bindgen(js_name = decodeImage)]
 pub fn decode_image(bytes: &[u8]) -> Result<JsValue, JsValue> {
     Ok(image_to_js(&RawImage::decode(bytes).map_err(js_error)?))
+}
+
+/// Decodes an audio file (WAV, MP3, FLAC, OGG/Vorbis, M4A/AAC) with the engine's decoders, mixed
+/// down to mono (the channels' mean) and, when `sampling_rate` is given, resampled to it (rubato):
+/// `{audio: Float32Array, sampling_rate}`. The npm package's `read_audio` in Node and in workers,
+/// which have no `AudioContext`; browsers' windows decode with their own.
+#[wasm_bindgen(js_name = decodeAudio)]
+pub fn decode_audio(bytes: &[u8], sampling_rate: Option<u32>) -> Result<JsValue, JsValue> {
+    let audio = match sampling_rate {
+        Some(rate) => webformers::audio::RawAudio::decode_at(bytes, rate),
+        None => webformers::audio::RawAudio::decode(bytes),
+    }
+    .map_err(js_error)?;
+    let out = Object::new();
+    set(&out, "audio", &js_sys::Float32Array::from(&audio.samples[..]));
+    set(&out, "sampling_rate", &JsValue::from(audio.sampling_rate));
+    Ok(out.into())
+}
+
+/// Mono `samples` at `from` Hz resampled to `to` Hz with the engine's resampler (rubato).
+#[wasm_bindgen(js_name = resampleAudio)]
+pub fn resample_audio(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, JsValue> {
+    webformers::audio::resample(samples, from, to).map_err(js_error)
 }
 
 /// `image` (`{width, height, channels, data}`) resized to `width` x `height` with PIL's filter

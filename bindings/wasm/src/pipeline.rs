@@ -160,7 +160,9 @@ impl TaskPipeline {
         to_js(&self.inner.get().info())
     }
 
-    /// The task's own operation `method` (text-generation's `apply_chat_template`) on `args`.
+    /// The task's own operation `method` (text-generation's `apply_chat_template`, `interrupt`,
+    /// `reset_interrupt`) on `args`; callable while a `run` is in flight (the generation loop
+    /// yields to the event loop between tokens, so an `interrupt` lands mid-generation).
     pub fn call(&self, method: &str, args: JsValue) -> Result<JsValue, JsValue> {
         let args = from_js(args, "arguments")?;
         to_js(&self.inner.get().call(method, &args).map_err(js_error)?)

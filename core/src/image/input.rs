@@ -8,7 +8,6 @@ use crate::tasks::{Input, Media, json_kind};
 use crate::{Error, Result};
 
 /// The largest image file read from a path or a URL.
-#[cfg(not(target_arch = "wasm32"))]
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
 impl Input<'_> {
@@ -33,6 +32,7 @@ impl Input<'_> {
             return match media? {
                 Media::Image(image) => Ok(image.clone()),
                 Media::Encoded(bytes) => decode(bytes),
+                Media::Audio(_) => Err(Error::Input(format!("{task} takes an image, not audio"))),
             };
         }
         match v {
@@ -49,51 +49,53 @@ fn image_from_string(s: &str) -> Result<RawImage> {
     if let Some(rest) = s.strip_prefix("data:") {
         return decode(&data_url(rest)?);
     }
-    read_source(s).and_then(|bytes| decode(&bytes).map_err(|e| Error::Input(format!("{}: {e}", short(s)))))
+    read_source(s, "image", MAX_FILE_BYTES).and_then(|bytes| decode(&bytes).map_err(|e| Error::Input(format!("{}: {e}", short(s)))))
 }
 
 /// A long string (a URL) cut for an error message.
-fn short(s: &str) -> String {
+pub(crate) fn short(s: &str) -> String {
     if s.chars().count() > 120 { format!("{}...", s.chars().take(120).collect::<String>()) } else { s.to_string() }
 }
 
+/// The bytes of the file a string names natively: an `http(s)://` URL or a path; `what` ("image",
+/// "audio") names it in errors, and files over `max_bytes` are refused.
 #[cfg(not(target_arch = "wasm32"))]
-fn read_source(s: &str) -> Result<Vec<u8>> {
+pub(crate) fn read_source(s: &str, what: &str, max_bytes: u64) -> Result<Vec<u8>> {
     use std::io::Read;
     let lower = s.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") {
         let response = ureq::get(s).timeout(std::time::Duration::from_secs(60)).call().map_err(|e| match e {
             ureq::Error::Status(code, _) => Error::Input(format!("{}: the server answered HTTP {code}", short(s))),
-            ureq::Error::Transport(t) => Error::Input(format!("{}: cannot fetch the image: {t}", short(s))),
+            ureq::Error::Transport(t) => Error::Input(format!("{}: cannot fetch the {what}: {t}", short(s))),
         })?;
         let mut bytes = Vec::new();
         response
             .into_reader()
-            .take(MAX_FILE_BYTES + 1)
+            .take(max_bytes + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| Error::Input(format!("{}: the download broke off: {e}", short(s))))?;
-        if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err(Error::Input(format!("{}: the file is larger than {MAX_FILE_BYTES} bytes", short(s))));
+        if bytes.len() as u64 > max_bytes {
+            return Err(Error::Input(format!("{}: the file is larger than {max_bytes} bytes", short(s))));
         }
         return Ok(bytes);
     }
-    let meta = std::fs::metadata(s).map_err(|e| Error::Input(format!("cannot read the image file {}: {e}", short(s))))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(Error::Input(format!("the image file {} is larger than {MAX_FILE_BYTES} bytes", short(s))));
+    let meta = std::fs::metadata(s).map_err(|e| Error::Input(format!("cannot read the {what} file {}: {e}", short(s))))?;
+    if meta.len() > max_bytes {
+        return Err(Error::Input(format!("the {what} file {} is larger than {max_bytes} bytes", short(s))));
     }
-    std::fs::read(s).map_err(|e| Error::Input(format!("cannot read the image file {}: {e}", short(s))))
+    std::fs::read(s).map_err(|e| Error::Input(format!("cannot read the {what} file {}: {e}", short(s))))
 }
 
 #[cfg(target_arch = "wasm32")]
-fn read_source(s: &str) -> Result<Vec<u8>> {
+pub(crate) fn read_source(s: &str, what: &str, _max_bytes: u64) -> Result<Vec<u8>> {
     Err(Error::Input(format!(
-        "an image given as a string ({}) is resolved by the JS package, not the engine: pass the image itself",
+        "an {what} given as a string ({}) is resolved by the JS package, not the engine: pass the {what} itself",
         short(s)
     )))
 }
 
 /// The bytes of a `data:[<type>][;base64],<data>` URL (what follows `data:`).
-fn data_url(rest: &str) -> Result<Vec<u8>> {
+pub(crate) fn data_url(rest: &str) -> Result<Vec<u8>> {
     let (head, body) = rest.split_once(',').ok_or_else(|| Error::Input("a data: URL without a comma".into()))?;
     if head.ends_with(";base64") { base64(body.trim()) } else { percent_decode(body) }
 }

@@ -3,7 +3,7 @@
 //! (Pillow-based) processors do.
 
 mod decode;
-mod input;
+pub(crate) mod input;
 mod jpeg;
 mod processor;
 mod resize;

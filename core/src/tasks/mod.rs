@@ -69,6 +69,9 @@ pub enum InputKind {
     /// An image or an array of images, scored against `options.candidate_labels`;
     /// transformers.js also takes the labels as the second argument: `(images, labels, options)`.
     ImageWithLabels,
+    /// Audio or an array of audio (see `Input::audios`): a file path or URL, samples at the
+    /// model's rate (an array of numbers; a Float32Array in JS), or a `{"$media": i}` item.
+    Audio,
 }
 
 /// A task's entry in the registry.
@@ -146,8 +149,10 @@ pub trait Pipeline {
     fn info(&self) -> Value {
         Value::Null
     }
-    /// A task's own extra operation (text-generation's `apply_chat_template`), by name, for
-    /// front ends that pass it through without knowing the task.
+    /// A task's own extra operation (text-generation's `apply_chat_template`, and `interrupt` /
+    /// `reset_interrupt`, which stop a generation in flight after its current token: what JS's
+    /// AbortSignal and InterruptableStoppingCriteria call), by name, for front ends that pass it
+    /// through without knowing the task. It takes `&self`: it may run while `run` is in flight.
     fn call(&self, method: &str, _args: &Value) -> Result<Value> {
         Err(Error::Unsupported(format!("{} has no method `{method}`", self.task().name)))
     }
@@ -185,6 +190,8 @@ impl<'a> Input<'a> {
 pub enum Media {
     /// Decoded pixels.
     Image(crate::image::RawImage),
+    /// Decoded audio (mono samples and their rate); resampled to the model's rate when needed.
+    Audio(crate::audio::RawAudio),
     /// The bytes of a file (an image or audio file) that the engine decodes itself (Node, where
     /// no platform decoder exists).
     Encoded(Vec<u8>),

@@ -1,11 +1,12 @@
 //! text-generation: a prompt (or a chat) in, new text out, streamed as it is generated.
-//! Greedy decoding by default, as in transformers; the next token is picked on the device
-//! (argmax) unless sampling or a repetition penalty needs the logits on the host.
+//! Greedy decoding by default, as in transformers. The loop, the logits processors and the
+//! stopping criteria are the generation library's (`crate::generation`); this file turns the
+//! prompt into ids, drives `generate` with the decoder's KV cache, and shapes the result.
 
 use crate::chat::{ChatTemplate, Message};
 use crate::files::ModelFiles;
+use crate::generation::{self, GenerationConfig, Interrupt, TextStreamer};
 use crate::models::{self, DecoderModel};
-use crate::sampling::{self, Sampling, SplitMix64};
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
 use crate::{Device, Error, Result};
@@ -24,47 +25,13 @@ pub static TASK: TaskInfo = TaskInfo {
     load: |files, device, options| Ok(Box::new(TextGeneration::load(files, device, options)?)),
 };
 
-/// The call's options, named as transformers.js names them; absent ones keep the defaults.
+/// The call's own options besides the generation ones (`GenerationConfig::take_options`:
+/// max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty, seed, stop, ...).
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct CallOptions {
-    max_new_tokens: Option<usize>,
-    do_sample: Option<bool>,
-    temperature: Option<f32>,
-    top_k: Option<usize>,
-    top_p: Option<f32>,
-    repetition_penalty: Option<f32>,
-    seed: Option<u64>,
-    stop: Option<StopStrings>,
     /// The prompt before the new text (transformers' default), or the new text alone.
     return_full_text: Option<bool>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum StopStrings {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl CallOptions {
-    fn generation(&self) -> GenerationOptions {
-        let d = GenerationOptions::default();
-        GenerationOptions {
-            max_new_tokens: self.max_new_tokens.unwrap_or(d.max_new_tokens),
-            do_sample: self.do_sample.unwrap_or(d.do_sample),
-            temperature: self.temperature.unwrap_or(d.temperature),
-            top_k: self.top_k.unwrap_or(d.top_k),
-            top_p: self.top_p.unwrap_or(d.top_p),
-            repetition_penalty: self.repetition_penalty.unwrap_or(d.repetition_penalty),
-            seed: self.seed.unwrap_or(d.seed),
-            stop: match &self.stop {
-                None => Vec::new(),
-                Some(StopStrings::One(s)) => vec![s.clone()],
-                Some(StopStrings::Many(v)) => v.clone(),
-            },
-        }
-    }
 }
 
 /// A prompt as the call gives it: text or a chat.
@@ -84,26 +51,22 @@ enum PromptInputs {
 
 const PROMPT_KINDS: &str = "a string, a messages array ({role, content}[]), or an array of those";
 
-impl StopReason {
-    pub fn name(self) -> &'static str {
-        match self {
-            StopReason::Eos => "eos",
-            StopReason::StopString => "stop_string",
-            StopReason::MaxTokens => "max_tokens",
-        }
-    }
-}
-
 impl TextGeneration {
     /// One prompt's `{generated_text, stats}` as transformers.js shapes it: the text (after the
     /// prompt unless `return_full_text` is false), or the chat with the reply appended.
-    async fn generate_one(&self, input: &PromptInput, options: &CallOptions, on_text: &mut dyn FnMut(&str)) -> Result<Value> {
+    async fn generate_one(
+        &self,
+        input: &PromptInput,
+        config: &GenerationConfig,
+        options: &CallOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Value> {
         let prompt = match input {
             PromptInput::Text(t) => Prompt::Text(t.clone()),
             PromptInput::Chat(m) if m.is_empty() => return Err(Error::Input("the messages array is empty".into())),
             PromptInput::Chat(m) => Prompt::Chat(m.clone()),
         };
-        let out = self.generate(&prompt, &options.generation(), on_text).await?;
+        let out = self.generate(&prompt, config, on_text).await?;
         let generated_text = match input {
             PromptInput::Chat(messages) => {
                 let mut chat = serde_json::to_value(messages).map_err(|e| Error::Input(e.to_string()))?;
@@ -141,13 +104,15 @@ impl Pipeline for TextGeneration {
         let input = input.value;
         Box::pin(async move {
             let inputs: PromptInputs = TASK.input(input, PROMPT_KINDS)?;
-            let options: CallOptions = TASK.options(options)?;
+            let mut config = self.config.clone();
+            let rest = config.take_options(TASK.name, options)?;
+            let options: CallOptions = TASK.options(&rest)?;
             Ok(Output::Json(match inputs {
-                PromptInputs::One(one) => Value::Array(vec![self.generate_one(&one, &options, on_text).await?]),
+                PromptInputs::One(one) => Value::Array(vec![self.generate_one(&one, &config, &options, on_text).await?]),
                 PromptInputs::Many(many) => {
                     let mut all = Vec::with_capacity(many.len());
                     for one in &many {
-                        all.push(Value::Array(vec![self.generate_one(one, &options, on_text).await?]));
+                        all.push(Value::Array(vec![self.generate_one(one, &config, &options, on_text).await?]));
                     }
                     Value::Array(all)
                 }
@@ -166,6 +131,16 @@ impl Pipeline for TextGeneration {
                 let messages: Vec<Message> = TASK.input(args, "a messages array ({role, content}[])")?;
                 Ok(Value::String(self.prompt_text(&Prompt::Chat(messages))?))
             }
+            // Stops a generation in flight after its current token (JS: an AbortSignal,
+            // InterruptableStoppingCriteria.interrupt()); it stays set until reset_interrupt.
+            "interrupt" => {
+                self.interrupt.interrupt();
+                Ok(Value::Null)
+            }
+            "reset_interrupt" => {
+                self.interrupt.reset();
+                Ok(Value::Null)
+            }
             other => Err(Error::Unsupported(format!("text-generation has no method `{other}`"))),
         }
     }
@@ -179,42 +154,10 @@ pub enum Prompt {
     Chat(Vec<Message>),
 }
 
-#[derive(Clone, Debug)]
-pub struct GenerationOptions {
-    pub max_new_tokens: usize,
-    /// Sample instead of taking the most likely token.
-    pub do_sample: bool,
-    pub temperature: f32,
-    pub top_k: usize,
-    pub top_p: f32,
-    pub repetition_penalty: f32,
-    pub seed: u64,
-    /// Generation stops before any of these strings (they are not returned).
-    pub stop: Vec<String>,
-}
-
-impl Default for GenerationOptions {
-    fn default() -> Self {
-        // transformers' defaults: greedy; top_k 50 and top_p 1.0 apply only when sampling.
-        GenerationOptions {
-            max_new_tokens: 256,
-            do_sample: false,
-            temperature: 1.0,
-            top_k: 50,
-            top_p: 1.0,
-            repetition_penalty: 1.0,
-            seed: 0,
-            stop: Vec::new(),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopReason {
-    Eos,
-    StopString,
-    MaxTokens,
-}
+/// The options of `TextGeneration::generate`: the generation library's config. Its EOS ids are
+/// added to the model's own.
+pub type GenerationOptions = GenerationConfig;
+pub use crate::generation::StopReason;
 
 #[derive(Clone, Debug)]
 pub struct Generated {
@@ -235,6 +178,9 @@ pub struct TextGeneration {
     model: Box<dyn DecoderModel>,
     template: Option<ChatTemplate>,
     eos_ids: Vec<u32>,
+    /// The model's generation defaults (generation_config.json), under each call's options.
+    config: GenerationConfig,
+    interrupt: Interrupt,
     device: Device,
 }
 
@@ -274,7 +220,9 @@ impl TextGeneration {
             }
         }
         eos_ids.extend(tokenizer.token_to_id(&eos));
-        Ok(TextGeneration::new(tokenizer, model, template, eos_ids, device))
+        let mut pipe = TextGeneration::new(tokenizer, model, template, eos_ids, device);
+        pipe.config = GenerationConfig::from_json(&generation, &config)?;
+        Ok(pipe)
     }
 
     /// From a GGUF file: weights, hyperparameters, tokenizer and chat template all come from it.
@@ -300,7 +248,15 @@ impl TextGeneration {
     ) -> TextGeneration {
         eos_ids.sort_unstable();
         eos_ids.dedup();
-        TextGeneration { tokenizer, model, template, eos_ids, device: device.clone() }
+        TextGeneration {
+            tokenizer,
+            model,
+            template,
+            eos_ids,
+            config: GenerationConfig::default(),
+            interrupt: Interrupt::new(),
+            device: device.clone(),
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -314,6 +270,14 @@ impl TextGeneration {
     }
     pub fn model(&self) -> &dyn DecoderModel {
         self.model.as_ref()
+    }
+    /// The model's generation defaults (from generation_config.json; the defaults for GGUF).
+    pub fn generation_config(&self) -> &GenerationConfig {
+        &self.config
+    }
+    /// The flag that stops a generation in flight (shared: set it from anywhere).
+    pub fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
     }
 
     /// The decoder alone (benchmarks drive it directly).
@@ -344,156 +308,34 @@ impl TextGeneration {
         Ok(ids)
     }
 
-    /// Generates, calling `on_text` with each new piece of text as soon as it is final.
+    /// Generates, calling `on_text` with each new piece of text as soon as it is final. The
+    /// model's EOS ids end generation besides `options.eos_token_ids`.
     pub async fn generate(&self, prompt: &Prompt, options: &GenerationOptions, mut on_text: impl FnMut(&str)) -> Result<Generated> {
         let prompt_ids = self.prompt_ids(prompt)?;
         let context = self.model.max_context();
         if prompt_ids.len() >= context {
             return Err(Error::Input(format!("the prompt has {} tokens; the model's context is {context}", prompt_ids.len())));
         }
-        let max_new = options.max_new_tokens.min(context - prompt_ids.len());
-        if max_new == 0 {
-            return Err(Error::Input("max_new_tokens is 0".into()));
+        options.validate()?;
+        let mut config = options.clone();
+        config.max_new_tokens = config.max_new_for(prompt_ids.len()).min(context - prompt_ids.len());
+        config.max_length = None;
+        if config.max_new_tokens == 0 {
+            return Err(Error::Input(format!("the prompt has {} tokens: max_length leaves no room for new ones", prompt_ids.len())));
         }
-        let mut cache = self.model.new_cache(prompt_ids.len() + max_new)?;
-        let sampling = Sampling { temperature: options.temperature, top_k: options.top_k, top_p: options.top_p };
-        let mut rng = SplitMix64::new(options.seed);
-        let host_logits = options.do_sample || options.repetition_penalty != 1.0;
-        let mut stream = TextStream::new(&options.stop);
-        let mut generated = Vec::new();
-        let start = web_time::now();
-        let mut first_token_at = None;
-        let mut input = prompt_ids.clone();
-        let stop_reason = loop {
-            let logits = self.model.forward(&input, &mut cache, false)?; // [1, V]
-            let next = if host_logits {
-                let mut row = logits.to_vec_f32().await?;
-                let seen: Vec<u32> = prompt_ids.iter().chain(&generated).copied().collect();
-                sampling::apply_repetition_penalty(&mut row, &seen, options.repetition_penalty);
-                if options.do_sample { sampling::sample(&row, &sampling, &mut rng) } else { sampling::argmax(&row) }
-            } else {
-                logits.argmax()?.to_vec_u32().await?[0]
-            };
-            first_token_at.get_or_insert_with(web_time::now);
-            generated.push(next);
-            if self.eos_ids.contains(&next) {
-                break StopReason::Eos;
-            }
-            let text = self.tokenizer.decode(&generated, true)?;
-            let (piece, hit_stop) = stream.push(&text);
-            if !piece.is_empty() {
-                on_text(piece);
-            }
-            if hit_stop {
-                break StopReason::StopString;
-            }
-            if generated.len() >= max_new {
-                break StopReason::MaxTokens;
-            }
-            input = vec![next];
-        };
-        let text = self.tokenizer.decode(&generated, true)?;
-        let rest = stream.finish(&text);
-        if !rest.is_empty() {
-            on_text(&rest);
-        }
-        let first = first_token_at.unwrap_or(start);
+        config.eos_token_ids.extend(&self.eos_ids);
+        let mut cache = self.model.new_cache(prompt_ids.len() + config.max_new_tokens)?;
+        let mut step = |ids: &[u32]| self.model.forward(ids, &mut cache, false);
+        let mut processors = generation::processors_for(&config);
+        let mut streamer = TextStreamer::new(&self.tokenizer, &config.stop_strings, &mut on_text);
+        let out = generation::generate(&mut step, &prompt_ids, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
         Ok(Generated {
-            text: stream.text,
-            token_ids: generated,
+            text: streamer.emitted().to_string(),
+            token_ids: out.token_ids,
             prompt_tokens: prompt_ids.len(),
-            stop_reason,
-            prefill_seconds: first - start,
-            decode_seconds: web_time::now() - first,
+            stop_reason: out.stop_reason,
+            prefill_seconds: out.prefill_seconds,
+            decode_seconds: out.decode_seconds,
         })
-    }
-}
-
-/// Turns the growing decoded text into final pieces: holds back an incomplete UTF-8 character
-/// (shown as U+FFFD by byte-level decoders) and any tail that may begin a stop string.
-struct TextStream {
-    stop: Vec<String>,
-    /// What has been emitted.
-    text: String,
-}
-
-impl TextStream {
-    fn new(stop: &[String]) -> TextStream {
-        TextStream { stop: stop.iter().filter(|s| !s.is_empty()).cloned().collect(), text: String::new() }
-    }
-
-    /// The new final piece of `decoded` and whether a stop string was reached.
-    fn push(&mut self, decoded: &str) -> (&str, bool) {
-        let before = self.text.len();
-        if let Some(at) = self.stop.iter().filter_map(|s| decoded.find(s.as_str())).min() {
-            self.extend_to(decoded, at);
-            return (&self.text[before.min(self.text.len())..], true);
-        }
-        let mut end = decoded.len();
-        if decoded.ends_with('\u{FFFD}') {
-            end -= '\u{FFFD}'.len_utf8();
-        }
-        // Keep back the longest tail that is a prefix of a stop string.
-        for s in &self.stop {
-            for n in (1..s.len()).rev() {
-                if s.is_char_boundary(n) && decoded[..end].ends_with(&s[..n]) {
-                    end = end.min(end - n);
-                    break;
-                }
-            }
-        }
-        self.extend_to(decoded, end);
-        (&self.text[before.min(self.text.len())..], false)
-    }
-
-    fn extend_to(&mut self, decoded: &str, end: usize) {
-        // Decoders may rewrite earlier text slightly (cleanup of spaces); only append.
-        if end > self.text.len()
-            && decoded.is_char_boundary(self.text.len())
-            && decoded.is_char_boundary(end)
-            && decoded.starts_with(self.text.as_str())
-        {
-            self.text.push_str(&decoded[self.text.len()..end]);
-        }
-    }
-
-    /// Whatever is left once generation ends (minus a stop string).
-    fn finish(&mut self, decoded: &str) -> String {
-        let before = self.text.len();
-        let end = self.stop.iter().filter_map(|s| decoded.find(s.as_str())).min().unwrap_or(decoded.len());
-        self.extend_to(decoded, end);
-        self.text[before.min(self.text.len())..].to_string()
-    }
-}
-
-/// Seconds on a monotonic clock, natively and in the browser.
-mod web_time {
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn now() -> f64 {
-        use std::sync::OnceLock;
-        static START: OnceLock<std::time::Instant> = OnceLock::new();
-        START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
-    }
-    #[cfg(target_arch = "wasm32")]
-    pub fn now() -> f64 {
-        // Date.now() is available in windows, workers and Node alike.
-        js_sys::Date::now() / 1000.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::TextStream;
-
-    #[test]
-    fn stream_holds_back_partial_characters_and_stop_prefixes() {
-        let mut s = TextStream::new(&["STOP".to_string()]);
-        assert_eq!(s.push("Hel").0, "Hel");
-        assert_eq!(s.push("Hello \u{FFFD}").0, "lo ");
-        assert_eq!(s.push("Hello é S").0, "é ");
-        assert_eq!(s.push("Hello é ST").0, "");
-        let (piece, stop) = s.push("Hello é STOP and more");
-        assert_eq!((piece, stop), ("", true));
-        assert_eq!(s.text, "Hello é ");
     }
 }

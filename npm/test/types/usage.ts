@@ -1,5 +1,19 @@
 // Type-checked by node.test.mjs (tsc --noEmit): the README's examples, typed.
-import { env, pipeline, workerPipeline, Tensor, TextStreamer, WebformersError, cos_sim, RawImage, load_image } from 'webformers';
+import {
+  env,
+  pipeline,
+  workerPipeline,
+  Tensor,
+  TextStreamer,
+  InterruptableStoppingCriteria,
+  WebformersError,
+  cos_sim,
+  RawImage,
+  load_image,
+  RawAudio,
+  read_audio,
+  load_audio,
+} from 'webformers';
 import type {
   ProgressInfo,
   Message,
@@ -46,6 +60,19 @@ export async function chat(): Promise<string> {
   const reply: Message = out.generated_text.at(-1)!;
   const [plain] = await generator('Once upon a time', { max_new_tokens: 8, return_full_text: false });
   return reply.content + plain.generated_text + out.stats.decode_seconds;
+}
+
+export async function stoppable(): Promise<boolean> {
+  const generator = await pipeline('text-generation', 'HuggingFaceTB/SmolLM2-135M-Instruct');
+  const stopping_criteria = new InterruptableStoppingCriteria();
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 1000);
+  const [a] = await generator('Once', { max_new_tokens: 512, signal: controller.signal });
+  const pending = generator('Upon', { max_new_tokens: 512, stopping_criteria, no_repeat_ngram_size: 3 });
+  stopping_criteria.interrupt();
+  const [b] = await pending;
+  stopping_criteria.reset();
+  return a.stats.stop_reason === 'interrupted' && b.stats.stop_reason !== 'eos' && !stopping_criteria.interrupted;
 }
 
 export async function inWorker(worker: Worker): Promise<FeatureExtractionPipeline> {
@@ -118,3 +145,15 @@ export async function vision(canvas: HTMLCanvasElement, file: File): Promise<str
   out.push(objects[0].label, String(objects[0].box.xmax - objects[0].box.xmin));
   return out;
 }
+
+// Audio: read_audio / load_audio give Float32Array samples; RawAudio wraps and converts them.
+async function audio(): Promise<number> {
+  const samples: Float32Array = await read_audio('speech.wav', 16000);
+  const same: Float32Array = await load_audio(new URL('https://example.com/a.mp3'));
+  const raw = new RawAudio(samples, 16000);
+  const at8k: RawAudio = await raw.resample(8000);
+  const fromFile = await RawAudio.read(new Uint8Array(10), 16000);
+  const wav: Uint8Array = fromFile.toWav();
+  return at8k.data.length + same.length + wav.length + raw.duration;
+}
+void audio;

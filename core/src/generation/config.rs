@@ -1,0 +1,253 @@
+//! `GenerationConfig`: a model's generation defaults (generation_config.json, else config.json)
+//! with the call's options over them, named as transformers (and transformers.js) name them.
+
+use serde_json::{Map, Value};
+
+use crate::{Error, Result};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerationConfig {
+    /// The most tokens to generate.
+    pub max_new_tokens: usize,
+    /// The most tokens in all (prompt + generated), from a model's `max_length` (Whisper's 448);
+    /// `None` when `max_new_tokens` alone bounds generation (an explicit `max_new_tokens` clears it,
+    /// as in transformers).
+    pub max_length: Option<usize>,
+    /// Sample instead of taking the most likely token.
+    pub do_sample: bool,
+    /// Sampling only; 1.0 is none.
+    pub temperature: f32,
+    /// Sampling only; 0 keeps every token.
+    pub top_k: usize,
+    /// Sampling only; 1.0 keeps every token.
+    pub top_p: f32,
+    /// 1.0 is none.
+    pub repetition_penalty: f32,
+    /// 0 is none.
+    pub no_repeat_ngram_size: usize,
+    /// The seed of the sampler (SplitMix64), so that sampled generations reproduce.
+    pub seed: u64,
+    /// Generation stops after any of these.
+    pub eos_token_ids: Vec<u32>,
+    /// Never generated.
+    pub suppress_tokens: Vec<u32>,
+    /// Not generated as the first new token.
+    pub begin_suppress_tokens: Vec<u32>,
+    /// `(position, token)`: the token at that position of the whole sequence (prompt included),
+    /// as `forced_decoder_ids` counts; with a prompt of n tokens, position n is the first new one.
+    pub forced_tokens: Vec<(usize, u32)>,
+    /// Generation stops before any of these strings (they are not returned).
+    pub stop_strings: Vec<String>,
+    pub decoder_start_token_id: Option<u32>,
+    pub bos_token_id: Option<u32>,
+    pub pad_token_id: Option<u32>,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        // transformers' defaults (top_k 50 and top_p 1.0 apply only when sampling), except the
+        // length: 256 new tokens rather than a total of 20.
+        GenerationConfig {
+            max_new_tokens: 256,
+            max_length: None,
+            do_sample: false,
+            temperature: 1.0,
+            top_k: 50,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+            no_repeat_ngram_size: 0,
+            seed: 0,
+            eos_token_ids: Vec::new(),
+            suppress_tokens: Vec::new(),
+            begin_suppress_tokens: Vec::new(),
+            forced_tokens: Vec::new(),
+            stop_strings: Vec::new(),
+            decoder_start_token_id: None,
+            bos_token_id: None,
+            pad_token_id: None,
+        }
+    }
+}
+
+/// The generation options a call may give (transformers.js's names), all optional.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Overrides {
+    max_new_tokens: Option<usize>,
+    max_length: Option<usize>,
+    do_sample: Option<bool>,
+    temperature: Option<f32>,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    repetition_penalty: Option<f32>,
+    no_repeat_ngram_size: Option<usize>,
+    seed: Option<u64>,
+    eos_token_id: Option<OneOrMany<u32>>,
+    suppress_tokens: Option<Vec<u32>>,
+    begin_suppress_tokens: Option<Vec<u32>>,
+    forced_decoder_ids: Option<Vec<(usize, u32)>>,
+    /// `stop` is webformers' older name for `stop_strings`.
+    stop: Option<OneOrMany<String>>,
+    stop_strings: Option<OneOrMany<String>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(x) => vec![x],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// The option names `take_options` takes out of a call's options.
+pub const OPTION_NAMES: &[&str] = &[
+    "max_new_tokens",
+    "max_length",
+    "do_sample",
+    "temperature",
+    "top_k",
+    "top_p",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "seed",
+    "eos_token_id",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "forced_decoder_ids",
+    "stop",
+    "stop_strings",
+];
+
+fn ids(v: &Value) -> Option<Vec<u32>> {
+    match v {
+        Value::Number(n) => n.as_u64().map(|n| vec![n as u32]),
+        Value::Array(list) => Some(list.iter().filter_map(Value::as_u64).map(|n| n as u32).collect()),
+        _ => None,
+    }
+}
+
+impl GenerationConfig {
+    /// A model's defaults: each field from `generation` (generation_config.json) when it has it,
+    /// else from `config` (config.json, where older models keep them); either may be `Null`.
+    pub fn from_json(generation: &Value, config: &Value) -> Result<GenerationConfig> {
+        let get = |key: &str| -> &Value {
+            match &generation[key] {
+                Value::Null => &config[key],
+                v => v,
+            }
+        };
+        let bad = |key: &str| Error::Config(format!("generation_config.json: `{key}` is {}", get(key)));
+        let mut c = GenerationConfig::default();
+        if let Some(n) = get("max_new_tokens").as_u64() {
+            c.max_new_tokens = n as usize;
+        } else if let Some(n) = get("max_length").as_u64() {
+            c.max_length = Some(n as usize);
+        }
+        c.do_sample = get("do_sample").as_bool().unwrap_or(false);
+        let float = |key: &str, default: f32| -> f32 { get(key).as_f64().map(|x| x as f32).unwrap_or(default) };
+        c.temperature = float("temperature", 1.0);
+        c.top_k = get("top_k").as_u64().map(|k| k as usize).unwrap_or(50);
+        c.top_p = float("top_p", 1.0);
+        c.repetition_penalty = float("repetition_penalty", 1.0);
+        c.no_repeat_ngram_size = get("no_repeat_ngram_size").as_u64().unwrap_or(0) as usize;
+        c.eos_token_ids = ids(get("eos_token_id")).unwrap_or_default();
+        c.suppress_tokens = ids(get("suppress_tokens")).unwrap_or_default();
+        c.begin_suppress_tokens = ids(get("begin_suppress_tokens")).unwrap_or_default();
+        c.forced_tokens = match get("forced_decoder_ids") {
+            Value::Null => Vec::new(),
+            v => serde_json::from_value(v.clone()).map_err(|_| bad("forced_decoder_ids"))?,
+        };
+        let token = |key: &str| get(key).as_u64().map(|n| n as u32);
+        c.decoder_start_token_id = token("decoder_start_token_id");
+        c.bos_token_id = token("bos_token_id");
+        c.pad_token_id = token("pad_token_id");
+        c.validate().map_err(|e| Error::Config(format!("generation_config.json: {e}")))?;
+        Ok(c)
+    }
+
+    /// Takes the generation options (`OPTION_NAMES`) out of a call's `options` and applies them
+    /// over this config; returns the options left for the task itself (`Null` when none). `task`
+    /// names the call in errors. A wrongly typed value is an error naming it.
+    pub fn take_options(&mut self, task: &str, options: &Value) -> Result<Value> {
+        let mut rest = match options {
+            Value::Null => return Ok(Value::Null),
+            Value::Object(map) => map.clone(),
+            other => return Err(Error::Input(format!("{task} options must be an object, not {}", crate::tasks::json_kind(other)))),
+        };
+        let mut mine = Map::new();
+        for name in OPTION_NAMES {
+            // transformers.js passes `null` for "not given" in places: the default stays.
+            if let Some(v) = rest.remove(*name).filter(|v| !v.is_null()) {
+                mine.insert(name.to_string(), v);
+            }
+        }
+        // One at a time first, so that a wrongly typed value's error names its option.
+        for (key, value) in &mine {
+            let one = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
+            serde_json::from_value::<Overrides>(one).map_err(|e| Error::Input(format!("{task} options: `{key}`: {e}")))?;
+        }
+        let o: Overrides = serde_json::from_value(Value::Object(mine)).map_err(|e| Error::Input(format!("{task} options: {e}")))?;
+        if let Some(n) = o.max_new_tokens {
+            self.max_new_tokens = n;
+            self.max_length = None;
+        }
+        if let Some(n) = o.max_length {
+            self.max_length = Some(n);
+        }
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = o.$field { self.$field = v; } )* };
+        }
+        set!(do_sample, temperature, top_k, top_p, repetition_penalty, no_repeat_ngram_size, seed, suppress_tokens, begin_suppress_tokens);
+        if let Some(v) = o.eos_token_id {
+            self.eos_token_ids = v.into_vec();
+        }
+        if let Some(v) = o.forced_decoder_ids {
+            self.forced_tokens = v;
+        }
+        if let Some(v) = o.stop_strings.or(o.stop) {
+            self.stop_strings = v.into_vec();
+        }
+        self.validate().map_err(|e| match e {
+            Error::Input(m) => Error::Input(format!("{task} options: {m}")),
+            e => e,
+        })?;
+        Ok(if rest.is_empty() { Value::Null } else { Value::Object(rest) })
+    }
+
+    /// Values generation cannot run with are a clear error (transformers refuses the same ones).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Input(m));
+        if self.max_new_tokens == 0 {
+            return bad("max_new_tokens is 0".into());
+        }
+        if self.max_length == Some(0) {
+            return bad("max_length is 0".into());
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) && self.do_sample {
+            return bad(format!("temperature must be a positive number to sample, not {}", self.temperature));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad(format!("top_p must be in (0, 1], not {}", self.top_p));
+        }
+        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
+            return bad(format!("repetition_penalty must be a positive number, not {}", self.repetition_penalty));
+        }
+        Ok(())
+    }
+
+    /// The most new tokens for a prompt of `prompt_len` tokens (`max_length` counts the prompt).
+    pub fn max_new_for(&self, prompt_len: usize) -> usize {
+        match self.max_length {
+            Some(total) => self.max_new_tokens.min(total.saturating_sub(prompt_len)),
+            None => self.max_new_tokens,
+        }
+    }
+}
