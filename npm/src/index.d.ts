@@ -527,6 +527,55 @@ export interface ObjectDetectionPipeline extends PipelineBase {
   readonly labels: string[];
 }
 
+// ---- automatic-speech-recognition ------------------------------------------------------------
+
+/** Speech: a file's URL or path, or mono samples at 16 kHz (as transformers.js takes them). */
+export type SpeechInput = string | URL | Blob | Float32Array | Float64Array;
+
+export interface AutomaticSpeechRecognitionOptions {
+  /** The spoken language (multilingual models): 'english', 'en' or '<|en|>'; detected when absent. */
+  language?: string | null;
+  /** 'transcribe' (default) or 'translate' (to English), multilingual models only. */
+  task?: 'transcribe' | 'translate' | null;
+  /** true: segment chunks with [start, end] seconds; 'word': one chunk per word. */
+  return_timestamps?: boolean | 'word';
+  /** The chunks' language names too (Python transformers' option). */
+  return_language?: boolean;
+  /** Cut long audio into chunks of this many seconds (30 for Whisper), merged after decoding. */
+  chunk_length_s?: number;
+  /** The chunks' overlap on each side, in seconds (default chunk_length_s / 6), or [left, right]. */
+  stride_length_s?: number | [number, number];
+  max_new_tokens?: number;
+  do_sample?: boolean;
+  temperature?: number;
+  top_k?: number;
+  top_p?: number;
+  seed?: number;
+  /** Only 1: beam search is not implemented. */
+  num_beams?: 1;
+  /** Accepted and ignored, as transformers.js does for Whisper. */
+  force_full_sequences?: boolean;
+}
+
+export interface AutomaticSpeechRecognitionChunk {
+  text: string;
+  timestamp: [number, number | null];
+  language?: string | null;
+}
+
+export interface AutomaticSpeechRecognitionOutput {
+  text: string;
+  chunks?: AutomaticSpeechRecognitionChunk[];
+}
+
+export interface AutomaticSpeechRecognitionPipeline extends PipelineBase {
+  /** One audio: its transcript (streamed through a TextStreamer's callback as it is decoded). */
+  (audio: SpeechInput, options?: AutomaticSpeechRecognitionOptions): Promise<AutomaticSpeechRecognitionOutput>;
+  /** Several: one transcript each. */
+  (audios: SpeechInput[], options?: AutomaticSpeechRecognitionOptions): Promise<AutomaticSpeechRecognitionOutput[]>;
+  readonly task: 'automatic-speech-recognition';
+}
+
 /** A task these types do not describe: the engine's answer as it comes. */
 // ---- audio --------------------------------------------------------------------------------------
 
@@ -592,6 +641,8 @@ export interface PipelineTypes {
   'image-feature-extraction': ImageFeatureExtractionPipeline;
   'zero-shot-image-classification': ZeroShotImageClassificationPipeline;
   'object-detection': ObjectDetectionPipeline;
+  'automatic-speech-recognition': AutomaticSpeechRecognitionPipeline;
+  asr: AutomaticSpeechRecognitionPipeline;
 }
 
 /**

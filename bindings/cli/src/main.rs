@@ -112,7 +112,8 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
         /// The first argument of the transformers.js call, as JSON: a string, an array of
-        /// strings, {"question": ..., "context": ...}, {"text": ..., "text_pair": ...}, messages.
+        /// strings, {"question": ..., "context": ...}, {"text": ..., "text_pair": ...}, messages;
+        /// an image or audio file's path (or URL), or an array of them.
         #[arg(long)]
         input: Option<String>,
         /// The second argument, as JSON: {"top_k": 3}, {"candidate_labels": ["a", "b"]}, ...
@@ -378,7 +379,8 @@ async fn run_task(
     let call_options = serde_json::Value::Object(call_options);
     let pipe = open_pipeline(model, task).await?;
     let mut stdout = std::io::stdout();
-    let streams = task.input == InputKind::TextOrChat && !json;
+    // Generated text (a reply, a transcript) is shown as it comes.
+    let streams = matches!(task.input, InputKind::TextOrChat | InputKind::Audio) && !json;
     let out = pipe
         .run_json(&input, &call_options, &mut |piece| {
             if streams {
@@ -393,6 +395,13 @@ async fn run_task(
         println!("{value}");
     } else if streams {
         println!();
+        // A transcript's timestamped chunks, one a line.
+        for result in value.as_array().map_or(vec![&value], |a| a.iter().collect()) {
+            for chunk in result["chunks"].as_array().into_iter().flatten() {
+                let at = |i: usize| chunk["timestamp"][i].as_f64().map_or("?".to_string(), |t| format!("{t:.2}"));
+                println!("[{} -> {}] {}", at(0), at(1), chunk["text"].as_str().unwrap_or(""));
+            }
+        }
     } else {
         match &out {
             Output::Tensor { dims, data } => print_embeddings(&input, dims, data),

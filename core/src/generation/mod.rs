@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::{Error, Result, Tensor};
 
-pub use config::GenerationConfig;
+pub use config::{GenerationConfig, OPTION_NAMES};
 pub use processors::{
     ForceTokens, NoRepeatNGram, RepetitionPenalty, SplitMix64, SuppressTokens, SuppressTokensAtBegin, Temperature, TopK, TopP, argmax,
     processors_for, sample,

@@ -25,6 +25,7 @@ pub mod resnet;
 pub mod siglip;
 pub mod synthetic;
 pub mod vit;
+pub mod whisper;
 
 /// A text encoder over packed sequences.
 pub trait EncoderModel {
@@ -105,6 +106,68 @@ impl KvCache {
     }
 }
 
+/// A decoder's state for one encoded input: its self-attention KV cache, and the cross-attention
+/// keys and values of every layer, computed once from the encoder's output and kept on the
+/// device (the first decode step realizes them; later steps only read them).
+pub struct EncoderDecoderCache {
+    pub self_attention: KvCache,
+    /// Per decoder layer: keys and values [encoder positions, heads, head dim].
+    cross: Vec<(Tensor, Tensor)>,
+    encoder_len: usize,
+}
+
+impl EncoderDecoderCache {
+    /// Decoder tokens cached so far.
+    pub fn len(&self) -> usize {
+        self.self_attention.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.self_attention.is_empty()
+    }
+    /// The positions of the encoder output the cross-attention reads.
+    pub fn encoder_len(&self) -> usize {
+        self.encoder_len
+    }
+    /// Forgets the decoded tokens, keeping the cross-attention keys and values: decoding the
+    /// same input again (another prompt, a temperature fallback) skips the encoder.
+    pub fn reset(&mut self) {
+        self.self_attention.reset();
+    }
+}
+
+/// An encoder-decoder model's decoder side: the encoder runs once per input, the decoder takes
+/// its output through an `EncoderDecoderCache`. Nothing runs until a returned tensor is read.
+pub trait EncoderDecoderModel {
+    fn vocab_size(&self) -> usize;
+    /// The most decoder positions the model has (Whisper: 448).
+    fn max_target_positions(&self) -> usize;
+    /// A cache for up to `max_len` decoder tokens over `encoder_hidden` [S, hidden] (lazy is
+    /// fine): the cross-attention keys and values of every layer.
+    fn new_cache(&self, encoder_hidden: &Tensor, max_len: usize) -> Result<EncoderDecoderCache>;
+    /// Appends `tokens` and returns logits [1, V] (last position) or [T, V] (`all_logits`).
+    fn decode(&self, tokens: &[u32], cache: &mut EncoderDecoderCache, all_logits: bool) -> Result<Tensor>;
+    /// `decode` (last position's logits [1, V]) that also returns the cross-attention
+    /// probabilities of `heads` ((layer, head) pairs) for the new tokens: [heads.len(), T, S]
+    /// (word-level timestamps from alignment heads).
+    fn decode_with_cross_attentions(
+        &self,
+        tokens: &[u32],
+        cache: &mut EncoderDecoderCache,
+        heads: &[(usize, usize)],
+    ) -> Result<(Tensor, Tensor)>;
+}
+
+/// A speech encoder-decoder (Whisper): log-mel features in.
+pub trait SpeechSeq2SeqModel: EncoderDecoderModel {
+    fn num_mel_bins(&self) -> usize;
+    /// The frames `encode` takes (Whisper: 3000, 30 s).
+    fn num_frames(&self) -> usize;
+    /// The encoder output's width.
+    fn hidden_size(&self) -> usize;
+    /// `features` row-major [n_mels, frames] to the encoder output [frames / 2, hidden].
+    fn encode(&self, features: &[f32]) -> Result<Tensor>;
+}
+
 /// What config.json says about a model beyond its hyperparameters: its type, the class it was
 /// saved from, and its labels.
 #[derive(Clone, Debug)]
@@ -172,13 +235,22 @@ pub struct Architecture {
     pub vision: Option<fn(&ModelConfig, &Weights, VisionHead) -> Result<Box<dyn VisionModel>>>,
     /// A dual encoder of images and texts into one embedding space (CLIP, SigLIP).
     pub image_text: Option<fn(&ModelConfig, &Weights) -> Result<Box<dyn ImageTextModel>>>,
+    /// A speech encoder-decoder (automatic-speech-recognition: Whisper).
+    pub speech_seq2seq: Option<fn(&ModelConfig, &Weights) -> Result<Box<dyn SpeechSeq2SeqModel>>>,
 }
 
 impl Architecture {
     /// An architecture with no entry points: entries fill theirs and take the rest from here
     /// (`..Architecture::NONE`), so that adding an entry point touches no other entry.
-    pub const NONE: Architecture =
-        Architecture { model_types: &[], text_encoder: None, text_head: None, decoder: None, vision: None, image_text: None };
+    pub const NONE: Architecture = Architecture {
+        model_types: &[],
+        text_encoder: None,
+        text_head: None,
+        decoder: None,
+        vision: None,
+        image_text: None,
+        speech_seq2seq: None,
+    };
 }
 
 /// The head a vision task needs on top of the backbone.
@@ -303,6 +375,11 @@ pub static ARCHITECTURES: &[Architecture] = &[
     },
     Architecture { model_types: &["detr"], vision: Some(|c, vb, head| Ok(Box::new(detr::Detr::load(c, vb, head)?))), ..Architecture::NONE },
     Architecture {
+        model_types: &["whisper"],
+        speech_seq2seq: Some(|c, vb| Ok(Box::new(whisper::Whisper::load(parse(&c.json)?, vb)?))),
+        ..Architecture::NONE
+    },
+    Architecture {
         model_types: &["gpt2"],
         decoder: Some(|c, vb| Ok(Box::new(gpt2::Gpt2::load(parse(&c.json)?, vb)?))),
         ..Architecture::NONE
@@ -338,6 +415,12 @@ pub fn load_vision_model(config: &ModelConfig, vb: &Weights, head: VisionHead) -
 pub fn load_image_text_model(config: &ModelConfig, vb: &Weights) -> Result<Box<dyn ImageTextModel>> {
     let arch = architecture(config, "image-text dual encoder", |a| a.image_text.is_some())?;
     (arch.image_text.expect("checked"))(config, vb)
+}
+
+/// A speech encoder-decoder (Whisper) from a config.json.
+pub fn load_speech_seq2seq(config: &ModelConfig, vb: &Weights) -> Result<Box<dyn SpeechSeq2SeqModel>> {
+    let arch = architecture(config, "speech encoder-decoder", |a| a.speech_seq2seq.is_some())?;
+    (arch.speech_seq2seq.expect("checked"))(config, vb)
 }
 
 /// A decoder from a config.json (Hugging Face safetensors folders).

@@ -17,6 +17,8 @@ use crate::files::ModelFiles;
 use crate::weights::WeightDType;
 use crate::{Device, Error, Result};
 
+pub mod asr;
+pub mod automatic_speech_recognition;
 pub mod feature_extraction;
 pub mod fill_mask;
 pub mod image_classification;
@@ -44,6 +46,7 @@ pub static TASKS: &[&TaskInfo] = &[
     &image_classification::TASK,
     &image_feature_extraction::TASK,
     &object_detection::TASK,
+    &automatic_speech_recognition::TASK,
 ];
 
 /// What a task takes as its first argument (the front ends' help and type checks read this, and

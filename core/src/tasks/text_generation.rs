@@ -106,7 +106,13 @@ impl Pipeline for TextGeneration {
             let inputs: PromptInputs = TASK.input(input, PROMPT_KINDS)?;
             let mut config = self.config.clone();
             let rest = config.take_options(TASK.name, options)?;
-            let options: CallOptions = TASK.options(&rest)?;
+            let options: CallOptions = TASK.options(&rest).map_err(|e| match e {
+                // serde lists only this task's own options; name the generation ones too.
+                Error::Input(m) if m.contains("unknown field") => {
+                    Error::Input(format!("{m}, or a generation option ({})", generation::OPTION_NAMES.join(", ")))
+                }
+                e => e,
+            })?;
             Ok(Output::Json(match inputs {
                 PromptInputs::One(one) => Value::Array(vec![self.generate_one(&one, &config, &options, on_text).await?]),
                 PromptInputs::Many(many) => {

@@ -1,0 +1,116 @@
+//! automatic-speech-recognition with real Whisper checkpoints (whisper-tiny.en and whisper-base,
+//! from scripts/fetch-models.sh) on the speech fixtures, through the task contract, against
+//! Python transformers' `pipeline()` (tests/fixtures/asr-pipeline-reference.json, made by
+//! tests/reference/make_asr_reference.py): text identical, chunk texts identical, timestamps equal
+//! (both sides round them to 10 ms; compared within 1e-6). Every case runs on the CPU; the GPU
+//! (lavapipe, slow) runs whisper-tiny.en's short clips.
+
+use serde_json::{Value, json};
+use webformers::Device;
+use webformers_tests::{PipelineCache, devices, fixture, json_differences, model_dir, repo_root};
+
+const TASK: &str = "automatic-speech-recognition";
+
+fn clip(name: &str) -> Value {
+    Value::String(repo_root().join("tests/fixtures/speech").join(name).to_string_lossy().into_owned())
+}
+
+/// Short clips on the smallest model: what the software GPU can afford.
+fn runs_on(device: &Device, case: &Value) -> bool {
+    match device {
+        Device::Cpu => true,
+        _ => case["model"] == "whisper-tiny.en" && case["clip"] != "long-news.flac" && case["clip"] != "us-story.flac",
+    }
+}
+
+#[test]
+fn transcriptions_match_python_transformers_pipeline() {
+    let reference = fixture("asr-pipeline-reference.json");
+    let cases = reference["cases"].as_array().expect("cases");
+    model_dir("whisper-tiny.en");
+    model_dir("whisper-base");
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for device in devices() {
+        let mut pipelines = PipelineCache::new(repo_root().join(".cache/models"), device.clone());
+        for case in cases.iter().filter(|c| runs_on(&device, c)) {
+            count += 1;
+            let model = case["model"].as_str().unwrap();
+            let label = format!("{device:?} {model} {} {}", case["clip"], case["options"]);
+            let pipe = match pipelines.get(TASK, model) {
+                Ok(p) => p,
+                Err(e) => {
+                    failures.push(format!("{label}: {e}"));
+                    continue;
+                }
+            };
+            let mut streamed = String::new();
+            match pollster::block_on(pipe.run_json(&clip(case["clip"].as_str().unwrap()), &case["options"], &mut |t| streamed.push_str(t))) {
+                Ok(out) => {
+                    let got = out.to_json();
+                    let diffs = json_differences(&got, &case["expected"], 1e-6);
+                    if !diffs.is_empty() {
+                        failures.push(format!("{label}: {}\n  got  {got}\n  want {}", diffs.join("; "), case["expected"]));
+                    }
+                    if case["options"].get("chunk_length_s").is_none() && streamed.is_empty() && !got["text"].as_str().unwrap_or("").is_empty() {
+                        failures.push(format!("{label}: nothing was streamed"));
+                    }
+                }
+                Err(e) => failures.push(format!("{label}: {e}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn bad_input_and_options_are_clear_errors() {
+    let mut pipelines = PipelineCache::new(repo_root().join(".cache/models"), Device::Cpu);
+    let pipe = pipelines.get(TASK, "whisper-tiny.en").unwrap();
+    let run = |input: &Value, options: Value| pollster::block_on(pipe.run_json(input, &options, &mut |_| {}));
+    let short = clip("us-short.flac");
+    let expect_err = |input: &Value, options: Value, needle: &str| {
+        let err = run(input, options.clone()).expect_err(&format!("{input} {options} should fail")).to_string();
+        assert!(err.contains(needle), "{input} {options}: `{err}` does not say `{needle}`");
+    };
+    expect_err(&json!([]), json!({}), "");
+    expect_err(&json!({"$media": 0}), json!({}), "media");
+    expect_err(&short, json!({"return_timestamps": "char"}), "return_timestamps");
+    expect_err(&short, json!({"return_timestamps": 1}), "return_timestamps");
+    expect_err(&short, json!({"chunk_length_s": "30"}), "chunk_length_s");
+    expect_err(&short, json!({"chunk_length_s": -3}), "chunk_length_s");
+    expect_err(&short, json!({"chunk_length_s": 10, "stride_length_s": 6}), "stride");
+    expect_err(&short, json!({"num_beams": 4}), "num_beams");
+    expect_err(&short, json!({"beams": 4}), "beams");
+    expect_err(&short, json!({"language": "french"}), "English-only");
+    expect_err(&short, json!({"task": "translate"}), "English-only");
+    expect_err(&short, json!({"max_new_tokens": 1000}), "max_new_tokens");
+    expect_err(&short, json!({"max_new_tokens": 0}), "max_new_tokens");
+    expect_err(&short, json!("not an object"), "options");
+    // not audio at all
+    expect_err(&Value::String(repo_root().join("tests/fixtures/asr-host-reference.json").to_string_lossy().into_owned()), json!({}), "");
+    expect_err(&Value::String("/no/such/file.wav".into()), json!({}), "");
+    // an empty sample array
+    let empty: Vec<f32> = Vec::new();
+    expect_err(&json!(empty), json!({}), "");
+    // silence transcribes (to little or nothing) without an error
+    let silence = vec![0f32; 16000 * 2];
+    let out = run(&json!(silence), json!({"return_timestamps": true})).expect("silence");
+    assert!(out.to_json()["text"].is_string());
+    // options transformers.js ignores are accepted
+    run(&short, json!({"force_full_sequences": false, "num_beams": 1, "max_new_tokens": 5})).expect("ignored options");
+}
+
+#[test]
+fn language_and_task_on_a_multilingual_model() {
+    let mut pipelines = PipelineCache::new(repo_root().join(".cache/models"), Device::Cpu);
+    let pipe = pipelines.get(TASK, "whisper-base").unwrap();
+    let run = |options: Value| pollster::block_on(pipe.run_json(&clip("us-short.flac"), &options, &mut |_| {}));
+    let detected = run(json!({"return_language": true})).unwrap().to_json();
+    assert_eq!(detected["chunks"][0]["language"], "english", "{detected}");
+    for language in ["en", "English", "<|en|>"] {
+        assert_eq!(run(json!({"language": language})).unwrap().to_json()["text"], detected["text"], "{language}");
+    }
+    assert!(run(json!({"language": "klingon"})).unwrap_err().to_string().contains("klingon"));
+    assert!(run(json!({"task": "dance"})).unwrap_err().to_string().contains("dance"));
+}

@@ -1,0 +1,74 @@
+"""Python transformers' automatic-speech-recognition pipeline on the speech fixtures, for
+tests/asr.rs (tests/fixtures/asr-pipeline-reference.json): text, segment chunks and word chunks
+with whisper-tiny.en and whisper-base (the folders scripts/fetch-models.sh makes), long-form
+audio in 30 s chunks and sequentially.
+
+The clips are read as the engine reads them: FLAC's 16-bit samples / 32768 (decoded by sox to
+raw PCM here, so no Python audio package is needed).
+
+Run: .cache/pyref-venv/bin/python tests/reference/make_asr_reference.py [MODELS_DIR]
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from transformers import pipeline
+
+root = os.path.join(os.path.dirname(__file__), "..", "..")
+models = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, ".cache", "models")
+speech = os.path.join(root, "tests", "fixtures", "speech")
+OUT = os.path.join(root, "tests", "fixtures", "asr-pipeline-reference.json")
+torch.manual_seed(0)
+torch.set_num_threads(1)
+
+
+def read(clip):
+    raw = subprocess.run(["sox", os.path.join(speech, clip), "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", "16000", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def plain(x):
+    if isinstance(x, dict):
+        return {k: plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    if isinstance(x, float):
+        return round(x, 2)
+    return x
+
+
+CLIPS = ["us-short.flac", "gb-female-silence.flac", "us-noisy.flac"]
+PLANS = [
+    ("whisper-tiny.en", [(c, o) for c in CLIPS for o in [{}, {"return_timestamps": True}, {"return_timestamps": "word"}]]
+     + [("long-news.flac", {"chunk_length_s": 30, "return_timestamps": True}),
+        ("long-news.flac", {"chunk_length_s": 30, "return_timestamps": "word"}),
+        ("long-news.flac", {"return_timestamps": True})]),
+    ("whisper-base", [("us-short.flac", o) for o in [{}, {"return_timestamps": True}, {"return_timestamps": "word"}, {"language": "english", "task": "transcribe"}]]
+     + [("long-news.flac", {"chunk_length_s": 30, "return_timestamps": True})]),
+]
+cases = []
+
+
+def save():
+    with open(OUT, "w") as f:
+        json.dump({"made_by": "tests/reference/make_asr_reference.py", "cases": cases}, f, indent=1)
+
+
+for model, runs in PLANS:
+    asr = pipeline("automatic-speech-recognition", model=os.path.join(models, model), device="cpu")
+    for clip, options in runs:
+        audio = read(clip)
+        kwargs = dict(options)
+        generate_kwargs = {k: kwargs.pop(k) for k in ["language", "task"] if k in kwargs}
+        if generate_kwargs:
+            kwargs["generate_kwargs"] = generate_kwargs
+        out = asr(audio.copy(), **kwargs)
+        print(model, clip, options, json.dumps(plain(out))[:200], flush=True)
+        cases.append({"model": model, "clip": clip, "options": options, "expected": plain(out)})
+        save()
+
+print("wrote", OUT)
