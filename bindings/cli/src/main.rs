@@ -559,7 +559,7 @@ async fn bench_task(task: &'static TaskInfo, args: &ModelArgs, spec: &TaskBench<
             };
             result["audio_s"] = ((audio_s * 100.0).round() / 100.0).into();
             result["rtf"] = ((audio_s / (latency / 1000.0) * 100.0).round() / 100.0).into();
-            if let Value::Object(timing) = speech_bench::time_model(args, &input, spec.reps).await? {
+            if let Value::Object(timing) = speech_bench::time_model(args, &input, spec.reps, true).await? {
                 result.as_object_mut().expect("an object").extend(timing);
             }
         }

@@ -34,12 +34,18 @@ fn round2(x: f64) -> f64 {
 /// after one warm-up. Every timed piece ends with a read of its result, since nothing runs
 /// before one.
 /// A local model folder only: this measures the model, not loading.
-pub async fn time_model(args: &ModelArgs, input: &Value, reps: usize) -> Result<Value> {
+pub async fn time_model(args: &ModelArgs, input: &Value, reps: usize, pool_set: bool) -> Result<Value> {
     let ModelRef::Path(path) = model_ref(args)? else {
         return Err(webformers::Error::Unsupported(format!("`{}`: the speech model benchmark takes a local model folder", args.model)));
     };
     let files = DirFiles::open(path)?;
-    let (device, options) = prepare(args).await?;
+    // After the task's own load (bench_task) the thread pool is already set to --threads, and
+    // setting it again is an error.
+    let mut args = args.clone();
+    if pool_set {
+        args.threads = None;
+    }
+    let (device, options) = prepare(&args).await?;
     let config = files.json("config.json")?.unwrap_or_default();
     let vb = Weights::new(files.weights(&device)?, &device, options.dtype);
     let model = models::load_speech_seq2seq(&models::ModelConfig::from_json(files.name(), config.clone())?, &vb)?;
@@ -108,7 +114,7 @@ fn prompt_tokens(generation: &Value, config: &Value) -> Vec<u32> {
 /// JSON line.
 pub async fn bench_model(args: &ModelArgs, input: Option<&str>, reps: usize) -> Result<()> {
     let input = super::parse_json("--input", input.unwrap_or("null"))?;
-    let timing = time_model(args, &input, reps).await?;
+    let timing = time_model(args, &input, reps, false).await?;
     // Read after loading: asking earlier would start rayon's pool before --threads sets it.
     let mut result = json!({ "model": args.model, "threads": webformers::cpu::threads() });
     if let Value::Object(timing) = timing {
