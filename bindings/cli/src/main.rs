@@ -3,6 +3,7 @@
 //! input.
 
 mod progress;
+mod speech_bench;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -426,6 +427,10 @@ async fn run(cli: Cli) -> Result<()> {
             run_task(&task, &model, input.as_deref(), options.as_deref(), json, &flags, &texts).await
         }
         Command::Bench { task, model, corpus, input, options, prompt_tokens, decode_tokens, batch, reps, latency_runs, warmup } => {
+            if task == "speech-model" {
+                // A speech encoder-decoder alone (no task): encoder and decoder step times.
+                return speech_bench::bench_model(&model, input.as_deref(), reps).await;
+            }
             let task = tasks::task(&task)?;
             let own_workload = std::ptr::eq(task, &feature_extraction::TASK) || std::ptr::eq(task, &text_generation::TASK);
             if own_workload && (input.is_some() || options.is_some()) {
@@ -543,6 +548,19 @@ async fn bench_task(task: &'static TaskInfo, args: &ModelArgs, spec: &TaskBench<
             if let Some((decode_ms, preprocess_ms)) = time_image_preprocessing(task, &args.model, &input, spec.reps)? {
                 result["decode_ms"] = ((decode_ms * 100.0).round() / 100.0).into();
                 result["preprocess_ms"] = ((preprocess_ms * 100.0).round() / 100.0).into();
+            }
+        }
+        if matches!(task.input, InputKind::Audio) {
+            // Real-time factor: audio seconds per second of the call; then the model's encoder
+            // and decoder timed apart (speech_bench).
+            let audio_s: f64 = match tasks::Input::json(&input).audios(16000)? {
+                tasks::OneOrMany::One(a) => a.duration_seconds(),
+                tasks::OneOrMany::Many(v) => v.iter().map(|a| a.duration_seconds()).sum(),
+            };
+            result["audio_s"] = ((audio_s * 100.0).round() / 100.0).into();
+            result["rtf"] = ((audio_s / (latency / 1000.0) * 100.0).round() / 100.0).into();
+            if let Value::Object(timing) = speech_bench::time_model(args, &input, spec.reps, true).await? {
+                result.as_object_mut().expect("an object").extend(timing);
             }
         }
         result["output"] = output;
