@@ -63,9 +63,11 @@ for model, runs in PLANS:
     for clip, options in runs:
         audio = read(clip)
         kwargs = dict(options)
-        generate_kwargs = {k: kwargs.pop(k) for k in ["language", "task"] if k in kwargs}
-        if generate_kwargs:
-            kwargs["generate_kwargs"] = generate_kwargs
+        # transformers 5's Whisper pipeline searches 5 beams unless told otherwise; transformers.js
+        # (and webformers) decode greedily, so the reference does too.
+        generate_kwargs = {"num_beams": 1, "do_sample": False}
+        generate_kwargs.update({k: kwargs.pop(k) for k in ["language", "task"] if k in kwargs})
+        kwargs["generate_kwargs"] = generate_kwargs
         out = asr(audio.copy(), **kwargs)
         print(model, clip, options, json.dumps(plain(out))[:200], flush=True)
         cases.append({"model": model, "clip": clip, "options": options, "expected": plain(out)})

@@ -260,10 +260,14 @@ impl AutomaticSpeechRecognition {
             }
             let r = asr::retrieve_segment(&tokens, self.timestamp_begin, window_frames);
             let time_offset = seek as f64 * decode::TIME_PRECISION / 2.0;
+            // Short-form generate returns the decoder prompt with the tokens (its language token
+            // is what `return_language` reports); long-form windows return their tokens alone.
+            let from = if total_frames <= window { 0 } else { prompt.len() };
             if let (Some(all), Some(times)) = (out.token_timestamps.as_mut(), times) {
                 // per token of the window, shifted by its start (in f32, as transformers adds them)
-                all.extend(times[prompt.len()..prompt.len() + r.keep].iter().map(|&t| (t as f32 + time_offset as f32) as f64));
+                all.extend(times[from..prompt.len() + r.keep].iter().map(|&t| (t as f32 + time_offset as f32) as f64));
             }
+            out.tokens.extend_from_slice(&prompt[from..]);
             out.tokens.extend_from_slice(&tokens[..r.keep]);
             // a window that would not advance (a pair at 0.00) ends the input rather than loop
             seek += if r.advance == 0 { window_frames } else { r.advance };
