@@ -128,3 +128,16 @@ fn language_and_task_on_a_multilingual_model() {
     assert!(run(json!({"language": "klingon"})).unwrap_err().to_string().contains("klingon"));
     assert!(run(json!({"task": "dance"})).unwrap_err().to_string().contains("dance"));
 }
+
+#[test]
+fn an_interrupt_stops_transcription_until_reset() {
+    let mut pipelines = PipelineCache::new(repo_root().join(".cache/models"), Device::Cpu);
+    let pipe = pipelines.get(TASK, "whisper-tiny.en").unwrap();
+    let run = || pollster::block_on(pipe.run_json(&clip("us-short.flac"), &json!({}), &mut |_| {})).unwrap().to_json();
+    // JS's AbortSignal / InterruptableStoppingCriteria reach the task as these calls.
+    pipe.call("interrupt", &Value::Null).unwrap();
+    assert_eq!(run()["text"], "", "an interrupted pipeline decodes nothing");
+    pipe.call("reset_interrupt", &Value::Null).unwrap();
+    assert_eq!(run()["text"], " Hello my name is Anna. How are you today?");
+    assert!(pipe.call("dance", &Value::Null).is_err());
+}

@@ -105,6 +105,9 @@ pub struct AutomaticSpeechRecognition {
     timestamp_begin: u32,
     eos: u32,
     startofprev: Option<u32>,
+    /// Set by `call("interrupt")` (JS: an AbortSignal, InterruptableStoppingCriteria): the window
+    /// being decoded stops after its current token, and no further window starts.
+    interrupt: Interrupt,
     device: Device,
 }
 
@@ -141,6 +144,7 @@ impl AutomaticSpeechRecognition {
             generation,
             timestamp_begin,
             eos,
+            interrupt: Interrupt::new(),
             device: device.clone(),
         })
     }
@@ -230,7 +234,7 @@ impl AutomaticSpeechRecognition {
         let mut out = ChunkTokens { token_timestamps: (timestamps == Timestamps::Words).then(Vec::new), ..ChunkTokens::default() };
         let mut seek = 0usize;
         let mut prompt: Option<Vec<u32>> = None;
-        while seek < total_frames {
+        while seek < total_frames && !self.interrupt.is_set() {
             let window_frames = window.min(total_frames - seek);
             // [n_mels, window], zeros past the audio's end
             let mut segment = vec![0f32; n_mels * window];
@@ -349,7 +353,7 @@ impl AutomaticSpeechRecognition {
         };
         let mut streamer = TextStreamer { tokenizer: &self.tokenizer, eos: self.eos, ids: Vec::new(), sent: 0, on_text };
         let generated =
-            generation::generate(&mut step, prompt, &config, &mut processors, Some(&mut streamer), &Interrupt::default()).await?;
+            generation::generate(&mut step, prompt, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
         let tokens = generated.token_ids;
         let times = if words {
             let s = self.model_frames();
@@ -472,6 +476,20 @@ impl Pipeline for AutomaticSpeechRecognition {
                 }
             }))
         })
+    }
+
+    fn call(&self, method: &str, _args: &Value) -> Result<Value> {
+        match method {
+            "interrupt" => {
+                self.interrupt.interrupt();
+                Ok(Value::Null)
+            }
+            "reset_interrupt" => {
+                self.interrupt.reset();
+                Ok(Value::Null)
+            }
+            other => Err(Error::Unsupported(format!("automatic-speech-recognition has no method `{other}`"))),
+        }
     }
 
     fn info(&self) -> Value {
