@@ -59,14 +59,18 @@ fn transcriptions_match_python_transformers_pipeline() {
                 }
             };
             let mut streamed = String::new();
-            match pollster::block_on(pipe.run_json(&clip(case["clip"].as_str().unwrap()), &case["options"], &mut |t| streamed.push_str(t))) {
+            match pollster::block_on(pipe.run_json(&clip(case["clip"].as_str().unwrap()), &case["options"], &mut |t| streamed.push_str(t)))
+            {
                 Ok(out) => {
                     let got = out.to_json();
                     let diffs = json_differences(&got, &case["expected"], 1e-6);
                     if !diffs.is_empty() {
                         failures.push(format!("{label}: {}\n  got  {got}\n  want {}", diffs.join("; "), case["expected"]));
                     }
-                    if case["options"].get("chunk_length_s").is_none() && streamed.is_empty() && !got["text"].as_str().unwrap_or("").is_empty() {
+                    if case["options"].get("chunk_length_s").is_none()
+                        && streamed.is_empty()
+                        && !got["text"].as_str().unwrap_or("").is_empty()
+                    {
                         failures.push(format!("{label}: nothing was streamed"));
                     }
                 }

@@ -352,8 +352,7 @@ impl AutomaticSpeechRecognition {
             }
         };
         let mut streamer = TextStreamer { tokenizer: &self.tokenizer, eos: self.eos, ids: Vec::new(), sent: 0, on_text };
-        let generated =
-            generation::generate(&mut step, prompt, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
+        let generated = generation::generate(&mut step, prompt, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
         let tokens = generated.token_ids;
         let times = if words {
             let s = self.model_frames();
