@@ -351,7 +351,7 @@ impl AutomaticSpeechRecognition {
                 self.model.decode(ids, &mut cache, false)
             }
         };
-        let mut streamer = TextStreamer { tokenizer: &self.tokenizer, eos: self.eos, ids: Vec::new(), sent: 0, on_text };
+        let mut streamer = TextTokensStreamer { inner: generation::TextStreamer::new(&self.tokenizer, &[], on_text), eos: self.eos };
         let generated = generation::generate(&mut step, prompt, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
         let tokens = generated.token_ids;
         let times = if words {
@@ -412,33 +412,23 @@ impl LogitsProcessor for TimestampProcessor {
     }
 }
 
-/// Streams the text of the generated text tokens (timestamps and special tokens skipped) as it
-/// becomes final: a trailing incomplete UTF-8 character waits for its next byte.
-struct TextStreamer<'a> {
-    tokenizer: &'a Tokenizer,
+/// The shared text streamer, fed only the text tokens: Whisper's special and timestamp tokens
+/// (every id from the end token on) are not text.
+struct TextTokensStreamer<'a> {
+    inner: generation::TextStreamer<'a>,
     eos: u32,
-    ids: Vec<u32>,
-    sent: usize,
-    on_text: &'a mut dyn FnMut(&str),
 }
 
-impl Streamer for TextStreamer<'_> {
+impl Streamer for TextTokensStreamer<'_> {
     fn put(&mut self, ids: &[u32]) -> Result<()> {
-        self.ids.extend(ids.iter().filter(|&&t| t < self.eos));
-        let text = self.tokenizer.decode(&self.ids, true)?;
-        let end = text.strip_suffix('\u{fffd}').map_or(text.len(), str::len);
-        if end > self.sent && text.is_char_boundary(self.sent) {
-            (self.on_text)(&text[self.sent..end]);
-            self.sent = end;
-        }
-        Ok(())
+        let text: Vec<u32> = ids.iter().copied().filter(|&t| t < self.eos).collect();
+        if text.is_empty() { Ok(()) } else { self.inner.put(&text) }
     }
     fn end(&mut self) -> Result<()> {
-        let text = self.tokenizer.decode(&self.ids, true)?;
-        if text.len() > self.sent && text.is_char_boundary(self.sent) {
-            (self.on_text)(&text[self.sent..]);
-        }
-        Ok(())
+        self.inner.end()
+    }
+    fn text(&self) -> Option<&str> {
+        self.inner.text()
     }
 }
 
