@@ -39,6 +39,8 @@ for m in "${speech_models[@]}"; do
         exit 1
     }
 done
+# Transformers.js's own dependencies, once (install scripts never run).
+((run_tjs == 0)) || [[ -d bench/transformersjs/node_modules ]] || (cd bench/transformersjs && npm ci --ignore-scripts --no-audit --no-fund >&2)
 if ((run_wf)); then
     prepare_cli
 else
