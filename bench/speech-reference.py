@@ -4,8 +4,9 @@ Run once, by hand, in the reference environment (see bench/README.md, "Speech"):
     .cache/pyref-venv/bin/python bench/speech-reference.py CLIP.wav > bench/speech-reference.json
 
 For whisper-tiny.en and whisper-base (as scripts/fetch-models.sh makes them), the
-automatic-speech-recognition pipeline with chunk_length_s 30 (stride 5 s, the default), greedy,
-English transcription: the same call that the benchmark times in webformers and Transformers.js.
+automatic-speech-recognition pipeline with chunk_length_s 30 (stride 5 s, the default), greedy
+(num_beams 1), float32 compute, English transcription: the same call that the benchmark times in
+webformers and Transformers.js.
 The clip is 60 s of tests/fixtures/speech/long-news.flac (bench/speech.sh makes it with sox).
 """
 
@@ -19,7 +20,11 @@ import torch
 from transformers import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"whisper-tiny.en": {}, "whisper-base": {"language": "english", "task": "transcribe"}}
+# Greedy (num_beams 1), as webformers and Transformers.js decode: transformers 5's Whisper pipeline
+# searches 5 beams unless told otherwise, which would make the word-error column compare greedy
+# transcripts with beam search's.
+GREEDY = {"num_beams": 1, "do_sample": False}
+MODELS = {"whisper-tiny.en": dict(GREEDY), "whisper-base": {"language": "english", "task": "transcribe", **GREEDY}}
 
 
 def read_wav(path):

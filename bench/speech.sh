@@ -3,7 +3,8 @@
 # automatic-speech-recognition with whisper-tiny.en and whisper-base on a 60 s clip (the first 60 s
 # of tests/fixtures/speech/long-news.flac, cut by sox), chunk_length_s 30 (three 30 s windows,
 # stride 5 s), greedy, English: webformers (`webformers bench automatic-speech-recognition`) on
-# the CPU (each thread count) and on lavapipe (Mesa's software Vulkan; whisper-tiny.en only by
+# the CPU (each thread count), its npm package's wasm in headless Chromium (each thread count;
+# bench/js/speech-browser.mjs) and on lavapipe (Mesa's software Vulkan; whisper-tiny.en only by
 # default), beside Transformers.js 4.3.1 on ONNX Runtime in Node (bench/transformersjs/asr.mjs,
 # the ONNX export of the same checkpoints by bench/export-whisper-onnx.py, fp32 and q8), one
 # configuration after the other in one run. Encoder time (per 30 s window) and decoder time per
@@ -15,7 +16,8 @@
 # Usage: bench/speech.sh [threads...]   (default: 1 2)
 # Env: MODELS (default "whisper-tiny.en whisper-base"); REPS (default 3) timed calls after one
 #      warm-up; GPU=0: no lavapipe runs; GPU_MODELS (default "whisper-tiny.en"), GPU_REPS
-#      (default 1); TJS=0: no Transformers.js runs; WF=0: no webformers runs;
+#      (default 1); TJS=0: no Transformers.js runs; WF=0: no webformers runs; BROWSER=0: no
+#      Chromium runs (they need npm/dist: cd npm && npm run build);
 #      WEBFORMERS: a CLI binary to use instead of building this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,7 @@ gpu_models=" ${GPU_MODELS:-whisper-tiny.en} "
 gpu_reps=${GPU_REPS:-1}
 run_tjs=${TJS:-1}
 run_wf=${WF:-1}
+run_browser=${BROWSER:-1}
 reference=bench/speech-reference.json
 source bench/tasks-lib.sh  # prepare_cli, load
 asr_js=bench/transformersjs/asr.mjs
@@ -55,6 +58,11 @@ if [[ ! -f $clip ]]; then
     mkdir -p "$(dirname "$clip")"
     sox tests/fixtures/speech/long-news.flac -b 16 "$clip.tmp.wav" trim 0 60
     mv "$clip.tmp.wav" "$clip"
+fi
+
+if ((run_browser && run_wf)) && [[ ! -f npm/dist/index.js ]]; then
+    echo "# no npm/dist (cd npm && npm run build): Chromium runs skipped"
+    run_browser=0
 fi
 
 lavapipe=(WGPU_BACKEND=vulkan VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json)
@@ -96,6 +104,12 @@ for model in "${speech_models[@]}"; do
     for t in "${threads[@]}"; do
         envs=()
         ((run_wf == 0)) || webformers "$model" "webformers cpu threads=$t" "$reps" --device cpu --threads "$t"
+        if ((run_wf && run_browser)); then
+            node bench/js/speech-browser.mjs --model "$model" --audio "$clip" --threads "$t" --reps "$reps" \
+                "${language[@]}" --reference "$reference" 2>"$tmp/err" |
+                record "webformers wasm chromium threads=$t" "$model" ||
+                echo "webformers wasm chromium threads=$t $model: failed: $(tail -1 "$tmp/err")"
+        fi
         if ((run_tjs)); then
             for dtype in fp32 q8; do
                 node "$asr_js" --model "$model-onnx" --audio "$clip" --dtype "$dtype" --threads "$t" --reps "$reps" \

@@ -6,9 +6,19 @@ audio in 30 s chunks and sequentially.
 The clips are read as the engine reads them: FLAC's 16-bit samples / 32768 (decoded by sox to
 raw PCM here, so no Python audio package is needed).
 
+The model computes in float32, as webformers does (over the same fp16 weights): transformers 5
+loads a checkpoint in the dtype its config names ("auto"), float16 for these CTranslate2-converted
+folders, and the pipeline then also casts the features to float16, so a reference made without
+`dtype=torch.float32` is a float16 computation, whose near-tied greedy picks differ (whisper-tiny.en
+on long-news.flac in 30 s chunks: "I too go to one" in float16, "I too goes to one" in float32).
+
+Every finished case is cached (ASR_REFERENCE_CACHE, default .cache/asr-reference/, one JSON file
+per case), so an interrupted run resumes; delete the cache after changing this script.
+
 Run: .cache/pyref-venv/bin/python tests/reference/make_asr_reference.py [MODELS_DIR]
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -22,8 +32,9 @@ root = os.path.join(os.path.dirname(__file__), "..", "..")
 models = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, ".cache", "models")
 speech = os.path.join(root, "tests", "fixtures", "speech")
 OUT = os.path.join(root, "tests", "fixtures", "asr-pipeline-reference.json")
+CACHE = os.environ.get("ASR_REFERENCE_CACHE", os.path.join(root, ".cache", "asr-reference"))
 torch.manual_seed(0)
-torch.set_num_threads(1)
+torch.set_num_threads(int(os.environ.get("THREADS", "1")))
 
 
 def read(clip):
@@ -48,7 +59,8 @@ PLANS = [
         ("long-news.flac", {"chunk_length_s": 30, "return_timestamps": "word"}),
         ("long-news.flac", {"return_timestamps": True})]),
     ("whisper-base", [("us-short.flac", o) for o in [{}, {"return_timestamps": True}, {"return_timestamps": "word"}, {"language": "english", "task": "transcribe"}]]
-     + [("long-news.flac", {"chunk_length_s": 30, "return_timestamps": True})]),
+     + [("long-news.flac", {"chunk_length_s": 30, "return_timestamps": True}),
+        ("long-news.flac", {"return_timestamps": True})]),
 ]
 cases = []
 
@@ -58,9 +70,21 @@ def save():
         json.dump({"made_by": "tests/reference/make_asr_reference.py", "cases": cases}, f, indent=1)
 
 
+os.makedirs(CACHE, exist_ok=True)
 for model, runs in PLANS:
-    asr = pipeline("automatic-speech-recognition", model=os.path.join(models, model), device="cpu")
+    asr = None
     for clip, options in runs:
+        key = hashlib.sha256(json.dumps([model, clip, options], sort_keys=True).encode()).hexdigest()[:16]
+        cached = os.path.join(CACHE, f"{model}-{key}.json")
+        if os.path.exists(cached):
+            with open(cached) as f:
+                cases.append(json.load(f))
+            print(model, clip, options, "(cached)", flush=True)
+            continue
+        if asr is None:
+            # float32 compute: see the module comment.
+            asr = pipeline("automatic-speech-recognition", model=os.path.join(models, model), device="cpu", dtype=torch.float32)
+            assert asr.model.dtype == torch.float32
         audio = read(clip)
         kwargs = dict(options)
         # transformers 5's Whisper pipeline searches 5 beams unless told otherwise; transformers.js
@@ -71,6 +95,8 @@ for model, runs in PLANS:
         out = asr(audio.copy(), **kwargs)
         print(model, clip, options, json.dumps(plain(out))[:200], flush=True)
         cases.append({"model": model, "clip": clip, "options": options, "expected": plain(out)})
+        with open(cached, "w") as f:
+            json.dump(cases[-1], f)
         save()
 
 print("wrote", OUT)

@@ -31,11 +31,19 @@ tests/fixtures/whisper/{model}-reference.json, with per clip:
 The tiny random models get max_new_tokens=24 everywhere (random weights rarely say EOS).
 
 Run once, by hand, in the reference environment (CI never does):
-    .cache/pyref-venv/bin/python tests/reference/make_whisper_reference.py [MODEL ...]
+    .cache/pyref-venv/bin/python tests/reference/make_whisper_reference.py [options] [MODEL ...]
+Options: --clips a,b,c (a subset of CLIPS), --no-pipeline (leave out the `pipeline` outputs and
+the multilingual generate_detect / generate_translate: the slow parts). whisper-base's reference
+is made with `--clips us-short,us-noisy,scotland-numbers,long-news --no-pipeline` (its pipeline
+cases live in tests/fixtures/asr-pipeline-reference.json).
+Every finished clip is cached (pickle, REFERENCE_CACHE, default .cache/whisper-reference/), so an
+interrupted run resumes where it stopped; delete the cache after changing this script.
 """
 
+import argparse
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +83,7 @@ MODEL_DIRS = {
     "tiny-whisper-multi": OUT / "tiny-whisper-multi",
 }
 RANDOM = {"tiny-whisper-en", "tiny-whisper-multi"}
+CACHE = Path(os.environ.get("REFERENCE_CACHE", ROOT / ".cache" / "whisper-reference"))
 
 
 def read_flac(path):
@@ -125,7 +134,7 @@ def jsonable(x):
     return x
 
 
-def run_model(name):
+def run_model(name, clips=CLIPS, with_pipeline=True):
     folder = MODEL_DIRS[name]
     model = WhisperForConditionalGeneration.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
     fe = WhisperFeatureExtractor.from_pretrained(folder)
@@ -149,7 +158,16 @@ def run_model(name):
         "pipeline_call": {"generate_kwargs": {"num_beams": 1, "do_sample": False, **limit}},
         "clips": {},
     }
-    for clip in CLIPS:
+    if not with_pipeline:
+        del result["pipeline_call"]
+    cache_dir = CACHE / name
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for clip in clips:
+        cached = cache_dir / f"{clip}{'' if with_pipeline else '.no-pipeline'}.pickle"
+        if cached.exists():
+            result["clips"][clip] = pickle.loads(cached.read_bytes())
+            print(name, clip, "(cached)", repr(result["clips"][clip]["text"]), flush=True)
+            continue
         audio = read_flac(SPEECH / f"{clip}.flac")
         feats = fe(audio, sampling_rate=16000, return_tensors="pt").input_features  # [1, mels, 3000]
         case = {"samples": len(audio)}
@@ -202,7 +220,7 @@ def run_model(name):
             case["generate_timestamps"] = model.generate(
                 feats, do_sample=False, num_beams=1, return_timestamps=True, **kw, **limit
             )[0].tolist()
-            if multilingual:
+            if multilingual and with_pipeline:
                 case["generate_detect"] = model.generate(feats, do_sample=False, num_beams=1, language=None, **limit)[0].tolist()
                 case["generate_translate"] = model.generate(
                     feats, do_sample=False, num_beams=1, task="translate", **limit
@@ -226,6 +244,11 @@ def run_model(name):
                     }
                 )
             case["cross_attentions"] = {"tokens": tokens, "heads": heads}
+        if not with_pipeline:
+            result["clips"][clip] = case
+            cached.write_bytes(pickle.dumps(case))
+            print(name, clip, repr(case["text"]), flush=True)
+            continue
         # The pipeline, as the automatic-speech-recognition task's tests compare it.
         call = {"generate_kwargs": {"num_beams": 1, "do_sample": False, **limit}}
         if clip == "long-news":
@@ -236,6 +259,7 @@ def run_model(name):
         case["pipeline"] = pipe
         case["pipeline_call"] = jsonable(call)
         result["clips"][clip] = case
+        cached.write_bytes(pickle.dumps(case))
         print(name, clip, repr(case["text"]), flush=True)
     path = OUT / f"{name}-reference.json"
     path.write_text(dump(result) + "\n")
@@ -244,9 +268,15 @@ def run_model(name):
 
 def main():
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
-    names = sys.argv[1:] or list(MODEL_DIRS)
-    for name in names:
-        run_model(name)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("models", nargs="*", default=list(MODEL_DIRS))
+    parser.add_argument("--clips", default=",".join(CLIPS))
+    parser.add_argument("--no-pipeline", action="store_true")
+    args = parser.parse_args()
+    clips = args.clips.split(",")
+    assert all(c in CLIPS for c in clips), clips
+    for name in args.models:
+        run_model(name, clips, not args.no_pipeline)
 
 
 if __name__ == "__main__":

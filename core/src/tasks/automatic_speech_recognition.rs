@@ -264,9 +264,12 @@ impl AutomaticSpeechRecognition {
             }
             let r = asr::retrieve_segment(&tokens, self.timestamp_begin, window_frames);
             let time_offset = seek as f64 * decode::TIME_PRECISION / 2.0;
-            // Short-form generate returns the decoder prompt with the tokens (its language token
-            // is what `return_language` reports); long-form windows return their tokens alone.
-            let from = if total_frames <= window { 0 } else { prompt.len() };
+            // The first window of a short-form input keeps the decoder prompt before its tokens
+            // (its language token is what `return_language` reports); every other window adds its
+            // tokens alone, as transformers concatenates its segments: a prompt between two
+            // windows would hide their timestamp pair from `decode_asr`'s test for a window
+            // ending on a single timestamp, and offset the later times by a whole window.
+            let from = if total_frames <= window && seek == 0 { 0 } else { prompt.len() };
             if let (Some(all), Some(times)) = (out.token_timestamps.as_mut(), times) {
                 // per token of the window, shifted by its start (in f32, as transformers adds them)
                 all.extend(times[from..prompt.len() + r.keep].iter().map(|&t| (t as f32 + time_offset as f32) as f64));
