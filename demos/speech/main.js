@@ -7,7 +7,7 @@
 // the task's default Hub model); ?audio=<URL> (transcribed first; none by default).
 
 import { read_audio } from 'webformers';
-import { $, el, params, setState, showError, clearError, count, load } from '../vision-common.js';
+import { $, el, params, setState, showError, clearError, count, load } from '../common.js';
 
 const SAMPLING_RATE = 16000;
 const CHUNK_SECONDS = 30;
@@ -26,16 +26,24 @@ function drawChunks(chunks) {
         $('player').currentTime = start;
         $('player').play();
       });
-      return el('li', '', jump, el('span', '', text));
+      const li = el('li', '', jump, el('span', '', text));
+      // The times as the pipeline gave them (null: none), for the tests.
+      li.dataset.start = String(start);
+      li.dataset.end = String(end);
+      return li;
     }),
   );
 }
 
 /** The call's options from the page's pickers, for audio of `seconds`. */
 function options(seconds, onPiece) {
-  const opts = { task: $('task').value, callback_function: onPiece };
-  const language = $('language').value;
-  if (language) opts.language = language;
+  const opts = { callback_function: onPiece };
+  // An English-only model (whisper-*.en) takes no language or task (as in Python, it refuses them).
+  if (transcriber.multilingual) {
+    opts.task = $('task').value;
+    const language = $('language').value;
+    if (language) opts.language = language;
+  }
   const stamps = $('timestamps').value;
   if (stamps !== 'none') opts.return_timestamps = stamps === 'word' ? 'word' : true;
   if (seconds > CHUNK_SECONDS) {
@@ -140,6 +148,10 @@ function audioSources() {
 try {
   transcriber = await load('automatic-speech-recognition', model);
   $('timings').textContent = `model load ${(performance.now() - t0).toFixed(0)} ms`;
+  for (const id of ['language', 'task']) {
+    $(id).disabled = !transcriber.multilingual;
+    $(id).title = transcriber.multilingual ? '' : 'an English-only model transcribes English only';
+  }
   setState('ready', 'ready');
   audioSources();
   if (firstAudio) await transcribe(firstAudio);
