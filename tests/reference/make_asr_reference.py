@@ -1,12 +1,14 @@
 """Python transformers' automatic-speech-recognition pipeline on the speech fixtures, for
 tests/asr.rs (tests/fixtures/asr-pipeline-reference.json): text, segment chunks and word chunks
 with whisper-tiny.en and whisper-base (the folders scripts/fetch-models.sh makes), long-form
-audio in 30 s chunks and sequentially.
+audio in 30 s chunks and sequentially; and `language` / `task` on the tiny random multilingual
+model (tests/fixtures/whisper/tiny-whisper-multi, for the npm tests: cheap on every backend).
 
 The clips are read as the engine reads them: FLAC's 16-bit samples / 32768 (decoded by sox to
 raw PCM here, so no Python audio package is needed).
 
-Run: .cache/pyref-venv/bin/python tests/reference/make_asr_reference.py [MODELS_DIR]
+Run: .cache/pyref-venv/bin/python tests/reference/make_asr_reference.py [MODELS_DIR] [--only MODEL]
+(`--only`: remake that model's cases alone, keeping the others in the file.)
 """
 
 import json
@@ -19,7 +21,14 @@ import torch
 from transformers import pipeline
 
 root = os.path.join(os.path.dirname(__file__), "..", "..")
-models = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, ".cache", "models")
+args = sys.argv[1:]
+only = None
+if "--only" in args:
+    at = args.index("--only")
+    only = args[at + 1]
+    del args[at : at + 2]
+models = args[0] if args else os.path.join(root, ".cache", "models")
+fixture_models = os.path.join(root, "tests", "fixtures", "whisper")
 speech = os.path.join(root, "tests", "fixtures", "speech")
 OUT = os.path.join(root, "tests", "fixtures", "asr-pipeline-reference.json")
 torch.manual_seed(0)
@@ -49,8 +58,19 @@ PLANS = [
         ("long-news.flac", {"return_timestamps": True})]),
     ("whisper-base", [("us-short.flac", o) for o in [{}, {"return_timestamps": True}, {"return_timestamps": "word"}, {"language": "english", "task": "transcribe"}]]
      + [("long-news.flac", {"chunk_length_s": 30, "return_timestamps": True})]),
+    # A tiny random model says nothing true, but its tokens follow the prompt exactly: a language,
+    # translation, and translation from a named language with segment timestamps. 24 tokens at most
+    # (a random model never ends on its own).
+    ("tiny-whisper-multi", [("us-short.flac", {"language": "french", "max_new_tokens": 24}),
+                            ("us-short.flac", {"task": "translate", "max_new_tokens": 24}),
+                            ("us-short.flac", {"language": "german", "task": "translate", "return_timestamps": True, "max_new_tokens": 24})]),
 ]
 cases = []
+if only:
+    with open(OUT) as f:
+        cases = [c for c in json.load(f)["cases"] if c["model"] != only]
+    PLANS = [p for p in PLANS if p[0] == only]
+    assert PLANS, f"no plan for {only}"
 
 
 def save():
@@ -59,14 +79,15 @@ def save():
 
 
 for model, runs in PLANS:
-    asr = pipeline("automatic-speech-recognition", model=os.path.join(models, model), device="cpu")
+    folder = os.path.join(fixture_models, model) if model.startswith("tiny-") else os.path.join(models, model)
+    asr = pipeline("automatic-speech-recognition", model=folder, device="cpu")
     for clip, options in runs:
         audio = read(clip)
         kwargs = dict(options)
         # transformers 5's Whisper pipeline searches 5 beams unless told otherwise; transformers.js
         # (and webformers) decode greedily, so the reference does too.
         generate_kwargs = {"num_beams": 1, "do_sample": False}
-        generate_kwargs.update({k: kwargs.pop(k) for k in ["language", "task"] if k in kwargs})
+        generate_kwargs.update({k: kwargs.pop(k) for k in ["language", "task", "max_new_tokens"] if k in kwargs})
         kwargs["generate_kwargs"] = generate_kwargs
         out = asr(audio.copy(), **kwargs)
         print(model, clip, options, json.dumps(plain(out))[:200], flush=True)
