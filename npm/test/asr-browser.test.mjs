@@ -2,7 +2,8 @@
 // on WASM and WebGPU (SwiftShader here: slow, so the tiny random models and the shortest clip),
 // against Python transformers' `pipeline()` answers (asr.mjs names them), exactly: audio read by
 // the browser (decodeAudioData of an OfflineAudioContext at 16 kHz), the models served by the test
-// server; whisper-tiny.en on one short clip on WASM; a worker pipeline (the engine decodes there)
+// server (on WASM also `language` / `task` and the 90 s clip with `chunk_length_s`; WebGPU one
+// case); whisper-tiny.en on one short clip on WASM; a worker pipeline (the engine decodes there)
 // with an AbortSignal; and the speech demo transcribing a clip with timestamps.
 // Needs `npm run build` first (scripts/test-npm.sh does it), and whisper-tiny.en
 // (scripts/fetch-models.sh whisper-tiny.en).
@@ -10,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { evaluateWithin, launchBrowser, openPage, problemsBut404, testServer } from './helpers.mjs';
-import { ASR, SHORT_CLIP, TINY_MODELS, checkTranscription, pipelineCases, tinyCases } from './asr.mjs';
+import { ASR, SHORT_CLIP, TINY_MODELS, checkTranscription, pipelineCases, tinyCases, tinyReference } from './asr.mjs';
 
 let server;
 let browser;
@@ -60,20 +61,32 @@ async function transcribeInPage(device, model, cases, seconds) {
 
 const clipUrl = (clip) => `/fixtures/speech/${clip}`;
 
-/** A tiny model's cases on the short clip, served by URL; the multilingual one's with a language and translation too. */
+/**
+ * A tiny model's cases on the short clip, served by URL; the multilingual one's with a language
+ * and translation too, the English one's the 90 s clip in 30 s chunks.
+ */
 function pageCases(model) {
-  const extra = model === 'tiny-whisper-multi' ? pipelineCases(model).map((c) => ({ key: JSON.stringify(c.options), options: c.options, expected: c.expected, input: clipUrl(c.clip) })) : [];
+  const extra =
+    model === 'tiny-whisper-multi'
+      ? pipelineCases(model).map((c) => ({ key: JSON.stringify(c.options), options: c.options, expected: c.expected, input: clipUrl(c.clip) }))
+      : tinyCases(model, 'long-news')
+          .filter((c) => c.key === 'timestamps')
+          .map((c) => ({ ...c, key: 'long-news chunked', input: clipUrl('long-news.flac') }));
   return [...tinyCases(model, SHORT_CLIP).map((c) => ({ ...c, input: clipUrl(`${SHORT_CLIP}.flac`) })), ...extra];
 }
 
 async function checkInPage(device, model, cases, seconds) {
   const out = await transcribeInPage(device, `/fixtures/whisper/${model}`, cases, seconds);
   assert.equal(out.device, device);
+  // read_audio decoded by the browser: the clip's own length (16 kHz in, so no resampling).
+  assert.equal(out.samples, tinyReference(model).clips[SHORT_CLIP].samples);
   cases.forEach((c, i) => {
     const o = out.outputs[i];
     assert.ok(!o.error, `${model} ${c.key}: ${o.error}`);
     checkTranscription(o.value, c.expected, `${device} ${model} ${c.key}`);
-    assert.equal(o.streamed, c.expected.text, `${model} ${c.key}: the streamed text`);
+    // Chunks stream each one's whole text, overlaps included (the merge comes after).
+    if (c.options.chunk_length_s) assert.ok(o.streamed.length >= c.expected.text.length, `${model} ${c.key}: streamed ${o.streamed.length} characters`);
+    else assert.equal(o.streamed, c.expected.text, `${model} ${c.key}: the streamed text`);
   });
   assert.deepEqual(out.problems, []);
 }
