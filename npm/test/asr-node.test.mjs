@@ -32,6 +32,10 @@ for (const model of TINY_MODELS) {
 
     test(`${SHORT_CLIP}: text, segment and word timestamps as Python's pipeline()`, async () => {
       assert.equal(asr.device, 'wasm');
+      // The model's facts, as the speech demo reads them.
+      assert.equal(asr.multilingual, model === 'tiny-whisper-multi');
+      assert.equal(asr.sampling_rate, 16000);
+      assert.equal(asr.num_mel_bins, model === 'tiny-whisper-multi' ? 128 : 80);
       for (const c of tinyCases(model, SHORT_CLIP)) {
         checkTranscription(await asr(clipPath(SHORT_CLIP), c.options), c.expected, `${model} ${c.key}`);
       }
