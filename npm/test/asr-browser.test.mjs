@@ -106,6 +106,44 @@ describe("tiny-whisper-multi in the page on 'webgpu' (SwiftShader)", () => {
   test('language detected, word timestamps, as Python\'s pipeline()', { timeout: 420_000 }, () => checkInPage('webgpu', 'tiny-whisper-multi', cases, 400));
 });
 
+describe('bad audio in the page rejects with a clear Error, and the pipeline goes on', () => {
+  test('no samples, a file that is not audio (URL and Blob), a 404, a number, an empty array', { timeout: 120_000 }, async () => {
+    const [plain] = tinyCases('tiny-whisper-en', SHORT_CLIP);
+    const p = await openPage(browser, server.url);
+    const out = await evaluateWithin(
+      p,
+      100,
+      async (task, url, plain) => {
+        const { pipeline } = await import('/webformers/index.js');
+        const asr = await pipeline(task, '/fixtures/whisper/tiny-whisper-en', { device: 'wasm' });
+        const outcome = (promise) => promise.then(() => 'resolved', (e) => `${e instanceof Error ? '' : 'not an Error '}${e.code}: ${e.message}`);
+        const result = {
+          empty: await outcome(asr(new Float32Array(0))),
+          json: await outcome(asr('/fixtures/asr-pipeline-reference.json')),
+          blob: await outcome(asr(new Blob(['this is not audio at all'], { type: 'audio/wav' }))),
+          missing: await outcome(asr('/fixtures/speech/no-such-clip.flac')),
+          number: await outcome(asr(42)),
+          none: await outcome(asr([])),
+          after: await asr(url, plain.options),
+        };
+        await asr.dispose();
+        return result;
+      },
+      ASR,
+      clipUrl(`${SHORT_CLIP}.flac`),
+      plain,
+    );
+    assert.match(out.empty, /^input: .*the audio has no samples/);
+    assert.match(out.json, /^input: the browser cannot decode this audio file/);
+    assert.match(out.blob, /^input: the browser cannot decode this audio file/);
+    assert.match(out.missing, /^file: .*HTTP 404/);
+    assert.match(out.number, /^input: automatic-speech-recognition takes audio/);
+    assert.match(out.none, /^input: automatic-speech-recognition was given an empty array of audio/);
+    checkTranscription(out.after, plain.expected, 'tiny-whisper-en after bad input');
+    await p.close();
+  });
+});
+
 describe('whisper-tiny.en in the page on WASM', () => {
   test(`${SHORT_CLIP} with word timestamps as Python's pipeline()`, { timeout: 240_000 }, async () => {
     const c = pipelineCases('whisper-tiny.en', `${SHORT_CLIP}.flac`).find((x) => x.options.return_timestamps === 'word');
