@@ -4,7 +4,8 @@
 // the browser (decodeAudioData of an OfflineAudioContext at 16 kHz), the models served by the test
 // server (on WASM also `language` / `task` and the 90 s clip with `chunk_length_s`; WebGPU one
 // case); whisper-tiny.en on one short clip on WASM; a worker pipeline (the engine decodes there)
-// with an AbortSignal; and the speech demo transcribing a clip with timestamps.
+// with an AbortSignal; bad audio; and the speech demo transcribing a dropped clip with timestamps
+// and a recording from a fake microphone.
 // Needs `npm run build` first (scripts/test-npm.sh does it), and whisper-tiny.en
 // (scripts/fetch-models.sh whisper-tiny.en).
 
@@ -18,7 +19,8 @@ let browser;
 
 before(async () => {
   server = await testServer();
-  browser = await launchBrowser();
+  // A fake microphone (a beep) that needs no permission prompt, for the speech demo's recorder.
+  browser = await launchBrowser({ args: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'] });
 });
 
 after(async () => {
@@ -242,6 +244,34 @@ describe('the speech demo', () => {
     checkTranscription({ text: out.transcript, chunks: out.chunks.map(({ text, timestamp }) => ({ text, timestamp })) }, c.expected, 'the demo');
     assert.match(out.chunks[0].button, /^0:00\.0 → 0:02\.6$/);
     assert.ok(out.player);
+    assert.deepEqual(p.problems, []);
+    await p.close();
+  });
+
+  test('the microphone: recorded, stopped, decoded by the browser and transcribed (tiny-whisper-en, a fake microphone)', { timeout: 120_000 }, async () => {
+    const p = await openPage(browser, `${server.url}demos/speech/?device=wasm&model=/fixtures/whisper/tiny-whisper-en`);
+    await p.waitForFunction(() => document.body.dataset.state !== 'loading', { timeout: 60_000 });
+    assert.equal(await p.evaluate(() => document.getElementById('record').hidden), false, 'no Record button');
+    await p.click('#record');
+    await p.waitForFunction(() => document.getElementById('record').textContent === 'Stop', { timeout: 10_000 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await p.click('#record');
+    await p.waitForFunction(() => document.body.dataset.runs === '1' || document.body.dataset.state === 'error', { timeout: 100_000 });
+    const out = await p.evaluate(() => ({
+      state: document.body.dataset.state,
+      error: document.getElementById('error').textContent,
+      button: document.getElementById('record').textContent,
+      player: document.getElementById('player').src,
+      transcript: document.getElementById('transcript').textContent,
+      chunks: document.querySelectorAll('#chunks li').length,
+      timings: document.getElementById('timings').textContent,
+    }));
+    assert.equal(out.state, 'ready', out.error);
+    assert.equal(out.button, 'Record');
+    assert.match(out.player, /^blob:/);
+    // A random model says something about any sound; the recording's length is in the timings.
+    assert.ok(out.transcript.length > 0 && out.chunks > 0, JSON.stringify(out));
+    assert.match(out.timings, /^0:0[1-3]\.\d of audio in /);
     assert.deepEqual(p.problems, []);
     await p.close();
   });

@@ -83,9 +83,10 @@ export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 /**
  * Headless Chromium with WebGPU (SwiftShader here) and no network beyond 127.0.0.1, on a fresh
- * profile that `close()` deletes. The benchmarks use it too, with longer protocol timeouts.
+ * profile that `close()` deletes. The benchmarks use it too, with longer protocol timeouts;
+ * `args`: more Chromium switches.
  */
-export async function launchBrowser({ protocolTimeout = 300_000 } = {}) {
+export async function launchBrowser({ protocolTimeout = 300_000, args = [] } = {}) {
   const { default: puppeteer } = await import('puppeteer-core');
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-chromium-'));
   const browser = await puppeteer.launch({
@@ -103,6 +104,7 @@ export async function launchBrowser({ protocolTimeout = 300_000 } = {}) {
       '--disable-component-update',
       '--disable-sync',
       `--user-data-dir=${profile}`,
+      ...args,
     ],
   });
   const close = browser.close.bind(browser);
