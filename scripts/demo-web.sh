@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The browser demos, from one command: fetches the real all-MiniLM-L6-v2 and SmolLM2-135M-Instruct
-# (Q4_1 GGUF), builds the npm package (the engine for wasm32 plus its JS), and serves demos/ on
+# The browser demos, from one command: fetches the real all-MiniLM-L6-v2, SmolLM2-135M-Instruct
+# (Q4_1 GGUF) and whisper-tiny.en, builds the npm package (the engine for wasm32 plus its JS), and serves demos/ on
 # http://127.0.0.1:8080/ with the package under /webformers/, the models under /models/ and the
 # test fixtures under /fixtures/ (the text-tasks demo defaults to the tiny task models there, so it
 # runs offline; the vision demos start on the test photos of /fixtures/images/ and take
@@ -17,7 +17,7 @@ if [[ "${1:-}" == "--port" ]]; then
     port="$2"
 fi
 
-scripts/fetch-models.sh minilm smollm2
+scripts/fetch-models.sh minilm smollm2 whisper-tiny.en
 if ! command -v wasm-bindgen >/dev/null || ! rustup target list --installed | grep -qx wasm32-unknown-unknown \
     || ! rustup component list --toolchain "$(cat scripts/nightly-toolchain)" --installed 2>/dev/null | grep -qx rust-src; then
     scripts/setup-tools.sh

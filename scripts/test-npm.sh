@@ -12,13 +12,18 @@
 #     engine) and in Chromium on WASM and WebGPU (decoded by the browser), each accepted input
 #     type, worker pipelines, the browser's decoding measured against PIL's, bad input, and the
 #     image-classification, object-detection and photo-search demos;
+#   - speech recognition (asr-node.test.mjs, asr-browser.test.mjs): the tiny random Whisper
+#     models and whisper-tiny.en through pipeline() against Python's pipeline() answers (text,
+#     segment and word timestamps, language/task, chunk_length_s), every audio input, AbortSignal
+#     and InterruptableStoppingCriteria, bad input; in Chromium on WASM and WebGPU, in a worker,
+#     and the speech demo;
 #   - Hub models (hub.test.mjs) against the Hub stand-in (tests/hub/server.py, started on free
 #     ports of 127.0.0.1): cold and warm loads through IndexedDB, the wasm heap on WebGPU, faults
 #     on the wire, the storage quota, tokens, GGUF streaming, Node.
 # Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
-# SmolLM2-135M-Instruct Q4_1) when missing.
+# SmolLM2-135M-Instruct Q4_1, whisper-tiny.en) when missing.
 #
-# Usage: scripts/test-npm.sh [node|browser|hub|vision|audio]   (default: all; vision: the image
+# Usage: scripts/test-npm.sh [node|browser|hub|vision|audio|asr]   (default: all; vision: the image
 # tasks' two files alone; audio: read_audio/RawAudio in Node and Chromium)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +43,7 @@ if ((node_major < 20)); then
 fi
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 [[ -x "$CHROMIUM" ]] || { echo "test-npm: $CHROMIUM is missing; run scripts/setup-tools.sh" >&2; exit 1; }
-scripts/fetch-models.sh minilm smollm2   # a no-op when present
+scripts/fetch-models.sh minilm smollm2 whisper-tiny.en   # a no-op when present
 
 cd npm
 # The test tools (puppeteer-core, typescript) from the committed lock file; no install scripts
@@ -47,14 +52,15 @@ npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 npm run build
 
 case "${1:-all}" in
-    node) node --test --test-concurrency=1 --test-timeout=600000 test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs ;;
-    browser) node --test --test-concurrency=1 --test-timeout=900000 test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs ;;
+    node) node --test --test-concurrency=1 --test-timeout=600000 test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs ;;
+    browser) node --test --test-concurrency=1 --test-timeout=900000 test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs ;;
     audio) node --test --test-concurrency=1 --test-timeout=900000 test/audio-node.test.mjs test/audio-browser.test.mjs ;;
+    asr) node --test --test-concurrency=1 --test-timeout=900000 test/asr-node.test.mjs test/asr-browser.test.mjs ;;
     hub) node --test --test-timeout=900000 test/hub.test.mjs ;;
     vision) node --test --test-concurrency=1 --test-timeout=900000 test/vision-node.test.mjs test/vision-browser.test.mjs ;;
     all)
-        node --test --test-concurrency=1 --test-timeout=900000 test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs \
-            test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/hub.test.mjs
+        node --test --test-concurrency=1 --test-timeout=900000 test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs \
+            test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs test/hub.test.mjs
         ;;
-    *) echo "usage: scripts/test-npm.sh [node|browser|hub|vision|audio]" >&2; exit 2 ;;
+    *) echo "usage: scripts/test-npm.sh [node|browser|hub|vision|audio|asr]" >&2; exit 2 ;;
 esac

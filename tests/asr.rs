@@ -2,10 +2,17 @@
 //! from scripts/fetch-models.sh) on the speech fixtures, through the task contract, against
 //! Python transformers' `pipeline()` (tests/fixtures/asr-pipeline-reference.json, made by
 //! tests/reference/make_asr_reference.py): text identical, chunk texts identical, timestamps equal
+<<<<<<< HEAD
 //! (both sides round them to 10 ms; compared within 1e-6). The reference computes in float32 as
 //! webformers does: transformers 5 would otherwise run these fp16 checkpoints in float16, whose
 //! near-tied greedy picks differ (see make_asr_reference.py). Every case runs on the CPU; the GPU
 //! (lavapipe, slow: about a minute a short clip) runs one whisper-tiny.en case with word timestamps.
+=======
+//! (both sides round them to 10 ms; compared within 1e-6); `language` / `task` also on the tiny
+//! random multilingual model (tests/fixtures/whisper/tiny-whisper-multi). Every case runs on the
+//! CPU; the GPU (lavapipe, slow: about a minute a short clip) runs one whisper-tiny.en case with
+//! word timestamps and the tiny model's cases.
+>>>>>>> asrjs
 
 use serde_json::{Value, json};
 use webformers::Device;
@@ -21,9 +28,18 @@ fn clip(name: &str) -> Value {
 fn runs_on(device: &Device, case: &Value) -> bool {
     match device {
         Device::Cpu => true,
-        // one case, the one that exercises the most (cross-attention read back for word times)
-        _ => case["model"] == "whisper-tiny.en" && case["clip"] == "us-short.flac" && case["options"]["return_timestamps"] == "word",
+        // one case, the one that exercises the most (cross-attention read back for word times),
+        // and the tiny random model's (cheap anywhere)
+        _ => {
+            is_tiny(case)
+                || case["model"] == "whisper-tiny.en" && case["clip"] == "us-short.flac" && case["options"]["return_timestamps"] == "word"
+        }
     }
+}
+
+/// The tiny random models live in tests/fixtures/whisper, the real ones in .cache/models.
+fn is_tiny(case: &Value) -> bool {
+    case["model"].as_str().is_some_and(|m| m.starts_with("tiny-"))
 }
 
 #[test]
@@ -36,11 +52,13 @@ fn transcriptions_match_python_transformers_pipeline() {
     let mut count = 0;
     for device in devices() {
         let mut pipelines = PipelineCache::new(repo_root().join(".cache/models"), device.clone());
+        let mut tiny_pipelines = PipelineCache::new(repo_root().join("tests/fixtures/whisper"), device.clone());
         for case in cases.iter().filter(|c| runs_on(&device, c)) {
             count += 1;
             let model = case["model"].as_str().unwrap();
             let label = format!("{device:?} {model} {} {}", case["clip"], case["options"]);
-            let pipe = match pipelines.get(TASK, model) {
+            let cache = if is_tiny(case) { &mut tiny_pipelines } else { &mut pipelines };
+            let pipe = match cache.get(TASK, model) {
                 Ok(p) => p,
                 Err(e) => {
                     failures.push(format!("{label}: {e}"));

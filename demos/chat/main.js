@@ -6,54 +6,17 @@
 // Default: SmolLM2-135M-Instruct (Q4_1 GGUF) under /models/ (scripts/fetch-models.sh smollm2);
 // when it cannot be loaded, the tiny random Llama of the tests stands in (gibberish, quickly).
 
-import { workerPipeline } from 'webformers';
+import { $, params, setState, showError, load } from '../common.js';
 
-const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
-const device = params.get('device') || 'auto';
 const MODELS = params.get('model')
   ? [params.get('model')]
   : ['/models/SmolLM2-135M-Instruct.Q4_1.gguf', '/fixtures/tiny-llama'];
 
-$('device-choice').value = device;
-$('device-choice').addEventListener('change', (e) => {
-  params.set('device', e.target.value);
-  location.search = params.toString();
-});
-
-const setState = (state, status) => {
-  document.body.dataset.state = state;
-  if (status !== undefined) $('status').textContent = status;
-};
-
-function showError(e) {
-  setState('error', 'failed');
-  $('error').hidden = false;
-  $('error').textContent = e?.message ?? String(e);
-}
-
-const files = new Map();
-function onProgress(event) {
-  if (event.status !== 'progress' && event.status !== 'done') return;
-  files.set(event.file, { loaded: event.loaded ?? 0, total: event.total ?? 0 });
-  let loaded = 0;
-  let total = 0;
-  for (const f of files.values()) {
-    loaded += f.loaded;
-    total += f.total || f.loaded;
-  }
-  $('progress').value = total ? (100 * loaded) / total : 0;
-  $('status').textContent = `loading the model… ${(loaded / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB`;
-}
-
-const worker = new Worker(new URL('./worker.js', import.meta.resolve('webformers')), { type: 'module' });
-
 const t0 = performance.now();
 let generator = null;
 for (const model of MODELS) {
-  files.clear();
   try {
-    generator = await workerPipeline(worker, 'text-generation', model, { device, progress_callback: onProgress });
+    generator = await load('text-generation', model);
     break;
   } catch (e) {
     if (model === MODELS.at(-1)) {
@@ -65,13 +28,7 @@ for (const model of MODELS) {
   }
 }
 const loadMs = performance.now() - t0;
-$('progress').value = 100;
 $('model').textContent = `model: ${generator.model}`;
-const badge = $('device');
-badge.textContent = generator.device === 'webgpu' ? `WebGPU · ${generator.adapter}` : `WASM SIMD · ${generator.adapter}`;
-badge.className = `badge ${generator.device}`;
-badge.title = generator.device_note ?? '';
-badge.dataset.device = generator.device;
 setState('ready', `ready in ${(loadMs / 1000).toFixed(1)} s`);
 
 const messages = [];

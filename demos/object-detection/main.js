@@ -6,7 +6,8 @@
 // the task's default Hub model); ?image=<URL> (the first image; default a photo served by
 // scripts/demo-web.sh); ?threshold=<0..1> (default 0.9, as transformers.js).
 
-import { $, el, params, setState, showError, clearError, count, load, imageSources } from '../vision-common.js';
+import { $, el, params, setState, showError, clearError, count, load } from '../common.js';
+import { imageSources } from '../vision-common.js';
 
 const model = params.get('model') || null;
 const firstImage = params.get('image') || '/fixtures/images/coffee.png';

@@ -7,7 +7,7 @@
 // or SigLIP model> (default Xenova/clip-vit-base-patch32); ?query=<text> (the first search).
 // The first photos are the test images scripts/demo-web.sh serves under /fixtures/images/.
 
-import { $, el, params, setState, showError, clearError, count, load } from '../vision-common.js';
+import { $, el, params, setState, showError, clearError, count, load } from '../common.js';
 
 const model = params.get('model') || 'Xenova/clip-vit-base-patch32';
 if (params.has('query')) $('query').value = params.get('query');

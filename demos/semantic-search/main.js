@@ -4,11 +4,9 @@
 // URL parameters: ?device=auto|webgpu|wasm (default auto), ?model=<id, URL or /path> (default
 // all-MiniLM-L6-v2 under /models/, as the demo server serves it).
 
-import { env, workerPipeline } from 'webformers';
+import { env } from 'webformers';
+import { $, params, setState, showError, load } from '../common.js';
 
-const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
-const device = params.get('device') || 'auto';
 const model = params.get('model') || 'all-MiniLM-L6-v2';
 
 // Models named by id are looked for under /models/ first (served by the demo server), then on
@@ -16,59 +14,15 @@ const model = params.get('model') || 'all-MiniLM-L6-v2';
 env.allowLocalModels = true;
 env.localModelPath = '/models/';
 
-$('device-choice').value = device;
-$('device-choice').addEventListener('change', (e) => {
-  params.set('device', e.target.value);
-  location.search = params.toString();
-});
-
-function setState(state, message) {
-  document.body.dataset.state = state;
-  if (message !== undefined) $('status').textContent = message;
-}
-
-function showError(e) {
-  setState('error', 'failed');
-  $('error').hidden = false;
-  $('error').textContent = e?.message ?? String(e);
-}
-
-// ---- loading, with a progress bar over all files ----------------------------------------------
-
-const files = new Map();
-function onProgress(event) {
-  if (event.status === 'progress' || event.status === 'done') {
-    files.set(event.file, { loaded: event.loaded ?? 0, total: event.total ?? 0 });
-    let loaded = 0;
-    let total = 0;
-    for (const f of files.values()) {
-      loaded += f.loaded;
-      total += f.total || f.loaded;
-    }
-    $('progress').value = total ? (100 * loaded) / total : 0;
-    $('status').textContent = `loading the model… ${(loaded / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB`;
-  } else if (event.status === 'ready') {
-    $('progress').value = 100;
-  }
-}
-
-// The worker is the package's own worker.js, found next to the package's entry module.
-const worker = new Worker(new URL('./worker.js', import.meta.resolve('webformers')), { type: 'module' });
-
 const t0 = performance.now();
 let extractor;
 try {
-  extractor = await workerPipeline(worker, 'feature-extraction', model, { device, progress_callback: onProgress });
+  extractor = await load('feature-extraction', model);
 } catch (e) {
   showError(e);
   throw e;
 }
 const loadMs = performance.now() - t0;
-const badge = $('device');
-badge.textContent = extractor.device === 'webgpu' ? `WebGPU · ${extractor.adapter}` : `WASM SIMD · ${extractor.adapter}`;
-badge.className = `badge ${extractor.device}`;
-badge.title = extractor.device_note ?? '';
-badge.dataset.device = extractor.device;
 
 // ---- search -----------------------------------------------------------------------------------
 

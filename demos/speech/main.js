@@ -4,16 +4,17 @@
 // plays the audio from there. Audio over 30 s is transcribed in 30 s chunks with 5 s strides.
 //
 // URL parameters: ?device=auto|webgpu|wasm (default auto); ?model=<Hub id, URL or /path> (default:
-// the task's default Hub model); ?audio=<URL> (transcribed first; none by default).
+// whisper-tiny.en under /models/, as scripts/demo-web.sh serves it; when it cannot be loaded, the
+// tiny random multilingual Whisper of the tests stands in: gibberish, quickly); ?audio=<URL>
+// (transcribed first; none by default).
 
 import { read_audio } from 'webformers';
-import { $, el, params, setState, showError, clearError, count, load } from '../vision-common.js';
+import { $, el, params, setState, showError, clearError, count, load } from '../common.js';
 
 const SAMPLING_RATE = 16000;
 const CHUNK_SECONDS = 30;
-const model = params.get('model') || null;
+const MODELS = params.get('model') ? [params.get('model')] : ['/models/whisper-tiny.en', '/fixtures/whisper/tiny-whisper-multi'];
 const firstAudio = params.get('audio');
-$('model').textContent = model ?? "automatic-speech-recognition's default";
 
 const timeText = (s) => (s == null ? '…' : `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, '0')}`);
 
@@ -26,16 +27,24 @@ function drawChunks(chunks) {
         $('player').currentTime = start;
         $('player').play();
       });
-      return el('li', '', jump, el('span', '', text));
+      const li = el('li', '', jump, el('span', '', text));
+      // The times as the pipeline gave them (null: none), for the tests.
+      li.dataset.start = String(start);
+      li.dataset.end = String(end);
+      return li;
     }),
   );
 }
 
 /** The call's options from the page's pickers, for audio of `seconds`. */
 function options(seconds, onPiece) {
-  const opts = { task: $('task').value, callback_function: onPiece };
-  const language = $('language').value;
-  if (language) opts.language = language;
+  const opts = { callback_function: onPiece };
+  // An English-only model (whisper-*.en) takes no language or task (as in Python, it refuses them).
+  if (transcriber.multilingual) {
+    opts.task = $('task').value;
+    const language = $('language').value;
+    if (language) opts.language = language;
+  }
   const stamps = $('timestamps').value;
   if (stamps !== 'none') opts.return_timestamps = stamps === 'word' ? 'word' : true;
   if (seconds > CHUNK_SECONDS) {
@@ -138,8 +147,22 @@ function audioSources() {
 }
 
 try {
-  transcriber = await load('automatic-speech-recognition', model);
+  for (const model of MODELS) {
+    try {
+      transcriber = await load('automatic-speech-recognition', model);
+      break;
+    } catch (e) {
+      if (model === MODELS.at(-1)) throw e;
+      $('note').hidden = false;
+      $('note').textContent = `${model} could not be loaded (${e.message}). Using ${MODELS.at(-1)}, a tiny random model, instead: its transcripts are gibberish.`;
+    }
+  }
+  $('model').textContent = transcriber.model;
   $('timings').textContent = `model load ${(performance.now() - t0).toFixed(0)} ms`;
+  for (const id of ['language', 'task']) {
+    $(id).disabled = !transcriber.multilingual;
+    $(id).title = transcriber.multilingual ? '' : 'an English-only model transcribes English only';
+  }
   setState('ready', 'ready');
   audioSources();
   if (firstAudio) await transcribe(firstAudio);

@@ -6,11 +6,7 @@
 // id, URL or /path; empty for the task's default Hub model). Default models: the tiny random
 // models of the tests under /fixtures/tiny-tasks/ (scripts/demo-web.sh serves them).
 
-import { workerPipeline } from 'webformers';
-
-const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
-const device = params.get('device') || 'auto';
+import { $, el, params, setState, showError, showDevice, count, loadInWorker } from '../common.js';
 
 const TINY = '/fixtures/tiny-tasks/';
 const TASKS = [
@@ -20,31 +16,6 @@ const TASKS = [
   { task: 'question-answering', tiny: 'bert-question-answering' },
   { task: 'fill-mask', tiny: 'bert-masked-lm' },
 ];
-
-$('device-choice').value = device;
-$('device-choice').addEventListener('change', (e) => {
-  params.set('device', e.target.value);
-  location.search = params.toString();
-});
-
-const setState = (state, status) => {
-  document.body.dataset.state = state;
-  if (status !== undefined) $('status').textContent = status;
-};
-
-function showError(e) {
-  setState('error', 'failed');
-  $('error').hidden = false;
-  $('error').textContent = e?.message ?? String(e);
-}
-
-/** An element with a class and children (strings or elements). */
-function el(tag, className, ...children) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  node.append(...children);
-  return node;
-}
 
 // ---- the models: one field per task -------------------------------------------------------------
 
@@ -67,23 +38,8 @@ $('use-hub').addEventListener('click', () => {
   for (const t of TASKS) $(`model-${t.task}`).value = '';
 });
 
-// ---- loading, with a progress bar over every file of every model ------------------------------
+// ---- loading: one worker for every model -----------------------------------------------------
 
-const files = new Map();
-function onProgress(task, event) {
-  if (event.status !== 'progress' && event.status !== 'done') return;
-  files.set(`${task} ${event.file}`, { loaded: event.loaded ?? 0, total: event.total ?? 0 });
-  let loaded = 0;
-  let total = 0;
-  for (const f of files.values()) {
-    loaded += f.loaded;
-    total += f.total || f.loaded;
-  }
-  $('progress').value = total ? (100 * loaded) / total : 0;
-  $('status').textContent = `loading the models… ${(loaded / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB`;
-}
-
-const worker = new Worker(new URL('./worker.js', import.meta.resolve('webformers')), { type: 'module' });
 /** task → {model, pipe} (pipe: a promise), reloaded when its model field changes. */
 const loaded = new Map();
 
@@ -92,17 +48,9 @@ function pipelineFor(task) {
   const have = loaded.get(task);
   if (have && have.model === model) return have.pipe;
   have?.pipe.then((p) => p.dispose(), () => {});
-  const pipe = workerPipeline(worker, task, model, { device, progress_callback: (e) => onProgress(task, e) });
+  const pipe = loadInWorker(task, model);
   loaded.set(task, { model, pipe });
   return pipe;
-}
-
-function showDevice(pipe) {
-  const badge = $('device');
-  badge.textContent = pipe.device === 'webgpu' ? `WebGPU · ${pipe.adapter}` : `WASM SIMD · ${pipe.adapter}`;
-  badge.className = `badge ${pipe.device}`;
-  badge.title = pipe.device_note ?? '';
-  badge.dataset.device = pipe.device;
 }
 
 // ---- drawing the results ------------------------------------------------------------------------
@@ -227,7 +175,7 @@ async function runAll() {
   $('progress').value = 100;
   const failed = TASKS.filter((t) => $(t.task).dataset.done === 'error').length;
   $('timings').textContent = `first load and run ${(loadMs / 1000).toFixed(1)} s · this run ${(performance.now() - started).toFixed(0)} ms`;
-  document.body.dataset.runs = String(Number(document.body.dataset.runs ?? 0) + 1);
+  count('runs');
   $('tiny-note').hidden = !TASKS.some((t) => modelOf(t.task)?.startsWith(TINY));
   if (failed === TASKS.length) showError(new Error('no task could run: see each task for why'));
   else setState('ready', failed ? `ready (${failed} of ${TASKS.length} tasks failed)` : 'ready');

@@ -529,8 +529,8 @@ export interface ObjectDetectionPipeline extends PipelineBase {
 
 // ---- automatic-speech-recognition ------------------------------------------------------------
 
-/** Speech: a file's URL or path, or mono samples at 16 kHz (as transformers.js takes them). */
-export type SpeechInput = string | URL | Blob | Float32Array | Float64Array;
+/** Speech: an audio file, mono samples at 16 kHz (as transformers.js takes them), an AudioBuffer or a RawAudio (see AudioInput). */
+export type SpeechInput = AudioInput;
 
 export interface AutomaticSpeechRecognitionOptions {
   /** The spoken language (multilingual models): 'english', 'en' or '<|en|>'; detected when absent. */
@@ -555,6 +555,13 @@ export interface AutomaticSpeechRecognitionOptions {
   num_beams?: 1;
   /** Accepted and ignored, as transformers.js does for Whisper. */
   force_full_sequences?: boolean;
+  /** Aborting stops the transcription after its current token; the call resolves with the text so far. */
+  signal?: AbortSignal;
+  /** An InterruptableStoppingCriteria (or a list holding one), as in transformers.js. */
+  stopping_criteria?: InterruptableStoppingCriteria | InterruptableStoppingCriteria[];
+  streamer?: TextStreamer;
+  /** Called with each new piece of text as it is decoded (with chunk_length_s: every chunk's, overlaps included). */
+  callback_function?: (text: string) => void;
 }
 
 export interface AutomaticSpeechRecognitionChunk {
@@ -574,6 +581,11 @@ export interface AutomaticSpeechRecognitionPipeline extends PipelineBase {
   /** Several: one transcript each. */
   (audios: SpeechInput[], options?: AutomaticSpeechRecognitionOptions): Promise<AutomaticSpeechRecognitionOutput[]>;
   readonly task: 'automatic-speech-recognition';
+  /** Whether the model takes `language` and `task` (English-only checkpoints, whisper-*.en, refuse them). */
+  readonly multilingual: boolean;
+  /** The rate the model hears (16000 for Whisper): other rates are resampled. */
+  readonly sampling_rate: number;
+  readonly num_mel_bins: number;
 }
 
 /** A task these types do not describe: the engine's answer as it comes. */

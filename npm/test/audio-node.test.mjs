@@ -10,19 +10,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, test } from 'node:test';
-import { distDir } from './helpers.mjs';
+import { distDir, rejectsWith } from './helpers.mjs';
 import { audioDir, audioRef, bestLag, f32s, i16s, maxDiff, snrDb, wav16 } from './audio.mjs';
 
 const { RawAudio, read_audio, load_audio, WebformersError } = await import(path.join(distDir, 'index.js'));
 
-async function rejects(promise, pattern) {
-  const error = await promise.then(
-    () => assert.fail(`expected a rejection matching ${pattern}`),
-    (e) => e,
-  );
-  assert.ok(error instanceof WebformersError, `not a WebformersError: ${error}`);
-  assert.match(error.message, pattern);
-}
+const rejects = (promise, pattern, code) => rejectsWith(WebformersError, promise, pattern, code);
 
 describe('audio in Node (the engine decodes)', () => {
   test('16-bit WAV decodes to int16 / 32768 exactly, by path, file: URL, bytes and Blob', async () => {

@@ -1,5 +1,6 @@
 // Shared by the tests: paths, the reference embeddings, a static server and a headless Chromium.
 
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -82,9 +83,10 @@ export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 /**
  * Headless Chromium with WebGPU (SwiftShader here) and no network beyond 127.0.0.1, on a fresh
- * profile that `close()` deletes. The benchmarks use it too, with longer protocol timeouts.
+ * profile that `close()` deletes. The benchmarks use it too, with longer protocol timeouts;
+ * `args`: more Chromium switches.
  */
-export async function launchBrowser({ protocolTimeout = 300_000 } = {}) {
+export async function launchBrowser({ protocolTimeout = 300_000, args = [] } = {}) {
   const { default: puppeteer } = await import('puppeteer-core');
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-chromium-'));
   const browser = await puppeteer.launch({
@@ -102,6 +104,7 @@ export async function launchBrowser({ protocolTimeout = 300_000 } = {}) {
       '--disable-component-update',
       '--disable-sync',
       `--user-data-dir=${profile}`,
+      ...args,
     ],
   });
   const close = browser.close.bind(browser);
@@ -110,6 +113,28 @@ export async function launchBrowser({ protocolTimeout = 300_000 } = {}) {
     fs.rmSync(profile, { recursive: true, force: true });
   };
   return browser;
+}
+
+/**
+ * A page's problems less the browser's own line for each 404: the tiny models lack optional
+ * files (special_tokens_map.json, sentence_bert_config.json) that the package asks for, as
+ * transformers.js does.
+ */
+export const problemsBut404 = (p) => p.problems.filter((m) => !/Failed to load resource: the server responded with a status of 404/.test(m));
+
+/**
+ * Awaits `promise`, expecting a rejection with an instance of `type` (the package's
+ * WebformersError) whose message matches `pattern` (and whose code is `code`, when given).
+ */
+export async function rejectsWith(type, promise, pattern, code) {
+  const error = await promise.then(
+    () => assert.fail(`expected a rejection matching ${pattern}`),
+    (e) => e,
+  );
+  assert.ok(error instanceof type, `not a ${type.name}: ${error}`);
+  assert.match(error.message, pattern);
+  if (code) assert.equal(error.code, code, error.message);
+  return error;
 }
 
 /** page.evaluate with a deadline: a hang in the page fails the test instead of stalling CI. */

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { evaluateWithin, fixturesDir, launchBrowser, openPage, testServer } from './helpers.mjs';
+import { evaluateWithin, fixturesDir, launchBrowser, openPage, problemsBut404, testServer } from './helpers.mjs';
 import { checkGroup } from './tasks.mjs';
 import { imageNames, imagesDir, lossless, runVisionGroup, visionGroups, visionReferences } from './vision.mjs';
 
@@ -38,13 +38,6 @@ after(async () => {
 });
 
 const page = () => openPage(browser, server.url);
-
-/**
- * A page's problems less the browser's own line for each 404: the tiny models lack optional
- * files (special_tokens_map.json, sentence_bert_config.json) that the package asks for, as
- * transformers.js does.
- */
-const problemsBut404 = (p) => p.problems.filter((m) => !/Failed to load resource: the server responded with a status of 404/.test(m));
 
 /**
  * The first case of `task` on one lossless, opaque image (canvases store premultiplied alpha, so

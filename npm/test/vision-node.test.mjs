@@ -12,7 +12,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { startServer } from '../../scripts/static-server.mjs';
-import { distDir, fixturesDir } from './helpers.mjs';
+import { distDir, fixturesDir, rejectsWith } from './helpers.mjs';
 import { checkGroup } from './tasks.mjs';
 import { imageNames, imagesDir, lossless, runVisionGroup, visionDir, visionGroups, visionReferences } from './vision.mjs';
 
@@ -20,17 +20,7 @@ const { pipeline, RawImage, WebformersError } = await import(path.join(distDir, 
 
 const refs = visionReferences();
 
-/** Runs `promise`, expecting a rejection with an Error whose message matches `pattern`. */
-async function rejects(promise, pattern, code) {
-  const error = await promise.then(
-    () => assert.fail(`expected a rejection matching ${pattern}`),
-    (e) => e,
-  );
-  assert.ok(error instanceof WebformersError, `not a WebformersError: ${error}`);
-  assert.match(error.message, pattern);
-  if (code) assert.equal(error.code, code, error.message);
-  return error;
-}
+const rejects = (promise, pattern, code) => rejectsWith(WebformersError, promise, pattern, code);
 
 /**
  * The first case of `task` on one lossless image (what every input type must reproduce exactly),

@@ -1,7 +1,8 @@
 """Python transformers' automatic-speech-recognition pipeline on the speech fixtures, for
 tests/asr.rs (tests/fixtures/asr-pipeline-reference.json): text, segment chunks and word chunks
 with whisper-tiny.en and whisper-base (the folders scripts/fetch-models.sh makes), long-form
-audio in 30 s chunks and sequentially.
+audio in 30 s chunks and sequentially; and `language` / `task` on the tiny random multilingual
+model (tests/fixtures/whisper/tiny-whisper-multi, for the npm tests: cheap on every backend).
 
 The clips are read as the engine reads them: FLAC's 16-bit samples / 32768 (decoded by sox to
 raw PCM here, so no Python audio package is needed).
@@ -15,7 +16,8 @@ on long-news.flac in 30 s chunks: "I too go to one" in float16, "I too goes to o
 Every finished case is cached (ASR_REFERENCE_CACHE, default .cache/asr-reference/, one JSON file
 per case), so an interrupted run resumes; delete the cache after changing this script.
 
-Run: .cache/pyref-venv/bin/python tests/reference/make_asr_reference.py [MODELS_DIR]
+Run: .cache/pyref-venv/bin/python tests/reference/make_asr_reference.py [MODELS_DIR] [--only MODEL]
+(`--only`: remake that model's cases alone, keeping the others in the file.)
 """
 
 import hashlib
@@ -29,7 +31,14 @@ import torch
 from transformers import pipeline
 
 root = os.path.join(os.path.dirname(__file__), "..", "..")
-models = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, ".cache", "models")
+args = sys.argv[1:]
+only = None
+if "--only" in args:
+    at = args.index("--only")
+    only = args[at + 1]
+    del args[at : at + 2]
+models = args[0] if args else os.path.join(root, ".cache", "models")
+fixture_models = os.path.join(root, "tests", "fixtures", "whisper")
 speech = os.path.join(root, "tests", "fixtures", "speech")
 OUT = os.path.join(root, "tests", "fixtures", "asr-pipeline-reference.json")
 CACHE = os.environ.get("ASR_REFERENCE_CACHE", os.path.join(root, ".cache", "asr-reference"))
@@ -61,8 +70,19 @@ PLANS = [
     ("whisper-base", [("us-short.flac", o) for o in [{}, {"return_timestamps": True}, {"return_timestamps": "word"}, {"language": "english", "task": "transcribe"}]]
      + [("long-news.flac", {"chunk_length_s": 30, "return_timestamps": True}),
         ("long-news.flac", {"return_timestamps": True})]),
+    # A tiny random model says nothing true, but its tokens follow the prompt exactly: a language,
+    # translation, and translation from a named language with segment timestamps. 24 tokens at most
+    # (a random model never ends on its own).
+    ("tiny-whisper-multi", [("us-short.flac", {"language": "french", "max_new_tokens": 24}),
+                            ("us-short.flac", {"task": "translate", "max_new_tokens": 24}),
+                            ("us-short.flac", {"language": "german", "task": "translate", "return_timestamps": True, "max_new_tokens": 24})]),
 ]
 cases = []
+if only:
+    with open(OUT) as f:
+        cases = [c for c in json.load(f)["cases"] if c["model"] != only]
+    PLANS = [p for p in PLANS if p[0] == only]
+    assert PLANS, f"no plan for {only}"
 
 
 def save():
@@ -72,6 +92,7 @@ def save():
 
 os.makedirs(CACHE, exist_ok=True)
 for model, runs in PLANS:
+    folder = os.path.join(fixture_models, model) if model.startswith("tiny-") else os.path.join(models, model)
     asr = None
     for clip, options in runs:
         key = hashlib.sha256(json.dumps([model, clip, options], sort_keys=True).encode()).hexdigest()[:16]
@@ -83,14 +104,14 @@ for model, runs in PLANS:
             continue
         if asr is None:
             # float32 compute: see the module comment.
-            asr = pipeline("automatic-speech-recognition", model=os.path.join(models, model), device="cpu", dtype=torch.float32)
+            asr = pipeline("automatic-speech-recognition", model=folder, device="cpu", dtype=torch.float32)
             assert asr.model.dtype == torch.float32
         audio = read(clip)
         kwargs = dict(options)
         # transformers 5's Whisper pipeline searches 5 beams unless told otherwise; transformers.js
         # (and webformers) decode greedily, so the reference does too.
         generate_kwargs = {"num_beams": 1, "do_sample": False}
-        generate_kwargs.update({k: kwargs.pop(k) for k in ["language", "task"] if k in kwargs})
+        generate_kwargs.update({k: kwargs.pop(k) for k in ["language", "task", "max_new_tokens"] if k in kwargs})
         kwargs["generate_kwargs"] = generate_kwargs
         out = asr(audio.copy(), **kwargs)
         print(model, clip, options, json.dumps(plain(out))[:200], flush=True)

@@ -25,6 +25,7 @@ import type {
   FillMaskCandidate,
   ZeroShotClassificationOutput,
   DetectedObject,
+  AutomaticSpeechRecognitionOutput,
 } from 'webformers';
 
 export async function embeddings(): Promise<number[][]> {
@@ -157,3 +158,23 @@ async function audio(): Promise<number> {
   return at8k.data.length + same.length + wav.length + raw.duration;
 }
 void audio;
+
+// Speech recognition: any audio input; timestamps, language, stopping, streamed text.
+async function speech(): Promise<string> {
+  const transcriber = await pipeline('automatic-speech-recognition', 'Xenova/whisper-tiny');
+  const samples = await read_audio('speech.wav', 16000);
+  const criteria = new InterruptableStoppingCriteria();
+  const out: AutomaticSpeechRecognitionOutput = await transcriber(samples, {
+    return_timestamps: 'word',
+    language: transcriber.multilingual ? 'french' : null,
+    task: 'translate',
+    chunk_length_s: 30,
+    signal: new AbortController().signal,
+    stopping_criteria: criteria,
+    callback_function: (text) => void text,
+  });
+  const [start, end] = out.chunks?.[0].timestamp ?? [0, null];
+  const many = await transcriber([new RawAudio(samples, 16000), new Uint8Array(8), 'a.flac']);
+  return `${out.text} ${start} ${end ?? ''} ${many.length} ${transcriber.sampling_rate}`;
+}
+void speech;
