@@ -52,14 +52,14 @@ npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 npm run build
 
 case "${1:-all}" in
-    node) node --test --test-concurrency=1 --test-timeout=600000 test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs ;;
+    node) node --test --test-concurrency=1 --test-timeout=600000 test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs ;;
     browser) node --test --test-concurrency=1 --test-timeout=900000 test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs ;;
     audio) node --test --test-concurrency=1 --test-timeout=900000 test/audio-node.test.mjs test/audio-browser.test.mjs ;;
-    asr) node --test --test-concurrency=1 --test-timeout=900000 test/asr-node.test.mjs test/asr-browser.test.mjs ;;
+    asr) node --test --test-concurrency=1 --test-timeout=900000 test/asr-node.test.mjs test/asr-events.test.mjs test/asr-browser.test.mjs ;;
     hub) node --test --test-timeout=900000 test/hub.test.mjs ;;
     vision) node --test --test-concurrency=1 --test-timeout=900000 test/vision-node.test.mjs test/vision-browser.test.mjs ;;
     all)
-        node --test --test-concurrency=1 --test-timeout=900000 test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs \
+        node --test --test-concurrency=1 --test-timeout=900000 test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs \
             test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs test/hub.test.mjs
         ;;
     *) echo "usage: scripts/test-npm.sh [node|browser|hub|vision|audio|asr]" >&2; exit 2 ;;

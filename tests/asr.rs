@@ -66,8 +66,11 @@ fn transcriptions_match_python_transformers_pipeline() {
                 }
             };
             let mut streamed = String::new();
-            match pollster::block_on(pipe.run_json(&clip(case["clip"].as_str().unwrap()), &case["options"], &mut |t| streamed.push_str(t)))
-            {
+            match pollster::block_on(pipe.run_json(
+                &clip(case["clip"].as_str().unwrap()),
+                &case["options"],
+                &mut webformers::tasks::events::text_only(|t| streamed.push_str(t)),
+            )) {
                 Ok(out) => {
                     let got = out.to_json();
                     let diffs = json_differences(&got, &case["expected"], 1e-6);

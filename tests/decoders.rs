@@ -131,7 +131,7 @@ fn pipeline_options_and_interrupt() {
     for device in devices() {
         let pipe: Box<dyn Pipeline> = tasks::load("text-generation", &files, &device, &LoadOptions::default()).unwrap();
         let run = |options: serde_json::Value, on_text: &mut dyn FnMut(&str)| {
-            pollster::block_on(pipe.run_json(&input, &options, on_text)).map(|o| o.to_json())
+            pollster::block_on(pipe.run_json(&input, &options, &mut tasks::events::text_only(on_text))).map(|o| o.to_json())
         };
         let out = run(serde_json::json!({ "max_new_tokens": 8, "return_full_text": false }), &mut |_| {}).unwrap();
         let stats = &out[0]["stats"];

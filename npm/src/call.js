@@ -5,7 +5,7 @@
 
 import { WebformersError } from './engine.js';
 import { Tensor } from './tensor.js';
-import { TextStreamer } from './streamer.js';
+import { TextStreamer, WhisperTextStreamer } from './streamer.js';
 import { interruptSources } from './stopping.js';
 
 const isPlainObject = (x) => x !== null && typeof x === 'object' && !Array.isArray(x) && !ArrayBuffer.isView(x);
@@ -40,9 +40,9 @@ function withLabels(args) {
 }
 
 /**
- * A call's arguments as the engine takes them: `{input, options, streamer, callback, interrupt}`.
- * The options lose what cannot cross into the engine: `streamer` and `callback_function` (streamed
- * text goes to them instead), `signal` and `stopping_criteria` (an AbortSignal and
+ * A call's arguments as the engine takes them: `{input, options, streamer, callback, progress, interrupt}`.
+ * The options lose what cannot cross into the engine: `streamer`, `callback_function` and
+ * `progress_callback` (the engine's events go to them instead), `signal` and `stopping_criteria` (an AbortSignal and
  * InterruptableStoppingCriteria: `interrupt`, for stopping.js's linkInterrupt) and keys left
  * `undefined` (absent, not null: `top_k: null` means "every label").
  */
@@ -51,18 +51,47 @@ export function callArgs(kind, args) {
   if (rawOptions !== undefined && rawOptions !== null && !isPlainObject(rawOptions)) {
     throw new WebformersError(`the call's options must be an object, not ${Array.isArray(rawOptions) ? 'an array' : typeof rawOptions}`, 'input');
   }
-  const { streamer = null, callback_function = null, signal = null, stopping_criteria = null, ...rest } = rawOptions ?? {};
+  const { streamer = null, callback_function = null, progress_callback = null, signal = null, stopping_criteria = null, ...rest } =
+    rawOptions ?? {};
   const options = {};
   for (const [key, value] of Object.entries(rest)) if (value !== undefined) options[key] = value;
-  return { input, options, streamer, callback: callback_function, interrupt: interruptSources(signal, stopping_criteria) };
+  return { input, options, streamer, callback: callback_function, progress: progress_callback, interrupt: interruptSources(signal, stopping_criteria) };
 }
 
-/** The function that hands streamed text to the call's streamer and callback_function. */
-export function textSink(streamer, callback) {
-  if (!streamer && !callback) return null;
-  return (piece) => {
-    streamer?.on_finalized_text(piece, false);
-    callback?.(piece);
+/**
+ * The function that hands the engine's events (plain objects: `{type: 'text', text}`,
+ * `{type: 'tokens', ids}`, `{type: 'chunk_start' | 'chunk_end', time}`,
+ * `{type: 'progress', done, total, unit}`) to the call's streamer (transformers.js's TextStreamer /
+ * WhisperTextStreamer callbacks), callback_function and progress_callback. The progress callback
+ * gets `{status: 'progress', progress, done, total, unit}` (`progress` in percent, as the
+ * download progress events have it). A streamer with `forward_event` (the worker's) gets the
+ * events as they are.
+ */
+export function eventSink(streamer, callback, progress) {
+  if (!streamer && !callback && !progress) return null;
+  return (e) => {
+    if (streamer?.forward_event) {
+      streamer.forward_event(e);
+      return;
+    }
+    switch (e.type) {
+      case 'text':
+        streamer?.on_finalized_text(e.text, false);
+        callback?.(e.text);
+        break;
+      case 'tokens':
+        streamer?.token_callback_function?.(e.ids.map((id) => BigInt(id)));
+        break;
+      case 'chunk_start':
+        streamer?.on_chunk_start?.(e.time);
+        break;
+      case 'chunk_end':
+        streamer?.on_chunk_end?.(e.time);
+        break;
+      case 'progress':
+        progress?.({ status: 'progress', progress: e.total > 0 ? (100 * e.done) / e.total : 100, done: e.done, total: e.total, unit: e.unit });
+        break;
+    }
   };
 }
 
@@ -111,6 +140,12 @@ export function callable(meta, { run, invoke, free }) {
     /** The prompt as the model sees it (a chat rendered through the model's template). */
     pipe.apply_chat_template = (messages) =>
       disposed ? Promise.reject(new WebformersError(`this ${meta.task} pipeline was disposed`, 'input')) : invoke('apply_chat_template', messages);
+  }
+  if (meta.input === 'audio') {
+    // transformers.js code passes `transcriber.tokenizer` to `new WhisperTextStreamer(...)` and
+    // reads the sampling rate from the processor.
+    pipe.tokenizer = { streamer: WhisperTextStreamer };
+    if (info.sampling_rate) pipe.processor = { feature_extractor: { config: { sampling_rate: info.sampling_rate } } };
   }
   metas.set(pipe, { meta: { ...meta, info }, invoke });
   pipe.dispose = async () => {

@@ -321,14 +321,57 @@ export interface Message {
   content: string;
 }
 
+export interface TextStreamerOptions {
+  skip_prompt?: boolean;
+  skip_special_tokens?: boolean;
+  /** Each new piece of final text. */
+  callback_function?: (text: string) => void;
+  /** Every generation step's token ids (special and timestamp tokens included). */
+  token_callback_function?: (tokens: bigint[]) => void;
+}
+
 export declare class TextStreamer {
-  constructor(
-    tokenizer?: unknown,
-    options?: { skip_prompt?: boolean; skip_special_tokens?: boolean; callback_function?: (text: string) => void },
-  );
+  constructor(tokenizer?: unknown, options?: TextStreamerOptions);
+  callback_function: ((text: string) => void) | null;
+  token_callback_function: ((tokens: bigint[]) => void) | null;
   /** Called with each new piece of text (prints it when there is no callback_function). */
   on_finalized_text(text: string, stream_end: boolean): void;
   end(): void;
+}
+
+export interface WhisperTextStreamerOptions extends TextStreamerOptions {
+  /** A segment starts: seconds from the start of the audio (with return_timestamps). */
+  on_chunk_start?: (time: number) => void;
+  /** A segment ends: seconds from the start of the audio. */
+  on_chunk_end?: (time: number) => void;
+  /** The transcription ended. */
+  on_finalize?: () => void;
+  /** Accepted for transformers.js compatibility (the engine sends seconds). */
+  time_precision?: number;
+  decode_kwargs?: object;
+}
+
+/**
+ * transformers.js's WhisperTextStreamer, for automatic-speech-recognition: pass it as the call's
+ * `streamer`. Text comes once it is final (see the README's "Streaming speech").
+ */
+export declare class WhisperTextStreamer extends TextStreamer {
+  constructor(tokenizer?: unknown, options?: WhisperTextStreamerOptions);
+  on_chunk_start: ((time: number) => void) | null;
+  on_chunk_end: ((time: number) => void) | null;
+  on_finalize: (() => void) | null;
+  time_precision: number;
+}
+
+/** A call's progress through its input (`progress_callback` of an automatic-speech-recognition call). */
+export interface CallProgress {
+  status: 'progress';
+  /** Percent, 0 to 100. */
+  progress: number;
+  done: number;
+  total: number;
+  /** 's': seconds of audio. */
+  unit: string;
 }
 
 /**
@@ -555,13 +598,16 @@ export interface AutomaticSpeechRecognitionOptions {
   num_beams?: 1;
   /** Accepted and ignored, as transformers.js does for Whisper. */
   force_full_sequences?: boolean;
-  /** Aborting stops the transcription after its current token; the call resolves with the text so far. */
-  signal?: AbortSignal;
   /** An InterruptableStoppingCriteria (or a list holding one), as in transformers.js. */
   stopping_criteria?: InterruptableStoppingCriteria | InterruptableStoppingCriteria[];
-  streamer?: TextStreamer;
-  /** Called with each new piece of text as it is decoded (with chunk_length_s: every chunk's, overlaps included). */
+  /** Gets the transcript as it becomes final, each step's tokens, and segment start/end times. */
+  streamer?: TextStreamer | WhisperTextStreamer;
+  /** Called with each new piece of final text (a shortcut for a streamer). */
   callback_function?: (text: string) => void;
+  /** Called after every 30 s window or chunk with the seconds of audio done. */
+  progress_callback?: (progress: CallProgress) => void;
+  /** Aborting stops after the current token; no further window or chunk starts. */
+  signal?: AbortSignal;
 }
 
 export interface AutomaticSpeechRecognitionChunk {
@@ -576,7 +622,7 @@ export interface AutomaticSpeechRecognitionOutput {
 }
 
 export interface AutomaticSpeechRecognitionPipeline extends PipelineBase {
-  /** One audio: its transcript (streamed through a TextStreamer's callback as it is decoded). */
+  /** One audio: its transcript (streamed through a streamer's callbacks as it is decoded). */
   (audio: SpeechInput, options?: AutomaticSpeechRecognitionOptions): Promise<AutomaticSpeechRecognitionOutput>;
   /** Several: one transcript each. */
   (audios: SpeechInput[], options?: AutomaticSpeechRecognitionOptions): Promise<AutomaticSpeechRecognitionOutput[]>;
@@ -586,6 +632,10 @@ export interface AutomaticSpeechRecognitionPipeline extends PipelineBase {
   /** The rate the model hears (16000 for Whisper): other rates are resampled. */
   readonly sampling_rate: number;
   readonly num_mel_bins: number;
+  /** Pass to `new WhisperTextStreamer(transcriber.tokenizer, ...)`, as in transformers.js. */
+  readonly tokenizer: unknown;
+  /** `processor.feature_extractor.config.sampling_rate`, as transformers.js code reads it. */
+  readonly processor: { feature_extractor: { config: { sampling_rate: number } } };
 }
 
 /** A task these types do not describe: the engine's answer as it comes. */

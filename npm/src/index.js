@@ -12,7 +12,7 @@ export const load_image = (input) => RawImage.read(input);
 export { RawAudio, read_audio } from './audio.js';
 /** transformers.js's `load_audio` (its newer name for `read_audio`). */
 export { read_audio as load_audio } from './audio.js';
-export { TextStreamer } from './streamer.js';
+export { TextStreamer, WhisperTextStreamer } from './streamer.js';
 export { InterruptableStoppingCriteria } from './stopping.js';
 export { WebformersError } from './engine.js';
 export { workerPipeline } from './worker-client.js';

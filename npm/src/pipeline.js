@@ -8,7 +8,7 @@ import { log } from './env.js';
 import { engine, engineThreads, guarded, asError, WebformersError } from './engine.js';
 import { loadModelFiles, isGguf } from './fetch.js';
 import { hubLoad } from './hub.js';
-import { callable, callArgs, result, textSink } from './call.js';
+import { callable, callArgs, result, eventSink } from './call.js';
 import { linkInterrupt } from './stopping.js';
 import { IMAGE_KINDS, imageInput } from './image.js';
 import { AUDIO_KINDS, audioInput } from './audio.js';
@@ -209,7 +209,7 @@ function makePipeline(handle, meta) {
     { ...meta, info },
     {
       async run(...args) {
-        const { input, options, streamer, callback, interrupt } = callArgs(meta.input, args);
+        const { input, options, streamer, callback, progress, interrupt } = callArgs(meta.input, args);
         // Images become pixels, audio samples (or, in Node, file bytes) that the JSON refers to as {$media: i}.
         const { value, media } = IMAGE_KINDS.has(meta.input)
           ? await imageInput(input, meta.task)
@@ -218,7 +218,7 @@ function makePipeline(handle, meta) {
             : { value: input, media: null };
         const unlink = await linkInterrupt(interrupt, (method) => guarded(async () => handle.call(method, null)));
         try {
-          const out = await guarded(() => handle.run(value, options, textSink(streamer, callback), media));
+          const out = await guarded(() => handle.run(value, options, eventSink(streamer, callback, progress), media));
           streamer?.end?.();
           return result(out);
         } finally {

@@ -5,7 +5,7 @@
 import { env } from './env.js';
 import { WebformersError } from './engine.js';
 import { Tensor } from './tensor.js';
-import { callable, callArgs, textSink } from './call.js';
+import { callable, callArgs, eventSink } from './call.js';
 import { linkInterrupt } from './stopping.js';
 import { IMAGE_KINDS, imageInputForWorker } from './image.js';
 import { AUDIO_KINDS, audioInputForWorker } from './audio.js';
@@ -44,7 +44,7 @@ function channel(worker) {
     const p = pending.get(msg.id);
     if (!p) return;
     if (msg.type === 'progress') p.onProgress?.(msg.data);
-    else if (msg.type === 'text') p.onText?.(msg.text);
+    else if (msg.type === 'event') p.onEvent?.(msg.event);
     else {
       pending.delete(msg.id);
       if (msg.type === 'error') p.reject(new WebformersError(msg.error.message, msg.error.code));
@@ -57,11 +57,11 @@ function channel(worker) {
   });
   worker.addEventListener('messageerror', () => failAll(new WebformersError('a message from the webformers worker could not be read', 'worker')));
   ch = {
-    request(body, { onProgress, onText, transfer = [] } = {}) {
+    request(body, { onProgress, onEvent, transfer = [] } = {}) {
       if (broken) return Promise.reject(broken);
       const id = nextId++;
       return new Promise((resolve, reject) => {
-        pending.set(id, { resolve, reject, onProgress, onText });
+        pending.set(id, { resolve, reject, onProgress, onEvent });
         try {
           worker.postMessage({ webformers: 1, id, ...body }, transfer);
         } catch (e) {
@@ -89,20 +89,21 @@ export async function workerPipeline(worker, task, model = null, options = {}) {
   const { handle, info: meta } = ready;
   return callable(meta, {
     async run(...args) {
-      const { input: raw, options, streamer, callback, interrupt } = callArgs(meta.input, args);
+      const { input: raw, options, streamer, callback, progress, interrupt } = callArgs(meta.input, args);
       // Images: what cannot be posted (elements, canvases) becomes pixels here, moved, not copied.
       const { input, transfer } = IMAGE_KINDS.has(meta.input)
         ? await imageInputForWorker(raw, meta.task)
         : AUDIO_KINDS.has(meta.input)
           ? await audioInputForWorker(raw, meta.task)
           : { input: raw, transfer: [] };
-      const onText = textSink(streamer, callback);
+      // The engine's events cross the worker boundary as they are and reach the callbacks here.
+      const onEvent = eventSink(streamer, callback, progress);
       // The signal and criteria stay here; an abort reaches the worker as an `interrupt` request,
       // which it handles between two tokens (the engine yields to the event loop).
       const unlink = await linkInterrupt(interrupt, (method) => ch.request({ type: 'method', handle, method, args: null }));
       let reply;
       try {
-        reply = await ch.request({ type: 'call', handle, input, options, stream: !!onText }, { onText, transfer });
+        reply = await ch.request({ type: 'call', handle, input, options, stream: !!onEvent }, { onEvent, transfer });
       } finally {
         unlink();
       }

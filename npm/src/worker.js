@@ -43,7 +43,9 @@ self.addEventListener('message', async (event) => {
         const pipe = pipelines.get(msg.handle);
         if (!pipe) throw Object.assign(new Error('this pipeline was disposed'), { code: 'input' });
         const options = { ...(msg.options ?? {}) };
-        if (msg.stream) options.callback_function = (text) => reply({ type: 'text', text });
+        // The engine's events go back as they are (call.js's eventSink hands them to the
+        // main thread's streamer and callbacks).
+        if (msg.stream) options.streamer = { forward_event: (e) => reply({ type: 'event', event: e }) };
         const result = await pipe(msg.input, options);
         if (result instanceof Tensor) {
           const { type, dims, data } = result;

@@ -13,7 +13,7 @@ use webformers::files::{DirFiles, ModelFiles};
 use webformers::hub::{HfCache, Hub, HubOptions, NativeHub, UreqTransport};
 use webformers::tasks::feature_extraction::{self, FeatureExtraction, Pooling};
 use webformers::tasks::text_generation::{self, TextGeneration};
-use webformers::tasks::{self, InputKind, LoadOptions, Output, Pipeline, TaskInfo};
+use webformers::tasks::{self, Event, InputKind, LoadOptions, Output, Pipeline, TaskInfo};
 use webformers::weights::WeightDType;
 use webformers::{Device, DeviceChoice, GpuOptions, Result};
 
@@ -77,6 +77,10 @@ struct OptionFlags {
     /// text-generation: stop before this string (repeatable).
     #[arg(long)]
     stop: Vec<String>,
+    /// automatic-speech-recognition: report progress on stderr even when it is not a terminal
+    /// (a terminal always gets a progress bar).
+    #[arg(long)]
+    progress: bool,
 }
 
 impl OptionFlags {
@@ -381,15 +385,20 @@ async fn run_task(
     let mut stdout = std::io::stdout();
     // Generated text (a reply, a transcript) is shown as it comes.
     let streams = matches!(task.input, InputKind::TextOrChat | InputKind::Audio) && !json;
+    let bar = progress::TaskBar::new(flags.progress);
     let out = pipe
-        .run_json(&input, &call_options, &mut |piece| {
-            if streams {
+        .run_json(&input, &call_options, &mut |event| match event {
+            Event::Text(piece) if streams => bar.suspend(|| {
                 // A closed pipe must not abort generation with a panic.
                 let _ = write!(stdout, "{piece}");
                 let _ = stdout.flush();
-            }
+            }),
+            Event::Progress { done, total, unit } => bar.update(done, total, unit),
+            _ => {}
         })
-        .await?;
+        .await;
+    bar.finish();
+    let out = out?;
     let value = out.to_json();
     if json {
         println!("{value}");

@@ -91,3 +91,53 @@ fn shorten(s: &str, n: usize) -> String {
     let count = s.chars().count();
     if count <= n { s.to_string() } else { ["…".to_string(), s.chars().skip(count - n + 1).collect()].concat() }
 }
+
+/// A task's progress through its input (`Event::Progress`) on stderr: a bar when stderr is a
+/// terminal, else (when asked with `--progress`) one line per update.
+pub struct TaskBar {
+    bar: Option<ProgressBar>,
+    lines: bool,
+}
+
+impl TaskBar {
+    /// `forced`: report even when stderr is not a terminal.
+    pub fn new(forced: bool) -> TaskBar {
+        use std::io::IsTerminal;
+        let terminal = std::io::stderr().is_terminal();
+        TaskBar { bar: None, lines: forced && !terminal }.with_bar(terminal)
+    }
+
+    fn with_bar(mut self, terminal: bool) -> TaskBar {
+        if terminal {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10));
+            bar.set_style(style("{msg:>16} [{bar:30}] {percent:>3}% eta {eta}"));
+            self.bar = Some(bar);
+        }
+        self
+    }
+
+    /// `done` of `total` `unit`s (seconds of audio are counted in milliseconds).
+    pub fn update(&self, done: f64, total: f64, unit: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_length((total * 1000.0) as u64);
+            bar.set_position((done * 1000.0) as u64);
+            bar.set_message(format!("{done:.1}/{total:.1} {unit}"));
+        } else if self.lines {
+            eprintln!("progress: {done:.1}/{total:.1} {unit}");
+        }
+    }
+
+    /// Runs `f` (printing to stdout) with the bar hidden, so the two do not garble each other.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

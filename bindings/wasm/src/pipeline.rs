@@ -18,7 +18,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use webformers::files::ModelFiles;
 use webformers::tasks::text_generation::{self, TextGeneration};
-use webformers::tasks::{self, Input, LoadOptions, Output, Pipeline, TaskInfo};
+use webformers::tasks::{self, Event, Input, LoadOptions, Output, Pipeline, TaskInfo};
 use webformers::weights::gguf::GgufFile;
 
 use crate::hub::HubLoaded;
@@ -170,12 +170,14 @@ impl TaskPipeline {
 
     /// Runs the task: `input` and `options` are the two arguments of the transformers.js call.
     /// Resolves to what that call resolves to (plain objects and arrays), or, for a tensor,
-    /// `{dims, data: Float32Array}`. `on_text` gets each new piece of streamed text
-    /// (text-generation); if it throws, the run still finishes, then the promise rejects with
-    /// the first exception. `media` (optional): the images `{"$media": i}` in `input` stand for,
+    /// `{dims, data: Float32Array}`. `on_event` gets what the task reports while it runs, each
+    /// as a plain object (`Event::to_json`): `{type: 'text', text}` (streamed text),
+    /// `{type: 'tokens', ids}`, `{type: 'chunk_start', time}`, `{type: 'chunk_end', time}`,
+    /// `{type: 'progress', done, total, unit}`; if it throws, the run still finishes, then the
+    /// promise rejects with the first exception. `media` (optional): the images `{"$media": i}` in `input` stand for,
     /// each `{width, height, channels, data: Uint8Array | Uint8ClampedArray}` (decoded pixels)
     /// or a `Uint8Array` of file bytes that the engine decodes (see media.rs).
-    pub fn run(&self, input: JsValue, options: JsValue, on_text: Option<js_sys::Function>, media: JsValue) -> js_sys::Promise {
+    pub fn run(&self, input: JsValue, options: JsValue, on_event: Option<js_sys::Function>, media: JsValue) -> js_sys::Promise {
         let inner = self.inner.clone();
         let args = from_js(input, "input").and_then(|input| {
             let options = from_js(options, "options")?;
@@ -185,14 +187,14 @@ impl TaskPipeline {
             let (input, options, media) = args?;
             let thrown: Rc<RefCell<Option<JsValue>>> = Rc::default();
             let sink = thrown.clone();
-            let mut on_text = move |piece: &str| {
-                if let Some(f) = &on_text
-                    && let Err(e) = f.call1(&JsValue::NULL, &JsValue::from_str(piece))
+            let mut on_event = move |event: Event<'_>| {
+                if let Some(f) = &on_event
+                    && let Err(e) = to_js(&event.to_json()).and_then(|event| f.call1(&JsValue::NULL, &event))
                 {
                     sink.borrow_mut().get_or_insert(e);
                 }
             };
-            let out = inner.get().run(Input { value: &input, media: &media }, &options, &mut on_text).await.map_err(js_error)?;
+            let out = inner.get().run(Input { value: &input, media: &media }, &options, &mut on_event).await.map_err(js_error)?;
             if let Some(e) = thrown.borrow_mut().take() {
                 return Err(e);
             }

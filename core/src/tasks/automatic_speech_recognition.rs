@@ -13,13 +13,15 @@
 //! - `return_timestamps: true` gives segment chunks, `"word"` word chunks from the alignment
 //!   heads' cross-attention (`asr::words`).
 
+use std::cell::RefCell;
+
 use serde_json::{Value, json};
 
-use super::asr::decode::{self, ChunkTokens, Timestamps, Vocab};
+use super::asr::decode::{self, AsrDecoder, ChunkTokens, Timestamps, Vocab};
 use super::asr::prompt::WhisperGenerationConfig;
 use super::asr::timestamps::TimestampRules;
 use super::asr::{self, words};
-use super::{Input, InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo};
+use super::{Event, Input, InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo};
 use crate::audio::{RawAudio, WhisperFeatureExtractor};
 use crate::files::ModelFiles;
 use crate::generation::processors::{SuppressTokens, SuppressTokensAtBegin};
@@ -160,8 +162,11 @@ impl AutomaticSpeechRecognition {
         }
     }
 
-    /// One audio's `{text}` / `{text, chunks}`.
-    async fn transcribe(&self, audio: &RawAudio, options: &CallOptions, on_text: &mut dyn FnMut(&str)) -> Result<Value> {
+    /// One audio's `{text}` / `{text, chunks}`. Its events go to `sink`: the text as it becomes
+    /// final and the segments' times (from the same decoder that makes the result), each step's
+    /// tokens, and progress after every window or chunk (`done_before` seconds of earlier audios
+    /// of the call, of `total_s`).
+    async fn transcribe(&self, audio: &RawAudio, options: &CallOptions, sink: &Sink<'_>, done_before: f64, total_s: f64) -> Result<Value> {
         let sr = self.features.sampling_rate;
         if audio.samples.is_empty() {
             return Err(Error::Input("the audio is empty: there is nothing to transcribe".into()));
@@ -180,23 +185,39 @@ impl AutomaticSpeechRecognition {
                 "this model's generation_config.json has no alignment_heads: word timestamps are not available".into(),
             ));
         }
-        let mut outputs = Vec::new();
+        let token = |t: u32| self.tokenizer.id_to_token(t);
+        let decode = |ids: &[u32]| self.tokenizer.decode(ids, false);
+        let vocab = self.vocab(&token, &decode);
+        let mut to_sink = |e: Event<'_>| (*sink.borrow_mut())(e);
+        let mut decoder = AsrDecoder::new(&vocab, timestamps, options.return_language.unwrap_or(false), &mut to_sink);
+        let samples = audio.samples.len();
+        let progress = |done_samples: usize| {
+            let done = done_samples.min(samples) as f64 / sr as f64;
+            (*sink.borrow_mut())(Event::Progress { done: done_before + done, total: total_s, unit: "s" })
+        };
         match options.chunk_length_s {
             Some(chunk_s) if chunk_s != 0.0 => {
+                // Overlapping chunks: a chunk's tokens are merged with its neighbours', so the
+                // decoder streams each chunk's settled part once the chunk is decoded.
                 let stride = options.strides()?;
-                for c in asr::chunk_audio(audio.samples.len(), sr, chunk_s, stride)? {
+                for c in asr::chunk_audio(samples, sr, chunk_s, stride)? {
+                    if self.interrupt.is_set() {
+                        break;
+                    }
                     let features = self.features.extract(&audio.samples[c.start..c.end])?;
                     let frames = features.len() / self.features.feature_size;
                     // the extractor's attention mask: a frame per hop of real samples
                     let num_frames = (c.end - c.start).div_ceil(self.features.hop_length).min(frames);
-                    let mut out = self.generate_windows(&features, frames, num_frames, options, timestamps, on_text).await?;
+                    let mut out =
+                        self.generate_windows(&features, frames, num_frames, options, timestamps, sink, None, &mut |_| {}).await?;
                     out.stride =
                         Some(((c.end - c.start) as f64 / sr as f64, c.stride_left as f64 / sr as f64, c.stride_right as f64 / sr as f64));
-                    outputs.push(out);
+                    decoder.push_output(&out)?;
+                    progress(c.end);
                 }
             }
             _ => {
-                let (features, frames) = if audio.samples.len() > self.features.n_samples {
+                let (features, frames) = if samples > self.features.n_samples {
                     // long-form: the log-mel of the whole audio, decoded window by window
                     self.features.extract_unpadded(&audio.samples)?
                 } else {
@@ -204,14 +225,17 @@ impl AutomaticSpeechRecognition {
                     let frames = f.len() / self.features.feature_size;
                     (f, frames)
                 };
-                let num_frames = audio.samples.len().div_ceil(self.features.hop_length).min(frames);
-                outputs.push(self.generate_windows(&features, frames, num_frames, options, timestamps, on_text).await?);
+                let num_frames = samples.div_ceil(self.features.hop_length).min(frames);
+                let hop = self.features.hop_length;
+                decoder.begin_output(None, &[]);
+                self.generate_windows(&features, frames, num_frames, options, timestamps, sink, Some(&mut decoder), &mut |seek| {
+                    progress(seek * hop)
+                })
+                .await?;
+                decoder.end_output()?;
             }
         }
-        let token = |t: u32| self.tokenizer.id_to_token(t);
-        let decode = |ids: &[u32]| self.tokenizer.decode(ids, false);
-        let vocab = self.vocab(&token, &decode);
-        let (text, chunks) = decode::decode_asr(&vocab, &outputs, timestamps, options.return_language.unwrap_or(false))?;
+        let (text, chunks) = decoder.finish()?;
         Ok(match chunks {
             Some(chunks) => json!({ "text": text, "chunks": chunks }),
             None => json!({ "text": text }),
@@ -219,7 +243,11 @@ impl AutomaticSpeechRecognition {
     }
 
     /// One generate() call of transformers' Whisper: windows of 3000 frames from `seek`, each
-    /// decoded from the same prompt, until the log-mel's end.
+    /// decoded from the same prompt, until the log-mel's end. With `live`, the tokens that each
+    /// window keeps go to that decoder as soon as they are final (word timestamps: once the
+    /// window's times are known) and the returned tokens are empty; `on_window(seek)` follows
+    /// every window.
+    #[allow(clippy::too_many_arguments)]
     async fn generate_windows(
         &self,
         features: &[f32],
@@ -227,11 +255,14 @@ impl AutomaticSpeechRecognition {
         num_frames: usize,
         options: &CallOptions,
         timestamps: Timestamps,
-        on_text: &mut dyn FnMut(&str),
+        sink: &Sink<'_>,
+        mut live: Option<&mut AsrDecoder<'_, '_>>,
+        on_window: &mut dyn FnMut(usize),
     ) -> Result<ChunkTokens> {
         let n_mels = self.features.feature_size;
         let window = self.features.nb_max_frames;
-        let mut out = ChunkTokens { token_timestamps: (timestamps == Timestamps::Words).then(Vec::new), ..ChunkTokens::default() };
+        let words = timestamps == Timestamps::Words;
+        let mut out = ChunkTokens { token_timestamps: words.then(Vec::new), ..ChunkTokens::default() };
         let mut seek = 0usize;
         let mut prompt: Option<Vec<u32>> = None;
         while seek < total_frames && !self.interrupt.is_set() {
@@ -257,27 +288,64 @@ impl AutomaticSpeechRecognition {
                     p
                 }
             };
-            let (mut tokens, times) =
-                self.generate_window(&encoded, &prompt, options, timestamps, num_frames.saturating_sub(seek), on_text).await?;
-            if tokens.last().is_some_and(|t| self.generation.eos_token_ids.contains(t)) {
-                tokens.pop();
-            }
-            let r = asr::retrieve_segment(&tokens, self.timestamp_begin, window_frames);
-            let time_offset = seek as f64 * decode::TIME_PRECISION / 2.0;
             // The first window of a short-form input keeps the decoder prompt before its tokens
             // (its language token is what `return_language` reports); every other window adds its
             // tokens alone, as transformers concatenates its segments: a prompt between two
             // windows would hide their timestamp pair from `decode_asr`'s test for a window
             // ending on a single timestamp, and offset the later times by a whole window.
             let from = if total_frames <= window && seek == 0 { 0 } else { prompt.len() };
-            if let (Some(all), Some(times)) = (out.token_timestamps.as_mut(), times) {
-                // per token of the window, shifted by its start (in f32, as transformers adds them)
-                all.extend(times[from..prompt.len() + r.keep].iter().map(|&t| (t as f32 + time_offset as f32) as f64));
+            // Token by token, the decoder may take a window's tokens up to its latest timestamp
+            // (a window keeps every timestamp it makes; only text after its last timestamp pair
+            // can be dropped and decoded again), or all of them without timestamps.
+            let per_token = live.is_some() && !words;
+            if let Some(d) = live.as_deref_mut().filter(|_| per_token) {
+                for &t in &prompt[from..] {
+                    d.push(t, 0.0)?;
+                }
             }
-            out.tokens.extend_from_slice(&prompt[from..]);
-            out.tokens.extend_from_slice(&tokens[..r.keep]);
+            let mut streamer = WindowStreamer {
+                sink,
+                decoder: live.as_deref_mut().filter(|_| per_token),
+                pending: Vec::new(),
+                hold_text: timestamps != Timestamps::None,
+                timestamp_begin: self.timestamp_begin,
+                eos: self.eos,
+            };
+            let (mut tokens, times) =
+                self.generate_window(&encoded, &prompt, options, timestamps, num_frames.saturating_sub(seek), &mut streamer).await?;
+            let pending = std::mem::take(&mut streamer.pending);
+            if tokens.last().is_some_and(|t| self.generation.eos_token_ids.contains(t)) {
+                tokens.pop();
+            }
+            let r = asr::retrieve_segment(&tokens, self.timestamp_begin, window_frames);
+            let time_offset = seek as f64 * decode::TIME_PRECISION / 2.0;
+            // per token of the window, shifted by its start (in f32, as transformers adds them)
+            let shifted = |times: &[f64]| times.iter().map(|&t| (t as f32 + time_offset as f32) as f64).collect::<Vec<f64>>();
+            match (live.as_deref_mut(), per_token) {
+                (Some(d), true) => {
+                    // the held-back text the window keeps (none when it ends inside a segment)
+                    let pushed = tokens.len().saturating_sub(pending.len());
+                    for &t in pending.iter().take(r.keep.saturating_sub(pushed)) {
+                        d.push(t, 0.0)?;
+                    }
+                }
+                (Some(d), false) => {
+                    let times = shifted(&times.unwrap_or_default()[from..prompt.len() + r.keep]);
+                    for (&t, &time) in prompt[from..].iter().chain(&tokens[..r.keep]).zip(&times) {
+                        d.push(t, time)?;
+                    }
+                }
+                (None, _) => {
+                    if let (Some(all), Some(times)) = (out.token_timestamps.as_mut(), times) {
+                        all.extend(shifted(&times[from..prompt.len() + r.keep]));
+                    }
+                    out.tokens.extend_from_slice(&prompt[from..]);
+                    out.tokens.extend_from_slice(&tokens[..r.keep]);
+                }
+            }
             // a window that would not advance (a pair at 0.00) ends the input rather than loop
             seek += if r.advance == 0 { window_frames } else { r.advance };
+            on_window(seek.min(num_frames));
         }
         Ok(out)
     }
@@ -299,7 +367,7 @@ impl AutomaticSpeechRecognition {
         options: &CallOptions,
         timestamps: Timestamps,
         num_frames: usize,
-        on_text: &mut dyn FnMut(&str),
+        streamer: &mut dyn Streamer,
     ) -> Result<(Vec<u32>, Option<Vec<f64>>)> {
         let max_positions = self.model.max_target_positions();
         let max_new = match options.max_new_tokens {
@@ -354,20 +422,21 @@ impl AutomaticSpeechRecognition {
                 self.model.decode(ids, &mut cache, false)
             }
         };
-        let mut streamer = TextTokensStreamer { inner: generation::TextStreamer::new(&self.tokenizer, &[], on_text), eos: self.eos };
-        let generated = generation::generate(&mut step, prompt, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
+        let generated = generation::generate(&mut step, prompt, &config, &mut processors, Some(streamer), &self.interrupt).await?;
         let tokens = generated.token_ids;
         let times = if words {
             let s = self.model_frames();
-            let mut weights = Vec::new();
-            for att in &attentions {
-                weights.push(att.to_vec_f32().await?);
-            }
-            // [heads, rows, frames] from the steps' [heads, new tokens, frames]
-            let rows: usize = weights.iter().map(|w| w.len() / (heads.len() * s)).sum();
+            // Every step's alignment-head rows, read in one realization straight into the
+            // [heads, rows, frames] table the alignment needs (they live for one window only).
+            let rows: usize = attentions.iter().map(|a| a.dims().get(1).copied().unwrap_or(0)).sum();
             let mut all = vec![0f32; heads.len() * rows * s];
+            let as_f32 = attentions.iter().map(|a| a.to_dtype(crate::DType::F32)).collect::<Result<Vec<_>>>()?;
+            drop(attentions);
             let mut row0 = 0;
-            for w in &weights {
+            for data in crate::Tensor::read_all(&as_f32.iter().collect::<Vec<_>>()).await? {
+                let crate::HostData::F32(w) = data else {
+                    return Err(Error::dtype("word timestamps", "cross-attention weights read back as integers"));
+                };
                 let t = w.len() / (heads.len() * s);
                 for h in 0..heads.len() {
                     all[(h * rows + row0) * s..][..t * s].copy_from_slice(&w[h * t * s..][..t * s]);
@@ -415,23 +484,37 @@ impl LogitsProcessor for TimestampProcessor {
     }
 }
 
-/// The shared text streamer, fed only the text tokens: Whisper's special and timestamp tokens
-/// (every id from the end token on) are not text.
-struct TextTokensStreamer<'a> {
-    inner: generation::TextStreamer<'a>,
+/// Where a call's events go (shared by the decoder, the window streamers and progress).
+type Sink<'s> = RefCell<&'s mut dyn FnMut(Event<'_>)>;
+
+/// One window's streamer: reports each step's ids, and hands the decoder the tokens that are
+/// final as they come (with timestamps, text is held until a timestamp follows it).
+struct WindowStreamer<'s, 't, 'a, 'v, 'e> {
+    sink: &'s Sink<'t>,
+    decoder: Option<&'a mut AsrDecoder<'v, 'e>>,
+    /// Generated tokens not yet given to the decoder (the end token is never given).
+    pending: Vec<u32>,
+    hold_text: bool,
+    timestamp_begin: u32,
     eos: u32,
 }
 
-impl Streamer for TextTokensStreamer<'_> {
+impl Streamer for WindowStreamer<'_, '_, '_, '_, '_> {
     fn put(&mut self, ids: &[u32]) -> Result<()> {
-        let text: Vec<u32> = ids.iter().copied().filter(|&t| t < self.eos).collect();
-        if text.is_empty() { Ok(()) } else { self.inner.put(&text) }
+        (*self.sink.borrow_mut())(Event::Tokens(ids));
+        let Some(decoder) = self.decoder.as_deref_mut() else { return Ok(()) };
+        for &t in ids.iter().filter(|&&t| t != self.eos) {
+            self.pending.push(t);
+            if !self.hold_text || t >= self.timestamp_begin {
+                for t in self.pending.drain(..) {
+                    decoder.push(t, 0.0)?;
+                }
+            }
+        }
+        Ok(())
     }
     fn end(&mut self) -> Result<()> {
-        self.inner.end()
-    }
-    fn text(&self) -> Option<&str> {
-        self.inner.text()
+        Ok(())
     }
 }
 
@@ -445,7 +528,7 @@ impl Pipeline for AutomaticSpeechRecognition {
     }
 
     /// One audio gives `{text[, chunks]}`; an array of audios an array of those.
-    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, on_text: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, events: &'a mut dyn FnMut(Event<'_>)) -> LocalFuture<'a, Result<Output>> {
         Box::pin(async move {
             check_option_types(options)?;
             let options: CallOptions = TASK.options(options)?;
@@ -457,12 +540,19 @@ impl Pipeline for AutomaticSpeechRecognition {
                 )));
             }
             let audios = input.audios(self.features.sampling_rate)?;
+            let sr = self.features.sampling_rate as f64;
+            let seconds = |a: &RawAudio| a.samples.len() as f64 / sr;
+            let sink: Sink = RefCell::new(events);
             Ok(Output::Json(match audios {
-                OneOrMany::One(a) => self.transcribe(&a, &options, on_text).await?,
+                OneOrMany::One(a) => self.transcribe(&a, &options, &sink, 0.0, seconds(&a)).await?,
                 OneOrMany::Many(list) => {
+                    // progress counts the seconds of every audio of the call
+                    let total: f64 = list.iter().map(seconds).sum();
                     let mut all = Vec::with_capacity(list.len());
+                    let mut done = 0.0;
                     for a in &list {
-                        all.push(self.transcribe(a, &options, on_text).await?);
+                        all.push(self.transcribe(a, &options, &sink, done, total).await?);
+                        done += seconds(a);
                     }
                     Value::Array(all)
                 }

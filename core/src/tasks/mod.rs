@@ -17,8 +17,11 @@ use crate::files::ModelFiles;
 use crate::weights::WeightDType;
 use crate::{Device, Error, Result};
 
+pub use events::Event;
+
 pub mod asr;
 pub mod automatic_speech_recognition;
+pub mod events;
 pub mod feature_extraction;
 pub mod fill_mask;
 pub mod image_classification;
@@ -141,12 +144,17 @@ pub trait Pipeline {
     fn task(&self) -> &'static TaskInfo;
     fn device(&self) -> &Device;
     /// Runs the task: `input` and `options` are the two arguments of the transformers.js call, as
-    /// JSON; the result is the value that call resolves to. Tasks that stream text
-    /// (text-generation) hand each final piece to `on_text` as it comes.
-    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, on_text: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>>;
+    /// JSON; the result is the value that call resolves to. Tasks report what happens while they
+    /// run to `events` (`Event`: streamed text, generated tokens, speech segments, progress).
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, events: &'a mut dyn FnMut(Event<'_>)) -> LocalFuture<'a, Result<Output>>;
     /// `run` on an input that is JSON only (text tasks; images given as paths or URLs).
-    fn run_json<'a>(&'a self, input: &'a Value, options: &'a Value, on_text: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
-        self.run(Input::json(input), options, on_text)
+    fn run_json<'a>(
+        &'a self,
+        input: &'a Value,
+        options: &'a Value,
+        events: &'a mut dyn FnMut(Event<'_>),
+    ) -> LocalFuture<'a, Result<Output>> {
+        self.run(Input::json(input), options, events)
     }
     /// Facts about the loaded model that front ends show (`{"hidden_size": 384}`, the labels).
     fn info(&self) -> Value {

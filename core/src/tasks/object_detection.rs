@@ -141,7 +141,7 @@ impl Pipeline for ObjectDetection {
         &self.device
     }
 
-    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(super::Event<'_>)) -> LocalFuture<'a, Result<Output>> {
         Box::pin(async move {
             let options: Options = TASK.options(options)?;
             let (images, is_array) = input.images(TASK.name)?;

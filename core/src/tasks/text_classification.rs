@@ -103,7 +103,7 @@ impl Pipeline for TextClassification {
         &self.base.device
     }
 
-    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(super::Event<'_>)) -> LocalFuture<'a, Result<Output>> {
         let input = input.value;
         Box::pin(async move {
             let inputs: OneOrMany<TextInput> = TASK.input(input, INPUT_KINDS)?;

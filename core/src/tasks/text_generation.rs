@@ -59,14 +59,14 @@ impl TextGeneration {
         input: &PromptInput,
         config: &GenerationConfig,
         options: &CallOptions,
-        on_text: &mut dyn FnMut(&str),
+        events: &mut dyn FnMut(super::Event<'_>),
     ) -> Result<Value> {
         let prompt = match input {
             PromptInput::Text(t) => Prompt::Text(t.clone()),
             PromptInput::Chat(m) if m.is_empty() => return Err(Error::Input("the messages array is empty".into())),
             PromptInput::Chat(m) => Prompt::Chat(m.clone()),
         };
-        let out = self.generate(&prompt, config, on_text).await?;
+        let out = self.generate_with_events(&prompt, config, events).await?;
         let generated_text = match input {
             PromptInput::Chat(messages) => {
                 let mut chat = serde_json::to_value(messages).map_err(|e| Error::Input(e.to_string()))?;
@@ -100,7 +100,12 @@ impl Pipeline for TextGeneration {
     }
 
     /// A prompt gives `[{generated_text, stats}]`; an array of prompts one such array each.
-    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, on_text: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(
+        &'a self,
+        input: Input<'a>,
+        options: &'a Value,
+        events: &'a mut dyn FnMut(super::Event<'_>),
+    ) -> LocalFuture<'a, Result<Output>> {
         let input = input.value;
         Box::pin(async move {
             let inputs: PromptInputs = TASK.input(input, PROMPT_KINDS)?;
@@ -114,11 +119,11 @@ impl Pipeline for TextGeneration {
                 e => e,
             })?;
             Ok(Output::Json(match inputs {
-                PromptInputs::One(one) => Value::Array(vec![self.generate_one(&one, &config, &options, on_text).await?]),
+                PromptInputs::One(one) => Value::Array(vec![self.generate_one(&one, &config, &options, events).await?]),
                 PromptInputs::Many(many) => {
                     let mut all = Vec::with_capacity(many.len());
                     for one in &many {
-                        all.push(Value::Array(vec![self.generate_one(one, &config, &options, on_text).await?]));
+                        all.push(Value::Array(vec![self.generate_one(one, &config, &options, events).await?]));
                     }
                     Value::Array(all)
                 }
@@ -316,7 +321,18 @@ impl TextGeneration {
 
     /// Generates, calling `on_text` with each new piece of text as soon as it is final. The
     /// model's EOS ids end generation besides `options.eos_token_ids`.
-    pub async fn generate(&self, prompt: &Prompt, options: &GenerationOptions, mut on_text: impl FnMut(&str)) -> Result<Generated> {
+    pub async fn generate(&self, prompt: &Prompt, options: &GenerationOptions, on_text: impl FnMut(&str)) -> Result<Generated> {
+        self.generate_with_events(prompt, options, &mut super::events::text_only(on_text)).await
+    }
+
+    /// `generate`, reporting each step's ids (`Event::Tokens`) and each final piece of text
+    /// (`Event::Text`) to `events`.
+    pub async fn generate_with_events(
+        &self,
+        prompt: &Prompt,
+        options: &GenerationOptions,
+        events: &mut dyn FnMut(super::Event<'_>),
+    ) -> Result<Generated> {
         let prompt_ids = self.prompt_ids(prompt)?;
         let context = self.model.max_context();
         if prompt_ids.len() >= context {
@@ -333,10 +349,17 @@ impl TextGeneration {
         let mut cache = self.model.new_cache(prompt_ids.len() + config.max_new_tokens)?;
         let mut step = |ids: &[u32]| self.model.forward(ids, &mut cache, false);
         let mut processors = generation::processors_for(&config);
-        let mut streamer = TextStreamer::new(&self.tokenizer, &config.stop_strings, &mut on_text);
+        // text and token events go to one sink from two closures
+        let sink = std::cell::RefCell::new(events);
+        let mut on_text = |t: &str| (*sink.borrow_mut())(super::Event::Text(t));
+        let mut on_tokens = |ids: &[u32]| (*sink.borrow_mut())(super::Event::Tokens(ids));
+        let mut streamer = super::events::TokenEvents {
+            inner: TextStreamer::new(&self.tokenizer, &config.stop_strings, &mut on_text),
+            on_tokens: &mut on_tokens,
+        };
         let out = generation::generate(&mut step, &prompt_ids, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
         Ok(Generated {
-            text: streamer.emitted().to_string(),
+            text: streamer.inner.emitted().to_string(),
             token_ids: out.token_ids,
             prompt_tokens: prompt_ids.len(),
             stop_reason: out.stop_reason,

@@ -372,7 +372,7 @@ impl Pipeline for TokenClassification {
         &self.base.device
     }
 
-    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(super::Event<'_>)) -> LocalFuture<'a, Result<Output>> {
         let input = input.value;
         Box::pin(async move {
             let texts: OneOrMany<String> = TASK.input(input, "a string or an array of strings")?;

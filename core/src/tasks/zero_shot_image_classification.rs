@@ -209,7 +209,7 @@ impl Pipeline for ZeroShotImageClassification {
         &self.dual.device
     }
 
-    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(super::Event<'_>)) -> LocalFuture<'a, Result<Output>> {
         Box::pin(async move {
             let options: Options = TASK.options(options)?;
             let labels = options.candidate_labels.unwrap_or_default();
@@ -261,7 +261,7 @@ impl Pipeline for TextEmbeddings {
         &self.dual.device
     }
 
-    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(&str)) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, _: &'a mut dyn FnMut(super::Event<'_>)) -> LocalFuture<'a, Result<Output>> {
         let task = self.task();
         Box::pin(async move {
             let texts: OneOrMany<String> = task.input(input.value, "a string or an array of strings")?;

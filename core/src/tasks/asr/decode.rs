@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::languages;
 use super::words;
 use crate::Result;
+use crate::tasks::Event;
 
 /// The seconds per timestamp token step.
 pub const TIME_PRECISION: f64 = 0.02;
@@ -72,167 +73,325 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// The text and, when asked, the `chunks` of the pipeline's output.
+/// The text and, when asked, the `chunks` of the pipeline's output (all outputs at once).
 pub fn decode_asr(
     vocab: &Vocab,
     outputs: &[ChunkTokens],
     return_timestamps: Timestamps,
     return_language: bool,
 ) -> Result<(String, Option<Vec<Value>>)> {
-    let words_mode = return_timestamps == Timestamps::Words;
-    let mut last_language: Option<&'static str> = None;
-    let mut chunks: Vec<Chunk> = Vec::new();
-    let mut chunk = Chunk::default();
-    let mut time_offset = 0.0f64;
-    let mut previous_tokens: Vec<Vec<u32>> = Vec::new();
-    let mut previous_times: Vec<Vec<(f64, f64)>> = Vec::new();
-    let mut skip = false;
-    let tb = vocab.timestamp_begin;
-
+    let mut ignore = |_: Event<'_>| {};
+    let mut decoder = AsrDecoder::new(vocab, return_timestamps, return_language, &mut ignore);
     for output in outputs {
-        let token_ids = strip_prompt(&output.tokens, vocab.startofprev, vocab.startoftranscript);
+        decoder.push_output(output)?;
+    }
+    decoder.finish()
+}
+
+/// `_decode_asr` one token at a time, so that a transcription can be streamed as it is decoded:
+/// every chunk (segment) it closes is final, and so is the text of the open chunk that no later
+/// merge can change. It reports, in order, `ChunkStart(start)` (before a chunk's first text, or
+/// at its close), `Text` pieces, and `ChunkEnd(end)` when a timestamp closes the chunk; the
+/// pieces concatenated are the result's text and the times are the result's chunk timestamps.
+///
+/// Feed it whole outputs (`push_output`: chunked audio, whose right stride needs the output's
+/// last timestamps), or one output token by token (`begin_output`, `push`, `end_output`: tokens
+/// that are final, i.e. kept by their generation window).
+pub struct AsrDecoder<'v, 'e> {
+    vocab: &'v Vocab<'v>,
+    timestamps: Timestamps,
+    return_language: bool,
+    last_language: Option<&'static str>,
+    chunks: Vec<Chunk>,
+    chunk: Chunk,
+    time_offset: f64,
+    /// The token sequences of the open chunk, merged as they come (`previous_tokens`).
+    previous: Merge,
+    skip: bool,
+    out: OutputState,
+    stream: ChunkStream,
+    on_event: &'e mut dyn FnMut(Event<'_>),
+}
+
+/// The state `_decode_asr` keeps per output.
+#[derive(Default)]
+struct OutputState {
+    stride: Option<(f64, f64, f64)>,
+    /// The first timestamp token in the right stride (its pair and later ones are skipped).
+    last_timestamp: Option<u32>,
+    /// Timestamps before the left stride's end are skipped once tokens are pending.
+    first_timestamp: f64,
+    cur_max: f64,
+    prev_segments_len: f64,
+    penultimate: f64,
+    current_tokens: Vec<u32>,
+    current_times: Vec<(f64, f64)>,
+    /// Tokens seen after the prompt strip, and the last two of them (long-form window restarts).
+    index: usize,
+    recent: [Option<u32>; 2],
+    /// The previous token's time (word timestamps: a token spans from it to its own).
+    prev_time: f64,
+    /// Inside a `<|startofprev|>` prompt: skipped up to `<|startoftranscript|>`.
+    stripping: bool,
+}
+
+/// What has been streamed of the open chunk.
+#[derive(Default)]
+struct ChunkStream {
+    started: bool,
+    emitted: String,
+    /// Stable tokens already decoded and emitted.
+    upto: usize,
+}
+
+impl<'v, 'e> AsrDecoder<'v, 'e> {
+    pub fn new(
+        vocab: &'v Vocab<'v>,
+        timestamps: Timestamps,
+        return_language: bool,
+        on_event: &'e mut dyn FnMut(Event<'_>),
+    ) -> AsrDecoder<'v, 'e> {
+        AsrDecoder {
+            vocab,
+            timestamps,
+            return_language,
+            last_language: None,
+            chunks: Vec::new(),
+            chunk: Chunk::default(),
+            time_offset: 0.0,
+            previous: Merge::default(),
+            skip: false,
+            out: OutputState::default(),
+            stream: ChunkStream::default(),
+            on_event,
+        }
+    }
+
+    fn words(&self) -> bool {
+        self.timestamps == Timestamps::Words
+    }
+
+    /// One whole output.
+    pub fn push_output(&mut self, output: &ChunkTokens) -> Result<()> {
+        let token_ids = strip_prompt(&output.tokens, self.vocab.startofprev, self.vocab.startoftranscript);
         let token_times = output.token_timestamps.as_deref().unwrap_or(&[]);
-        if words_mode && token_times.len() < token_ids.len() {
+        if self.words() && token_times.len() < token_ids.len() {
             return Err(crate::Error::Input(format!("{} token times for {} tokens", token_times.len(), token_ids.len())));
         }
-        let mut last_timestamp: Option<u32> = None;
-        let mut first_timestamp = tb as f64;
-        let mut cur_max = 0.0f64;
-        let mut prev_segments_len = 0.0f64;
-        let mut penultimate = 0.0f64;
-        let mut chunk_len = 0.0;
-        let mut stride_right = 0.0;
-        if let Some((len, left, right)) = output.stride {
-            chunk_len = len;
-            stride_right = right;
-            time_offset -= left;
+        self.begin_output(output.stride, token_ids);
+        for (i, &token) in token_ids.iter().enumerate() {
+            self.push(token, token_times.get(i).copied().unwrap_or(0.0))?;
+        }
+        self.end_output()
+    }
+
+    /// Starts an output; `tokens` (its tokens, prompt stripped) are needed with a right stride
+    /// only.
+    pub fn begin_output(&mut self, stride: Option<(f64, f64, f64)>, tokens: &[u32]) {
+        let tb = self.vocab.timestamp_begin;
+        let mut out = OutputState { stride, first_timestamp: tb as f64, ..OutputState::default() };
+        if let Some((len, left, right)) = stride {
+            self.time_offset -= left;
             let right_stride_start = len - right;
             if left != 0.0 {
-                first_timestamp = left / TIME_PRECISION + tb as f64;
+                out.first_timestamp = left / TIME_PRECISION + tb as f64;
             }
             if right != 0.0 {
-                for &t in token_ids.iter().rev() {
+                for &t in tokens.iter().rev() {
                     if t >= tb {
                         // several timestamps may lie in the right stride; the last one is always skipped
-                        if last_timestamp.is_some() && (t - tb) as f64 * TIME_PRECISION < right_stride_start {
+                        if out.last_timestamp.is_some() && (t - tb) as f64 * TIME_PRECISION < right_stride_start {
                             break;
                         }
-                        last_timestamp = Some(t);
+                        out.last_timestamp = Some(t);
                     }
                 }
             }
         }
-        let mut current_tokens: Vec<u32> = Vec::new();
-        let mut current_times: Vec<(f64, f64)> = Vec::new();
-        for (i, &token) in token_ids.iter().enumerate() {
-            if vocab.is_special(token) {
-                if let Some(language) = vocab.language(token) {
-                    if last_language.is_some_and(|l| l != language) && return_timestamps == Timestamps::None {
-                        previous_tokens.push(std::mem::take(&mut current_tokens));
-                        let resolved = longest_common_sequence(&previous_tokens, None)?.0;
-                        chunk.text = (vocab.decode)(&resolved)?;
-                        chunks.push(std::mem::take(&mut chunk));
-                        chunk.language = last_language;
-                        previous_tokens.clear();
-                    }
-                    chunk.language = Some(language);
-                    last_language = Some(language);
+        self.out = out;
+    }
+
+    /// The output's next token; `time` is its time in seconds within the output (word
+    /// timestamps; ignored otherwise).
+    pub fn push(&mut self, token: u32, time: f64) -> Result<()> {
+        let vocab = self.vocab;
+        if self.out.index == 0 && self.out.recent[1].is_none() && !self.out.stripping && Some(token) == vocab.startofprev {
+            self.out.stripping = true;
+        }
+        if self.out.stripping {
+            if Some(token) != vocab.startoftranscript {
+                return Ok(());
+            }
+            self.out.stripping = false;
+        }
+        let i = self.out.index;
+        let words_mode = self.words();
+        let tb = vocab.timestamp_begin;
+        if vocab.is_special(token) {
+            if let Some(language) = vocab.language(token) {
+                if self.last_language.is_some_and(|l| l != language) && self.timestamps == Timestamps::None {
+                    self.previous.push(std::mem::take(&mut self.out.current_tokens), None);
+                    let resolved = self.previous.resolved().0;
+                    self.chunk.text = (vocab.decode)(&resolved)?;
+                    self.close_chunk();
+                    self.chunk.language = self.last_language;
+                    self.previous.clear();
                 }
-            } else if token >= tb {
-                let timestamp = (token - tb) as f64 * TIME_PRECISION;
-                if timestamp < cur_max {
-                    // a later generation window started (long-form): its times restart at 0
-                    let single_ending = i >= 2 && !(token_ids[i - 1] >= tb && token_ids[i - 2] >= tb);
-                    if single_ending {
-                        prev_segments_len += TIME_PRECISION * 1500.0;
-                    } else {
-                        cur_max = penultimate;
-                        prev_segments_len += penultimate;
-                    }
-                }
-                penultimate = cur_max;
-                cur_max = timestamp;
-                let time = round2((token - tb) as f64 * TIME_PRECISION + time_offset + prev_segments_len);
-                if last_timestamp.is_some_and(|l| token >= l) {
-                    // inside the right stride: resolved by the next chunk; its pair is skipped too
-                    skip = true;
-                } else if skip || (!previous_tokens.is_empty() && (token as f64) < first_timestamp) {
-                    skip = false;
-                } else if chunk.timestamp[0].is_none() {
-                    chunk.timestamp[0] = Some(time);
-                } else if Some(time) == chunk.timestamp[0] {
-                    // a repeated start (a model quirk): it stays the start
+                self.chunk.language = Some(language);
+                self.last_language = Some(language);
+            }
+        } else if token >= tb {
+            let out = &mut self.out;
+            let timestamp = (token - tb) as f64 * TIME_PRECISION;
+            if timestamp < out.cur_max {
+                // a later generation window started (long-form): its times restart at 0
+                let single_ending = i >= 2 && !(out.recent[1].is_some_and(|t| t >= tb) && out.recent[0].is_some_and(|t| t >= tb));
+                if single_ending {
+                    out.prev_segments_len += TIME_PRECISION * 1500.0;
                 } else {
-                    chunk.timestamp[1] = Some(time);
-                    previous_tokens.push(std::mem::take(&mut current_tokens));
-                    if words_mode {
-                        previous_times.push(std::mem::take(&mut current_times));
-                    }
-                    let (resolved, resolved_times) = longest_common_sequence(&previous_tokens, words_mode.then_some(&previous_times[..]))?;
-                    chunk.text = (vocab.decode)(&resolved)?;
-                    if words_mode {
-                        chunk.words = words::collate_word_timestamps(vocab, &resolved, &resolved_times, last_language, return_language)?;
-                    }
-                    chunks.push(std::mem::take(&mut chunk));
-                    chunk.language = last_language;
-                    previous_tokens.clear();
-                    previous_times.clear();
-                    current_times.clear();
+                    out.cur_max = out.penultimate;
+                    out.prev_segments_len += out.penultimate;
                 }
+            }
+            out.penultimate = out.cur_max;
+            out.cur_max = timestamp;
+            let time = round2(timestamp + self.time_offset + out.prev_segments_len);
+            if out.last_timestamp.is_some_and(|l| token >= l) {
+                // inside the right stride: resolved by the next chunk; its pair is skipped too
+                self.skip = true;
+            } else if self.skip || (!self.previous.is_empty() && (token as f64) < out.first_timestamp) {
+                self.skip = false;
+            } else if self.chunk.timestamp[0].is_none() {
+                self.chunk.timestamp[0] = Some(time);
+            } else if Some(time) == self.chunk.timestamp[0] {
+                // a repeated start (a model quirk): it stays the start
             } else {
-                current_tokens.push(token);
+                self.chunk.timestamp[1] = Some(time);
+                let times = words_mode.then(|| std::mem::take(&mut self.out.current_times));
+                self.previous.push(std::mem::take(&mut self.out.current_tokens), times);
+                let (resolved, resolved_times) = self.previous.resolved();
+                self.chunk.text = (vocab.decode)(&resolved)?;
                 if words_mode {
-                    let start = if i == 0 { round2(time_offset) } else { round2(token_times[i - 1] + time_offset) };
-                    let end = round2(token_times[i] + time_offset);
-                    current_times.push((start, end));
+                    self.chunk.words =
+                        words::collate_word_timestamps(vocab, &resolved, &resolved_times, self.last_language, self.return_language)?;
                 }
+                self.close_chunk();
+                self.chunk.language = self.last_language;
+                self.previous.clear();
+                self.out.current_times.clear();
             }
-        }
-        if output.stride.is_some() {
-            time_offset += chunk_len - stride_right;
-        }
-        if !current_tokens.is_empty() {
-            previous_tokens.push(current_tokens);
+        } else {
+            self.out.current_tokens.push(token);
             if words_mode {
-                previous_times.push(current_times);
+                let start = if i == 0 { round2(self.time_offset) } else { round2(self.out.prev_time + self.time_offset) };
+                let end = round2(time + self.time_offset);
+                self.out.current_times.push((start, end));
             }
-        } else if !previous_tokens.iter().any(|p| !p.is_empty()) {
-            chunk = Chunk { language: last_language, ..Chunk::default() };
-            previous_tokens.clear();
-            previous_times.clear();
+            self.stream_open()?;
+        }
+        self.out.index += 1;
+        self.out.recent = [self.out.recent[1], Some(token)];
+        self.out.prev_time = time;
+        Ok(())
+    }
+
+    /// Ends the output begun last.
+    pub fn end_output(&mut self) -> Result<()> {
+        if let Some((len, _, right)) = self.out.stride {
+            self.time_offset += len - right;
+        }
+        if !self.out.current_tokens.is_empty() {
+            let times = self.words().then(|| std::mem::take(&mut self.out.current_times));
+            self.previous.push(std::mem::take(&mut self.out.current_tokens), times);
+        } else if !self.previous.any_tokens {
+            self.chunk = Chunk { language: self.last_language, ..Chunk::default() };
+            self.previous.clear();
+            self.stream = ChunkStream::default();
+        }
+        self.stream_open()
+    }
+
+    /// The text and, when asked, the chunks: what `decode_asr` returns.
+    pub fn finish(mut self) -> Result<(String, Option<Vec<Value>>)> {
+        if !self.previous.is_empty() {
+            let (resolved, resolved_times) = self.previous.resolved();
+            self.chunk.text = (self.vocab.decode)(&resolved)?;
+            if self.words() {
+                self.chunk.words =
+                    words::collate_word_timestamps(self.vocab, &resolved, &resolved_times, self.last_language, self.return_language)?;
+            }
+            self.close_chunk();
+        }
+        let chunks = std::mem::take(&mut self.chunks);
+        let text: String = chunks.iter().map(|c| c.text.as_str()).collect();
+        if self.timestamps == Timestamps::None && !self.return_language {
+            return Ok((text, None));
+        }
+        let out = if self.words() {
+            chunks.into_iter().flat_map(|c| c.words).collect()
+        } else {
+            chunks
+                .into_iter()
+                .map(|c| {
+                    let mut o = serde_json::Map::new();
+                    if self.return_language {
+                        o.insert("language".into(), json!(c.language));
+                    }
+                    if self.timestamps != Timestamps::None {
+                        o.insert("timestamp".into(), json!(c.timestamp));
+                    }
+                    o.insert("text".into(), json!(c.text));
+                    Value::Object(o)
+                })
+                .collect()
+        };
+        Ok((text, Some(out)))
+    }
+
+    /// Reports the open chunk's start once, before anything else of it.
+    fn start_chunk(&mut self) {
+        if !self.stream.started {
+            self.stream.started = true;
+            if let Some(start) = self.chunk.timestamp[0] {
+                (self.on_event)(Event::ChunkStart(start));
+            }
         }
     }
-    if !previous_tokens.is_empty() {
-        let (resolved, resolved_times) = longest_common_sequence(&previous_tokens, words_mode.then_some(&previous_times[..]))?;
-        chunk.text = (vocab.decode)(&resolved)?;
-        if words_mode {
-            chunk.words = words::collate_word_timestamps(vocab, &resolved, &resolved_times, last_language, return_language)?;
+
+    /// Streams the open chunk's text that no later token can change: its tokens so far when
+    /// they are never merged again (audio without strides), else what the merge has settled.
+    fn stream_open(&mut self) -> Result<()> {
+        let stable: &[u32] =
+            if self.out.stride.is_none() && self.previous.is_empty() { &self.out.current_tokens } else { &self.previous.total };
+        if stable.len() <= self.stream.upto {
+            return Ok(());
         }
-        chunks.push(chunk);
+        let piece = (self.vocab.decode)(&stable[self.stream.upto..])?;
+        // a character cut between tokens waits for its last bytes
+        if piece.is_empty() || piece.ends_with('\u{FFFD}') {
+            return Ok(());
+        }
+        self.stream.upto = stable.len();
+        self.start_chunk();
+        self.stream.emitted.push_str(&piece);
+        (self.on_event)(Event::Text(&piece));
+        Ok(())
     }
-    let text: String = chunks.iter().map(|c| c.text.as_str()).collect();
-    if return_timestamps == Timestamps::None && !return_language {
-        return Ok((text, None));
+
+    /// Moves the open chunk (its text set) to the closed ones, reporting what was not yet.
+    fn close_chunk(&mut self) {
+        self.start_chunk();
+        if let Some(rest) = self.chunk.text.strip_prefix(self.stream.emitted.as_str())
+            && !rest.is_empty()
+        {
+            (self.on_event)(Event::Text(rest));
+        }
+        if let Some(end) = self.chunk.timestamp[1] {
+            (self.on_event)(Event::ChunkEnd(end));
+        }
+        self.stream = ChunkStream::default();
+        self.chunks.push(std::mem::take(&mut self.chunk));
     }
-    let out = if words_mode {
-        chunks.into_iter().flat_map(|c| c.words).collect()
-    } else {
-        chunks
-            .into_iter()
-            .map(|c| {
-                let mut o = serde_json::Map::new();
-                if return_language {
-                    o.insert("language".into(), json!(c.language));
-                }
-                if return_timestamps != Timestamps::None {
-                    o.insert("timestamp".into(), json!(c.timestamp));
-                }
-                o.insert("text".into(), json!(c.text));
-                Value::Object(o)
-            })
-            .collect()
-    };
-    Ok((text, Some(out)))
 }
 
 /// Drops a `<|startofprev|>` prompt (previous text) before `<|startoftranscript|>`.
@@ -247,19 +406,48 @@ fn strip_prompt(ids: &[u32], startofprev: Option<u32>, sot: Option<u32>) -> &[u3
 }
 
 /// Merges the token sequences of overlapping audio chunks as transformers'
-/// `_find_longest_common_sequence`: each next sequence is slid along the current tail, the
-/// alignment with the highest share of matching tokens (more than one) wins, and the overlap is
-/// cut in its middle. With `times`, tokens match only when their times are in order too, and the
-/// times are cut alike.
+/// `_find_longest_common_sequence` (all at once).
 #[allow(clippy::type_complexity)]
 pub fn longest_common_sequence(sequences: &[Vec<u32>], times: Option<&[Vec<(f64, f64)>]>) -> Result<(Vec<u32>, Vec<(f64, f64)>)> {
-    let Some(first) = sequences.first() else { return Ok((Vec::new(), Vec::new())) };
-    let mut left: Vec<u32> = first.clone();
-    let mut left_times: Vec<(f64, f64)> = times.and_then(|t| t.first().cloned()).unwrap_or_default();
-    let mut total = Vec::new();
-    let mut total_times = Vec::new();
-    for (k, right) in sequences.iter().enumerate().skip(1) {
-        let right_times = times.and_then(|t| t.get(k));
+    let mut merge = Merge::default();
+    for (k, s) in sequences.iter().enumerate() {
+        merge.push(s.clone(), times.and_then(|t| t.get(k)).cloned());
+    }
+    Ok(merge.resolved())
+}
+
+/// transformers' `_find_longest_common_sequence`, one sequence at a time: each next sequence is
+/// slid along the current tail, the alignment with the highest share of matching tokens (more
+/// than one) wins, and the overlap is cut in its middle. With times, tokens match only when
+/// their times are in order too, and the times are cut alike. `total` only grows: it is final.
+#[derive(Default)]
+struct Merge {
+    count: usize,
+    any_tokens: bool,
+    total: Vec<u32>,
+    total_times: Vec<(f64, f64)>,
+    left: Vec<u32>,
+    left_times: Vec<(f64, f64)>,
+}
+
+impl Merge {
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn clear(&mut self) {
+        *self = Merge::default();
+    }
+
+    fn push(&mut self, right: Vec<u32>, right_times: Option<Vec<(f64, f64)>>) {
+        self.count += 1;
+        self.any_tokens |= !right.is_empty();
+        if self.count == 1 {
+            self.left = right;
+            self.left_times = right_times.unwrap_or_default();
+            return;
+        }
+        let (left, left_times) = (&self.left, &self.left_times);
         let (ll, rl) = (left.len(), right.len());
         let mut best = 0.0f64;
         let mut best_idx = (ll, ll, 0usize, 0usize);
@@ -272,7 +460,7 @@ pub fn longest_common_sequence(sequences: &[Vec<u32>], times: Option<&[Vec<(f64,
             let mut matches = 0usize;
             for j in 0..left_stop - left_start {
                 let (a, b) = (left[left_start + j], right[right_start + j]);
-                let in_order = match (right_times, left_times.get(left_start + j)) {
+                let in_order = match (&right_times, left_times.get(left_start + j)) {
                     (Some(rt), Some(lt)) => rt.get(right_start + j).is_some_and(|r| lt <= r),
                     _ => true,
                 };
@@ -289,16 +477,22 @@ pub fn longest_common_sequence(sequences: &[Vec<u32>], times: Option<&[Vec<(f64,
         let (ls, le, rs, re) = best_idx;
         let left_mid = (le + ls) / 2;
         let right_mid = (re + rs) / 2;
-        total.extend_from_slice(&left[..left_mid]);
-        left = right[right_mid..].to_vec();
+        self.total.extend_from_slice(&self.left[..left_mid]);
+        self.left = right[right_mid..].to_vec();
         if let Some(rt) = right_times {
-            total_times.extend_from_slice(&left_times[..left_mid.min(left_times.len())]);
-            left_times = rt.get(right_mid..).map(<[_]>::to_vec).unwrap_or_default();
+            self.total_times.extend_from_slice(&self.left_times[..left_mid.min(self.left_times.len())]);
+            self.left_times = rt.get(right_mid..).map(<[_]>::to_vec).unwrap_or_default();
         }
     }
-    total.extend_from_slice(&left);
-    total_times.extend_from_slice(&left_times);
-    Ok((total, total_times))
+
+    /// The merged tokens (and times) of every sequence so far.
+    fn resolved(&self) -> (Vec<u32>, Vec<(f64, f64)>) {
+        let mut tokens = self.total.clone();
+        tokens.extend_from_slice(&self.left);
+        let mut times = self.total_times.clone();
+        times.extend_from_slice(&self.left_times);
+        (tokens, times)
+    }
 }
 
 #[cfg(test)]
