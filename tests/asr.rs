@@ -98,7 +98,8 @@ fn bad_input_and_options_are_clear_errors() {
     expect_err(&short, json!({"chunk_length_s": "30"}), "chunk_length_s");
     expect_err(&short, json!({"chunk_length_s": -3}), "chunk_length_s");
     expect_err(&short, json!({"chunk_length_s": 10, "stride_length_s": 6}), "stride");
-    expect_err(&short, json!({"num_beams": 4}), "num_beams");
+    expect_err(&short, json!({"num_beams": 0}), "num_beams");
+    expect_err(&short, json!({"num_beams": 4, "return_timestamps": true}), "num_beams");
     expect_err(&short, json!({"beams": 4}), "beams");
     expect_err(&short, json!({"language": "french"}), "English-only");
     expect_err(&short, json!({"task": "translate"}), "English-only");

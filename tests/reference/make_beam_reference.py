@@ -13,8 +13,15 @@ ending EOS included, padding cut: the length is the count of its beam_indices th
 The models rarely produce their own EOS, so most cases pass `eos_token_id`: ids picked from a
 first beam search's output (`eos` above), so that hypotheses end at several lengths.
 
+`whisper`: the tiny random Whisper (tests/fixtures/whisper/tiny-whisper-en) through
+transformers' automatic-speech-recognition pipeline with generate_kwargs {num_beams: 2,
+max_new_tokens: 24} (no timestamps): {clip: {options, text, generate_ids}}, where generate_ids
+is model.generate(input_features, num_beams=2, max_new_tokens=24)'s output (the decoder prompt
+left out, EOS included when it ends so).
+
 Run once, by hand, in the reference environment (CI never does):
-    /work/main/.cache/pyref-venv/bin/python tests/reference/make_beam_reference.py
+    /work/main/.cache/pyref-venv/bin/python tests/reference/make_beam_reference.py [whisper]
+(`whisper` redoes only the Whisper part.)
 """
 
 import json
@@ -69,7 +76,46 @@ def beam_search(model, ids, kwargs):
     return sequences
 
 
+WHISPER_CLIPS = ["us-short", "gb-slow"]
+
+
+def whisper():
+    import subprocess
+
+    import numpy as np
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast, pipeline
+
+    folder = ROOT / "tests/fixtures/whisper/tiny-whisper-en"
+    model = WhisperForConditionalGeneration.from_pretrained(folder, dtype=torch.float32).eval()
+    fe = WhisperFeatureExtractor.from_pretrained(folder)
+    tok = WhisperTokenizerFast.from_pretrained(folder)
+    asr = pipeline("automatic-speech-recognition", model=model, tokenizer=tok, feature_extractor=fe, device="cpu")
+    kwargs = {"num_beams": 2, "do_sample": False, "max_new_tokens": 24}
+    out = {}
+    for clip in WHISPER_CLIPS:
+        # 16-bit samples / 32768 decoded by sox, as make_whisper_reference.py reads them.
+        path = ROOT / "tests/fixtures/speech" / f"{clip}.flac"
+        cmd = ["sox", str(path), "-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1", "-r", "16000", "-"]
+        raw = subprocess.run(cmd, check=True, capture_output=True).stdout
+        audio = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+        feats = fe(audio, sampling_rate=16000, return_tensors="pt").input_features
+        with torch.no_grad():
+            ids = model.generate(feats, **kwargs)[0].tolist()
+            text = asr(audio.copy(), generate_kwargs=kwargs)["text"]
+        out[clip] = {"options": {"num_beams": 2, "max_new_tokens": 24}, "text": text, "generate_ids": ids}
+        print(clip, repr(text), ids)
+    return out
+
+
 def main():
+    import sys
+
+    if sys.argv[1:] == ["whisper"]:
+        result = json.loads(OUT.read_text())
+        result["whisper"] = whisper()
+        OUT.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {OUT}")
+        return
     torch.manual_seed(0)
     result = {
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
@@ -89,6 +135,7 @@ def main():
             for case_name, kwargs in cases(eos):
                 entry["cases"].append({"name": case_name, "options": kwargs, "sequences": beam_search(model, ids, kwargs)})
         result["models"][name] = entry
+    result["whisper"] = whisper()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {OUT}")
