@@ -2,17 +2,12 @@
 //! from scripts/fetch-models.sh) on the speech fixtures, through the task contract, against
 //! Python transformers' `pipeline()` (tests/fixtures/asr-pipeline-reference.json, made by
 //! tests/reference/make_asr_reference.py): text identical, chunk texts identical, timestamps equal
-<<<<<<< HEAD
-//! (both sides round them to 10 ms; compared within 1e-6). The reference computes in float32 as
-//! webformers does: transformers 5 would otherwise run these fp16 checkpoints in float16, whose
-//! near-tied greedy picks differ (see make_asr_reference.py). Every case runs on the CPU; the GPU
-//! (lavapipe, slow: about a minute a short clip) runs one whisper-tiny.en case with word timestamps.
-=======
 //! (both sides round them to 10 ms; compared within 1e-6); `language` / `task` also on the tiny
-//! random multilingual model (tests/fixtures/whisper/tiny-whisper-multi). Every case runs on the
-//! CPU; the GPU (lavapipe, slow: about a minute a short clip) runs one whisper-tiny.en case with
-//! word timestamps and the tiny model's cases.
->>>>>>> asrjs
+//! random multilingual model (tests/fixtures/whisper/tiny-whisper-multi). The reference computes
+//! in float32 as webformers does: transformers 5 would otherwise run these fp16 checkpoints in
+//! float16, whose near-tied greedy picks differ (see make_asr_reference.py). Every case runs on
+//! the CPU; the GPU (lavapipe, slow: about a minute a short clip) runs one whisper-tiny.en case
+//! with word timestamps and the tiny model's cases.
 
 use serde_json::{Value, json};
 use webformers::Device;
@@ -66,11 +61,12 @@ fn transcriptions_match_python_transformers_pipeline() {
                 }
             };
             let mut streamed = String::new();
-            match pollster::block_on(pipe.run_json(
+            let result = pollster::block_on(pipe.run_json(
                 &clip(case["clip"].as_str().unwrap()),
                 &case["options"],
                 &mut webformers::tasks::events::text_only(|t| streamed.push_str(t)),
-            )) {
+            ));
+            match result {
                 Ok(out) => {
                     let got = out.to_json();
                     let diffs = json_differences(&got, &case["expected"], 1e-6);
@@ -108,7 +104,8 @@ fn bad_input_and_options_are_clear_errors() {
     expect_err(&short, json!({"chunk_length_s": "30"}), "chunk_length_s");
     expect_err(&short, json!({"chunk_length_s": -3}), "chunk_length_s");
     expect_err(&short, json!({"chunk_length_s": 10, "stride_length_s": 6}), "stride");
-    expect_err(&short, json!({"num_beams": 4}), "num_beams");
+    expect_err(&short, json!({"num_beams": 0}), "num_beams");
+    expect_err(&short, json!({"num_beams": 4, "return_timestamps": true}), "num_beams");
     expect_err(&short, json!({"beams": 4}), "beams");
     expect_err(&short, json!({"language": "french"}), "English-only");
     expect_err(&short, json!({"task": "translate"}), "English-only");

@@ -698,8 +698,9 @@ impl Tensor {
         Ok(Tensor::record(op, DType::F32, self.dims(), self))
     }
 
-    /// Writes `src` [n, ..] into rows `row..row + n` of this cache tensor (see `Tensor::cache`) and
-    /// returns the cache, updated, for ops that read it afterwards.
+    /// Writes `src` [n, ..] into rows `row..row + n` of this cache tensor (see `Tensor::cache`, or
+    /// an earlier `write_rows` result) and returns the cache, updated, for ops that read it
+    /// afterwards (and for writes that must follow this one).
     pub fn write_rows(&self, src: &Tensor, row: usize) -> Result<Tensor> {
         const OP: &str = "write_rows";
         same_device(OP, &[self, src])?;
@@ -717,7 +718,8 @@ impl Tensor {
             ));
         }
         let op = Op::WriteRows { dst: self.clone(), src: src.contiguous()?, row };
-        Ok(Tensor::record(op, self.dtype(), self.dims(), self))
+        // The result is the cache itself (the same storage), so a later write may target it.
+        Ok(Tensor::new_pending_cache(op, self.dtype(), self.dims(), self.device().clone()))
     }
 
     /// Index of each row's largest value: x [R, N] f32 → [R] u32.

@@ -77,6 +77,15 @@ impl Tensor {
         Tensor { node: Arc::new(node), layout }
     }
 
+    /// A pending op whose result is a cache tensor's own storage, updated (`write_rows`): later
+    /// writes may chain on it, so that they run after it (a copy into a cache, then an append).
+    pub(crate) fn new_pending_cache(op: Op, dtype: DType, dims: &[usize], device: Device) -> Tensor {
+        let layout = Layout::contiguous(dims);
+        let node =
+            Node { id: next_node_id(), dtype, numel: layout.numel(), device, cache: true, state: Mutex::new(NodeState::Pending(op)) };
+        Tensor { node: Arc::new(node), layout }
+    }
+
     pub(crate) fn new_ready(storage: Storage, dtype: DType, dims: &[usize], device: Device) -> Tensor {
         let layout = Layout::contiguous(dims);
         let node =

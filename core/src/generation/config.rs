@@ -41,6 +41,50 @@ pub struct GenerationConfig {
     pub decoder_start_token_id: Option<u32>,
     pub bos_token_id: Option<u32>,
     pub pad_token_id: Option<u32>,
+    /// Beams of beam search; 1 is greedy decoding or sampling (`generate`), more is `beam_search`.
+    pub num_beams: usize,
+    /// Beam search: a finished hypothesis scores sum(log-probs) / new_tokens^length_penalty.
+    pub length_penalty: f32,
+    /// Beam search: when it stops (transformers' `early_stopping`).
+    pub early_stopping: EarlyStopping,
+    /// Beam search: how many of the best hypotheses are returned (at most `num_beams`).
+    pub num_return_sequences: usize,
+    /// No EOS before the whole sequence (prompt included) is this long.
+    pub min_length: usize,
+    /// No EOS before this many new tokens.
+    pub min_new_tokens: usize,
+}
+
+/// transformers' `early_stopping` of beam search: `true`, `false` or `"never"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EarlyStopping {
+    /// `false` (the default): stop when the best running beam, scored at its current length, can
+    /// no longer beat the worst of `num_beams` finished hypotheses.
+    #[default]
+    Heuristic,
+    /// `true`: stop as soon as `num_beams` hypotheses are finished.
+    WhenFull,
+    /// `"never"`: as `false`, but with a positive length penalty the running beam is scored at
+    /// the longest length it could reach (the canonical beam search stopping rule).
+    Never,
+}
+
+impl EarlyStopping {
+    fn from_json(v: &Value) -> Option<EarlyStopping> {
+        match v {
+            Value::Bool(true) => Some(EarlyStopping::WhenFull),
+            Value::Bool(false) => Some(EarlyStopping::Heuristic),
+            Value::String(s) if s == "never" => Some(EarlyStopping::Never),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EarlyStopping {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<EarlyStopping, D::Error> {
+        let v = Value::deserialize(d)?;
+        EarlyStopping::from_json(&v).ok_or_else(|| serde::de::Error::custom(format!("expected true, false or \"never\", not {v}")))
+    }
 }
 
 impl Default for GenerationConfig {
@@ -65,6 +109,12 @@ impl Default for GenerationConfig {
             decoder_start_token_id: None,
             bos_token_id: None,
             pad_token_id: None,
+            num_beams: 1,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::Heuristic,
+            num_return_sequences: 1,
+            min_length: 0,
+            min_new_tokens: 0,
         }
     }
 }
@@ -89,6 +139,12 @@ struct Overrides {
     /// `stop` is webformers' older name for `stop_strings`.
     stop: Option<OneOrMany<String>>,
     stop_strings: Option<OneOrMany<String>>,
+    num_beams: Option<usize>,
+    length_penalty: Option<f32>,
+    early_stopping: Option<EarlyStopping>,
+    num_return_sequences: Option<usize>,
+    min_length: Option<usize>,
+    min_new_tokens: Option<usize>,
 }
 
 #[derive(serde::Deserialize)]
@@ -124,6 +180,12 @@ pub const OPTION_NAMES: &[&str] = &[
     "forced_decoder_ids",
     "stop",
     "stop_strings",
+    "num_beams",
+    "length_penalty",
+    "early_stopping",
+    "num_return_sequences",
+    "min_length",
+    "min_new_tokens",
 ];
 
 fn ids(v: &Value) -> Option<Vec<u32>> {
@@ -169,6 +231,21 @@ impl GenerationConfig {
         c.decoder_start_token_id = token("decoder_start_token_id");
         c.bos_token_id = token("bos_token_id");
         c.pad_token_id = token("pad_token_id");
+        let count = |key: &str, default: usize| -> Result<usize> {
+            match get(key) {
+                Value::Null => Ok(default),
+                v => v.as_u64().map(|n| n as usize).ok_or_else(|| bad(key)),
+            }
+        };
+        c.num_beams = count("num_beams", 1)?;
+        c.num_return_sequences = count("num_return_sequences", 1)?;
+        c.min_length = count("min_length", 0)?;
+        c.min_new_tokens = count("min_new_tokens", 0)?;
+        c.length_penalty = float("length_penalty", 1.0);
+        c.early_stopping = match get("early_stopping") {
+            Value::Null => EarlyStopping::Heuristic,
+            v => EarlyStopping::from_json(v).ok_or_else(|| bad("early_stopping"))?,
+        };
         c.validate().map_err(|e| Error::Config(format!("generation_config.json: {e}")))?;
         Ok(c)
     }
@@ -206,6 +283,7 @@ impl GenerationConfig {
             ($($field:ident),*) => { $( if let Some(v) = o.$field { self.$field = v; } )* };
         }
         set!(do_sample, temperature, top_k, top_p, repetition_penalty, no_repeat_ngram_size, seed, suppress_tokens, begin_suppress_tokens);
+        set!(num_beams, length_penalty, early_stopping, num_return_sequences, min_length, min_new_tokens);
         if let Some(v) = o.eos_token_id {
             self.eos_token_ids = v.into_vec();
         }
@@ -239,6 +317,20 @@ impl GenerationConfig {
         }
         if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
             return bad(format!("repetition_penalty must be a positive number, not {}", self.repetition_penalty));
+        }
+        if self.num_beams == 0 {
+            return bad("num_beams must be at least 1, not 0".into());
+        }
+        if !self.length_penalty.is_finite() {
+            return bad(format!("length_penalty must be a finite number, not {}", self.length_penalty));
+        }
+        if self.num_return_sequences == 0 {
+            return bad("num_return_sequences must be at least 1, not 0".into());
+        }
+        if self.num_return_sequences > self.num_beams {
+            // transformers refuses it too (greedy search returns one sequence; sampling several
+            // independent ones is not supported here).
+            return bad(format!("num_return_sequences ({}) must be at most num_beams ({})", self.num_return_sequences, self.num_beams));
         }
         Ok(())
     }

@@ -12,10 +12,14 @@
 //!   top-k/top-p, Whisper's timestamp rules): the logits row is read back and every processor
 //!   rewrites it on the host in list order, then argmax or a seeded draw.
 //!
+//! Beam search (`beam_search`, beam.rs) is the other loop, for `num_beams > 1`: the model side
+//! is a `Beams` (one cache per beam, reordered on the device), the processors are the same.
+//!
 //! Adding a processor: implement `LogitsProcessor` (in processors.rs, or in the caller's code:
 //! the list is open); return the banned ids from `banned` when banning is all it does, so greedy
 //! decoding stays on the device. `processors_for` builds transformers' standard list in its order.
 
+mod beam;
 mod config;
 pub mod processors;
 pub mod stopping;
@@ -26,10 +30,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::{Error, Result, Tensor};
 
-pub use config::{GenerationConfig, OPTION_NAMES};
+pub use beam::{Beams, Hypothesis, beam_search, log_softmax};
+pub use config::{EarlyStopping, GenerationConfig, OPTION_NAMES};
 pub use processors::{
-    ForceTokens, NoRepeatNGram, RepetitionPenalty, SplitMix64, SuppressTokens, SuppressTokensAtBegin, Temperature, TopK, TopP, argmax,
-    processors_for, sample,
+    ForceTokens, MinLength, MinNewTokens, NoRepeatNGram, RepetitionPenalty, SplitMix64, SuppressTokens, SuppressTokensAtBegin, Temperature,
+    TopK, TopP, argmax, processors_for, sample,
 };
 pub use stopping::{EosTokens, MaxNewTokens, StopStrings, criteria_for};
 pub use streamer::{TextStream, TextStreamer};

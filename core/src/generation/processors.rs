@@ -9,7 +9,7 @@ use super::{GenerationConfig, LogitsProcessor, Step};
 use crate::Result;
 
 /// The standard processors for `config`, in transformers' order (`_get_logits_processor`):
-/// repetition penalty, no-repeat n-gram, suppress, begin-suppress, forced tokens (where
+/// repetition penalty, no-repeat n-gram, min length, min new tokens, suppress, begin-suppress, forced tokens (where
 /// transformers 4 and transformers.js put `forced_decoder_ids`), then, when
 /// sampling, temperature, top-k and top-p. Callers append their own (Whisper's timestamp rules).
 pub fn processors_for(config: &GenerationConfig) -> Vec<Box<dyn LogitsProcessor>> {
@@ -19,6 +19,12 @@ pub fn processors_for(config: &GenerationConfig) -> Vec<Box<dyn LogitsProcessor>
     }
     if config.no_repeat_ngram_size > 0 {
         list.push(Box::new(NoRepeatNGram { size: config.no_repeat_ngram_size }));
+    }
+    if config.min_length > 0 && !config.eos_token_ids.is_empty() {
+        list.push(Box::new(MinLength { min_length: config.min_length, eos_token_ids: config.eos_token_ids.clone() }));
+    }
+    if config.min_new_tokens > 0 && !config.eos_token_ids.is_empty() {
+        list.push(Box::new(MinNewTokens { min_new_tokens: config.min_new_tokens, eos_token_ids: config.eos_token_ids.clone() }));
     }
     if !config.suppress_tokens.is_empty() {
         list.push(Box::new(SuppressTokens { tokens: config.suppress_tokens.clone() }));
@@ -164,6 +170,43 @@ impl LogitsProcessor for NoRepeatNGram {
     }
     fn process(&mut self, step: &Step, logits: &mut [f32]) -> Result<()> {
         ban(logits, &self.banned_ids(step.ids));
+        Ok(())
+    }
+}
+
+/// `MinLengthLogitsProcessor`: no EOS while the sequence (prompt included) is shorter than
+/// `min_length`.
+pub struct MinLength {
+    pub min_length: usize,
+    pub eos_token_ids: Vec<u32>,
+}
+
+impl LogitsProcessor for MinLength {
+    fn banned(&self, step: &Step) -> Option<Vec<u32>> {
+        Some(if step.ids.len() < self.min_length { self.eos_token_ids.clone() } else { Vec::new() })
+    }
+    fn process(&mut self, step: &Step, logits: &mut [f32]) -> Result<()> {
+        if step.ids.len() < self.min_length {
+            ban(logits, &self.eos_token_ids);
+        }
+        Ok(())
+    }
+}
+
+/// `MinNewTokensLengthLogitsProcessor`: no EOS before `min_new_tokens` new tokens.
+pub struct MinNewTokens {
+    pub min_new_tokens: usize,
+    pub eos_token_ids: Vec<u32>,
+}
+
+impl LogitsProcessor for MinNewTokens {
+    fn banned(&self, step: &Step) -> Option<Vec<u32>> {
+        Some(if step.generated().len() < self.min_new_tokens { self.eos_token_ids.clone() } else { Vec::new() })
+    }
+    fn process(&mut self, step: &Step, logits: &mut [f32]) -> Result<()> {
+        if step.generated().len() < self.min_new_tokens {
+            ban(logits, &self.eos_token_ids);
+        }
         Ok(())
     }
 }

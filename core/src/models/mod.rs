@@ -9,6 +9,7 @@ use crate::{Error, Result, Tensor};
 
 pub use heads::{HeadKind, TextHead};
 
+pub mod beams;
 pub mod bert;
 pub mod clip;
 pub mod convnext;
@@ -104,6 +105,31 @@ impl KvCache {
     pub fn reset(&mut self) {
         self.len = 0;
     }
+
+    /// An empty cache of the same shape, dtype and device (another beam's).
+    pub fn empty_like(&self) -> Result<KvCache> {
+        let layers = self.layers.iter().map(|t| Tensor::cache(t.dtype(), t.dims(), t.device())).collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers, len: 0, max_len: self.max_len })
+    }
+
+    /// Makes this cache a copy of `other` (beam search: a beam continues from another beam's
+    /// past), by device copies of the cached rows, recorded like any op: the next append to this
+    /// cache runs after them. Whatever was recorded earlier on this cache must have been realized
+    /// (read) already, since the copy overwrites its rows.
+    pub fn copy_from(&mut self, other: &KvCache) -> Result<()> {
+        if self.layers.len() != other.layers.len()
+            || self.layers.iter().zip(&other.layers).any(|(a, b)| a.dims() != b.dims() || a.dtype() != b.dtype())
+        {
+            return Err(Error::Input("KvCache::copy_from: the two caches differ in shape".into()));
+        }
+        if other.len > 0 {
+            for (mine, theirs) in self.layers.iter_mut().zip(&other.layers) {
+                *mine = mine.write_rows(&theirs.narrow(0, 0, other.len)?, 0)?;
+            }
+        }
+        self.len = other.len;
+        Ok(())
+    }
 }
 
 /// A decoder's state for one encoded input: its self-attention KV cache, and the cross-attention
@@ -132,6 +158,22 @@ impl EncoderDecoderCache {
     /// same input again (another prompt, a temperature fallback) skips the encoder.
     pub fn reset(&mut self) {
         self.self_attention.reset();
+    }
+
+    /// A cache over the same encoder output (its cross-attention keys and values shared, not
+    /// copied) with an empty self-attention cache: another beam of the same input.
+    pub fn fork(&self) -> Result<EncoderDecoderCache> {
+        Ok(EncoderDecoderCache {
+            self_attention: self.self_attention.empty_like()?,
+            cross: self.cross.clone(),
+            encoder_len: self.encoder_len,
+        })
+    }
+
+    /// Makes this cache's decoded past a copy of `other`'s (see `KvCache::copy_from`); both must
+    /// be over the same encoder output (forks of one cache).
+    pub fn copy_from(&mut self, other: &EncoderDecoderCache) -> Result<()> {
+        self.self_attention.copy_from(&other.self_attention)
     }
 }
 

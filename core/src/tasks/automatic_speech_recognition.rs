@@ -389,8 +389,16 @@ impl AutomaticSpeechRecognition {
             top_p: options.top_p.unwrap_or(1.0),
             seed: options.seed.unwrap_or(0),
             eos_token_ids: self.generation.eos_token_ids.clone(),
+            num_beams: options.num_beams.unwrap_or(1),
             ..GenerationConfig::default()
         };
+        config.validate()?;
+        if config.num_beams > 1 && timestamps != Timestamps::None {
+            return Err(Error::Unsupported(format!(
+                "num_beams {} with return_timestamps: beam search decodes without timestamps only",
+                config.num_beams
+            )));
+        }
         // transformers' order: begin-suppress, suppress, timestamp rules, then the sampling warpers
         let mut processors: Vec<Box<dyn LogitsProcessor>> = Vec::new();
         if !self.generation.begin_suppress_tokens.is_empty() {
@@ -409,6 +417,13 @@ impl AutomaticSpeechRecognition {
             })));
         }
         processors.extend(generation::processors_for(&config));
+        if config.num_beams > 1 {
+            // transformers' Whisper generate with beams: the best sequence, EOS included.
+            let cache = self.model.new_cache(encoded, prompt.len() + max_new)?;
+            let mut beams = crate::models::beams::EncoderDecoderBeams::new(self.model.as_ref(), cache);
+            let best = generation::beam_search(&mut beams, prompt, &config, &mut processors, Some(streamer), &self.interrupt).await?;
+            return Ok((best.into_iter().next().map(|h| h.token_ids).unwrap_or_default(), None));
+        }
         let mut cache = self.model.new_cache(encoded, prompt.len() + max_new)?;
         let heads = &self.generation.alignment_heads;
         let words = timestamps == Timestamps::Words;
@@ -532,13 +547,6 @@ impl Pipeline for AutomaticSpeechRecognition {
         Box::pin(async move {
             check_option_types(options)?;
             let options: CallOptions = TASK.options(options)?;
-            if let Some(n) = options.num_beams
-                && n != 1
-            {
-                return Err(Error::Unsupported(format!(
-                    "num_beams {n}: beam search is not implemented; Whisper decodes greedily or by sampling (num_beams 1)"
-                )));
-            }
             let audios = input.audios(self.features.sampling_rate)?;
             let sr = self.features.sampling_rate as f64;
             let seconds = |a: &RawAudio| a.samples.len() as f64 / sr;

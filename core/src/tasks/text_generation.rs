@@ -52,8 +52,9 @@ enum PromptInputs {
 const PROMPT_KINDS: &str = "a string, a messages array ({role, content}[]), or an array of those";
 
 impl TextGeneration {
-    /// One prompt's `{generated_text, stats}` as transformers.js shapes it: the text (after the
-    /// prompt unless `return_full_text` is false), or the chat with the reply appended.
+    /// One prompt's `[{generated_text, stats}]` as transformers.js shapes it: the text (after the
+    /// prompt unless `return_full_text` is false), or the chat with the reply appended; one
+    /// entry per returned sequence (beam search's `num_return_sequences`, best first).
     async fn generate_one(
         &self,
         input: &PromptInput,
@@ -66,7 +67,16 @@ impl TextGeneration {
             PromptInput::Chat(m) if m.is_empty() => return Err(Error::Input("the messages array is empty".into())),
             PromptInput::Chat(m) => Prompt::Chat(m.clone()),
         };
-        let out = self.generate_with_events(&prompt, config, events).await?;
+        let outs = if config.num_beams > 1 {
+            self.generate_beams(&prompt, config, |t| events(super::Event::Text(t))).await?
+        } else {
+            vec![self.generate_with_events(&prompt, config, events).await?]
+        };
+        outs.iter().map(|out| self.shape(input, options, out)).collect::<Result<Vec<_>>>().map(Value::Array)
+    }
+
+    /// One sequence's `{generated_text, stats}`.
+    fn shape(&self, input: &PromptInput, options: &CallOptions, out: &Generated) -> Result<Value> {
         let generated_text = match input {
             PromptInput::Chat(messages) => {
                 let mut chat = serde_json::to_value(messages).map_err(|e| Error::Input(e.to_string()))?;
@@ -119,11 +129,11 @@ impl Pipeline for TextGeneration {
                 e => e,
             })?;
             Ok(Output::Json(match inputs {
-                PromptInputs::One(one) => Value::Array(vec![self.generate_one(&one, &config, &options, events).await?]),
+                PromptInputs::One(one) => self.generate_one(&one, &config, &options, events).await?,
                 PromptInputs::Many(many) => {
                     let mut all = Vec::with_capacity(many.len());
                     for one in &many {
-                        all.push(Value::Array(vec![self.generate_one(one, &config, &options, events).await?]));
+                        all.push(self.generate_one(one, &config, &options, events).await?);
                     }
                     Value::Array(all)
                 }
@@ -319,20 +329,9 @@ impl TextGeneration {
         Ok(ids)
     }
 
-    /// Generates, calling `on_text` with each new piece of text as soon as it is final. The
-    /// model's EOS ids end generation besides `options.eos_token_ids`.
-    pub async fn generate(&self, prompt: &Prompt, options: &GenerationOptions, on_text: impl FnMut(&str)) -> Result<Generated> {
-        self.generate_with_events(prompt, options, &mut super::events::text_only(on_text)).await
-    }
-
-    /// `generate`, reporting each step's ids (`Event::Tokens`) and each final piece of text
-    /// (`Event::Text`) to `events`.
-    pub async fn generate_with_events(
-        &self,
-        prompt: &Prompt,
-        options: &GenerationOptions,
-        events: &mut dyn FnMut(super::Event<'_>),
-    ) -> Result<Generated> {
+    /// The prompt's ids and the generation config for them: the model's EOS ids added, the
+    /// length bounded by the model's context.
+    fn prepare(&self, prompt: &Prompt, options: &GenerationOptions) -> Result<(Vec<u32>, GenerationConfig)> {
         let prompt_ids = self.prompt_ids(prompt)?;
         let context = self.model.max_context();
         if prompt_ids.len() >= context {
@@ -346,6 +345,28 @@ impl TextGeneration {
             return Err(Error::Input(format!("the prompt has {} tokens: max_length leaves no room for new ones", prompt_ids.len())));
         }
         config.eos_token_ids.extend(&self.eos_ids);
+        Ok((prompt_ids, config))
+    }
+
+    /// Generates, calling `on_text` with each new piece of text as soon as it is final. The
+    /// model's EOS ids end generation besides `options.eos_token_ids`. Greedy or sampled: for
+    /// `num_beams > 1`, see `generate_beams`.
+    pub async fn generate(&self, prompt: &Prompt, options: &GenerationOptions, on_text: impl FnMut(&str)) -> Result<Generated> {
+        self.generate_with_events(prompt, options, &mut super::events::text_only(on_text)).await
+    }
+
+    /// `generate`, reporting each step's ids (`Event::Tokens`) and each final piece of text
+    /// (`Event::Text`) to `events`.
+    pub async fn generate_with_events(
+        &self,
+        prompt: &Prompt,
+        options: &GenerationOptions,
+        events: &mut dyn FnMut(super::Event<'_>),
+    ) -> Result<Generated> {
+        if options.num_beams > 1 {
+            return Err(Error::Input("generate decodes one beam: use generate_beams for num_beams > 1".into()));
+        }
+        let (prompt_ids, config) = self.prepare(prompt, options)?;
         let mut cache = self.model.new_cache(prompt_ids.len() + config.max_new_tokens)?;
         let mut step = |ids: &[u32]| self.model.forward(ids, &mut cache, false);
         let mut processors = generation::processors_for(&config);
@@ -366,5 +387,44 @@ impl TextGeneration {
             prefill_seconds: out.prefill_seconds,
             decode_seconds: out.decode_seconds,
         })
+    }
+
+    /// Beam search (`options.num_beams`): the `num_return_sequences` best sequences, best first.
+    /// `on_text` gets the best one's text once the search ends (beams rewrite their past, so no
+    /// text is final before). Each result's `decode_seconds` is the whole search's time after the
+    /// prompt's forward pass.
+    pub async fn generate_beams(
+        &self,
+        prompt: &Prompt,
+        options: &GenerationOptions,
+        mut on_text: impl FnMut(&str),
+    ) -> Result<Vec<Generated>> {
+        let (prompt_ids, config) = self.prepare(prompt, options)?;
+        let start = generation::time::now();
+        let mut beams = crate::models::beams::DecoderBeams::new(self.model.as_ref(), prompt_ids.len() + config.max_new_tokens)?;
+        let mut processors = generation::processors_for(&config);
+        let mut streamer = TextStreamer::new(&self.tokenizer, &[], &mut on_text);
+        let best = generation::beam_search(&mut beams, &prompt_ids, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
+        let seconds = generation::time::now() - start;
+        let interrupted = self.interrupt.is_set();
+        best.into_iter()
+            .map(|h| {
+                let stop_reason = if interrupted {
+                    StopReason::Interrupted
+                } else if h.token_ids.last().is_some_and(|t| config.eos_token_ids.contains(t)) {
+                    StopReason::Eos
+                } else {
+                    StopReason::MaxTokens
+                };
+                Ok(Generated {
+                    text: self.tokenizer.decode(&h.token_ids, true)?,
+                    token_ids: h.token_ids,
+                    prompt_tokens: prompt_ids.len(),
+                    stop_reason,
+                    prefill_seconds: 0.0,
+                    decode_seconds: seconds,
+                })
+            })
+            .collect()
     }
 }
