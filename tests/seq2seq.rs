@@ -72,7 +72,7 @@ fn greedy_ids_match_transformers_generate() {
             let info = tasks::task(case["task"].as_str().unwrap()).unwrap();
             let pipe = TextSeq2Seq::load(&files, &device, &LoadOptions::default(), info, "text").unwrap();
             let text = case["input"].as_str().unwrap();
-            let ids = pollster::block_on(pipe.generate_ids(text, pipe.generation_config(), &mut |_| {})).unwrap();
+            let ids = pollster::block_on(pipe.generate_ids(text, pipe.generation_config(), pipe.min_length(), &mut |_| {})).unwrap();
             let want: Vec<u32> = case["token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
             // transformers' sequences start with the decoder's start token
             assert_eq!(ids, want[1..], "{device:?} {model} {:?}", &text[..text.len().min(40)]);
@@ -131,13 +131,31 @@ fn bad_input_is_a_clear_error() {
     let err = run(json!("Hello."), json!({"beams": 2}));
     assert!(err.contains("beams"), "{err}");
 
+    // A model whose generation_config.json asks for beams (real opus-mt checkpoints do).
+    let dir = copy_of("tiny-marian", "beams", &["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
+    let mut generation: Value = serde_json::from_slice(&std::fs::read(folder("tiny-marian").join("generation_config.json")).unwrap()).unwrap();
+    generation["num_beams"] = json!(4);
+    std::fs::write(dir.join("generation_config.json"), generation.to_string()).unwrap();
+    let beams = tasks::load("translation", &DirFiles::open(&dir).unwrap(), &Device::Cpu, &LoadOptions::default()).unwrap();
+    let err = pollster::block_on(beams.run_json(&json!("Hello."), &Value::Null, &mut |_| {})).unwrap_err().to_string();
+    assert!(err.contains("generation_config.json asks for num_beams 4") && err.contains("num_beams: 1"), "{err}");
+    let greedy = pollster::block_on(beams.run_json(&json!("Hello."), &json!({"num_beams": 1}), &mut |_| {}));
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(greedy.is_ok(), "{greedy:?}");
+
     // A Marian folder without tokenizer.json (Hub checkpoints ship SentencePiece files only).
-    let dir = std::env::temp_dir().join(format!("webformers-marian-spm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for file in ["config.json", "model.safetensors", "generation_config.json"] {
-        std::fs::copy(folder("tiny-marian").join(file), dir.join(file)).unwrap();
-    }
+    let dir = copy_of("tiny-marian", "spm", &["config.json", "model.safetensors", "generation_config.json"]);
     let err = tasks::load("translation", &DirFiles::open(&dir).unwrap(), &Device::Cpu, &LoadOptions::default()).err().unwrap().to_string();
     std::fs::remove_dir_all(&dir).ok();
     assert!(err.contains("tokenizer.json") && err.contains("SentencePiece"), "{err}");
+}
+
+/// Some files of a fixture model in a fresh temporary folder.
+fn copy_of(model: &str, what: &str, files: &[&str]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("webformers-{model}-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in files {
+        std::fs::copy(folder(model).join(file), dir.join(file)).unwrap();
+    }
+    dir
 }

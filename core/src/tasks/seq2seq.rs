@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::text_encoder::clean_up_tokenization_spaces;
 use super::{Input, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo};
 use crate::files::ModelFiles;
-use crate::generation::{self, GenerationConfig, Interrupt, TextStreamer};
+use crate::generation::{self, GenerationConfig, Interrupt, LogitsProcessor, Step, TextStreamer};
 use crate::models::{self, TextSeq2SeqModel};
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
@@ -46,6 +46,8 @@ pub struct TextSeq2Seq {
     default_beams: usize,
     /// `forced_eos_token_id`: forced at the last position generation allows.
     forced_eos: Option<u32>,
+    /// generation_config.json's `min_length` (0 when absent).
+    min_length: usize,
     interrupt: Interrupt,
     device: Device,
 }
@@ -55,6 +57,8 @@ pub struct TextSeq2Seq {
 #[serde(deny_unknown_fields)]
 struct CallOptions {
     num_beams: Option<usize>,
+    /// The shortest sequence (the decoder's start token counted): EOS is banned before it.
+    min_length: Option<usize>,
     /// Language codes for models whose tokenizer takes them (NLLB, M2M100); Marian's
     /// checkpoints are one language pair each and ignore them, as transformers.js does.
     #[allow(dead_code)]
@@ -143,6 +147,7 @@ impl TextSeq2Seq {
             config: generation,
             default_beams,
             forced_eos: forcing.forced_eos,
+            min_length: generation_json["min_length"].as_u64().or(config["min_length"].as_u64()).unwrap_or(0) as usize,
             interrupt: Interrupt::new(),
             device: device.clone(),
         })
@@ -155,14 +160,26 @@ impl TextSeq2Seq {
     }
 
     /// One text's generated text (special tokens skipped), streamed to `on_text` as it comes.
-    async fn generate_one(&self, text: &str, config: &GenerationConfig, on_text: &mut dyn FnMut(&str)) -> Result<String> {
-        let ids = self.generate_ids(text, config, on_text).await?;
+    async fn generate_one(&self, text: &str, config: &GenerationConfig, min_length: usize, on_text: &mut dyn FnMut(&str)) -> Result<String> {
+        let ids = self.generate_ids(text, config, min_length, on_text).await?;
         let text = self.tokenizer.decode(&ids, true)?;
         Ok(if self.clean_up_spaces { clean_up_tokenization_spaces(text) } else { text })
     }
 
+    /// The model's `min_length` (generation_config.json; 0 when absent).
+    pub fn min_length(&self) -> usize {
+        self.min_length
+    }
+
     /// One text's generated token ids (an ending EOS included; the decoder's start token not).
-    pub async fn generate_ids(&self, text: &str, config: &GenerationConfig, on_text: &mut dyn FnMut(&str)) -> Result<Vec<u32>> {
+    /// `min_length` counts the decoder's start token, as transformers' does.
+    pub async fn generate_ids(
+        &self,
+        text: &str,
+        config: &GenerationConfig,
+        min_length: usize,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Vec<u32>> {
         if text.trim().is_empty() {
             return Err(Error::Input(format!("{}: the text is empty: there is nothing to {}", self.task.name, self.task_verb())));
         }
@@ -183,6 +200,9 @@ impl TextSeq2Seq {
         let mut cache = self.model.new_cache(&encoded, prompt.len() + config.max_new_tokens)?;
         let mut step = |ids: &[u32]| self.model.decode(ids, &mut cache, false);
         let mut processors = generation::processors_for(&config);
+        if min_length > prompt.len() && !config.eos_token_ids.is_empty() {
+            processors.insert(0, Box::new(MinLength { min_length, eos: config.eos_token_ids.clone() }));
+        }
         let mut streamer = TextStreamer::new(&self.tokenizer, &config.stop_strings, on_text);
         let out = generation::generate(&mut step, &prompt, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
         Ok(out.token_ids)
@@ -194,6 +214,27 @@ impl TextSeq2Seq {
             "summary_text" => "summarize",
             _ => "generate from",
         }
+    }
+}
+
+/// transformers' `MinLengthLogitsProcessor`: no EOS while the sequence (prompt included) is
+/// shorter than `min_length`.
+struct MinLength {
+    min_length: usize,
+    eos: Vec<u32>,
+}
+
+impl LogitsProcessor for MinLength {
+    fn banned(&self, step: &Step) -> Option<Vec<u32>> {
+        Some(if step.ids.len() < self.min_length { self.eos.clone() } else { Vec::new() })
+    }
+    fn process(&mut self, step: &Step, logits: &mut [f32]) -> Result<()> {
+        for &t in self.banned(step).unwrap_or_default().iter() {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -232,7 +273,8 @@ impl Pipeline for TextSeq2Seq {
             }
             let mut results = Vec::new();
             for text in texts.items() {
-                results.push(json!({ self.key: self.generate_one(text, &config, on_text).await? }));
+                let min_length = options.min_length.unwrap_or(self.min_length);
+                results.push(json!({ self.key: self.generate_one(text, &config, min_length, on_text).await? }));
             }
             Ok(Output::Json(Value::Array(results)))
         })
