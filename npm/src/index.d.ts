@@ -638,6 +638,49 @@ export interface AutomaticSpeechRecognitionPipeline extends PipelineBase {
   readonly processor: { feature_extractor: { config: { sampling_rate: number } } };
 }
 
+// ---- translation, summarization, text2text-generation -------------------------------------------
+
+/** The generation options of the text encoder-decoder tasks (the model's generation_config.json fills the rest). */
+export interface Text2TextGenerationOptions {
+  max_new_tokens?: number;
+  /** Counts the decoder's start token, as in transformers. */
+  max_length?: number;
+  do_sample?: boolean;
+  temperature?: number;
+  top_k?: number;
+  top_p?: number;
+  repetition_penalty?: number;
+  no_repeat_ngram_size?: number;
+  seed?: number;
+  /** Only 1 for now: beam search is not wired into these tasks yet (a model whose generation_config.json asks for more needs num_beams: 1). */
+  num_beams?: 1;
+  streamer?: TextStreamer;
+  /** Called with each new piece of text (a shortcut for a streamer). */
+  callback_function?: (text: string) => void;
+}
+
+export interface TranslationOptions extends Text2TextGenerationOptions {
+  /** Language codes for models whose tokenizer takes them; Marian (one language pair a model) ignores them, as transformers.js does. */
+  src_lang?: string;
+  tgt_lang?: string;
+}
+
+export interface TranslationPipeline extends PipelineBase {
+  /** One object per text (the input is truncated to the tokenizer's model_max_length, as transformers.js does). */
+  (texts: string | string[], options?: TranslationOptions): Promise<{ translation_text: string }[]>;
+  readonly task: 'translation';
+}
+
+export interface SummarizationPipeline extends PipelineBase {
+  (texts: string | string[], options?: Text2TextGenerationOptions): Promise<{ summary_text: string }[]>;
+  readonly task: 'summarization';
+}
+
+export interface Text2TextGenerationPipeline extends PipelineBase {
+  (texts: string | string[], options?: Text2TextGenerationOptions): Promise<{ generated_text: string }[]>;
+  readonly task: 'text2text-generation';
+}
+
 /** A task these types do not describe: the engine's answer as it comes. */
 // ---- audio --------------------------------------------------------------------------------------
 
@@ -705,6 +748,11 @@ export interface PipelineTypes {
   'object-detection': ObjectDetectionPipeline;
   'automatic-speech-recognition': AutomaticSpeechRecognitionPipeline;
   asr: AutomaticSpeechRecognitionPipeline;
+  translation: TranslationPipeline;
+  /** transformers.js's `translation_xx_to_yy` names are `translation`. */
+  [task: `translation_${string}`]: TranslationPipeline;
+  summarization: SummarizationPipeline;
+  'text2text-generation': Text2TextGenerationPipeline;
 }
 
 /**

@@ -9,6 +9,7 @@ use crate::{Error, Result, Tensor};
 
 pub use heads::{HeadKind, TextHead};
 
+pub mod bart;
 pub mod beams;
 pub mod bert;
 pub mod clip;
@@ -21,6 +22,7 @@ pub mod gguf;
 pub mod gpt2;
 pub mod heads;
 pub mod llama;
+pub mod marian;
 pub mod modernbert;
 pub mod resnet;
 pub mod siglip;
@@ -210,6 +212,17 @@ pub trait SpeechSeq2SeqModel: EncoderDecoderModel {
     fn encode(&self, features: &[f32]) -> Result<Tensor>;
 }
 
+/// A text encoder-decoder (Marian, BART; later M2M100/NLLB, T5): token ids in.
+pub trait TextSeq2SeqModel: EncoderDecoderModel {
+    /// `input_ids` (one sequence, special tokens included) to the encoder output [S, hidden]
+    /// (lazy).
+    fn encode(&self, input_ids: &[u32]) -> Result<Tensor>;
+    /// The decoder's first token (`decoder_start_token_id`: Marian's pad, BART's `</s>`).
+    fn decoder_start_token_id(&self) -> u32;
+    /// The longest input `encode` takes (its position embeddings).
+    fn max_source_positions(&self) -> usize;
+}
+
 /// What config.json says about a model beyond its hyperparameters: its type, the class it was
 /// saved from, and its labels.
 #[derive(Clone, Debug)]
@@ -279,6 +292,8 @@ pub struct Architecture {
     pub image_text: Option<fn(&ModelConfig, &Weights) -> Result<Box<dyn ImageTextModel>>>,
     /// A speech encoder-decoder (automatic-speech-recognition: Whisper).
     pub speech_seq2seq: Option<fn(&ModelConfig, &Weights) -> Result<Box<dyn SpeechSeq2SeqModel>>>,
+    /// A text encoder-decoder (translation, summarization, text2text-generation).
+    pub text_seq2seq: Option<fn(&ModelConfig, &Weights) -> Result<Box<dyn TextSeq2SeqModel>>>,
 }
 
 impl Architecture {
@@ -292,6 +307,7 @@ impl Architecture {
         vision: None,
         image_text: None,
         speech_seq2seq: None,
+        text_seq2seq: None,
     };
 }
 
@@ -422,6 +438,16 @@ pub static ARCHITECTURES: &[Architecture] = &[
         ..Architecture::NONE
     },
     Architecture {
+        model_types: &["marian"],
+        text_seq2seq: Some(|c, vb| Ok(Box::new(marian::load(parse(&c.json)?, vb)?))),
+        ..Architecture::NONE
+    },
+    Architecture {
+        model_types: &["bart"],
+        text_seq2seq: Some(|c, vb| Ok(Box::new(bart::load(parse(&c.json)?, vb)?))),
+        ..Architecture::NONE
+    },
+    Architecture {
         model_types: &["gpt2"],
         decoder: Some(|c, vb| Ok(Box::new(gpt2::Gpt2::load(parse(&c.json)?, vb)?))),
         ..Architecture::NONE
@@ -463,6 +489,12 @@ pub fn load_image_text_model(config: &ModelConfig, vb: &Weights) -> Result<Box<d
 pub fn load_speech_seq2seq(config: &ModelConfig, vb: &Weights) -> Result<Box<dyn SpeechSeq2SeqModel>> {
     let arch = architecture(config, "speech encoder-decoder", |a| a.speech_seq2seq.is_some())?;
     (arch.speech_seq2seq.expect("checked"))(config, vb)
+}
+
+/// A text encoder-decoder (Marian, BART) from a config.json.
+pub fn load_text_seq2seq(config: &ModelConfig, vb: &Weights) -> Result<Box<dyn TextSeq2SeqModel>> {
+    let arch = architecture(config, "text encoder-decoder", |a| a.text_seq2seq.is_some())?;
+    (arch.text_seq2seq.expect("checked"))(config, vb)
 }
 
 /// A decoder from a config.json (Hugging Face safetensors folders).

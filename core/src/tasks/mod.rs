@@ -29,10 +29,14 @@ pub mod image_feature_extraction;
 pub mod image_model;
 pub mod object_detection;
 pub mod question_answering;
+pub mod seq2seq;
+pub mod summarization;
+pub mod text2text_generation;
 pub mod text_classification;
 pub mod text_encoder;
 pub mod text_generation;
 pub mod token_classification;
+pub mod translation;
 pub mod zero_shot_classification;
 pub mod zero_shot_image_classification;
 
@@ -50,6 +54,9 @@ pub static TASKS: &[&TaskInfo] = &[
     &image_feature_extraction::TASK,
     &object_detection::TASK,
     &automatic_speech_recognition::TASK,
+    &translation::TASK,
+    &summarization::TASK,
+    &text2text_generation::TASK,
 ];
 
 /// What a task takes as its first argument (the front ends' help and type checks read this, and
@@ -120,9 +127,12 @@ impl TaskInfo {
     }
 }
 
-/// A task by its name or an alias; an unknown name lists the known ones.
+/// A task by its name or an alias; an unknown name lists the known ones. As transformers.js
+/// does, a name with `_` is looked up by what comes before the first one
+/// (`translation_en_to_fr` is `translation`).
 pub fn task(name: &str) -> Result<&'static TaskInfo> {
-    TASKS.iter().copied().find(|t| t.name == name || t.aliases.contains(&name)).ok_or_else(|| {
+    let find = |name: &str| TASKS.iter().copied().find(|t| t.name == name || t.aliases.contains(&name));
+    find(name).or_else(|| name.split_once('_').and_then(|(head, _)| find(head))).ok_or_else(|| {
         let names: Vec<String> = TASKS
             .iter()
             .map(|t| if t.aliases.is_empty() { t.name.to_string() } else { format!("{} ({})", t.name, t.aliases.join(", ")) })

@@ -58,19 +58,7 @@ impl TextEncoderTask {
         if self.tokenizer_config["clean_up_tokenization_spaces"].as_bool() != Some(true) {
             return Ok(text);
         }
-        const SPACED: [(&str, &str); 10] = [
-            (" .", "."),
-            (" ?", "?"),
-            (" !", "!"),
-            (" ,", ","),
-            (" ' ", "'"),
-            (" n't", "n't"),
-            (" 'm", "'m"),
-            (" 's", "'s"),
-            (" 've", "'ve"),
-            (" 're", "'re"),
-        ];
-        Ok(SPACED.iter().fold(text, |t, (from, to)| t.replace(from, to)))
+        Ok(clean_up_tokenization_spaces(text))
     }
 
     /// The head's outputs for each encoding: one row of `outputs()` values per sequence
@@ -188,4 +176,21 @@ pub fn ranked(scores: &[f64]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     order
+}
+
+/// Python tokenizers' `clean_up_tokenization_spaces` step: " ." → ".", " n't" → "n't", ...
+pub(crate) fn clean_up_tokenization_spaces(text: String) -> String {
+    const SPACED: [(&str, &str); 10] = [
+        (" .", "."),
+        (" ?", "?"),
+        (" !", "!"),
+        (" ,", ","),
+        (" ' ", "'"),
+        (" n't", "n't"),
+        (" 'm", "'m"),
+        (" 's", "'s"),
+        (" 've", "'ve"),
+        (" 're", "'re"),
+    ];
+    SPACED.iter().fold(text, |t, (from, to)| t.replace(from, to))
 }

@@ -1,0 +1,272 @@
+//! What the text encoder-decoder tasks share (`translation`, `summarization`,
+//! `text2text-generation`): text in, the encoder once, then the decoder through the generation
+//! library, as transformers.js's `Text2TextGenerationPipeline` and Python's do:
+//!
+//! 1. the text gets config.json's `prefix` and the task's `task_specific_params[task].prefix`,
+//!    then is tokenized with its special tokens and truncated to the tokenizer's
+//!    `model_max_length` (and the encoder's positions): Transformers.js always truncates
+//!    (`truncation: true`); Python's pipeline does when called with `truncation=True`;
+//! 2. the decoder starts from `decoder_start_token_id` and decodes with the model's
+//!    generation_config.json defaults under the call's options: `max_length`, `min_length`,
+//!    `bad_words_ids` (single tokens: Marian bans its pad), `forced_bos_token_id` (BART),
+//!    `forced_eos_token_id` at the last position, `no_repeat_ngram_size`, and `num_beams`
+//!    (beam search, with `length_penalty`, `early_stopping`, `num_return_sequences`), else
+//!    greedily or by sampling;
+//! 3. the generated ids are decoded without special tokens (and with the tokenizer's
+//!    `clean_up_tokenization_spaces`), `num_return_sequences` `{key: text}` per input text, in
+//!    one flat array (transformers.js's shape).
+
+use serde_json::{Value, json};
+
+use super::text_encoder::clean_up_tokenization_spaces;
+use super::events::TokenEvents;
+use super::{Event, Input, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo};
+use crate::files::ModelFiles;
+use crate::generation::{self, GenerationConfig, Interrupt, TextStreamer};
+use crate::models::{self, TextSeq2SeqModel};
+use crate::tokenizer::Tokenizer;
+use crate::weights::Weights;
+use crate::{Device, Error, Result};
+
+/// The files every seq2seq task reads besides the weights (tokenizer.json is optional only so
+/// that its absence gets the error below, not a missing-file one).
+pub const FILES: &[&str] = &["tokenizer.json", "tokenizer_config.json", "generation_config.json"];
+
+/// A loaded text encoder-decoder task.
+pub struct TextSeq2Seq {
+    task: &'static TaskInfo,
+    /// The output field (`translation_text`, `summary_text`, `generated_text`).
+    key: &'static str,
+    model: Box<dyn TextSeq2SeqModel>,
+    tokenizer: Tokenizer,
+    clean_up_spaces: bool,
+    /// config.json's `prefix` and `task_specific_params[task].prefix`, in the order they go
+    /// before the text.
+    prefix: String,
+    /// The model's generation defaults, under each call's options.
+    config: GenerationConfig,
+    /// `forced_eos_token_id`: forced at the last position generation allows.
+    forced_eos: Option<u32>,
+    interrupt: Interrupt,
+    device: Device,
+}
+
+/// The call's own options besides the generation ones (`GenerationConfig::take_options`).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CallOptions {
+    /// Language codes for models whose tokenizer takes them (NLLB, M2M100); Marian's
+    /// checkpoints are one language pair each and ignore them, as transformers.js does.
+    #[allow(dead_code)]
+    src_lang: Option<String>,
+    #[allow(dead_code)]
+    tgt_lang: Option<String>,
+}
+
+/// config.json's generation settings that GenerationConfig does not read, as extra processors'
+/// inputs: single-token `bad_words_ids`, `forced_bos_token_id`, `forced_eos_token_id`.
+struct Forcing {
+    banned: Vec<u32>,
+    forced_bos: Option<u32>,
+    forced_eos: Option<u32>,
+}
+
+impl Forcing {
+    fn from_json(name: &str, generation: &Value, config: &Value) -> Result<Forcing> {
+        let get = |key: &str| if generation[key].is_null() { &config[key] } else { &generation[key] };
+        let mut banned = Vec::new();
+        if let Value::Array(words) = get("bad_words_ids") {
+            for word in words {
+                match word.as_array().map(|w| w.iter().map(Value::as_u64).collect::<Vec<_>>()).as_deref() {
+                    Some([Some(id)]) => banned.push(*id as u32),
+                    _ => {
+                        return Err(Error::Unsupported(format!(
+                            "{name}: bad_words_ids entry {word}: only single-token bad words are supported"
+                        )));
+                    }
+                }
+            }
+        }
+        let token = |key: &str| get(key).as_u64().map(|t| t as u32);
+        Ok(Forcing { banned, forced_bos: token("forced_bos_token_id"), forced_eos: token("forced_eos_token_id") })
+    }
+}
+
+impl TextSeq2Seq {
+    /// From a Hugging Face folder: config.json, model.safetensors, tokenizer.json, and
+    /// tokenizer_config.json / generation_config.json when present.
+    pub fn load(
+        files: &dyn ModelFiles,
+        device: &Device,
+        options: &LoadOptions,
+        task: &'static TaskInfo,
+        key: &'static str,
+    ) -> Result<TextSeq2Seq> {
+        let config = files.json("config.json")?.ok_or_else(|| Error::file(files.name(), "is not a model: it has no config.json"))?;
+        let model_config = models::ModelConfig::from_json(files.name(), config.clone())?;
+        let tokenizer_json = files.read("tokenizer.json")?.ok_or_else(|| {
+            let why = if model_config.model_type == "marian" {
+                "Marian checkpoints on the Hub ship only SentencePiece models (source.spm, target.spm), which webformers \
+                 does not read; use an export that has a tokenizer.json (the Xenova/opus-mt-* repositories do)"
+            } else {
+                "webformers reads the tokenizer from tokenizer.json"
+            };
+            Error::file(files.name(), &format!("has no tokenizer.json: {why}"))
+        })?;
+        let vb = Weights::new(files.weights(device)?, device, options.dtype);
+        let model = models::load_text_seq2seq(&model_config, &vb)?;
+        let tokenizer_config = files.json("tokenizer_config.json")?.unwrap_or(Value::Null);
+        // Transformers.js truncates to model_max_length; the encoder's positions bound it too.
+        let max_len = tokenizer_config["model_max_length"]
+            .as_f64()
+            .map(|n| n.min(usize::MAX as f64) as usize)
+            .unwrap_or(usize::MAX)
+            .min(model.max_source_positions());
+        let tokenizer = Tokenizer::from_bytes((*tokenizer_json).as_ref(), max_len)?;
+        let generation_json = files.json("generation_config.json")?.unwrap_or(Value::Null);
+        let mut generation = GenerationConfig::from_json(&generation_json, &config)?;
+        let forcing = Forcing::from_json(files.name(), &generation_json, &config)?;
+        generation.suppress_tokens.extend(&forcing.banned);
+        if let Some(bos) = forcing.forced_bos {
+            generation.forced_tokens.push((1, bos));
+        }
+        let task_prefix = config["task_specific_params"][task.name]["prefix"].as_str().unwrap_or("");
+        let prefix = format!("{task_prefix}{}", config["prefix"].as_str().unwrap_or(""));
+        Ok(TextSeq2Seq {
+            task,
+            key,
+            model,
+            tokenizer,
+            clean_up_spaces: tokenizer_config["clean_up_tokenization_spaces"].as_bool() == Some(true),
+            prefix,
+            config: generation,
+            forced_eos: forcing.forced_eos,
+            interrupt: Interrupt::new(),
+            device: device.clone(),
+        })
+    }
+
+    /// The model's generation defaults (generation_config.json with the forced and banned
+    /// tokens of config.json), which each call's options go over.
+    pub fn generation_config(&self) -> &GenerationConfig {
+        &self.config
+    }
+
+    /// One text's generated texts (special tokens skipped), `num_return_sequences` of them, best
+    /// first; the text is streamed to `events` as it comes (with beams: the best one's, at the end).
+    async fn generate_texts(&self, text: &str, config: &GenerationConfig, events: &mut dyn FnMut(Event<'_>)) -> Result<Vec<String>> {
+        let mut texts = Vec::new();
+        for ids in self.generate_ids(text, config, events).await? {
+            let text = self.tokenizer.decode(&ids, true)?;
+            texts.push(if self.clean_up_spaces { clean_up_tokenization_spaces(text) } else { text });
+        }
+        Ok(texts)
+    }
+
+    /// One text's generated token ids (an ending EOS included; the decoder's start token not):
+    /// one sequence, or with `num_beams > 1` the `num_return_sequences` best, best first.
+    /// `min_length` counts the decoder's start token, as transformers' does.
+    pub async fn generate_ids(&self, text: &str, config: &GenerationConfig, events: &mut dyn FnMut(Event<'_>)) -> Result<Vec<Vec<u32>>> {
+        if text.trim().is_empty() {
+            return Err(Error::Input(format!("{}: the text is empty: there is nothing to {}", self.task.name, self.task_verb())));
+        }
+        config.validate()?;
+        let ids = self.tokenizer.encode(&format!("{}{text}", self.prefix), true)?;
+        let encoded = self.model.encode(&ids)?;
+        let prompt = [self.model.decoder_start_token_id()];
+        let mut config = config.clone();
+        // `max_length` counts the decoder's start token; the decoder's positions bound it too.
+        config.max_new_tokens = config.max_new_for(prompt.len()).min(self.model.max_target_positions() - prompt.len());
+        config.max_length = None;
+        if config.max_new_tokens == 0 {
+            return Err(Error::Input("max_length leaves no room for a generated token".into()));
+        }
+        if let Some(eos) = self.forced_eos {
+            // transformers' ForcedEOSTokenLogitsProcessor: EOS at position max_length - 1
+            config.forced_tokens.push((prompt.len() + config.max_new_tokens - 1, eos));
+        }
+        let cache = self.model.new_cache(&encoded, prompt.len() + config.max_new_tokens)?;
+        let mut processors = generation::processors_for(&config);
+        // text and token events go to one sink from two closures
+        let sink = std::cell::RefCell::new(events);
+        let mut on_text = |t: &str| (*sink.borrow_mut())(Event::Text(t));
+        let mut on_tokens = |ids: &[u32]| (*sink.borrow_mut())(Event::Tokens(ids));
+        let mut streamer =
+            TokenEvents { inner: TextStreamer::new(&self.tokenizer, &config.stop_strings, &mut on_text), on_tokens: &mut on_tokens };
+        if config.num_beams > 1 {
+            let mut beams = models::beams::EncoderDecoderBeams::new(self.model.as_ref(), cache);
+            let best = generation::beam_search(&mut beams, &prompt, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
+            return Ok(best.into_iter().map(|h| h.token_ids).collect());
+        }
+        let mut cache = cache;
+        let mut step = |ids: &[u32]| self.model.decode(ids, &mut cache, false);
+        let out = generation::generate(&mut step, &prompt, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
+        Ok(vec![out.token_ids])
+    }
+
+    fn task_verb(&self) -> &'static str {
+        match self.key {
+            "translation_text" => "translate",
+            "summary_text" => "summarize",
+            _ => "generate from",
+        }
+    }
+}
+
+impl Pipeline for TextSeq2Seq {
+    fn task(&self) -> &'static TaskInfo {
+        self.task
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A text or an array of texts gives `[{key: text}, ...]`, one object per text.
+    fn run<'a>(
+        &'a self,
+        input: Input<'a>,
+        options: &'a Value,
+        events: &'a mut dyn FnMut(Event<'_>),
+    ) -> LocalFuture<'a, Result<Output>> {
+        Box::pin(async move {
+            let texts: OneOrMany<String> = self.task.input(input.value, "a string or an array of strings")?;
+            let mut config = self.config.clone();
+            let rest = config.take_options(self.task.name, options)?;
+            let options: CallOptions = self.task.options(&rest).map_err(|e| match e {
+                Error::Input(m) if m.contains("unknown field") => {
+                    Error::Input(format!("{m}, or a generation option ({})", generation::OPTION_NAMES.join(", ")))
+                }
+                e => e,
+            })?;
+            let CallOptions { src_lang: _, tgt_lang: _ } = options;
+            config.validate()?;
+            let mut results = Vec::new();
+            for text in texts.items() {
+                for generated in self.generate_texts(text, &config, events).await? {
+                    results.push(json!({ self.key: generated }));
+                }
+            }
+            Ok(Output::Json(Value::Array(results)))
+        })
+    }
+
+    fn info(&self) -> Value {
+        json!({ "vocab_size": self.model.vocab_size(), "max_source_positions": self.model.max_source_positions() })
+    }
+
+    fn call(&self, method: &str, _args: &Value) -> Result<Value> {
+        match method {
+            // Stops a generation in flight after its current token (JS: an AbortSignal).
+            "interrupt" => {
+                self.interrupt.interrupt();
+                Ok(Value::Null)
+            }
+            "reset_interrupt" => {
+                self.interrupt.reset();
+                Ok(Value::Null)
+            }
+            other => Err(Error::Unsupported(format!("{} has no method `{other}`", self.task.name))),
+        }
+    }
+}

@@ -1,0 +1,300 @@
+"""Makes tiny random text encoder-decoder models (Marian, BART) and records what transformers
+4.57.6's `generate` and `pipeline()` give on them: the reference of tests/seq2seq.rs.
+
+Run once, by hand, with transformers 4.57.6 as an overlay (transformers 5 removed the
+translation, summarization and text2text-generation pipelines; Transformers.js follows 4.x):
+    .cache/pyref-venv/bin/pip install --no-deps --target DIR \\
+        transformers==4.57.6 tokenizers==0.22.1 huggingface_hub==0.36.0
+    PYTHONPATH=DIR .cache/pyref-venv/bin/python tests/reference/make_tiny_seq2seq.py
+
+Outputs under tests/fixtures/seq2seq/:
+    tiny-marian/            MarianMTModel, shared embeddings (model.shared), swish, scale_embedding,
+                            static sinusoidal positions (not stored: transformers computes them),
+                            decoder_start_token_id = pad, bad_words_ids [[pad]], forced_eos_token_id
+    tiny-marian-separate/   the same shapes with share_encoder_decoder_embeddings false: separate
+                            encoder and decoder token embeddings, an untied lm_head
+    tiny-bart/              BartForConditionalGeneration: learned positions (offset 2),
+                            layernorm_embedding, gelu, forced_bos_token_id, no_repeat_ngram_size 3
+    reference.json          models[name].check: the encoder's last_hidden_state and the first
+                            decoder step's logits for one text; cases: {task, model, input,
+                            options, output (pipeline), token_ids (generate, decoder start first)}
+
+Tokenizers are made with the `tokenizers` library (Hub Marian checkpoints ship SentencePiece
+files only): Unigram + Metaspace with "$A </s>" for Marian, byte-level BPE with "<s> $A </s>"
+for BART, trained on the sentences below, saved as tokenizer.json with a tokenizer_config.json
+naming PreTrainedTokenizerFast and model_max_length = max_position_embeddings (64), so that
+pipeline(truncation=True), like Transformers.js (which always truncates), cuts the long input.
+
+Every reference runs greedy (num_beams=1: 4.57's text2text pipelines default to 4 beams) except
+the beam-search cases, whose options name num_beams.
+Weights come from a seeded torch.Generator, scaled so greedy choices have clear margins; each
+greedy step's best and second-best processed scores must differ by more than MARGIN, else the
+next seed is tried. CPU, float32, one thread: reruns give identical files.
+"""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import transformers
+
+if transformers.__version__ != "4.57.6":
+    sys.exit(f"needs transformers 4.57.6 as an overlay (see the docstring), got {transformers.__version__}")
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    BartConfig,
+    BartForConditionalGeneration,
+    MarianConfig,
+    MarianMTModel,
+    pipeline,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from texts import LONG_400  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "tests" / "fixtures" / "seq2seq"
+MAX_POSITIONS = 64
+MARGIN = 2e-3
+
+CORPUS = [
+    "The cat sat on the mat and looked at the rain.",
+    "Lighthouses were once the most important pieces of infrastructure along any dangerous coast.",
+    "Keepers trimmed wicks, polished lenses and recorded the weather every few hours.",
+    "A small boat left the harbour before sunrise with three fishermen on board.",
+    "Translation models turn a sentence in one language into a sentence in another.",
+    "Summaries keep the main facts of a long article and drop the details.",
+    "The museum opens at nine o'clock, except on Mondays when it is closed.",
+    "She asked whether the train to the coast would be late again today.",
+] + [LONG_400]
+
+INPUTS = [
+    "The cat sat on the mat.",
+    "A small boat left the harbour with three fishermen.",
+    "Keepers recorded the weather, polished lenses and trimmed wicks every night!",
+    LONG_400,  # far past 64 tokens: truncated to model_max_length by the tokenizer
+]
+
+
+def marian_tokenizer():
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=160, special_tokens=["</s>", "<unk>", "<pad>"], unk_token="<unk>")
+    tok.train_from_iterator(CORPUS, trainer)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A $B </s>", special_tokens=[("</s>", 0)])
+    return tok, {"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}, False
+
+
+def bart_tokenizer():
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    names = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
+    return tok, names, True
+
+
+def save_tokenizer(tok, names, clean_up, out):
+    tok.save(str(out / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": MAX_POSITIONS,
+        "clean_up_tokenization_spaces": clean_up,
+        **names,
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def randomize(model, seed):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "embed_positions" in name and isinstance(model, MarianMTModel):
+                continue  # Marian's sinusoids: computed by transformers, never stored
+            if name.endswith("layer_norm.weight") or name.endswith("layernorm_embedding.weight"):
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
+            elif name.endswith(".bias"):
+                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+            elif "embed" in name or name.endswith("shared.weight"):
+                p.copy_(torch.randn(p.shape, generator=gen))
+            else:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=gen) * (1.5 / fan_in**0.5))
+        if hasattr(model, "final_logits_bias"):
+            model.final_logits_bias.copy_(0.5 * torch.randn(model.final_logits_bias.shape, generator=gen))
+
+
+SPECS = {
+    "tiny-marian": dict(kind="marian", shared=True, seed=1),
+    "tiny-marian-separate": dict(kind="marian", shared=False, seed=2),
+    "tiny-bart": dict(kind="bart", seed=3),
+}
+
+TASKS = {"marian": ["translation", "text2text-generation"], "bart": ["summarization", "text2text-generation"]}
+
+
+def make_model(name, spec, seed):
+    out = OUT / name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    common = dict(
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=MAX_POSITIONS,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+    )
+    if spec["kind"] == "marian":
+        tok, names, clean_up = marian_tokenizer()
+        vocab = tok.get_vocab_size()
+        pad, eos = tok.token_to_id("<pad>"), tok.token_to_id("</s>")
+        config = MarianConfig(
+            vocab_size=vocab,
+            decoder_vocab_size=vocab,
+            share_encoder_decoder_embeddings=spec["shared"],
+            tie_word_embeddings=spec["shared"],
+            activation_function="swish",
+            scale_embedding=True,
+            pad_token_id=pad,
+            eos_token_id=eos,
+            decoder_start_token_id=pad,
+            forced_eos_token_id=eos,
+            **common,
+        )
+        config.architectures = ["MarianMTModel"]
+        torch.manual_seed(0)
+        model = MarianMTModel(config).eval()
+        generation = {"bad_words_ids": [[pad]], "decoder_start_token_id": pad, "eos_token_id": eos,
+                      "forced_eos_token_id": eos, "max_length": 24, "pad_token_id": pad}
+    else:
+        tok, names, clean_up = bart_tokenizer()
+        vocab = tok.get_vocab_size()
+        config = BartConfig(
+            vocab_size=vocab,
+            activation_function="gelu",
+            scale_embedding=False,
+            bos_token_id=0,
+            pad_token_id=1,
+            eos_token_id=2,
+            decoder_start_token_id=2,
+            forced_bos_token_id=0,
+            forced_eos_token_id=2,
+            **common,
+        )
+        config.architectures = ["BartForConditionalGeneration"]
+        torch.manual_seed(0)
+        model = BartForConditionalGeneration(config).eval()
+        generation = {"bos_token_id": 0, "decoder_start_token_id": 2, "eos_token_id": 2, "forced_bos_token_id": 0,
+                      "forced_eos_token_id": 2, "max_length": 22, "no_repeat_ngram_size": 3, "pad_token_id": 1}
+    randomize(model, seed)
+    model.save_pretrained(out, safe_serialization=True)
+    (out / "generation_config.json").write_text(json.dumps(generation, indent=2, sort_keys=True) + "\n")
+    save_tokenizer(tok, names, clean_up, out)
+    return out
+
+
+def margins_ok(model, input_ids):
+    out = model.generate(input_ids, num_beams=1, do_sample=False, output_scores=True, return_dict_in_generate=True)
+    for scores in out.scores:
+        top = torch.topk(scores[0], 2).values
+        if torch.isfinite(top[1]) and (top[0] - top[1]).item() < MARGIN:
+            return False, out.sequences[0].tolist()
+    return True, out.sequences[0].tolist()
+
+
+def main():
+    torch.set_num_threads(1)
+    OUT.mkdir(parents=True, exist_ok=True)
+    reference = {"transformers": transformers.__version__, "models": {}, "cases": []}
+    for name, spec in SPECS.items():
+        for seed in range(spec["seed"], spec["seed"] + 200, 10):
+            folder = make_model(name, spec, seed)
+            model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            ids = {text: tokenizer(text, truncation=True, return_tensors="pt").input_ids for text in INPUTS}
+            results = [margins_ok(model, ids[text]) for text in INPUTS]
+            if all(ok for ok, _ in results):
+                break
+            print(name, "seed", seed, "has a near tie; next seed")
+        else:
+            sys.exit(f"{name}: no seed with clear margins")
+        with torch.no_grad():
+            first = ids[INPUTS[0]]
+            encoded = model.get_encoder()(input_ids=first).last_hidden_state[0]
+            start = torch.tensor([[model.config.decoder_start_token_id]])
+            logits = model(input_ids=first, decoder_input_ids=start).logits[0, -1]
+        reference["models"][name] = {
+            "seed": seed,
+            "check": {
+                "input_ids": first[0].tolist(),
+                "encoder_hidden": encoded.tolist(),
+                "first_logits": logits.tolist(),
+            },
+        }
+        for task in TASKS[spec["kind"]]:
+            pipe = pipeline(task, model=str(folder), tokenizer=str(folder))
+            for text, (_, token_ids) in zip(INPUTS, results):
+                output = pipe(text, num_beams=1, truncation=True)
+                reference["cases"].append(
+                    {"task": task, "model": name, "input": text, "options": {}, "output": output, "token_ids": token_ids}
+                )
+            # an array of texts gives one result per text
+            output = pipe(INPUTS[:2], num_beams=1, truncation=True)
+            reference["cases"].append({"task": task, "model": name, "input": INPUTS[:2], "options": {}, "output": output})
+        # a call's generation options over the model's defaults
+        pipe = pipeline(TASKS[spec["kind"]][0], model=str(folder), tokenizer=str(folder))
+        output = pipe(INPUTS[1], num_beams=1, truncation=True, max_new_tokens=5)
+        reference["cases"].append(
+            {"task": TASKS[spec["kind"]][0], "model": name, "input": INPUTS[1], "options": {"max_new_tokens": 5}, "output": output}
+        )
+        if name == "tiny-marian-separate":
+            # its third text ends at once: min_length bans EOS until the sequence has 5 tokens
+            output = pipe(INPUTS[2], num_beams=1, truncation=True, min_length=5)
+            reference["cases"].append(
+                {"task": TASKS[spec["kind"]][0], "model": name, "input": INPUTS[2], "options": {"min_length": 5}, "output": output}
+            )
+        # beam search: transformers 4.57's pipeline() and generate() with beams (the ids: every
+        # returned sequence, decoder start first, padding cut after EOS)
+        beam_options = [{"num_beams": 3}]
+        if name == "tiny-bart":
+            beam_options.append({"num_beams": 4, "num_return_sequences": 2, "length_penalty": 2.0, "early_stopping": True})
+        if name == "tiny-marian":
+            beam_options.append({"num_beams": 2, "no_repeat_ngram_size": 2, "min_length": 6, "early_stopping": "never"})
+        for options in beam_options:
+            for text in INPUTS[:2]:
+                output = pipe(text, truncation=True, **options)
+                with torch.no_grad():
+                    seqs = model.generate(ids[text], do_sample=False, **options).tolist()
+                pad = model.config.pad_token_id
+                token_ids = []
+                for seq in seqs:
+                    # drop the padding after a sequence's EOS (a start token equal to pad stays)
+                    while len(seq) > 1 and seq[-1] == pad:
+                        seq = seq[:-1]
+                    token_ids.append(seq)
+                reference["cases"].append(
+                    {"task": TASKS[spec["kind"]][0], "model": name, "input": text, "options": options, "output": output, "beam_token_ids": token_ids}
+                )
+        print(name, "seed", seed, [r[1] for r in results])
+    (OUT / "reference.json").write_text(json.dumps(reference, indent=1, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()

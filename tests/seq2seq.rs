@@ -1,0 +1,206 @@
+//! Text encoder-decoders (Marian, BART) and their tasks (translation, summarization,
+//! text2text-generation) on tiny random models (tests/fixtures/seq2seq/, made with their
+//! reference by tests/reference/make_tiny_seq2seq.py with transformers 4.57.6), on the CPU and
+//! the GPU:
+//! - the encoder's output and the first decoder step's logits within 1e-4 of transformers';
+//! - greedy token ids identical to transformers' `generate` (decoder start, forced BOS/EOS,
+//!   banned pad, no-repeat n-grams, max_length), including a text longer than the encoder's 64
+//!   positions, truncated as Transformers.js (and Python's pipeline with truncation=True) does;
+//! - beam search (num_beams, num_return_sequences, length_penalty, early_stopping,
+//!   no_repeat_ngram_size, min_length): every returned sequence's ids identical to `generate`'s,
+//!   and the task's output to `pipeline()`'s; generation_config.json's num_beams is the default;
+//! - every task's output identical to Python's `pipeline()`, and text streamed;
+//! - bad input: an empty text, num_beams 0, num_return_sequences over num_beams, a folder
+//!   without tokenizer.json.
+
+use serde_json::{Value, json};
+use webformers::files::DirFiles;
+use webformers::models::{self, ModelConfig, TextSeq2SeqModel};
+use webformers::tasks::events::text_only;
+use webformers::tasks::{self, LoadOptions, seq2seq::TextSeq2Seq};
+use webformers::weights::{WeightDType, Weights};
+use webformers::{Device, Tensor};
+use webformers_tests::{devices, fixture, floats, json_differences, max_abs_diff, repo_root};
+
+/// f32 on both sides, a few layers of width 32: differences are summation order only.
+const F32_TOLERANCE: f32 = 1e-4;
+
+fn folder(model: &str) -> std::path::PathBuf {
+    repo_root().join("tests/fixtures/seq2seq").join(model)
+}
+
+fn load_model(model: &str, device: &Device) -> Box<dyn TextSeq2SeqModel> {
+    let files = DirFiles::open(folder(model)).unwrap();
+    let config = ModelConfig::from_json(model, webformers::files::ModelFiles::json(&files, "config.json").unwrap().unwrap()).unwrap();
+    let vb = Weights::new(webformers::files::ModelFiles::weights(&files, device).unwrap(), device, WeightDType::Auto);
+    models::load_text_seq2seq(&config, &vb).unwrap()
+}
+
+fn read(t: &Tensor) -> Vec<f32> {
+    pollster::block_on(t.to_vec_f32()).unwrap()
+}
+
+#[test]
+fn encoder_and_first_logits_match_transformers() {
+    let reference = fixture("seq2seq/reference.json");
+    for device in devices() {
+        for (name, m) in reference["models"].as_object().unwrap() {
+            let model = load_model(name, &device);
+            let ids: Vec<u32> = m["check"]["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            let encoded = model.encode(&ids).unwrap();
+            let diff = max_abs_diff(&read(&encoded), &floats(&m["check"]["encoder_hidden"]));
+            assert!(diff < F32_TOLERANCE, "{device:?} {name}: encoder output differs by {diff}");
+            let mut cache = model.new_cache(&encoded, 4).unwrap();
+            let logits = model.decode(&[model.decoder_start_token_id()], &mut cache, false).unwrap();
+            let diff = max_abs_diff(&read(&logits), &floats(&m["check"]["first_logits"]));
+            assert!(diff < F32_TOLERANCE, "{device:?} {name}: first logits differ by {diff}");
+        }
+    }
+}
+
+fn pipeline(task: &str, model: &str, device: &Device) -> Box<dyn tasks::Pipeline> {
+    tasks::load(task, &DirFiles::open(folder(model)).unwrap(), device, &LoadOptions::default()).unwrap()
+}
+
+#[test]
+fn greedy_ids_match_transformers_generate() {
+    let reference = fixture("seq2seq/reference.json");
+    for device in devices() {
+        let mut checked = 0;
+        for case in reference["cases"].as_array().unwrap().iter().filter(|c| c.get("token_ids").is_some()) {
+            // one task per model is enough for the ids (the tasks share the run)
+            if case["task"] == "text2text-generation" {
+                continue;
+            }
+            let model = case["model"].as_str().unwrap();
+            let files = DirFiles::open(folder(model)).unwrap();
+            let info = tasks::task(case["task"].as_str().unwrap()).unwrap();
+            let pipe = TextSeq2Seq::load(&files, &device, &LoadOptions::default(), info, "text").unwrap();
+            let text = case["input"].as_str().unwrap();
+            let ids = pollster::block_on(pipe.generate_ids(text, pipe.generation_config(), &mut |_| {})).unwrap();
+            let want: Vec<u32> = case["token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            // transformers' sequences start with the decoder's start token
+            assert_eq!(ids, [want[1..].to_vec()], "{device:?} {model} {:?}", &text[..text.len().min(40)]);
+            checked += 1;
+        }
+        assert_eq!(checked, 12, "three models of four texts");
+    }
+}
+
+#[test]
+fn beam_search_ids_match_transformers_generate() {
+    let reference = fixture("seq2seq/reference.json");
+    for device in devices() {
+        let mut checked = 0;
+        for case in reference["cases"].as_array().unwrap().iter().filter(|c| c.get("beam_token_ids").is_some()) {
+            let model = case["model"].as_str().unwrap();
+            let files = DirFiles::open(folder(model)).unwrap();
+            let info = tasks::task(case["task"].as_str().unwrap()).unwrap();
+            let pipe = TextSeq2Seq::load(&files, &device, &LoadOptions::default(), info, "text").unwrap();
+            let mut config = pipe.generation_config().clone();
+            let rest = config.take_options(info.name, &case["options"]).unwrap();
+            assert!(rest.as_object().is_none_or(|o| o.is_empty()), "{rest}");
+            let text = case["input"].as_str().unwrap();
+            let got = pollster::block_on(pipe.generate_ids(text, &config, &mut |_| {})).unwrap();
+            // transformers' sequences start with the decoder's start token
+            let want: Vec<Vec<u32>> = case["beam_token_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|seq| seq.as_array().unwrap()[1..].iter().map(|v| v.as_u64().unwrap() as u32).collect())
+                .collect();
+            assert_eq!(got, want, "{device:?} {model} {} {:?}", case["options"], &text[..text.len().min(40)]);
+            checked += 1;
+        }
+        assert_eq!(checked, 10, "every beam case of make_tiny_seq2seq.py");
+    }
+}
+
+#[test]
+fn tasks_match_python_pipeline() {
+    let reference = fixture("seq2seq/reference.json");
+    for device in devices() {
+        for case in reference["cases"].as_array().unwrap() {
+            let (task, model) = (case["task"].as_str().unwrap(), case["model"].as_str().unwrap());
+            let pipe = pipeline(task, model, &device);
+            let mut streamed = String::new();
+            let got = pollster::block_on(pipe.run_json(&case["input"], &case["options"], &mut text_only(|t| streamed.push_str(t))))
+                .unwrap()
+                .to_json();
+            let label = format!(
+                "{device:?} {task} {model} {} {}",
+                &case["input"].to_string()[..30.min(case["input"].to_string().len())],
+                case["options"]
+            );
+            let diffs = json_differences(&got, &case["output"], 0.0);
+            assert!(diffs.is_empty(), "{label}: {}\n got  {got}\n want {}", diffs.join("; "), case["output"]);
+            // beam search streams its best sequence only (the first of each text's results)
+            let per_text = case["options"]["num_return_sequences"].as_u64().unwrap_or(1) as usize;
+            let all: String = got
+                .as_array()
+                .unwrap()
+                .iter()
+                .step_by(per_text)
+                .map(|o| o.as_object().unwrap().values().next().unwrap().as_str().unwrap())
+                .collect();
+            assert_eq!(streamed.replace(' ', ""), all.replace(' ', ""), "{label}: streamed text");
+        }
+    }
+}
+
+#[test]
+fn translation_aliases_resolve_as_transformers_js_does() {
+    assert_eq!(tasks::task("translation_en_to_fr").unwrap().name, "translation");
+    assert_eq!(tasks::task("summarization").unwrap().name, "summarization");
+    assert!(tasks::task("nonsense_task").is_err());
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let pipe = pipeline("translation", "tiny-marian", &Device::Cpu);
+    let run = |input: Value, options: Value| pollster::block_on(pipe.run_json(&input, &options, &mut |_| {})).unwrap_err().to_string();
+    let ok = |pipe: &dyn tasks::Pipeline, options: Value| pollster::block_on(pipe.run_json(&json!("Hello."), &options, &mut |_| {})).unwrap().to_json();
+    let err = run(json!(""), Value::Null);
+    assert!(err.contains("empty"), "{err}");
+    let err = run(json!("   "), Value::Null);
+    assert!(err.contains("empty"), "{err}");
+    let err = run(json!("Hello."), json!({"num_beams": 0}));
+    assert!(err.contains("num_beams must be at least 1"), "{err}");
+    let err = run(json!("Hello."), json!({"num_beams": 2, "num_return_sequences": 3}));
+    assert!(err.contains("num_return_sequences (3) must be at most num_beams (2)"), "{err}");
+    let err = run(json!(42), Value::Null);
+    assert!(err.contains("a string or an array of strings"), "{err}");
+    let err = run(json!("Hello."), json!({"max_new_tokens": 0}));
+    assert!(err.contains("max_new_tokens"), "{err}");
+    let err = run(json!("Hello."), json!({"beams": 2}));
+    assert!(err.contains("beams"), "{err}");
+
+    // A model whose generation_config.json asks for beams (real opus-mt checkpoints do).
+    let dir = copy_of("tiny-marian", "beams", &["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
+    let mut generation: Value = serde_json::from_slice(&std::fs::read(folder("tiny-marian").join("generation_config.json")).unwrap()).unwrap();
+    generation["num_beams"] = json!(4);
+    std::fs::write(dir.join("generation_config.json"), generation.to_string()).unwrap();
+    let beams = tasks::load("translation", &DirFiles::open(&dir).unwrap(), &Device::Cpu, &LoadOptions::default()).unwrap();
+    let by_default = ok(beams.as_ref(), Value::Null);
+    let asked = ok(pipe.as_ref(), json!({"num_beams": 4}));
+    let greedy = ok(beams.as_ref(), json!({"num_beams": 1}));
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(by_default, asked, "generation_config.json's num_beams is the default");
+    assert_eq!(greedy, ok(pipe.as_ref(), Value::Null), "num_beams 1 over the model's default");
+
+    // A Marian folder without tokenizer.json (Hub checkpoints ship SentencePiece files only).
+    let dir = copy_of("tiny-marian", "spm", &["config.json", "model.safetensors", "generation_config.json"]);
+    let err = tasks::load("translation", &DirFiles::open(&dir).unwrap(), &Device::Cpu, &LoadOptions::default()).err().unwrap().to_string();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(err.contains("tokenizer.json") && err.contains("SentencePiece"), "{err}");
+}
+
+/// Some files of a fixture model in a fresh temporary folder.
+fn copy_of(model: &str, what: &str, files: &[&str]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("webformers-{model}-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in files {
+        std::fs::copy(folder(model).join(file), dir.join(file)).unwrap();
+    }
+    dir
+}
