@@ -4,7 +4,9 @@
 // query at key position pos sees only keys j with |pos - j| <= window (2^30: no window).
 // Keys are visited in tiles of WG with an online softmax (running max m and sum l), so any
 // sequence length fits in fixed workgroup memory. Heads of size D <= 256; with grouped-query
-// attention, query head h reads key/value head h / (Hq / Hkv).
+// attention, query head h reads key/value head h / (Hq / Hkv). BIAS adds a bias by distance to
+// each score: row h of a table [Hq, 2c + 1] at c + clamp(j - pos, -c, c) (T5's relative
+// position buckets, which saturate, so the table is the same for any length).
 #include "common.wgsl"
 #include "reduce.wgsl"
 
@@ -14,13 +16,20 @@
 @group(0) @binding(3) var<storage, read> v: array<f32>;
 @group(0) @binding(4) var<storage, read> q_offsets: array<u32>;
 @group(0) @binding(5) var<storage, read> kv_offsets: array<u32>;
+#if BIAS
+@group(0) @binding(6) var<storage, read> bias: array<f32>;
+@group(0) @binding(7) var<storage, read_write> out: array<f32>;
+#else
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
+#endif
 
 const MAX_D: u32 = 256u;
 const PER_THREAD: u32 = MAX_D / WG;
 var<workgroup> q_row: array<f32, MAX_D>;
 var<workgroup> probs: array<f32, WG>;
 var<workgroup> key_range: vec2<u32>;
+// The key row the query sits at (k_start + pos), for BIAS's distances.
+var<workgroup> query_row: i32;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -63,8 +72,14 @@ fn main(
         let start = k_start + u32(lo);
         let end = k_start + u32(max(hi, lo));
         key_range = vec2<u32>(start, end);
+        query_row = i32(k_start) + pos;
     }
     let range = workgroupUniformLoad(&key_range);
+#if BIAS
+    let c = i32(p.bias_c);
+    let bias_row = p.bias_off + h * (2u * p.bias_c + 1u);
+    let origin = workgroupUniformLoad(&query_row);
+#endif
     let start = range.x;
     let end = range.y;
 
@@ -86,6 +101,9 @@ fn main(
                 dot += q_row[i] * k[kb + i];
             }
             score = dot;
+#if BIAS
+            score += bias[bias_row + u32(c + clamp(i32(j) - origin, -c, c))];
+#endif
         }
         let m_new = max(m, workgroup_max(score, lid, sg_size, sg_lane));
         var pj = 0.0;

@@ -1,6 +1,6 @@
 // What the matmul kernels (matmul.wgsl, matmul_quant.wgsl, matvec_quant.wgsl) share around their
-// product: reading A (GATED: silu(gate) * A, the gate being A's view p.g_delta elements away in
-// the same buffer), and the output side: bindings from 3 on hold bias (HAS_BIAS), residual
+// product: reading A (GATED: silu(gate) * A, or with GATE_GELU gelu_tanh(gate) * A (T5's
+// gated-GELU), the gate being A's view p.g_delta elements away in the same buffer), and the output side: bindings from 3 on hold bias (HAS_BIAS), residual
 // (HAS_RESIDUAL, dense in C's layout), then C. The including shader declares `p` (with `act` and
 // `g_delta`) and `a`.
 
@@ -21,7 +21,9 @@
 
 // A's value at element `at`. The gate may lie before A: g_delta wraps around like the u32 it is.
 fn load_a(at: u32) -> f32 {
-#if GATED
+#if GATED && GATE_GELU
+    return gelu_tanh(a[at + p.g_delta]) * a[at];
+#elif GATED
     return silu(a[at + p.g_delta]) * a[at];
 #else
     return a[at];

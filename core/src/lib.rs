@@ -22,7 +22,7 @@ pub use dtype::DType;
 pub use error::{Error, HubErrorKind, Result};
 pub use gpu::{GpuContext, GpuOptions};
 pub use layout::Layout;
-pub use ops::{Activation, BinaryOp, Conv2dParams, NormKind, PoolMode, UnaryOp};
+pub use ops::{Activation, BinaryOp, Conv2dParams, GateAct, NormKind, PoolMode, UnaryOp};
 pub use tensor::{HostData, Tensor};
 
 pub mod audio;

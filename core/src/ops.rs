@@ -59,6 +59,16 @@ pub enum BinaryOp {
     SiluMul,
 }
 
+/// The activation on the gate of a gated feed-forward block, act(gate) * up, applied as a
+/// matmul reads its left operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GateAct {
+    /// silu(gate) * up: SwiGLU (Llama).
+    Silu,
+    /// gelu_new(gate) * up, GPT-2's tanh GELU: T5 v1.1 / Flan-T5 / mT5's gated-GELU.
+    GeluTanh,
+}
+
 /// An activation applied in a matmul's epilogue, saving a pass over the output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Activation {
@@ -104,15 +114,16 @@ pub(crate) enum Op {
     /// a [batch, M, K] x b [batch, K, N] (+ bias [N]), then `act`, then + residual (dense, the
     /// output's dims: a residual block's skip connection, added in the epilogue instead of by a
     /// pass of its own). `b` may be any strided view, so an HF weight `w` [N, K] is used as
-    /// `w.t()` without a copy; batch dims are flattened. With `gate`, the left operand is
-    /// silu(g) * a, where g is the view with a's dims and strides at element `gate` of a's own
-    /// storage (the gate half of a fused gate/up projection, read in place: SwiGLU costs no pass).
+    /// `w.t()` without a copy; batch dims are flattened. With `gate` (offset, act), the left
+    /// operand is act(g) * a, where g is the view with a's dims and strides at element `offset`
+    /// of a's own storage (the gate half of a fused gate/up projection, read in place: SwiGLU and
+    /// gated-GELU cost no pass).
     Matmul {
         a: Tensor,
         b: Tensor,
         bias: Option<Tensor>,
         residual: Option<Tensor>,
-        gate: Option<usize>,
+        gate: Option<(usize, GateAct)>,
         act: Activation,
         batch: usize,
         m: usize,
@@ -140,7 +151,10 @@ pub(crate) enum Op {
     /// (bottom-right alignment, as with a KV cache): query i of Lq sees keys j <= Lk - Lq + i.
     /// With `window` w, query i (at key position p = Lk - Lq + i) sees only keys with
     /// |p - j| <= w: a sliding window on both sides (ModernBERT's local layers), or behind it
-    /// only when causal. Output [Tq, Hq, D].
+    /// only when causal. With `bias` [Hq, 2c + 1] (dense f32), a bias by distance is added to
+    /// each score: bias[h, c + clamp(j - p, -c, c)] (T5's relative position buckets, which
+    /// saturate at a maximum distance, so a table of 2c + 1 distances covers any length).
+    /// Output [Tq, Hq, D].
     Attention {
         q: Tensor,
         k: Tensor,
@@ -150,6 +164,7 @@ pub(crate) enum Op {
         scale: f32,
         causal: bool,
         window: Option<usize>,
+        bias: Option<Tensor>,
     },
     /// Rotary position embedding of x [T, H, D] (unit stride on D) at `positions` [T] u32 with
     /// `inv_freq` [R/2] f32 (scaling variants are folded into it by the model); the first R dims
@@ -248,7 +263,9 @@ impl Op {
                 [Some(x), residual.as_ref(), Some(weight), bias.as_ref()].into_iter().flatten().collect()
             }
             Op::Softmax { x, mask, .. } => [Some(x), mask.as_ref()].into_iter().flatten().collect(),
-            Op::Attention { q, k, v, q_offsets, kv_offsets, .. } => vec![q, k, v, q_offsets, kv_offsets],
+            Op::Attention { q, k, v, q_offsets, kv_offsets, bias, .. } => {
+                [Some(q), Some(k), Some(v), Some(q_offsets), Some(kv_offsets), bias.as_ref()].into_iter().flatten().collect()
+            }
             Op::Rope { x, positions, inv_freq, .. } => vec![x, positions, inv_freq],
             Op::WriteRows { dst, src, .. } => vec![dst, src],
             Op::Argmax { x } => vec![x],
@@ -426,6 +443,20 @@ impl Tensor {
     /// gate/up projection) the product is formed as the matmul reads its operand; otherwise it is
     /// a `SiluMul` first.
     pub fn silu_mul_linear(&self, up: &Tensor, weight: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
+        self.gated_linear(GateAct::Silu, up, weight, bias, residual)
+    }
+
+    /// (act(`self`) * `up`) x `weight`^T (+ bias) (+ residual): a gated feed-forward block's
+    /// down projection (SwiGLU with `GateAct::Silu`, T5's gated-GELU with `GateAct::GeluTanh`);
+    /// fused as `silu_mul_linear` says.
+    pub fn gated_linear(
+        &self,
+        gate_act: GateAct,
+        up: &Tensor,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        residual: Option<&Tensor>,
+    ) -> Result<Tensor> {
         expect_rank("linear", "weight", weight, 2)?;
         let (g, u) = (self.layout(), up.layout());
         let fusable = Arc::ptr_eq(&self.node, &up.node)
@@ -436,10 +467,13 @@ impl Tensor {
             && self.dtype() == DType::F32
             && up.dtype() == DType::F32;
         if !fusable {
-            let gated = self.binary(up, BinaryOp::SiluMul)?;
+            let gated = match gate_act {
+                GateAct::Silu => self.binary(up, BinaryOp::SiluMul)?,
+                GateAct::GeluTanh => self.unary(UnaryOp::GeluTanh)?.mul(up)?,
+            };
             return gated.matmul_op(&weight.t()?, bias, Activation::None, residual, None);
         }
-        up.matmul_op(&weight.t()?, bias, Activation::None, residual, Some(self))
+        up.matmul_op(&weight.t()?, bias, Activation::None, residual, Some((self, gate_act)))
     }
 
     /// `residual` + `self` [.., K] x `weight`^T (+ bias): a residual block's output projection and
@@ -461,7 +495,7 @@ impl Tensor {
         bias: Option<&Tensor>,
         act: Activation,
         residual: Option<&Tensor>,
-        gate: Option<&Tensor>,
+        gate: Option<(&Tensor, GateAct)>,
     ) -> Result<Tensor> {
         const OP: &str = "matmul";
         let mut all = vec![self, rhs];
@@ -525,7 +559,9 @@ impl Tensor {
         let residual = residual.map(Tensor::dense).transpose()?;
         // The gate is read at its offset with a's strides: a must still be a view of the node.
         let gate = match gate {
-            Some(g) if Arc::ptr_eq(&a.node, &g.node) && a.layout().offset() == self.layout().offset() => Some(g.layout().offset()),
+            Some((g, act)) if Arc::ptr_eq(&a.node, &g.node) && a.layout().offset() == self.layout().offset() => {
+                Some((g.layout().offset(), act))
+            }
             Some(_) => return Err(Error::shape(OP, "a gated operand was copied (engine bug)".to_string())),
             None => None,
         };
@@ -597,7 +633,7 @@ impl Tensor {
     /// Fused multi-head attention over packed sequences (see `Op::Attention`), queries and keys
     /// from the same tokens. `self` is q.
     pub fn attention(&self, k: &Tensor, v: &Tensor, seq_offsets: &Tensor, scale: f32, causal: bool) -> Result<Tensor> {
-        self.attention_op(k, v, (seq_offsets, seq_offsets), scale, causal, None)
+        self.attention_op(k, v, (seq_offsets, seq_offsets), scale, causal, None, None)
     }
 
     /// `attention` where each query sees only the keys at most `window` positions away from it,
@@ -611,7 +647,7 @@ impl Tensor {
         causal: bool,
         window: Option<usize>,
     ) -> Result<Tensor> {
-        self.attention_op(k, v, (seq_offsets, seq_offsets), scale, causal, window)
+        self.attention_op(k, v, (seq_offsets, seq_offsets), scale, causal, window, None)
     }
 
     /// Attention where keys and values have their own rows (a KV cache holds the past too).
@@ -624,9 +660,31 @@ impl Tensor {
         scale: f32,
         causal: bool,
     ) -> Result<Tensor> {
-        self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, None)
+        self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, None, None)
     }
 
+    /// `attention_kv` with a bias by key-query distance added to every score (see
+    /// `Op::Attention`): `bias` [Hq, 2c + 1], entry c + (j - p) for key j of a query at key
+    /// position p, distances beyond ±c reading the table's ends. This is T5's relative position
+    /// bias, whose buckets stop changing past `relative_attention_max_distance`: chosen over a
+    /// [heads, q, k] bias (or scores, bias and softmax as separate ops) because the table costs
+    /// no memory per token, is made once at load, and serves a KV cache as it is (a query row
+    /// sits at p = its position, so the decoder's step reads the current position's row).
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_kv_bias(
+        &self,
+        k: &Tensor,
+        v: &Tensor,
+        q_offsets: &Tensor,
+        kv_offsets: &Tensor,
+        bias: &Tensor,
+        scale: f32,
+        causal: bool,
+    ) -> Result<Tensor> {
+        self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, None, Some(bias))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn attention_op(
         &self,
         k: &Tensor,
@@ -635,9 +693,21 @@ impl Tensor {
         scale: f32,
         causal: bool,
         window: Option<usize>,
+        bias: Option<&Tensor>,
     ) -> Result<Tensor> {
         const OP: &str = "attention";
         same_device(OP, &[self, k, v, q_offsets, kv_offsets])?;
+        if let Some(b) = bias {
+            same_device(OP, &[self, b])?;
+            expect_dtype(OP, "bias", b, &[DType::F32])?;
+            expect_rank(OP, "bias", b, 2)?;
+            if b.dims()[0] != self.dims()[1] || b.dims()[1] % 2 != 1 || b.dims()[1] >= MAX_BIAS_DISTANCES {
+                return Err(Error::shape(
+                    OP,
+                    format!("bias {:?} for {} query heads: it must be [heads, 2c + 1] (c < 2^29)", b.dims(), self.dims()[1]),
+                ));
+            }
+        }
         for (what, t) in [("q", self), ("k", k), ("v", v)] {
             expect_rank(OP, what, t, 3)?;
             expect_dtype(OP, what, t, &[DType::F32])?;
@@ -669,6 +739,7 @@ impl Tensor {
             scale,
             causal,
             window,
+            bias: bias.map(Tensor::dense).transpose()?,
         };
         Ok(Tensor::record(op, DType::F32, &[t, hq, d], self))
     }
@@ -822,6 +893,9 @@ fn check_quantized_table(table: &Tensor) -> Result<()> {
     }
     Ok(())
 }
+
+/// A distance bias table's width bound: attention.wgsl computes distances in i32 (positions < 2^30).
+const MAX_BIAS_DISTANCES: usize = 1 << 30;
 
 /// Attention kernels keep one query head in registers and workgroup memory.
 pub const MAX_HEAD_DIM: usize = 256;

@@ -120,13 +120,46 @@ pub fn attention_window(
     q: &[f32],
     k: &[f32],
     v: &[f32],
-    (q_offsets, kv_offsets): (&[u32], &[u32]),
+    offsets: (&[u32], &[u32]),
     hq: usize,
     hkv: usize,
     d: usize,
     scale: f32,
     causal: bool,
     window: Option<usize>,
+) -> Vec<f32> {
+    attention_general(q, k, v, offsets, (hq, hkv, d), scale, causal, window, None)
+}
+
+/// `attention_kv` plus a bias by distance: `bias` [hq, 2c + 1], and query i at key position p
+/// adds bias[h, c + clamp(j - p, -c, c)] to its score for key j (T5's relative positions).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_distance_bias(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    offsets: (&[u32], &[u32]),
+    hq: usize,
+    hkv: usize,
+    d: usize,
+    scale: f32,
+    causal: bool,
+    bias: &[f32],
+) -> Vec<f32> {
+    attention_general(q, k, v, offsets, (hq, hkv, d), scale, causal, None, Some(bias))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attention_general(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    (q_offsets, kv_offsets): (&[u32], &[u32]),
+    (hq, hkv, d): (usize, usize, usize),
+    scale: f32,
+    causal: bool,
+    window: Option<usize>,
+    bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let t = q.len() / (hq * d);
     let mut out = vec![0f32; t * hq * d];
@@ -146,7 +179,15 @@ pub fn attention_window(
                 let kh = h / (hq / hkv);
                 let scores: Vec<f64> = visible
                     .iter()
-                    .map(|&j| (0..d).map(|c| q[(i * hq + h) * d + c] as f64 * k[(j * hkv + kh) * d + c] as f64).sum::<f64>() * scale as f64)
+                    .map(|&j| {
+                        let dot = (0..d).map(|c| q[(i * hq + h) * d + c] as f64 * k[(j * hkv + kh) * d + c] as f64).sum::<f64>();
+                        let bias = bias.map_or(0.0, |b| {
+                            let width = b.len() / hq;
+                            let c = (width / 2) as i64;
+                            b[h * width + (c + (j as i64 - ks - p).clamp(-c, c)) as usize] as f64
+                        });
+                        dot * scale as f64 + bias
+                    })
                     .collect();
                 let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let exps: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();

@@ -6,7 +6,7 @@ mod support;
 
 use half::f16;
 use support::{F32, Rng, Tolerance, assert_close, devices, f32_sum};
-use webformers::{Activation, DType, Tensor, UnaryOp, reference};
+use webformers::{Activation, DType, GateAct, Tensor, UnaryOp, reference};
 
 async fn read(t: &Tensor) -> Vec<f32> {
     t.to_vec_f32().await.unwrap()
@@ -185,6 +185,54 @@ async_test! { async fn silu_mul_linear_reads_gate_and_up_in_place() {
     }
 }}
 
+async_test! { async fn gated_gelu_linear_reads_gate_and_up_in_place() {
+    // T5 v1.1's DenseGatedActDense: wo(gelu_new(wi_0 x) * wi_1 x), the two halves of one
+    // fused projection read in place, as silu_mul_linear reads SwiGLU's.
+    let mut rng = Rng::new(15);
+    for (name, dev) in devices().await {
+        for (case, &(rows, k, n)) in [(1, 7, 5), (3, 65, 64), (37, 100, 129)].iter().enumerate() {
+            let gu = rng.vec(rows * 2 * k, 3.0);
+            let w = rng.vec(n * k, 0.5);
+            let residual = rng.vec(rows * n, 2.0);
+            let tgu = Tensor::from_f32(&gu, &[rows, 2 * k], &dev).unwrap();
+            let (gate, up) = (tgu.narrow(1, 0, k).unwrap(), tgu.narrow(1, k, k).unwrap());
+            let x: Vec<f32> = gu.chunks(2 * k).flat_map(|row| (0..k).map(move |i| reference::gelu_tanh(row[i]) * row[k + i])).collect();
+            let with_residual = case != 1;
+            let tr = Tensor::from_f32(&residual, &[rows, n], &dev).unwrap();
+            let tr = with_residual.then_some(&tr);
+            let mut want = reference::linear(&x, &w, None, k, n);
+            if with_residual {
+                want = plus(want, &residual);
+            }
+            let what = format!("{name} gated gelu linear {rows}x{k}->{n} residual={with_residual}");
+            let tw = Tensor::from_f32(&w, &[n, k], &dev).unwrap();
+            let got = read(&gate.gated_linear(GateAct::GeluTanh, &up, &tw, None, tr).unwrap()).await;
+            assert_close(&what, &got, &want, f32_sum(k));
+            // and not SwiGLU: the activation is the one asked for
+            let silu = read(&gate.gated_linear(GateAct::Silu, &up, &tw, None, tr).unwrap()).await;
+            assert!(silu.iter().zip(&want).any(|(a, b)| (a - b).abs() > 1e-2), "{what}: silu gives the same");
+
+            let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            let w_rounded: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
+            let got = read(&gate.gated_linear(GateAct::GeluTanh, &up, &Tensor::from_f16(&w16, &[n, k], &dev).unwrap(), None, tr).unwrap()).await;
+            let mut want = reference::linear(&x, &w_rounded, None, k, n);
+            if with_residual {
+                want = plus(want, &residual);
+            }
+            assert_close(&format!("{what} f16"), &got, &want, f32_sum(k));
+        }
+
+        // Gate and up from different tensors: gelu, then a product, the same result.
+        let (g, u, w) = (rng.vec(3 * 9, 3.0), rng.vec(3 * 9, 2.0), rng.vec(4 * 9, 0.5));
+        let tg = Tensor::from_f32(&g, &[3, 9], &dev).unwrap();
+        let tu = Tensor::from_f32(&u, &[3, 9], &dev).unwrap();
+        let tw = Tensor::from_f32(&w, &[4, 9], &dev).unwrap();
+        let got = read(&tg.gated_linear(GateAct::GeluTanh, &tu, &tw, None, None).unwrap()).await;
+        let x: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| reference::gelu_tanh(g) * u).collect();
+        assert_close(&format!("{name} gated gelu linear of two tensors"), &got, &reference::linear(&x, &w, None, 9, 4), f32_sum(9));
+    }
+}}
+
 async_test! { async fn unary_ops_match_reference() {
     let mut rng = Rng::new(4);
     let cases: &[(UnaryOp, fn(f32) -> f32)] = &[
@@ -326,6 +374,60 @@ async_test! { async fn attention_over_packed_sequences() {
                 let full = reference::attention(&sq, &sk, &sv, &offsets, hq, hkv, d, scale, causal);
                 assert!(want.iter().zip(&full).any(|(a, b)| (a - b).abs() > 1e-3), "{label}: the window changes nothing");
             }
+        }
+    }
+}}
+
+async_test! { async fn attention_with_a_distance_bias() {
+    // T5's relative position bias: a table [hq, 2c + 1] read at c + clamp(key - query position),
+    // over packed sequences (bidirectional, as T5's encoder), causal over a cache (queries the
+    // last rows of longer key sequences, as its decoder's steps), across the GPU's 64-key tiles,
+    // with distances past the table's ends (clamped) and a table wider than every sequence.
+    let mut rng = Rng::new(16);
+    for (name, dev) in devices().await {
+        for &(ref q_lens, ref k_lens, hq, hkv, d, causal, c) in &[
+            (vec![1usize], vec![1usize], 1usize, 1usize, 1usize, false, 0usize),
+            (vec![5, 1, 9], vec![5, 1, 9], 3, 3, 7, false, 3),
+            (vec![130], vec![130], 4, 2, 16, false, 20),
+            (vec![70, 3], vec![70, 3], 2, 2, 32, true, 200),
+            (vec![1], vec![90], 4, 4, 8, true, 20),
+            (vec![3, 1], vec![17, 66], 2, 1, 24, true, 10),
+        ] {
+            let offsets = |lens: &[usize]| -> Vec<u32> {
+                let mut o = vec![0u32];
+                for l in lens {
+                    o.push(o.last().unwrap() + *l as u32);
+                }
+                o
+            };
+            let (qo, ko) = (offsets(q_lens), offsets(k_lens));
+            let (tq, tk) = (*qo.last().unwrap() as usize, *ko.last().unwrap() as usize);
+            let (q, k, v) = (rng.vec(tq * hq * d, 1.0), rng.vec(tk * hkv * d, 1.0), rng.vec(tk * hkv * d, 1.0));
+            let bias = rng.vec(hq * (2 * c + 1), 2.0);
+            let t = |x: &[f32], dims: &[usize]| Tensor::from_f32(x, dims, &dev).unwrap();
+            let (tqo, tko) = (Tensor::from_u32(&qo, &[qo.len()], &dev).unwrap(), Tensor::from_u32(&ko, &[ko.len()], &dev).unwrap());
+            let scale = 1.0;
+            let got = read(
+                &t(&q, &[tq, hq, d])
+                    .attention_kv_bias(&t(&k, &[tk, hkv, d]), &t(&v, &[tk, hkv, d]), &tqo, &tko, &t(&bias, &[hq, 2 * c + 1]), scale, causal)
+                    .unwrap(),
+            )
+            .await;
+            let want = reference::attention_distance_bias(&q, &k, &v, (&qo, &ko), hq, hkv, d, scale, causal, &bias);
+            let label = format!("{name} attention with bias q {q_lens:?} k {k_lens:?} hq={hq} hkv={hkv} d={d} causal={causal} c={c}");
+            assert_close(&label, &got, &want, f32_sum(d));
+            // The bias must change the result, or this case tests nothing.
+            let plain = reference::attention_kv(&q, &k, &v, (&qo, &ko), hq, hkv, d, scale, causal);
+            if k_lens.iter().any(|&l| l > 1) {
+                assert!(want.iter().zip(&plain).any(|(a, b)| (a - b).abs() > 1e-3), "{label}: the bias changes nothing");
+            }
+        }
+        // A bias whose width is even, or whose heads are not q's, is refused.
+        let x = Tensor::from_f32(&[0.0; 8], &[2, 2, 2], &dev).unwrap();
+        let off = Tensor::from_u32(&[0, 2], &[2], &dev).unwrap();
+        for dims in [[2usize, 4], [3, 5]] {
+            let bias = Tensor::from_f32(&vec![0.0; dims[0] * dims[1]], &dims, &dev).unwrap();
+            assert!(x.attention_kv_bias(&x, &x, &off, &off, &bias, 1.0, false).is_err(), "{name} bias {dims:?}");
         }
     }
 }}

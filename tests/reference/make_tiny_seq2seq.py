@@ -51,6 +51,8 @@ from transformers import (  # noqa: E402
     BartForConditionalGeneration,
     MarianConfig,
     MarianMTModel,
+    T5Config,
+    T5ForConditionalGeneration,
     pipeline,
 )
 
@@ -91,6 +93,17 @@ def marian_tokenizer():
     return tok, {"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}, False
 
 
+def t5_tokenizer():
+    # T5's own tokenizer.json: Unigram, Metaspace, pad 0, </s> 1, <unk> 2, "$A </s>"
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=180, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>")
+    tok.train_from_iterator(CORPUS, trainer)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)])
+    return tok, {"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}, False
+
+
 def bart_tokenizer():
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -105,11 +118,17 @@ def bart_tokenizer():
     return tok, names, True
 
 
-def save_tokenizer(tok, names, clean_up, out):
+def kept_or(make, kept):
+    """`make()`'s tokenizer, or the one already saved (`kept`, tokenizer.json's text)."""
+    tok, names, clean_up = make()
+    return (Tokenizer.from_str(kept) if kept is not None else tok), names, clean_up
+
+
+def save_tokenizer(tok, names, clean_up, out, max_length=MAX_POSITIONS):
     tok.save(str(out / "tokenizer.json"))
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "model_max_length": MAX_POSITIONS,
+        "model_max_length": max_length,
         "clean_up_tokenization_spaces": clean_up,
         **names,
     }
@@ -122,7 +141,9 @@ def randomize(model, seed):
         for name, p in model.named_parameters():
             if "embed_positions" in name and isinstance(model, MarianMTModel):
                 continue  # Marian's sinusoids: computed by transformers, never stored
-            if name.endswith("layer_norm.weight") or name.endswith("layernorm_embedding.weight"):
+            if "relative_attention_bias" in name:
+                p.copy_(torch.randn(p.shape, generator=gen))
+            elif name.endswith("layer_norm.weight") or name.endswith("layernorm_embedding.weight"):
                 p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
             elif name.endswith(".bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
@@ -139,13 +160,34 @@ SPECS = {
     "tiny-marian": dict(kind="marian", shared=True, seed=1),
     "tiny-marian-separate": dict(kind="marian", shared=False, seed=2),
     "tiny-bart": dict(kind="bart", seed=3),
+    # T5 v1.0: relu feed-forward, lm_head tied to `shared` (output scaled by d_model^-0.5)
+    "tiny-t5": dict(kind="t5", ff="relu", tied=True, d_kv=8, seed=4),
+    # Flan-T5 / T5 v1.1: gated-gelu (gelu_new(wi_0 x) * wi_1 x), an untied lm_head, and heads of
+    # 16 (inner dim 64 over d_model 32)
+    "tiny-flan-t5": dict(kind="t5", ff="gated-gelu", tied=False, d_kv=16, seed=5),
 }
 
-TASKS = {"marian": ["translation", "text2text-generation"], "bart": ["summarization", "text2text-generation"]}
+TASKS = {
+    "marian": ["translation", "text2text-generation"],
+    "bart": ["summarization", "text2text-generation"],
+    # summarization's "summarize: " prefix comes from task_specific_params
+    "t5": ["summarization", "text2text-generation"],
+}
+
+# T5 tokenizers say 512; T5's relative positions have no limit, so only the tokenizer truncates
+T5_MAX_LENGTH = 512
+
+
+def task_prefix(model, task):
+    params = (getattr(model.config, "task_specific_params", None) or {}).get(task, {})
+    return params.get("prefix", "") + (getattr(model.config, "prefix", None) or "")
 
 
 def make_model(name, spec, seed):
     out = OUT / name
+    # The tokenizers library's Unigram trainer is not deterministic (its hash maps are randomly
+    # seeded), so a tokenizer once made is kept: reruns then rewrite the same files.
+    kept = (out / "tokenizer.json").read_text() if (out / "tokenizer.json").exists() else None
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     common = dict(
@@ -162,7 +204,7 @@ def make_model(name, spec, seed):
         activation_dropout=0.0,
     )
     if spec["kind"] == "marian":
-        tok, names, clean_up = marian_tokenizer()
+        tok, names, clean_up = kept_or(marian_tokenizer, kept)
         vocab = tok.get_vocab_size()
         pad, eos = tok.token_to_id("<pad>"), tok.token_to_id("</s>")
         config = MarianConfig(
@@ -183,8 +225,34 @@ def make_model(name, spec, seed):
         model = MarianMTModel(config).eval()
         generation = {"bad_words_ids": [[pad]], "decoder_start_token_id": pad, "eos_token_id": eos,
                       "forced_eos_token_id": eos, "max_length": 24, "pad_token_id": pad}
+    elif spec["kind"] == "t5":
+        tok, names, clean_up = kept_or(t5_tokenizer, kept)
+        config = T5Config(
+            vocab_size=tok.get_vocab_size(),
+            d_model=32,
+            d_kv=spec["d_kv"],
+            d_ff=64,
+            num_layers=2,
+            num_decoder_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            relative_attention_max_distance=20,
+            dropout_rate=0.0,
+            feed_forward_proj=spec["ff"],
+            tie_word_embeddings=spec["tied"],
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+            task_specific_params={"summarization": {"prefix": "summarize: "}},
+        )
+        config.architectures = ["T5ForConditionalGeneration"]
+        torch.manual_seed(0)
+        model = T5ForConditionalGeneration(config).eval()
+        # max_length always, and not 20: at transformers' default (absent, or 20) 4.57's pipelines
+        # generate up to 256 new tokens and generate() adds the decoder prompt's length
+        generation = {"decoder_start_token_id": 0, "eos_token_id": 1, "max_length": 24 if spec["tied"] else 22, "pad_token_id": 0}
     else:
-        tok, names, clean_up = bart_tokenizer()
+        tok, names, clean_up = kept_or(bart_tokenizer, kept)
         vocab = tok.get_vocab_size()
         config = BartConfig(
             vocab_size=vocab,
@@ -206,7 +274,9 @@ def make_model(name, spec, seed):
     randomize(model, seed)
     model.save_pretrained(out, safe_serialization=True)
     (out / "generation_config.json").write_text(json.dumps(generation, indent=2, sort_keys=True) + "\n")
-    save_tokenizer(tok, names, clean_up, out)
+    save_tokenizer(tok, names, clean_up, out, T5_MAX_LENGTH if spec["kind"] == "t5" else MAX_POSITIONS)
+    if kept is not None:
+        (out / "tokenizer.json").write_text(kept)  # byte for byte (a reload may reprint a float)
     return out
 
 
@@ -228,15 +298,20 @@ def main():
             folder = make_model(name, spec, seed)
             model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
             tokenizer = AutoTokenizer.from_pretrained(folder)
-            ids = {text: tokenizer(text, truncation=True, return_tensors="pt").input_ids for text in INPUTS}
-            results = [margins_ok(model, ids[text]) for text in INPUTS]
-            if all(ok for ok, _ in results):
+            # the ids each task encodes: its prefix, then the text
+            ids = {
+                (task, text): tokenizer(task_prefix(model, task) + text, truncation=True, return_tensors="pt").input_ids
+                for task in TASKS[spec["kind"]]
+                for text in INPUTS
+            }
+            results = {key: margins_ok(model, key_ids) for key, key_ids in ids.items()}
+            if all(ok for ok, _ in results.values()):
                 break
             print(name, "seed", seed, "has a near tie; next seed")
         else:
             sys.exit(f"{name}: no seed with clear margins")
         with torch.no_grad():
-            first = ids[INPUTS[0]]
+            first = tokenizer(INPUTS[0], return_tensors="pt").input_ids
             encoded = model.get_encoder()(input_ids=first).last_hidden_state[0]
             start = torch.tensor([[model.config.decoder_start_token_id]])
             logits = model(input_ids=first, decoder_input_ids=start).logits[0, -1]
@@ -250,7 +325,8 @@ def main():
         }
         for task in TASKS[spec["kind"]]:
             pipe = pipeline(task, model=str(folder), tokenizer=str(folder))
-            for text, (_, token_ids) in zip(INPUTS, results):
+            for text in INPUTS:
+                token_ids = results[(task, text)][1]
                 output = pipe(text, num_beams=1, truncation=True)
                 reference["cases"].append(
                     {"task": task, "model": name, "input": text, "options": {}, "output": output, "token_ids": token_ids}
@@ -275,13 +351,15 @@ def main():
         beam_options = [{"num_beams": 3}]
         if name == "tiny-bart":
             beam_options.append({"num_beams": 4, "num_return_sequences": 2, "length_penalty": 2.0, "early_stopping": True})
+        if name == "tiny-flan-t5":
+            beam_options.append({"num_beams": 2, "num_return_sequences": 2})
         if name == "tiny-marian":
             beam_options.append({"num_beams": 2, "no_repeat_ngram_size": 2, "min_length": 6, "early_stopping": "never"})
         for options in beam_options:
             for text in INPUTS[:2]:
                 output = pipe(text, truncation=True, **options)
                 with torch.no_grad():
-                    seqs = model.generate(ids[text], do_sample=False, **options).tolist()
+                    seqs = model.generate(ids[(TASKS[spec["kind"]][0], text)], do_sample=False, **options).tolist()
                 pad = model.config.pad_token_id
                 token_ids = []
                 for seq in seqs:
@@ -292,7 +370,7 @@ def main():
                 reference["cases"].append(
                     {"task": TASKS[spec["kind"]][0], "model": name, "input": text, "options": options, "output": output, "beam_token_ids": token_ids}
                 )
-        print(name, "seed", seed, [r[1] for r in results])
+        print(name, "seed", seed, [r[1] for r in results.values()])
     (OUT / "reference.json").write_text(json.dumps(reference, indent=1, ensure_ascii=False) + "\n")
 
 

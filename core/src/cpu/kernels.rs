@@ -308,6 +308,7 @@ fn attention_head<S: Simd>(
     hq: usize,
     scale: f32,
     mask: KeyMask,
+    bias: Option<&[f32]>,
     out: SharedOut,
 ) {
     // K of this head transposed to [d, k_pad], zero-padded to whole vectors, so scores for all
@@ -335,6 +336,14 @@ fn attention_head<S: Simd>(
                     acc = S::fma(S::splat(qc * scale), S::load(kt.as_ptr().add(c * k_pad + j0)), acc);
                 }
                 S::store(scores.as_mut_ptr().add(j0), acc);
+            }
+        }
+        if let Some(row) = bias {
+            // This head's distance table [2c + 1]: entry c + (j - p), clamped to its ends.
+            let c = (row.len() / 2) as i64;
+            let p = k_len as i64 - q_len as i64 + i as i64;
+            for j in keys.clone() {
+                scores[j] += row[(c + (j as i64 - p).clamp(-c, c)) as usize];
             }
         }
         let probs = &mut scores[keys.clone()];
@@ -368,6 +377,7 @@ pub(super) fn attention(
     (q_offsets, kv_offsets): (&[u32], &[u32]),
     scale: f32,
     mask: KeyMask,
+    bias: Option<(&[f32], usize)>,
 ) -> Result<Vec<f32>> {
     let [t, hq, d] = [q.layout.dims()[0], q.layout.dims()[1], q.layout.dims()[2]];
     let hkv = k.layout.dims()[1];
@@ -382,7 +392,8 @@ pub(super) fn attention(
         let qr = (q_offsets[s] as usize, (q_offsets[s + 1] - q_offsets[s]) as usize);
         let kr = (kv_offsets[s] as usize, (kv_offsets[s + 1] - kv_offsets[s]) as usize);
         let heads = (h, h / (hq / hkv), d);
-        dispatch!(attention_head(&qv, &kv, &vv, qr, kr, heads, hq, scale, mask, shared))
+        let bias = bias.map(|(table, width)| &table[h * width..(h + 1) * width]);
+        dispatch!(attention_head(&qv, &kv, &vv, qr, kr, heads, hq, scale, mask, bias, shared))
     });
     Ok(out)
 }

@@ -8,7 +8,7 @@ use crate::device::Storage;
 use crate::dtype::DType;
 use crate::graph::Step;
 use crate::layout::Layout;
-use crate::ops::Op;
+use crate::ops::{GateAct, Op};
 use crate::tensor::{HostData, Tensor};
 use crate::{Error, Result};
 
@@ -185,7 +185,7 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             let run = if b.dtype().is_quantized() { quant::matmul } else { matmul::matmul };
             let a_in = input(&step, a, 0);
             // The gated operand once, as a dense [batch, M, K], for kernels that read A many times.
-            let gated = gate.map(|g| (CpuStorage::from_f32(silu_mul(&a_in, g)), Layout::contiguous(&[*batch, *m, *k])));
+            let gated = gate.map(|g| (CpuStorage::from_f32(gate_mul(&a_in, g)), Layout::contiguous(&[*batch, *m, *k])));
             let a_in = match &gated {
                 Some((storage, layout)) => Input { storage, layout, dtype: DType::F32 },
                 None => a_in,
@@ -219,14 +219,18 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             let mask = mask.as_ref().map(|m| input(&step, m, 1));
             CpuStorage::from_f32(kernels::softmax(&input(&step, x, 0), mask.as_ref(), *scale))
         }
-        Op::Attention { q, k, v, q_offsets, kv_offsets, scale, causal, window } => CpuStorage::from_f32(kernels::attention(
-            &input(&step, q, 0),
-            &input(&step, k, 1),
-            &input(&step, v, 2),
-            (input(&step, q_offsets, 3).u32s(), input(&step, kv_offsets, 4).u32s()),
-            *scale,
-            kernels::KeyMask { causal: *causal, window: *window },
-        )?),
+        Op::Attention { q, k, v, q_offsets, kv_offsets, scale, causal, window, bias } => {
+            let bias = bias.as_ref().map(|b| input(&step, b, 5));
+            CpuStorage::from_f32(kernels::attention(
+                &input(&step, q, 0),
+                &input(&step, k, 1),
+                &input(&step, v, 2),
+                (input(&step, q_offsets, 3).u32s(), input(&step, kv_offsets, 4).u32s()),
+                *scale,
+                kernels::KeyMask { causal: *causal, window: *window },
+                bias.as_ref().map(|b| (b.f32s(), b.layout.dims()[1])),
+            )?)
+        }
         Op::Rope { x, positions, inv_freq, interleaved, rotated } => CpuStorage::from_f32(kernels::rope(
             &input(&step, x, 0),
             input(&step, positions, 1).u32s(),
@@ -286,11 +290,15 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
     Ok(Storage::Cpu(out))
 }
 
-/// silu(g) * a over the rows of a [batch, M, K] view, g being the same view at offset `gate`.
-fn silu_mul(a: &Input<'_>, gate: usize) -> Vec<f32> {
+/// act(g) * a over the rows of a [batch, M, K] view, g being the same view at offset `gate`.
+fn gate_mul(a: &Input<'_>, (gate, act): (usize, GateAct)) -> Vec<f32> {
     let all = a.storage.f32s();
     let base = a.layout.offset();
-    a.layout.storage_indices().map(|i| math::silu(all[i - base + gate]) * all[i]).collect()
+    let act = match act {
+        GateAct::Silu => math::silu,
+        GateAct::GeluTanh => math::gelu_tanh,
+    };
+    a.layout.storage_indices().map(|i| act(all[i - base + gate]) * all[i]).collect()
 }
 
 /// Values of a realized, contiguous f32 or u32 tensor.

@@ -9,7 +9,7 @@ use super::shaders::{Elem, Kernel, MatmulIo, NormVariant};
 use crate::dtype::DType;
 use crate::graph::Step;
 use crate::layout::Layout;
-use crate::ops::{Activation, BinaryOp, NormKind, Op, UnaryOp};
+use crate::ops::{Activation, BinaryOp, GateAct, NormKind, Op, UnaryOp};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -120,6 +120,9 @@ kernel_params! {
         scale: f32,
         causal: bool,
         window: usize,
+        /// BIAS: the distance table's center c (its rows are 2c + 1 wide) and offset.
+        bias_c: usize,
+        bias_off: usize,
     }
 
     /// pool.wgsl (segment pooling and unpacking).
@@ -385,8 +388,8 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             };
             run.push(kernel, &params, inputs_of(1 + mask.is_some() as usize), &output, grid_1d(rows, max_groups))?;
         }
-        Op::Attention { q, k, v, q_offsets, scale, causal, window, .. } => {
-            let kernel = Kernel::Attention;
+        Op::Attention { q, k, v, q_offsets, scale, causal, window, bias, .. } => {
+            let kernel = Kernel::Attention { bias: bias.is_some() };
             let [t, hq, d] = [q.dims()[0], q.dims()[1], q.dims()[2]];
             let hkv = k.dims()[1];
             let st = |x: &Tensor| (x.layout().offset(), x.layout().strides()[0], x.layout().strides()[1]);
@@ -409,8 +412,10 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 scale: *scale,
                 causal: *causal,
                 window: window.map_or(NO_WINDOW, |w| w.min(NO_WINDOW)),
+                bias_c: bias.as_ref().map_or(0, |b| b.dims()[1] / 2),
+                bias_off: bias.as_ref().map_or(0, |b| b.layout().offset()),
             };
-            run.push(kernel, &params, inputs_of(5), &output, [t as u32, hq as u32, 1])?;
+            run.push(kernel, &params, inputs_of(5 + bias.is_some() as usize), &output, [t as u32, hq as u32, 1])?;
         }
         Op::Rope { x, interleaved, inv_freq, rotated, .. } => {
             let kernel = Kernel::Rope { interleaved: *interleaved };
@@ -474,13 +479,13 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
     Ok(output)
 }
 
-fn matmul_io(bias: &Option<Tensor>, residual: &Option<Tensor>, gate: &Option<usize>) -> MatmulIo {
-    MatmulIo { bias: bias.is_some(), residual: residual.is_some(), gated: gate.is_some() }
+fn matmul_io(bias: &Option<Tensor>, residual: &Option<Tensor>, gate: &Option<(usize, GateAct)>) -> MatmulIo {
+    MatmulIo { bias: bias.is_some(), residual: residual.is_some(), gate: gate.map(|(_, act)| act) }
 }
 
 /// The gate's offset from A's, in elements, as the u32 the kernels add with wrapping.
-fn g_delta(a: &Tensor, gate: Option<usize>) -> usize {
-    gate.map_or(0, |g| g.wrapping_sub(a.layout().offset()) as u32 as usize)
+fn g_delta(a: &Tensor, gate: Option<(usize, GateAct)>) -> usize {
+    gate.map_or(0, |(g, _)| g.wrapping_sub(a.layout().offset()) as u32 as usize)
 }
 
 /// Row-wise normalizations: one workgroup per row of the last dim. `inputs` are bound in the

@@ -6,7 +6,7 @@
 //! `enable` directives and constants of the variant is prepended.
 
 use crate::gpu::params::{KernelParams, ParamsDef};
-use crate::ops::{PoolMode, UnaryOp};
+use crate::ops::{GateAct, PoolMode, UnaryOp};
 use crate::{Error, Result};
 
 /// The files kernels `#include`; each kernel's own file comes with its `KernelSpec`.
@@ -107,7 +107,10 @@ pub enum Kernel {
     Softmax {
         mask: bool,
     },
-    Attention,
+    /// `bias`: a distance bias table (T5's relative positions) at binding 6.
+    Attention {
+        bias: bool,
+    },
     Pool(PoolMode),
     Unpack,
     Rope {
@@ -146,13 +149,13 @@ pub enum Kernel {
 }
 
 /// The operands around a matmul kernel's product (matmul_io.wgsl): `bias` [N] and a dense
-/// `residual` of the output's shape added in the epilogue; `gated`, A read as silu(gate) * A from
+/// `residual` of the output's shape added in the epilogue; `gate`, A read as act(gate) * A from
 /// two views of one buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct MatmulIo {
     pub bias: bool,
     pub residual: bool,
-    pub gated: bool,
+    pub gate: Option<GateAct>,
 }
 
 /// Adapter capabilities a variant may use.
@@ -206,7 +209,9 @@ impl Kernel {
             Kernel::Norm { kind: NormVariant::L2, .. } => spec(wgsl!("norm.wgsl"), 1, NormParams::DEF),
             Kernel::Norm { residual, bias, .. } => spec(wgsl!("norm.wgsl"), 2 + residual as usize + bias as usize, NormParams::DEF),
             Kernel::Softmax { mask } => spec(wgsl!("softmax.wgsl"), 1 + mask as usize, SoftmaxParams::DEF),
-            Kernel::Attention => KernelSpec { workgroup: ATTENTION_WG, ..spec(wgsl!("attention.wgsl"), 5, AttentionParams::DEF) },
+            Kernel::Attention { bias } => {
+                KernelSpec { workgroup: ATTENTION_WG, ..spec(wgsl!("attention.wgsl"), 5 + bias as usize, AttentionParams::DEF) }
+            }
             Kernel::Pool(_) | Kernel::Unpack => spec(wgsl!("pool.wgsl"), 2, PoolParams::DEF),
             Kernel::Rope { .. } => spec(wgsl!("rope.wgsl"), 3, RopeParams::DEF),
             Kernel::Argmax => spec(wgsl!("argmax.wgsl"), 1, ArgmaxParams::DEF),
@@ -287,7 +292,11 @@ impl Kernel {
                     flags.push("MASK");
                 }
             }
-            Kernel::Attention => {}
+            Kernel::Attention { bias } => {
+                if bias {
+                    flags.push("BIAS");
+                }
+            }
             Kernel::Pool(PoolMode::Mean) => flags.push("MEAN"),
             Kernel::Pool(PoolMode::Cls) => flags.push("CLS"),
             Kernel::Unpack => flags.push("UNPACK"),
@@ -332,7 +341,8 @@ impl Kernel {
 
     /// Every variant, for validation without a GPU.
     pub fn all() -> Vec<Kernel> {
-        let mut all = vec![Kernel::Unary, Kernel::Binary, Kernel::Attention, Kernel::Unpack, Kernel::Argmax, Kernel::TakeAlongLast];
+        let mut all = vec![Kernel::Unary, Kernel::Binary, Kernel::Unpack, Kernel::Argmax, Kernel::TakeAlongLast];
+        all.extend([Kernel::Attention { bias: false }, Kernel::Attention { bias: true }]);
         all.extend([Kernel::Rope { interleaved: false }, Kernel::Rope { interleaved: true }]);
         for src in [Elem::F32, Elem::F16, Elem::BF16] {
             for dst in [Elem::F32, Elem::F16] {
@@ -398,12 +408,14 @@ impl MatmulIo {
     }
 
     fn all() -> impl Iterator<Item = MatmulIo> {
-        (0..8).map(|i| MatmulIo { bias: i & 1 != 0, residual: i & 2 != 0, gated: i & 4 != 0 })
+        let gates = [None, Some(GateAct::Silu), Some(GateAct::GeluTanh)];
+        (0..12).map(move |i| MatmulIo { bias: i & 1 != 0, residual: i & 2 != 0, gate: gates[i / 4] })
     }
 
     /// The flags of matmul_io.wgsl.
     fn flags(self, flags: &mut Vec<&'static str>) {
-        for (on, flag) in [(self.bias, "HAS_BIAS"), (self.residual, "HAS_RESIDUAL"), (self.gated, "GATED")] {
+        let gate = [(self.gate.is_some(), "GATED"), (self.gate == Some(GateAct::GeluTanh), "GATE_GELU")];
+        for (on, flag) in [(self.bias, "HAS_BIAS"), (self.residual, "HAS_RESIDUAL")].into_iter().chain(gate) {
             if on {
                 flags.push(flag);
             }

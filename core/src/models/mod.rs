@@ -27,6 +27,7 @@ pub mod modernbert;
 pub mod resnet;
 pub mod siglip;
 pub mod synthetic;
+pub mod t5;
 pub mod vit;
 pub mod whisper;
 
@@ -212,7 +213,7 @@ pub trait SpeechSeq2SeqModel: EncoderDecoderModel {
     fn encode(&self, features: &[f32]) -> Result<Tensor>;
 }
 
-/// A text encoder-decoder (Marian, BART; later M2M100/NLLB, T5): token ids in.
+/// A text encoder-decoder (Marian, BART, T5; later M2M100/NLLB): token ids in.
 pub trait TextSeq2SeqModel: EncoderDecoderModel {
     /// `input_ids` (one sequence, special tokens included) to the encoder output [S, hidden]
     /// (lazy).
@@ -445,6 +446,11 @@ pub static ARCHITECTURES: &[Architecture] = &[
     Architecture {
         model_types: &["bart"],
         text_seq2seq: Some(|c, vb| Ok(Box::new(bart::load(parse(&c.json)?, vb)?))),
+        ..Architecture::NONE
+    },
+    Architecture {
+        model_types: &["t5", "mt5"],
+        text_seq2seq: Some(|c, vb| Ok(Box::new(t5::T5::load(parse(&c.json)?, vb)?))),
         ..Architecture::NONE
     },
     Architecture {
