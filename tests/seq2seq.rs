@@ -1,11 +1,13 @@
-//! Text encoder-decoders (Marian, BART) and their tasks (translation, summarization,
+//! Text encoder-decoders (Marian, BART, T5 / Flan-T5) and their tasks (translation, summarization,
 //! text2text-generation) on tiny random models (tests/fixtures/seq2seq/, made with their
 //! reference by tests/reference/make_tiny_seq2seq.py with transformers 4.57.6), on the CPU and
 //! the GPU:
 //! - the encoder's output and the first decoder step's logits within 1e-4 of transformers';
 //! - greedy token ids identical to transformers' `generate` (decoder start, forced BOS/EOS,
 //!   banned pad, no-repeat n-grams, max_length), including a text longer than the encoder's 64
-//!   positions, truncated as Transformers.js (and Python's pipeline with truncation=True) does;
+//!   positions, truncated as Transformers.js (and Python's pipeline with truncation=True) does
+//!   (T5, which has no position table, at its tokenizer's 512 tokens: 1230 before);
+//! - T5's summarization prefix (`task_specific_params.summarization.prefix`);
 //! - beam search (num_beams, num_return_sequences, length_penalty, early_stopping,
 //!   no_repeat_ngram_size, min_length): every returned sequence's ids identical to `generate`'s,
 //!   and the task's output to `pipeline()`'s; generation_config.json's num_beams is the default;

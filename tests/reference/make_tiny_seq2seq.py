@@ -1,4 +1,4 @@
-"""Makes tiny random text encoder-decoder models (Marian, BART) and records what transformers
+"""Makes tiny random text encoder-decoder models (Marian, BART, T5) and records what transformers
 4.57.6's `generate` and `pipeline()` give on them: the reference of tests/seq2seq.rs.
 
 Run once, by hand, with transformers 4.57.6 as an overlay (transformers 5 removed the
@@ -15,15 +15,25 @@ Outputs under tests/fixtures/seq2seq/:
                             encoder and decoder token embeddings, an untied lm_head
     tiny-bart/              BartForConditionalGeneration: learned positions (offset 2),
                             layernorm_embedding, gelu, forced_bos_token_id, no_repeat_ngram_size 3
+    tiny-t5/                T5ForConditionalGeneration v1.0: relu feed-forward, lm_head tied to
+                            `shared` (the output scaled by d_model^-0.5), 8 relative position
+                            buckets up to distance 20, model_max_length 512 (T5's), task_specific_params
+                            summarization prefix "summarize: "
+    tiny-flan-t5/           the same with Flan-T5's gated-gelu feed-forward, an untied lm_head and
+                            heads of 16 (4 x 16 = 64 over d_model 32)
     reference.json          models[name].check: the encoder's last_hidden_state and the first
                             decoder step's logits for one text; cases: {task, model, input,
-                            options, output (pipeline), token_ids (generate, decoder start first)}
+                            options, output (pipeline), token_ids (generate on the text with the
+                            task's prefix, decoder start first)}
 
 Tokenizers are made with the `tokenizers` library (Hub Marian checkpoints ship SentencePiece
-files only): Unigram + Metaspace with "$A </s>" for Marian, byte-level BPE with "<s> $A </s>"
-for BART, trained on the sentences below, saved as tokenizer.json with a tokenizer_config.json
+files only): Unigram + Metaspace with "$A </s>" for Marian and T5 (pad 0, </s> 1, <unk> 2, as
+T5's), byte-level BPE with "<s> $A </s>" for BART, trained on the sentences below, saved as tokenizer.json with a tokenizer_config.json
 naming PreTrainedTokenizerFast and model_max_length = max_position_embeddings (64), so that
-pipeline(truncation=True), like Transformers.js (which always truncates), cuts the long input.
+pipeline(truncation=True), like Transformers.js (which always truncates), cuts the long input
+(T5: 512, the long input having 1230 tokens). The Unigram trainer is not deterministic, so a
+folder's tokenizer.json, once made, is kept by reruns (delete it to train a new one); everything
+else is rewritten identically.
 
 Every reference runs greedy (num_beams=1: 4.57's text2text pipelines default to 4 beams) except
 the beam-search cases, whose options name num_beams.
