@@ -454,7 +454,20 @@ impl TextSeq2SeqModel for T5 {
 
 #[cfg(test)]
 mod tests {
-    use super::relative_position_bucket;
+    use super::{FeedForward, relative_position_bucket};
+    use crate::ops::{Activation, GateAct, UnaryOp};
+
+    #[test]
+    fn feed_forward_proj_as_t5config_parses_it() {
+        assert!(matches!(FeedForward::parse("relu").unwrap(), FeedForward::Dense(Activation::Unary(UnaryOp::Relu))));
+        assert!(matches!(FeedForward::parse("gelu").unwrap(), FeedForward::Dense(Activation::Unary(UnaryOp::Gelu))));
+        // "gated-gelu" is gelu_new (T5Config special-cases it), as Flan-T5 and mT5 use it
+        assert!(matches!(FeedForward::parse("gated-gelu").unwrap(), FeedForward::Gated(GateAct::GeluTanh)));
+        assert!(matches!(FeedForward::parse("gated-silu").unwrap(), FeedForward::Gated(GateAct::Silu)));
+        for bad in ["gated-relu", "gated-gelu-x", "fast-gelu", "nope"] {
+            assert!(FeedForward::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn every_bucket_from_minus_300_to_300_as_transformers() {
