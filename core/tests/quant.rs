@@ -12,7 +12,7 @@ use support::{Rng, Tolerance, assert_close, devices};
 use webformers::quant::{dequantize, quantize};
 use webformers::weights::gguf::GgufFile;
 use webformers::weights::{WeightDType, Weights};
-use webformers::{Activation, DType, Device, Tensor, UnaryOp, reference};
+use webformers::{Activation, DType, Device, GateAct, Tensor, UnaryOp, reference};
 
 const QUANT_TYPES: [DType; 6] = [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4K, DType::Q5K, DType::Q6K];
 
@@ -207,7 +207,7 @@ fn quantized_linear_add_fuses_the_residual() {
 }
 
 #[test]
-fn quantized_silu_mul_linear_reads_gate_and_up_in_place() {
+fn quantized_gated_linear_reads_gate_and_up_in_place() {
     let mut rng = Rng::new(27);
     for (name, dev) in pollster::block_on(devices()) {
         for dtype in QUANT_TYPES {
@@ -223,12 +223,14 @@ fn quantized_silu_mul_linear_reads_gate_and_up_in_place() {
                 let gate_first = case % 2 == 0;
                 let (g0, u0) = if gate_first { (0, k) } else { (k, 0) };
                 let (gate, up) = (tgu.narrow(1, g0, k).unwrap(), tgu.narrow(1, u0, k).unwrap());
-                let got = gate.silu_mul_linear(&up, &tw, None, Some(&tr)).unwrap().to_vec_f32_blocking().unwrap();
+                // SwiGLU's silu and T5 v1.1's gated-GELU (decode and prefill sizes, both orders)
+                let (act, f): (GateAct, fn(f32) -> f32) =
+                    if case % 3 == 0 { (GateAct::Silu, reference::silu) } else { (GateAct::GeluTanh, reference::gelu_tanh) };
+                let got = gate.gated_linear(act, &up, &tw, None, Some(&tr)).unwrap().to_vec_f32_blocking().unwrap();
                 let got: Vec<f32> = got.iter().zip(&residual).map(|(g, r)| g - r).collect();
-                let x: Vec<f32> =
-                    gu.chunks(2 * k).flat_map(|row| (0..k).map(move |j| reference::silu(row[g0 + j]) * row[u0 + j])).collect();
+                let x: Vec<f32> = gu.chunks(2 * k).flat_map(|row| (0..k).map(move |j| f(row[g0 + j]) * row[u0 + j])).collect();
                 let rel = if uses_f16(&dev) && m <= 8 { QUANT_F16 } else { QUANT_F32 };
-                let what = format!("{name} {dtype} silu_mul_linear [{m}, {k}] x [{n}, {k}]^T gate_first={gate_first}");
+                let what = format!("{name} {dtype} {act:?} gated linear [{m}, {k}] x [{n}, {k}]^T gate_first={gate_first}");
                 check_linear(&what, &got, &x, &w, None, Activation::None, k, n, rel);
             }
         }

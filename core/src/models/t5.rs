@@ -234,11 +234,12 @@ impl T5 {
             return Err(Error::Config("T5: d_model, num_heads, d_kv, d_ff and vocab_size must be positive".into()));
         }
         let (buckets, max_distance) = (config.relative_attention_num_buckets, config.relative_attention_max_distance);
-        // The logarithmic buckets need max_distance past the exact ones (a quarter of the buckets).
-        if buckets < 4 || max_distance <= buckets / 4 {
+        // The logarithmic buckets need max_distance past the exact ones (the decoder's are half
+        // the buckets), else transformers' formula gives buckets out of range.
+        if buckets < 4 || max_distance <= buckets / 2 {
             return Err(Error::Config(format!(
                 "T5: relative_attention_num_buckets {buckets} with relative_attention_max_distance {max_distance}: \
-                 buckets must be 4 or more and max_distance past a quarter of them"
+                 buckets must be 4 or more and max_distance past half of them"
             )));
         }
         let ff_kind = FeedForward::parse(&config.feed_forward_proj)?;
