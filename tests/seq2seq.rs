@@ -159,7 +159,9 @@ fn translation_aliases_resolve_as_transformers_js_does() {
 fn bad_input_is_a_clear_error() {
     let pipe = pipeline("translation", "tiny-marian", &Device::Cpu);
     let run = |input: Value, options: Value| pollster::block_on(pipe.run_json(&input, &options, &mut |_| {})).unwrap_err().to_string();
-    let ok = |pipe: &dyn tasks::Pipeline, options: Value| pollster::block_on(pipe.run_json(&json!("Hello."), &options, &mut |_| {})).unwrap().to_json();
+    let ok = |pipe: &dyn tasks::Pipeline, options: Value| {
+        pollster::block_on(pipe.run_json(&json!("Hello."), &options, &mut |_| {})).unwrap().to_json()
+    };
     let err = run(json!(""), Value::Null);
     assert!(err.contains("empty"), "{err}");
     let err = run(json!("   "), Value::Null);
@@ -177,7 +179,8 @@ fn bad_input_is_a_clear_error() {
 
     // A model whose generation_config.json asks for beams (real opus-mt checkpoints do).
     let dir = copy_of("tiny-marian", "beams", &["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
-    let mut generation: Value = serde_json::from_slice(&std::fs::read(folder("tiny-marian").join("generation_config.json")).unwrap()).unwrap();
+    let mut generation: Value =
+        serde_json::from_slice(&std::fs::read(folder("tiny-marian").join("generation_config.json")).unwrap()).unwrap();
     generation["num_beams"] = json!(4);
     std::fs::write(dir.join("generation_config.json"), generation.to_string()).unwrap();
     let beams = tasks::load("translation", &DirFiles::open(&dir).unwrap(), &Device::Cpu, &LoadOptions::default()).unwrap();

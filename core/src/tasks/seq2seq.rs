@@ -18,8 +18,8 @@
 
 use serde_json::{Value, json};
 
-use super::text_encoder::clean_up_tokenization_spaces;
 use super::events::TokenEvents;
+use super::text_encoder::clean_up_tokenization_spaces;
 use super::{Event, Input, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo};
 use crate::files::ModelFiles;
 use crate::generation::{self, GenerationConfig, Interrupt, TextStreamer};
@@ -223,12 +223,7 @@ impl Pipeline for TextSeq2Seq {
     }
 
     /// A text or an array of texts gives `[{key: text}, ...]`, one object per text.
-    fn run<'a>(
-        &'a self,
-        input: Input<'a>,
-        options: &'a Value,
-        events: &'a mut dyn FnMut(Event<'_>),
-    ) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, events: &'a mut dyn FnMut(Event<'_>)) -> LocalFuture<'a, Result<Output>> {
         Box::pin(async move {
             let texts: OneOrMany<String> = self.task.input(input.value, "a string or an array of strings")?;
             let mut config = self.config.clone();
