@@ -1,4 +1,4 @@
-//! Text encoder-decoders (Marian, BART, T5 / Flan-T5) and their tasks (translation, summarization,
+//! Text encoder-decoders (Marian, BART, M2M100, NLLB, T5 / Flan-T5) and their tasks (translation, summarization,
 //! text2text-generation) on tiny random models (tests/fixtures/seq2seq/, made with their
 //! reference by tests/reference/make_tiny_seq2seq.py with transformers 4.57.6), on the CPU and
 //! the GPU:
@@ -13,13 +13,14 @@
 //!   and the task's output to `pipeline()`'s; generation_config.json's num_beams is the default;
 //! - every task's output identical to Python's `pipeline()`, and text streamed;
 //! - bad input: an empty text, num_beams 0, num_return_sequences over num_beams, a folder
-//!   without tokenizer.json.
+//!   without tokenizer.json; for the multilingual models (M2M100, NLLB), an unknown or missing
+//!   tgt_lang or an unknown src_lang, each an error listing the model's languages.
 
 use serde_json::{Value, json};
 use webformers::files::DirFiles;
 use webformers::models::{self, ModelConfig, TextSeq2SeqModel};
 use webformers::tasks::events::text_only;
-use webformers::tasks::{self, LoadOptions, seq2seq::TextSeq2Seq};
+use webformers::tasks::{self, LoadOptions, seq2seq::CallOptions, seq2seq::TextSeq2Seq};
 use webformers::weights::{WeightDType, Weights};
 use webformers::{Device, Tensor};
 use webformers_tests::{devices, fixture, floats, json_differences, max_abs_diff, repo_root};
@@ -79,13 +80,14 @@ fn greedy_ids_match_transformers_generate() {
             let info = tasks::task(case["task"].as_str().unwrap()).unwrap();
             let pipe = TextSeq2Seq::load(&files, &device, &LoadOptions::default(), info, "text").unwrap();
             let text = case["input"].as_str().unwrap();
-            let ids = pollster::block_on(pipe.generate_ids(text, pipe.generation_config(), &mut |_| {})).unwrap();
+            let languages: CallOptions = serde_json::from_value(case["options"].clone()).unwrap();
+            let ids = pollster::block_on(pipe.generate_ids(text, pipe.generation_config(), &languages, &mut |_| {})).unwrap();
             let want: Vec<u32> = case["token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
             // transformers' sequences start with the decoder's start token
             assert_eq!(ids, [want[1..].to_vec()], "{device:?} {model} {:?}", &text[..text.len().min(40)]);
             checked += 1;
         }
-        assert_eq!(checked, 20, "five models of four texts");
+        assert_eq!(checked, 28, "seven models of four texts");
     }
 }
 
@@ -101,9 +103,10 @@ fn beam_search_ids_match_transformers_generate() {
             let pipe = TextSeq2Seq::load(&files, &device, &LoadOptions::default(), info, "text").unwrap();
             let mut config = pipe.generation_config().clone();
             let rest = config.take_options(info.name, &case["options"]).unwrap();
-            assert!(rest.as_object().is_none_or(|o| o.is_empty()), "{rest}");
+            // what remains are the languages
+            let languages: CallOptions = serde_json::from_value(rest).unwrap_or_default();
             let text = case["input"].as_str().unwrap();
-            let got = pollster::block_on(pipe.generate_ids(text, &config, &mut |_| {})).unwrap();
+            let got = pollster::block_on(pipe.generate_ids(text, &config, &languages, &mut |_| {})).unwrap();
             // transformers' sequences start with the decoder's start token
             let want: Vec<Vec<u32>> = case["beam_token_ids"]
                 .as_array()
@@ -114,7 +117,7 @@ fn beam_search_ids_match_transformers_generate() {
             assert_eq!(got, want, "{device:?} {model} {} {:?}", case["options"], &text[..text.len().min(40)]);
             checked += 1;
         }
-        assert_eq!(checked, 16, "every beam case of make_tiny_seq2seq.py");
+        assert_eq!(checked, 24, "every beam case of make_tiny_seq2seq.py");
     }
 }
 
@@ -198,6 +201,35 @@ fn bad_input_is_a_clear_error() {
     let err = tasks::load("translation", &DirFiles::open(&dir).unwrap(), &Device::Cpu, &LoadOptions::default()).err().unwrap().to_string();
     std::fs::remove_dir_all(&dir).ok();
     assert!(err.contains("tokenizer.json") && err.contains("SentencePiece"), "{err}");
+}
+
+#[test]
+fn multilingual_models_check_their_languages() {
+    for (model, source, target, codes) in
+        [("tiny-nllb", "eng_Latn", "fra_Latn", "eng_Latn, fra_Latn, deu_Latn, spa_Latn"), ("tiny-m2m100", "en", "fr", "en, fr, de, es")]
+    {
+        let pipe = pipeline("translation", model, &Device::Cpu);
+        let run = |options: Value| pollster::block_on(pipe.run_json(&json!("Hello."), &options, &mut |_| {}));
+        let err = run(json!({"src_lang": source, "tgt_lang": "xx_Yyyy"})).unwrap_err().to_string();
+        assert!(err.contains("tgt_lang \"xx_Yyyy\" is not one of this model's 4 languages") && err.contains(codes), "{model}: {err}");
+        let err = run(json!({"src_lang": "nope", "tgt_lang": target})).unwrap_err().to_string();
+        assert!(err.contains("src_lang \"nope\"") && err.contains(codes), "{model}: {err}");
+        let err = run(json!({"src_lang": source})).unwrap_err().to_string();
+        assert!(err.contains("name the target with the tgt_lang option") && err.contains(codes), "{model}: {err}");
+        let err = run(Value::Null).unwrap_err().to_string();
+        assert!(err.contains("tgt_lang"), "{model}: {err}");
+        // without src_lang the text gets tokenizer.json's own language token (transformers.js)
+        let default = run(json!({"tgt_lang": target})).unwrap().to_json();
+        assert_eq!(default, run(json!({"src_lang": source, "tgt_lang": target})).unwrap().to_json(), "{model}");
+        let languages: Vec<String> = codes.split(", ").map(String::from).collect();
+        assert_eq!(pipe.info()["languages"], json!(languages), "{model}");
+    }
+    // a one-pair model has no languages and ignores the options, as transformers.js does
+    let marian = pipeline("translation", "tiny-marian", &Device::Cpu);
+    assert!(marian.info()["languages"].is_null());
+    let with = pollster::block_on(marian.run_json(&json!("Hello."), &json!({"src_lang": "en", "tgt_lang": "fr"}), &mut |_| {}));
+    let without = pollster::block_on(marian.run_json(&json!("Hello."), &Value::Null, &mut |_| {}));
+    assert_eq!(with.unwrap().to_json(), without.unwrap().to_json());
 }
 
 /// Some files of a fixture model in a fresh temporary folder.

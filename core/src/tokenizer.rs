@@ -237,6 +237,15 @@ impl Tokenizer {
         self.inner().get_added_tokens_decoder().get(&id).is_some_and(|t| t.special)
     }
 
+    /// The special added tokens (id, text), in id order.
+    pub fn special_tokens(&self) -> Vec<(u32, String)> {
+        let inner = self.inner();
+        let mut tokens: Vec<(u32, String)> =
+            inner.get_added_tokens_decoder().iter().filter(|(_, t)| t.special).map(|(&id, t)| (id, t.content.clone())).collect();
+        tokens.sort();
+        tokens
+    }
+
     pub fn max_len(&self) -> usize {
         self.max_len
     }

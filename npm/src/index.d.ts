@@ -660,8 +660,9 @@ export interface Text2TextGenerationOptions {
 }
 
 export interface TranslationOptions extends Text2TextGenerationOptions {
-  /** Language codes for models whose tokenizer takes them; Marian (one language pair a model) ignores them, as transformers.js does. */
+  /** The source language of a multilingual model (NLLB `eng_Latn`, M2M100 `en`); without it, the tokenizer's default. Marian (one language pair a model) ignores it, as transformers.js does. */
   src_lang?: string;
+  /** The target language: required by multilingual models (NLLB `fra_Latn`, M2M100 `fr`). */
   tgt_lang?: string;
 }
 

@@ -143,27 +143,96 @@ impl Embeddings {
     }
 }
 
-struct EncoderLayer {
-    qkv: Linear, // [3 d, d]
-    out: Linear,
-    attn_norm: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-    final_norm: LayerNorm,
+/// One encoder layer's weights, by their Hugging Face names (the BART family's and the
+/// pre-LayerNorm mBART / M2M100's are the same; only the order of the norms differs).
+pub(super) struct EncoderLayer {
+    pub qkv: Linear, // [3 d, d]
+    pub out: Linear,
+    pub attn_norm: LayerNorm,
+    pub fc1: Linear,
+    pub fc2: Linear,
+    pub final_norm: LayerNorm,
 }
 
-struct DecoderLayer {
-    self_qkv: Linear, // [3 d, d]
-    self_out: Linear,
-    self_norm: LayerNorm,
-    cross_q: Linear,
-    cross_k: Linear,
-    cross_v: Linear,
-    cross_out: Linear,
-    cross_norm: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-    final_norm: LayerNorm,
+/// One decoder layer's weights: self-attention, cross-attention, feed-forward.
+pub(super) struct DecoderLayer {
+    pub self_qkv: Linear, // [3 d, d]
+    pub self_out: Linear,
+    pub self_norm: LayerNorm,
+    pub cross_q: Linear,
+    pub cross_k: Linear,
+    pub cross_v: Linear,
+    pub cross_out: Linear,
+    pub cross_norm: LayerNorm,
+    pub fc1: Linear,
+    pub fc2: Linear,
+    pub final_norm: LayerNorm,
+}
+
+/// q, k and v projections of one attention block as one [3 d, d] matrix.
+fn fused_qkv(vb: &Weights, d: usize) -> Result<Linear> {
+    Linear::load_fused(&[vb.pp("q_proj"), vb.pp("k_proj"), vb.pp("v_proj")], d, &[d, d, d], true)
+}
+
+impl EncoderLayer {
+    /// `encoder.layers.{l}` of width `d` and feed-forward width `ffn`.
+    pub(super) fn load(lb: &Weights, d: usize, ffn: usize) -> Result<EncoderLayer> {
+        Ok(EncoderLayer {
+            qkv: fused_qkv(&lb.pp("self_attn"), d)?,
+            out: Linear::load(&lb.pp("self_attn.out_proj"), d, d, true)?,
+            attn_norm: LayerNorm::load(&lb.pp("self_attn_layer_norm"), d, LN_EPS)?,
+            fc1: Linear::load(&lb.pp("fc1"), d, ffn, true)?,
+            fc2: Linear::load(&lb.pp("fc2"), ffn, d, true)?,
+            final_norm: LayerNorm::load(&lb.pp("final_layer_norm"), d, LN_EPS)?,
+        })
+    }
+}
+
+impl DecoderLayer {
+    /// `decoder.layers.{l}` of width `d` and feed-forward width `ffn`.
+    pub(super) fn load(lb: &Weights, d: usize, ffn: usize) -> Result<DecoderLayer> {
+        let x = lb.pp("encoder_attn");
+        Ok(DecoderLayer {
+            self_qkv: fused_qkv(&lb.pp("self_attn"), d)?,
+            self_out: Linear::load(&lb.pp("self_attn.out_proj"), d, d, true)?,
+            self_norm: LayerNorm::load(&lb.pp("self_attn_layer_norm"), d, LN_EPS)?,
+            cross_q: Linear::load(&x.pp("q_proj"), d, d, true)?,
+            cross_k: Linear::load(&x.pp("k_proj"), d, d, true)?,
+            cross_v: Linear::load(&x.pp("v_proj"), d, d, true)?,
+            cross_out: Linear::load(&x.pp("out_proj"), d, d, true)?,
+            cross_norm: LayerNorm::load(&lb.pp("encoder_attn_layer_norm"), d, LN_EPS)?,
+            fc1: Linear::load(&lb.pp("fc1"), d, ffn, true)?,
+            fc2: Linear::load(&lb.pp("fc2"), ffn, d, true)?,
+            final_norm: LayerNorm::load(&lb.pp("final_layer_norm"), d, LN_EPS)?,
+        })
+    }
+}
+
+/// The decoder's cache for one encoder output: every layer's cross-attention keys and values
+/// (computed once), and an empty self-attention cache of `max_len` positions.
+pub(super) fn encoder_decoder_cache(
+    layers: &[DecoderLayer],
+    encoder_hidden: &Tensor,
+    (d, h, hd): (usize, usize, usize),
+    max_len: usize,
+    max_positions: usize,
+    family: &str,
+) -> Result<EncoderDecoderCache> {
+    if encoder_hidden.rank() != 2 || encoder_hidden.dims()[1] != d || encoder_hidden.dims()[0] == 0 {
+        return Err(Error::Input(format!("encoder output {:?} is not [positions, {d}]", encoder_hidden.dims())));
+    }
+    if max_len == 0 || max_len > max_positions {
+        return Err(Error::Input(format!("a decoder cache of {max_len} tokens ({family} decodes 1..={max_positions})")));
+    }
+    let s = encoder_hidden.dims()[0];
+    let cross = layers
+        .iter()
+        .map(|layer| {
+            Ok((layer.cross_k.forward(encoder_hidden)?.reshape(&[s, h, hd])?, layer.cross_v.forward(encoder_hidden)?.reshape(&[s, h, hd])?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let self_attention = KvCache::new(layers.len(), &[max_len, h, hd], DType::F32, encoder_hidden.device())?;
+    Ok(EncoderDecoderCache { self_attention, cross, encoder_len: s })
 }
 
 /// The feed-forward block of a post-LayerNorm layer: LN(x + fc2(act(fc1(x)))).
@@ -211,38 +280,11 @@ impl Bart {
         let (e, dec) = (m.pp("encoder"), m.pp("decoder"));
         let encoder_embeddings = Embeddings::load(&e, table("encoder", vocab)?, &config, &positions, layernorm_embedding)?;
         let decoder_embeddings = Embeddings::load(&dec, table("decoder", decoder_vocab)?, &config, &positions, layernorm_embedding)?;
-        let attention = |vb: &Weights| Linear::load_fused(&[vb.pp("q_proj"), vb.pp("k_proj"), vb.pp("v_proj")], d, &[d, d, d], true);
         let encoder_layers = (0..config.encoder_layers)
-            .map(|l| {
-                let lb = e.pp(format!("layers.{l}"));
-                Ok(EncoderLayer {
-                    qkv: attention(&lb.pp("self_attn"))?,
-                    out: Linear::load(&lb.pp("self_attn.out_proj"), d, d, true)?,
-                    attn_norm: LayerNorm::load(&lb.pp("self_attn_layer_norm"), d, LN_EPS)?,
-                    fc1: Linear::load(&lb.pp("fc1"), d, config.encoder_ffn_dim, true)?,
-                    fc2: Linear::load(&lb.pp("fc2"), config.encoder_ffn_dim, d, true)?,
-                    final_norm: LayerNorm::load(&lb.pp("final_layer_norm"), d, LN_EPS)?,
-                })
-            })
+            .map(|l| EncoderLayer::load(&e.pp(format!("layers.{l}")), d, config.encoder_ffn_dim))
             .collect::<Result<Vec<_>>>()?;
         let decoder_layers = (0..config.decoder_layers)
-            .map(|l| {
-                let lb = dec.pp(format!("layers.{l}"));
-                let x = lb.pp("encoder_attn");
-                Ok(DecoderLayer {
-                    self_qkv: attention(&lb.pp("self_attn"))?,
-                    self_out: Linear::load(&lb.pp("self_attn.out_proj"), d, d, true)?,
-                    self_norm: LayerNorm::load(&lb.pp("self_attn_layer_norm"), d, LN_EPS)?,
-                    cross_q: Linear::load(&x.pp("q_proj"), d, d, true)?,
-                    cross_k: Linear::load(&x.pp("k_proj"), d, d, true)?,
-                    cross_v: Linear::load(&x.pp("v_proj"), d, d, true)?,
-                    cross_out: Linear::load(&x.pp("out_proj"), d, d, true)?,
-                    cross_norm: LayerNorm::load(&lb.pp("encoder_attn_layer_norm"), d, LN_EPS)?,
-                    fc1: Linear::load(&lb.pp("fc1"), d, config.decoder_ffn_dim, true)?,
-                    fc2: Linear::load(&lb.pp("fc2"), config.decoder_ffn_dim, d, true)?,
-                    final_norm: LayerNorm::load(&lb.pp("final_layer_norm"), d, LN_EPS)?,
-                })
-            })
+            .map(|l| DecoderLayer::load(&dec.pp(format!("layers.{l}")), d, config.decoder_ffn_dim))
             .collect::<Result<Vec<_>>>()?;
         let lm_head = match config.tie_word_embeddings {
             true => decoder_embeddings.tokens.clone(),
@@ -292,30 +334,9 @@ impl EncoderDecoderModel for Bart {
     }
 
     fn new_cache(&self, encoder_hidden: &Tensor, max_len: usize) -> Result<EncoderDecoderCache> {
-        let d = self.config.d_model;
         let (h, hd, _) = self.head_dims(self.config.decoder_attention_heads);
-        if encoder_hidden.rank() != 2 || encoder_hidden.dims()[1] != d || encoder_hidden.dims()[0] == 0 {
-            return Err(Error::Input(format!("encoder output {:?} is not [positions, {d}]", encoder_hidden.dims())));
-        }
-        if max_len == 0 || max_len > self.config.max_position_embeddings {
-            return Err(Error::Input(format!(
-                "a decoder cache of {max_len} tokens ({} decodes 1..={})",
-                self.family, self.config.max_position_embeddings
-            )));
-        }
-        let s = encoder_hidden.dims()[0];
-        let cross = self
-            .decoder_layers
-            .iter()
-            .map(|layer| {
-                Ok((
-                    layer.cross_k.forward(encoder_hidden)?.reshape(&[s, h, hd])?,
-                    layer.cross_v.forward(encoder_hidden)?.reshape(&[s, h, hd])?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let self_attention = KvCache::new(self.decoder_layers.len(), &[max_len, h, hd], DType::F32, &self.device)?;
-        Ok(EncoderDecoderCache { self_attention, cross, encoder_len: s })
+        let shape = (self.config.d_model, h, hd);
+        encoder_decoder_cache(&self.decoder_layers, encoder_hidden, shape, max_len, self.config.max_position_embeddings, self.family)
     }
 
     fn decode(&self, tokens: &[u32], cache: &mut EncoderDecoderCache, all_logits: bool) -> Result<Tensor> {

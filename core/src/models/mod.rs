@@ -22,6 +22,7 @@ pub mod gguf;
 pub mod gpt2;
 pub mod heads;
 pub mod llama;
+pub mod m2m100;
 pub mod marian;
 pub mod modernbert;
 pub mod resnet;
@@ -454,6 +455,12 @@ pub static ARCHITECTURES: &[Architecture] = &[
         ..Architecture::NONE
     },
     Architecture {
+        // NLLB-200 checkpoints are `m2m_100` too
+        model_types: &["m2m_100"],
+        text_seq2seq: Some(|c, vb| Ok(Box::new(m2m100::M2M100::load(parse(&c.json)?, vb)?))),
+        ..Architecture::NONE
+    },
+    Architecture {
         model_types: &["gpt2"],
         decoder: Some(|c, vb| Ok(Box::new(gpt2::Gpt2::load(parse(&c.json)?, vb)?))),
         ..Architecture::NONE
@@ -497,7 +504,7 @@ pub fn load_speech_seq2seq(config: &ModelConfig, vb: &Weights) -> Result<Box<dyn
     (arch.speech_seq2seq.expect("checked"))(config, vb)
 }
 
-/// A text encoder-decoder (Marian, BART) from a config.json.
+/// A text encoder-decoder (Marian, BART, M2M100 / NLLB) from a config.json.
 pub fn load_text_seq2seq(config: &ModelConfig, vb: &Weights) -> Result<Box<dyn TextSeq2SeqModel>> {
     let arch = architecture(config, "text encoder-decoder", |a| a.text_seq2seq.is_some())?;
     (arch.text_seq2seq.expect("checked"))(config, vb)

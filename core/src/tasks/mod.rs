@@ -37,6 +37,7 @@ pub mod text_encoder;
 pub mod text_generation;
 pub mod token_classification;
 pub mod translation;
+pub mod translation_languages;
 pub mod zero_shot_classification;
 pub mod zero_shot_image_classification;
 

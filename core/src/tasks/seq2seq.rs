@@ -5,7 +5,9 @@
 //! 1. the text gets config.json's `prefix` and the task's `task_specific_params[task].prefix`,
 //!    then is tokenized with its special tokens and truncated to the tokenizer's
 //!    `model_max_length` (and the encoder's positions): Transformers.js always truncates
-//!    (`truncation: true`); Python's pipeline does when called with `truncation=True`;
+//!    (`truncation: true`); Python's pipeline does when called with `truncation=True`. For
+//!    translation with a multilingual model (NLLB, M2M100), `src_lang` picks the source
+//!    language's token and `tgt_lang` the forced first token (translation_languages.rs);
 //! 2. the decoder starts from `decoder_start_token_id` and decodes with the model's
 //!    generation_config.json defaults under the call's options: `max_length`, `min_length`,
 //!    `bad_words_ids` (single tokens: Marian bans its pad), `forced_bos_token_id` (BART),
@@ -20,6 +22,7 @@ use serde_json::{Value, json};
 
 use super::events::TokenEvents;
 use super::text_encoder::clean_up_tokenization_spaces;
+use super::translation_languages::Languages;
 use super::{Event, Input, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo};
 use crate::files::ModelFiles;
 use crate::generation::{self, GenerationConfig, Interrupt, TextStreamer};
@@ -47,20 +50,21 @@ pub struct TextSeq2Seq {
     config: GenerationConfig,
     /// `forced_eos_token_id`: forced at the last position generation allows.
     forced_eos: Option<u32>,
+    /// A multilingual model's languages, for translation (None: one language pair).
+    languages: Option<Languages>,
     interrupt: Interrupt,
     device: Device,
 }
 
 /// The call's own options besides the generation ones (`GenerationConfig::take_options`).
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, Clone, Debug)]
 #[serde(deny_unknown_fields)]
-struct CallOptions {
-    /// Language codes for models whose tokenizer takes them (NLLB, M2M100); Marian's
-    /// checkpoints are one language pair each and ignore them, as transformers.js does.
-    #[allow(dead_code)]
-    src_lang: Option<String>,
-    #[allow(dead_code)]
-    tgt_lang: Option<String>,
+pub struct CallOptions {
+    /// Language codes for translation with a multilingual model (NLLB `fra_Latn`, M2M100
+    /// `fr`); Marian's checkpoints are one language pair each and ignore them, as
+    /// transformers.js does.
+    pub src_lang: Option<String>,
+    pub tgt_lang: Option<String>,
 }
 
 /// config.json's generation settings that GenerationConfig does not read, as extra processors'
@@ -130,6 +134,11 @@ impl TextSeq2Seq {
         if let Some(bos) = forcing.forced_bos {
             generation.forced_tokens.push((1, bos));
         }
+        // transformers.js places languages for translation only
+        let languages = match task.name {
+            "translation" => Languages::of(&tokenizer, &tokenizer_config)?,
+            _ => None,
+        };
         let task_prefix = config["task_specific_params"][task.name]["prefix"].as_str().unwrap_or("");
         let prefix = format!("{task_prefix}{}", config["prefix"].as_str().unwrap_or(""));
         Ok(TextSeq2Seq {
@@ -141,6 +150,7 @@ impl TextSeq2Seq {
             prefix,
             config: generation,
             forced_eos: forcing.forced_eos,
+            languages,
             interrupt: Interrupt::new(),
             device: device.clone(),
         })
@@ -152,11 +162,22 @@ impl TextSeq2Seq {
         &self.config
     }
 
+    /// A multilingual model's languages (translation with NLLB, M2M100), else None.
+    pub fn languages(&self) -> Option<&Languages> {
+        self.languages.as_ref()
+    }
+
     /// One text's generated texts (special tokens skipped), `num_return_sequences` of them, best
     /// first; the text is streamed to `events` as it comes (with beams: the best one's, at the end).
-    async fn generate_texts(&self, text: &str, config: &GenerationConfig, events: &mut dyn FnMut(Event<'_>)) -> Result<Vec<String>> {
+    async fn generate_texts(
+        &self,
+        text: &str,
+        config: &GenerationConfig,
+        options: &CallOptions,
+        events: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Vec<String>> {
         let mut texts = Vec::new();
-        for ids in self.generate_ids(text, config, events).await? {
+        for ids in self.generate_ids(text, config, options, events).await? {
             let text = self.tokenizer.decode(&ids, true)?;
             texts.push(if self.clean_up_spaces { clean_up_tokenization_spaces(text) } else { text });
         }
@@ -165,16 +186,33 @@ impl TextSeq2Seq {
 
     /// One text's generated token ids (an ending EOS included; the decoder's start token not):
     /// one sequence, or with `num_beams > 1` the `num_return_sequences` best, best first.
-    /// `min_length` counts the decoder's start token, as transformers' does.
-    pub async fn generate_ids(&self, text: &str, config: &GenerationConfig, events: &mut dyn FnMut(Event<'_>)) -> Result<Vec<Vec<u32>>> {
+    /// `min_length` counts the decoder's start token, as transformers' does. `options` name the
+    /// languages of a multilingual model.
+    pub async fn generate_ids(
+        &self,
+        text: &str,
+        config: &GenerationConfig,
+        options: &CallOptions,
+        events: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Vec<Vec<u32>>> {
         if text.trim().is_empty() {
             return Err(Error::Input(format!("{}: the text is empty: there is nothing to {}", self.task.name, self.task_verb())));
         }
         config.validate()?;
-        let ids = self.tokenizer.encode(&format!("{}{text}", self.prefix), true)?;
+        let mut config = config.clone();
+        let text = format!("{}{text}", self.prefix);
+        let ids = match &self.languages {
+            Some(languages) => {
+                let target = languages.target_token(options.tgt_lang.as_deref())?;
+                // the target's token replaces any forced BOS of the model's own
+                config.forced_tokens.retain(|&(position, _)| position != 1);
+                config.forced_tokens.push((1, target));
+                languages.source_ids(&self.tokenizer, &text, options.src_lang.as_deref())?
+            }
+            None => self.tokenizer.encode(&text, true)?,
+        };
         let encoded = self.model.encode(&ids)?;
         let prompt = [self.model.decoder_start_token_id()];
-        let mut config = config.clone();
         // `max_length` counts the decoder's start token; the decoder's positions bound it too.
         config.max_new_tokens = config.max_new_for(prompt.len()).min(self.model.max_target_positions() - prompt.len());
         config.max_length = None;
@@ -234,11 +272,14 @@ impl Pipeline for TextSeq2Seq {
                 }
                 e => e,
             })?;
-            let CallOptions { src_lang: _, tgt_lang: _ } = options;
             config.validate()?;
+            if let Some(languages) = &self.languages {
+                // checked before any text runs
+                languages.target_token(options.tgt_lang.as_deref())?;
+            }
             let mut results = Vec::new();
             for text in texts.items() {
-                for generated in self.generate_texts(text, &config, events).await? {
+                for generated in self.generate_texts(text, &config, &options, events).await? {
                     results.push(json!({ self.key: generated }));
                 }
             }
@@ -247,7 +288,12 @@ impl Pipeline for TextSeq2Seq {
     }
 
     fn info(&self) -> Value {
-        json!({ "vocab_size": self.model.vocab_size(), "max_source_positions": self.model.max_source_positions() })
+        let languages: Option<Vec<&str>> = self.languages.as_ref().map(|l| l.codes().collect());
+        json!({
+            "vocab_size": self.model.vocab_size(),
+            "max_source_positions": self.model.max_source_positions(),
+            "languages": languages,
+        })
     }
 
     fn call(&self, method: &str, _args: &Value) -> Result<Value> {

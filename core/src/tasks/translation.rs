@@ -1,5 +1,6 @@
 //! translation: a text (or texts) in, `[{translation_text}]` out, with a text encoder-decoder
-//! (Marian's opus-mt pairs; the shared run in `seq2seq.rs`). transformers.js's
+//! (Marian's opus-mt pairs; NLLB and M2M100 with `src_lang` / `tgt_lang`, translation_languages.rs;
+//! the shared run in `seq2seq.rs`). transformers.js's
 //! `translation_xx_to_yy` names resolve here (`tasks::task` keeps what comes before the first
 //! `_`, as transformers.js does).
 
