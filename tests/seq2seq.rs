@@ -9,15 +9,15 @@
 //! - beam search (num_beams, num_return_sequences, length_penalty, early_stopping,
 //!   no_repeat_ngram_size, min_length): every returned sequence's ids identical to `generate`'s,
 //!   and the task's output to `pipeline()`'s; generation_config.json's num_beams is the default;
-//! - every task's output identical to Python's `pipeline()`, and text streamed;
+//! - every task's output identical to Python's `pipeline()`, and text streamed; a truncated text
+//!   reported by a warning event naming both lengths;
 //! - bad input: an empty text, num_beams 0, num_return_sequences over num_beams, a folder
 //!   without tokenizer.json.
 
 use serde_json::{Value, json};
 use webformers::files::DirFiles;
 use webformers::models::{self, ModelConfig, TextSeq2SeqModel};
-use webformers::tasks::events::text_only;
-use webformers::tasks::{self, LoadOptions, seq2seq::TextSeq2Seq};
+use webformers::tasks::{self, Event, LoadOptions, seq2seq::TextSeq2Seq};
 use webformers::weights::{WeightDType, Weights};
 use webformers::{Device, Tensor};
 use webformers_tests::{devices, fixture, floats, json_differences, max_abs_diff, repo_root};
@@ -120,13 +120,18 @@ fn beam_search_ids_match_transformers_generate() {
 fn tasks_match_python_pipeline() {
     let reference = fixture("seq2seq/reference.json");
     for device in devices() {
+        let mut truncated = 0;
         for case in reference["cases"].as_array().unwrap() {
             let (task, model) = (case["task"].as_str().unwrap(), case["model"].as_str().unwrap());
             let pipe = pipeline(task, model, &device);
-            let mut streamed = String::new();
-            let got = pollster::block_on(pipe.run_json(&case["input"], &case["options"], &mut text_only(|t| streamed.push_str(t))))
-                .unwrap()
-                .to_json();
+            let (mut streamed, mut warnings) = (String::new(), Vec::new());
+            let got = pollster::block_on(pipe.run_json(&case["input"], &case["options"], &mut |event| match event {
+                Event::Text(t) => streamed.push_str(t),
+                Event::Warning(w) => warnings.push(w.to_string()),
+                _ => {}
+            }))
+            .unwrap()
+            .to_json();
             let label = format!(
                 "{device:?} {task} {model} {} {}",
                 &case["input"].to_string()[..30.min(case["input"].to_string().len())],
@@ -144,8 +149,35 @@ fn tasks_match_python_pipeline() {
                 .map(|o| o.as_object().unwrap().values().next().unwrap().as_str().unwrap())
                 .collect();
             assert_eq!(streamed.replace(' ', ""), all.replace(' ', ""), "{label}: streamed text");
+            // A text past the encoder's 64 positions is cut, and the call says so, once per text.
+            let texts: Vec<&str> = case["input"]
+                .as_array()
+                .map_or_else(|| vec![case["input"].as_str().unwrap()], |a| a.iter().map(|t| t.as_str().unwrap()).collect());
+            let want: Vec<String> = texts
+                .iter()
+                .filter_map(|text| {
+                    let whole = untruncated_len(model, text);
+                    (whole > MAX_POSITIONS).then(|| format!("the text is {whole} tokens long; only its first {MAX_POSITIONS}"))
+                })
+                .collect();
+            assert_eq!(warnings.len(), want.len(), "{label}: warnings {warnings:?}");
+            for (warning, want) in warnings.iter().zip(&want) {
+                assert!(warning.starts_with(task) && warning.contains(want), "{label}: {warning:?} should say {want:?}");
+            }
+            truncated += want.len();
         }
+        assert_eq!(truncated, 6, "{device:?}: the long text, once for each of three models and two tasks");
     }
+}
+
+/// The fixtures' encoders (and tokenizers' model_max_length) hold 64 positions.
+const MAX_POSITIONS: usize = 64;
+
+/// A text's token count (special tokens included) before truncation.
+fn untruncated_len(model: &str, text: &str) -> usize {
+    let tokenizer =
+        webformers::tokenizer::Tokenizer::for_generation(&std::fs::read(folder(model).join("tokenizer.json")).unwrap()).unwrap();
+    tokenizer.encode(text, true).unwrap().len()
 }
 
 #[test]
@@ -159,7 +191,9 @@ fn translation_aliases_resolve_as_transformers_js_does() {
 fn bad_input_is_a_clear_error() {
     let pipe = pipeline("translation", "tiny-marian", &Device::Cpu);
     let run = |input: Value, options: Value| pollster::block_on(pipe.run_json(&input, &options, &mut |_| {})).unwrap_err().to_string();
-    let ok = |pipe: &dyn tasks::Pipeline, options: Value| pollster::block_on(pipe.run_json(&json!("Hello."), &options, &mut |_| {})).unwrap().to_json();
+    let ok = |pipe: &dyn tasks::Pipeline, options: Value| {
+        pollster::block_on(pipe.run_json(&json!("Hello."), &options, &mut |_| {})).unwrap().to_json()
+    };
     let err = run(json!(""), Value::Null);
     assert!(err.contains("empty"), "{err}");
     let err = run(json!("   "), Value::Null);
@@ -177,7 +211,8 @@ fn bad_input_is_a_clear_error() {
 
     // A model whose generation_config.json asks for beams (real opus-mt checkpoints do).
     let dir = copy_of("tiny-marian", "beams", &["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
-    let mut generation: Value = serde_json::from_slice(&std::fs::read(folder("tiny-marian").join("generation_config.json")).unwrap()).unwrap();
+    let mut generation: Value =
+        serde_json::from_slice(&std::fs::read(folder("tiny-marian").join("generation_config.json")).unwrap()).unwrap();
     generation["num_beams"] = json!(4);
     std::fs::write(dir.join("generation_config.json"), generation.to_string()).unwrap();
     let beams = tasks::load("translation", &DirFiles::open(&dir).unwrap(), &Device::Cpu, &LoadOptions::default()).unwrap();

@@ -5,7 +5,8 @@
 //! 1. the text gets config.json's `prefix` and the task's `task_specific_params[task].prefix`,
 //!    then is tokenized with its special tokens and truncated to the tokenizer's
 //!    `model_max_length` (and the encoder's positions): Transformers.js always truncates
-//!    (`truncation: true`); Python's pipeline does when called with `truncation=True`;
+//!    (`truncation: true`); Python's pipeline does when called with `truncation=True`. A cut
+//!    text is reported (`Event::Warning`: how many tokens of how many were read);
 //! 2. the decoder starts from `decoder_start_token_id` and decodes with the model's
 //!    generation_config.json defaults under the call's options: `max_length`, `min_length`,
 //!    `bad_words_ids` (single tokens: Marian bans its pad), `forced_bos_token_id` (BART),
@@ -18,8 +19,8 @@
 
 use serde_json::{Value, json};
 
-use super::text_encoder::clean_up_tokenization_spaces;
 use super::events::TokenEvents;
+use super::text_encoder::clean_up_tokenization_spaces;
 use super::{Event, Input, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo};
 use crate::files::ModelFiles;
 use crate::generation::{self, GenerationConfig, Interrupt, TextStreamer};
@@ -171,7 +172,16 @@ impl TextSeq2Seq {
             return Err(Error::Input(format!("{}: the text is empty: there is nothing to {}", self.task.name, self.task_verb())));
         }
         config.validate()?;
-        let ids = self.tokenizer.encode(&format!("{}{text}", self.prefix), true)?;
+        let (ids, whole) = self.tokenizer.encode_noting_cut(&format!("{}{text}", self.prefix), true)?;
+        if let Some(whole) = whole {
+            // Transformers.js cuts silently; say so, since the output then ignores the rest.
+            let message = format!(
+                "{}: the text is {whole} tokens long; only its first {} (the model's maximum) were read, the rest is ignored",
+                self.task.name,
+                ids.len()
+            );
+            events(Event::Warning(&message));
+        }
         let encoded = self.model.encode(&ids)?;
         let prompt = [self.model.decoder_start_token_id()];
         let mut config = config.clone();
@@ -223,12 +233,7 @@ impl Pipeline for TextSeq2Seq {
     }
 
     /// A text or an array of texts gives `[{key: text}, ...]`, one object per text.
-    fn run<'a>(
-        &'a self,
-        input: Input<'a>,
-        options: &'a Value,
-        events: &'a mut dyn FnMut(Event<'_>),
-    ) -> LocalFuture<'a, Result<Output>> {
+    fn run<'a>(&'a self, input: Input<'a>, options: &'a Value, events: &'a mut dyn FnMut(Event<'_>)) -> LocalFuture<'a, Result<Output>> {
         Box::pin(async move {
             let texts: OneOrMany<String> = self.task.input(input.value, "a string or an array of strings")?;
             let mut config = self.config.clone();
