@@ -50,6 +50,8 @@ pub struct TextSeq2Seq {
     forced_eos: Option<u32>,
     interrupt: Interrupt,
     device: Device,
+    /// config.json's `model_type`, in `info` (a page shows language pickers for multilingual ones).
+    model_type: String,
 }
 
 /// The call's own options besides the generation ones (`GenerationConfig::take_options`).
@@ -144,6 +146,7 @@ impl TextSeq2Seq {
             forced_eos: forcing.forced_eos,
             interrupt: Interrupt::new(),
             device: device.clone(),
+            model_type: model_config.model_type.clone(),
         })
     }
 
@@ -257,7 +260,11 @@ impl Pipeline for TextSeq2Seq {
     }
 
     fn info(&self) -> Value {
-        json!({ "vocab_size": self.model.vocab_size(), "max_source_positions": self.model.max_source_positions() })
+        json!({
+            "vocab_size": self.model.vocab_size(),
+            "max_source_positions": self.model.max_source_positions(),
+            "model_type": self.model_type,
+        })
     }
 
     fn call(&self, method: &str, _args: &Value) -> Result<Value> {
