@@ -239,3 +239,18 @@ fn copy_of(model: &str, what: &str, files: &[&str]) -> std::path::PathBuf {
     }
     dir
 }
+
+/// An interrupt set before the first step (JS: an already aborted signal) gives one empty text
+/// per input, greedy or with beams; reset, the next call runs to the end.
+#[test]
+fn an_interrupt_before_the_first_step_gives_empty_texts() {
+    let pipe = pipeline("translation", "tiny-marian", &Device::Cpu);
+    let run = |options: Value| pollster::block_on(pipe.run_json(&json!(["Hello.", "Goodbye."]), &options, &mut |_| {})).unwrap().to_json();
+    let full = run(json!({"num_beams": 2}));
+    pipe.call("interrupt", &Value::Null).unwrap();
+    for options in [json!({}), json!({"num_beams": 2})] {
+        assert_eq!(run(options.clone()), json!([{"translation_text": ""}, {"translation_text": ""}]), "{options}");
+    }
+    pipe.call("reset_interrupt", &Value::Null).unwrap();
+    assert_eq!(run(json!({"num_beams": 2})), full);
+}
