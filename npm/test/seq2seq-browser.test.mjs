@@ -5,7 +5,8 @@
 // WASM (greedy and beam search, arrays of texts), output and streamed text; a greedy and a beam
 // case on WebGPU; a worker pipeline (streamed text, the cut text's warning and an AbortSignal
 // crossing the worker boundary); bad input; and the translate demo (demos/translate.html)
-// translating typed text, streamed, on the tiny model.
+// translating typed text, streamed, on tiny-marian, and its Summarize tab summarizing a pasted
+// long article on tiny-bart, with the cut-text warning shown.
 // Needs `npm run build` first (scripts/test-npm.sh does it).
 
 import assert from 'node:assert/strict';
@@ -208,6 +209,32 @@ describe('the translate demo', () => {
     // Streamed: the output grew through prefixes of the final text.
     const growing = out.seen.filter((t) => t.length > 0 && t.length < out.output.length);
     assert.ok(growing.length >= 2 && growing.every((t) => out.output.startsWith(t)), JSON.stringify(out.seen));
+    assert.deepEqual(p.problems, []);
+    await p.close();
+  });
+
+  test('the Summarize tab: a pasted long article summarized (tiny-bart), streamed, and the page says it was cut', { timeout: 240_000 }, async () => {
+    const c = casesOf('tiny-bart').find((x) => x.task === 'summarization' && typeof x.input === 'string' && isLong(x.input) && Object.keys(x.options).length === 0);
+    const p = await openPage(browser, `${server.url}demos/translate.html?device=wasm&model=${modelUrl('tiny-marian')}&summary-model=${modelUrl('tiny-bart')}`);
+    await p.waitForFunction(() => document.body.dataset.state !== 'loading', { timeout: 120_000 });
+    await p.click('#tab-summarize');
+    assert.deepEqual(await p.evaluate(() => [document.getElementById('summarize-pane').hidden, document.getElementById('translate-pane').hidden]), [false, true]);
+    await p.evaluate((text) => {
+      document.getElementById('article').value = text;
+    }, c.input);
+    await p.click('#summarize');
+    await p.waitForFunction(() => document.body.dataset.runs === '1' || document.body.dataset.state === 'error', { timeout: 200_000 });
+    const out = await p.evaluate(() => ({
+      state: document.body.dataset.state,
+      error: document.getElementById('error').textContent,
+      model: document.getElementById('summary-model').textContent,
+      summary: document.getElementById('summary').textContent,
+      warning: document.getElementById('summary-warning').hidden ? null : document.getElementById('summary-warning').textContent,
+    }));
+    assert.equal(out.state, 'ready', out.error);
+    assert.equal(out.model, modelUrl('tiny-bart'));
+    assert.equal(out.summary, textOf(c.output[0]));
+    assert.match(out.warning ?? '', new RegExp(`^summarization: the text is \\d+ tokens long; only its first ${MAX_POSITIONS} `));
     assert.deepEqual(p.problems, []);
     await p.close();
   });
