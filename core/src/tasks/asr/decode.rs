@@ -361,6 +361,12 @@ impl<'v, 'e> AsrDecoder<'v, 'e> {
     /// Streams the open chunk's text that no later token can change: its tokens so far when
     /// they are never merged again (audio without strides), else what the merge has settled.
     fn stream_open(&mut self) -> Result<()> {
+        // Text that comes before its chunk's start timestamp (a model can put text right after a
+        // closing timestamp) belongs to a chunk whose start a later timestamp sets: it waits, so
+        // that the chunk's start is reported before its text.
+        if self.timestamps != Timestamps::None && self.chunk.timestamp[0].is_none() {
+            return Ok(());
+        }
         let stable: &[u32] =
             if self.out.stride.is_none() && self.previous.is_empty() { &self.out.current_tokens } else { &self.previous.total };
         if stable.len() <= self.stream.upto {
