@@ -238,4 +238,23 @@ describe('the translate demo', () => {
     assert.deepEqual(p.problems, []);
     await p.close();
   });
+
+  test('without ?model: /models/opus-mt-en-fr, or the tiny model standing in with a note', { timeout: 120_000 }, async () => {
+    const p = await openPage(browser, `${server.url}demos/translate.html?device=wasm`);
+    await p.waitForFunction(() => document.body.dataset.state !== 'loading', { timeout: 100_000 });
+    const out = await p.evaluate(() => ({
+      state: document.body.dataset.state,
+      error: document.getElementById('error').textContent,
+      model: document.getElementById('model').textContent,
+      note: document.getElementById('note').hidden ? null : document.getElementById('note').textContent,
+    }));
+    assert.equal(out.state, 'ready', out.error);
+    if (out.model === '/models/opus-mt-en-fr') assert.equal(out.note, null);
+    else {
+      assert.equal(out.model, modelUrl('tiny-marian'));
+      assert.match(out.note ?? '', /^\/models\/opus-mt-en-fr could not be loaded .*a tiny random Marian model, instead/);
+    }
+    assert.deepEqual(problemsBut404(p), []);
+    await p.close();
+  });
 });
