@@ -4,7 +4,9 @@
 # http://127.0.0.1:8080/ with the package under /webformers/, the models under /models/ and the
 # test fixtures under /fixtures/ (the text-tasks demo defaults to the tiny task models there, so it
 # runs offline; the vision demos start on the test photos of /fixtures/images/ and take
-# ?model=/fixtures/vision/<tiny model> to run offline). Open the printed URL in a browser with WebGPU (Chrome, Edge) or without (the demos
+# ?model=/fixtures/vision/<tiny model> to run offline; the translate demo, translate.html, takes
+# opus-mt-en-fr and distilbart-cnn-6-6 from .cache/models/ when a model folder is there (no
+# package carries them, so nothing fetches them) and the tiny seq2seq test models otherwise). Open the printed URL in a browser with WebGPU (Chrome, Edge) or without (the demos
 # then run on WASM SIMD).
 #
 # Usage: scripts/demo-web.sh [--port N]

@@ -17,14 +17,20 @@
 #     segment and word timestamps, language/task, chunk_length_s), every audio input, AbortSignal
 #     and InterruptableStoppingCriteria, bad input; in Chromium on WASM and WebGPU, in a worker,
 #     and the speech demo;
+#   - translation, summarization, text2text-generation (seq2seq-node.test.mjs,
+#     seq2seq-browser.test.mjs): the tiny random Marian and BART models through pipeline()
+#     against Python's pipeline() answers (tests/fixtures/seq2seq/reference.json: greedy and beam
+#     search), streamed text, the cut-text warning, AbortSignal and InterruptableStoppingCriteria,
+#     bad input; in Chromium on WASM and WebGPU, in a worker, and the translate demo;
 #   - Hub models (hub.test.mjs) against the Hub stand-in (tests/hub/server.py, started on free
 #     ports of 127.0.0.1): cold and warm loads through IndexedDB, the wasm heap on WebGPU, faults
 #     on the wire, the storage quota, tokens, GGUF streaming, Node.
 # Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
 # SmolLM2-135M-Instruct Q4_1, whisper-tiny.en) when missing.
 #
-# Usage: scripts/test-npm.sh [node|browser|hub|vision|audio|asr]   (default: all; vision: the image
-# tasks' two files alone; audio: read_audio/RawAudio in Node and Chromium)
+# Usage: scripts/test-npm.sh [node|browser|hub|vision|audio|asr|seq2seq]   (default: all; vision: the
+# image tasks' two files alone; audio: read_audio/RawAudio in Node and Chromium; seq2seq: the text
+# encoder-decoder tasks' two files)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -52,15 +58,17 @@ npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 npm run build
 
 case "${1:-all}" in
-    node) node --test --test-concurrency=1 --test-timeout=600000 test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs ;;
-    browser) node --test --test-concurrency=1 --test-timeout=900000 test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs ;;
+    node) node --test --test-concurrency=1 --test-timeout=600000 test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs test/seq2seq-node.test.mjs ;;
+    browser) node --test --test-concurrency=1 --test-timeout=900000 test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs test/seq2seq-browser.test.mjs ;;
     audio) node --test --test-concurrency=1 --test-timeout=900000 test/audio-node.test.mjs test/audio-browser.test.mjs ;;
     asr) node --test --test-concurrency=1 --test-timeout=900000 test/asr-node.test.mjs test/asr-events.test.mjs test/asr-browser.test.mjs ;;
+    seq2seq) node --test --test-concurrency=1 --test-timeout=900000 test/seq2seq-node.test.mjs test/seq2seq-browser.test.mjs ;;
     hub) node --test --test-timeout=900000 test/hub.test.mjs ;;
     vision) node --test --test-concurrency=1 --test-timeout=900000 test/vision-node.test.mjs test/vision-browser.test.mjs ;;
     all)
         node --test --test-concurrency=1 --test-timeout=900000 test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs \
-            test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs test/hub.test.mjs
+            test/seq2seq-node.test.mjs test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs \
+            test/seq2seq-browser.test.mjs test/hub.test.mjs
         ;;
-    *) echo "usage: scripts/test-npm.sh [node|browser|hub|vision|audio|asr]" >&2; exit 2 ;;
+    *) echo "usage: scripts/test-npm.sh [node|browser|hub|vision|audio|asr|seq2seq]" >&2; exit 2 ;;
 esac

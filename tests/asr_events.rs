@@ -67,6 +67,7 @@ fn run(pipe: &dyn Pipeline, samples: &[f32], options: &Value) -> (Value, Recorde
             assert_eq!(unit, "s");
             r.progress.push((done, total));
         }
+        Event::Warning(w) => r.misordered.push(format!("unexpected warning: {w}")),
     }))
     .unwrap_or_else(|e| panic!("{options}: {e}"))
     .to_json();

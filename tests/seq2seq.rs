@@ -11,7 +11,8 @@
 //! - beam search (num_beams, num_return_sequences, length_penalty, early_stopping,
 //!   no_repeat_ngram_size, min_length): every returned sequence's ids identical to `generate`'s,
 //!   and the task's output to `pipeline()`'s; generation_config.json's num_beams is the default;
-//! - every task's output identical to Python's `pipeline()`, and text streamed;
+//! - every task's output identical to Python's `pipeline()`, and text streamed; a truncated text
+//!   reported by a warning event naming both lengths;
 //! - bad input: an empty text, num_beams 0, num_return_sequences over num_beams, a folder
 //!   without tokenizer.json; for the multilingual models (M2M100, NLLB), an unknown or missing
 //!   tgt_lang or an unknown src_lang, each an error listing the model's languages.
@@ -20,7 +21,7 @@ use serde_json::{Value, json};
 use webformers::files::DirFiles;
 use webformers::models::{self, ModelConfig, TextSeq2SeqModel};
 use webformers::tasks::events::text_only;
-use webformers::tasks::{self, LoadOptions, seq2seq::CallOptions, seq2seq::TextSeq2Seq};
+use webformers::tasks::{self, Event, LoadOptions, seq2seq::CallOptions, seq2seq::TextSeq2Seq};
 use webformers::weights::{WeightDType, Weights};
 use webformers::{Device, Tensor};
 use webformers_tests::{devices, fixture, floats, json_differences, max_abs_diff, repo_root};
@@ -125,13 +126,18 @@ fn beam_search_ids_match_transformers_generate() {
 fn tasks_match_python_pipeline() {
     let reference = fixture("seq2seq/reference.json");
     for device in devices() {
+        let mut truncated = 0;
         for case in reference["cases"].as_array().unwrap() {
             let (task, model) = (case["task"].as_str().unwrap(), case["model"].as_str().unwrap());
             let pipe = pipeline(task, model, &device);
-            let mut streamed = String::new();
-            let got = pollster::block_on(pipe.run_json(&case["input"], &case["options"], &mut text_only(|t| streamed.push_str(t))))
-                .unwrap()
-                .to_json();
+            let (mut streamed, mut warnings) = (String::new(), Vec::new());
+            let got = pollster::block_on(pipe.run_json(&case["input"], &case["options"], &mut |event| match event {
+                Event::Text(t) => streamed.push_str(t),
+                Event::Warning(w) => warnings.push(w.to_string()),
+                _ => {}
+            }))
+            .unwrap()
+            .to_json();
             let label = format!(
                 "{device:?} {task} {model} {} {}",
                 &case["input"].to_string()[..30.min(case["input"].to_string().len())],
@@ -149,8 +155,44 @@ fn tasks_match_python_pipeline() {
                 .map(|o| o.as_object().unwrap().values().next().unwrap().as_str().unwrap())
                 .collect();
             assert_eq!(streamed.replace(' ', ""), all.replace(' ', ""), "{label}: streamed text");
+            // A text past the model's maximum (the fixtures' 64 positions, T5's 512) is cut, and the
+            // call says so, once per text.
+            let texts: Vec<&str> = case["input"]
+                .as_array()
+                .map_or_else(|| vec![case["input"].as_str().unwrap()], |a| a.iter().map(|t| t.as_str().unwrap()).collect());
+            let want: Vec<String> = texts
+                .iter()
+                .filter_map(|text| {
+                    let (whole, max) = untruncated_len(model, task, text);
+                    (whole > max).then(|| format!("the text is {whole} tokens long; only its first {max}"))
+                })
+                .collect();
+            assert_eq!(warnings.len(), want.len(), "{label}: warnings {warnings:?}");
+            for (warning, want) in warnings.iter().zip(&want) {
+                assert!(warning.starts_with(task) && warning.contains(want), "{label}: {warning:?} should say {want:?}");
+            }
+            truncated += want.len();
         }
+        assert_eq!(truncated, TRUNCATED_CASES, "{device:?}: the long text, once for each model and task");
     }
+}
+
+/// Cases of reference.json whose text is cut: the long text, once in each of the 12 (model, task)
+/// pairs (seven models: Marian twice, BART and the T5s with two tasks each, M2M100 and NLLB one).
+const TRUNCATED_CASES: usize = 12;
+
+/// A text's token count (special tokens included) before truncation.
+/// The tokens of `text` as `task` encodes it (with the model's prefixes) before truncation, and
+/// the tokenizer's maximum.
+fn untruncated_len(model: &str, task: &str, text: &str) -> (usize, usize) {
+    let read = |file: &str| -> Value { serde_json::from_slice(&std::fs::read(folder(model).join(file)).unwrap()).unwrap() };
+    let tokenizer =
+        webformers::tokenizer::Tokenizer::for_generation(&std::fs::read(folder(model).join("tokenizer.json")).unwrap()).unwrap();
+    let config = read("config.json");
+    let prefix =
+        format!("{}{}", config["task_specific_params"][task]["prefix"].as_str().unwrap_or(""), config["prefix"].as_str().unwrap_or(""));
+    let max = read("tokenizer_config.json")["model_max_length"].as_u64().unwrap() as usize;
+    (tokenizer.encode(&format!("{prefix}{text}"), true).unwrap().len(), max)
 }
 
 #[test]
@@ -240,4 +282,19 @@ fn copy_of(model: &str, what: &str, files: &[&str]) -> std::path::PathBuf {
         std::fs::copy(folder(model).join(file), dir.join(file)).unwrap();
     }
     dir
+}
+
+/// An interrupt set before the first step (JS: an already aborted signal) gives one empty text
+/// per input, greedy or with beams; reset, the next call runs to the end.
+#[test]
+fn an_interrupt_before_the_first_step_gives_empty_texts() {
+    let pipe = pipeline("translation", "tiny-marian", &Device::Cpu);
+    let run = |options: Value| pollster::block_on(pipe.run_json(&json!(["Hello.", "Goodbye."]), &options, &mut |_| {})).unwrap().to_json();
+    let full = run(json!({"num_beams": 2}));
+    pipe.call("interrupt", &Value::Null).unwrap();
+    for options in [json!({}), json!({"num_beams": 2})] {
+        assert_eq!(run(options.clone()), json!([{"translation_text": ""}, {"translation_text": ""}]), "{options}");
+    }
+    pipe.call("reset_interrupt", &Value::Null).unwrap();
+    assert_eq!(run(json!({"num_beams": 2})), full);
 }

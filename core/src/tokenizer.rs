@@ -232,6 +232,26 @@ impl Tokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// `encode`, and the length the text would have had untruncated when it was cut to
+    /// `max_len` (None when it fit): what lets a task say that it truncated.
+    pub fn encode_noting_cut(&self, text: &str, add_special_tokens: bool) -> Result<(Vec<u32>, Option<usize>)> {
+        let mut inner = self.inner();
+        let fail = |e| Error::Tokenizer(format!("encoding {:?}: {e}", preview(text)));
+        let enc = inner.encode(text, add_special_tokens).map_err(fail)?;
+        if enc.get_overflowing().is_empty() {
+            return Ok((enc.get_ids().to_vec(), None));
+        }
+        // Cut: count the whole text once more without truncation (only texts that were cut pay).
+        let default = inner.get_truncation().cloned();
+        let whole = inner
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
+            .and_then(|t| t.encode(text, add_special_tokens).map_err(fail));
+        // Put the default back whatever happened; it was valid before, so it still is.
+        let _ = inner.with_truncation(default);
+        Ok((enc.get_ids().to_vec(), Some(whole?.len())))
+    }
+
     /// Special (added) tokens' ids, to skip them when decoding.
     pub fn is_special(&self, id: u32) -> bool {
         self.inner().get_added_tokens_decoder().get(&id).is_some_and(|t| t.special)

@@ -7,6 +7,7 @@ import { WebformersError } from './engine.js';
 import { Tensor } from './tensor.js';
 import { TextStreamer, WhisperTextStreamer } from './streamer.js';
 import { interruptSources } from './stopping.js';
+import { log } from './env.js';
 
 const isPlainObject = (x) => x !== null && typeof x === 'object' && !Array.isArray(x) && !ArrayBuffer.isView(x);
 const isLabels = (x) => typeof x === 'string' || (Array.isArray(x) && x.every((l) => typeof l === 'string'));
@@ -40,9 +41,9 @@ function withLabels(args) {
 }
 
 /**
- * A call's arguments as the engine takes them: `{input, options, streamer, callback, progress, interrupt}`.
- * The options lose what cannot cross into the engine: `streamer`, `callback_function` and
- * `progress_callback` (the engine's events go to them instead), `signal` and `stopping_criteria` (an AbortSignal and
+ * A call's arguments as the engine takes them: `{input, options, streamer, callback, progress, warning, interrupt}`.
+ * The options lose what cannot cross into the engine: `streamer`, `callback_function`,
+ * `progress_callback` and `warning_callback` (the engine's events go to them instead), `signal` and `stopping_criteria` (an AbortSignal and
  * InterruptableStoppingCriteria: `interrupt`, for stopping.js's linkInterrupt) and keys left
  * `undefined` (absent, not null: `top_k: null` means "every label").
  */
@@ -51,24 +52,43 @@ export function callArgs(kind, args) {
   if (rawOptions !== undefined && rawOptions !== null && !isPlainObject(rawOptions)) {
     throw new WebformersError(`the call's options must be an object, not ${Array.isArray(rawOptions) ? 'an array' : typeof rawOptions}`, 'input');
   }
-  const { streamer = null, callback_function = null, progress_callback = null, signal = null, stopping_criteria = null, ...rest } =
-    rawOptions ?? {};
+  const {
+    streamer = null,
+    callback_function = null,
+    progress_callback = null,
+    warning_callback = null,
+    signal = null,
+    stopping_criteria = null,
+    ...rest
+  } = rawOptions ?? {};
+  if (warning_callback !== null && typeof warning_callback !== 'function') {
+    throw new WebformersError(`warning_callback must be a function, not ${typeof warning_callback}`, 'input');
+  }
   const options = {};
   for (const [key, value] of Object.entries(rest)) if (value !== undefined) options[key] = value;
-  return { input, options, streamer, callback: callback_function, progress: progress_callback, interrupt: interruptSources(signal, stopping_criteria) };
+  return {
+    input,
+    options,
+    streamer,
+    callback: callback_function,
+    progress: progress_callback,
+    warning: warning_callback,
+    interrupt: interruptSources(signal, stopping_criteria),
+  };
 }
 
 /**
  * The function that hands the engine's events (plain objects: `{type: 'text', text}`,
  * `{type: 'tokens', ids}`, `{type: 'chunk_start' | 'chunk_end', time}`,
- * `{type: 'progress', done, total, unit}`) to the call's streamer (transformers.js's TextStreamer /
- * WhisperTextStreamer callbacks), callback_function and progress_callback. The progress callback
- * gets `{status: 'progress', progress, done, total, unit}` (`progress` in percent, as the
- * download progress events have it). A streamer with `forward_event` (the worker's) gets the
- * events as they are.
+ * `{type: 'progress', done, total, unit}`, `{type: 'warning', message}`) to the call's streamer
+ * (transformers.js's TextStreamer / WhisperTextStreamer callbacks), callback_function,
+ * progress_callback and warning_callback. The progress callback gets
+ * `{status: 'progress', progress, done, total, unit}` (`progress` in percent, as the download
+ * progress events have it). A warning goes to `warning_callback`, else to `console.warn` through
+ * the package's log (env.logLevel), never lost: so there is always a sink. A streamer with
+ * `forward_event` (the worker's) gets the events as they are.
  */
-export function eventSink(streamer, callback, progress) {
-  if (!streamer && !callback && !progress) return null;
+export function eventSink(streamer, callback, progress, warning) {
   return (e) => {
     if (streamer?.forward_event) {
       streamer.forward_event(e);
@@ -90,6 +110,10 @@ export function eventSink(streamer, callback, progress) {
         break;
       case 'progress':
         progress?.({ status: 'progress', progress: e.total > 0 ? (100 * e.done) / e.total : 100, done: e.done, total: e.total, unit: e.unit });
+        break;
+      case 'warning':
+        if (warning) warning({ type: 'warning', message: e.message });
+        else log.warn(e.message);
         break;
     }
   };
@@ -140,6 +164,11 @@ export function callable(meta, { run, invoke, free }) {
     /** The prompt as the model sees it (a chat rendered through the model's template). */
     pipe.apply_chat_template = (messages) =>
       disposed ? Promise.reject(new WebformersError(`this ${meta.task} pipeline was disposed`, 'input')) : invoke('apply_chat_template', messages);
+  }
+  if (meta.input === 'text' && info.max_source_positions !== undefined) {
+    // The text encoder-decoders (translation, summarization, text2text-generation):
+    // transformers.js code passes `translator.tokenizer` to `new TextStreamer(...)`.
+    pipe.tokenizer = { streamer: TextStreamer };
   }
   if (meta.input === 'audio') {
     // transformers.js code passes `transcriber.tokenizer` to `new WhisperTextStreamer(...)` and

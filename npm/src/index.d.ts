@@ -640,23 +640,63 @@ export interface AutomaticSpeechRecognitionPipeline extends PipelineBase {
 
 // ---- translation, summarization, text2text-generation -------------------------------------------
 
-/** The generation options of the text encoder-decoder tasks (the model's generation_config.json fills the rest). */
+/** What a call reports that does not fail it (today: a text cut to the model's length). */
+export interface CallWarning {
+  type: 'warning';
+  /** Says what happened, as `translation: the text is 512 tokens long; only its first 512 ...`. */
+  message: string;
+}
+
+/**
+ * The generation options of the text encoder-decoder tasks, named as in transformers.js (the
+ * model's generation_config.json fills the rest: opus-mt's num_beams 4 and max_length 512,
+ * BART's forced BOS/EOS, no_repeat_ngram_size, length_penalty).
+ */
 export interface Text2TextGenerationOptions {
   max_new_tokens?: number;
   /** Counts the decoder's start token, as in transformers. */
   max_length?: number;
+  /** The shortest result, in tokens (the decoder's start token counted, as in transformers). */
+  min_length?: number;
+  min_new_tokens?: number;
+  /** Beam search with this many beams (1: greedy or sampling). Default: generation_config.json's. */
+  num_beams?: number;
+  /** Results per text, best first (at most num_beams); they come one after another in the flat array, as in transformers.js. */
+  num_return_sequences?: number;
+  /** Beam search: the exponent of the length a beam's score is divided by (> 0 favours longer results). */
+  length_penalty?: number;
+  /** Beam search: stop as soon as num_beams results are done (true), when no beam can beat them (false), or only at max_length ('never'). */
+  early_stopping?: boolean | 'never';
+  /** 0 is none: no n-gram of this size occurs twice. */
+  no_repeat_ngram_size?: number;
   do_sample?: boolean;
   temperature?: number;
   top_k?: number;
   top_p?: number;
   repetition_penalty?: number;
-  no_repeat_ngram_size?: number;
   seed?: number;
-  /** Only 1 for now: beam search is not wired into these tasks yet (a model whose generation_config.json asks for more needs num_beams: 1). */
-  num_beams?: 1;
+  /** Generation ends after any of these ids (besides the model's own EOS ids). */
+  eos_token_id?: number | number[];
+  /** Ids never generated / not generated first. */
+  suppress_tokens?: number[];
+  begin_suppress_tokens?: number[];
+  /** Stop before any of these strings. */
+  stop?: string | string[];
+  stop_strings?: string | string[];
+  /** Gets the text as it is generated (with beams: the best result's, when the search ends) and each step's tokens. */
   streamer?: TextStreamer;
   /** Called with each new piece of text (a shortcut for a streamer). */
   callback_function?: (text: string) => void;
+  /** Aborting stops the generation after its current token; the call resolves with what was generated so far. */
+  signal?: AbortSignal;
+  /** An InterruptableStoppingCriteria (or a list holding one), as in transformers.js. */
+  stopping_criteria?: InterruptableStoppingCriteria | InterruptableStoppingCriteria[];
+  /**
+   * Gets what the call reports without failing (a text longer than the model reads is cut, as
+   * transformers.js cuts it, and said so here). Without it, warnings go to `console.warn`
+   * (muted by `env.logLevel` 'error' or 'none').
+   */
+  warning_callback?: (warning: CallWarning) => void;
 }
 
 export interface TranslationOptions extends Text2TextGenerationOptions {
@@ -667,22 +707,32 @@ export interface TranslationOptions extends Text2TextGenerationOptions {
 }
 
 export interface TranslationPipeline extends PipelineBase {
-  /** One object per text (the input is truncated to the tokenizer's model_max_length, as transformers.js does). */
+  /**
+   * `num_return_sequences` objects per text, in one flat array (the input is truncated to the
+   * tokenizer's model_max_length, as transformers.js does, and a warning says so).
+   */
   (texts: string | string[], options?: TranslationOptions): Promise<{ translation_text: string }[]>;
   readonly task: 'translation';
+  /** Pass to `new TextStreamer(translator.tokenizer, ...)`, as in transformers.js. */
+  readonly tokenizer: unknown;
+  /** The longest input the encoder reads, in tokens. */
+  readonly max_source_positions: number;
 }
 
 export interface SummarizationPipeline extends PipelineBase {
   (texts: string | string[], options?: Text2TextGenerationOptions): Promise<{ summary_text: string }[]>;
   readonly task: 'summarization';
+  readonly tokenizer: unknown;
+  readonly max_source_positions: number;
 }
 
 export interface Text2TextGenerationPipeline extends PipelineBase {
   (texts: string | string[], options?: Text2TextGenerationOptions): Promise<{ generated_text: string }[]>;
   readonly task: 'text2text-generation';
+  readonly tokenizer: unknown;
+  readonly max_source_positions: number;
 }
 
-/** A task these types do not describe: the engine's answer as it comes. */
 // ---- audio --------------------------------------------------------------------------------------
 
 /**
@@ -727,6 +777,7 @@ export type AudioFileInput = string | URL | Blob | Uint8Array | ArrayBuffer;
  */
 export type AudioInput = AudioFileInput | Float32Array | Float64Array | AudioBuffer | RawAudio;
 
+/** A task these types do not describe: the engine's answer as it comes. */
 export interface GenericPipeline extends PipelineBase {
   (input: unknown, ...rest: unknown[]): Promise<unknown>;
 }

@@ -172,8 +172,11 @@ export async function pipeline(task, model = null, options = {}) {
 
 /** Runs the input kind's probe (see PROBES); only a failure of the device fails the load. */
 async function probe(handle, kind) {
-  const args = PROBES[kind];
+  let args = PROBES[kind];
   if (!args) return;
+  // A text encoder-decoder (its info says how much the encoder reads) would decode a whole
+  // translation: one greedy token runs every kernel it uses.
+  if (kind === 'text' && infoOf(handle)?.max_source_positions !== undefined) args = ['webformers', { max_new_tokens: 1, num_beams: 1 }];
   try {
     await guarded(() => handle.run(args[0], args[1] ?? null, null, IMAGE_KINDS.has(kind) ? probeMedia() : null));
   } catch (e) {
@@ -197,6 +200,15 @@ async function loadFromHub(wasm, hub, spec, d, dtype, progress) {
   }
 }
 
+/** The engine's facts about a loaded model, or null when they cannot be read. */
+function infoOf(handle) {
+  try {
+    return handle.info();
+  } catch {
+    return null;
+  }
+}
+
 /** The callable over the engine's `TaskPipeline`: any task, one path. */
 function makePipeline(handle, meta) {
   let info = null;
@@ -209,7 +221,7 @@ function makePipeline(handle, meta) {
     { ...meta, info },
     {
       async run(...args) {
-        const { input, options, streamer, callback, progress, interrupt } = callArgs(meta.input, args);
+        const { input, options, streamer, callback, progress, warning, interrupt } = callArgs(meta.input, args);
         // Images become pixels, audio samples (or, in Node, file bytes) that the JSON refers to as {$media: i}.
         const { value, media } = IMAGE_KINDS.has(meta.input)
           ? await imageInput(input, meta.task)
@@ -218,7 +230,7 @@ function makePipeline(handle, meta) {
             : { value: input, media: null };
         const unlink = await linkInterrupt(interrupt, (method) => guarded(async () => handle.call(method, null)));
         try {
-          const out = await guarded(() => handle.run(value, options, eventSink(streamer, callback, progress), media));
+          const out = await guarded(() => handle.run(value, options, eventSink(streamer, callback, progress, warning), media));
           streamer?.end?.();
           return result(out);
         } finally {

@@ -89,7 +89,7 @@ export async function workerPipeline(worker, task, model = null, options = {}) {
   const { handle, info: meta } = ready;
   return callable(meta, {
     async run(...args) {
-      const { input: raw, options, streamer, callback, progress, interrupt } = callArgs(meta.input, args);
+      const { input: raw, options, streamer, callback, progress, warning, interrupt } = callArgs(meta.input, args);
       // Images: what cannot be posted (elements, canvases) becomes pixels here, moved, not copied.
       const { input, transfer } = IMAGE_KINDS.has(meta.input)
         ? await imageInputForWorker(raw, meta.task)
@@ -97,7 +97,7 @@ export async function workerPipeline(worker, task, model = null, options = {}) {
           ? await audioInputForWorker(raw, meta.task)
           : { input: raw, transfer: [] };
       // The engine's events cross the worker boundary as they are and reach the callbacks here.
-      const onEvent = eventSink(streamer, callback, progress);
+      const onEvent = eventSink(streamer, callback, progress, warning);
       // The signal and criteria stay here; an abort reaches the worker as an `interrupt` request,
       // which it handles between two tokens (the engine yields to the event loop).
       const unlink = await linkInterrupt(interrupt, (method) => ch.request({ type: 'method', handle, method, args: null }));

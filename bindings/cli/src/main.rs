@@ -383,27 +383,37 @@ async fn run_task(
     let call_options = serde_json::Value::Object(call_options);
     let pipe = open_pipeline(model, task).await?;
     let mut stdout = std::io::stdout();
-    // Generated text (a reply, a transcript) is shown as it comes.
-    let streams = matches!(task.input, InputKind::TextOrChat | InputKind::Audio) && !json;
+    // Generated text (a reply, a transcript, a translation) is shown as it comes: whatever task
+    // reports text streams it.
+    let mut streamed = false;
     let bar = progress::TaskBar::new(flags.progress);
     let out = pipe
         .run_json(&input, &call_options, &mut |event| match event {
-            Event::Text(piece) if streams => bar.suspend(|| {
+            Event::Text(piece) if !json => bar.suspend(|| {
+                streamed = true;
                 // A closed pipe must not abort generation with a panic.
                 let _ = write!(stdout, "{piece}");
                 let _ = stdout.flush();
             }),
             Event::Progress { done, total, unit } => bar.update(done, total, unit),
+            Event::Warning(message) => bar.suspend(|| eprintln!("warning: {message}")),
             _ => {}
         })
         .await;
     bar.finish();
     let out = out?;
     let value = out.to_json();
+    let streams = streamed || matches!(task.input, InputKind::TextOrChat | InputKind::Audio);
     if json {
         println!("{value}");
     } else if streams {
         println!();
+        // Several texts (or beams' num_return_sequences) stream one after another: show each
+        // result apart too.
+        let many = value.as_array().is_some_and(|a| a.len() > 1);
+        if many && task.input == InputKind::Text {
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        }
         // A transcript's timestamped chunks, one a line.
         for result in value.as_array().map_or(vec![&value], |a| a.iter().collect()) {
             for chunk in result["chunks"].as_array().into_iter().flatten() {

@@ -70,7 +70,7 @@ fn bad_input_gives_one_clear_line() {
     let model = model_dir("all-MiniLM-L6-v2");
     let model = model.to_str().unwrap();
     assert_clear_error(&webformers(&["run", "feature-extraction", "--model", "/no/such/model", "hi"]), "does not exist");
-    assert_clear_error(&webformers(&["run", "translation", "--model", model, "hi"]), "unknown task `translation`");
+    assert_clear_error(&webformers(&["run", "transliteration", "--model", model, "hi"]), "unknown task `transliteration`");
     assert_clear_error(&webformers(&["run", "feature-extraction", "--model", "/tmp", "hi"]), "no config.json");
     assert_clear_error(&webformers(&["run", "feature-extraction", "--model", model, "--pooling", "max", "hi"]), "unknown pooling");
 
@@ -326,4 +326,57 @@ fn any_task_benchmarks_through_one_call_shape() {
     );
     assert_clear_error(&bench(&["text-classification", "--model", &classifier, "--input", "\"a\"", "--reps", "0"]), "must be positive");
     assert_clear_error(&bench(&["feature-extraction", "--model", &classifier, "--input", "\"a\""]), "its own workload");
+}
+
+/// The text encoder-decoder tasks on the tiny random Marian model: `--json` gives Python
+/// transformers 4.57.6's `pipeline()` answers (tests/fixtures/seq2seq/reference.json), greedy and
+/// beam search through `--options`; without `--json` the text streams to stdout; a text longer
+/// than the encoder reads is cut and said so on stderr.
+#[test]
+fn translation_matches_the_reference_and_streams() {
+    let reference = fixture("seq2seq/reference.json");
+    let model = webformers_tests::repo_root().join("tests/fixtures/seq2seq/tiny-marian");
+    let model = model.to_str().unwrap();
+    let cases: Vec<&serde_json::Value> = reference["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["model"] == "tiny-marian" && c["task"] == "translation" && c["input"].is_string())
+        .collect();
+    let pick = |options: serde_json::Value| {
+        cases.iter().copied().find(|c| c["options"] == options && c["input"] == "The cat sat on the mat.").expect("a reference case")
+    };
+    for case in [pick(serde_json::json!({})), pick(serde_json::json!({"num_beams": 3}))] {
+        let text = case["input"].as_str().unwrap();
+        let options = case["options"].to_string();
+        let out = webformers(&["run", "translation", "--model", model, "--device", "cpu", "--json", "--options", &options, text]);
+        assert!(out.status.success(), "{options}: {}", stderr(&out));
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON value");
+        assert_eq!(got, case["output"], "{options}");
+        // Streamed: the translation is what stdout shows, then a newline.
+        let out = webformers(&["run", "translation_en_to_fr", "--model", model, "--device", "cpu", "--options", &options, text]);
+        assert!(out.status.success(), "{options}: {}", stderr(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{}\n", case["output"][0]["translation_text"].as_str().unwrap()),
+            "{options}"
+        );
+    }
+
+    // The long text: cut to the encoder's 64 positions, as transformers.js does, and said so.
+    let long = cases.iter().find(|c| c["input"].as_str().unwrap().len() > 1000).expect("the long text");
+    let out = webformers(&["run", "translation", "--model", model, "--device", "cpu", "--json", long["input"].as_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got, long["output"]);
+    let warnings: Vec<String> = stderr(&out).lines().filter(|l| l.starts_with("warning:")).map(String::from).collect();
+    assert_eq!(warnings.len(), 1, "{}", stderr(&out));
+    assert!(warnings[0].starts_with("warning: translation: the text is ") && warnings[0].contains("only its first 64"), "{}", warnings[0]);
+
+    // Bad input: one clear line.
+    assert_clear_error(&webformers(&["run", "translation", "--model", model, "--device", "cpu", ""]), "the text is empty");
+    assert_clear_error(
+        &webformers(&["run", "translation", "--model", model, "--device", "cpu", "--options", r#"{"num_beams": 0}"#, "Hello."]),
+        "num_beams must be at least 1",
+    );
 }

@@ -173,7 +173,7 @@ impl TaskPipeline {
     /// `{dims, data: Float32Array}`. `on_event` gets what the task reports while it runs, each
     /// as a plain object (`Event::to_json`): `{type: 'text', text}` (streamed text),
     /// `{type: 'tokens', ids}`, `{type: 'chunk_start', time}`, `{type: 'chunk_end', time}`,
-    /// `{type: 'progress', done, total, unit}`; if it throws, the run still finishes, then the
+    /// `{type: 'progress', done, total, unit}`, `{type: 'warning', message}`; if it throws, the run still finishes, then the
     /// promise rejects with the first exception. `media` (optional): the images `{"$media": i}` in `input` stand for,
     /// each `{width, height, channels, data: Uint8Array | Uint8ClampedArray}` (decoded pixels)
     /// or a `Uint8Array` of file bytes that the engine decodes (see media.rs).

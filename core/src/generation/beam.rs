@@ -216,6 +216,11 @@ fn interrupted(finished: Vec<Beam>, running: &[Beam], prompt_len: usize, penalty
         done: true,
     }));
     all.sort_by(|a, b| b.score.total_cmp(&a.score));
+    if all.is_empty() {
+        // Stopped before the first step: the prompt alone, so that every input still has a
+        // result (an empty text), as greedy decoding gives.
+        all.push(Beam { ids: running[0].ids[..prompt_len].to_vec(), score: 0.0, done: true });
+    }
     all
 }
 

@@ -1,5 +1,6 @@
 //! What a task reports while it runs (`Pipeline::run`'s event sink): streamed text, the token ids
-//! of every generation step, speech segments opening and closing, and progress through the input.
+//! of every generation step, speech segments opening and closing, progress through the input, and
+//! warnings about the input (a text cut to the model's length).
 //! Front ends map them onto their own callbacks (the CLI prints text and a progress bar; the wasm
 //! binding passes plain objects to one JS function, which the npm package turns into
 //! transformers.js's `TextStreamer` / `WhisperTextStreamer` calls).
@@ -23,12 +24,16 @@ pub enum Event<'a> {
         total: f64,
         unit: &'static str,
     },
+    /// Something the caller should know that does not fail the call (seq2seq: the text was
+    /// truncated to the encoder's length). JS: `{type: 'warning', message}`; the CLI prints
+    /// `warning: ...` on stderr.
+    Warning(&'a str),
 }
 
 impl Event<'_> {
     /// The event as the plain object JS receives (`{type: 'text', text}`, `{type: 'tokens', ids}`,
     /// `{type: 'chunk_start', time}`, `{type: 'chunk_end', time}`,
-    /// `{type: 'progress', done, total, unit}`).
+    /// `{type: 'progress', done, total, unit}`, `{type: 'warning', message}`).
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::json;
         match *self {
@@ -37,6 +42,7 @@ impl Event<'_> {
             Event::ChunkStart(time) => json!({ "type": "chunk_start", "time": time }),
             Event::ChunkEnd(time) => json!({ "type": "chunk_end", "time": time }),
             Event::Progress { done, total, unit } => json!({ "type": "progress", "done": done, "total": total, "unit": unit }),
+            Event::Warning(message) => json!({ "type": "warning", "message": message }),
         }
     }
 }

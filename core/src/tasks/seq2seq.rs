@@ -5,7 +5,8 @@
 //! 1. the text gets config.json's `prefix` and the task's `task_specific_params[task].prefix`,
 //!    then is tokenized with its special tokens and truncated to the tokenizer's
 //!    `model_max_length` (and the encoder's positions): Transformers.js always truncates
-//!    (`truncation: true`); Python's pipeline does when called with `truncation=True`. For
+//!    (`truncation: true`); Python's pipeline does when called with `truncation=True`. A cut
+//!    text is reported (`Event::Warning`: how many tokens of how many were read). For
 //!    translation with a multilingual model (NLLB, M2M100), `src_lang` picks the source
 //!    language's token and `tgt_lang` the forced first token (translation_languages.rs);
 //! 2. the decoder starts from `decoder_start_token_id` and decodes with the model's
@@ -54,6 +55,8 @@ pub struct TextSeq2Seq {
     languages: Option<Languages>,
     interrupt: Interrupt,
     device: Device,
+    /// config.json's `model_type`, in `info` (a page shows language pickers for multilingual ones).
+    model_type: String,
 }
 
 /// The call's own options besides the generation ones (`GenerationConfig::take_options`).
@@ -153,6 +156,7 @@ impl TextSeq2Seq {
             languages,
             interrupt: Interrupt::new(),
             device: device.clone(),
+            model_type: model_config.model_type.clone(),
         })
     }
 
@@ -201,7 +205,7 @@ impl TextSeq2Seq {
         config.validate()?;
         let mut config = config.clone();
         let text = format!("{}{text}", self.prefix);
-        let ids = match &self.languages {
+        let (ids, whole) = match &self.languages {
             Some(languages) => {
                 let target = languages.target_token(options.tgt_lang.as_deref())?;
                 // the target's token replaces any forced BOS of the model's own
@@ -209,8 +213,17 @@ impl TextSeq2Seq {
                 config.forced_tokens.push((1, target));
                 languages.source_ids(&self.tokenizer, &text, options.src_lang.as_deref())?
             }
-            None => self.tokenizer.encode(&text, true)?,
+            None => self.tokenizer.encode_noting_cut(&text, true)?,
         };
+        if let Some(whole) = whole {
+            // Transformers.js cuts silently; say so, since the output then ignores the rest.
+            let message = format!(
+                "{}: the text is {whole} tokens long; only its first {} (the model's maximum) were read, the rest is ignored",
+                self.task.name,
+                ids.len()
+            );
+            events(Event::Warning(&message));
+        }
         let encoded = self.model.encode(&ids)?;
         let prompt = [self.model.decoder_start_token_id()];
         // `max_length` counts the decoder's start token; the decoder's positions bound it too.
@@ -293,6 +306,7 @@ impl Pipeline for TextSeq2Seq {
             "vocab_size": self.model.vocab_size(),
             "max_source_positions": self.model.max_source_positions(),
             "languages": languages,
+            "model_type": self.model_type,
         })
     }
 

@@ -188,17 +188,24 @@ impl Languages {
     /// The encoder's input ids for `text` in language `src_lang`, truncated as the tokenizer
     /// truncates (its special tokens kept); without `src_lang`, tokenizer.json's own special
     /// tokens (its default source language).
-    pub fn source_ids(&self, tokenizer: &Tokenizer, text: &str, src_lang: Option<&str>) -> Result<Vec<u32>> {
+    /// Also the length the ids would have had uncut, when they were cut to the tokenizer's
+    /// maximum (None when they fit).
+    pub fn source_ids(&self, tokenizer: &Tokenizer, text: &str, src_lang: Option<&str>) -> Result<(Vec<u32>, Option<usize>)> {
         let Some(code) = src_lang else {
-            return tokenizer.encode(text, true);
+            return tokenizer.encode_noting_cut(text, true);
         };
         let src = self.id(code, "src_lang")?;
-        let mut ids = tokenizer.encode(text, false)?;
-        ids.truncate(tokenizer.max_len().saturating_sub(2));
-        Ok(match self.source {
+        let (mut ids, whole) = tokenizer.encode_noting_cut(text, false)?;
+        // the language token and </s> take two places of the maximum
+        let room = tokenizer.max_len().saturating_sub(2);
+        let whole = whole.unwrap_or(ids.len());
+        ids.truncate(room);
+        let cut = (whole > room).then_some(whole + 2);
+        let ids = match self.source {
             SourcePlacement::BeforeText => [&[src][..], &ids, &[self.eos]].concat(),
             SourcePlacement::AfterEos => [&ids[..], &[self.eos, src]].concat(),
-        })
+        };
+        Ok((ids, cut))
     }
 
     /// The token that asks for `tgt_lang`, which a multilingual model needs.

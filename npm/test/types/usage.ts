@@ -26,6 +26,7 @@ import type {
   ZeroShotClassificationOutput,
   DetectedObject,
   AutomaticSpeechRecognitionOutput,
+  CallWarning,
 } from 'webformers';
 
 export async function embeddings(): Promise<number[][]> {
@@ -178,3 +179,32 @@ async function speech(): Promise<string> {
   return `${out.text} ${start} ${end ?? ''} ${many.length} ${transcriber.sampling_rate}`;
 }
 void speech;
+
+// Translation, summarization, text2text-generation: transformers.js's call shapes and options.
+async function seq2seq(): Promise<string> {
+  const translator = await pipeline('translation', 'Xenova/nllb-200-distilled-600M');
+  const [fr] = await translator('The cat sat on the mat.', { src_lang: 'eng_Latn', tgt_lang: 'fra_Latn' });
+  const warnings: CallWarning[] = [];
+  const streamer = new TextStreamer(translator.tokenizer, { skip_prompt: true, callback_function: (t: string) => void t });
+  const many: { translation_text: string }[] = await translator(['One.', 'Two.'], {
+    num_beams: 4,
+    num_return_sequences: 2,
+    length_penalty: 1.0,
+    early_stopping: 'never',
+    no_repeat_ngram_size: 3,
+    min_length: 2,
+    max_new_tokens: 64,
+    streamer,
+    signal: new AbortController().signal,
+    stopping_criteria: new InterruptableStoppingCriteria(),
+    warning_callback: (w) => warnings.push(w),
+  });
+  const opus = await pipeline('translation_en_to_fr', 'Xenova/opus-mt-en-fr');
+  const [out]: { translation_text: string }[] = await opus('Hello.', { max_length: 40 });
+  const summarizer = await pipeline('summarization', 'Xenova/distilbart-cnn-6-6');
+  const [summary] = await summarizer('A long article.', { max_new_tokens: 100, do_sample: false, callback_function: (t) => void t });
+  const generator = await pipeline('text2text-generation', 'Xenova/LaMini-Flan-T5-783M');
+  const [generated] = await generator(['How are you?'], { do_sample: true, top_k: 10, temperature: 0.7, seed: 1 });
+  return `${fr.translation_text} ${many.length} ${out.translation_text} ${summary.summary_text} ${generated.generated_text} ${warnings.length} ${summarizer.max_source_positions}`;
+}
+void seq2seq;
