@@ -11,7 +11,7 @@ venv=.cache/optimum-venv
 [[ -x $ref/bin/python ]] || { echo "missing $ref: run scripts/pyref-env.sh first" >&2; exit 1; }
 site=$("$ref/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 "$ref/bin/python" -m venv --without-pip "$venv" 2>/dev/null || "$ref/bin/python" -m venv "$venv"
-[[ -x $venv/bin/pip ]] || "$venv/bin/python" -m ensurepip -q
+[[ -x $venv/bin/pip ]] || "$venv/bin/python" -m ensurepip >/dev/null  # (no -q: Python 3.11's ensurepip refuses it)
 "$venv/bin/python" -m pip install -q --no-deps -r bench/requirements-onnx-export.txt
 vsite=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$(cd "$site" && pwd)" >"$vsite/zz-pyref.pth"
