@@ -569,17 +569,8 @@ impl Pipeline for AutomaticSpeechRecognition {
     }
 
     fn call(&self, method: &str, _args: &Value) -> Result<Value> {
-        match method {
-            "interrupt" => {
-                self.interrupt.interrupt();
-                Ok(Value::Null)
-            }
-            "reset_interrupt" => {
-                self.interrupt.reset();
-                Ok(Value::Null)
-            }
-            other => Err(Error::Unsupported(format!("automatic-speech-recognition has no method `{other}`"))),
-        }
+        super::interrupt_method(&self.interrupt, method)
+            .ok_or_else(|| Error::Unsupported(format!("automatic-speech-recognition has no method `{method}`")))
     }
 
     fn info(&self) -> Value {

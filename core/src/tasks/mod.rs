@@ -284,6 +284,18 @@ pub struct LoadOptions {
 }
 
 /// Rounds a score the way it is compared: f32 precision, shown as the f64 JSON carries.
+/// The methods every generating task takes (JS: an AbortSignal, InterruptableStoppingCriteria):
+/// `interrupt` stops a generation in flight after its current token and stays set until
+/// `reset_interrupt`. None for any other method.
+pub(crate) fn interrupt_method(interrupt: &crate::generation::Interrupt, method: &str) -> Option<Value> {
+    match method {
+        "interrupt" => interrupt.interrupt(),
+        "reset_interrupt" => interrupt.reset(),
+        _ => return None,
+    }
+    Some(Value::Null)
+}
+
 pub(crate) fn score(x: f32) -> Value {
     serde_json::json!(x as f64)
 }

@@ -311,17 +311,7 @@ impl Pipeline for TextSeq2Seq {
     }
 
     fn call(&self, method: &str, _args: &Value) -> Result<Value> {
-        match method {
-            // Stops a generation in flight after its current token (JS: an AbortSignal).
-            "interrupt" => {
-                self.interrupt.interrupt();
-                Ok(Value::Null)
-            }
-            "reset_interrupt" => {
-                self.interrupt.reset();
-                Ok(Value::Null)
-            }
-            other => Err(Error::Unsupported(format!("{} has no method `{other}`", self.task.name))),
-        }
+        super::interrupt_method(&self.interrupt, method)
+            .ok_or_else(|| Error::Unsupported(format!("{} has no method `{method}`", self.task.name)))
     }
 }

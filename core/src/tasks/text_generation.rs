@@ -152,17 +152,8 @@ impl Pipeline for TextGeneration {
                 let messages: Vec<Message> = TASK.input(args, "a messages array ({role, content}[])")?;
                 Ok(Value::String(self.prompt_text(&Prompt::Chat(messages))?))
             }
-            // Stops a generation in flight after its current token (JS: an AbortSignal,
-            // InterruptableStoppingCriteria.interrupt()); it stays set until reset_interrupt.
-            "interrupt" => {
-                self.interrupt.interrupt();
-                Ok(Value::Null)
-            }
-            "reset_interrupt" => {
-                self.interrupt.reset();
-                Ok(Value::Null)
-            }
-            other => Err(Error::Unsupported(format!("text-generation has no method `{other}`"))),
+            other => super::interrupt_method(&self.interrupt, other)
+                .ok_or_else(|| Error::Unsupported(format!("text-generation has no method `{other}`"))),
         }
     }
 }
