@@ -31,7 +31,8 @@ Outputs under tests/fixtures/seq2seq/:
     reference.json          models[name].check: the encoder's last_hidden_state and the first
                             decoder step's logits for one text; cases: {task, model, input,
                             options, output (pipeline), token_ids (generate on the text with the
-                            task's prefix, decoder start first)}
+                            task's prefix, decoder start first); beam cases: beam_token_ids (every
+                            returned sequence) and beam_scores (generate's sequences_scores)}
 
 Tokenizers are made with the `tokenizers` library (Hub Marian checkpoints ship SentencePiece
 files only): Unigram + Metaspace with "$A </s>" for Marian and T5 (pad 0, </s> 1, <unk> 2, as
@@ -483,7 +484,10 @@ def main():
                 generate_options = {k: v for k, v in options.items() if k not in ("src_lang", "tgt_lang")}
                 input_ids, forced = ids[(TASKS[spec["kind"]][0], text)]
                 with torch.no_grad():
-                    seqs = model.generate(input_ids, do_sample=False, **generate_options, **forced).tolist()
+                    out = model.generate(
+                        input_ids, do_sample=False, output_scores=True, return_dict_in_generate=True, **generate_options, **forced
+                    )
+                seqs = out.sequences.tolist()
                 pad = model.config.pad_token_id
                 token_ids = []
                 for seq in seqs:
@@ -492,7 +496,8 @@ def main():
                         seq = seq[:-1]
                     token_ids.append(seq)
                 reference["cases"].append(
-                    {"task": TASKS[spec["kind"]][0], "model": name, "input": text, "options": options, "output": output, "beam_token_ids": token_ids}
+                    {"task": TASKS[spec["kind"]][0], "model": name, "input": text, "options": options, "output": output,
+                     "beam_token_ids": token_ids, "beam_scores": out.sequences_scores.tolist()}
                 )
         print(name, "seed", seed, [r[1] for r in results.values()])
     (OUT / "reference.json").write_text(json.dumps(reference, indent=1, ensure_ascii=False) + "\n")

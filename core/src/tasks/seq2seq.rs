@@ -70,6 +70,16 @@ pub struct CallOptions {
     pub tgt_lang: Option<String>,
 }
 
+/// One generated sequence of a text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sequence {
+    /// The generated ids (an ending EOS included; the decoder's start token not).
+    pub token_ids: Vec<u32>,
+    /// Beam search's score, transformers' `sequences_scores` (sum of log-probs over
+    /// length^length_penalty); None for greedy decoding, which has no such score.
+    pub score: Option<f32>,
+}
+
 /// config.json's generation settings that GenerationConfig does not read, as extra processors'
 /// inputs: single-token `bad_words_ids`, `forced_bos_token_id`, `forced_eos_token_id`.
 struct Forcing {
@@ -181,24 +191,23 @@ impl TextSeq2Seq {
         events: &mut dyn FnMut(Event<'_>),
     ) -> Result<Vec<String>> {
         let mut texts = Vec::new();
-        for ids in self.generate_ids(text, config, options, events).await? {
-            let text = self.tokenizer.decode(&ids, true)?;
+        for sequence in self.generate_sequences(text, config, options, events).await? {
+            let text = self.tokenizer.decode(&sequence.token_ids, true)?;
             texts.push(if self.clean_up_spaces { clean_up_tokenization_spaces(text) } else { text });
         }
         Ok(texts)
     }
 
-    /// One text's generated token ids (an ending EOS included; the decoder's start token not):
-    /// one sequence, or with `num_beams > 1` the `num_return_sequences` best, best first.
-    /// `min_length` counts the decoder's start token, as transformers' does. `options` name the
-    /// languages of a multilingual model.
-    pub async fn generate_ids(
+    /// One text's generated sequences: one, or with `num_beams > 1` the `num_return_sequences`
+    /// best, best first. `min_length` counts the decoder's start token, as transformers' does.
+    /// `options` name the languages of a multilingual model.
+    pub async fn generate_sequences(
         &self,
         text: &str,
         config: &GenerationConfig,
         options: &CallOptions,
         events: &mut dyn FnMut(Event<'_>),
-    ) -> Result<Vec<Vec<u32>>> {
+    ) -> Result<Vec<Sequence>> {
         if text.trim().is_empty() {
             return Err(Error::Input(format!("{}: the text is empty: there is nothing to {}", self.task.name, self.task_verb())));
         }
@@ -247,12 +256,12 @@ impl TextSeq2Seq {
         if config.num_beams > 1 {
             let mut beams = models::beams::EncoderDecoderBeams::new(self.model.as_ref(), cache);
             let best = generation::beam_search(&mut beams, &prompt, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
-            return Ok(best.into_iter().map(|h| h.token_ids).collect());
+            return Ok(best.into_iter().map(|h| Sequence { token_ids: h.token_ids, score: Some(h.score) }).collect());
         }
         let mut cache = cache;
         let mut step = |ids: &[u32]| self.model.decode(ids, &mut cache, false);
         let out = generation::generate(&mut step, &prompt, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
-        Ok(vec![out.token_ids])
+        Ok(vec![Sequence { token_ids: out.token_ids, score: None }])
     }
 
     fn task_verb(&self) -> &'static str {
