@@ -235,9 +235,102 @@ pub(super) fn encoder_decoder_cache(
     Ok(EncoderDecoderCache { self_attention, cross, encoder_len: s })
 }
 
-/// The feed-forward block of a post-LayerNorm layer: LN(x + fc2(act(fc1(x)))).
-fn feed_forward(x: &Tensor, fc1: &Linear, fc2: &Linear, norm: &LayerNorm, act: Activation) -> Result<Tensor> {
-    norm.forward(&fc2.forward_add(&fc1.forward_act(x, act)?, x)?)
+/// Where a layer's LayerNorms sit: after each residual add (BART, Marian), or before each block
+/// (M2M100, NLLB, mBART; their stacks end with a LayerNorm of their own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum NormOrder {
+    /// x = LN(x + block(x))
+    Post,
+    /// x = x + block(LN(x))
+    Pre,
+}
+
+/// One residual block around `norm` in `order`: `block(input, residual)` returns
+/// residual + f(input) (fused into the block's last projection).
+fn residual_block(
+    x: &Tensor,
+    norm: &LayerNorm,
+    order: NormOrder,
+    block: impl FnOnce(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    match order {
+        NormOrder::Post => norm.forward(&block(x, x)?),
+        NormOrder::Pre => block(&norm.forward(x)?, x),
+    }
+}
+
+/// Heads, head width and attention scale (1 / sqrt(head width)) of `heads` heads over width `d`.
+pub(super) fn head_dims(d: usize, heads: usize) -> (usize, usize, f32) {
+    let hd = d / heads;
+    (heads, hd, 1.0 / (hd as f32).sqrt())
+}
+
+/// The attention kernels' [start, end) of one sequence of `len` positions.
+fn offsets(len: usize, device: &Device) -> Result<Tensor> {
+    Tensor::from_u32(&[0, len as u32], &[2], device)
+}
+
+/// The encoder's layers over embedded input `x` [S, d] (a final LayerNorm, where the model has
+/// one, is the caller's).
+pub(super) fn encoder_stack(layers: &[EncoderLayer], mut x: Tensor, heads: usize, act: Activation, order: NormOrder) -> Result<Tensor> {
+    let (s, d) = (x.dims()[0], x.dims()[1]);
+    let (h, hd, scale) = head_dims(d, heads);
+    let offsets = offsets(s, x.device())?;
+    for layer in layers {
+        x = residual_block(&x, &layer.attn_norm, order, |input, residual| {
+            let qkv = layer.qkv.forward(input)?.reshape(&[s, 3 * h, hd])?;
+            let (q, k, v) = (qkv.narrow(1, 0, h)?, qkv.narrow(1, h, h)?, qkv.narrow(1, 2 * h, h)?);
+            let attended = q.attention(&k, &v, &offsets, scale, false)?.reshape(&[s, d])?;
+            layer.out.forward_add(&attended, residual)
+        })?;
+        x = residual_block(&x, &layer.final_norm, order, |input, residual| {
+            layer.fc2.forward_add(&layer.fc1.forward_act(input, act)?, residual)
+        })?;
+    }
+    Ok(x)
+}
+
+/// The decoder's layers over embedded tokens `x` [T, d] that follow the cache's positions:
+/// causal self-attention appended to the cache, cross-attention over its encoder keys and
+/// values, feed-forward. Advances the cache by T.
+pub(super) fn decoder_stack(
+    layers: &[DecoderLayer],
+    mut x: Tensor,
+    cache: &mut EncoderDecoderCache,
+    heads: usize,
+    act: Activation,
+    order: NormOrder,
+) -> Result<Tensor> {
+    let (t, d) = (x.dims()[0], x.dims()[1]);
+    let (pos, s) = (cache.self_attention.len(), cache.encoder_len);
+    let (h, hd, scale) = head_dims(d, heads);
+    cache.self_attention.check_room(t)?;
+    if cache.cross.len() != layers.len() {
+        return Err(Error::Input(format!("an encoder-decoder cache of {} layers for a decoder of {}", cache.cross.len(), layers.len())));
+    }
+    let device = x.device().clone();
+    let q_offsets = offsets(t, &device)?;
+    let self_offsets = offsets(pos + t, &device)?;
+    let cross_offsets = offsets(s, &device)?;
+    for (l, layer) in layers.iter().enumerate() {
+        x = residual_block(&x, &layer.self_norm, order, |input, residual| {
+            let qkv = layer.self_qkv.forward(input)?.reshape(&[t, 3 * h, hd])?;
+            let (keys, values) = cache.self_attention.append(l, &qkv.narrow(1, h, 2 * h)?)?;
+            let attended = qkv.narrow(1, 0, h)?.attention_kv(&keys, &values, &q_offsets, &self_offsets, scale, true)?;
+            layer.self_out.forward_add(&attended.reshape(&[t, d])?, residual)
+        })?;
+        x = residual_block(&x, &layer.cross_norm, order, |input, residual| {
+            let q = layer.cross_q.forward(input)?.reshape(&[t, h, hd])?;
+            let (k, v) = &cache.cross[l];
+            let attended = q.attention_kv(k, v, &q_offsets, &cross_offsets, scale, false)?;
+            layer.cross_out.forward_add(&attended.reshape(&[t, d])?, residual)
+        })?;
+        x = residual_block(&x, &layer.final_norm, order, |input, residual| {
+            layer.fc2.forward_add(&layer.fc1.forward_act(input, act)?, residual)
+        })?;
+    }
+    cache.self_attention.advance(t);
+    Ok(x)
 }
 
 /// A BART-family encoder-decoder with its language-model head.
@@ -245,7 +338,6 @@ pub struct Bart {
     config: BartConfig,
     /// "BART" or "Marian", for messages.
     family: &'static str,
-    device: Device,
     act: Activation,
     encoder_embeddings: Embeddings,
     encoder_layers: Vec<EncoderLayer>,
@@ -297,7 +389,6 @@ impl Bart {
         };
         Ok(Bart {
             family,
-            device: vb.device().clone(),
             act,
             encoder_embeddings,
             encoder_layers,
@@ -313,15 +404,6 @@ impl Bart {
     pub fn config(&self) -> &BartConfig {
         &self.config
     }
-
-    fn offsets(&self, len: usize) -> Result<Tensor> {
-        Tensor::from_u32(&[0, len as u32], &[2], &self.device)
-    }
-
-    fn head_dims(&self, heads: usize) -> (usize, usize, f32) {
-        let hd = self.config.d_model / heads;
-        (heads, hd, 1.0 / (hd as f32).sqrt())
-    }
 }
 
 impl EncoderDecoderModel for Bart {
@@ -334,42 +416,15 @@ impl EncoderDecoderModel for Bart {
     }
 
     fn new_cache(&self, encoder_hidden: &Tensor, max_len: usize) -> Result<EncoderDecoderCache> {
-        let (h, hd, _) = self.head_dims(self.config.decoder_attention_heads);
+        let (h, hd, _) = head_dims(self.config.d_model, self.config.decoder_attention_heads);
         let shape = (self.config.d_model, h, hd);
         encoder_decoder_cache(&self.decoder_layers, encoder_hidden, shape, max_len, self.config.max_position_embeddings, self.family)
     }
 
     fn decode(&self, tokens: &[u32], cache: &mut EncoderDecoderCache, all_logits: bool) -> Result<Tensor> {
-        let (t, pos, s) = (tokens.len(), cache.self_attention.len(), cache.encoder_len);
-        let d = self.config.d_model;
-        let (h, hd, scale) = self.head_dims(self.config.decoder_attention_heads);
-        cache.self_attention.check_room(t)?;
-        if cache.cross.len() != self.decoder_layers.len() {
-            return Err(Error::Input(format!(
-                "an encoder-decoder cache of {} layers for a decoder of {}",
-                cache.cross.len(),
-                self.decoder_layers.len()
-            )));
-        }
-        let mut x = self.decoder_embeddings.forward(tokens, pos, "decoder")?; // [T, d]
-        let q_offsets = self.offsets(t)?;
-        let self_offsets = self.offsets(pos + t)?;
-        let cross_offsets = self.offsets(s)?;
-        for (l, layer) in self.decoder_layers.iter().enumerate() {
-            let qkv = layer.self_qkv.forward(&x)?.reshape(&[t, 3 * h, hd])?;
-            let (keys, values) = cache.self_attention.append(l, &qkv.narrow(1, h, 2 * h)?)?;
-            let attended = qkv.narrow(1, 0, h)?.attention_kv(&keys, &values, &q_offsets, &self_offsets, scale, true)?;
-            x = layer.self_norm.forward(&layer.self_out.forward_add(&attended.reshape(&[t, d])?, &x)?)?;
-
-            let q = layer.cross_q.forward(&x)?.reshape(&[t, h, hd])?;
-            let (k, v) = &cache.cross[l];
-            let attended = q.attention_kv(k, v, &q_offsets, &cross_offsets, scale, false)?;
-            x = layer.cross_norm.forward(&layer.cross_out.forward_add(&attended.reshape(&[t, d])?, &x)?)?;
-
-            x = feed_forward(&x, &layer.fc1, &layer.fc2, &layer.final_norm, self.act)?;
-        }
-        cache.self_attention.advance(t);
-        let x = if all_logits { x } else { x.narrow(0, t - 1, 1)? };
+        let x = self.decoder_embeddings.forward(tokens, cache.self_attention.len(), "decoder")?; // [T, d]
+        let x = decoder_stack(&self.decoder_layers, x, cache, self.config.decoder_attention_heads, self.act, NormOrder::Post)?;
+        let x = if all_logits { x } else { x.narrow(0, tokens.len() - 1, 1)? };
         x.linear(&self.lm_head, self.final_logits_bias.as_ref(), Activation::None)
     }
 
@@ -391,19 +446,8 @@ impl TextSeq2SeqModel for Bart {
         if input_ids.is_empty() {
             return Err(Error::Input("no input tokens to encode".into()));
         }
-        let s = input_ids.len();
-        let d = self.config.d_model;
-        let (h, hd, scale) = self.head_dims(self.config.encoder_attention_heads);
-        let offsets = self.offsets(s)?;
-        let mut x = self.encoder_embeddings.forward(input_ids, 0, "encoder")?; // [S, d]
-        for layer in &self.encoder_layers {
-            let qkv = layer.qkv.forward(&x)?.reshape(&[s, 3 * h, hd])?;
-            let (q, k, v) = (qkv.narrow(1, 0, h)?, qkv.narrow(1, h, h)?, qkv.narrow(1, 2 * h, h)?);
-            let attended = q.attention(&k, &v, &offsets, scale, false)?.reshape(&[s, d])?;
-            x = layer.attn_norm.forward(&layer.out.forward_add(&attended, &x)?)?;
-            x = feed_forward(&x, &layer.fc1, &layer.fc2, &layer.final_norm, self.act)?;
-        }
-        Ok(x)
+        let x = self.encoder_embeddings.forward(input_ids, 0, "encoder")?; // [S, d]
+        encoder_stack(&self.encoder_layers, x, self.config.encoder_attention_heads, self.act, NormOrder::Post)
     }
 
     fn decoder_start_token_id(&self) -> u32 {

@@ -1,6 +1,7 @@
 //! M2M100 and NLLB-200 (transformers' `M2M100ForConditionalGeneration`; NLLB checkpoints are
-//! `model_type: m2m_100` too), as modeling_m2m_100.py has them. The layers' weights are the
-//! BART family's (bart.rs loads them), but:
+//! `model_type: m2m_100` too), as modeling_m2m_100.py has them. The layers are the BART
+//! family's (bart.rs loads and runs them: `encoder_stack` / `decoder_stack`, here in
+//! pre-LayerNorm order), but:
 //!
 //! - pre-LayerNorm: x = x + attention(LN(x)), x = x + fc2(act(fc1(LN(x)))), cross-attention
 //!   between them in the decoder, and one more LayerNorm (`layer_norm`) after the last layer of
@@ -15,7 +16,7 @@
 
 use serde::Deserialize;
 
-use super::bart::{DecoderLayer, EncoderLayer, encoder_decoder_cache};
+use super::bart::{DecoderLayer, EncoderLayer, NormOrder, decoder_stack, encoder_decoder_cache, encoder_stack, head_dims};
 use super::{EncoderDecoderCache, EncoderDecoderModel, TextSeq2SeqModel};
 use crate::nn::LayerNorm;
 use crate::ops::Activation;
@@ -187,20 +188,6 @@ impl M2M100 {
         let rows = position_ids(ids, self.config.pad_token_id, past);
         x.add(&self.positions.gather_rows(&Tensor::from_u32(&rows, &[t], &self.device)?)?)
     }
-
-    /// The feed-forward block of a pre-LayerNorm layer: x + fc2(act(fc1(LN(x)))).
-    fn feed_forward(&self, x: &Tensor, fc1: &crate::nn::Linear, fc2: &crate::nn::Linear, norm: &LayerNorm) -> Result<Tensor> {
-        fc2.forward_add(&fc1.forward_act(&norm.forward(x)?, self.act)?, x)
-    }
-
-    fn offsets(&self, len: usize) -> Result<Tensor> {
-        Tensor::from_u32(&[0, len as u32], &[2], &self.device)
-    }
-
-    fn head_dims(&self, heads: usize) -> (usize, usize, f32) {
-        let hd = self.config.d_model / heads;
-        (heads, hd, 1.0 / (hd as f32).sqrt())
-    }
 }
 
 impl EncoderDecoderModel for M2M100 {
@@ -213,42 +200,15 @@ impl EncoderDecoderModel for M2M100 {
     }
 
     fn new_cache(&self, encoder_hidden: &Tensor, max_len: usize) -> Result<EncoderDecoderCache> {
-        let (h, hd, _) = self.head_dims(self.config.decoder_attention_heads);
+        let (h, hd, _) = head_dims(self.config.d_model, self.config.decoder_attention_heads);
         let shape = (self.config.d_model, h, hd);
         encoder_decoder_cache(&self.decoder_layers, encoder_hidden, shape, max_len, self.config.max_position_embeddings, "M2M100")
     }
 
     fn decode(&self, tokens: &[u32], cache: &mut EncoderDecoderCache, all_logits: bool) -> Result<Tensor> {
-        let (t, pos, s) = (tokens.len(), cache.self_attention.len(), cache.encoder_len);
-        let d = self.config.d_model;
-        let (h, hd, scale) = self.head_dims(self.config.decoder_attention_heads);
-        cache.self_attention.check_room(t)?;
-        if cache.cross.len() != self.decoder_layers.len() {
-            return Err(Error::Input(format!(
-                "an encoder-decoder cache of {} layers for a decoder of {}",
-                cache.cross.len(),
-                self.decoder_layers.len()
-            )));
-        }
-        let mut x = self.embed(tokens, pos, "decoder")?; // [T, d]
-        let q_offsets = self.offsets(t)?;
-        let self_offsets = self.offsets(pos + t)?;
-        let cross_offsets = self.offsets(s)?;
-        for (l, layer) in self.decoder_layers.iter().enumerate() {
-            let qkv = layer.self_qkv.forward(&layer.self_norm.forward(&x)?)?.reshape(&[t, 3 * h, hd])?;
-            let (keys, values) = cache.self_attention.append(l, &qkv.narrow(1, h, 2 * h)?)?;
-            let attended = qkv.narrow(1, 0, h)?.attention_kv(&keys, &values, &q_offsets, &self_offsets, scale, true)?;
-            x = layer.self_out.forward_add(&attended.reshape(&[t, d])?, &x)?;
-
-            let q = layer.cross_q.forward(&layer.cross_norm.forward(&x)?)?.reshape(&[t, h, hd])?;
-            let (k, v) = &cache.cross[l];
-            let attended = q.attention_kv(k, v, &q_offsets, &cross_offsets, scale, false)?;
-            x = layer.cross_out.forward_add(&attended.reshape(&[t, d])?, &x)?;
-
-            x = self.feed_forward(&x, &layer.fc1, &layer.fc2, &layer.final_norm)?;
-        }
-        cache.self_attention.advance(t);
-        let x = if all_logits { x } else { x.narrow(0, t - 1, 1)? };
+        let x = self.embed(tokens, cache.self_attention.len(), "decoder")?; // [T, d]
+        let x = decoder_stack(&self.decoder_layers, x, cache, self.config.decoder_attention_heads, self.act, NormOrder::Pre)?;
+        let x = if all_logits { x } else { x.narrow(0, tokens.len() - 1, 1)? };
         self.decoder_norm.forward(&x)?.linear(&self.lm_head, None, Activation::None)
     }
 
@@ -267,19 +227,8 @@ impl TextSeq2SeqModel for M2M100 {
         if input_ids.is_empty() {
             return Err(Error::Input("no input tokens to encode".into()));
         }
-        let s = input_ids.len();
-        let d = self.config.d_model;
-        let (h, hd, scale) = self.head_dims(self.config.encoder_attention_heads);
-        let offsets = self.offsets(s)?;
-        let mut x = self.embed(input_ids, 0, "encoder")?; // [S, d]
-        for layer in &self.encoder_layers {
-            let qkv = layer.qkv.forward(&layer.attn_norm.forward(&x)?)?.reshape(&[s, 3 * h, hd])?;
-            let (q, k, v) = (qkv.narrow(1, 0, h)?, qkv.narrow(1, h, h)?, qkv.narrow(1, 2 * h, h)?);
-            let attended = q.attention(&k, &v, &offsets, scale, false)?.reshape(&[s, d])?;
-            x = layer.out.forward_add(&attended, &x)?;
-            x = self.feed_forward(&x, &layer.fc1, &layer.fc2, &layer.final_norm)?;
-        }
-        self.encoder_norm.forward(&x)
+        let x = self.embed(input_ids, 0, "encoder")?; // [S, d]
+        self.encoder_norm.forward(&encoder_stack(&self.encoder_layers, x, self.config.encoder_attention_heads, self.act, NormOrder::Pre)?)
     }
 
     fn decoder_start_token_id(&self) -> u32 {
