@@ -18,7 +18,7 @@
 #     and InterruptableStoppingCriteria, bad input; in Chromium on WASM and WebGPU, in a worker,
 #     and the speech demo;
 #   - translation, summarization, text2text-generation (seq2seq-node.test.mjs,
-#     seq2seq-browser.test.mjs): the tiny random Marian and BART models through pipeline()
+#     seq2seq-browser.test.mjs): the tiny random Marian, BART, M2M100, NLLB, T5 and Flan-T5 models through pipeline()
 #     against Python's pipeline() answers (tests/fixtures/seq2seq/reference.json: greedy and beam
 #     search), streamed text, the cut-text warning, AbortSignal and InterruptableStoppingCriteria,
 #     bad input; in Chromium on WASM and WebGPU, in a worker, and the translate demo;

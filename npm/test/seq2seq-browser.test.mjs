@@ -1,18 +1,19 @@
 // translation, summarization and text2text-generation through the built package in headless
 // Chromium (puppeteer-core), on WASM and WebGPU (SwiftShader here: slow, so few cases), against
-// Python transformers 4.57.6's `pipeline()` answers for the tiny random Marian and BART models
-// (tests/fixtures/seq2seq/reference.json, seq2seq.mjs), exactly: every case of both models on
-// WASM (greedy and beam search, arrays of texts), output and streamed text; a greedy and a beam
-// case on WebGPU; a worker pipeline (streamed text, the cut text's warning and an AbortSignal
-// crossing the worker boundary); bad input; and the translate demo (demos/translate.html)
-// translating typed text, streamed, on tiny-marian, and its Summarize tab summarizing a pasted
-// long article on tiny-bart, with the cut-text warning shown.
+// Python transformers 4.57.6's `pipeline()` answers for the tiny random Marian, BART, M2M100,
+// NLLB, T5 and Flan-T5 models (tests/fixtures/seq2seq/reference.json, seq2seq.mjs), exactly:
+// every case of every model on WASM (greedy and beam search, arrays of texts, language pairs),
+// output and streamed text; on WebGPU a greedy and a beam case of Marian and one case of each
+// other architecture; a worker pipeline (streamed text, the cut text's warning and an
+// AbortSignal crossing the worker boundary); bad input; and the translate demo
+// (demos/translate.html) translating typed text, streamed, on tiny-marian, and its Summarize tab
+// summarizing a pasted long article on tiny-bart, with the cut-text warning shown.
 // Needs `npm run build` first (scripts/test-npm.sh does it).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { evaluateWithin, launchBrowser, openPage, problemsBut404, testServer } from './helpers.mjs';
-import { MAX_POSITIONS, MODELS, casesOf, checkCase, isLong, labelOf, textOf } from './seq2seq.mjs';
+import { MAX_POSITIONS, MODELS, casesOf, checkCase, isLong, labelOf, maxPositionsOf, textOf } from './seq2seq.mjs';
 
 let server;
 let browser;
@@ -71,7 +72,7 @@ async function checkInPage(device, model, cases, seconds) {
     checkCase(got, c, `${device} ${labelOf(c)}`);
     const long = (Array.isArray(c.input) ? c.input : [c.input]).filter(isLong).length;
     assert.equal(got.warnings.length, long, `${labelOf(c)}: ${JSON.stringify(got.warnings)}`);
-    for (const w of got.warnings) assert.match(w, new RegExp(`^${c.task}: the text is \\d+ tokens long; only its first ${MAX_POSITIONS} `));
+    for (const w of got.warnings) assert.match(w, new RegExp(`^${c.task}: the text is \\d+ tokens long; only its first ${maxPositionsOf(model)} `));
   });
   assert.deepEqual(out.problems, []);
 }
@@ -83,13 +84,25 @@ describe("the tiny models in the page on 'wasm'", () => {
   }
 });
 
-// SwiftShader is slow: one greedy case and one beam case of tiny-marian.
-describe("tiny-marian in the page on 'webgpu' (SwiftShader)", () => {
-  const cases = casesOf('tiny-marian').filter((c) => c.task === 'translation' && c.input === 'The cat sat on the mat.' && (!c.options.num_beams || c.options.num_beams === 3));
-  test('a greedy and a beam-search translation as Python\'s pipeline()', { timeout: 420_000 }, async () => {
-    assert.equal(cases.length, 2);
-    await checkInPage('webgpu', 'tiny-marian', cases, 400);
-  });
+// SwiftShader is slow: one greedy case and one beam case of tiny-marian, one case of each other
+// architecture (T5's shader path adds the relative position bias, Flan-T5's the gated GELU).
+describe("each architecture in the page on 'webgpu' (SwiftShader)", () => {
+  const short = 'The cat sat on the mat.';
+  const greedy = (c) => c.input === short && !c.options.num_beams && !c.options.max_new_tokens;
+  const picks = {
+    'tiny-marian': (c) => c.task === 'translation' && c.input === short && (!c.options.num_beams || c.options.num_beams === 3) && !c.options.max_new_tokens,
+    'tiny-bart': (c) => c.task === 'summarization' && greedy(c),
+    'tiny-nllb': (c) => greedy(c) && c.options.tgt_lang === 'fra_Latn',
+    'tiny-t5': (c) => c.task === 'summarization' && greedy(c),
+    'tiny-flan-t5': (c) => c.task === 'summarization' && c.input === short && c.options.num_beams === 2,
+  };
+  for (const [model, pick] of Object.entries(picks)) {
+    const cases = casesOf(model).filter(pick);
+    test(`${model}: ${cases.map((c) => JSON.stringify(c.options)).join(', ')} as Python's pipeline()`, { timeout: 420_000 }, async () => {
+      assert.equal(cases.length, model === 'tiny-marian' ? 2 : 1, `${model}: the picked cases`);
+      await checkInPage('webgpu', model, cases, 400);
+    });
+  }
 });
 
 describe('a worker pipeline', () => {
