@@ -42,18 +42,48 @@ export const env = {
    * loads (the first pipeline).
    */
   numThreads: null,
-  /** 'debug' | 'info' | 'warning' | 'error' | 'none'. */
+  /** 'debug' | 'info' | 'warning' | 'error' | 'none', or a `LogLevel` number (transformers.js's). */
   logLevel: 'warning',
   /** A request that receives nothing for this many milliseconds is abandoned (with an Error). */
   fetchTimeout: 30000,
 };
 
-const LEVELS = { debug: 0, info: 1, warning: 2, warn: 2, error: 3, none: 4 };
+/**
+ * transformers.js's numeric levels (`env.logLevel = LogLevel.ERROR`): a message shows when its
+ * level is at least env.logLevel.
+ */
+export const LogLevel = Object.freeze({ DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40, NONE: 50 });
+
+const LEVELS = { debug: LogLevel.DEBUG, info: LogLevel.INFO, warning: LogLevel.WARNING, warn: LogLevel.WARNING, error: LogLevel.ERROR, none: LogLevel.NONE };
 
 function enabled(level) {
-  const current = LEVELS[String(env.logLevel).toLowerCase()] ?? LEVELS.warning;
+  const current = typeof env.logLevel === 'number' ? env.logLevel : LEVELS[String(env.logLevel).toLowerCase()] ?? LEVELS.warning;
   return LEVELS[level] >= current;
 }
+
+/**
+ * transformers.js code configures ONNX Runtime's WASM backend here; the settings that have a
+ * webformers meaning are kept as env's own: numThreads and wasmPaths are env.numThreads and
+ * env.wasmPaths, and `proxy: true` makes pipeline() in a page run in a Web Worker (as
+ * ONNX Runtime's proxy worker does). Any other setting is kept and has no effect.
+ */
+const wasmBackend = {
+  get numThreads() {
+    return env.numThreads;
+  },
+  set numThreads(n) {
+    env.numThreads = n;
+  },
+  get wasmPaths() {
+    return env.wasmPaths;
+  },
+  set wasmPaths(paths) {
+    env.wasmPaths = paths;
+  },
+  /** Run pipeline() in a Web Worker (browser pages; elsewhere it runs where it is called). */
+  proxy: false,
+};
+env.backends = { onnx: { wasm: wasmBackend } };
 
 export const log = {
   debug: (...args) => enabled('debug') && console.debug('webformers:', ...args),

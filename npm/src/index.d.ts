@@ -1,7 +1,8 @@
 // Types of the `webformers` package (the transformers.js pipeline API on WebGPU and WASM SIMD).
 
 export type Device = 'webgpu' | 'wasm';
-export type DeviceOption = Device | 'auto';
+/** 'cpu' (transformers.js's name) runs on 'wasm', 'gpu' on 'webgpu'. */
+export type DeviceOption = Device | 'auto' | 'cpu' | 'gpu';
 export type DType = 'auto' | 'fp32' | 'fp16';
 
 /** A load progress event, shaped as transformers.js's. */
@@ -54,24 +55,94 @@ export interface Env {
    * one thread runs. Read when the engine first loads.
    */
   numThreads: number | null;
-  logLevel: 'debug' | 'info' | 'warning' | 'error' | 'none';
+  /** A name, or a `LogLevel` number as transformers.js code sets it. */
+  logLevel: 'debug' | 'info' | 'warning' | 'error' | 'none' | number;
+  /**
+   * Where transformers.js code configures ONNX Runtime's WASM backend: numThreads and wasmPaths
+   * are env.numThreads and env.wasmPaths; `proxy: true` runs pipeline() in a Web Worker (pages).
+   */
+  backends: {
+    readonly onnx: {
+      readonly wasm: { numThreads: number | null; wasmPaths: string | Record<string, string> | null; proxy: boolean; [setting: string]: unknown };
+    };
+  };
   /** Milliseconds without data before a request is abandoned. Default 30000. */
   fetchTimeout: number;
 }
 
 export const env: Env;
 
-/** A dense float32 tensor, as transformers.js's Tensor. */
-export class Tensor {
-  constructor(type: 'float32', data: Float32Array, dims: number[]);
-  readonly type: 'float32';
-  readonly data: Float32Array;
+/** Element types of a Tensor, and the typed array holding each (float16: Uint16Array bits where there is no Float16Array). */
+export interface TensorDataTypes {
+  float32: Float32Array;
+  float64: Float64Array;
+  float16: Uint16Array;
+  int8: Int8Array;
+  uint8: Uint8Array;
+  int16: Int16Array;
+  uint16: Uint16Array;
+  int32: Int32Array;
+  uint32: Uint32Array;
+  int64: BigInt64Array;
+  uint64: BigUint64Array;
+  bool: Uint8Array;
+}
+export type TensorType = keyof TensorDataTypes;
+
+/** A dense row-major tensor in JavaScript memory, as transformers.js's Tensor. Pipelines give float32 ones. */
+export class Tensor<T extends TensorType = 'float32'> {
+  constructor(type: T, data: TensorDataTypes[T] | ArrayLike<number | bigint>, dims: number[]);
+  readonly type: T;
+  readonly data: TensorDataTypes[T];
   readonly dims: number[];
   readonly size: number;
+  /** Row i of the first dimension (negative: from the end), sharing this tensor's data. */
+  readonly [index: number]: Tensor<T>;
+  /** The rows of the first dimension, or a 1-D tensor's elements. */
+  [Symbol.iterator](): Iterator<any>;
+  /** The value of a one-element tensor. */
+  item(): number | bigint;
   /** Nested arrays, one level per dimension. */
-  tolist(): any[];
+  tolist(): any;
+  clone(): Tensor<T>;
+  /** Per dimension: an index (the dimension goes), [start, end] (end exclusive; null: open), or null (all). */
+  slice(...slices: Array<number | [number | null, number | null] | null>): Tensor<T>;
+  permute(...dims: number[]): Tensor<T>;
+  /** As transformers.js: the same as permute. */
+  transpose(...dims: number[]): Tensor<T>;
+  /** Another shape of the same data; one size may be -1. */
+  view(...dims: number[]): Tensor<T>;
+  squeeze(dim?: number | number[] | null): Tensor<T>;
+  unsqueeze(dim: number): Tensor<T>;
+  flatten(start_dim?: number, end_dim?: number): Tensor<T>;
+  sum(dim?: number | null, keepdim?: boolean): Tensor<T>;
+  mean(dim?: number | null, keepdim?: boolean): Tensor<T>;
+  norm(p?: number | 'fro', dim?: number | null, keepdim?: boolean): Tensor<T>;
+  /** Divided by the p-norm over `dim` (default: each row). */
+  normalize(p?: number, dim?: number): Tensor<T>;
+  min(dim?: number | null, keepdim?: boolean): Tensor<T>;
+  max(dim?: number | null, keepdim?: boolean): Tensor<T>;
+  map(fn: (value: any, index: number) => any): Tensor<T>;
+  mul(value: number): Tensor<T>;
+  div(value: number): Tensor<T>;
+  add(value: number): Tensor<T>;
+  sub(value: number): Tensor<T>;
+  /** A copy of another element type (this tensor when it is one). */
+  to<U extends TensorType>(type: U): Tensor<U>;
   dispose(): void;
 }
+
+/** Tensors joined along `dim`. */
+export function cat<T extends TensorType>(tensors: Tensor<T>[], dim?: number): Tensor<T>;
+/** Tensors of one shape stacked along a new dimension `dim`. */
+export function stack<T extends TensorType>(tensors: Tensor<T>[], dim?: number): Tensor<T>;
+/** The mean of [batch, tokens, width] hidden states over the tokens the [batch, tokens] mask marks. */
+export function mean_pooling(last_hidden_state: Tensor<'float32'>, attention_mask: Tensor<TensorType>): Tensor<'float32'>;
+/** [n, width] embeddings as packed sign bits: 'binary' (int8) or 'ubinary' (uint8). */
+export function quantize_embeddings(tensor: Tensor<'float32'>, precision: 'binary' | 'ubinary'): Tensor<'int8' | 'uint8'>;
+
+/** transformers.js's log levels, for env.logLevel. */
+export const LogLevel: Readonly<{ DEBUG: 10; INFO: 20; WARNING: 30; ERROR: 40; NONE: 50 }>;
 
 /** An Error from webformers; `code` says what failed. */
 export class WebformersError extends Error {

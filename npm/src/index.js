@@ -3,9 +3,9 @@
 
 import { RawImage } from './image.js';
 
-export { env } from './env.js';
+export { env, LogLevel } from './env.js';
 export { pipeline } from './pipeline.js';
-export { Tensor, cos_sim } from './tensor.js';
+export { Tensor, cos_sim, cat, stack, mean_pooling, quantize_embeddings } from './tensor.js';
 export { RawImage };
 /** transformers.js's `load_image`: `RawImage.read`. */
 export const load_image = (input) => RawImage.read(input);

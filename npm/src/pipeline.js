@@ -4,16 +4,21 @@
 // positional call shapes, streamed text, tensors). Task names, aliases, default models, the files
 // to fetch and what the call takes all come from the engine (`taskFiles`).
 
-import { log } from './env.js';
+import { env, log } from './env.js';
 import { engine, engineThreads, guarded, asError, WebformersError } from './engine.js';
 import { loadModelFiles, isGguf } from './fetch.js';
 import { hubLoad } from './hub.js';
 import { callable, callArgs, result, eventSink } from './call.js';
 import { linkInterrupt } from './stopping.js';
+import { workerPipeline } from './worker-client.js';
 import { IMAGE_KINDS, imageInput } from './image.js';
 import { AUDIO_KINDS, audioInput } from './audio.js';
 
 const DEVICES = ['auto', 'webgpu', 'wasm'];
+/** transformers.js's other device names: 'cpu' runs on WASM here (in a browser it is WASM there too), 'gpu' on WebGPU. */
+const DEVICE_ALIASES = { cpu: 'wasm', gpu: 'webgpu' };
+/** A browser page (not a worker, not Node): where `env.backends.onnx.wasm.proxy` moves pipelines into a worker. */
+const IN_PAGE = typeof window !== 'undefined' && typeof document !== 'undefined' && typeof Worker !== 'undefined';
 /** Errors of the WebGPU device itself (not of the model): 'auto' falls back to WASM on these. */
 const GPU_CODES = new Set(['over_limit', 'gpu', 'no_adapter']);
 
@@ -75,15 +80,17 @@ async function openDevice(wasm, device) {
  * See index.d.ts for the options and what the result is.
  */
 export async function pipeline(task, model = null, options = {}) {
+  if (env.backends.onnx.wasm.proxy && IN_PAGE) return proxiedPipeline(task, model, options);
   const {
-    device = 'auto',
+    device: asked = 'auto',
     dtype = 'auto',
     revision = 'main',
     progress_callback = null,
     local_files_only = false,
   } = options ?? {};
+  const device = DEVICE_ALIASES[asked] ?? asked;
   if (!DEVICES.includes(device)) {
-    throw new WebformersError(`unknown device '${device}': use 'webgpu', 'wasm' or 'auto'`, 'input');
+    throw new WebformersError(`unknown device '${asked}': use 'webgpu' (or 'gpu'), 'wasm' (or 'cpu') or 'auto'`, 'input');
   }
   const wasm = await engine();
   let spec;
@@ -241,4 +248,25 @@ function makePipeline(handle, meta) {
       free: () => handle.free(),
     },
   );
+}
+
+/**
+ * pipeline() in a module worker of its own (`env.backends.onnx.wasm.proxy`): the page's thread
+ * stays free while the model loads and runs; dispose() ends the worker.
+ */
+async function proxiedPipeline(task, model, options) {
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  let pipe;
+  try {
+    pipe = await workerPipeline(worker, task, model, options);
+  } catch (e) {
+    worker.terminate();
+    throw e;
+  }
+  const dispose = pipe.dispose;
+  pipe.dispose = async () => {
+    await dispose();
+    worker.terminate();
+  };
+  return pipe;
 }

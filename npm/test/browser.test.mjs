@@ -321,6 +321,37 @@ describe('a pipeline in a Web Worker', () => {
     assert.match(message, /webformers worker failed/);
     await p.close();
   });
+
+  test("env.backends.onnx.wasm.proxy (transformers.js's setting) runs pipeline() in a worker; device 'cpu' is WASM", { timeout: 240_000 }, async () => {
+    const p = await page();
+    const some = ref.inputs.slice(0, 2);
+    const out = await evaluateWithin(
+      p,
+      200,
+      async (inputs) => {
+        const { pipeline, env } = await import('/webformers/index.js');
+        env.allowLocalModels = true;
+        env.allowRemoteModels = false;
+        env.backends.onnx.wasm.proxy = true;
+        env.backends.onnx.wasm.numThreads = 1;
+        const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { device: 'cpu' });
+        const out = await extractor(inputs, { pooling: 'mean', normalize: true });
+        // The engine was fetched by the worker, not by this page.
+        const pageFetchedEngine = performance.getEntriesByType('resource').some((e) => e.name.endsWith('.wasm'));
+        const result = { device: extractor.device, dims: out.dims, data: Array.from(out.data), isTensor: typeof out.tolist === 'function', pageFetchedEngine };
+        await extractor.dispose();
+        return result;
+      },
+      some.map((i) => i.text),
+    );
+    assert.equal(out.device, 'wasm');
+    assert.ok(out.isTensor);
+    assert.equal(out.pageFetchedEngine, false);
+    assert.deepEqual(out.dims, [2, 384]);
+    assert.ok(maxAbsDiff(out.data, { ...ref, inputs: some }) <= TOLERANCE);
+    assert.deepEqual(p.problems, []);
+    await p.close();
+  });
 });
 
 describe('text-generation in the page (tiny random Llama)', () => {

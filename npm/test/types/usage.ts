@@ -8,6 +8,11 @@ import {
   InterruptableStoppingCriteria,
   WebformersError,
   cos_sim,
+  cat,
+  stack,
+  mean_pooling,
+  quantize_embeddings,
+  LogLevel,
   RawImage,
   load_image,
   RawAudio,
@@ -50,6 +55,16 @@ export async function embeddings(): Promise<number[][]> {
   const dims: number[] = output.dims;
   const data: Float32Array = output.data;
   console.log(device, dims, data.length, cos_sim(data.subarray(0, 384), data.subarray(384)));
+  // transformers.js's Tensor methods and functions
+  const first: Tensor = output[0];
+  const rows: Tensor = output.slice([0, 1], null).normalize(2, -1).mean(0, true);
+  const ids = new Tensor('int64', new BigInt64Array([1n, 2n]), [1, 2]);
+  const widened: Tensor<'float32'> = ids.to('float32');
+  const pooled: Tensor = mean_pooling(cat([first.unsqueeze(0).unsqueeze(0)], 0), ids);
+  const bits = quantize_embeddings(stack([first.view(-1)], 0), 'ubinary');
+  env.logLevel = LogLevel.ERROR;
+  env.backends.onnx.wasm.numThreads = 1;
+  console.log(rows.dims, widened.item(), pooled.size, bits.type, [...first].length);
   await extractor.dispose();
   return output.tolist();
 }
