@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The npm package's tests (npm/test/): builds the package (npm/dist: the engine for wasm32 with
 # simd128, its JS glue, the package's modules), then runs it
-#   - the Tensor, its functions, LogLevel and env.backends (tensor.test.mjs) against
-#     transformers.js 4.3.1's, run side by side (installed under bench/transformersjs);
+#   - the Tensor, its functions, LogLevel and env.backends (tensor.test.mjs), and AutoTokenizer
+#     (tokenizer.test.mjs) against transformers.js 4.3.1's, run side by side (installed under
+#     bench/transformersjs);
 #   - in Node on WASM (node.test.mjs): the real all-MiniLM-L6-v2 against the PyTorch reference,
 #     text generation (tiny Llama; SmolLM2 from GGUF against transformers' greedy replies), bad
 #     input, the TypeScript types, the packed package in an empty folder;
@@ -30,7 +31,7 @@
 # Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
 # SmolLM2-135M-Instruct Q4_1, whisper-tiny.en) when missing.
 #
-# Usage: scripts/test-npm.sh [node|browser|hub|vision|audio|asr|seq2seq|tensor]   (default: all; tensor: the Tensor against transformers.js; vision: the
+# Usage: scripts/test-npm.sh [node|browser|hub|vision|audio|asr|seq2seq|tensor]   (default: all; tensor: the Tensor and AutoTokenizer against transformers.js; vision: the
 # image tasks' two files alone; audio: read_audio/RawAudio in Node and Chromium; seq2seq: the text
 # encoder-decoder tasks' two files)
 set -euo pipefail
@@ -67,8 +68,8 @@ case "${1:-all}" in node | tensor | all)
 esac
 
 case "${1:-all}" in
-    tensor) node --test test/tensor.test.mjs ;;
-    node) node --test --test-concurrency=1 --test-timeout=600000 test/stopping.test.mjs test/tensor.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs test/seq2seq-node.test.mjs ;;
+    tensor) node --test test/tensor.test.mjs test/tokenizer.test.mjs ;;
+    node) node --test --test-concurrency=1 --test-timeout=600000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs test/seq2seq-node.test.mjs ;;
     browser) node --test --test-concurrency=1 --test-timeout=900000 test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs test/seq2seq-browser.test.mjs ;;
     audio) node --test --test-concurrency=1 --test-timeout=900000 test/audio-node.test.mjs test/audio-browser.test.mjs ;;
     asr) node --test --test-concurrency=1 --test-timeout=900000 test/asr-node.test.mjs test/asr-events.test.mjs test/asr-browser.test.mjs ;;
@@ -76,7 +77,7 @@ case "${1:-all}" in
     hub) node --test --test-timeout=900000 test/hub.test.mjs ;;
     vision) node --test --test-concurrency=1 --test-timeout=900000 test/vision-node.test.mjs test/vision-browser.test.mjs ;;
     all)
-        node --test --test-concurrency=1 --test-timeout=900000 test/stopping.test.mjs test/tensor.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs \
+        node --test --test-concurrency=1 --test-timeout=900000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs \
             test/seq2seq-node.test.mjs test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs \
             test/seq2seq-browser.test.mjs test/hub.test.mjs
         ;;

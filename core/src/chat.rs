@@ -30,6 +30,19 @@ impl ChatTemplate {
         ChatTemplate { source: source.into(), bos_token: bos_token.into(), eos_token: eos_token.into() }
     }
 
+    /// tokenizer_config.json's `chat_template` (a string, or a list of named templates: the
+    /// "default" one) with its BOS and EOS tokens; None without one.
+    pub fn from_tokenizer_config(config: &serde_json::Value) -> Option<ChatTemplate> {
+        let source = match &config["chat_template"] {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Array(list) => {
+                list.iter().find(|t| t["name"] == "default").and_then(|t| t["template"].as_str()).map(str::to_string)
+            }
+            _ => None,
+        }?;
+        Some(ChatTemplate::new(source, special_token_text(config, "bos_token"), special_token_text(config, "eos_token")))
+    }
+
     /// The prompt text for `messages`; with `add_generation_prompt`, ending where the assistant's
     /// reply begins.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
@@ -59,6 +72,16 @@ impl ChatTemplate {
                 eos_token => &self.eos_token,
             })
             .map_err(|e| Error::Input(format!("rendering the chat template: {e}")))
+    }
+}
+
+/// A special token of tokenizer_config.json (`"</s>"`, or an AddedToken object's `content`);
+/// empty when it has none.
+pub fn special_token_text(config: &serde_json::Value, key: &str) -> String {
+    match &config[key] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(o) => o.get("content").and_then(|c| c.as_str()).unwrap_or("").to_string(),
+        _ => String::new(),
     }
 }
 

@@ -165,6 +165,43 @@ impl Tokenizer {
         Ok(Encoded::from_encoding(&enc))
     }
 
+    /// A text or pair as transformers' tokenizer call encodes it: special tokens or not, and
+    /// truncated to `max_len` (longest first, special tokens kept) or not at all, whatever this
+    /// tokenizer's own truncation is.
+    pub fn encode_with(&self, text: &str, pair: Option<&str>, add_special_tokens: bool, max_len: Option<usize>) -> Result<Encoded> {
+        let mut inner = self.inner();
+        let default = inner.get_truncation().cloned();
+        let truncation = max_len.map(|max_length| tokenizers::TruncationParams {
+            max_length,
+            strategy: tokenizers::TruncationStrategy::LongestFirst,
+            direction: tokenizers::TruncationDirection::Right,
+            stride: 0,
+        });
+        inner.with_truncation(truncation).map_err(|e| Error::Tokenizer(format!("truncation to {max_len:?}: {e}")))?;
+        let enc = match pair {
+            Some(p) => inner.encode_char_offsets((text, p), add_special_tokens),
+            None => inner.encode_char_offsets(text, add_special_tokens),
+        }
+        .map_err(|e| Error::Tokenizer(format!("encoding {:?}: {e}", preview(text))));
+        inner.with_truncation(default).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(Encoded::from_encoding(&enc?))
+    }
+
+    /// The tokens of a text or pair as strings, as the model split them (an unknown piece keeps
+    /// its own text, as transformers' `tokenize` gives it, not the unknown token's).
+    pub fn tokens(&self, text: &str, pair: Option<&str>, add_special_tokens: bool) -> Result<Vec<String>> {
+        let mut inner = self.inner();
+        let default = inner.get_truncation().cloned();
+        inner.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let enc = match pair {
+            Some(p) => inner.encode((text, p), add_special_tokens),
+            None => inner.encode(text, add_special_tokens),
+        }
+        .map_err(|e| Error::Tokenizer(format!("encoding {:?}: {e}", preview(text))));
+        inner.with_truncation(default).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc?.get_tokens().to_vec())
+    }
+
     /// A pair whose second text is cut into windows of at most `max_len` tokens each (special
     /// tokens and the first text included), consecutive windows sharing `stride` tokens: what
     /// Python's `truncation="only_second", return_overflowing_tokens=True, stride=..` gives
@@ -293,7 +330,16 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
         self.inner().decode(ids, skip_special_tokens).map_err(|e| Error::Tokenizer(format!("decoding: {e}")))
     }
+
+    /// Whether tokenizer.json's decoder cleans up tokenization spaces itself (WordPiece's `cleanup`).
+    pub fn decoder_cleans_up(&self) -> Option<bool> {
+        let inner = self.inner();
+        let decoder = serde_json::to_value(inner.get_decoder()?).ok()?;
+        decoder["cleanup"].as_bool()
+    }
 }
+
+pub use crate::tasks::text_encoder::clean_up_tokenization_spaces;
 
 /// `Tokenizer::encode_windows` on the locked tokenizer, whose truncation it changes.
 ///

@@ -291,6 +291,16 @@ export function asError(e) {
 }
 
 /** Runs `fn` (a call into the engine, sync or async) so that its promise always settles. */
+/** `guarded` for the engine's synchronous calls (tokenizers): its errors thrown as WebformersErrors. */
+export function guardedSync(fn) {
+  if (crashed) throw crashedError();
+  try {
+    return fn();
+  } catch (e) {
+    throw asError(e);
+  }
+}
+
 export function guarded(fn) {
   if (crashed) return Promise.reject(crashedError());
   return new Promise((resolve, reject) => {

@@ -49,9 +49,9 @@ async function fsSource(dir, name) {
       try {
         stat = await fs.stat(dir);
       } catch {
-        return `${dir} does not exist (expected a model folder with config.json)`;
+        return `${dir} does not exist (expected a model folder)`;
       }
-      if (!stat.isDirectory()) return `${dir} is not a folder (expected a model folder with config.json)`;
+      if (!stat.isDirectory()) return `${dir} is not a folder (expected a model folder)`;
       return null;
     },
     async read(file, onProgress) {

@@ -18,10 +18,27 @@ const WEIGHT_FILES = new Set(['model.safetensors']);
  */
 export function hubLoad(wasm, hub, spec, device, progress) {
   const files = hub.file ? [] : [...spec.required, ...spec.optional].filter((f) => !WEIGHT_FILES.has(f));
-  const endpoint = String(env.remoteHost).replace(/\/+$/, '');
-  const token = env.accessToken ? String(env.accessToken) : null;
-  const timeout = Number(env.fetchTimeout) > 0 ? Math.min(Number(env.fetchTimeout), 2 ** 31 - 1) : 0;
+  const { endpoint, token, timeout, store } = settings();
   // The pipeline says 'ready' itself, once the model is built.
   const onEvent = (event) => event.status !== 'ready' && progress(event);
-  return wasm.hubLoad(endpoint, token, hub.repo, hub.revision, files, hub.file ?? null, hubStore(env.useBrowserCache !== false), onEvent, timeout, device);
+  return wasm.hubLoad(endpoint, token, hub.repo, hub.revision, files, hub.file ?? null, store, onEvent, timeout, device);
+}
+
+/**
+ * Small files of a Hub model, without its weights (AutoTokenizer's): resolves to the engine's
+ * `ModelFileSet` (free it), through the same client and cache as `hubLoad`.
+ */
+export function hubFiles(wasm, hub, required, optional, progress) {
+  const { endpoint, token, timeout, store } = settings();
+  return wasm.hubFiles(endpoint, token, hub.repo, hub.revision, required, optional, store, progress, timeout);
+}
+
+/** The Hub client's settings from env. */
+function settings() {
+  return {
+    endpoint: String(env.remoteHost).replace(/\/+$/, ''),
+    token: env.accessToken ? String(env.accessToken) : null,
+    timeout: Number(env.fetchTimeout) > 0 ? Math.min(Number(env.fetchTimeout), 2 ** 31 - 1) : 0,
+    store: hubStore(env.useBrowserCache !== false),
+  };
 }

@@ -141,6 +141,84 @@ export function mean_pooling(last_hidden_state: Tensor<'float32'>, attention_mas
 /** [n, width] embeddings as packed sign bits: 'binary' (int8) or 'ubinary' (uint8). */
 export function quantize_embeddings(tensor: Tensor<'float32'>, precision: 'binary' | 'ubinary'): Tensor<'int8' | 'uint8'>;
 
+/** Options of a tokenizer call (transformers.js's). */
+export interface TokenizerCallOptions {
+  text_pair?: string | string[] | null;
+  add_special_tokens?: boolean;
+  /** true: to the longest; 'max_length': to max_length. */
+  padding?: boolean | 'max_length';
+  /** Cut to max_length (default model_max_length), special tokens kept, as Python does. */
+  truncation?: boolean | null;
+  max_length?: number | null;
+  /** Default true: int64 Tensors [batch, tokens]; false: arrays (unbatched for one text). */
+  return_tensor?: boolean;
+  return_token_type_ids?: boolean | null;
+}
+
+export interface BatchEncoding {
+  input_ids: Tensor<'int64'>;
+  attention_mask: Tensor<'int64'>;
+  /** BERT-like tokenizers (or return_token_type_ids: true). */
+  token_type_ids?: Tensor<'int64'>;
+}
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+/** A model's tokenizer; call it to encode. */
+export interface PreTrainedTokenizer {
+  (text: string | string[], options?: TokenizerCallOptions & { return_tensor?: true }): BatchEncoding;
+  (text: string | string[], options: TokenizerCallOptions & { return_tensor: false }): Record<string, number[] | number[][]>;
+  readonly config: Record<string, unknown>;
+  readonly model_max_length: number;
+  padding_side: 'left' | 'right';
+  readonly vocab_size: number;
+  readonly bos_token: string | null;
+  readonly bos_token_id: number | undefined;
+  readonly eos_token: string | null;
+  readonly eos_token_id: number | undefined;
+  readonly pad_token: string | null;
+  readonly pad_token_id: number | undefined;
+  readonly unk_token: string | null;
+  readonly unk_token_id: number | undefined;
+  readonly sep_token: string | null;
+  readonly sep_token_id: number | undefined;
+  readonly cls_token: string | null;
+  readonly cls_token_id: number | undefined;
+  readonly mask_token: string | null;
+  readonly mask_token_id: number | undefined;
+  readonly all_special_ids: number[];
+  readonly all_special_tokens: string[];
+  readonly chat_template: string | null;
+  encode(text: string, options?: { text_pair?: string | null; add_special_tokens?: boolean }): number[];
+  tokenize(text: string, options?: { pair?: string | null; add_special_tokens?: boolean }): string[];
+  decode(token_ids: ArrayLike<number | bigint> | Tensor<TensorType>, options?: { skip_special_tokens?: boolean; clean_up_tokenization_spaces?: boolean | null }): string;
+  batch_decode(batch: ArrayLike<number | bigint>[] | Tensor<TensorType>, options?: { skip_special_tokens?: boolean; clean_up_tokenization_spaces?: boolean | null }): string[];
+  convert_tokens_to_ids(tokens: string[]): (number | undefined)[];
+  convert_tokens_to_ids(token: string): number | undefined;
+  convert_ids_to_tokens(ids: number[]): (string | undefined)[];
+  convert_ids_to_tokens(id: number): string | undefined;
+  get_vocab(): Map<string, number>;
+  apply_chat_template(conversation: ChatMessage[], options: { tokenize: false; add_generation_prompt?: boolean; chat_template?: string | null }): string;
+  apply_chat_template(
+    conversation: ChatMessage[],
+    options?: TokenizerCallOptions & { tokenize?: true; return_dict?: boolean; add_generation_prompt?: boolean; chat_template?: string | null; tokenizer_kwargs?: TokenizerCallOptions },
+  ): BatchEncoding | Tensor<'int64'>;
+  /** Frees the engine's tokenizer. */
+  dispose(): void;
+}
+export const PreTrainedTokenizer: { prototype: PreTrainedTokenizer };
+
+/** transformers.js's AutoTokenizer: a model's tokenizer.json and tokenizer_config.json. */
+export class AutoTokenizer {
+  static from_pretrained(
+    model: string,
+    options?: { revision?: string; local_files_only?: boolean; progress_callback?: ((p: ProgressInfo) => void) | null },
+  ): Promise<PreTrainedTokenizer>;
+}
+
 /** transformers.js's log levels, for env.logLevel. */
 export const LogLevel: Readonly<{ DEBUG: 10; INFO: 20; WARNING: 30; ERROR: 40; NONE: 50 }>;
 

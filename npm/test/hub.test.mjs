@@ -417,4 +417,41 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
       Object.assign(env, saved);
     }
   });
+
+  test('AutoTokenizer from the Hub: its two files only (no weight request), in Node and in a page', { timeout: 120_000 }, async () => {
+    const { AutoTokenizer, env } = await import(path.join(distDir, 'index.js'));
+    const local = await AutoTokenizer.from_pretrained(minilmDir);
+    const saved = { ...env };
+    const text = 'Hello from the Hub stand-in!';
+    try {
+      env.remoteHost = `${hub.endpoint}/`;
+      env.allowLocalModels = false;
+      await hub.reset();
+      const remote = await AutoTokenizer.from_pretrained(REPO);
+      assert.deepEqual(remote.encode(text), local.encode(text));
+      remote.dispose();
+      assert.deepEqual(await weightRequests(), []);
+      env.accessToken = null;
+      await assert.rejects(AutoTokenizer.from_pretrained(GATED), (e) => e.code === 'auth');
+    } finally {
+      Object.assign(env, saved);
+    }
+    const p = await openPage(browser, server.url);
+    const ids = await evaluateWithin(
+      p,
+      60,
+      async (endpoint, repo, text) => {
+        const { AutoTokenizer, env } = await import('/webformers/index.js');
+        env.remoteHost = `${endpoint}/`;
+        const tokenizer = await AutoTokenizer.from_pretrained(repo);
+        return tokenizer.encode(text);
+      },
+      hub.endpoint,
+      REPO,
+      text,
+    );
+    assert.deepEqual(ids, local.encode(text));
+    local.dispose();
+    await p.close();
+  });
 });

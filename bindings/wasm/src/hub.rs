@@ -418,20 +418,7 @@ pub fn hub_load(
 ) -> Promise {
     let device = device.device().clone();
     future_to_promise(async move {
-        let callback: Option<ProgressFn> = progress.map(|f| {
-            let f: ProgressFn = Arc::new(move |e: &ProgressEvent| {
-                let _ = f.call1(&JsValue::NULL, &progress_object(e));
-            });
-            f
-        });
-        let options = HubOptions {
-            endpoint,
-            token: token.filter(|t| !t.is_empty()),
-            retry: RetryPolicy::default(),
-            progress: callback,
-            ..HubOptions::default()
-        };
-        let hub = Hub::new(FetchTransport { timeout_ms }, JsStore { inner: store }, options);
+        let hub = client(endpoint, token, store, progress, timeout_ms);
         let model = hub.model(&repo, Some(&revision)).map_err(js_error)?;
         let loaded = match gguf {
             Some(file) => {
@@ -450,4 +437,62 @@ pub fn hub_load(
         };
         Ok(loaded.into())
     })
+}
+
+/// Small files of a Hub model without its weights (`AutoTokenizer`'s tokenizer.json and
+/// tokenizer_config.json), through the same client and IndexedDB cache as `hubLoad`: resolves to
+/// a `ModelFileSet` holding those that exist; a missing `required` one is a clear error.
+#[wasm_bindgen(js_name = hubFiles)]
+#[allow(clippy::too_many_arguments)]
+pub fn hub_files(
+    endpoint: String,
+    token: Option<String>,
+    repo: String,
+    revision: String,
+    required: Vec<String>,
+    optional: Vec<String>,
+    store: JsHubStore,
+    progress: Option<Function>,
+    timeout_ms: u32,
+) -> Promise {
+    future_to_promise(async move {
+        let hub = client(endpoint, token, store, progress, timeout_ms);
+        let model = hub.model(&repo, Some(&revision)).map_err(js_error)?;
+        let mut set = crate::ModelFileSet::new(repo.clone());
+        for (name, needed) in required.iter().map(|f| (f, true)).chain(optional.iter().map(|f| (f, false))) {
+            match model.file(name).await.map_err(js_error)? {
+                Some(bytes) => set.insert(name.clone(), (*bytes).as_ref().to_vec()),
+                None if needed => {
+                    return Err(js_error(Error::File { path: format!("{repo}/{name}"), msg: "missing: this file is required".into() }));
+                }
+                None => {}
+            }
+        }
+        Ok(set.into())
+    })
+}
+
+/// The core's Hub client over fetch and the IndexedDB store, with transformers.js-shaped progress
+/// events to `progress` (an empty token is none).
+fn client(
+    endpoint: String,
+    token: Option<String>,
+    store: JsHubStore,
+    progress: Option<Function>,
+    timeout_ms: u32,
+) -> Hub<FetchTransport, JsStore> {
+    let callback: Option<ProgressFn> = progress.map(|f| {
+        let f: ProgressFn = Arc::new(move |e: &ProgressEvent| {
+            let _ = f.call1(&JsValue::NULL, &progress_object(e));
+        });
+        f
+    });
+    let options = HubOptions {
+        endpoint,
+        token: token.filter(|t| !t.is_empty()),
+        retry: RetryPolicy::default(),
+        progress: callback,
+        ..HubOptions::default()
+    };
+    Hub::new(FetchTransport { timeout_ms }, JsStore { inner: store }, options)
 }

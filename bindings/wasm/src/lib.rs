@@ -16,6 +16,7 @@ mod errors;
 mod hub;
 mod media;
 mod pipeline;
+mod tokenizer;
 
 use std::cell::RefCell;
 
@@ -29,6 +30,7 @@ use webformers::{Device, DeviceChoice, GpuOptions};
 pub use errors::js_error;
 pub use hub::{FetchTransport, HubLoaded, JsStore};
 pub use pipeline::TaskPipeline;
+pub use tokenizer::JsTokenizer;
 
 #[wasm_bindgen]
 extern "C" {

@@ -179,7 +179,7 @@ pub fn ranked(scores: &[f64]) -> Vec<usize> {
 }
 
 /// Python tokenizers' `clean_up_tokenization_spaces` step: " ." → ".", " n't" → "n't", ...
-pub(crate) fn clean_up_tokenization_spaces(text: String) -> String {
+pub fn clean_up_tokenization_spaces(text: String) -> String {
     const SPACED: [(&str, &str); 10] = [
         (" .", "."),
         (" ?", "?"),

@@ -205,23 +205,8 @@ impl TextGeneration {
         let model = models::load_decoder(&models::ModelConfig::from_json(files.name(), config.clone())?, &vb)?;
         let tokenizer = Tokenizer::for_generation((*files.require("tokenizer.json")?).as_ref())?;
         let tok_config = files.json("tokenizer_config.json")?.unwrap_or_default();
-        let token_text = |key: &str| -> String {
-            match &tok_config[key] {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Object(o) => o.get("content").and_then(|c| c.as_str()).unwrap_or("").to_string(),
-                _ => String::new(),
-            }
-        };
-        let (bos, eos) = (token_text("bos_token"), token_text("eos_token"));
-        let template = match &tok_config["chat_template"] {
-            serde_json::Value::String(s) => Some(s.clone()),
-            // A list of named templates: the "default" one.
-            serde_json::Value::Array(list) => {
-                list.iter().find(|t| t["name"] == "default").and_then(|t| t["template"].as_str()).map(str::to_string)
-            }
-            _ => None,
-        }
-        .map(|source| ChatTemplate::new(source, bos, eos.clone()));
+        let eos = crate::chat::special_token_text(&tok_config, "eos_token");
+        let template = ChatTemplate::from_tokenizer_config(&tok_config);
         let mut eos_ids = Vec::new();
         let generation = files.json("generation_config.json")?.unwrap_or_default();
         for value in [&generation["eos_token_id"], &config["eos_token_id"]] {

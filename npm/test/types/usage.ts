@@ -13,6 +13,7 @@ import {
   mean_pooling,
   quantize_embeddings,
   LogLevel,
+  AutoTokenizer,
   RawImage,
   load_image,
   RawAudio,
@@ -65,6 +66,12 @@ export async function embeddings(): Promise<number[][]> {
   env.logLevel = LogLevel.ERROR;
   env.backends.onnx.wasm.numThreads = 1;
   console.log(rows.dims, widened.item(), pooled.size, bits.type, [...first].length);
+  const tokenizer = await AutoTokenizer.from_pretrained('Xenova/all-MiniLM-L6-v2');
+  const { input_ids, attention_mask } = tokenizer(['Hello', 'World'], { padding: true, truncation: true });
+  const text: string = tokenizer.decode(input_ids[0], { skip_special_tokens: true });
+  const prompt: string = tokenizer.apply_chat_template([{ role: 'user', content: 'Hi' }], { tokenize: false, add_generation_prompt: true });
+  console.log(attention_mask.dims, text, prompt, tokenizer.encode('Hello'), tokenizer.pad_token_id);
+  tokenizer.dispose();
   await extractor.dispose();
   return output.tolist();
 }
