@@ -38,13 +38,15 @@ fn tokenizer_from_gguf_metadata_matches_transformers() {
     }
 }
 
+/// On the CPU every prompt; on the GPU (CI's is lavapipe, a software one) the shortest.
 #[test]
 fn last_position_logits_match_pytorch() {
     let reference = fixture("gemma3-270m-reference.json");
     for device in devices() {
         let pipe = load(&device);
         let model = pipe.model();
-        for p in reference["prompts"].as_array().unwrap() {
+        let prompts = reference["prompts"].as_array().unwrap();
+        for p in prompts.iter().take(if device.is_gpu() { 1 } else { prompts.len() }) {
             let prompt_ids = ids(&p["token_ids"]);
             let mut cache = model.new_cache(prompt_ids.len()).unwrap();
             let logits = model.forward(&prompt_ids, &mut cache, false).unwrap().to_vec_f32_blocking().unwrap();
