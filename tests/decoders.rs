@@ -190,3 +190,33 @@ fn qwen3_gguf_matches_transformers() {
         }
     }
 }
+
+/// Gemma 3 configs this decoder cannot run exactly are refused, naming what: attention logit
+/// soft-capping, bidirectional attention, a layer kind it does not know, a sliding layer
+/// without a window, another activation.
+#[test]
+fn gemma3_configs_it_cannot_run_are_named() {
+    let dir = repo_root().join("tests/fixtures/tiny-gemma3");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    for (key, value, words) in [
+        ("attn_logit_softcapping", serde_json::json!(50.0), "attn_logit_softcapping"),
+        ("use_bidirectional_attention", serde_json::json!(true), "use_bidirectional_attention"),
+        (
+            "layer_types",
+            serde_json::json!(["sliding_attention", "chunked_attention", "full_attention", "sliding_attention"]),
+            "chunked_attention",
+        ),
+        ("sliding_window", serde_json::Value::Null, "sliding_window"),
+        ("hidden_activation", serde_json::json!("relu"), "relu"),
+    ] {
+        let mut files = webformers::files::MemoryFiles::new("tiny-gemma3");
+        let mut patched = config.clone();
+        patched[key] = value;
+        files.insert("config.json", serde_json::to_vec(&patched).unwrap());
+        for file in ["tokenizer.json", "tokenizer_config.json", "generation_config.json", "model.safetensors"] {
+            files.insert(file, std::fs::read(dir.join(file)).unwrap());
+        }
+        let err = TextGeneration::load(&files, &webformers::Device::Cpu, &LoadOptions::default()).err().expect(key).to_string();
+        assert!(err.contains(words), "{key}: {err}");
+    }
+}
