@@ -669,16 +669,24 @@ impl GgufFile {
 
 const GGML_Q5_0: u32 = 6;
 
-/// The bytes of Q5_0 tensor `t` in the file `all` (blocks of 32 values in 22 bytes).
+/// The bytes of Q5_0 tensor `t` in the file `all`.
 fn q5_0_bytes<'a>(t: &GgufTensor, all: &'a [u8], origin: &str) -> Result<&'a [u8]> {
     let bad = |msg: String| Error::weight(&t.name, format!("{msg} (in {origin})"));
-    let numel: usize = t.dims.iter().product();
-    if t.dims.last().is_none_or(|&inner| inner % 32 != 0) {
-        return Err(bad(format!("rows of {:?} are not whole q5_0 blocks of 32", t.dims)));
+    let range = q5_0_range(t).ok_or_else(|| bad(format!("rows of {:?} are not whole q5_0 blocks of 32", t.dims)))?;
+    if range.end > all.len() {
+        return Err(bad(format!("truncated GGUF: its q5_0 data ends past the file's {} bytes", all.len())));
     }
-    let end = t.range.start.checked_add(numel / 32 * 22).filter(|&e| e <= all.len());
-    let end = end.ok_or_else(|| bad(format!("truncated GGUF: its q5_0 data ends past the file's {} bytes", all.len())))?;
-    Ok(&all[t.range.start..end])
+    Ok(&all[range])
+}
+
+/// Where a Q5_0 tensor's bytes are in the file (blocks of 32 values in 22 bytes); None for other
+/// types, or rows that are not whole blocks.
+pub(crate) fn q5_0_range(t: &GgufTensor) -> Option<std::ops::Range<usize>> {
+    if t.type_id != GGML_Q5_0 || t.dims.last().is_none_or(|&inner| inner % 32 != 0) {
+        return None;
+    }
+    let numel = t.dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    Some(t.range.start..t.range.start.checked_add(numel / 32 * 22)?)
 }
 
 impl WeightSource for GgufFile {
