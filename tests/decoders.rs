@@ -1,7 +1,8 @@
-//! Tiny random Llama, Qwen2 and GPT-2 models (made with transformers at a fixed seed, committed
-//! under tests/fixtures with golden outputs from tests/reference/make_tiny_decoders.py) on every
-//! backend: tokenization, logits at every prompt position, step-by-step logits through the KV
-//! cache, greedy continuations, and the chat template.
+//! Tiny random Llama, Qwen2, Qwen3, Gemma 3 (sliding window shorter than the prompts) and GPT-2
+//! models (made with transformers at a fixed seed, committed under tests/fixtures with golden
+//! outputs from tests/reference/make_tiny_decoders.py) on every backend: tokenization, logits at
+//! every prompt position, step-by-step logits through the KV cache, greedy continuations, the
+//! chat template, and tiny-qwen3 loaded from a GGUF.
 
 use webformers::chat::Message;
 use webformers::files::DirFiles;
@@ -167,5 +168,55 @@ fn pipeline_options_and_interrupt() {
         pipe.call("reset_interrupt", &serde_json::Value::Null).unwrap();
         let out = run(serde_json::json!({ "max_new_tokens": 4 }), &mut |_| {}).unwrap();
         assert_eq!(out[0]["stats"]["stop_reason"], "max_tokens");
+    }
+}
+
+/// tiny-qwen3 as a GGUF (tests/reference/make_tiny_qwen3_gguf.py: llama.cpp's layout and names,
+/// q_norm / k_norm as `attn_q_norm` / `attn_k_norm`, head size from `attention.key_length`)
+/// gives the safetensors folder's golden logits at every position.
+#[test]
+fn qwen3_gguf_matches_transformers() {
+    let (_, m) = models().into_iter().find(|(n, _)| n == "tiny-qwen3").unwrap();
+    for device in devices() {
+        let file = webformers::weights::gguf::GgufFile::open(repo_root().join("tests/fixtures/tiny-qwen3.gguf")).unwrap();
+        let pipe = TextGeneration::load_gguf(file, &device, &LoadOptions::default()).unwrap();
+        for (p, prompt) in m["prompts"].as_array().unwrap().iter().enumerate() {
+            let prompt_ids = ids(&prompt["token_ids"]);
+            assert_eq!(pipe.prompt_ids(&Prompt::Text(prompt["text"].as_str().unwrap().into())).unwrap(), prompt_ids, "prompt {p} ids");
+            let mut cache = pipe.model().new_cache(prompt_ids.len()).unwrap();
+            let logits = pipe.model().forward(&prompt_ids, &mut cache, true).unwrap().to_vec_f32_blocking().unwrap();
+            let d = max_abs_diff(&logits, &floats(&prompt["logits"]));
+            assert!(d <= LOGITS_TOLERANCE, "{device:?} prompt {p}: GGUF logits differ by {d:e}");
+        }
+    }
+}
+
+/// Gemma 3 configs this decoder cannot run exactly are refused, naming what: attention logit
+/// soft-capping, bidirectional attention, a layer kind it does not know, a sliding layer
+/// without a window, another activation.
+#[test]
+fn gemma3_configs_it_cannot_run_are_named() {
+    let dir = repo_root().join("tests/fixtures/tiny-gemma3");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    for (key, value, words) in [
+        ("attn_logit_softcapping", serde_json::json!(50.0), "attn_logit_softcapping"),
+        ("use_bidirectional_attention", serde_json::json!(true), "use_bidirectional_attention"),
+        (
+            "layer_types",
+            serde_json::json!(["sliding_attention", "chunked_attention", "full_attention", "sliding_attention"]),
+            "chunked_attention",
+        ),
+        ("sliding_window", serde_json::Value::Null, "sliding_window"),
+        ("hidden_activation", serde_json::json!("relu"), "relu"),
+    ] {
+        let mut files = webformers::files::MemoryFiles::new("tiny-gemma3");
+        let mut patched = config.clone();
+        patched[key] = value;
+        files.insert("config.json", serde_json::to_vec(&patched).unwrap());
+        for file in ["tokenizer.json", "tokenizer_config.json", "generation_config.json", "model.safetensors"] {
+            files.insert(file, std::fs::read(dir.join(file)).unwrap());
+        }
+        let err = TextGeneration::load(&files, &webformers::Device::Cpu, &LoadOptions::default()).err().expect(key).to_string();
+        assert!(err.contains(words), "{key}: {err}");
     }
 }

@@ -663,6 +663,23 @@ impl Tensor {
         self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, None, None)
     }
 
+    /// `attention_kv` where each query sees only the keys at most `window` positions away from
+    /// it (behind it, with `causal`): a decoder's sliding-window layers (Gemma 3, Qwen3 and
+    /// Mistral configs that set one). `None` is `attention_kv`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_kv_window(
+        &self,
+        k: &Tensor,
+        v: &Tensor,
+        q_offsets: &Tensor,
+        kv_offsets: &Tensor,
+        scale: f32,
+        causal: bool,
+        window: Option<usize>,
+    ) -> Result<Tensor> {
+        self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, window, None)
+    }
+
     /// `attention_kv` with a bias by key-query distance added to every score (see
     /// `Op::Attention`): `bias` [Hq, 2c + 1], entry c + (j - p) for key j of a query at key
     /// position p, distances beyond ±c reading the table's ends. This is T5's relative position

@@ -265,6 +265,39 @@ pub fn dequantize(dtype: DType, bytes: &[u8]) -> Result<Vec<f32>> {
     })
 }
 
+/// ggml's Q5_0 block, a storage format only: 32 values `d * (q - 16)`, q the 4 low bits from
+/// `qs` (nibbles as in Q4_0) and the fifth from bit i of `qh` (little-endian u32).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct BlockQ5_0 {
+    pub d: F16Bytes,
+    pub qh: [u8; 4],
+    pub qs: [u8; 16],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ5_0>() == 22);
+
+/// Q5_0 blocks rewritten as Q8_0 blocks of the same values, exactly: both are a shared f16
+/// scale times 32 small integers, and Q5_0's (-16..16) fit Q8_0's i8. No kernel reads Q5_0;
+/// GGUF files that mix it in (Gemma 3's Q4_K_M) load it this way, at 34 bytes a block for 22.
+pub fn q5_0_to_q8_0(bytes: &[u8]) -> Result<Vec<u8>> {
+    let blocks: &[BlockQ5_0] = bytemuck::try_cast_slice(bytes)
+        .map_err(|_| Error::dtype("q5_0_to_q8_0", format!("{} bytes are not a whole number of q5_0 blocks of 22 bytes", bytes.len())))?;
+    let mut out = Vec::with_capacity(blocks.len() * Q8_0_BYTES);
+    for b in blocks {
+        let qh = u32::from_le_bytes(b.qh);
+        let mut q8 = BlockQ8_0 { d: b.d, qs: [0; 32] };
+        for j in 0..16 {
+            let lo = (b.qs[j] & 0x0F) | ((((qh >> j) << 4) & 0x10) as u8);
+            let hi = (b.qs[j] >> 4) | (((qh >> (j + 12)) & 0x10) as u8);
+            q8.qs[j] = lo as i8 - 16;
+            q8.qs[j + 16] = hi as i8 - 16;
+        }
+        out.extend_from_slice(bytemuck::bytes_of(&q8));
+    }
+    Ok(out)
+}
+const Q8_0_BYTES: usize = dtype::Q8_0_BLOCK.1;
+
 /// Quantizes `values` (a whole number of 32-value blocks) to Q8_0, Q4_0 or Q4_1 the way ggml's
 /// reference quantizers do. The k-quant types have no quantizer here.
 pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>> {
@@ -319,6 +352,28 @@ pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn q5_0_becomes_the_same_values_in_q8_0() {
+        // Two blocks of arbitrary bits: value i is (its nibble | bit i of qh << 4) - 16, times d.
+        let mut bytes = Vec::new();
+        for (k, d) in [(3u32, 0.125f32), (11, -2.5)] {
+            let qh = 0x9E37_79B9u32.wrapping_mul(k + 1);
+            let qs: [u8; 16] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(k as u8 * 91));
+            bytes.extend_from_slice(bytemuck::bytes_of(&BlockQ5_0 { d: F16Bytes::new(d), qh: qh.to_le_bytes(), qs }));
+        }
+        let got = dequantize(DType::Q8_0, &q5_0_to_q8_0(&bytes).unwrap()).unwrap();
+        for (b, block) in bytes.chunks(22).enumerate() {
+            let d = F16Bytes([block[0], block[1]]).get();
+            let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+            for i in 0..32 {
+                let nibble = if i < 16 { block[6 + i] & 0xF } else { block[6 + i - 16] >> 4 };
+                let q = (nibble as u32 | ((qh >> i) & 1) << 4) as f32 - 16.0;
+                assert_eq!(got[32 * b + i], d * q, "block {b} value {i}");
+            }
+        }
+        assert!(q5_0_to_q8_0(&bytes[..21]).is_err());
+    }
 
     #[test]
     fn quantize_round_trips_within_a_step() {

@@ -405,12 +405,12 @@ fn find(hay: &[u8], needle: &[u8]) -> usize {
 
 #[test]
 fn unknown_and_unsupported_tensor_types_are_named_when_used() {
-    let w = sample(3).tensor("odd.weight", &[2, 32], 99, vec![0; 64]).tensor("q5.weight", &[2, 32], 6, vec![0; 44]);
+    let w = sample(3).tensor("odd.weight", &[2, 32], 99, vec![0; 64]).tensor("q5.weight", &[2, 32], 7, vec![0; 48]);
     let f = open(w.bytes()).unwrap();
     let e = f.tensor("odd.weight").unwrap_err().to_string();
     assert!(e.contains("odd.weight") && e.contains("ggml type 99") && e.contains("unknown") && e.contains("not supported"), "{e}");
     let e = f.tensor("q5.weight").unwrap_err().to_string();
-    assert!(e.contains("q5.weight") && e.contains("ggml type 6 (q5_0)"), "{e}");
+    assert!(e.contains("q5.weight") && e.contains("ggml type 7 (q5_1)"), "{e}");
     let e = f.tensor("missing.weight").unwrap_err().to_string();
     assert!(e.contains("missing.weight") && e.contains("not found"), "{e}");
     // Loading through `Weights` says the same; the other tensors still load.
@@ -418,6 +418,34 @@ fn unknown_and_unsupported_tensor_types_are_named_when_used() {
     let e = weights.get("odd.weight", &[2, 32]).unwrap_err().to_string();
     assert!(e.contains("odd.weight") && e.contains("ggml type 99"), "{e}");
     assert!(weights.get("proj.weight", &[3, 64]).is_ok());
+}
+
+/// Q5_0 (ggml type 6) has no kernel: it reads as Q8_0 blocks of the same values, alone and
+/// stacked with a Q8_0 tensor in one fused projection.
+#[test]
+fn q5_0_tensors_load_as_the_same_values_in_q8_0() {
+    // Block: d = 0.5; value i = (nibble | bit i of qh << 4) - 16.
+    let mut block = half::f16::from_f32(0.5).to_le_bytes().to_vec();
+    block.extend_from_slice(&0xF0F0_1234u32.to_le_bytes());
+    block.extend((0..16u8).map(|i| i.wrapping_mul(29)));
+    let want: Vec<f32> = (0..32)
+        .map(|i| {
+            let nibble = if i < 16 { block[6 + i] & 0xF } else { block[6 + i - 16] >> 4 };
+            0.5 * ((nibble as u32 | ((0xF0F0_1234u32 >> i) & 1) << 4) as f32 - 16.0)
+        })
+        .collect();
+    let q8: Vec<u8> = webformers::quant::quantize(DType::Q8_0, &[0.25; 32]).unwrap();
+    let w = sample(3).tensor("q5.weight", &[1, 32], 6, block.clone()).tensor("q8.weight", &[1, 32], 8, q8);
+    let f = open(w.bytes()).unwrap();
+    assert_eq!(f.tensor("q5.weight").unwrap().dtype, DType::Q8_0);
+    assert_eq!(webformers::quant::dequantize(DType::Q8_0, f.tensor_bytes("q5.weight").unwrap()).unwrap(), want);
+    let weights = Weights::new(Arc::new(f), &Device::Cpu, WeightDType::Auto);
+    assert_eq!(weights.get("q5.weight", &[1, 32]).unwrap().dtype(), DType::Q8_0);
+    let both = weights.get_concat(&["q5.weight", "q8.weight"], &[&[1, 32], &[1, 32]], false).unwrap();
+    assert_eq!((both.dtype(), both.dims()), (DType::Q8_0, &[2usize, 32][..]));
+    // A Q5_0 tensor cut short by the end of the file (one block of two) is an error naming it.
+    let e = open(sample(3).tensor("q5.weight", &[2, 32], 6, block).bytes()).err().expect("truncated").to_string();
+    assert!(e.contains("q5.weight"), "{e}");
 }
 
 /// Shares a prefix of a big buffer without copying it.

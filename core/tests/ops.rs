@@ -378,6 +378,54 @@ async_test! { async fn attention_over_packed_sequences() {
     }
 }}
 
+async_test! { async fn attention_over_a_cache_with_a_sliding_window() {
+    // A decoder's sliding-window layers (Gemma 3): causal queries that are the last rows of
+    // longer key sequences (a KV cache), each seeing the `window` keys before it and itself;
+    // single decode steps, a chunk after a cache, a prefill across the GPU's 64-key tiles,
+    // window 0, and a window wider than the sequence.
+    let mut rng = Rng::new(17);
+    for (name, dev) in devices().await {
+        for &(ref q_lens, ref k_lens, hq, hkv, d, window) in &[
+            (vec![1usize], vec![90usize], 4usize, 2usize, 32usize, 3usize),
+            (vec![5, 1], vec![12, 66], 2, 1, 16, 4),
+            (vec![70], vec![70], 4, 4, 8, 10),
+            (vec![1, 2], vec![130, 9], 2, 2, 64, 64),
+            (vec![3], vec![20], 1, 1, 5, 0),
+            (vec![4], vec![6], 2, 1, 7, 100),
+        ] {
+            let offsets = |lens: &[usize]| -> Vec<u32> {
+                let mut o = vec![0u32];
+                for l in lens {
+                    o.push(o.last().unwrap() + *l as u32);
+                }
+                o
+            };
+            let (qo, ko) = (offsets(q_lens), offsets(k_lens));
+            let (tq, tk) = (*qo.last().unwrap() as usize, *ko.last().unwrap() as usize);
+            let (q, k, v) = (rng.vec(tq * hq * d, 1.0), rng.vec(tk * hkv * d, 1.0), rng.vec(tk * hkv * d, 1.0));
+            let t = |x: &[f32], dims: &[usize]| Tensor::from_f32(x, dims, &dev).unwrap();
+            let (tqo, tko) = (Tensor::from_u32(&qo, &[qo.len()], &dev).unwrap(), Tensor::from_u32(&ko, &[ko.len()], &dev).unwrap());
+            let scale = 1.0 / (d as f32).sqrt();
+            let got = read(
+                &t(&q, &[tq, hq, d])
+                    .attention_kv_window(&t(&k, &[tk, hkv, d]), &t(&v, &[tk, hkv, d]), &tqo, &tko, scale, true, Some(window))
+                    .unwrap(),
+            )
+            .await;
+            let want = reference::attention_window(&q, &k, &v, (&qo, &ko), hq, hkv, d, scale, true, Some(window));
+            let label = format!("{name} windowed attention q {q_lens:?} k {k_lens:?} hq={hq} hkv={hkv} d={d} window={window}");
+            assert_close(&label, &got, &want, f32_sum(d));
+            let full = reference::attention_kv(&q, &k, &v, (&qo, &ko), hq, hkv, d, scale, true);
+            let longest = k_lens.iter().copied().max().unwrap_or(0);
+            if window + 1 < longest {
+                assert!(want.iter().zip(&full).any(|(a, b)| (a - b).abs() > 1e-3), "{label}: the window changes nothing");
+            } else {
+                assert_eq!(want, full, "{label}: a window past the sequence is full attention");
+            }
+        }
+    }
+}}
+
 async_test! { async fn attention_with_a_distance_bias() {
     // T5's relative position bias: a table [hq, 2c + 1] read at c + clamp(key - query position),
     // over packed sequences (bidirectional, as T5's encoder), causal over a cache (queries the

@@ -492,3 +492,32 @@ fn gguf_files_stream_tensor_by_tensor_or_map_from_the_cache() {
     let requests = server.requests();
     assert!(requests.iter().all(|r| r["method"] == "HEAD") && requests.len() == 1, "{requests:#?}");
 }
+
+/// Gemma 3's Q4_K_M mixes in Q5_0, which no kernel reads: streamed, its tensors are rewritten
+/// as Q8_0 on arrival, as the mapped file's are at open, and the two give the same logits.
+#[test]
+fn a_gguf_with_q5_0_streams_as_it_maps() {
+    use webformers::tasks::text_generation::TextGeneration;
+    use webformers::weights::WeightSource;
+    use webformers::weights::gguf::GgufFile;
+    const FILE: &str = "gemma-3-270m-q4_k_m.gguf";
+    let path = repo_root().join(".cache/models").join(FILE);
+    assert!(path.exists(), "{} is missing: run scripts/fetch-models.sh gemma3", path.display());
+    let folder = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&path, folder.path().join(FILE)).unwrap();
+    let repo = "test/gemma3-gguf";
+    let server = HubServer::start(&[(repo, folder.path())], &[]);
+    let device = Device::Cpu;
+    let cold = tempfile::tempdir().unwrap();
+    let w = pollster::block_on(hub(cold.path(), options(&server)).model(repo, None).unwrap().gguf_weights(FILE, &device)).unwrap();
+    let q = w.info("blk.0.attn_q.weight").unwrap();
+    assert_eq!((q.dtype, &q.dims), (webformers::DType::Q8_0, &vec![1024, 640]));
+    let streamed = TextGeneration::load_gguf_streamed(w, &device, &LoadOptions::default()).unwrap();
+    let mapped = TextGeneration::load_gguf(GgufFile::open(&path).unwrap(), &device, &LoadOptions::default()).unwrap();
+    let ids = [2u32, 818, 5279, 529, 7001, 563];
+    let logits = |pipe: &TextGeneration| {
+        let mut cache = pipe.model().new_cache(ids.len()).unwrap();
+        pipe.model().forward(&ids, &mut cache, false).unwrap().to_vec_f32_blocking().unwrap()
+    };
+    assert_eq!(logits(&streamed), logits(&mapped));
+}

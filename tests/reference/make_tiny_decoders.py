@@ -7,6 +7,13 @@ Outputs (all under tests/fixtures/):
                    and NFC normalizer, ChatML chat template
     tiny-gpt2/     GPT2LMHeadModel (Conv1D weights, learned positions, tied LM head), the plain
                    GPT-2 byte-level tokenizer, no chat template
+    tiny-qwen3/    Qwen3ForCausalLM (per-head q/k RMSNorm, no biases, head_dim 32 while
+                   hidden / heads is 16), tied LM head, tiny-qwen2's tokenizer
+    tiny-gemma3/   Gemma3ForCausalLM (gemma3_text: scaled embeddings, (1 + weight) RMSNorms,
+                   q/k norms, pre and post norms, tanh-GELU GeGLU, sliding-window layers of
+                   4 keys (shorter than every prompt) between global ones with their own RoPE
+                   base, query_pre_attn_scalar, final logit soft-capping), tied LM head,
+                   tiny-llama's tokenizer
     tiny-decoders-reference.json   per model: prompt ids, logits at every prompt position,
                    20 greedy tokens, per-step logits of one prompt, and (llama) a left-padded
                    chat batch
@@ -49,8 +56,12 @@ from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 from transformers.pytorch_utils import Conv1D
 
@@ -160,8 +171,13 @@ def train_bpe():
     return tok
 
 
+# Which family's tokenizer each model borrows.
+TOKENIZER_OF = {"llama": "llama", "qwen2": "qwen2", "gpt2": "gpt2", "qwen3": "qwen2", "gemma3": "llama"}
+
+
 def variant(base, kind):
     """The shared vocabulary with each family's own normalizer/pre-tokenizer/post-processor."""
+    kind = TOKENIZER_OF[kind]
     tok = Tokenizer.from_str(base.to_str())
     if kind == "llama":
         tok.pre_tokenizer = pre_tokenizers.Sequence([
@@ -187,6 +203,7 @@ def variant(base, kind):
 
 
 def hf_tokenizer(tok, kind):
+    kind = TOKENIZER_OF[kind]
     kw = {"tokenizer_object": tok, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}
     if kind == "llama":
         kw.update(bos_token="<|begin_of_text|>", chat_template=CHATML_BOS)
@@ -216,6 +233,22 @@ def make_config(kind):
             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
             rms_norm_eps=1e-6, rope_theta=1000000.0, use_sliding_window=False,
             bos_token_id=None, eos_token_id=IM_END, pad_token_id=EOT, **common)
+    if kind == "qwen3":
+        return Qwen3Config(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=128,
+            rms_norm_eps=1e-6, rope_theta=1000000.0, use_sliding_window=False, attention_bias=False,
+            bos_token_id=None, eos_token_id=IM_END, pad_token_id=EOT, **common)
+    if kind == "gemma3":
+        return Gemma3TextConfig(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=128,
+            rms_norm_eps=1e-6, hidden_activation="gelu_pytorch_tanh",
+            rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+                             "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+            query_pre_attn_scalar=24, sliding_window=4, final_logit_softcapping=12.0,
+            layer_types=["sliding_attention", "sliding_attention", "full_attention", "sliding_attention"],
+            bos_token_id=BOT, eos_token_id=IM_END, pad_token_id=EOT, **common)
     if kind == "gpt2":
         return GPT2Config(
             n_embd=64, n_layer=2, n_head=4, n_positions=128, n_inner=None,
@@ -236,6 +269,8 @@ def randomize(model, seed):
             noise = torch.randn(p.shape, generator=g, dtype=torch.float32)
             if isinstance(module, torch.nn.Embedding):
                 p.copy_(noise * 0.5)
+            elif type(module).__name__ == "Gemma3RMSNorm":  # scales by (1 + weight)
+                p.copy_(noise * 0.1)
             elif isinstance(module, torch.nn.LayerNorm) or "norm" in type(module).__name__.lower():
                 p.copy_(noise * 0.1 + (1.0 if leaf == "weight" else 0.0))
             elif leaf == "bias":
@@ -269,6 +304,11 @@ def add_legacy_rope_keys(config_path):
     cfg = json.loads(config_path.read_text())
     rp = cfg.get("rope_parameters")
     if not rp:
+        return None
+    if "full_attention" in rp:  # Gemma 3: one set per layer type (Hub: rope_local_base_freq)
+        cfg["rope_theta"] = rp["full_attention"]["rope_theta"]
+        cfg["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+        config_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
         return None
     cfg["rope_theta"] = rp["rope_theta"]
     if rp.get("rope_type", "default") != "default":
@@ -410,7 +450,7 @@ def main():
     assert again.to_str() == base.to_str(), "BPE training is not deterministic"
 
     out_models = {}
-    for mi, kind in enumerate(["llama", "qwen2", "gpt2"]):
+    for mi, kind in enumerate(["llama", "qwen2", "gpt2", "qwen3", "gemma3"]):
         folder = FIXTURES / f"tiny-{kind}"
         if folder.exists():
             shutil.rmtree(folder)
@@ -422,7 +462,8 @@ def main():
         move_chat_template(folder)
 
         config = make_config(kind)
-        cls = {"llama": LlamaForCausalLM, "qwen2": Qwen2ForCausalLM, "gpt2": GPT2LMHeadModel}[kind]
+        cls = {"llama": LlamaForCausalLM, "qwen2": Qwen2ForCausalLM, "gpt2": GPT2LMHeadModel,
+               "qwen3": Qwen3ForCausalLM, "gemma3": Gemma3ForCausalLM}[kind]
         torch.manual_seed(SEED + mi)
         model = cls(config)
         randomize(model, SEED + 100 * (mi + 1))
@@ -434,7 +475,7 @@ def main():
         tok = AutoTokenizer.from_pretrained(str(folder))
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
         assert type(model) is cls
-        want_template = {"llama": CHATML_BOS, "qwen2": CHATML, "gpt2": None}[kind]
+        want_template = {"llama": CHATML_BOS, "qwen2": CHATML, "gpt2": None}[TOKENIZER_OF[kind]]
         assert tok.chat_template == want_template, tok.chat_template
         assert len(tok) == model.config.vocab_size == VOCAB_SIZE
         raw_tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -496,7 +537,8 @@ def main():
             f"{SPECIALS}, the 256 byte symbols, then merges) on a fixed text in the script; "
             "tiny-llama splits with the Llama 3 regex and adds <|begin_of_text|> on encode "
             "(TemplateProcessing), tiny-qwen2 has an NFC normalizer and the Qwen2 regex (digits "
-            "one by one), tiny-gpt2 the plain GPT-2 ByteLevel regex. Models: random weights "
+            "one by one), tiny-gpt2 the plain GPT-2 ByteLevel regex; tiny-qwen3 has tiny-qwen2's "
+            "tokenizer and tiny-gemma3 tiny-llama's. Models: random weights "
             "from a seeded torch.Generator (see randomize()), saved with save_pretrained and "
             "reloaded with AutoModelForCausalLM before any output is computed; CPU, float32. "
             "prompts[i].token_ids: tokenizer(text) as transformers encodes it (special tokens "

@@ -7,6 +7,7 @@
 //! bytes arrive: host memory never holds the file (natively, at most one tensor is staged for
 //! its upload; in the browser and on the CPU not even that).
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use sha2::{Digest, Sha256};
@@ -282,6 +283,9 @@ enum HeaderLen {
 struct Layout {
     tensors: Vec<(String, TensorInfo)>,
     unsupported: Vec<(String, String)>,
+    /// Tensors whose file bytes (their `range`) are rewritten into their `dtype` on arrival:
+    /// GGUF's Q5_0 as Q8_0 (see `GgufFile`).
+    transcoded: HashSet<String>,
     /// Bytes the file must have.
     size: u64,
     /// Whether it must have exactly that many (safetensors), or may have more (GGUF's padding).
@@ -317,14 +321,21 @@ impl Format {
                 let h = gguf::parse_header(header, origin)?;
                 let mut tensors = Vec::new();
                 let mut unsupported = Vec::new();
+                let mut transcoded = HashSet::new();
+                let mut size = h.data_end;
                 for t in h.tensors {
-                    match t.dtype {
-                        Some(dtype) => tensors.push((t.name, TensorInfo { dtype, dims: t.dims, range: t.range })),
-                        None => unsupported.push((t.name, format!("ggml type {}", t.type_id))),
+                    match (t.dtype, gguf::q5_0_range(&t)) {
+                        (Some(dtype), _) => tensors.push((t.name, TensorInfo { dtype, dims: t.dims, range: t.range })),
+                        (None, Some(range)) => {
+                            size = size.max(range.end);
+                            transcoded.insert(t.name.clone());
+                            tensors.push((t.name, TensorInfo { dtype: crate::DType::Q8_0, dims: t.dims, range }));
+                        }
+                        (None, None) => unsupported.push((t.name, format!("ggml type {}", t.type_id))),
                     }
                 }
                 tensors.sort_by_key(|(_, info)| (info.range.start, info.range.end));
-                Ok(Layout { tensors, unsupported, size: h.data_end as u64, exact: false })
+                Ok(Layout { tensors, unsupported, transcoded, size: size as u64, exact: false })
             }
             Format::Safetensors => {
                 let h = safetensors::parse_header(header, origin)?;
@@ -339,7 +350,7 @@ impl Format {
                     .collect();
                 tensors.sort_by_key(|(_, info)| (info.range.start, info.range.end));
                 let size = (base + h.data_len) as u64;
-                Ok(Layout { tensors, unsupported: h.unsupported.into_iter().collect(), size, exact: true })
+                Ok(Layout { tensors, unsupported: h.unsupported.into_iter().collect(), transcoded: HashSet::new(), size, exact: true })
             }
         }
     }
@@ -385,6 +396,7 @@ pub(crate) async fn stream_weights<T: Transport, P: PartialFile>(
         out.insert_unsupported(name, dtype);
     }
     let mut asm = Assembler::new(layout.tensors, format, device, out);
+    asm.transcoded = layout.transcoded;
     asm.feed(header_len, &header[header_len as usize..])?;
     header.truncate(header_len as usize);
     for end in plan(fetch.pos(), size, &ends, request_bytes) {
@@ -428,6 +440,9 @@ struct Assembler<'d> {
     writer: Option<TensorWriter>,
     /// The bytes of a tensor the format wants on the host too (GGUF's `rope_freqs`).
     host: Vec<u8>,
+    /// Tensors rewritten on arrival (Q5_0 as Q8_0): gathered whole on the host, then uploaded.
+    transcoded: HashSet<String>,
+    gathered: Vec<u8>,
     format: Format,
     peak: usize,
     device: &'d Device,
@@ -444,7 +459,18 @@ fn weight_error(name: &str, e: Error) -> Error {
 
 impl<'d> Assembler<'d> {
     fn new(tensors: Vec<(String, TensorInfo)>, format: Format, device: &'d Device, out: DeviceWeights) -> Self {
-        Assembler { tensors, next: 0, writer: None, host: Vec::new(), format, peak: 0, device, out }
+        Assembler {
+            tensors,
+            next: 0,
+            writer: None,
+            host: Vec::new(),
+            transcoded: HashSet::new(),
+            gathered: Vec::new(),
+            format,
+            peak: 0,
+            device,
+            out,
+        }
     }
 
     fn upload(&mut self, index: usize, bytes: &[u8]) -> Result<()> {
@@ -475,7 +501,7 @@ impl<'d> Assembler<'d> {
                     return Ok(());
                 }
             }
-            let have = start + self.writer.as_ref().map_or(0, |w| w.written() as u64);
+            let have = start + self.writer.as_ref().map_or(self.gathered.len() as u64, |w| w.written() as u64);
             if at != have {
                 // Overlapping tensors, or bytes out of order: never silently mix them up.
                 return Err(Error::weight(name, format!("its bytes arrived at {at}, expected {have}")));
@@ -486,7 +512,14 @@ impl<'d> Assembler<'d> {
                 self.host.extend_from_slice(piece);
             }
             let name = name.clone();
-            if self.writer.is_none() && at + take as u64 == end {
+            if self.transcoded.contains(&name) {
+                self.gathered.extend_from_slice(piece);
+                self.peak = self.peak.max(self.gathered.len());
+                if at + take as u64 == end {
+                    let bytes = crate::quant::q5_0_to_q8_0(&std::mem::take(&mut self.gathered)).map_err(|e| Error::weight(&name, e))?;
+                    self.upload(self.next, &bytes)?;
+                }
+            } else if self.writer.is_none() && at + take as u64 == end {
                 // Whole within this read: uploaded straight from it.
                 self.upload(self.next, piece)?;
             } else {
@@ -554,6 +587,32 @@ mod tests {
         assert_eq!(parse_content_range(Some("bytes 10-19/100")), (Some(10), Some(100)));
         assert_eq!(parse_content_range(Some("bytes 10-19/*")), (Some(10), None));
         assert_eq!(parse_content_range(None), (None, None));
+    }
+
+    #[test]
+    fn the_assembler_rewrites_q5_0_as_q8_0_from_any_cut() {
+        // Two Q5_0 blocks (22 bytes each) after 5 bytes of something else.
+        let q5: Vec<u8> = (0..44u8).map(|i| i.wrapping_mul(73).wrapping_add(11)).collect();
+        let mut file = vec![7u8; 5];
+        file.extend(&q5);
+        let want = crate::quant::q5_0_to_q8_0(&q5).unwrap();
+        for step in [1, 5, 22, 30, 1000] {
+            let info = TensorInfo { dtype: crate::DType::Q8_0, dims: vec![2, 32], range: 5..49 };
+            let device = Device::Cpu;
+            let mut asm = Assembler::new(vec![("q".to_string(), info)], Format::Gguf, &device, DeviceWeights::new("t", &device));
+            asm.transcoded.insert("q".to_string());
+            for (i, chunk) in file.chunks(step).enumerate() {
+                asm.feed((i * step) as u64, chunk).unwrap();
+            }
+            let w = asm.finish(Vec::new()).unwrap();
+            use crate::weights::WeightSource;
+            let t = w.tensor("q", &device).unwrap().unwrap();
+            assert_eq!((t.dtype(), t.dims()), (crate::DType::Q8_0, &[2usize, 32][..]), "step {step}");
+            let values = crate::quant::dequantize(crate::DType::Q8_0, &want).unwrap();
+            let rows = Tensor::from_u32(&[0, 1], &[2], &device).unwrap();
+            let got = t.gather_rows(&rows).unwrap().to_vec_f32_blocking().unwrap();
+            assert_eq!(got, values, "step {step}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::DecoderModel;
+use super::gemma3::{Gemma3, Gemma3Config};
 use super::llama::{Llama, LlamaConfig};
 use crate::chat::ChatTemplate;
 use crate::gguf_tokenizer::{GgufVocab, build_tokenizer};
@@ -15,7 +16,7 @@ use crate::weights::{DeviceWeights, SharedBytes, TensorInfo, WeightDType, Weight
 use crate::{Device, Error, Result, Tensor};
 
 /// Architectures whose GGUF tensors map onto `Llama`.
-pub const GGUF_ARCHITECTURES: &[&str] = &["llama", "qwen2", "mistral"];
+pub const GGUF_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "mistral", "gemma3"];
 
 /// Tensors the loader reads as numbers on the host: a streamed load keeps their bytes
 /// (`DeviceWeights::host_bytes`).
@@ -58,6 +59,8 @@ const BLOCK_NAMES: &[(&str, &str)] = &[
     ("attn_k.bias", "self_attn.k_proj.bias"),
     ("attn_v.weight", "self_attn.v_proj.weight"),
     ("attn_v.bias", "self_attn.v_proj.bias"),
+    ("attn_q_norm.weight", "self_attn.q_norm.weight"),
+    ("attn_k_norm.weight", "self_attn.k_norm.weight"),
     ("attn_output.weight", "self_attn.o_proj.weight"),
     ("ffn_norm.weight", "post_attention_layernorm.weight"),
     ("ffn_gate.weight", "mlp.gate_proj.weight"),
@@ -65,7 +68,14 @@ const BLOCK_NAMES: &[(&str, &str)] = &[
     ("ffn_down.weight", "mlp.down_proj.weight"),
 ];
 
-fn hf_names(file: &dyn WeightSource, layers: usize) -> HashMap<String, String> {
+/// Gemma 3's block names where they differ from Llama's (four norms a block).
+const GEMMA3_BLOCK_NAMES: &[(&str, &str)] = &[
+    ("ffn_norm.weight", "pre_feedforward_layernorm.weight"),
+    ("post_attention_norm.weight", "post_attention_layernorm.weight"),
+    ("post_ffw_norm.weight", "post_feedforward_layernorm.weight"),
+];
+
+fn hf_names(file: &dyn WeightSource, arch: &str, layers: usize) -> HashMap<String, String> {
     let mut names = HashMap::new();
     for (gguf, hf) in [
         ("token_embd.weight", "model.embed_tokens.weight"),
@@ -77,6 +87,12 @@ fn hf_names(file: &dyn WeightSource, layers: usize) -> HashMap<String, String> {
     for l in 0..layers {
         for (gguf, hf) in BLOCK_NAMES {
             names.insert(format!("model.layers.{l}.{hf}"), format!("blk.{l}.{gguf}"));
+        }
+        if arch == "gemma3" {
+            names.retain(|hf, _| hf != &format!("model.layers.{l}.post_attention_layernorm.weight"));
+            for (gguf, hf) in GEMMA3_BLOCK_NAMES {
+                names.insert(format!("model.layers.{l}.{hf}"), format!("blk.{l}.{gguf}"));
+            }
         }
     }
     names.retain(|_, gguf| file.info(gguf).is_some() || file.unsupported_dtype(gguf).is_some());
@@ -90,7 +106,7 @@ fn llama_config(meta: &GgufMetadata, arch: &str, vocab_size: usize, tied: bool) 
     let head_dim =
         if meta.contains(&key("attention.key_length")) { meta.get_usize(&key("attention.key_length"))? } else { hidden / heads.max(1) };
     let config = serde_json::json!({
-        "model_type": if arch == "qwen2" { "qwen2" } else { "llama" },
+        "model_type": if matches!(arch, "qwen2" | "qwen3") { arch } else { "llama" },
         "vocab_size": vocab_size,
         "hidden_size": hidden,
         "intermediate_size": meta.get_usize(&key("feed_forward_length"))?,
@@ -109,6 +125,40 @@ fn llama_config(meta: &GgufMetadata, arch: &str, vocab_size: usize, tied: bool) 
         },
     });
     super::parse(&config)
+}
+
+/// Gemma 3's hyperparameters as transformers reads them from a GGUF: what the file lacks takes
+/// Gemma3TextConfig's defaults (a global layer every 6th, local RoPE base 10000), and queries are
+/// scaled by the head size, as llama.cpp does.
+fn gemma3_config(meta: &GgufMetadata, vocab_size: usize) -> Result<Gemma3Config> {
+    let key = |k: &str| format!("gemma3.{k}");
+    let heads = meta.get_usize(&key("attention.head_count"))?;
+    let hidden = meta.get_usize(&key("embedding_length"))?;
+    let head_dim =
+        if meta.contains(&key("attention.key_length")) { meta.get_usize(&key("attention.key_length"))? } else { hidden / heads.max(1) };
+    let optional_f32 =
+        |k: &str| -> Result<Option<f64>> { if meta.contains(&key(k)) { Ok(Some(meta.get_f32(&key(k))? as f64)) } else { Ok(None) } };
+    let config = serde_json::json!({
+        "vocab_size": vocab_size,
+        "hidden_size": hidden,
+        "intermediate_size": meta.get_usize(&key("feed_forward_length"))?,
+        "num_hidden_layers": meta.get_usize(&key("block_count"))?,
+        "num_attention_heads": heads,
+        "num_key_value_heads": if meta.contains(&key("attention.head_count_kv")) { meta.get_usize(&key("attention.head_count_kv"))? } else { heads },
+        "head_dim": head_dim,
+        "rms_norm_eps": meta.get_f32(&key("attention.layer_norm_rms_epsilon"))? as f64,
+        "rope_theta": optional_f32("rope.freq_base")?,
+        "rope_local_base_freq": optional_f32("rope.freq_base_swa")?,
+        "sliding_window": if meta.contains(&key("attention.sliding_window")) { Some(meta.get_usize(&key("attention.sliding_window"))?) } else { None },
+        "max_position_embeddings": meta.get_usize(&key("context_length"))?,
+        "query_pre_attn_scalar": head_dim,
+        "final_logit_softcapping": optional_f32("final_logit_softcapping")?,
+        "tie_word_embeddings": true,
+    });
+    let mut config: Gemma3Config = super::parse(&config)?;
+    // llama.cpp's converter stores Gemma's norm weights with the 1 added.
+    config.norms_include_one = true;
+    Ok(config)
 }
 
 /// The decoder, tokenizer, chat template and end-of-sequence ids of a GGUF language model.
@@ -160,19 +210,19 @@ pub fn load_from(
         merges: meta.get_str_array("tokenizer.ggml.merges").map(|m| m.to_vec()).unwrap_or_default(),
         bos_id: id("tokenizer.ggml.bos_token_id"),
         add_bos: meta.get_bool("tokenizer.ggml.add_bos_token").unwrap_or(false),
+        arch: arch.clone(),
         tokens: tokens.clone(),
     };
     let tokenizer = build_tokenizer(&vocab)?;
     let tied = file.info("output.weight").is_none();
-    let mut config = llama_config(meta, &arch, tokens.len(), tied)?;
-    // llama.cpp keeps Llama 3's rope scaling as per-pair divisors in a tensor.
-    if let Some(bytes) = rope_freqs {
-        config.rope_freq_factors = Some(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect());
-    }
-    let names = hf_names(file.as_ref(), config.num_hidden_layers);
-    let vb = Weights::new(Arc::new(Renamed { inner: file.clone(), names }), device, dtype);
-    // llama.cpp permutes Llama's q/k rows for pairwise rotation (Qwen2 files are not permuted).
-    let model = Llama::load(config, &vb, arch != "qwen2")?;
+    let model: Box<dyn DecoderModel> = if arch == "gemma3" {
+        let config = gemma3_config(meta, tokens.len())?;
+        let names = hf_names(file.as_ref(), &arch, config.num_hidden_layers);
+        let vb = Weights::new(Arc::new(Renamed { inner: file.clone(), names }), device, dtype);
+        Box::new(Gemma3::load(config, &vb)?)
+    } else {
+        Box::new(load_llama(meta, &arch, file.clone(), tokens.len(), tied, rope_freqs, device, dtype)?)
+    };
     let token_text = |id: Option<u32>| id.and_then(|i| tokens.get(i as usize).cloned()).unwrap_or_default();
     let template = meta
         .get_str("tokenizer.chat_template")
@@ -182,5 +232,28 @@ pub fn load_from(
         .iter()
         .filter_map(|k| id(k))
         .collect();
-    Ok(GgufParts { model: Box::new(model), tokenizer, template, eos_ids })
+    Ok(GgufParts { model, tokenizer, template, eos_ids })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn load_llama(
+    meta: &GgufMetadata,
+    arch: &str,
+    file: Arc<dyn WeightSource>,
+    vocab_size: usize,
+    tied: bool,
+    rope_freqs: Option<&[u8]>,
+    device: &Device,
+    dtype: WeightDType,
+) -> Result<Llama> {
+    let mut config = llama_config(meta, arch, vocab_size, tied)?;
+    // llama.cpp keeps Llama 3's rope scaling as per-pair divisors in a tensor.
+    if let Some(bytes) = rope_freqs {
+        config.rope_freq_factors = Some(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect());
+    }
+    let names = hf_names(file.as_ref(), arch, config.num_hidden_layers);
+    let vb = Weights::new(Arc::new(Renamed { inner: file, names }), device, dtype);
+    // llama.cpp permutes Llama's q/k rows for pairwise rotation (Qwen2 and Qwen3 files are not
+    // permuted).
+    Llama::load(config, &vb, !matches!(arch, "qwen2" | "qwen3"))
 }

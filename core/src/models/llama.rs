@@ -1,7 +1,8 @@
-//! The Llama family (Llama 2/3, SmolLM2, Mistral, Qwen2 with its q/k/v bias), as in
-//! transformers' modeling_llama.py: RMSNorm, rotary attention with grouped KV heads over an
-//! on-device KV cache, and a SwiGLU feed-forward block, pre-norm with residuals. Weights are
-//! looked up by Hugging Face names; GGUF files are mapped to those names by the GGUF source.
+//! The Llama family (Llama 2/3, SmolLM2, Mistral, Qwen2 with its q/k/v bias, Qwen3 with its
+//! per-head q/k RMSNorm), as in transformers' modeling_llama.py: RMSNorm, rotary attention with
+//! grouped KV heads over an on-device KV cache, and a SwiGLU feed-forward block, pre-norm with
+//! residuals. Weights are looked up by Hugging Face names; GGUF files are mapped to those names
+//! by the GGUF source.
 
 use serde::Deserialize;
 
@@ -39,6 +40,13 @@ pub struct LlamaConfig {
     pub attention_bias: bool,
     #[serde(default)]
     pub hidden_act: Option<String>,
+    /// transformers 5's per-layer attention kinds: "full_attention" or "sliding_attention"
+    /// (Qwen2/Qwen3 with `use_sliding_window`).
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
+    /// Keys a sliding layer's query sees, itself included.
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
     /// Per-pair divisors of the rotary frequencies (GGUF's `rope_freqs.weight`).
     #[serde(skip)]
     pub rope_freq_factors: Option<Vec<f64>>,
@@ -82,57 +90,97 @@ impl LlamaConfig {
     fn qkv_bias(&self) -> bool {
         self.attention_bias || self.model_type == "qwen2"
     }
+    /// Qwen3 RMS-normalizes each query and key head before the rotation.
+    fn qk_norm(&self) -> bool {
+        self.model_type == "qwen3"
+    }
+
+    /// Layer `l`'s attention window in `Tensor::attention_kv_window`'s terms, None for full
+    /// attention.
+    fn window(&self, l: usize) -> Result<Option<usize>> {
+        attention_window(self.layer_types.as_deref(), self.sliding_window, l)
+    }
 
     /// Rotary frequencies with the configured scaling folded in, as transformers computes them.
     pub fn inv_freq(&self) -> Result<Vec<f32>> {
-        let d = self.head_dim();
         let theta = self.rope_parameters.as_ref().and_then(|p| p.rope_theta).unwrap_or(self.rope_theta);
-        let mut base: Vec<f64> = (0..d / 2).map(|i| 1.0 / theta.powf(2.0 * i as f64 / d as f64)).collect();
-        if let Some(factors) = &self.rope_freq_factors {
-            if factors.len() != base.len() {
-                return Err(Error::Config(format!("{} rope frequency factors for head size {d}", factors.len())));
-            }
-            base.iter_mut().zip(factors).for_each(|(f, k)| *f /= k);
-        }
-        let Some(scaling) = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref()) else {
-            return Ok(base.iter().map(|&f| f as f32).collect());
-        };
-        let factor = scaling.factor.unwrap_or(1.0);
-        let scaled: Vec<f64> = match scaling.rope_type.as_str() {
-            "default" => base,
-            "linear" => base.iter().map(|f| f / factor).collect(),
-            "llama3" => {
-                let low = scaling.low_freq_factor.unwrap_or(1.0);
-                let high = scaling.high_freq_factor.unwrap_or(4.0);
-                let old = scaling.original_max_position_embeddings.unwrap_or(8192) as f64;
-                let (low_wavelen, high_wavelen) = (old / low, old / high);
-                base.iter()
-                    .map(|&f| {
-                        let wavelen = 2.0 * std::f64::consts::PI / f;
-                        if wavelen < high_wavelen {
-                            f
-                        } else if wavelen > low_wavelen {
-                            f / factor
-                        } else {
-                            let smooth = (old / wavelen - low) / (high - low);
-                            (1.0 - smooth) * f / factor + smooth * f
-                        }
-                    })
-                    .collect()
-            }
-            other => return Err(Error::Unsupported(format!("rope_scaling type `{other}`"))),
-        };
-        Ok(scaled.iter().map(|&f| f as f32).collect())
+        let scaling = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref());
+        rope_inv_freq(self.head_dim(), theta, self.rope_freq_factors.as_deref(), scaling)
     }
 }
 
+/// Rotary frequencies of a head of size `d` with base `theta`, divided per pair by `factors`
+/// (GGUF's `rope_freqs.weight`) and scaled as `scaling` says, as transformers computes them.
+pub(crate) fn rope_inv_freq(d: usize, theta: f64, factors: Option<&[f64]>, scaling: Option<&RopeScaling>) -> Result<Vec<f32>> {
+    let mut base: Vec<f64> = (0..d / 2).map(|i| 1.0 / theta.powf(2.0 * i as f64 / d as f64)).collect();
+    if let Some(factors) = factors {
+        if factors.len() != base.len() {
+            return Err(Error::Config(format!("{} rope frequency factors for head size {d}", factors.len())));
+        }
+        base.iter_mut().zip(factors).for_each(|(f, k)| *f /= k);
+    }
+    let Some(scaling) = scaling else {
+        return Ok(base.iter().map(|&f| f as f32).collect());
+    };
+    let factor = scaling.factor.unwrap_or(1.0);
+    let scaled: Vec<f64> = match scaling.rope_type.as_str() {
+        "default" => base,
+        "linear" => base.iter().map(|f| f / factor).collect(),
+        "llama3" => {
+            let low = scaling.low_freq_factor.unwrap_or(1.0);
+            let high = scaling.high_freq_factor.unwrap_or(4.0);
+            let old = scaling.original_max_position_embeddings.unwrap_or(8192) as f64;
+            let (low_wavelen, high_wavelen) = (old / low, old / high);
+            base.iter()
+                .map(|&f| {
+                    let wavelen = 2.0 * std::f64::consts::PI / f;
+                    if wavelen < high_wavelen {
+                        f
+                    } else if wavelen > low_wavelen {
+                        f / factor
+                    } else {
+                        let smooth = (old / wavelen - low) / (high - low);
+                        (1.0 - smooth) * f / factor + smooth * f
+                    }
+                })
+                .collect()
+        }
+        other => return Err(Error::Unsupported(format!("rope_scaling type `{other}`"))),
+    };
+    Ok(scaled.iter().map(|&f| f as f32).collect())
+}
+
+/// Layer `l`'s window from transformers 5's `layer_types` and `sliding_window`: a sliding layer's
+/// query at p sees keys j with p - j < sliding_window (masking_utils' sliding_window_overlay),
+/// i.e. a window of sliding_window - 1 behind it.
+pub(crate) fn attention_window(layer_types: Option<&[String]>, sliding_window: Option<usize>, l: usize) -> Result<Option<usize>> {
+    match layer_types.and_then(|types| types.get(l)).map(String::as_str) {
+        None | Some("full_attention") => Ok(None),
+        Some("sliding_attention") => match sliding_window {
+            Some(w) if w > 0 => Ok(Some(w - 1)),
+            _ => Err(Error::Config(format!("layer {l} is a sliding_attention layer, but sliding_window is {sliding_window:?}"))),
+        },
+        Some(other) => Err(Error::Unsupported(format!("layer type `{other}` (layer {l})"))),
+    }
+}
+
+/// Per-head RMS norms of the query and key heads of `heads` [T, Hq + 2 Hkv, D] (Qwen3, Gemma 3),
+/// each with its own weight [D]; the value heads pass unchanged. Same layout out.
+pub(crate) fn norm_qk_heads(heads: &Tensor, hq: usize, hkv: usize, q_norm: &Tensor, k_norm: &Tensor, eps: f32) -> Result<Tensor> {
+    let q = heads.narrow(1, 0, hq)?.rms_norm(q_norm, eps)?;
+    let k = heads.narrow(1, hq, hkv)?.rms_norm(k_norm, eps)?;
+    Tensor::concat(&[&q, &k, &heads.narrow(1, hq + hkv, hkv)?], 1)
+}
+
 struct Layer {
-    input_norm: Tensor, // [H]
-    qkv: Linear,        // [(Hq + 2 Hkv) D, H]
-    o: Linear,          // [H, Hq D]
-    post_norm: Tensor,  // [H]
-    gate_up: Linear,    // [2 I, H]: gate then up
-    down: Linear,       // [H, I]
+    input_norm: Tensor,                // [H]
+    qkv: Linear,                       // [(Hq + 2 Hkv) D, H]
+    qk_norm: Option<(Tensor, Tensor)>, // [D] each (Qwen3)
+    window: Option<usize>,
+    o: Linear,         // [H, Hq D]
+    post_norm: Tensor, // [H]
+    gate_up: Linear,   // [2 I, H]: gate then up
+    down: Linear,      // [H, I]
 }
 
 pub struct Llama {
@@ -173,6 +221,11 @@ impl Llama {
                     &[hq * d, hkv * d, hkv * d],
                     config.qkv_bias(),
                 )?,
+                qk_norm: match config.qk_norm() {
+                    true => Some((sa.get_f32("q_norm.weight", &[d])?, sa.get_f32("k_norm.weight", &[d])?)),
+                    false => None,
+                },
+                window: config.window(l)?,
                 o: Linear::load(&sa.pp("o_proj"), hq * d, h, false)?,
                 post_norm: lb.get_f32("post_attention_layernorm.weight", &[h])?,
                 gate_up: Linear::load_fused(&[mlp.pp("gate_proj"), mlp.pp("up_proj")], h, &[i, i], false)?,
@@ -229,10 +282,15 @@ impl DecoderModel for Llama {
             let qkv = layer.qkv.forward(&normed)?; // [T, (Hq + 2 Hkv) D]
             // One rotation for q and k; v is copied along, so k and v leave it adjacent, as the
             // cache stores them (one write for both).
-            let heads = qkv.reshape(&[t, hq + 2 * hkv, d])?.rope_heads(&positions, &self.inv_freq, self.interleaved_rope, hq + hkv)?;
+            let mut heads = qkv.reshape(&[t, hq + 2 * hkv, d])?;
+            if let Some((q_norm, k_norm)) = &layer.qk_norm {
+                heads = norm_qk_heads(&heads, hq, hkv, q_norm, k_norm, eps)?;
+            }
+            let heads = heads.rope_heads(&positions, &self.inv_freq, self.interleaved_rope, hq + hkv)?;
             let q = heads.narrow(1, 0, hq)?;
             let (keys, values) = cache.append(l, &heads.narrow(1, hq, 2 * hkv)?)?; // [pos + T, Hkv, D] each
-            let attended = q.attention_kv(&keys, &values, &q_offsets, &kv_offsets, scale, true)?.reshape(&[t, hq * d])?;
+            let attended =
+                q.attention_kv_window(&keys, &values, &q_offsets, &kv_offsets, scale, true, layer.window)?.reshape(&[t, hq * d])?;
             x = layer.o.forward_add(&attended, &x)?;
             let normed = x.rms_norm(&layer.post_norm, eps)?;
             let gate_up = layer.gate_up.forward(&normed)?; // [T, 2 I]

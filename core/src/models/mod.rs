@@ -18,6 +18,7 @@ pub mod deberta_v2;
 pub mod detr;
 pub mod dinov2;
 pub mod distilbert;
+pub mod gemma3;
 pub mod gguf;
 pub mod gpt2;
 pub mod heads;
@@ -418,7 +419,7 @@ pub static ARCHITECTURES: &[Architecture] = &[
         ..Architecture::NONE
     },
     Architecture {
-        model_types: &["llama", "mistral", "qwen2"],
+        model_types: &["llama", "mistral", "qwen2", "qwen3"],
         decoder: Some(|c, vb| Ok(Box::new(llama::Llama::load(parse(&c.json)?, vb, false)?))),
         ..Architecture::NONE
     },
@@ -458,6 +459,11 @@ pub static ARCHITECTURES: &[Architecture] = &[
         // NLLB-200 checkpoints are `m2m_100` too
         model_types: &["m2m_100"],
         text_seq2seq: Some(|c, vb| Ok(Box::new(m2m100::M2M100::load(parse(&c.json)?, vb)?))),
+        ..Architecture::NONE
+    },
+    Architecture {
+        model_types: &["gemma3_text"],
+        decoder: Some(|c, vb| Ok(Box::new(gemma3::Gemma3::load(parse(&c.json)?, vb)?))),
         ..Architecture::NONE
     },
     Architecture {

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use super::{SharedBytes, TensorInfo, WeightSource};
-use crate::{DType, Error, Result};
+use crate::{DType, Device, Error, Result, Tensor};
 
 const MAGIC: &[u8; 4] = b"GGUF";
 /// ggml tensors have at most 4 dims.
@@ -570,6 +570,9 @@ pub struct GgufFile {
     infos: HashMap<String, TensorInfo>,
     /// Tensors of types no kernel handles: their names and a description of the type.
     unsupported: HashMap<String, String>,
+    /// Tensors stored in a format no kernel reads, rewritten at open into one that a kernel
+    /// does, exactly (Q5_0 as Q8_0): their bytes (their `infos` describe these, not the file).
+    transcoded: HashMap<String, SharedBytes>,
 }
 
 impl GgufFile {
@@ -595,10 +598,17 @@ impl GgufFile {
         }
         let mut infos = HashMap::new();
         let mut unsupported = HashMap::new();
+        let mut transcoded = HashMap::new();
         for t in &header.tensors {
             match t.dtype {
                 Some(dtype) => {
                     infos.insert(t.name.clone(), TensorInfo { dtype, dims: t.dims.clone(), range: t.range.clone() });
+                }
+                None if t.type_id == GGML_Q5_0 => {
+                    let bytes = q5_0_bytes(t, all, origin)?;
+                    let q8 = crate::quant::q5_0_to_q8_0(bytes).map_err(|e| Error::weight(&t.name, e))?;
+                    infos.insert(t.name.clone(), TensorInfo { dtype: DType::Q8_0, dims: t.dims.clone(), range: 0..q8.len() });
+                    transcoded.insert(t.name.clone(), std::sync::Arc::new(q8) as SharedBytes);
                 }
                 None => {
                     let (name, _) = ggml_type(t.type_id);
@@ -606,7 +616,7 @@ impl GgufFile {
                 }
             }
         }
-        Ok(GgufFile { origin: origin.to_string(), bytes, header, infos, unsupported })
+        Ok(GgufFile { origin: origin.to_string(), bytes, header, infos, unsupported, transcoded })
     }
 
     /// Memory-maps a file (native only).
@@ -649,11 +659,34 @@ impl GgufFile {
         self.infos.get(name).ok_or_else(|| Error::weight(name, format!("not found in {}", self.origin)))
     }
 
-    /// A tensor's bytes, as stored.
+    /// A tensor's bytes, as stored (as transcoded, for the types `transcoded` holds).
     pub fn tensor_bytes(&self, name: &str) -> Result<&[u8]> {
         let info = self.tensor(name)?;
-        Ok(&(*self.bytes).as_ref()[info.range.clone()])
+        let bytes = self.transcoded.get(name).unwrap_or(&self.bytes);
+        Ok(&(**bytes).as_ref()[info.range.clone()])
     }
+}
+
+const GGML_Q5_0: u32 = 6;
+
+/// The bytes of Q5_0 tensor `t` in the file `all`.
+fn q5_0_bytes<'a>(t: &GgufTensor, all: &'a [u8], origin: &str) -> Result<&'a [u8]> {
+    let bad = |msg: String| Error::weight(&t.name, format!("{msg} (in {origin})"));
+    let range = q5_0_range(t).ok_or_else(|| bad(format!("rows of {:?} are not whole q5_0 blocks of 32", t.dims)))?;
+    if range.end > all.len() {
+        return Err(bad(format!("truncated GGUF: its q5_0 data ends past the file's {} bytes", all.len())));
+    }
+    Ok(&all[range])
+}
+
+/// Where a Q5_0 tensor's bytes are in the file (blocks of 32 values in 22 bytes); None for other
+/// types, or rows that are not whole blocks.
+pub(crate) fn q5_0_range(t: &GgufTensor) -> Option<std::ops::Range<usize>> {
+    if t.type_id != GGML_Q5_0 || t.dims.last().is_none_or(|&inner| inner % 32 != 0) {
+        return None;
+    }
+    let numel = t.dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    Some(t.range.start..t.range.start.checked_add(numel / 32 * 22)?)
 }
 
 impl WeightSource for GgufFile {
@@ -671,5 +704,10 @@ impl WeightSource for GgufFile {
     }
     fn bytes(&self) -> &SharedBytes {
         &self.bytes
+    }
+    fn tensor(&self, name: &str, device: &Device) -> Option<Result<Tensor>> {
+        let bytes = self.transcoded.get(name)?;
+        let info = &self.infos[name];
+        Some(Tensor::from_shared(bytes.clone(), info.range.clone(), info.dtype, &info.dims, device))
     }
 }

@@ -195,6 +195,8 @@ impl Weights {
         let mut rows = 0;
         let mut cols: Option<&[usize]> = None;
         let mut target = None;
+        // Each part's bytes on the host (None: the source made that part on the device).
+        let mut host_parts: Vec<(Option<Vec<u8>>, String, &[usize], DType)> = Vec::new();
         for (name, d) in names.iter().zip(dims) {
             let (full, info) = self.info(name, d)?;
             if cols.is_some_and(|c| c != &d[1..]) {
@@ -206,17 +208,27 @@ impl Weights {
             // Parts the source already made on the device are stacked there.
             if let Some(part) = self.source.tensor(&full, &self.device) {
                 made.push(part.map_err(|e| Error::weight(&full, e))?);
+                host_parts.push((None, full, d, info.dtype));
                 continue;
             }
             let bytes = &(**self.source.bytes()).as_ref()[info.range.clone()];
-            host.extend_from_slice(&to_host(bytes, info.dtype, t).map_err(|e| Error::weight(&full, e))?);
+            let part = to_host(bytes, info.dtype, t).map_err(|e| Error::weight(&full, e))?;
+            host.extend_from_slice(&part);
+            host_parts.push((Some(part), full, d, t));
         }
         let target = target.unwrap_or(DType::F32);
         if !made.is_empty() {
-            if made.len() != names.len() {
-                return Err(Error::weight(names.join(", "), "some parts are on the device and some are not"));
-            }
-            return Tensor::concat_loaded(&made)?.to_dtype(target);
+            // Some parts came from the source's device tensors (a stream, a shard, a transcoded
+            // GGUF type): the others join them there, in order.
+            let mut made = made.into_iter();
+            let parts = host_parts
+                .into_iter()
+                .map(|(bytes, full, d, dtype)| match bytes {
+                    None => Ok(made.next().expect("one made tensor per device part")),
+                    Some(b) => Tensor::from_bytes(&b, dtype, d, &self.device).map_err(|e| Error::weight(full, e)),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Tensor::concat_loaded(&parts).map_err(|e| Error::weight(names.join(", "), e))?.to_dtype(target);
         }
         let mut out_dims = vec![rows];
         out_dims.extend_from_slice(cols.unwrap_or(&[]));
