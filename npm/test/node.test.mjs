@@ -130,6 +130,47 @@ describe('feature-extraction on WASM in Node', () => {
   });
 });
 
+describe('concurrent calls and pipelines (issue: reliability)', () => {
+  const texts = ['I loved this film.', 'The service was slow and rude.', 'Paris is in France.', 'Nothing works.'];
+  const tiny = (name) => path.join(fixturesDir, 'tiny-tasks', name);
+
+  test('16 calls in flight on one pipeline give what each gives alone', async () => {
+    const p = await pipeline('text-classification', tiny('bert-sequence-classification'), { device: 'wasm' });
+    const alone = [];
+    for (const t of texts) alone.push(await p(t, { top_k: 2 }));
+    const order = Array.from({ length: 16 }, (_, i) => (i * 3) % texts.length);
+    const together = await Promise.all(order.map((i) => p(texts[i], { top_k: 2 })));
+    together.forEach((got, k) => assert.deepEqual(got, alone[order[k]], `call ${k}`));
+    await p.dispose();
+  });
+
+  test('4 pipelines at once on one device give what each gives alone; a disposed one rejects', async () => {
+    const specs = [
+      ['text-classification', 'bert-sequence-classification', {}],
+      ['token-classification', 'roberta-token-classification', {}],
+      ['fill-mask', 'bert-masked-lm', null],
+      ['text-generation', null, { max_new_tokens: 6 }],
+    ];
+    const load = ([task, name]) => pipeline(task, name ? tiny(name) : tinyLlama, { device: 'wasm' });
+    // text-generation's results carry timings, which differ from run to run
+    const untimed = (out) => (Array.isArray(out) ? out.map(({ stats, ...rest }) => rest) : out);
+    const inputOf = ([task]) => (task === 'fill-mask' ? texts.map((t) => t.replace(/\w+\.$/, '[MASK].')) : texts);
+    const pipes = await Promise.all(specs.map(load));
+    const alone = [];
+    for (const [i, p] of pipes.entries()) {
+      const out = [];
+      for (const t of inputOf(specs[i])) out.push(untimed(await p(t, specs[i][2] ?? undefined)));
+      alone.push(out);
+    }
+    const together = await Promise.all(pipes.map((p, i) => Promise.all(inputOf(specs[i]).map(async (t) => untimed(await p(t, specs[i][2] ?? undefined))))));
+    together.forEach((got, i) => assert.deepEqual(got, alone[i], specs[i][0]));
+    await pipes[0].dispose();
+    await rejects(pipes[0](texts[0]), /disposed/, 'input');
+    assert.deepEqual(await pipes[1](texts[0]), alone[1][0], 'the others go on');
+    await Promise.all(pipes.slice(1).map((p) => p.dispose()));
+  });
+});
+
 describe('text-generation on WASM in Node (tiny random Llama)', () => {
   let generator;
   before(async () => {
