@@ -270,6 +270,11 @@ interface PipelineBase {
   readonly threads: number | null;
   /** Facts about the loaded model from the engine (each is also a property of the pipeline). */
   readonly info: Readonly<Record<string, unknown>>;
+  /**
+   * The model's tokenizer (as `AutoTokenizer.from_pretrained` gives it) where the model has a
+   * tokenizer.json and the pipeline runs on this thread; else a placeholder that streamers accept.
+   */
+  readonly tokenizer?: PreTrainedTokenizer | unknown;
   /** Frees the model's memory (after the calls in flight). */
   dispose(): Promise<void>;
 }

@@ -11,6 +11,7 @@ import { hubLoad } from './hub.js';
 import { callable, callArgs, result, eventSink } from './call.js';
 import { linkInterrupt } from './stopping.js';
 import { workerPipeline } from './worker-client.js';
+import { pipelineTokenizer } from './tokenizer.js';
 import { IMAGE_KINDS, imageInput } from './image.js';
 import { AUDIO_KINDS, audioInput } from './audio.js';
 
@@ -135,10 +136,12 @@ export async function pipeline(task, model = null, options = {}) {
     throw e;
   }
   let handle = null;
+  let tokenizer = null;
   // A Hub model streams its weights onto the device inside the engine; other files come whole.
   const fileSet = fetched.hub ? null : new wasm.ModelFileSet(fetched.name);
   try {
     for (const [name, bytes] of fetched.files ?? []) fileSet.insert(name, bytes);
+    if (fetched.files?.has('tokenizer.json')) tokenizer = await pipelineTokenizer(wasm, { fileSet });
     fetched.files?.clear();
     const load = fetched.hub
       ? (d) => loadFromHub(wasm, fetched.hub, spec, d, dtype, progress)
@@ -160,9 +163,13 @@ export async function pipeline(task, model = null, options = {}) {
       dev = await guarded(() => wasm.openDevice('wasm'));
       handle = await load(dev);
     }
+    if (fetched.hub && !fetched.hub.file && [...spec.required, ...spec.optional].includes('tokenizer.json')) {
+      tokenizer = await pipelineTokenizer(wasm, { hub: fetched.hub });
+    }
   } catch (e) {
     handle?.free();
     dev?.free();
+    tokenizer?.dispose();
     throw asError(e);
   } finally {
     fileSet?.free();
@@ -172,6 +179,15 @@ export async function pipeline(task, model = null, options = {}) {
   const meta = { task: spec.task, model, device: dev.kind, adapter: dev.description, device_note: note, threads, input: spec.input };
   dev.free(); // the task holds its own reference to the device
   const pipe = makePipeline(handle, meta);
+  if (tokenizer) {
+    // The model's own tokenizer (AutoTokenizer's), where transformers.js code reads `pipe.tokenizer`.
+    pipe.tokenizer = tokenizer;
+    const dispose = pipe.dispose;
+    pipe.dispose = async () => {
+      await dispose();
+      tokenizer.dispose();
+    };
+  }
   progress({ status: 'ready', task: spec.task, model, name: model, device: meta.device });
   log.info(`${spec.task} ${model} ready on ${meta.adapter}`);
   return pipe;

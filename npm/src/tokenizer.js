@@ -222,6 +222,26 @@ export class PreTrainedTokenizer {
   }
 }
 
+/**
+ * A pipeline's `tokenizer`: from the files it was loaded from (a `ModelFileSet` holding
+ * tokenizer.json), or for a Hub model its two files (from the cache the load just filled). Null
+ * where the model has no tokenizer.json (a GGUF file, an image model): the pipeline then keeps
+ * the placeholder that streamers accept.
+ */
+export async function pipelineTokenizer(wasm, { fileSet = null, hub = null }) {
+  let files = fileSet;
+  try {
+    if (hub) files = await guarded(() => hubFiles(wasm, hub, REQUIRED, OPTIONAL, () => {}));
+    const handle = guardedSync(() => wasm.Tokenizer.load(files));
+    return new PreTrainedTokenizer(handle, JSON.parse(handle.configJson()));
+  } catch (e) {
+    log.debug(`no tokenizer for the pipeline: ${e?.message ?? e}`);
+    return null;
+  } finally {
+    if (hub) files?.free();
+  }
+}
+
 /** The tokenizer of a model, as transformers.js's `AutoTokenizer`. */
 export class AutoTokenizer {
   /**

@@ -152,3 +152,22 @@ describe('chat templates', async () => {
     await assert.rejects(ours.AutoTokenizer.from_pretrained(path.join(root, 'tests', 'fixtures', 'images')), /tokenizer\.json was not found/);
   });
 });
+
+describe("a pipeline's tokenizer", () => {
+  test('is the model\'s (AutoTokenizer\'s), and streamers still take it', async () => {
+    const extractor = await ours.pipeline('feature-extraction', FOLDERS['all-MiniLM-L6-v2'], { device: 'wasm' });
+    const reference = await loadTheirs(FOLDERS['all-MiniLM-L6-v2']);
+    assert.ok(extractor.tokenizer instanceof ours.PreTrainedTokenizer);
+    assert.deepEqual(extractor.tokenizer.encode(TEXTS[1]), reference.encode(TEXTS[1]));
+    await extractor.dispose();
+    const generator = await ours.pipeline('text-generation', FOLDERS['tiny-llama'], { device: 'wasm' });
+    const messages = [{ role: 'user', content: 'Hi!' }];
+    const llama = await loadTheirs(FOLDERS['tiny-llama']);
+    assert.equal(generator.tokenizer.apply_chat_template(messages, { tokenize: false, add_generation_prompt: true }), llama.apply_chat_template(messages, { tokenize: false, add_generation_prompt: true }));
+    let streamed = '';
+    const streamer = new ours.TextStreamer(generator.tokenizer, { skip_prompt: true, callback_function: (t) => (streamed += t) });
+    const [out] = await generator('Hello', { max_new_tokens: 4, streamer });
+    assert.equal('Hello' + streamed, out.generated_text);
+    await generator.dispose();
+  });
+});
