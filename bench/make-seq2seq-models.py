@@ -6,7 +6,7 @@ benchmark's input (bench/seq2seq-reference.json).
 Run once, by hand, in the optimum venv (optimum-onnx needs transformers 4.x; see bench/README.md,
 "Seq2seq"):
     scripts/pyref-env.sh && bench/optimum-env.sh
-    .cache/optimum-venv/bin/python bench/make-seq2seq-models.py [NAME ...]     # ~10 min, 2 GB
+    .cache/optimum-venv/bin/python bench/make-seq2seq-models.py [NAME ...]     # ~6 min, 1.6 GB
 
 For each NAME (bench-flan-t5-small, bench-opus-mt), writes .cache/models/NAME/ (config.json,
 generation_config.json, model.safetensors, tokenizer.json, tokenizer_config.json: what webformers
