@@ -16,8 +16,8 @@
 # its decoder's one-token step, timed on its ONNX Runtime sessions. Every run's generated token
 # ids are compared with Python transformers' on the same weights (greedy and beam 4), and the
 # table says whether webformers' fp32 greedy ids are Transformers.js fp32's, so that a broken
-# model cannot pass for a fast one. Prints one JSON line per configuration, the load average,
-# then a table.
+# model cannot pass for a fast one (a mismatch there fails the script). Prints one JSON line per
+# configuration, the load average, then a table.
 #
 # Usage: bench/seq2seq.sh [threads...]   (default: 1 2)
 # Env: MODELS (default "bench-flan-t5-small bench-opus-mt"); REPS (default 3) timed calls of each
@@ -199,7 +199,9 @@ for (const model of new Set(rows.map((r) => r.bench_model))) {
   // lavapipe's rows decode fewer tokens: their ids are compared with as many of Transformers.js's
   const same = wf.filter((r) => r.output_token_ids.length > 0 && JSON.stringify(r.output_token_ids) === JSON.stringify(want.slice(0, r.output_token_ids.length))).length;
   const agree = tjs.every((r) => JSON.stringify(r.output_token_ids) === JSON.stringify(want));
+  const ok = same === wf.length && agree;
   console.log(`check ${model}: fp32 greedy token ids, webformers = Transformers.js in ${same} of ${wf.length} webformers runs` +
-    `${agree ? '' : ' (Transformers.js fp32 runs disagree among themselves)'}: ${same === wf.length && agree ? 'OK' : 'MISMATCH'}`);
+    `${agree ? '' : ' (Transformers.js fp32 runs disagree among themselves)'}: ${ok ? 'OK' : 'MISMATCH'}`);
+  if (!ok) process.exitCode = 1; // the figures are not comparable: say so in the exit status too
 }
 JS
