@@ -545,8 +545,18 @@ async fn bench_task(task: &'static TaskInfo, args: &ModelArgs, spec: &TaskBench<
     }
     if let Some(input) = input {
         let mut output = Value::Null;
+        // A text-to-text task's generated token ids (Event::Tokens) of the last warm-up call, so
+        // that a benchmark can check them against another runtime's (texts decoded from random
+        // weights say little).
+        let mut token_ids: Vec<u32> = Vec::new();
         for _ in 0..spec.warmup.max(1) {
-            output = call(input.clone()).await?.to_json();
+            token_ids.clear();
+            let mut events = |e: Event<'_>| {
+                if let Event::Tokens(ids) = e {
+                    token_ids.extend_from_slice(ids)
+                }
+            };
+            output = pipe.run_json(&input, options, &mut events).await?.to_json();
         }
         let mut latencies = Vec::new();
         for _ in 0..spec.reps {
@@ -581,6 +591,10 @@ async fn bench_task(task: &'static TaskInfo, args: &ModelArgs, spec: &TaskBench<
             if let Value::Object(timing) = speech_bench::time_model(args, &input, spec.reps, true).await? {
                 result.as_object_mut().expect("an object").extend(timing);
             }
+        }
+        if task.input == InputKind::Text && !token_ids.is_empty() {
+            result["new_tokens"] = token_ids.len().into();
+            result["output_token_ids"] = token_ids.into();
         }
         result["output"] = output;
     }

@@ -328,6 +328,47 @@ fn any_task_benchmarks_through_one_call_shape() {
     assert_clear_error(&bench(&["feature-extraction", "--model", &classifier, "--input", "\"a\""]), "its own workload");
 }
 
+/// `webformers bench` of a text-to-text task also gives the warm-up call's generated ids
+/// (`output_token_ids`, `new_tokens`; bench/seq2seq.sh checks them against other runtimes):
+/// Python's `generate` ids on the tiny Marian model, without the decoder's start token.
+#[test]
+fn seq2seq_bench_reports_the_generated_ids() {
+    let reference = fixture("seq2seq/reference.json");
+    let case = reference["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["model"] == "tiny-marian"
+                && c["task"] == "translation"
+                && c["options"] == serde_json::json!({})
+                && c["input"] == "The cat sat on the mat."
+        })
+        .expect("a reference case");
+    let want = &case["token_ids"].as_array().unwrap()[1..];
+    let model = webformers_tests::repo_root().join("tests/fixtures/seq2seq/tiny-marian");
+    let input = case["input"].to_string();
+    let out = webformers(&[
+        "bench",
+        "translation",
+        "--model",
+        model.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--input",
+        &input,
+        "--reps",
+        "1",
+        "--warmup",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(got["output_token_ids"].as_array().map(Vec::as_slice), Some(want), "{got}");
+    assert_eq!(got["new_tokens"].as_u64(), Some(want.len() as u64), "{got}");
+    assert_eq!(got["output"], case["output"], "{got}");
+}
+
 /// The text encoder-decoder tasks on the tiny random Marian model: `--json` gives Python
 /// transformers 4.57.6's `pipeline()` answers (tests/fixtures/seq2seq/reference.json), greedy and
 /// beam search through `--options`; without `--json` the text streams to stdout; a text longer

@@ -96,7 +96,9 @@ impl Isa {
 }
 
 /// Calls the generic kernel `$f::<S>($args)` with the best `S` for this CPU, compiled with its
-/// target features enabled.
+/// target features enabled. The closure must be inlined into `entry`: compiled on its own it
+/// lacks the features, and the kernel's intrinsics inlined into it stay out-of-line calls (one
+/// call per FMA: matvec, every decoder step, ran 3x slower).
 macro_rules! dispatch {
     ($f:ident ( $($arg:expr),* $(,)? )) => {
         $crate::cpu::simd::dispatch!(@go $f [] ( $($arg),* ))
@@ -111,13 +113,13 @@ macro_rules! dispatch {
             Isa::Avx512 => {
                 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
                 unsafe fn entry<F: FnOnce() -> R, R>(f: F) -> R { f() }
-                unsafe { entry(|| $f::<$crate::cpu::simd::x86::Avx512 $(, $g)*>($($arg),*)) }
+                unsafe { entry(#[inline(always)] || $f::<$crate::cpu::simd::x86::Avx512 $(, $g)*>($($arg),*)) }
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
                 #[target_feature(enable = "avx2,fma,f16c")]
                 unsafe fn entry<F: FnOnce() -> R, R>(f: F) -> R { f() }
-                unsafe { entry(|| $f::<$crate::cpu::simd::x86::Avx2 $(, $g)*>($($arg),*)) }
+                unsafe { entry(#[inline(always)] || $f::<$crate::cpu::simd::x86::Avx2 $(, $g)*>($($arg),*)) }
             }
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => $f::<$crate::cpu::simd::neon::Neon $(, $g)*>($($arg),*),
