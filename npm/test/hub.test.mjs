@@ -19,6 +19,7 @@ import { startHub } from './hub-server.mjs';
 const REPO = 'sentence-transformers/all-MiniLM-L6-v2';
 const GATED = 'test/gated-minilm';
 const GGUF_REPO = 'test/smollm2-gguf';
+const CONVERSION = 'Xenova/all-MiniLM-L6-v2';
 const GGUF = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 const WEIGHTS = 'model.safetensors';
 const MODEL_BYTES = fs.statSync(path.join(minilmDir, WEIGHTS)).size; // 90.9 MB
@@ -30,11 +31,22 @@ let hub;
 let server;
 let browser;
 let ggufDir;
+let conversionDir;
 
 before(async () => {
   ggufDir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-gguf-repo-'));
   fs.symlinkSync(path.join(modelsDir, GGUF), path.join(ggufDir, GGUF));
-  hub = await startHub({ [REPO]: minilmDir, [GATED]: minilmDir, [GGUF_REPO]: ggufDir }, { gated: [GATED], token: 'secret-token' });
+  // transformers.js's own conversion of the model: config, tokenizer, a card naming its base,
+  // ONNX weights only (as Xenova/all-MiniLM-L6-v2 is laid out).
+  conversionDir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-conversion-repo-'));
+  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(minilmDir, f), path.join(conversionDir, f));
+  fs.writeFileSync(path.join(conversionDir, 'README.md'), `---\nlibrary_name: transformers.js\nbase_model: ${REPO}\n---\n`);
+  fs.mkdirSync(path.join(conversionDir, 'onnx'));
+  fs.writeFileSync(path.join(conversionDir, 'onnx', 'model.onnx'), 'an ONNX graph would be here');
+  hub = await startHub(
+    { [REPO]: minilmDir, [GATED]: minilmDir, [GGUF_REPO]: ggufDir, [CONVERSION]: conversionDir },
+    { gated: [GATED], token: 'secret-token' },
+  );
   server = await startServer({ mounts: { '/': path.join(here, 'pages'), '/webformers/': distDir } });
   browser = await launchBrowser();
 });
@@ -44,6 +56,7 @@ after(async () => {
   await server?.close();
   await hub?.close();
   if (ggufDir) fs.rmSync(ggufDir, { recursive: true, force: true });
+  if (conversionDir) fs.rmSync(conversionDir, { recursive: true, force: true });
 });
 
 /**
@@ -413,6 +426,22 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
       await pipe.dispose();
       assert.ok((await weightRequests()).some((r) => r.startsWith('GET cdn bytes=')));
       assert.deepEqual(await cache.list(), []);
+    } finally {
+      Object.assign(env, saved);
+    }
+  });
+
+  test("a transformers.js model id (an ONNX conversion) loads the weights of the model its card names", { timeout: 120_000 }, async () => {
+    const { pipeline, env } = await import(path.join(distDir, 'index.js'));
+    const saved = { ...env };
+    try {
+      env.remoteHost = `${hub.endpoint}/`;
+      env.allowLocalModels = false;
+      env.numThreads = 1;
+      const pipe = await pipeline('feature-extraction', CONVERSION, { device: 'wasm' });
+      const out = await pipe(few.inputs.map((i) => i.text), { pooling: 'mean', normalize: true });
+      assert.ok(maxAbsDiff(out.data, few) <= TOLERANCE);
+      await pipe.dispose();
     } finally {
       Object.assign(env, saved);
     }

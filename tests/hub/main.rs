@@ -521,3 +521,52 @@ fn a_gguf_with_q5_0_streams_as_it_maps() {
     };
     assert_eq!(logits(&streamed), logits(&mapped));
 }
+
+/// A transformers.js conversion's layout (`Xenova/*`): config and tokenizer files, ONNX weights
+/// under onnx/, no safetensors; `card` is its README.md (None: none), `name_or_path` config.json's.
+fn onnx_conversion(card: Option<&str>, name_or_path: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] {
+        std::fs::copy(minilm().join(file), dir.path().join(file)).unwrap();
+    }
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(minilm().join("config.json")).unwrap()).unwrap();
+    config["_name_or_path"] = serde_json::json!(name_or_path);
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    if let Some(card) = card {
+        std::fs::write(dir.path().join("README.md"), card).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("onnx")).unwrap();
+    std::fs::write(dir.path().join("onnx/model.onnx"), b"an ONNX graph would be here").unwrap();
+    dir
+}
+
+#[test]
+fn an_onnx_conversion_loads_the_weights_of_the_model_it_was_converted_from() {
+    let card = format!("---\nlibrary_name: transformers.js\nbase_model: {REPO}\n---\n\n# all-MiniLM-L6-v2 with ONNX weights\n");
+    let by_card = onnx_conversion(Some(&card), "nreimers/MiniLM-L6-H384-uncased");
+    let by_config = onnx_conversion(None, REPO);
+    let orphan = onnx_conversion(Some("---\nlicense: apache-2.0\n---\n"), "./local-folder");
+    let server = HubServer::start(
+        &[
+            (REPO, &minilm()),
+            ("Xenova/all-MiniLM-L6-v2", by_card.path()),
+            ("onnx-community/minilm", by_config.path()),
+            ("someone/orphan", orphan.path()),
+        ],
+        &[],
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let h = hub(cache.path(), options(&server));
+    for repo in ["Xenova/all-MiniLM-L6-v2", "onnx-community/minilm"] {
+        let pipe = load(&h, repo, &Device::Cpu).unwrap_or_else(|e| panic!("{repo}: {e}"));
+        check_embeddings(&pipe, repo);
+    }
+    // The base's weights are cached once, under the base.
+    assert!(repo_dir(cache.path(), REPO).join("blobs").is_dir());
+    let conversion_files = walk(&repo_dir(cache.path(), "Xenova/all-MiniLM-L6-v2"));
+    // (.no_exist/ remembers that the conversion has no weights file)
+    assert!(!conversion_files.iter().any(|p| p.ends_with(WEIGHTS) && !p.components().any(|c| c.as_os_str() == ".no_exist")));
+    // Neither a card's base_model nor a repository in _name_or_path: the clear error.
+    let err = load(&h, "someone/orphan", &Device::Cpu).err().expect("no weights anywhere").to_string();
+    assert!(err.contains("someone/orphan") && err.contains("neither model.safetensors nor"), "{err}");
+}

@@ -167,16 +167,71 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
         Ok(Arc::new(Shards::new(origin, parts)?))
     }
 
-    /// Everything a task needs: `files` (each may be absent) and the weights on `device`.
+    /// Everything a task needs: `files` (each may be absent) and the weights on `device`. A
+    /// repository without safetensors weights that names the model it was converted from
+    /// (transformers.js's `Xenova/*` and `onnx-community/*` ONNX conversions) gets that model's
+    /// weights, its own config and tokenizer.
     pub async fn load(&self, files: &[&str], device: &Device) -> Result<HubFiles> {
         let mut fetched = HashMap::new();
         for file in files {
             fetched.insert(file.to_string(), self.fetch_file(file).await?);
         }
-        let weights = self.weights(device).await?;
+        let (weights, base) = match self.weights(device).await {
+            Err(missing @ Error::Hub { kind: HubErrorKind::NotFound, .. }) => {
+                match self.converted_from().await? {
+                    Some(base) => {
+                        log::warn!(
+                            "{} has no safetensors weights (an ONNX conversion?): using those of {base}, the model it names as its base",
+                            self.repo
+                        );
+                        let base_model = self.hub.model(&base, None)?;
+                        let weights = base_model.weights(device).await.map_err(|e| match e {
+                        Error::Hub { kind: HubErrorKind::NotFound, .. } => self.target(WEIGHTS_FILE).error(
+                            HubErrorKind::NotFound,
+                            format!("the repository has no safetensors weights, and neither has {base}, the model it was converted from ({e})"),
+                        ),
+                        e => e,
+                    })?;
+                        (weights, Some(base_model))
+                    }
+                    None => return Err(missing),
+                }
+            }
+            other => (other?, None),
+        };
+        if let Some(base) = &base {
+            // Files the conversion left out (sentence-transformers' sentence_bert_config.json,
+            // the pooling config) come from the base, so the task reads what its weights need.
+            for (file, state) in fetched.iter_mut() {
+                if matches!(state, FileState::Absent) {
+                    *state = base.fetch_file(file).await?;
+                }
+            }
+        }
         self.tracker.ready();
         let commit = self.pinned().unwrap_or_default();
         Ok(HubFiles { name: self.repo.clone(), commit, files: fetched, weights })
+    }
+
+    /// The repository this one was converted from: README.md's `base_model` (the model card's
+    /// metadata; the first, if a list), else config.json's `_name_or_path` when it names another
+    /// repository. None when neither does.
+    async fn converted_from(&self) -> Result<Option<String>> {
+        let is_other_repo = |id: &str| id.split('/').count() == 2 && !id.starts_with('.') && !id.starts_with('/') && id != self.repo;
+        if let FileState::Fetched(card) = self.fetch_file("README.md").await?
+            && let Some(base) = card_base_model(&String::from_utf8_lossy((*card).as_ref()))
+            && is_other_repo(&base)
+        {
+            return Ok(Some(base));
+        }
+        if let FileState::Fetched(config) = self.fetch_file("config.json").await?
+            && let Ok(config) = serde_json::from_slice::<serde_json::Value>((*config).as_ref())
+            && let Some(name) = config["_name_or_path"].as_str()
+            && is_other_repo(name)
+        {
+            return Ok(Some(name.to_string()));
+        }
+        Ok(None)
     }
 
     /// The commit, from the first request's answer (or the store, offline).
@@ -656,5 +711,43 @@ impl ModelFiles for HubFiles {
 
     fn weights(&self, _device: &Device) -> Result<Arc<dyn WeightSource>> {
         Ok(self.weights.clone())
+    }
+}
+
+/// `base_model` of a model card's YAML front matter (`base_model: org/name`, or a list whose
+/// first item is one), else None. Only this key is read, so a line-based reading suffices.
+fn card_base_model(card: &str) -> Option<String> {
+    let front = card.strip_prefix("---")?;
+    let front = &front[..front.find("\n---")?];
+    let unquote = |v: &str| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string();
+    let mut lines = front.lines();
+    while let Some(line) = lines.next() {
+        let Some(value) = line.strip_prefix("base_model:") else { continue };
+        if !value.trim().is_empty() {
+            let value = unquote(value.trim().trim_start_matches('[').trim_end_matches(']').split(',').next()?);
+            return (!value.is_empty()).then_some(value);
+        }
+        // a block list: the first "- item"
+        let item = lines.next()?.trim().strip_prefix('-')?;
+        let value = unquote(item);
+        return (!value.is_empty()).then_some(value);
+    }
+    None
+}
+
+#[cfg(test)]
+mod card_tests {
+    use super::card_base_model;
+
+    #[test]
+    fn base_model_from_a_model_card() {
+        let card = "---\nlibrary_name: transformers.js\nbase_model: sentence-transformers/all-MiniLM-L6-v2\n---\n# x";
+        assert_eq!(card_base_model(card).as_deref(), Some("sentence-transformers/all-MiniLM-L6-v2"));
+        let listed = "---\nbase_model:\n- Qwen/Qwen3-0.6B\n- other/one\ntags: [a]\n---\n";
+        assert_eq!(card_base_model(listed).as_deref(), Some("Qwen/Qwen3-0.6B"));
+        let inline = "---\nbase_model: ['google/gemma-3-270m']\n---";
+        assert_eq!(card_base_model(inline).as_deref(), Some("google/gemma-3-270m"));
+        assert_eq!(card_base_model("# no front matter\nbase_model: x/y"), None);
+        assert_eq!(card_base_model("---\nlicense: mit\n---\n"), None);
     }
 }
