@@ -1,8 +1,9 @@
-//! Tiny random Llama, Qwen2, Qwen3, Gemma 3 (sliding window shorter than the prompts) and GPT-2
-//! models (made with transformers at a fixed seed, committed under tests/fixtures with golden
-//! outputs from tests/reference/make_tiny_decoders.py) on every backend: tokenization, logits at
-//! every prompt position, step-by-step logits through the KV cache, greedy continuations, the
-//! chat template, and tiny-qwen3 loaded from a GGUF.
+//! Tiny random Llama, Qwen2, Qwen3, Gemma 3 (sliding window shorter than the prompts), SmolLM3 (a
+//! NoPE layer), Phi-3 (partial rotary, LongRoPE whose long factors take over while generating, a
+//! sliding window) and GPT-2 models (made with transformers at a fixed seed, committed under
+//! tests/fixtures with golden outputs from tests/reference/make_tiny_decoders.py) on every backend:
+//! tokenization, logits at every prompt position, step-by-step logits through the KV cache, greedy
+//! continuations, the chat template, and tiny-qwen3 loaded from a GGUF.
 
 use webformers::chat::Message;
 use webformers::files::DirFiles;
@@ -218,5 +219,52 @@ fn gemma3_configs_it_cannot_run_are_named() {
         }
         let err = TextGeneration::load(&files, &webformers::Device::Cpu, &LoadOptions::default()).err().expect(key).to_string();
         assert!(err.contains(words), "{key}: {err}");
+    }
+}
+
+/// Phi-3 and SmolLM3 configs that cannot run are refused, naming what: LongRoPE without its
+/// short or long factors or its pretraining context, a partial rotary factor that leaves no
+/// pair to rotate, `no_rope_layers` not one flag per layer.
+#[test]
+fn phi3_and_smollm3_configs_it_cannot_run_are_named() {
+    type Patch = fn(&mut serde_json::Value);
+    let cases: [(&str, Patch, &str); 5] = [
+        ("tiny-phi3", |c| drop_rope_key(c, "short_factor"), "short_factor"),
+        ("tiny-phi3", |c| drop_rope_key(c, "long_factor"), "long_factor"),
+        (
+            "tiny-phi3",
+            |c| {
+                drop_rope_key(c, "original_max_position_embeddings");
+                c.as_object_mut().unwrap().remove("original_max_position_embeddings");
+            },
+            "original_max_position_embeddings",
+        ),
+        ("tiny-phi3", |c| set_rope_key(c, "partial_rotary_factor", serde_json::json!(0.1)), "partial_rotary_factor"),
+        ("tiny-smollm3", |c| c["no_rope_layers"] = serde_json::json!([1, 0]), "no_rope_layers"),
+    ];
+    for (name, patch, words) in cases {
+        let dir = repo_root().join("tests/fixtures").join(name);
+        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        patch(&mut config);
+        let mut files = webformers::files::MemoryFiles::new(name);
+        files.insert("config.json", serde_json::to_vec(&config).unwrap());
+        for file in ["tokenizer.json", "tokenizer_config.json", "generation_config.json", "model.safetensors"] {
+            files.insert(file, std::fs::read(dir.join(file)).unwrap());
+        }
+        let err = TextGeneration::load(&files, &webformers::Device::Cpu, &LoadOptions::default()).err().expect(words).to_string();
+        assert!(err.contains(words), "{name} without a good {words}: {err}");
+    }
+}
+
+/// The fixtures carry the RoPE parameters twice (transformers 5's and the Hub's spelling).
+fn drop_rope_key(config: &mut serde_json::Value, key: &str) {
+    for section in ["rope_parameters", "rope_scaling"] {
+        config[section].as_object_mut().unwrap().remove(key);
+    }
+}
+
+fn set_rope_key(config: &mut serde_json::Value, key: &str, value: serde_json::Value) {
+    for section in ["rope_parameters", "rope_scaling"] {
+        config[section][key] = value.clone();
     }
 }
