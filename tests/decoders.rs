@@ -3,7 +3,7 @@
 //! sliding window) and GPT-2 models (made with transformers at a fixed seed, committed under
 //! tests/fixtures with golden outputs from tests/reference/make_tiny_decoders.py) on every backend:
 //! tokenization, logits at every prompt position, step-by-step logits through the KV cache, greedy
-//! continuations, the chat template, and tiny-qwen3 loaded from a GGUF.
+//! continuations, the chat template, and tiny-qwen3 and tiny-phi3 loaded from GGUFs.
 
 use webformers::chat::Message;
 use webformers::files::DirFiles;
@@ -172,22 +172,41 @@ fn pipeline_options_and_interrupt() {
     }
 }
 
-/// tiny-qwen3 as a GGUF (tests/reference/make_tiny_qwen3_gguf.py: llama.cpp's layout and names,
-/// q_norm / k_norm as `attn_q_norm` / `attn_k_norm`, head size from `attention.key_length`)
-/// gives the safetensors folder's golden logits at every position.
+/// tiny-qwen3 and tiny-phi3 as GGUFs (tests/reference/make_tiny_qwen3_gguf.py,
+/// make_tiny_phi3_gguf.py: llama.cpp's layout and names; Qwen3's q_norm / k_norm as
+/// `attn_q_norm` / `attn_k_norm` and its head size from `attention.key_length`; Phi-3's fused
+/// `attn_qkv` / `ffn_up`, rotated dims, window, and LongRoPE factors as `rope_factors_*` tensors)
+/// give the safetensors folders' golden logits at every position, and prompt 0's per-step logits
+/// through the cache (Phi-3's past its LongRoPE switch).
 #[test]
-fn qwen3_gguf_matches_transformers() {
-    let (_, m) = models().into_iter().find(|(n, _)| n == "tiny-qwen3").unwrap();
-    for device in devices() {
-        let file = webformers::weights::gguf::GgufFile::open(repo_root().join("tests/fixtures/tiny-qwen3.gguf")).unwrap();
-        let pipe = TextGeneration::load_gguf(file, &device, &LoadOptions::default()).unwrap();
-        for (p, prompt) in m["prompts"].as_array().unwrap().iter().enumerate() {
-            let prompt_ids = ids(&prompt["token_ids"]);
-            assert_eq!(pipe.prompt_ids(&Prompt::Text(prompt["text"].as_str().unwrap().into())).unwrap(), prompt_ids, "prompt {p} ids");
-            let mut cache = pipe.model().new_cache(prompt_ids.len()).unwrap();
-            let logits = pipe.model().forward(&prompt_ids, &mut cache, true).unwrap().to_vec_f32_blocking().unwrap();
-            let d = max_abs_diff(&logits, &floats(&prompt["logits"]));
-            assert!(d <= LOGITS_TOLERANCE, "{device:?} prompt {p}: GGUF logits differ by {d:e}");
+fn qwen3_and_phi3_ggufs_match_transformers() {
+    for name in ["tiny-qwen3", "tiny-phi3"] {
+        let (_, m) = models().into_iter().find(|(n, _)| n == name).unwrap();
+        for device in devices() {
+            let path = repo_root().join("tests/fixtures").join(format!("{name}.gguf"));
+            let pipe =
+                TextGeneration::load_gguf(webformers::weights::gguf::GgufFile::open(path).unwrap(), &device, &LoadOptions::default())
+                    .unwrap();
+            for (p, prompt) in m["prompts"].as_array().unwrap().iter().enumerate() {
+                let prompt_ids = ids(&prompt["token_ids"]);
+                assert_eq!(
+                    pipe.prompt_ids(&Prompt::Text(prompt["text"].as_str().unwrap().into())).unwrap(),
+                    prompt_ids,
+                    "{name} prompt {p} ids"
+                );
+                let mut cache = pipe.model().new_cache(prompt_ids.len() + 32).unwrap();
+                let logits = pipe.model().forward(&prompt_ids, &mut cache, true).unwrap().to_vec_f32_blocking().unwrap();
+                let d = max_abs_diff(&logits, &floats(&prompt["logits"]));
+                assert!(d <= LOGITS_TOLERANCE, "{device:?} {name} prompt {p}: GGUF logits differ by {d:e}");
+                if let Some(steps) = prompt["step_logits"].as_array() {
+                    let greedy = ids(&prompt["greedy_ids"]);
+                    for (s, step) in steps.iter().enumerate().skip(1) {
+                        let got = pipe.model().forward(&[greedy[s - 1]], &mut cache, false).unwrap().to_vec_f32_blocking().unwrap();
+                        let d = max_abs_diff(&got, &floats(step));
+                        assert!(d <= LOGITS_TOLERANCE, "{device:?} {name} GGUF prompt {p} step {s}: logits differ by {d:e}");
+                    }
+                }
+            }
         }
     }
 }
