@@ -3,7 +3,7 @@
 //! sliding window) and GPT-2 models (made with transformers at a fixed seed, committed under
 //! tests/fixtures with golden outputs from tests/reference/make_tiny_decoders.py) on every backend:
 //! tokenization, logits at every prompt position, step-by-step logits through the KV cache, greedy
-//! continuations, the chat template, and tiny-qwen3 and tiny-phi3 loaded from GGUFs.
+//! continuations, the chat template, and tiny-qwen3, tiny-phi3 and tiny-smollm3 loaded from GGUFs.
 
 use webformers::chat::Message;
 use webformers::files::DirFiles;
@@ -172,15 +172,16 @@ fn pipeline_options_and_interrupt() {
     }
 }
 
-/// tiny-qwen3 and tiny-phi3 as GGUFs (tests/reference/make_tiny_qwen3_gguf.py,
-/// make_tiny_phi3_gguf.py: llama.cpp's layout and names; Qwen3's q_norm / k_norm as
+/// tiny-qwen3, tiny-phi3 and tiny-smollm3 as GGUFs (tests/reference/make_tiny_qwen3_gguf.py,
+/// make_tiny_phi3_smollm3_ggufs.py: llama.cpp's layout and names; Qwen3's q_norm / k_norm as
 /// `attn_q_norm` / `attn_k_norm` and its head size from `attention.key_length`; Phi-3's fused
-/// `attn_qkv` / `ffn_up`, rotated dims, window, and LongRoPE factors as `rope_factors_*` tensors)
+/// `attn_qkv` / `ffn_up`, rotated dims, window, and LongRoPE factors as `rope_factors_*` tensors;
+/// SmolLM3's q/k rows permuted as Llama's, its NoPE layers every 4th as llama.cpp assumes)
 /// give the safetensors folders' golden logits at every position, and prompt 0's per-step logits
 /// through the cache (Phi-3's past its LongRoPE switch).
 #[test]
-fn qwen3_and_phi3_ggufs_match_transformers() {
-    for name in ["tiny-qwen3", "tiny-phi3"] {
+fn qwen3_phi3_smollm3_ggufs_match_transformers() {
+    for name in ["tiny-qwen3", "tiny-phi3", "tiny-smollm3"] {
         let (_, m) = models().into_iter().find(|(n, _)| n == name).unwrap();
         for device in devices() {
             let path = repo_root().join("tests/fixtures").join(format!("{name}.gguf"));

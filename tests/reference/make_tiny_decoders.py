@@ -14,8 +14,9 @@ Outputs (all under tests/fixtures/):
                    4 keys (shorter than every prompt) between global ones with their own RoPE
                    base, query_pre_attn_scalar, final logit soft-capping), tied LM head,
                    tiny-llama's tokenizer
-    tiny-smollm3/  SmolLM3ForCausalLM (Llama with NoPE layers: no_rope_layers [1, 0, 1], so the
-                   middle layer has no position embedding), tied LM head, tiny-llama's tokenizer
+    tiny-smollm3/  SmolLM3ForCausalLM (Llama with NoPE layers: 4 layers, no_rope_layers left to
+                   its default [1, 1, 1, 0], so the last layer has no position embedding, as
+                   llama.cpp assumes for its GGUFs), tied LM head, tiny-llama's tokenizer
     tiny-phi3/     Phi3ForCausalLM (fused qkv_proj and gate_up_proj, partial rotary: 8 of 16 dims,
                    LongRoPE with short and long factors past original_max_position_embeddings 16,
                    so the attention factor sqrt(1 + ln 8 / ln 16) scales cos and sin; a sliding
@@ -262,9 +263,9 @@ def make_config(kind):
             bos_token_id=BOT, eos_token_id=IM_END, pad_token_id=EOT, **common)
     if kind == "smollm3":
         return SmolLM3Config(
-            hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+            hidden_size=64, intermediate_size=128, num_hidden_layers=4,
             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-            rms_norm_eps=1e-6, rope_theta=10000.0, no_rope_layers=[1, 0, 1],
+            rms_norm_eps=1e-6, rope_theta=10000.0,
             bos_token_id=BOT, eos_token_id=IM_END, pad_token_id=EOT, **common)
     if kind == "gemma3":
         return Gemma3TextConfig(

@@ -16,7 +16,7 @@ use crate::weights::{DeviceWeights, SharedBytes, TensorInfo, WeightDType, Weight
 use crate::{Device, Error, Result, Tensor};
 
 /// Architectures whose GGUF tensors map onto `Llama`.
-pub const GGUF_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "mistral", "gemma3", "phi3"];
+pub const GGUF_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "mistral", "gemma3", "phi3", "smollm3"];
 
 /// Tensors the loader reads as numbers on the host (f32 rotary factors): a streamed load keeps
 /// their bytes (`DeviceWeights::host_bytes`).
@@ -121,7 +121,8 @@ fn llama_config(meta: &GgufMetadata, arch: &str, vocab_size: usize, tied: bool, 
     let head_dim =
         if meta.contains(&key("attention.key_length")) { meta.get_usize(&key("attention.key_length"))? } else { hidden / heads.max(1) };
     let mut config = serde_json::json!({
-        "model_type": if matches!(arch, "qwen2" | "qwen3" | "phi3") { arch } else { "llama" },
+        // SmolLM3: no key names its NoPE layers; llama.cpp fixes every 4th, the config's default.
+        "model_type": if matches!(arch, "qwen2" | "qwen3" | "phi3" | "smollm3") { arch } else { "llama" },
         "vocab_size": vocab_size,
         "hidden_size": hidden,
         "intermediate_size": meta.get_usize(&key("feed_forward_length"))?,
