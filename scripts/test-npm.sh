@@ -8,8 +8,8 @@
 #     text generation (tiny Llama; SmolLM2 from GGUF against transformers' greedy replies), bad
 #     input, the TypeScript types, the packed package in an empty folder;
 #   - in headless Chromium through puppeteer-core (browser.test.mjs): WebGPU (SwiftShader) and
-#     WASM against the reference, pipelines in a Web Worker, the semantic-search and chat demos,
-#     bad input;
+#     WASM against the reference, pipelines in a Web Worker, the tiny Qwen3, Gemma 3, SmolLM3 and
+#     Phi-3 decoders' greedy ids, the semantic-search and chat demos, bad input;
 #   - the image tasks (vision-node.test.mjs, vision-browser.test.mjs): every case of
 #     tests/fixtures/vision/*-reference.json through pipeline() in Node (files decoded by the
 #     engine) and in Chromium on WASM and WebGPU (decoded by the browser), each accepted input

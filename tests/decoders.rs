@@ -1,8 +1,9 @@
-//! Tiny random Llama, Qwen2, Qwen3, Gemma 3 (sliding window shorter than the prompts) and GPT-2
-//! models (made with transformers at a fixed seed, committed under tests/fixtures with golden
-//! outputs from tests/reference/make_tiny_decoders.py) on every backend: tokenization, logits at
-//! every prompt position, step-by-step logits through the KV cache, greedy continuations, the
-//! chat template, and tiny-qwen3 loaded from a GGUF.
+//! Tiny random Llama, Qwen2, Qwen3, Gemma 3 (sliding window shorter than the prompts), SmolLM3 (a
+//! NoPE layer), Phi-3 (partial rotary, LongRoPE whose long factors take over while generating, a
+//! sliding window) and GPT-2 models (made with transformers at a fixed seed, committed under
+//! tests/fixtures with golden outputs from tests/reference/make_tiny_decoders.py) on every backend:
+//! tokenization, logits at every prompt position, step-by-step logits through the KV cache, greedy
+//! continuations, the chat template, and tiny-qwen3, tiny-phi3 and tiny-smollm3 loaded from GGUFs.
 
 use webformers::chat::Message;
 use webformers::files::DirFiles;
@@ -171,22 +172,42 @@ fn pipeline_options_and_interrupt() {
     }
 }
 
-/// tiny-qwen3 as a GGUF (tests/reference/make_tiny_qwen3_gguf.py: llama.cpp's layout and names,
-/// q_norm / k_norm as `attn_q_norm` / `attn_k_norm`, head size from `attention.key_length`)
-/// gives the safetensors folder's golden logits at every position.
+/// tiny-qwen3, tiny-phi3 and tiny-smollm3 as GGUFs (tests/reference/make_tiny_qwen3_gguf.py,
+/// make_tiny_phi3_smollm3_ggufs.py: llama.cpp's layout and names; Qwen3's q_norm / k_norm as
+/// `attn_q_norm` / `attn_k_norm` and its head size from `attention.key_length`; Phi-3's fused
+/// `attn_qkv` / `ffn_up`, rotated dims, window, and LongRoPE factors as `rope_factors_*` tensors;
+/// SmolLM3's q/k rows permuted as Llama's, its NoPE layers every 4th as llama.cpp assumes)
+/// give the safetensors folders' golden logits at every position, and prompt 0's per-step logits
+/// through the cache (Phi-3's past its LongRoPE switch).
 #[test]
-fn qwen3_gguf_matches_transformers() {
-    let (_, m) = models().into_iter().find(|(n, _)| n == "tiny-qwen3").unwrap();
-    for device in devices() {
-        let file = webformers::weights::gguf::GgufFile::open(repo_root().join("tests/fixtures/tiny-qwen3.gguf")).unwrap();
-        let pipe = TextGeneration::load_gguf(file, &device, &LoadOptions::default()).unwrap();
-        for (p, prompt) in m["prompts"].as_array().unwrap().iter().enumerate() {
-            let prompt_ids = ids(&prompt["token_ids"]);
-            assert_eq!(pipe.prompt_ids(&Prompt::Text(prompt["text"].as_str().unwrap().into())).unwrap(), prompt_ids, "prompt {p} ids");
-            let mut cache = pipe.model().new_cache(prompt_ids.len()).unwrap();
-            let logits = pipe.model().forward(&prompt_ids, &mut cache, true).unwrap().to_vec_f32_blocking().unwrap();
-            let d = max_abs_diff(&logits, &floats(&prompt["logits"]));
-            assert!(d <= LOGITS_TOLERANCE, "{device:?} prompt {p}: GGUF logits differ by {d:e}");
+fn qwen3_phi3_smollm3_ggufs_match_transformers() {
+    for name in ["tiny-qwen3", "tiny-phi3", "tiny-smollm3"] {
+        let (_, m) = models().into_iter().find(|(n, _)| n == name).unwrap();
+        for device in devices() {
+            let path = repo_root().join("tests/fixtures").join(format!("{name}.gguf"));
+            let pipe =
+                TextGeneration::load_gguf(webformers::weights::gguf::GgufFile::open(path).unwrap(), &device, &LoadOptions::default())
+                    .unwrap();
+            for (p, prompt) in m["prompts"].as_array().unwrap().iter().enumerate() {
+                let prompt_ids = ids(&prompt["token_ids"]);
+                assert_eq!(
+                    pipe.prompt_ids(&Prompt::Text(prompt["text"].as_str().unwrap().into())).unwrap(),
+                    prompt_ids,
+                    "{name} prompt {p} ids"
+                );
+                let mut cache = pipe.model().new_cache(prompt_ids.len() + 32).unwrap();
+                let logits = pipe.model().forward(&prompt_ids, &mut cache, true).unwrap().to_vec_f32_blocking().unwrap();
+                let d = max_abs_diff(&logits, &floats(&prompt["logits"]));
+                assert!(d <= LOGITS_TOLERANCE, "{device:?} {name} prompt {p}: GGUF logits differ by {d:e}");
+                if let Some(steps) = prompt["step_logits"].as_array() {
+                    let greedy = ids(&prompt["greedy_ids"]);
+                    for (s, step) in steps.iter().enumerate().skip(1) {
+                        let got = pipe.model().forward(&[greedy[s - 1]], &mut cache, false).unwrap().to_vec_f32_blocking().unwrap();
+                        let d = max_abs_diff(&got, &floats(step));
+                        assert!(d <= LOGITS_TOLERANCE, "{device:?} {name} GGUF prompt {p} step {s}: logits differ by {d:e}");
+                    }
+                }
+            }
         }
     }
 }
@@ -218,5 +239,52 @@ fn gemma3_configs_it_cannot_run_are_named() {
         }
         let err = TextGeneration::load(&files, &webformers::Device::Cpu, &LoadOptions::default()).err().expect(key).to_string();
         assert!(err.contains(words), "{key}: {err}");
+    }
+}
+
+/// Phi-3 and SmolLM3 configs that cannot run are refused, naming what: LongRoPE without its
+/// short or long factors or its pretraining context, a partial rotary factor that leaves no
+/// pair to rotate, `no_rope_layers` not one flag per layer.
+#[test]
+fn phi3_and_smollm3_configs_it_cannot_run_are_named() {
+    type Patch = fn(&mut serde_json::Value);
+    let cases: [(&str, Patch, &str); 5] = [
+        ("tiny-phi3", |c| drop_rope_key(c, "short_factor"), "short_factor"),
+        ("tiny-phi3", |c| drop_rope_key(c, "long_factor"), "long_factor"),
+        (
+            "tiny-phi3",
+            |c| {
+                drop_rope_key(c, "original_max_position_embeddings");
+                c.as_object_mut().unwrap().remove("original_max_position_embeddings");
+            },
+            "original_max_position_embeddings",
+        ),
+        ("tiny-phi3", |c| set_rope_key(c, "partial_rotary_factor", serde_json::json!(0.1)), "partial_rotary_factor"),
+        ("tiny-smollm3", |c| c["no_rope_layers"] = serde_json::json!([1, 0]), "no_rope_layers"),
+    ];
+    for (name, patch, words) in cases {
+        let dir = repo_root().join("tests/fixtures").join(name);
+        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        patch(&mut config);
+        let mut files = webformers::files::MemoryFiles::new(name);
+        files.insert("config.json", serde_json::to_vec(&config).unwrap());
+        for file in ["tokenizer.json", "tokenizer_config.json", "generation_config.json", "model.safetensors"] {
+            files.insert(file, std::fs::read(dir.join(file)).unwrap());
+        }
+        let err = TextGeneration::load(&files, &webformers::Device::Cpu, &LoadOptions::default()).err().expect(words).to_string();
+        assert!(err.contains(words), "{name} without a good {words}: {err}");
+    }
+}
+
+/// The fixtures carry the RoPE parameters twice (transformers 5's and the Hub's spelling).
+fn drop_rope_key(config: &mut serde_json::Value, key: &str) {
+    for section in ["rope_parameters", "rope_scaling"] {
+        config[section].as_object_mut().unwrap().remove(key);
+    }
+}
+
+fn set_rope_key(config: &mut serde_json::Value, key: &str, value: serde_json::Value) {
+    for section in ["rope_parameters", "rope_scaling"] {
+        config[section][key] = value.clone();
     }
 }

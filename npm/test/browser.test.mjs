@@ -391,6 +391,46 @@ describe('text-generation in the page (tiny random Llama)', () => {
   }
 });
 
+describe('text-generation in the page (tiny random Qwen3, Gemma 3, SmolLM3, Phi-3)', () => {
+  const decoders = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'tiny-decoders-reference.json'), 'utf8')).models;
+  const names = ['tiny-qwen3', 'tiny-gemma3', 'tiny-smollm3', 'tiny-phi3'];
+  // WASM: all 20 greedy tokens of prompt 0. WebGPU on SwiftShader: the first 4, to stay fast,
+  // but 12 for Phi-3, whose 6-token prompt grows past its LongRoPE context of 16 at the 11th
+  // (the cache is then recomputed with the long factors).
+  const stepsOn = { wasm: () => 20, webgpu: (name) => (name === 'tiny-phi3' ? 12 : 4) };
+  for (const device of ['wasm', 'webgpu']) {
+    test(`greedy ids and text on '${device}'`, { timeout: 240_000 }, async () => {
+      const p = await page();
+      const cases = names.map((name) => ({ name, text: decoders[name].prompts[0].text, steps: stepsOn[device](name) }));
+      const got = await evaluateWithin(
+        p,
+        200,
+        async (device, cases) => {
+          const { pipeline } = await import('/webformers/index.js');
+          const out = [];
+          for (const { name, text, steps } of cases) {
+            const generator = await pipeline('text-generation', `/fixtures/${name}`, { device });
+            const [o] = await generator(text, { max_new_tokens: steps, return_full_text: false });
+            out.push({ device: generator.device, text: o.generated_text, ids: Array.from(o.stats.token_ids) });
+            await generator.dispose();
+          }
+          return out;
+        },
+        device,
+        cases,
+      );
+      for (const [i, { name, steps }] of cases.entries()) {
+        const want = decoders[name].prompts[0];
+        assert.equal(got[i].device, device);
+        assert.deepEqual(got[i].ids, want.greedy_ids.slice(0, steps), `${name} on ${device}`);
+        if (steps === want.greedy_ids.length) assert.equal(got[i].text, want.greedy_text, name);
+      }
+      assert.deepEqual(p.problems, []);
+      await p.close();
+    });
+  }
+});
+
 describe('every tiny task model in the page matches Python (tiny-tasks-reference.json)', () => {
   /** In the page: runs a group of cases (tasks.mjs's runGroup, sent as source) on `device`. */
   const inPage = (p, device, group) =>

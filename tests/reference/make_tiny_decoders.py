@@ -14,6 +14,15 @@ Outputs (all under tests/fixtures/):
                    4 keys (shorter than every prompt) between global ones with their own RoPE
                    base, query_pre_attn_scalar, final logit soft-capping), tied LM head,
                    tiny-llama's tokenizer
+    tiny-smollm3/  SmolLM3ForCausalLM (Llama with NoPE layers: 4 layers, no_rope_layers left to
+                   its default [1, 1, 1, 0], so the last layer has no position embedding, as
+                   llama.cpp assumes for its GGUFs), tied LM head, tiny-llama's tokenizer
+    tiny-phi3/     Phi3ForCausalLM (fused qkv_proj and gate_up_proj, partial rotary: 8 of 16 dims,
+                   LongRoPE with short and long factors past original_max_position_embeddings 16,
+                   so the attention factor sqrt(1 + ln 8 / ln 16) scales cos and sin; a sliding
+                   window of 12 on every layer), untied LM head, tiny-llama's tokenizer. Its
+                   prompts of 6 and 16 tokens grow past 16 while generating (transformers then
+                   recomputes the cache with the long factors), the one of 22 starts past it
     tiny-decoders-reference.json   per model: prompt ids, logits at every prompt position,
                    20 greedy tokens, per-step logits of one prompt, and (llama) a left-padded
                    chat batch
@@ -62,6 +71,10 @@ from transformers import (
     Qwen2ForCausalLM,
     Qwen3Config,
     Qwen3ForCausalLM,
+    Phi3Config,
+    Phi3ForCausalLM,
+    SmolLM3Config,
+    SmolLM3ForCausalLM,
 )
 from transformers.pytorch_utils import Conv1D
 
@@ -172,7 +185,8 @@ def train_bpe():
 
 
 # Which family's tokenizer each model borrows.
-TOKENIZER_OF = {"llama": "llama", "qwen2": "qwen2", "gpt2": "gpt2", "qwen3": "qwen2", "gemma3": "llama"}
+TOKENIZER_OF = {"llama": "llama", "qwen2": "qwen2", "gpt2": "gpt2", "qwen3": "qwen2", "gemma3": "llama",
+                "smollm3": "llama", "phi3": "llama"}
 
 
 def variant(base, kind):
@@ -218,7 +232,7 @@ def hf_tokenizer(tok, kind):
 # --- models ------------------------------------------------------------------------------
 
 def make_config(kind):
-    common = dict(vocab_size=VOCAB_SIZE, tie_word_embeddings=kind != "llama")
+    common = dict(vocab_size=VOCAB_SIZE, tie_word_embeddings=kind not in ("llama", "phi3"))
     if kind == "llama":
         return LlamaConfig(
             hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -239,6 +253,20 @@ def make_config(kind):
             num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=128,
             rms_norm_eps=1e-6, rope_theta=1000000.0, use_sliding_window=False, attention_bias=False,
             bos_token_id=None, eos_token_id=IM_END, pad_token_id=EOT, **common)
+    if kind == "phi3":
+        return Phi3Config(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+            original_max_position_embeddings=16, rms_norm_eps=1e-5, sliding_window=12,
+            rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
+                             "short_factor": [1.0, 1.05, 1.3, 2.0], "long_factor": [1.0, 2.5, 6.0, 16.0]},
+            bos_token_id=BOT, eos_token_id=IM_END, pad_token_id=EOT, **common)
+    if kind == "smollm3":
+        return SmolLM3Config(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+            rms_norm_eps=1e-6, rope_theta=10000.0,
+            bos_token_id=BOT, eos_token_id=IM_END, pad_token_id=EOT, **common)
     if kind == "gemma3":
         return Gemma3TextConfig(
             hidden_size=64, intermediate_size=128, num_hidden_layers=4,
@@ -337,14 +365,29 @@ def greedy(model, ids, eos_id, attention_mask=None):
     return new, step_logits
 
 
+def longrope_original(model):
+    """LongRoPE's pretraining context (Phi-3), past which the long factors rotate every position."""
+    rp = getattr(model.config, "rope_parameters", None) or {}
+    return rp.get("original_max_position_embeddings") if rp.get("rope_type") == "longrope" else None
+
+
 def manual_kv_steps(model, ids, new_ids):
-    """The same steps driven by hand through the KV cache, one token at a time."""
+    """The same steps driven by hand through the KV cache, one token at a time. With LongRoPE,
+    as Phi3ForCausalLM.prepare_inputs_for_generation does: when the sequence first grows past
+    the pretraining context, the cache (rotated with the short factors) is recomputed."""
+    orig = longrope_original(model)
+    seq = list(ids)
     with torch.inference_mode():
         cache = DynamicCache(config=model.config)
         out = model(torch.tensor([ids]), cache=cache, use_cache=True)
         rows = [out.logits[0, -1]]
         for t in new_ids[:-1]:
-            out = model(torch.tensor([[t]]), cache=cache, use_cache=True)
+            seq.append(t)
+            if orig and len(seq) > orig and cache.get_seq_length() <= orig:
+                cache = DynamicCache(config=model.config)
+                out = model(torch.tensor([seq]), cache=cache, use_cache=True)
+            else:
+                out = model(torch.tensor([[t]]), cache=cache, use_cache=True)
             rows.append(out.logits[0, -1])
     return torch.stack(rows)
 
@@ -370,7 +413,11 @@ def model_record(kind, model, tok, raw_tok):
         # Without the cache: the whole sequence at once gives the same rows.
         with torch.inference_mode():
             full = model(torch.tensor([ids + new_ids])).logits[0, len(ids) - 1: -1]
-        full_diff = float((full - step_logits[0]).abs().max())
+        # With LongRoPE the whole sequence rotates long; compare the steps that did too.
+        orig = longrope_original(model)
+        same = [orig is None or (len(ids) + s > orig) == (len(ids) + NEW_TOKENS - 1 > orig)
+                for s in range(NEW_TOKENS)]
+        full_diff = float((full - step_logits[0])[same].abs().max())
         assert full_diff < 1e-4, full_diff
         m = margins(step_logits[0])
         eos_steps = [i for i, t in enumerate(new_ids) if t == tok.eos_token_id]
@@ -450,7 +497,7 @@ def main():
     assert again.to_str() == base.to_str(), "BPE training is not deterministic"
 
     out_models = {}
-    for mi, kind in enumerate(["llama", "qwen2", "gpt2", "qwen3", "gemma3"]):
+    for mi, kind in enumerate(["llama", "qwen2", "gpt2", "qwen3", "gemma3", "smollm3", "phi3"]):
         folder = FIXTURES / f"tiny-{kind}"
         if folder.exists():
             shutil.rmtree(folder)
@@ -463,7 +510,8 @@ def main():
 
         config = make_config(kind)
         cls = {"llama": LlamaForCausalLM, "qwen2": Qwen2ForCausalLM, "gpt2": GPT2LMHeadModel,
-               "qwen3": Qwen3ForCausalLM, "gemma3": Gemma3ForCausalLM}[kind]
+               "qwen3": Qwen3ForCausalLM, "gemma3": Gemma3ForCausalLM,
+               "smollm3": SmolLM3ForCausalLM, "phi3": Phi3ForCausalLM}[kind]
         torch.manual_seed(SEED + mi)
         model = cls(config)
         randomize(model, SEED + 100 * (mi + 1))
@@ -505,6 +553,7 @@ def main():
             rec["rope_attention_scaling"] = float(rotary.attention_scaling)
             d = getattr(model.config, "head_dim", None) or (
                 model.config.hidden_size // model.config.num_attention_heads)
+            d = int(d * rope.get("partial_rotary_factor", 1.0))  # the rotated dims
             if rope.get("rope_type") == "llama3":
                 rec["rope_llama3_formula"] = LLAMA3_FORMULA
             rec["rope_inv_freq_unscaled"] = (
@@ -538,7 +587,7 @@ def main():
             "tiny-llama splits with the Llama 3 regex and adds <|begin_of_text|> on encode "
             "(TemplateProcessing), tiny-qwen2 has an NFC normalizer and the Qwen2 regex (digits "
             "one by one), tiny-gpt2 the plain GPT-2 ByteLevel regex; tiny-qwen3 has tiny-qwen2's "
-            "tokenizer and tiny-gemma3 tiny-llama's. Models: random weights "
+            "tokenizer, tiny-gemma3, tiny-smollm3 and tiny-phi3 tiny-llama's. Models: random weights "
             "from a seeded torch.Generator (see randomize()), saved with save_pretrained and "
             "reloaded with AutoModelForCausalLM before any output is computed; CPU, float32. "
             "prompts[i].token_ids: tokenizer(text) as transformers encodes it (special tokens "

@@ -16,11 +16,24 @@ use crate::weights::{DeviceWeights, SharedBytes, TensorInfo, WeightDType, Weight
 use crate::{Device, Error, Result, Tensor};
 
 /// Architectures whose GGUF tensors map onto `Llama`.
-pub const GGUF_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "mistral", "gemma3"];
+pub const GGUF_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "mistral", "gemma3", "phi3", "smollm3"];
 
-/// Tensors the loader reads as numbers on the host: a streamed load keeps their bytes
-/// (`DeviceWeights::host_bytes`).
-pub const HOST_TENSORS: &[&str] = &["rope_freqs.weight"];
+/// Tensors the loader reads as numbers on the host (f32 rotary factors): a streamed load keeps
+/// their bytes (`DeviceWeights::host_bytes`).
+pub const HOST_TENSORS: &[&str] = &["rope_freqs.weight", "rope_factors_short.weight", "rope_factors_long.weight"];
+
+/// The f32 values of `HOST_TENSORS` a file has, by name.
+type HostTensors = HashMap<&'static str, Vec<f64>>;
+
+fn host_tensors(bytes: impl Fn(&str) -> Option<Vec<u8>>) -> HostTensors {
+    HOST_TENSORS
+        .iter()
+        .filter_map(|&name| {
+            let values = bytes(name)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect();
+            Some((name, values))
+        })
+        .collect()
+}
 
 /// A source that answers to Hugging Face names for tensors stored under other names.
 struct Renamed {
@@ -59,12 +72,14 @@ const BLOCK_NAMES: &[(&str, &str)] = &[
     ("attn_k.bias", "self_attn.k_proj.bias"),
     ("attn_v.weight", "self_attn.v_proj.weight"),
     ("attn_v.bias", "self_attn.v_proj.bias"),
+    ("attn_qkv.weight", "self_attn.qkv_proj.weight"),
     ("attn_q_norm.weight", "self_attn.q_norm.weight"),
     ("attn_k_norm.weight", "self_attn.k_norm.weight"),
     ("attn_output.weight", "self_attn.o_proj.weight"),
     ("ffn_norm.weight", "post_attention_layernorm.weight"),
     ("ffn_gate.weight", "mlp.gate_proj.weight"),
     ("ffn_up.weight", "mlp.up_proj.weight"),
+    ("ffn_up.weight", "mlp.gate_up_proj.weight"),
     ("ffn_down.weight", "mlp.down_proj.weight"),
 ];
 
@@ -99,14 +114,15 @@ fn hf_names(file: &dyn WeightSource, arch: &str, layers: usize) -> HashMap<Strin
     names
 }
 
-fn llama_config(meta: &GgufMetadata, arch: &str, vocab_size: usize, tied: bool) -> Result<LlamaConfig> {
+fn llama_config(meta: &GgufMetadata, arch: &str, vocab_size: usize, tied: bool, host: &HostTensors) -> Result<LlamaConfig> {
     let key = |k: &str| format!("{arch}.{k}");
     let heads = meta.get_usize(&key("attention.head_count"))?;
     let hidden = meta.get_usize(&key("embedding_length"))?;
     let head_dim =
         if meta.contains(&key("attention.key_length")) { meta.get_usize(&key("attention.key_length"))? } else { hidden / heads.max(1) };
-    let config = serde_json::json!({
-        "model_type": if matches!(arch, "qwen2" | "qwen3") { arch } else { "llama" },
+    let mut config = serde_json::json!({
+        // SmolLM3: no key names its NoPE layers; llama.cpp fixes every 4th, the config's default.
+        "model_type": if matches!(arch, "qwen2" | "qwen3" | "phi3" | "smollm3") { arch } else { "llama" },
         "vocab_size": vocab_size,
         "hidden_size": hidden,
         "intermediate_size": meta.get_usize(&key("feed_forward_length"))?,
@@ -124,7 +140,38 @@ fn llama_config(meta: &GgufMetadata, arch: &str, vocab_size: usize, tied: bool) 
             Some(other) => return Err(Error::Unsupported(format!("GGUF rope scaling `{other}`"))),
         },
     });
+    if arch == "phi3" {
+        phi3_config(meta, host, head_dim, &mut config)?;
+    }
     super::parse(&config)
+}
+
+/// Phi-3's additions as llama.cpp's converter writes them: the rotated dims, a sliding window (0:
+/// none, Phi-4), and LongRoPE's factors as two f32 tensors beside its pretraining context and
+/// attention factor.
+fn phi3_config(meta: &GgufMetadata, host: &HostTensors, head_dim: usize, config: &mut serde_json::Value) -> Result<()> {
+    let key = |k: &str| format!("phi3.{k}");
+    if meta.contains(&key("rope.dimension_count")) {
+        config["partial_rotary_factor"] = (meta.get_usize(&key("rope.dimension_count"))? as f64 / head_dim as f64).into();
+    }
+    if meta.contains(&key("attention.sliding_window")) {
+        let w = meta.get_usize(&key("attention.sliding_window"))?;
+        config["sliding_window"] = if w > 0 { w.into() } else { serde_json::Value::Null };
+    }
+    match (host.get("rope_factors_short.weight"), host.get("rope_factors_long.weight")) {
+        (Some(short), Some(long)) => {
+            let original = meta.get_usize(&key("rope.scaling.original_context_length"))?;
+            let mut scaling = serde_json::json!({"rope_type": "longrope", "short_factor": short, "long_factor": long, "original_max_position_embeddings": original});
+            if meta.contains(&key("rope.scaling.attn_factor")) {
+                scaling["attention_factor"] = (meta.get_f32(&key("rope.scaling.attn_factor"))? as f64).into();
+            }
+            config["rope_scaling"] = scaling;
+            config["original_max_position_embeddings"] = original.into();
+        }
+        (None, None) => {}
+        _ => return Err(Error::Config("a Phi-3 GGUF with only one of rope_factors_short and rope_factors_long".into())),
+    }
+    Ok(())
 }
 
 /// Gemma 3's hyperparameters as transformers reads them from a GGUF: what the file lacks takes
@@ -172,24 +219,24 @@ pub struct GgufParts {
 /// From a whole GGUF file (mapped, or in memory).
 pub fn load(file: GgufFile, device: &Device, dtype: WeightDType) -> Result<GgufParts> {
     let file = Arc::new(file);
-    let rope_freqs = file.tensor_bytes("rope_freqs.weight").ok().map(<[u8]>::to_vec);
-    load_from(file.metadata(), file.clone(), rope_freqs.as_deref(), device, dtype)
+    let host = host_tensors(|name| file.tensor_bytes(name).ok().map(<[u8]>::to_vec));
+    load_from(file.metadata(), file.clone(), &host, device, dtype)
 }
 
 /// From a GGUF whose tensors were streamed onto `device` as they arrived
 /// (`HubModel::gguf_weights`): the metadata comes from the header it kept.
 pub fn load_streamed(weights: DeviceWeights, device: &Device, dtype: WeightDType) -> Result<GgufParts> {
     let header = parse_header(weights.header(), weights.origin())?;
-    let rope_freqs = weights.host_bytes("rope_freqs.weight").map(<[u8]>::to_vec);
-    load_from(&header.metadata, Arc::new(weights), rope_freqs.as_deref(), device, dtype)
+    let host = host_tensors(|name| weights.host_bytes(name).map(<[u8]>::to_vec));
+    load_from(&header.metadata, Arc::new(weights), &host, device, dtype)
 }
 
-/// From a GGUF's metadata and its tensors (`source`, by their names in the file); `rope_freqs`:
-/// the bytes of `rope_freqs.weight` when the file has it.
-pub fn load_from(
+/// From a GGUF's metadata and its tensors (`source`, by their names in the file); `host`: the
+/// values of the `HOST_TENSORS` the file has.
+fn load_from(
     meta: &GgufMetadata,
     file: Arc<dyn WeightSource>,
-    rope_freqs: Option<&[u8]>,
+    host: &HostTensors,
     device: &Device,
     dtype: WeightDType,
 ) -> Result<GgufParts> {
@@ -221,7 +268,7 @@ pub fn load_from(
         let vb = Weights::new(Arc::new(Renamed { inner: file.clone(), names }), device, dtype);
         Box::new(Gemma3::load(config, &vb)?)
     } else {
-        Box::new(load_llama(meta, &arch, file.clone(), tokens.len(), tied, rope_freqs, device, dtype)?)
+        Box::new(load_llama(meta, &arch, file.clone(), tokens.len(), tied, host, device, dtype)?)
     };
     let token_text = |id: Option<u32>| id.and_then(|i| tokens.get(i as usize).cloned()).unwrap_or_default();
     let template = meta
@@ -242,18 +289,16 @@ fn load_llama(
     file: Arc<dyn WeightSource>,
     vocab_size: usize,
     tied: bool,
-    rope_freqs: Option<&[u8]>,
+    host: &HostTensors,
     device: &Device,
     dtype: WeightDType,
 ) -> Result<Llama> {
-    let mut config = llama_config(meta, arch, vocab_size, tied)?;
+    let mut config = llama_config(meta, arch, vocab_size, tied, host)?;
     // llama.cpp keeps Llama 3's rope scaling as per-pair divisors in a tensor.
-    if let Some(bytes) = rope_freqs {
-        config.rope_freq_factors = Some(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect());
-    }
+    config.rope_freq_factors = host.get("rope_freqs.weight").cloned();
     let names = hf_names(file.as_ref(), arch, config.num_hidden_layers);
     let vb = Weights::new(Arc::new(Renamed { inner: file, names }), device, dtype);
-    // llama.cpp permutes Llama's q/k rows for pairwise rotation (Qwen2 and Qwen3 files are not
-    // permuted).
-    Llama::load(config, &vb, !matches!(arch, "qwen2" | "qwen3"))
+    // llama.cpp permutes Llama's q/k rows for pairwise rotation (Qwen2, Qwen3 and Phi-3 files are
+    // not permuted).
+    Llama::load(config, &vb, !matches!(arch, "qwen2" | "qwen3" | "phi3"))
 }

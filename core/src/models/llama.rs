@@ -1,8 +1,9 @@
 //! The Llama family (Llama 2/3, SmolLM2, Mistral, Qwen2 with its q/k/v bias, Qwen3 with its
-//! per-head q/k RMSNorm), as in transformers' modeling_llama.py: RMSNorm, rotary attention with
-//! grouped KV heads over an on-device KV cache, and a SwiGLU feed-forward block, pre-norm with
-//! residuals. Weights are looked up by Hugging Face names; GGUF files are mapped to those names
-//! by the GGUF source.
+//! per-head q/k RMSNorm, SmolLM3 with its layers without RoPE, Phi-3 with its fused projections,
+//! partial rotary and LongRoPE), as in transformers' modeling_llama.py: RMSNorm, rotary attention
+//! with grouped KV heads over an on-device KV cache, and a SwiGLU feed-forward block, pre-norm with
+//! residuals. Weights are looked up by Hugging Face names; GGUF files are mapped to those names by
+//! the GGUF source.
 
 use serde::Deserialize;
 
@@ -47,6 +48,19 @@ pub struct LlamaConfig {
     /// Keys a sliding layer's query sees, itself included.
     #[serde(default)]
     pub sliding_window: Option<usize>,
+    /// SmolLM3: per layer, 1 where the layer rotates its queries and keys, 0 where it uses no
+    /// position embedding at all (NoPE).
+    #[serde(default)]
+    pub no_rope_layers: Option<Vec<u8>>,
+    /// SmolLM3 without `no_rope_layers`: every this-many-th layer is a NoPE layer.
+    #[serde(default)]
+    pub no_rope_layer_interval: Option<usize>,
+    /// Phi-3: the fraction of each head that rotates (the first dims); the rest pass unrotated.
+    #[serde(default)]
+    pub partial_rotary_factor: Option<f64>,
+    /// Phi-3: the pretraining context, past which LongRoPE switches to its long factors.
+    #[serde(default)]
+    pub original_max_position_embeddings: Option<usize>,
     /// Per-pair divisors of the rotary frequencies (GGUF's `rope_freqs.weight`).
     #[serde(skip)]
     pub rope_freq_factors: Option<Vec<f64>>,
@@ -66,6 +80,26 @@ pub struct RopeScaling {
     pub high_freq_factor: Option<f64>,
     #[serde(default)]
     pub original_max_position_embeddings: Option<usize>,
+    /// LongRoPE's per-pair divisors of the frequencies, up to and past the pretraining context.
+    #[serde(default)]
+    pub short_factor: Option<Vec<f64>>,
+    #[serde(default)]
+    pub long_factor: Option<Vec<f64>>,
+    /// LongRoPE's multiplier of cos and sin (transformers derives it from `factor` when absent).
+    #[serde(default)]
+    pub attention_factor: Option<f64>,
+    /// transformers 5 keeps Phi-3's `partial_rotary_factor` here.
+    #[serde(default)]
+    pub partial_rotary_factor: Option<f64>,
+}
+
+/// LongRoPE (Phi-3's `longrope`, formerly `su`) as transformers' `_compute_longrope_parameters`
+/// and `longrope_frequency_update` apply it: a sequence longer than `original` rotates every
+/// position with the long factors, a shorter one with the short factors (`Llama::inv_freq`), and
+/// both scale cos and sin by the attention factor (`Llama::rope_scale`).
+struct LongRope {
+    original: usize,
+    long: Tensor, // [R/2]
 }
 
 fn default_rope_type() -> String {
@@ -95,17 +129,88 @@ impl LlamaConfig {
         self.model_type == "qwen3"
     }
 
+    /// Phi-3 fuses q/k/v into `qkv_proj` and gate/up into `gate_up_proj`, and applies its
+    /// `sliding_window` to every layer.
+    fn phi3(&self) -> bool {
+        self.model_type == "phi3"
+    }
+
+    fn scaling(&self) -> Option<&RopeScaling> {
+        self.rope_scaling.as_ref().or(self.rope_parameters.as_ref())
+    }
+
+    fn is_longrope(&self) -> bool {
+        self.scaling().is_some_and(|s| matches!(s.rope_type.as_str(), "longrope" | "su"))
+    }
+
+    /// The rotated dims of a head: `partial_rotary_factor` of it (transformers rounds down).
+    pub fn rotary_dim(&self) -> Result<usize> {
+        let factor = self.scaling().and_then(|s| s.partial_rotary_factor).or(self.partial_rotary_factor).unwrap_or(1.0);
+        let r = (self.head_dim() as f64 * factor) as usize;
+        if !(factor > 0.0 && factor <= 1.0) || r < 2 || r % 2 != 0 {
+            return Err(Error::Config(format!("partial_rotary_factor {factor} of head size {} rotates {r} dims", self.head_dim())));
+        }
+        Ok(r)
+    }
+
+    /// LongRoPE's pretraining context, long frequencies and cos/sin scale, None for other RoPE.
+    fn longrope(&self) -> Result<Option<(usize, Vec<f32>, f64)>> {
+        let Some(s) = self.scaling().filter(|_| self.is_longrope()) else { return Ok(None) };
+        // transformers prefers Phi-3's top-level value to the one in the rope parameters.
+        let original = self
+            .original_max_position_embeddings
+            .or(s.original_max_position_embeddings)
+            .ok_or_else(|| Error::Config("longrope rope_scaling without original_max_position_embeddings".into()))?;
+        // Phi-3 raises max_position_embeddings and leaves `factor` out: their ratio is the factor.
+        let factor = s.factor.unwrap_or(self.max_position_embeddings as f64 / original as f64);
+        let attention_factor =
+            s.attention_factor.unwrap_or(if factor <= 1.0 { 1.0 } else { (1.0 + factor.ln() / (original as f64).ln()).sqrt() });
+        let theta = s.rope_theta.unwrap_or(self.rope_theta);
+        let long = s.long_factor.as_deref().ok_or_else(|| Error::Config("longrope rope_scaling without long_factor".into()))?;
+        let long = rope_inv_freq(self.rotary_dim()?, theta, Some(long), None)?;
+        Ok(Some((original, long, attention_factor)))
+    }
+
+    /// Whether layer `l` rotates its queries and keys: all do except SmolLM3's NoPE layers,
+    /// which transformers' SmolLM3Config marks with 0 in `no_rope_layers` (by default every
+    /// fourth layer).
+    fn uses_rope(&self, l: usize) -> Result<bool> {
+        if self.model_type != "smollm3" {
+            return Ok(true);
+        }
+        match &self.no_rope_layers {
+            Some(flags) => match flags.get(l) {
+                Some(&flag) => Ok(flag != 0),
+                None => Err(Error::Config(format!("no_rope_layers has {} entries for {} layers", flags.len(), self.num_hidden_layers))),
+            },
+            None => Ok((l + 1) % self.no_rope_layer_interval.unwrap_or(4).max(1) != 0),
+        }
+    }
+
     /// Layer `l`'s attention window in `Tensor::attention_kv_window`'s terms, None for full
     /// attention.
     fn window(&self, l: usize) -> Result<Option<usize>> {
+        if self.phi3() {
+            // transformers' Phi3Model masks every layer with the window when one is configured.
+            return match self.sliding_window {
+                Some(0) => Err(Error::Config("sliding_window is 0".into())),
+                w => Ok(w.map(|w| w - 1)),
+            };
+        }
         attention_window(self.layer_types.as_deref(), self.sliding_window, l)
     }
 
     /// Rotary frequencies with the configured scaling folded in, as transformers computes them.
     pub fn inv_freq(&self) -> Result<Vec<f32>> {
         let theta = self.rope_parameters.as_ref().and_then(|p| p.rope_theta).unwrap_or(self.rope_theta);
-        let scaling = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref());
-        rope_inv_freq(self.head_dim(), theta, self.rope_freq_factors.as_deref(), scaling)
+        let scaling = self.scaling();
+        if self.is_longrope() {
+            // The short factors, transformers' inv_freq at load; `longrope()` has the long ones.
+            let short = scaling.and_then(|s| s.short_factor.as_deref());
+            let short = short.ok_or_else(|| Error::Config("longrope rope_scaling without short_factor".into()))?;
+            return rope_inv_freq(self.rotary_dim()?, theta, Some(short), None);
+        }
+        rope_inv_freq(self.rotary_dim()?, theta, self.rope_freq_factors.as_deref(), scaling)
     }
 }
 
@@ -176,6 +281,7 @@ struct Layer {
     input_norm: Tensor,                // [H]
     qkv: Linear,                       // [(Hq + 2 Hkv) D, H]
     qk_norm: Option<(Tensor, Tensor)>, // [D] each (Qwen3)
+    rope: bool,                        // false: SmolLM3's NoPE layers
     window: Option<usize>,
     o: Linear,         // [H, Hq D]
     post_norm: Tensor, // [H]
@@ -189,8 +295,12 @@ pub struct Llama {
     embed: Tensor, // [V, H]
     layers: Vec<Layer>,
     norm: Tensor,
-    lm_head: Tensor, // [V, H]; the embedding itself when tied
-    inv_freq: Tensor,
+    lm_head: Tensor,  // [V, H]; the embedding itself when tied
+    inv_freq: Tensor, // [R/2]
+    longrope: Option<LongRope>,
+    /// [Hq + 2 Hkv, D]: LongRoPE's attention factor on the rotated dims of the q and k heads, 1
+    /// elsewhere (transformers scales cos and sin by it); None when the factor is 1.
+    rope_scale: Option<Tensor>,
     /// GGUF stores Llama's q/k rows permuted for pairwise rotation; HF uses half rotation.
     interleaved_rope: bool,
 }
@@ -215,20 +325,27 @@ impl Llama {
             let mlp = lb.pp("mlp");
             layers.push(Layer {
                 input_norm: lb.get_f32("input_layernorm.weight", &[h])?,
-                qkv: Linear::load_fused(
-                    &[sa.pp("q_proj"), sa.pp("k_proj"), sa.pp("v_proj")],
-                    h,
-                    &[hq * d, hkv * d, hkv * d],
-                    config.qkv_bias(),
-                )?,
+                qkv: match config.phi3() {
+                    true => Linear::load(&sa.pp("qkv_proj"), h, (hq + 2 * hkv) * d, false)?,
+                    false => Linear::load_fused(
+                        &[sa.pp("q_proj"), sa.pp("k_proj"), sa.pp("v_proj")],
+                        h,
+                        &[hq * d, hkv * d, hkv * d],
+                        config.qkv_bias(),
+                    )?,
+                },
                 qk_norm: match config.qk_norm() {
                     true => Some((sa.get_f32("q_norm.weight", &[d])?, sa.get_f32("k_norm.weight", &[d])?)),
                     false => None,
                 },
+                rope: config.uses_rope(l)?,
                 window: config.window(l)?,
                 o: Linear::load(&sa.pp("o_proj"), hq * d, h, false)?,
                 post_norm: lb.get_f32("post_attention_layernorm.weight", &[h])?,
-                gate_up: Linear::load_fused(&[mlp.pp("gate_proj"), mlp.pp("up_proj")], h, &[i, i], false)?,
+                gate_up: match config.phi3() {
+                    true => Linear::load(&mlp.pp("gate_up_proj"), h, 2 * i, false)?,
+                    false => Linear::load_fused(&[mlp.pp("gate_proj"), mlp.pp("up_proj")], h, &[i, i], false)?,
+                },
                 down: Linear::load(&mlp.pp("down_proj"), i, h, false)?,
             });
         }
@@ -240,8 +357,19 @@ impl Llama {
             vb.get("lm_head.weight", &[config.vocab_size, h])?
         };
         let freqs = config.inv_freq()?;
-        let inv_freq = Tensor::from_f32(&freqs, &[freqs.len()], vb.device())?;
-        Ok(Llama { device: vb.device().clone(), config, embed, layers, norm, lm_head, inv_freq, interleaved_rope })
+        let dev = vb.device();
+        let inv_freq = Tensor::from_f32(&freqs, &[freqs.len()], dev)?;
+        let (mut longrope, mut rope_scale) = (None, None);
+        if let Some((original, long, attention_factor)) = config.longrope()? {
+            let factor = attention_factor as f32;
+            if factor != 1.0 {
+                let r = config.rotary_dim()?;
+                let scale: Vec<f32> = (0..(hq + 2 * hkv) * d).map(|k| if k / d < hq + hkv && k % d < r { factor } else { 1.0 }).collect();
+                rope_scale = Some(Tensor::from_f32(&scale, &[hq + 2 * hkv, d], dev)?);
+            }
+            longrope = Some(LongRope { original, long: Tensor::from_f32(&long, &[long.len()], dev)? });
+        }
+        Ok(Llama { device: dev.clone(), config, embed, layers, norm, lm_head, inv_freq, longrope, rope_scale, interleaved_rope })
     }
 }
 
@@ -276,6 +404,25 @@ impl DecoderModel for Llama {
         let scale = 1.0 / (d as f32).sqrt();
         let eps = c.rms_norm_eps as f32;
 
+        // LongRoPE: once the sequence is longer than the pretraining context, every position
+        // rotates with the long factors. When it first grows past it, the cache (rotated short,
+        // and every later layer's keys and values computed from that) is recomputed from the
+        // tokens, as Phi3ForCausalLM.prepare_inputs_for_generation does.
+        let mut inv_freq = &self.inv_freq;
+        if let Some(lr) = self.longrope.as_ref().filter(|lr| pos + t > lr.original) {
+            inv_freq = &lr.long;
+            if pos > 0 && pos <= lr.original {
+                let mut all = cache.tokens().to_vec();
+                if all.len() != pos {
+                    return Err(Error::Input("this KV cache was filled without its token ids; LongRoPE cannot recompute it".into()));
+                }
+                all.extend_from_slice(tokens);
+                cache.reset();
+                let logits = self.forward(&all, cache, all_logits)?;
+                return if all_logits { logits.narrow(0, pos, t) } else { Ok(logits) };
+            }
+        }
+
         let mut x = self.embed.gather_rows(&ids)?; // [T, H]
         for (l, layer) in self.layers.iter().enumerate() {
             let normed = x.rms_norm(&layer.input_norm, eps)?;
@@ -286,7 +433,12 @@ impl DecoderModel for Llama {
             if let Some((q_norm, k_norm)) = &layer.qk_norm {
                 heads = norm_qk_heads(&heads, hq, hkv, q_norm, k_norm, eps)?;
             }
-            let heads = heads.rope_heads(&positions, &self.inv_freq, self.interleaved_rope, hq + hkv)?;
+            if layer.rope {
+                heads = heads.rope_heads(&positions, inv_freq, self.interleaved_rope, hq + hkv)?;
+                if let Some(scale) = &self.rope_scale {
+                    heads = heads.mul(scale)?;
+                }
+            }
             let q = heads.narrow(1, 0, hq)?;
             let (keys, values) = cache.append(l, &heads.narrow(1, hq, 2 * hkv)?)?; // [pos + T, Hkv, D] each
             let attended =
@@ -298,6 +450,9 @@ impl DecoderModel for Llama {
             x = layer.down.forward_silu_mul_add(&gate_up.narrow(1, 0, i)?, &gate_up.narrow(1, i, i)?, &x)?;
         }
         cache.advance(t);
+        if self.longrope.is_some() {
+            cache.record_tokens(tokens);
+        }
         let x = if all_logits { x } else { x.narrow(0, t - 1, 1)? };
         let x = x.rms_norm(&self.norm, eps)?;
         x.linear(&self.lm_head, None, crate::Activation::None) // [T or 1, V]

@@ -60,6 +60,7 @@ pub struct KvCache {
     layers: Vec<Tensor>,
     len: usize,
     max_len: usize,
+    tokens: Vec<u32>,
 }
 
 impl KvCache {
@@ -67,7 +68,7 @@ impl KvCache {
     pub fn new(layers: usize, shape: &[usize; 3], dtype: crate::DType, device: &crate::Device) -> Result<KvCache> {
         let both = [shape[0], 2 * shape[1], shape[2]];
         let layers = (0..layers).map(|_| Tensor::cache(dtype, &both, device)).collect::<Result<Vec<_>>>()?;
-        Ok(KvCache { layers, len: 0, max_len: shape[0] })
+        Ok(KvCache { layers, len: 0, max_len: shape[0], tokens: Vec::new() })
     }
 
     /// Tokens cached so far.
@@ -101,6 +102,16 @@ impl KvCache {
         Ok((all.narrow(1, 0, hkv)?, all.narrow(1, hkv, hkv)?))
     }
 
+    /// The token ids cached so far, where the model records them (`record_tokens`).
+    pub(crate) fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Kept by models that may have to recompute their cache from the tokens (LongRoPE).
+    pub(crate) fn record_tokens(&mut self, tokens: &[u32]) {
+        self.tokens.extend_from_slice(tokens);
+    }
+
     /// Called by a model after recording a forward pass of `t` tokens.
     pub(crate) fn advance(&mut self, t: usize) {
         self.len += t;
@@ -109,12 +120,13 @@ impl KvCache {
     /// Forgets the cached tokens (the device buffers are kept for reuse).
     pub fn reset(&mut self) {
         self.len = 0;
+        self.tokens.clear();
     }
 
     /// An empty cache of the same shape, dtype and device (another beam's).
     pub fn empty_like(&self) -> Result<KvCache> {
         let layers = self.layers.iter().map(|t| Tensor::cache(t.dtype(), t.dims(), t.device())).collect::<Result<Vec<_>>>()?;
-        Ok(KvCache { layers, len: 0, max_len: self.max_len })
+        Ok(KvCache { layers, len: 0, max_len: self.max_len, tokens: Vec::new() })
     }
 
     /// Makes this cache a copy of `other` (beam search: a beam continues from another beam's
@@ -133,6 +145,7 @@ impl KvCache {
             }
         }
         self.len = other.len;
+        self.tokens = other.tokens.clone();
         Ok(())
     }
 }
@@ -419,7 +432,7 @@ pub static ARCHITECTURES: &[Architecture] = &[
         ..Architecture::NONE
     },
     Architecture {
-        model_types: &["llama", "mistral", "qwen2", "qwen3"],
+        model_types: &["llama", "mistral", "qwen2", "qwen3", "smollm3", "phi3"],
         decoder: Some(|c, vb| Ok(Box::new(llama::Llama::load(parse(&c.json)?, vb, false)?))),
         ..Architecture::NONE
     },
