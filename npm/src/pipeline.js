@@ -164,7 +164,7 @@ export async function pipeline(task, model = null, options = {}) {
       handle = await load(dev);
     }
     if (fetched.hub && !fetched.hub.file && [...spec.required, ...spec.optional].includes('tokenizer.json')) {
-      tokenizer = await pipelineTokenizer(wasm, { hub: fetched.hub });
+      tokenizer = await pipelineTokenizer(wasm, { hub: { ...fetched.hub, revision: fetched.hub.commit || fetched.hub.revision } });
     }
   } catch (e) {
     handle?.free();
@@ -216,6 +216,8 @@ async function probe(handle, kind) {
  */
 async function loadFromHub(wasm, hub, spec, d, dtype, progress) {
   const loaded = await guarded(() => hubLoad(wasm, hub, spec, d, progress));
+  // The commit the load pinned: the pipeline's tokenizer reads the same files, from the cache.
+  hub.commit = loaded.commit;
   try {
     return await guarded(() => wasm.TaskPipeline.loadFromHub(spec.task, loaded, d, dtype));
   } finally {

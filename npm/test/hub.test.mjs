@@ -439,6 +439,8 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
       env.allowLocalModels = false;
       env.numThreads = 1;
       const pipe = await pipeline('feature-extraction', CONVERSION, { device: 'wasm' });
+      // its tokenizer, from the conversion's own files at the commit the load pinned
+      assert.deepEqual(pipe.tokenizer.encode('Hello there'), [101, 7592, 2045, 102]);
       const out = await pipe(few.inputs.map((i) => i.text), { pooling: 'mean', normalize: true });
       assert.ok(maxAbsDiff(out.data, few) <= TOLERANCE);
       await pipe.dispose();
