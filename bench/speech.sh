@@ -32,7 +32,7 @@ run_tjs=${TJS:-1}
 run_wf=${WF:-1}
 run_browser=${BROWSER:-1}
 reference=bench/speech-reference.json
-source bench/tasks-lib.sh  # prepare_cli, load
+source bench/tasks-lib.sh  # prepare_cli, load, runtimes_available, record
 asr_js=bench/transformersjs/asr.mjs
 
 for m in "${speech_models[@]}"; do
@@ -60,26 +60,7 @@ if [[ ! -f $clip ]]; then
     mv "$clip.tmp.wav" "$clip"
 fi
 
-if ((run_browser && run_wf)) && [[ ! -f npm/dist/index.js ]]; then
-    echo "# no npm/dist (cd npm && npm run build): Chromium runs skipped"
-    run_browser=0
-fi
-
-lavapipe=(WGPU_BACKEND=vulkan VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json)
-if [[ $gpu == 1 && ! -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ]]; then
-    echo "# no lavapipe (mesa-vulkan-drivers): GPU runs skipped"
-    gpu=0
-fi
-
-# record LABEL MODEL: prints each JSON line and keeps it, labelled, for the table.
-record() {
-    local label=$1 model=$2 line
-    while IFS= read -r line; do
-        echo "$label $model: $line"
-        node -e "const [l, m, j] = process.argv.slice(1); console.log(JSON.stringify({ config: l, bench_model: m, ...JSON.parse(j) }))" \
-            "$label" "$model" "$line" >>"$results"
-    done
-}
+runtimes_available  # run_browser, gpu, lavapipe
 
 # webformers MODEL LABEL N [device flags...], in the environment `env "${envs[@]}"`.
 envs=()

@@ -1,4 +1,4 @@
-# What the native task benchmarks share (bench/tasks.sh, bench/vision-tasks.sh); sourced from the
+# What the benchmarks share (bench/tasks.sh, bench/vision-tasks.sh, bench/speech.sh, bench/seq2seq.sh); sourced from the
 # repository root, after `set -euo pipefail`.
 models=.cache/bench-models
 tjs=bench/transformersjs/tasks.mjs
@@ -45,5 +45,29 @@ check() {
     for dtype in ${CHECK_DTYPES:-fp32 q8}; do
         node "$tjs" --task "$task" --model "$model" --dtype "$dtype" --threads 2 --compare "$tmp/$task.json" 2>/dev/null |
             node -e "const r = JSON.parse(require('fs').readFileSync(0)); console.log('check $task ${*} vs $dtype: ' + JSON.stringify(r.check_vs_webformers))"
+    done
+}
+
+# The runtimes this machine has, for scripts with $run_browser, $run_wf and $gpu switches: no
+# npm/dist turns the Chromium runs off, no lavapipe the GPU ones; sets $lavapipe (its environment).
+runtimes_available() {
+    if ((run_browser && run_wf)) && [[ ! -f npm/dist/index.js ]]; then
+        echo "# no npm/dist (cd npm && npm run build): Chromium runs skipped"
+        run_browser=0
+    fi
+    lavapipe=(WGPU_BACKEND=vulkan VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json)
+    if [[ $gpu == 1 && ! -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ]]; then
+        echo "# no lavapipe (mesa-vulkan-drivers): GPU runs skipped"
+        gpu=0
+    fi
+}
+
+# record LABEL MODEL: prints each JSON line and keeps it, labelled, in $results (for the table).
+record() {
+    local label=$1 model=$2 line
+    while IFS= read -r line; do
+        echo "$label $model: $line"
+        node -e "const [l, m, j] = process.argv.slice(1); console.log(JSON.stringify({ config: l, bench_model: m, ...JSON.parse(j) }))" \
+            "$label" "$model" "$line" >>"$results"
     done
 }
