@@ -30,7 +30,7 @@ pub struct Linear {
 impl Linear {
     /// `{prefix}.weight` [out, in] and, when `bias`, `{prefix}.bias` [out].
     pub fn load(vb: &Weights, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
-        let weight = vb.get("weight", &[out_dim, in_dim])?;
+        let weight = vb.get_linear("weight", &[out_dim, in_dim])?;
         let bias = if bias { Some(vb.get_f32("bias", &[out_dim])?) } else { None };
         Ok(Linear { weight, bias })
     }

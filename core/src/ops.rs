@@ -364,6 +364,15 @@ impl Tensor {
         let convertible = [DType::F32, DType::F16, DType::BF16];
         let plain = !self.dtype().is_quantized() && !dtype.is_quantized();
         let ok = (self.dtype() == dtype && plain) || (convertible.contains(&self.dtype()) && matches!(dtype, DType::F32 | DType::F16));
+        // Quantizing (at load): rows of whole 32-value blocks into a block type with a quantizer.
+        let quantizes = convertible.contains(&self.dtype())
+            && crate::quant::QUANTIZABLE.contains(&dtype)
+            && self.dims().last().is_some_and(|&k| k % 32 == 0);
+        if quantizes {
+            // The GPU kernel reads dense rows.
+            let src = self.contiguous()?;
+            return Ok(Tensor::record(Op::Copy { src }, dtype, self.dims(), self));
+        }
         if !ok {
             return Err(Error::dtype("copy", format!("cannot convert {} to {dtype}", self.dtype())));
         }

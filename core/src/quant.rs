@@ -298,10 +298,13 @@ pub fn q5_0_to_q8_0(bytes: &[u8]) -> Result<Vec<u8>> {
 }
 const Q8_0_BYTES: usize = dtype::Q8_0_BLOCK.1;
 
+/// The block types `quantize` makes (and `Tensor::to_dtype` converts floats into).
+pub const QUANTIZABLE: &[DType] = &[DType::Q8_0, DType::Q4_0, DType::Q4_1];
+
 /// Quantizes `values` (a whole number of 32-value blocks) to Q8_0, Q4_0 or Q4_1 the way ggml's
 /// reference quantizers do. The k-quant types have no quantizer here.
 pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>> {
-    if !matches!(dtype, DType::Q8_0 | DType::Q4_0 | DType::Q4_1) {
+    if !QUANTIZABLE.contains(&dtype) {
         return Err(Error::Unsupported(format!("quantizing to {dtype}")));
     }
     if values.len() % 32 != 0 {

@@ -346,3 +346,143 @@ fn real_smollm2_weights_in_linear_and_embedding() {
         check_linear(&format!("{name} SmolLM2 tied lm_head"), &got, &x, &e_dense, None, Activation::None, h, 49152, rel);
     }
 }
+
+#[test]
+fn quantizing_at_load_matches_the_cpu_quantizer_on_every_backend() {
+    // `to_dtype(Q8_0 | Q4_0 | Q4_1)` of f32, f16 and bf16 rows (what dtype 'q8' / 'q4' does when
+    // the weights were streamed to the device): the blocks read back through a lookup must be
+    // the values quant::quantize gives for the same rows. 3 rows of 3 blocks: an odd number of
+    // blocks, so the GPU's last two-block unit holds one.
+    let mut rng = Rng::new(26);
+    for (name, dev) in pollster::block_on(devices()) {
+        for (rows, cols) in [(3, 96), (70, 256)] {
+            let mut values = rng.vec(rows * cols, 1.5);
+            values[..32].fill(0.0); // an all-zero block: scale 0
+            values[40] = 9.0; // an outlier sets its block's scale
+            for src in [DType::F32, DType::F16, DType::BF16] {
+                // The values as that float type holds them, and its bytes.
+                let (stored, bytes): (Vec<f32>, Vec<u8>) = match src {
+                    DType::F32 => (values.clone(), bytemuck::cast_slice(&values).to_vec()),
+                    DType::F16 => {
+                        let h: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
+                        (h.iter().map(|v| v.to_f32()).collect(), bytemuck::cast_slice(&h).to_vec())
+                    }
+                    _ => {
+                        let b: Vec<half::bf16> = values.iter().map(|&v| half::bf16::from_f32(v)).collect();
+                        (b.iter().map(|v| v.to_f32()).collect(), bytemuck::cast_slice(&b).to_vec())
+                    }
+                };
+                let float = Tensor::from_bytes(&bytes, src, &[rows, cols], &dev).unwrap();
+                for q in [DType::Q8_0, DType::Q4_0, DType::Q4_1] {
+                    let quantized = float.to_dtype(q).unwrap();
+                    assert_eq!(quantized.dtype(), q);
+                    let ids: Vec<u32> = (0..rows as u32).collect();
+                    let tids = Tensor::from_u32(&ids, &[rows], &dev).unwrap();
+                    let got = quantized.gather_rows(&tids).unwrap().to_vec_f32_blocking().unwrap();
+                    let want = dequantize(q, &quantize(q, &stored).unwrap()).unwrap();
+                    // The GPU's reciprocal may differ from the CPU's in the last bit, which can move
+                    // a value sitting on a rounding boundary by one step: allow that, rarely.
+                    let step = |i: usize| {
+                        let block = &stored[i / 32 * 32..][..32];
+                        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+                        if q == DType::Q8_0 { amax / 127.0 } else { 2.0 * amax / 15.0 }
+                    };
+                    let off: Vec<usize> = (0..want.len()).filter(|&i| got[i] != want[i]).collect();
+                    for &i in &off {
+                        assert!((got[i] - want[i]).abs() <= step(i) * 1.001, "{name} {src}->{q} value {i}: {} vs {}", got[i], want[i]);
+                    }
+                    assert!(off.len() * 1000 <= want.len(), "{name} {src}->{q}: {} of {} values differ", off.len(), want.len());
+                }
+            }
+        }
+        // A row length that is not whole blocks is an error, not a bad tensor.
+        let t = Tensor::from_f32(&[0.5; 40], &[2, 20], &dev).unwrap();
+        assert!(t.to_dtype(DType::Q8_0).is_err(), "{name}: 20-value rows quantized");
+    }
+}
+
+/// A safetensors file of f32 tensors, in memory.
+fn safetensors_bytes(tensors: &[(&str, &[usize], &[f32])]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, dims, values) in tensors {
+        let start = data.len();
+        data.extend_from_slice(bytemuck::cast_slice(values));
+        header.insert(name.to_string(), serde_json::json!({"dtype": "F32", "shape": dims, "data_offsets": [start, data.len()]}));
+    }
+    let mut json = serde_json::to_vec(&header).unwrap();
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&data);
+    out
+}
+
+#[test]
+fn weights_quantize_linear_layers_as_the_dtype_policy_says() {
+    use std::sync::Arc;
+    use webformers::weights::{DeviceWeights, Precision, WeightSource, safetensors::SafetensorsFile};
+    let mut rng = Rng::new(27);
+    let (n, k) = (64, 96);
+    let w = rng.vec(n * k, 0.5);
+    let small = rng.vec(8 * k, 0.5);
+    let odd = rng.vec(n * 40, 0.5);
+    let x = rng.vec(3 * k, 1.0);
+    // W^T as GPT-2's Conv1D stores it: [in, out].
+    let wt: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+    let file = safetensors_bytes(&[
+        ("model.decoder.lin.weight", &[n, k], &w),
+        ("model.encoder.lin.weight", &[n, k], &w),
+        ("small.weight", &[8, k], &small),
+        ("odd.weight", &[n, 40], &odd),
+        ("emb.weight", &[n, k], &w),
+        ("conv.weight", &[k, n], &wt),
+    ]);
+    let source: Arc<dyn WeightSource> = Arc::new(SafetensorsFile::from_bytes(Arc::new(file), "memory").unwrap());
+    // x [3, K] times the Q8_0 weight must give the dequantized weight's product.
+    let w_q8 = dequantize(DType::Q8_0, &quantize(DType::Q8_0, &w).unwrap()).unwrap();
+    for (name, dev) in pollster::block_on(devices()) {
+        let xt = Tensor::from_f32(&x, &[3, k], &dev).unwrap();
+        // The GPU's decode kernel multiplies in f16 pairs where the adapter allows it.
+        let rel = if uses_f16(&dev) { 2e-3 } else { 1e-5 };
+        let check = |what: &str, weight: &Tensor, transposed: bool| {
+            let got = match transposed {
+                true => xt.matmul(weight),
+                false => xt.matmul(&weight.t().unwrap()),
+            };
+            check_linear(
+                &format!("{name} {what}"),
+                &got.unwrap().to_vec_f32_blocking().unwrap(),
+                &x,
+                &w_q8,
+                None,
+                Activation::None,
+                k,
+                n,
+                rel,
+            );
+        };
+        let vb = Weights::new(source.clone(), &dev, Precision::parse("encoder_model=fp32,decoder_model_merged=q8").unwrap());
+        let lin = vb.get_linear("model.decoder.lin.weight", &[n, k]).unwrap();
+        assert_eq!(lin.dtype(), DType::Q8_0, "{name}");
+        check("decoder linear", &lin, false);
+        assert_eq!(vb.get_linear("model.encoder.lin.weight", &[n, k]).unwrap().dtype(), DType::F32, "{name}: the encoder's dtype");
+        // Policy: fewer than 64 outputs, rows that are not whole blocks, and non-linear weights stay.
+        assert_eq!(vb.get_linear("small.weight", &[8, k]).unwrap().dtype(), DType::F32);
+        assert_eq!(vb.get_linear("odd.weight", &[n, 40]).unwrap().dtype(), DType::F32);
+        assert_eq!(vb.get("emb.weight", &[n, k]).unwrap().dtype(), DType::F32);
+        let conv = vb.get_linear_transposed("conv.weight", &[k, n]).unwrap();
+        assert_eq!((conv.dtype(), conv.dims()), (DType::Q8_0, &[k, n][..]), "{name}");
+        check("transposed linear", &conv, true);
+        // Weights streamed to the device first (the browser's Hub load) are quantized there.
+        let mut streamed = DeviceWeights::new("streamed", &dev);
+        streamed.insert("lin.weight", Tensor::from_f32(&w, &[n, k], &dev).unwrap());
+        let vb = Weights::new(Arc::new(streamed), &dev, WeightDType::Q8);
+        let lin = vb.get_linear("lin.weight", &[n, k]).unwrap();
+        assert_eq!(lin.dtype(), DType::Q8_0, "{name}");
+        check("streamed linear", &lin, false);
+    }
+    assert!(Precision::parse("q3").unwrap_err().to_string().contains("unknown dtype `q3`"));
+    assert!(Precision::parse("vision_tower=q8").unwrap_err().to_string().contains("unknown module `vision_tower`"));
+    assert!(Precision::parse("model=q8,decoder_model_merged=q4").is_err(), "two decoder dtypes");
+}

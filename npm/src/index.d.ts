@@ -3,7 +3,11 @@
 export type Device = 'webgpu' | 'wasm';
 /** 'cpu' (transformers.js's name) runs on 'wasm', 'gpu' on 'webgpu'. */
 export type DeviceOption = Device | 'auto' | 'cpu' | 'gpu';
-export type DType = 'auto' | 'fp32' | 'fp16';
+export type DType = 'auto' | 'fp32' | 'fp16' | 'q8' | 'int8' | 'uint8' | 'q4' | 'bnb4' | 'q4f16';
+/** Per module, as transformers.js names them: the encoder, and the decoder or whole model. */
+export type DTypeByModule = Partial<
+  Record<'model' | 'encoder_model' | 'decoder_model_merged' | 'decoder_model' | 'decoder_with_past_model' | 'embed_tokens' | 'vision_encoder' | 'audio_encoder', DType>
+>;
 
 /** A load progress event, shaped as transformers.js's. */
 export type ProgressInfo =
@@ -20,8 +24,12 @@ export type ProgressCallback = (info: ProgressInfo) => void;
 export interface PipelineOptions {
   /** 'auto' (default): WebGPU when an adapter opens and the model fits its limits, else WASM. */
   device?: DeviceOption;
-  /** Weight storage on the device: 'auto' (as stored, default), 'fp32' or 'fp16'. */
-  dtype?: DType;
+  /**
+   * Weight precision: 'auto' (as stored, default), 'fp32', 'fp16', 'q8' (linear layers quantized
+   * to 8 bits at load), 'q4' (4 bits), 'q4f16' (4-bit linear layers, other weights f16), or per
+   * module ({ encoder_model: 'fp32', decoder_model_merged: 'q4' }). GGUF weights stay as stored.
+   */
+  dtype?: DType | DTypeByModule;
   /** The Hub revision (branch, tag or commit) for models named by id. Default 'main'. */
   revision?: string;
   progress_callback?: ProgressCallback | null;

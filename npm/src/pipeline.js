@@ -84,12 +84,13 @@ export async function pipeline(task, model = null, options = {}) {
   if (env.backends.onnx.wasm.proxy && IN_PAGE) return proxiedPipeline(task, model, options);
   const {
     device: asked = 'auto',
-    dtype = 'auto',
+    dtype: dtypeOption = 'auto',
     revision = 'main',
     progress_callback = null,
     local_files_only = false,
   } = options ?? {};
   const device = DEVICE_ALIASES[asked] ?? asked;
+  const dtype = dtypeSpec(dtypeOption);
   if (!DEVICES.includes(device)) {
     throw new WebformersError(`unknown device '${asked}': use 'webgpu' (or 'gpu'), 'wasm' (or 'cpu') or 'auto'`, 'input');
   }
@@ -287,4 +288,19 @@ async function proxiedPipeline(task, model, options) {
     worker.terminate();
   };
   return pipe;
+}
+
+/**
+ * transformers.js's `dtype`: a name ('q8'), or per module ({ encoder_model: 'fp32',
+ * decoder_model_merged: 'q4' }), written for the engine as `encoder_model=fp32,...`.
+ */
+function dtypeSpec(dtype) {
+  if (dtype === null || dtype === undefined) return 'auto';
+  if (typeof dtype === 'string') return dtype;
+  if (typeof dtype === 'object') {
+    return Object.entries(dtype)
+      .map(([module, name]) => `${module}=${name}`)
+      .join(',');
+  }
+  throw new WebformersError(`dtype must be a string or an object of module names, not ${typeof dtype}`, 'input');
 }

@@ -72,6 +72,25 @@ describe('feature-extraction on WASM in Node', () => {
     assert.ok(diff <= TOLERANCE, `max abs diff ${diff} > ${TOLERANCE}`);
   });
 
+  test("dtype 'q8' (linear layers quantized at load) stays within cosine 0.999 of PyTorch", async () => {
+    // The same bar as tests/minilm.rs natively; the per-module object form names the model.
+    for (const dtype of ['q8', { model: 'q8' }]) {
+      const q8 = await pipeline('feature-extraction', minilmDir, { device: 'wasm', dtype });
+      try {
+        const out = await q8(ref.inputs.map((i) => i.text), { pooling: 'mean', normalize: true });
+        const h = ref.hidden_size;
+        ref.inputs.forEach((input, i) => {
+          let dot = 0;
+          input.embedding.forEach((x, j) => (dot += x * out.data[i * h + j]));
+          const norm = Math.hypot(...input.embedding);
+          assert.ok(dot / norm >= 0.999, `${JSON.stringify(dtype)} \`${input.text}\`: cosine ${dot / norm}`);
+        });
+      } finally {
+        await q8.dispose();
+      }
+    }
+  });
+
   test('shapes: a single string, pooling none, tolist, unnormalized', async () => {
     const one = await extractor('Hello world', { pooling: 'mean', normalize: true });
     assert.deepEqual(one.dims, [1, 384]);
@@ -399,7 +418,12 @@ describe('bad input rejects with a clear Error', () => {
   test('unknown task, device, dtype, pooling; WebGPU in Node', async () => {
     await rejects(pipeline('summarize-everything', minilmDir), /unknown task `summarize-everything`/, 'unsupported');
     await rejects(pipeline('feature-extraction', minilmDir, { device: 'cuda' }), /unknown device 'cuda'/, 'input');
-    await rejects(pipeline('feature-extraction', minilmDir, { device: 'wasm', dtype: 'q8' }), /dtype `q8`/, 'unsupported');
+    await rejects(pipeline('feature-extraction', minilmDir, { device: 'wasm', dtype: 'q3' }), /unknown dtype `q3`/, 'input');
+    await rejects(
+      pipeline('feature-extraction', minilmDir, { device: 'wasm', dtype: { vision_tower: 'q8' } }),
+      /unknown module `vision_tower`/,
+      'input',
+    );
     await rejects(pipeline('feature-extraction', minilmDir, { device: 'webgpu' }), /WebGPU needs a browser window/, 'no_adapter');
     const p = await pipeline('feature-extraction', minilmDir, { device: 'auto' });
     assert.equal(p.device, 'wasm');

@@ -14,7 +14,7 @@ use webformers::hub::{HfCache, Hub, HubOptions, NativeHub, UreqTransport};
 use webformers::tasks::feature_extraction::{self, FeatureExtraction, Pooling};
 use webformers::tasks::text_generation::{self, TextGeneration};
 use webformers::tasks::{self, Event, InputKind, LoadOptions, Output, Pipeline, TaskInfo};
-use webformers::weights::WeightDType;
+use webformers::weights::Precision;
 use webformers::{Device, DeviceChoice, GpuOptions, Result};
 
 #[derive(Parser)]
@@ -37,7 +37,8 @@ struct ModelArgs {
     /// auto takes the GPU when an adapter exists, else the CPU.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// Weight storage: auto (as stored), fp32, or fp16.
+    /// Weight storage: auto (as stored), fp32, fp16, q8, q4 or q4f16 (linear layers quantized at
+    /// load); per module: encoder_model=fp32,decoder_model_merged=q4.
     #[arg(long, default_value = "auto")]
     dtype: String,
     /// CPU threads (default: all cores).
@@ -191,12 +192,7 @@ async fn prepare(args: &ModelArgs) -> Result<(Device, LoadOptions)> {
         webformers::cpu::set_threads(n)?;
     }
     let choice: DeviceChoice = args.device.parse()?;
-    let dtype = match args.dtype.as_str() {
-        "auto" => WeightDType::Auto,
-        "fp32" | "f32" => WeightDType::F32,
-        "fp16" | "f16" => WeightDType::F16,
-        other => return Err(webformers::Error::Input(format!("unknown dtype `{other}`; use auto, fp32 or fp16"))),
-    };
+    let dtype = Precision::parse(&args.dtype)?;
     let (device, fallback) = Device::select(choice, GpuOptions::from_env()).await?;
     match fallback {
         Some(why) => eprintln!("device: {} (no GPU: {why})", device.describe()),

@@ -24,7 +24,7 @@ use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use webformers::files::MemoryFiles;
 use webformers::image::{RawImage, Resample};
-use webformers::weights::WeightDType;
+use webformers::weights::Precision;
 use webformers::{Device, DeviceChoice, GpuOptions};
 
 pub use errors::js_error;
@@ -341,14 +341,9 @@ impl ModelFileSet {
     }
 }
 
-/// transformers.js's `dtype` option: `'auto'` (as stored), `'fp32'`, `'fp16'`.
-pub(crate) fn weight_dtype(dtype: &str) -> Result<WeightDType, JsValue> {
-    match dtype {
-        "" | "auto" => Ok(WeightDType::Auto),
-        "fp32" => Ok(WeightDType::F32),
-        "fp16" => Ok(WeightDType::F16),
-        other => Err(js_error(webformers::Error::Unsupported(format!(
-            "dtype `{other}`: webformers loads the model's safetensors weights as 'auto' (as stored), 'fp32' or 'fp16'"
-        )))),
-    }
+/// transformers.js's `dtype` option: `'auto'` (as stored), `'fp32'`, `'fp16'`, `'q8'`, `'q4'`,
+/// `'q4f16'`, or per module (`encoder_model=fp32,decoder_model_merged=q4`, as npm writes the
+/// object form).
+pub(crate) fn weight_dtype(dtype: &str) -> Result<Precision, JsValue> {
+    Precision::parse(dtype).map_err(js_error)
 }

@@ -29,6 +29,14 @@ pub(super) fn copy(src: &Input<'_>, out_dtype: DType) -> Result<CpuStorage> {
         (DType::F32, DType::F16) => CpuStorage::from_bytes(bytemuck::cast_slice(&gather_as!(f32, f16::from_f32))),
         (DType::F16, DType::F16) => CpuStorage::from_bytes(bytemuck::cast_slice(&gather_as!(f16, |x| x))),
         (DType::BF16, DType::F16) => CpuStorage::from_bytes(bytemuck::cast_slice(&gather_as!(bf16, |x: bf16| f16::from_f32(x.to_f32())))),
+        (DType::F32 | DType::F16 | DType::BF16, to) if crate::quant::QUANTIZABLE.contains(&to) => {
+            let values: Vec<f32> = match src.dtype {
+                DType::F32 => gather_as!(f32, |x| x),
+                DType::F16 => gather_as!(f16, f16::to_f32),
+                _ => gather_as!(bf16, bf16::to_f32),
+            };
+            CpuStorage::from_bytes(&crate::quant::quantize(to, &values)?)
+        }
         (from, to) => return Err(Error::dtype("copy", format!("{from} to {to} on the CPU"))),
     })
 }

@@ -5,7 +5,7 @@
 use super::GpuStorage;
 use super::params::kernel_params;
 use super::run::Run;
-use super::shaders::{Elem, Kernel, MatmulIo, NormVariant};
+use super::shaders::{Elem, Kernel, MatmulIo, NormVariant, Quant};
 use crate::dtype::DType;
 use crate::graph::Step;
 use crate::layout::Layout;
@@ -21,6 +21,14 @@ pub(crate) mod vision;
 /// attention.wgsl's `window` when every key is in range: wider than any sequence a binding
 /// holds, and small enough that the shader's i32 position arithmetic cannot overflow.
 const NO_WINDOW: usize = 1 << 30;
+
+kernel_params! {
+    /// quantize.wgsl: `blocks` blocks of 32 dense values from `src_off`.
+    pub struct QuantizeParams {
+        src_off: usize,
+        blocks: usize,
+    }
+}
 
 kernel_params! {
     /// copy.wgsl: `numel` values of a view from `src_off`, written densely from `dst_off` (a KV
@@ -271,6 +279,17 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             quant::matmul(run, (a, b, io, g_delta(a, *gate), *act), (*batch, *m, *n, *k), inputs_of(step.inputs.len()), &output)?
         }
         Op::Gather { table, ids } if table.dtype().is_quantized() => quant::gather(run, table, ids, inputs_of(2), &output)?,
+        Op::Copy { src } if node.dtype.is_quantized() => {
+            let q = Quant::of(node.dtype).filter(|q| Quant::QUANTIZABLE.contains(q));
+            let Some(q) = q.filter(|_| src.is_contiguous()) else {
+                return Err(Error::Unsupported(format!("quantizing a {} view to {} on the GPU", src.dtype(), node.dtype)));
+            };
+            let kernel = Kernel::Quantize { src: elem(src.dtype())?, q };
+            let blocks = node.numel / 32;
+            let units = if q == Quant::Q4_1 { blocks } else { blocks.div_ceil(2) };
+            let params = QuantizeParams { src_off: src.layout().offset(), blocks };
+            run.push(kernel, &params, inputs_of(1), &output, grid_1d(units.div_ceil(wg(kernel)), max_groups))?;
+        }
         Op::Copy { src } => {
             let kernel = Kernel::Copy { src: elem(src.dtype())?, dst: elem(node.dtype)? };
             let v = strided8(src.layout())?;

@@ -49,6 +49,8 @@ pub enum Quant {
 
 impl Quant {
     pub const ALL: [Quant; 6] = [Quant::Q8_0, Quant::Q4_0, Quant::Q4_1, Quant::Q4K, Quant::Q5K, Quant::Q6K];
+    /// What quantize.wgsl makes (as `quant::QUANTIZABLE` on the CPU).
+    pub const QUANTIZABLE: [Quant; 3] = [Quant::Q8_0, Quant::Q4_0, Quant::Q4_1];
 
     pub fn of(dtype: crate::DType) -> Option<Quant> {
         use crate::DType as D;
@@ -131,6 +133,11 @@ pub enum Kernel {
     },
     /// Embedding lookup from a quantized table: gather_quant.wgsl.
     QuantGather {
+        q: Quant,
+    },
+    /// Dense float rows into ggml blocks (quantize-at-load): quantize.wgsl.
+    Quantize {
+        src: Elem,
         q: Quant,
     },
     /// A convolution's patches as matmul columns.
@@ -219,6 +226,7 @@ impl Kernel {
             Kernel::QuantMatvec { io, .. } => spec(wgsl!("matvec_quant.wgsl"), io.inputs(), QuantMatmulParams::DEF),
             Kernel::QuantMatmul { io, .. } => spec(wgsl!("matmul_quant.wgsl"), io.inputs(), QuantMatmulParams::DEF),
             Kernel::QuantGather { .. } => spec(wgsl!("gather_quant.wgsl"), 2, QuantGatherParams::DEF),
+            Kernel::Quantize { .. } => spec(wgsl!("quantize.wgsl"), 1, QuantizeParams::DEF),
             Kernel::Im2col => spec(wgsl!("im2col.wgsl"), 1, Im2colParams::DEF),
             Kernel::GroupedConv { bias, .. } => spec(wgsl!("grouped_conv.wgsl"), 2 + bias as usize, GroupedConvParams::DEF),
             Kernel::Concat => spec(wgsl!("concat.wgsl"), 1, ConcatParams::DEF),
@@ -314,6 +322,7 @@ impl Kernel {
                 }
             }
             Kernel::QuantGather { q } => flags.push(q.flag()),
+            Kernel::Quantize { src, q } => flags.extend([elem_flag("SRC", src), q.flag()]),
             Kernel::GroupedConv { weight, bias } => {
                 flags.push(if weight == Elem::F32 { "W_F32" } else { "W_F16" });
                 if bias {
@@ -373,6 +382,11 @@ impl Kernel {
                 all.push(Kernel::QuantMatmul { q, io });
             }
             all.push(Kernel::QuantGather { q });
+        }
+        for src in [Elem::F32, Elem::F16, Elem::BF16] {
+            for q in Quant::QUANTIZABLE {
+                all.push(Kernel::Quantize { src, q });
+            }
         }
         all.extend([
             Kernel::Im2col,

@@ -287,7 +287,7 @@ fn options() -> HubOptions {
 }
 
 fn check_weights(w: std::sync::Arc<dyn WeightSource>, values: &[Vec<f32>]) {
-    let vb = crate::weights::Weights::new(w, &Device::Cpu, Default::default());
+    let vb = crate::weights::Weights::new(w, &Device::Cpu, crate::weights::Precision::default());
     let dims = [vec![300, 40], vec![7], vec![64, 100], vec![3, 3]];
     for ((name, v), d) in ["a", "b", "c", "d"].iter().zip(values).zip(&dims) {
         let t = vb.get(name, d).unwrap();

@@ -12,7 +12,7 @@ use crate::chat::ChatTemplate;
 use crate::gguf_tokenizer::{GgufVocab, build_tokenizer};
 use crate::tokenizer::Tokenizer;
 use crate::weights::gguf::{GgufFile, GgufMetadata, parse_header};
-use crate::weights::{DeviceWeights, SharedBytes, TensorInfo, WeightDType, WeightSource, Weights};
+use crate::weights::{DeviceWeights, Precision, SharedBytes, TensorInfo, WeightSource, Weights};
 use crate::{Device, Error, Result, Tensor};
 
 /// Architectures whose GGUF tensors map onto `Llama`.
@@ -217,7 +217,7 @@ pub struct GgufParts {
 }
 
 /// From a whole GGUF file (mapped, or in memory).
-pub fn load(file: GgufFile, device: &Device, dtype: WeightDType) -> Result<GgufParts> {
+pub fn load(file: GgufFile, device: &Device, dtype: Precision) -> Result<GgufParts> {
     let file = Arc::new(file);
     let host = host_tensors(|name| file.tensor_bytes(name).ok().map(<[u8]>::to_vec));
     load_from(file.metadata(), file.clone(), &host, device, dtype)
@@ -225,7 +225,7 @@ pub fn load(file: GgufFile, device: &Device, dtype: WeightDType) -> Result<GgufP
 
 /// From a GGUF whose tensors were streamed onto `device` as they arrived
 /// (`HubModel::gguf_weights`): the metadata comes from the header it kept.
-pub fn load_streamed(weights: DeviceWeights, device: &Device, dtype: WeightDType) -> Result<GgufParts> {
+pub fn load_streamed(weights: DeviceWeights, device: &Device, dtype: Precision) -> Result<GgufParts> {
     let header = parse_header(weights.header(), weights.origin())?;
     let host = host_tensors(|name| weights.host_bytes(name).map(<[u8]>::to_vec));
     load_from(&header.metadata, Arc::new(weights), &host, device, dtype)
@@ -233,13 +233,7 @@ pub fn load_streamed(weights: DeviceWeights, device: &Device, dtype: WeightDType
 
 /// From a GGUF's metadata and its tensors (`source`, by their names in the file); `host`: the
 /// values of the `HOST_TENSORS` the file has.
-fn load_from(
-    meta: &GgufMetadata,
-    file: Arc<dyn WeightSource>,
-    host: &HostTensors,
-    device: &Device,
-    dtype: WeightDType,
-) -> Result<GgufParts> {
+fn load_from(meta: &GgufMetadata, file: Arc<dyn WeightSource>, host: &HostTensors, device: &Device, dtype: Precision) -> Result<GgufParts> {
     let arch = meta.get_str("general.architecture")?.to_string();
     if !GGUF_ARCHITECTURES.contains(&arch.as_str()) {
         return Err(Error::Unsupported(format!(
@@ -291,7 +285,7 @@ fn load_llama(
     tied: bool,
     host: &HostTensors,
     device: &Device,
-    dtype: WeightDType,
+    dtype: Precision,
 ) -> Result<Llama> {
     let mut config = llama_config(meta, arch, vocab_size, tied, host)?;
     // llama.cpp keeps Llama 3's rope scaling as per-pair divisors in a tensor.

@@ -40,7 +40,7 @@ struct Conv1D {
 
 impl Conv1D {
     fn load(vb: &Weights, n_in: usize, n_out: usize) -> Result<Conv1D> {
-        Ok(Conv1D { weight: vb.get("weight", &[n_in, n_out])?, bias: vb.get_f32("bias", &[n_out])? })
+        Ok(Conv1D { weight: vb.get_linear_transposed("weight", &[n_in, n_out])?, bias: vb.get_f32("bias", &[n_out])? })
     }
     fn forward(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         x.matmul_ext(&self.weight, Some(&self.bias), act)

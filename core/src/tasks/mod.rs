@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::files::ModelFiles;
-use crate::weights::WeightDType;
+use crate::weights::Precision;
 use crate::{Device, Error, Result};
 
 pub use events::Event;
@@ -280,7 +280,8 @@ impl<T> OneOrMany<T> {
 /// Options common to loading any task's model.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
-    pub dtype: WeightDType,
+    /// The weights' precision, for the whole model or per module.
+    pub dtype: Precision,
 }
 
 /// Rounds a score the way it is compared: f32 precision, shown as the f64 JSON carries.

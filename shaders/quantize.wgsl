@@ -1,0 +1,125 @@
+// Quantizes dense float rows into ggml blocks when weights load at dtype 'q8' or 'q4', with the
+// CPU quantizer's arithmetic (quant.rs): Q8_0 scales by the largest magnitude and rounds half away
+// from zero; Q4_0 maps the value of largest magnitude to -8; Q4_1 spans min..max in 15 steps.
+// Blocks are 34 (Q8_0), 18 (Q4_0) or 20 (Q4_1) bytes, so one invocation writes a unit of whole
+// u32 words: two blocks (17 or 9 words), or one Q4_1 block (5 words); no word is shared.
+#include "common.wgsl"
+
+@group(0) @binding(0) var<uniform> p: Params;
+#if SRC_F32
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+#else
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+#endif
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+
+#if Q8_0
+const BLOCK_BYTES = 34u;
+const UNIT_BLOCKS = 2u;
+const UNIT_WORDS = 17u;
+#elif Q4_0
+const BLOCK_BYTES = 18u;
+const UNIT_BLOCKS = 2u;
+const UNIT_WORDS = 9u;
+#else
+const BLOCK_BYTES = 20u;
+const UNIT_BLOCKS = 1u;
+const UNIT_WORDS = 5u;
+#endif
+
+var<private> words: array<u32, 17>;
+
+fn load(i: u32) -> f32 {
+    let at = p.src_off + i;
+#if SRC_F32
+    return src[at];
+#elif SRC_F16
+    return unpack2x16float(src[at >> 1u])[at & 1u];
+#else
+    let word = src[at >> 1u];
+    return bitcast<f32>(select(word << 16u, word & 0xffff0000u, (at & 1u) == 1u));
+#endif
+}
+
+fn put_byte(at: u32, byte: u32) {
+    words[at >> 2u] |= (byte & 0xffu) << ((at & 3u) * 8u);
+}
+
+fn put_f16(at: u32, v: f32) {
+    let bits = pack2x16float(vec2<f32>(v, 0.0));
+    put_byte(at, bits);
+    put_byte(at + 1u, bits >> 8u);
+}
+
+// Block `b` of the input into bytes [at, at + BLOCK_BYTES) of the unit's words.
+fn quantize_block(b: u32, at: u32) {
+    let first = b * 32u;
+#if Q8_0
+    var amax = 0.0;
+    for (var j = 0u; j < 32u; j++) {
+        amax = max(amax, abs(load(first + j)));
+    }
+    let d = amax / 127.0;
+    let id = select(0.0, 1.0 / d, d != 0.0);
+    put_f16(at, d);
+    for (var j = 0u; j < 32u; j++) {
+        let x = load(first + j) * id;
+        let q = i32(sign(x) * floor(abs(x) + 0.5));
+        put_byte(at + 2u + j, u32(q));
+    }
+#elif Q4_0
+    var max_v = 0.0;
+    for (var j = 0u; j < 32u; j++) {
+        let v = load(first + j);
+        if abs(v) > abs(max_v) {
+            max_v = v;
+        }
+    }
+    let d = max_v / -8.0;
+    let id = select(0.0, 1.0 / d, d != 0.0);
+    put_f16(at, d);
+    for (var j = 0u; j < 16u; j++) {
+        let lo = min(u32(load(first + j) * id + 8.5), 15u);
+        let hi = min(u32(load(first + 16u + j) * id + 8.5), 15u);
+        put_byte(at + 2u + j, lo | (hi << 4u));
+    }
+#else
+    var lo_v = load(first);
+    var hi_v = lo_v;
+    for (var j = 1u; j < 32u; j++) {
+        let v = load(first + j);
+        lo_v = min(lo_v, v);
+        hi_v = max(hi_v, v);
+    }
+    let d = (hi_v - lo_v) / 15.0;
+    let id = select(0.0, 1.0 / d, d != 0.0);
+    put_f16(at, d);
+    put_f16(at + 2u, lo_v);
+    for (var j = 0u; j < 16u; j++) {
+        let lo = min(u32((load(first + j) - lo_v) * id + 0.5), 15u);
+        let hi = min(u32((load(first + 16u + j) - lo_v) * id + 0.5), 15u);
+        put_byte(at + 4u + j, lo | (hi << 4u));
+    }
+#endif
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let unit = flat_index(wg, nwg, lid, WG);
+    let first = unit * UNIT_BLOCKS;
+    if first >= p.blocks {
+        return;
+    }
+    for (var w = 0u; w < UNIT_WORDS; w++) {
+        words[w] = 0u;
+    }
+    let blocks = min(UNIT_BLOCKS, p.blocks - first);
+    for (var b = 0u; b < blocks; b++) {
+        quantize_block(first + b, b * BLOCK_BYTES);
+    }
+    // A last unit of one block writes the words its bytes touch.
+    let n = (blocks * BLOCK_BYTES + 3u) / 4u;
+    for (var w = 0u; w < n; w++) {
+        dst[unit * UNIT_WORDS + w] = words[w];
+    }
+}
