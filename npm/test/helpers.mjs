@@ -36,6 +36,25 @@ export function maxAbsDiff(data, ref) {
   return worst;
 }
 
+/** The lowest cosine similarity between each row of `data` and its reference embedding. */
+export function minCosine(data, ref) {
+  const h = ref.hidden_size;
+  return Math.min(
+    ...ref.inputs.map((input, i) => {
+      let dot = 0;
+      let a = 0;
+      let b = 0;
+      input.embedding.forEach((x, j) => {
+        const y = data[i * h + j];
+        dot += x * y;
+        a += x * x;
+        b += y * y;
+      });
+      return dot / Math.sqrt(a * b);
+    }),
+  );
+}
+
 /** A port nothing listens on (bound, then released). */
 export async function closedPort() {
   const server = net.createServer();

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startServer } from '../../scripts/static-server.mjs';
-import { TOLERANCE, distDir, evaluateWithin, here, launchBrowser, maxAbsDiff, minilmDir, modelsDir, openPage, reference } from './helpers.mjs';
+import { TOLERANCE, distDir, evaluateWithin, here, launchBrowser, maxAbsDiff, minCosine, minilmDir, modelsDir, openPage, reference } from './helpers.mjs';
 import { startHub } from './hub-server.mjs';
 
 const REPO = 'sentence-transformers/all-MiniLM-L6-v2';
@@ -65,13 +65,13 @@ after(async () => {
  * heap (the wasm memory's size after the load: its peak, memory never shrinks), list (cache.list())}
  * or {error, code}.
  */
-async function loadInPage({ device = 'wasm', model = REPO, inputs = few.inputs.map((i) => i.text), setup = {}, clear = false, url = server.url } = {}) {
+async function loadInPage({ device = 'wasm', dtype = 'auto', model = REPO, inputs = few.inputs.map((i) => i.text), setup = {}, clear = false, url = server.url } = {}) {
   const p = await openPage(browser, url);
   try {
     return await evaluateWithin(
       p,
       240,
-      async (endpoint, device, model, inputs, setup, clear) => {
+      async (endpoint, device, dtype, model, inputs, setup, clear) => {
         const { pipeline, env, cache } = await import('/webformers/index.js');
         const glue = await import('/webformers/wasm/webformers_wasm.js');
         env.remoteHost = `${endpoint}/`;
@@ -80,7 +80,7 @@ async function loadInPage({ device = 'wasm', model = REPO, inputs = few.inputs.m
         if (clear) await cache.clear();
         const events = [];
         try {
-          const pipe = await pipeline('feature-extraction', model, { device, progress_callback: (e) => events.push(e) });
+          const pipe = await pipeline('feature-extraction', model, { device, dtype, progress_callback: (e) => events.push(e) });
           // The engine's instance is already made: this gives its exports (and memory).
           const heap = (await glue.default()).memory.buffer.byteLength;
           const out = await pipe(inputs, { pooling: 'mean', normalize: true });
@@ -92,6 +92,7 @@ async function loadInPage({ device = 'wasm', model = REPO, inputs = few.inputs.m
       },
       hub.endpoint,
       device,
+      dtype,
       model,
       inputs,
       setup,
@@ -443,6 +444,31 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
       assert.deepEqual(pipe.tokenizer.encode('Hello there'), [101, 7592, 2045, 102]);
       const out = await pipe(few.inputs.map((i) => i.text), { pooling: 'mean', normalize: true });
       assert.ok(maxAbsDiff(out.data, few) <= TOLERANCE);
+      await pipe.dispose();
+    } finally {
+      Object.assign(env, saved);
+    }
+  });
+
+  test("dtype 'q8' on weights streamed to WebGPU: quantized on the device (quantize.wgsl), cosine >= 0.999", { timeout: 300_000 }, async () => {
+    const out = await loadInPage({ device: 'webgpu', dtype: 'q8' });
+    assert.ok(!out.error, `${out.code}: ${out.error}`);
+    assert.equal(out.device, 'webgpu');
+    const cos = minCosine(out.data, few);
+    assert.ok(cos >= 0.999, `lowest cosine ${cos}`);
+  });
+
+  test("transformers.js's first lines: a Xenova id with dtype 'q8' in Node", { timeout: 120_000 }, async () => {
+    const { pipeline, env } = await import(path.join(distDir, 'index.js'));
+    const saved = { ...env };
+    try {
+      env.remoteHost = `${hub.endpoint}/`;
+      env.allowLocalModels = false;
+      env.numThreads = 1;
+      const pipe = await pipeline('feature-extraction', CONVERSION, { dtype: 'q8' });
+      const out = await pipe(few.inputs.map((i) => i.text), { pooling: 'mean', normalize: true });
+      const cos = minCosine(out.data, few);
+      assert.ok(cos >= 0.999, `lowest cosine ${cos}`);
       await pipe.dispose();
     } finally {
       Object.assign(env, saved);
