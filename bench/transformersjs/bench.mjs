@@ -2,7 +2,7 @@
 // on the webformers embedding workload. See bench/README.md.
 //
 // node bench.mjs [--dtype fp32|q8] [--threads N] [--reps N] [--latency-runs N]
-//                [--batch N] [--embeddings FILE|-]
+//                [--batch N] [--embeddings FILE|-] [--corpus FILE]
 // Prints one JSON line of results (then, with --embeddings -, one of embeddings).
 
 import fs from 'node:fs';
@@ -23,11 +23,12 @@ function parseArgs(argv) {
     batch: 32,
     embeddings: null,
     model: 'all-MiniLM-L6-v2-onnx',
+    corpus: path.join('bench', 'corpus.json'),
   };
   const names = {
     '--dtype': 'dtype', '--threads': 'threads', '--reps': 'reps',
     '--latency-runs': 'latencyRuns', '--batch': 'batch', '--embeddings': 'embeddings',
-    '--model': 'model',
+    '--model': 'model', '--corpus': 'corpus',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const key = names[argv[i]];
@@ -60,7 +61,7 @@ env.allowRemoteModels = false;
 env.allowLocalModels = true;
 env.localModelPath = path.join(root, '.cache', 'models');
 
-const corpus = JSON.parse(fs.readFileSync(path.join(root, 'bench', 'corpus.json'), 'utf8'));
+const corpus = JSON.parse(fs.readFileSync(path.resolve(root, opts.corpus), 'utf8'));
 
 const extractor = await pipeline('feature-extraction', opts.model, {
   device: 'cpu',
