@@ -23,6 +23,13 @@ export const env = {
   accessToken: null,
   /** Keep Hub models in IndexedDB (browsers; see `cache`), so a second load downloads nothing. */
   useBrowserCache: true,
+  /**
+   * Keep Hub models on disk in Node, in huggingface_hub's cache layout (shared with the
+   * `webformers` CLI and Python), so a second load downloads nothing.
+   */
+  useFSCache: true,
+  /** That cache's folder: null for huggingface_hub's ($HF_HUB_CACHE, else ~/.cache/huggingface/hub). */
+  cacheDir: null,
   /** Where models named by id are looked for first: a URL path in browsers, a folder in Node. */
   localModelPath: '/models/',
   /** Fetch models from `remoteHost` (when they are not found locally). */

@@ -4,8 +4,9 @@
 // load makes no weight request. `env.remoteHost` is the endpoint, `env.accessToken` the token (sent
 // to the endpoint's origin only: browsers drop it when the Hub redirects to its CDN).
 
-import { env } from './env.js';
-import { hubStore } from './hub-store.js';
+import { env, IS_NODE } from './env.js';
+import { fsHubStore } from './hub-fs-store.js';
+import { NoStore, hubStore } from './hub-store.js';
 
 /** Files the Hub client fetches as weights (by ranges, onto the device), not as files. */
 const WEIGHT_FILES = new Set(['model.safetensors']);
@@ -16,9 +17,9 @@ const WEIGHT_FILES = new Set(['model.safetensors']);
  * Resolves to the engine's `HubLoaded` (free it once the task is built). `progress(event)` gets
  * transformers.js-shaped events per file and `progress_total` over the load.
  */
-export function hubLoad(wasm, hub, spec, device, progress) {
+export async function hubLoad(wasm, hub, spec, device, progress) {
   const files = hub.file ? [] : [...spec.required, ...spec.optional].filter((f) => !WEIGHT_FILES.has(f));
-  const { endpoint, token, timeout, store } = settings();
+  const { endpoint, token, timeout, store } = await settings();
   // The pipeline says 'ready' itself, once the model is built.
   const onEvent = (event) => event.status !== 'ready' && progress(event);
   return wasm.hubLoad(endpoint, token, hub.repo, hub.revision, files, hub.file ?? null, store, onEvent, timeout, device);
@@ -28,17 +29,26 @@ export function hubLoad(wasm, hub, spec, device, progress) {
  * Small files of a Hub model, without its weights (AutoTokenizer's): resolves to the engine's
  * `ModelFileSet` (free it), through the same client and cache as `hubLoad`.
  */
-export function hubFiles(wasm, hub, required, optional, progress) {
-  const { endpoint, token, timeout, store } = settings();
+export async function hubFiles(wasm, hub, required, optional, progress) {
+  const { endpoint, token, timeout, store } = await settings();
   return wasm.hubFiles(endpoint, token, hub.repo, hub.revision, required, optional, store, progress, timeout);
 }
 
 /** The Hub client's settings from env. */
-function settings() {
+async function settings() {
   return {
     endpoint: String(env.remoteHost).replace(/\/+$/, ''),
     token: env.accessToken ? String(env.accessToken) : null,
     timeout: Number(env.fetchTimeout) > 0 ? Math.min(Number(env.fetchTimeout), 2 ** 31 - 1) : 0,
-    store: hubStore(env.useBrowserCache !== false),
+    store: await store(),
   };
+}
+
+/**
+ * Where a load's files are kept: in Node, huggingface_hub's cache folders (shared with the CLI
+ * and Python; `env.cacheDir`, `env.useFSCache`); in browsers, IndexedDB (`env.useBrowserCache`).
+ */
+async function store() {
+  if (IS_NODE) return env.useFSCache === false ? new NoStore() : fsHubStore(env.cacheDir);
+  return hubStore(env.useBrowserCache !== false);
 }

@@ -47,6 +47,10 @@ export interface Env {
   accessToken: string | null;
   /** Keep Hub models in IndexedDB (browsers), so a second load downloads nothing. Default true. */
   useBrowserCache: boolean;
+  /** Node: keep Hub models on disk in huggingface_hub's cache layout (shared with the CLI and Python). Default true. */
+  useFSCache: boolean;
+  /** Node: that cache's folder. Default null: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub. */
+  cacheDir: string | null;
   /** Default '/models/' (a URL path in browsers, a folder in Node). */
   localModelPath: string;
   allowRemoteModels: boolean;

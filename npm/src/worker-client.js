@@ -14,6 +14,8 @@ const ENV_KEYS = [
   'remoteHost',
   'accessToken',
   'useBrowserCache',
+  'useFSCache',
+  'cacheDir',
   'remotePathTemplate',
   'localModelPath',
   'allowRemoteModels',

@@ -8,12 +8,13 @@
 // Needs `npm run build` and scripts/fetch-models.sh first (scripts/test-npm.sh does both).
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startServer } from '../../scripts/static-server.mjs';
-import { TOLERANCE, distDir, evaluateWithin, here, launchBrowser, maxAbsDiff, minCosine, minilmDir, modelsDir, openPage, reference } from './helpers.mjs';
+import { TOLERANCE, distDir, evaluateWithin, here, launchBrowser, maxAbsDiff, minCosine, minilmDir, modelsDir, npmDir, openPage, reference } from './helpers.mjs';
 import { startHub } from './hub-server.mjs';
 
 const REPO = 'sentence-transformers/all-MiniLM-L6-v2';
@@ -32,6 +33,8 @@ let server;
 let browser;
 let ggufDir;
 let conversionDir;
+/** Node's Hub cache for this file's Node tests (never the user's ~/.cache/huggingface). */
+let nodeCache;
 
 before(async () => {
   ggufDir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-gguf-repo-'));
@@ -49,6 +52,8 @@ before(async () => {
   );
   server = await startServer({ mounts: { '/': path.join(here, 'pages'), '/webformers/': distDir } });
   browser = await launchBrowser();
+  nodeCache = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-node-cache-'));
+  (await import(path.join(distDir, 'index.js'))).env.cacheDir = nodeCache;
 });
 
 after(async () => {
@@ -57,6 +62,7 @@ after(async () => {
   await hub?.close();
   if (ggufDir) fs.rmSync(ggufDir, { recursive: true, force: true });
   if (conversionDir) fs.rmSync(conversionDir, { recursive: true, force: true });
+  if (nodeCache) fs.rmSync(nodeCache, { recursive: true, force: true });
 });
 
 /**
@@ -411,12 +417,13 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
     await p.close();
   });
 
-  test('in Node (no IndexedDB), on 2 threads: streamed from the Hub, nothing kept', { timeout: 120_000 }, async () => {
+  test('in Node with env.useFSCache = false, on 2 threads: streamed from the Hub, nothing kept', { timeout: 120_000 }, async () => {
     const { pipeline, env, cache } = await import(path.join(distDir, 'index.js'));
     const saved = { ...env };
     try {
       env.remoteHost = `${hub.endpoint}/`;
       env.allowLocalModels = false;
+      env.useFSCache = false;
       // The threaded build (worker_threads), as Node gets by default where it has the cores.
       env.numThreads = 2;
       await hub.reset();
@@ -429,6 +436,55 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
       assert.deepEqual(await cache.list(), []);
     } finally {
       Object.assign(env, saved);
+    }
+  });
+
+  test("Node keeps Hub models in huggingface_hub's cache layout, shared with the CLI both ways", { timeout: 300_000 }, async () => {
+    const { pipeline, env } = await import(path.join(distDir, 'index.js'));
+    const cli = path.join(npmDir, '..', 'target', 'release', 'webformers');
+    if (!fs.existsSync(cli)) execFileSync('cargo', ['build', '--release', '-q', '-p', 'webformers-cli'], { cwd: path.join(npmDir, '..'), stdio: 'inherit' });
+    const saved = { ...env };
+    const [nodeFirst, cliFirst] = [0, 1].map(() => fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-hf-cache-')));
+    const embedInNode = async (cacheDir) => {
+      env.cacheDir = cacheDir;
+      const pipe = await pipeline('feature-extraction', REPO, { device: 'wasm' });
+      const out = await pipe(few.inputs.map((i) => i.text), { pooling: 'mean', normalize: true });
+      await pipe.dispose();
+      assert.ok(maxAbsDiff(out.data, few) <= TOLERANCE);
+    };
+    const cliEmbeds = (cacheDir, offline) =>
+      execFileSync(cli, ['run', 'feature-extraction', '--model', REPO, '--device', 'cpu', '--json', 'Hello there'], {
+        env: { ...process.env, HF_HUB_CACHE: cacheDir, HF_ENDPOINT: hub.endpoint, HF_HUB_OFFLINE: offline ? '1' : '0' },
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    try {
+      env.remoteHost = `${hub.endpoint}/`;
+      env.allowLocalModels = false;
+      env.numThreads = 1;
+      // Node downloads: the layout is huggingface_hub's; a second load asks for no weight byte;
+      // the CLI then runs from that cache with the network off.
+      await hub.reset();
+      await embedInNode(nodeFirst);
+      const repoDir = path.join(nodeFirst, 'models--sentence-transformers--all-MiniLM-L6-v2');
+      const commit = fs.readFileSync(path.join(repoDir, 'refs', 'main'), 'utf8').trim();
+      const weights = path.join(repoDir, 'snapshots', commit, WEIGHTS);
+      assert.ok(fs.lstatSync(weights).isSymbolicLink(), `${weights} is not a link into blobs/`);
+      assert.equal(path.dirname(fs.realpathSync(weights)), fs.realpathSync(path.join(repoDir, 'blobs')));
+      assert.equal(fs.statSync(weights).size, MODEL_BYTES);
+      assert.deepEqual(fs.readdirSync(path.join(repoDir, 'blobs')).filter((b) => b.endsWith('.incomplete')), []);
+      await hub.reset();
+      await embedInNode(nodeFirst);
+      assert.deepEqual(await weightRequests(), [], 'a warm load asked for weights');
+      assert.match(cliEmbeds(nodeFirst, true), /^\{"data":\[\[\[/);
+      // The CLI downloads; Node then loads from its cache without a weight request.
+      cliEmbeds(cliFirst, false);
+      await hub.reset();
+      await embedInNode(cliFirst);
+      assert.deepEqual(await weightRequests(), [], 'Node re-downloaded what the CLI cached');
+    } finally {
+      Object.assign(env, saved);
+      for (const dir of [nodeFirst, cliFirst]) fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -225,11 +225,11 @@ fn is_browser() -> bool {
     ["Window", "WorkerGlobalScope"].iter().any(|k| Reflect::get(&global, &JsValue::from_str(k)).is_ok_and(|v| !v.is_undefined()))
 }
 
-// ---- the store: IndexedDB, through the JS object of npm/src/hub-store.js ----------------------
+// ---- the store: IndexedDB (npm/src/hub-store.js) or Node's cache folders (hub-fs-store.js) ------
 
 #[wasm_bindgen]
 extern "C" {
-    /// `npm/src/hub-store.js`'s store (or the one that keeps nothing, where IndexedDB is missing).
+    /// `npm/src/hub-store.js`'s IndexedDB store, Node's `hub-fs-store.js`, or the one that keeps nothing.
     pub type JsHubStore;
     #[wasm_bindgen(method, catch)]
     async fn commit(this: &JsHubStore, repo: &str, revision: &str) -> Result<JsValue, JsValue>;
@@ -265,7 +265,9 @@ extern "C" {
 fn store_error(repo: &str, file: &str, e: JsValue) -> Error {
     let name = Reflect::get(&e, &JsValue::from_str("name")).ok().and_then(|n| n.as_string()).unwrap_or_default();
     let kind = if name == "QuotaExceededError" { HubErrorKind::Quota } else { HubErrorKind::Cache };
-    Error::Hub { repo: repo.to_string(), file: file.to_string(), kind, msg: format!("the browser cache (IndexedDB): {}", describe(&e)) }
+    // The JS store is IndexedDB in browsers, the huggingface_hub cache folders in Node.
+    let store = if is_browser() { "the browser cache (IndexedDB)" } else { "the Hub cache folder" };
+    Error::Hub { repo: repo.to_string(), file: file.to_string(), kind, msg: format!("{store}: {}", describe(&e)) }
 }
 
 pub struct JsStore {
