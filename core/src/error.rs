@@ -73,6 +73,9 @@ pub enum HubErrorKind {
     Cache,
     /// The local cache is out of room (the browser's storage quota for the page's origin).
     Quota,
+    /// The caller aborted the load (an AbortSignal): what was complete stays cached, a file in
+    /// progress stays resumable and invisible.
+    Cancelled,
 }
 
 impl Error {

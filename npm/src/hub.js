@@ -15,14 +15,15 @@ const WEIGHT_FILES = new Set(['model.safetensors']);
  * Loads `hub` ({repo, revision, file}: `file` is a .gguf in the repository, else null) onto the
  * engine device `device`: the task's files (`spec.required` and `spec.optional`) and its weights.
  * Resolves to the engine's `HubLoaded` (free it once the task is built). `progress(event)` gets
- * transformers.js-shaped events per file and `progress_total` over the load.
+ * transformers.js-shaped events per file and `progress_total` over the load; `signal` (an
+ * AbortSignal) aborts it.
  */
-export async function hubLoad(wasm, hub, spec, device, progress) {
+export async function hubLoad(wasm, hub, spec, device, progress, signal = null) {
   const files = hub.file ? [] : [...spec.required, ...spec.optional].filter((f) => !WEIGHT_FILES.has(f));
   const { endpoint, token, timeout, store } = await settings();
   // The pipeline says 'ready' itself, once the model is built.
   const onEvent = (event) => event.status !== 'ready' && progress(event);
-  return wasm.hubLoad(endpoint, token, hub.repo, hub.revision, files, hub.file ?? null, store, onEvent, timeout, device);
+  return wasm.hubLoad(endpoint, token, hub.repo, hub.revision, files, hub.file ?? null, store, onEvent, timeout, device, signal ?? undefined);
 }
 
 /**

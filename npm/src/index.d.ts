@@ -35,6 +35,12 @@ export interface PipelineOptions {
   progress_callback?: ProgressCallback | null;
   /** Only look under env.localModelPath. */
   local_files_only?: boolean;
+  /**
+   * Aborts the load (rejecting with code 'aborted'): Hub downloads stop at once (complete files
+   * stay cached, a file in progress stays resumable and is never visible), other steps at the
+   * next step. Not taken by workerPipeline() yet.
+   */
+  signal?: AbortSignal | null;
 }
 
 export interface Env {
@@ -241,7 +247,8 @@ export class WebformersError extends Error {
    * 'file' (missing or bad file), 'network', 'config', 'weight', 'tokenizer', 'unsupported',
    * 'input', 'no_adapter', 'over_limit', 'gpu', 'wasm', 'worker', 'panic' or 'engine'; for Hub
    * models also 'auth' (private or gated), 'integrity' (bytes not matching their sha256),
-   * 'quota' (the browser's storage quota) and 'cache' (IndexedDB failed).
+   * 'quota' (the browser's storage quota), 'cache' (IndexedDB failed) and 'aborted' (the load's
+   * AbortSignal fired).
    */
   code: string;
 }

@@ -88,9 +88,19 @@ export async function pipeline(task, model = null, options = {}) {
     revision = 'main',
     progress_callback = null,
     local_files_only = false,
+    signal = null,
   } = options ?? {};
   const device = DEVICE_ALIASES[asked] ?? asked;
   const dtype = dtypeSpec(dtypeOption);
+  if (signal !== null && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
+    throw new WebformersError('signal must be an AbortSignal', 'input');
+  }
+  // An AbortSignal stops a load: Hub downloads at once (what is complete stays cached, a file in
+  // progress stays resumable and invisible), other steps at the next step.
+  const checkAborted = () => {
+    if (signal?.aborted) throw abortedError(signal);
+  };
+  checkAborted();
   if (!DEVICES.includes(device)) {
     throw new WebformersError(`unknown device '${asked}': use 'webgpu' (or 'gpu'), 'wasm' (or 'cpu') or 'auto'`, 'input');
   }
@@ -125,6 +135,7 @@ export async function pipeline(task, model = null, options = {}) {
   let { dev, note } = await openDevice(wasm, device);
   let fetched;
   try {
+    checkAborted();
     fetched = await loadModelFiles(model, {
       revision,
       required: spec.required,
@@ -144,8 +155,9 @@ export async function pipeline(task, model = null, options = {}) {
     for (const [name, bytes] of fetched.files ?? []) fileSet.insert(name, bytes);
     if (fetched.files?.has('tokenizer.json')) tokenizer = await pipelineTokenizer(wasm, { fileSet });
     fetched.files?.clear();
+    checkAborted();
     const load = fetched.hub
-      ? (d) => loadFromHub(wasm, fetched.hub, spec, d, dtype, progress)
+      ? (d) => loadFromHub(wasm, fetched.hub, spec, d, dtype, progress, signal)
       : (d) =>
           guarded(() => (gguf ? wasm.TaskPipeline.loadGguf(fileSet, fetched.file, d, dtype) : wasm.TaskPipeline.load(spec.task, fileSet, d, dtype)));
     try {
@@ -153,6 +165,7 @@ export async function pipeline(task, model = null, options = {}) {
       if (dev.kind === 'webgpu') await probe(handle, spec.input);
     } catch (e) {
       const error = asError(e);
+      checkAborted();
       if (!(device === 'auto' && dev.kind === 'webgpu' && GPU_CODES.has(error.code))) throw error;
       // Documented: 'auto' falls back to WASM when the model does not fit the adapter.
       note = `the model does not fit this WebGPU adapter (${error.message})`;
@@ -167,11 +180,13 @@ export async function pipeline(task, model = null, options = {}) {
     if (fetched.hub && !fetched.hub.file && [...spec.required, ...spec.optional].includes('tokenizer.json')) {
       tokenizer = await pipelineTokenizer(wasm, { hub: { ...fetched.hub, revision: fetched.hub.commit || fetched.hub.revision } });
     }
+    checkAborted();
   } catch (e) {
     handle?.free();
     dev?.free();
     tokenizer?.dispose();
-    throw asError(e);
+    // Whatever the abort broke on its way out, the cause is the abort.
+    throw signal?.aborted ? abortedError(signal) : asError(e);
   } finally {
     fileSet?.free();
   }
@@ -215,8 +230,8 @@ async function probe(handle, kind) {
  * the task. Run again on another device (device 'auto' falling back to WASM), a load resumes from
  * what the first one cached.
  */
-async function loadFromHub(wasm, hub, spec, d, dtype, progress) {
-  const loaded = await guarded(() => hubLoad(wasm, hub, spec, d, progress));
+async function loadFromHub(wasm, hub, spec, d, dtype, progress, signal) {
+  const loaded = await guarded(() => hubLoad(wasm, hub, spec, d, progress, signal));
   // The commit the load pinned: the pipeline's tokenizer reads the same files, from the cache.
   hub.commit = loaded.commit;
   try {
@@ -303,4 +318,10 @@ function dtypeSpec(dtype) {
       .join(',');
   }
   throw new WebformersError(`dtype must be a string or an object of module names, not ${typeof dtype}`, 'input');
+}
+
+/** The error of an aborted load, with the signal's reason when it has one. */
+function abortedError(signal) {
+  const reason = signal.reason instanceof Error ? signal.reason.message : signal.reason;
+  return new WebformersError(`the load was aborted${reason ? ` (${reason})` : ''}`, 'aborted', { cause: signal.reason });
 }

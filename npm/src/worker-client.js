@@ -86,6 +86,10 @@ function channel(worker) {
 export async function workerPipeline(worker, task, model = null, options = {}) {
   const ch = channel(worker);
   const { progress_callback = null, ...rest } = options ?? {};
+  if (rest.signal) {
+    // An AbortSignal cannot be posted to a worker; aborting there needs a message of its own.
+    throw new WebformersError("workerPipeline() does not take a load's signal yet: abort by terminating the worker", 'unsupported');
+  }
   const snapshot = Object.fromEntries(ENV_KEYS.map((k) => [k, env[k]]));
   const ready = await ch.request({ type: 'pipeline', task, model, options: rest, env: snapshot }, { onProgress: progress_callback });
   const { handle, info: meta } = ready;

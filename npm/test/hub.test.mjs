@@ -298,6 +298,53 @@ describe('faults on the wire: the load completes, or fails clearly, and the cach
     });
   });
 
+  test('an AbortSignal stops a load at once; nothing half-written is visible, and the next load resumes', { timeout: 180_000 }, async () => {
+    await hub.reset();
+    const p = await openPage(browser, server.url);
+    const aborted = await evaluateWithin(
+      p,
+      120,
+      async (endpoint, repo) => {
+        const { pipeline, env, cache } = await import('/webformers/index.js');
+        env.remoteHost = `${endpoint}/`;
+        await cache.clear();
+        const controller = new AbortController();
+        let abortedAt = null;
+        const progress_callback = (e) => {
+          // Past the second request (bytes up to 33.8 MB): stored requests are what a load keeps.
+          if (!abortedAt && e.file === 'model.safetensors' && e.loaded > 50_000_000) {
+            abortedAt = performance.now();
+            controller.abort('enough');
+          }
+        };
+        try {
+          await pipeline('feature-extraction', repo, { device: 'wasm', signal: controller.signal, progress_callback });
+          return { resolved: true };
+        } catch (e) {
+          return { code: e.code, message: e.message, ms: performance.now() - abortedAt, list: await cache.list() };
+        }
+      },
+      hub.endpoint,
+      REPO,
+    );
+    await p.close();
+    assert.equal(aborted.code, 'aborted', JSON.stringify(aborted));
+    assert.match(aborted.message, /the load was aborted \(enough\)/);
+    assert.ok(aborted.ms < 3000, `the load went on for ${aborted.ms} ms after the abort`);
+    const kept = entry(aborted.list);
+    assert.ok(!kept?.files.some((f) => f.file === WEIGHTS), 'no weights file is visible');
+    const requestsBefore = (await weightRequests()).length;
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await weightRequests()).length, requestsBefore, 'requests went on after the abort');
+    await hub.reset();
+    const resumed = await loadInPage();
+    assertLoaded(resumed, 'after an abort');
+    assertCached(resumed, 'after an abort');
+    const gets = (await weightRequests()).filter((r) => r.startsWith('GET'));
+    assert.ok(kept.incomplete > 30_000_000, `the aborted load's complete requests are kept: ${JSON.stringify(kept)}`);
+    assert.ok(starts(gets)[0] >= kept.incomplete, `the next load resumed after ${kept.incomplete} bytes:\n${gets.join('\n')}`);
+  });
+
   test('an interrupted load resumes where it stopped and fetches only what is missing', { timeout: 120_000 }, async () => {
     // Four GETs get through; then every body breaks at once, more often than the retries allow.
     await hub.reset();

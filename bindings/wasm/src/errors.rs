@@ -11,7 +11,7 @@ use webformers::{Error, HubErrorKind};
 /// (private or gated, no valid token), `network` (unreachable, HTTP errors after retries, a
 /// server that does not speak the Hub's protocol), `integrity` (bytes that do not match their
 /// sha256; nothing was cached), `quota` (the browser's storage quota), `cache` (IndexedDB
-/// failed); or `engine` for anything else (shape or dtype errors: a bug or an unsupported model).
+/// failed), `aborted` (the load's AbortSignal fired); or `engine` for anything else (shape or dtype errors: a bug or an unsupported model).
 pub fn js_error(e: Error) -> JsValue {
     let message = e.to_string();
     let code = match &e {
@@ -21,6 +21,7 @@ pub fn js_error(e: Error) -> JsValue {
             HubErrorKind::Integrity => "integrity",
             HubErrorKind::Quota => "quota",
             HubErrorKind::Cache => "cache",
+            HubErrorKind::Cancelled => "aborted",
             HubErrorKind::RateLimited | HubErrorKind::Server | HubErrorKind::Network | HubErrorKind::Offline | HubErrorKind::Protocol => {
                 "network"
             }

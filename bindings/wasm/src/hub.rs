@@ -45,16 +45,18 @@ extern "C" {
 
 /// Aborts a request when nothing arrives for a while (`env.fetchTimeout`): re-armed by each
 /// piece of the body.
+/// Also aborts it when the caller's AbortSignal fires (the listener is removed with the request).
 struct Watchdog {
     controller: web_sys::AbortController,
     ms: u32,
     timer: RefCell<Option<JsValue>>,
     fired: Rc<Cell<bool>>,
     on_fire: Closure<dyn FnMut()>,
+    caller: Option<(web_sys::AbortSignal, Closure<dyn FnMut()>)>,
 }
 
 impl Watchdog {
-    fn new(ms: u32) -> Result<Watchdog, TransportError> {
+    fn new(ms: u32, caller: Option<&web_sys::AbortSignal>) -> Result<Watchdog, TransportError> {
         let controller = web_sys::AbortController::new().map_err(|e| TransportError(describe(&e)))?;
         let fired = Rc::new(Cell::new(false));
         let (c, f) = (controller.clone(), fired.clone());
@@ -62,7 +64,18 @@ impl Watchdog {
             f.set(true);
             c.abort();
         });
-        let dog = Watchdog { controller, ms, timer: RefCell::new(None), fired, on_fire };
+        let caller = match caller {
+            Some(signal) => {
+                let c = controller.clone();
+                let on_abort = Closure::<dyn FnMut()>::new(move || c.abort());
+                signal
+                    .add_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref())
+                    .map_err(|e| TransportError(describe(&e)))?;
+                Some((signal.clone(), on_abort))
+            }
+            None => None,
+        };
+        let dog = Watchdog { controller, ms, timer: RefCell::new(None), fired, on_fire, caller };
         dog.arm();
         Ok(dog)
     }
@@ -94,6 +107,9 @@ impl Watchdog {
 impl Drop for Watchdog {
     fn drop(&mut self) {
         self.disarm();
+        if let Some((signal, on_abort)) = &self.caller {
+            let _ = signal.remove_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
+        }
     }
 }
 
@@ -111,6 +127,8 @@ fn describe(e: &JsValue) -> String {
 /// The Hub transport of the browser (and Node): `fetch`, redirects followed by it.
 pub struct FetchTransport {
     timeout_ms: u32,
+    /// The caller's AbortSignal (`pipeline(..., { signal })`): aborts the request in flight.
+    signal: Option<web_sys::AbortSignal>,
 }
 
 pub struct FetchBody {
@@ -175,7 +193,10 @@ impl Transport for FetchTransport {
         init.set_redirect(web_sys::RequestRedirect::Follow);
         // The IndexedDB cache is the cache: the HTTP cache would only keep a second copy.
         init.set_cache(web_sys::RequestCache::NoStore);
-        let watchdog = Watchdog::new(self.timeout_ms)?;
+        if self.cancelled() {
+            return Err(TransportError("the load was aborted".into()));
+        }
+        let watchdog = Watchdog::new(self.timeout_ms, self.signal.as_ref())?;
         init.set_signal(Some(&watchdog.controller.signal()));
         let answer = JsFuture::from(global_fetch(&request.url, &init)).await.map_err(|e| {
             let mut why = watchdog.why(&e);
@@ -209,6 +230,10 @@ impl Transport for FetchTransport {
             body: FetchBody { reader, buf: Vec::new(), done, watchdog },
             redirected_to,
         })
+    }
+
+    fn cancelled(&self) -> bool {
+        self.signal.as_ref().is_some_and(|s| s.aborted())
     }
 
     async fn sleep(&self, duration: Duration) {
@@ -402,8 +427,9 @@ fn progress_object(e: &ProgressEvent) -> JsValue {
 /// its weights onto `device`: the task's `files` (each may be absent) and model.safetensors or its
 /// shards; or, with `gguf`, that one GGUF file's tensors. `progress` gets transformers.js-shaped
 /// events (a throwing callback is the caller's to catch). `timeout_ms`: a request that receives
-/// nothing for this long is abandoned (and retried). Resolves to a `HubLoaded`; rejects with an
-/// `Error` whose `code` says why (`network`, `file`, `auth`, `integrity`, `quota`, `cache`, ...).
+/// nothing for this long is abandoned (and retried); `signal` (an AbortSignal) aborts the load.
+/// Resolves to a `HubLoaded`; rejects with an `Error` whose `code` says why (`network`, `file`,
+/// `auth`, `integrity`, `quota`, `cache`, `aborted`, ...).
 #[allow(clippy::too_many_arguments)]
 #[wasm_bindgen(js_name = hubLoad)]
 pub fn hub_load(
@@ -417,10 +443,11 @@ pub fn hub_load(
     progress: Option<Function>,
     timeout_ms: u32,
     device: &EngineDevice,
+    signal: Option<web_sys::AbortSignal>,
 ) -> Promise {
     let device = device.device().clone();
     future_to_promise(async move {
-        let hub = client(endpoint, token, store, progress, timeout_ms);
+        let hub = client(endpoint, token, store, progress, timeout_ms, signal);
         let model = hub.model(&repo, Some(&revision)).map_err(js_error)?;
         let loaded = match gguf {
             Some(file) => {
@@ -458,7 +485,7 @@ pub fn hub_files(
     timeout_ms: u32,
 ) -> Promise {
     future_to_promise(async move {
-        let hub = client(endpoint, token, store, progress, timeout_ms);
+        let hub = client(endpoint, token, store, progress, timeout_ms, None);
         let model = hub.model(&repo, Some(&revision)).map_err(js_error)?;
         let mut set = crate::ModelFileSet::new(repo.clone());
         for (name, needed) in required.iter().map(|f| (f, true)).chain(optional.iter().map(|f| (f, false))) {
@@ -482,6 +509,7 @@ fn client(
     store: JsHubStore,
     progress: Option<Function>,
     timeout_ms: u32,
+    signal: Option<web_sys::AbortSignal>,
 ) -> Hub<FetchTransport, JsStore> {
     let callback: Option<ProgressFn> = progress.map(|f| {
         let f: ProgressFn = Arc::new(move |e: &ProgressEvent| {
@@ -496,5 +524,5 @@ fn client(
         progress: callback,
         ..HubOptions::default()
     };
-    Hub::new(FetchTransport { timeout_ms }, JsStore { inner: store }, options)
+    Hub::new(FetchTransport { timeout_ms, signal }, JsStore { inner: store }, options)
 }

@@ -158,10 +158,15 @@ async fn send_retrying<T: Transport>(
 ) -> Result<(Response<T::Body>, u32)> {
     let policy = &options.retry;
     let mut tries = 0;
+    let cancelled = || at.error(HubErrorKind::Cancelled, "the load was aborted");
     loop {
         tries += 1;
         let last = tries >= policy.attempts.max(1);
+        if transport.cancelled() {
+            return Err(cancelled());
+        }
         match transport.send(request).await {
+            Err(_) if transport.cancelled() => return Err(cancelled()),
             Err(e) if last => {
                 let msg = format!(
                     "{} {}: {e}{}",

@@ -44,6 +44,10 @@ struct MockHub {
     faults: RefCell<Vec<Fault>>,
     log: RefCell<Vec<Logged>>,
     slept: RefCell<Vec<Duration>>,
+    /// The caller's abort: set once this many GETs of the weights were sent (the one that sets
+    /// it fails, as fetch does when its signal fires).
+    cancel_after_gets: std::cell::Cell<Option<usize>>,
+    cancelled: std::cell::Cell<bool>,
 }
 
 struct MockBody {
@@ -81,6 +85,8 @@ impl MockHub {
             faults: RefCell::new(Vec::new()),
             log: RefCell::new(Vec::new()),
             slept: RefCell::new(Vec::new()),
+            cancel_after_gets: std::cell::Cell::new(None),
+            cancelled: std::cell::Cell::new(false),
         }
     }
 
@@ -129,6 +135,17 @@ impl MockHub {
     }
 
     async fn answer(&self, request: &Request) -> Result<Response<MockBody>, TransportError> {
+        if self.cancelled.get() {
+            panic!("a request after the abort: {}", request.url);
+        }
+        if request.method == Method::Get
+            && request.url.contains("model.safetensors")
+            && let Some(n) = self.cancel_after_gets.get()
+            && self.gets("model.safetensors").len() + 1 >= n
+        {
+            self.cancelled.set(true);
+            return Err(TransportError("The operation was aborted".into()));
+        }
         let header = |n: &str| request.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
         let authorization = header("authorization");
         let range = header("range");
@@ -245,6 +262,10 @@ impl Transport for MockHub {
 
     async fn sleep(&self, duration: Duration) {
         self.slept.borrow_mut().push(duration);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancelled.get()
     }
 }
 
@@ -422,6 +443,27 @@ fn content_that_does_not_match_its_sha256_is_never_stored() {
     hub.transport().faults.borrow_mut().clear();
     let w = block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).unwrap();
     check_weights(w, &values);
+}
+
+#[test]
+fn an_aborted_load_stops_without_retrying_and_the_next_one_resumes() {
+    let (files, values) = tiny_repo();
+    let mock = MockHub::new(&files);
+    mock.cancel_after_gets.set(Some(3));
+    let store = MemoryStore::new();
+    let hub = Hub::new(mock, store.clone(), options());
+    let err = block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).err().expect("an aborted load fails");
+    assert!(matches!(err, Error::Hub { kind: HubErrorKind::Cancelled, .. }) && err.to_string().contains("aborted"), "{err}");
+    assert!(hub.transport().slept.borrow().is_empty(), "no retry after the abort");
+    assert_eq!(store.contents().1, 1, "the partial download is kept, to resume");
+    let transport = hub.transport();
+    transport.cancelled.set(false);
+    transport.cancel_after_gets.set(None);
+    transport.log.borrow_mut().clear();
+    let w = block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).unwrap();
+    check_weights(w, &values);
+    let first = hub.transport().gets("model.safetensors").into_iter().next().unwrap();
+    assert!(first.range.as_deref().is_some_and(|r| !r.starts_with("bytes=0-")), "resumed: {first:?}");
 }
 
 #[test]

@@ -77,4 +77,10 @@ pub trait Transport {
 
     /// Waits before a retry.
     async fn sleep(&self, duration: Duration);
+
+    /// Whether the caller gave up on the load (an AbortSignal): the client then stops instead of
+    /// retrying the failure the abort caused.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
