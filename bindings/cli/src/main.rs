@@ -428,13 +428,16 @@ async fn run_task(
         }
     }
     if let Some(stats) = value.get(0).and_then(|first| first.get("stats")) {
+        let reused = stats["prompt_tokens_reused"].as_u64().unwrap_or(0);
         eprintln!(
-            "{} prompt tokens in {:.0} ms, {} new tokens ({}), {:.1} s decoding",
+            "{} prompt tokens{} in {:.0} ms (time to first token), {} new tokens ({}), {:.1} s decoding, {:.1} tokens/s",
             stats["prompt_tokens"],
-            stats["prefill_seconds"].as_f64().unwrap_or(0.0) * 1000.0,
+            if reused > 0 { format!(" ({reused} from the kept cache)") } else { String::new() },
+            stats["time_to_first_token"].as_f64().or(stats["prefill_seconds"].as_f64()).unwrap_or(0.0) * 1000.0,
             stats["new_tokens"],
             stats["stop_reason"].as_str().unwrap_or(""),
             stats["decode_seconds"].as_f64().unwrap_or(0.0),
+            stats["tokens_per_second"].as_f64().unwrap_or(0.0),
         );
     }
     Ok(())

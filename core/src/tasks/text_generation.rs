@@ -3,7 +3,7 @@
 //! stopping criteria are the generation library's (`crate::generation`); this file turns the
 //! prompt into ids, drives `generate` with the decoder's KV cache, and shapes the result.
 
-use crate::chat::{ChatTemplate, Message};
+use crate::chat::{ChatOptions, ChatTemplate, Message};
 use crate::files::ModelFiles;
 use crate::generation::{self, GenerationConfig, Interrupt, TextStreamer};
 use crate::models::{self, DecoderModel, KvCache};
@@ -39,6 +39,91 @@ struct CallOptions {
     /// The most device memory the kept cache may hold, in bytes (default `KEPT_CACHE_BYTES`);
     /// a larger one is dropped after the call.
     max_cache_bytes: Option<usize>,
+    /// A messages prompt: tool definitions (JSON schemas) for the chat template.
+    tools: Option<Value>,
+    /// A messages prompt: documents for the chat template.
+    documents: Option<Value>,
+    /// A messages prompt: end the rendered chat where the assistant's reply begins (default true).
+    add_generation_prompt: Option<bool>,
+    /// A messages prompt: this template instead of the model's.
+    chat_template: Option<String>,
+    /// A messages prompt: further template variables (`{"enable_thinking": false}`).
+    chat_template_kwargs: Option<Value>,
+}
+
+impl CallOptions {
+    /// The chat options these call options give (an error naming a mistyped one).
+    fn chat(&self) -> Result<ChatRequestOptions> {
+        chat_request_options(
+            self.tools.as_ref(),
+            self.documents.as_ref(),
+            self.add_generation_prompt,
+            self.chat_template.clone(),
+            self.chat_template_kwargs.as_ref(),
+        )
+    }
+
+    /// Whether any chat option was given (they need a messages prompt).
+    fn has_chat_options(&self) -> bool {
+        self.tools.is_some()
+            || self.documents.is_some()
+            || self.add_generation_prompt.is_some()
+            || self.chat_template.is_some()
+            || self.chat_template_kwargs.is_some()
+    }
+}
+
+/// A chat's rendering options and template override.
+#[derive(Clone, Debug, Default)]
+pub struct ChatRequestOptions {
+    pub options: ChatOptions,
+    /// A template instead of the model's (`chat_template`).
+    pub template: Option<String>,
+}
+
+/// `apply_chat_template`'s arguments, checked: tools and documents are lists of objects,
+/// `chat_template_kwargs` an object. The generation prompt is on unless `add_generation_prompt`
+/// is false.
+fn chat_request_options(
+    tools: Option<&Value>,
+    documents: Option<&Value>,
+    add_generation_prompt: Option<bool>,
+    template: Option<String>,
+    kwargs: Option<&Value>,
+) -> Result<ChatRequestOptions> {
+    let list_of_objects = |name: &str, v: Option<&Value>| -> Result<Option<Value>> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(list)) if list.iter().all(Value::is_object) => Ok(Some(Value::Array(list.clone()))),
+            Some(other) => Err(Error::Input(format!("`{name}` must be an array of objects, not {other}"))),
+        }
+    };
+    let extra = match kwargs {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(other) => return Err(Error::Input(format!("`chat_template_kwargs` must be an object of template variables, not {other}"))),
+    };
+    Ok(ChatRequestOptions {
+        options: ChatOptions {
+            add_generation_prompt: add_generation_prompt.unwrap_or(true),
+            tools: list_of_objects("tools", tools)?,
+            documents: list_of_objects("documents", documents)?,
+            extra,
+        },
+        template,
+    })
+}
+
+/// The object form of the `apply_chat_template` method's argument.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatTemplateArgs {
+    messages: Vec<serde_json::Map<String, Value>>,
+    tools: Option<Value>,
+    documents: Option<Value>,
+    add_generation_prompt: Option<bool>,
+    chat_template: Option<String>,
+    chat_template_kwargs: Option<Value>,
 }
 
 /// The default bound on the KV cache a pipeline keeps between calls (`CallOptions::max_cache_bytes`).
@@ -74,7 +159,8 @@ impl Default for RunSettings {
 #[serde(untagged)]
 enum PromptInput {
     Text(String),
-    Chat(Vec<Message>),
+    /// Objects (an array of strings is several text prompts).
+    Chat(Vec<serde_json::Map<String, Value>>),
 }
 
 #[derive(serde::Deserialize)]
@@ -99,9 +185,15 @@ impl TextGeneration {
         events: &mut dyn FnMut(super::Event<'_>),
     ) -> Result<Value> {
         let prompt = match input {
+            PromptInput::Text(_) if options.has_chat_options() => {
+                return Err(Error::Input(
+                    "tools, documents, add_generation_prompt, chat_template and chat_template_kwargs apply to a messages prompt, not text"
+                        .into(),
+                ));
+            }
             PromptInput::Text(t) => Prompt::Text(t.clone()),
             PromptInput::Chat(m) if m.is_empty() => return Err(Error::Input("the messages array is empty".into())),
-            PromptInput::Chat(m) => Prompt::Chat(m.clone()),
+            PromptInput::Chat(m) => Prompt::Messages(m.iter().cloned().map(Value::Object).collect(), options.chat()?),
         };
         let settings = RunSettings {
             reuse: options.reuse_cache.unwrap_or(true),
@@ -127,11 +219,9 @@ impl TextGeneration {
     fn shape(&self, input: &PromptInput, options: &CallOptions, out: &Generated) -> Result<Value> {
         let generated_text = match input {
             PromptInput::Chat(messages) => {
-                let mut chat = serde_json::to_value(messages).map_err(|e| Error::Input(e.to_string()))?;
-                if let Value::Array(list) = &mut chat {
-                    list.push(serde_json::json!({ "role": "assistant", "content": out.text }));
-                }
-                chat
+                let mut chat: Vec<Value> = messages.iter().cloned().map(Value::Object).collect();
+                chat.push(serde_json::json!({ "role": "assistant", "content": out.text }));
+                Value::Array(chat)
             }
             PromptInput::Text(t) if options.return_full_text.unwrap_or(true) => Value::String(format!("{t}{}", out.text)),
             PromptInput::Text(_) => Value::String(out.text.clone()),
@@ -211,9 +301,28 @@ impl Pipeline for TextGeneration {
     fn call(&self, method: &str, args: &Value) -> Result<Value> {
         match method {
             // transformers.js's tokenizer.apply_chat_template(messages, {tokenize: false}).
+            // Or `{messages, tools, documents, add_generation_prompt, chat_template,
+            // chat_template_kwargs}`, as the call's options take them.
             "apply_chat_template" => {
-                let messages: Vec<Message> = TASK.input(args, "a messages array ({role, content}[])")?;
-                Ok(Value::String(self.prompt_text(&Prompt::Chat(messages))?))
+                let (messages, chat) = match args {
+                    Value::Object(_) => {
+                        let a: ChatTemplateArgs =
+                            serde_json::from_value(args.clone()).map_err(|e| Error::Input(format!("apply_chat_template: {e}")))?;
+                        let chat = chat_request_options(
+                            a.tools.as_ref(),
+                            a.documents.as_ref(),
+                            a.add_generation_prompt,
+                            a.chat_template,
+                            a.chat_template_kwargs.as_ref(),
+                        )?;
+                        (a.messages, chat)
+                    }
+                    _ => (
+                        TASK.input(args, "a messages array ({role, content}[]) or {messages, tools, ...}")?,
+                        chat_request_options(None, None, None, None, None)?,
+                    ),
+                };
+                Ok(Value::String(self.prompt_text(&Prompt::Messages(messages.into_iter().map(Value::Object).collect(), chat))?))
             }
             // Forgets the KV cache kept from the last call (multi-turn reuse).
             "clear_cache" => {
@@ -232,6 +341,9 @@ pub enum Prompt {
     Text(String),
     /// Messages rendered through the model's chat template, with the generation prompt.
     Chat(Vec<Message>),
+    /// Messages as transformers takes them (objects with a `role`; `content` a string or parts,
+    /// `tool_calls`, ...), rendered with `apply_chat_template`'s options.
+    Messages(Vec<Value>, ChatRequestOptions),
 }
 
 /// The options of `TextGeneration::generate`: the generation library's config. Its EOS ids are
@@ -363,6 +475,18 @@ impl TextGeneration {
                 let template =
                     self.template.as_ref().ok_or_else(|| Error::Config("this model has no chat template; pass plain text".into()))?;
                 template.render(messages, true)
+            }
+            Prompt::Messages(messages, chat) => {
+                let template = match (&chat.template, &self.template) {
+                    // An override keeps the model's special tokens.
+                    (Some(source), Some(own)) => own.with_source(source.clone()),
+                    (Some(source), None) => ChatTemplate::new(source.clone(), "", ""),
+                    (None, Some(own)) => own.clone(),
+                    (None, None) => {
+                        return Err(Error::Config("this model has no chat template; pass plain text or a chat_template".into()));
+                    }
+                };
+                template.render_with(messages, &chat.options)
             }
         }
     }
