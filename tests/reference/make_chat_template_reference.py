@@ -123,7 +123,11 @@ def main():
     # With tiny-llama's special tokens: what its pipeline renders with this template as an override.
     llama = json.loads((FIXTURES / "tiny-llama/tokenizer_config.json").read_text())
     bos, eos = llama["bos_token"], llama["eos_token"]
-    case("tiny-llama override: tools", path, tools_src, bos, eos, TOOL_TURNS, tools=TOOLS, extra={"enable_thinking": False})
+    # These two are also the npm tests' cases: a JS number has no integral float (2.0 is 2), so
+    # their tools hold the int a JS caller's would (the cases above keep Python's 2.0 for the
+    # native renderer, which gets JSON's own numbers).
+    js_tools = json.loads(json.dumps(TOOLS).replace('"scale": 2.0', '"scale": 2'))
+    case("tiny-llama override: tools", path, tools_src, bos, eos, TOOL_TURNS, tools=js_tools, extra={"enable_thinking": False})
     case("tiny-llama override: documents", path, tools_src, bos, eos, HISTORY, documents=DOCUMENTS,
          extra={"custom_instructions": "Answer in French."})
     doc = {
