@@ -199,3 +199,34 @@ fn cache_reuse_can_be_turned_off_and_bounded() {
     assert!(stats["tokens_per_second"].as_f64().unwrap() > 0.0, "{stats}");
     assert_eq!(stats["new_tokens"], 6);
 }
+
+/// A generation interrupted mid-stream stops after the current token, keeps a consistent cache,
+/// and the next call (continuing from that cache) gives a fresh run's tokens.
+#[test]
+fn interrupted_generation_leaves_a_usable_cache() {
+    for device in devices() {
+        let pipe = load("tiny-llama", &device);
+        let fresh = load("tiny-llama", &device);
+        let options = json!({"max_new_tokens": 40, "min_new_tokens": 40});
+        let mut steps = 0;
+        let out = pollster::block_on(pipe.run_json(&json!("The keeper lit the lamp"), &options, &mut |e| {
+            if let webformers::tasks::Event::Tokens(_) = e {
+                steps += 1;
+                if steps == 3 {
+                    pipe.call("interrupt", &Value::Null).unwrap();
+                }
+            }
+        }))
+        .unwrap()
+        .to_json();
+        pipe.call("reset_interrupt", &Value::Null).unwrap();
+        let stats = &out[0]["stats"];
+        assert_eq!((stats["stop_reason"].as_str(), stats["new_tokens"].as_u64()), (Some("interrupted"), Some(3)), "{device:?}");
+        let text = out[0]["generated_text"].as_str().unwrap().to_string();
+        let next = format!("{text} and then");
+        let (ids, _, reused, _) = turn(pipe.as_ref(), &json!(next), &json!({"max_new_tokens": 8}));
+        let (want, ..) = turn(fresh.as_ref(), &json!(next), &json!({"max_new_tokens": 8, "reuse_cache": false}));
+        assert_eq!(ids, want, "{device:?}");
+        assert!(reused > 0, "{device:?}");
+    }
+}
