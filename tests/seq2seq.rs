@@ -221,6 +221,25 @@ fn translation_aliases_resolve_as_transformers_js_does() {
     assert!(tasks::task("nonsense_task").is_err());
 }
 
+/// Sampling with `num_return_sequences`: that many texts, each the single sample of its own
+/// seed (seed + i); greedy decoding with several is refused, as transformers does.
+#[test]
+fn sampled_sequences() {
+    let pipe = pipeline("translation", "tiny-marian", &Device::Cpu);
+    let run = |options: Value| pollster::block_on(pipe.run_json(&json!("Hello."), &options, &mut |_| {})).map(|o| o.to_json());
+    let sampled = |seed: u64, n: usize| {
+        run(json!({"do_sample": true, "temperature": 3.0, "seed": seed, "num_return_sequences": n, "max_new_tokens": 8})).unwrap()
+    };
+    let three = sampled(5, 3);
+    assert_eq!(three.as_array().unwrap().len(), 3);
+    for i in 0..3 {
+        assert_eq!(sampled(5 + i as u64, 1)[0], three[i], "sequence {i}");
+    }
+    assert!(three[0] != three[1] || three[1] != three[2], "{three}");
+    let err = run(json!({"num_return_sequences": 2})).unwrap_err().to_string();
+    assert!(err.contains("needs do_sample"), "{err}");
+}
+
 #[test]
 fn bad_input_is_a_clear_error() {
     let pipe = pipeline("translation", "tiny-marian", &Device::Cpu);

@@ -6,7 +6,7 @@
 import { WebformersError } from './engine.js';
 import { Tensor } from './tensor.js';
 import { TextStreamer, WhisperTextStreamer } from './streamer.js';
-import { interruptSources } from './stopping.js';
+import { interruptSources, InterruptableStoppingCriteria } from './stopping.js';
 import { log } from './env.js';
 
 const isPlainObject = (x) => x !== null && typeof x === 'object' && !Array.isArray(x) && !ArrayBuffer.isView(x);
@@ -59,10 +59,26 @@ export function callArgs(kind, args) {
     warning_callback = null,
     signal = null,
     stopping_criteria = null,
+    token_callback_function = null,
     ...rest
   } = rawOptions ?? {};
-  if (warning_callback !== null && typeof warning_callback !== 'function') {
-    throw new WebformersError(`warning_callback must be a function, not ${typeof warning_callback}`, 'input');
+  for (const [name, f] of [['warning_callback', warning_callback], ['token_callback_function', token_callback_function], ['callback_function', callback_function]]) {
+    if (f !== null && typeof f !== 'function') throw new WebformersError(`${name} must be a function, not ${typeof f}`, 'input');
+  }
+  if (signal !== null && (typeof signal !== 'object' || typeof signal.addEventListener !== 'function')) {
+    throw new WebformersError('signal must be an AbortSignal', 'input');
+  }
+  // Only InterruptableStoppingCriteria runs here (the engine stops between two tokens); a
+  // criteria of any other kind would be silently ignored, so it is refused. Stop strings
+  // (`stop_strings`), `eos_token_id` and `max_length` cover the usual custom criteria.
+  const criteriaList = stopping_criteria == null ? [] : Array.isArray(stopping_criteria) ? stopping_criteria : [stopping_criteria];
+  const other = criteriaList.filter((c) => !(c instanceof InterruptableStoppingCriteria));
+  if (other.length) {
+    const name = (c) => (typeof c === 'function' ? `function ${c.name || '(anonymous)'}` : c?.constructor?.name ?? typeof c);
+    throw new WebformersError(
+      `stopping_criteria: only InterruptableStoppingCriteria is supported, not ${other.map(name).join(', ')}; use stop_strings, eos_token_id or max_length for other stops`,
+      'unsupported',
+    );
   }
   const options = {};
   for (const [key, value] of Object.entries(rest)) if (value !== undefined) options[key] = value;
@@ -71,6 +87,7 @@ export function callArgs(kind, args) {
     options,
     streamer,
     callback: callback_function,
+    tokens: token_callback_function,
     progress: progress_callback,
     warning: warning_callback,
     interrupt: interruptSources(signal, stopping_criteria),
@@ -88,8 +105,11 @@ export function callArgs(kind, args) {
  * the package's log (env.logLevel), never lost: so there is always a sink. A streamer with
  * `forward_event` (the worker's) gets the events as they are.
  */
-export function eventSink(streamer, callback, progress, warning) {
+export function eventSink(streamer, callback, progress, warning, tokens = null) {
   return (e) => {
+    // The call's own token_callback_function (transformers.js has it on its streamers) gets the
+    // new ids first, worker or not.
+    if (tokens && e.type === 'tokens') tokens(e.ids.map((id) => BigInt(id)));
     if (streamer?.forward_event) {
       streamer.forward_event(e);
       return;
@@ -119,10 +139,30 @@ export function eventSink(streamer, callback, progress, warning) {
   };
 }
 
-/** The engine's result as the call returns it: a tensor becomes a `Tensor`. */
+/**
+ * The engine's result as the call returns it: a tensor becomes a `Tensor`; text generation's
+ * `stats` (token counts, times) stay readable as `out[0].stats` but are not enumerable, so the
+ * result has transformers.js's shape for deepEqual, JSON.stringify and spreading.
+ */
 export function result(out) {
   if (out && out.data instanceof Float32Array && Array.isArray(out.dims)) return new Tensor('float32', out.data, out.dims);
+  hideStats(out);
   return out;
+}
+
+/** `result`'s output with `stats` enumerable again, to cross a worker boundary (a structured clone drops non-enumerable properties). */
+export function exposeStats(x) {
+  if (Array.isArray(x)) return x.map(exposeStats);
+  if (isPlainObject(x) && 'generated_text' in x && x.stats !== undefined) return { ...x, stats: x.stats };
+  return x;
+}
+
+function hideStats(x) {
+  if (Array.isArray(x)) {
+    for (const item of x) hideStats(item);
+  } else if (isPlainObject(x) && 'generated_text' in x && 'stats' in x) {
+    Object.defineProperty(x, 'stats', { value: x.stats, enumerable: false, writable: true, configurable: true });
+  }
 }
 
 /**
@@ -164,6 +204,10 @@ export function callable(meta, { run, invoke, free }) {
     /** The prompt as the model sees it (a chat rendered through the model's template). */
     pipe.apply_chat_template = (messages) =>
       disposed ? Promise.reject(new WebformersError(`this ${meta.task} pipeline was disposed`, 'input')) : invoke('apply_chat_template', messages);
+    /** Forgets the KV cache kept from the last call (multi-turn reuse: the `reuse_cache` option). */
+    pipe.clear_cache = async () => {
+      if (!disposed) await invoke('clear_cache', null);
+    };
   }
   if (meta.input === 'text' && info.max_source_positions !== undefined) {
     // The text encoder-decoders (translation, summarization, text2text-generation):

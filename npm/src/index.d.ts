@@ -490,8 +490,11 @@ export interface ZeroShotClassificationPipeline extends PipelineBase {
 // ---- text-generation ----------------------------------------------------------------------------
 
 export interface Message {
-  role: 'system' | 'user' | 'assistant' | (string & {});
-  content: string;
+  role: 'system' | 'user' | 'assistant' | 'tool' | (string & {});
+  /** Text, or parts (`{type: 'text', text}`, ...) for templates that take them; null beside tool_calls. */
+  content: string | Array<Record<string, unknown>> | null;
+  /** Anything else the chat template reads (`tool_calls`, `name`, ...). */
+  [key: string]: unknown;
 }
 
 export interface TextStreamerOptions {
@@ -561,6 +564,16 @@ export declare class InterruptableStoppingCriteria {
 
 export interface TextGenerationOptions {
   max_new_tokens?: number;
+  /** The most tokens in all, prompt included. */
+  max_length?: number;
+  /** No EOS before this many new tokens. */
+  min_new_tokens?: number;
+  /** No EOS before the whole sequence is this long. */
+  min_length?: number;
+  /** With do_sample: that many independent samples (seeded seed, seed + 1, ...), one result each; with num_beams: the best ones. */
+  num_return_sequences?: number;
+  /** Beam search with this many beams. */
+  num_beams?: number;
   do_sample?: boolean;
   temperature?: number;
   top_k?: number;
@@ -572,7 +585,7 @@ export interface TextGenerationOptions {
   /** Ids never generated / not generated first. */
   suppress_tokens?: number[];
   begin_suppress_tokens?: number[];
-  /** Generation ends after any of these ids (besides the model's own EOS ids). */
+  /** Generation ends after any of these ids; they replace the model's own EOS ids, as in transformers. */
   eos_token_id?: number | number[];
   /** Stop before any of these strings. */
   stop?: string | string[];
@@ -580,8 +593,28 @@ export interface TextGenerationOptions {
   stop_strings?: string | string[];
   /** Aborting stops the generation after its current token; the call resolves with what was generated so far. */
   signal?: AbortSignal;
-  /** An InterruptableStoppingCriteria (or a list holding one), as in transformers.js. */
+  /** An InterruptableStoppingCriteria (or a list of them), as in transformers.js; any other criteria is refused (an error naming it). */
   stopping_criteria?: InterruptableStoppingCriteria | InterruptableStoppingCriteria[];
+  /** Called with each new token's ids (BigInts), as transformers.js's streamer option. */
+  token_callback_function?: (ids: bigint[]) => void;
+  /**
+   * Continue from the KV cache the pipeline kept from its last call where this prompt extends
+   * that call's prompt and reply (multi-turn chat; default true; the tokens are a fresh run's).
+   * false computes the whole prompt and keeps no cache.
+   */
+  reuse_cache?: boolean;
+  /** The most bytes the kept KV cache may hold (default 256 MiB); a larger one is dropped. */
+  max_cache_bytes?: number;
+  /** A messages prompt: tool definitions (JSON schemas) for the chat template. */
+  tools?: Array<Record<string, unknown>>;
+  /** A messages prompt: documents (`{title, text}`) for the chat template. */
+  documents?: Array<Record<string, unknown>>;
+  /** A messages prompt: end where the assistant's reply begins (default true). */
+  add_generation_prompt?: boolean;
+  /** A messages prompt: this Jinja template instead of the model's. */
+  chat_template?: string;
+  /** A messages prompt: further template variables, e.g. `{enable_thinking: false}`. */
+  chat_template_kwargs?: Record<string, unknown>;
   /** For string prompts: include the prompt in generated_text (default true, as transformers.js). */
   return_full_text?: boolean;
   streamer?: TextStreamer;
@@ -591,7 +624,13 @@ export interface TextGenerationOptions {
 
 export interface GenerationStats {
   prompt_tokens: number;
+  /** Of prompt_tokens, those continued from the pipeline's kept KV cache rather than computed. */
+  prompt_tokens_reused: number;
   new_tokens: number;
+  /** Seconds to the first new token (the prompt's forward pass). */
+  time_to_first_token: number;
+  /** New tokens per second after the first. */
+  tokens_per_second: number;
   token_ids: number[];
   stop_reason: 'eos' | 'stop_string' | 'max_tokens' | 'interrupted';
   prefill_seconds: number;
@@ -600,7 +639,8 @@ export interface GenerationStats {
 
 export interface TextGenerationOutput<T> {
   generated_text: T;
-  stats: GenerationStats;
+  /** Not enumerable: the result keeps transformers.js's shape (deepEqual, JSON.stringify, spreads). */
+  readonly stats: GenerationStats;
 }
 
 export interface TextGenerationPipeline extends PipelineBase {
@@ -612,6 +652,17 @@ export interface TextGenerationPipeline extends PipelineBase {
   readonly tokenizer: unknown;
   /** The prompt as the model sees it. */
   apply_chat_template(messages: Message[]): Promise<string>;
+  /** With the call's chat options; add_generation_prompt defaults to true. */
+  apply_chat_template(request: {
+    messages: Message[];
+    tools?: Array<Record<string, unknown>>;
+    documents?: Array<Record<string, unknown>>;
+    add_generation_prompt?: boolean;
+    chat_template?: string;
+    chat_template_kwargs?: Record<string, unknown>;
+  }): Promise<string>;
+  /** Forgets the KV cache kept from the last call (see `reuse_cache`). */
+  clear_cache(): Promise<void>;
 }
 
 // ---- images -------------------------------------------------------------------------------------
@@ -834,7 +885,7 @@ export interface Text2TextGenerationOptions {
   min_new_tokens?: number;
   /** Beam search with this many beams (1: greedy or sampling). Default: generation_config.json's. */
   num_beams?: number;
-  /** Results per text, best first (at most num_beams); they come one after another in the flat array, as in transformers.js. */
+  /** Results per text, best first (at most num_beams; with do_sample and no beams, independent samples seeded seed, seed + 1, ...); they come one after another in the flat array, as in transformers.js. */
   num_return_sequences?: number;
   /** Beam search: the exponent of the length a beam's score is divided by (> 0 favours longer results). */
   length_penalty?: number;
@@ -848,7 +899,7 @@ export interface Text2TextGenerationOptions {
   top_p?: number;
   repetition_penalty?: number;
   seed?: number;
-  /** Generation ends after any of these ids (besides the model's own EOS ids). */
+  /** Generation ends after any of these ids; they replace the model's own EOS ids, as in transformers. */
   eos_token_id?: number | number[];
   /** Ids never generated / not generated first. */
   suppress_tokens?: number[];

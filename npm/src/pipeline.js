@@ -262,7 +262,7 @@ function makePipeline(handle, meta) {
     { ...meta, info },
     {
       async run(...args) {
-        const { input, options, streamer, callback, progress, warning, interrupt } = callArgs(meta.input, args);
+        const { input, options, streamer, callback, tokens, progress, warning, interrupt } = callArgs(meta.input, args);
         // Images become pixels, audio samples (or, in Node, file bytes) that the JSON refers to as {$media: i}.
         const { value, media } = IMAGE_KINDS.has(meta.input)
           ? await imageInput(input, meta.task)
@@ -271,7 +271,7 @@ function makePipeline(handle, meta) {
             : { value: input, media: null };
         const unlink = await linkInterrupt(interrupt, (method) => guarded(async () => handle.call(method, null)));
         try {
-          const out = await guarded(() => handle.run(value, options, eventSink(streamer, callback, progress, warning), media));
+          const out = await guarded(() => handle.run(value, options, eventSink(streamer, callback, progress, warning, tokens), media));
           streamer?.end?.();
           return result(out);
         } finally {

@@ -205,11 +205,11 @@ export class PreTrainedTokenizer {
       documents = null,
       ...rest
     } = options ?? {};
-    const unsupported = [...(tools ? ['tools'] : []), ...(documents ? ['documents'] : []), ...Object.keys(rest)];
-    if (unsupported.length) {
-      throw new WebformersError(`apply_chat_template: ${unsupported.join(', ')} ${unsupported.length > 1 ? 'are' : 'is'} not supported yet`, 'unsupported');
-    }
-    const rendered = guardedSync(() => this._handle.applyChatTemplate(conversation, add_generation_prompt, chat_template ?? undefined));
+    // As transformers.js: the options it does not name are template variables (enable_thinking).
+    const extra = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+    const rendered = guardedSync(() =>
+      this._handle.applyChatTemplate(conversation, add_generation_prompt, chat_template ?? undefined, tools ?? null, documents ?? null, extra),
+    );
     if (!tokenize) return rendered;
     const out = this._call(rendered, { add_special_tokens: false, padding, truncation, max_length, return_tensor, ...tokenizer_kwargs });
     return return_dict ? out : out.input_ids;

@@ -5,7 +5,7 @@
 import { env } from './env.js';
 import { WebformersError } from './engine.js';
 import { Tensor } from './tensor.js';
-import { callable, callArgs, eventSink } from './call.js';
+import { callable, callArgs, eventSink, result } from './call.js';
 import { linkInterrupt } from './stopping.js';
 import { IMAGE_KINDS, imageInputForWorker } from './image.js';
 import { AUDIO_KINDS, audioInputForWorker } from './audio.js';
@@ -95,7 +95,7 @@ export async function workerPipeline(worker, task, model = null, options = {}) {
   const { handle, info: meta } = ready;
   return callable(meta, {
     async run(...args) {
-      const { input: raw, options, streamer, callback, progress, warning, interrupt } = callArgs(meta.input, args);
+      const { input: raw, options, streamer, callback, tokens, progress, warning, interrupt } = callArgs(meta.input, args);
       // Images: what cannot be posted (elements, canvases) becomes pixels here, moved, not copied.
       const { input, transfer } = IMAGE_KINDS.has(meta.input)
         ? await imageInputForWorker(raw, meta.task)
@@ -103,7 +103,7 @@ export async function workerPipeline(worker, task, model = null, options = {}) {
           ? await audioInputForWorker(raw, meta.task)
           : { input: raw, transfer: [] };
       // The engine's events cross the worker boundary as they are and reach the callbacks here.
-      const onEvent = eventSink(streamer, callback, progress, warning);
+      const onEvent = eventSink(streamer, callback, progress, warning, tokens);
       // The signal and criteria stay here; an abort reaches the worker as an `interrupt` request,
       // which it handles between two tokens (the engine yields to the event loop).
       const unlink = await linkInterrupt(interrupt, (method) => ch.request({ type: 'method', handle, method, args: null }));
@@ -115,7 +115,7 @@ export async function workerPipeline(worker, task, model = null, options = {}) {
       }
       streamer?.end?.();
       if (reply.tensor) return new Tensor(reply.tensor.type, reply.tensor.data, reply.tensor.dims);
-      return reply.value;
+      return result(reply.value);
     },
     invoke: async (method, args) => (await ch.request({ type: 'method', handle, method, args })).value,
     free: () => ch.request({ type: 'dispose', handle }),

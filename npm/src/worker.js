@@ -12,7 +12,7 @@
 // are not webformers' (they carry `webformers: 1`) are left alone, so a worker can do other work.
 
 import { pipeline, env, Tensor } from './index.js';
-import { describe, invoke } from './call.js';
+import { describe, exposeStats, invoke } from './call.js';
 
 const pipelines = new Map();
 let nextHandle = 1;
@@ -51,7 +51,7 @@ self.addEventListener('message', async (event) => {
           const { type, dims, data } = result;
           reply({ type: 'result', tensor: { type, dims, data } }, [data.buffer]);
         } else {
-          reply({ type: 'result', value: result });
+          reply({ type: 'result', value: exposeStats(result) });
         }
         break;
       }

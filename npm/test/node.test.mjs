@@ -261,6 +261,79 @@ describe('text-generation on WASM in Node (tiny random Llama)', () => {
     const [f] = await generator(prompt.text, { max_new_tokens: 5, stopping_criteria: criteria });
     assert.equal(f.stats.stop_reason, 'max_tokens');
   });
+
+  test("generation options give transformers' generate() tokens (generation/options-reference.json)", async () => {
+    const cases = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'generation/options-reference.json'), 'utf8')).cases;
+    const mine = cases.filter((c) => c.model === 'tiny-llama');
+    assert.ok(mine.length >= 16);
+    for (const c of mine) {
+      const ids = [];
+      const [out] = await generator(c.prompt, { ...c.options, token_callback_function: (t) => ids.push(...t.map(Number)) });
+      assert.deepEqual(Array.from(out.stats.token_ids), c.token_ids, `${c.prompt} ${JSON.stringify(c.options)}`);
+      assert.deepEqual(ids, c.token_ids, 'token_callback_function');
+    }
+    // Sampling several sequences: one result each.
+    const three = await generator('The keeper', { do_sample: true, seed: 3, num_return_sequences: 3, max_new_tokens: 4 });
+    assert.equal(three.length, 3);
+    await rejects(generator('The keeper', { num_return_sequences: 2 }), /needs do_sample/);
+  });
+
+  test('stats are not enumerable: the result has transformers.js shape', async () => {
+    const out = await generator('The keeper', { max_new_tokens: 2, return_full_text: false });
+    assert.deepEqual(Object.keys(out[0]), ['generated_text']);
+    assert.deepEqual(JSON.parse(JSON.stringify(out)), [{ generated_text: out[0].generated_text }]);
+    const s = out[0].stats;
+    assert.equal(s.new_tokens, 2);
+    for (const key of ['prompt_tokens', 'prompt_tokens_reused', 'time_to_first_token', 'tokens_per_second', 'prefill_seconds', 'decode_seconds']) {
+      assert.equal(typeof s[key], 'number', key);
+    }
+  });
+
+  test('three chat turns reuse the kept cache and give the tokens of fresh runs', async () => {
+    const fresh = await pipeline('text-generation', tinyLlama, { device: 'wasm' });
+    try {
+      await generator.clear_cache();
+      let messages = [{ role: 'user', content: 'Is the storm over?' }];
+      let reused = 0;
+      for (const next of ['When will it end?', 'Thank you.', null]) {
+        const [out] = await generator(messages, { max_new_tokens: 6, no_repeat_ngram_size: 2 });
+        const [want] = await fresh(messages, { max_new_tokens: 6, no_repeat_ngram_size: 2, reuse_cache: false });
+        assert.deepEqual(out.stats.token_ids, want.stats.token_ids);
+        assert.equal(want.stats.prompt_tokens_reused, 0);
+        reused += out.stats.prompt_tokens_reused;
+        if (next === null) assert.ok(out.stats.prompt_tokens_reused > 20, `${out.stats.prompt_tokens_reused} reused`);
+        messages = [...out.generated_text, { role: 'user', content: next }];
+      }
+      assert.ok(reused > 0);
+    } finally {
+      await fresh.dispose();
+    }
+  });
+
+  test('chat options: tools, documents, chat_template, chat_template_kwargs (chat/reference.json)', async () => {
+    const cases = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'chat/reference.json'), 'utf8')).cases;
+    const c = cases.find((x) => x.name === "tiny-llama override: documents");
+    const request = { messages: c.messages, documents: c.documents, chat_template: c.source, chat_template_kwargs: c.extra };
+    assert.equal(await generator.apply_chat_template(request), c.rendered);
+    const t = cases.find((x) => x.name === "tiny-llama override: tools");
+    assert.equal(await generator.apply_chat_template({ messages: t.messages, tools: t.tools, chat_template: t.source, chat_template_kwargs: t.extra }), t.rendered);
+    const [out] = await generator(c.messages, { max_new_tokens: 2, documents: c.documents, chat_template: c.source, chat_template_kwargs: c.extra });
+    assert.deepEqual(out.generated_text.slice(0, -1), c.messages);
+    await rejects(generator('text', { tools: [] }), /messages prompt/);
+    await rejects(generator(c.messages, { tools: 'x' }), /tools/);
+  });
+
+  test('stopping criteria other than InterruptableStoppingCriteria are refused by name', async () => {
+    class MaxTime {
+      _call() {
+        return [false];
+      }
+    }
+    await rejects(generator('x', { stopping_criteria: [new MaxTime()] }), /MaxTime/, 'unsupported');
+    await rejects(generator('x', { stopping_criteria: function stopNow() {} }), /stopNow/, 'unsupported');
+    await rejects(generator('x', { signal: 'abort' }), /AbortSignal/, 'input');
+    await rejects(generator('x', { penalty_alpha: 0.6 }), /penalty_alpha/);
+  });
 });
 
 describe('text-generation from a GGUF file on WASM in Node (SmolLM2-135M-Instruct Q4_1)', () => {

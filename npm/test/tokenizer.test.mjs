@@ -9,6 +9,7 @@
 // (scripts/test-npm.sh installs it); the package from npm/dist.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -138,8 +139,19 @@ describe('chat templates', async () => {
     assert.equal(mine.apply_chat_template(messages, { tokenize: false, chat_template: template }), reference.apply_chat_template(messages, { tokenize: false, chat_template: template }));
   });
 
+  test("tools, documents and template variables as Python transformers renders them (chat/reference.json)", () => {
+    const cases = JSON.parse(fs.readFileSync(path.join(root, 'tests', 'fixtures', 'chat', 'reference.json'), 'utf8')).cases;
+    const ours = cases.filter((c) => c.name.startsWith('tiny-llama override'));
+    assert.equal(ours.length, 2);
+    for (const c of ours) {
+      const { tools, documents, add_generation_prompt } = c;
+      const text = mine.apply_chat_template(c.messages, { tokenize: false, chat_template: c.source, tools, documents, add_generation_prompt, ...c.extra });
+      assert.equal(text, c.rendered, c.name);
+    }
+  });
+
   test('bad input is a clear error', async () => {
-    assert.throws(() => mine.apply_chat_template(messages, { tools: [{ name: 'x' }] }), /tools is not supported yet/);
+    assert.throws(() => mine.apply_chat_template(messages, { tools: { name: 'x' } }), /tools must be an array of objects/);
     assert.throws(() => mine.apply_chat_template([], { tokenize: false }), /at least one message/);
     assert.throws(() => mine.decode([]), /non-empty array/);
     assert.throws(() => mine.decode([10 ** 9]), /outside the vocabulary/);

@@ -133,6 +133,20 @@ enum Command {
         /// text-generation prompt: the words joined).
         texts: Vec<String>,
     },
+    /// Chat with a text-generation model: each line read from stdin is a user turn; the reply
+    /// streams to stdout and the turn's stats (prompt tokens, those continued from the kept KV
+    /// cache, time to first token, tokens/s) go to stderr. An empty line or EOF ends.
+    Chat {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// A system message first.
+        #[arg(long)]
+        system: Option<String>,
+        /// Each turn's call options, as JSON: {"tools": [...], "chat_template_kwargs":
+        /// {"enable_thinking": false}, "max_new_tokens": 256, ...}.
+        #[arg(long)]
+        options: Option<String>,
+    },
     /// Measure a task. feature-extraction and text-generation have their own workloads (a
     /// corpus's throughput and one sentence's latency; prefill and decode speed). Any task:
     /// `--input JSON [--options JSON]` times one call (median latency of `--reps` calls after
@@ -355,6 +369,50 @@ fn parse_json(flag: &str, text: &str) -> Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|e| webformers::Error::Input(format!("{flag} is not valid JSON ({e}): {text}")))
 }
 
+/// `webformers chat`: a conversation kept as messages; each turn renders the whole chat again,
+/// and the pipeline continues from the KV cache of the turn before (only the new tokens run).
+async fn chat(model: &ModelArgs, system: Option<String>, options: Option<&str>) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let options = match options.map(|o| parse_json("--options", o)).transpose()? {
+        None => serde_json::json!({}),
+        Some(v @ serde_json::Value::Object(_)) => v,
+        Some(other) => return Err(webformers::Error::Input(format!("--options must be a JSON object, not {other}"))),
+    };
+    let pipe = open_pipeline(model, &text_generation::TASK).await?;
+    let mut messages: Vec<serde_json::Value> = system.into_iter().map(|s| serde_json::json!({"role": "system", "content": s})).collect();
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let line = line.map_err(|e| webformers::Error::Input(format!("reading stdin: {e}")))?;
+        if line.trim().is_empty() {
+            break;
+        }
+        messages.push(serde_json::json!({"role": "user", "content": line}));
+        let out = pipe
+            .run_json(&serde_json::Value::Array(messages.clone()), &options, &mut |event| {
+                if let Event::Text(piece) = event {
+                    let _ = write!(stdout, "{piece}");
+                    let _ = stdout.flush();
+                }
+            })
+            .await?
+            .to_json();
+        println!();
+        let result = &out[0];
+        messages = result["generated_text"].as_array().cloned().unwrap_or_default();
+        let stats = &result["stats"];
+        eprintln!(
+            "[{} prompt tokens, {} from the kept cache; {:.0} ms to the first token; {} new tokens, {:.1} tokens/s]",
+            stats["prompt_tokens"],
+            stats["prompt_tokens_reused"],
+            stats["time_to_first_token"].as_f64().unwrap_or(0.0) * 1000.0,
+            stats["new_tokens"],
+            stats["tokens_per_second"].as_f64().unwrap_or(0.0),
+        );
+    }
+    Ok(())
+}
+
 /// `webformers run`: one path for every task. With `--json`, stdout holds exactly the value the
 /// JS pipeline resolves to; without, a readable rendering (text-generation streams its text).
 async fn run_task(
@@ -424,13 +482,16 @@ async fn run_task(
         }
     }
     if let Some(stats) = value.get(0).and_then(|first| first.get("stats")) {
+        let reused = stats["prompt_tokens_reused"].as_u64().unwrap_or(0);
         eprintln!(
-            "{} prompt tokens in {:.0} ms, {} new tokens ({}), {:.1} s decoding",
+            "{} prompt tokens{} in {:.0} ms (time to first token), {} new tokens ({}), {:.1} s decoding, {:.1} tokens/s",
             stats["prompt_tokens"],
-            stats["prefill_seconds"].as_f64().unwrap_or(0.0) * 1000.0,
+            if reused > 0 { format!(" ({reused} from the kept cache)") } else { String::new() },
+            stats["time_to_first_token"].as_f64().or(stats["prefill_seconds"].as_f64()).unwrap_or(0.0) * 1000.0,
             stats["new_tokens"],
             stats["stop_reason"].as_str().unwrap_or(""),
             stats["decode_seconds"].as_f64().unwrap_or(0.0),
+            stats["tokens_per_second"].as_f64().unwrap_or(0.0),
         );
     }
     Ok(())
@@ -441,6 +502,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Run { task, model, input, options, json, flags, texts } => {
             run_task(&task, &model, input.as_deref(), options.as_deref(), json, &flags, &texts).await
         }
+        Command::Chat { model, system, options } => chat(&model, system, options.as_deref()).await,
         Command::Bench { task, model, corpus, input, options, prompt_tokens, decode_tokens, batch, reps, latency_runs, warmup } => {
             if task == "speech-model" {
                 // A speech encoder-decoder alone (no task): encoder and decoder step times.

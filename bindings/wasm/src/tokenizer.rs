@@ -7,7 +7,7 @@ use js_sys::{Array, Object, Reflect, Uint32Array};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use webformers::Error;
-use webformers::chat::{ChatTemplate, Message};
+use webformers::chat::ChatTemplate;
 use webformers::files::ModelFiles;
 use webformers::tokenizer::{Tokenizer, clean_up_tokenization_spaces};
 
@@ -76,11 +76,44 @@ impl JsTokenizer {
     }
 
     /// The model's chat template (or `template`, overriding it) rendered for `messages`
-    /// (`[{role, content}]`).
+    /// (`[{role, content, ...}]`) with transformers' `tools`, `documents` and further template
+    /// variables (`extra`: an object, or null).
     #[wasm_bindgen(js_name = applyChatTemplate)]
-    pub fn apply_chat_template(&self, messages: JsValue, add_generation_prompt: bool, template: Option<String>) -> Result<String, JsValue> {
-        let messages: Vec<Message> = serde_wasm_bindgen::from_value(messages)
-            .map_err(|e| js_error(Error::Input(format!("messages must be an array of {{role, content}} strings: {e}"))))?;
+    pub fn apply_chat_template(
+        &self,
+        messages: JsValue,
+        add_generation_prompt: bool,
+        template: Option<String>,
+        tools: JsValue,
+        documents: JsValue,
+        extra: JsValue,
+    ) -> Result<String, JsValue> {
+        let json = |v: JsValue, what: &str| -> Result<serde_json::Value, JsValue> {
+            if v.is_null() || v.is_undefined() {
+                return Ok(serde_json::Value::Null);
+            }
+            serde_wasm_bindgen::from_value(v).map_err(|e| js_error(Error::Input(format!("{what}: {e}"))))
+        };
+        let messages = match json(messages, "messages")? {
+            serde_json::Value::Array(list) => list,
+            other => return Err(js_error(Error::Input(format!("messages must be an array of {{role, content}} objects, not {other}")))),
+        };
+        let list = |v: serde_json::Value, name: &str| -> Result<Option<serde_json::Value>, JsValue> {
+            match v {
+                serde_json::Value::Null => Ok(None),
+                serde_json::Value::Array(l) if l.iter().all(|x| x.is_object()) => Ok(Some(serde_json::Value::Array(l))),
+                other => Err(js_error(Error::Input(format!("{name} must be an array of objects, not {other}")))),
+            }
+        };
+        let options = webformers::chat::ChatOptions {
+            add_generation_prompt,
+            tools: list(json(tools, "tools")?, "tools")?,
+            documents: list(json(documents, "documents")?, "documents")?,
+            extra: match json(extra, "template variables")? {
+                serde_json::Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            },
+        };
         let chat = match template {
             Some(source) => ChatTemplate::new(
                 source,
@@ -93,7 +126,7 @@ impl JsTokenizer {
                 ))
             })?,
         };
-        chat.render(&messages, add_generation_prompt).map_err(js_error)
+        chat.render_with(&messages, &options).map_err(js_error)
     }
 
     #[wasm_bindgen(js_name = tokenToId)]

@@ -327,12 +327,32 @@ impl GenerationConfig {
         if self.num_return_sequences == 0 {
             return bad("num_return_sequences must be at least 1, not 0".into());
         }
-        if self.num_return_sequences > self.num_beams {
-            // transformers refuses it too (greedy search returns one sequence; sampling several
-            // independent ones is not supported here).
+        if self.num_beams > 1 && self.num_return_sequences > self.num_beams {
             return bad(format!("num_return_sequences ({}) must be at most num_beams ({})", self.num_return_sequences, self.num_beams));
         }
+        if self.num_beams == 1 && self.num_return_sequences > 1 && !self.do_sample {
+            // transformers refuses it too: greedy decoding would return the same sequence n times.
+            return bad(format!(
+                "num_return_sequences ({}) needs do_sample: true (or num_beams at least as large): greedy decoding gives one sequence",
+                self.num_return_sequences
+            ));
+        }
         Ok(())
+    }
+
+    /// The config of the `i`-th of `num_return_sequences` sampled sequences (no beams): one
+    /// sequence, seeded `seed + i`, so that each sequence reproduces on its own and the first is
+    /// the single sequence of the same seed. (transformers samples them as one batch from one
+    /// torch generator; its draws are not reproducible here anyway, so independence is what
+    /// matters.)
+    pub fn for_sequence(&self, i: usize) -> GenerationConfig {
+        GenerationConfig { seed: self.seed.wrapping_add(i as u64), num_return_sequences: 1, ..self.clone() }
+    }
+
+    /// How many independently sampled sequences a call returns: `num_return_sequences` when
+    /// sampling without beams, else 1 (beam search returns its own best ones).
+    pub fn sampled_sequences(&self) -> usize {
+        if self.num_beams == 1 && self.do_sample { self.num_return_sequences } else { 1 }
     }
 
     /// The most new tokens for a prompt of `prompt_len` tokens (`max_length` counts the prompt).

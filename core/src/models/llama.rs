@@ -387,6 +387,15 @@ impl DecoderModel for Llama {
         KvCache::new(self.config.num_hidden_layers, &shape, DType::F32, &self.device)
     }
 
+    fn reusable_prefix(&self, cache: &KvCache, common: usize) -> usize {
+        match &self.longrope {
+            // Rows rotated with the long factors (the cache outgrew `original`) are not what a
+            // fresh run over a prefix of at most `original` tokens computes: it rotates short.
+            Some(lr) if cache.len() > lr.original && common <= lr.original => 0,
+            _ => common,
+        }
+    }
+
     fn forward(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Result<Tensor> {
         let c = &self.config;
         let (t, pos) = (tokens.len(), cache.len());

@@ -52,6 +52,13 @@ pub trait DecoderModel {
     /// Appends `tokens` at the cache's position and returns logits: [1, V] for the last token,
     /// or [T, V] for every token when `all_logits`. Nothing runs until the logits are read.
     fn forward(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Result<Tensor>;
+    /// How many of the first `common` cached positions a later call may keep (`KvCache::truncate`)
+    /// and continue from, giving what a fresh run over the same tokens gives. All of them, unless
+    /// the cached rows depend on more than their prefix (LongRoPE rotates every row with the long
+    /// factors once the sequence outgrows the pretraining context).
+    fn reusable_prefix(&self, _cache: &KvCache, common: usize) -> usize {
+        common
+    }
 }
 
 /// Keys and values of every layer, on the device: one tensor [max_len, 2 kv heads, head dim] a
@@ -117,6 +124,18 @@ impl KvCache {
         self.len += t;
     }
 
+    /// Keeps the first `len` cached positions and forgets the rest (a later forward overwrites
+    /// their rows).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+        self.tokens.truncate(len);
+    }
+
+    /// The device memory the cache holds, in bytes (all `max_len` rows, used or not).
+    pub fn bytes(&self) -> usize {
+        self.layers.iter().map(|t| t.dtype().bytes_for(t.numel()).unwrap_or(0)).sum()
+    }
+
     /// Forgets the cached tokens (the device buffers are kept for reuse).
     pub fn reset(&mut self) {
         self.len = 0;
@@ -130,12 +149,14 @@ impl KvCache {
     }
 
     /// Makes this cache a copy of `other` (beam search: a beam continues from another beam's
-    /// past), by device copies of the cached rows, recorded like any op: the next append to this
-    /// cache runs after them. Whatever was recorded earlier on this cache must have been realized
-    /// (read) already, since the copy overwrites its rows.
+    /// past; a pipeline moves a kept cache into a longer one), by device copies of the cached
+    /// rows, recorded like any op: the next append to this cache runs after them. Whatever was
+    /// recorded earlier on this cache must have been realized (read) already, since the copy
+    /// overwrites its rows. `other` may be shorter (fewer rows), not otherwise different.
     pub fn copy_from(&mut self, other: &KvCache) -> Result<()> {
         if self.layers.len() != other.layers.len()
-            || self.layers.iter().zip(&other.layers).any(|(a, b)| a.dims() != b.dims() || a.dtype() != b.dtype())
+            || self.layers.iter().zip(&other.layers).any(|(a, b)| a.dims()[1..] != b.dims()[1..] || a.dtype() != b.dtype())
+            || other.len > self.max_len
         {
             return Err(Error::Input("KvCache::copy_from: the two caches differ in shape".into()));
         }

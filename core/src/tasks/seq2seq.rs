@@ -251,17 +251,33 @@ impl TextSeq2Seq {
         let sink = std::cell::RefCell::new(events);
         let mut on_text = |t: &str| (*sink.borrow_mut())(Event::Text(t));
         let mut on_tokens = |ids: &[u32]| (*sink.borrow_mut())(Event::Tokens(ids));
-        let mut streamer =
-            TokenEvents { inner: TextStreamer::new(&self.tokenizer, &config.stop_strings, &mut on_text), on_tokens: &mut on_tokens };
         if config.num_beams > 1 {
+            let mut streamer =
+                TokenEvents { inner: TextStreamer::new(&self.tokenizer, &config.stop_strings, &mut on_text), on_tokens: &mut on_tokens };
             let mut beams = models::beams::EncoderDecoderBeams::new(self.model.as_ref(), cache);
             let best = generation::beam_search(&mut beams, &prompt, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
             return Ok(best.into_iter().map(|h| Sequence { token_ids: h.token_ids, score: Some(h.score) }).collect());
         }
         let mut cache = cache;
-        let mut step = |ids: &[u32]| self.model.decode(ids, &mut cache, false);
-        let out = generation::generate(&mut step, &prompt, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
-        Ok(vec![Sequence { token_ids: out.token_ids, score: None }])
+        let mut sequences = Vec::new();
+        // Sampling with num_return_sequences: independent sequences (`for_sequence`'s seeds) from
+        // one encoding, the decoder cache emptied between them.
+        for i in 0..config.sampled_sequences() {
+            if i > 0 {
+                cache.self_attention.reset();
+            }
+            let one = config.for_sequence(i);
+            let mut streamer =
+                TokenEvents { inner: TextStreamer::new(&self.tokenizer, &config.stop_strings, &mut on_text), on_tokens: &mut on_tokens };
+            let mut step = |ids: &[u32]| self.model.decode(ids, &mut cache, false);
+            let out = generation::generate(&mut step, &prompt, &one, &mut processors, Some(&mut streamer), &self.interrupt).await?;
+            let stopped = out.stop_reason == generation::StopReason::Interrupted;
+            sequences.push(Sequence { token_ids: out.token_ids, score: None });
+            if stopped {
+                break;
+            }
+        }
+        Ok(sequences)
     }
 
     fn task_verb(&self) -> &'static str {

@@ -3,10 +3,10 @@
 //! stopping criteria are the generation library's (`crate::generation`); this file turns the
 //! prompt into ids, drives `generate` with the decoder's KV cache, and shapes the result.
 
-use crate::chat::{ChatTemplate, Message};
+use crate::chat::{ChatOptions, ChatTemplate, Message};
 use crate::files::ModelFiles;
 use crate::generation::{self, GenerationConfig, Interrupt, TextStreamer};
-use crate::models::{self, DecoderModel};
+use crate::models::{self, DecoderModel, KvCache};
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
 use crate::{Device, Error, Result};
@@ -32,6 +32,126 @@ pub static TASK: TaskInfo = TaskInfo {
 struct CallOptions {
     /// The prompt before the new text (transformers' default), or the new text alone.
     return_full_text: Option<bool>,
+    /// Continue from the KV cache the pipeline kept from its last call where this prompt extends
+    /// that call's prompt and reply (default true); false computes the whole prompt and keeps
+    /// no cache.
+    reuse_cache: Option<bool>,
+    /// The most device memory the kept cache may hold, in bytes (default `KEPT_CACHE_BYTES`);
+    /// a larger one is dropped after the call.
+    max_cache_bytes: Option<usize>,
+    /// A messages prompt: tool definitions (JSON schemas) for the chat template.
+    tools: Option<Value>,
+    /// A messages prompt: documents for the chat template.
+    documents: Option<Value>,
+    /// A messages prompt: end the rendered chat where the assistant's reply begins (default true).
+    add_generation_prompt: Option<bool>,
+    /// A messages prompt: this template instead of the model's.
+    chat_template: Option<String>,
+    /// A messages prompt: further template variables (`{"enable_thinking": false}`).
+    chat_template_kwargs: Option<Value>,
+}
+
+impl CallOptions {
+    /// The chat options these call options give (an error naming a mistyped one).
+    fn chat(&self) -> Result<ChatRequestOptions> {
+        chat_request_options(
+            self.tools.as_ref(),
+            self.documents.as_ref(),
+            self.add_generation_prompt,
+            self.chat_template.clone(),
+            self.chat_template_kwargs.as_ref(),
+        )
+    }
+
+    /// Whether any chat option was given (they need a messages prompt).
+    fn has_chat_options(&self) -> bool {
+        self.tools.is_some()
+            || self.documents.is_some()
+            || self.add_generation_prompt.is_some()
+            || self.chat_template.is_some()
+            || self.chat_template_kwargs.is_some()
+    }
+}
+
+/// A chat's rendering options and template override.
+#[derive(Clone, Debug, Default)]
+pub struct ChatRequestOptions {
+    pub options: ChatOptions,
+    /// A template instead of the model's (`chat_template`).
+    pub template: Option<String>,
+}
+
+/// `apply_chat_template`'s arguments, checked: tools and documents are lists of objects,
+/// `chat_template_kwargs` an object. The generation prompt is on unless `add_generation_prompt`
+/// is false.
+fn chat_request_options(
+    tools: Option<&Value>,
+    documents: Option<&Value>,
+    add_generation_prompt: Option<bool>,
+    template: Option<String>,
+    kwargs: Option<&Value>,
+) -> Result<ChatRequestOptions> {
+    let list_of_objects = |name: &str, v: Option<&Value>| -> Result<Option<Value>> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(list)) if list.iter().all(Value::is_object) => Ok(Some(Value::Array(list.clone()))),
+            Some(other) => Err(Error::Input(format!("`{name}` must be an array of objects, not {other}"))),
+        }
+    };
+    let extra = match kwargs {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(other) => return Err(Error::Input(format!("`chat_template_kwargs` must be an object of template variables, not {other}"))),
+    };
+    Ok(ChatRequestOptions {
+        options: ChatOptions {
+            add_generation_prompt: add_generation_prompt.unwrap_or(true),
+            tools: list_of_objects("tools", tools)?,
+            documents: list_of_objects("documents", documents)?,
+            extra,
+        },
+        template,
+    })
+}
+
+/// The object form of the `apply_chat_template` method's argument.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatTemplateArgs {
+    messages: Vec<serde_json::Map<String, Value>>,
+    tools: Option<Value>,
+    documents: Option<Value>,
+    add_generation_prompt: Option<bool>,
+    chat_template: Option<String>,
+    chat_template_kwargs: Option<Value>,
+}
+
+/// The default bound on the KV cache a pipeline keeps between calls (`CallOptions::max_cache_bytes`).
+pub const KEPT_CACHE_BYTES: usize = 256 << 20;
+
+/// The KV cache of a pipeline's last generation, kept for the next call (multi-turn chat).
+struct KeptCache {
+    cache: KvCache,
+    /// The ids whose keys and values the cache holds (its first `cache.len()` positions).
+    ids: Vec<u32>,
+}
+
+/// What a generation does besides its `GenerationConfig`.
+#[derive(Clone, Copy, Debug)]
+pub struct RunSettings {
+    /// Continue from the kept cache where the prompt extends its ids.
+    pub reuse: bool,
+    /// Keep this generation's cache when it holds at most this many bytes (0: keep none).
+    pub keep_bytes: usize,
+    /// Stop at the model's EOS ids too, besides the config's: true, unless the call gave its own
+    /// `eos_token_id`, which replaces the model's (as in transformers).
+    pub model_eos: bool,
+}
+
+impl Default for RunSettings {
+    fn default() -> RunSettings {
+        RunSettings { reuse: true, keep_bytes: KEPT_CACHE_BYTES, model_eos: true }
+    }
 }
 
 /// A prompt as the call gives it: text or a chat.
@@ -39,7 +159,8 @@ struct CallOptions {
 #[serde(untagged)]
 enum PromptInput {
     Text(String),
-    Chat(Vec<Message>),
+    /// Objects (an array of strings is several text prompts).
+    Chat(Vec<serde_json::Map<String, Value>>),
 }
 
 #[derive(serde::Deserialize)]
@@ -60,17 +181,36 @@ impl TextGeneration {
         input: &PromptInput,
         config: &GenerationConfig,
         options: &CallOptions,
+        eos_given: bool,
         events: &mut dyn FnMut(super::Event<'_>),
     ) -> Result<Value> {
         let prompt = match input {
+            PromptInput::Text(_) if options.has_chat_options() => {
+                return Err(Error::Input(
+                    "tools, documents, add_generation_prompt, chat_template and chat_template_kwargs apply to a messages prompt, not text"
+                        .into(),
+                ));
+            }
             PromptInput::Text(t) => Prompt::Text(t.clone()),
             PromptInput::Chat(m) if m.is_empty() => return Err(Error::Input("the messages array is empty".into())),
-            PromptInput::Chat(m) => Prompt::Chat(m.clone()),
+            PromptInput::Chat(m) => Prompt::Messages(m.iter().cloned().map(Value::Object).collect(), options.chat()?),
+        };
+        let settings = RunSettings {
+            reuse: options.reuse_cache.unwrap_or(true),
+            keep_bytes: if options.reuse_cache == Some(false) { 0 } else { options.max_cache_bytes.unwrap_or(KEPT_CACHE_BYTES) },
+            model_eos: !eos_given,
         };
         let outs = if config.num_beams > 1 {
-            self.generate_beams(&prompt, config, |t| events(super::Event::Text(t))).await?
+            self.generate_beams(&prompt, config, settings.model_eos, |t| events(super::Event::Text(t))).await?
         } else {
-            vec![self.generate_with_events(&prompt, config, events).await?]
+            let mut outs = Vec::new();
+            for i in 0..config.sampled_sequences() {
+                outs.push(self.generate_cached(&prompt, &config.for_sequence(i), settings, events).await?);
+                if outs.last().is_some_and(|o| o.stop_reason == StopReason::Interrupted) {
+                    break;
+                }
+            }
+            outs
         };
         outs.iter().map(|out| self.shape(input, options, out)).collect::<Result<Vec<_>>>().map(Value::Array)
     }
@@ -79,24 +219,35 @@ impl TextGeneration {
     fn shape(&self, input: &PromptInput, options: &CallOptions, out: &Generated) -> Result<Value> {
         let generated_text = match input {
             PromptInput::Chat(messages) => {
-                let mut chat = serde_json::to_value(messages).map_err(|e| Error::Input(e.to_string()))?;
-                if let Value::Array(list) = &mut chat {
-                    list.push(serde_json::json!({ "role": "assistant", "content": out.text }));
-                }
-                chat
+                let mut chat: Vec<Value> = messages.iter().cloned().map(Value::Object).collect();
+                chat.push(serde_json::json!({ "role": "assistant", "content": out.text }));
+                Value::Array(chat)
             }
             PromptInput::Text(t) if options.return_full_text.unwrap_or(true) => Value::String(format!("{t}{}", out.text)),
             PromptInput::Text(_) => Value::String(out.text.clone()),
         };
-        let stats = serde_json::json!({
-            "prompt_tokens": out.prompt_tokens,
-            "new_tokens": out.token_ids.len(),
-            "token_ids": out.token_ids,
-            "stop_reason": out.stop_reason.name(),
-            "prefill_seconds": out.prefill_seconds,
-            "decode_seconds": out.decode_seconds,
-        });
-        Ok(serde_json::json!({ "generated_text": generated_text, "stats": stats }))
+        Ok(serde_json::json!({ "generated_text": generated_text, "stats": out.stats() }))
+    }
+}
+
+impl Generated {
+    /// The result's `stats`: the prompt's tokens (those continued from the kept cache among
+    /// them), the new ones, why generation stopped, and the times (time to first token: the
+    /// prompt's forward pass; tokens per second: after the first token).
+    pub fn stats(&self) -> Value {
+        let after_first = self.token_ids.len().saturating_sub(1);
+        let tokens_per_second = if after_first > 0 && self.decode_seconds > 0.0 { after_first as f64 / self.decode_seconds } else { 0.0 };
+        serde_json::json!({
+            "prompt_tokens": self.prompt_tokens,
+            "prompt_tokens_reused": self.prompt_tokens_reused,
+            "new_tokens": self.token_ids.len(),
+            "token_ids": self.token_ids,
+            "stop_reason": self.stop_reason.name(),
+            "prefill_seconds": self.prefill_seconds,
+            "decode_seconds": self.decode_seconds,
+            "time_to_first_token": self.prefill_seconds,
+            "tokens_per_second": tokens_per_second,
+        })
     }
 }
 
@@ -121,6 +272,8 @@ impl Pipeline for TextGeneration {
             let inputs: PromptInputs = TASK.input(input, PROMPT_KINDS)?;
             let mut config = self.config.clone();
             let rest = config.take_options(TASK.name, options)?;
+            // The call's EOS ids replace the model's, as in transformers.
+            let eos_given = options.get("eos_token_id").is_some_and(|v| !v.is_null());
             let options: CallOptions = TASK.options(&rest).map_err(|e| match e {
                 // serde lists only this task's own options; name the generation ones too.
                 Error::Input(m) if m.contains("unknown field") => {
@@ -129,11 +282,11 @@ impl Pipeline for TextGeneration {
                 e => e,
             })?;
             Ok(Output::Json(match inputs {
-                PromptInputs::One(one) => self.generate_one(&one, &config, &options, events).await?,
+                PromptInputs::One(one) => self.generate_one(&one, &config, &options, eos_given, events).await?,
                 PromptInputs::Many(many) => {
                     let mut all = Vec::with_capacity(many.len());
                     for one in &many {
-                        all.push(self.generate_one(one, &config, &options, events).await?);
+                        all.push(self.generate_one(one, &config, &options, eos_given, events).await?);
                     }
                     Value::Array(all)
                 }
@@ -148,9 +301,33 @@ impl Pipeline for TextGeneration {
     fn call(&self, method: &str, args: &Value) -> Result<Value> {
         match method {
             // transformers.js's tokenizer.apply_chat_template(messages, {tokenize: false}).
+            // Or `{messages, tools, documents, add_generation_prompt, chat_template,
+            // chat_template_kwargs}`, as the call's options take them.
             "apply_chat_template" => {
-                let messages: Vec<Message> = TASK.input(args, "a messages array ({role, content}[])")?;
-                Ok(Value::String(self.prompt_text(&Prompt::Chat(messages))?))
+                let (messages, chat) = match args {
+                    Value::Object(_) => {
+                        let a: ChatTemplateArgs =
+                            serde_json::from_value(args.clone()).map_err(|e| Error::Input(format!("apply_chat_template: {e}")))?;
+                        let chat = chat_request_options(
+                            a.tools.as_ref(),
+                            a.documents.as_ref(),
+                            a.add_generation_prompt,
+                            a.chat_template,
+                            a.chat_template_kwargs.as_ref(),
+                        )?;
+                        (a.messages, chat)
+                    }
+                    _ => (
+                        TASK.input(args, "a messages array ({role, content}[]) or {messages, tools, ...}")?,
+                        chat_request_options(None, None, None, None, None)?,
+                    ),
+                };
+                Ok(Value::String(self.prompt_text(&Prompt::Messages(messages.into_iter().map(Value::Object).collect(), chat))?))
+            }
+            // Forgets the KV cache kept from the last call (multi-turn reuse).
+            "clear_cache" => {
+                self.clear_cache();
+                Ok(Value::Null)
             }
             other => super::interrupt_method(&self.interrupt, other)
                 .ok_or_else(|| Error::Unsupported(format!("text-generation has no method `{other}`"))),
@@ -164,6 +341,9 @@ pub enum Prompt {
     Text(String),
     /// Messages rendered through the model's chat template, with the generation prompt.
     Chat(Vec<Message>),
+    /// Messages as transformers takes them (objects with a `role`; `content` a string or parts,
+    /// `tool_calls`, ...), rendered with `apply_chat_template`'s options.
+    Messages(Vec<Value>, ChatRequestOptions),
 }
 
 /// The options of `TextGeneration::generate`: the generation library's config. Its EOS ids are
@@ -178,6 +358,8 @@ pub struct Generated {
     /// Every generated token id (an ending EOS included).
     pub token_ids: Vec<u32>,
     pub prompt_tokens: usize,
+    /// Of `prompt_tokens`, those continued from the kept KV cache rather than computed.
+    pub prompt_tokens_reused: usize,
     pub stop_reason: StopReason,
     /// Time to the first generated token (prompt processing).
     pub prefill_seconds: f64,
@@ -194,6 +376,8 @@ pub struct TextGeneration {
     config: GenerationConfig,
     interrupt: Interrupt,
     device: Device,
+    /// The last generation's cache (`generate_cached`); taken out while a generation runs.
+    kept: std::sync::Mutex<Option<KeptCache>>,
 }
 
 impl TextGeneration {
@@ -253,6 +437,7 @@ impl TextGeneration {
             config: GenerationConfig::default(),
             interrupt: Interrupt::new(),
             device: device.clone(),
+            kept: std::sync::Mutex::new(None),
         }
     }
 
@@ -291,6 +476,18 @@ impl TextGeneration {
                     self.template.as_ref().ok_or_else(|| Error::Config("this model has no chat template; pass plain text".into()))?;
                 template.render(messages, true)
             }
+            Prompt::Messages(messages, chat) => {
+                let template = match (&chat.template, &self.template) {
+                    // An override keeps the model's special tokens.
+                    (Some(source), Some(own)) => own.with_source(source.clone()),
+                    (Some(source), None) => ChatTemplate::new(source.clone(), "", ""),
+                    (None, Some(own)) => own.clone(),
+                    (None, None) => {
+                        return Err(Error::Config("this model has no chat template; pass plain text or a chat_template".into()));
+                    }
+                };
+                template.render_with(messages, &chat.options)
+            }
         }
     }
 
@@ -307,7 +504,7 @@ impl TextGeneration {
 
     /// The prompt's ids and the generation config for them: the model's EOS ids added, the
     /// length bounded by the model's context.
-    fn prepare(&self, prompt: &Prompt, options: &GenerationOptions) -> Result<(Vec<u32>, GenerationConfig)> {
+    fn prepare(&self, prompt: &Prompt, options: &GenerationOptions, model_eos: bool) -> Result<(Vec<u32>, GenerationConfig)> {
         let prompt_ids = self.prompt_ids(prompt)?;
         let context = self.model.max_context();
         if prompt_ids.len() >= context {
@@ -320,7 +517,9 @@ impl TextGeneration {
         if config.max_new_tokens == 0 {
             return Err(Error::Input(format!("the prompt has {} tokens: max_length leaves no room for new ones", prompt_ids.len())));
         }
-        config.eos_token_ids.extend(&self.eos_ids);
+        if model_eos {
+            config.eos_token_ids.extend(&self.eos_ids);
+        }
         Ok((prompt_ids, config))
     }
 
@@ -339,12 +538,60 @@ impl TextGeneration {
         options: &GenerationOptions,
         events: &mut dyn FnMut(super::Event<'_>),
     ) -> Result<Generated> {
+        self.generate_cached(prompt, options, RunSettings::default(), events).await
+    }
+
+    /// Forgets the kept KV cache (its device memory is freed).
+    pub fn clear_cache(&self) {
+        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The cache for a prompt of `prompt_ids` that generates up to `max_new` tokens, and how many
+    /// of the prompt's first tokens it already holds: the kept cache cut to the longest prefix it
+    /// shares with the prompt (at least the last prompt token is computed, for its logits), moved
+    /// into a longer cache when it is too short; or a new one.
+    fn take_cache(&self, prompt_ids: &[u32], max_new: usize, reuse: bool) -> Result<(KvCache, usize)> {
+        let needed = prompt_ids.len() + max_new;
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(KeptCache { mut cache, ids }) = kept.filter(|_| reuse) else {
+            return Ok((self.model.new_cache(needed)?, 0));
+        };
+        let common = ids.iter().zip(&prompt_ids[..prompt_ids.len() - 1]).take_while(|(a, b)| a == b).count();
+        let reused = self.model.reusable_prefix(&cache, common);
+        if reused == 0 {
+            drop(cache);
+            return Ok((self.model.new_cache(needed)?, 0));
+        }
+        cache.truncate(reused);
+        if cache.max_len() < needed {
+            let mut longer = self.model.new_cache(needed)?;
+            longer.copy_from(&cache)?;
+            cache = longer;
+        }
+        Ok((cache, reused))
+    }
+
+    /// `generate_with_events`, continuing from the cache kept from the last call where the prompt
+    /// extends its tokens (`settings.reuse`), and keeping this call's cache for the next one when
+    /// it is small enough (`settings.keep_bytes`). The tokens are those of a fresh run.
+    pub async fn generate_cached(
+        &self,
+        prompt: &Prompt,
+        options: &GenerationOptions,
+        settings: RunSettings,
+        events: &mut dyn FnMut(super::Event<'_>),
+    ) -> Result<Generated> {
         if options.num_beams > 1 {
             return Err(Error::Input("generate decodes one beam: use generate_beams for num_beams > 1".into()));
         }
-        let (prompt_ids, config) = self.prepare(prompt, options)?;
-        let mut cache = self.model.new_cache(prompt_ids.len() + config.max_new_tokens)?;
-        let mut step = |ids: &[u32]| self.model.forward(ids, &mut cache, false);
+        let (prompt_ids, config) = self.prepare(prompt, options, settings.model_eos)?;
+        let (mut cache, reused) = self.take_cache(&prompt_ids, config.max_new_tokens, settings.reuse)?;
+        let mut first = true;
+        let mut step = |ids: &[u32]| {
+            // The prompt's first `reused` tokens are in the cache already.
+            let ids = if std::mem::take(&mut first) { &ids[reused..] } else { ids };
+            self.model.forward(ids, &mut cache, false)
+        };
         let mut processors = generation::processors_for(&config);
         // text and token events go to one sink from two closures
         let sink = std::cell::RefCell::new(events);
@@ -354,11 +601,20 @@ impl TextGeneration {
             inner: TextStreamer::new(&self.tokenizer, &config.stop_strings, &mut on_text),
             on_tokens: &mut on_tokens,
         };
+        // An error leaves the cache part-written: it is dropped, not kept.
         let out = generation::generate(&mut step, &prompt_ids, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
+        let text = streamer.inner.emitted().to_string();
+        drop(streamer);
+        if cache.bytes() <= settings.keep_bytes && !cache.is_empty() {
+            // The cache holds the prompt and every generated token but the last (never fed back).
+            let ids: Vec<u32> = prompt_ids.iter().chain(&out.token_ids).take(cache.len()).copied().collect();
+            *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(KeptCache { cache, ids });
+        }
         Ok(Generated {
-            text: streamer.inner.emitted().to_string(),
+            text,
             token_ids: out.token_ids,
             prompt_tokens: prompt_ids.len(),
+            prompt_tokens_reused: reused,
             stop_reason: out.stop_reason,
             prefill_seconds: out.prefill_seconds,
             decode_seconds: out.decode_seconds,
@@ -373,9 +629,10 @@ impl TextGeneration {
         &self,
         prompt: &Prompt,
         options: &GenerationOptions,
+        model_eos: bool,
         mut on_text: impl FnMut(&str),
     ) -> Result<Vec<Generated>> {
-        let (prompt_ids, config) = self.prepare(prompt, options)?;
+        let (prompt_ids, config) = self.prepare(prompt, options, model_eos)?;
         let start = generation::time::now();
         let mut beams = crate::models::beams::DecoderBeams::new(self.model.as_ref(), prompt_ids.len() + config.max_new_tokens)?;
         let mut processors = generation::processors_for(&config);
@@ -396,6 +653,7 @@ impl TextGeneration {
                     text: self.tokenizer.decode(&h.token_ids, true)?,
                     token_ids: h.token_ids,
                     prompt_tokens: prompt_ids.len(),
+                    prompt_tokens_reused: 0,
                     stop_reason,
                     prefill_seconds: 0.0,
                     decode_seconds: seconds,
