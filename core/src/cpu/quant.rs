@@ -33,6 +33,9 @@ const CHUNK: usize = 256;
 const KC: usize = 256;
 
 pub(super) fn matmul(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, act: Activation, s: Shape) -> Result<Vec<f32>> {
+    if super::int8::handles(b.dtype) && super::int8::int8_matmul() {
+        return super::int8::matmul(a, b, bias, act, s);
+    }
     with_block!(b.dtype, matmul_typed(a, b, bias, act, s), Err(Error::dtype("matmul", format!("{} is not a quantized type", b.dtype))))
 }
 
