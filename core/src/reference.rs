@@ -33,7 +33,8 @@ pub fn linear(x: &[f32], w: &[f32], bias: Option<&[f32]>, k: usize, n: usize) ->
 }
 
 /// The int8 matmul's activation quantization: each run of 32 values becomes `(d, q)` with
-/// `value ~= d * q`, the largest magnitude mapped to 127 and the rest rounded to nearest.
+/// `value ~= d * q`, the largest magnitude mapped to 127 and the rest rounded to nearest, ties
+/// to even.
 pub fn quantize_act(x: &[f32]) -> Vec<(f32, [i8; 32])> {
     x.chunks(32)
         .map(|block| {
@@ -42,7 +43,7 @@ pub fn quantize_act(x: &[f32]) -> Vec<(f32, [i8; 32])> {
             let id = if d > 0.0 { 1.0 / d } else { 0.0 };
             let mut q = [0i8; 32];
             for (q, &v) in q.iter_mut().zip(block) {
-                *q = (v * id).round() as i8;
+                *q = (v * id).round_ties_even() as i8;
             }
             (d, q)
         })

@@ -4,6 +4,7 @@
 //! =scalar), and against the f32 path at the error that 8-bit activations allow.
 #![cfg(not(target_arch = "wasm32"))]
 
+#[allow(unused_macros)]
 mod support;
 
 use support::{Rng, Tolerance, assert_close};
