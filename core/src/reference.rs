@@ -57,7 +57,7 @@ pub fn quantize_act(x: &[f32]) -> Vec<(f32, [i8; 32])> {
 pub fn linear_int8(x: &[f32], w: &[u8], dtype: crate::DType, bias: Option<&[f32]>, k: usize, n: usize) -> crate::Result<Vec<f32>> {
     use crate::DType;
     use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, blocks};
-    if k % 32 != 0 {
+    if !k.is_multiple_of(32) {
         return Err(crate::Error::Input(format!("K = {k} is not whole blocks of 32")));
     }
     // Per weight block: (scale, 32 integers, offset per unit of activation).

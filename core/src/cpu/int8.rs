@@ -530,7 +530,7 @@ fn matmul_typed<B: IntBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'
     let (sa_b, sa_m, sa_k) = super::matmul::strides3(a.layout);
     let (sb_b, sb_k, sb_n) = super::matmul::strides3(b.layout);
     let aligned = [b.layout.offset(), sb_b, if s.n > 1 { sb_n } else { 0 }, s.k].iter().all(|v| v % 32 == 0);
-    if (sb_k != 1 && s.k > 1) || (sa_k != 1 && s.k > 1) || !aligned {
+    if (s.k > 1 && (sb_k != 1 || sa_k != 1)) || !aligned {
         return Err(Error::shape(
             "matmul",
             format!("{} weights need the transpose of a [N, K] weight with whole blocks per row", B::DTYPE),
