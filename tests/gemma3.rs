@@ -13,7 +13,7 @@ use webformers_tests::{devices, fixture, floats, max_abs_diff, model_dir};
 /// order differs.
 const LOGITS_TOLERANCE: f32 = 1e-3;
 
-/// Compared at f32 tolerances: the CPU's int8 path (on by default for this file's Q8_0 and
+/// Compared at f32 tolerances: the CPU's int8 path (off by default, would apply to this file's Q8_0 and
 /// rewritten Q5_0 tensors) is switched off in every test of this binary.
 fn f32_path() {
     webformers::cpu::set_int8_matmul(false);

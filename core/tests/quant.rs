@@ -124,7 +124,7 @@ const QUANT_F32: f32 = 2e-6;
 const QUANT_F16: f32 = 4e-3;
 
 /// These tests check the f32 path (blocks dequantized, f32 activations) at f32 tolerances; the
-/// int8 path (on by default for Q8_0 / Q4_0 / Q4_1) has its own tests in int8.rs. Every test of
+/// int8 path (off by default; pinned off here in case that changes) has its own tests in int8.rs. Every test of
 /// this binary sets the same process-wide value, so they cannot race.
 fn f32_path() {
     webformers::cpu::set_int8_matmul(false);

@@ -12,10 +12,10 @@
 //!   so the dequantization is amortized over M.
 //!
 //! Decode on one core is compute-bound (about 6 GB/s of weights read, a quarter of what a core can
-//! stream), so it scales with threads. Q8_0, Q4_0 and Q4_1 weights take the integer path of
-//! int8.rs instead (activations quantized to 8 bits, as llama.cpp does: 1.5x to 2.7x faster, not
-//! PyTorch's f32 logits) unless `set_int8_matmul(false)` / WEBFORMERS_INT8=0; the k-quants
-//! (Q4_K, Q5_K, Q6_K) always take these f32 paths.
+//! stream), so it scales with threads. Switched on (`set_int8_matmul(true)`, WEBFORMERS_INT8=1),
+//! Q8_0, Q4_0 and Q4_1 weights take the integer path of int8.rs instead (activations quantized to
+//! 8 bits, as llama.cpp does: 1.4x to 2.7x faster, no longer PyTorch's f32 logits); it is off by
+//! default, and the k-quants (Q4_K, Q5_K, Q6_K) always take these f32 paths.
 //! `cargo run --release -p webformers-core --example quant_bench -- cpu` measures both.
 
 use super::kernels::apply_unary;
