@@ -151,4 +151,22 @@ fn greedy_replies_on_the_int8_path_part_only_at_near_ties() {
         }
     }
     eprintln!("int8: {same} of {chats} chat replies identical to PyTorch's");
+    // How far the int8 path moves the logits: France's whole last-position row against PyTorch's.
+    let full: Vec<f32> = std::fs::read(repo_root().join("tests/fixtures/smollm2-france-logits.f32"))
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let france = reference["prompts"].as_array().unwrap().iter().find(|p| p["name"] == "france").unwrap();
+    let prompt_ids = ids(&france["token_ids"]);
+    let model = pipe.model();
+    let mut cache = model.new_cache(prompt_ids.len()).unwrap();
+    let logits = model.forward(&prompt_ids, &mut cache, false).unwrap().to_vec_f32_blocking().unwrap();
+    let mean = logits.iter().zip(&full).map(|(a, b)| a - b).sum::<f32>() / full.len() as f32;
+    let rms = (logits.iter().zip(&full).map(|(a, b)| (a - b - mean).powi(2)).sum::<f32>() / full.len() as f32).sqrt();
+    // A shift common to every logit leaves the softmax as it is: reported apart.
+    eprintln!(
+        "int8: France logits, max abs difference {} over the vocabulary; mean difference {mean}, rms about it {rms}",
+        max_abs_diff(&logits, &full)
+    );
 }

@@ -79,6 +79,28 @@ fn int8_linear_over_batches_views_and_activations() {
         let got = t.linear(&tw, None, Activation::None).unwrap().to_vec_f32_blocking().unwrap();
         let want = reference::linear_int8(&x_rows, &bytes, dtype, None, k, n).unwrap();
         assert_close(&format!("{dtype} int8 transposed input"), &got, &want, tol(k));
+        // Rows 2..7 of a [9, K] input (an offset into A: the last position before an LM head).
+        let x9 = rng.vec(9 * k, 1.0);
+        let got = Tensor::from_f32(&x9, &[9, k], &Device::Cpu)
+            .unwrap()
+            .narrow(0, 2, 5)
+            .unwrap()
+            .linear(&tw, None, Activation::None)
+            .unwrap()
+            .to_vec_f32_blocking()
+            .unwrap();
+        let want = reference::linear_int8(&x9[2 * k..7 * k], &bytes, dtype, None, k, n).unwrap();
+        assert_close(&format!("{dtype} int8 input rows 2..7"), &got, &want, tol(k));
+        let got = Tensor::from_f32(&x9, &[9, k], &Device::Cpu)
+            .unwrap()
+            .narrow(0, 8, 1)
+            .unwrap()
+            .linear(&tw, None, Activation::None)
+            .unwrap()
+            .to_vec_f32_blocking()
+            .unwrap();
+        let want = reference::linear_int8(&x9[8 * k..], &bytes, dtype, None, k, n).unwrap();
+        assert_close(&format!("{dtype} int8 input row 8"), &got, &want, tol(k));
         // Weight rows 5..16 (a block offset into the tensor) and a fused GELU.
         let part = tw.narrow(0, 5, 11).unwrap();
         let x1 = rng.vec(2 * k, 1.0);
