@@ -13,6 +13,12 @@ use webformers_tests::{devices, fixture, floats, max_abs_diff, model_dir};
 /// order differs.
 const LOGITS_TOLERANCE: f32 = 1e-3;
 
+/// Compared at f32 tolerances: the CPU's int8 path (off by default, would apply to this file's Q8_0 and
+/// rewritten Q5_0 tensors) is switched off in every test of this binary.
+fn f32_path() {
+    webformers::cpu::set_int8_matmul(false);
+}
+
 fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
 }
@@ -24,6 +30,7 @@ fn load(device: &webformers::Device) -> TextGeneration {
 
 #[test]
 fn tokenizer_from_gguf_metadata_matches_transformers() {
+    f32_path();
     let reference = fixture("gemma3-270m-reference.json");
     let pipe = load(&webformers::Device::Cpu);
     for case in reference["tokenizer_cases"].as_array().unwrap() {
@@ -41,6 +48,7 @@ fn tokenizer_from_gguf_metadata_matches_transformers() {
 /// On the CPU every prompt; on the GPU (CI's is lavapipe, a software one) the shortest.
 #[test]
 fn last_position_logits_match_pytorch() {
+    f32_path();
     let reference = fixture("gemma3-270m-reference.json");
     for device in devices() {
         let pipe = load(&device);
@@ -67,6 +75,7 @@ fn last_position_logits_match_pytorch() {
 /// 32 steps of a 262k-token head take 16 s) the shortest prompt's first 8.
 #[test]
 fn greedy_continuations_match_pytorch() {
+    f32_path();
     let reference = fixture("gemma3-270m-reference.json");
     for device in devices() {
         let pipe = load(&device);

@@ -13,6 +13,16 @@ use webformers_tests::{devices, fixture, floats, max_abs_diff, model_dir, repo_r
 /// summation order differs (measured: 6e-5 on the CPU).
 const LOGITS_TOLERANCE: f32 = 2e-3;
 
+/// The CPU's int8 path (`webformers::cpu::set_int8_matmul`) is process-wide: a test that sets it
+/// holds this lock. The logits tests compare at f32 tolerances, so they run the f32 path.
+static INT8_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn cpu_path(int8: bool) -> std::sync::MutexGuard<'static, ()> {
+    let guard = INT8_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    webformers::cpu::set_int8_matmul(int8);
+    guard
+}
+
 fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
 }
@@ -48,6 +58,7 @@ fn tokenizer_from_gguf_metadata_matches_transformers() {
 
 #[test]
 fn last_position_logits_match_pytorch() {
+    let _f32 = cpu_path(false);
     let reference = fixture("smollm2-reference.json");
     let full: Vec<f32> = std::fs::read(repo_root().join("tests/fixtures/smollm2-france-logits.f32"))
         .unwrap()
@@ -78,6 +89,7 @@ fn last_position_logits_match_pytorch() {
 
 #[test]
 fn greedy_replies_match_pytorch() {
+    let _f32 = cpu_path(false);
     let reference = fixture("smollm2-reference.json");
     for device in devices() {
         let pipe = load(&device);
@@ -106,4 +118,55 @@ fn greedy_replies_match_pytorch() {
         }
         assert!(matched >= 5, "{device:?}: only {matched} prompts compared whole");
     }
+}
+
+/// The int8 CPU path (`WEBFORMERS_INT8=1`: activations rounded to 8 bits, llama.cpp's scheme) is
+/// not PyTorch's f32 arithmetic, so a reply may part from PyTorch's where two tokens are nearly
+/// tied. Checked: every reply is PyTorch's up to a step where PyTorch's own top-two margin is under
+/// INT8_MARGIN logits. The bar for making the path the default, whole replies identical on at
+/// least 4 of 5 chat prompts, is not met (3 of 8 on 2026-12-05), so it is off by default.
+#[test]
+fn greedy_replies_on_the_int8_path_part_only_at_near_ties() {
+    const INT8_MARGIN: f64 = 0.25;
+    let _int8 = cpu_path(true);
+    let reference = fixture("smollm2-reference.json");
+    let pipe = load(&webformers::Device::Cpu);
+    let (mut chats, mut same) = (0, 0);
+    for p in reference["prompts"].as_array().unwrap() {
+        if p["kind"] != "chat" {
+            continue;
+        }
+        let want = ids(&p["greedy"]["ids"]);
+        let options = GenerationOptions { max_new_tokens: want.len(), ..Default::default() };
+        let out = pollster::block_on(pipe.generate(&prompt_of(p), &options, |_| {})).unwrap();
+        chats += 1;
+        match out.token_ids.iter().zip(&want).position(|(a, b)| a != b) {
+            None if out.token_ids.len() == want.len() => same += 1,
+            None => panic!("int8 {}: {} tokens, PyTorch {}", p["name"], out.token_ids.len(), want.len()),
+            Some(i) => {
+                let margin = p["greedy"]["steps"][i]["margin"].as_f64().unwrap();
+                eprintln!("int8 {}: parts from PyTorch at token {i} of {} (PyTorch's margin {margin:.3})", p["name"], want.len());
+                assert!(margin < INT8_MARGIN, "int8 {}: token {i} differs where PyTorch's margin is {margin}", p["name"]);
+            }
+        }
+    }
+    eprintln!("int8: {same} of {chats} chat replies identical to PyTorch's");
+    // How far the int8 path moves the logits: France's whole last-position row against PyTorch's.
+    let full: Vec<f32> = std::fs::read(repo_root().join("tests/fixtures/smollm2-france-logits.f32"))
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let france = reference["prompts"].as_array().unwrap().iter().find(|p| p["name"] == "france").unwrap();
+    let prompt_ids = ids(&france["token_ids"]);
+    let model = pipe.model();
+    let mut cache = model.new_cache(prompt_ids.len()).unwrap();
+    let logits = model.forward(&prompt_ids, &mut cache, false).unwrap().to_vec_f32_blocking().unwrap();
+    let mean = logits.iter().zip(&full).map(|(a, b)| a - b).sum::<f32>() / full.len() as f32;
+    let rms = (logits.iter().zip(&full).map(|(a, b)| (a - b - mean).powi(2)).sum::<f32>() / full.len() as f32).sqrt();
+    // A shift common to every logit leaves the softmax as it is: reported apart.
+    eprintln!(
+        "int8: France logits, max abs difference {} over the vocabulary; mean difference {mean}, rms about it {rms}",
+        max_abs_diff(&logits, &full)
+    );
 }

@@ -3,6 +3,10 @@
 //!
 //!     cargo run --release -p webformers-core --example quant_bench -- [cpu|gpu] [decode|prefill|copy|all] [q4_0,q8_0,..]
 //!
+//! On the CPU, Q8_0 / Q4_0 / Q4_1 run twice: on the f32 path (blocks dequantized) and on the
+//! int8 path (rows marked `i8`: activations quantized to 8 bits, integer dot products).
+//! Prefill on the CPU includes all-MiniLM-L6-v2's projections on 256 tokens (M = 256).
+//!
 //! QB_SHAPES=NxK,.. and QB_REPS=n override the decode shapes and repetitions;
 //! WEBFORMERS_QMV_TPR=32..256 forces the GPU decode kernel's invocations per 4 rows.
 //!
@@ -57,6 +61,12 @@ fn weight(seed: &mut u64, dtype: DType, n: usize, k: usize, dev: &Device) -> Ten
     Tensor::from_bytes(&bytes, dtype, &[n, k], dev).unwrap()
 }
 
+/// The matmul paths to time for `dtype` on `dev`: (label suffix, int8 switch).
+fn paths(dev: &Device, dtype: DType) -> Vec<(&'static str, bool)> {
+    let int8 = matches!(dtype, DType::Q8_0 | DType::Q4_0 | DType::Q4_1) && !dev.is_gpu();
+    if int8 { vec![("", false), (" i8", true)] } else { vec![("", false)] }
+}
+
 const TYPES: [DType; 8] = [DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4K, DType::Q5K, DType::Q6K];
 
 /// Realizes `y_i = x W_i^T` for every weight, `rounds` times over, at once (one GPU submission,
@@ -85,17 +95,20 @@ fn decode(dev: &Device, shapes: &[(usize, usize)], types: &[DType], budget_bytes
             let tiny: Vec<Tensor> = (0..count).map(|_| weight(&mut seed, dtype, 32, k, dev)).collect();
             let x = Tensor::from_f32(&vec![0.5f32; k], &[1, k], dev).unwrap();
             let rounds = if dev.is_gpu() { 256usize.div_ceil(count) } else { 1 };
-            let t = time_all(&x, &ws, rounds, reps) / (count * rounds) as f64;
-            let t_tiny = time_all(&x, &tiny, rounds, reps) / (count * rounds) as f64;
-            println!(
-                "  [{n:>5} x {k:>5}] {:>5}: {:>8.1} us  {:>7.1} GB/s  {:>6.1} Gw/s   incremental {:>7.1} GB/s  ({count} x {:.1} MB)",
-                dtype.name(),
-                t * 1e6,
-                bytes as f64 / t / 1e9,
-                (n * k) as f64 / t / 1e9,
-                bytes as f64 / (t - t_tiny).max(1e-9) / 1e9,
-                bytes as f64 / 1e6
-            );
+            for (label, int8) in paths(dev, dtype) {
+                webformers::cpu::set_int8_matmul(int8);
+                let t = time_all(&x, &ws, rounds, reps) / (count * rounds) as f64;
+                let t_tiny = time_all(&x, &tiny, rounds, reps) / (count * rounds) as f64;
+                println!(
+                    "  [{n:>5} x {k:>5}] {:>8}: {:>8.1} us  {:>7.1} GB/s  {:>6.1} Gw/s   incremental {:>7.1} GB/s  ({count} x {:.1} MB)",
+                    format!("{}{label}", dtype.name()),
+                    t * 1e6,
+                    bytes as f64 / t / 1e9,
+                    (n * k) as f64 / t / 1e9,
+                    bytes as f64 / (t - t_tiny).max(1e-9) / 1e9,
+                    bytes as f64 / 1e6
+                );
+            }
         }
     }
 }
@@ -107,19 +120,22 @@ fn prefill(dev: &Device, shapes: &[(usize, usize, usize)], types: &[DType], reps
             let mut seed = 42u64;
             let w = weight(&mut seed, dtype, n, k, dev);
             let x = Tensor::from_f32(&vec![0.25f32; m * k], &[m, k], dev).unwrap();
-            let mut best = f64::INFINITY;
-            for _ in 0..reps + 1 {
-                let y = x.linear(&w, None, Activation::None).unwrap();
-                let t = Instant::now();
-                pollster::block_on(Tensor::read_all(&[&y])).unwrap();
-                best = best.min(t.elapsed().as_secs_f64());
+            for (label, int8) in paths(dev, dtype) {
+                webformers::cpu::set_int8_matmul(int8);
+                let mut best = f64::INFINITY;
+                for _ in 0..reps + 1 {
+                    let y = x.linear(&w, None, Activation::None).unwrap();
+                    let t = Instant::now();
+                    pollster::block_on(Tensor::read_all(&[&y])).unwrap();
+                    best = best.min(t.elapsed().as_secs_f64());
+                }
+                println!(
+                    "  [{m:>4} x {k:>5}] x [{n:>5} x {k:>5}]^T {:>8}: {:>9.1} us  {:>7.1} GFLOP/s",
+                    format!("{}{label}", dtype.name()),
+                    best * 1e6,
+                    2.0 * (m * n * k) as f64 / best / 1e9
+                );
             }
-            println!(
-                "  [{m:>4} x {k:>5}] x [{n:>5} x {k:>5}]^T {:>5}: {:>9.1} us  {:>7.1} GFLOP/s",
-                dtype.name(),
-                best * 1e6,
-                2.0 * (m * n * k) as f64 / best / 1e9
-            );
         }
     }
 }
@@ -175,8 +191,12 @@ fn main() {
         decode(&dev, &shapes, &types, if big { 768 << 20 } else { 1 << 27 }, reps);
     }
     if what == "prefill" || what == "all" {
-        let shapes: &[(usize, usize, usize)] =
-            if big { &[(512, 4096, 4096), (128, 1536, 576)] } else { &[(128, 1536, 576), (128, 576, 1536)] };
+        let shapes: &[(usize, usize, usize)] = if big {
+            &[(512, 4096, 4096), (128, 1536, 576)]
+        } else {
+            // SmolLM2's MLP on 128 tokens, then all-MiniLM-L6-v2's QKV, output, up and down on 256.
+            &[(128, 1536, 576), (128, 576, 1536), (256, 1152, 384), (256, 384, 384), (256, 1536, 384), (256, 384, 1536)]
+        };
         prefill(&dev, shapes, &types, 3);
     }
 }

@@ -32,6 +32,67 @@ pub fn linear(x: &[f32], w: &[f32], bias: Option<&[f32]>, k: usize, n: usize) ->
     y
 }
 
+/// The int8 matmul's activation quantization: each run of 32 values becomes `(d, q)` with
+/// `value ~= d * q`, the largest magnitude mapped to 127 and the rest rounded to nearest, ties
+/// to even.
+pub fn quantize_act(x: &[f32]) -> Vec<(f32, [i8; 32])> {
+    x.chunks(32)
+        .map(|block| {
+            let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let mut q = [0i8; 32];
+            for (q, &v) in q.iter_mut().zip(block) {
+                *q = (v * id).round_ties_even() as i8;
+            }
+            (d, q)
+        })
+        .collect()
+}
+
+/// y = x W^T + bias on the int8 path (`webformers::cpu::set_int8_matmul`): x quantized per row by
+/// `quantize_act`, W [N, K] the bytes of Q8_0, Q4_0 or Q4_1 blocks. Per pair of blocks the integer
+/// dot product of the stored integers is exact and scaled by both scales; Q4_0's -8 and Q4_1's
+/// min m enter as `offset * d_x * sum(q_x)`. Sums in f64.
+pub fn linear_int8(x: &[f32], w: &[u8], dtype: crate::DType, bias: Option<&[f32]>, k: usize, n: usize) -> crate::Result<Vec<f32>> {
+    use crate::DType;
+    use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, blocks};
+    if !k.is_multiple_of(32) {
+        return Err(crate::Error::Input(format!("K = {k} is not whole blocks of 32")));
+    }
+    // Per weight block: (scale, 32 integers, offset per unit of activation).
+    let wblocks: Vec<(f32, [i32; 32], f32)> = match dtype {
+        DType::Q8_0 => blocks::<BlockQ8_0>(w)?.iter().map(|b| (b.d.get(), b.qs.map(|q| q as i32), 0.0)).collect(),
+        DType::Q4_0 => blocks::<BlockQ4_0>(w)?.iter().map(|b| (b.d.get(), nibbles(&b.qs), -8.0 * b.d.get())).collect(),
+        DType::Q4_1 => blocks::<BlockQ4_1>(w)?.iter().map(|b| (b.d.get(), nibbles(&b.qs), b.m.get())).collect(),
+        d => return Err(crate::Error::Input(format!("{d} has no int8 reference"))),
+    };
+    if wblocks.len() != n * k / 32 {
+        return Err(crate::Error::Input(format!("{} blocks are not [{n}, {k}]", wblocks.len())));
+    }
+    let rows = x.len() / k;
+    let mut y = vec![0f32; rows * n];
+    for r in 0..rows {
+        let xq = quantize_act(&x[r * k..(r + 1) * k]);
+        for j in 0..n {
+            let mut s = bias.map_or(0.0, |b| b[j] as f64);
+            for (b, (xd, xq)) in xq.iter().enumerate() {
+                let (wd, wq, c) = &wblocks[j * k / 32 + b];
+                let dot: i32 = wq.iter().zip(xq).map(|(&w, &x)| w * x as i32).sum();
+                let xsum: i32 = xq.iter().map(|&x| x as i32).sum();
+                s += *wd as f64 * *xd as f64 * dot as f64 + *c as f64 * *xd as f64 * xsum as f64;
+            }
+            y[r * n + j] = s as f32;
+        }
+    }
+    Ok(y)
+}
+
+/// A 4-bit block's integers: low nibbles are values 0..16, high ones 16..32.
+fn nibbles(qs: &[u8; 16]) -> [i32; 32] {
+    std::array::from_fn(|i| if i < 16 { (qs[i] & 0xF) as i32 } else { (qs[i - 16] >> 4) as i32 })
+}
+
 pub fn gelu(x: f32) -> f32 {
     (0.5 * x as f64 * (1.0 + libm::erf(x as f64 / std::f64::consts::SQRT_2))) as f32
 }

@@ -123,6 +123,13 @@ fn random_weight(rng: &mut Rng, dtype: DType, rows: usize, cols: usize) -> (Vec<
 const QUANT_F32: f32 = 2e-6;
 const QUANT_F16: f32 = 4e-3;
 
+/// These tests check the f32 path (blocks dequantized, f32 activations) at f32 tolerances; the
+/// int8 path (off by default; pinned off here in case that changes) has its own tests in int8.rs. Every test of
+/// this binary sets the same process-wide value, so they cannot race.
+fn f32_path() {
+    webformers::cpu::set_int8_matmul(false);
+}
+
 fn uses_f16(dev: &Device) -> bool {
     matches!(dev, Device::Gpu(g) if g.features().f16_math)
 }
@@ -148,6 +155,7 @@ fn check_linear(what: &str, got: &[f32], x: &[f32], w: &[f32], bias: Option<&[f3
 
 #[test]
 fn quantized_linear_matches_dequantized_reference() {
+    f32_path();
     let mut rng = Rng::new(21);
     for (name, dev) in pollster::block_on(devices()) {
         for dtype in QUANT_TYPES {
@@ -180,6 +188,7 @@ fn quantized_linear_matches_dequantized_reference() {
 
 #[test]
 fn quantized_linear_add_fuses_the_residual() {
+    f32_path();
     let mut rng = Rng::new(26);
     for (name, dev) in pollster::block_on(devices()) {
         for dtype in QUANT_TYPES {
@@ -208,6 +217,7 @@ fn quantized_linear_add_fuses_the_residual() {
 
 #[test]
 fn quantized_gated_linear_reads_gate_and_up_in_place() {
+    f32_path();
     let mut rng = Rng::new(27);
     for (name, dev) in pollster::block_on(devices()) {
         for dtype in QUANT_TYPES {
@@ -239,6 +249,7 @@ fn quantized_gated_linear_reads_gate_and_up_in_place() {
 
 #[test]
 fn quantized_linear_over_views_and_batches() {
+    f32_path();
     let mut rng = Rng::new(22);
     for (name, dev) in pollster::block_on(devices()) {
         for dtype in QUANT_TYPES {
@@ -315,6 +326,7 @@ fn quantized_gather_rows_match_dequantized_rows() {
 
 #[test]
 fn real_smollm2_weights_in_linear_and_embedding() {
+    f32_path();
     let file = std::sync::Arc::new(smollm2());
     let mut rng = Rng::new(25);
     let q_dense = dequantize(DType::Q4_1, file.tensor_bytes("blk.0.attn_q.weight").unwrap()).unwrap();

@@ -12,12 +12,14 @@ use crate::ops::{GateAct, Op};
 use crate::tensor::{HostData, Tensor};
 use crate::{Error, Result};
 
+mod int8;
 mod kernels;
 pub(crate) mod math;
 mod matmul;
 pub(crate) mod parallel;
 mod quant;
 mod vision;
+pub use int8::{int8_isa_name, int8_matmul, set_int8_matmul};
 pub use parallel::set_threads;
 #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
 pub use parallel::wasm_pool;
