@@ -123,32 +123,42 @@ fn fp16_weights_stay_close() {
 
 #[test]
 fn quantized_weights_meet_the_quality_bars() {
-    // Against sentence-transformers in fp32, over every case. q8 (Q8_0 linear layers quantized
-    // at load) meets issue 13's bar: lowest cosine >= 0.999 (Transformers.js's int8 ONNX model
-    // reaches 0.987 here). 4-bit does not meet its 0.99 yet: round-to-nearest Q4_1 gives a
-    // lowest 0.901 and a median 0.962 on this small model, so these bounds only guard that.
+    // Against sentence-transformers in fp32, over every case (lowest and median cosine).
+    // q8 (Q8_0 linear layers quantized at load) with f32 activations (the GPU; the CPU with
+    // `set_int8_matmul(false)`) meets issue 13's bar, lowest >= 0.999 (Transformers.js's int8
+    // ONNX model reaches 0.987 here). On the CPU, q8 weights take the int8 path by default
+    // (activations quantized to 8 bits, 1.6x faster): lowest 0.9977 (the input "?"), median
+    // 0.9996, under the bar on its worst input. 4-bit does not meet its 0.99 yet: round-to-nearest
+    // Q4_1 gives a lowest 0.90 and a median 0.96 on this small model; these bounds guard that.
     let cases = cases();
     let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
+    let check = |device: &webformers::Device, name: &str, what: &str, lowest_bar: f32, median_bar: f32| {
+        let files = DirFiles::open(model_dir("all-MiniLM-L6-v2")).unwrap();
+        let options = LoadOptions { dtype: webformers::weights::Precision::parse(name).unwrap() };
+        let pipe = FeatureExtraction::load(&files, device, &options).unwrap();
+        let out = pipe.run(&texts, Pooling::Mean, true).unwrap_or_block();
+        let mut cosines: Vec<(f32, &str)> =
+            cases.iter().enumerate().map(|(i, c)| (webformers::reference::cosine(out.row(i), &c.embedding), c.name.as_str())).collect();
+        cosines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (lowest, median) = (cosines[0], cosines[cosines.len() / 2].0);
+        eprintln!("{device:?} {name} {what}: lowest cosine {} (`{}`), median {median}", lowest.0, lowest.1);
+        assert!(lowest.0 >= lowest_bar, "{device:?}: {name} {what} `{}` cosine {} under {lowest_bar}", lowest.1, lowest.0);
+        assert!(median >= median_bar, "{device:?}: {name} {what} median cosine {median} under {median_bar}");
+    };
     for device in devices() {
-        // The 4-bit runs on the GPU are the GGUF Q4_1 kernels that tests/smollm2.rs covers, and
-        // lavapipe is slow: CPU only.
-        let dtypes: &[(&str, f32, f32)] = match device.is_gpu() {
-            true => &[("q8", 0.999, 0.9997)],
-            false => &[("q8", 0.999, 0.9997), ("q4", 0.89, 0.955), ("q4f16", 0.89, 0.955)],
-        };
-        for &(name, lowest_bar, median_bar) in dtypes {
-            let files = DirFiles::open(model_dir("all-MiniLM-L6-v2")).unwrap();
-            let options = LoadOptions { dtype: webformers::weights::Precision::parse(name).unwrap() };
-            let pipe = FeatureExtraction::load(&files, &device, &options).unwrap();
-            let out = pipe.run(&texts, Pooling::Mean, true).unwrap_or_block();
-            let mut cosines: Vec<(f32, &str)> =
-                cases.iter().enumerate().map(|(i, c)| (webformers::reference::cosine(out.row(i), &c.embedding), c.name.as_str())).collect();
-            cosines.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let (lowest, median) = (cosines[0], cosines[cosines.len() / 2].0);
-            eprintln!("{device:?} {name}: lowest cosine {} (`{}`), median {median}", lowest.0, lowest.1);
-            assert!(lowest.0 >= lowest_bar, "{device:?}: {name} `{}` cosine {} under {lowest_bar}", lowest.1, lowest.0);
-            assert!(median >= median_bar, "{device:?}: {name} median cosine {median} under {median_bar}");
+        if device.is_gpu() {
+            // The 4-bit runs are the GGUF Q4_1 kernels that tests/smollm2.rs covers on the GPU,
+            // and lavapipe is slow.
+            check(&device, "q8", "f32 activations", 0.999, 0.9997);
+            continue;
         }
+        check(&device, "q8", "int8 activations", 0.997, 0.9995);
+        check(&device, "q4", "int8 activations", 0.88, 0.95);
+        // The process-wide switch: only this test of this binary uses quantized weights.
+        webformers::cpu::set_int8_matmul(false);
+        check(&device, "q8", "f32 activations", 0.999, 0.9997);
+        check(&device, "q4", "f32 activations", 0.89, 0.955);
+        check(&device, "q4f16", "f32 activations", 0.89, 0.955);
     }
 }
 

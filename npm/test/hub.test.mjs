@@ -561,7 +561,7 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
     assert.ok(cos >= 0.999, `lowest cosine ${cos}`);
   });
 
-  test("transformers.js's first lines: a Xenova id with dtype 'q8' in Node", { timeout: 120_000 }, async () => {
+  test("transformers.js's first lines: a Xenova id with dtype 'q8' in Node (WASM, int8 activations)", { timeout: 120_000 }, async () => {
     const { pipeline, env } = await import(path.join(distDir, 'index.js'));
     const saved = { ...env };
     try {
@@ -571,7 +571,7 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
       const pipe = await pipeline('feature-extraction', CONVERSION, { dtype: 'q8' });
       const out = await pipe(few.inputs.map((i) => i.text), { pooling: 'mean', normalize: true });
       const cos = minCosine(out.data, few);
-      assert.ok(cos >= 0.999, `lowest cosine ${cos}`);
+      assert.ok(cos >= 0.997, `lowest cosine ${cos}`);
       await pipe.dispose();
     } finally {
       Object.assign(env, saved);

@@ -73,14 +73,15 @@ describe('feature-extraction on WASM in Node', () => {
     assert.ok(diff <= TOLERANCE, `max abs diff ${diff} > ${TOLERANCE}`);
   });
 
-  test("dtype 'q8' (linear layers quantized at load) stays within cosine 0.999 of PyTorch", async () => {
-    // The same bar as tests/minilm.rs natively; the per-module object form names the model.
+  test("dtype 'q8' (linear layers quantized at load, int8 activations) stays within cosine 0.997 of PyTorch", async () => {
+    // As tests/minilm.rs natively: Q8_0 weights take the int8 path by default on the CPU (lowest
+    // 0.9977, on the input "?"); the per-module object form names the model.
     for (const dtype of ['q8', { model: 'q8' }]) {
       const q8 = await pipeline('feature-extraction', minilmDir, { device: 'wasm', dtype });
       try {
         const out = await q8(ref.inputs.map((i) => i.text), { pooling: 'mean', normalize: true });
         const cos = minCosine(out.data, ref);
-        assert.ok(cos >= 0.999, `${JSON.stringify(dtype)}: lowest cosine ${cos}`);
+        assert.ok(cos >= 0.997, `${JSON.stringify(dtype)}: lowest cosine ${cos}`);
       } finally {
         await q8.dispose();
       }

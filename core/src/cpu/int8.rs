@@ -9,8 +9,9 @@
 //! with q_w the weight's stored integers (Q8_0: i8; Q4_0 and Q4_1: the nibbles 0..15) and c_w
 //! the offset that the nibbles leave out (Q4_0: -8 d_w; Q4_1: m; Q8_0: none). The integers are
 //! exact; what differs from the f32 path is the activations' rounding to 8 bits (a relative error
-//! of about 0.4% per value), so results are no longer PyTorch's to 1e-3. The path is off by
-//! default (see `DEFAULT_ON`); `set_int8_matmul(true)` or WEBFORMERS_INT8=1 turns it on.
+//! of about 0.4% per value), so results are no longer PyTorch's to 1e-3. Weights quantized at
+//! load (dtype 'q8' / 'q4') take it by default, GGUF weights do not (see `DEFAULT_ON`);
+//! `set_int8_matmul(on)` or WEBFORMERS_INT8=0/1 decides for every weight.
 //!
 //! One kernel over a small `I8` vocabulary per instruction set: x86 with AVX-512 VNNI
 //! (`vpdpbusd` on 256-bit registers) or AVX2 (`vpmaddubsw` + `vpmaddwd`), wasm simd128 (i16
@@ -32,37 +33,51 @@ use crate::ops::Activation;
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, F16Bytes, QuantBlock, blocks};
 use crate::{DType, Error, Result};
 
-/// 0: not decided yet (WEBFORMERS_INT8 is read on first use), 1: off, 2: on.
+/// 0: not decided yet (WEBFORMERS_INT8 is read on first use), 1: off, 2: on, 3: neither said
+/// (each weight's own default, see `int8_for`).
 static INT8: AtomicU8 = AtomicU8::new(0);
 
-/// Whether quantized weights take the integer path when nothing says otherwise. Off: the bar for
-/// on was SmolLM2-135M-Instruct Q4_1's greedy chat replies identical to PyTorch's on 4 of 5
-/// prompts, and the int8 path gives 3 of 8 (tests/smollm2.rs: each reply parts where PyTorch's
-/// own top-two margin is under 0.2 logits).
+/// Whether quantized weights from a file (GGUF) take the integer path when nothing says
+/// otherwise. Off: the bar for on was SmolLM2-135M-Instruct Q4_1's greedy chat replies identical
+/// to PyTorch's on 4 of 5 prompts, and the int8 path gives 3 of 8 (tests/smollm2.rs: each reply
+/// parts where PyTorch's own top-two margin is under 0.2 logits). Weights quantized at load
+/// (dtype 'q8' / 'q4': the user chose speed over the last digits) take it by default.
 const DEFAULT_ON: bool = false;
 
-/// Turns the int8 path for Q8_0 / Q4_0 / Q4_1 weights on or off for the whole process (it
-/// overrides WEBFORMERS_INT8=0/1). Off, such weights are dequantized to f32 block by block and
-/// the activations stay f32.
+/// Turns the int8 path for Q8_0 / Q4_0 / Q4_1 weights on or off for the whole process, for
+/// every weight (it overrides WEBFORMERS_INT8=0/1 and the per-weight defaults). Off, such
+/// weights are dequantized to f32 block by block and the activations stay f32.
 pub fn set_int8_matmul(on: bool) {
     INT8.store(if on { 2 } else { 1 }, Ordering::Relaxed);
 }
 
-/// Whether the int8 path is on (see `set_int8_matmul`).
-pub fn int8_matmul() -> bool {
-    match INT8.load(Ordering::Relaxed) {
-        0 => {
-            let on = match std::env::var("WEBFORMERS_INT8").as_deref() {
-                Ok("0") => false,
-                Ok("1") => true,
-                _ => DEFAULT_ON,
-            };
-            // A concurrent `set_int8_matmul` wins over the environment.
-            let _ = INT8.compare_exchange(0, if on { 2 } else { 1 }, Ordering::Relaxed, Ordering::Relaxed);
-            INT8.load(Ordering::Relaxed) == 2
-        }
-        v => v == 2,
+/// The process-wide choice: Some(on) when `set_int8_matmul` or WEBFORMERS_INT8 said.
+fn forced() -> Option<bool> {
+    if INT8.load(Ordering::Relaxed) == 0 {
+        let v = match std::env::var("WEBFORMERS_INT8").as_deref() {
+            Ok("0") => 1,
+            Ok("1") => 2,
+            _ => 3,
+        };
+        // A concurrent `set_int8_matmul` wins over the environment.
+        let _ = INT8.compare_exchange(0, v, Ordering::Relaxed, Ordering::Relaxed);
     }
+    match INT8.load(Ordering::Relaxed) {
+        1 => Some(false),
+        2 => Some(true),
+        _ => None,
+    }
+}
+
+/// Whether weights from a file (GGUF) take the int8 path (see `set_int8_matmul`).
+pub fn int8_matmul() -> bool {
+    forced().unwrap_or(DEFAULT_ON)
+}
+
+/// Whether a weight takes the int8 path: the process-wide choice, else the weight's own default
+/// (`quantized_at_load`: on for weights quantized at load, `DEFAULT_ON` for the others).
+pub(super) fn int8_for(quantized_at_load: bool) -> bool {
+    forced().unwrap_or(quantized_at_load || DEFAULT_ON)
 }
 
 /// Whether `dtype` has an integer kernel.

@@ -35,7 +35,10 @@ pub(super) fn copy(src: &Input<'_>, out_dtype: DType) -> Result<CpuStorage> {
                 DType::F16 => gather_as!(f16, f16::to_f32),
                 _ => gather_as!(bf16, bf16::to_f32),
             };
-            CpuStorage::from_bytes(&crate::quant::quantize(to, &values)?)
+            // Only weights are quantized, at load (`Weights::get_linear`).
+            let storage = CpuStorage::from_bytes(&crate::quant::quantize(to, &values)?);
+            storage.mark_quantized_at_load();
+            storage
         }
         (from, to) => return Err(Error::dtype("copy", format!("{from} to {to} on the CPU"))),
     })

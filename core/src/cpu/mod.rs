@@ -33,11 +33,14 @@ pub(crate) struct Inner {
     bytes: Bytes,
     /// A matmul-ready copy of a weight, made on its first use as a matmul operand.
     packed: std::sync::Mutex<Option<Arc<matmul::PackedB>>>,
+    /// Quantized from floats when the weights loaded (dtype 'q8' / 'q4'), not read quantized
+    /// from a file: such weights take the int8 path by default (int8.rs).
+    quantized_at_load: std::sync::atomic::AtomicBool,
 }
 
 impl Inner {
     fn new(bytes: Bytes) -> Arc<Inner> {
-        Arc::new(Inner { bytes, packed: std::sync::Mutex::new(None) })
+        Arc::new(Inner { bytes, packed: std::sync::Mutex::new(None), quantized_at_load: Default::default() })
     }
     pub(crate) fn packed(&self) -> &std::sync::Mutex<Option<Arc<matmul::PackedB>>> {
         &self.packed
@@ -71,6 +74,15 @@ impl CpuStorage {
         let mut words = vec![0u32; bytes.len().div_ceil(4)];
         bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
         CpuStorage(Inner::new(Bytes::Owned { words, len: bytes.len() }))
+    }
+
+    /// Marks blocks quantized at load (see `Inner::quantized_at_load`).
+    pub(crate) fn mark_quantized_at_load(&self) {
+        self.0.quantized_at_load.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn quantized_at_load(&self) -> bool {
+        self.0.quantized_at_load.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Words already filled (a weight streamed straight into its storage): no copy.

@@ -12,10 +12,11 @@
 //!   so the dequantization is amortized over M.
 //!
 //! Decode on one core is compute-bound (about 6 GB/s of weights read, a quarter of what a core can
-//! stream), so it scales with threads. Switched on (`set_int8_matmul(true)`, WEBFORMERS_INT8=1),
-//! Q8_0, Q4_0 and Q4_1 weights take the integer path of int8.rs instead (activations quantized to
-//! 8 bits, as llama.cpp does: 1.4x to 2.7x faster, no longer PyTorch's f32 logits); it is off by
-//! default, and the k-quants (Q4_K, Q5_K, Q6_K) always take these f32 paths.
+//! stream), so it scales with threads. Q8_0, Q4_0 and Q4_1 weights quantized at load (dtype 'q8' /
+//! 'q4'), or any with `set_int8_matmul(true)` / WEBFORMERS_INT8=1, take the integer path of
+//! int8.rs instead (activations quantized to 8 bits, as llama.cpp does: 1.4x to 2.7x faster, no
+//! longer PyTorch's f32 logits); GGUF weights stay here by default, and the k-quants (Q4_K, Q5_K,
+//! Q6_K) always take these f32 paths.
 //! `cargo run --release -p webformers-core --example quant_bench -- cpu` measures both.
 
 use super::kernels::apply_unary;
@@ -35,7 +36,7 @@ const CHUNK: usize = 256;
 const KC: usize = 256;
 
 pub(super) fn matmul(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, act: Activation, s: Shape) -> Result<Vec<f32>> {
-    if super::int8::handles(b.dtype) && super::int8::int8_matmul() {
+    if super::int8::handles(b.dtype) && super::int8::int8_for(b.storage.quantized_at_load()) {
         return super::int8::matmul(a, b, bias, act, s);
     }
     with_block!(b.dtype, matmul_typed(a, b, bias, act, s), Err(Error::dtype("matmul", format!("{} is not a quantized type", b.dtype))))

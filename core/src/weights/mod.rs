@@ -463,5 +463,17 @@ fn to_host(bytes: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
 }
 
 fn convert(bytes: &[u8], from: DType, to: DType, dims: &[usize], device: &Device) -> Result<Tensor> {
-    Tensor::from_bytes(&to_host(bytes, from, to)?, to, dims, device)
+    let tensor = Tensor::from_bytes(&to_host(bytes, from, to)?, to, dims, device)?;
+    if to.is_quantized() && from != to {
+        mark_quantized_at_load(&tensor);
+    }
+    Ok(tensor)
+}
+
+/// Weights quantized from floats here take the CPU's int8 path by default (cpu/int8.rs); the
+/// CPU copy kernel marks those it quantizes itself.
+fn mark_quantized_at_load(tensor: &Tensor) {
+    if let Some(crate::device::Storage::Cpu(storage)) = tensor.node.storage() {
+        storage.mark_quantized_at_load();
+    }
 }
