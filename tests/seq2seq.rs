@@ -21,7 +21,6 @@
 use serde_json::{Value, json};
 use webformers::files::DirFiles;
 use webformers::models::{self, ModelConfig, TextSeq2SeqModel};
-use webformers::tasks::events::text_only;
 use webformers::tasks::{self, Event, LoadOptions, seq2seq::CallOptions, seq2seq::TextSeq2Seq};
 use webformers::weights::{WeightDType, Weights};
 use webformers::{Device, Tensor};
