@@ -8,8 +8,8 @@ use crate::{Error, Result};
 
 /// The most work a chat template may do in one render, in minijinja's fuel units (about one per
 /// instruction, one per 64 bytes allocated): real templates spend thousands on a conversation of
-/// megabytes, while a hostile one (nested loops, doubling strings) stops within a tenth of a second.
-pub const CHAT_TEMPLATE_FUEL: u64 = 2_000_000;
+/// megabytes, while a hostile one (nested loops, doubling strings) stops within tens of milliseconds.
+pub const CHAT_TEMPLATE_FUEL: u64 = 500_000;
 /// The longest prompt a template may produce (millions of tokens: beyond any model's context).
 pub const MAX_CHAT_PROMPT_BYTES: usize = 16 << 20;
 /// The deepest macro and block nesting a template may reach (real ones stay under 10); deeper

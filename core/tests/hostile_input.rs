@@ -59,3 +59,41 @@ fn a_long_conversation_still_renders_within_the_fuel() {
     let expected: usize = messages.iter().map(|m| format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content.trim()).len()).sum();
     assert_eq!(out.len(), expected + "<|im_start|>assistant\n".len());
 }
+
+/// A mono 32-bit float WAV at `rate` holding `samples`.
+fn float_wav(rate: u32, samples: &[f32]) -> Vec<u8> {
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    // PCM header: 16 bytes, format 3 (IEEE float), 1 channel, rate, byte rate, block 4, 32 bits.
+    for (v, n) in [(16u32, 4), (3, 2), (1, 2), (rate, 4), (rate * 4, 4), (4, 2), (32, 2)] {
+        w.extend_from_slice(&v.to_le_bytes()[..n]);
+    }
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    w.extend_from_slice(&data);
+    w
+}
+
+#[test]
+fn a_float_wav_with_nan_or_huge_samples_is_an_error_not_a_resampler_panic() {
+    // Found by fuzzing (audio_decode): a float WAV's NaN, or values whose FFT sums overflow,
+    // made the resampler's inverse FFT fail and rubato panic.
+    use webformers::audio::RawAudio;
+    for bad in [f32::NAN, f32::INFINITY, 3e38, -2e7] {
+        let mut samples: Vec<f32> = (0..4410).map(|i| (i as f32 * 0.01).sin() * 0.5).collect();
+        samples[1000] = bad;
+        let wav = float_wav(44_100, &samples);
+        for result in [RawAudio::decode_at(&wav, 16_000), RawAudio::decode(&wav)] {
+            let e = result.unwrap_err();
+            assert!(e.to_string().contains("not audio"), "{bad}: {e}");
+        }
+        assert!(RawAudio::new(samples, 16_000).is_err(), "{bad}");
+    }
+    // Loud but plausible float audio (clipped past 1) still decodes and resamples.
+    let loud: Vec<f32> = (0..4410).map(|i| (i as f32 * 0.01).sin() * 1.5).collect();
+    let audio = RawAudio::decode_at(&float_wav(44_100, &loud), 16_000).unwrap();
+    assert_eq!(audio.samples.len(), 1600);
+}

@@ -21,7 +21,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 use super::resample::StreamResampler;
-use super::{RawAudio, check_rate, max_frames, too_long};
+use super::{MAX_SAMPLE, RawAudio, check_rate, max_frames, too_long};
 use crate::{Error, Result};
 
 const FORMATS: &str = "WAV, MP3, FLAC, OGG/Vorbis or M4A/AAC";
@@ -76,6 +76,11 @@ impl Sink {
     }
 
     fn push_mono(&mut self, mono: &[f32]) -> Result<()> {
+        // Float files (WAV) can hold anything: NaN, infinities, or values whose sums overflow in
+        // the resampler's FFT (which then panics).
+        if let Some(x) = mono.iter().find(|x| !(x.abs() <= MAX_SAMPLE)) {
+            return Err(Error::Input(format!("the audio file holds a sample of {x}, which is not audio (float samples lie in [-1, 1])")));
+        }
         self.frames += mono.len() as u64;
         if self.frames > self.max {
             return Err(too_long(self.frames as f64 / self.rate as f64));
