@@ -12,7 +12,7 @@
 # coverage are printed in a table at the end (FUZZING.md records them).
 #
 # Environment: FUZZ_WORK (scratch corpora and logs; a temporary folder by default),
-# CARGO_TARGET_DIR (the build goes to $CARGO_TARGET_DIR/fuzz, else fuzz/target).
+# FUZZ_TARGET_DIR (the build, fuzz/target by default: sanitizer flags differ from the workspace's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,8 +24,7 @@ command -v cargo-fuzz >/dev/null || { echo "fuzz: cargo-fuzz is missing: run scr
 
 RSS_MB=2560
 MALLOC_MB=1024
-target_dir="${CARGO_TARGET_DIR:+$CARGO_TARGET_DIR/fuzz}"
-target_dir="${target_dir:-$PWD/fuzz/target}"
+target_dir="${FUZZ_TARGET_DIR:-$PWD/fuzz/target}"
 work="${FUZZ_WORK:-$(mktemp -d)}"
 mkdir -p "$work"
 

@@ -97,3 +97,26 @@ fn a_float_wav_with_nan_or_huge_samples_is_an_error_not_a_resampler_panic() {
     let audio = RawAudio::decode_at(&float_wav(44_100, &loud), 16_000).unwrap();
     assert_eq!(audio.samples.len(), 1600);
 }
+
+#[test]
+fn a_tokenizer_json_with_a_syntax_error_inside_its_decoder_is_an_error_not_a_panic() {
+    // Found by fuzzing (tokenizer_json): `tokenizers` panics ("Helper") when the JSON breaks
+    // inside the `decoder` value; a cut-down real tokenizer.json whose decoder is cut off.
+    use webformers::tokenizer::Tokenizer;
+    let json =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz/tokenizer-json-syntax-error-in-decoder.json")).unwrap();
+    for result in [Tokenizer::from_bytes(&json, 64).map(|_| ()), Tokenizer::for_generation(&json).map(|_| ())] {
+        let e = result.unwrap_err();
+        assert!(matches!(e, Error::Tokenizer(_)) && e.to_string().contains("not JSON"), "{e}");
+    }
+}
+
+#[test]
+fn a_config_with_a_huge_num_labels_is_an_error_not_an_allocation() {
+    use webformers::models::{MAX_LABELS, ModelConfig};
+    let config = |n: u64| serde_json::json!({"model_type": "bert", "num_labels": n});
+    let e = quickly(Duration::from_secs(1), || ModelConfig::from_json("m", config(1 << 60))).unwrap_err();
+    assert!(e.to_string().contains("num_labels"), "{e}");
+    assert_eq!(ModelConfig::from_json("m", config(3)).unwrap().id2label, ["LABEL_0", "LABEL_1", "LABEL_2"]);
+    assert_eq!(ModelConfig::from_json("m", config(MAX_LABELS as u64)).unwrap().id2label.len(), MAX_LABELS);
+}
