@@ -120,3 +120,13 @@ fn a_config_with_a_huge_num_labels_is_an_error_not_an_allocation() {
     assert_eq!(ModelConfig::from_json("m", config(3)).unwrap().id2label, ["LABEL_0", "LABEL_1", "LABEL_2"]);
     assert_eq!(ModelConfig::from_json("m", config(MAX_LABELS as u64)).unwrap().id2label.len(), MAX_LABELS);
 }
+
+#[test]
+fn a_flac_comment_claiming_gigabytes_is_an_error_not_an_allocation() {
+    // Found by fuzzing (audio_decode): symphonia allocates a Vorbis comment at its claimed length
+    // (here 3.5 GB) before reading it; in wasm that aborts the page.
+    use webformers::audio::RawAudio;
+    let flac = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz/flac-comment-claims-3gb.flac")).unwrap();
+    let e = quickly(Duration::from_secs(2), || RawAudio::decode(&flac)).unwrap_err();
+    assert!(e.to_string().contains("comment block is corrupt"), "{e}");
+}
