@@ -3,7 +3,8 @@
 # as a user with sudo): the software Vulkan driver (lavapipe) for native GPU tests, Chromium and
 # its driver for browser tests, the wasm32 Rust target, the nightly toolchain's rust-src (the npm
 # package's threaded build rebuilds std with `-Z build-std`), and wasm-bindgen-cli at the exact
-# version of the `wasm-bindgen` crate in Cargo.lock (the test runner must match the library).
+# version of the `wasm-bindgen` crate in Cargo.lock (the test runner must match the library), and
+# cargo-fuzz for scripts/fuzz.sh.
 #
 # Idempotent: every step checks first and is a no-op (no network) when its tool is present.
 set -euo pipefail

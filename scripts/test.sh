@@ -2,7 +2,8 @@
 # Every test, from a fresh machine: installs the tools (lavapipe, Chromium, wasm tooling),
 # fetches the real models and huggingface_hub, then runs the native tests with the GPU backend
 # on lavapipe (a GPU test that finds no adapter fails here), the browser tests in headless
-# Chromium, and the npm package's tests in Node and headless Chromium.
+# Chromium, and the npm package's tests in Node and headless Chromium; every fuzz target runs for
+# FUZZ_SECONDS (default 30: the build and the runs add about 10 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,9 @@ export WGPU_BACKEND=vulkan
 
 echo "== native tests (CPU and GPU backends)"
 cargo test --release --workspace
+
+echo "== fuzzing: every parser of untrusted bytes, ${FUZZ_SECONDS:=30} s each (a crash, a hang or an oversized allocation fails)"
+scripts/fuzz.sh "$FUZZ_SECONDS"
 
 echo "== browser tests (WebGPU on SwiftShader, wasm simd128)"
 scripts/test-wasm.sh

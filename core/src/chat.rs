@@ -9,6 +9,16 @@ use serde::Serialize;
 
 use crate::{Error, Result};
 
+/// The most work a chat template may do in one render, in minijinja's fuel units (about one per
+/// instruction, one per 64 bytes allocated): real templates spend thousands on a conversation of
+/// megabytes, while a hostile one (nested loops, doubling strings) stops within tens of milliseconds.
+pub const CHAT_TEMPLATE_FUEL: u64 = 500_000;
+/// The longest prompt a template may produce (millions of tokens: beyond any model's context).
+pub const MAX_CHAT_PROMPT_BYTES: usize = 16 << 20;
+/// The deepest macro and block nesting a template may reach (real ones stay under 10); deeper
+/// recursion is an error rather than a stack overflow.
+pub const CHAT_TEMPLATE_RECURSION: usize = 100;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Message {
     pub role: String,
@@ -85,6 +95,8 @@ impl ChatTemplate {
             .build()
             .map_err(|e| Error::Config(format!("chat template syntax: {e}")))?;
         env.set_syntax(syntax);
+        env.set_fuel(Some(CHAT_TEMPLATE_FUEL));
+        env.set_recursion_limit(CHAT_TEMPLATE_RECURSION);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
             Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
@@ -102,9 +114,36 @@ impl ChatTemplate {
         vars.insert("tools".into(), options.tools.clone().unwrap_or_default());
         vars.insert("documents".into(), options.documents.clone().unwrap_or_default());
         vars.insert("add_generation_prompt".into(), options.add_generation_prompt.into());
+        let mut out = Bounded(Vec::new());
         template
-            .render(minijinja::value::Value::from(minijinja::value::Serde(&vars)))
-            .map_err(|e| Error::Input(format!("rendering the chat template: {e}")))
+            .render_captured_to(minijinja::value::Value::from(minijinja::value::Serde(&vars)), &mut out)
+            .map_err(|e| match e.kind() {
+                minijinja::ErrorKind::OutOfFuel => Error::Input(format!(
+                    "the chat template does too much work (over {CHAT_TEMPLATE_FUEL} steps): it loops or grows without bound"
+                )),
+                minijinja::ErrorKind::WriteFailure => {
+                    Error::Input(format!("the chat template's output is too long (over {MAX_CHAT_PROMPT_BYTES} bytes)"))
+                }
+                _ => Error::Input(format!("rendering the chat template: {e}")),
+            })?;
+        String::from_utf8(out.0).map_err(|_| Error::Input("the chat template's output is not UTF-8".into()))
+    }
+}
+
+/// The rendered prompt, refusing to grow past MAX_CHAT_PROMPT_BYTES.
+struct Bounded(Vec<u8>);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_CHAT_PROMPT_BYTES {
+            return Err(std::io::Error::other("the prompt is too long"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

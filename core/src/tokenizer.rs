@@ -117,10 +117,18 @@ impl Batch {
     }
 }
 
+/// A tokenizer.json parsed by `tokenizers`, whose decoder deserialization panics ("Helper") on
+/// a syntax error or a bad string escape (a lone surrogate) inside the `decoder` value (found by
+/// fuzzing): the JSON is parsed whole first (skipping it would not check the escapes).
+fn parse_json(json: &[u8]) -> Result<tokenizers::Tokenizer> {
+    serde_json::from_slice::<serde_json::Value>(json).map_err(|e| Error::Tokenizer(format!("tokenizer.json is not JSON: {e}")))?;
+    tokenizers::Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer(format!("tokenizer.json: {e}")))
+}
+
 impl Tokenizer {
     /// From the bytes of a tokenizer.json; `max_len` is the model's maximum sequence length.
     pub fn from_bytes(json: &[u8], max_len: usize) -> Result<Tokenizer> {
-        let mut inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer(format!("tokenizer.json: {e}")))?;
+        let mut inner = parse_json(json)?;
         inner.with_padding(None);
         inner
             .with_truncation(Some(tokenizers::TruncationParams {
@@ -136,7 +144,7 @@ impl Tokenizer {
     /// For text generation: no padding, no truncation (a prompt longer than the context is an
     /// error the caller reports, not something to cut silently).
     pub fn for_generation(json: &[u8]) -> Result<Tokenizer> {
-        let inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer(format!("tokenizer.json: {e}")))?;
+        let inner = parse_json(json)?;
         Tokenizer::from_inner(inner)
     }
 

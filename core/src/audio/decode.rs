@@ -21,7 +21,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 use super::resample::StreamResampler;
-use super::{RawAudio, check_rate, max_frames, too_long};
+use super::{MAX_SAMPLE, RawAudio, check_rate, max_frames, too_long};
 use crate::{Error, Result};
 
 const FORMATS: &str = "WAV, MP3, FLAC, OGG/Vorbis or M4A/AAC";
@@ -39,7 +39,51 @@ pub(super) fn decode(bytes: &[u8], target: Option<u32>) -> Result<RawAudio> {
             Ok(audio) => return Ok(audio),
         }
     }
+    check_flac_comments(bytes)?;
     guarded(|| decode_symphonia(bytes, target))
+}
+
+/// symphonia allocates each FLAC Vorbis comment at the length its header claims (up to 4 GiB)
+/// before reading it, which in wasm aborts the page (found by fuzzing): every length in a FLAC
+/// file's comment block must fit inside the block.
+fn check_flac_comments(bytes: &[u8]) -> Result<()> {
+    let mut pos = 0usize;
+    // An ID3v2 tag may precede the stream: 10 bytes, a syncsafe size, and a footer when flagged.
+    if bytes.len() >= 10 && &bytes[..3] == b"ID3" {
+        let size = bytes[6..10].iter().fold(0usize, |n, &b| (n << 7) | (b & 0x7f) as usize);
+        pos = 10 + size + if bytes[5] & 0x10 != 0 { 10 } else { 0 };
+    }
+    if bytes.get(pos..pos + 4) != Some(b"fLaC") {
+        return Ok(());
+    }
+    pos += 4;
+    let bad = || Error::Input("the FLAC file's comment block is corrupt (a length runs past the block)".into());
+    while let Some(header) = bytes.get(pos..pos + 4) {
+        let (last, kind) = (header[0] & 0x80 != 0, header[0] & 0x7f);
+        let len = u32::from_be_bytes([0, header[1], header[2], header[3]]) as usize;
+        let block = &bytes[(pos + 4).min(bytes.len())..(pos + 4 + len).min(bytes.len())];
+        if kind == 4 {
+            // Vendor string, then a count of comments, each a length and its bytes (little-endian).
+            let mut at = 0usize;
+            let read_len = |at: &mut usize| -> Option<usize> {
+                let n = u32::from_le_bytes(block.get(*at..*at + 4)?.try_into().ok()?) as usize;
+                *at += 4;
+                Some(n)
+            };
+            let vendor = read_len(&mut at).ok_or_else(bad)?;
+            at = at.checked_add(vendor).filter(|&a| a <= block.len()).ok_or_else(bad)?;
+            let count = read_len(&mut at).ok_or_else(bad)?;
+            for _ in 0..count {
+                let n = read_len(&mut at).ok_or_else(bad)?;
+                at = at.checked_add(n).filter(|&a| a <= block.len()).ok_or_else(bad)?;
+            }
+        }
+        if last {
+            break;
+        }
+        pos += 4 + len;
+    }
+    Ok(())
 }
 
 fn is_wav(b: &[u8]) -> bool {
@@ -76,6 +120,11 @@ impl Sink {
     }
 
     fn push_mono(&mut self, mono: &[f32]) -> Result<()> {
+        // Float files (WAV) can hold anything: NaN, infinities, or values whose sums overflow in
+        // the resampler's FFT (which then panics).
+        if let Some(x) = mono.iter().find(|x| !(x.abs() <= MAX_SAMPLE)) {
+            return Err(Error::Input(format!("the audio file holds a sample of {x}, which is not audio (float samples lie in [-1, 1])")));
+        }
         self.frames += mono.len() as u64;
         if self.frames > self.max {
             return Err(too_long(self.frames as f64 / self.rate as f64));

@@ -24,6 +24,11 @@ pub const MAX_SAMPLING_RATE: u32 = 768_000;
 /// The longest audio accepted: 4 hours. Longer input is refused before (or while) it is decoded.
 pub const MAX_DURATION_SECONDS: u64 = 4 * 3600;
 
+/// The largest sample magnitude accepted: float audio lies in [-1, 1] (a little beyond when
+/// clipped); a million is garbage, and far from where the resampler's f32 FFT sums overflow
+/// (which makes it panic).
+pub const MAX_SAMPLE: f32 = 1e6;
+
 /// Mono samples in [-1, 1] at `sampling_rate`, as transformers.js's `RawAudio` holds them
 /// (after its mix-down to mono).
 #[derive(Clone, Debug, PartialEq)]
@@ -68,7 +73,7 @@ pub(crate) fn reserved(n: u64) -> Vec<f32> {
 
 impl RawAudio {
     /// Checks the rate (MIN_SAMPLING_RATE to MAX_SAMPLING_RATE), that there are samples, that
-    /// they are finite, and that they last at most MAX_DURATION_SECONDS.
+    /// they are finite and within ±MAX_SAMPLE, and that they last at most MAX_DURATION_SECONDS.
     pub fn new(samples: Vec<f32>, sampling_rate: u32) -> Result<RawAudio> {
         check_rate(sampling_rate)?;
         if samples.is_empty() {
@@ -77,8 +82,8 @@ impl RawAudio {
         if samples.len() as u64 > max_frames(sampling_rate) {
             return Err(too_long(samples.len() as f64 / sampling_rate as f64));
         }
-        if let Some(i) = samples.iter().position(|x| !x.is_finite()) {
-            return Err(Error::Input(format!("audio sample {i} is {} (samples must be finite numbers)", samples[i])));
+        if let Some(i) = samples.iter().position(|x| !(x.abs() <= MAX_SAMPLE)) {
+            return Err(Error::Input(format!("audio sample {i} is {} (samples must be finite numbers in [-1, 1])", samples[i])));
         }
         Ok(RawAudio { samples, sampling_rate })
     }

@@ -260,6 +260,9 @@ pub trait TextSeq2SeqModel: EncoderDecoderModel {
     fn max_source_positions(&self) -> usize;
 }
 
+/// The most labels a classifier may have without an `id2label` (whose size its bytes bound).
+pub const MAX_LABELS: usize = 1 << 20;
+
 /// What config.json says about a model beyond its hyperparameters: its type, the class it was
 /// saved from, and its labels.
 #[derive(Clone, Debug)]
@@ -298,7 +301,11 @@ impl ModelConfig {
                 labels.into_iter().map(|l| l.unwrap_or_default()).collect()
             }
             _ => {
-                let n = json.get("num_labels").and_then(|n| n.as_u64()).unwrap_or(2) as usize;
+                let n = json.get("num_labels").and_then(|n| n.as_u64()).unwrap_or(2);
+                // The labels are made here, so a huge count would allocate them all.
+                if n > MAX_LABELS as u64 {
+                    return Err(Error::Config(format!("{name}/config.json: num_labels is {n}, over the {MAX_LABELS} supported")));
+                }
                 (0..n).map(|i| format!("LABEL_{i}")).collect()
             }
         };
