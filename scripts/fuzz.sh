@@ -12,7 +12,10 @@
 # coverage are printed in a table at the end (FUZZING.md records them).
 #
 # Environment: FUZZ_WORK (scratch corpora and logs; a temporary folder by default),
-# FUZZ_TARGET_DIR (the build, fuzz/target by default: sanitizer flags differ from the workspace's).
+# FUZZ_TARGET_DIR (the build, fuzz/target by default: sanitizer flags differ from the workspace's),
+# FUZZ_RUNS (CI: at most this many inputs per target from seed FUZZ_SEED, default 1, within the
+# SECONDS bound: the same inputs on every run, so a CI run fails on what a developer can find
+# again, not on an unlucky draw; exploring is for runs without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,8 +48,10 @@ for t in "${targets[@]}"; do
     mkdir -p "$work/corpus/$t" "fuzz/artifacts/$t"
     log="$work/$t.log"
     # The scratch corpus comes first: libFuzzer adds the new inputs it finds to the first folder.
+    bounded=()
+    [[ -n "${FUZZ_RUNS:-}" ]] && bounded=(-runs="$FUZZ_RUNS" -seed="${FUZZ_SEED:-1}")
     if (cd fuzz && cargo +"$nightly" fuzz run --target-dir "$target_dir" "$t" "$work/corpus/$t" "corpus/$t" -- \
-        -max_total_time="$seconds" -timeout=1 -rss_limit_mb="$RSS_MB" -malloc_limit_mb="$MALLOC_MB" \
+        -max_total_time="$seconds" "${bounded[@]}" -timeout=1 -rss_limit_mb="$RSS_MB" -malloc_limit_mb="$MALLOC_MB" \
         -print_final_stats=1 -close_fd_mask=1) >"$log" 2>&1; then
         status=ok
     else

@@ -21,8 +21,8 @@ export WGPU_BACKEND=vulkan
 echo "== native tests (CPU and GPU backends)"
 cargo test --release --workspace
 
-echo "== fuzzing: every parser of untrusted bytes, ${FUZZ_SECONDS:=30} s each (a crash, a hang or an oversized allocation fails)"
-scripts/fuzz.sh "$FUZZ_SECONDS"
+echo "== fuzzing: every parser of untrusted bytes, ${FUZZ_RUNS:=4000} inputs each from a fixed seed, at most ${FUZZ_SECONDS:=60} s (a crash, a hang or an oversized allocation fails)"
+FUZZ_RUNS="$FUZZ_RUNS" scripts/fuzz.sh "$FUZZ_SECONDS"
 
 echo "== browser tests (WebGPU on SwiftShader, wasm simd128)"
 scripts/test-wasm.sh

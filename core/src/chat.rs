@@ -115,9 +115,8 @@ impl ChatTemplate {
         vars.insert("documents".into(), options.documents.clone().unwrap_or_default());
         vars.insert("add_generation_prompt".into(), options.add_generation_prompt.into());
         let mut out = Bounded(Vec::new());
-        template
-            .render_captured_to(minijinja::value::Value::from(minijinja::value::Serde(&vars)), &mut out)
-            .map_err(|e| match e.kind() {
+        template.render_captured_to(minijinja::value::Value::from(minijinja::value::Serde(&vars)), &mut out).map_err(|e| {
+            match e.kind() {
                 minijinja::ErrorKind::OutOfFuel => Error::Input(format!(
                     "the chat template does too much work (over {CHAT_TEMPLATE_FUEL} steps): it loops or grows without bound"
                 )),
@@ -125,7 +124,8 @@ impl ChatTemplate {
                     Error::Input(format!("the chat template's output is too long (over {MAX_CHAT_PROMPT_BYTES} bytes)"))
                 }
                 _ => Error::Input(format!("rendering the chat template: {e}")),
-            })?;
+            }
+        })?;
         String::from_utf8(out.0).map_err(|_| Error::Input("the chat template's output is not UTF-8".into()))
     }
 }

@@ -112,6 +112,22 @@ fn a_tokenizer_json_with_a_syntax_error_inside_its_decoder_is_an_error_not_a_pan
 }
 
 #[test]
+fn a_tokenizer_json_whose_template_names_an_undefined_special_token_is_an_error_not_a_panic() {
+    // Found by fuzzing (tokenizer_json): `tokenizers` loads a TemplateProcessing that uses a
+    // special token its `special_tokens` lack, then panics on the first encode.
+    use webformers::tokenizer::Tokenizer;
+    let json = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz/tokenizer-json-template-names-a-missing-special-token.json"
+    ))
+    .unwrap();
+    for result in [Tokenizer::from_bytes(&json, 64).map(|_| ()), Tokenizer::for_generation(&json).map(|_| ())] {
+        let e = result.unwrap_err();
+        assert!(matches!(e, Error::Tokenizer(_)) && e.to_string().contains("<|begin_of_text|>"), "{e}");
+    }
+}
+
+#[test]
 fn a_config_with_a_huge_num_labels_is_an_error_not_an_allocation() {
     use webformers::models::{MAX_LABELS, ModelConfig};
     let config = |n: u64| serde_json::json!({"model_type": "bert", "num_labels": n});
