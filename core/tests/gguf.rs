@@ -507,7 +507,7 @@ fn random_damage_is_an_error_or_a_valid_file_never_a_panic() {
 
 #[test]
 fn unknown_architectures_and_missing_metadata_are_named() {
-    let load = |w: Writer| match webformers::models::gguf::load(open(w.bytes()).unwrap(), &webformers::Device::Cpu, Default::default()) {
+    let load = |w: Writer| match webformers::models::gguf::load(open(w.bytes()).unwrap(), &webformers::Device::Cpu, WeightDType::Auto) {
         Ok(_) => panic!("loaded a model that cannot exist"),
         Err(e) => e.to_string(),
     };

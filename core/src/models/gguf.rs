@@ -217,18 +217,18 @@ pub struct GgufParts {
 }
 
 /// From a whole GGUF file (mapped, or in memory).
-pub fn load(file: GgufFile, device: &Device, dtype: Precision) -> Result<GgufParts> {
+pub fn load(file: GgufFile, device: &Device, dtype: impl Into<Precision>) -> Result<GgufParts> {
     let file = Arc::new(file);
     let host = host_tensors(|name| file.tensor_bytes(name).ok().map(<[u8]>::to_vec));
-    load_from(file.metadata(), file.clone(), &host, device, dtype)
+    load_from(file.metadata(), file.clone(), &host, device, dtype.into())
 }
 
 /// From a GGUF whose tensors were streamed onto `device` as they arrived
 /// (`HubModel::gguf_weights`): the metadata comes from the header it kept.
-pub fn load_streamed(weights: DeviceWeights, device: &Device, dtype: Precision) -> Result<GgufParts> {
+pub fn load_streamed(weights: DeviceWeights, device: &Device, dtype: impl Into<Precision>) -> Result<GgufParts> {
     let header = parse_header(weights.header(), weights.origin())?;
     let host = host_tensors(|name| weights.host_bytes(name).map(<[u8]>::to_vec));
-    load_from(&header.metadata, Arc::new(weights), &host, device, dtype)
+    load_from(&header.metadata, Arc::new(weights), &host, device, dtype.into())
 }
 
 /// From a GGUF's metadata and its tensors (`source`, by their names in the file); `host`: the
