@@ -255,6 +255,7 @@ fn load_from(meta: &GgufMetadata, file: Arc<dyn WeightSource>, host: &HostTensor
         tokens: tokens.clone(),
     };
     let tokenizer = build_tokenizer(&vocab)?;
+    check_block_count(meta, &arch, file.as_ref())?;
     let tied = file.info("output.weight").is_none();
     let model: Box<dyn DecoderModel> = if arch == "gemma3" {
         let config = gemma3_config(meta, tokens.len())?;
@@ -274,6 +275,26 @@ fn load_from(meta: &GgufMetadata, file: Arc<dyn WeightSource>, host: &HostTensor
         .filter_map(|k| id(k))
         .collect();
     Ok(GgufParts { model, tokenizer, template, eos_ids })
+}
+
+/// A header may claim any number of layers; the names and configuration made per layer would
+/// then cost time and memory before the first missing tensor shows (a 7 KB file claiming 12801
+/// layers took 0.24 s: found by fuzzing). The file must hold tensors for every layer it claims.
+fn check_block_count(meta: &GgufMetadata, arch: &str, file: &dyn WeightSource) -> Result<()> {
+    let claimed = meta.get_usize(&format!("{arch}.block_count"))?;
+    let present = file
+        .names()
+        .iter()
+        .filter_map(|n| n.strip_prefix("blk.")?.split('.').next()?.parse::<usize>().ok())
+        .max()
+        .map_or(0, |last| last + 1);
+    if claimed > present {
+        return Err(Error::Config(format!(
+            "{}: {arch}.block_count says {claimed} layers, but the file has tensors for {present}",
+            file.origin()
+        )));
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
