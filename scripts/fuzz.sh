@@ -14,8 +14,9 @@
 # Environment: FUZZ_WORK (scratch corpora and logs; a temporary folder by default),
 # FUZZ_TARGET_DIR (the build, fuzz/target by default: sanitizer flags differ from the workspace's),
 # FUZZ_RUNS (CI: at most this many inputs per target from seed FUZZ_SEED, default 1, within the
-# SECONDS bound: the same inputs on every run, so a CI run fails on what a developer can find
-# again, not on an unlucky draw; exploring is for runs without it).
+# SECONDS bound: nearly the same inputs on every run (libFuzzer's mutations follow the seed;
+# coverage ties can still differ), so a CI verdict is one a developer can rerun, not an unlucky
+# draw of a long exploration; exploring is for runs without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
