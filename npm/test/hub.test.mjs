@@ -188,7 +188,9 @@ describe('a Hub model in the page, cached in IndexedDB', () => {
       } else {
         // On the CPU the weights live in the wasm heap, once.
         console.log(`# wasm heap after a cold load on wasm: ${(cold.heap / 1e6).toFixed(1)} MB (the model: ${(MODEL_BYTES / 1e6).toFixed(1)} MB)`);
-        assert.ok(cold.heap < 1.25 * MODEL_BYTES, `the wasm heap grew to ${cold.heap} bytes: a second copy of the weights?`);
+        // 1.5x: a second copy would be 2x; allocator slack and the parsed tokenizer.json (checked
+        // whole since fuzzing found tokenizers panicking on bad JSON) take the rest (120 MB measured).
+        assert.ok(cold.heap < 1.5 * MODEL_BYTES, `the wasm heap grew to ${cold.heap} bytes: a second copy of the weights?`);
       }
     });
   }
@@ -523,7 +525,7 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
       await hub.reset();
       await embedInNode(nodeFirst);
       assert.deepEqual(await weightRequests(), [], 'a warm load asked for weights');
-      assert.match(cliEmbeds(nodeFirst, true), /^\{"data":\[\[\[/);
+      assert.equal(JSON.parse(cliEmbeds(nodeFirst, true)).data[0].length, 4, 'the CLI embedded from the cache');
       // The CLI downloads; Node then loads from its cache without a weight request.
       cliEmbeds(cliFirst, false);
       await hub.reset();
