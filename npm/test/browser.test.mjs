@@ -104,6 +104,63 @@ describe('feature-extraction in the page matches the PyTorch reference', () => {
     });
   }
 
+  test("dispose() frees the model's GPU buffers at once, not when the garbage collector runs", { timeout: 300_000 }, async () => {
+    const few = ref.inputs.slice(0, 3);
+    const p = await browser.newPage();
+    const problems = [];
+    p.on('pageerror', (e) => problems.push(e.message));
+    p.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+    // GPU buffers alive in the page: created and not destroyed (a dropped GPUBuffer's memory
+    // otherwise waits for the JS garbage collector, which does not see GPU memory).
+    await p.evaluateOnNewDocument(() => {
+      const live = (self.__liveGpu = { bytes: 0 });
+      const create = GPUDevice.prototype.createBuffer;
+      GPUDevice.prototype.createBuffer = function (d) {
+        const b = create.call(this, d);
+        live.bytes += b.size;
+        return b;
+      };
+      const gone = new WeakSet();
+      const destroy = GPUBuffer.prototype.destroy;
+      GPUBuffer.prototype.destroy = function () {
+        if (!gone.has(this)) live.bytes -= this.size;
+        gone.add(this);
+        return destroy.call(this);
+      };
+    });
+    await p.goto(server.url);
+    const out = await evaluateWithin(
+      p,
+      240,
+      async (inputs) => {
+        const { pipeline, env } = await import('/webformers/index.js');
+        env.allowLocalModels = true;
+        env.allowRemoteModels = false;
+        const run = async () => {
+          const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { device: 'webgpu' });
+          const data = Array.from((await extractor(inputs, { pooling: 'mean', normalize: true })).data);
+          const loaded = self.__liveGpu.bytes;
+          await extractor.dispose();
+          return { data, loaded, disposed: self.__liveGpu.bytes };
+        };
+        // Twice: the second load reuses the pooled activation buffers that the first left.
+        return [await run(), await run()];
+      },
+      few.map((i) => i.text),
+    );
+    const weights = 80e6; // all-MiniLM-L6-v2's f32 weights are 90.9 MB.
+    // (Three inputs: SwiftShader is slow, and two loads run.)
+    for (const [i, r] of out.entries()) {
+      assert.ok(r.loaded > weights, `load ${i}: only ${r.loaded} bytes of GPU buffers alive with the model loaded`);
+      assert.ok(r.loaded - r.disposed > weights, `load ${i}: dispose() freed ${r.loaded - r.disposed} of ${r.loaded} bytes`);
+      const diff = maxAbsDiff(r.data, { ...ref, inputs: few });
+      assert.ok(diff <= TOLERANCE, `load ${i}: max abs diff ${diff} > ${TOLERANCE}`);
+    }
+    assert.ok(out[1].disposed <= out[0].disposed, `GPU memory grew from one load to the next: ${out[0].disposed} -> ${out[1].disposed}`);
+    assert.deepEqual(problems, []);
+    await p.close();
+  });
+
   test("device 'auto' takes WASM over a software WebGPU adapter, and says why", { timeout: 120_000 }, async () => {
     const p = await page();
     // Also: the .wasm from where env.wasmPaths says (the same file, under another URL).

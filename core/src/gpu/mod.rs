@@ -12,6 +12,7 @@ pub mod shaders;
 
 use pool::BufferPool;
 pub(crate) use pool::GpuBuffer;
+pub use pool::live_buffers;
 pub(crate) use run::Run;
 use shaders::{Flavor, Kernel, PipelineKey, ShaderFeatures};
 

@@ -3,7 +3,37 @@
 //! Weights get exact-size buffers outside the pool.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+
+/// Device buffers this process holds through the engine (in use or idle in a pool), and their
+/// bytes: what a long-running page or server watches for leaks (bench/soak.sh).
+static LIVE_BUFFERS: AtomicU64 = AtomicU64::new(0);
+static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// (buffers, bytes) of device memory the engine holds now, over every device of the process:
+/// weights, activations in use and pooled ones waiting for reuse (not per-call uniforms and
+/// readback staging, which live only during a call).
+pub fn live_buffers() -> (u64, u64) {
+    (LIVE_BUFFERS.load(Ordering::Relaxed), LIVE_BYTES.load(Ordering::Relaxed))
+}
+
+fn count_created(buffer: &wgpu::Buffer) {
+    LIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
+    LIVE_BYTES.fetch_add(buffer.size(), Ordering::Relaxed);
+}
+
+/// Frees a buffer nothing will use again. Dropping a `wgpu::Buffer` is not enough in the browser:
+/// wgpu's WebGPU backend leaves the GPUBuffer to the JS garbage collector, which does not see GPU
+/// memory, so a disposed pipeline's weights would stay on the GPU for an unbounded time (the soak
+/// counted every buffer of every pipeline still alive). Work already submitted with the buffer
+/// completes first (WebGPU and wgpu defer the free); every command that uses a buffer holds it
+/// (`Run`'s dispatches) until it is submitted, so none is still being recorded.
+fn free(buffer: wgpu::Buffer) {
+    LIVE_BUFFERS.fetch_sub(1, Ordering::Relaxed);
+    LIVE_BYTES.fetch_sub(buffer.size(), Ordering::Relaxed);
+    buffer.destroy();
+}
 
 pub(crate) const STORAGE_USAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
@@ -35,13 +65,16 @@ impl GpuBuffer {
 
     /// A buffer outside the pool (weights, uploads).
     pub(crate) fn unpooled(buffer: wgpu::Buffer) -> GpuBuffer {
+        count_created(&buffer);
         GpuBuffer { buffer: Some(buffer), pool: None }
     }
 }
 
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
-        let (Some(buffer), Some(pool)) = (self.buffer.take(), self.pool.as_ref().and_then(Weak::upgrade)) else {
+        let Some(buffer) = self.buffer.take() else { return };
+        let Some(pool) = self.pool.as_ref().and_then(Weak::upgrade) else {
+            free(buffer);
             return;
         };
         pool.free.lock().unwrap_or_else(|e| e.into_inner()).entry(buffer.size()).or_default().push(buffer);
@@ -58,12 +91,14 @@ impl BufferPool {
         let size = bucket_size(bytes);
         let reused = self.free.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&size).and_then(Vec::pop);
         let buffer = reused.unwrap_or_else(|| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
+            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("webformers pooled"),
                 size,
                 usage: STORAGE_USAGE,
                 mapped_at_creation: false,
-            })
+            });
+            count_created(&buffer);
+            buffer
         });
         Arc::new(GpuBuffer { buffer: Some(buffer), pool: Some(Arc::downgrade(self)) })
     }
@@ -75,7 +110,14 @@ impl BufferPool {
 
     /// Frees every idle buffer.
     pub(crate) fn trim(&self) {
-        self.free.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let idle = std::mem::take(&mut *self.free.lock().unwrap_or_else(|e| e.into_inner()));
+        idle.into_values().flatten().for_each(self::free);
+    }
+}
+
+impl Drop for BufferPool {
+    fn drop(&mut self) {
+        self.trim();
     }
 }
 
