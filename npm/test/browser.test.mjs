@@ -446,6 +446,47 @@ describe('text-generation in the page (tiny random Llama)', () => {
       await p.close();
     });
   }
+
+  // The kept KV cache in the page (GPU buffers on 'webgpu'): each turn's tokens are a fresh
+  // pipeline's, with fewer prompt tokens computed; chat options render as Python's template.
+  for (const device of ['wasm', 'webgpu']) {
+    test(`three chat turns reuse the kept cache on '${device}'; tools render as transformers`, { timeout: 240_000 }, async () => {
+      const p = await page();
+      const chat = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'chat/reference.json'), 'utf8')).cases.find((x) => x.name === 'tiny-llama override: tools');
+      const out = await evaluateWithin(
+        p,
+        200,
+        async (device, chat) => {
+          const { pipeline } = await import('/webformers/index.js');
+          const generator = await pipeline('text-generation', '/fixtures/tiny-llama', { device });
+          const fresh = await pipeline('text-generation', '/fixtures/tiny-llama', { device });
+          const turns = [];
+          let messages = [{ role: 'user', content: 'Is the storm over?' }];
+          for (const next of ['When will it end?', 'Thank you.', null]) {
+            const options = { max_new_tokens: 6, no_repeat_ngram_size: 2 };
+            const [kept] = await generator(messages, options);
+            const [alone] = await fresh(messages, { ...options, reuse_cache: false });
+            turns.push({ kept: Array.from(kept.stats.token_ids), alone: Array.from(alone.stats.token_ids), reused: kept.stats.prompt_tokens_reused, prompt: kept.stats.prompt_tokens });
+            messages = [...kept.generated_text, { role: 'user', content: next }];
+          }
+          const rendered = await generator.apply_chat_template({ messages: chat.messages, tools: chat.tools, chat_template: chat.source, chat_template_kwargs: chat.extra });
+          await generator.dispose();
+          await fresh.dispose();
+          return { turns, rendered };
+        },
+        device,
+        chat,
+      );
+      for (const [i, t] of out.turns.entries()) {
+        assert.deepEqual(t.kept, t.alone, `turn ${i}: the kept cache changed the tokens`);
+        if (i > 0) assert.ok(t.reused > 20 && t.reused < t.prompt, `turn ${i}: ${t.reused} of ${t.prompt} prompt tokens from the kept cache`);
+      }
+      assert.equal(out.turns[0].reused, 0);
+      assert.equal(out.rendered, chat.rendered);
+      assert.deepEqual(p.problems, []);
+      await p.close();
+    });
+  }
 });
 
 describe('text-generation in the page (tiny random Qwen3, Gemma 3, SmolLM3, Phi-3)', () => {
