@@ -43,8 +43,12 @@ extern "C" {
 
 // ---- fetch ---------------------------------------------------------------------------------
 
-/// Aborts a request when nothing arrives for a while (`env.fetchTimeout`): re-armed by each
-/// piece of the body.
+/// The least a body must bring per `env.fetchTimeout` (or end), as the native transport.
+const LOW_SPEED_BYTES: usize = 1024;
+
+/// Aborts a request when nothing arrives for a while (`env.fetchTimeout`), or too little: it is
+/// re-armed only once the body brought `LOW_SPEED_BYTES` since the last time, so that a server
+/// dripping a byte at a time is cut off like a silent one.
 /// Also aborts it when the caller's AbortSignal fires (the listener is removed with the request).
 struct Watchdog {
     controller: web_sys::AbortController,
@@ -97,7 +101,7 @@ impl Watchdog {
     /// Why a request failed: the watchdog's timeout, or what fetch said.
     fn why(&self, e: &JsValue) -> TransportError {
         if self.fired.get() {
-            TransportError(format!("nothing was received for {} ms (env.fetchTimeout)", self.ms))
+            TransportError(format!("fewer than {LOW_SPEED_BYTES} bytes were received in {} ms (env.fetchTimeout)", self.ms))
         } else {
             TransportError(describe(e))
         }
@@ -136,6 +140,8 @@ pub struct FetchBody {
     buf: Vec<u8>,
     done: bool,
     watchdog: Watchdog,
+    /// Bytes since the watchdog was last armed.
+    since_armed: usize,
 }
 
 impl Body for FetchBody {
@@ -145,7 +151,6 @@ impl Body for FetchBody {
             return Ok(None);
         }
         let step = JsFuture::from(reader.read()).await.map_err(|e| self.watchdog.why(&e))?;
-        self.watchdog.arm();
         let done = Reflect::get(&step, &JsValue::from_str("done")).map(|d| d.is_truthy()).unwrap_or(true);
         if done {
             self.done = true;
@@ -157,6 +162,11 @@ impl Body for FetchBody {
             .and_then(|v| v.dyn_into().ok())
             .ok_or_else(|| TransportError("the body gave something other than bytes".into()))?;
         let n = value.length() as usize;
+        self.since_armed += n;
+        if self.since_armed >= LOW_SPEED_BYTES {
+            self.watchdog.arm();
+            self.since_armed = 0;
+        }
         if self.buf.len() < n {
             self.buf.resize(n, 0);
         }
@@ -227,7 +237,7 @@ impl Transport for FetchTransport {
         Ok(Response {
             status: response.status(),
             headers: header_list,
-            body: FetchBody { reader, buf: Vec::new(), done, watchdog },
+            body: FetchBody { reader, buf: Vec::new(), done, watchdog, since_armed: 0 },
             redirected_to,
         })
     }
