@@ -49,32 +49,35 @@ impl UreqTransport {
     }
 }
 
-/// A body reader that fails when fewer than `LOW_SPEED_BYTES` arrive within a window of the read
-/// timeout (the per-read timeout of the socket catches a full stall).
+/// A body reader that fails when fewer than `LOW_SPEED_BYTES` arrive while it waits one read
+/// timeout in all (the socket's own read timeout catches a full stall). Only the time spent
+/// waiting for the server counts: a consumer that takes its time between reads is not the
+/// server's slowness.
 struct Watched {
     inner: Box<dyn Read + Send + Sync>,
     window: Duration,
-    since: std::time::Instant,
+    waited: Duration,
     bytes: u64,
 }
 
 impl Read for Watched {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let start = std::time::Instant::now();
         let n = self.inner.read(buf)?;
+        self.waited += start.elapsed();
         self.bytes += n as u64;
-        if n > 0 && self.since.elapsed() >= self.window {
-            if self.bytes < LOW_SPEED_BYTES {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "the server sent {} bytes in {:.1} s, fewer than {LOW_SPEED_BYTES} per read timeout (HF_HUB_DOWNLOAD_TIMEOUT)",
-                        self.bytes,
-                        self.since.elapsed().as_secs_f64()
-                    ),
-                ));
-            }
-            self.since = std::time::Instant::now();
+        if self.bytes >= LOW_SPEED_BYTES {
+            self.waited = Duration::ZERO;
             self.bytes = 0;
+        } else if n > 0 && self.waited >= self.window {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the server sent {} bytes in {:.1} s, fewer than {LOW_SPEED_BYTES} per read timeout (HF_HUB_DOWNLOAD_TIMEOUT)",
+                    self.bytes,
+                    self.waited.as_secs_f64()
+                ),
+            ));
         }
         Ok(n)
     }
@@ -208,7 +211,7 @@ impl Transport for UreqTransport {
         let body = if request.method == Method::Head {
             UreqBody::new(Box::new(std::io::empty()), Some(0))
         } else {
-            let watched = Watched { inner: response.into_reader(), window: self.read_timeout, since: std::time::Instant::now(), bytes: 0 };
+            let watched = Watched { inner: response.into_reader(), window: self.read_timeout, waited: Duration::ZERO, bytes: 0 };
             UreqBody::new(Box::new(watched), length)
         };
         Ok(Response { status, headers, body, redirected_to: None })
