@@ -48,7 +48,7 @@ GET /_fault?file=F&kind=K[&count=N][&skip=N][&after=BYTES][&status=S][&retry_aft
     echo       answer `status` (default 403) with the request's token in X-Error-Message
     etag       the ETag (and X-Linked-Etag) is `value`; `value=$token` is the request's token
     commit_is  X-Repo-Commit is `value` (`$token` as for etag)
-  GET /_stats also has "sent": {file: body bytes written by huge and drip answers} and each
+  GET /_stats also has "sent": {file: the most body bytes one huge answer wrote} and each
   request's "host".
 """
 
@@ -458,7 +458,7 @@ def make_handler(state, server_name):
 
         def count_sent(self, file, n):
             with state.lock:
-                state.sent[file] = state.sent.get(file, 0) + n
+                state.sent[file] = max(state.sent.get(file, 0), n)
 
         def trickle(self, file, data, interval):
             """One byte every `interval` seconds, until the data ends or the client hangs up."""
@@ -466,7 +466,6 @@ def make_handler(state, server_name):
                 for i in range(len(data)):
                     self.wfile.write(data[i:i + 1])
                     self.wfile.flush()
-                    self.count_sent(file, 1)
                     time.sleep(interval)
             except OSError:
                 pass
@@ -491,14 +490,16 @@ def make_handler(state, server_name):
             with open(repo.files[file], "rb") as f:
                 data = f.read()
             filler = b"x" * (1 << 16)
+            sent = 0
             try:
                 self.wfile.write(data)
-                self.count_sent(file, len(data))
+                sent += len(data)
                 while True:
                     self.wfile.write(filler)
-                    self.count_sent(file, len(filler))
+                    sent += len(filler)
             except OSError:
                 pass
+            self.count_sent(file, sent)
             return True
 
     return Handler
