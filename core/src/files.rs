@@ -8,6 +8,19 @@ use crate::weights::safetensors::{self, SafetensorsFile};
 use crate::weights::{Shards, SharedBytes, WeightSource};
 use crate::{Device, Error, Result};
 
+/// Whether `name` is a file inside a model (a repository or folder), whatever says it (a task, an
+/// index's shard list, a Hub server): relative, `/`-separated, without `.` or `..` segments,
+/// backslashes, drive letters or other colons, or control characters, so that joined to the
+/// model's folder or a cache's snapshot folder it stays inside it on every platform.
+pub fn is_file_in_model(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 1024
+        && !name.starts_with('/')
+        && !name.contains(['\\', ':'])
+        && !name.chars().any(char::is_control)
+        && name.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+}
+
 pub trait ModelFiles {
     /// The model's name or path, for messages.
     fn name(&self) -> &str;

@@ -15,6 +15,8 @@ use webformers::tasks::{LoadOptions, feature_extraction};
 use webformers::{Device, Error, HubErrorKind};
 use webformers_tests::{HubServer, devices, fixture, floats, max_abs_diff, model_dir, repo_root};
 
+mod hostile;
+
 const REPO: &str = "sentence-transformers/all-MiniLM-L6-v2";
 const WEIGHTS: &str = "model.safetensors";
 

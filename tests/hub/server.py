@@ -33,11 +33,28 @@ GET /_fault?file=F&kind=K[&count=N][&skip=N][&after=BYTES][&status=S][&retry_aft
   kinds: status (answer S), drop (send AFTER body bytes then reset the connection), short (send
   AFTER bytes of a full Content-Length then close cleanly), corrupt (flip one byte of the body).
   count: how many requests it applies to (-1: until /_reset), after letting `skip` matching
-  requests through. On either server.
+  requests through. On either server. `file=*` matches every file.
+  Hostile kinds (issue 17: a server that means harm; see tests/hub/hostile.rs):
+    loop       302 back to the same URL
+    chain      302 to a new URL each time (?hop=N), an endless chain
+    offhost    302 to the same path on http://localhost:PORT (another host, the same server)
+    huge       200 without Content-Length: the file, then endless bytes until the client hangs up
+    huge_cl    the same with Content-Length: 10 GB
+    lie        every answer says the file has `size` bytes (HEAD, Content-Range); the bytes are the
+               file's, cut or padded with 'x' to that size
+    cl         a 206 whose Content-Length is the range's length + `delta`
+    commit     X-Repo-Commit is a new commit on every answer, and every revision is accepted
+    drip       the body one byte every `interval` ms (default 1000)
+    echo       answer `status` (default 403) with the request's token in X-Error-Message
+    etag       the ETag (and X-Linked-Etag) is `value`; `value=$token` is the request's token
+    commit_is  X-Repo-Commit is `value` (`$token` as for etag)
+  GET /_stats also has "sent": {file: the most body bytes one huge answer wrote} and each
+  request's "host".
 """
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import socket
@@ -117,11 +134,14 @@ class State:
         self.faults = []
         self.cdn_authorization = 0
         self.cdn_port = None
+        self.port = None
+        self.sent = {}
+        self.commits = itertools.count(1)
 
     def take_fault(self, file, method, kinds):
         with self.lock:
             for f in self.faults:
-                if f["file"] == file and f["kind"] in kinds and f.get("method", method) == method and f["count"] != 0:
+                if f["file"] in (file, "*") and f["kind"] in kinds and f.get("method", method) == method and f["count"] != 0:
                     if f["skip"] > 0:
                         f["skip"] -= 1
                         return None
@@ -167,6 +187,7 @@ def make_handler(state, server_name):
                     "file": file,
                     "range": self.headers.get("Range"),
                     "auth": self.headers.get("Authorization") is not None,
+                    "host": self.headers.get("Host"),
                     "status": status,
                 })
 
@@ -202,19 +223,22 @@ def make_handler(state, server_name):
             q = {k: v[0] for k, v in query.items()}
             if path == "/_stats":
                 with state.lock:
-                    body = json.dumps({"requests": state.log, "cdn_authorization": state.cdn_authorization}).encode()
+                    body = json.dumps({"requests": state.log, "cdn_authorization": state.cdn_authorization, "sent": state.sent}).encode()
                 return self.reply(200, [("Content-Type", "application/json")], body)
             if path == "/_reset":
                 with state.lock:
                     state.log.clear()
                     state.faults.clear()
                     state.cdn_authorization = 0
+                    state.sent.clear()
                 return self.reply(200, body=b"ok")
             if path == "/_fault":
                 fault = {"file": q["file"], "kind": q["kind"], "count": int(q.get("count", 1)), "skip": int(q.get("skip", 0))}
-                for key in ("after", "status", "retry_after"):
+                for key in ("after", "status", "retry_after", "size", "delta", "interval"):
                     if key in q:
                         fault[key] = int(q[key])
+                if "value" in q:
+                    fault["value"] = q["value"]
                 if "method" in q:
                     fault["method"] = q["method"]
                 with state.lock:
@@ -282,21 +306,58 @@ def make_handler(state, server_name):
             if fault:
                 headers = [("Retry-After", str(fault["retry_after"]))] if "retry_after" in fault else []
                 return self.reply(fault.get("status", 503), headers, file=file)
-            if revision not in ("main", repo.commit):
+            if self.redirected(file):
+                return
+            commit_fault = state.take_fault(file, self.command, ("commit", "commit_is"))
+            if revision not in ("main", repo.commit) and not (commit_fault and commit_fault["kind"] == "commit"):
                 return self.reply(404, [("X-Error-Code", "RevisionNotFound")], file=file)
             commit = [("X-Repo-Commit", repo.commit)]
+            if commit_fault:
+                value = self.fault_value(commit_fault) if commit_fault["kind"] == "commit_is" else f"{next(state.commits):040x}"
+                commit = [("X-Repo-Commit", value)]
+            echo = state.take_fault(file, self.command, ("echo",))
+            if echo:
+                said = f"you sent {self.headers.get('Authorization')}"
+                return self.reply(echo.get("status", 403), commit + [("X-Error-Message", said)], file=file)
             if file not in repo.files:
                 return self.reply(404, commit + [("X-Error-Code", "EntryNotFound"), ("X-Error-Message", "Entry not found")], file=file)
+            etag_fault = state.take_fault(file, self.command, ("etag",))
+            lie = state.take_fault(file, self.command, ("lie",))
+            size = lie["size"] if lie else os.path.getsize(repo.files[file])
             if repo.is_lfs(file):
-                sha = repo.sha256(file)
-                location = f"http://127.0.0.1:{state.cdn_port}/{sha}/{repo.id}/{urllib.parse.quote(file)}?sig=test"
+                sha = self.fault_value(etag_fault) if etag_fault else repo.sha256(file)
+                location = f"http://127.0.0.1:{state.cdn_port}/{repo.sha256(file)}/{repo.id}/{urllib.parse.quote(file)}?sig=test"
                 return self.reply(302, commit + [
                     ("Location", location),
                     ("X-Linked-Etag", f'"{sha}"'),
-                    ("X-Linked-Size", str(os.path.getsize(repo.files[file]))),
+                    ("X-Linked-Size", str(size)),
                     ("ETag", '"0000000000000000000000000000000000000000"'),
                 ], file=file)
-            self.send_file(repo, file, f'"{repo.git_sha1(file)}"', commit)
+            etag = self.fault_value(etag_fault) if etag_fault else repo.git_sha1(file)
+            self.send_file(repo, file, f'"{etag}"', commit, lie)
+
+        def fault_value(self, fault):
+            value = fault.get("value", "")
+            if value == "$token":
+                return (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+            return value
+
+        def redirected(self, file):
+            """Answers a redirect fault (loop, chain, offhost); False when there is none."""
+            fault = state.take_fault(file, self.command, ("loop", "chain", "offhost"))
+            if not fault:
+                return False
+            url = urllib.parse.urlsplit(self.path)
+            if fault["kind"] == "loop":
+                location = self.path
+            elif fault["kind"] == "chain":
+                hop = int(urllib.parse.parse_qs(url.query).get("hop", ["0"])[0])
+                location = f"{url.path}?hop={hop + 1}"
+            else:
+                port = state.port if server_name == "hub" else state.cdn_port
+                location = f"http://localhost:{port}{self.path}"
+            self.reply(302, [("Location", location)], file=file)
+            return True
 
         def cdn(self, path):
             parts = path.lstrip("/").split("/", 1)
@@ -313,11 +374,15 @@ def make_handler(state, server_name):
             if fault:
                 headers = [("Retry-After", str(fault["retry_after"]))] if "retry_after" in fault else []
                 return self.reply(fault.get("status", 503), headers, file=file)
-            self.send_file(repo, file, f'"{parts[0]}"', [])
+            if self.redirected(file):
+                return
+            self.send_file(repo, file, f'"{parts[0]}"', [], state.take_fault(file, self.command, ("lie",)))
 
-        def send_file(self, repo, file, etag, extra):
+        def send_file(self, repo, file, etag, extra, lie=None):
             full = repo.files[file]
-            size = os.path.getsize(full)
+            size = lie["size"] if lie else os.path.getsize(full)
+            if self.command == "GET" and self.endless(repo, file, etag, extra):
+                return
             start, end, status = 0, size, 200
             header = self.headers.get("Range")
             if header and header.startswith("bytes="):
@@ -333,14 +398,33 @@ def make_handler(state, server_name):
             headers = extra + [("ETag", etag), ("Accept-Ranges", "bytes"), ("Content-Type", "application/octet-stream")]
             if status == 206:
                 headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
-            fault = None if self.command == "HEAD" else state.take_fault(file, self.command, ("drop", "short", "corrupt"))
+            fault = None if self.command == "HEAD" else state.take_fault(file, self.command, ("drop", "short", "corrupt", "cl", "drip"))
             self.record(file, status)
             self.send_response(status)
             for k, v in headers:
                 self.send_header(k, v)
-            self.send_header("Content-Length", str(end - start))
+            delta = fault.get("delta", 0) if fault and fault["kind"] == "cl" else 0
+            self.send_header("Content-Length", str(end - start + delta))
             self.end_headers()
             if self.command == "HEAD":
+                return
+            if lie:
+                with open(full, "rb") as f:
+                    f.seek(start)
+                    data = f.read(end - start)
+                self.wfile.write(data + b"x" * (end - start - len(data)))
+                return
+            if fault and fault["kind"] == "cl":
+                with open(full, "rb") as f:
+                    f.seek(start)
+                    self.wfile.write(f.read(end - start))
+                self.close_connection = True
+                return
+            if fault and fault["kind"] == "drip":
+                with open(full, "rb") as f:
+                    f.seek(start)
+                    data = f.read(end - start)
+                self.trickle(file, data, fault.get("interval", 1000) / 1000)
                 return
             with open(full, "rb") as f:
                 if fault and fault["kind"] in ("drop", "short"):
@@ -372,6 +456,52 @@ def make_handler(state, server_name):
                         break
                     offset += sent
 
+        def count_sent(self, file, n):
+            with state.lock:
+                state.sent[file] = max(state.sent.get(file, 0), n)
+
+        def trickle(self, file, data, interval):
+            """One byte every `interval` seconds, until the data ends or the client hangs up."""
+            try:
+                for i in range(len(data)):
+                    self.wfile.write(data[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(interval)
+            except OSError:
+                pass
+            self.close_connection = True
+
+        def endless(self, repo, file, etag, extra):
+            """A huge/huge_cl answer: the whole file, then bytes without end (until the client
+            hangs up); True when it answered."""
+            fault = state.take_fault(file, "GET", ("huge", "huge_cl"))
+            if not fault:
+                return False
+            self.record(file, 200)
+            self.send_response(200)
+            for k, v in extra + [("ETag", etag), ("Content-Type", "application/octet-stream")]:
+                self.send_header(k, v)
+            if fault["kind"] == "huge_cl":
+                self.send_header("Content-Length", str(10 ** 10))
+            else:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            with open(repo.files[file], "rb") as f:
+                data = f.read()
+            filler = b"x" * (1 << 16)
+            sent = 0
+            try:
+                self.wfile.write(data)
+                sent += len(data)
+                while True:
+                    self.wfile.write(filler)
+                    sent += len(filler)
+            except OSError:
+                pass
+            self.count_sent(file, sent)
+            return True
+
     return Handler
 
 
@@ -395,6 +525,7 @@ def main():
     cdn = ThreadingHTTPServer(("127.0.0.1", args.cdn_port), make_handler(state, "cdn"))
     hub.daemon_threads = cdn.daemon_threads = True
     state.cdn_port = cdn.server_address[1]
+    state.port = hub.server_address[1]
     for server in (hub, cdn):
         threading.Thread(target=server.serve_forever, daemon=True).start()
     print(json.dumps({"port": hub.server_address[1], "cdn_port": state.cdn_port}), flush=True)

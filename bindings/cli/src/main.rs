@@ -259,7 +259,7 @@ fn model_ref(args: &ModelArgs) -> Result<ModelRef> {
 /// its progress on stderr.
 fn hub_client(bars: &progress::Bars) -> NativeHub {
     let options = HubOptions { progress: Some(bars.callback()), ..HubOptions::from_env() };
-    Hub::new(UreqTransport::new(), HfCache::from_env(), options)
+    Hub::new(UreqTransport::from_env(), HfCache::from_env(), options)
 }
 
 /// A mistyped local path reads as a Hub id: say that no such folder exists either.

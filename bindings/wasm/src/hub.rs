@@ -43,8 +43,13 @@ extern "C" {
 
 // ---- fetch ---------------------------------------------------------------------------------
 
-/// Aborts a request when nothing arrives for a while (`env.fetchTimeout`): re-armed by each
-/// piece of the body.
+/// The least a body must bring per `env.fetchTimeout` (or end), as the native transport.
+const LOW_SPEED_BYTES: usize = 1024;
+
+/// Aborts a request when nothing arrives for a while (`env.fetchTimeout`), or too little: while a
+/// body is read, only the time spent waiting for the server counts, and it starts again only once
+/// the body brought `LOW_SPEED_BYTES`, so that a server dripping a byte at a time is cut off like
+/// a silent one.
 /// Also aborts it when the caller's AbortSignal fires (the listener is removed with the request).
 struct Watchdog {
     controller: web_sys::AbortController,
@@ -81,9 +86,14 @@ impl Watchdog {
     }
 
     fn arm(&self) {
+        self.arm_for(self.ms);
+    }
+
+    /// Fires in `ms` (at least 1), unless there is no timeout at all.
+    fn arm_for(&self, ms: u32) {
         self.disarm();
         if self.ms > 0 {
-            let id = set_timeout(self.on_fire.as_ref().unchecked_ref(), self.ms.min(i32::MAX as u32) as i32);
+            let id = set_timeout(self.on_fire.as_ref().unchecked_ref(), ms.clamp(1, i32::MAX as u32) as i32);
             *self.timer.borrow_mut() = Some(id);
         }
     }
@@ -97,7 +107,7 @@ impl Watchdog {
     /// Why a request failed: the watchdog's timeout, or what fetch said.
     fn why(&self, e: &JsValue) -> TransportError {
         if self.fired.get() {
-            TransportError(format!("nothing was received for {} ms (env.fetchTimeout)", self.ms))
+            TransportError(format!("fewer than {LOW_SPEED_BYTES} bytes were received in {} ms (env.fetchTimeout)", self.ms))
         } else {
             TransportError(describe(e))
         }
@@ -136,6 +146,10 @@ pub struct FetchBody {
     buf: Vec<u8>,
     done: bool,
     watchdog: Watchdog,
+    /// Bytes, and milliseconds spent waiting for them, since the body last brought
+    /// `LOW_SPEED_BYTES`.
+    since_armed: usize,
+    waited_ms: f64,
 }
 
 impl Body for FetchBody {
@@ -144,8 +158,12 @@ impl Body for FetchBody {
         if self.done {
             return Ok(None);
         }
+        self.watchdog.arm_for(self.watchdog.ms.saturating_sub(self.waited_ms as u32));
+        let start = js_sys::Date::now();
         let step = JsFuture::from(reader.read()).await.map_err(|e| self.watchdog.why(&e))?;
-        self.watchdog.arm();
+        // The time until the next read is the caller's, not the server's.
+        self.watchdog.disarm();
+        self.waited_ms += js_sys::Date::now() - start;
         let done = Reflect::get(&step, &JsValue::from_str("done")).map(|d| d.is_truthy()).unwrap_or(true);
         if done {
             self.done = true;
@@ -157,6 +175,11 @@ impl Body for FetchBody {
             .and_then(|v| v.dyn_into().ok())
             .ok_or_else(|| TransportError("the body gave something other than bytes".into()))?;
         let n = value.length() as usize;
+        self.since_armed += n;
+        if self.since_armed >= LOW_SPEED_BYTES {
+            self.since_armed = 0;
+            self.waited_ms = 0.0;
+        }
         if self.buf.len() < n {
             self.buf.resize(n, 0);
         }
@@ -222,12 +245,13 @@ impl Transport for FetchTransport {
             }
             _ => None,
         };
-        watchdog.arm();
+        // Armed again by each read of the body.
+        watchdog.disarm();
         let done = reader.is_none();
         Ok(Response {
             status: response.status(),
             headers: header_list,
-            body: FetchBody { reader, buf: Vec::new(), done, watchdog },
+            body: FetchBody { reader, buf: Vec::new(), done, watchdog, since_armed: 0, waited_ms: 0.0 },
             redirected_to,
         })
     }

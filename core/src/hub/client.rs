@@ -45,11 +45,28 @@ impl RetryPolicy {
 pub(crate) struct Target<'a> {
     pub repo: &'a str,
     pub file: &'a str,
+    /// The access token, kept out of every error: a hostile server may echo it back (in
+    /// X-Error-Message, a Location, a transport's message).
+    pub token: Option<&'a str>,
 }
 
 impl Target<'_> {
     pub(crate) fn error(&self, kind: HubErrorKind, msg: impl std::fmt::Display) -> Error {
-        Error::Hub { repo: self.repo.to_string(), file: self.file.to_string(), kind, msg: msg.to_string() }
+        let msg = redact(&msg.to_string(), self.token);
+        Error::Hub { repo: self.repo.to_string(), file: self.file.to_string(), kind, msg }
+    }
+
+    /// Whether a value from the server carries the token (then it must not name anything).
+    pub(crate) fn carries_token(&self, value: &str) -> bool {
+        self.token.is_some_and(|t| !t.is_empty() && value.contains(t))
+    }
+}
+
+/// `text` with every occurrence of the token replaced.
+pub(crate) fn redact(text: &str, token: Option<&str>) -> String {
+    match token {
+        Some(t) if !t.is_empty() && text.contains(t) => text.replace(t, "<token>"),
+        _ => text.to_string(),
     }
 }
 
@@ -177,7 +194,7 @@ async fn send_retrying<T: Transport>(
                 return Err(at.error(HubErrorKind::Network, msg));
             }
             Err(e) => {
-                log::warn!("{}: {}: {e}; retrying", at.repo, at.file);
+                log::warn!("{}: {}: {}; retrying", at.repo, at.file, redact(&e.0, at.token));
                 transport.sleep(policy.backoff(tries)).await;
             }
             Ok(response) if retryable(response.status) && !last => {
@@ -215,7 +232,10 @@ pub(crate) async fn send<T: Transport>(
 ) -> Result<Sent<T::Body>> {
     let home = origin(&options.endpoint).to_string();
     let mut url = url.to_string();
-    for _ in 0..MAX_REDIRECTS {
+    // Every URL of this chain: a server that sends the client back where it was is looping, and
+    // is told so at once rather than after the hop limit.
+    let mut visited: Vec<String> = Vec::new();
+    for _ in 0..=MAX_REDIRECTS {
         let mut headers = Vec::new();
         if let Some(r) = &range {
             headers.push(("Range".to_string(), format!("bytes={}-{}", r.start, r.end.saturating_sub(1))));
@@ -228,7 +248,13 @@ pub(crate) async fn send<T: Transport>(
         let (response, tries) = send_retrying(transport, options, &request, at).await?;
         let location = response.header("location").filter(|_| (300..400).contains(&response.status)).map(|l| join(&url, l));
         match location {
-            Some(next) if !(stop_off_origin && origin(&next) != home) => url = next,
+            Some(next) if !(stop_off_origin && origin(&next) != home) => {
+                if next == url || visited.contains(&next) {
+                    let msg = format!("a redirect loop: {} sends the request back to a URL it already redirected", host(&url));
+                    return Err(at.error(HubErrorKind::Protocol, msg));
+                }
+                visited.push(std::mem::replace(&mut url, next));
+            }
             _ => {
                 // A transport that followed redirects itself reports where it ended; Authorization
                 // did not go past the endpoint's origin (fetch drops it there).
@@ -238,7 +264,7 @@ pub(crate) async fn send<T: Transport>(
             }
         }
     }
-    Err(at.error(HubErrorKind::Protocol, format!("more than {MAX_REDIRECTS} redirects from {}", host(&url))))
+    Err(at.error(HubErrorKind::Protocol, format!("more than {MAX_REDIRECTS} redirects (the limit), the last from {}", host(&url))))
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ pub use transport::{Body, Method, Request, Response, Transport, TransportError};
 #[cfg(not(target_arch = "wasm32"))]
 pub use cache::{BlobFile, HfCache};
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{NativeHub, UreqBody, UreqTransport};
+pub use native::{DEFAULT_READ_TIMEOUT, NativeHub, UreqBody, UreqTransport};
 
 use crate::{Error, Result};
 

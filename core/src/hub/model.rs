@@ -19,6 +19,16 @@ use crate::{Device, Error, HubErrorKind, Result};
 
 const WEIGHTS_FILE: &str = "model.safetensors";
 
+/// The largest file read whole into memory (configs, tokenizers, an index): the size is the
+/// server's word, and a server claiming gigabytes for config.json is refused before any byte.
+const WHOLE_FILE_LIMIT: u64 = 256 << 20;
+
+/// Whether a value from the server (an ETag, a commit) may name a file or folder of the cache:
+/// letters, digits, `-`, `_`, `.`, not starting with `.`, at most 128 characters.
+fn is_plain_name(value: &str) -> bool {
+    (1..=128).contains(&value.len()) && !value.starts_with('.') && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 /// What a HEAD of a resolve URL says.
 enum Head {
     /// `followed`: the transport followed a redirect itself (fetch), so the Hub's own answer (its
@@ -114,7 +124,7 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
     }
 
     fn target<'a>(&'a self, file: &'a str) -> Target<'a> {
-        Target { repo: &self.repo, file }
+        Target { repo: &self.repo, file, token: self.hub.options.token.as_deref() }
     }
 
     fn resolve_url(&self, revision: &str, file: &str) -> String {
@@ -284,8 +294,9 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
     }
 
     async fn pin(&self, commit: &str, remember: bool) -> Result<String> {
-        if commit.is_empty() || commit.contains(['/', '\\']) || commit.contains("..") {
-            return Err(self.target("").error(HubErrorKind::Protocol, format!("`{commit}` is not a commit")));
+        let at = self.target("");
+        if !is_plain_name(commit) || at.carries_token(commit) {
+            return Err(at.error(HubErrorKind::Protocol, format!("`{commit}` is not a commit")));
         }
         if remember && commit != self.revision {
             self.hub.store.set_commit(&self.repo, &self.revision, commit).await?;
@@ -302,6 +313,16 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
         let sent = client::send(&self.hub.transport, &self.hub.options, Method::Head, &url, None, true, at).await?;
         let r = &sent.response;
         let commit = r.header("x-repo-commit").map(str::to_string);
+        // Asked by the pinned commit, a server answering for another would mix two commits in
+        // one load (and one snapshot folder).
+        if let (Some(pinned), Some(answered)) = (self.pinned(), &commit)
+            && pinned != *answered
+        {
+            let msg = format!(
+                "asked for commit {pinned}, the server answered for commit `{answered}`: the revision moved or the server is inconsistent, so the load stops rather than mix two commits"
+            );
+            return Err(at.error(HubErrorKind::Protocol, msg));
+        }
         let code = r.header("x-error-code").unwrap_or("");
         match r.status {
             200..=399 if r.redirected_to.is_some() => {
@@ -329,18 +350,14 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
                         }
                     }
                 };
-                if etag.contains(['/', '\\']) || etag.starts_with('.') {
-                    return Err(at.error(HubErrorKind::Protocol, format!("ETag `{etag}` cannot name a file")));
-                }
+                check_etag(&etag, at)?;
                 Ok(Head::Found { meta: FileMeta { etag, size, location: sent.url.clone() }, commit, followed: true })
             }
             200..=399 => {
                 let redirected = (300..400).contains(&r.status);
                 let etag = r.header("x-linked-etag").or(r.header("etag")).map(normalize_etag).filter(|e| !e.is_empty());
                 let etag = etag.ok_or_else(|| at.error(HubErrorKind::Protocol, "the answer has no ETag"))?;
-                if etag.contains(['/', '\\']) || etag.starts_with('.') {
-                    return Err(at.error(HubErrorKind::Protocol, format!("ETag `{etag}` cannot name a file")));
-                }
+                check_etag(&etag, at)?;
                 let size = r.header("x-linked-size").or(if redirected { None } else { r.header("content-length") });
                 let size = size
                     .and_then(|s| s.trim().parse::<u64>().ok())
@@ -491,6 +508,10 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
             Located::NotCached => return Ok(FileState::NotCached),
             Located::Stored(meta) | Located::Remote(meta) => meta,
         };
+        if meta.size > WHOLE_FILE_LIMIT {
+            let msg = format!("the server says it has {} bytes, more than the {WHOLE_FILE_LIMIT} a file read whole may have", meta.size);
+            return Err(self.target(file).error(HubErrorKind::Protocol, msg));
+        }
         self.tracker.initiate(file);
         let bytes = self
             .stream_file(file, &meta, async |fetch| {
@@ -651,6 +672,14 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
     }
 }
 
+/// An ETag names a blob (`blobs/{etag}`): it must be a plain name, and never the token.
+fn check_etag(etag: &str, at: Target) -> Result<()> {
+    if !is_plain_name(etag) || at.carries_token(etag) {
+        return Err(at.error(HubErrorKind::Protocol, format!("ETag `{etag}` cannot name a file")));
+    }
+    Ok(())
+}
+
 /// The `rel="next"` URL of a Link header.
 fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {
@@ -662,7 +691,7 @@ fn next_link(header: &str) -> Option<String> {
 
 /// A file name inside a repository: relative, without `..`.
 fn check_file_name(file: &str) -> std::result::Result<(), String> {
-    if file.is_empty() || file.starts_with('/') || file.contains('\\') || file.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    if !crate::files::is_file_in_model(file) {
         return Err(format!("`{file}` is not a file name inside a repository"));
     }
     Ok(())

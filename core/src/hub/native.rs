@@ -11,20 +11,75 @@ use super::{DEFAULT_ENDPOINT, Hub, HubOptions};
 
 pub struct UreqTransport {
     agent: ureq::Agent,
+    read_timeout: Duration,
 }
+
+/// The read timeout when none is configured (`HF_HUB_DOWNLOAD_TIMEOUT`).
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A body must bring at least this many bytes per read timeout (or end): a server that drips a
+/// byte at a time never trips a per-read timeout, and would otherwise hold a load forever.
+const LOW_SPEED_BYTES: u64 = 1024;
 
 impl UreqTransport {
     pub fn new() -> UreqTransport {
+        UreqTransport::with_read_timeout(DEFAULT_READ_TIMEOUT)
+    }
+
+    /// `read_timeout`: a read that waits this long fails (a stalled connection, resumed by the
+    /// client), and so does a body that brings fewer than 1 KiB in that time (a drip).
+    pub fn with_read_timeout(read_timeout: Duration) -> UreqTransport {
+        let read_timeout = read_timeout.max(Duration::from_millis(1));
         let agent = ureq::AgentBuilder::new()
             // Redirects come back to the client, which decides where Authorization may go.
             .redirects(0)
             .timeout_connect(Duration::from_secs(10))
-            // Per read: a stalled connection fails and is resumed, a slow one is not cut off.
-            .timeout_read(Duration::from_secs(30))
+            .timeout_read(read_timeout)
             .timeout_write(Duration::from_secs(30))
             .user_agent(concat!("webformers/", env!("CARGO_PKG_VERSION")))
             .build();
-        UreqTransport { agent }
+        UreqTransport { agent, read_timeout }
+    }
+
+    /// As huggingface_hub: `HF_HUB_DOWNLOAD_TIMEOUT` seconds, else 30.
+    pub fn from_env() -> UreqTransport {
+        let seconds = std::env::var("HF_HUB_DOWNLOAD_TIMEOUT").ok().and_then(|v| v.trim().parse::<f64>().ok());
+        let timeout = seconds.and_then(|s| Duration::try_from_secs_f64(s).ok()).filter(|d| !d.is_zero());
+        UreqTransport::with_read_timeout(timeout.unwrap_or(DEFAULT_READ_TIMEOUT))
+    }
+}
+
+/// A body reader that fails when fewer than `LOW_SPEED_BYTES` arrive while it waits one read
+/// timeout in all (the socket's own read timeout catches a full stall). Only the time spent
+/// waiting for the server counts: a consumer that takes its time between reads is not the
+/// server's slowness.
+struct Watched {
+    inner: Box<dyn Read + Send + Sync>,
+    window: Duration,
+    waited: Duration,
+    bytes: u64,
+}
+
+impl Read for Watched {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let start = std::time::Instant::now();
+        let n = self.inner.read(buf)?;
+        self.waited += start.elapsed();
+        self.bytes += n as u64;
+        if self.bytes >= LOW_SPEED_BYTES {
+            self.waited = Duration::ZERO;
+            self.bytes = 0;
+        } else if n > 0 && self.waited >= self.window {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the server sent {} bytes in {:.1} s, fewer than {LOW_SPEED_BYTES} per read timeout (HF_HUB_DOWNLOAD_TIMEOUT)",
+                    self.bytes,
+                    self.waited.as_secs_f64()
+                ),
+            ));
+        }
+        Ok(n)
     }
 }
 
@@ -156,7 +211,8 @@ impl Transport for UreqTransport {
         let body = if request.method == Method::Head {
             UreqBody::new(Box::new(std::io::empty()), Some(0))
         } else {
-            UreqBody::new(response.into_reader(), length)
+            let watched = Watched { inner: response.into_reader(), window: self.read_timeout, waited: Duration::ZERO, bytes: 0 };
+            UreqBody::new(Box::new(watched), length)
         };
         Ok(Response { status, headers, body, redirected_to: None })
     }
@@ -193,8 +249,8 @@ pub type NativeHub = Hub<UreqTransport, HfCache>;
 
 impl Hub<UreqTransport, HfCache> {
     /// Configured from the environment as huggingface_hub is (`HF_ENDPOINT`, `HF_TOKEN`,
-    /// `HF_HUB_OFFLINE`, `HF_HOME`, `HF_HUB_CACHE`).
+    /// `HF_HUB_OFFLINE`, `HF_HOME`, `HF_HUB_CACHE`, `HF_HUB_DOWNLOAD_TIMEOUT`).
     pub fn from_env() -> NativeHub {
-        Hub::new(UreqTransport::new(), HfCache::from_env(), HubOptions::from_env())
+        Hub::new(UreqTransport::from_env(), HfCache::from_env(), HubOptions::from_env())
     }
 }

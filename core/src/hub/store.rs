@@ -29,6 +29,11 @@ impl FileMeta {
     pub fn sha256(&self) -> Option<&str> {
         (self.etag.len() == 64 && self.etag.bytes().all(|b| b.is_ascii_hexdigit())).then_some(self.etag.as_str())
     }
+
+    /// The git blob sha1 the bytes must have, when the ETag is one (a file outside LFS).
+    pub fn git_sha1(&self) -> Option<&str> {
+        (self.etag.len() == 40 && self.etag.bytes().all(|b| b.is_ascii_hexdigit())).then_some(self.etag.as_str())
+    }
 }
 
 /// A file as a store has it.

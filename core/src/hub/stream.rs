@@ -26,6 +26,46 @@ pub(crate) type Sink<'s> = dyn FnMut(u64, &[u8]) -> Result<()> + 's;
 /// One piece read back from a store.
 const STORE_READ_BYTES: u64 = 4 << 20;
 
+/// What a broken request must have brought to count as progress, which restarts the retry
+/// count: a server that drips a few bytes before each stall would otherwise be retried forever.
+const MIN_PROGRESS: u64 = 64 << 10;
+
+/// Checks the bytes against the file's ETag: the sha256 of an LFS file, or the git blob sha1 of
+/// another (git's `blob {size}\0` header, then the bytes), so that no file is cached as it is
+/// unless it is the file the Hub described.
+enum Verifier {
+    Sha256(Sha256),
+    GitSha1(sha1_smol::Sha1),
+}
+
+impl Verifier {
+    fn new(meta: &FileMeta) -> Option<Verifier> {
+        if meta.sha256().is_some() {
+            return Some(Verifier::Sha256(Sha256::new()));
+        }
+        meta.git_sha1().map(|_| {
+            let mut h = sha1_smol::Sha1::new();
+            h.update(format!("blob {}\0", meta.size).as_bytes());
+            Verifier::GitSha1(h)
+        })
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Verifier::Sha256(h) => h.update(bytes),
+            Verifier::GitSha1(h) => h.update(bytes),
+        }
+    }
+
+    /// (what was checked, the hex digest).
+    fn finish(self) -> (&'static str, String) {
+        match self {
+            Verifier::Sha256(h) => ("sha256", hex(&h.finalize())),
+            Verifier::GitSha1(h) => ("git blob sha1", h.digest().to_string()),
+        }
+    }
+}
+
 enum Broke {
     /// The request failed for good (its own retries are spent) or a sink failed.
     Fatal(Error),
@@ -48,7 +88,7 @@ pub(crate) struct Fetch<'a, T: Transport, P: PartialFile> {
     partial: P,
     held: Vec<Range<u64>>,
     pos: u64,
-    hasher: Option<Sha256>,
+    hasher: Option<Verifier>,
     /// The store had part of the file from an earlier, interrupted download.
     resumed: bool,
     downloading: bool,
@@ -68,7 +108,7 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
         let held_bytes: u64 = held.iter().map(|r| r.end - r.start).sum();
         let complete = held_bytes >= meta.size && meta.size > 0;
         // A complete stored file was verified when it was stored; anything else is checked now.
-        let hasher = (meta.sha256().is_some() && !complete).then(Sha256::new);
+        let hasher = if complete { None } else { Verifier::new(&meta) };
         Fetch {
             transport,
             options,
@@ -133,14 +173,14 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
             return Err(self.at.error(HubErrorKind::Protocol, format!("stopped at byte {} of {}", self.pos, self.meta.size)));
         }
         self.partial.flush().await?;
-        if let (Some(hasher), Some(expected)) = (self.hasher.take(), self.meta.sha256()) {
-            let got = hex(&hasher.finalize());
-            if got != expected.to_ascii_lowercase() {
-                let expected = expected.to_string();
+        if let Some(hasher) = self.hasher.take() {
+            let (what, got) = hasher.finish();
+            let expected = self.meta.etag.to_ascii_lowercase();
+            if got != expected {
                 self.partial.discard().await?;
                 return Err(self.at.error(
                     HubErrorKind::Integrity,
-                    format!("the downloaded bytes have sha256 {got}, not the {expected} of the file's ETag; nothing was cached"),
+                    format!("the downloaded bytes have {what} {got}, not the {expected} of the file's ETag; nothing was cached"),
                 ));
             }
         }
@@ -183,7 +223,7 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
                     self.url = self.resolve_url.clone();
                 }
                 Err(Broke::Broken(why)) => {
-                    if self.pos > before {
+                    if self.pos >= before + MIN_PROGRESS.min(end - before) {
                         failures = 0;
                     }
                     failures += 1;
@@ -196,7 +236,13 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
                             ),
                         ));
                     }
-                    log::warn!("{}: {}: {why}; resuming at byte {}", self.at.repo, self.at.file, self.pos);
+                    log::warn!(
+                        "{}: {}: {}; resuming at byte {}",
+                        self.at.repo,
+                        self.at.file,
+                        client::redact(&why, self.at.token),
+                        self.pos
+                    );
                     self.transport.sleep(policy.backoff(failures)).await;
                 }
             }
@@ -214,12 +260,22 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
         let mut skip = 0;
         match response.status {
             206 => {
-                let (first, total) = parse_content_range(response.header("content-range"));
-                if first != Some(start) || total.is_some_and(|t| t != self.meta.size) {
+                let (first, last, total) = parse_content_range(response.header("content-range"));
+                // The span and the Content-Length must agree too: a body that claims more or fewer
+                // bytes than the range it says it is cannot be placed in the file.
+                let length = response.header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+                let span = first.zip(last).filter(|(a, b)| a <= b).map(|(a, b)| b - a + 1);
+                let disagrees = length.is_some_and(|n| span.is_some_and(|s| s != n));
+                if first != Some(start)
+                    || total.is_some_and(|t| t != self.meta.size)
+                    || last.is_some_and(|l| l >= self.meta.size)
+                    || disagrees
+                {
                     let msg = format!(
-                        "asked for bytes {start}.. of {}, got Content-Range `{}`",
+                        "asked for bytes {start}.. of {}, got Content-Range `{}` with Content-Length {}",
                         self.meta.size,
-                        response.header("content-range").unwrap_or("")
+                        response.header("content-range").unwrap_or(""),
+                        response.header("content-length").unwrap_or("(none)")
                     );
                     return Err(Broke::Fatal(self.at.error(HubErrorKind::Protocol, msg)));
                 }
@@ -252,12 +308,15 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
     }
 }
 
-/// `bytes first-last/total` → (first, total).
-fn parse_content_range(v: Option<&str>) -> (Option<u64>, Option<u64>) {
-    let Some(v) = v.and_then(|v| v.trim().strip_prefix("bytes ")) else { return (None, None) };
+/// `bytes first-last/total` → (first, last, total).
+fn parse_content_range(v: Option<&str>) -> (Option<u64>, Option<u64>, Option<u64>) {
+    let Some(v) = v.and_then(|v| v.trim().strip_prefix("bytes ")) else { return (None, None, None) };
     let (span, total) = v.split_once('/').unwrap_or((v, "*"));
-    let first = span.split_once('-').and_then(|(a, _)| a.trim().parse().ok());
-    (first, total.trim().parse().ok())
+    let (first, last) = match span.split_once('-') {
+        Some((a, b)) => (a.trim().parse().ok(), b.trim().parse().ok()),
+        None => (None, None),
+    };
+    (first, last, total.trim().parse().ok())
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -584,9 +643,9 @@ mod tests {
 
     #[test]
     fn content_range() {
-        assert_eq!(parse_content_range(Some("bytes 10-19/100")), (Some(10), Some(100)));
-        assert_eq!(parse_content_range(Some("bytes 10-19/*")), (Some(10), None));
-        assert_eq!(parse_content_range(None), (None, None));
+        assert_eq!(parse_content_range(Some("bytes 10-19/100")), (Some(10), Some(19), Some(100)));
+        assert_eq!(parse_content_range(Some("bytes 10-19/*")), (Some(10), Some(19), None));
+        assert_eq!(parse_content_range(None), (None, None, None));
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub fn shard_files(index: &[u8], origin: &str) -> Result<Vec<String>> {
     for file in map.values() {
         let file = file.as_str().ok_or_else(|| bad("a `weight_map` value is not a file name"))?;
         // Names only: an index must not point outside the model.
-        if file.is_empty() || file.contains("..") || file.starts_with('/') || file.contains('\\') {
+        if !crate::files::is_file_in_model(file) {
             return Err(bad(&format!("shard name `{file}` is not a plain file name")));
         }
         if !files.iter().any(|f| f == file) {
