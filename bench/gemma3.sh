@@ -68,8 +68,9 @@ for round in $(seq "$rounds"); do
             bench/llamacpp.sh "$gguf" -t "$t" -r "$reps" 2>/dev/null | node -e '
                 // llama-bench prints pp and tg as two lines: merge them into one.
                 const rs = require("fs").readFileSync(0, "utf8").split("\n").filter((l) => l.startsWith("{")).map(JSON.parse);
-                const pp = rs.find((r) => r.n_gen === 0), tg = rs.find((r) => r.n_prompt === 0);
-                console.log(JSON.stringify({ threads: pp.n_threads, prompt_tokens: pp.n_prompt, prefill_tokens_per_s: +pp.avg_ts.toFixed(1), decode_tokens_per_s: +tg.avg_ts.toFixed(2) }));' |
+                const t = Number(process.argv[1]);
+                const pp = rs.find((r) => r.n_gen === 0 && r.n_threads === t), tg = rs.find((r) => r.n_prompt === 0 && r.n_threads === t);
+                console.log(JSON.stringify({ threads: pp.n_threads, prompt_tokens: pp.n_prompt, prefill_tokens_per_s: +pp.avg_ts.toFixed(1), decode_tokens_per_s: +tg.avg_ts.toFixed(2) }));' "$t" |
                 emit "llama.cpp (llama-bench)" "$t"
         fi
         if has tjs; then

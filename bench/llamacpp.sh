@@ -49,6 +49,10 @@ fi
 gguf=$1
 shift
 [[ -f $gguf ]] || { echo "bench/llamacpp.sh: no such GGUF: $gguf" >&2; exit 2; }
-# Defaults: a 128-token prompt and 64 generated tokens, 1 and 2 threads, 3 repetitions; later
-# flags override them.
-exec nice "$bench" -m "$gguf" -p 128 -n 64 -t 1,2 -r 3 -o jsonl "$@"
+# Defaults for the flags not given: a 128-token prompt and 64 generated tokens, 1 and 2 threads,
+# 3 repetitions (llama-bench adds a repeated flag's values to the list rather than replacing them).
+defaults=()
+for d in "-p 128" "-n 64" "-t 1,2" "-r 3"; do
+    [[ " $* " == *" ${d%% *} "* ]] || defaults+=($d)
+done
+exec nice "$bench" -m "$gguf" "${defaults[@]}" -o jsonl "$@"
