@@ -96,7 +96,7 @@ echo "| side | threads | prefill tokens/s | decode tokens/s | runs |"
 echo "|---|---|---|---|---|"
 node -e '
     const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
-    const median = (xs) => { const s = xs.filter((x) => x != null).sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+    const median = (xs) => { const s = xs.filter((x) => x != null).sort((a, b) => a - b); const m = s.length >> 1; return +(s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2).toFixed(2); };
     const groups = new Map();
     for (const r of rows) { const k = `${r.side}|${r.threads}`; groups.set(k, [...(groups.get(k) ?? []), r]); }
     for (const [k, rs] of groups) {
