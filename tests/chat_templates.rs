@@ -2,15 +2,19 @@
 //! (tests/fixtures/chat/reference.json, from tests/reference/make_chat_template_reference.py):
 //! the tiny decoders' ChatML templates and SmolLM2's GGUF template with multi-turn histories, and
 //! a tool-calling template with tools (every `tojson` option), documents, tool calls and results,
-//! content parts, `enable_thinking` and extra variables. Then the same through the text-generation
+//! content parts, `enable_thinking` and extra variables; and the real templates of Qwen3, SmolLM3,
+//! Phi-3.5 and Gemma 3 (fetched by scripts/fetch-models.sh into .cache/models/chat-templates, not
+//! committed: third-party text) with histories, system prompts, tools, tool calls and results,
+//! thinking on and off, and their `raise_exception`s as errors. Then the same through the text-generation
 //! pipeline's options (`tools`, `documents`, `add_generation_prompt`, `chat_template`,
 //! `chat_template_kwargs`) and its `apply_chat_template` method, and bad chats as clear errors.
 
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use webformers::chat::{ChatOptions, ChatTemplate};
 use webformers::files::DirFiles;
 use webformers::tasks::{LoadOptions, Output, Pipeline};
-use webformers_tests::{fixture, repo_root};
+use webformers_tests::{fixture, model_dir, repo_root};
 
 fn options(case: &Value) -> ChatOptions {
     ChatOptions {
@@ -21,16 +25,39 @@ fn options(case: &Value) -> ChatOptions {
     }
 }
 
+/// A case's template text: in the reference, or (`cache:NAME`) the fetched file, checked to be
+/// the one the reference was made with.
+fn source(case: &Value) -> String {
+    let Some(file) = case["template"].as_str().unwrap().strip_prefix("cache:") else {
+        return case["source"].as_str().unwrap().to_string();
+    };
+    let path = model_dir("chat-templates").join(file);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-models.sh chat-templates)", path.display()));
+    let sha: String = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(sha, case["sha256"].as_str().unwrap(), "{} is not the template the reference was made with", path.display());
+    text
+}
+
 #[test]
 fn templates_render_as_transformers() {
     let reference = fixture("chat/reference.json");
     let cases = reference["cases"].as_array().unwrap();
-    assert!(cases.len() >= 12);
+    assert!(cases.len() >= 36);
+    for family in ["Qwen-Qwen3-0.6B", "HuggingFaceTB-SmolLM3-3B", "microsoft-Phi-3.5-mini-instruct", "google-gemma-3"] {
+        assert!(cases.iter().any(|c| c["template"] == format!("cache:{family}.jinja")), "no case of {family}");
+    }
     for case in cases {
-        let template =
-            ChatTemplate::new(case["source"].as_str().unwrap(), case["bos_token"].as_str().unwrap(), case["eos_token"].as_str().unwrap());
+        let template = ChatTemplate::new(source(case), case["bos_token"].as_str().unwrap(), case["eos_token"].as_str().unwrap());
         let messages = case["messages"].as_array().unwrap();
-        let got = template.render_with(messages, &options(case)).unwrap();
+        let got = template.render_with(messages, &options(case));
+        if let Some(error) = case["error"].as_str() {
+            // transformers raises the template's message; so must we, as an input error.
+            let err = got.expect_err(case["name"].as_str().unwrap()).to_string();
+            assert!(err.contains(error), "{}: {err}", case["name"]);
+            continue;
+        }
+        let got = got.unwrap_or_else(|e| panic!("{}: {e}", case["name"]));
         let want = case["rendered"].as_str().unwrap();
         assert!(got == want, "{}:\n--- got\n{got}\n--- want\n{want}", case["name"]);
     }

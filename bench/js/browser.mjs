@@ -8,11 +8,13 @@
 //
 //   node bench/js/browser.mjs [--reps 7] [--latency-runs 100] [--gpu-reps 1]
 //        [--gpu-latency-runs 5] [--only webformers|transformers.js] [--devices wasm,webgpu]
-//        [--generation wasm,webgpu|none] [--generation-threads 1,2] [--json FILE]
+//        [--generation wasm,webgpu|none] [--generation-threads 1,2]
+//        [--generation-model SmolLM2-135M-Instruct.Q4_1.gguf] [--json FILE]
 //
-// --generation also measures text generation with SmolLM2-135M-Instruct Q4_1 (GGUF) on those
-// devices (on 'wasm' with each of --generation-threads): prefill tokens/s on a prompt of 154
-// tokens (4 corpus sentences), then decode tokens/s over 64 new tokens.
+// --generation also measures text generation with SmolLM2-135M-Instruct Q4_1 (GGUF; another
+// model of .cache/models with --generation-model, as bench/gemma3.sh does) on those devices (on
+// 'wasm' with each of --generation-threads): prefill tokens/s on a prompt of 4 corpus sentences
+// (154 of SmolLM2's tokens), then decode tokens/s over 64 new tokens.
 //
 // Needs: npm/dist built (cd npm && npm run build), bench/transformersjs installed
 // (npm ci --ignore-scripts there), the ONNX export in .cache/models/all-MiniLM-L6-v2-onnx
@@ -30,7 +32,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const tjsModules = path.join(root, 'bench', 'transformersjs', 'node_modules');
 
-const opts = { reps: 7, latencyRuns: 100, gpuReps: 1, gpuLatencyRuns: 5, only: null, devices: 'wasm,webgpu', generation: 'wasm', generationThreads: '1,2', json: null };
+const opts = { reps: 7, latencyRuns: 100, gpuReps: 1, gpuLatencyRuns: 5, only: null, devices: 'wasm,webgpu', generation: 'wasm', generationThreads: '1,2', generationModel: 'SmolLM2-135M-Instruct.Q4_1.gguf', json: null };
 const flags = {
   '--reps': 'reps',
   '--latency-runs': 'latencyRuns',
@@ -40,6 +42,7 @@ const flags = {
   '--devices': 'devices',
   '--generation': 'generation',
   '--generation-threads': 'generationThreads',
+  '--generation-model': 'generationModel',
   '--json': 'json',
 };
 for (let i = 2; i < process.argv.length; i += 2) {
@@ -157,18 +160,19 @@ async function measure(config) {
   };
 }
 
-/** Runs in the page: SmolLM2 Q4_1 prefill and decode speed. */
+/** Runs in the page: a GGUF decoder's prefill and decode speed. */
 async function measureGeneration(config) {
   const { pipeline, env } = await import('/webformers/index.js');
   env.numThreads = config.threads ?? 1;
   const corpus = await (await fetch('/data/corpus.json')).json();
   const t0 = performance.now();
-  const generator = await pipeline('text-generation', '/models/SmolLM2-135M-Instruct.Q4_1.gguf', { device: config.device });
+  const generator = await pipeline('text-generation', `/models/${config.model}`, { device: config.device });
   const loadMs = performance.now() - t0;
   await generator('Hello', { max_new_tokens: 4 });
   // About 128 tokens of plain text; greedy decoding of 64 new tokens.
   const prompt = corpus.sentences.slice(0, 4).join(' ');
-  const [out] = await generator(prompt, { max_new_tokens: 64, return_full_text: false });
+  // min_new_tokens: a model that would end its text early (Gemma 3 270M does after 21) still decodes 64.
+  const [out] = await generator(prompt, { max_new_tokens: 64, min_new_tokens: 64, return_full_text: false });
   const s = out.stats;
   return {
     adapter: generator.adapter,
@@ -206,9 +210,10 @@ try {
   for (const { device, threads } of generationRuns) {
     const page = await browser.newPage();
     await page.goto(server.url);
-    let result = { runtime: 'webformers', task: 'text-generation', model: 'SmolLM2-135M-Instruct.Q4_1.gguf', device };
+    const model = opts.generationModel;
+    let result = { runtime: 'webformers', task: 'text-generation', model, device };
     try {
-      result = { ...result, ...(await page.evaluate(measureGeneration, { device, threads })) };
+      result = { ...result, ...(await page.evaluate(measureGeneration, { device, threads, model })) };
     } catch (e) {
       result.error = e.message.split('\n')[0];
     }
