@@ -868,3 +868,60 @@ describe('bad input rejects with a clear Error, and nothing hangs', () => {
     await p.close();
   });
 });
+
+describe('concurrent calls and pipelines in the page (issue: reliability)', () => {
+  for (const device of ['wasm', 'webgpu']) {
+    test(`16 calls in flight on one pipeline and 4 pipelines at once on '${device}' give what each gives alone`, { timeout: 300_000 }, async () => {
+      const p = await page();
+      const out = await evaluateWithin(
+        p,
+        280,
+        async (device) => {
+          const { pipeline } = await import('/webformers/index.js');
+          const texts = ['I loved this film.', 'The service was slow and rude.', 'Paris is in France.', 'Nothing works.'];
+          const tiny = (name) => `/fixtures/tiny-tasks/${name}`;
+          // text-generation's results carry timings (not enumerable, so JSON leaves them out).
+          const plain = (x) => JSON.parse(JSON.stringify(x));
+          const classify = await pipeline('text-classification', tiny('bert-sequence-classification'), { device });
+          const alone = [];
+          for (const t of texts) alone.push(plain(await classify(t, { top_k: 2 })));
+          const order = Array.from({ length: 16 }, (_, i) => (i * 3) % texts.length);
+          const together = (await Promise.all(order.map((i) => classify(texts[i], { top_k: 2 })))).map(plain);
+          const sixteen = together.map((got, k) => JSON.stringify(got) === JSON.stringify(alone[order[k]]));
+          await classify.dispose();
+
+          const specs = [
+            ['text-classification', tiny('bert-sequence-classification'), texts, {}],
+            ['token-classification', tiny('roberta-token-classification'), texts, {}],
+            ['fill-mask', tiny('bert-masked-lm'), texts.map((t) => t.replace(/\w+\.$/, '[MASK].')), {}],
+            ['text-generation', '/fixtures/tiny-llama', texts, { max_new_tokens: 6 }],
+          ];
+          const pipes = await Promise.all(specs.map(([task, model]) => pipeline(task, model, { device })));
+          const each = [];
+          for (const [i, pipe] of pipes.entries()) {
+            const outs = [];
+            for (const t of specs[i][2]) outs.push(plain(await pipe(t, specs[i][3])));
+            each.push(outs);
+          }
+          const all = await Promise.all(pipes.map((pipe, i) => Promise.all(specs[i][2].map(async (t) => plain(await pipe(t, specs[i][3]))))));
+          const four = all.map((got, i) => JSON.stringify(got) === JSON.stringify(each[i]));
+          await pipes[0].dispose();
+          const disposed = await pipes[0](texts[0]).then(
+            () => 'resolved',
+            (e) => e.message,
+          );
+          const goesOn = JSON.stringify(plain(await pipes[1](texts[0]))) === JSON.stringify(each[1][0]);
+          await Promise.all(pipes.slice(1).map((x) => x.dispose()));
+          return { sixteen, four, disposed, goesOn };
+        },
+        device,
+      );
+      assert.deepEqual(out.sixteen, Array(16).fill(true), 'calls in flight that differ from the same call alone');
+      assert.deepEqual(out.four, [true, true, true, true], 'pipelines whose results changed when run at once');
+      assert.match(out.disposed, /disposed/);
+      assert.equal(out.goesOn, true);
+      assert.deepEqual(p.problems, []);
+      await p.close();
+    });
+  }
+});

@@ -157,8 +157,11 @@ impl Run {
         }
         gpu.queue.submit([encoder.finish()]);
 
-        let oom = memory.pop().await;
-        let invalid = validation.pop().await;
+        // Both scopes are popped before either is awaited: a scope is popped when `pop` is called,
+        // and the browser's scopes are one stack per device, so another call's run pushing its own
+        // while this one awaited would break the stack's order (wgpu panics on that).
+        let (oom, invalid) = (memory.pop(), validation.pop());
+        let (oom, invalid) = (oom.await, invalid.await);
         // A shader that failed to compile reports itself outside any scope, and the scope sees
         // only "invalid pipeline": drain those first so the real cause is what the caller reads,
         // and so it does not leak into the next run.
