@@ -449,10 +449,10 @@ struct Assembler<'d> {
     out: DeviceWeights,
 }
 
-/// Weight errors keep their OverLimit kind (so a caller can fall back to another device).
+/// Weight errors keep their device-fault kinds (so a caller can fall back to another device).
 fn weight_error(name: &str, e: Error) -> Error {
     match e {
-        e @ Error::OverLimit { .. } => e,
+        e @ (Error::OverLimit { .. } | Error::OutOfMemory { .. } | Error::DeviceLost(_)) => e,
         e => Error::weight(name, e),
     }
 }
@@ -481,6 +481,10 @@ impl<'d> Assembler<'d> {
             Err(Error::OverLimit { needed, limit, .. }) => {
                 return Err(Error::OverLimit { what: format!("weight `{name}`"), needed, limit });
             }
+            Err(Error::OutOfMemory { needed, why, .. }) => {
+                return Err(Error::OutOfMemory { what: format!("weight `{name}`"), needed, why });
+            }
+            Err(e @ Error::DeviceLost(_)) => return Err(e),
             Err(e) => return Err(Error::weight(name, e)),
         };
         self.out.insert(name.clone(), tensor);

@@ -42,7 +42,7 @@ enum Dest {
 /// One device buffer of a tensor: its bytes `start..end`, rows `first_row..first_row + rows`.
 #[cfg(any(target_arch = "wasm32", test))]
 struct GpuPart {
-    buffer: wgpu::Buffer,
+    buffer: crate::gpu::GpuBuffer,
     start: usize,
     end: usize,
     first_row: usize,
@@ -91,7 +91,7 @@ impl Dest {
                 // Parts start at multiples of 4 (`row_split`), so every offset within one is too.
                 for part in parts.iter().filter(|p| p.start < end && at < p.end) {
                     let (from, to) = (at.max(part.start), end.min(part.end));
-                    gpu.write_padded(&part.buffer, (from - part.start) as u64, &bytes[from - at..to - at]);
+                    gpu.write_padded(part.buffer.raw(), (from - part.start) as u64, &bytes[from - at..to - at]);
                 }
             }
             #[cfg(not(target_arch = "wasm32"))]
@@ -193,8 +193,8 @@ impl TensorWriter {
             Dest::Cpu(words) => Storage::Cpu(CpuStorage::from_words(words, self.len)),
             #[cfg(any(target_arch = "wasm32", test))]
             Dest::Gpu { parts, split, .. } => {
-                use crate::gpu::{GpuBuffer, GpuStorage, RowPart};
-                let whole = |buffer| GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer)));
+                use crate::gpu::{GpuStorage, RowPart};
+                let whole = |buffer| GpuStorage::whole(Arc::new(buffer));
                 if split {
                     let parts = parts.into_iter().map(|p| RowPart { storage: whole(p.buffer), first_row: p.first_row, rows: p.rows });
                     Storage::Gpu(GpuStorage::split(parts.collect()))
