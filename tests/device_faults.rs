@@ -10,7 +10,7 @@ use std::time::Duration;
 use webformers::files::DirFiles;
 use webformers::tasks::LoadOptions;
 use webformers::tasks::feature_extraction::{FeatureExtraction, Pooling};
-use webformers::{Device, Error, GpuContext, GpuOptions};
+use webformers::{Device, DeviceChoice, Error, GpuContext, GpuOptions};
 use webformers_tests::{fixture, floats, gpu_required, max_abs_diff, model_dir};
 
 const TOLERANCE: f32 = 1e-4;
@@ -106,11 +106,11 @@ fn weights_over_the_memory_budget_are_an_out_of_memory_error_naming_the_weight()
             assert!(*needed > 0 && *needed <= budget, "{needed}");
             let used: u64 = why.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{why}"));
             assert!(used >= 46_881_792 && used + needed > budget, "{why}");
-            assert!(why.ends_with("of the device's 60000000-byte memory budget are in use"), "{why}");
+            assert!(why.ends_with("of the GPU's 60000000-byte memory budget are in use"), "{why}");
         }
         other => panic!("expected OutOfMemory, got {other}"),
     }
-    assert!(e.to_string().starts_with("out of GPU memory: weight `"), "{e}");
+    assert!(e.to_string().starts_with("out of memory: weight `"), "{e}");
     // The failed load gave back every buffer it had made.
     assert_eq!(gpu.memory_used(), 0);
 }
@@ -135,7 +135,7 @@ fn activations_over_the_memory_budget_are_an_out_of_memory_error_and_the_pipelin
         Err(Error::OutOfMemory { what, needed, why }) => {
             eprintln!("{what}: {needed}: {why}");
             assert!(needed > 4_000_000, "{what}: {needed}");
-            assert!(why.contains(&format!("of the device's {budget}-byte memory budget are in use")), "{why}");
+            assert!(why.contains(&format!("of the GPU's {budget}-byte memory budget are in use")), "{why}");
         }
         Err(e) => panic!("expected OutOfMemory, got {e}"),
         Ok(_) => panic!("32 x 256 tokens ran within 4 MB of activations"),
@@ -144,4 +144,30 @@ fn activations_over_the_memory_budget_are_an_out_of_memory_error_and_the_pipelin
     let got = embed(&pipe, &text).unwrap();
     let diff = max_abs_diff(&got, &want);
     assert!(diff <= TOLERANCE, "after an out-of-memory call: differs by {diff:e}");
+}
+
+#[test]
+fn under_auto_a_gpu_out_of_memory_falls_back_to_the_cpu_and_other_errors_stand() {
+    let Some(gpu) = fresh_gpu(GpuOptions { memory_budget: Some(60_000_000), ..GpuOptions::from_env() }) else { return };
+    let gpu = Device::Gpu(gpu);
+    let e = match load(&gpu) {
+        Err(e) => e,
+        Ok(_) => panic!("90 MB of weights loaded within a 60 MB budget"),
+    };
+    assert!(e.is_device_fault(), "{e}");
+    // A device the caller chose is kept, error and all.
+    assert!(gpu.fallback(DeviceChoice::Gpu, &e).is_none());
+    let (cpu, note) = gpu.fallback(DeviceChoice::Auto, &e).expect("auto falls back on a GPU fault");
+    assert!(matches!(cpu, Device::Cpu));
+    assert!(note.starts_with("the model could not load on the GPU (") && note.contains("): out of memory: weight `"), "{note}");
+    let (text, want) = reference();
+    let got = embed(&load(&cpu).unwrap(), &text).unwrap();
+    let diff = max_abs_diff(&got, &want);
+    assert!(diff <= TOLERANCE, "the CPU after the fallback differs by {diff:e}");
+
+    // The model's own faults would fail anywhere: no fallback, and none from the CPU.
+    let bad = Error::Config("no `hidden_size`".into());
+    assert!(!bad.is_device_fault());
+    assert!(gpu.fallback(DeviceChoice::Auto, &bad).is_none());
+    assert!(Device::Cpu.fallback(DeviceChoice::Auto, &e).is_none());
 }

@@ -45,9 +45,9 @@ pub enum Error {
     #[error("the GPU device was lost ({0}); open a new device and load the model again")]
     DeviceLost(String),
 
-    /// A device buffer that does not fit: over the memory budget (`GpuOptions::memory_budget`) or
-    /// refused by the device.
-    #[error("out of GPU memory: {what} needs {needed} bytes, and {why}")]
+    /// Memory that is not there: a GPU buffer over the memory budget (`GpuOptions::memory_budget`)
+    /// or refused by the device, or weights over what wasm32's 4 GiB memory has left.
+    #[error("out of memory: {what} needs {needed} bytes, and {why}")]
     OutOfMemory { what: String, needed: u64, why: String },
 
     #[error("invalid input: {0}")]

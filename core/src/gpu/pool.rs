@@ -46,7 +46,7 @@ impl Memory {
             .map_err(|used| Error::OutOfMemory {
                 what: what.to_string(),
                 needed: bytes,
-                why: format!("{used} of the device's {budget}-byte memory budget are in use"),
+                why: format!("{used} of the GPU's {budget}-byte memory budget are in use"),
             })
     }
 
@@ -74,7 +74,7 @@ pub(crate) fn create(
     #[cfg(not(target_arch = "wasm32"))]
     if let Some(e) = ready(scope.pop()).flatten() {
         memory.release(size);
-        return Err(Error::OutOfMemory { what: what.to_string(), needed: size, why: format!("the device refused it: {e}") });
+        return Err(Error::OutOfMemory { what: what.to_string(), needed: size, why: format!("the GPU device refused it: {e}") });
     }
     Ok(buffer)
 }

@@ -165,7 +165,7 @@ impl Run {
             // and readbacks.
             let needed = self.params.len() as u64 + staging.iter().map(|(b, _, _)| b.size()).sum::<u64>();
             let what = "a forward pass's parameters and readbacks".to_string();
-            return Err(Error::OutOfMemory { what, needed, why: format!("the device refused them: {e}") });
+            return Err(Error::OutOfMemory { what, needed, why: format!("the GPU device refused them: {e}") });
         }
         if let Some(e) = invalid {
             let cause = earlier.first().map(|c| format!("{c}; then: ")).unwrap_or_default();

@@ -390,6 +390,8 @@ pub(crate) async fn stream_weights<T: Transport, P: PartialFile>(
     if layout.size > size || (layout.exact && layout.size != size) {
         return Err(Error::file(origin, format!("truncated or padded: the header describes {} bytes, the file has {size}", layout.size)));
     }
+    let weights: u64 = layout.tensors.iter().map(|(_, i)| i.range.len() as u64).sum();
+    crate::weights::check_weights_fit(device, weights, &format!("loading {origin}"))?;
     let ends: Vec<u64> = layout.tensors.iter().map(|(_, i)| i.range.end as u64).collect();
     let mut out = DeviceWeights::new(origin, device);
     for (name, dtype) in &layout.unsupported {

@@ -16,7 +16,7 @@ pub mod safetensors;
 mod writer;
 
 pub use resident::{DeviceWeights, Shards};
-pub(crate) use writer::TensorWriter;
+pub(crate) use writer::{TensorWriter, check_weights_fit};
 
 /// Bytes that may be shared without a copy (a memory map, a downloaded file).
 pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
