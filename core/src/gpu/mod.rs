@@ -89,7 +89,13 @@ impl GpuOptions {
             disable_subgroups: set("WEBFORMERS_NO_SUBGROUPS"),
             f16_math: set("WEBFORMERS_F16_MATH"),
             max_binding_bytes: None,
-            memory_budget: std::env::var("WEBFORMERS_GPU_MEMORY_BUDGET").ok().and_then(|v| v.parse().ok()),
+            memory_budget: std::env::var("WEBFORMERS_GPU_MEMORY_BUDGET").ok().and_then(|v| match v.parse() {
+                Ok(bytes) => Some(bytes),
+                Err(_) => {
+                    log::warn!("WEBFORMERS_GPU_MEMORY_BUDGET={v} is not a number of bytes: no budget");
+                    None
+                }
+            }),
         }
     }
 }
@@ -282,9 +288,16 @@ impl GpuContext {
         self.unpooled(size, false, "webformers weight", what)
     }
 
-    /// A buffer of its own, outside the pool, counted against the memory budget until dropped.
+    /// A buffer of its own, outside the pool, counted against the memory budget until dropped
+    /// (idle pooled buffers are freed first when they stand in the way).
     fn unpooled(&self, size: u64, mapped: bool, label: &'static str, what: &str) -> Result<GpuBuffer> {
-        let buffer = pool::create(&self.device, &self.memory, size, mapped, label, what)?;
+        let buffer = match pool::create(&self.device, &self.memory, size, mapped, label, what) {
+            Err(Error::OutOfMemory { .. }) if self.pool.idle_bytes() > 0 => {
+                self.pool.trim();
+                pool::create(&self.device, &self.memory, size, mapped, label, what)?
+            }
+            done => done?,
+        };
         Ok(GpuBuffer::unpooled(buffer, self.memory.clone()))
     }
 
