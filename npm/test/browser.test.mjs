@@ -104,6 +104,63 @@ describe('feature-extraction in the page matches the PyTorch reference', () => {
     });
   }
 
+  test("dispose() frees the model's GPU buffers at once, not when the garbage collector runs", { timeout: 300_000 }, async () => {
+    const few = ref.inputs.slice(0, 3);
+    const p = await browser.newPage();
+    const problems = [];
+    p.on('pageerror', (e) => problems.push(e.message));
+    p.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+    // GPU buffers alive in the page: created and not destroyed (a dropped GPUBuffer's memory
+    // otherwise waits for the JS garbage collector, which does not see GPU memory).
+    await p.evaluateOnNewDocument(() => {
+      const live = (self.__liveGpu = { bytes: 0 });
+      const create = GPUDevice.prototype.createBuffer;
+      GPUDevice.prototype.createBuffer = function (d) {
+        const b = create.call(this, d);
+        live.bytes += b.size;
+        return b;
+      };
+      const gone = new WeakSet();
+      const destroy = GPUBuffer.prototype.destroy;
+      GPUBuffer.prototype.destroy = function () {
+        if (!gone.has(this)) live.bytes -= this.size;
+        gone.add(this);
+        return destroy.call(this);
+      };
+    });
+    await p.goto(server.url);
+    const out = await evaluateWithin(
+      p,
+      240,
+      async (inputs) => {
+        const { pipeline, env } = await import('/webformers/index.js');
+        env.allowLocalModels = true;
+        env.allowRemoteModels = false;
+        const run = async () => {
+          const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { device: 'webgpu' });
+          const data = Array.from((await extractor(inputs, { pooling: 'mean', normalize: true })).data);
+          const loaded = self.__liveGpu.bytes;
+          await extractor.dispose();
+          return { data, loaded, disposed: self.__liveGpu.bytes };
+        };
+        // Twice: the second load reuses the pooled activation buffers that the first left.
+        return [await run(), await run()];
+      },
+      few.map((i) => i.text),
+    );
+    const weights = 80e6; // all-MiniLM-L6-v2's f32 weights are 90.9 MB.
+    // (Three inputs: SwiftShader is slow, and two loads run.)
+    for (const [i, r] of out.entries()) {
+      assert.ok(r.loaded > weights, `load ${i}: only ${r.loaded} bytes of GPU buffers alive with the model loaded`);
+      assert.ok(r.loaded - r.disposed > weights, `load ${i}: dispose() freed ${r.loaded - r.disposed} of ${r.loaded} bytes`);
+      const diff = maxAbsDiff(r.data, { ...ref, inputs: few });
+      assert.ok(diff <= TOLERANCE, `load ${i}: max abs diff ${diff} > ${TOLERANCE}`);
+    }
+    assert.ok(out[1].disposed <= out[0].disposed, `GPU memory grew from one load to the next: ${out[0].disposed} -> ${out[1].disposed}`);
+    assert.deepEqual(problems, []);
+    await p.close();
+  });
+
   test("device 'auto' takes WASM over a software WebGPU adapter, and says why", { timeout: 120_000 }, async () => {
     const p = await page();
     // Also: the .wasm from where env.wasmPaths says (the same file, under another URL).
@@ -385,6 +442,47 @@ describe('text-generation in the page (tiny random Llama)', () => {
       assert.equal(out.streamed, prompt.greedy_text);
       assert.equal(out.workerText, prompt.greedy_text);
       assert.equal(out.workerStreamed, prompt.greedy_text);
+      assert.deepEqual(p.problems, []);
+      await p.close();
+    });
+  }
+
+  // The kept KV cache in the page (GPU buffers on 'webgpu'): each turn's tokens are a fresh
+  // pipeline's, with fewer prompt tokens computed; chat options render as Python's template.
+  for (const device of ['wasm', 'webgpu']) {
+    test(`three chat turns reuse the kept cache on '${device}'; tools render as transformers`, { timeout: 240_000 }, async () => {
+      const p = await page();
+      const chat = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'chat/reference.json'), 'utf8')).cases.find((x) => x.name === 'tiny-llama override: tools');
+      const out = await evaluateWithin(
+        p,
+        200,
+        async (device, chat) => {
+          const { pipeline } = await import('/webformers/index.js');
+          const generator = await pipeline('text-generation', '/fixtures/tiny-llama', { device });
+          const fresh = await pipeline('text-generation', '/fixtures/tiny-llama', { device });
+          const turns = [];
+          let messages = [{ role: 'user', content: 'Is the storm over?' }];
+          for (const next of ['When will it end?', 'Thank you.', null]) {
+            const options = { max_new_tokens: 6, no_repeat_ngram_size: 2 };
+            const [kept] = await generator(messages, options);
+            const [alone] = await fresh(messages, { ...options, reuse_cache: false });
+            turns.push({ kept: Array.from(kept.stats.token_ids), alone: Array.from(alone.stats.token_ids), reused: kept.stats.prompt_tokens_reused, prompt: kept.stats.prompt_tokens });
+            messages = [...kept.generated_text, { role: 'user', content: next }];
+          }
+          const rendered = await generator.apply_chat_template({ messages: chat.messages, tools: chat.tools, chat_template: chat.source, chat_template_kwargs: chat.extra });
+          await generator.dispose();
+          await fresh.dispose();
+          return { turns, rendered };
+        },
+        device,
+        chat,
+      );
+      for (const [i, t] of out.turns.entries()) {
+        assert.deepEqual(t.kept, t.alone, `turn ${i}: the kept cache changed the tokens`);
+        if (i > 0) assert.ok(t.reused > 20 && t.reused < t.prompt, `turn ${i}: ${t.reused} of ${t.prompt} prompt tokens from the kept cache`);
+      }
+      assert.equal(out.turns[0].reused, 0);
+      assert.equal(out.rendered, chat.rendered);
       assert.deepEqual(p.problems, []);
       await p.close();
     });

@@ -441,3 +441,50 @@ fn translation_matches_the_reference_and_streams() {
         "num_beams must be at least 1",
     );
 }
+
+/// `webformers chat`: each stdin line is a user turn; every reply is the one a fresh
+/// `webformers run` gives for the whole conversation so far, and the later turns continue from
+/// the kept KV cache (their stats line on stderr says how many prompt tokens it held).
+#[test]
+fn chat_turns_reuse_the_cache_and_reply_as_fresh_runs() {
+    use std::io::Write;
+    let model = webformers_tests::repo_root().join("tests/fixtures/tiny-llama");
+    let model = model.to_str().unwrap();
+    let options = r#"{"max_new_tokens": 6, "no_repeat_ngram_size": 2}"#;
+    let turns = ["Is the storm over?", "When will it end?", "Thank you."];
+    let mut child = command()
+        .args(["chat", "--model", model, "--device", "cpu", "--system", "You are terse.", "--options", options])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child.stdin.take().unwrap().write_all(format!("{}\n\n", turns.join("\n")).as_bytes()).unwrap();
+    let chat = child.wait_with_output().unwrap();
+    assert!(chat.status.success(), "chat failed: {}", stderr(&chat));
+
+    // The same conversation, one fresh process (so no kept cache) per turn.
+    let mut messages = vec![serde_json::json!({"role": "system", "content": "You are terse."})];
+    let mut expected = String::new();
+    for turn in turns {
+        messages.push(serde_json::json!({"role": "user", "content": turn}));
+        let input = serde_json::Value::Array(messages.clone()).to_string();
+        let out =
+            webformers(&["run", "text-generation", "--model", model, "--device", "cpu", "--input", &input, "--options", options, "--json"]);
+        assert!(out.status.success(), "run failed: {}", stderr(&out));
+        let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        messages = result[0]["generated_text"].as_array().unwrap().clone();
+        let reply = messages.last().unwrap();
+        assert_eq!(reply["role"], "assistant");
+        expected.push_str(reply["content"].as_str().unwrap());
+        expected.push('\n');
+    }
+    assert_eq!(String::from_utf8_lossy(&chat.stdout), expected);
+
+    // One stats line per turn; every turn after the first continues from the kept cache.
+    let reused: Vec<u64> =
+        stderr(&chat).lines().filter_map(|l| l.split(" prompt tokens, ").nth(1)?.split(' ').next()?.parse().ok()).collect();
+    assert_eq!(reused.len(), turns.len(), "stats lines: {}", stderr(&chat));
+    assert_eq!(reused[0], 0);
+    assert!(reused[1..].iter().all(|&n| n > 10), "prompt tokens from the kept cache per turn: {reused:?}");
+}

@@ -11,6 +11,7 @@ mod run;
 pub mod shaders;
 
 pub(crate) use pool::GpuBuffer;
+pub use pool::live_buffers;
 use pool::{BufferPool, Memory};
 pub(crate) use run::Run;
 use shaders::{Flavor, Kernel, PipelineKey, ShaderFeatures};

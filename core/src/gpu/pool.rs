@@ -8,6 +8,35 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::{Error, Result};
 
+/// Device buffers this process holds through the engine (in use or idle in a pool), and their
+/// bytes: what a long-running page or server watches for leaks (bench/soak.sh).
+static LIVE_BUFFERS: AtomicU64 = AtomicU64::new(0);
+static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// (buffers, bytes) of device memory the engine holds now, over every device of the process:
+/// weights, activations in use and pooled ones waiting for reuse (not per-call uniforms and
+/// readback staging, which live only during a call).
+pub fn live_buffers() -> (u64, u64) {
+    (LIVE_BUFFERS.load(Ordering::Relaxed), LIVE_BYTES.load(Ordering::Relaxed))
+}
+
+fn count_created(buffer: &wgpu::Buffer) {
+    LIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
+    LIVE_BYTES.fetch_add(buffer.size(), Ordering::Relaxed);
+}
+
+/// Frees a buffer nothing will use again. Dropping a `wgpu::Buffer` is not enough in the browser:
+/// wgpu's WebGPU backend leaves the GPUBuffer to the JS garbage collector, which does not see GPU
+/// memory, so a disposed pipeline's weights would stay on the GPU for an unbounded time (the soak
+/// counted every buffer of every pipeline still alive). Work already submitted with the buffer
+/// completes first (WebGPU and wgpu defer the free); every command that uses a buffer holds it
+/// (`Run`'s dispatches) until it is submitted, so none is still being recorded.
+fn free(buffer: wgpu::Buffer) {
+    LIVE_BUFFERS.fetch_sub(1, Ordering::Relaxed);
+    LIVE_BYTES.fetch_sub(buffer.size(), Ordering::Relaxed);
+    buffer.destroy();
+}
+
 pub(crate) const STORAGE_USAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
@@ -76,6 +105,7 @@ pub(crate) fn create(
         memory.release(size);
         return Err(Error::OutOfMemory { what: what.to_string(), needed: size, why: format!("the GPU device refused it: {e}") });
     }
+    count_created(&buffer);
     Ok(buffer)
 }
 
@@ -121,7 +151,10 @@ impl Drop for GpuBuffer {
         let Some(buffer) = self.buffer.take() else { return };
         match self.pool.as_ref().and_then(Weak::upgrade) {
             Some(pool) => pool.free.lock().unwrap_or_else(|e| e.into_inner()).entry(buffer.size()).or_default().push(buffer),
-            None => self.memory.release(buffer.size()),
+            None => {
+                self.memory.release(buffer.size());
+                free(buffer);
+            }
         }
     }
 }
@@ -157,8 +190,15 @@ impl BufferPool {
 
     /// Frees every idle buffer.
     pub(crate) fn trim(&self) {
-        let freed = std::mem::take(&mut *self.free.lock().unwrap_or_else(|e| e.into_inner()));
-        self.memory.release(freed.iter().map(|(size, v)| size * v.len() as u64).sum());
+        let idle = std::mem::take(&mut *self.free.lock().unwrap_or_else(|e| e.into_inner()));
+        self.memory.release(idle.iter().map(|(size, v)| size * v.len() as u64).sum());
+        idle.into_values().flatten().for_each(self::free);
+    }
+}
+
+impl Drop for BufferPool {
+    fn drop(&mut self) {
+        self.trim();
     }
 }
 

@@ -91,6 +91,9 @@ impl Run {
         let memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
 
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("webformers run") });
+        // This run's own buffers (parameters, readback staging): freed when it ends, after its
+        // submission, rather than left to the browser's garbage collector (see pool::free).
+        let mut transient = Transient(Vec::new());
         if !self.dispatches.is_empty() {
             super::DISPATCHES_SUBMITTED.fetch_add(self.dispatches.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -126,6 +129,8 @@ impl Run {
                 pass.set_bind_group(0, bg, &[]);
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
             }
+            drop(pass);
+            transient.0.push(uniform);
         }
 
         let mut staging = Vec::new();
@@ -148,7 +153,8 @@ impl Run {
             if t.numel() > 0 {
                 encoder.copy_buffer_to_buffer(storage.gpu().buffer.raw(), at, &buffer, 0, size);
             }
-            staging.push((buffer, t.dtype(), t.numel()));
+            staging.push((buffer.clone(), t.dtype(), t.numel()));
+            transient.0.push(buffer);
         }
         gpu.queue.submit([encoder.finish()]);
 
@@ -202,5 +208,14 @@ impl Run {
             buffer.unmap();
         }
         Ok(out)
+    }
+}
+
+/// Buffers destroyed when dropped (a run's parameters and staging: see `Run::submit`).
+struct Transient(Vec<wgpu::Buffer>);
+
+impl Drop for Transient {
+    fn drop(&mut self) {
+        self.0.iter().for_each(wgpu::Buffer::destroy);
     }
 }
