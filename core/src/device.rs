@@ -86,6 +86,21 @@ impl Device {
     }
 }
 
+impl Device {
+    /// Where a load that failed with `e` on this device goes next: under `auto`, a GPU that
+    /// failed for its own fault ([`crate::Error::is_device_fault`]: out of memory, lost, a limit
+    /// exceeded) gives way to the CPU, with a note saying why for the caller to log once. `None`:
+    /// the error stands (another device would fail the same way, or the caller chose the device).
+    pub fn fallback(&self, choice: DeviceChoice, e: &crate::Error) -> Option<(Device, String)> {
+        match self {
+            Device::Gpu(gpu) if choice == DeviceChoice::Auto && e.is_device_fault() => {
+                Some((Device::Cpu, format!("the model could not load on the GPU ({}): {e}", gpu.adapter_name())))
+            }
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(crate) enum Storage {
     Cpu(CpuStorage),

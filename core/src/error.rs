@@ -40,6 +40,16 @@ pub enum Error {
     #[error("{what} needs {needed} bytes in one binding, more than this adapter's limit of {limit} bytes")]
     OverLimit { what: String, needed: u64, limit: u64 },
 
+    /// The GPU device is gone (destroyed, a driver reset, the browser's `GPUDevice.destroy()`):
+    /// every pipeline on it fails from then on; a new device and a reload recover.
+    #[error("the GPU device was lost ({0}); open a new device and load the model again")]
+    DeviceLost(String),
+
+    /// Memory that is not there: a GPU buffer over the memory budget (`GpuOptions::memory_budget`)
+    /// or refused by the device, or weights over what wasm32's 4 GiB memory has left.
+    #[error("out of memory: {what} needs {needed} bytes, and {why}")]
+    OutOfMemory { what: String, needed: u64, why: String },
+
     #[error("invalid input: {0}")]
     Input(String),
 
@@ -88,6 +98,23 @@ impl Error {
     pub(crate) fn weight(name: impl Into<String>, msg: impl fmt::Display) -> Self {
         Error::Weight { name: name.into(), msg: msg.to_string() }
     }
+    /// `e`, met while making weight `name`: device faults keep their kind (so a caller can fall
+    /// back to another device) with the weight named; any other error becomes a `Weight` error.
+    pub(crate) fn in_weight(name: &str, e: Error) -> Self {
+        match e {
+            Error::OverLimit { what, needed, limit } => Error::OverLimit { what: format!("weight `{name}` ({what})"), needed, limit },
+            Error::OutOfMemory { what, needed, why } => Error::OutOfMemory { what: format!("weight `{name}` ({what})"), needed, why },
+            e @ Error::DeviceLost(_) => e,
+            e => Error::weight(name, e),
+        }
+    }
+
+    /// Whether `e` is the GPU's fault rather than the model's or the input's: no adapter, a lost
+    /// device, memory or a limit exceeded, a wgpu error. Device `auto` falls back to the CPU on these.
+    pub fn is_device_fault(&self) -> bool {
+        matches!(self, Error::NoAdapter(_) | Error::DeviceLost(_) | Error::OutOfMemory { .. } | Error::OverLimit { .. } | Error::Gpu(_))
+    }
+
     pub(crate) fn file(path: impl fmt::Display, msg: impl fmt::Display) -> Self {
         Error::File { path: path.to_string(), msg: msg.to_string() }
     }

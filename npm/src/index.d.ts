@@ -245,7 +245,9 @@ export class WebformersError extends Error {
   constructor(message: string, code?: string);
   /**
    * 'file' (missing or bad file), 'network', 'config', 'weight', 'tokenizer', 'unsupported',
-   * 'input', 'no_adapter', 'over_limit', 'gpu', 'wasm', 'worker', 'panic' or 'engine'; for Hub
+   * 'input', 'no_adapter', 'over_limit', 'out_of_memory' (a GPU buffer the device has no room
+   * for, or a model over the 4 GiB WebAssembly memory), 'device_lost' (the WebGPU device is gone:
+   * a new pipeline opens a new one), 'gpu', 'wasm', 'worker', 'panic' or 'engine'; for Hub
    * models also 'auth' (private or gated), 'integrity' (bytes not matching their sha256),
    * 'quota' (the browser's storage quota), 'cache' (IndexedDB failed) and 'aborted' (the load's
    * AbortSignal fired).

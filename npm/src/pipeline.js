@@ -21,7 +21,7 @@ const DEVICE_ALIASES = { cpu: 'wasm', gpu: 'webgpu' };
 /** A browser page (not a worker, not Node): where `env.backends.onnx.wasm.proxy` moves pipelines into a worker. */
 const IN_PAGE = typeof window !== 'undefined' && typeof document !== 'undefined' && typeof Worker !== 'undefined';
 /** Errors of the WebGPU device itself (not of the model): 'auto' falls back to WASM on these. */
-const GPU_CODES = new Set(['over_limit', 'gpu', 'no_adapter']);
+const GPU_CODES = new Set(['over_limit', 'out_of_memory', 'device_lost', 'gpu', 'no_adapter']);
 
 /**
  * A small run at load time on WebGPU compiles the GPU pipelines and proves the device works (a

@@ -845,6 +845,48 @@ describe('bad input rejects with a clear Error, and nothing hangs', () => {
     await p.close();
   });
 
+  test('a destroyed WebGPU device: the pipeline rejects with device_lost, and a new pipeline opens a new device', { timeout: 240_000 }, async () => {
+    const p = await page();
+    const inputs = ref.inputs.slice(0, 2);
+    const out = await evaluateWithin(
+      p,
+      200,
+      async (texts) => {
+        const { pipeline } = await import('/webformers/index.js');
+        const engine = await import('/webformers/engine.js');
+        const wasm = await engine.engine();
+        const embed = (pipe) =>
+          pipe(texts, { pooling: 'mean', normalize: true }).then(
+            (o) => ({ data: Array.from(o.data) }),
+            (e) => ({ code: e.code, message: e.message }),
+          );
+        const first = await pipeline('feature-extraction', '/models/all-MiniLM-L6-v2', { device: 'webgpu' });
+        const before = await embed(first);
+        // As a GPU process crash or a driver reset would: the device the page's pipelines share.
+        const destroyed = wasm.debugLoseDevice();
+        const lost = await embed(first);
+        const lostAgain = await embed(first);
+        await first.dispose();
+        const second = await pipeline('feature-extraction', '/models/all-MiniLM-L6-v2', { device: 'webgpu' });
+        const after = await embed(second);
+        return { before, destroyed, lost, lostAgain, after, device: second.device };
+      },
+      inputs.map((i) => i.text),
+    );
+    assert.ok(out.before.data, out.before.message);
+    assert.ok(maxAbsDiff(out.before.data, { ...ref, inputs }) <= TOLERANCE);
+    assert.equal(out.destroyed, true);
+    for (const lost of [out.lost, out.lostAgain]) {
+      assert.equal(lost.code, 'device_lost', lost.message);
+      assert.equal(lost.message, 'the GPU device was lost (it was destroyed); open a new device and load the model again');
+    }
+    assert.equal(out.device, 'webgpu');
+    assert.ok(out.after.data, out.after.message);
+    const diff = maxAbsDiff(out.after.data, { ...ref, inputs });
+    assert.ok(diff <= TOLERANCE, `a new device after a lost one: max abs diff ${diff} > ${TOLERANCE}`);
+    await p.close();
+  });
+
   test('an engine panic rejects the calls in flight and every later call', { timeout: 60_000 }, async () => {
     const p = await page();
     const out = await evaluateWithin(p, 30, async () => {

@@ -200,19 +200,47 @@ fn main() -> ExitCode {
     }
 }
 
-/// Threads, dtype and device from the flags; says on stderr which device runs.
-async fn prepare(args: &ModelArgs) -> Result<(Device, LoadOptions)> {
+/// The device `prepare` opened last, for `with_fallback` to judge a failed load by.
+static OPENED: std::sync::Mutex<Option<Device>> = std::sync::Mutex::new(None);
+
+/// Threads, dtype and device from the flags (the CPU when `cpu`: a fallback); says on stderr
+/// which device runs.
+async fn prepare(args: &ModelArgs, cpu: bool) -> Result<(Device, LoadOptions)> {
     if let Some(n) = args.threads {
         webformers::cpu::set_threads(n)?;
     }
-    let choice: DeviceChoice = args.device.parse()?;
+    let choice: DeviceChoice = if cpu { DeviceChoice::Cpu } else { args.device.parse()? };
     let dtype = Precision::parse(&args.dtype)?;
     let (device, fallback) = Device::select(choice, GpuOptions::from_env()).await?;
     match fallback {
         Some(why) => eprintln!("device: {} (no GPU: {why})", device.describe()),
         None => eprintln!("device: {}", device.describe()),
     }
+    *OPENED.lock().unwrap_or_else(|p| p.into_inner()) = Some(device.clone());
     Ok((device, LoadOptions { dtype }))
+}
+
+/// Runs `open` (false: on the device the flags choose); under `--device auto`, a load the GPU
+/// failed for its own fault (out of memory, lost, over a limit) runs again on the CPU, saying why.
+async fn with_fallback<T, F, Fut>(args: &ModelArgs, open: F) -> Result<T>
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let e = match open(false).await {
+        Err(e) => e,
+        done => return done,
+    };
+    let choice: DeviceChoice = args.device.parse()?;
+    // Taken, so the GPU's memory goes with the failed load before the CPU load starts.
+    let opened = OPENED.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match opened.and_then(|device| device.fallback(choice, &e)) {
+        Some((_, note)) => {
+            eprintln!("device: {note}; loading on the CPU instead");
+            open(true).await
+        }
+        None => Err(e),
+    }
 }
 
 /// Where `--model` points.
@@ -282,11 +310,11 @@ fn loaded(bars: &progress::Bars, repo: &str, commit: &str, t: Instant) {
 
 /// The model's files, the device and the load options. The folder, or the Hub repository (its
 /// config.json), is checked before a GPU is opened, so a wrong name fails fast.
-async fn open_files(args: &ModelArgs, task: &TaskInfo) -> Result<(Box<dyn ModelFiles>, Device, LoadOptions)> {
+async fn open_files(args: &ModelArgs, task: &TaskInfo, cpu: bool) -> Result<(Box<dyn ModelFiles>, Device, LoadOptions)> {
     let repo = match model_ref(args)? {
         ModelRef::Path(path) => {
             let files = DirFiles::open(path)?;
-            let (device, options) = prepare(args).await?;
+            let (device, options) = prepare(args, cpu).await?;
             return Ok((Box::new(files), device, options));
         }
         ModelRef::Hub(repo) => repo,
@@ -300,7 +328,7 @@ async fn open_files(args: &ModelArgs, task: &TaskInfo) -> Result<(Box<dyn ModelF
     if model.file("config.json").await.map_err(not_here)?.is_none() {
         return Err(webformers::Error::File { path: repo, msg: "is not a model: the repository has no config.json".into() });
     }
-    let (device, options) = prepare(args).await?;
+    let (device, options) = prepare(args, cpu).await?;
     let t = Instant::now();
     let files = model.load(&task.files(), &device).await?;
     loaded(&bars, &repo, files.commit(), t);
@@ -308,15 +336,22 @@ async fn open_files(args: &ModelArgs, task: &TaskInfo) -> Result<(Box<dyn ModelF
 }
 
 async fn open(args: &ModelArgs) -> Result<FeatureExtraction> {
-    let (files, device, options) = open_files(args, &feature_extraction::TASK).await?;
-    FeatureExtraction::load(files.as_ref(), &device, &options)
+    with_fallback(args, |cpu| async move {
+        let (files, device, options) = open_files(args, &feature_extraction::TASK, cpu).await?;
+        FeatureExtraction::load(files.as_ref(), &device, &options)
+    })
+    .await
 }
 
 async fn open_generator(args: &ModelArgs) -> Result<TextGeneration> {
+    with_fallback(args, |cpu| open_generator_on(args, cpu)).await
+}
+
+async fn open_generator_on(args: &ModelArgs, cpu: bool) -> Result<TextGeneration> {
     match model_ref(args)? {
         ModelRef::Path(path) if args.model.ends_with(".gguf") => {
             let file = webformers::weights::gguf::GgufFile::open(path)?;
-            let (device, options) = prepare(args).await?;
+            let (device, options) = prepare(args, cpu).await?;
             TextGeneration::load_gguf(file, &device, &options)
         }
         ModelRef::HubFile { repo, file } => {
@@ -326,11 +361,11 @@ async fn open_generator(args: &ModelArgs) -> Result<TextGeneration> {
             let t = Instant::now();
             let gguf = model.gguf(&file).await.map_err(not_here)?;
             loaded(&bars, &format!("{repo}/{file}"), &model.pinned().unwrap_or_default(), t);
-            let (device, options) = prepare(args).await?;
+            let (device, options) = prepare(args, cpu).await?;
             TextGeneration::load_gguf(gguf, &device, &options)
         }
         _ => {
-            let (files, device, options) = open_files(args, &text_generation::TASK).await?;
+            let (files, device, options) = open_files(args, &text_generation::TASK, cpu).await?;
             TextGeneration::load(files.as_ref(), &device, &options)
         }
     }
@@ -341,8 +376,11 @@ async fn open_pipeline(args: &ModelArgs, task: &'static TaskInfo) -> Result<Box<
     if std::ptr::eq(task, &text_generation::TASK) {
         return Ok(Box::new(open_generator(args).await?));
     }
-    let (files, device, options) = open_files(args, task).await?;
-    (task.load)(files.as_ref(), &device, &options)
+    with_fallback(args, |cpu| async move {
+        let (files, device, options) = open_files(args, task, cpu).await?;
+        (task.load)(files.as_ref(), &device, &options)
+    })
+    .await
 }
 
 /// The call's first argument: `--input` JSON, else the positional texts (one is a string, more
@@ -700,7 +738,7 @@ async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens:
                     )));
                 }
             };
-            let (device, _) = prepare(args).await?;
+            let (device, _) = prepare(args, false).await?;
             let config = synthetic::llama_3_2_1b();
             let bytes = synthetic::weight_bytes_per_token(&config, dtype);
             (synthetic::llama(config, dtype, &device, 7)?, Some(bytes))

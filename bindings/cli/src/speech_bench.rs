@@ -45,7 +45,7 @@ pub async fn time_model(args: &ModelArgs, input: &Value, reps: usize, pool_set: 
     if pool_set {
         args.threads = None;
     }
-    let (device, options) = prepare(&args).await?;
+    let (device, options) = prepare(&args, false).await?;
     let config = files.json("config.json")?.unwrap_or_default();
     let vb = Weights::new(files.weights(&device)?, &device, options.dtype);
     let model = models::load_speech_seq2seq(&models::ModelConfig::from_json(files.name(), config.clone())?, &vb)?;

@@ -104,6 +104,26 @@ fn gpu_without_an_adapter_is_a_clear_error() {
     assert!(stderr(&out).contains("device: cpu"), "{}", stderr(&out));
 }
 
+/// A GPU without room for the model (a fake one: WEBFORMERS_GPU_MEMORY_BUDGET, 60 MB against
+/// MiniLM's 90.9 MB): `--device gpu` is one clear line naming the weight, the bytes and the budget.
+/// (`auto` loads on the CPU then: tests/device_faults.rs checks that decision, `Device::fallback`;
+/// here `auto` never takes lavapipe, a software adapter.)
+#[test]
+fn gpu_out_of_memory_is_a_clear_error() {
+    let model = model_dir("all-MiniLM-L6-v2");
+    let out = command()
+        .env("WEBFORMERS_GPU_MEMORY_BUDGET", "60000000")
+        .args(["run", "feature-extraction", "--model", model.to_str().unwrap(), "--device", "gpu", "hi"])
+        .output()
+        .unwrap();
+    if stderr(&out).contains("no GPU adapter") && !webformers_tests::gpu_required() {
+        eprintln!("SKIPPING: no GPU adapter ({})", stderr(&out).trim());
+        return;
+    }
+    assert_clear_error(&out, "error: out of memory: weight `");
+    assert!(stderr(&out).contains("of the GPU's 60000000-byte memory budget are in use"), "{}", stderr(&out));
+}
+
 /// `--model org/name`: fetched from a Hub (the stand-in of tests/hub) into the HF cache, then
 /// loaded offline from it; `--revision` pins a commit; mistakes are one clear line.
 #[test]

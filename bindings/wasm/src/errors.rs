@@ -7,7 +7,8 @@ use wasm_bindgen::JsValue;
 use webformers::{Error, HubErrorKind};
 
 /// `code`: `file`, `config`, `weight`, `tokenizer`, `unsupported`, `input`, `no_adapter`,
-/// `over_limit`, `gpu`; for the Hub: `file` (no such repository, revision or file), `auth`
+/// `over_limit`, `out_of_memory` (a device buffer over the memory budget or refused by the device),
+/// `device_lost` (the WebGPU device is gone: a new pipeline opens a new one), `gpu`; for the Hub: `file` (no such repository, revision or file), `auth`
 /// (private or gated, no valid token), `network` (unreachable, HTTP errors after retries, a
 /// server that does not speak the Hub's protocol), `integrity` (bytes that do not match their
 /// sha256; nothing was cached), `quota` (the browser's storage quota), `cache` (IndexedDB
@@ -34,6 +35,8 @@ pub fn js_error(e: Error) -> JsValue {
         Error::Input(_) => "input",
         Error::NoAdapter(_) => "no_adapter",
         Error::OverLimit { .. } => "over_limit",
+        Error::OutOfMemory { .. } => "out_of_memory",
+        Error::DeviceLost(_) => "device_lost",
         Error::Gpu(_) => "gpu",
         _ => "engine",
     };

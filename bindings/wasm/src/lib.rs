@@ -79,6 +79,20 @@ pub fn debug_panic(message: String) -> js_sys::Promise {
     })
 }
 
+/// Destroys this instance's WebGPU device, as a driver reset or a GPU process crash would: the
+/// tests use it to check that its pipelines then reject with `device_lost` and a new pipeline opens
+/// a new device. False when no device was open.
+#[wasm_bindgen(js_name = debugLoseDevice)]
+pub fn debug_lose_device() -> bool {
+    match GPU.with(|g| g.borrow().clone()) {
+        Some(Device::Gpu(gpu)) => {
+            gpu.destroy();
+            true
+        }
+        _ => false,
+    }
+}
+
 /// The engine's version (the crate's).
 #[wasm_bindgen]
 pub fn version() -> String {
@@ -299,6 +313,10 @@ pub async fn open_device(choice: String) -> Result<EngineDevice, JsValue> {
             DeviceChoice::Gpu => Err(js_error(webformers::Error::NoAdapter(why))),
             _ => Ok(EngineDevice { device: Device::Cpu, note: Some(why) }),
         };
+    }
+    // A lost device stays lost: forget it, so this load opens a new one.
+    if GPU.with(|g| matches!(&*g.borrow(), Some(Device::Gpu(gpu)) if gpu.lost().is_some())) {
+        GPU.with(|g| *g.borrow_mut() = None);
     }
     match (choice, GPU.with(|g| g.borrow().clone())) {
         (DeviceChoice::Gpu, Some(device)) => return Ok(EngineDevice { device, note: None }),

@@ -10,9 +10,9 @@ mod record;
 mod run;
 pub mod shaders;
 
-use pool::BufferPool;
 pub(crate) use pool::GpuBuffer;
 pub use pool::live_buffers;
+use pool::{BufferPool, Memory};
 pub(crate) use run::Run;
 use shaders::{Flavor, Kernel, PipelineKey, ShaderFeatures};
 
@@ -76,6 +76,10 @@ pub struct GpuOptions {
     /// Treat bindings as at most this many bytes, below the adapter's limit: to test how large
     /// weights are split, as on adapters with WebGPU's default 128 MiB.
     pub max_binding_bytes: Option<u64>,
+    /// Refuse storage buffers beyond this many bytes in all (an `OutOfMemory` error naming the
+    /// buffer): to test what a load does on a device with little memory, or to keep a model
+    /// within a share of one. `WEBFORMERS_GPU_MEMORY_BUDGET=<bytes>` sets it.
+    pub memory_budget: Option<u64>,
 }
 
 impl GpuOptions {
@@ -86,6 +90,13 @@ impl GpuOptions {
             disable_subgroups: set("WEBFORMERS_NO_SUBGROUPS"),
             f16_math: set("WEBFORMERS_F16_MATH"),
             max_binding_bytes: None,
+            memory_budget: std::env::var("WEBFORMERS_GPU_MEMORY_BUDGET").ok().and_then(|v| match v.parse() {
+                Ok(bytes) => Some(bytes),
+                Err(_) => {
+                    log::warn!("WEBFORMERS_GPU_MEMORY_BUDGET={v} is not a number of bytes: no budget");
+                    None
+                }
+            }),
         }
     }
 }
@@ -102,6 +113,9 @@ pub struct GpuContext {
     layouts: Mutex<HashMap<usize, Arc<wgpu::BindGroupLayout>>>,
     /// Errors wgpu reported outside an error scope; surfaced by the next submission.
     uncaptured: Arc<Mutex<Vec<String>>>,
+    memory: Arc<Memory>,
+    /// Why the device was lost, once it is (wgpu's device-lost callback, or `destroy`).
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl GpuContext {
@@ -144,13 +158,24 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
         }));
+        let lost = Arc::new(Mutex::new(None));
+        let on_lost = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let why = match reason {
+                wgpu::DeviceLostReason::Destroyed => "it was destroyed".to_string(),
+                wgpu::DeviceLostReason::Unknown if message.is_empty() => "the driver gave no reason".to_string(),
+                wgpu::DeviceLostReason::Unknown => message,
+            };
+            on_lost.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(why);
+        });
+        let memory = Memory::new(options.memory_budget);
         let features = ShaderFeatures {
             f16: wanted.contains(wgpu::Features::SHADER_F16),
             subgroups: wanted.contains(wgpu::Features::SUBGROUP),
             f16_math: options.f16_math && wanted.contains(wgpu::Features::SHADER_F16),
         };
         Ok(Arc::new(GpuContext {
-            pool: BufferPool::new(device.clone()),
+            pool: BufferPool::new(device.clone(), memory.clone()),
             device,
             queue,
             limits,
@@ -160,6 +185,8 @@ impl GpuContext {
             pipelines: Mutex::new(HashMap::new()),
             layouts: Mutex::new(HashMap::new()),
             uncaptured,
+            memory,
+            lost,
         }))
     }
 
@@ -203,7 +230,34 @@ impl GpuContext {
         self.pool.trim()
     }
 
+    /// Destroys the device now, as a driver reset or the browser's `GPUDevice.destroy()` would:
+    /// every later use of it, by any pipeline, is a `DeviceLost` error. Frees its memory at once.
+    pub fn destroy(&self) {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| "it was destroyed".to_string());
+        self.device.destroy();
+    }
+
+    /// Why the device was lost, if it was.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// `DeviceLost` once the device is gone: checked before each allocation and submission, since
+    /// wgpu itself makes invalid objects on a lost device without an error.
+    pub(crate) fn alive(&self) -> Result<()> {
+        match self.lost() {
+            Some(why) => Err(Error::DeviceLost(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Bytes of storage buffers this context holds (weights, caches, pooled activations, idle or not).
+    pub fn memory_used(&self) -> u64 {
+        self.memory.used()
+    }
+
     fn check_size(&self, bytes: u64, what: &str) -> Result<()> {
+        self.alive()?;
         let limit = self.max_binding_bytes();
         if bytes > limit {
             return Err(Error::OverLimit { what: what.to_string(), needed: bytes, limit });
@@ -220,24 +274,32 @@ impl GpuContext {
         #[cfg(target_arch = "wasm32")]
         {
             let buffer = self.weight_buffer(bytes.len() as u64, what)?;
-            self.write_padded(&buffer, 0, bytes);
-            return Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer))));
+            self.write_padded(buffer.raw(), 0, bytes);
+            return Ok(GpuStorage::whole(Arc::new(buffer)));
         }
         #[cfg(not(target_arch = "wasm32"))]
-        self.upload_mapped(bytes, size)
+        self.upload_mapped(bytes, size, what)
     }
 
     /// A new buffer for `bytes` bytes of weights, filled by `write_padded` (padded to 4 bytes).
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-    pub(crate) fn weight_buffer(&self, bytes: u64, what: &str) -> Result<wgpu::Buffer> {
+    pub(crate) fn weight_buffer(&self, bytes: u64, what: &str) -> Result<GpuBuffer> {
         let size = bytes.div_ceil(4).max(1) * 4;
         self.check_size(size, what)?;
-        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("webformers weight"),
-            size,
-            usage: pool::STORAGE_USAGE,
-            mapped_at_creation: false,
-        }))
+        self.unpooled(size, false, "webformers weight", what)
+    }
+
+    /// A buffer of its own, outside the pool, counted against the memory budget until dropped
+    /// (idle pooled buffers are freed first when they stand in the way).
+    fn unpooled(&self, size: u64, mapped: bool, label: &'static str, what: &str) -> Result<GpuBuffer> {
+        let buffer = match pool::create(&self.device, &self.memory, size, mapped, label, what) {
+            Err(Error::OutOfMemory { .. }) if self.pool.idle_bytes() > 0 => {
+                self.pool.trim();
+                pool::create(&self.device, &self.memory, size, mapped, label, what)?
+            }
+            done => done?,
+        };
+        Ok(GpuBuffer::unpooled(buffer, self.memory.clone()))
     }
 
     /// Writes `bytes` at `offset` (a multiple of 4) through the queue; a tail that is not a
@@ -256,19 +318,22 @@ impl GpuContext {
     }
 
     #[cfg(not(target_arch = "wasm32"))]
-    fn upload_mapped(&self, bytes: &[u8], size: u64) -> Result<GpuStorage> {
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("webformers upload"),
-            size,
-            usage: pool::STORAGE_USAGE,
-            mapped_at_creation: true,
-        });
+    fn upload_mapped(&self, bytes: &[u8], size: u64, what: &str) -> Result<GpuStorage> {
+        let buffer = self.unpooled(size, true, "webformers upload", what)?;
         {
-            let mut view = buffer.slice(..).get_mapped_range_mut().map_err(|e| Error::Gpu(format!("mapping an upload buffer: {e}")))?;
+            let mut view = buffer.raw().slice(..).get_mapped_range_mut().map_err(|e| self.mapping_error("mapping an upload buffer", e))?;
             view.slice(..bytes.len()).copy_from_slice(bytes);
         }
-        buffer.unmap();
-        Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer))))
+        buffer.raw().unmap();
+        Ok(GpuStorage::whole(Arc::new(buffer)))
+    }
+
+    /// A failed map or poll: `DeviceLost` when that is why.
+    pub(crate) fn mapping_error(&self, doing: &str, e: impl std::fmt::Display) -> Error {
+        match self.lost() {
+            Some(why) => Error::DeviceLost(why),
+            None => Error::Gpu(format!("{doing}: {e}")),
+        }
     }
 
     /// A matrix of `rows` rows: one buffer when it fits a binding, else parts of whole rows that
@@ -313,40 +378,29 @@ impl GpuContext {
         }
         let size = total.div_ceil(4).max(1) * 4;
         self.check_size(size, "stacked weights")?;
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("webformers stacked weights"),
-            size,
-            usage: pool::STORAGE_USAGE,
-            mapped_at_creation: false,
-        });
+        let buffer = self.unpooled(size, false, "webformers stacked weights", "stacked weights")?;
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("stack weights") });
         let mut at = 0;
         for (part, n) in parts {
             // The last part's tail rounds up into the buffers' padding.
-            encoder.copy_buffer_to_buffer(part.buffer.raw(), 0, &buffer, at, n.div_ceil(4) * 4);
+            encoder.copy_buffer_to_buffer(part.buffer.raw(), 0, buffer.raw(), at, n.div_ceil(4) * 4);
             at += n;
         }
         // Later submissions on this queue see the copy; nothing waits for it here.
         self.queue.submit([encoder.finish()]);
-        Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer))))
+        Ok(GpuStorage::whole(Arc::new(buffer)))
     }
 
     /// A zero-filled buffer of its own (WebGPU zero-initializes new buffers), outside the pool.
     pub(crate) fn zeroed(&self, bytes: u64, what: &str) -> Result<GpuStorage> {
         let size = bytes.div_ceil(4).max(1) * 4;
         self.check_size(size, what)?;
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("webformers zeroed"),
-            size,
-            usage: pool::STORAGE_USAGE,
-            mapped_at_creation: false,
-        });
-        Ok(GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer))))
+        Ok(GpuStorage::whole(Arc::new(self.unpooled(size, false, "webformers zeroed", what)?)))
     }
 
     pub(crate) fn alloc(&self, bytes: u64, what: &str) -> Result<GpuStorage> {
         self.check_size(bytes, what)?;
-        Ok(GpuStorage::whole(self.pool.take(bytes.max(4))))
+        Ok(GpuStorage::whole(self.pool.take(bytes.max(4), what)?))
     }
 
     pub(crate) fn begin_run(self: &Arc<Self>) -> Run {

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use crate::{Error, Result};
+
 /// Device buffers this process holds through the engine (in use or idle in a pool), and their
 /// bytes: what a long-running page or server watches for leaks (bench/soak.sh).
 static LIVE_BUFFERS: AtomicU64 = AtomicU64::new(0);
@@ -46,15 +48,90 @@ pub(crate) fn bucket_size(bytes: u64) -> u64 {
     bytes.div_ceil(step) * step
 }
 
+/// Device memory held by one context's storage buffers, against an optional budget
+/// (`GpuOptions::memory_budget`): a buffer over it is an `OutOfMemory` error before wgpu is asked.
+pub(crate) struct Memory {
+    used: AtomicU64,
+    budget: Option<u64>,
+}
+
+impl Memory {
+    pub(crate) fn new(budget: Option<u64>) -> Arc<Memory> {
+        Arc::new(Memory { used: AtomicU64::new(0), budget })
+    }
+
+    pub(crate) fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn reserve(&self, bytes: u64, what: &str) -> Result<()> {
+        let Some(budget) = self.budget else {
+            self.used.fetch_add(bytes, Ordering::Relaxed);
+            return Ok(());
+        };
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| used.checked_add(bytes).filter(|&total| total <= budget))
+            .map(|_| ())
+            .map_err(|used| Error::OutOfMemory {
+                what: what.to_string(),
+                needed: bytes,
+                why: format!("{used} of the GPU's {budget}-byte memory budget are in use"),
+            })
+    }
+
+    pub(crate) fn release(&self, bytes: u64) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Creates a storage buffer of `size` bytes counted in `memory`. Natively, wgpu's refusal (out of
+/// memory) is caught with an error scope and returned; in the browser the scope's answer is a
+/// promise, so a refusal there reaches the uncaptured-error handler and the next submission.
+pub(crate) fn create(
+    device: &wgpu::Device,
+    memory: &Memory,
+    size: u64,
+    mapped: bool,
+    label: &'static str,
+    what: &str,
+) -> Result<wgpu::Buffer> {
+    memory.reserve(size, what)?;
+    #[cfg(not(target_arch = "wasm32"))]
+    let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let buffer =
+        device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage: STORAGE_USAGE, mapped_at_creation: mapped });
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(e) = ready(scope.pop()).flatten() {
+        memory.release(size);
+        return Err(Error::OutOfMemory { what: what.to_string(), needed: size, why: format!("the GPU device refused it: {e}") });
+    }
+    count_created(&buffer);
+    Ok(buffer)
+}
+
+/// A future's output when it is ready on its first poll: natively, wgpu answers error scopes
+/// at once.
+#[cfg(not(target_arch = "wasm32"))]
+fn ready<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(future).poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
 pub(crate) struct BufferPool {
     device: wgpu::Device,
+    memory: Arc<Memory>,
     free: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
 }
 
-/// A device buffer that returns to its pool (if it came from one) when dropped.
+/// A device buffer that returns to its pool (if it came from one) when dropped, else gives its
+/// bytes back to the context's memory count.
 pub(crate) struct GpuBuffer {
     buffer: Option<wgpu::Buffer>,
     pool: Option<Weak<BufferPool>>,
+    memory: Arc<Memory>,
 }
 
 impl GpuBuffer {
@@ -63,44 +140,47 @@ impl GpuBuffer {
         self.buffer.as_ref().expect("buffer present until drop")
     }
 
-    /// A buffer outside the pool (weights, uploads).
-    pub(crate) fn unpooled(buffer: wgpu::Buffer) -> GpuBuffer {
-        count_created(&buffer);
-        GpuBuffer { buffer: Some(buffer), pool: None }
+    /// A buffer outside the pool (weights, uploads), made by `create` with `memory`.
+    pub(crate) fn unpooled(buffer: wgpu::Buffer, memory: Arc<Memory>) -> GpuBuffer {
+        GpuBuffer { buffer: Some(buffer), pool: None, memory }
     }
 }
 
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
         let Some(buffer) = self.buffer.take() else { return };
-        let Some(pool) = self.pool.as_ref().and_then(Weak::upgrade) else {
-            free(buffer);
-            return;
-        };
-        pool.free.lock().unwrap_or_else(|e| e.into_inner()).entry(buffer.size()).or_default().push(buffer);
+        match self.pool.as_ref().and_then(Weak::upgrade) {
+            Some(pool) => pool.free.lock().unwrap_or_else(|e| e.into_inner()).entry(buffer.size()).or_default().push(buffer),
+            None => {
+                self.memory.release(buffer.size());
+                free(buffer);
+            }
+        }
     }
 }
 
 impl BufferPool {
-    pub(crate) fn new(device: wgpu::Device) -> Arc<BufferPool> {
-        Arc::new(BufferPool { device, free: Mutex::new(HashMap::new()) })
+    pub(crate) fn new(device: wgpu::Device, memory: Arc<Memory>) -> Arc<BufferPool> {
+        Arc::new(BufferPool { device, memory, free: Mutex::new(HashMap::new()) })
     }
 
-    /// A storage buffer of at least `bytes`, reused when one of its bucket is free.
-    pub(crate) fn take(self: &Arc<Self>, bytes: u64) -> Arc<GpuBuffer> {
+    /// A storage buffer of at least `bytes`, reused when one of its bucket is free. Over the
+    /// memory budget, idle buffers of other sizes are freed first.
+    pub(crate) fn take(self: &Arc<Self>, bytes: u64, what: &str) -> Result<Arc<GpuBuffer>> {
         let size = bucket_size(bytes);
         let reused = self.free.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&size).and_then(Vec::pop);
-        let buffer = reused.unwrap_or_else(|| {
-            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("webformers pooled"),
-                size,
-                usage: STORAGE_USAGE,
-                mapped_at_creation: false,
-            });
-            count_created(&buffer);
-            buffer
-        });
-        Arc::new(GpuBuffer { buffer: Some(buffer), pool: Some(Arc::downgrade(self)) })
+        let buffer = match reused {
+            Some(b) => b,
+            None => match create(&self.device, &self.memory, size, false, "webformers pooled", what) {
+                Ok(b) => b,
+                Err(_) if self.idle_bytes() > 0 => {
+                    self.trim();
+                    create(&self.device, &self.memory, size, false, "webformers pooled", what)?
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        Ok(Arc::new(GpuBuffer { buffer: Some(buffer), pool: Some(Arc::downgrade(self)), memory: self.memory.clone() }))
     }
 
     /// Bytes held by free buffers (for benchmarks' memory figures).
@@ -111,6 +191,7 @@ impl BufferPool {
     /// Frees every idle buffer.
     pub(crate) fn trim(&self) {
         let idle = std::mem::take(&mut *self.free.lock().unwrap_or_else(|e| e.into_inner()));
+        self.memory.release(idle.iter().map(|(size, v)| size * v.len() as u64).sum());
         idle.into_values().flatten().for_each(self::free);
     }
 }

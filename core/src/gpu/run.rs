@@ -86,6 +86,7 @@ impl Run {
         if self.dispatches.is_empty() && reads.is_empty() {
             return Ok(Vec::new());
         }
+        gpu.alive()?;
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
 
@@ -166,8 +167,14 @@ impl Run {
         // only "invalid pipeline": drain those first so the real cause is what the caller reads,
         // and so it does not leak into the next run.
         let earlier = gpu.take_uncaptured_errors();
+        // A device lost during the submission makes everything above fail for that reason alone.
+        gpu.alive()?;
         if let Some(e) = oom {
-            return Err(Error::Gpu(format!("out of device memory: {e}")));
+            // Storage buffers were checked when made; what this submission made is its uniforms
+            // and readbacks.
+            let needed = self.params.len() as u64 + staging.iter().map(|(b, _, _)| b.size()).sum::<u64>();
+            let what = "a forward pass's parameters and readbacks".to_string();
+            return Err(Error::OutOfMemory { what, needed, why: format!("the GPU device refused them: {e}") });
         }
         if let Some(e) = invalid {
             let cause = earlier.first().map(|c| format!("{c}; then: ")).unwrap_or_default();
@@ -187,14 +194,14 @@ impl Run {
         }
         #[cfg(not(target_arch = "wasm32"))]
         if !pending.is_empty() {
-            device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+            device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu.mapping_error("waiting for the GPU", e))?;
         }
         let mut out = Vec::with_capacity(staging.len());
         for ((buffer, dtype, numel), rx) in staging.iter().zip(pending) {
             rx.await
-                .map_err(|_| Error::Gpu("the device was lost before results came back".into()))?
-                .map_err(|e| Error::Gpu(format!("reading results: {e}")))?;
-            let bytes = buffer.slice(..).get_mapped_range().map_err(|e| Error::Gpu(format!("reading results: {e}")))?;
+                .map_err(|_| Error::DeviceLost(gpu.lost().unwrap_or_else(|| "it dropped a pending read".into())))?
+                .map_err(|e| gpu.mapping_error("reading results", e))?;
+            let bytes = buffer.slice(..).get_mapped_range().map_err(|e| gpu.mapping_error("reading results", e))?;
             let words: &[u32] = bytemuck::cast_slice(&bytes[..numel * 4]);
             out.push(match dtype {
                 DType::F32 => HostData::F32(words.iter().map(|&w| f32::from_bits(w)).collect()),

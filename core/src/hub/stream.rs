@@ -449,6 +449,8 @@ pub(crate) async fn stream_weights<T: Transport, P: PartialFile>(
     if layout.size > size || (layout.exact && layout.size != size) {
         return Err(Error::file(origin, format!("truncated or padded: the header describes {} bytes, the file has {size}", layout.size)));
     }
+    let weights: u64 = layout.tensors.iter().map(|(_, i)| i.range.len() as u64).sum();
+    crate::weights::check_weights_fit(device, weights, &format!("loading {origin}"))?;
     let ends: Vec<u64> = layout.tensors.iter().map(|(_, i)| i.range.end as u64).collect();
     let mut out = DeviceWeights::new(origin, device);
     for (name, dtype) in &layout.unsupported {
@@ -508,10 +510,10 @@ struct Assembler<'d> {
     out: DeviceWeights,
 }
 
-/// Weight errors keep their OverLimit kind (so a caller can fall back to another device).
+/// Weight errors keep their device-fault kinds (so a caller can fall back to another device).
 fn weight_error(name: &str, e: Error) -> Error {
     match e {
-        e @ Error::OverLimit { .. } => e,
+        e @ (Error::OverLimit { .. } | Error::OutOfMemory { .. } | Error::DeviceLost(_)) => e,
         e => Error::weight(name, e),
     }
 }
@@ -540,6 +542,10 @@ impl<'d> Assembler<'d> {
             Err(Error::OverLimit { needed, limit, .. }) => {
                 return Err(Error::OverLimit { what: format!("weight `{name}`"), needed, limit });
             }
+            Err(Error::OutOfMemory { needed, why, .. }) => {
+                return Err(Error::OutOfMemory { what: format!("weight `{name}`"), needed, why });
+            }
+            Err(e @ Error::DeviceLost(_)) => return Err(e),
             Err(e) => return Err(Error::weight(name, e)),
         };
         self.out.insert(name.clone(), tensor);

@@ -16,7 +16,7 @@ pub mod safetensors;
 mod writer;
 
 pub use resident::{DeviceWeights, Shards};
-pub(crate) use writer::TensorWriter;
+pub(crate) use writer::{TensorWriter, check_weights_fit};
 
 /// Bytes that may be shared without a copy (a memory map, a downloaded file).
 pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
@@ -347,11 +347,7 @@ impl Weights {
         } else {
             convert(bytes, info.dtype, target, dims, &self.device)
         }
-        .map_err(|e| match e {
-            // Keep the kind, so callers can fall back to another device; name the tensor.
-            Error::OverLimit { what, needed, limit } => Error::OverLimit { what: format!("weight `{full}` ({what})"), needed, limit },
-            e => Error::weight(&full, e),
-        })?;
+        .map_err(|e| Error::in_weight(&full, e))?;
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, tensor.clone());
         Ok(tensor)
     }

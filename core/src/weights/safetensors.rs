@@ -48,7 +48,8 @@ pub fn parse_header(prefix: &[u8], origin: &str) -> Result<Header> {
     let header_end = 8 + header_len as usize;
     let header =
         prefix.get(8..header_end).ok_or_else(|| bad(format!("the header needs {header_end} bytes, the file has {}", prefix.len())))?;
-    let metadata: safetensors::tensor::Metadata = serde_json::from_slice(header).map_err(|e| bad(format!("header: {e}")))?;
+    let metadata: safetensors::tensor::Metadata =
+        serde_json::from_slice(header).map_err(|e| beyond_address_space(header).unwrap_or_else(|| bad(format!("header: {e}"))))?;
     let mut tensors = HashMap::new();
     let mut unsupported = HashMap::new();
     for (name, info) in metadata.tensors() {
@@ -64,6 +65,27 @@ pub fn parse_header(prefix: &[u8], origin: &str) -> Result<Header> {
         tensors.insert(name, TensorInfo { dtype, dims: info.shape.clone(), range: start..end });
     }
     Ok(Header { tensors, unsupported, data_start: header_end, data_len: metadata.data_len() })
+}
+
+/// Where a header failed to parse because a tensor is past what this build can address (in
+/// wasm32: ending past 4 GiB, or over 512 MiB, since the safetensors crate counts a tensor's size
+/// in bits), that tensor as an `OutOfMemory` error: "expected usize" or "overflow" say nothing of why.
+fn beyond_address_space(header: &[u8]) -> Option<Error> {
+    let value: serde_json::Value = serde_json::from_slice(header).ok()?;
+    let bits = usize::BITS;
+    value.as_object()?.iter().find_map(|(name, info)| {
+        let offsets = info.get("data_offsets")?.as_array()?;
+        let (start, end) = (offsets.first()?.as_u64()?, offsets.get(1)?.as_u64()?);
+        let needed = end.saturating_sub(start);
+        let why = if usize::try_from(end).is_err() {
+            format!("it ends at byte {end} of the weights, past what a {bits}-bit build (WebAssembly: 4 GiB) can address")
+        } else if usize::try_from(needed.saturating_mul(8)).is_err() {
+            format!("a {bits}-bit build reads at most {} bytes per tensor (the safetensors crate sizes tensors in bits)", usize::MAX / 8)
+        } else {
+            return None;
+        };
+        Some(Error::OutOfMemory { what: format!("weight `{name}`"), needed, why })
+    })
 }
 
 /// The index of a sharded checkpoint.

@@ -42,7 +42,7 @@ enum Dest {
 /// One device buffer of a tensor: its bytes `start..end`, rows `first_row..first_row + rows`.
 #[cfg(any(target_arch = "wasm32", test))]
 struct GpuPart {
-    buffer: wgpu::Buffer,
+    buffer: crate::gpu::GpuBuffer,
     start: usize,
     end: usize,
     first_row: usize,
@@ -91,7 +91,7 @@ impl Dest {
                 // Parts start at multiples of 4 (`row_split`), so every offset within one is too.
                 for part in parts.iter().filter(|p| p.start < end && at < p.end) {
                     let (from, to) = (at.max(part.start), end.min(part.end));
-                    gpu.write_padded(&part.buffer, (from - part.start) as u64, &bytes[from - at..to - at]);
+                    gpu.write_padded(part.buffer.raw(), (from - part.start) as u64, &bytes[from - at..to - at]);
                 }
             }
             #[cfg(not(target_arch = "wasm32"))]
@@ -106,8 +106,43 @@ impl Dest {
 /// An allocation that fails is an error naming the tensor, never an abort.
 fn room<T>(name: &str, n: usize) -> Result<Vec<T>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|e| Error::weight(name, format!("{} bytes: {e}", n * std::mem::size_of::<T>())))?;
+    v.try_reserve_exact(n).map_err(|e| Error::OutOfMemory {
+        what: format!("weight `{name}`"),
+        needed: (n * std::mem::size_of::<T>()) as u64,
+        why: format!("the host could not allocate it ({e})"),
+    })?;
     Ok(v)
+}
+
+/// The most a wasm32 instance's memory can grow to (the npm builds set no lower maximum).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+const WASM_MEMORY_MAX: u64 = 4 << 30;
+
+/// Whether `needed` more bytes fit in wasm32 memory, `in_use` bytes of which are taken (the
+/// memory's size: space freed inside it is not counted, so this errs on the side of refusing).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn wasm_room(what: &str, needed: u64, in_use: u64) -> Result<()> {
+    let left = WASM_MEMORY_MAX.saturating_sub(in_use);
+    if needed > left {
+        return Err(Error::OutOfMemory {
+            what: what.to_string(),
+            needed,
+            why: format!("WebAssembly memory ends at 4 GiB and {in_use} bytes of it are in use, so {left} are left"),
+        });
+    }
+    Ok(())
+}
+
+/// Weights of `needed` bytes about to be loaded onto `device`: in wasm32 on the CPU they live in
+/// the instance's memory, so weights that cannot fit under its 4 GiB are an error before the
+/// first is read, rather than a trap ("unreachable") part of the way through that kills the instance.
+pub(crate) fn check_weights_fit(device: &Device, needed: u64, what: &str) -> Result<()> {
+    #[cfg(target_arch = "wasm32")]
+    if matches!(device, Device::Cpu) {
+        return wasm_room(what, needed, core::arch::wasm32::memory_size(0) as u64 * 65536);
+    }
+    let _ = (device, needed, what);
+    Ok(())
 }
 
 impl TensorWriter {
@@ -193,8 +228,8 @@ impl TensorWriter {
             Dest::Cpu(words) => Storage::Cpu(CpuStorage::from_words(words, self.len)),
             #[cfg(any(target_arch = "wasm32", test))]
             Dest::Gpu { parts, split, .. } => {
-                use crate::gpu::{GpuBuffer, GpuStorage, RowPart};
-                let whole = |buffer| GpuStorage::whole(Arc::new(GpuBuffer::unpooled(buffer)));
+                use crate::gpu::{GpuStorage, RowPart};
+                let whole = |buffer| GpuStorage::whole(Arc::new(buffer));
                 if split {
                     let parts = parts.into_iter().map(|p| RowPart { storage: whole(p.buffer), first_row: p.first_row, rows: p.rows });
                     Storage::Gpu(GpuStorage::split(parts.collect()))
@@ -215,6 +250,24 @@ impl TensorWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weights_over_what_wasm_memory_has_left_are_an_out_of_memory_error() {
+        let gib = 1u64 << 30;
+        assert!(wasm_room("loading m", 3 * gib, gib).is_ok());
+        match wasm_room("loading m", 3 * gib + 1, gib) {
+            Err(Error::OutOfMemory { what, needed, why }) => {
+                assert_eq!((what.as_str(), needed), ("loading m", 3 * gib + 1));
+                assert_eq!(why, "WebAssembly memory ends at 4 GiB and 1073741824 bytes of it are in use, so 3221225472 are left");
+            }
+            other => panic!("expected OutOfMemory, got {other:?}"),
+        }
+        // A tensor no host can hold is the same kind of error, not an abort.
+        match room::<u32>("huge", usize::MAX / 8) {
+            Err(Error::OutOfMemory { what, .. }) => assert_eq!(what, "weight `huge`"),
+            other => panic!("expected OutOfMemory, got {:?}", other.map(|v| v.len())),
+        }
+    }
 
     #[test]
     fn pieces_of_any_size_make_the_tensor() {
