@@ -13,6 +13,7 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 /// Defines a test whose body is written once, as an `async fn`: natively a `#[test]` that blocks
 /// on it with pollster; in wasm a `#[wasm_bindgen_test]` the browser awaits (nothing may block
 /// there). The body lives in a module of the test's name, so both wrappers keep that name.
+#[allow(unused_macros)] // split.rs, gguf.rs and quant.rs include the module without async tests
 macro_rules! async_test {
     ($(#[$meta:meta])* async fn $name:ident() $body:block) => {
         mod $name {
