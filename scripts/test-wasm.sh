@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the op tests (core/tests/ops.rs, core/tests/decoder_ops.rs) in headless Chromium through
-# wasm-bindgen-test-runner (the cargo runner for wasm32 in .cargo/config.toml): every op on the
-# CPU backend built with simd128 and on the WebGPU backend over the browser's adapter
-# (SwiftShader on a machine without a GPU). Needs scripts/setup-tools.sh first.
+# Runs the op tests (core/tests/ops.rs, core/tests/decoder_ops.rs) and the tiny decoders' logits
+# against transformers (core/tests/tiny_decoders.rs) in headless Chromium through
+# wasm-bindgen-test-runner (the cargo runner for wasm32 in .cargo/config.toml): on the CPU
+# backend built with simd128 and on the WebGPU backend over the browser's adapter (SwiftShader on
+# a machine without a GPU). Needs scripts/setup-tools.sh first.
 #
 # WEBFORMERS_REQUIRE_GPU (default 1 here) is compiled into the tests: with 1, a browser without
 # a WebGPU adapter fails them instead of skipping the GPU runs.
@@ -54,4 +55,4 @@ export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$tmp/webdriver.json"
 if (($# == 0)); then
     set -- -- --nocapture
 fi
-cargo test -p webformers-core --target wasm32-unknown-unknown --test ops --test decoder_ops "$@"
+cargo test -p webformers-core --target wasm32-unknown-unknown --test ops --test decoder_ops --test tiny_decoders "$@"

@@ -44,6 +44,25 @@ async_test! { async fn rope_both_pairings_and_partial_rotary() {
     }
 }}
 
+async_test! { async fn rope_sin_cos_are_accurate_to_f32() {
+    // Positions of a short prompt, where f32 angles are exact enough that only sin and cos
+    // differ: WGSL lets builtins be off by 2^-11, as SwiftShader's are (2e-4 here), which moved a
+    // tiny decoder's logits by 2e-3; rope.wgsl computes its own.
+    let mut rng = Rng::new(23);
+    let (t, heads, d) = (64, 2, 16);
+    let x = rng.vec(t * heads * d, 1.0);
+    let positions: Vec<u32> = (0..t as u32).collect();
+    let freqs = inv_freq(d, 10000.0);
+    let want = reference::rope(&x, &positions, &freqs, heads, d, false);
+    for (name, dev) in devices().await {
+        let tx = Tensor::from_f32(&x, &[t, heads, d], &dev).unwrap();
+        let tp = Tensor::from_u32(&positions, &[t], &dev).unwrap();
+        let tf = Tensor::from_f32(&freqs, &[freqs.len()], &dev).unwrap();
+        let got = read(&tx.rope(&tp, &tf, false).unwrap()).await;
+        assert_close(&format!("{name} rope at positions 0..{t}"), &got, &want, Tolerance { abs: 2e-6, rel: 2e-6 });
+    }
+}}
+
 async_test! { async fn kv_cache_writes_then_causal_attention_over_it() {
     // A decode loop in miniature: prefill 5 tokens, then 3 single-token steps, each writing its
     // k/v rows into the cache and attending over everything so far.
