@@ -3,8 +3,9 @@
 // given time, as a long-lived page would, and checks that nothing grows: the engine's wasm memory
 // (it never shrinks, so growth is a leak or fragmentation), the page's JS heap, the GPU buffers the
 // page holds (GPUDevice.createBuffer counted against GPUBuffer.destroy) and the resident memory of
-// Chromium's processes. Samples are taken after two warm-up rounds (the baseline) and at the end,
-// and every call's result must stay identical to its first round's.
+// Chromium's processes. Samples are taken after a forced garbage collection, after two warm-up
+// rounds (the baseline) and at the end, and every call's result must stay identical to its first
+// round's.
 //
 //   node bench/js/soak-browser.mjs [--minutes 30] [--devices wasm,webgpu] [--json FILE]
 //
@@ -106,6 +107,9 @@ async function round(device, workloads) {
       return { error: `${w.task} ${w.model}: ${e.message}` };
     }
   }
+  // A full collection first (Chromium runs with --js-flags=--expose-gc): the page's dropped
+  // ArrayBuffers (fetched weights) are freed lazily, which would make every sample noise.
+  if (self.gc) self.gc();
   const memory = (await glue.default()).memory.buffer.byteLength;
   return {
     results,
@@ -196,7 +200,7 @@ async function soak(browser, server, device, minutes) {
 
 const devices = opts.devices.split(',');
 const server = await testServer();
-const browser = await launchBrowser({ protocolTimeout: 900_000, args: ['--enable-precise-memory-info'] });
+const browser = await launchBrowser({ protocolTimeout: 900_000, args: ['--enable-precise-memory-info', '--js-flags=--expose-gc'] });
 const reports = [];
 let failed = false;
 try {
