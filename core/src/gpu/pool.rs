@@ -31,7 +31,9 @@ fn count_created(buffer: &wgpu::Buffer) {
 /// counted every buffer of every pipeline still alive). Work already submitted with the buffer
 /// completes first (WebGPU and wgpu defer the free); every command that uses a buffer holds it
 /// (`Run`'s dispatches) until it is submitted, so none is still being recorded.
-fn free(buffer: wgpu::Buffer) {
+/// Its bytes go back to `memory`, the budget of the context that made it.
+fn free(buffer: wgpu::Buffer, memory: &Memory) {
+    memory.release(buffer.size());
     LIVE_BUFFERS.fetch_sub(1, Ordering::Relaxed);
     LIVE_BYTES.fetch_sub(buffer.size(), Ordering::Relaxed);
     buffer.destroy();
@@ -151,10 +153,7 @@ impl Drop for GpuBuffer {
         let Some(buffer) = self.buffer.take() else { return };
         match self.pool.as_ref().and_then(Weak::upgrade) {
             Some(pool) => pool.free.lock().unwrap_or_else(|e| e.into_inner()).entry(buffer.size()).or_default().push(buffer),
-            None => {
-                self.memory.release(buffer.size());
-                free(buffer);
-            }
+            None => free(buffer, &self.memory),
         }
     }
 }
@@ -191,8 +190,7 @@ impl BufferPool {
     /// Frees every idle buffer.
     pub(crate) fn trim(&self) {
         let idle = std::mem::take(&mut *self.free.lock().unwrap_or_else(|e| e.into_inner()));
-        self.memory.release(idle.iter().map(|(size, v)| size * v.len() as u64).sum());
-        idle.into_values().flatten().for_each(self::free);
+        idle.into_values().flatten().for_each(|buffer| free(buffer, &self.memory));
     }
 }
 
