@@ -216,7 +216,20 @@ async function startWorkers(wasm, module, count) {
   return ok.filter(Boolean).length;
 }
 
+/**
+ * True in a service worker, where `import()` is forbidden (the engine's glue is imported on first
+ * use) and the browser stops the worker when idle: no place for a model.
+ */
+const IN_SERVICE_WORKER = typeof ServiceWorkerGlobalScope !== 'undefined' && globalThis instanceof ServiceWorkerGlobalScope;
+
 async function instantiate() {
+  if (IN_SERVICE_WORKER) {
+    throw new WebformersError(
+      'webformers cannot run in a service worker: service workers may not import() modules, which loading the engine needs, and the browser stops them when idle. ' +
+        'Run pipelines in a page or a Web Worker; in a browser extension, in an extension page such as a side panel or an offscreen document',
+      'unsupported',
+    );
+  }
   const threads = await requestedThreads();
   let note = null;
   let result = null;

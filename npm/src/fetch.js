@@ -18,6 +18,7 @@ import { WebformersError } from './engine.js';
 
 const isUrl = (s) => /^(https?|blob|data):/i.test(s);
 const isFileUrl = (s) => /^file:/i.test(s);
+const isExtensionUrl = (s) => /^(chrome|moz|safari-web)-extension:/i.test(s);
 const isAbsolutePath = (s) => s.startsWith('/') || /^[A-Za-z]:[\\/]/.test(s);
 
 /** A .gguf model is one file; anything else is a folder. */
@@ -122,6 +123,9 @@ async function fetchBytes(url, onProgress) {
       response = await fetch(url, { signal: controller.signal });
     } catch (e) {
       if (timedOut) throw stalled();
+      // A browser extension's own files have no 404: fetching one that is not packaged fails
+      // outright (Chromium's net::ERR_FILE_NOT_FOUND), so it counts as missing.
+      if (isExtensionUrl(url)) return null;
       const why = e?.cause?.code || e?.cause?.message || e?.message || String(e);
       throw new WebformersError(`could not fetch ${url} (${why}): is the host reachable?`, 'network', { cause: e });
     }
