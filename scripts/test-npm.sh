@@ -28,12 +28,16 @@
 #   - Hub models (hub.test.mjs) against the Hub stand-in (tests/hub/server.py, started on free
 #     ports of 127.0.0.1): cold and warm loads through IndexedDB, the wasm heap on WebGPU, faults
 #     on the wire, the storage quota, tokens, GGUF streaming, Node.
+#   - the Manifest V3 browser extension (extension.test.mjs): demos/extension/build.mjs packs it,
+#     Chromium loads it unpacked; its side panel classifies text from its URL and from the service
+#     worker against Python's answers, threaded, with no CSP violation (about 5 s); in a service
+#     worker the package rejects with a clear Error.
 #   - device faults (device-faults.test.mjs): weights over WebAssembly's 4 GiB memory are a clear
 #     Error in Node, and the instance works on (a destroyed WebGPU device: browser.test.mjs).
 # Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
 # SmolLM2-135M-Instruct Q4_1, whisper-tiny.en) when missing.
 #
-# Usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor]   (default: all; tensor: the Tensor and AutoTokenizer against transformers.js; vision: the
+# Usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension]   (default: all; tensor: the Tensor and AutoTokenizer against transformers.js; vision: the
 # image tasks' two files alone; audio: read_audio/RawAudio in Node and Chromium; seq2seq: the text
 # encoder-decoder tasks' two files)
 set -euo pipefail
@@ -72,17 +76,18 @@ esac
 case "${1:-all}" in
     tensor) node --test test/tensor.test.mjs test/tokenizer.test.mjs ;;
     node) node --test --test-concurrency=1 --test-timeout=600000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs test/seq2seq-node.test.mjs ;;
-    browser) node --test --test-concurrency=1 --test-timeout=900000 test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs test/seq2seq-browser.test.mjs ;;
+    browser) node --test --test-concurrency=1 --test-timeout=900000 test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs test/seq2seq-browser.test.mjs test/extension.test.mjs ;;
     audio) node --test --test-concurrency=1 --test-timeout=900000 test/audio-node.test.mjs test/audio-browser.test.mjs ;;
     asr) node --test --test-concurrency=1 --test-timeout=900000 test/asr-node.test.mjs test/asr-events.test.mjs test/asr-browser.test.mjs ;;
     seq2seq) node --test --test-concurrency=1 --test-timeout=900000 test/seq2seq-node.test.mjs test/seq2seq-browser.test.mjs ;;
     hub) node --test --test-timeout=900000 test/hub.test.mjs ;;
+    extension) node --test --test-timeout=900000 test/extension.test.mjs ;;
     faults) node --test --test-timeout=900000 test/device-faults.test.mjs ;;
     vision) node --test --test-concurrency=1 --test-timeout=900000 test/vision-node.test.mjs test/vision-browser.test.mjs ;;
     all)
         node --test --test-concurrency=1 --test-timeout=900000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs \
             test/seq2seq-node.test.mjs test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs \
-            test/seq2seq-browser.test.mjs test/hub.test.mjs test/device-faults.test.mjs
+            test/seq2seq-browser.test.mjs test/extension.test.mjs test/hub.test.mjs test/device-faults.test.mjs
         ;;
-    *) echo "usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor]" >&2; exit 2 ;;
+    *) echo "usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension]" >&2; exit 2 ;;
 esac

@@ -103,15 +103,17 @@ export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 /**
  * Headless Chromium with WebGPU (SwiftShader here) and no network beyond 127.0.0.1, on a fresh
  * profile that `close()` deletes. The benchmarks use it too, with longer protocol timeouts;
- * `args`: more Chromium switches.
+ * `args`: more Chromium switches; `extensions`: unpacked extension folders to load.
  */
-export async function launchBrowser({ protocolTimeout = 300_000, args = [] } = {}) {
+export async function launchBrowser({ protocolTimeout = 300_000, args = [], extensions = [] } = {}) {
   const { default: puppeteer } = await import('puppeteer-core');
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-chromium-'));
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
     protocolTimeout,
+    // Puppeteer otherwise passes --disable-extensions; it installs them over a pipe connection.
+    ...(extensions.length ? { enableExtensions: extensions, pipe: true } : {}),
     args: [
       '--headless',
       '--no-sandbox',
