@@ -7,7 +7,12 @@
 // rounds (the baseline) and at the end, and every call's result must stay identical to its first
 // round's.
 //
-//   node bench/js/soak-browser.mjs [--minutes 30] [--devices wasm,webgpu] [--json FILE]
+//   node bench/js/soak-browser.mjs [--minutes 30] [--devices wasm,webgpu,plain-webgpu] [--tasks TASK,...] [--json FILE]
+//
+// --tasks keeps only those tasks' workloads (to find which one grows memory); the device
+// 'plain-webgpu' makes the WebGPU calls of an engine round without the engine (the browser's own
+// baseline for that call pattern). Each sample's memory is also split by Chromium process kind,
+// and the growth from the baseline to the end by allocator (a memory-infra dump).
 //
 // Bounds (exit status 1 when one is exceeded): wasm memory at most the baseline + 10%; live GPU
 // buffers at most the baseline's; JS heap and Chromium's resident memory at most 10% + 32 MiB over
@@ -19,18 +24,18 @@
 import fs from 'node:fs';
 import { testServer, launchBrowser, openPage, evaluateWithin } from '../../npm/test/helpers.mjs';
 
-const opts = { minutes: 30, devices: 'wasm,webgpu', json: null };
+const opts = { minutes: 30, devices: 'wasm,webgpu', json: null, tasks: null };
 for (let i = 2; i < process.argv.length; i += 2) {
-  const key = { '--minutes': 'minutes', '--devices': 'devices', '--json': 'json' }[process.argv[i]];
+  const key = { '--minutes': 'minutes', '--devices': 'devices', '--json': 'json', '--tasks': 'tasks' }[process.argv[i]];
   if (!key || process.argv[i + 1] === undefined) {
-    console.error('usage: node bench/js/soak-browser.mjs [--minutes 30] [--devices wasm,webgpu] [--json FILE]');
+    console.error('usage: node bench/js/soak-browser.mjs [--minutes 30] [--devices wasm,webgpu,plain-webgpu] [--tasks TASK,...] [--json FILE]');
     process.exit(2);
   }
   opts[key] = key === 'minutes' ? Number(process.argv[i + 1]) : process.argv[i + 1];
 }
 
 // The native soak's workloads (tests/soak.rs), with the page's paths.
-const WORKLOADS = [
+const ALL_WORKLOADS = [
   { task: 'feature-extraction', model: '/models/all-MiniLM-L6-v2', input: ['A man is eating food.', 'A soak runs the same calls for half an hour.'], options: { pooling: 'mean', normalize: true } },
   { task: 'fill-mask', model: '/fixtures/tiny-tasks/bert-masked-lm', input: 'The capital of France is [MASK].' },
   { task: 'text-classification', model: '/fixtures/tiny-tasks/bert-sequence-classification', input: 'I loved this film.', options: { top_k: 2 } },
@@ -62,6 +67,7 @@ const WORKLOADS = [
   { task: 'object-detection', model: '/fixtures/vision/tiny-detr', input: '/fixtures/images/cat.jpg', options: { threshold: 0.0 } },
   { task: 'automatic-speech-recognition', model: '/fixtures/whisper/tiny-whisper-en', audio: '/fixtures/speech/us-short.flac', options: { return_timestamps: true, max_new_tokens: 16 } },
 ];
+const WORKLOADS = opts.tasks ? ALL_WORKLOADS.filter((w) => opts.tasks.split(',').includes(w.task)) : ALL_WORKLOADS;
 
 /** Installed in the page before anything runs: counts the GPU buffers alive (created, not destroyed). */
 function countGpuBuffers() {
@@ -76,6 +82,23 @@ function countGpuBuffers() {
     live.bytes += buffer.size;
     return buffer;
   };
+  // How often each object is made (per round, in the report): a kind made afresh every round
+  // that the engine should cache (shader modules, pipelines) points at a leak outside the engine's
+  // buffers.
+  live.calls = {};
+  const counted = (proto, name) => {
+    const original = proto[name];
+    proto[name] = function (...args) {
+      live.calls[name] = (live.calls[name] ?? 0) + 1;
+      return original.apply(this, args);
+    };
+  };
+  for (const type of [GPUDevice, GPUQueue, GPUBuffer, GPUCommandEncoder, GPUComputePassEncoder]) {
+    for (const name of Object.getOwnPropertyNames(type.prototype)) {
+      const d = Object.getOwnPropertyDescriptor(type.prototype, name);
+      if (name !== 'constructor' && name !== 'createBuffer' && name !== 'destroy' && typeof d.value === 'function') counted(type.prototype, name);
+    }
+  }
   const destroy = GPUBuffer.prototype.destroy;
   GPUBuffer.prototype.destroy = function () {
     if (!destroyed.has(this)) {
@@ -109,7 +132,8 @@ async function round(device, workloads) {
   }
   // A full collection first (Chromium runs with --js-flags=--expose-gc): the page's dropped
   // ArrayBuffers (fetched weights) are freed lazily, which would make every sample noise.
-  if (self.gc) self.gc();
+  const collected = typeof self.gc === 'function';
+  if (collected) self.gc();
   const memory = (await glue.default()).memory.buffer.byteLength;
   return {
     results,
@@ -117,10 +141,81 @@ async function round(device, workloads) {
     js_heap_bytes: performance.memory?.usedJSHeapSize ?? 0,
     gpu_buffers: self.__soakGpu.buffers,
     gpu_bytes: self.__soakGpu.bytes,
+    gpu_calls: { ...self.__soakGpu.calls },
+    collected,
   };
 }
 
-/** Resident bytes of Chromium's process tree (the browser, its renderers and its GPU process). */
+/**
+ * In the page: the WebGPU calls of one engine round on the WebGPU device (counted by
+ * `countGpuBuffers`: per round 3375 bind groups, 1357 queue writes, 82 submissions, 91 mapped
+ * reads, 164 error scopes) made with plain WebGPU and no engine, as the device 'plain-webgpu': the
+ * browser's own memory for that call pattern, the baseline the engine's WebGPU soak is judged by.
+ */
+async function plainWebGpuRound() {
+  if (!self.__plain) {
+    const adapter = await navigator.gpu.requestAdapter();
+    const device = await adapter.requestDevice();
+    const module = device.createShaderModule({
+      code: '@group(0) @binding(0) var<storage, read> a: array<f32>; @group(0) @binding(1) var<storage, read_write> b: array<f32>;' +
+        '@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) i: vec3u) { if (i.x < arrayLength(&b)) { b[i.x] = a[i.x] * 2.0; } }',
+    });
+    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    self.__plain = { device, pipeline };
+  }
+  const { device, pipeline } = self.__plain;
+  const n = 4096;
+  const data = new Float32Array(n).fill(1);
+  let writes = 0;
+  let groups = 0;
+  for (let submit = 0; submit < 82; submit++) {
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    const buffers = [];
+    const make = (usage) => {
+      const b = device.createBuffer({ size: n * 4, usage });
+      buffers.push(b);
+      return b;
+    };
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    const input = make(GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
+    const output = make(GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
+    for (; writes < ((submit + 1) * 1357) / 82; writes++) device.queue.writeBuffer(input, 0, data);
+    for (; groups < ((submit + 1) * 3375) / 82; groups++) {
+      pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: input } }, { binding: 1, resource: { buffer: output } }] }));
+      pass.dispatchWorkgroups(n / 64);
+    }
+    pass.end();
+    const reads = submit < 9 ? 2 : 1; // 91 mapped reads in 82 submissions
+    const staging = [];
+    for (let r = 0; r < reads; r++) {
+      const s = make(GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+      encoder.copyBufferToBuffer(output, 0, s, 0, n * 4);
+      staging.push(s);
+    }
+    device.queue.submit([encoder.finish()]);
+    await Promise.all([device.popErrorScope(), device.popErrorScope()]);
+    for (const s of staging) {
+      await s.mapAsync(GPUMapMode.READ);
+      if (new Float32Array(s.getMappedRange())[0] !== 2) throw new Error('plain WebGPU round: wrong result');
+      s.unmap();
+    }
+    for (const b of buffers) b.destroy();
+  }
+  const collected = typeof self.gc === 'function';
+  if (collected) self.gc();
+  return { results: ['ok'], wasm_bytes: 0, js_heap_bytes: performance.memory?.usedJSHeapSize ?? 0, gpu_buffers: self.__soakGpu.buffers, gpu_bytes: self.__soakGpu.bytes, gpu_calls: { ...self.__soakGpu.calls }, collected };
+}
+
+/**
+ * Resident bytes of Chromium's process tree (the browser, its renderers and its GPU process), in
+ * all and per kind of process (`--type=` of its command line: renderer, gpu-process, utility for
+ * the network and storage services; none for the browser itself), so that growth is attributed.
+ */
+const NOT_THE_PAGES = new Set(['utility:tracing', 'utility:on_device_model']);
+
 function chromiumRss(rootPid) {
   const children = new Map();
   const rss = new Map();
@@ -136,18 +231,96 @@ function chromiumRss(rootPid) {
       // The process ended while listing.
     }
   }
+  const kindOf = (pid) => {
+    try {
+      // Chromium rewrites its process title: the switches are one space-separated string there.
+      const line = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      const type = /--type=(\S+)/.exec(line)?.[1] ?? 'browser';
+      const service = /--utility-sub-type=(\S+)/.exec(line)?.[1].split('.')[0];
+      return service ? `${type}:${service}` : type;
+    } catch {
+      return 'gone';
+    }
+  };
   let total = 0;
+  const byKind = {};
   const stack = [rootPid];
   while (stack.length) {
     const pid = stack.pop();
-    total += rss.get(pid) ?? 0;
+    const bytes = rss.get(pid) ?? 0;
+    const kind = kindOf(pid);
+    byKind[kind] = (byKind[kind] ?? 0) + bytes;
+    // Not the page's: the tracing service the memory dumps start, and Chromium's on-device
+    // model service, which it starts on its own some minutes in (~94 MB).
+    if (!NOT_THE_PAGES.has(kind)) total += bytes;
     stack.push(...(children.get(pid) ?? []));
   }
-  return total;
+  return { total, byKind };
+}
+
+/**
+ * Chromium's own accounting of where each process's memory is (a memory-infra dump through the
+ * DevTools protocol): per process kind, the size of each top-level allocator (malloc,
+ * partition_alloc, v8, blink_gc, gpu, shared_memory, ...), so that growth the resident size shows
+ * is pinned on an allocator.
+ */
+async function memoryDump(browser) {
+  const session = await browser.target().createCDPSession();
+  const events = [];
+  session.on('Tracing.dataCollected', (e) => events.push(...e.value));
+  const done = new Promise((resolve) => session.once('Tracing.tracingComplete', resolve));
+  await session.send('Tracing.start', {
+    transferMode: 'ReportEvents',
+    traceConfig: { includedCategories: ['disabled-by-default-memory-infra'], excludedCategories: ['*'], memoryDumpConfig: { triggers: [] } },
+  });
+  await session.send('Tracing.requestMemoryDump', { deterministic: true, levelOfDetail: 'detailed' });
+  await session.send('Tracing.end');
+  await done;
+  await session.detach();
+  const kinds = new Map();
+  for (const e of events) {
+    if (e.ph === 'M' && e.name === 'process_name') kinds.set(e.pid, e.args.name);
+  }
+  const out = {};
+  for (const e of events) {
+    const allocators = e.ph === 'v' ? e.args?.dumps?.allocators : null;
+    if (!allocators) continue;
+    const kind = kinds.get(e.pid) ?? String(e.pid);
+    const sizes = (out[kind] ??= {});
+    for (const [name, node] of Object.entries(allocators)) {
+      // Top-level allocators, and partition_alloc's partitions (array_buffer: ArrayBuffers'
+      // contents; buffer, fast_malloc, layout: Blink's); other children are inside their parent.
+      if (name.includes('/') && !/^partition_alloc\/partitions\/[^/]+$/.test(name)) continue;
+      const size = node.attrs?.size?.value;
+      if (size) sizes[name] = (sizes[name] ?? 0) + parseInt(size, 16);
+    }
+  }
+  for (const sizes of Object.values(out)) for (const k of Object.keys(sizes)) sizes[k] = mb(sizes[k]);
+  return out;
+}
+
+/** `after` less `before`, per process kind and allocator, the changes of at least 1 MB. */
+function dumpGrowth(before, after) {
+  const out = {};
+  for (const [kind, sizes] of Object.entries(after)) {
+    for (const [name, size] of Object.entries(sizes)) {
+      const grew = Math.round((size - (before[kind]?.[name] ?? 0)) * 10) / 10;
+      if (Math.abs(grew) >= 1) (out[kind] ??= {})[name] = grew;
+    }
+  }
+  return out;
 }
 
 const mb = (bytes) => Math.round((bytes / 1048576) * 10) / 10;
-const view = (s) => ({ wasm_mb: mb(s.wasm_bytes), js_heap_mb: mb(s.js_heap_bytes), gpu_buffers: s.gpu_buffers, gpu_mb: mb(s.gpu_bytes), chromium_rss_mb: mb(s.rss_bytes) });
+const view = (s) => ({
+  wasm_mb: mb(s.wasm_bytes),
+  js_heap_mb: mb(s.js_heap_bytes),
+  gc: s.collected,
+  gpu_buffers: s.gpu_buffers,
+  gpu_mb: mb(s.gpu_bytes),
+  chromium_rss_mb: mb(s.rss_bytes),
+  rss_by_process_mb: Object.fromEntries(Object.entries(s.rss_by_kind).map(([k, v]) => [k, mb(v)])),
+});
 
 async function soak(browser, server, device, minutes) {
   const page = await openPage(browser, 'about:blank');
@@ -157,25 +330,32 @@ async function soak(browser, server, device, minutes) {
   const deadline = started + minutes * 60_000;
   let first = null;
   let baseline = null;
+  let baselineDump = null;
   let last = null;
   const changed = [];
   let rounds = 0;
   let nextReport = started;
   while (rounds < 3 || Date.now() < deadline) {
-    const out = await evaluateWithin(page, 600, round, device, WORKLOADS);
+    const out = device === 'plain-webgpu' ? await evaluateWithin(page, 600, plainWebGpuRound) : await evaluateWithin(page, 600, round, device, WORKLOADS);
     if (out.error) throw new Error(`round ${rounds} on ${device}: ${out.error}`);
     if (first === null) first = out.results;
     out.results.forEach((r, i) => {
       if (r !== first[i] && changed.length < 10) changed.push(`round ${rounds}: ${WORKLOADS[i].task} ${WORKLOADS[i].model}: ${r.slice(0, 200)} (first: ${first[i].slice(0, 200)})`);
     });
     rounds += 1;
-    last = { ...out, rss_bytes: chromiumRss(browser.process().pid) };
-    if (rounds === 2) baseline = last;
+    const calls = Object.fromEntries(Object.entries(out.gpu_calls ?? {}).map(([k, v]) => [k, v - (last?.gpu_calls?.[k] ?? 0)]));
+    const rss = chromiumRss(browser.process().pid);
+    last = { ...out, rss_bytes: rss.total, rss_by_kind: rss.byKind };
+    if (rounds === 2) {
+      baseline = last;
+      baselineDump = await memoryDump(browser);
+    }
     if (Date.now() >= nextReport) {
-      console.error(`soak ${device}: ${((Date.now() - started) / 60000).toFixed(1)} min, round ${rounds}: ${JSON.stringify(view(last))}`);
+      console.error(`soak ${device}: ${((Date.now() - started) / 60000).toFixed(1)} min, round ${rounds}: ${JSON.stringify(view(last))} WebGPU calls this round: ${JSON.stringify(calls)}`);
       nextReport += 60_000;
     }
   }
+  const endDump = await memoryDump(browser);
   const problems = page.problems.filter((m) => !/status of 404/.test(m));
   await page.close();
   const exceeded = [];
@@ -192,6 +372,7 @@ async function soak(browser, server, device, minutes) {
     calls: rounds * WORKLOADS.length,
     baseline_after_round_2: view(baseline),
     end: view(last),
+    allocator_growth_mb: dumpGrowth(baselineDump, endDump),
     bounds_exceeded: exceeded,
     results_changed: changed,
     page_problems: problems.slice(0, 10),
