@@ -6,7 +6,8 @@
 // values are clear Errors. In headless Chromium, over two pages (two engine instances, one
 // profile): a custom cache over the Cache API for a Hub model and a model in a folder of the
 // page's server, IndexedDB untouched; the second page fetches no .wasm, single-threaded and
-// threaded (an isolated page on 2 threads). Every load must give PyTorch's embeddings
+// threaded (an isolated page on 2 threads), and a damaged cached module is fetched again.
+// Corrupt downloads are never put. Every load must give PyTorch's embeddings
 // (tests/fixtures/minilm-reference.json) within 1e-4. About 40 s.
 // Needs `npm run build` and scripts/fetch-models.sh first (scripts/test-npm.sh does both).
 
@@ -114,6 +115,23 @@ describe('env.useCustomCache in Node', () => {
       assert.deepEqual(await hubRequests(), [], 'a warm load asks the Hub nothing');
       assert.deepEqual(cache.calls.filter((c) => c.startsWith('put ')), [], 'a warm load puts nothing');
       for (const file of asked) assert.ok(cache.calls.includes(`match ${prefix}${file}`), `${file} was not taken from the cache`);
+    } finally {
+      Object.assign(env, saved);
+    }
+  });
+
+  test('bytes that do not match the sha256: a clear Error, and nothing of the file is put', { timeout: 120_000 }, async () => {
+    const { pipeline, env } = await import(path.join(distDir, 'index.js'));
+    const saved = { ...env };
+    const cache = recordingCache();
+    Object.assign(env, { remoteHost: `${hub.endpoint}/`, allowLocalModels: false, useCustomCache: true, customCache: cache });
+    try {
+      await hub.reset();
+      await hub.fault(`file=${WEIGHTS}&kind=corrupt&method=GET&skip=3`);
+      await rejectsWith(Error, pipeline('feature-extraction', REPO, { device: 'wasm' }), /model\.safetensors: the downloaded bytes have sha256 [0-9a-f]{64}, not the [0-9a-f]{64} of the file's ETag/, 'integrity');
+      const puts = cache.calls.filter((c) => c.startsWith('put '));
+      assert.ok(puts.some((c) => c.endsWith('/config.json')), puts.join('\n'));
+      assert.ok(!puts.some((c) => c.endsWith(`/${WEIGHTS}`)), `the corrupt weights were put:\n${puts.join('\n')}`);
     } finally {
       Object.assign(env, saved);
     }
@@ -250,6 +268,22 @@ describe('in Chromium, over two pages', () => {
       assert.equal(warm.threads, 2);
       assertEmbeddings(warm.data, 'warm, 2 threads');
       assert.deepEqual(requests.filter((r) => r.includes('.wasm')), [], 'no .wasm is fetched on the second page');
+
+      // A cached module that does not compile (bytes damaged on disk) is fetched again and replaced.
+      const key = await inPage(server.url, async () => {
+        const cache = await caches.open('webformers-wasm');
+        const [entry] = await cache.keys();
+        await cache.put(entry, new Response(new Uint8Array([0, 97, 115, 109, 9, 9]), { headers: { 'content-type': 'application/wasm' } }));
+        return entry.url;
+      });
+      assert.match(key, /webformers_wasm_threaded_bg\.wasm\?webformers=/);
+      requests.length = 0;
+      const damaged = await load();
+      assertEmbeddings(damaged.data, 'after a damaged cache entry, 2 threads');
+      assert.equal(requests.filter((r) => r === WASM).length, 1, requests.join('\n'));
+      requests.length = 0;
+      assertEmbeddings((await load()).data, 'repaired, 2 threads');
+      assert.deepEqual(requests.filter((r) => r.includes('.wasm')), [], 'the entry was put again');
     } finally {
       await server.close();
     }
