@@ -27,7 +27,10 @@
 #     bad input; in Chromium on WASM and WebGPU, in a worker, and the translate demo;
 #   - Hub models (hub.test.mjs) against the Hub stand-in (tests/hub/server.py, started on free
 #     ports of 127.0.0.1): cold and warm loads through IndexedDB, the wasm heap on WebGPU, faults
-#     on the wire, the storage quota, tokens, GGUF streaming, Node.
+#     on the wire, the storage quota, tokens, GGUF streaming, Node; and transformers.js's cache
+#     settings (custom-cache.test.mjs, about 25 s): env.customCache for Hub and folder models,
+#     cold loads putting every file and warm ones asking no server, in Node and over two pages;
+#     env.useWasmCache: the second page fetches no .wasm, single-threaded and threaded.
 #   - the Manifest V3 browser extension (extension.test.mjs): demos/extension/build.mjs packs it,
 #     Chromium loads it unpacked; its side panel classifies text from its URL and from the service
 #     worker against Python's answers, threaded, with no CSP violation (about 5 s); in a service
@@ -80,14 +83,14 @@ case "${1:-all}" in
     audio) node --test --test-concurrency=1 --test-timeout=900000 test/audio-node.test.mjs test/audio-browser.test.mjs ;;
     asr) node --test --test-concurrency=1 --test-timeout=900000 test/asr-node.test.mjs test/asr-events.test.mjs test/asr-browser.test.mjs ;;
     seq2seq) node --test --test-concurrency=1 --test-timeout=900000 test/seq2seq-node.test.mjs test/seq2seq-browser.test.mjs ;;
-    hub) node --test --test-timeout=900000 test/hub.test.mjs ;;
+    hub) node --test --test-concurrency=1 --test-timeout=900000 test/hub.test.mjs test/custom-cache.test.mjs ;;
     extension) node --test --test-timeout=900000 test/extension.test.mjs ;;
     faults) node --test --test-timeout=900000 test/device-faults.test.mjs ;;
     vision) node --test --test-concurrency=1 --test-timeout=900000 test/vision-node.test.mjs test/vision-browser.test.mjs ;;
     all)
         node --test --test-concurrency=1 --test-timeout=900000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs \
             test/seq2seq-node.test.mjs test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs \
-            test/seq2seq-browser.test.mjs test/extension.test.mjs test/hub.test.mjs test/device-faults.test.mjs
+            test/seq2seq-browser.test.mjs test/extension.test.mjs test/hub.test.mjs test/custom-cache.test.mjs test/device-faults.test.mjs
         ;;
     *) echo "usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension]" >&2; exit 2 ;;
 esac

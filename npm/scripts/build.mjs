@@ -7,10 +7,13 @@
 //      dist/wasm/webformers_wasm_threaded*;
 //   3. their JS glue (wasm-bindgen --target web, the version of the wasm-bindgen crate in
 //      Cargo.lock: scripts/setup-tools.sh installs it);
-//   4. the package's own modules and types from src/.
-// CARGO_TARGET_DIR is honoured. `--skip-cargo` reuses the last engine builds.
+//   4. the package's own modules and types from src/ (the .wasm files' sha256 stamped into
+//      wasm-cache.js).
+// CARGO_TARGET_DIR is honoured. `--skip-cargo` reuses the last engine builds; `--js-only` copies
+// the modules alone into an existing dist/.
 
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +43,9 @@ function run(cmd, args, options = {}) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
-if (!process.argv.includes('--skip-cargo')) {
+// `--js-only`: the package's modules again over an existing dist/ (a change to src/ alone).
+const jsOnly = process.argv.includes('--js-only');
+if (!process.argv.includes('--skip-cargo') && !jsOnly) {
   run('cargo', ['build', '--release', '--target', 'wasm32-unknown-unknown', '-p', 'webformers-wasm']);
   // The nightly is pinned to a date (scripts/nightly-toolchain): a regression cannot break builds.
   const toolchain = fs.readFileSync(path.join(root, 'scripts', 'nightly-toolchain'), 'utf8').trim();
@@ -57,6 +62,31 @@ if (!process.argv.includes('--skip-cargo')) {
   );
 }
 
+/**
+ * The package's modules from src/, with the .wasm files' sha256 stamped into wasm-cache.js: the
+ * Cache API key of env.useWasmCache, so a cached module of another build is never used.
+ */
+function copyModules() {
+  const digest = (f) => createHash('sha256').update(fs.readFileSync(path.join(dist, 'wasm', f))).digest('hex');
+  const digests = Object.fromEntries(['webformers_wasm_bg.wasm', 'webformers_wasm_threaded_bg.wasm'].map((f) => [f, digest(f)]));
+  for (const f of fs.readdirSync(path.join(pkg, 'src'))) {
+    if (!/\.(js|d\.ts)$/.test(f)) continue;
+    let text = fs.readFileSync(path.join(pkg, 'src', f), 'utf8');
+    if (f === 'wasm-cache.js') {
+      const stamp = '/* build: wasm digests */ {}';
+      if (!text.includes(stamp)) throw new Error(`build: ${stamp} is missing from src/wasm-cache.js`);
+      text = text.replace(stamp, JSON.stringify(digests));
+    }
+    fs.writeFileSync(path.join(dist, f), text);
+  }
+}
+
+if (jsOnly) {
+  copyModules();
+  console.log('build: dist/ modules copied from src/');
+  process.exit(0);
+}
+
 // wasm-bindgen must be the exact version of the library in Cargo.lock.
 const lock = fs.readFileSync(path.join(root, 'Cargo.lock'), 'utf8');
 const want = /name = "wasm-bindgen"\nversion = "([^"]+)"/.exec(lock)?.[1];
@@ -70,8 +100,6 @@ fs.rmSync(dist, { recursive: true, force: true });
 fs.mkdirSync(path.join(dist, 'wasm'), { recursive: true });
 run('wasm-bindgen', ['--target', 'web', '--out-dir', path.join(dist, 'wasm'), '--out-name', 'webformers_wasm', wasmIn]);
 run('wasm-bindgen', ['--target', 'web', '--out-dir', path.join(dist, 'wasm'), '--out-name', 'webformers_wasm_threaded', wasmThreadedIn]);
-for (const f of fs.readdirSync(path.join(pkg, 'src'))) {
-  if (/\.(js|d\.ts)$/.test(f)) fs.copyFileSync(path.join(pkg, 'src', f), path.join(dist, f));
-}
+copyModules();
 const mb = (f) => (fs.statSync(path.join(dist, 'wasm', f)).size / 1e6).toFixed(1);
 console.log(`build: dist/ ready (webformers_wasm_bg.wasm ${mb('webformers_wasm_bg.wasm')} MB, webformers_wasm_threaded_bg.wasm ${mb('webformers_wasm_threaded_bg.wasm')} MB)`);

@@ -16,6 +16,7 @@
 // reject at once with the original message (reload the page or restart the process).
 
 import { env, IS_NODE, log } from './env.js';
+import { compileCachedWasm, compileResponse } from './wasm-cache.js';
 
 const WASM_FILE = 'webformers_wasm_bg.wasm';
 const WASM_FILE_THREADED = 'webformers_wasm_threaded_bg.wasm';
@@ -105,7 +106,9 @@ async function instantiateSingle(note) {
   const url = wasmUrl(WASM_FILE);
   const glue = await import('./wasm/webformers_wasm.js');
   try {
-    await glue.default({ module_or_path: await wasmSource(url) });
+    // A module compiled from the Cache API (env.useWasmCache), else the file itself.
+    const module = await compileCachedWasm(url, WASM_FILE);
+    await glue.default({ module_or_path: module ?? (await wasmSource(url)) });
   } catch (e) {
     throw new WebformersError(`could not load the webformers WebAssembly module from ${url}: ${e?.message ?? e}`, 'wasm', {
       cause: e,
@@ -115,25 +118,21 @@ async function instantiateSingle(note) {
   return { wasm: glue, url };
 }
 
+/** Compiles the module at `url`: streamed when it is fetched, from the bytes in Node. */
+async function compileFile(url) {
+  const source = await wasmSource(url);
+  if (!(source instanceof URL)) return WebAssembly.compile(source);
+  const response = await fetch(source);
+  if (!response.ok) throw new Error(`HTTP ${response.status} for ${url}`);
+  return compileResponse(response);
+}
+
 /** Compiles the threaded module once (it is sent to every worker), then instantiates it here. */
 async function instantiateThreaded(threads) {
   const url = wasmUrl(WASM_FILE_THREADED);
   const glue = await import('./wasm/webformers_wasm_threaded.js');
-  let module;
-  const source = await wasmSource(url);
-  if (source instanceof URL) {
-    const response = await fetch(source);
-    if (!response.ok) throw new Error(`HTTP ${response.status} for ${url}`);
-    try {
-      module = await WebAssembly.compileStreaming(response.clone());
-    } catch (e) {
-      // A server that does not send application/wasm.
-      if (!(e instanceof TypeError)) throw e;
-      module = await WebAssembly.compile(await response.arrayBuffer());
-    }
-  } else {
-    module = await WebAssembly.compile(source);
-  }
+  // From the Cache API (env.useWasmCache), else compiled from the file.
+  const module = (await compileCachedWasm(url, WASM_FILE_THREADED)) ?? (await compileFile(url));
   await glue.default({ module_or_path: module });
   const started = await startWorkers(glue, module, threads - 1);
   const note = started < threads - 1 ? `${started + 1} of the ${threads} threads asked for started` : null;

@@ -30,6 +30,23 @@ export const env = {
   useFSCache: true,
   /** That cache's folder: null for huggingface_hub's ($HF_HUB_CACHE, else ~/.cache/huggingface/hub). */
   cacheDir: null,
+  /**
+   * Keep models in `customCache` instead (transformers.js's setting): any object with the Web
+   * Cache API's `match(url)` and `put(url, response)`, a `Cache` from `caches.open()` too. It then
+   * replaces IndexedDB and the disk cache for Hub models, and also keeps models fetched from a URL
+   * (local paths in browsers, plain HTTP folders). A file is put once, whole and verified; a
+   * revision found there is used without asking the Hub, as transformers.js does.
+   */
+  useCustomCache: false,
+  /** The cache `useCustomCache` uses: `{ match(url), put(url, response) }`. */
+  customCache: null,
+  /**
+   * Keep the engine's .wasm in the browser's Cache API (cache `webformers-wasm`, keyed by its URL,
+   * the package version and the file's digest), so that a page loaded again compiles it from
+   * there instead of downloading it. On by default, as in transformers.js; where there is no Cache
+   * API (Node, opaque origins) the .wasm is fetched as usual. Read when the engine first loads.
+   */
+  useWasmCache: true,
   /** Where models named by id are looked for first: a URL path in browsers, a folder in Node. */
   localModelPath: '/models/',
   /** Fetch models from `remoteHost` (when they are not found locally). */

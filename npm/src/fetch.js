@@ -15,6 +15,7 @@
 
 import { env, IS_NODE, log } from './env.js';
 import { WebformersError } from './engine.js';
+import { readThroughCache } from './custom-cache.js';
 
 const isUrl = (s) => /^(https?|blob|data):/i.test(s);
 const isFileUrl = (s) => /^file:/i.test(s);
@@ -91,7 +92,10 @@ function httpSource(base, name) {
     async probe() {
       return null;
     },
-    read: (file, onProgress) => fetchBytes(new URL(file, base).href, onProgress),
+    read: (file, onProgress) => {
+      const url = new URL(file, base).href;
+      return env.useCustomCache ? readThroughCache(url, onProgress, fetchBytes) : fetchBytes(url, onProgress);
+    },
     describe: (file) => new URL(file, base).href,
   };
 }

@@ -43,6 +43,15 @@ export interface PipelineOptions {
   signal?: AbortSignal | null;
 }
 
+/**
+ * A cache of model files for `env.customCache`: the `match` and `put` of the Web Cache API, keyed
+ * by http(s) URLs. `match` resolves to the Response put for that URL, or undefined.
+ */
+export interface CustomCache {
+  match(url: string): Promise<Response | undefined>;
+  put(url: string, response: Response): Promise<void>;
+}
+
 export interface Env {
   readonly version: string;
   /** Default 'https://huggingface.co/'. */
@@ -57,6 +66,20 @@ export interface Env {
   useFSCache: boolean;
   /** Node: that cache's folder. Default null: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub. */
   cacheDir: string | null;
+  /**
+   * Keep models in `customCache` instead of IndexedDB or the disk cache: Hub models, and models
+   * fetched from http(s) URLs. A file is put once, whole and verified; a revision found there is
+   * used without asking the Hub (as transformers.js). Default false.
+   */
+  useCustomCache: boolean;
+  /** The cache `useCustomCache` uses: the Web Cache API's `match` and `put` (a `Cache` is one). Default null. */
+  customCache: CustomCache | null;
+  /**
+   * Browsers: keep the engine's .wasm in the Cache API (cache 'webformers-wasm'), so a page loaded
+   * again compiles it from there instead of downloading it. Where there is no Cache API it is
+   * fetched as usual. Read when the engine first loads. Default true (as transformers.js).
+   */
+  useWasmCache: boolean;
   /** Default '/models/' (a URL path in browsers, a folder in Node). */
   localModelPath: string;
   allowRemoteModels: boolean;

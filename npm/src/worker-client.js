@@ -2,7 +2,7 @@
 // as `pipeline()` returns, with the work done in the worker. Results come back by transfer
 // (no copy of an embedding's Float32Array); progress events and streamed text are forwarded.
 
-import { env } from './env.js';
+import { env, log } from './env.js';
 import { WebformersError } from './engine.js';
 import { Tensor } from './tensor.js';
 import { callable, callArgs, eventSink, result } from './call.js';
@@ -21,6 +21,7 @@ const ENV_KEYS = [
   'allowRemoteModels',
   'allowLocalModels',
   'wasmPaths',
+  'useWasmCache',
   'numThreads',
   'logLevel',
   'fetchTimeout',
@@ -89,6 +90,10 @@ export async function workerPipeline(worker, task, model = null, options = {}) {
   if (rest.signal) {
     // An AbortSignal cannot be posted to a worker; aborting there needs a message of its own.
     throw new WebformersError("workerPipeline() does not take a load's signal yet: abort by terminating the worker", 'unsupported');
+  }
+  if (env.useCustomCache) {
+    // Its functions cannot be posted; the worker's own env says where it keeps models.
+    log.warn("env.customCache stays on this thread: the worker keeps models as its own env says (set env.useCustomCache and env.customCache in the worker's script)");
   }
   const snapshot = Object.fromEntries(ENV_KEYS.map((k) => [k, env[k]]));
   const ready = await ch.request({ type: 'pipeline', task, model, options: rest, env: snapshot }, { onProgress: progress_callback });

@@ -167,6 +167,8 @@ describe('feature-extraction in the page matches the PyTorch reference', () => {
     await p.evaluate(async () => {
       const { env } = await import('/webformers/index.js');
       env.wasmPaths = '/dist-copy/wasm/';
+      // Fetched, not compiled from the Cache API: the file this page fetches is what is checked.
+      env.useWasmCache = false;
     });
     const out = await embedInPage(p, 'auto', texts.slice(0, 3));
     const wasmUrls = await p.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name).filter((u) => u.endsWith('.wasm')));
@@ -189,6 +191,8 @@ describe('wasm threads: the threaded build in a crossOriginIsolated page, one th
         env.allowLocalModels = true;
         env.allowRemoteModels = false;
         env.numThreads = numThreads;
+        // Fetched, not compiled from the Cache API: which build the page fetches is checked.
+        env.useWasmCache = false;
         const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { device });
         const out = await extractor(inputs, { pooling: 'mean', normalize: true });
         await extractor.dispose();

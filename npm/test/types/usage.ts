@@ -33,6 +33,7 @@ import type {
   DetectedObject,
   AutomaticSpeechRecognitionOutput,
   CallWarning,
+  CustomCache,
 } from 'webformers';
 
 export async function embeddings(): Promise<number[][]> {
@@ -41,6 +42,16 @@ export async function embeddings(): Promise<number[][]> {
   env.wasmPaths = '/assets/';
   env.logLevel = 'error';
   env.numThreads = 2;
+  env.useWasmCache = false;
+  // transformers.js's custom cache: a Cache, or any object with match and put.
+  env.useCustomCache = true;
+  env.customCache = await caches.open('my-models');
+  const kept = new Map<string, Response>();
+  const custom: CustomCache = {
+    match: async (url) => kept.get(url)?.clone(),
+    put: async (url, response) => void kept.set(url, response),
+  };
+  env.customCache = custom;
   const extractor = await pipeline('feature-extraction', 'sentence-transformers/all-MiniLM-L6-v2', {
     device: 'webgpu',
     dtype: 'fp32',
