@@ -15,6 +15,7 @@
 mod errors;
 mod hub;
 mod media;
+mod model;
 mod pipeline;
 mod tokenizer;
 
@@ -29,6 +30,7 @@ use webformers::{Device, DeviceChoice, GpuOptions};
 
 pub use errors::js_error;
 pub use hub::{FetchTransport, HubLoaded, JsStore};
+pub use model::{ModelRunner, Processor};
 pub use pipeline::TaskPipeline;
 pub use tokenizer::JsTokenizer;
 
@@ -233,6 +235,14 @@ pub fn resize_image(image: JsValue, width: u32, height: u32, resample: u32) -> R
     let image = media::image_from_js(&image).map_err(js_error)?;
     let filter = Resample::from_pil(resample as u64).map_err(js_error)?;
     Ok(image_to_js(&image.resize(width as usize, height as usize, filter).map_err(js_error)?))
+}
+
+/// After a model is dropped: frees the idle buffers of the WebGPU device it shared with other
+/// models, so that disposing a model gives its memory back.
+pub(crate) fn trim_device_pool(device: &Device) {
+    if let Device::Gpu(gpu) = device {
+        gpu.trim_pool();
+    }
 }
 
 pub(crate) fn set(target: &Object, key: &str, value: &JsValue) {

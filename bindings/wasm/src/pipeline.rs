@@ -47,9 +47,7 @@ impl Drop for Held {
         if let Some(pipeline) = self.0.take() {
             let device = pipeline.device().clone();
             drop(pipeline);
-            if let webformers::Device::Gpu(gpu) = device {
-                gpu.trim_pool();
-            }
+            crate::trim_device_pool(&device);
         }
     }
 }
@@ -74,7 +72,7 @@ pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue
 }
 
 /// A JS value (an argument of the call) as JSON; `what` names it in the error.
-fn from_js(value: JsValue, what: &str) -> Result<Value, JsValue> {
+pub(crate) fn from_js(value: JsValue, what: &str) -> Result<Value, JsValue> {
     serde_wasm_bindgen::from_value(value)
         .map_err(|e| js_error(webformers::Error::Input(format!("the {what} must be plain data (strings, numbers, arrays, objects): {e}"))))
 }
