@@ -237,11 +237,22 @@ export class AutoTokenizer {
   ): Promise<PreTrainedTokenizer>;
 }
 
-/** A model's outputs (or a processor's), by name. */
-export type ModelOutput = Record<string, Tensor<TensorType>>;
+/** A model's outputs by name (float32). */
+export type ModelOutput = Record<string, Tensor<'float32'>>;
+
+/** A processor's outputs: an image processor's or a feature extractor's. */
+export type ProcessorOutput = {
+  pixel_values?: Tensor<'float32'>;
+  /** Where the processor pads (DETR): 1 on the image's pixels. */
+  pixel_mask?: Tensor<'int64'>;
+  /** [N, 2]: each image's (height, width) before and after resizing. */
+  original_sizes?: Tensor<'int64'>;
+  reshaped_input_sizes?: Tensor<'int64'>;
+  input_features?: Tensor<'float32'>;
+};
 
 /** A model's inputs by name: a tokenizer's or processor's output (undefined entries are skipped). */
-export type ModelInputs = Record<string, Tensor<TensorType> | undefined>;
+export type ModelInputs = BatchEncoding | ProcessorOutput | Record<string, Tensor<TensorType> | undefined>;
 
 /** Options of `generate()`: the inputs (Tensors) and generation options in one object, as transformers.js takes them. */
 export interface GenerateArgs {
@@ -311,7 +322,7 @@ export class AutoModelForImageClassification extends AutoModel {}
 /** A model's processor (`AutoProcessor.from_pretrained`), callable on images or audio. */
 export interface Processor {
   /** Images → pixel_values, original_sizes, reshaped_input_sizes (pixel_mask where it pads); audio → input_features. */
-  (input: ImageInput | ImageInput[] | AudioInput | AudioInput[]): Promise<ModelOutput>;
+  (input: ImageInput | ImageInput[] | AudioInput | AudioInput[]): Promise<ProcessorOutput>;
   /** preprocessor_config.json. */
   readonly config: Record<string, unknown>;
   readonly kind: 'image' | 'audio';

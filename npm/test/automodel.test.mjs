@@ -319,6 +319,28 @@ describe('vision models and AutoProcessor (WASM)', () => {
     }
   });
 
+  test("AutoProcessor of a Whisper model: input_features are WhisperFeatureExtractor's", async () => {
+    const ref = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'audio-reference', 'reference.json'), 'utf8'));
+    const processor = await AutoProcessor.from_pretrained(path.join(fixturesDir, 'whisper', 'tiny-whisper-en'));
+    assert.equal(processor.kind, 'audio');
+    const bins = processor.config.feature_size;
+    const c = ref.features.find((f) => f.case === 'speech_a_16k' && f.n_mels === bins);
+    // A WAV file's path: decoded by the engine in Node, as the speech pipeline's input is.
+    const { input_features } = await processor(path.join(fixturesDir, 'audio', 'speech_a_16k.wav'));
+    assert.deepEqual(input_features.dims, [1, bins, 3000]);
+    const buffer = fs.readFileSync(path.join(fixturesDir, 'audio-reference', c.file));
+    const want = new Float32Array(buffer.buffer, buffer.byteOffset, buffer.length / 4);
+    let worst = 0;
+    for (let m = 0; m < bins; m++) {
+      const row = input_features.data.subarray(m * 3000, (m + 1) * 3000);
+      worst = Math.max(worst, maxDiff(row.subarray(0, c.frames_kept), want.subarray(m * c.frames_kept, (m + 1) * c.frames_kept)));
+      // The zero padding's frames hold the floor value.
+      worst = Math.max(worst, ...Array.from(row.subarray(c.frames_kept), (v) => Math.abs(v - c.tail_value)));
+    }
+    assert.ok(worst <= TOLERANCE, `max |diff| ${worst}`);
+    processor.dispose();
+  });
+
   test("AutoModelForImageClassification on the processor's pixel_values gives the image-classification pipeline's scores", async () => {
     const dir = path.join(fixturesDir, 'vision', 'tiny-vit-classifier');
     const processor = await AutoProcessor.from_pretrained(dir);
