@@ -237,11 +237,36 @@ pub fn resize_image(image: JsValue, width: u32, height: u32, resample: u32) -> R
     Ok(image_to_js(&image.resize(width as usize, height as usize, filter).map_err(js_error)?))
 }
 
-/// After a model is dropped: frees the idle buffers of the WebGPU device it shared with other
-/// models, so that disposing a model gives its memory back.
-pub(crate) fn trim_device_pool(device: &Device) {
-    if let Device::Gpu(gpu) = device {
-        gpu.trim_pool();
+/// What a loaded model or task runs on.
+pub(crate) trait OnDevice {
+    fn device(&self) -> &Device;
+}
+
+/// A loaded model or task, shared with the calls in flight (so that freeing the JS object
+/// mid-call is safe), that once dropped also frees the idle buffers of the WebGPU device it
+/// shared with others: disposing a model gives its memory back.
+pub(crate) struct Held<T: OnDevice>(Option<T>);
+
+impl<T: OnDevice> Held<T> {
+    pub(crate) fn new(inner: T) -> Held<T> {
+        Held(Some(inner))
+    }
+
+    pub(crate) fn get(&self) -> &T {
+        // Only `Drop` takes it out.
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl<T: OnDevice> Drop for Held<T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            let device = inner.device().clone();
+            drop(inner);
+            if let Device::Gpu(gpu) = device {
+                gpu.trim_pool();
+            }
+        }
     }
 }
 

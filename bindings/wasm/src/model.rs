@@ -15,45 +15,27 @@ use wasm_bindgen_futures::future_to_promise;
 use webformers::Error;
 use webformers::files::ModelFiles;
 use webformers::models::auto::{AutoModel, AutoProcessor, HostTensor, HostValues, ModelClass, NamedTensors};
-use webformers::tasks::{Input, LoadOptions};
+use webformers::tasks::Input;
 
 use crate::hub::HubLoaded;
 use crate::media::media_from_js;
-use crate::pipeline::{from_js, to_js};
-use crate::{EngineDevice, ModelFileSet, js_error, set, weight_dtype};
+use crate::pipeline::{from_js, load_options, to_js};
+use crate::{EngineDevice, Held, ModelFileSet, js_error, set};
 
 #[wasm_bindgen]
 pub struct ModelRunner {
     // Shared with the calls in flight, so that freeing the JS object mid-call is safe.
-    inner: Rc<HeldModel>,
+    inner: Rc<Held<AutoModel>>,
 }
 
-/// A loaded model that, once dropped, frees the idle buffers of the WebGPU device it shares.
-struct HeldModel(Option<AutoModel>);
-
-impl HeldModel {
-    fn get(&self) -> &AutoModel {
-        // Only `Drop` takes it out.
-        self.0.as_ref().expect("the model is present until dropped")
+impl crate::OnDevice for AutoModel {
+    fn device(&self) -> &webformers::Device {
+        AutoModel::device(self)
     }
-}
-
-impl Drop for HeldModel {
-    fn drop(&mut self) {
-        if let Some(model) = self.0.take() {
-            let device = model.device().clone();
-            drop(model);
-            crate::trim_device_pool(&device);
-        }
-    }
-}
-
-fn load_options(dtype: &str) -> Result<LoadOptions, JsValue> {
-    Ok(LoadOptions { dtype: weight_dtype(dtype)? })
 }
 
 fn runner(model: AutoModel) -> ModelRunner {
-    ModelRunner { inner: Rc::new(HeldModel(Some(model))) }
+    ModelRunner { inner: Rc::new(Held::new(model)) }
 }
 
 #[wasm_bindgen]
