@@ -4,6 +4,9 @@
 #   - the Tensor, its functions, LogLevel and env.backends (tensor.test.mjs), and AutoTokenizer
 #     (tokenizer.test.mjs) against transformers.js 4.3.1's, run side by side (installed under
 #     bench/transformersjs);
+#   - AutoModel, the AutoModelFor... classes and AutoProcessor (automodel.test.mjs): MiniLM's
+#     last_hidden_state against PyTorch, the tiny classifiers', decoder's and image processors'
+#     outputs against transformers and the pipelines, bad input; one case in Chromium on WebGPU;
 #   - in Node on WASM (node.test.mjs): the real all-MiniLM-L6-v2 against the PyTorch reference,
 #     text generation (tiny Llama; SmolLM2 from GGUF against transformers' greedy replies), bad
 #     input, the TypeScript types, the packed package in an empty folder;
@@ -40,7 +43,7 @@
 # Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
 # SmolLM2-135M-Instruct Q4_1, whisper-tiny.en) when missing.
 #
-# Usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension]   (default: all; tensor: the Tensor and AutoTokenizer against transformers.js; vision: the
+# Usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension|automodel]   (default: all; automodel: automodel.test.mjs alone; tensor: the Tensor and AutoTokenizer against transformers.js; vision: the
 # image tasks' two files alone; audio: read_audio/RawAudio in Node and Chromium; seq2seq: the text
 # encoder-decoder tasks' two files)
 set -euo pipefail
@@ -78,19 +81,20 @@ esac
 
 case "${1:-all}" in
     tensor) node --test test/tensor.test.mjs test/tokenizer.test.mjs ;;
-    node) node --test --test-concurrency=1 --test-timeout=600000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs test/seq2seq-node.test.mjs ;;
+    node) node --test --test-concurrency=1 --test-timeout=600000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/automodel.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs test/seq2seq-node.test.mjs ;;
     browser) node --test --test-concurrency=1 --test-timeout=900000 test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs test/seq2seq-browser.test.mjs test/extension.test.mjs ;;
     audio) node --test --test-concurrency=1 --test-timeout=900000 test/audio-node.test.mjs test/audio-browser.test.mjs ;;
     asr) node --test --test-concurrency=1 --test-timeout=900000 test/asr-node.test.mjs test/asr-events.test.mjs test/asr-browser.test.mjs ;;
     seq2seq) node --test --test-concurrency=1 --test-timeout=900000 test/seq2seq-node.test.mjs test/seq2seq-browser.test.mjs ;;
     hub) node --test --test-concurrency=1 --test-timeout=900000 test/hub.test.mjs test/custom-cache.test.mjs ;;
     extension) node --test --test-timeout=900000 test/extension.test.mjs ;;
+    automodel) node --test --test-timeout=900000 test/automodel.test.mjs ;;
     faults) node --test --test-timeout=900000 test/device-faults.test.mjs ;;
     vision) node --test --test-concurrency=1 --test-timeout=900000 test/vision-node.test.mjs test/vision-browser.test.mjs ;;
     all)
-        node --test --test-concurrency=1 --test-timeout=900000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs \
+        node --test --test-concurrency=1 --test-timeout=900000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/automodel.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs \
             test/seq2seq-node.test.mjs test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs \
             test/seq2seq-browser.test.mjs test/extension.test.mjs test/hub.test.mjs test/custom-cache.test.mjs test/device-faults.test.mjs
         ;;
-    *) echo "usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension]" >&2; exit 2 ;;
+    *) echo "usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension|automodel]" >&2; exit 2 ;;
 esac

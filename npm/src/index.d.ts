@@ -260,6 +260,106 @@ export class AutoTokenizer {
   ): Promise<PreTrainedTokenizer>;
 }
 
+/** A model's outputs by name (float32). */
+export type ModelOutput = Record<string, Tensor<'float32'>>;
+
+/** A processor's outputs: an image processor's or a feature extractor's. */
+export type ProcessorOutput = {
+  pixel_values?: Tensor<'float32'>;
+  /** Where the processor pads (DETR): 1 on the image's pixels. */
+  pixel_mask?: Tensor<'int64'>;
+  /** [N, 2]: each image's (height, width) before and after resizing. */
+  original_sizes?: Tensor<'int64'>;
+  reshaped_input_sizes?: Tensor<'int64'>;
+  input_features?: Tensor<'float32'>;
+};
+
+/** A model's inputs by name: a tokenizer's or processor's output (undefined entries are skipped). */
+export type ModelInputs = BatchEncoding | ProcessorOutput | Record<string, Tensor<TensorType> | undefined>;
+
+/** Options of `generate()`: the inputs (Tensors) and generation options in one object, as transformers.js takes them. */
+export interface GenerateArgs {
+  input_ids: Tensor<TensorType>;
+  attention_mask?: Tensor<TensorType>;
+  max_new_tokens?: number;
+  max_length?: number;
+  do_sample?: boolean;
+  temperature?: number;
+  top_k?: number;
+  top_p?: number;
+  repetition_penalty?: number;
+  no_repeat_ngram_size?: number;
+  seed?: number;
+  eos_token_id?: number | number[];
+  generation_config?: Record<string, unknown>;
+  [option: string]: unknown;
+}
+
+/**
+ * A model on its own (`AutoModel.from_pretrained` and the `AutoModelFor...` classes). Calling it
+ * runs `forward`: `const { logits } = await model(await tokenizer(texts, { padding: true }))`.
+ */
+export interface PreTrainedModel {
+  (inputs: ModelInputs): Promise<ModelOutput>;
+  /**
+   * Outputs as transformers names them: `last_hidden_state` [batch, tokens, hidden] (zeros at
+   * padding; text encoders take right padding), `logits`, `start_logits` / `end_logits`,
+   * `pooler_output`, `pred_boxes`: float32 Tensors.
+   */
+  forward(inputs: ModelInputs): Promise<ModelOutput>;
+  /** AutoModelForCausalLM: each row of input_ids followed by its new tokens, int64 [batch, tokens]. */
+  generate(args: GenerateArgs): Promise<Tensor<'int64'>>;
+  /** config.json. */
+  readonly config: Record<string, unknown>;
+  /** The engine's facts: model_type, architecture, id2label, vocab_size, hidden_size, max_positions. */
+  readonly info: Readonly<Record<string, unknown>>;
+  /** The id, URL or path it was loaded from. */
+  readonly model: string;
+  /** The class it was loaded as ('AutoModelForMaskedLM'). */
+  readonly class_name: string;
+  readonly device: Device;
+  readonly device_note: string | null;
+  /** The inputs forward() reads. */
+  readonly input_names: string[];
+  /** Frees its weights; the model is unusable afterwards. */
+  dispose(): Promise<void>;
+}
+
+/** `from_pretrained`'s options: pipeline()'s. */
+export type ModelOptions = PipelineOptions;
+
+export const PreTrainedModel: { prototype: PreTrainedModel };
+export const Processor: { prototype: Processor };
+
+/** transformers.js's AutoModel: the base model of a Hub id, URL or folder. */
+export class AutoModel {
+  static from_pretrained(model: string, options?: ModelOptions): Promise<PreTrainedModel>;
+}
+export class AutoModelForSequenceClassification extends AutoModel {}
+export class AutoModelForTokenClassification extends AutoModel {}
+export class AutoModelForQuestionAnswering extends AutoModel {}
+export class AutoModelForMaskedLM extends AutoModel {}
+export class AutoModelForCausalLM extends AutoModel {}
+export class AutoModelForImageClassification extends AutoModel {}
+
+/** A model's processor (`AutoProcessor.from_pretrained`), callable on images or audio. */
+export interface Processor {
+  /** Images → pixel_values, original_sizes, reshaped_input_sizes (pixel_mask where it pads); audio → input_features. */
+  (input: ImageInput | ImageInput[] | AudioInput | AudioInput[]): Promise<ProcessorOutput>;
+  /** preprocessor_config.json. */
+  readonly config: Record<string, unknown>;
+  readonly kind: 'image' | 'audio';
+  dispose(): void;
+}
+
+/** transformers.js's AutoProcessor: the image processor or feature extractor of preprocessor_config.json. */
+export class AutoProcessor {
+  static from_pretrained(
+    model: string,
+    options?: { revision?: string; local_files_only?: boolean; progress_callback?: ProgressCallback | null },
+  ): Promise<Processor>;
+}
+
 /** transformers.js's log levels, for env.logLevel. */
 export const LogLevel: Readonly<{ DEBUG: 10; INFO: 20; WARNING: 30; ERROR: 40; NONE: 50 }>;
 

@@ -6,6 +6,18 @@ import { RawImage } from './image.js';
 export { env, LogLevel } from './env.js';
 export { pipeline } from './pipeline.js';
 export { AutoTokenizer, PreTrainedTokenizer } from './tokenizer.js';
+export {
+  AutoModel,
+  AutoModelForSequenceClassification,
+  AutoModelForTokenClassification,
+  AutoModelForQuestionAnswering,
+  AutoModelForMaskedLM,
+  AutoModelForCausalLM,
+  AutoModelForImageClassification,
+  AutoProcessor,
+  PreTrainedModel,
+  Processor,
+} from './model.js';
 export { Tensor, cos_sim, cat, stack, mean_pooling, quantize_embeddings } from './tensor.js';
 export { RawImage };
 /** transformers.js's `load_image`: `RawImage.read`. */

@@ -21,7 +21,7 @@ const DEVICE_ALIASES = { cpu: 'wasm', gpu: 'webgpu' };
 /** A browser page (not a worker, not Node): where `env.backends.onnx.wasm.proxy` moves pipelines into a worker. */
 const IN_PAGE = typeof window !== 'undefined' && typeof document !== 'undefined' && typeof Worker !== 'undefined';
 /** Errors of the WebGPU device itself (not of the model): 'auto' falls back to WASM on these. */
-const GPU_CODES = new Set(['over_limit', 'out_of_memory', 'device_lost', 'gpu', 'no_adapter']);
+export const GPU_CODES = new Set(['over_limit', 'out_of_memory', 'device_lost', 'gpu', 'no_adapter']);
 
 /**
  * A small run at load time on WebGPU compiles the GPU pipelines and proves the device works (a
@@ -63,8 +63,17 @@ async function autoChoice() {
   return { use: true };
 }
 
+/** The device option as the engine names it ('gpu' is 'webgpu', 'cpu' is 'wasm'); an unknown one is an Error. */
+export function deviceName(asked) {
+  const device = DEVICE_ALIASES[asked] ?? asked;
+  if (!DEVICES.includes(device)) {
+    throw new WebformersError(`unknown device '${asked}': use 'webgpu' (or 'gpu'), 'wasm' (or 'cpu') or 'auto'`, 'input');
+  }
+  return device;
+}
+
 /** Opens the device; `note` says why 'auto' took WASM, when it did. */
-async function openDevice(wasm, device) {
+export async function openDevice(wasm, device) {
   if (device !== 'auto') return { dev: await guarded(() => wasm.openDevice(device)), note: null };
   const { use, why } = await autoChoice();
   if (!use) {
@@ -76,21 +85,19 @@ async function openDevice(wasm, device) {
   return { dev, note: dev.note ?? null };
 }
 
+/** The load options that pipeline() and the model classes share, with their defaults. */
+export function loadOptions(options) {
+  const { device = 'auto', dtype = 'auto', revision = 'main', progress_callback = null, local_files_only = false, signal = null } = options ?? {};
+  return { device, dtype, revision, progress_callback, local_files_only, signal };
+}
+
 /**
  * Makes a pipeline: `await pipeline('feature-extraction', 'sentence-transformers/all-MiniLM-L6-v2')`.
  * See index.d.ts for the options and what the result is.
  */
 export async function pipeline(task, model = null, options = {}) {
   if (env.backends.onnx.wasm.proxy && IN_PAGE) return proxiedPipeline(task, model, options);
-  const {
-    device: asked = 'auto',
-    dtype: dtypeOption = 'auto',
-    revision = 'main',
-    progress_callback = null,
-    local_files_only = false,
-    signal = null,
-  } = options ?? {};
-  const device = DEVICE_ALIASES[asked] ?? asked;
+  const { device: asked, dtype: dtypeOption, revision, progress_callback, local_files_only, signal } = loadOptions(options);
   const dtype = dtypeSpec(dtypeOption);
   if (signal !== null && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
     throw new WebformersError('signal must be an AbortSignal', 'input');
@@ -101,9 +108,7 @@ export async function pipeline(task, model = null, options = {}) {
     if (signal?.aborted) throw abortedError(signal);
   };
   checkAborted();
-  if (!DEVICES.includes(device)) {
-    throw new WebformersError(`unknown device '${asked}': use 'webgpu' (or 'gpu'), 'wasm' (or 'cpu') or 'auto'`, 'input');
-  }
+  const device = deviceName(asked);
   const wasm = await engine();
   let spec;
   try {
@@ -309,7 +314,7 @@ async function proxiedPipeline(task, model, options) {
  * transformers.js's `dtype`: a name ('q8'), or per module ({ encoder_model: 'fp32',
  * decoder_model_merged: 'q4' }), written for the engine as `encoder_model=fp32,...`.
  */
-function dtypeSpec(dtype) {
+export function dtypeSpec(dtype) {
   if (dtype === null || dtype === undefined) return 'auto';
   if (typeof dtype === 'string') return dtype;
   if (typeof dtype === 'object') {

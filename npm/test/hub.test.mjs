@@ -587,6 +587,27 @@ describe('the cache API, tokens, GGUF, workers, Node', () => {
     }
   });
 
+  test("AutoModel from the Hub in Node: streamed weights, PyTorch's embeddings from last_hidden_state", { timeout: 120_000 }, async () => {
+    const { AutoModel, AutoTokenizer, mean_pooling, env } = await import(path.join(distDir, 'index.js'));
+    const saved = { ...env };
+    try {
+      env.remoteHost = `${hub.endpoint}/`;
+      env.allowLocalModels = false;
+      env.cacheDir = nodeCache;
+      env.numThreads = 1;
+      const tokenizer = await AutoTokenizer.from_pretrained(REPO);
+      const model = await AutoModel.from_pretrained(REPO, { device: 'wasm' });
+      const inputs = tokenizer(few.inputs.map((i) => i.text), { padding: true, truncation: true, max_length: few.max_seq_length });
+      const { last_hidden_state } = await model(inputs);
+      const diff = maxAbsDiff(mean_pooling(last_hidden_state, inputs.attention_mask).normalize(2, -1).data, few);
+      assert.ok(diff <= TOLERANCE, `max abs diff ${diff}`);
+      await model.dispose();
+      tokenizer.dispose();
+    } finally {
+      Object.assign(env, saved);
+    }
+  });
+
   test('AutoTokenizer from the Hub: its two files only (no weight request), in Node and in a page', { timeout: 120_000 }, async () => {
     const { AutoTokenizer, env } = await import(path.join(distDir, 'index.js'));
     const local = await AutoTokenizer.from_pretrained(minilmDir);

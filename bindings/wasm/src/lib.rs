@@ -15,6 +15,7 @@
 mod errors;
 mod hub;
 mod media;
+mod model;
 mod pipeline;
 mod tokenizer;
 
@@ -29,6 +30,7 @@ use webformers::{Device, DeviceChoice, GpuOptions};
 
 pub use errors::js_error;
 pub use hub::{FetchTransport, HubLoaded, JsStore};
+pub use model::{ModelRunner, Processor};
 pub use pipeline::TaskPipeline;
 pub use tokenizer::JsTokenizer;
 
@@ -233,6 +235,39 @@ pub fn resize_image(image: JsValue, width: u32, height: u32, resample: u32) -> R
     let image = media::image_from_js(&image).map_err(js_error)?;
     let filter = Resample::from_pil(resample as u64).map_err(js_error)?;
     Ok(image_to_js(&image.resize(width as usize, height as usize, filter).map_err(js_error)?))
+}
+
+/// What a loaded model or task runs on.
+pub(crate) trait OnDevice {
+    fn device(&self) -> &Device;
+}
+
+/// A loaded model or task, shared with the calls in flight (so that freeing the JS object
+/// mid-call is safe), that once dropped also frees the idle buffers of the WebGPU device it
+/// shared with others: disposing a model gives its memory back.
+pub(crate) struct Held<T: OnDevice>(Option<T>);
+
+impl<T: OnDevice> Held<T> {
+    pub(crate) fn new(inner: T) -> Held<T> {
+        Held(Some(inner))
+    }
+
+    pub(crate) fn get(&self) -> &T {
+        // Only `Drop` takes it out.
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl<T: OnDevice> Drop for Held<T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            let device = inner.device().clone();
+            drop(inner);
+            if let Device::Gpu(gpu) = device {
+                gpu.trim_pool();
+            }
+        }
+    }
 }
 
 pub(crate) fn set(target: &Object, key: &str, value: &JsValue) {

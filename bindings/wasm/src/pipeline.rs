@@ -23,38 +23,21 @@ use webformers::weights::gguf::GgufFile;
 
 use crate::hub::HubLoaded;
 use crate::media::media_from_js;
-use crate::{EngineDevice, ModelFileSet, js_error, set, weight_dtype};
+use crate::{EngineDevice, Held, ModelFileSet, js_error, set, weight_dtype};
 
 #[wasm_bindgen]
 pub struct TaskPipeline {
     // Shared with the runs in flight, so that freeing the JS object mid-run is safe.
-    inner: Rc<Held>,
+    inner: Rc<Held<Box<dyn Pipeline>>>,
 }
 
-/// A loaded task that, once dropped (freed, and no run in flight), also frees the idle buffers
-/// of the WebGPU device it shared with other pipelines: disposing a model gives its memory back.
-struct Held(Option<Box<dyn Pipeline>>);
-
-impl Held {
-    fn get(&self) -> &dyn Pipeline {
-        // Only `Drop` takes it out.
-        self.0.as_deref().expect("the pipeline is present until dropped")
+impl crate::OnDevice for Box<dyn Pipeline> {
+    fn device(&self) -> &webformers::Device {
+        Pipeline::device(self.as_ref())
     }
 }
 
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Some(pipeline) = self.0.take() {
-            let device = pipeline.device().clone();
-            drop(pipeline);
-            if let webformers::Device::Gpu(gpu) = device {
-                gpu.trim_pool();
-            }
-        }
-    }
-}
-
-fn load_options(dtype: &str) -> Result<LoadOptions, JsValue> {
+pub(crate) fn load_options(dtype: &str) -> Result<LoadOptions, JsValue> {
     // `..Default::default()`: options added to core later keep their defaults here.
     #[allow(clippy::needless_update)]
     Ok(LoadOptions { dtype: weight_dtype(dtype)?, ..Default::default() })
@@ -74,7 +57,7 @@ pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue
 }
 
 /// A JS value (an argument of the call) as JSON; `what` names it in the error.
-fn from_js(value: JsValue, what: &str) -> Result<Value, JsValue> {
+pub(crate) fn from_js(value: JsValue, what: &str) -> Result<Value, JsValue> {
     serde_wasm_bindgen::from_value(value)
         .map_err(|e| js_error(webformers::Error::Input(format!("the {what} must be plain data (strings, numbers, arrays, objects): {e}"))))
 }
@@ -93,7 +76,7 @@ fn output_to_js(out: &Output) -> Result<JsValue, JsValue> {
 
 impl TaskPipeline {
     fn new(pipeline: Box<dyn Pipeline>) -> TaskPipeline {
-        TaskPipeline { inner: Rc::new(Held(Some(pipeline))) }
+        TaskPipeline { inner: Rc::new(Held::new(pipeline)) }
     }
 }
 

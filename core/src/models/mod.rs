@@ -9,6 +9,7 @@ use crate::{Error, Result, Tensor};
 
 pub use heads::{HeadKind, TextHead};
 
+pub mod auto;
 pub mod bart;
 pub mod beams;
 pub mod bert;

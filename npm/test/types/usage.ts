@@ -14,6 +14,10 @@ import {
   quantize_embeddings,
   LogLevel,
   AutoTokenizer,
+  AutoModel,
+  AutoModelForCausalLM,
+  AutoModelForSequenceClassification,
+  AutoProcessor,
   RawImage,
   load_image,
   RawAudio,
@@ -82,6 +86,19 @@ export async function embeddings(): Promise<number[][]> {
   const text: string = tokenizer.decode(input_ids[0], { skip_special_tokens: true });
   const prompt: string = tokenizer.apply_chat_template([{ role: 'user', content: 'Hi' }], { tokenize: false, add_generation_prompt: true });
   console.log(attention_mask.dims, text, prompt, tokenizer.encode('Hello'), tokenizer.pad_token_id);
+  const model = await AutoModel.from_pretrained('Xenova/all-MiniLM-L6-v2', { device: 'webgpu', dtype: 'q8' });
+  const inputs = tokenizer(['Hello'], { padding: true });
+  const { last_hidden_state } = await model(inputs);
+  const sentence = mean_pooling(last_hidden_state, inputs.attention_mask).normalize(2, -1);
+  const classifier = await AutoModelForSequenceClassification.from_pretrained('Xenova/distilbert-base-uncased-finetuned-sst-2-english');
+  const { logits } = await classifier.forward(inputs);
+  const lm = await AutoModelForCausalLM.from_pretrained('HuggingFaceTB/SmolLM2-135M-Instruct');
+  const generated = await lm.generate({ ...inputs, max_new_tokens: 4, do_sample: false });
+  const processor = await AutoProcessor.from_pretrained('Xenova/vit-base-patch16-224');
+  const { pixel_values } = await processor(await load_image('cat.jpg'));
+  console.log(sentence.dims, logits.dims, generated.dims, pixel_values?.dims, model.config, lm.device, processor.kind);
+  processor.dispose();
+  await Promise.all([model.dispose(), classifier.dispose(), lm.dispose()]);
   tokenizer.dispose();
   await extractor.dispose();
   return output.tolist();

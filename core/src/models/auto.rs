@@ -1,0 +1,513 @@
+//! A model on its own, as transformers' `AutoModel` and `AutoModelFor{Task}` classes give it:
+//! loaded by config.json's architecture through the registry (`ARCHITECTURES`), called on named
+//! tensors (`input_ids`, `attention_mask`, `pixel_values`, ...) and answering named tensors
+//! (`last_hidden_state`, `logits`, `start_logits`, ...), with no task's pre- or post-processing.
+//!
+//! One contract for every architecture: the class says which entry point of the registry is
+//! loaded (a text encoder with a `TextHead`, a decoder, a vision model with a `VisionHead`), and
+//! `forward` turns the padded [batch, tokens] tensors front ends pass into what those entry
+//! points take (packed sequences, one KV cache per row) and back. A new architecture that fills
+//! its registry entry needs nothing here.
+
+use serde_json::Value;
+
+use crate::files::ModelFiles;
+use crate::generation::{self, GenerationConfig, Interrupt};
+use crate::tasks::LoadOptions;
+use crate::tasks::text_encoder::MAX_BATCH;
+use crate::tokenizer::Batch;
+use crate::weights::Weights;
+use crate::{Device, Error, Result, Tensor};
+
+use super::{DecoderModel, HeadKind, ModelConfig, TextModel, VisionHead, VisionModel};
+
+/// Which transformers class is loaded: the base model or one with a task head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelClass {
+    /// `AutoModel`: the backbone's hidden states.
+    Base,
+    /// `AutoModelFor{SequenceClassification, TokenClassification, QuestionAnswering, MaskedLM}`.
+    TextHead(HeadKind),
+    /// `AutoModelForCausalLM`.
+    CausalLm,
+    /// `AutoModelForImageClassification`.
+    ImageClassification,
+}
+
+impl ModelClass {
+    /// From transformers' class name (`AutoModelForMaskedLM`), its suffix (`ForMaskedLM`), or
+    /// `AutoModel`.
+    pub fn from_name(name: &str) -> Result<ModelClass> {
+        let suffix = name.strip_prefix("AutoModel").unwrap_or(name);
+        if suffix.is_empty() {
+            return Ok(ModelClass::Base);
+        }
+        if let Some(kind) = HeadKind::ALL.into_iter().find(|k| k.class_suffix() == suffix) {
+            return Ok(ModelClass::TextHead(kind));
+        }
+        match suffix {
+            "ForCausalLM" => Ok(ModelClass::CausalLm),
+            "ForImageClassification" => Ok(ModelClass::ImageClassification),
+            _ => Err(Error::Unsupported(format!(
+                "unknown model class `{name}`; the classes are AutoModel, {}, AutoModelForCausalLM, AutoModelForImageClassification",
+                HeadKind::ALL.map(|k| format!("AutoModel{}", k.class_suffix())).join(", ")
+            ))),
+        }
+    }
+}
+
+/// A tensor as a front end holds it: row-major values and their dims.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub dims: Vec<usize>,
+    pub data: HostValues,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostValues {
+    /// Integer tensors (token ids, masks) of any width, as i64.
+    Int(Vec<i64>),
+    Float(Vec<f32>),
+}
+
+/// A model's named inputs or outputs, in order.
+pub type NamedTensors = Vec<(String, HostTensor)>;
+
+enum Loaded {
+    Text { model: TextModel, vocab: usize },
+    Decoder { model: Box<dyn DecoderModel>, generation: GenerationConfig },
+    Vision(Box<dyn VisionModel>),
+}
+
+pub struct AutoModel {
+    loaded: Loaded,
+    pub config: ModelConfig,
+    pub class: ModelClass,
+    device: Device,
+    interrupt: Interrupt,
+}
+
+impl AutoModel {
+    /// The model of `files` as `class` loads it. The architecture is checked before any weight
+    /// is read: an unknown one, or one without the entry point the class needs, is
+    /// `Error::Unsupported` listing the supported ones.
+    pub fn load(class: ModelClass, files: &dyn ModelFiles, device: &Device, options: &LoadOptions) -> Result<AutoModel> {
+        let json = files.json("config.json")?.ok_or_else(|| Error::file(files.name(), "is not a model: it has no config.json"))?;
+        let config = ModelConfig::from_json(files.name(), json)?;
+        let arch = super::ARCHITECTURES.iter().find(|a| a.model_types.contains(&config.model_type.as_str()));
+        let text = || super::architecture(&config, "text encoder", |a| a.text_encoder.is_some());
+        let vision = || super::architecture(&config, "vision model", |a| a.vision.is_some());
+        // Checked first, so that a wrong model fails before its weights are read.
+        match class {
+            ModelClass::Base if arch.is_some_and(|a| a.vision.is_some()) => vision().map(drop)?,
+            ModelClass::Base if arch.is_some_and(|a| a.decoder.is_some()) => {
+                return Err(Error::Unsupported(format!(
+                    "{}: AutoModel of a decoder (model_type `{}`) would return hidden states, which this engine does not expose; use AutoModelForCausalLM for its logits",
+                    config.name, config.model_type
+                )));
+            }
+            ModelClass::Base | ModelClass::TextHead(_) => text().map(drop)?,
+            ModelClass::CausalLm => super::architecture(&config, "causal language model", |a| a.decoder.is_some()).map(drop)?,
+            ModelClass::ImageClassification => vision().map(drop)?,
+        }
+        let vb = Weights::new(files.weights(device)?, device, options.dtype);
+        let loaded = match class {
+            ModelClass::Base if arch.is_some_and(|a| a.vision.is_some()) => {
+                Loaded::Vision(super::load_vision_model(&config, &vb, VisionHead::None)?)
+            }
+            ModelClass::Base => Loaded::Text { model: super::load_text_model(&config, &vb, None)?, vocab: vocab_size(&config)? },
+            ModelClass::TextHead(kind) => {
+                Loaded::Text { model: super::load_text_model(&config, &vb, Some(kind))?, vocab: vocab_size(&config)? }
+            }
+            ModelClass::CausalLm => {
+                let generation = GenerationConfig::from_json(&files.json("generation_config.json")?.unwrap_or_default(), &config.json)?;
+                Loaded::Decoder { model: super::load_decoder(&config, &vb)?, generation }
+            }
+            ModelClass::ImageClassification => Loaded::Vision(super::load_vision_model(&config, &vb, VisionHead::ImageClassification)?),
+        };
+        Ok(AutoModel { loaded, config, class, device: device.clone(), interrupt: Interrupt::new() })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The flag that stops a `generate` in flight after its current token.
+    pub fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
+    }
+
+    /// The model's outputs for `inputs`, named as transformers names them: text encoders take
+    /// `input_ids` [B, S] (integers), optional `attention_mask` [B, S] (each row's ones first:
+    /// right padding) and `token_type_ids` [B, S], and give `last_hidden_state` [B, S, H] (zeros
+    /// at padding), or their head's `logits` ([B, labels]; [B, S, labels] per token, [B, S, V]
+    /// for masked LM) or `start_logits` / `end_logits` [B, S]. Decoders take `input_ids` and
+    /// `attention_mask` (any padding: each row's attended tokens are one sequence, positions
+    /// counted from its first) and give `logits` [B, S, V] (zeros at padding). Vision models take
+    /// `pixel_values` [N, 3, H, W] (and DETR's `pixel_mask` [N, H, W]) and give
+    /// `last_hidden_state`, `pooler_output`, `logits`, `pred_boxes`, those their head has.
+    pub async fn forward(&self, inputs: &NamedTensors) -> Result<NamedTensors> {
+        check_names(inputs, self.input_names())?;
+        match &self.loaded {
+            Loaded::Text { model, vocab } => self.forward_text(model, *vocab, inputs).await,
+            Loaded::Decoder { model, .. } => self.forward_decoder(model.as_ref(), inputs).await,
+            Loaded::Vision(model) => self.forward_vision(model.as_ref(), inputs).await,
+        }
+    }
+
+    /// The inputs `forward` reads.
+    pub fn input_names(&self) -> &'static [&'static str] {
+        match &self.loaded {
+            Loaded::Text { .. } => &["input_ids", "attention_mask", "token_type_ids"],
+            // transformers.js passes position_ids to decoders; they follow from the mask here.
+            Loaded::Decoder { .. } => &["input_ids", "attention_mask", "position_ids"],
+            Loaded::Vision(_) => &["pixel_values", "pixel_mask"],
+        }
+    }
+
+    async fn forward_text(&self, model: &TextModel, vocab: usize, inputs: &NamedTensors) -> Result<NamedTensors> {
+        let (ids, b, s) = token_ids(inputs, vocab)?;
+        let lengths = right_padded_lengths(inputs, b, s)?;
+        let max = model.encoder.max_positions();
+        if s > max {
+            return Err(Error::Input(format!("input_ids has {s} tokens a row; {} reads at most {max}", self.config.name)));
+        }
+        let types = match find(inputs, "token_type_ids") {
+            Some(t) => {
+                let t = ints(t, "token_type_ids", &[b, s])?;
+                if let Some(bad) = t.iter().find(|&&v| !(0..2).contains(&v)) {
+                    return Err(Error::Input(format!("token_type_ids holds {bad}; token types are 0 or 1")));
+                }
+                t
+            }
+            None => vec![0; b * s],
+        };
+        let row = |data: &[i64], r: usize| data[r * s..r * s + lengths[r]].iter().map(|&v| v as u32).collect::<Vec<u32>>();
+        let width = match &model.head {
+            Some(head) => head.outputs(),
+            None => model.encoder.hidden_size(),
+        };
+        let per_sequence = model.head.as_ref().is_some_and(|h| h.kind == HeadKind::SequenceClassification);
+        // [B, S, width] (or [B, width] for sequence classification), zeros at padding.
+        let mut out = vec![0f32; if per_sequence { b * width } else { b * s * width }];
+        for start in (0..b).step_by(MAX_BATCH) {
+            let rows = start..(start + MAX_BATCH).min(b);
+            let batch =
+                Batch { ids: rows.clone().map(|r| row(&ids, r)).collect(), type_ids: rows.clone().map(|r| row(&types, r)).collect() };
+            let hidden = model.encoder.forward(&batch)?;
+            let values = match &model.head {
+                Some(head) => {
+                    let offsets = batch.offsets();
+                    head.forward(&hidden, &Tensor::from_u32(&offsets, &[offsets.len()], &self.device)?, None)?.to_vec_f32().await?
+                }
+                None => hidden.to_vec_f32().await?,
+            };
+            if per_sequence {
+                out[start * width..rows.end * width].copy_from_slice(&values);
+                continue;
+            }
+            let mut packed = values.chunks(width);
+            for r in rows {
+                for (t, v) in packed.by_ref().take(lengths[r]).enumerate() {
+                    out[(r * s + t) * width..][..width].copy_from_slice(v);
+                }
+            }
+        }
+        let float = |dims: Vec<usize>, data: Vec<f32>| HostTensor { dims, data: HostValues::Float(data) };
+        Ok(match model.head.as_ref().map(|h| h.kind) {
+            None => vec![("last_hidden_state".into(), float(vec![b, s, width], out))],
+            Some(HeadKind::SequenceClassification) => vec![("logits".into(), float(vec![b, width], out))],
+            Some(HeadKind::QuestionAnswering) => {
+                // qa_outputs' two columns: start, then end.
+                let column = |c: usize| out.chunks(width).map(|x| x[c]).collect();
+                vec![("start_logits".into(), float(vec![b, s], column(0))), ("end_logits".into(), float(vec![b, s], column(1)))]
+            }
+            Some(_) => vec![("logits".into(), float(vec![b, s, width], out))],
+        })
+    }
+
+    async fn forward_decoder(&self, model: &dyn DecoderModel, inputs: &NamedTensors) -> Result<NamedTensors> {
+        let vocab = model.vocab_size();
+        let (ids, b, s) = token_ids(inputs, vocab)?;
+        let attended = attended_positions(inputs, b, s)?;
+        let mut out = vec![0f32; b * s * vocab];
+        for (r, positions) in attended.iter().enumerate() {
+            let tokens: Vec<u32> = positions.iter().map(|&p| ids[r * s + p] as u32).collect();
+            let mut cache = model.new_cache(tokens.len())?;
+            let logits = model.forward(&tokens, &mut cache, true)?.to_vec_f32().await?;
+            for (&p, row) in positions.iter().zip(logits.chunks(vocab)) {
+                out[(r * s + p) * vocab..][..vocab].copy_from_slice(row);
+            }
+        }
+        Ok(vec![("logits".into(), HostTensor { dims: vec![b, s, vocab], data: HostValues::Float(out) })])
+    }
+
+    async fn forward_vision(&self, model: &dyn VisionModel, inputs: &NamedTensors) -> Result<NamedTensors> {
+        let pixels = find(inputs, "pixel_values").ok_or_else(|| Error::Input("the model takes pixel_values [N, 3, H, W]".into()))?;
+        let values = floats(pixels, "pixel_values")?;
+        if pixels.dims.len() != 4 || pixels.dims[1] != 3 || pixels.dims.contains(&0) {
+            return Err(Error::Input(format!("pixel_values must be [N, 3, H, W], not {:?}", pixels.dims)));
+        }
+        let (n, h, w) = (pixels.dims[0], pixels.dims[2], pixels.dims[3]);
+        let pixel_values = Tensor::from_f32(values, &pixels.dims, &self.device)?;
+        let mask = match find(inputs, "pixel_mask") {
+            Some(m) => {
+                let mask: Vec<f32> = ints(m, "pixel_mask", &[n, h, w])?.into_iter().map(|v| v as f32).collect();
+                Some(Tensor::from_f32(&mask, &[n, h, w], &self.device)?)
+            }
+            None => None,
+        };
+        let output = model.forward(&pixel_values, mask.as_ref())?;
+        let mut out = NamedTensors::new();
+        let named = [
+            ("last_hidden_state", output.last_hidden_state),
+            ("pooler_output", output.pooled),
+            ("logits", output.logits),
+            ("pred_boxes", output.pred_boxes),
+        ];
+        for (name, tensor) in named {
+            if let Some(t) = tensor {
+                let dims = t.dims().to_vec();
+                out.push((name.into(), HostTensor { dims, data: HostValues::Float(t.to_vec_f32().await?) }));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Greedy or sampled generation (`AutoModelForCausalLM` only) for each row of `input_ids`
+    /// [B, S] with its `attention_mask`: the rows as given (padding kept) followed by their new
+    /// tokens, rows that stopped early filled with the pad token (else the first EOS): [B, S + n].
+    /// `options` are generation options (`max_new_tokens`, `do_sample`, ...) over the model's
+    /// generation_config.json; beam search is not offered here.
+    pub async fn generate(&self, inputs: &NamedTensors, options: &Value) -> Result<(Vec<u32>, [usize; 2])> {
+        let Loaded::Decoder { model, generation } = &self.loaded else {
+            return Err(Error::Unsupported(format!("{}: generate() needs a model loaded with AutoModelForCausalLM", self.config.name)));
+        };
+        check_names(inputs, self.input_names())?;
+        let mut config = generation.clone();
+        let rest = config.take_options("generate", options)?;
+        if rest != Value::Null {
+            return Err(Error::Input(format!("generate: unknown options {rest}")));
+        }
+        if config.num_beams > 1 || config.sampled_sequences() > 1 {
+            return Err(Error::Unsupported(
+                "generate() here decodes one sequence per row: use num_beams 1 and num_return_sequences 1".into(),
+            ));
+        }
+        let vocab = model.vocab_size();
+        let (ids, b, s) = token_ids(inputs, vocab)?;
+        let attended = attended_positions(inputs, b, s)?;
+        let mut generated = Vec::with_capacity(b);
+        for (r, positions) in attended.iter().enumerate() {
+            let prompt: Vec<u32> = positions.iter().map(|&p| ids[r * s + p] as u32).collect();
+            let row_config = config.for_sequence(r);
+            let mut cache = model.new_cache(prompt.len() + row_config.max_new_for(prompt.len()))?;
+            let mut step = |tokens: &[u32]| model.forward(tokens, &mut cache, false);
+            let mut processors = generation::processors_for(&row_config);
+            let out = generation::generate(&mut step, &prompt, &row_config, &mut processors, None, &self.interrupt).await?;
+            generated.push(out.token_ids);
+        }
+        let new = generated.iter().map(Vec::len).max().unwrap_or(0);
+        let fill = config.pad_token_id.or(config.eos_token_ids.first().copied()).unwrap_or(0);
+        let mut sequences = Vec::with_capacity(b * (s + new));
+        for (r, tokens) in generated.iter().enumerate() {
+            sequences.extend(ids[r * s..(r + 1) * s].iter().map(|&v| v as u32));
+            sequences.extend_from_slice(tokens);
+            sequences.extend(std::iter::repeat_n(fill, new - tokens.len()));
+        }
+        Ok((sequences, [b, s + new]))
+    }
+
+    /// Facts front ends show: the class, model_type, labels and sizes.
+    pub fn info(&self) -> Value {
+        let mut info = serde_json::json!({
+            "model_type": self.config.model_type,
+            "architecture": self.config.architecture,
+            "id2label": self.config.id2label,
+        });
+        match &self.loaded {
+            Loaded::Text { model, vocab } => {
+                info["hidden_size"] = model.encoder.hidden_size().into();
+                info["vocab_size"] = (*vocab).into();
+                info["max_positions"] = model.encoder.max_positions().into();
+            }
+            Loaded::Decoder { model, .. } => {
+                info["vocab_size"] = model.vocab_size().into();
+                info["max_positions"] = model.max_context().into();
+            }
+            Loaded::Vision(_) => {}
+        }
+        info
+    }
+}
+
+/// A text encoder's vocabulary (config.json's `vocab_size`), which the ids are checked against:
+/// an id past it would read outside the embedding table.
+fn vocab_size(config: &ModelConfig) -> Result<usize> {
+    config.json["vocab_size"]
+        .as_u64()
+        .map(|v| v as usize)
+        .ok_or_else(|| Error::Config(format!("{}/config.json has no `vocab_size`", config.name)))
+}
+
+/// What a processor returns beside the model's inputs (image sizes for post-processing): passed
+/// through with them, as transformers.js code does, and not read.
+const PROCESSOR_EXTRAS: [&str; 2] = ["original_sizes", "reshaped_input_sizes"];
+
+/// Every input must be one the model reads: a misspelt name would otherwise be ignored.
+fn check_names(inputs: &NamedTensors, known: &[&str]) -> Result<()> {
+    match inputs.iter().find(|(name, _)| !known.contains(&name.as_str()) && !PROCESSOR_EXTRAS.contains(&name.as_str())) {
+        Some((name, _)) => Err(Error::Input(format!("the model takes no input `{name}`; its inputs are {}", known.join(", ")))),
+        None => Ok(()),
+    }
+}
+
+fn find<'a>(inputs: &'a NamedTensors, name: &str) -> Option<&'a HostTensor> {
+    inputs.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+}
+
+/// An integer tensor of dims `dims`.
+fn ints(t: &HostTensor, name: &str, dims: &[usize]) -> Result<Vec<i64>> {
+    let HostValues::Int(values) = &t.data else {
+        return Err(Error::Input(format!("{name} must be an integer tensor (int64), not float")));
+    };
+    if t.dims != dims {
+        return Err(Error::Input(format!("{name} has dims {:?}; it must be {dims:?}", t.dims)));
+    }
+    Ok(values.clone())
+}
+
+fn floats<'a>(t: &'a HostTensor, name: &str) -> Result<&'a [f32]> {
+    match &t.data {
+        HostValues::Float(values) => Ok(values),
+        HostValues::Int(_) => Err(Error::Input(format!("{name} must be a float32 tensor, not an integer one"))),
+    }
+}
+
+/// `input_ids` [B, S] checked against the vocabulary: (ids, B, S).
+fn token_ids(inputs: &NamedTensors, vocab: usize) -> Result<(Vec<i64>, usize, usize)> {
+    let t = find(inputs, "input_ids").ok_or_else(|| Error::Input("the model takes input_ids [batch, tokens]".into()))?;
+    if t.dims.len() != 2 || t.dims.contains(&0) {
+        return Err(Error::Input(format!("input_ids must be [batch, tokens] with both at least 1, not {:?}", t.dims)));
+    }
+    let (b, s) = (t.dims[0], t.dims[1]);
+    let ids = ints(t, "input_ids", &[b, s])?;
+    if let Some(bad) = ids.iter().find(|&&id| id < 0 || id as u64 >= vocab as u64) {
+        return Err(Error::Input(format!("input_ids holds {bad}, outside the vocabulary of {vocab}")));
+    }
+    Ok((ids, b, s))
+}
+
+/// `attention_mask` [B, S] of zeros and ones (all ones when absent), by row.
+fn mask_rows(inputs: &NamedTensors, b: usize, s: usize) -> Result<Vec<Vec<bool>>> {
+    let mask = match find(inputs, "attention_mask") {
+        Some(m) => ints(m, "attention_mask", &[b, s])?,
+        None => vec![1; b * s],
+    };
+    if let Some(bad) = mask.iter().find(|&&v| v != 0 && v != 1) {
+        return Err(Error::Input(format!("attention_mask holds {bad}; it must be 0 or 1")));
+    }
+    let rows: Vec<Vec<bool>> = mask.chunks(s).map(|r| r.iter().map(|&v| v == 1).collect()).collect();
+    if let Some(r) = rows.iter().position(|r| !r.contains(&true)) {
+        return Err(Error::Input(format!("attention_mask row {r} attends to no token")));
+    }
+    Ok(rows)
+}
+
+/// Each row's length for an encoder, whose packed sequences start at position 0: the mask must
+/// be ones then zeros (the tokenizer's right padding).
+fn right_padded_lengths(inputs: &NamedTensors, b: usize, s: usize) -> Result<Vec<usize>> {
+    let rows = mask_rows(inputs, b, s)?;
+    rows.iter()
+        .enumerate()
+        .map(|(r, row)| {
+            let len = row.iter().take_while(|&&m| m).count();
+            if row[len..].contains(&true) {
+                return Err(Error::Input(format!(
+                    "attention_mask row {r} is not right-padded (ones, then zeros); encoders here take right padding"
+                )));
+            }
+            Ok(len)
+        })
+        .collect()
+}
+
+/// Each row's attended positions, in order (a decoder's sequence, left or right padded).
+fn attended_positions(inputs: &NamedTensors, b: usize, s: usize) -> Result<Vec<Vec<usize>>> {
+    Ok(mask_rows(inputs, b, s)?.iter().map(|row| (0..row.len()).filter(|&p| row[p]).collect()).collect())
+}
+
+/// A model's preprocessing on its own, as transformers' `AutoProcessor` gives it: the image
+/// processor or Whisper's feature extractor that preprocessor_config.json names, the same code
+/// the pipelines run.
+pub enum AutoProcessor {
+    Image(crate::image::ImageProcessor),
+    Audio(crate::audio::WhisperFeatureExtractor),
+}
+
+impl AutoProcessor {
+    /// From preprocessor_config.json (required): an `image_processor_type` makes an image
+    /// processor, a `WhisperFeatureExtractor` the log-mel features.
+    pub fn load(files: &dyn ModelFiles) -> Result<AutoProcessor> {
+        let file = crate::image::PREPROCESSOR_CONFIG;
+        let config = files.json(file)?.ok_or_else(|| Error::file(files.name(), format!("has no {file}: it names no processor")))?;
+        if config["feature_extractor_type"].as_str() == Some("WhisperFeatureExtractor") {
+            return Ok(AutoProcessor::Audio(crate::audio::WhisperFeatureExtractor::from_config(&config)?));
+        }
+        Ok(AutoProcessor::Image(crate::image::ImageProcessor::load(files)?))
+    }
+
+    /// `"image"` or `"audio"`: what the processor takes.
+    pub fn input_kind(&self) -> &'static str {
+        match self {
+            AutoProcessor::Image(_) => "image",
+            AutoProcessor::Audio(_) => "audio",
+        }
+    }
+
+    /// The sampling rate audio must have (resampled to it when it does not).
+    pub fn sampling_rate(&self) -> Option<u32> {
+        match self {
+            AutoProcessor::Audio(f) => Some(f.sampling_rate),
+            AutoProcessor::Image(_) => None,
+        }
+    }
+
+    /// Images to `pixel_values` [N, 3, H, W] (and `pixel_mask` [N, H, W] where the processor
+    /// pads), with `original_sizes` and `reshaped_input_sizes` [N, 2] as (height, width); audio to
+    /// `input_features` [N, mel bins, frames] padded or cut to the extractor's 30 s, as the
+    /// pipelines' own inputs are made.
+    pub fn process(&self, input: crate::tasks::Input<'_>) -> Result<NamedTensors> {
+        let float = |dims: Vec<usize>, data: Vec<f32>| HostTensor { dims, data: HostValues::Float(data) };
+        let sizes = |s: &[(usize, usize)]| HostTensor {
+            dims: vec![s.len(), 2],
+            data: HostValues::Int(s.iter().flat_map(|&(h, w)| [h as i64, w as i64]).collect()),
+        };
+        match self {
+            AutoProcessor::Image(processor) => {
+                let (images, _) = input.images("AutoProcessor")?;
+                let out = processor.process(&images)?;
+                let [n, _, h, w] = out.dims;
+                let mut named = vec![("pixel_values".to_string(), float(out.dims.to_vec(), out.pixel_values))];
+                if let Some(mask) = out.pixel_mask {
+                    named.push((
+                        "pixel_mask".into(),
+                        HostTensor { dims: vec![n, h, w], data: HostValues::Int(mask.iter().map(|&m| m as i64).collect()) },
+                    ));
+                }
+                named.push(("original_sizes".into(), sizes(&out.original_sizes)));
+                named.push(("reshaped_input_sizes".into(), sizes(&out.reshaped_sizes)));
+                Ok(named)
+            }
+            AutoProcessor::Audio(extractor) => {
+                let audios = input.audios(extractor.sampling_rate)?;
+                let items = audios.items();
+                let mut features = Vec::with_capacity(items.len() * extractor.feature_size * extractor.nb_max_frames);
+                for audio in &items {
+                    features.extend(extractor.extract(&audio.samples)?);
+                }
+                Ok(vec![("input_features".into(), float(vec![items.len(), extractor.feature_size, extractor.nb_max_frames], features))])
+            }
+        }
+    }
+}

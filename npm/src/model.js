@@ -1,0 +1,259 @@
+// Models and processors on their own, as transformers.js has them: `AutoModel`, the
+// `AutoModelFor...` classes and `AutoProcessor`. The engine loads a model by its config.json's
+// architecture through the same registry as the pipelines (bindings/wasm/src/model.rs,
+// core/src/models/auto.rs) and runs it on the package's Tensors; here are the device, the files
+// and the Tensors.
+//
+//   const tokenizer = await AutoTokenizer.from_pretrained(id);
+//   const model = await AutoModelForSequenceClassification.from_pretrained(id, { device: 'wasm' });
+//   const { logits } = await model(await tokenizer(['a text'], { padding: true }));
+
+import { log } from './env.js';
+import { engine, guarded, guardedSync, asError, WebformersError } from './engine.js';
+import { loadModelFiles } from './fetch.js';
+import { hubLoad, hubFiles } from './hub.js';
+import { openDevice, dtypeSpec, deviceName, loadOptions, GPU_CODES } from './pipeline.js';
+import { Tensor } from './tensor.js';
+import { imageInput } from './image.js';
+import { audioInput } from './audio.js';
+
+/** What a model is made of (model.safetensors stands for its shards too). */
+const MODEL_FILES = { required: ['config.json', 'model.safetensors'], optional: ['generation_config.json'] };
+const PROCESSOR_FILES = ['preprocessor_config.json'];
+
+/** A progress callback that cannot fail the load. */
+function safeProgress(progress_callback) {
+  return (event) => {
+    try {
+      progress_callback?.(event);
+    } catch (e) {
+      log.warn('progress_callback threw:', e);
+    }
+  };
+}
+
+/** The engine's `{type, dims, data}` as a Tensor (integers come as Int32Array: made int64). */
+function toTensor({ type, dims, data }) {
+  return type === 'int64' ? new Tensor('int64', BigInt64Array.from(data, BigInt), dims) : new Tensor(type, data, dims);
+}
+
+/** An object of engine tensors by name as an object of Tensors. */
+const toTensors = (named) => Object.fromEntries(Object.entries(named).map(([k, v]) => [k, toTensor(v)]));
+
+/** Whether `x` is a tensor the engine can read (the package's Tensor, or transformers.js's). */
+const isTensor = (x) => x instanceof Tensor || (x && typeof x === 'object' && typeof x.type === 'string' && Array.isArray(x.dims) && ArrayBuffer.isView(x.data));
+
+/**
+ * A loaded model; calling it runs `forward`. Made by `AutoModel.from_pretrained` and the
+ * `AutoModelFor...` classes.
+ */
+export class PreTrainedModel {
+  constructor(handle, meta) {
+    // Callable, as transformers.js's models are: await model(inputs).
+    const self = (inputs) => self.forward(inputs);
+    Object.setPrototypeOf(self, new.target.prototype);
+    self._handle = handle;
+    const info = guardedSync(() => handle.info());
+    /** config.json, as transformers.js's `model.config`. */
+    self.config = info.config;
+    self.info = Object.freeze({ ...info, config: undefined });
+    self.model = meta.model;
+    self.class_name = meta.class_name;
+    /** 'webgpu' or 'wasm': where the model runs. */
+    self.device = handle.device;
+    self.device_note = meta.device_note ?? null;
+    self.input_names = handle.inputNames();
+    return self;
+  }
+
+  _live() {
+    if (!this._handle) throw new WebformersError(`this ${this.class_name} was disposed`, 'input');
+    return this._handle;
+  }
+
+  /**
+   * Runs the model on its inputs (an object of Tensors by name: a tokenizer's output, a
+   * processor's): resolves to its outputs by name (`last_hidden_state`, `logits`,
+   * `start_logits`/`end_logits`, `pooler_output`, ...), float32 Tensors.
+   */
+  async forward(inputs) {
+    const handle = this._live();
+    if (!inputs || typeof inputs !== 'object' || Array.isArray(inputs)) {
+      throw new WebformersError('a model takes an object of Tensors by name ({input_ids, attention_mask, ...})', 'input');
+    }
+    return toTensors(await guarded(() => handle.forward(inputs)));
+  }
+
+  /**
+   * Generates (`AutoModelForCausalLM`): `generate({input_ids, attention_mask, max_new_tokens,
+   * do_sample, ...})`, the inputs and the generation options in one object as transformers.js
+   * takes them (`generation_config` too). Resolves to an int64 Tensor [batch, tokens]: each row
+   * as given followed by its new tokens.
+   */
+  async generate(args = {}) {
+    const handle = this._live();
+    const { generation_config = null, streamer = null, ...rest } = args ?? {};
+    if (streamer) log.warn('generate(): streamer is not supported on a model; use the text-generation pipeline to stream text');
+    const inputs = {};
+    const options = { ...(generation_config ?? {}) };
+    for (const [key, value] of Object.entries(rest)) {
+      if (value === undefined) continue;
+      if (isTensor(value)) inputs[key] = value;
+      else options[key] = value;
+    }
+    const out = await guarded(() => handle.generate(inputs, options));
+    return new Tensor('int64', BigInt64Array.from(out.data, BigInt), out.dims);
+  }
+
+  /** Frees the model's weights (on WebGPU, its device memory); the object is unusable afterwards. */
+  async dispose() {
+    this._handle?.free();
+    this._handle = null;
+  }
+}
+
+/** Loads `model` as the class named `class_name` (see AutoModel.from_pretrained). */
+async function loadModel(class_name, model, options = {}) {
+  const { device: asked, dtype: dtypeOption, revision, progress_callback, local_files_only, signal } = loadOptions(options);
+  const device = deviceName(asked);
+  const dtype = dtypeSpec(dtypeOption);
+  const progress = safeProgress(progress_callback);
+  const wasm = await engine();
+  let { dev, note } = await openDevice(wasm, device);
+  let fetched;
+  try {
+    fetched = await loadModelFiles(model, { revision, ...MODEL_FILES, progress, localOnly: local_files_only });
+  } catch (e) {
+    dev.free();
+    throw e;
+  }
+  const fileSet = fetched.hub ? null : new wasm.ModelFileSet(fetched.name);
+  let handle = null;
+  try {
+    for (const [name, bytes] of fetched.files ?? []) fileSet.insert(name, bytes);
+    fetched.files?.clear();
+    const load = async (d) => {
+      if (!fetched.hub) return guarded(() => wasm.ModelRunner.load(class_name, fileSet, d, dtype));
+      const loaded = await guarded(() => hubLoad(wasm, fetched.hub, MODEL_FILES, d, progress, signal));
+      try {
+        return await guarded(() => wasm.ModelRunner.loadFromHub(class_name, loaded, d, dtype));
+      } finally {
+        loaded.free();
+      }
+    };
+    try {
+      handle = await load(dev);
+    } catch (e) {
+      const error = asError(e);
+      if (!(device === 'auto' && dev.kind === 'webgpu' && GPU_CODES.has(error.code))) throw error;
+      // As pipeline(): 'auto' falls back to WASM when the model does not fit the adapter.
+      note = `the model does not fit this WebGPU adapter (${error.message})`;
+      log.warn(`device 'auto': using WASM: ${note}`);
+      dev.free();
+      dev = null;
+      dev = await guarded(() => wasm.openDevice('wasm'));
+      handle = await load(dev);
+    }
+  } catch (e) {
+    handle?.free();
+    throw asError(e);
+  } finally {
+    fileSet?.free();
+    dev?.free(); // the model holds its own reference to the device
+  }
+  progress({ status: 'ready', task: class_name, model, name: model, device: handle.device });
+  return new PreTrainedModel(handle, { model, class_name, device_note: note });
+}
+
+/**
+ * transformers.js's `AutoModel`: the base model (`last_hidden_state`; a vision model's
+ * `pooler_output` too). `from_pretrained(model, {device, dtype, revision, local_files_only,
+ * progress_callback, signal})`: a Hub id, a URL or a local folder, as `pipeline()` takes them.
+ */
+export class AutoModel {
+  static class_name = 'AutoModel';
+
+  static async from_pretrained(model, options = {}) {
+    return loadModel(this.class_name, model, options);
+  }
+}
+
+/** `logits` [batch, labels]. */
+export class AutoModelForSequenceClassification extends AutoModel {
+  static class_name = 'AutoModelForSequenceClassification';
+}
+/** `logits` [batch, tokens, labels]. */
+export class AutoModelForTokenClassification extends AutoModel {
+  static class_name = 'AutoModelForTokenClassification';
+}
+/** `start_logits` and `end_logits` [batch, tokens]. */
+export class AutoModelForQuestionAnswering extends AutoModel {
+  static class_name = 'AutoModelForQuestionAnswering';
+}
+/** `logits` [batch, tokens, vocabulary]. */
+export class AutoModelForMaskedLM extends AutoModel {
+  static class_name = 'AutoModelForMaskedLM';
+}
+/** `logits` [batch, tokens, vocabulary], and `generate()`. */
+export class AutoModelForCausalLM extends AutoModel {
+  static class_name = 'AutoModelForCausalLM';
+}
+/** `logits` [batch, labels]. */
+export class AutoModelForImageClassification extends AutoModel {
+  static class_name = 'AutoModelForImageClassification';
+}
+
+/**
+ * A model's processor, callable: images → `{pixel_values, original_sizes,
+ * reshaped_input_sizes}` (and `pixel_mask` where it pads); audio → `{input_features}`. Made by
+ * `AutoProcessor.from_pretrained`.
+ */
+export class Processor {
+  constructor(handle, config) {
+    const self = (input) => self._call(input);
+    Object.setPrototypeOf(self, new.target.prototype);
+    self._handle = handle;
+    /** preprocessor_config.json. */
+    self.config = config;
+    /** 'image' or 'audio'. */
+    self.kind = handle.kind;
+    if (self.kind === 'audio') self.feature_extractor = { config };
+    else self.image_processor = { config };
+    return self;
+  }
+
+  /** Images (as image pipelines take them: RawImage, URL, path, Blob, ...) or audio (a Float32Array at the model's rate, a RawAudio, a URL, ...), one or an array. */
+  async _call(input) {
+    const handle = this._handle;
+    if (!handle) throw new WebformersError('this processor was disposed', 'input');
+    const { value, media } = this.kind === 'audio' ? await audioInput(input, 'AutoProcessor') : await imageInput(input, 'AutoProcessor');
+    return toTensors(guardedSync(() => handle.process(value, media)));
+  }
+
+  dispose() {
+    this._handle?.free();
+    this._handle = null;
+  }
+}
+
+/** transformers.js's `AutoProcessor`: the model's image processor or feature extractor, from its preprocessor_config.json. */
+export class AutoProcessor {
+  static async from_pretrained(model, { revision = 'main', local_files_only = false, progress_callback = null } = {}) {
+    const wasm = await engine();
+    const progress = safeProgress(progress_callback);
+    const fetched = await loadModelFiles(model, { revision, required: PROCESSOR_FILES, optional: [], progress, localOnly: local_files_only });
+    let files;
+    if (fetched.hub) {
+      files = await guarded(() => hubFiles(wasm, fetched.hub, PROCESSOR_FILES, [], progress));
+    } else {
+      files = new wasm.ModelFileSet(fetched.name);
+      for (const [name, bytes] of fetched.files) files.insert(name, bytes);
+    }
+    try {
+      const handle = guardedSync(() => wasm.Processor.load(files));
+      return new Processor(handle, handle.config);
+    } finally {
+      files.free();
+    }
+  }
+}

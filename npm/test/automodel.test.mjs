@@ -1,0 +1,411 @@
+// AutoModel, the AutoModelFor... classes and AutoProcessor (src/model.js) in Node on WASM, with
+// real values against the references the pipelines are checked against: all-MiniLM-L6-v2's
+// last_hidden_state mean-pooled against PyTorch (minilm-reference.json), the tiny classifiers'
+// softmaxed logits against Python's pipeline() answers (tiny-tasks-reference.json) and this
+// package's own pipelines, the tiny Llama's logits and greedy ids against transformers
+// (tiny-decoders-reference.json, a left-padded batch too), image processors against
+// transformers (image-reference/reference.json); bad input; and one case in Chromium on WebGPU.
+// Needs `npm run build` and scripts/fetch-models.sh minilm (scripts/test-npm.sh does both).
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { TOLERANCE, distDir, evaluateWithin, fixturesDir, launchBrowser, maxAbsDiff, minilmDir, openPage, problemsBut404, reference, rejectsWith, testServer } from './helpers.mjs';
+import { tinyTasksDir, tinyTasksReference } from './tasks.mjs';
+
+const webformers = await import(path.join(distDir, 'index.js'));
+const {
+  AutoModel,
+  AutoModelForSequenceClassification,
+  AutoModelForTokenClassification,
+  AutoModelForQuestionAnswering,
+  AutoModelForMaskedLM,
+  AutoModelForCausalLM,
+  AutoModelForImageClassification,
+  AutoProcessor,
+  AutoTokenizer,
+  Tensor,
+  env,
+  mean_pooling,
+  pipeline,
+} = webformers;
+
+// One thread: these models are tiny, and the single-threaded build starts at once.
+env.numThreads = 1;
+
+const tasksRef = tinyTasksReference();
+const tinyLlama = path.join(fixturesDir, 'tiny-llama');
+const llamaRef = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'tiny-decoders-reference.json'), 'utf8')).models['tiny-llama'];
+
+function softmax(row) {
+  const max = Math.max(...row);
+  const exps = Array.from(row, (x) => Math.exp(x - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / sum);
+}
+
+const argmax = (row) => Array.from(row).reduce((best, x, i, a) => (x > a[best] ? i : best), 0);
+
+/** The largest |a - b| over two equally long lists. */
+function maxDiff(a, b) {
+  assert.equal(a.length, b.length);
+  return Math.max(0, ...Array.from(a, (x, i) => Math.abs(x - b[i])));
+}
+
+describe('AutoModel on all-MiniLM-L6-v2 (WASM)', () => {
+  let model;
+  let tokenizer;
+  before(async () => {
+    tokenizer = await AutoTokenizer.from_pretrained(minilmDir);
+    model = await AutoModel.from_pretrained(minilmDir, { device: 'wasm' });
+  });
+  after(async () => {
+    await model?.dispose();
+    tokenizer?.dispose();
+  });
+
+  test('last_hidden_state, mean-pooled and normalized, is the PyTorch reference on 29 inputs', async () => {
+    const ref = reference();
+    assert.equal(model.device, 'wasm');
+    assert.equal(model.config.model_type, 'bert');
+    const inputs = tokenizer(
+      ref.inputs.map((i) => i.text),
+      { padding: true, truncation: true, max_length: ref.max_seq_length },
+    );
+    // The tokenizer feeds what sentence-transformers fed PyTorch.
+    ref.inputs.forEach((input, i) => {
+      const row = Array.from(inputs.input_ids[i].data, Number).slice(0, input.token_ids.length);
+      assert.deepEqual(row, input.token_ids, input.text);
+    });
+    const { last_hidden_state } = await model(inputs);
+    assert.ok(last_hidden_state instanceof Tensor);
+    assert.deepEqual(last_hidden_state.dims, [...inputs.input_ids.dims, ref.hidden_size]);
+    const embeddings = mean_pooling(last_hidden_state, inputs.attention_mask).normalize(2, -1);
+    const diff = maxAbsDiff(embeddings.data, ref);
+    assert.ok(diff <= TOLERANCE, `max abs diff ${diff} > ${TOLERANCE}`);
+    // The few inputs the reference has every token of.
+    for (const [i, input] of ref.inputs.entries()) {
+      if (!input.last_hidden_state) continue;
+      const got = last_hidden_state[i].data.subarray(0, input.last_hidden_state.length * ref.hidden_size);
+      assert.ok(maxDiff(got, input.last_hidden_state.flat()) <= TOLERANCE, input.text);
+    }
+  });
+});
+
+describe('AutoModelFor... text heads on the tiny task models (WASM)', () => {
+  const classifierModels = [...new Set(tasksRef.cases.filter((c) => c.task === 'text-classification' && c.model.endsWith('-sequence-classification')).map((c) => c.model))];
+
+  test(`AutoModelForSequenceClassification: softmax(logits) is Python's and the pipeline's scores (${classifierModels.length} architectures, one padded batch)`, async () => {
+    for (const name of classifierModels) {
+      const dir = path.join(tinyTasksDir, name);
+      // Every single-text case that lists all labels with softmax scores.
+      const cases = tasksRef.cases.filter(
+        (c) => c.task === 'text-classification' && c.model === name && typeof c.input === 'string' && c.options?.top_k === null && (c.options.function_to_apply ?? 'softmax') === 'softmax',
+      );
+      assert.ok(cases.length >= 2, `${name}: ${cases.length} cases`);
+      const tokenizer = await AutoTokenizer.from_pretrained(dir);
+      const model = await AutoModelForSequenceClassification.from_pretrained(dir, { device: 'wasm' });
+      const classifier = await pipeline('text-classification', dir, { device: 'wasm' });
+      try {
+        const { logits } = await model(tokenizer(cases.map((c) => c.input), { padding: true, truncation: true }));
+        const labels = model.config.id2label;
+        assert.deepEqual(logits.dims, [cases.length, Object.keys(labels).length]);
+        for (const [i, c] of cases.entries()) {
+          const scores = softmax(logits[i].data);
+          for (const { label, score } of c.output) {
+            const id = Object.keys(labels).find((k) => labels[k] === label);
+            assert.ok(Math.abs(scores[id] - score) <= tasksRef.tolerance, `${name} "${c.input}" ${label}: ${scores[id]} vs Python's ${score}`);
+          }
+          const [piped] = await classifier(c.input, { top_k: 1 });
+          assert.equal(labels[argmax(scores)], piped.label, name);
+          assert.ok(Math.abs(Math.max(...scores) - piped.score) <= tasksRef.tolerance, `${name}: pipeline score ${piped.score}`);
+        }
+      } finally {
+        await model.dispose();
+        await classifier.dispose();
+        tokenizer.dispose();
+      }
+    }
+  });
+
+  test("AutoModelForTokenClassification: each token's softmax top label and score are Python's", async () => {
+    const dir = path.join(tinyTasksDir, 'bert-token-classification');
+    const c = tasksRef.cases.find((x) => x.task === 'token-classification' && x.model === 'bert-token-classification' && typeof x.input === 'string');
+    const tokenizer = await AutoTokenizer.from_pretrained(dir);
+    const model = await AutoModelForTokenClassification.from_pretrained(dir, { device: 'wasm' });
+    try {
+      const inputs = tokenizer(c.input);
+      const { logits } = await model(inputs);
+      assert.deepEqual(logits.dims.slice(0, 2), inputs.input_ids.dims);
+      assert.ok(c.output.length >= 3);
+      for (const entity of c.output) {
+        const scores = softmax(logits[0][entity.index].data);
+        assert.equal(model.config.id2label[argmax(scores)], entity.entity, `token ${entity.index}`);
+        assert.ok(Math.abs(Math.max(...scores) - entity.score) <= tasksRef.tolerance, `token ${entity.index}: ${Math.max(...scores)} vs ${entity.score}`);
+      }
+    } finally {
+      await model.dispose();
+      tokenizer.dispose();
+    }
+  });
+
+  test("AutoModelForMaskedLM: the mask's top tokens and scores are Python's fill-mask answer", async () => {
+    const dir = path.join(tinyTasksDir, 'bert-masked-lm');
+    const c = tasksRef.cases.find((x) => x.task === 'fill-mask' && x.model === 'bert-masked-lm' && typeof x.input === 'string');
+    const tokenizer = await AutoTokenizer.from_pretrained(dir);
+    const model = await AutoModelForMaskedLM.from_pretrained(dir, { device: 'wasm' });
+    try {
+      const inputs = tokenizer(c.input);
+      const { logits } = await model(inputs);
+      const at = Array.from(inputs.input_ids.data, Number).indexOf(tokenizer.mask_token_id);
+      assert.deepEqual(logits.dims, [1, inputs.input_ids.dims[1], tokenizer.vocab_size]);
+      const scores = softmax(logits[0][at].data);
+      const ranked = scores.map((s, id) => [s, id]).sort((a, b) => b[0] - a[0]);
+      c.output.forEach((expected, k) => {
+        assert.equal(ranked[k][1], expected.token, `rank ${k}`);
+        assert.ok(Math.abs(ranked[k][0] - expected.score) <= tasksRef.tolerance, `rank ${k}: ${ranked[k][0]} vs ${expected.score}`);
+      });
+    } finally {
+      await model.dispose();
+      tokenizer.dispose();
+    }
+  });
+
+  test('AutoModelForQuestionAnswering: start_logits and end_logits per token; the best span is the answer', async () => {
+    const dir = path.join(tinyTasksDir, 'bert-question-answering');
+    const c = tasksRef.cases.find((x) => x.task === 'question-answering' && x.model === 'bert-question-answering' && !Array.isArray(x.input) && !x.options?.top_k);
+    const tokenizer = await AutoTokenizer.from_pretrained(dir);
+    const model = await AutoModelForQuestionAnswering.from_pretrained(dir, { device: 'wasm' });
+    try {
+      const inputs = tokenizer(c.input.question, { text_pair: c.input.context });
+      const { start_logits, end_logits } = await model(inputs);
+      assert.deepEqual(start_logits.dims, inputs.input_ids.dims);
+      assert.deepEqual(end_logits.dims, inputs.input_ids.dims);
+      // Python's score: the best context span's start and end probabilities, each softmaxed
+      // over the context tokens (and [CLS]) only.
+      const types = Array.from(inputs.token_type_ids.data, Number);
+      const context = types.map((t, i) => (t === 1 && i < types.length - 1) || i === 0);
+      const probs = (logits) => {
+        const masked = Array.from(logits[0].data, (x, i) => (context[i] ? x : -10000));
+        return softmax(masked);
+      };
+      const [ps, pe] = [probs(start_logits), probs(end_logits)];
+      let best = 0;
+      for (let s = 1; s < types.length; s++) {
+        for (let e = s; e < Math.min(types.length, s + 15); e++) if (context[s] && context[e]) best = Math.max(best, ps[s] * pe[e]);
+      }
+      // Python then sums the scores of spans that widen to the same words ("sch" + "##ool" and
+      // "school"), so its answer scores at least the best span, by a little on this model.
+      const gap = c.output.score - best;
+      assert.ok(gap >= -tasksRef.tolerance && gap < 0.005, `best span ${best} vs Python's ${c.output.score}`);
+    } finally {
+      await model.dispose();
+      tokenizer.dispose();
+    }
+  });
+});
+
+describe('AutoModelForCausalLM on the tiny Llama (WASM)', () => {
+  let model;
+  before(async () => {
+    model = await AutoModelForCausalLM.from_pretrained(tinyLlama, { device: 'wasm' });
+  });
+  after(() => model?.dispose());
+
+  const ids = (list) => new Tensor('int64', BigInt64Array.from(list, BigInt), [1, list.length]);
+
+  test("logits at every position are transformers'; generate() gives its greedy ids and the pipeline's", async () => {
+    const prompt = llamaRef.prompts[0];
+    const { logits } = await model({ input_ids: ids(prompt.token_ids) });
+    assert.deepEqual(logits.dims, [1, prompt.token_ids.length, llamaRef.vocab_size ?? logits.dims[2]]);
+    prompt.logits.forEach((row, p) => {
+      const diff = maxDiff(logits[0][p].data, row);
+      assert.ok(diff <= TOLERANCE, `position ${p}: ${diff}`);
+    });
+    const out = await model.generate({ input_ids: ids(prompt.token_ids), max_new_tokens: prompt.greedy_ids.length });
+    assert.equal(out.type, 'int64');
+    assert.deepEqual(Array.from(out.data, Number), [...prompt.token_ids, ...prompt.greedy_ids]);
+    const generator = await pipeline('text-generation', tinyLlama, { device: 'wasm' });
+    try {
+      const [piped] = await generator(prompt.text, { max_new_tokens: prompt.greedy_ids.length, return_full_text: false });
+      assert.equal(generator.tokenizer.decode(prompt.greedy_ids), piped.generated_text);
+    } finally {
+      await generator.dispose();
+    }
+  });
+
+  test("a left-padded batch: each row's last logits and greedy ids are transformers'", async () => {
+    const rows = llamaRef.chat_batch.rows;
+    const width = rows[0].padded_ids.length;
+    const batch = (key) => new Tensor('int64', BigInt64Array.from(rows.flatMap((r) => r[key]), BigInt), [rows.length, width]);
+    const inputs = { input_ids: batch('padded_ids'), attention_mask: batch('attention_mask') };
+    const { logits } = await model(inputs);
+    rows.forEach((row, r) => assert.ok(maxDiff(logits[r][width - 1].data, row.last_logits) <= TOLERANCE, `row ${r}`));
+    const steps = Math.max(...rows.map((r) => r.greedy_ids.length));
+    const out = await model.generate({ ...inputs, max_new_tokens: steps });
+    assert.deepEqual(out.dims, [rows.length, width + steps]);
+    rows.forEach((row, r) => {
+      const got = Array.from(out[r].data, Number);
+      assert.deepEqual(got.slice(0, width), row.padded_ids);
+      assert.deepEqual(got.slice(width, width + row.greedy_ids.length), row.greedy_ids, `row ${r}`);
+    });
+  });
+
+  test('bad input is a clear Error with a code', async () => {
+    const floatIds = new Tensor('float32', new Float32Array([1, 2]), [1, 2]);
+    await rejectsWith(Error, model({ input_ids: floatIds }), /input_ids must be an integer tensor/, 'input');
+    await rejectsWith(Error, model({ input_ids: new Tensor('int64', new BigInt64Array([1n, 2n]), [2]) }), /\[batch, tokens\]/, 'input');
+    await rejectsWith(Error, model({ input_ids: ids([1, 999999]) }), /outside the vocabulary/, 'input');
+    await rejectsWith(Error, model({ input_ids: ids([1, 2]), attention_mask: ids([1, 1, 1]) }), /attention_mask has dims/, 'input');
+    await rejectsWith(Error, model({ input_ids: ids([1, 2]), pixel_values: ids([1]) }), /no input `pixel_values`/, 'input');
+    await rejectsWith(Error, model.generate({ input_ids: ids([1, 2]), num_beams: 2 }), /one sequence per row/, 'unsupported');
+    await rejectsWith(Error, model.generate({ input_ids: ids([1, 2]), no_such_option: 1 }), /no_such_option/, 'input');
+  });
+});
+
+describe('unknown architectures and classes', () => {
+  test('a model without the class head, an unknown model_type or a decoder as AutoModel is a clear Error', async () => {
+    await rejectsWith(
+      Error,
+      AutoModelForSequenceClassification.from_pretrained(path.join(tinyTasksDir, 'bert-masked-lm'), { device: 'wasm' }),
+      /BertForMaskedLM.*no SequenceClassification head/,
+      'unsupported',
+    );
+    await rejectsWith(Error, AutoModel.from_pretrained(tinyLlama, { device: 'wasm' }), /AutoModelForCausalLM/, 'unsupported');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-unknown-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'no-such-arch', architectures: ['NoSuchModel'] }));
+      fs.writeFileSync(path.join(dir, 'model.safetensors'), Buffer.from([8, 0, 0, 0, 0, 0, 0, 0, ...Buffer.from('{}      ')]));
+      await rejectsWith(Error, AutoModel.from_pretrained(dir, { device: 'wasm' }), /model_type `no-such-arch`.*supported: /, 'unsupported');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('vision models and AutoProcessor (WASM)', () => {
+  const imagePath = (name) => path.join(fixturesDir, 'images', name);
+
+  test("AutoProcessor's pixel_values are transformers' (3 processors, sampled values and channel means)", async () => {
+    const ref = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'image-reference', 'reference.json'), 'utf8'));
+    for (const repo of ['google/vit-base-patch16-224', 'openai/clip-vit-base-patch32', 'facebook/detr-resnet-50']) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-processor-'));
+      try {
+        fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify(ref.processors[repo].config));
+        const processor = await AutoProcessor.from_pretrained(dir);
+        assert.equal(processor.kind, 'image');
+        for (const name of ['cat.jpg', 'coffee.png']) {
+          const expected = ref.processors[repo].cases[name];
+          const out = await processor(imagePath(name));
+          assert.deepEqual(out.pixel_values.dims, expected.dims, `${repo} ${name}`);
+          const values = out.pixel_values.data;
+          const step = 7919 * 104729;
+          const sampled = Array.from({ length: ref.samples }, (_, i) => values[Number((BigInt(i) * BigInt(step)) % BigInt(values.length))]);
+          assert.ok(maxDiff(sampled, expected.samples) <= 1e-3, `${repo} ${name}`);
+          const plane = expected.dims[2] * expected.dims[3];
+          for (let c = 0; c < 3; c++) {
+            const mean = values.subarray(c * plane, (c + 1) * plane).reduce((a, b) => a + b, 0) / plane;
+            assert.ok(Math.abs(mean - expected.channel_means[c]) < 1e-4, `${repo} ${name} channel ${c}: ${mean}`);
+          }
+          assert.equal(out.pixel_mask !== undefined, expected.mask_sum !== undefined, `${repo}: pixel_mask`);
+          assert.deepEqual(Array.from(out.original_sizes.data, Number), [ref.decode[name].height, ref.decode[name].width]);
+        }
+        processor.dispose();
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
+
+  test("AutoProcessor of a Whisper model: input_features are WhisperFeatureExtractor's", async () => {
+    const ref = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'audio-reference', 'reference.json'), 'utf8'));
+    const processor = await AutoProcessor.from_pretrained(path.join(fixturesDir, 'whisper', 'tiny-whisper-en'));
+    assert.equal(processor.kind, 'audio');
+    const bins = processor.config.feature_size;
+    const c = ref.features.find((f) => f.case === 'speech_a_16k' && f.n_mels === bins);
+    // A WAV file's path: decoded by the engine in Node, as the speech pipeline's input is.
+    const { input_features } = await processor(path.join(fixturesDir, 'audio', 'speech_a_16k.wav'));
+    assert.deepEqual(input_features.dims, [1, bins, 3000]);
+    const buffer = fs.readFileSync(path.join(fixturesDir, 'audio-reference', c.file));
+    const want = new Float32Array(buffer.buffer, buffer.byteOffset, buffer.length / 4);
+    let worst = 0;
+    for (let m = 0; m < bins; m++) {
+      const row = input_features.data.subarray(m * 3000, (m + 1) * 3000);
+      worst = Math.max(worst, maxDiff(row.subarray(0, c.frames_kept), want.subarray(m * c.frames_kept, (m + 1) * c.frames_kept)));
+      // The zero padding's frames hold the floor value.
+      worst = Math.max(worst, ...Array.from(row.subarray(c.frames_kept), (v) => Math.abs(v - c.tail_value)));
+    }
+    assert.ok(worst <= TOLERANCE, `max |diff| ${worst}`);
+    processor.dispose();
+  });
+
+  test("AutoModelForImageClassification on the processor's pixel_values gives the image-classification pipeline's scores", async () => {
+    const dir = path.join(fixturesDir, 'vision', 'tiny-vit-classifier');
+    const processor = await AutoProcessor.from_pretrained(dir);
+    const model = await AutoModelForImageClassification.from_pretrained(dir, { device: 'wasm' });
+    const classifier = await pipeline('image-classification', dir, { device: 'wasm' });
+    try {
+      const images = [imagePath('cat.jpg'), imagePath('coffee.png')];
+      const { logits } = await model(await processor(images));
+      const labels = Object.keys(model.config.id2label).length;
+      assert.deepEqual(logits.dims, [2, labels]);
+      for (const [i, image] of images.entries()) {
+        const scores = softmax(logits[i].data);
+        for (const { label, score } of await classifier(image, { top_k: labels })) {
+          const id = Object.keys(model.config.id2label).find((k) => model.config.id2label[k] === label);
+          assert.ok(Math.abs(scores[id] - score) <= TOLERANCE, `${image} ${label}: ${scores[id]} vs ${score}`);
+        }
+      }
+      await rejectsWith(Error, model({ pixel_values: new Tensor('float32', new Float32Array(12), [1, 1, 3, 4]) }), /\[N, 3, H, W\]/, 'input');
+    } finally {
+      await model.dispose();
+      await classifier.dispose();
+      processor.dispose();
+    }
+  });
+});
+
+describe('in Chromium on WebGPU', () => {
+  let browser;
+  let server;
+  before(async () => {
+    server = await testServer();
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  test('AutoModelForSequenceClassification gives the same logits on WebGPU as on WASM', async () => {
+    const name = 'bert-sequence-classification';
+    const texts = tasksRef.cases.filter((c) => c.model === name && c.task === 'text-classification' && typeof c.input === 'string').map((c) => c.input);
+    const tokenizer = await AutoTokenizer.from_pretrained(path.join(tinyTasksDir, name));
+    const wasmModel = await AutoModelForSequenceClassification.from_pretrained(path.join(tinyTasksDir, name), { device: 'wasm' });
+    const expected = (await wasmModel(tokenizer(texts, { padding: true }))).logits;
+    await wasmModel.dispose();
+    tokenizer.dispose();
+    const page = await openPage(browser, server.url);
+    const got = await evaluateWithin(
+      page,
+      240,
+      async (model, texts) => {
+        const { AutoModelForSequenceClassification, AutoTokenizer } = await import('/webformers/index.js');
+        const tokenizer = await AutoTokenizer.from_pretrained(model);
+        const classifier = await AutoModelForSequenceClassification.from_pretrained(model, { device: 'webgpu' });
+        const { logits } = await classifier(tokenizer(texts, { padding: true }));
+        return { device: classifier.device, dims: logits.dims, data: Array.from(logits.data) };
+      },
+      `/fixtures/tiny-tasks/${name}`,
+      texts,
+    );
+    assert.equal(got.device, 'webgpu');
+    // 404s: the optional files the model folder does not have (generation_config.json).
+    assert.deepEqual(problemsBut404(page), []);
+    assert.deepEqual(got.dims, expected.dims);
+    const diff = maxDiff(got.data, expected.data);
+    assert.ok(diff <= TOLERANCE, `WebGPU vs WASM: ${diff}`);
+  });
+});

@@ -1,0 +1,137 @@
+//! `models::auto` (what the npm package's AutoModel classes run) natively on every backend: the
+//! tiny Llama's logits at every position and greedy ids against transformers, a left-padded batch
+//! included (tiny-decoders-reference.json); a tiny BERT classifier's softmaxed logits against
+//! Python's pipeline scores in one right-padded batch (tiny-tasks-reference.json); bad input.
+
+use serde_json::{Value, json};
+use webformers::Error;
+use webformers::files::DirFiles;
+use webformers::models::auto::{AutoModel, HostTensor, HostValues, ModelClass, NamedTensors};
+use webformers::tasks::LoadOptions;
+use webformers::tokenizer::Tokenizer;
+use webformers_tests::{devices, fixture, floats, max_abs_diff, repo_root};
+
+/// f32 models of hidden size 32 to 64: differences come from summation order only.
+const TOLERANCE: f32 = 1e-4;
+
+fn load(class: &str, folder: &str, device: &webformers::Device) -> webformers::Result<AutoModel> {
+    let files = DirFiles::open(repo_root().join("tests/fixtures").join(folder)).unwrap();
+    AutoModel::load(ModelClass::from_name(class)?, &files, device, &LoadOptions::default())
+}
+
+fn ints(rows: &[Vec<i64>]) -> HostTensor {
+    HostTensor { dims: vec![rows.len(), rows[0].len()], data: HostValues::Int(rows.concat()) }
+}
+
+fn ids(v: &Value) -> Vec<i64> {
+    v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect()
+}
+
+fn output<'a>(out: &'a NamedTensors, name: &str) -> (&'a [usize], &'a [f32]) {
+    let (_, t) = out.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no output {name}"));
+    match &t.data {
+        HostValues::Float(v) => (&t.dims, v),
+        HostValues::Int(_) => panic!("{name} is not float"),
+    }
+}
+
+#[test]
+fn causal_lm_logits_and_greedy_ids_match_transformers() {
+    let m = &fixture("tiny-decoders-reference.json")["models"]["tiny-llama"];
+    for device in devices() {
+        let model = load("AutoModelForCausalLM", "tiny-llama", &device).unwrap();
+        let prompt = &m["prompts"][0];
+        let inputs = vec![("input_ids".to_string(), ints(&[ids(&prompt["token_ids"])]))];
+        let out = pollster::block_on(model.forward(&inputs)).unwrap();
+        let (dims, logits) = output(&out, "logits");
+        assert_eq!(dims[..2], [1, ids(&prompt["token_ids"]).len()]);
+        let d = max_abs_diff(logits, &floats(&prompt["logits"]));
+        assert!(d <= TOLERANCE, "{device:?}: logits differ by {d:e}");
+        let greedy = ids(&prompt["greedy_ids"]);
+        let (sequences, shape) = pollster::block_on(model.generate(&inputs, &json!({ "max_new_tokens": greedy.len() }))).unwrap();
+        let want: Vec<u32> = ids(&prompt["token_ids"]).into_iter().chain(greedy).map(|x| x as u32).collect();
+        assert_eq!(sequences, want, "{device:?}");
+        assert_eq!(shape, [1, want.len()]);
+
+        // A left-padded batch: each row's last logits and greedy ids.
+        let rows = m["chat_batch"]["rows"].as_array().unwrap();
+        let padded: Vec<Vec<i64>> = rows.iter().map(|r| ids(&r["padded_ids"])).collect();
+        let mask: Vec<Vec<i64>> = rows.iter().map(|r| ids(&r["attention_mask"])).collect();
+        let width = padded[0].len();
+        let inputs = vec![("input_ids".to_string(), ints(&padded)), ("attention_mask".to_string(), ints(&mask))];
+        let out = pollster::block_on(model.forward(&inputs)).unwrap();
+        let (dims, logits) = output(&out, "logits");
+        let vocab = dims[2];
+        for (r, row) in rows.iter().enumerate() {
+            let last = &logits[(r * width + width - 1) * vocab..][..vocab];
+            let d = max_abs_diff(last, &floats(&row["last_logits"]));
+            assert!(d <= TOLERANCE, "{device:?} row {r}: last logits differ by {d:e}");
+        }
+        let steps = rows.iter().map(|r| r["greedy_ids"].as_array().unwrap().len()).max().unwrap();
+        let (sequences, shape) = pollster::block_on(model.generate(&inputs, &json!({ "max_new_tokens": steps }))).unwrap();
+        assert_eq!(shape, [rows.len(), width + steps]);
+        for (r, row) in rows.iter().enumerate() {
+            let greedy: Vec<u32> = ids(&row["greedy_ids"]).into_iter().map(|x| x as u32).collect();
+            assert_eq!(sequences[r * shape[1] + width..][..greedy.len()], greedy[..], "{device:?} row {r}");
+        }
+    }
+}
+
+#[test]
+fn sequence_classification_logits_match_python_in_a_padded_batch() {
+    let reference = fixture("tiny-tasks-reference.json");
+    let name = "bert-sequence-classification";
+    let cases: Vec<&Value> = reference["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["task"] == "text-classification" && c["model"] == name && c["input"].is_string() && c["options"] == json!({"top_k": null})
+        })
+        .collect();
+    assert!(!cases.is_empty());
+    let dir = repo_root().join("tests/fixtures/tiny-tasks").join(name);
+    let tokenizer = Tokenizer::from_bytes(&std::fs::read(dir.join("tokenizer.json")).unwrap(), 64).unwrap();
+    let encoded: Vec<Vec<i64>> =
+        cases.iter().map(|c| tokenizer.encode(c["input"].as_str().unwrap(), true).unwrap().into_iter().map(i64::from).collect()).collect();
+    let width = encoded.iter().map(Vec::len).max().unwrap();
+    let pad = |row: &Vec<i64>, fill: i64, keep: fn(i64) -> i64| -> Vec<i64> {
+        row.iter().map(|&x| keep(x)).chain(std::iter::repeat_n(fill, width - row.len())).collect()
+    };
+    let input_ids: Vec<Vec<i64>> = encoded.iter().map(|r| pad(r, 0, |x| x)).collect();
+    let mask: Vec<Vec<i64>> = encoded.iter().map(|r| pad(r, 0, |_| 1)).collect();
+    for device in devices() {
+        let model = load("AutoModelForSequenceClassification", &format!("tiny-tasks/{name}"), &device).unwrap();
+        let inputs = vec![("input_ids".to_string(), ints(&input_ids)), ("attention_mask".to_string(), ints(&mask))];
+        let out = pollster::block_on(model.forward(&inputs)).unwrap();
+        let (dims, logits) = output(&out, "logits");
+        let labels = dims[1];
+        assert_eq!(dims, [cases.len(), labels]);
+        for (i, case) in cases.iter().enumerate() {
+            let scores = webformers::tasks::text_encoder::softmax(&logits[i * labels..(i + 1) * labels]);
+            for answer in case["output"].as_array().unwrap() {
+                let id = model.config.label_id(answer["label"].as_str().unwrap()).unwrap();
+                let want = answer["score"].as_f64().unwrap();
+                assert!((scores[id] - want).abs() <= TOLERANCE as f64, "{device:?} case {i}: {} vs {want}", scores[id]);
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let device = webformers::Device::Cpu;
+    assert!(matches!(ModelClass::from_name("AutoModelForNothing"), Err(Error::Unsupported(m)) if m.contains("AutoModelForCausalLM")));
+    assert!(matches!(load("AutoModel", "tiny-llama", &device), Err(Error::Unsupported(m)) if m.contains("AutoModelForCausalLM")));
+    let bert = load("AutoModel", "tiny-tasks/bert-sequence-classification", &device).unwrap();
+    let run = |inputs: NamedTensors| pollster::block_on(bert.forward(&inputs)).err().map(|e| e.to_string()).unwrap_or_default();
+    let float_ids = HostTensor { dims: vec![1, 2], data: HostValues::Float(vec![1.0, 2.0]) };
+    assert!(run(vec![("input_ids".into(), float_ids)]).contains("integer tensor"));
+    let left_padded = vec![("input_ids".into(), ints(&[vec![0, 5, 6]])), ("attention_mask".into(), ints(&[vec![0, 1, 1]]))];
+    assert!(run(left_padded).contains("right-padded"));
+    assert!(run(vec![("input_ids".into(), ints(&[vec![1, 1_000_000]]))]).contains("outside the vocabulary"));
+    assert!(
+        run(vec![("input_ids".into(), ints(&[vec![1, 2]])), ("inputs_ids".into(), ints(&[vec![1]]))]).contains("no input `inputs_ids`")
+    );
+    assert!(pollster::block_on(bert.generate(&vec![("input_ids".into(), ints(&[vec![1, 2]]))], &Value::Null)).is_err());
+}
