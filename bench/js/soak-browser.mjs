@@ -11,7 +11,7 @@
 //
 // --tasks keeps only those tasks' workloads (to find which one grows memory); the device
 // 'plain-webgpu' makes the WebGPU calls of an engine round without the engine (the browser's own
-// baseline for that call pattern). Each sample's memory is also split by Chromium process kind,
+// baseline for that call pattern), 'plain-webgpu-uploads' adds a model load's weight uploads. Each sample's memory is also split by Chromium process kind,
 // and the growth from the baseline to the end by allocator (a memory-infra dump).
 //
 // Bounds (exit status 1 when one is exceeded): wasm memory at most the baseline + 10%; live GPU
@@ -152,7 +152,7 @@ async function round(device, workloads) {
  * reads, 164 error scopes) made with plain WebGPU and no engine, as the device 'plain-webgpu': the
  * browser's own memory for that call pattern, the baseline the engine's WebGPU soak is judged by.
  */
-async function plainWebGpuRound() {
+async function plainWebGpuRound(weightSized) {
   if (!self.__plain) {
     const adapter = await navigator.gpu.requestAdapter();
     const device = await adapter.requestDevice();
@@ -166,6 +166,7 @@ async function plainWebGpuRound() {
   const { device, pipeline } = self.__plain;
   const n = 4096;
   const data = new Float32Array(n).fill(1);
+  if (weightSized) weightSized = new Float32Array(384 * 1024).fill(0.5);
   let writes = 0;
   let groups = 0;
   for (let submit = 0; submit < 82; submit++) {
@@ -183,6 +184,14 @@ async function plainWebGpuRound() {
     const input = make(GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
     const output = make(GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
     for (; writes < ((submit + 1) * 1357) / 82; writes++) device.queue.writeBuffer(input, 0, data);
+    if (weightSized) {
+      // A model load's uploads: MiniLM's 87 weights, here 87 buffers of 1.5 MB written once each.
+      for (let w = 0; w < 87 / 82 + (submit < 5 ? 1 : 0); w++) {
+        const weight = device.createBuffer({ size: weightSized.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+        buffers.push(weight);
+        device.queue.writeBuffer(weight, 0, weightSized);
+      }
+    }
     for (; groups < ((submit + 1) * 3375) / 82; groups++) {
       pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: input } }, { binding: 1, resource: { buffer: output } }] }));
       pass.dispatchWorkgroups(n / 64);
@@ -196,7 +205,8 @@ async function plainWebGpuRound() {
       staging.push(s);
     }
     device.queue.submit([encoder.finish()]);
-    await Promise.all([device.popErrorScope(), device.popErrorScope()]);
+    const errors = (await Promise.all([device.popErrorScope(), device.popErrorScope()])).filter(Boolean);
+    if (errors.length) throw new Error(`plain WebGPU round: ${errors[0].message}`);
     for (const s of staging) {
       await s.mapAsync(GPUMapMode.READ);
       if (new Float32Array(s.getMappedRange())[0] !== 2) throw new Error('plain WebGPU round: wrong result');
@@ -336,7 +346,7 @@ async function soak(browser, server, device, minutes) {
   let rounds = 0;
   let nextReport = started;
   while (rounds < 3 || Date.now() < deadline) {
-    const out = device === 'plain-webgpu' ? await evaluateWithin(page, 600, plainWebGpuRound) : await evaluateWithin(page, 600, round, device, WORKLOADS);
+    const out = device.startsWith('plain-webgpu') ? await evaluateWithin(page, 600, plainWebGpuRound, device === 'plain-webgpu-uploads') : await evaluateWithin(page, 600, round, device, WORKLOADS);
     if (out.error) throw new Error(`round ${rounds} on ${device}: ${out.error}`);
     if (first === null) first = out.results;
     out.results.forEach((r, i) => {
