@@ -30,10 +30,14 @@
 #     on the wire, the storage quota, tokens, GGUF streaming, Node.
 #   - device faults (device-faults.test.mjs): weights over WebAssembly's 4 GiB memory are a clear
 #     Error in Node, and the instance works on (a destroyed WebGPU device: browser.test.mjs).
+#   - bundlers (bundlers.test.mjs): the packed .tgz in the Vite, webpack, esbuild and Next.js apps
+#     of demos/bundlers/ (their tools from the registry, pinned by their lock files: npm ci), each
+#     built and its page run cross-origin isolated in Chromium: the threaded build and a worker
+#     pipeline against the MiniLM reference (about 1.5 min, Next.js's build the most of it).
 # Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
 # SmolLM2-135M-Instruct Q4_1, whisper-tiny.en) when missing.
 #
-# Usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor]   (default: all; tensor: the Tensor and AutoTokenizer against transformers.js; vision: the
+# Usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|bundlers]   (default: all; tensor: the Tensor and AutoTokenizer against transformers.js; vision: the
 # image tasks' two files alone; audio: read_audio/RawAudio in Node and Chromium; seq2seq: the text
 # encoder-decoder tasks' two files)
 set -euo pipefail
@@ -78,11 +82,12 @@ case "${1:-all}" in
     seq2seq) node --test --test-concurrency=1 --test-timeout=900000 test/seq2seq-node.test.mjs test/seq2seq-browser.test.mjs ;;
     hub) node --test --test-timeout=900000 test/hub.test.mjs ;;
     faults) node --test --test-timeout=900000 test/device-faults.test.mjs ;;
+    bundlers) node --test --test-timeout=900000 test/bundlers.test.mjs ;;
     vision) node --test --test-concurrency=1 --test-timeout=900000 test/vision-node.test.mjs test/vision-browser.test.mjs ;;
     all)
         node --test --test-concurrency=1 --test-timeout=900000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs \
             test/seq2seq-node.test.mjs test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs \
-            test/seq2seq-browser.test.mjs test/hub.test.mjs test/device-faults.test.mjs
+            test/seq2seq-browser.test.mjs test/hub.test.mjs test/device-faults.test.mjs test/bundlers.test.mjs
         ;;
-    *) echo "usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor]" >&2; exit 2 ;;
+    *) echo "usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|bundlers]" >&2; exit 2 ;;
 esac
