@@ -33,7 +33,7 @@
 #   - bundlers (bundlers.test.mjs): the packed .tgz in the Vite, webpack, esbuild and Next.js apps
 #     of demos/bundlers/ (their tools from the registry, pinned by their lock files: npm ci), each
 #     built and its page run cross-origin isolated in Chromium: the threaded build and a worker
-#     pipeline against the MiniLM reference (about 1.5 min, Next.js's build the most of it).
+#     pipeline against the MiniLM reference (about 70 s with a warm ~/.npm, Next.js the most of it).
 # Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
 # SmolLM2-135M-Instruct Q4_1, whisper-tiny.en) when missing.
 #

@@ -58,7 +58,9 @@ async function buildAndRun(app) {
   const server = await startServer({ isolate: true, mounts: { '/': path.join(appsDir, app, APPS[app]), '/models/': modelsDir } });
   try {
     const p = await openPage(browser, `${server.url}?texts=${encodeURIComponent(JSON.stringify(texts))}`);
-    await p.waitForFunction(() => document.body?.dataset.result, { timeout: 240_000 });
+    await p.waitForFunction(() => document.body?.dataset.result, { timeout: 240_000 }).catch((e) => {
+      throw new Error(`${app}: the page reported nothing (${e.message}); its console: ${JSON.stringify(p.problems)}`);
+    });
     const result = JSON.parse(await p.evaluate(() => document.body.dataset.result));
     const problems = problemsBut404(p);
     await p.close();
