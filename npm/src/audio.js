@@ -10,7 +10,7 @@
 // in Rust, channels averaged (as transformers' Python `_to_mono` and `load_audio` do), resampled
 // with rubato.
 
-import { IS_NODE } from './env.js';
+import { IS_NODE, nodeModule } from './env.js';
 import { engine, guarded, WebformersError } from './engine.js';
 import { readBytes } from './image.js';
 
@@ -118,7 +118,7 @@ export class RawAudio {
   /** Writes the WAV file to `path` (Node), or downloads it under that name (browsers). */
   async save(path) {
     if (IS_NODE) {
-      const { writeFile } = await import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:fs/promises');
+      const { writeFile } = await nodeModule('node:fs/promises');
       await writeFile(path, this.toWav());
       return;
     }

@@ -15,7 +15,7 @@
 // flight, so nothing is left pending forever. The instance is unusable afterwards: later calls
 // reject at once with the original message (reload the page or restart the process).
 
-import { env, IS_NODE, log } from './env.js';
+import { env, IS_NODE, log, nodeModule } from './env.js';
 import { compileCachedWasm, compileResponse } from './wasm-cache.js';
 
 const WASM_FILE = 'webformers_wasm_bg.wasm';
@@ -55,11 +55,6 @@ export function wasmUrl(file = WASM_FILE) {
   return file === WASM_FILE_THREADED
     ? new URL('./wasm/webformers_wasm_threaded_bg.wasm', import.meta.url)
     : new URL('./wasm/webformers_wasm_bg.wasm', import.meta.url);
-}
-
-/** A Node built-in, imported so that bundlers leave it alone. */
-function nodeModule(name) {
-  return import(/* webpackIgnore: true */ /* @vite-ignore */ name);
 }
 
 /** The bytes of a file: URL in Node (its fetch cannot read them); else the URL itself. */
@@ -155,6 +150,9 @@ function workerExecArgv() {
   return out;
 }
 
+/** A pool thread's module, for Node's worker_threads (browsers name it literally, for bundlers). */
+const THREAD_WORKER_FILE = './thread-worker.js';
+
 /** The pool's workers; kept so that they are not collected (and for tests). */
 const workers = [];
 
@@ -173,7 +171,9 @@ async function startWorkers(wasm, module, count) {
     const name = `webformers-thread-${i + 1}`;
     if (IS_NODE) {
       const { Worker } = await nodeModule('node:worker_threads');
-      worker = new Worker(new URL('./thread-worker.js', import.meta.url), { workerData: init, name, execArgv: workerExecArgv() });
+      // Hidden from bundlers (a variable, webpack's ignore comment): they would copy this file
+      // unbundled as an asset, which their minifiers then fail to parse.
+      worker = new Worker(new URL(/* webpackIgnore: true */ THREAD_WORKER_FILE, import.meta.url), { workerData: init, name, execArgv: workerExecArgv() });
       worker.addEventListener = (type, fn) => worker.on(type, type === 'message' ? (data) => fn({ data }) : fn);
     } else {
       // This exact shape (`new Worker(new URL(literal, import.meta.url), {type: 'module'})`) is

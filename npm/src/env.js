@@ -7,6 +7,15 @@ export const IS_NODE =
   typeof window === 'undefined' &&
   typeof WorkerGlobalScope === 'undefined';
 
+/**
+ * A Node built-in (`node:fs/promises`...), imported by a variable specifier with the bundlers'
+ * ignore comments, so that no bundler (webpack, Vite, esbuild, Next.js) tries to resolve it for
+ * a browser build.
+ */
+export function nodeModule(name) {
+  return import(/* webpackIgnore: true */ /* @vite-ignore */ name);
+}
+
 export const VERSION = '0.1.0';
 
 export const env = {

@@ -13,7 +13,7 @@
 // Progress events have transformers.js's shape:
 //   {status: 'initiate' | 'download' | 'progress' | 'done', name, file, loaded, total, progress}
 
-import { env, IS_NODE, log } from './env.js';
+import { env, IS_NODE, log, nodeModule } from './env.js';
 import { WebformersError } from './engine.js';
 import { readThroughCache } from './custom-cache.js';
 
@@ -33,8 +33,7 @@ function baseHref() {
 let nodeModules = null;
 /** Node's fs, path and url, imported only in Node (variable specifiers: bundlers leave them alone). */
 async function node() {
-  const load = (name) => import(/* webpackIgnore: true */ /* @vite-ignore */ name);
-  nodeModules ??= Promise.all(['node:fs/promises', 'node:path', 'node:url'].map(load)).then(([fs, path, url]) => ({ fs, path, url }));
+  nodeModules ??= Promise.all(['node:fs/promises', 'node:path', 'node:url'].map(nodeModule)).then(([fs, path, url]) => ({ fs, path, url }));
   return nodeModules;
 }
 

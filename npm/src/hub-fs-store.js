@@ -10,12 +10,13 @@
 // Node only: `fsHubStore()` imports Node's modules when first called, hidden from bundlers, so the
 // browser builds never see them.
 
+import { nodeModule } from './env.js';
+
 let fs, os, path;
-const load = (name) => import(/* webpackIgnore: true */ /* @vite-ignore */ name);
 
 /** The store for Node's loads, in `cacheDir` (default: huggingface_hub's). */
 export async function fsHubStore(cacheDir) {
-  if (!fs) [fs, os, path] = await Promise.all([load('node:fs/promises'), load('node:os'), load('node:path')]);
+  if (!fs) [fs, os, path] = await Promise.all(['node:fs/promises', 'node:os', 'node:path'].map(nodeModule));
   return new FsHubStore(cacheDir ? String(cacheDir) : defaultCacheDir());
 }
 

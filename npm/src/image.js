@@ -7,7 +7,7 @@
 // Node has no decoder: there the file's bytes go to the engine (`Media::Encoded`), which decodes
 // them as PIL does.
 
-import { IS_NODE } from './env.js';
+import { IS_NODE, nodeModule } from './env.js';
 import { engine, guarded, WebformersError } from './engine.js';
 
 /** PIL's resampling filters by their numbers, as transformers.js maps them. */
@@ -189,11 +189,6 @@ function pick(image, map) {
 }
 
 // ---- reading and decoding ------------------------------------------------------------------------
-
-/** A Node built-in, imported so that bundlers leave it alone. */
-function nodeModule(name) {
-  return import(/* webpackIgnore: true */ /* @vite-ignore */ name);
-}
 
 /** What a value is, in words, for errors. */
 function describe(x) {
