@@ -38,6 +38,11 @@
 #     Chromium loads it unpacked; its side panel classifies text from its URL and from the service
 #     worker against Python's answers, threaded, with no CSP violation (about 5 s); in a service
 #     worker the package rejects with a clear Error.
+#   - the demo gallery (gallery.test.mjs): demos/index.html links every demo page; the folder
+#     scripts/build-demos.sh writes serves alone and runs a demo, threaded. Every demo test saves
+#     a screenshot of its checked result into target/screenshots/ (CI keeps it as an artifact);
+#   - the port test (port.test.mjs): transformers.js's documented snippets with only the import
+#     changed, their model ids served by the Hub stand-in (README.md: "Porting from transformers.js");
 #   - device faults (device-faults.test.mjs): weights over WebAssembly's 4 GiB memory are a clear
 #     Error in Node, and the instance works on (a destroyed WebGPU device: browser.test.mjs).
 #   - bundlers (bundlers.test.mjs): the packed .tgz in the Vite, webpack, esbuild and Next.js apps
@@ -47,7 +52,7 @@
 # Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
 # SmolLM2-135M-Instruct Q4_1, whisper-tiny.en) when missing.
 #
-# Usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension|automodel|bundlers]   (default: all; automodel: automodel.test.mjs alone; tensor: the Tensor and AutoTokenizer against transformers.js; vision: the
+# Usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension|automodel|bundlers|gallery|port]   (default: all; automodel: automodel.test.mjs alone; tensor: the Tensor and AutoTokenizer against transformers.js; vision: the
 # image tasks' two files alone; audio: read_audio/RawAudio in Node and Chromium; seq2seq: the text
 # encoder-decoder tasks' two files)
 set -euo pipefail
@@ -96,10 +101,12 @@ case "${1:-all}" in
     faults) node --test --test-timeout=900000 test/device-faults.test.mjs ;;
     bundlers) node --test --test-timeout=900000 test/bundlers.test.mjs ;;
     vision) node --test --test-concurrency=1 --test-timeout=900000 test/vision-node.test.mjs test/vision-browser.test.mjs ;;
+    gallery) node --test --test-timeout=900000 test/gallery.test.mjs ;;
+    port) node --test --test-timeout=900000 test/port.test.mjs ;;
     all)
         node --test --test-concurrency=1 --test-timeout=900000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/automodel.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs \
             test/seq2seq-node.test.mjs test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs \
-            test/seq2seq-browser.test.mjs test/extension.test.mjs test/hub.test.mjs test/custom-cache.test.mjs test/device-faults.test.mjs test/bundlers.test.mjs
+            test/seq2seq-browser.test.mjs test/extension.test.mjs test/hub.test.mjs test/custom-cache.test.mjs test/device-faults.test.mjs test/bundlers.test.mjs test/gallery.test.mjs test/port.test.mjs
         ;;
-    *) echo "usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension|automodel|bundlers]" >&2; exit 2 ;;
+    *) echo "usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension|automodel|bundlers|gallery|port]" >&2; exit 2 ;;
 esac

@@ -31,4 +31,6 @@ scripts/test-wasm.sh
 echo "== the npm package: Node (WASM) and headless Chromium (WebGPU, WASM, workers, the demo)"
 scripts/test-npm.sh
 
+# The demo tests' screenshots, each taken after its page's result was checked: the CI artifact.
+echo "demo screenshots (the CI artifact): target/screenshots/ ($(ls target/screenshots | wc -l) files)"
 echo "all tests passed"

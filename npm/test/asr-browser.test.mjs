@@ -11,7 +11,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { evaluateWithin, launchBrowser, openPage, problemsBut404, testServer } from './helpers.mjs';
+import { evaluateWithin, launchBrowser, openPage, problemsBut404, saveScreenshot, testServer } from './helpers.mjs';
 import { ASR, SHORT_CLIP, TINY_MODELS, checkTranscription, pipelineCases, tinyCases, tinyReference } from './asr.mjs';
 
 let server;
@@ -245,6 +245,7 @@ describe('the speech demo', () => {
     assert.match(out.chunks[0].button, /^0:00\.0 → 0:02\.6$/);
     assert.ok(out.player);
     assert.deepEqual(p.problems, []);
+    await saveScreenshot(p, 'speech');
     await p.close();
   });
 
@@ -273,6 +274,7 @@ describe('the speech demo', () => {
     assert.ok(out.transcript.length > 0 && out.chunks > 0, JSON.stringify(out));
     assert.match(out.timings, /^0:0[1-3]\.\d of audio in /);
     assert.deepEqual(p.problems, []);
+    await saveScreenshot(p, 'speech-microphone');
     await p.close();
   });
 });

@@ -20,6 +20,7 @@ import {
   maxAbsDiff,
   openPage,
   reference,
+  saveScreenshot,
   testServer,
 } from './helpers.mjs';
 import { checkGroup, runGroup, taskGroups, tinyTasksReference } from './tasks.mjs';
@@ -665,6 +666,7 @@ describe('the semantic-search demo', () => {
       const top = await p.evaluate(() => [...document.querySelectorAll('#results li')].slice(0, 2).map((li) => li.textContent));
       assert.ok(top.some((t) => /horse|jockey/.test(t)), top.join(' | '));
       assert.deepEqual(p.problems, []);
+      await saveScreenshot(p, `semantic-search-${device}`);
       await p.close();
     });
   }
@@ -697,6 +699,7 @@ describe('the chat demo', () => {
     assert.ok(out.pieces > 1, `the reply came in ${out.pieces} piece(s)`);
     assert.match(out.timings, /tokens\/s · stopped by eos/);
     assert.deepEqual(p.problems, []);
+    await saveScreenshot(p, 'chat');
     await p.close();
   });
 });
@@ -745,6 +748,7 @@ describe('the text-tasks demo', () => {
     assert.equal(second.state, 'ready', second.error);
     assert.deepEqual([...second.tasks['zero-shot-classification'].rows].sort(), ['cooking', 'physics']);
     assert.deepEqual(p.problems, []);
+    await saveScreenshot(p, 'text-tasks');
     await p.close();
   });
 });

@@ -203,3 +203,12 @@ export function installPacked() {
   });
   return { dir, app, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** Where the demo tests save their screenshots (CI keeps the folder as an artifact). */
+export const screenshotsDir = path.join(root, 'target', 'screenshots');
+
+/** Saves the page as `target/screenshots/<name>.png`, once its result has been checked. */
+export async function saveScreenshot(page, name) {
+  fs.mkdirSync(screenshotsDir, { recursive: true });
+  await page.screenshot({ path: path.join(screenshotsDir, `${name}.png`), fullPage: true });
+}

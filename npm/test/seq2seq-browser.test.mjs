@@ -12,7 +12,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { evaluateWithin, launchBrowser, openPage, problemsBut404, testServer } from './helpers.mjs';
+import { evaluateWithin, launchBrowser, openPage, problemsBut404, saveScreenshot, testServer } from './helpers.mjs';
 import { MAX_POSITIONS, MODELS, casesOf, checkCase, isLong, labelOf, maxPositionsOf, textOf } from './seq2seq.mjs';
 
 let server;
@@ -223,6 +223,7 @@ describe('the translate demo', () => {
     const growing = out.seen.filter((t) => t.length > 0 && t.length < out.output.length);
     assert.ok(growing.length >= 2 && growing.every((t) => out.output.startsWith(t)), JSON.stringify(out.seen));
     assert.deepEqual(p.problems, []);
+    await saveScreenshot(p, 'translate');
     await p.close();
   });
 
@@ -249,6 +250,7 @@ describe('the translate demo', () => {
     assert.equal(out.summary, textOf(c.output[0]));
     assert.match(out.warning ?? '', new RegExp(`^summarization: the text is \\d+ tokens long; only its first ${MAX_POSITIONS} `));
     assert.deepEqual(p.problems, []);
+    await saveScreenshot(p, 'translate-summarize');
     await p.close();
   });
 

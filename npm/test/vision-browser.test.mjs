@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { evaluateWithin, fixturesDir, launchBrowser, openPage, problemsBut404, testServer } from './helpers.mjs';
+import { evaluateWithin, fixturesDir, launchBrowser, openPage, problemsBut404, saveScreenshot, testServer } from './helpers.mjs';
 import { checkGroup } from './tasks.mjs';
 import { imageNames, imagesDir, lossless, runVisionGroup, visionGroups, visionReferences } from './vision.mjs';
 
@@ -402,6 +402,7 @@ describe('the vision demos (tiny models through ?model=)', () => {
     assert.equal(out.device, 'wasm');
     assert.equal(out.rows.length, 5);
     assert.deepEqual(p.problems, []);
+    await saveScreenshot(p, 'image-classification');
     await p.close();
   });
 
@@ -421,6 +422,7 @@ describe('the vision demos (tiny models through ?model=)', () => {
     assert.ok(out.boxes > 0, 'no box drawn');
     assert.equal(out.boxes, out.listed);
     assert.deepEqual(p.problems, []);
+    await saveScreenshot(p, 'object-detection');
     await p.close();
   });
 
@@ -442,6 +444,7 @@ describe('the vision demos (tiny models through ?model=)', () => {
     assert.deepEqual(out.results, [...out.results].sort((a, b) => b - a));
     assert.ok(out.results.every((s) => s >= -1 && s <= 1));
     assert.deepEqual(p.problems, []);
+    await saveScreenshot(p, 'photo-search');
     await p.close();
   });
 });

@@ -34,7 +34,9 @@ impl TextEncoderTask {
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
         let model = models::load_text_model(&config, &vb, head)?;
         let tokenizer_json = files.require("tokenizer.json")?;
-        let max_len = max_sequence_length(files, model.encoder.max_positions())?;
+        // sentence-transformers' limit is the embedding model's (feature-extraction); Python's
+        // head pipelines read only the tokenizer's, and their tasks do not fetch that file.
+        let max_len = max_sequence_length(files, model.encoder.max_positions(), head.is_none())?;
         let tokenizer = Tokenizer::from_bytes((*tokenizer_json).as_ref(), max_len)?;
         let tokenizer_config = files.json("tokenizer_config.json")?.unwrap_or_default();
         let token_types = reads_token_types(&tokenizer_config);
@@ -145,12 +147,14 @@ fn reads_token_types(tokenizer_config: &serde_json::Value) -> bool {
 }
 
 /// The longest input the Python reference feeds this model: sentence-transformers'
-/// `max_seq_length`, else the tokenizer's `model_max_length`, capped by the position embeddings.
-pub fn max_sequence_length(files: &dyn ModelFiles, max_positions: usize) -> Result<usize> {
+/// `max_seq_length` (when `sentence_transformers`: an embedding model's task), else the
+/// tokenizer's `model_max_length`, capped by the position embeddings.
+pub fn max_sequence_length(files: &dyn ModelFiles, max_positions: usize, sentence_transformers: bool) -> Result<usize> {
     let from = |file: &str, key: &str| -> Result<Option<usize>> {
         Ok(files.json(file)?.and_then(|v| v.get(key).and_then(|x| x.as_u64())).map(|x| x as usize))
     };
-    let declared = match from("sentence_bert_config.json", "max_seq_length")? {
+    let sentence_limit = if sentence_transformers { from("sentence_bert_config.json", "max_seq_length")? } else { None };
+    let declared = match sentence_limit {
         Some(n) => Some(n),
         // Tokenizer configs without a limit store a huge sentinel (1e30).
         None => from("tokenizer_config.json", "model_max_length")?.filter(|&n| n < 1_000_000),

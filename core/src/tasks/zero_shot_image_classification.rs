@@ -56,11 +56,11 @@ impl DualEncoder {
         let tokenizer_config = files.json("tokenizer_config.json")?.unwrap_or_default();
         let positions = model.max_text_positions();
         let (max_len, pad_to) = match model.text_padding() {
-            TextPadding::None => (max_sequence_length(files, positions)?, None),
+            TextPadding::None => (max_sequence_length(files, positions, false)?, None),
             TextPadding::MaxLength => {
                 // transformers.js pads to the tokenizer's model_max_length (64 for SigLIP, the
                 // length Python's pipeline pads to, which is its fallback here).
-                let len = if has_model_max_length(&tokenizer_config) { max_sequence_length(files, positions)? } else { 64.min(positions) };
+                let len = if has_model_max_length(&tokenizer_config) { max_sequence_length(files, positions, false)? } else { 64.min(positions) };
                 (len, Some(len))
             }
         };
