@@ -11,7 +11,8 @@
 //
 // --tasks keeps only those tasks' workloads (to find which one grows memory); the device
 // 'plain-webgpu' makes the WebGPU calls of an engine round without the engine (the browser's own
-// baseline for that call pattern), 'plain-webgpu-uploads' adds a model load's weight uploads. Each sample's memory is also split by Chromium process kind,
+// baseline for that call pattern), 'plain-webgpu-uploads' adds a model load's weight uploads,
+// 'plain-webgpu-uploads-labels' also labels every object as wgpu does. Each sample's memory is also split by Chromium process kind,
 // and the growth from the baseline to the end by allocator (a memory-infra dump).
 //
 // Bounds (exit status 1 when one is exceeded): wasm memory at most the baseline + 10%; live GPU
@@ -152,7 +153,9 @@ async function round(device, workloads) {
  * reads, 164 error scopes) made with plain WebGPU and no engine, as the device 'plain-webgpu': the
  * browser's own memory for that call pattern, the baseline the engine's WebGPU soak is judged by.
  */
-async function plainWebGpuRound(weightSized) {
+async function plainWebGpuRound(weightSized, labelled) {
+  // As the engine's (wgpu's) objects are: labelled, when asked.
+  const label = (text) => (labelled ? { label: text } : {});
   if (!self.__plain) {
     const adapter = await navigator.gpu.requestAdapter();
     const device = await adapter.requestDevice();
@@ -166,7 +169,8 @@ async function plainWebGpuRound(weightSized) {
   const { device, pipeline } = self.__plain;
   const n = 4096;
   const data = new Float32Array(n).fill(1);
-  if (weightSized) weightSized = new Float32Array(384 * 1024).fill(0.5);
+  // As the engine's are: views of one large memory (its wasm memory, ~108 MB), at moving offsets.
+  if (weightSized) self.__plainMemory ??= new Float32Array((108 << 20) / 4).fill(0.5);
   let writes = 0;
   let groups = 0;
   for (let submit = 0; submit < 82; submit++) {
@@ -174,26 +178,28 @@ async function plainWebGpuRound(weightSized) {
     device.pushErrorScope('validation');
     const buffers = [];
     const make = (usage) => {
-      const b = device.createBuffer({ size: n * 4, usage });
+      const b = device.createBuffer({ size: n * 4, usage, ...label('webformers params') });
       buffers.push(b);
       return b;
     };
-    const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
+    const encoder = device.createCommandEncoder(label('webformers run'));
+    const pass = encoder.beginComputePass(label('webformers ops'));
     pass.setPipeline(pipeline);
     const input = make(GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
     const output = make(GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
     for (; writes < ((submit + 1) * 1357) / 82; writes++) device.queue.writeBuffer(input, 0, data);
     if (weightSized) {
-      // A model load's uploads: MiniLM's 87 weights, here 87 buffers of 1.5 MB written once each.
+      // A model load's uploads: MiniLM's 87 weights, here 87 buffers of 1.5 MB written once each
+      // from views of one large memory.
       for (let w = 0; w < 87 / 82 + (submit < 5 ? 1 : 0); w++) {
-        const weight = device.createBuffer({ size: weightSized.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+        const view = self.__plainMemory.subarray(((submit * 7919 + w * 104729) % 60) << 18, (((submit * 7919 + w * 104729) % 60) << 18) + 384 * 1024);
+        const weight = device.createBuffer({ size: view.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, ...label('webformers weight') });
         buffers.push(weight);
-        device.queue.writeBuffer(weight, 0, weightSized);
+        device.queue.writeBuffer(weight, 0, view);
       }
     }
     for (; groups < ((submit + 1) * 3375) / 82; groups++) {
-      pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: input } }, { binding: 1, resource: { buffer: output } }] }));
+      pass.setBindGroup(0, device.createBindGroup({ ...label('webformers kernel'), layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: input } }, { binding: 1, resource: { buffer: output } }] }));
       pass.dispatchWorkgroups(n / 64);
     }
     pass.end();
@@ -334,6 +340,13 @@ const view = (s) => ({
 
 async function soak(browser, server, device, minutes) {
   const page = await openPage(browser, 'about:blank');
+  // Every console message the page writes (DevTools keeps them in the renderer): count and size.
+  const consoleMessages = { count: 0, chars: 0, kinds: {} };
+  page.on('console', (m) => {
+    consoleMessages.count += 1;
+    consoleMessages.chars += m.text().length;
+    consoleMessages.kinds[m.type()] = (consoleMessages.kinds[m.type()] ?? 0) + 1;
+  });
   await page.evaluateOnNewDocument(countGpuBuffers);
   await page.goto(server.url);
   const started = Date.now();
@@ -346,7 +359,7 @@ async function soak(browser, server, device, minutes) {
   let rounds = 0;
   let nextReport = started;
   while (rounds < 3 || Date.now() < deadline) {
-    const out = device.startsWith('plain-webgpu') ? await evaluateWithin(page, 600, plainWebGpuRound, device === 'plain-webgpu-uploads') : await evaluateWithin(page, 600, round, device, WORKLOADS);
+    const out = device.startsWith('plain-webgpu') ? await evaluateWithin(page, 600, plainWebGpuRound, device.includes('uploads'), device.includes('labels')) : await evaluateWithin(page, 600, round, device, WORKLOADS);
     if (out.error) throw new Error(`round ${rounds} on ${device}: ${out.error}`);
     if (first === null) first = out.results;
     out.results.forEach((r, i) => {
@@ -361,7 +374,7 @@ async function soak(browser, server, device, minutes) {
       baselineDump = await memoryDump(browser);
     }
     if (Date.now() >= nextReport) {
-      console.error(`soak ${device}: ${((Date.now() - started) / 60000).toFixed(1)} min, round ${rounds}: ${JSON.stringify(view(last))} WebGPU calls this round: ${JSON.stringify(calls)}`);
+      console.error(`soak ${device}: ${((Date.now() - started) / 60000).toFixed(1)} min, round ${rounds}: ${JSON.stringify(view(last))} WebGPU calls this round: ${JSON.stringify(calls)}, console messages so far: ${JSON.stringify(consoleMessages)}`);
       nextReport += 60_000;
     }
   }
@@ -383,6 +396,7 @@ async function soak(browser, server, device, minutes) {
     baseline_after_round_2: view(baseline),
     end: view(last),
     allocator_growth_mb: dumpGrowth(baselineDump, endDump),
+    console_messages: consoleMessages,
     bounds_exceeded: exceeded,
     results_changed: changed,
     page_problems: problems.slice(0, 10),
