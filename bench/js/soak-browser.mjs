@@ -7,9 +7,10 @@
 // rounds (the baseline) and at the end, and every call's result must stay identical to its first
 // round's.
 //
-//   node bench/js/soak-browser.mjs [--minutes 30] [--devices wasm,webgpu,plain-webgpu] [--tasks TASK,...] [--json FILE]
+//   node bench/js/soak-browser.mjs [--minutes 30] [--devices wasm,webgpu,plain-webgpu] [--tasks TASK,...] [--reuse] [--json FILE]
 //
-// --tasks keeps only those tasks' workloads (to find which one grows memory); the device
+// --tasks keeps only those tasks' workloads (to find which one grows memory); --reuse loads each
+// pipeline once and only calls it every round (to tell loads from calls); the device
 // 'plain-webgpu' makes the WebGPU calls of an engine round without the engine (the browser's own
 // baseline for that call pattern), 'plain-webgpu-uploads' adds a model load's weight uploads,
 // 'plain-webgpu-uploads-labels' also labels every object as wgpu does. Each sample's memory is also split by Chromium process kind,
@@ -25,11 +26,16 @@
 import fs from 'node:fs';
 import { testServer, launchBrowser, openPage, evaluateWithin } from '../../npm/test/helpers.mjs';
 
-const opts = { minutes: 30, devices: 'wasm,webgpu', json: null, tasks: null };
+const opts = { minutes: 30, devices: 'wasm,webgpu', json: null, tasks: null, reuse: false };
 for (let i = 2; i < process.argv.length; i += 2) {
+  if (process.argv[i] === '--reuse') {
+    opts.reuse = true;
+    i -= 1;
+    continue;
+  }
   const key = { '--minutes': 'minutes', '--devices': 'devices', '--json': 'json', '--tasks': 'tasks' }[process.argv[i]];
   if (!key || process.argv[i + 1] === undefined) {
-    console.error('usage: node bench/js/soak-browser.mjs [--minutes 30] [--devices wasm,webgpu,plain-webgpu] [--tasks TASK,...] [--json FILE]');
+    console.error('usage: node bench/js/soak-browser.mjs [--minutes 30] [--devices wasm,webgpu,plain-webgpu] [--tasks TASK,...] [--reuse] [--json FILE]');
     process.exit(2);
   }
   opts[key] = key === 'minutes' ? Number(process.argv[i + 1]) : process.argv[i + 1];
@@ -112,7 +118,7 @@ function countGpuBuffers() {
 }
 
 /** In the page: one round (every workload loaded, called once, disposed); results and samples. */
-async function round(device, workloads) {
+async function round(device, workloads, reuse) {
   const { pipeline, env, read_audio } = await import('/webformers/index.js');
   const glue = await import('/webformers/wasm/webformers_wasm.js');
   env.allowLocalModels = true;
@@ -121,10 +127,14 @@ async function round(device, workloads) {
   const results = [];
   for (const w of workloads) {
     try {
-      const pipe = await pipeline(w.task, w.model, { device });
+      // --reuse: each pipeline loaded once and called every round (calls alone, no loads).
+      self.__pipes ??= new Map();
+      const key = `${w.task} ${w.model}`;
+      const pipe = (reuse && self.__pipes.get(key)) || (await pipeline(w.task, w.model, { device }));
+      if (reuse) self.__pipes.set(key, pipe);
       const input = w.audio ? await read_audio(w.audio, 16000) : w.input;
       const out = await pipe(input, w.options ?? {});
-      await pipe.dispose();
+      if (!reuse) await pipe.dispose();
       // Tensors as their numbers; everything else as JSON (text-generation's stats are not enumerable).
       results.push(JSON.stringify(out?.dims ? { dims: out.dims, data: Array.from(out.data) } : out));
     } catch (e) {
@@ -359,7 +369,7 @@ async function soak(browser, server, device, minutes) {
   let rounds = 0;
   let nextReport = started;
   while (rounds < 3 || Date.now() < deadline) {
-    const out = device.startsWith('plain-webgpu') ? await evaluateWithin(page, 600, plainWebGpuRound, device.includes('uploads'), device.includes('labels')) : await evaluateWithin(page, 600, round, device, WORKLOADS);
+    const out = device.startsWith('plain-webgpu') ? await evaluateWithin(page, 600, plainWebGpuRound, device.includes('uploads'), device.includes('labels')) : await evaluateWithin(page, 600, round, device, WORKLOADS, opts.reuse);
     if (out.error) throw new Error(`round ${rounds} on ${device}: ${out.error}`);
     if (first === null) first = out.results;
     out.results.forEach((r, i) => {
