@@ -74,3 +74,13 @@ else
     cargo install -q wasm-bindgen-cli --version "$want"
     step "wasm-bindgen-cli $want" "installed"
 fi
+
+# 5. cargo-fuzz for scripts/fuzz.sh (libFuzzer targets under fuzz/, built with the pinned nightly).
+fuzz_want=0.13.2
+if [[ "$(cargo fuzz --version 2>/dev/null | awk '{ print $2 }')" == "$fuzz_want" ]]; then
+    step "cargo-fuzz $fuzz_want" "present"
+else
+    step "cargo-fuzz $fuzz_want" "installing (takes a few minutes)"
+    cargo install -q cargo-fuzz --version "$fuzz_want"
+    step "cargo-fuzz $fuzz_want" "installed"
+fi
