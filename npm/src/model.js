@@ -12,7 +12,7 @@ import { log } from './env.js';
 import { engine, guarded, guardedSync, asError, WebformersError } from './engine.js';
 import { loadModelFiles } from './fetch.js';
 import { hubLoad, hubFiles } from './hub.js';
-import { openDevice, dtypeSpec, deviceName, loadOptions, GPU_CODES } from './pipeline.js';
+import { openDevice, dtypeSpec, deviceName, loadOptions, safeProgress, GPU_CODES } from './pipeline.js';
 import { Tensor } from './tensor.js';
 import { imageInput } from './image.js';
 import { audioInput } from './audio.js';
@@ -20,17 +20,6 @@ import { audioInput } from './audio.js';
 /** What a model is made of (model.safetensors stands for its shards too). */
 const MODEL_FILES = { required: ['config.json', 'model.safetensors'], optional: ['generation_config.json'] };
 const PROCESSOR_FILES = ['preprocessor_config.json'];
-
-/** A progress callback that cannot fail the load. */
-function safeProgress(progress_callback) {
-  return (event) => {
-    try {
-      progress_callback?.(event);
-    } catch (e) {
-      log.warn('progress_callback threw:', e);
-    }
-  };
-}
 
 /** The engine's `{type, dims, data}` as a Tensor (integers come as Int32Array: made int64). */
 function toTensor({ type, dims, data }) {

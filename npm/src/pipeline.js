@@ -85,6 +85,17 @@ export async function openDevice(wasm, device) {
   return { dev, note: dev.note ?? null };
 }
 
+/** A progress callback that cannot fail the load: a throwing callback is the caller's bug, and must not fail (or half-finish) a load. */
+export function safeProgress(progress_callback) {
+  return (event) => {
+    try {
+      progress_callback?.(event);
+    } catch (e) {
+      log.warn('progress_callback threw:', e);
+    }
+  };
+}
+
 /** The load options that pipeline() and the model classes share, with their defaults. */
 export function loadOptions(options) {
   const { device = 'auto', dtype = 'auto', revision = 'main', progress_callback = null, local_files_only = false, signal = null } = options ?? {};
@@ -127,14 +138,7 @@ export async function pipeline(task, model = null, options = {}) {
       'unsupported',
     );
   }
-  // A throwing callback is the caller's bug; it must not fail (or half-finish) the load.
-  const progress = (event) => {
-    try {
-      progress_callback?.(event);
-    } catch (e) {
-      log.warn('progress_callback threw:', e);
-    }
-  };
+  const progress = safeProgress(progress_callback);
 
   // The device first: it is quick, and a missing adapter should fail before a long download.
   let { dev, note } = await openDevice(wasm, device);
