@@ -1,6 +1,7 @@
-// The port test: transformers.js's documented usage (its README's quick tour and the per-task
-// examples of its pipeline docs), written again here with the same calls, option names and model
-// ids, in Node on WASM. Only the import differs: 'webformers' where the docs import
+// The port test: transformers.js's documented usage (its README's quick tour, the per-task
+// examples of its pipeline docs, its models page's AutoModel / AutoModelFor... / AutoProcessor
+// usage and the sentence-embedding helpers), written again here with the same calls, option
+// names and model ids, in Node on WASM. Only the import differs: 'webformers' where the docs import
 // '@huggingface/transformers'. The documented ids are served by the Hub stand-in
 // (tests/hub/server.py) laid out as transformers.js's conversions are: config and tokenizer
 // files, ONNX weights only, and a model card whose `base_model` names the repository that holds
@@ -26,7 +27,24 @@ import { checkTranscription, pipelineCases } from './asr.mjs';
 import { visionDir, visionReferences } from './vision.mjs';
 
 // The one line that differs from the docs.
-import { AutoTokenizer, Tensor, TextStreamer, cat, env, mean_pooling, pipeline } from 'webformers';
+import {
+  AutoModel,
+  AutoModelForCausalLM,
+  AutoModelForImageClassification,
+  AutoModelForMaskedLM,
+  AutoModelForSequenceClassification,
+  AutoProcessor,
+  AutoTokenizer,
+  RawImage,
+  Tensor,
+  TextStreamer,
+  cat,
+  cos_sim,
+  env,
+  mean_pooling,
+  pipeline,
+  quantize_embeddings,
+} from 'webformers';
 
 /** Documented model id → the folder its stand-in's base repository serves. */
 const SERVED = {
@@ -358,6 +376,115 @@ describe('automatic-speech-recognition (audio by URL)', () => {
     const transcriber = await pipeline('automatic-speech-recognition', 'Xenova/whisper-small');
     checkTranscription(await transcriber(`${media.url}speech/us-short.flac`, { language: c.options.language, task: 'transcribe' }), c.expected, 'language');
     await transcriber.dispose();
+  });
+});
+
+/** The best id of a row of logits and its softmax probability, as the docs read a class off them. */
+function top(row) {
+  const max = Math.max(...row);
+  const exps = Array.from(row, (x) => Math.exp(x - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  const id = exps.indexOf(Math.max(...exps));
+  return { id, score: exps[id] / sum };
+}
+
+/** The top label of a row of logits, as the pipelines answer it. */
+function topLabel(row, id2label) {
+  const { id, score } = top(row);
+  return { label: id2label[id], score };
+}
+
+describe('models and processors: AutoModel, AutoModelFor..., AutoProcessor, the Tensor helpers', () => {
+  test("AutoModel's documented { logits } on Xenova/bert-base-uncased: the base model here, so last_hidden_state (logits: AutoModelForMaskedLM)", async () => {
+    const ref = minilmReference();
+    const tokenizer = await AutoTokenizer.from_pretrained('Xenova/bert-base-uncased');
+    const model = await AutoModel.from_pretrained('Xenova/bert-base-uncased');
+    const inputs = await tokenizer(ref.inputs[0].text);
+    const { logits, last_hidden_state } = await model(inputs);
+    // transformers.js's conversion of bert-base-uncased carries the masked-LM head, so its
+    // AutoModel answers logits; here AutoModel is the base model, as in Python's transformers.
+    assert.equal(logits, undefined);
+    assert.deepEqual(last_hidden_state.dims, [1, ref.inputs[0].num_tokens, ref.hidden_size]);
+    const rows = ref.inputs[0].last_hidden_state;
+    assert.ok(rows, 'the reference has every token of its first input');
+    const worst = Math.max(...rows.flat().map((x, i) => Math.abs(x - last_hidden_state.data[i])));
+    assert.ok(worst <= TOLERANCE, `max |diff| ${worst}`);
+    await model.dispose();
+  });
+
+  test('the one-line change for logits: AutoModelForMaskedLM on Xenova/bert-base-cased, the mask\'s top token is fill-mask\'s', async () => {
+    const c = tinyCase('fill-mask', 'bert-masked-lm', { top_k: 1 });
+    const tokenizer = await AutoTokenizer.from_pretrained('Xenova/bert-base-cased');
+    const model = await AutoModelForMaskedLM.from_pretrained('Xenova/bert-base-cased');
+    const inputs = await tokenizer(c.input);
+    const { logits } = await model(inputs);
+    const at = [...inputs.input_ids.data].indexOf(BigInt(tokenizer.mask_token_id));
+    const best = top(logits[0][at].data);
+    assert.equal(best.id, c.output[0].token);
+    assert.ok(Math.abs(best.score - c.output[0].score) <= tinyTasks.tolerance, `${best.score} vs Python's ${c.output[0].score}`);
+    await model.dispose();
+  });
+
+  test("sentence embeddings: tokenizer(texts, { padding: true, truncation: true }), { last_hidden_state }, mean_pooling(...).normalize(), cos_sim, quantize_embeddings", async () => {
+    const ref = minilmReference();
+    const texts = ref.inputs.slice(4, 8).map((i) => i.text);
+    const tokenizer = await AutoTokenizer.from_pretrained('Xenova/all-MiniLM-L6-v2');
+    const model = await AutoModel.from_pretrained('Xenova/all-MiniLM-L6-v2');
+    const inputs = await tokenizer(texts, { padding: true, truncation: true });
+    const { last_hidden_state } = await model(inputs);
+    const embeddings = mean_pooling(last_hidden_state, inputs.attention_mask).normalize();
+    assert.deepEqual(embeddings.dims, [texts.length, ref.hidden_size]);
+    const expected = ref.inputs.slice(4, 8).map((i) => i.embedding);
+    const worst = Math.max(...expected.flatMap((row, i) => row.map((x, j) => Math.abs(x - embeddings[i].data[j]))));
+    assert.ok(worst <= TOLERANCE, `embeddings: max |diff| ${worst}`);
+    // The docs compare sentences with cos_sim of two rows (plain arrays, as .tolist() gives).
+    const [first, second] = embeddings.tolist();
+    const similarity = cos_sim(first, second);
+    const dot = expected[0].reduce((sum, x, j) => sum + x * expected[1][j], 0);
+    assert.ok(Math.abs(similarity - dot) <= 2 * TOLERANCE, `cos_sim ${similarity} vs PyTorch's ${dot}`);
+    // Binary embeddings: one bit per value, set where the value is above 0 (checked where
+    // PyTorch's value is farther from 0 than the tolerance, so a rounding cannot flip it).
+    const bits = quantize_embeddings(embeddings, 'ubinary');
+    assert.deepEqual(bits.dims, [texts.length, ref.hidden_size / 8]);
+    expected.forEach((row, i) =>
+      row.forEach((x, j) => {
+        if (Math.abs(x) <= TOLERANCE) return;
+        const bit = (bits.data[i * (ref.hidden_size / 8) + (j >> 3)] >> (7 - (j & 7))) & 1;
+        assert.equal(bit, x > 0 ? 1 : 0, `row ${i} value ${j}`);
+      }),
+    );
+    await model.dispose();
+  });
+
+  test('AutoModelForSequenceClassification on Xenova/distilbert-base-uncased-finetuned-sst-2-english: { logits }, the label by id2label', async () => {
+    const c = tinyCase('text-classification', 'distilbert-sequence-classification', {});
+    const tokenizer = await AutoTokenizer.from_pretrained('Xenova/distilbert-base-uncased-finetuned-sst-2-english');
+    const model = await AutoModelForSequenceClassification.from_pretrained('Xenova/distilbert-base-uncased-finetuned-sst-2-english');
+    const inputs = await tokenizer(c.input);
+    const { logits } = await model(inputs);
+    assertClose([topLabel(logits[0].data, model.config.id2label)], c.output, tinyTasks.tolerance);
+    await model.dispose();
+  });
+
+  test('AutoModelForCausalLM on Xenova/distilgpt2: model.generate({ ...inputs, max_new_tokens }), tokenizer.batch_decode(outputs, { skip_special_tokens: true })', async () => {
+    const prompt = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'tiny-decoders-reference.json'), 'utf8')).models['tiny-gpt2'].prompts[0];
+    const tokenizer = await AutoTokenizer.from_pretrained('Xenova/distilgpt2');
+    const model = await AutoModelForCausalLM.from_pretrained('Xenova/distilgpt2');
+    const inputs = await tokenizer(prompt.text);
+    const outputs = await model.generate({ ...inputs, max_new_tokens: prompt.greedy_ids.length });
+    assert.deepEqual(tokenizer.batch_decode(outputs, { skip_special_tokens: true }), [prompt.text + prompt.greedy_text]);
+    await model.dispose();
+  });
+
+  test('AutoProcessor and AutoModelForImageClassification on Xenova/vit-base-patch16-224: processor(await RawImage.read(url)), { logits }', async () => {
+    const c = visionCase('image-classification', 'tiny-vit-classifier', 'cat.jpg', { top_k: 1 });
+    const processor = await AutoProcessor.from_pretrained('Xenova/vit-base-patch16-224');
+    const model = await AutoModelForImageClassification.from_pretrained('Xenova/vit-base-patch16-224');
+    const picture = await RawImage.read(image('cat.jpg'));
+    const inputs = await processor(picture);
+    const { logits } = await model(inputs);
+    assertClose([topLabel(logits[0].data, model.config.id2label)], c.output, c.tolerance);
+    await model.dispose();
   });
 });
 
