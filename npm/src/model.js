@@ -12,7 +12,7 @@ import { log } from './env.js';
 import { engine, guarded, guardedSync, asError, WebformersError } from './engine.js';
 import { loadModelFiles } from './fetch.js';
 import { hubLoad, hubFiles } from './hub.js';
-import { openDevice, dtypeSpec, deviceName, loadOptions, safeProgress, GPU_CODES } from './pipeline.js';
+import { openDevice, loadOnDevice, dtypeSpec, deviceName, loadOptions, safeProgress } from './pipeline.js';
 import { Tensor } from './tensor.js';
 import { imageInput } from './image.js';
 import { audioInput } from './audio.js';
@@ -130,21 +130,11 @@ async function loadModel(class_name, model, options = {}) {
         loaded.free();
       }
     };
-    try {
-      handle = await load(dev);
-    } catch (e) {
-      const error = asError(e);
-      if (!(device === 'auto' && dev.kind === 'webgpu' && GPU_CODES.has(error.code))) throw error;
-      // As pipeline(): 'auto' falls back to WASM when the model does not fit the adapter.
-      note = `the model does not fit this WebGPU adapter (${error.message})`;
-      log.warn(`device 'auto': using WASM: ${note}`);
-      dev.free();
-      dev = null;
-      dev = await guarded(() => wasm.openDevice('wasm'));
-      handle = await load(dev);
-    }
+    const opened = { dev, note };
+    dev = null; // loadOnDevice owns the device now, and frees it when the load fails
+    // As pipeline(): 'auto' falls back to WASM when the model does not fit the adapter.
+    ({ handle, dev, note } = await loadOnDevice(wasm, device, opened, load));
   } catch (e) {
-    handle?.free();
     throw asError(e);
   } finally {
     fileSet?.free();

@@ -85,6 +85,42 @@ export async function openDevice(wasm, device) {
   return { dev, note: dev.note ?? null };
 }
 
+/**
+ * Loads a model with `load(dev)` on the device `openDevice` opened (`opened`: {dev, note}), and
+ * on WebGPU runs `probe(handle)`. Under 'auto', a failure of the WebGPU device itself (GPU_CODES:
+ * the model does not fit the adapter, the device is lost) reopens WASM and loads there, as
+ * documented. Resolves to {handle, dev, note}: the caller owns both and frees `dev` once the
+ * handle holds its own reference. Takes `opened.dev` over: when the load fails, what it opened is
+ * freed here, once, and the error thrown (after `checkAborted`, which an abort overrides it with).
+ */
+export async function loadOnDevice(wasm, device, opened, load, { probe = null, checkAborted = () => {} } = {}) {
+  let { dev, note } = opened;
+  let handle = null;
+  try {
+    try {
+      handle = await load(dev);
+      if (probe && dev.kind === 'webgpu') await probe(handle);
+    } catch (e) {
+      const error = asError(e);
+      checkAborted();
+      if (!(device === 'auto' && dev.kind === 'webgpu' && GPU_CODES.has(error.code))) throw error;
+      note = `the model does not fit this WebGPU adapter (${error.message})`;
+      log.warn(`device 'auto': using WASM: ${note}`);
+      handle?.free();
+      handle = null;
+      dev.free();
+      dev = null;
+      dev = await guarded(() => wasm.openDevice('wasm'));
+      handle = await load(dev);
+    }
+  } catch (e) {
+    handle?.free();
+    dev?.free();
+    throw e;
+  }
+  return { handle, dev, note };
+}
+
 /** A progress callback that cannot fail the load: a throwing callback is the caller's bug, and must not fail (or half-finish) a load. */
 export function safeProgress(progress_callback) {
   return (event) => {
@@ -169,23 +205,9 @@ export async function pipeline(task, model = null, options = {}) {
       ? (d) => loadFromHub(wasm, fetched.hub, spec, d, dtype, progress, signal)
       : (d) =>
           guarded(() => (gguf ? wasm.TaskPipeline.loadGguf(fileSet, fetched.file, d, dtype) : wasm.TaskPipeline.load(spec.task, fileSet, d, dtype)));
-    try {
-      handle = await load(dev);
-      if (dev.kind === 'webgpu') await probe(handle, spec.input);
-    } catch (e) {
-      const error = asError(e);
-      checkAborted();
-      if (!(device === 'auto' && dev.kind === 'webgpu' && GPU_CODES.has(error.code))) throw error;
-      // Documented: 'auto' falls back to WASM when the model does not fit the adapter.
-      note = `the model does not fit this WebGPU adapter (${error.message})`;
-      log.warn(`device 'auto': using WASM: ${note}`);
-      handle?.free();
-      handle = null;
-      dev.free();
-      dev = null;
-      dev = await guarded(() => wasm.openDevice('wasm'));
-      handle = await load(dev);
-    }
+    const opened = { dev, note };
+    dev = null; // loadOnDevice owns the device now, and frees it when the load fails
+    ({ handle, dev, note } = await loadOnDevice(wasm, device, opened, load, { probe: (h) => probe(h, spec.input), checkAborted }));
     if (fetched.hub && !fetched.hub.file && [...spec.required, ...spec.optional].includes('tokenizer.json')) {
       tokenizer = await pipelineTokenizer(wasm, { hub: { ...fetched.hub, revision: fetched.hub.commit || fetched.hub.revision } });
     }

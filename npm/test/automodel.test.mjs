@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { TOLERANCE, distDir, evaluateWithin, fixturesDir, launchBrowser, maxAbsDiff, minilmDir, openPage, problemsBut404, reference, rejectsWith, testServer } from './helpers.mjs';
+import { TOLERANCE, distDir, evaluateWithin, fakeBindingLimit, fixturesDir, launchBrowser, maxAbsDiff, minilmDir, openPage, problemsBut404, reference, rejectsWith, testServer } from './helpers.mjs';
 import { tinyTasksDir, tinyTasksReference } from './tasks.mjs';
 
 const webformers = await import(path.join(distDir, 'index.js'));
@@ -407,5 +407,41 @@ describe('in Chromium on WebGPU', () => {
     assert.deepEqual(got.dims, expected.dims);
     const diff = maxDiff(got.data, expected.data);
     assert.ok(diff <= TOLERANCE, `WebGPU vs WASM: ${diff}`);
+  });
+
+  test("a model too large for the adapter: AutoModel's 'webgpu' rejects, 'auto' falls back to WASM with the reference's values", async () => {
+    // Under a 1 KiB storage-binding limit not even one row of MiniLM's 384 floats fits.
+    const ref = reference();
+    const page = await openPage(browser, server.url);
+    await fakeBindingLimit(page, 1024);
+    const out = await evaluateWithin(
+      page,
+      240,
+      async (model, texts) => {
+        const { AutoModel, AutoTokenizer, mean_pooling } = await import('/webformers/index.js');
+        let rejected = null;
+        try {
+          await AutoModel.from_pretrained(model, { device: 'webgpu' });
+        } catch (e) {
+          rejected = { code: e.code, message: e.message };
+        }
+        const tokenizer = await AutoTokenizer.from_pretrained(model);
+        const encoder = await AutoModel.from_pretrained(model, { device: 'auto' });
+        const inputs = tokenizer(texts, { padding: true });
+        const { last_hidden_state } = await encoder(inputs);
+        const embeddings = mean_pooling(last_hidden_state, inputs.attention_mask).normalize();
+        await encoder.dispose();
+        return { rejected, device: encoder.device, note: encoder.device_note, data: Array.from(embeddings.data) };
+      },
+      '/models/all-MiniLM-L6-v2',
+      ref.inputs.slice(0, 4).map((i) => i.text),
+    );
+    assert.equal(out.rejected?.code, 'over_limit', JSON.stringify(out.rejected));
+    assert.equal(out.device, 'wasm');
+    assert.match(out.note, /does not fit this WebGPU adapter/);
+    const diff = maxAbsDiff(out.data, { ...ref, inputs: ref.inputs.slice(0, 4) });
+    assert.ok(diff <= TOLERANCE, `max |diff| ${diff}`);
+    assert.deepEqual(problemsBut404(page), []);
+    await page.close();
   });
 });

@@ -14,6 +14,7 @@ import {
   closedPort,
   distDir,
   evaluateWithin,
+  fakeBindingLimit,
   fixturesDir,
   installPacked,
   launchBrowser,
@@ -800,32 +801,6 @@ describe('bad input rejects with a clear Error, and nothing hangs', () => {
     assert.match(out.message, /\/broken\/not-a-model\/ is not a model: .*config\.json was not found/);
     await p.close();
   });
-
-  /** Makes the page's adapters report `bytes` as their storage-binding limit (and pass for real hardware). */
-  async function fakeBindingLimit(p, bytes) {
-    await p.evaluate((bytes) => {
-      const limits = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, 'limits').get;
-      const info = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, 'info').get;
-      Object.defineProperty(GPUAdapter.prototype, 'limits', {
-        get() {
-          const real = limits.call(this);
-          const fake = {};
-          for (const key in real) fake[key] = real[key];
-          fake.maxStorageBufferBindingSize = bytes;
-          return fake;
-        },
-      });
-      Object.defineProperty(GPUAdapter.prototype, 'info', {
-        get() {
-          const real = info.call(this);
-          const fake = {};
-          for (const key in real) fake[key] = real[key];
-          fake.isFallbackAdapter = false;
-          return fake;
-        },
-      });
-    }, bytes);
-  }
 
   test('weights over the binding limit are split by rows and still match the reference', { timeout: 300_000 }, async () => {
     // MiniLM's 47 MB embedding table under a 4 MiB limit, as a 1B model's table exceeds 128 MiB.

@@ -212,3 +212,23 @@ export async function saveScreenshot(page, name) {
   fs.mkdirSync(screenshotsDir, { recursive: true });
   await page.screenshot({ path: path.join(screenshotsDir, `${name}.png`), fullPage: true });
 }
+
+/** Makes the page's adapters report `bytes` as their storage-binding limit (and pass for real hardware). */
+export async function fakeBindingLimit(p, bytes) {
+  await p.evaluate((bytes) => {
+    /** Makes GPUAdapter's getter `name` answer a copy of the real object with `changes` on it. */
+    const override = (name, changes) => {
+      const real = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, name).get;
+      Object.defineProperty(GPUAdapter.prototype, name, {
+        get() {
+          const copy = {};
+          const value = real.call(this);
+          for (const key in value) copy[key] = value[key];
+          return Object.assign(copy, changes);
+        },
+      });
+    };
+    override('limits', { maxStorageBufferBindingSize: bytes });
+    override('info', { isFallbackAdapter: false });
+  }, bytes);
+}
