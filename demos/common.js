@@ -3,7 +3,11 @@
 // parameters, state and errors (the tests read `document.body.dataset`), the package's worker and
 // load progress.
 
-import { workerPipeline } from 'webformers';
+import { env, workerPipeline } from 'webformers';
+import { MODELS_FROM, REMOTE_HOST } from './site.js';
+
+// The worker pipelines take the page's env with them.
+if (REMOTE_HOST) env.remoteHost = REMOTE_HOST;
 
 export const $ = (id) => document.getElementById(id);
 
@@ -26,6 +30,18 @@ card.innerHTML = `
   <div id="error" class="error" hidden></div>`;
 $('status').textContent = card.dataset.status ?? 'loading…';
 export const params = new URLSearchParams(location.search);
+/** Whether the default models are Hub ids (a static build) rather than folders under /models/ (see site.js). */
+export const hubModels = MODELS_FROM === 'hub';
+
+/**
+ * The models a page tries in turn: the one its URL parameter `param` names, else its real model
+ * (the folder under /models/ on the demo server, the Hub id on a static build), then `tiny`, a
+ * tiny random model that loads anywhere.
+ */
+export function modelsToTry({ param = 'model', local, hub, tiny }) {
+  return params.get(param) ? [params.get(param)] : [hubModels ? hub : local, tiny];
+}
+
 /** ?device=auto|webgpu|wasm (default auto). */
 export const device = params.get('device') || 'auto';
 

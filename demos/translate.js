@@ -6,16 +6,17 @@
 //
 // URL parameters: ?device=auto|webgpu|wasm (default auto); ?model=<Hub id, URL or /path> for
 // translation and ?summary-model=... for summaries. Defaults: opus-mt-en-fr and
-// distilbart-cnn-6-6 under /models/ (put a model folder there: config.json, model.safetensors,
-// tokenizer.json); when they cannot be loaded, the tiny random models of the tests stand in
-// (gibberish, quickly).
+// distilbart-cnn-6-6, under /models/ on the demo server (put a model folder there: config.json,
+// model.safetensors, tokenizer.json), Xenova/opus-mt-en-fr and Xenova/distilbart-cnn-6-6 from the
+// Hub on a static build (site.js); when they cannot be loaded, the tiny random models of the tests
+// stand in (gibberish, quickly).
 
-import { $, params, setState, showError, clearError, count, load } from './common.js';
+import { $, setState, showError, clearError, count, load, modelsToTry } from './common.js';
 
 const TINY_TRANSLATION = '/fixtures/seq2seq/tiny-marian';
 const TINY_SUMMARY = '/fixtures/seq2seq/tiny-bart';
-const TRANSLATION_MODELS = params.get('model') ? [params.get('model')] : ['/models/opus-mt-en-fr', TINY_TRANSLATION];
-const SUMMARY_MODELS = params.get('summary-model') ? [params.get('summary-model')] : ['/models/distilbart-cnn-6-6', TINY_SUMMARY];
+const TRANSLATION_MODELS = modelsToTry({ local: '/models/opus-mt-en-fr', hub: 'Xenova/opus-mt-en-fr', tiny: TINY_TRANSLATION });
+const SUMMARY_MODELS = modelsToTry({ param: 'summary-model', local: '/models/distilbart-cnn-6-6', hub: 'Xenova/distilbart-cnn-6-6', tiny: TINY_SUMMARY });
 
 // Language codes as the multilingual models' tokenizers name them: NLLB (FLORES-200) and M2M100.
 const LANGUAGES = [

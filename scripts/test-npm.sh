@@ -39,10 +39,11 @@
 #     worker against Python's answers, threaded, with no CSP violation (about 5 s); in a service
 #     worker the package rejects with a clear Error.
 #   - the demo gallery (gallery.test.mjs): demos/index.html links every demo page; the folder
-#     scripts/build-demos.sh writes serves alone and runs a demo, threaded. Every demo test saves
+#     scripts/build-demos.sh writes serves alone and runs a demo, threaded, and its pages default
+#     to Hub ids (the chat page's, from the Hub stand-in; about 6 s in all). Every demo test saves
 #     a screenshot of its checked result into target/screenshots/ (CI keeps it as an artifact);
-#   - the port test (port.test.mjs): transformers.js's documented snippets with only the import
-#     changed, their model ids served by the Hub stand-in (README.md: "Porting from transformers.js");
+#   - the port test (port.test.mjs): transformers.js's documented snippets (pipelines, the
+#     model classes and processors, the Tensor helpers) with only the import changed, their model ids served by the Hub stand-in (README.md: "Porting from transformers.js");
 #   - device faults (device-faults.test.mjs): weights over WebAssembly's 4 GiB memory are a clear
 #     Error in Node, and the instance works on (a destroyed WebGPU device: browser.test.mjs).
 #   - bundlers (bundlers.test.mjs): the packed .tgz in the Vite, webpack, esbuild and Next.js apps

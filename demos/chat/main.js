@@ -3,14 +3,18 @@
 // reply streams in as the worker sends its pieces.
 //
 // URL parameters: ?device=auto|webgpu|wasm, ?model=<URL or /path of a model folder or .gguf>.
-// Default: SmolLM2-135M-Instruct (Q4_1 GGUF) under /models/ (scripts/fetch-models.sh smollm2);
-// when it cannot be loaded, the tiny random Llama of the tests stands in (gibberish, quickly).
+// Default: SmolLM2-135M-Instruct, its Q4_1 GGUF under /models/ on the demo server
+// (scripts/fetch-models.sh smollm2), HuggingFaceTB/SmolLM2-135M-Instruct from the Hub on a static
+// build (site.js); when it cannot be loaded, the tiny random Llama of the tests stands in
+// (gibberish, quickly).
 
-import { $, params, setState, showError, load } from '../common.js';
+import { $, setState, showError, load, modelsToTry } from '../common.js';
 
-const MODELS = params.get('model')
-  ? [params.get('model')]
-  : ['/models/SmolLM2-135M-Instruct.Q4_1.gguf', '/fixtures/tiny-llama'];
+const MODELS = modelsToTry({
+  local: '/models/SmolLM2-135M-Instruct.Q4_1.gguf',
+  hub: 'HuggingFaceTB/SmolLM2-135M-Instruct',
+  tiny: '/fixtures/tiny-llama',
+});
 
 const t0 = performance.now();
 let generator = null;

@@ -2,16 +2,17 @@
 // (webformers' worker.js) and ranks the sentences by cosine similarity.
 //
 // URL parameters: ?device=auto|webgpu|wasm (default auto), ?model=<id, URL or /path> (default
-// all-MiniLM-L6-v2 under /models/, as the demo server serves it).
+// all-MiniLM-L6-v2 under /models/, as the demo server serves it; Xenova/all-MiniLM-L6-v2 from the
+// Hub on a static build, site.js).
 
 import { env } from 'webformers';
-import { $, params, setState, showError, load } from '../common.js';
+import { $, params, setState, showError, load, hubModels } from '../common.js';
 
-const model = params.get('model') || 'all-MiniLM-L6-v2';
+const model = params.get('model') || (hubModels ? 'Xenova/all-MiniLM-L6-v2' : 'all-MiniLM-L6-v2');
 
-// Models named by id are looked for under /models/ first (served by the demo server), then on
-// the Hub.
-env.allowLocalModels = true;
+// On the demo server, models named by id are looked for under /models/ first, then on the Hub; a
+// static host has no /models/ (each id would cost a 404 first).
+env.allowLocalModels = !hubModels;
 env.localModelPath = '/models/';
 
 const t0 = performance.now();

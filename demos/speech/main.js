@@ -4,16 +4,17 @@
 // plays the audio from there. Audio over 30 s is transcribed in 30 s chunks with 5 s strides.
 //
 // URL parameters: ?device=auto|webgpu|wasm (default auto); ?model=<Hub id, URL or /path> (default:
-// whisper-tiny.en under /models/, as scripts/demo-web.sh serves it; when it cannot be loaded, the
-// tiny random multilingual Whisper of the tests stands in: gibberish, quickly); ?audio=<URL>
-// (transcribed first; none by default).
+// whisper-tiny.en, under /models/ as scripts/demo-web.sh serves it, or Xenova/whisper-tiny.en from
+// the Hub on a static build (site.js); when it cannot be loaded, the tiny random multilingual
+// Whisper of the tests stands in: gibberish, quickly); ?audio=<URL> (transcribed first; none by
+// default).
 
 import { read_audio } from 'webformers';
-import { $, el, params, setState, showError, clearError, count, load } from '../common.js';
+import { $, el, params, setState, showError, clearError, count, load, modelsToTry } from '../common.js';
 
 const SAMPLING_RATE = 16000;
 const CHUNK_SECONDS = 30;
-const MODELS = params.get('model') ? [params.get('model')] : ['/models/whisper-tiny.en', '/fixtures/whisper/tiny-whisper-multi'];
+const MODELS = modelsToTry({ local: '/models/whisper-tiny.en', hub: 'Xenova/whisper-tiny.en', tiny: '/fixtures/whisper/tiny-whisper-multi' });
 const firstAudio = params.get('audio');
 
 const timeText = (s) => (s == null ? '…' : `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, '0')}`);

@@ -1,8 +1,10 @@
 // The demo gallery: demos/index.html links every demo page there is and every link resolves;
 // scripts/build-demos.sh writes the gallery as static files that serve from one folder (nothing
 // else mounted, with the headers of its _headers file), where the index opens a demo that runs its
-// models in Chromium, threaded. Screenshots go to target/screenshots/ (a CI artifact), as the
-// demo tests' own do. Needs `npm run build` first (the built folder copies npm/dist).
+// models in Chromium, threaded, and whose pages default to Hub ids (the chat page's model fetched
+// from the Hub stand-in, which the build names with --remote-host). Screenshots go to
+// target/screenshots/ (a CI artifact), as the demo tests' own do. Needs `npm run build` first
+// (the built folder copies npm/dist).
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -11,9 +13,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startServer } from '../../scripts/static-server.mjs';
-import { launchBrowser, openPage, root, saveScreenshot } from './helpers.mjs';
+import { fixturesDir, launchBrowser, openPage, root, saveScreenshot } from './helpers.mjs';
+import { startHub } from './hub-server.mjs';
 
 const demosDir = path.join(root, 'demos');
+/** The chat page's default model on a static build (demos/chat/main.js). */
+const CHAT_MODEL = 'HuggingFaceTB/SmolLM2-135M-Instruct';
 
 /** The hrefs of the index's demo list. */
 function indexLinks(dir) {
@@ -51,9 +56,12 @@ describe('scripts/build-demos.sh: the gallery as static files', () => {
   let out;
   let server;
   let browser;
+  let hub;
   before(async () => {
+    // The chat page's Hub id, served by the stand-in (the tiny Llama under its name).
+    hub = await startHub({ [CHAT_MODEL]: path.join(fixturesDir, 'tiny-llama') });
     out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-gallery-')), 'site');
-    execFileSync(path.join(root, 'scripts', 'build-demos.sh'), ['--skip-package-build', out], { stdio: 'inherit' });
+    execFileSync(path.join(root, 'scripts', 'build-demos.sh'), ['--skip-package-build', '--remote-host', hub.endpoint, out], { stdio: 'inherit' });
     // The folder alone, with what its _headers file asks for (threads: crossOriginIsolated).
     const headers = fs.readFileSync(path.join(out, '_headers'), 'utf8');
     assert.match(headers, /Cross-Origin-Opener-Policy: same-origin/);
@@ -64,6 +72,7 @@ describe('scripts/build-demos.sh: the gallery as static files', () => {
   after(async () => {
     await browser?.close();
     await server?.close();
+    await hub?.close();
     if (out) fs.rmSync(path.dirname(out), { recursive: true, force: true });
   });
 
@@ -98,6 +107,26 @@ describe('scripts/build-demos.sh: the gallery as static files', () => {
     assert.equal(out_.fillMask, 5);
     assert.deepEqual(p.problems, []);
     await saveScreenshot(p, 'gallery-text-tasks');
+    await p.close();
+  });
+
+  test("its pages' default models are Hub ids: the chat page loads HuggingFaceTB/SmolLM2-135M-Instruct from the Hub, not its tiny stand-in", { timeout: 120_000 }, async () => {
+    assert.match(fs.readFileSync(path.join(out, 'site.js'), 'utf8'), /MODELS_FROM = 'hub'/);
+    await hub.reset();
+    const p = await openPage(browser, `${server.url}chat/`);
+    await p.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), { timeout: 100_000 });
+    const page = await p.evaluate(() => ({
+      state: document.body.dataset.state,
+      error: document.getElementById('error').textContent,
+      model: document.getElementById('model').textContent,
+      fellBack: !document.getElementById('note').hidden,
+    }));
+    assert.equal(page.state, 'ready', page.error);
+    assert.equal(page.fellBack, false, 'the page fell back to its tiny model');
+    assert.equal(page.model, `model: ${CHAT_MODEL}`);
+    const fetched = (await hub.stats()).requests.filter((r) => r.method === 'GET' && (r.status === 200 || r.status === 206)).map((r) => r.file);
+    for (const file of ['model.safetensors', 'tokenizer.json']) assert.ok(fetched.some((f) => f?.endsWith(file)), `${file} not fetched: ${JSON.stringify(fetched)}`);
+    assert.deepEqual(p.problems, []);
     await p.close();
   });
 });
