@@ -4,7 +4,7 @@
 import { RawImage } from './image.js';
 
 export { env, LogLevel } from './env.js';
-export { pipeline } from './pipeline.js';
+export { pipeline } from './proxy.js';
 export { AutoTokenizer, PreTrainedTokenizer } from './tokenizer.js';
 export {
   AutoModel,

@@ -4,13 +4,12 @@
 // positional call shapes, streamed text, tensors). Task names, aliases, default models, the files
 // to fetch and what the call takes all come from the engine (`taskFiles`).
 
-import { env, log } from './env.js';
+import { log } from './env.js';
 import { engine, engineThreads, guarded, asError, WebformersError } from './engine.js';
 import { loadModelFiles, isGguf } from './fetch.js';
 import { hubLoad } from './hub.js';
 import { callable, callArgs, result, eventSink } from './call.js';
 import { linkInterrupt } from './stopping.js';
-import { workerPipeline } from './worker-client.js';
 import { pipelineTokenizer } from './tokenizer.js';
 import { IMAGE_KINDS, imageInput } from './image.js';
 import { AUDIO_KINDS, audioInput } from './audio.js';
@@ -18,8 +17,6 @@ import { AUDIO_KINDS, audioInput } from './audio.js';
 const DEVICES = ['auto', 'webgpu', 'wasm'];
 /** transformers.js's other device names: 'cpu' runs on WASM here (in a browser it is WASM there too), 'gpu' on WebGPU. */
 const DEVICE_ALIASES = { cpu: 'wasm', gpu: 'webgpu' };
-/** A browser page (not a worker, not Node): where `env.backends.onnx.wasm.proxy` moves pipelines into a worker. */
-const IN_PAGE = typeof window !== 'undefined' && typeof document !== 'undefined' && typeof Worker !== 'undefined';
 /** Errors of the WebGPU device itself (not of the model): 'auto' falls back to WASM on these. */
 export const GPU_CODES = new Set(['over_limit', 'out_of_memory', 'device_lost', 'gpu', 'no_adapter']);
 
@@ -139,11 +136,11 @@ export function loadOptions(options) {
 }
 
 /**
- * Makes a pipeline: `await pipeline('feature-extraction', 'sentence-transformers/all-MiniLM-L6-v2')`.
- * See index.d.ts for the options and what the result is.
+ * Makes a pipeline on this thread: `await pipeline('feature-extraction', 'sentence-transformers/all-MiniLM-L6-v2')`.
+ * See index.d.ts for the options and what the result is. The package exports proxy.js's
+ * `pipeline`, which can move it into a worker first; worker.js runs this one.
  */
 export async function pipeline(task, model = null, options = {}) {
-  if (env.backends.onnx.wasm.proxy && IN_PAGE) return proxiedPipeline(task, model, options);
   const { device: asked, dtype: dtypeOption, revision, progress_callback, local_files_only, signal } = loadOptions(options);
   const dtype = dtypeSpec(dtypeOption);
   if (signal !== null && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
@@ -313,27 +310,6 @@ function makePipeline(handle, meta) {
       free: () => handle.free(),
     },
   );
-}
-
-/**
- * pipeline() in a module worker of its own (`env.backends.onnx.wasm.proxy`): the page's thread
- * stays free while the model loads and runs; dispose() ends the worker.
- */
-async function proxiedPipeline(task, model, options) {
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-  let pipe;
-  try {
-    pipe = await workerPipeline(worker, task, model, options);
-  } catch (e) {
-    worker.terminate();
-    throw e;
-  }
-  const dispose = pipe.dispose;
-  pipe.dispose = async () => {
-    await dispose();
-    worker.terminate();
-  };
-  return pipe;
 }
 
 /**

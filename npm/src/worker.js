@@ -11,7 +11,11 @@
 // (or `new Worker('<package>/dist/worker.js', { type: 'module' })` without a bundler). Messages that
 // are not webformers' (they carry `webformers: 1`) are left alone, so a worker can do other work.
 
-import { pipeline, env, Tensor } from './index.js';
+// Not index.js: its pipeline() (proxy.js) names this module as a worker to start, and a worker
+// whose imports start itself is a cycle that Turbopack's build never finishes.
+import { pipeline } from './pipeline.js';
+import { env } from './env.js';
+import { Tensor } from './tensor.js';
 import { describe, exposeStats, invoke } from './call.js';
 
 const pipelines = new Map();

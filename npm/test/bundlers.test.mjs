@@ -1,4 +1,5 @@
-// The packed package in four bundlers (demos/bundlers/: Vite, webpack, esbuild, Next.js): each
+// The packed package in four bundlers (demos/bundlers/: Vite, webpack, esbuild, Next.js with
+// Turbopack, its default): each
 // app is installed from its lock file plus the package's .tgz (`npm pack`, installed with
 // --no-save so that the lock files never pin a tarball that changes with every build), built, and
 // its output served on 127.0.0.1 cross-origin isolated. In headless Chromium the bundled page
