@@ -42,28 +42,31 @@ pub trait ModelFiles {
         }
     }
 
-    /// The weights (model.safetensors).
-    fn safetensors(&self) -> Result<SafetensorsFile> {
-        let file = "model.safetensors";
+    /// Whether the model has `file`; sources that hold a file elsewhere answer without reading it.
+    fn has(&self, file: &str) -> Result<bool> {
+        Ok(self.read(file)?.is_some())
+    }
+
+    /// One safetensors file of the weights, for `device`.
+    fn weight_file(&self, file: &str, _device: &Device) -> Result<Arc<dyn WeightSource>> {
         let bytes = self.require(file)?;
-        SafetensorsFile::from_bytes(bytes, &format!("{}/{file}", self.name()))
+        Ok(Arc::new(SafetensorsFile::from_bytes(bytes, &format!("{}/{file}", self.name()))?))
     }
 
     /// The weights for `device`: model.safetensors, or the shards its index names. Sources that
     /// stream weights (the Hub) hand back tensors already on the device.
-    fn weights(&self, _device: &Device) -> Result<Arc<dyn WeightSource>> {
-        if self.read("model.safetensors")?.is_none()
+    fn weights(&self, device: &Device) -> Result<Arc<dyn WeightSource>> {
+        if !self.has("model.safetensors")?
             && let Some(index) = self.read(safetensors::INDEX_FILE)?
         {
             let origin = format!("{}/{}", self.name(), safetensors::INDEX_FILE);
             let mut parts: Vec<Arc<dyn WeightSource>> = Vec::new();
             for shard in safetensors::shard_files((*index).as_ref(), &origin)? {
-                let bytes = self.require(&shard)?;
-                parts.push(Arc::new(SafetensorsFile::from_bytes(bytes, &format!("{}/{shard}", self.name()))?));
+                parts.push(self.weight_file(&shard, device)?);
             }
             return Ok(Arc::new(Shards::new(origin, parts)?));
         }
-        Ok(Arc::new(self.safetensors()?))
+        self.weight_file("model.safetensors", device)
     }
 }
 

@@ -313,6 +313,22 @@ async function readOne(source, file, emit, name) {
   return bytes;
 }
 
+/**
+ * The engine's `ModelFileSet` of what `loadModelFiles` fetched from a folder (not the Hub), the
+ * Map then emptied. Safetensors weights are not copied into wasm memory: the engine reads them
+ * onto the device tensor by tensor at load (a whole file there would need a hole that large in a
+ * heap that never shrinks).
+ */
+export function modelFileSet(wasm, fetched) {
+  const fileSet = new wasm.ModelFileSet(fetched.name);
+  for (const [name, bytes] of fetched.files) {
+    if (name.endsWith('.safetensors')) fileSet.insertWeights(name, bytes);
+    else fileSet.insert(name, bytes);
+  }
+  fetched.files.clear();
+  return fileSet;
+}
+
 async function readAll(source, required, optional, emit, name) {
   const files = new Map();
   const fetchOne = async (file, mustExist) => {

@@ -10,7 +10,7 @@
 
 import { log } from './env.js';
 import { engine, guarded, guardedSync, asError, WebformersError } from './engine.js';
-import { loadModelFiles } from './fetch.js';
+import { loadModelFiles, modelFileSet } from './fetch.js';
 import { hubLoad, hubFiles } from './hub.js';
 import { openDevice, loadOnDevice, dtypeSpec, deviceName, loadOptions, safeProgress } from './pipeline.js';
 import { Tensor } from './tensor.js';
@@ -116,11 +116,10 @@ async function loadModel(class_name, model, options = {}) {
     dev.free();
     throw e;
   }
-  const fileSet = fetched.hub ? null : new wasm.ModelFileSet(fetched.name);
+  let fileSet = null;
   let handle = null;
   try {
-    for (const [name, bytes] of fetched.files ?? []) fileSet.insert(name, bytes);
-    fetched.files?.clear();
+    if (!fetched.hub) fileSet = modelFileSet(wasm, fetched);
     const load = async (d) => {
       if (!fetched.hub) return guarded(() => wasm.ModelRunner.load(class_name, fileSet, d, dtype));
       const loaded = await guarded(() => hubLoad(wasm, fetched.hub, MODEL_FILES, d, progress, signal));
@@ -225,8 +224,7 @@ export class AutoProcessor {
     if (fetched.hub) {
       files = await guarded(() => hubFiles(wasm, fetched.hub, PROCESSOR_FILES, [], progress));
     } else {
-      files = new wasm.ModelFileSet(fetched.name);
-      for (const [name, bytes] of fetched.files) files.insert(name, bytes);
+      files = modelFileSet(wasm, fetched);
     }
     try {
       const handle = guardedSync(() => wasm.Processor.load(files));

@@ -6,7 +6,7 @@
 
 import { log } from './env.js';
 import { engine, engineThreads, guarded, asError, WebformersError } from './engine.js';
-import { loadModelFiles, isGguf } from './fetch.js';
+import { loadModelFiles, isGguf, modelFileSet } from './fetch.js';
 import { hubLoad } from './hub.js';
 import { callable, callArgs, result, eventSink } from './call.js';
 import { linkInterrupt } from './stopping.js';
@@ -191,12 +191,13 @@ export async function pipeline(task, model = null, options = {}) {
   }
   let handle = null;
   let tokenizer = null;
-  // A Hub model streams its weights onto the device inside the engine; other files come whole.
-  const fileSet = fetched.hub ? null : new wasm.ModelFileSet(fetched.name);
+  // A Hub model streams its weights onto the device inside the engine; a folder's are read onto
+  // it from JS memory (modelFileSet).
+  const hasTokenizer = fetched.files?.has('tokenizer.json');
+  let fileSet = null;
   try {
-    for (const [name, bytes] of fetched.files ?? []) fileSet.insert(name, bytes);
-    if (fetched.files?.has('tokenizer.json')) tokenizer = await pipelineTokenizer(wasm, { fileSet });
-    fetched.files?.clear();
+    if (!fetched.hub) fileSet = modelFileSet(wasm, fetched);
+    if (hasTokenizer) tokenizer = await pipelineTokenizer(wasm, { fileSet });
     checkAborted();
     const load = fetched.hub
       ? (d) => loadFromHub(wasm, fetched.hub, spec, d, dtype, progress, signal)

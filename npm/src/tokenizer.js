@@ -8,7 +8,7 @@
 
 import { log } from './env.js';
 import { engine, guarded, guardedSync, WebformersError } from './engine.js';
-import { loadModelFiles } from './fetch.js';
+import { loadModelFiles, modelFileSet } from './fetch.js';
 import { hubFiles } from './hub.js';
 import { Tensor } from './tensor.js';
 
@@ -263,8 +263,7 @@ export class AutoTokenizer {
     if (fetched.hub) {
       files = await guarded(() => hubFiles(wasm, fetched.hub, REQUIRED, OPTIONAL, progress));
     } else {
-      files = new wasm.ModelFileSet(fetched.name);
-      for (const [name, bytes] of fetched.files) files.insert(name, bytes);
+      files = modelFileSet(wasm, fetched);
     }
     try {
       const handle = guardedSync(() => wasm.Tokenizer.load(files));

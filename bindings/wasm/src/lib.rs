@@ -20,12 +20,14 @@ mod pipeline;
 mod tokenizer;
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
-use webformers::files::MemoryFiles;
+use webformers::files::{MemoryFiles, ModelFiles};
 use webformers::image::{RawImage, Resample};
-use webformers::weights::Precision;
+use webformers::weights::{Precision, SharedBytes, WeightSource};
 use webformers::{Device, DeviceChoice, GpuOptions};
 
 pub use errors::js_error;
@@ -371,7 +373,7 @@ pub async fn open_device(choice: String) -> Result<EngineDevice, JsValue> {
 /// A model's files, fetched by the JS side, by name (`config.json`, `model.safetensors`, ...).
 #[wasm_bindgen]
 pub struct ModelFileSet {
-    inner: MemoryFiles,
+    inner: PageFiles,
 }
 
 #[wasm_bindgen]
@@ -379,18 +381,70 @@ impl ModelFileSet {
     /// `name`: the model's id or URL, used in error messages.
     #[wasm_bindgen(constructor)]
     pub fn new(name: String) -> ModelFileSet {
-        ModelFileSet { inner: MemoryFiles::new(name) }
+        ModelFileSet { inner: PageFiles { memory: MemoryFiles::new(name), held: HashMap::new() } }
     }
 
     /// Adds a file (its bytes are copied into the wasm heap).
     pub fn insert(&mut self, file: String, bytes: Vec<u8>) {
-        self.inner.insert(file, bytes);
+        self.inner.memory.insert(file, bytes);
+    }
+
+    /// Adds a safetensors weights file without copying it: it stays in JS memory (do not change
+    /// it) and a load reads it onto the device piece by piece.
+    #[wasm_bindgen(js_name = insertWeights)]
+    pub fn insert_weights(&mut self, file: String, bytes: Uint8Array) {
+        self.inner.held.insert(file, bytes);
     }
 }
 
 impl ModelFileSet {
-    pub(crate) fn files(&self) -> &MemoryFiles {
+    pub(crate) fn files(&self) -> &PageFiles {
         &self.inner
+    }
+}
+
+/// A model's files as a page hands them over: small ones copied into wasm memory, safetensors
+/// weights held in JS memory and read onto the device tensor by tensor at load
+/// (`webformers::hub::read_safetensors`, as Hub loads stream theirs). A whole weights file in wasm
+/// memory would need a hole that large, which a fragmented heap (it never shrinks) only finds by
+/// growing: the browser soak saw wasm memory step up by a file after a few loads.
+pub(crate) struct PageFiles {
+    memory: MemoryFiles,
+    held: HashMap<String, Uint8Array>,
+}
+
+impl ModelFiles for PageFiles {
+    fn name(&self) -> &str {
+        self.memory.name()
+    }
+
+    fn read(&self, file: &str) -> webformers::Result<Option<SharedBytes>> {
+        match self.held.get(file) {
+            // No loader reads weights whole, but a reader that does gets a copy.
+            Some(bytes) => Ok(Some(Arc::new(bytes.to_vec()))),
+            None => self.memory.read(file),
+        }
+    }
+
+    fn has(&self, file: &str) -> webformers::Result<bool> {
+        Ok(self.held.contains_key(file) || self.memory.has(file)?)
+    }
+
+    fn weight_file(&self, file: &str, device: &Device) -> webformers::Result<Arc<dyn WeightSource>> {
+        let Some(bytes) = self.held.get(file) else { return self.memory.weight_file(file, device) };
+        let origin = format!("{}/{file}", self.name());
+        // Typed arrays past 4 GiB have lengths a u32 cannot hold (js_sys's accessors are u32).
+        let size = Reflect::get(bytes, &JsValue::from_str("length")).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
+        if size > u32::MAX as f64 {
+            return Err(webformers::Error::File {
+                path: origin,
+                msg: "is over 4 GiB: a page can hand over weights in shards of at most 4 GiB".into(),
+            });
+        }
+        webformers::hub::read_safetensors(size as u64, device, &origin, &mut |at, out| {
+            bytes.subarray(at as u32, at as u32 + out.len() as u32).copy_to(out);
+            Ok(())
+        })
     }
 }
 

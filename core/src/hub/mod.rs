@@ -30,6 +30,7 @@ pub use client::RetryPolicy;
 pub use model::{HubFiles, HubModel};
 pub use progress::{ProgressEvent, ProgressFn, ProgressStatus};
 pub use store::{Cached, FileMeta, MemoryPartial, MemoryStore, PartialFile, Store};
+pub use stream::read_safetensors;
 pub use transport::{Body, Method, Request, Response, Transport, TransportError};
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -429,7 +429,7 @@ pub(crate) async fn stream_weights<T: Transport, P: PartialFile>(
     request_bytes: u64,
 ) -> Result<DeviceWeights> {
     let size = fetch.size();
-    let truncated = |need: u64| Error::file(origin, format!("truncated: the header needs {need} bytes, the file has {size}"));
+    let truncated = |need: u64| truncated_header(origin, need, size);
     let mut header = Vec::new();
     let mut want = FIRST_READ.min(request_bytes).min(size);
     let header_len = loop {
@@ -445,7 +445,20 @@ pub(crate) async fn stream_weights<T: Transport, P: PartialFile>(
             HeaderLen::Known(n) | HeaderLen::AtLeast(n) => want = n.max(want.saturating_add(1)).min(size),
         }
     };
-    let layout = format.layout(&header[..header_len as usize], origin)?;
+    let (mut asm, ends) = assembler(format, &header[..header_len as usize], size, device, origin)?;
+    asm.feed(header_len, &header[header_len as usize..])?;
+    header.truncate(header_len as usize);
+    for end in plan(fetch.pos(), size, &ends, request_bytes) {
+        fetch.advance(end, &mut |at, b| asm.feed(at, b)).await?;
+        fetch.flush().await?;
+    }
+    asm.finish(header)
+}
+
+/// The assembler for a file of `size` bytes whose header is `header`, once the header is checked
+/// against the size and the weights against the device; and the tensors' end offsets.
+fn assembler<'d>(format: Format, header: &[u8], size: u64, device: &'d Device, origin: &str) -> Result<(Assembler<'d>, Vec<u64>)> {
+    let layout = format.layout(header, origin)?;
     if layout.size > size || (layout.exact && layout.size != size) {
         return Err(Error::file(origin, format!("truncated or padded: the header describes {} bytes, the file has {size}", layout.size)));
     }
@@ -458,13 +471,55 @@ pub(crate) async fn stream_weights<T: Transport, P: PartialFile>(
     }
     let mut asm = Assembler::new(layout.tensors, format, device, out);
     asm.transcoded = layout.transcoded;
-    asm.feed(header_len, &header[header_len as usize..])?;
-    header.truncate(header_len as usize);
-    for end in plan(fetch.pos(), size, &ends, request_bytes) {
-        fetch.advance(end, &mut |at, b| asm.feed(at, b)).await?;
-        fetch.flush().await?;
+    Ok((asm, ends))
+}
+
+fn truncated_header(origin: &str, need: u64, size: u64) -> Error {
+    Error::file(origin, format!("truncated: the header needs {need} bytes, the file has {size}"))
+}
+
+/// The pieces a file held elsewhere (a page's JS memory) is read in.
+const READ_PIECE: u64 = 4 << 20;
+
+/// A safetensors file of `size` bytes that the caller holds elsewhere and reads out piece by piece
+/// (`read(offset, buffer)` fills `buffer` from `offset`), made on `device` tensor by tensor as a
+/// Hub load streams one: at most one piece of it is in this memory at a time, so a page's weights
+/// never need a hole in wasm memory as large as their file.
+pub fn read_safetensors(
+    size: u64,
+    device: &Device,
+    origin: &str,
+    read: &mut dyn FnMut(u64, &mut [u8]) -> Result<()>,
+) -> Result<std::sync::Arc<dyn crate::weights::WeightSource>> {
+    read_safetensors_in(size, device, origin, read, READ_PIECE)
+}
+
+fn read_safetensors_in(
+    size: u64,
+    device: &Device,
+    origin: &str,
+    read: &mut dyn FnMut(u64, &mut [u8]) -> Result<()>,
+    piece_bytes: u64,
+) -> Result<std::sync::Arc<dyn crate::weights::WeightSource>> {
+    let format = Format::Safetensors;
+    let mut header = vec![0; size.min(8) as usize];
+    read(0, &mut header)?;
+    let header_len = match format.header_len(&header, size, origin)? {
+        HeaderLen::Known(n) if n <= size => n,
+        HeaderLen::Known(n) | HeaderLen::AtLeast(n) => return Err(truncated_header(origin, n, size)),
+    };
+    header.resize(header_len as usize, 0);
+    read(8, &mut header[8..])?;
+    let (mut asm, _) = assembler(format, &header, size, device, origin)?;
+    let mut piece = Vec::new();
+    let mut at = header_len;
+    while at < size {
+        piece.resize((size - at).min(piece_bytes) as usize, 0);
+        read(at, &mut piece)?;
+        asm.feed(at, &piece)?;
+        at += piece.len() as u64;
     }
-    asm.finish(header)
+    Ok(std::sync::Arc::new(asm.finish(header)?))
 }
 
 /// Request ends covering `from..size`: cut at tensor ends once a request has `target` bytes, and
@@ -678,6 +733,61 @@ mod tests {
             let got = t.gather_rows(&rows).unwrap().to_vec_f32_blocking().unwrap();
             assert_eq!(got, values, "step {step}");
         }
+    }
+
+    #[test]
+    fn read_safetensors_gives_the_files_tensors_from_any_piece_size() {
+        use crate::weights::WeightSource;
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/tiny-tasks/bert-sequence-classification/model.safetensors");
+        let file = std::fs::read(path).unwrap();
+        let whole = safetensors::SafetensorsFile::from_bytes(std::sync::Arc::new(file.clone()), "whole").unwrap();
+        let device = Device::Cpu;
+        for piece in [1, 7, 4096, 1 << 20] {
+            let mut reads = 0;
+            let streamed = read_safetensors_in(
+                file.len() as u64,
+                &device,
+                "streamed",
+                &mut |at, out| {
+                    reads += 1;
+                    out.copy_from_slice(&file[at as usize..at as usize + out.len()]);
+                    Ok(())
+                },
+                piece,
+            )
+            .unwrap();
+            assert!(reads as u64 >= file.len() as u64 / piece, "piece {piece}: {reads} reads");
+            let mut names = streamed.names();
+            names.sort();
+            let mut want = whole.names();
+            want.sort();
+            assert_eq!(names, want);
+            for name in names {
+                let info = whole.info(name).unwrap();
+                let expected = Tensor::from_bytes(&whole.bytes()[info.range.clone()], info.dtype, &info.dims, &device).unwrap();
+                let got = streamed.tensor(name, &device).unwrap().unwrap();
+                assert_eq!(got.dims(), expected.dims(), "{name}");
+                assert_eq!(got.to_vec_f32_blocking().unwrap(), expected.to_vec_f32_blocking().unwrap(), "{name}, piece {piece}");
+            }
+        }
+        // A file shorter than its header says, and a reader's own error, are errors naming the file.
+        let short = &file[..file.len() - 5];
+        let cut = read_safetensors(short.len() as u64, &device, "cut.safetensors", &mut |at, out| {
+            out.copy_from_slice(&short[at as usize..at as usize + out.len()]);
+            Ok(())
+        });
+        assert!(
+            matches!(&cut, Err(Error::File { .. })) && cut.as_ref().err().unwrap().to_string().contains("cut.safetensors"),
+            "{:?}",
+            cut.err()
+        );
+        let failing = read_safetensors(file.len() as u64, &device, "x", &mut |_, _| Err(Error::Input("the page dropped it".into())));
+        assert!(failing.err().unwrap().to_string().contains("the page dropped it"));
+        let tiny = read_safetensors(3, &device, "tiny.safetensors", &mut |_, out| {
+            out.fill(0);
+            Ok(())
+        });
+        assert!(tiny.err().unwrap().to_string().contains("tiny.safetensors"));
     }
 
     #[test]
