@@ -168,11 +168,15 @@ fn a_pipelines_model_shares_its_weights_and_matches_the_class_loaded_alone() {
         ("attention_mask".to_string(), ints(&[vec![1, 1, 1, 1, 1], vec![1, 1, 1, 0, 0]])),
     ];
     let image = vec![("pixel_values".to_string(), HostTensor { dims: vec![1, 3, 64, 64], data: HostValues::Float(pixels) })];
-    let cases: [(&str, &str, &str, &NamedTensors); 4] = [
+    // ViT's position table is for its 32 x 32 images.
+    let small: Vec<f32> = (0..3 * 32 * 32).map(|i| ((i * 53 % 97) as f32 / 48.0) - 1.0).collect();
+    let small_image = vec![("pixel_values".to_string(), HostTensor { dims: vec![1, 3, 32, 32], data: HostValues::Float(small) })];
+    let cases: [(&str, &str, &str, &NamedTensors); 5] = [
         ("text-classification", "tiny-tasks/bert-sequence-classification", "AutoModelForSequenceClassification", &text),
         ("feature-extraction", "tiny-tasks/bert-sequence-classification", "AutoModel", &text),
         ("text-generation", "tiny-llama", "AutoModelForCausalLM", &text),
         ("object-detection", "vision/tiny-detr", "AutoModelForObjectDetection", &image),
+        ("image-classification", "vision/tiny-vit-classifier", "AutoModelForImageClassification", &small_image),
     ];
     for device in devices() {
         for &(task, folder, class, inputs) in &cases {
