@@ -135,7 +135,7 @@ async function summarize() {
       setState('loading', 'loading the summarization model…');
       $('summarize').disabled = true;
       summarizer = await loadFirst('summarization', SUMMARY_MODELS, 'BART');
-      $('summary-model').textContent = summarizer.model;
+      $('summary-model').textContent = summarizer.model_id;
     } catch (e) {
       showError(e);
       $('summarize').disabled = false;
@@ -160,7 +160,7 @@ $('summarize').addEventListener('click', summarize);
 
 try {
   translator = await loadFirst('translation', TRANSLATION_MODELS, 'Marian');
-  $('model').textContent = translator.model;
+  $('model').textContent = translator.model_id;
   $('timings').textContent = `model load ${(performance.now() - t0).toFixed(0)} ms`;
   languagePickers();
   $('translate').disabled = false;

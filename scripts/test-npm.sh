@@ -6,7 +6,8 @@
 #     bench/transformersjs);
 #   - AutoModel, the AutoModelFor... classes and AutoProcessor (automodel.test.mjs): MiniLM's
 #     last_hidden_state against PyTorch, the tiny classifiers', decoder's and image processors'
-#     outputs against transformers and the pipelines, bad input; one case in Chromium on WebGPU;
+#     outputs against transformers and the pipelines, bad input; a pipeline's `model` against the
+#     same references; in Chromium, a class and a pipeline's model on WebGPU, a worker pipeline's;
 #   - in Node on WASM (node.test.mjs): the real all-MiniLM-L6-v2 against the PyTorch reference,
 #     text generation (tiny Llama; SmolLM2 from GGUF against transformers' greedy replies), bad
 #     input, the TypeScript types, the packed package in an empty folder;

@@ -1,18 +1,26 @@
 //! `models::auto` (what the npm package's AutoModel classes run) natively on every backend: the
 //! tiny Llama's logits at every position and greedy ids against transformers, a left-padded batch
 //! included (tiny-decoders-reference.json); a tiny BERT classifier's softmaxed logits against
-//! Python's pipeline scores in one right-padded batch (tiny-tasks-reference.json); bad input.
+//! Python's pipeline scores in one right-padded batch (tiny-tasks-reference.json); bad input; a
+//! task pipeline's model (`Pipeline::auto_model`) against the same class loaded on its own, with no
+//! device buffer made for it.
 
 use serde_json::{Value, json};
 use webformers::Error;
 use webformers::files::DirFiles;
 use webformers::models::auto::{AutoModel, HostTensor, HostValues, ModelClass, NamedTensors};
-use webformers::tasks::LoadOptions;
+use webformers::tasks::{self, LoadOptions};
 use webformers::tokenizer::Tokenizer;
 use webformers_tests::{devices, fixture, floats, max_abs_diff, repo_root};
 
 /// f32 models of hidden size 32 to 64: differences come from summation order only.
 const TOLERANCE: f32 = 1e-4;
+
+/// Every test here holds it: one counts live device buffers, which are counted process-wide.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn load(class: &str, folder: &str, device: &webformers::Device) -> webformers::Result<AutoModel> {
     let files = DirFiles::open(repo_root().join("tests/fixtures").join(folder)).unwrap();
@@ -37,6 +45,7 @@ fn output<'a>(out: &'a NamedTensors, name: &str) -> (&'a [usize], &'a [f32]) {
 
 #[test]
 fn causal_lm_logits_and_greedy_ids_match_transformers() {
+    let _serial = serial();
     let m = &fixture("tiny-decoders-reference.json")["models"]["tiny-llama"];
     for device in devices() {
         let model = load("AutoModelForCausalLM", "tiny-llama", &device).unwrap();
@@ -79,6 +88,7 @@ fn causal_lm_logits_and_greedy_ids_match_transformers() {
 
 #[test]
 fn sequence_classification_logits_match_python_in_a_padded_batch() {
+    let _serial = serial();
     let reference = fixture("tiny-tasks-reference.json");
     let name = "bert-sequence-classification";
     let cases: Vec<&Value> = reference["cases"]
@@ -120,6 +130,7 @@ fn sequence_classification_logits_match_python_in_a_padded_batch() {
 
 #[test]
 fn bad_input_is_a_clear_error() {
+    let _serial = serial();
     let device = webformers::Device::Cpu;
     assert!(matches!(ModelClass::from_name("AutoModelForNothing"), Err(Error::Unsupported(m)) if m.contains("AutoModelForCausalLM")));
     assert!(matches!(load("AutoModel", "tiny-llama", &device), Err(Error::Unsupported(m)) if m.contains("AutoModelForCausalLM")));
@@ -134,4 +145,58 @@ fn bad_input_is_a_clear_error() {
         run(vec![("input_ids".into(), ints(&[vec![1, 2]])), ("inputs_ids".into(), ints(&[vec![1]]))]).contains("no input `inputs_ids`")
     );
     assert!(pollster::block_on(bert.generate(&vec![("input_ids".into(), ints(&[vec![1, 2]]))], &Value::Null)).is_err());
+}
+
+/// Named float outputs of two models must agree name by name.
+fn assert_same_outputs(got: &NamedTensors, want: &NamedTensors, what: &str) {
+    let names = |o: &NamedTensors| o.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(got), names(want), "{what}");
+    for (name, _) in want {
+        let ((dims, a), (want_dims, b)) = (output(got, name), output(want, name));
+        assert_eq!(dims, want_dims, "{what} {name}");
+        let d = max_abs_diff(a, b);
+        assert!(d <= TOLERANCE, "{what} {name} differs by {d:e}");
+    }
+}
+
+#[test]
+fn a_pipelines_model_shares_its_weights_and_matches_the_class_loaded_alone() {
+    let _serial = serial();
+    let pixels: Vec<f32> = (0..3 * 64 * 64).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+    let text = vec![
+        ("input_ids".to_string(), ints(&[vec![2, 45, 17, 9, 3], vec![2, 8, 3, 0, 0]])),
+        ("attention_mask".to_string(), ints(&[vec![1, 1, 1, 1, 1], vec![1, 1, 1, 0, 0]])),
+    ];
+    let image = vec![("pixel_values".to_string(), HostTensor { dims: vec![1, 3, 64, 64], data: HostValues::Float(pixels) })];
+    // ViT's position table is for its 32 x 32 images.
+    let small: Vec<f32> = (0..3 * 32 * 32).map(|i| ((i * 53 % 97) as f32 / 48.0) - 1.0).collect();
+    let small_image = vec![("pixel_values".to_string(), HostTensor { dims: vec![1, 3, 32, 32], data: HostValues::Float(small) })];
+    let cases: [(&str, &str, &str, &NamedTensors); 5] = [
+        ("text-classification", "tiny-tasks/bert-sequence-classification", "AutoModelForSequenceClassification", &text),
+        ("feature-extraction", "tiny-tasks/bert-sequence-classification", "AutoModel", &text),
+        ("text-generation", "tiny-llama", "AutoModelForCausalLM", &text),
+        ("object-detection", "vision/tiny-detr", "AutoModelForObjectDetection", &image),
+        ("image-classification", "vision/tiny-vit-classifier", "AutoModelForImageClassification", &small_image),
+    ];
+    for device in devices() {
+        for &(task, folder, class, inputs) in &cases {
+            let what = format!("{device:?} {task} on {folder}");
+            let files = DirFiles::open(repo_root().join("tests/fixtures").join(folder)).unwrap();
+            let alone = load(class, folder, &device).unwrap();
+            let want = pollster::block_on(alone.forward(inputs)).unwrap();
+            let pipe = tasks::load(task, &files, &device, &LoadOptions::default()).unwrap();
+            let before = webformers::gpu::live_buffers();
+            let model = pipe.auto_model().unwrap();
+            assert_eq!(webformers::gpu::live_buffers(), before, "{what}: taking the model made device buffers");
+            assert_eq!(model.class.name(), class, "{what}");
+            assert_eq!(model.config.json, alone.config.json, "{what}");
+            // The view keeps the weights when the pipeline is gone.
+            drop(pipe);
+            assert_same_outputs(&pollster::block_on(model.forward(inputs)).unwrap(), &want, &what);
+        }
+    }
+    // The encoder-decoders have no model class here: a clear error, not a partial model.
+    let files = DirFiles::open(repo_root().join("tests/fixtures/seq2seq/tiny-marian")).unwrap();
+    let translation = tasks::load("translation", &files, &webformers::Device::Cpu, &LoadOptions::default()).unwrap();
+    assert!(matches!(translation.auto_model(), Err(Error::Unsupported(m)) if m.contains("translation")));
 }

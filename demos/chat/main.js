@@ -32,7 +32,7 @@ for (const model of MODELS) {
   }
 }
 const loadMs = performance.now() - t0;
-$('model').textContent = `model: ${generator.model}`;
+$('model').textContent = `model: ${generator.model_id}`;
 setState('ready', `ready in ${(loadMs / 1000).toFixed(1)} s`);
 
 const messages = [];

@@ -158,7 +158,7 @@ try {
       $('note').textContent = `${model} could not be loaded (${e.message}). Using ${MODELS.at(-1)}, a tiny random model, instead: its transcripts are gibberish.`;
     }
   }
-  $('model').textContent = transcriber.model;
+  $('model').textContent = transcriber.model_id;
   $('timings').textContent = `model load ${(performance.now() - t0).toFixed(0)} ms`;
   for (const id of ['language', 'task']) {
     $(id).disabled = !transcriber.multilingual;

@@ -169,9 +169,11 @@ function hideStats(x) {
  * Makes the callable: calls run one at a time through `run(...args)`; `meta` gives its
  * properties (`task`, `model`, `device`, `adapter`, `device_note`, `threads`, `input` (the input kind),
  * and `info`: the engine's facts about the model, also each as a property, as `hidden_size`);
- * `invoke(method, args)` calls a task's own operation; `free()` runs once on `dispose()`.
+ * `invoke(method, args)` calls a task's own operation; `free()` runs once on `dispose()`;
+ * `model()` makes the pipeline's model object (`pipe.model`, made on first read, disposed with
+ * the pipeline) or throws why there is none.
  */
-export function callable(meta, { run, invoke, free }) {
+export function callable(meta, { run, invoke, free, model: makeModel }) {
   let queue = Promise.resolve();
   let disposed = false;
   const pipe = (...args) => {
@@ -181,9 +183,25 @@ export function callable(meta, { run, invoke, free }) {
     return out;
   };
   const info = Object.freeze({ ...(meta.info ?? {}) });
+  let model = null;
   Object.defineProperties(pipe, {
     task: { value: meta.task, enumerable: true },
-    model: { value: meta.model, enumerable: true },
+    /** The model id, URL or folder the pipeline was made from. */
+    model_id: { value: meta.model, enumerable: true },
+    /**
+     * The loaded model, as transformers.js's `pipe.model`: a callable PreTrainedModel (the class
+     * AutoModelFor... gives) over the pipeline's weights, no second copy. Made on first read; a
+     * model disposed on its own is made again while the pipeline lives.
+     */
+    model: {
+      get() {
+        if (model?._handle || (model && disposed)) return model;
+        if (disposed) throw new WebformersError(`this ${meta.task} pipeline was disposed`, 'input');
+        if (!makeModel) throw new WebformersError(`${meta.task}: pipe.model is not available on this pipeline`, 'unsupported');
+        model = makeModel();
+        return model;
+      },
+    },
     /** 'webgpu' or 'wasm': where this pipeline runs. */
     device: { value: meta.device, enumerable: true },
     /** The adapter or CPU in words. */
@@ -225,6 +243,8 @@ export function callable(meta, { run, invoke, free }) {
     if (disposed) return;
     disposed = true;
     await queue;
+    // The model shares the weights: they go when both are freed.
+    await model?.dispose();
     await free();
   };
   return pipe;

@@ -317,11 +317,16 @@ export interface PreTrainedModel {
   readonly model: string;
   /** The class it was loaded as ('AutoModelForMaskedLM'). */
   readonly class_name: string;
+  /** The task of the pipeline whose weights it shares (`pipe.model`); null for a model loaded on its own. */
+  readonly pipeline_task: string | null;
   readonly device: Device;
   readonly device_note: string | null;
   /** The inputs forward() reads. */
   readonly input_names: string[];
-  /** Frees its weights; the model is unusable afterwards. */
+  /**
+   * Frees its weights; the model is unusable afterwards. A pipeline's model frees only its
+   * hold on them: the pipeline keeps working, and `pipe.model` gives a new one.
+   */
   dispose(): Promise<void>;
 }
 
@@ -341,6 +346,8 @@ export class AutoModelForQuestionAnswering extends AutoModel {}
 export class AutoModelForMaskedLM extends AutoModel {}
 export class AutoModelForCausalLM extends AutoModel {}
 export class AutoModelForImageClassification extends AutoModel {}
+/** `logits` [batch, queries, labels + 1] and `pred_boxes` [batch, queries, 4] (DETR). */
+export class AutoModelForObjectDetection extends AutoModel {}
 
 /** A model's processor (`AutoProcessor.from_pretrained`), callable on images or audio. */
 export interface Processor {
@@ -403,7 +410,17 @@ export function cos_sim(a: ArrayLike<number>, b: ArrayLike<number>): number;
 
 interface PipelineBase {
   readonly task: string;
-  readonly model: string;
+  /**
+   * The loaded model, as transformers.js's `pipe.model`: callable (`await pipe.model(inputs)`),
+   * with `config` (config.json) and, for text-generation, `generate()`; it shares the pipeline's
+   * weights (no second copy), made on first read and disposed with the pipeline. Reading it
+   * throws (code 'unsupported') for tasks without a model class here (the encoder-decoders:
+   * translation, summarization, text2text-generation, speech recognition; the zero-shot image
+   * task's dual encoder; text-generation from a GGUF file), and in worker pipelines.
+   */
+  readonly model: PreTrainedModel;
+  /** The model id, URL or folder the pipeline was made from. */
+  readonly model_id: string;
   /** Where this pipeline runs. */
   readonly device: Device;
   /** The adapter or CPU in words. */

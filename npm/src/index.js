@@ -14,6 +14,7 @@ export {
   AutoModelForMaskedLM,
   AutoModelForCausalLM,
   AutoModelForImageClassification,
+  AutoModelForObjectDetection,
   AutoProcessor,
   PreTrainedModel,
   Processor,

@@ -48,6 +48,8 @@ export class PreTrainedModel {
     self.info = Object.freeze({ ...info, config: undefined });
     self.model = meta.model;
     self.class_name = meta.class_name;
+    /** The task of the pipeline whose weights this model shares (`pipe.model`), else null. */
+    self.pipeline_task = meta.pipeline ?? null;
     /** 'webgpu' or 'wasm': where the model runs. */
     self.device = handle.device;
     self.device_note = meta.device_note ?? null;
@@ -56,7 +58,10 @@ export class PreTrainedModel {
   }
 
   _live() {
-    if (!this._handle) throw new WebformersError(`this ${this.class_name} was disposed`, 'input');
+    if (!this._handle) {
+      const owner = this.pipeline_task ? ` (the ${this.pipeline_task} pipeline's model)` : '';
+      throw new WebformersError(`this ${this.class_name} was disposed${owner}`, 'input');
+    }
     return this._handle;
   }
 
@@ -179,6 +184,10 @@ export class AutoModelForCausalLM extends AutoModel {
 /** `logits` [batch, labels]. */
 export class AutoModelForImageClassification extends AutoModel {
   static class_name = 'AutoModelForImageClassification';
+}
+/** `logits` [batch, queries, labels + 1] and `pred_boxes` [batch, queries, 4] (DETR). */
+export class AutoModelForObjectDetection extends AutoModel {
+  static class_name = 'AutoModelForObjectDetection';
 }
 
 /**

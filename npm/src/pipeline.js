@@ -5,7 +5,7 @@
 // to fetch and what the call takes all come from the engine (`taskFiles`).
 
 import { log } from './env.js';
-import { engine, engineThreads, guarded, asError, WebformersError } from './engine.js';
+import { engine, engineThreads, guarded, guardedSync, asError, WebformersError } from './engine.js';
 import { loadModelFiles, isGguf, modelFileSet } from './fetch.js';
 import { hubLoad } from './hub.js';
 import { callable, callArgs, result, eventSink } from './call.js';
@@ -13,6 +13,8 @@ import { linkInterrupt } from './stopping.js';
 import { pipelineTokenizer } from './tokenizer.js';
 import { IMAGE_KINDS, imageInput } from './image.js';
 import { AUDIO_KINDS, audioInput } from './audio.js';
+// model.js imports this module too; PreTrainedModel is only used once a pipeline exists.
+import { PreTrainedModel } from './model.js';
 
 const DEVICES = ['auto', 'webgpu', 'wasm'];
 /** transformers.js's other device names: 'cpu' runs on WASM here (in a browser it is WASM there too), 'gpu' on WebGPU. */
@@ -309,6 +311,10 @@ function makePipeline(handle, meta) {
       },
       invoke: (method, args) => guarded(() => handle.call(method, args)),
       free: () => handle.free(),
+      model: () => {
+        const runner = guardedSync(() => handle.model());
+        return new PreTrainedModel(runner, { model: meta.model, class_name: runner.className, device_note: meta.device_note, pipeline: meta.task });
+      },
     },
   );
 }

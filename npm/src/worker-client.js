@@ -9,6 +9,7 @@ import { callable, callArgs, eventSink, result } from './call.js';
 import { linkInterrupt } from './stopping.js';
 import { IMAGE_KINDS, imageInputForWorker } from './image.js';
 import { AUDIO_KINDS, audioInputForWorker } from './audio.js';
+import { PreTrainedModel } from './model.js';
 
 const ENV_KEYS = [
   'remoteHost',
@@ -79,6 +80,24 @@ function channel(worker) {
   return ch;
 }
 
+/** The engine's model handle (bindings/wasm/src/model.rs: ModelRunner) for a worker pipeline's model: its calls go to the worker. */
+function modelHandle(ch, handle, model) {
+  const call = async (method, ...args) => (await ch.request({ type: 'model', handle, method, args })).value;
+  return {
+    info: () => model.info,
+    inputNames: () => model.input_names,
+    device: model.device,
+    className: model.class_name,
+    forward: (inputs) => call('forward', plainTensors(inputs)),
+    generate: (inputs, options) => call('generate', plainTensors(inputs), options),
+    interrupt: () => call('interrupt'),
+    free: () => call('free'),
+  };
+}
+
+/** Tensors by name as `{type, dims, data}`, what a worker message can carry (a Tensor's methods cannot be posted). */
+const plainTensors = (named) => Object.fromEntries(Object.entries(named).map(([k, t]) => [k, t && { type: t.type, dims: t.dims, data: t.data }]));
+
 /**
  * `pipeline()` in a Web Worker: resolves to a callable like the one `pipeline()` gives, whose
  * work runs in `worker` (a module worker running webformers' worker.js, or a script importing it).
@@ -97,8 +116,12 @@ export async function workerPipeline(worker, task, model = null, options = {}) {
   }
   const snapshot = Object.fromEntries(ENV_KEYS.map((k) => [k, env[k]]));
   const ready = await ch.request({ type: 'pipeline', task, model, options: rest, env: snapshot }, { onProgress: progress_callback });
-  const { handle, info: meta } = ready;
+  const { handle, info: meta, model: modelFacts } = ready;
   return callable(meta, {
+    model: () => {
+      if (modelFacts.error) throw new WebformersError(modelFacts.error.message, modelFacts.error.code);
+      return new PreTrainedModel(modelHandle(ch, handle, modelFacts), { model: meta.model, class_name: modelFacts.class_name, device_note: meta.device_note, pipeline: meta.task });
+    },
     async run(...args) {
       const { input: raw, options, streamer, callback, tokens, progress, warning, interrupt } = callArgs(meta.input, args);
       // Images: what cannot be posted (elements, canvases) becomes pixels here, moved, not copied.

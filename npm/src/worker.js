@@ -25,6 +25,16 @@ function plainError(e) {
   return { message: e?.message ?? String(e), code: e?.code ?? 'engine', name: e?.name ?? 'Error' };
 }
 
+/** What the main thread needs to make `pipe.model` (its facts), or why there is none. */
+function describeModel(pipe) {
+  try {
+    const m = pipe.model;
+    return { info: { ...m.info, config: m.config }, class_name: m.class_name, device: m.device, input_names: m.input_names };
+  } catch (e) {
+    return { error: plainError(e) };
+  }
+}
+
 self.addEventListener('message', async (event) => {
   const msg = event.data;
   if (!msg || msg.webformers !== 1) return;
@@ -39,7 +49,23 @@ self.addEventListener('message', async (event) => {
         });
         const handle = nextHandle++;
         pipelines.set(handle, pipe);
-        reply({ type: 'ready', handle, info: describe(pipe) });
+        reply({ type: 'ready', handle, info: describe(pipe), model: describeModel(pipe) });
+        break;
+      }
+      case 'model': {
+        // pipe.model's engine calls (worker-client.js: modelHandle), answered as the engine answers.
+        const pipe = pipelines.get(msg.handle);
+        if (!pipe) throw Object.assign(new Error('this pipeline was disposed'), { code: 'input' });
+        if (msg.method === 'free') {
+          await pipe.model.dispose();
+          reply({ type: 'result', value: null });
+          break;
+        }
+        if (!['forward', 'generate', 'interrupt'].includes(msg.method)) throw new Error(`unknown model method '${msg.method}'`);
+        const value = (await pipe.model._live()[msg.method](...msg.args)) ?? null;
+        // Moved, not copied: forward's tensors by name, or generate's one {dims, data}.
+        const buffers = value?.data ? [value.data.buffer] : Object.values(value ?? {}).map((t) => t.data.buffer);
+        reply({ type: 'result', value }, buffers);
         break;
       }
       case 'call': {

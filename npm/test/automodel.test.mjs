@@ -4,7 +4,9 @@
 // softmaxed logits against Python's pipeline() answers (tiny-tasks-reference.json) and this
 // package's own pipelines, the tiny Llama's logits and greedy ids against transformers
 // (tiny-decoders-reference.json, a left-padded batch too), image processors against
-// transformers (image-reference/reference.json); bad input; and one case in Chromium on WebGPU.
+// transformers (image-reference/reference.json); bad input; a pipeline's `pipe.model` (the
+// loaded model over the pipeline's weights) against the same references; and in Chromium on
+// WebGPU, a class and a pipeline's model against WASM, and a worker pipeline's model.
 // Needs `npm run build` and scripts/fetch-models.sh minilm (scripts/test-npm.sh does both).
 
 import assert from 'node:assert/strict';
@@ -26,6 +28,7 @@ const {
   AutoModelForImageClassification,
   AutoProcessor,
   AutoTokenizer,
+  PreTrainedModel,
   Tensor,
   env,
   mean_pooling,
@@ -265,6 +268,72 @@ describe('AutoModelForCausalLM on the tiny Llama (WASM)', () => {
   });
 });
 
+describe("a pipeline's model (pipe.model, WASM)", () => {
+  test('feature-extraction: pipe.model is the loaded AutoModel; its mean-pooled last_hidden_state is the PyTorch reference', async () => {
+    const ref = reference();
+    const extractor = await pipeline('feature-extraction', minilmDir, { device: 'wasm' });
+    try {
+      const { model } = extractor;
+      assert.ok(model instanceof PreTrainedModel);
+      assert.equal(extractor.model, model, 'made once');
+      assert.equal(extractor.model_id, minilmDir);
+      assert.equal(model.class_name, 'AutoModel');
+      assert.equal(model.pipeline_task, 'feature-extraction');
+      assert.deepEqual(model.config, JSON.parse(fs.readFileSync(path.join(minilmDir, 'config.json'), 'utf8')));
+      const inputs = extractor.tokenizer(
+        ref.inputs.map((i) => i.text),
+        { padding: true, truncation: true, max_length: ref.max_seq_length },
+      );
+      const { last_hidden_state } = await model(inputs);
+      const diff = maxAbsDiff(mean_pooling(last_hidden_state, inputs.attention_mask).normalize(2, -1).data, ref);
+      assert.ok(diff <= TOLERANCE, `max abs diff ${diff} > ${TOLERANCE}`);
+      // The model disposed on its own frees only its hold on the weights: the pipeline still
+      // runs, and pipe.model is made again.
+      await model.dispose();
+      await rejectsWith(Error, model(inputs), /this AutoModel was disposed \(the feature-extraction pipeline's model\)/, 'input');
+      const again = extractor.model;
+      assert.notEqual(again, model);
+      const [first] = await extractor(ref.inputs[0].text, { pooling: 'mean', normalize: true }).then((t) => t.tolist());
+      assert.ok(maxDiff(first, ref.inputs[0].embedding) <= TOLERANCE, 'the pipeline after its model was disposed');
+      const { last_hidden_state: h } = await again(inputs);
+      assert.deepEqual(h.dims, last_hidden_state.dims);
+      assert.ok(h.data.every((x, i) => x === last_hidden_state.data[i]), 'the same weights give the same values');
+    } finally {
+      await extractor.dispose();
+    }
+    // A disposed pipeline's model is disposed with it.
+    await rejectsWith(Error, extractor.model({ input_ids: new Tensor('int64', new BigInt64Array([101n, 102n]), [1, 2]) }), /was disposed/, 'input');
+  });
+
+  test("text-generation: pipe.model's logits and generate() are transformers' on the tiny Llama", async () => {
+    const generator = await pipeline('text-generation', tinyLlama, { device: 'wasm' });
+    const prompt = llamaRef.prompts[0];
+    const ids = new Tensor('int64', BigInt64Array.from(prompt.token_ids, BigInt), [1, prompt.token_ids.length]);
+    try {
+      const model = generator.model;
+      assert.equal(model.class_name, 'AutoModelForCausalLM');
+      assert.equal(model.config.model_type, 'llama');
+      const { logits } = await model({ input_ids: ids });
+      prompt.logits.forEach((row, p) => assert.ok(maxDiff(logits[0][p].data, row) <= TOLERANCE, `position ${p}`));
+      const out = await model.generate({ input_ids: ids, max_new_tokens: prompt.greedy_ids.length });
+      assert.deepEqual(Array.from(out.data, Number), [...prompt.token_ids, ...prompt.greedy_ids]);
+    } finally {
+      await generator.dispose();
+    }
+    await rejectsWith(Error, generator.model({ input_ids: ids }), /this AutoModelForCausalLM was disposed/, 'input');
+  });
+
+  test('a task without a model class here (translation) says so when pipe.model is read', async () => {
+    const translator = await pipeline('translation', path.join(fixturesDir, 'seq2seq', 'tiny-marian'), { device: 'wasm' });
+    try {
+      assert.throws(() => translator.model, (e) => e.code === 'unsupported' && /translation: this task's model is not available as a model class/.test(e.message));
+      assert.equal(translator.model_id, path.join(fixturesDir, 'seq2seq', 'tiny-marian'));
+    } finally {
+      await translator.dispose();
+    }
+  });
+});
+
 describe('unknown architectures and classes', () => {
   test('a model without the class head, an unknown model_type or a decoder as AutoModel is a clear Error', async () => {
     await rejectsWith(
@@ -379,7 +448,7 @@ describe('in Chromium on WebGPU', () => {
     await server?.close();
   });
 
-  test('AutoModelForSequenceClassification gives the same logits on WebGPU as on WASM', async () => {
+  test("AutoModelForSequenceClassification and a text-classification pipeline's model give the same logits on WebGPU as on WASM", async () => {
     const name = 'bert-sequence-classification';
     const texts = tasksRef.cases.filter((c) => c.model === name && c.task === 'text-classification' && typeof c.input === 'string').map((c) => c.input);
     const tokenizer = await AutoTokenizer.from_pretrained(path.join(tinyTasksDir, name));
@@ -392,11 +461,32 @@ describe('in Chromium on WebGPU', () => {
       page,
       240,
       async (model, texts) => {
-        const { AutoModelForSequenceClassification, AutoTokenizer } = await import('/webformers/index.js');
+        const { AutoModelForSequenceClassification, AutoTokenizer, pipeline, workerPipeline } = await import('/webformers/index.js');
         const tokenizer = await AutoTokenizer.from_pretrained(model);
         const classifier = await AutoModelForSequenceClassification.from_pretrained(model, { device: 'webgpu' });
-        const { logits } = await classifier(tokenizer(texts, { padding: true }));
-        return { device: classifier.device, dims: logits.dims, data: Array.from(logits.data) };
+        const inputs = tokenizer(texts, { padding: true });
+        const { logits } = await classifier(inputs);
+        const pipe = await pipeline('text-classification', model, { device: 'webgpu' });
+        const piped = await pipe.model(inputs);
+        await pipe.dispose();
+        const afterDispose = await pipe.model(inputs).then(
+          () => null,
+          (e) => e.message,
+        );
+        // A worker pipeline's model: its calls go to the worker.
+        const worker = new Worker('/webformers/worker.js', { type: 'module' });
+        const remote = await workerPipeline(worker, 'text-classification', model, { device: 'wasm' });
+        const remoteLogits = (await remote.model(inputs)).logits;
+        const remoteInfo = { class_name: remote.model.class_name, labels: remote.model.config.id2label, device: remote.model.device };
+        await remote.dispose();
+        worker.terminate();
+        return {
+          device: classifier.device,
+          dims: logits.dims,
+          data: Array.from(logits.data),
+          pipe: { device: pipe.model.device, class_name: pipe.model.class_name, dims: piped.logits.dims, data: Array.from(piped.logits.data), afterDispose },
+          worker: { ...remoteInfo, dims: remoteLogits.dims, data: Array.from(remoteLogits.data) },
+        };
       },
       `/fixtures/tiny-tasks/${name}`,
       texts,
@@ -407,6 +497,18 @@ describe('in Chromium on WebGPU', () => {
     assert.deepEqual(got.dims, expected.dims);
     const diff = maxDiff(got.data, expected.data);
     assert.ok(diff <= TOLERANCE, `WebGPU vs WASM: ${diff}`);
+    assert.equal(got.pipe.device, 'webgpu');
+    assert.equal(got.pipe.class_name, 'AutoModelForSequenceClassification');
+    assert.deepEqual(got.pipe.dims, expected.dims);
+    const pipeDiff = maxDiff(got.pipe.data, expected.data);
+    assert.ok(pipeDiff <= TOLERANCE, `the pipeline's model on WebGPU vs WASM: ${pipeDiff}`);
+    assert.match(got.pipe.afterDispose ?? 'no error', /this AutoModelForSequenceClassification was disposed \(the text-classification pipeline's model\)/);
+    assert.equal(got.worker.class_name, 'AutoModelForSequenceClassification');
+    assert.equal(got.worker.device, 'wasm');
+    assert.deepEqual(got.worker.labels, JSON.parse(fs.readFileSync(path.join(tinyTasksDir, name, 'config.json'), 'utf8')).id2label);
+    assert.deepEqual(got.worker.dims, expected.dims);
+    const workerDiff = maxDiff(got.worker.data, expected.data);
+    assert.ok(workerDiff <= TOLERANCE, `a worker pipeline's model vs WASM here: ${workerDiff}`);
   });
 
   test("a model too large for the adapter: AutoModel's 'webgpu' rejects, 'auto' falls back to WASM with the reference's values", async () => {

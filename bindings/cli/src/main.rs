@@ -725,26 +725,27 @@ fn time_image_preprocessing(task: &TaskInfo, model: &str, input: &serde_json::Va
 async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens: usize, reps: usize) -> Result<()> {
     use webformers::models::synthetic;
     let started = Instant::now();
-    let (model, weight_bytes): (Box<dyn webformers::models::DecoderModel>, Option<u64>) = match args.model.strip_prefix("synthetic:") {
-        Some(spec) => {
-            let dtype = match spec.strip_prefix("llama-3.2-1b:") {
-                Some("q4_0") => webformers::DType::Q4_0,
-                Some("q4_k") => webformers::DType::Q4K,
-                Some("q8_0") => webformers::DType::Q8_0,
-                Some("q6_k") => webformers::DType::Q6K,
-                _ => {
-                    return Err(webformers::Error::Input(format!(
-                        "unknown synthetic model `{spec}`; use llama-3.2-1b:q4_0|q4_k|q8_0|q6_k"
-                    )));
-                }
-            };
-            let (device, _) = prepare(args, false).await?;
-            let config = synthetic::llama_3_2_1b();
-            let bytes = synthetic::weight_bytes_per_token(&config, dtype);
-            (synthetic::llama(config, dtype, &device, 7)?, Some(bytes))
-        }
-        None => (open_generator(args).await?.into_model(), None),
-    };
+    let (model, weight_bytes): (std::rc::Rc<dyn webformers::models::DecoderModel>, Option<u64>) =
+        match args.model.strip_prefix("synthetic:") {
+            Some(spec) => {
+                let dtype = match spec.strip_prefix("llama-3.2-1b:") {
+                    Some("q4_0") => webformers::DType::Q4_0,
+                    Some("q4_k") => webformers::DType::Q4K,
+                    Some("q8_0") => webformers::DType::Q8_0,
+                    Some("q6_k") => webformers::DType::Q6K,
+                    _ => {
+                        return Err(webformers::Error::Input(format!(
+                            "unknown synthetic model `{spec}`; use llama-3.2-1b:q4_0|q4_k|q8_0|q6_k"
+                        )));
+                    }
+                };
+                let (device, _) = prepare(args, false).await?;
+                let config = synthetic::llama_3_2_1b();
+                let bytes = synthetic::weight_bytes_per_token(&config, dtype);
+                (synthetic::llama(config, dtype, &device, 7)?.into(), Some(bytes))
+            }
+            None => (open_generator(args).await?.into_model(), None),
+        };
     let load_seconds = started.elapsed().as_secs_f64();
     let vocab = model.vocab_size() as u32;
     let prompt: Vec<u32> = (0..prompt_tokens as u32).map(|i| (i * 7919 + 13) % vocab).collect();

@@ -34,7 +34,7 @@ impl crate::OnDevice for AutoModel {
     }
 }
 
-fn runner(model: AutoModel) -> ModelRunner {
+pub(crate) fn runner(model: AutoModel) -> ModelRunner {
     ModelRunner { inner: Rc::new(Held::new(model)) }
 }
 
@@ -56,6 +56,12 @@ impl ModelRunner {
         let files =
             loaded.files.as_ref().ok_or_else(|| js_error(Error::Input("a model class loads a model folder, not a GGUF file".into())))?;
         Ok(runner(AutoModel::load(class, files, device.device(), &load_options(dtype)?).map_err(js_error)?))
+    }
+
+    /// transformers' class the model is an instance of (`AutoModelForSequenceClassification`).
+    #[wasm_bindgen(getter, js_name = className)]
+    pub fn class_name(&self) -> String {
+        self.inner.get().class.name()
     }
 
     /// `'webgpu'` or `'wasm'`.

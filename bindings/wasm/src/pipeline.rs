@@ -143,6 +143,14 @@ impl TaskPipeline {
         to_js(&self.inner.get().info())
     }
 
+    /// The task's model as a `ModelRunner` over the same weights on the device (the npm
+    /// package's `pipe.model`): no weight is copied, and the weights stay while either the
+    /// pipeline or the runner holds them. Throws `unsupported` for tasks whose model no class
+    /// covers (encoder-decoders, dual encoders, GGUF text-generation).
+    pub fn model(&self) -> Result<crate::model::ModelRunner, JsValue> {
+        Ok(crate::model::runner(self.inner.get().auto_model().map_err(js_error)?))
+    }
+
     /// The task's own operation `method` (text-generation's `apply_chat_template`, `interrupt`,
     /// `reset_interrupt`) on `args`; callable while a `run` is in flight (the generation loop
     /// yields to the event loop between tokens, so an `interrupt` lands mid-generation).

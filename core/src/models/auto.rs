@@ -9,6 +9,8 @@
 //! points take (packed sequences, one KV cache per row) and back. A new architecture that fills
 //! its registry entry needs nothing here.
 
+use std::rc::Rc;
+
 use serde_json::Value;
 
 use crate::files::ModelFiles;
@@ -32,6 +34,8 @@ pub enum ModelClass {
     CausalLm,
     /// `AutoModelForImageClassification`.
     ImageClassification,
+    /// `AutoModelForObjectDetection` (DETR: `logits` and `pred_boxes`).
+    ObjectDetection,
 }
 
 impl ModelClass {
@@ -48,10 +52,22 @@ impl ModelClass {
         match suffix {
             "ForCausalLM" => Ok(ModelClass::CausalLm),
             "ForImageClassification" => Ok(ModelClass::ImageClassification),
+            "ForObjectDetection" => Ok(ModelClass::ObjectDetection),
             _ => Err(Error::Unsupported(format!(
-                "unknown model class `{name}`; the classes are AutoModel, {}, AutoModelForCausalLM, AutoModelForImageClassification",
+                "unknown model class `{name}`; the classes are AutoModel, {}, AutoModelForCausalLM, AutoModelForImageClassification, AutoModelForObjectDetection",
                 HeadKind::ALL.map(|k| format!("AutoModel{}", k.class_suffix())).join(", ")
             ))),
+        }
+    }
+
+    /// transformers' class name (`AutoModelForMaskedLM`).
+    pub fn name(&self) -> String {
+        match self {
+            ModelClass::Base => "AutoModel".into(),
+            ModelClass::TextHead(kind) => format!("AutoModel{}", kind.class_suffix()),
+            ModelClass::CausalLm => "AutoModelForCausalLM".into(),
+            ModelClass::ImageClassification => "AutoModelForImageClassification".into(),
+            ModelClass::ObjectDetection => "AutoModelForObjectDetection".into(),
         }
     }
 }
@@ -73,14 +89,46 @@ pub enum HostValues {
 /// A model's named inputs or outputs, in order.
 pub type NamedTensors = Vec<(String, HostTensor)>;
 
-enum Loaded {
-    Text { model: TextModel, vocab: usize },
-    Decoder { model: Box<dyn DecoderModel>, generation: GenerationConfig },
-    Vision(Box<dyn VisionModel>),
+/// A loaded model as `AutoModel` runs it. The model sits behind an `Rc`, so that a task pipeline
+/// and an `AutoModel` over the same load (`Pipeline::auto_model`, JS's `pipe.model`) share one
+/// copy of the weights: cloning this clones handles, not tensors.
+#[derive(Clone)]
+pub enum LoadedModel {
+    /// A text encoder with its head (none: the base model); `vocab` bounds the input ids.
+    Text {
+        model: Rc<TextModel>,
+        vocab: usize,
+    },
+    Decoder {
+        model: Rc<dyn DecoderModel>,
+        generation: GenerationConfig,
+    },
+    Vision {
+        model: Rc<dyn VisionModel>,
+        head: VisionHead,
+    },
+}
+
+impl LoadedModel {
+    /// A text encoder as loaded, its vocabulary read from config.json.
+    pub fn text(model: Rc<TextModel>, config: &ModelConfig) -> Result<LoadedModel> {
+        Ok(LoadedModel::Text { model, vocab: vocab_size(config)? })
+    }
+
+    /// The transformers class this model is an instance of: its head decides.
+    fn class(&self) -> ModelClass {
+        match self {
+            LoadedModel::Text { model, .. } => model.head.as_ref().map_or(ModelClass::Base, |h| ModelClass::TextHead(h.kind)),
+            LoadedModel::Decoder { .. } => ModelClass::CausalLm,
+            LoadedModel::Vision { head: VisionHead::None, .. } => ModelClass::Base,
+            LoadedModel::Vision { head: VisionHead::ImageClassification, .. } => ModelClass::ImageClassification,
+            LoadedModel::Vision { head: VisionHead::ObjectDetection, .. } => ModelClass::ObjectDetection,
+        }
+    }
 }
 
 pub struct AutoModel {
-    loaded: Loaded,
+    loaded: LoadedModel,
     pub config: ModelConfig,
     pub class: ModelClass,
     device: Device,
@@ -108,24 +156,29 @@ impl AutoModel {
             }
             ModelClass::Base | ModelClass::TextHead(_) => text().map(drop)?,
             ModelClass::CausalLm => super::architecture(&config, "causal language model", |a| a.decoder.is_some()).map(drop)?,
-            ModelClass::ImageClassification => vision().map(drop)?,
+            ModelClass::ImageClassification | ModelClass::ObjectDetection => vision().map(drop)?,
         }
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
+        let vision_head =
+            |head| -> Result<LoadedModel> { Ok(LoadedModel::Vision { model: super::load_vision_model(&config, &vb, head)?.into(), head }) };
         let loaded = match class {
-            ModelClass::Base if arch.is_some_and(|a| a.vision.is_some()) => {
-                Loaded::Vision(super::load_vision_model(&config, &vb, VisionHead::None)?)
-            }
-            ModelClass::Base => Loaded::Text { model: super::load_text_model(&config, &vb, None)?, vocab: vocab_size(&config)? },
-            ModelClass::TextHead(kind) => {
-                Loaded::Text { model: super::load_text_model(&config, &vb, Some(kind))?, vocab: vocab_size(&config)? }
-            }
+            ModelClass::Base if arch.is_some_and(|a| a.vision.is_some()) => vision_head(VisionHead::None)?,
+            ModelClass::Base => LoadedModel::text(Rc::new(super::load_text_model(&config, &vb, None)?), &config)?,
+            ModelClass::TextHead(kind) => LoadedModel::text(Rc::new(super::load_text_model(&config, &vb, Some(kind))?), &config)?,
             ModelClass::CausalLm => {
                 let generation = GenerationConfig::from_json(&files.json("generation_config.json")?.unwrap_or_default(), &config.json)?;
-                Loaded::Decoder { model: super::load_decoder(&config, &vb)?, generation }
+                LoadedModel::Decoder { model: super::load_decoder(&config, &vb)?.into(), generation }
             }
-            ModelClass::ImageClassification => Loaded::Vision(super::load_vision_model(&config, &vb, VisionHead::ImageClassification)?),
+            ModelClass::ImageClassification => vision_head(VisionHead::ImageClassification)?,
+            ModelClass::ObjectDetection => vision_head(VisionHead::ObjectDetection)?,
         };
-        Ok(AutoModel { loaded, config, class, device: device.clone(), interrupt: Interrupt::new() })
+        Ok(AutoModel::sharing(loaded, config, device))
+    }
+
+    /// An `AutoModel` over an already loaded model (a task pipeline's): no weight is read or
+    /// copied; the class follows from the model's head.
+    pub fn sharing(loaded: LoadedModel, config: ModelConfig, device: &Device) -> AutoModel {
+        AutoModel { class: loaded.class(), loaded, config, device: device.clone(), interrupt: Interrupt::new() }
     }
 
     pub fn device(&self) -> &Device {
@@ -149,19 +202,19 @@ impl AutoModel {
     pub async fn forward(&self, inputs: &NamedTensors) -> Result<NamedTensors> {
         check_names(inputs, self.input_names())?;
         match &self.loaded {
-            Loaded::Text { model, vocab } => self.forward_text(model, *vocab, inputs).await,
-            Loaded::Decoder { model, .. } => self.forward_decoder(model.as_ref(), inputs).await,
-            Loaded::Vision(model) => self.forward_vision(model.as_ref(), inputs).await,
+            LoadedModel::Text { model, vocab } => self.forward_text(model, *vocab, inputs).await,
+            LoadedModel::Decoder { model, .. } => self.forward_decoder(model.as_ref(), inputs).await,
+            LoadedModel::Vision { model, .. } => self.forward_vision(model.as_ref(), inputs).await,
         }
     }
 
     /// The inputs `forward` reads.
     pub fn input_names(&self) -> &'static [&'static str] {
         match &self.loaded {
-            Loaded::Text { .. } => &["input_ids", "attention_mask", "token_type_ids"],
+            LoadedModel::Text { .. } => &["input_ids", "attention_mask", "token_type_ids"],
             // transformers.js passes position_ids to decoders; they follow from the mask here.
-            Loaded::Decoder { .. } => &["input_ids", "attention_mask", "position_ids"],
-            Loaded::Vision(_) => &["pixel_values", "pixel_mask"],
+            LoadedModel::Decoder { .. } => &["input_ids", "attention_mask", "position_ids"],
+            LoadedModel::Vision { .. } => &["pixel_values", "pixel_mask"],
         }
     }
 
@@ -280,7 +333,7 @@ impl AutoModel {
     /// `options` are generation options (`max_new_tokens`, `do_sample`, ...) over the model's
     /// generation_config.json; beam search is not offered here.
     pub async fn generate(&self, inputs: &NamedTensors, options: &Value) -> Result<(Vec<u32>, [usize; 2])> {
-        let Loaded::Decoder { model, generation } = &self.loaded else {
+        let LoadedModel::Decoder { model, generation } = &self.loaded else {
             return Err(Error::Unsupported(format!("{}: generate() needs a model loaded with AutoModelForCausalLM", self.config.name)));
         };
         check_names(inputs, self.input_names())?;
@@ -326,16 +379,16 @@ impl AutoModel {
             "id2label": self.config.id2label,
         });
         match &self.loaded {
-            Loaded::Text { model, vocab } => {
+            LoadedModel::Text { model, vocab } => {
                 info["hidden_size"] = model.encoder.hidden_size().into();
                 info["vocab_size"] = (*vocab).into();
                 info["max_positions"] = model.encoder.max_positions().into();
             }
-            Loaded::Decoder { model, .. } => {
+            LoadedModel::Decoder { model, .. } => {
                 info["vocab_size"] = model.vocab_size().into();
                 info["max_positions"] = model.max_context().into();
             }
-            Loaded::Vision(_) => {}
+            LoadedModel::Vision { .. } => {}
         }
         info
     }

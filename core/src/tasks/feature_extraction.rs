@@ -124,6 +124,9 @@ impl FeatureExtraction {
 }
 
 impl Pipeline for FeatureExtraction {
+    fn auto_model(&self) -> Result<crate::models::auto::AutoModel> {
+        self.base.auto_model()
+    }
     fn task(&self) -> &'static TaskInfo {
         &TASK
     }

@@ -122,6 +122,9 @@ impl FillMask {
 }
 
 impl Pipeline for FillMask {
+    fn auto_model(&self) -> Result<crate::models::auto::AutoModel> {
+        self.base.auto_model()
+    }
     fn task(&self) -> &'static TaskInfo {
         &TASK
     }

@@ -48,6 +48,9 @@ impl ImageClassification {
 }
 
 impl Pipeline for ImageClassification {
+    fn auto_model(&self) -> Result<crate::models::auto::AutoModel> {
+        Ok(self.base.auto_model())
+    }
     fn task(&self) -> &'static TaskInfo {
         &TASK
     }

@@ -41,6 +41,9 @@ impl ImageFeatureExtraction {
 }
 
 impl Pipeline for ImageFeatureExtraction {
+    fn auto_model(&self) -> Result<crate::models::auto::AutoModel> {
+        Ok(self.base.auto_model())
+    }
     fn task(&self) -> &'static TaskInfo {
         &TASK
     }

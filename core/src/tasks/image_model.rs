@@ -2,8 +2,11 @@
 //! the model with the head a task needs, and running it on a call's images: the image processor
 //! makes `pixel_values` on the host, which go to the device as one tensor per batch.
 
+use std::rc::Rc;
+
 use crate::files::ModelFiles;
 use crate::image::{ImageProcessor, RawImage};
+use crate::models::auto::{AutoModel, LoadedModel};
 use crate::models::{self, ModelConfig, VisionHead, VisionModel, VisionOutput};
 use crate::weights::Weights;
 use crate::{Device, Error, Result, Tensor};
@@ -16,7 +19,9 @@ pub const MAX_BATCH: usize = 16;
 pub struct ImageModelTask {
     pub config: ModelConfig,
     pub processor: ImageProcessor,
-    pub model: Box<dyn VisionModel>,
+    /// Shared with the task's `AutoModel` view (`auto_model`).
+    pub model: Rc<dyn VisionModel>,
+    pub head: VisionHead,
     pub device: Device,
 }
 
@@ -31,8 +36,13 @@ impl ImageModelTask {
             .ok_or_else(|| Error::file(files.name(), "has no preprocessor_config.json, which an image task needs"))?;
         let processor = ImageProcessor::from_json(&processor_json)?;
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
-        let model = models::load_vision_model(&config, &vb, head)?;
-        Ok(ImageModelTask { config, processor, model, device: device.clone() })
+        let model = models::load_vision_model(&config, &vb, head)?.into();
+        Ok(ImageModelTask { config, processor, model, head, device: device.clone() })
+    }
+
+    /// The model as an `AutoModel` over the same weights (`Pipeline::auto_model`).
+    pub fn auto_model(&self) -> AutoModel {
+        AutoModel::sharing(LoadedModel::Vision { model: self.model.clone(), head: self.head }, self.config.clone(), &self.device)
     }
 
     /// The model's outputs on `images` (at most `MAX_BATCH`), processed as the model's image

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::files::ModelFiles;
+use crate::models::auto::AutoModel;
 use crate::weights::Precision;
 use crate::{Device, Error, Result};
 
@@ -177,6 +178,16 @@ pub trait Pipeline {
     /// through without knowing the task. It takes `&self`: it may run while `run` is in flight.
     fn call(&self, method: &str, _args: &Value) -> Result<Value> {
         Err(Error::Unsupported(format!("{} has no method `{method}`", self.task().name)))
+    }
+    /// The task's model as transformers' `AutoModel` classes run it (JS: `pipe.model`), over
+    /// this pipeline's loaded weights: nothing is read or copied, and the weights live while
+    /// either holds them. Tasks whose model no class here covers (the encoder-decoders, the
+    /// dual encoders, a model from a GGUF file) say so.
+    fn auto_model(&self) -> Result<AutoModel> {
+        Err(Error::Unsupported(format!(
+            "{}: this task's model is not available as a model class (AutoModel...) here; load it with the class itself",
+            self.task().name
+        )))
     }
 }
 

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::{Input, InputKind, LoadOptions, LocalFuture, Output, Pipeline, TaskInfo};
 use crate::files::ModelFiles;
 use crate::image::{ImageProcessor, RawImage};
+use crate::models::auto::{AutoModel, LoadedModel};
 use crate::models::{self, ModelConfig, VisionHead, VisionModel};
 use crate::weights::Weights;
 use crate::{Device, Error, HostData, Result, Tensor};
@@ -50,7 +51,8 @@ impl Default for Options {
 }
 
 pub struct ObjectDetection {
-    model: Box<dyn VisionModel>,
+    /// Shared with the task's `AutoModel` view (`auto_model`).
+    model: std::rc::Rc<dyn VisionModel>,
     processor: ImageProcessor,
     config: ModelConfig,
     device: Device,
@@ -73,7 +75,7 @@ impl ObjectDetection {
             files.json("preprocessor_config.json")?.ok_or_else(|| Error::file(files.name(), "has no preprocessor_config.json"))?;
         let processor = ImageProcessor::from_json(&processor_json)?;
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
-        let model = models::load_vision_model(&config, &vb, VisionHead::ObjectDetection)?;
+        let model = models::load_vision_model(&config, &vb, VisionHead::ObjectDetection)?.into();
         Ok(ObjectDetection { model, processor, config, device: device.clone() })
     }
 
@@ -133,6 +135,10 @@ fn keep(logits: &[f32], bbox: &[f32], threshold: f64) -> Option<Detection> {
 }
 
 impl Pipeline for ObjectDetection {
+    fn auto_model(&self) -> Result<AutoModel> {
+        let loaded = LoadedModel::Vision { model: self.model.clone(), head: VisionHead::ObjectDetection };
+        Ok(AutoModel::sharing(loaded, self.config.clone(), &self.device))
+    }
     fn task(&self) -> &'static TaskInfo {
         &TASK
     }

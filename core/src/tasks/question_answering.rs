@@ -275,6 +275,9 @@ fn slice(text: &[char], start: usize, end: usize) -> String {
 }
 
 impl Pipeline for QuestionAnswering {
+    fn auto_model(&self) -> Result<crate::models::auto::AutoModel> {
+        self.base.auto_model()
+    }
     fn task(&self) -> &'static TaskInfo {
         &TASK
     }

@@ -95,6 +95,9 @@ impl TextClassification {
 }
 
 impl Pipeline for TextClassification {
+    fn auto_model(&self) -> Result<crate::models::auto::AutoModel> {
+        self.base.auto_model()
+    }
     fn task(&self) -> &'static TaskInfo {
         &TASK
     }

@@ -1,7 +1,10 @@
 //! What every task over a text encoder shares: loading the tokenizer, the encoder and the head
 //! the task needs from a model's files, and running them over packed batches.
 
+use std::rc::Rc;
+
 use crate::files::ModelFiles;
+use crate::models::auto::{AutoModel, LoadedModel};
 use crate::models::{self, HeadKind, ModelConfig, TextModel};
 use crate::tokenizer::{Batch, Encoded, Tokenizer};
 use crate::weights::Weights;
@@ -14,7 +17,8 @@ pub const MAX_BATCH: usize = 32;
 
 pub struct TextEncoderTask {
     pub tokenizer: Tokenizer,
-    pub model: TextModel,
+    /// Shared with the task's `AutoModel` view (`auto_model`).
+    pub model: Rc<TextModel>,
     pub config: ModelConfig,
     pub device: Device,
     /// tokenizer_config.json, for the special tokens and decoding settings Python reads there.
@@ -32,7 +36,7 @@ impl TextEncoderTask {
         // The architecture is checked before the weights are opened, so a wrong model fails fast.
         models::architecture(&config, "text encoder", |a| a.text_encoder.is_some())?;
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
-        let model = models::load_text_model(&config, &vb, head)?;
+        let model = Rc::new(models::load_text_model(&config, &vb, head)?);
         let tokenizer_json = files.require("tokenizer.json")?;
         // sentence-transformers' limit is the embedding model's (feature-extraction); Python's
         // head pipelines read only the tokenizer's, and their tasks do not fetch that file.
@@ -41,6 +45,11 @@ impl TextEncoderTask {
         let tokenizer_config = files.json("tokenizer_config.json")?.unwrap_or_default();
         let token_types = reads_token_types(&tokenizer_config);
         Ok(TextEncoderTask { tokenizer, model, config, device: device.clone(), tokenizer_config, token_types })
+    }
+
+    /// The encoder and head as an `AutoModel` over the same weights (`Pipeline::auto_model`).
+    pub fn auto_model(&self) -> Result<AutoModel> {
+        Ok(AutoModel::sharing(LoadedModel::text(self.model.clone(), &self.config)?, self.config.clone(), &self.device))
     }
 
     /// A special token's text as tokenizer_config.json names it (`mask_token`: "[MASK]").

@@ -3,9 +3,12 @@
 //! stopping criteria are the generation library's (`crate::generation`); this file turns the
 //! prompt into ids, drives `generate` with the decoder's KV cache, and shapes the result.
 
+use std::rc::Rc;
+
 use crate::chat::{ChatOptions, ChatTemplate, Message};
 use crate::files::ModelFiles;
 use crate::generation::{self, GenerationConfig, Interrupt, TextStreamer};
+use crate::models::auto::{AutoModel, LoadedModel};
 use crate::models::{self, DecoderModel, KvCache};
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
@@ -252,6 +255,13 @@ impl Generated {
 }
 
 impl Pipeline for TextGeneration {
+    fn auto_model(&self) -> Result<AutoModel> {
+        let config = self.model_config.clone().ok_or_else(|| {
+            Error::Unsupported("text-generation from a GGUF file: its model has no config.json, so no model class is made over it".into())
+        })?;
+        let loaded = LoadedModel::Decoder { model: self.model.clone(), generation: self.config.clone() };
+        Ok(AutoModel::sharing(loaded, config, &self.device))
+    }
     fn task(&self) -> &'static TaskInfo {
         &TASK
     }
@@ -369,7 +379,10 @@ pub struct Generated {
 
 pub struct TextGeneration {
     tokenizer: Tokenizer,
-    model: Box<dyn DecoderModel>,
+    /// Shared with the task's `AutoModel` view (`auto_model`).
+    model: Rc<dyn DecoderModel>,
+    /// config.json (`None`: loaded from a GGUF file, which has none).
+    model_config: Option<models::ModelConfig>,
     template: Option<ChatTemplate>,
     eos_ids: Vec<u32>,
     /// The model's generation defaults (generation_config.json), under each call's options.
@@ -386,7 +399,8 @@ impl TextGeneration {
     pub fn load(files: &dyn ModelFiles, device: &Device, options: &LoadOptions) -> Result<TextGeneration> {
         let config = files.json("config.json")?.ok_or_else(|| Error::file(files.name(), "is not a model: it has no config.json"))?;
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
-        let model = models::load_decoder(&models::ModelConfig::from_json(files.name(), config.clone())?, &vb)?;
+        let model_config = models::ModelConfig::from_json(files.name(), config.clone())?;
+        let model = models::load_decoder(&model_config, &vb)?;
         let tokenizer = Tokenizer::for_generation((*files.require("tokenizer.json")?).as_ref())?;
         let tok_config = files.json("tokenizer_config.json")?.unwrap_or_default();
         let eos = crate::chat::special_token_text(&tok_config, "eos_token");
@@ -403,6 +417,7 @@ impl TextGeneration {
         eos_ids.extend(tokenizer.token_to_id(&eos));
         let mut pipe = TextGeneration::new(tokenizer, model, template, eos_ids, device);
         pipe.config = GenerationConfig::from_json(&generation, &config)?;
+        pipe.model_config = Some(model_config);
         Ok(pipe)
     }
 
@@ -431,7 +446,8 @@ impl TextGeneration {
         eos_ids.dedup();
         TextGeneration {
             tokenizer,
-            model,
+            model: model.into(),
+            model_config: None,
             template,
             eos_ids,
             config: GenerationConfig::default(),
@@ -463,7 +479,7 @@ impl TextGeneration {
     }
 
     /// The decoder alone (benchmarks drive it directly).
-    pub fn into_model(self) -> Box<dyn DecoderModel> {
+    pub fn into_model(self) -> Rc<dyn DecoderModel> {
         self.model
     }
 

@@ -364,6 +364,9 @@ fn slice(chars: &[char], start: usize, end: usize) -> &[char] {
 }
 
 impl Pipeline for TokenClassification {
+    fn auto_model(&self) -> Result<crate::models::auto::AutoModel> {
+        self.base.auto_model()
+    }
     fn task(&self) -> &'static TaskInfo {
         &TASK
     }

@@ -85,6 +85,9 @@ impl ZeroShotClassification {
 }
 
 impl Pipeline for ZeroShotClassification {
+    fn auto_model(&self) -> Result<crate::models::auto::AutoModel> {
+        self.base.auto_model()
+    }
     fn task(&self) -> &'static TaskInfo {
         &TASK
     }

@@ -60,7 +60,8 @@ impl DualEncoder {
             TextPadding::MaxLength => {
                 // transformers.js pads to the tokenizer's model_max_length (64 for SigLIP, the
                 // length Python's pipeline pads to, which is its fallback here).
-                let len = if has_model_max_length(&tokenizer_config) { max_sequence_length(files, positions, false)? } else { 64.min(positions) };
+                let len =
+                    if has_model_max_length(&tokenizer_config) { max_sequence_length(files, positions, false)? } else { 64.min(positions) };
                 (len, Some(len))
             }
         };

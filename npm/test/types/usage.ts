@@ -97,6 +97,10 @@ export async function embeddings(): Promise<number[][]> {
   const processor = await AutoProcessor.from_pretrained('Xenova/vit-base-patch16-224');
   const { pixel_values } = await processor(await load_image('cat.jpg'));
   console.log(sentence.dims, logits.dims, generated.dims, pixel_values?.dims, model.config, lm.device, processor.kind);
+  // A pipeline's loaded model, over the pipeline's weights.
+  const { last_hidden_state: hidden } = await extractor.model(inputs);
+  const modelId: string = extractor.model_id;
+  console.log(hidden.dims, extractor.model.config, extractor.model.class_name, modelId);
   processor.dispose();
   await Promise.all([model.dispose(), classifier.dispose(), lm.dispose()]);
   tokenizer.dispose();
