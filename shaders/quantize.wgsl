@@ -1,6 +1,7 @@
 // Quantizes dense float rows into ggml blocks when weights load at dtype 'q8' or 'q4', with the
-// CPU quantizer's arithmetic (quant.rs): Q8_0 scales by the largest magnitude and rounds half away
-// from zero; Q4_0 maps the value of largest magnitude to -8; Q4_1 spans min..max in 15 steps.
+// CPU quantizer's arithmetic (quant.rs, `quantize_at_load`): Q8_0 scales by the largest magnitude
+// and rounds half away from zero; Q4_0 maps the value of largest magnitude to -8; Q4_1 takes the
+// scale and min of least squared error (`q4_1_searched`).
 // Blocks are 34 (Q8_0), 18 (Q4_0) or 20 (Q4_1) bytes, so one invocation writes a unit of whole
 // u32 words: two blocks (17 or 9 words), or one Q4_1 block (5 words); no word is shared.
 #include "common.wgsl"
@@ -45,6 +46,15 @@ fn put_byte(at: u32, byte: u32) {
     words[at >> 2u] |= (byte & 0xffu) << ((at & 3u) * 8u);
 }
 
+#if Q4_1
+const Q4_1_SEARCH_STEPS = 20;
+
+// `v` rounded to the nearest f16, as stored.
+fn f16_round(v: f32) -> f32 {
+    return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
+}
+#endif
+
 fn put_f16(at: u32, v: f32) {
     let bits = pack2x16float(vec2<f32>(v, 0.0));
     put_byte(at, bits);
@@ -84,20 +94,69 @@ fn quantize_block(b: u32, at: u32) {
         put_byte(at + 2u + j, lo | (hi << 4u));
     }
 #else
+    // Q4_1 as quant::q4_1_searched: of round-to-nearest over min..max and the least-squares fits
+    // of 21 other level spacings, the (f16) scale and min of least squared error.
+    var x: array<f32, 32>;
     var lo_v = load(first);
     var hi_v = lo_v;
-    for (var j = 1u; j < 32u; j++) {
-        let v = load(first + j);
-        lo_v = min(lo_v, v);
-        hi_v = max(hi_v, v);
+    for (var j = 0u; j < 32u; j++) {
+        x[j] = load(first + j);
+        lo_v = min(lo_v, x[j]);
+        hi_v = max(hi_v, x[j]);
     }
-    let d = (hi_v - lo_v) / 15.0;
+    let range = hi_v - lo_v;
+    let d = range / 15.0;
     let id = select(0.0, 1.0 / d, d != 0.0);
-    put_f16(at, d);
-    put_f16(at + 2u, lo_v);
+    var best_d = f16_round(d);
+    var best_m = f16_round(lo_v);
+    var best_i = -1;
+    if range > 0.0 {
+        var best_err = 0.0;
+        for (var j = 0u; j < 32u; j++) {
+            let diff = best_d * f32(min(u32((x[j] - lo_v) * id + 0.5), 15u)) + best_m - x[j];
+            best_err += diff * diff;
+        }
+        for (var i = 0; i <= Q4_1_SEARCH_STEPS; i++) {
+            let iscale = (14.0 + 0.1 * f32(i)) / range;
+            var sl = 0.0;
+            var sl2 = 0.0;
+            var sx = 0.0;
+            var sxl = 0.0;
+            for (var j = 0u; j < 32u; j++) {
+                let q = f32(min(u32((x[j] - lo_v) * iscale + 0.5), 15u));
+                sl += q;
+                sl2 += q * q;
+                sx += x[j];
+                sxl += x[j] * q;
+            }
+            let det = 32.0 * sl2 - sl * sl;
+            let scale = (32.0 * sxl - sx * sl) / det;
+            let offset = (sl2 * sx - sl * sxl) / det;
+            if det <= 0.0 || scale <= 0.0 {
+                continue;
+            }
+            let ds = f16_round(scale);
+            let ms = f16_round(offset);
+            var err = 0.0;
+            for (var j = 0u; j < 32u; j++) {
+                let diff = ds * f32(min(u32((x[j] - lo_v) * iscale + 0.5), 15u)) + ms - x[j];
+                err += diff * diff;
+            }
+            if err < best_err {
+                best_err = err;
+                best_d = ds;
+                best_m = ms;
+                best_i = i;
+            }
+        }
+    }
+    // The winner's levels: round-to-nearest's (best_i < 0) or that spacing's.
+    let level_scale = select((14.0 + 0.1 * f32(best_i)) / range, id, best_i < 0);
+    put_f16(at, best_d);
+    put_f16(at + 2u, best_m);
     for (var j = 0u; j < 16u; j++) {
-        let lo = min(u32((load(first + j) - lo_v) * id + 0.5), 15u);
-        let hi = min(u32((load(first + 16u + j) - lo_v) * id + 0.5), 15u);
+        let lo = min(u32((x[j] - lo_v) * level_scale + 0.5), 15u);
+        let hi = min(u32((x[16u + j] - lo_v) * level_scale + 0.5), 15u);
         put_byte(at + 4u + j, lo | (hi << 4u));
     }
 #endif

@@ -453,7 +453,7 @@ fn to_host(bytes: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
     Ok(match to {
         DType::F32 => bytemuck::cast_slice(&values).to_vec(),
         DType::F16 => values.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
-        quantized if quantized.is_quantized() => crate::quant::quantize(quantized, &values)?,
+        quantized if quantized.is_quantized() => crate::quant::quantize_at_load(quantized, &values)?,
         other => return Err(Error::Unsupported(format!("converting weights to {other}"))),
     })
 }
