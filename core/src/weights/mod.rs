@@ -73,8 +73,9 @@ pub enum WeightDType {
     Q8,
     /// Linear layers' float weights quantized at load to 4 bits (Q4_1: a scale and a minimum per
     /// 32 values, chosen for least squared error by `quant::q4_1_searched`: all-MiniLM-L6-v2's
-    /// lowest cosine to fp32 is 0.935 with it, 0.90 with round-to-nearest; Q4_0, Q4_K and llama.cpp's
-    /// Q5_0 fallback were no better at 4-5 bits: BENCHMARKS.md, "Precision"); the rest as stored.
+    /// lowest cosine to fp32 is 0.935 with it, 0.90 with round-to-nearest; Q4_0 and Q4_K were no
+    /// better; llama.cpp's Q5_0 where rows are not whole Q4_K blocks reaches 0.965 at 5.2 bits a
+    /// weight, but Q5_0 has no kernel here: BENCHMARKS.md, "Precision"); the rest as stored.
     Q4,
     /// Q4 linear weights, every other matmul and embedding weight in f16.
     Q4F16,
