@@ -49,9 +49,34 @@ fn put_byte(at: u32, byte: u32) {
 #if Q4_1
 const Q4_1_SEARCH_STEPS = 20;
 
+// The block's values and the levels of the spacing being tried.
+var<private> xs: array<f32, 32>;
+var<private> ls: array<f32, 32>;
+
 // `v` rounded to the nearest f16, as stored.
 fn f16_round(v: f32) -> f32 {
     return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
+}
+
+// Levels 0..=15 for a spacing 1 / `scale` from `lo` (values >= lo: truncation rounds to nearest).
+fn set_levels(lo: f32, scale: f32) {
+    for (var j = 0u; j < 32u; j++) {
+        ls[j] = f32(min(i32((xs[j] - lo) * scale + 0.5), 15));
+    }
+}
+
+fn lane_total(acc: array<f32, 8>) -> f32 {
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// Squared error of `d * level + m` against the block's values.
+fn level_error(d: f32, m: f32) -> f32 {
+    var acc: array<f32, 8>;
+    for (var j = 0u; j < 32u; j++) {
+        let diff = d * ls[j] + m - xs[j];
+        acc[j % 8u] += diff * diff;
+    }
+    return lane_total(acc);
 }
 #endif
 
@@ -95,40 +120,43 @@ fn quantize_block(b: u32, at: u32) {
     }
 #else
     // Q4_1 as quant::q4_1_searched: of round-to-nearest over min..max and the least-squares fits
-    // of 21 other level spacings, the (f16) scale and min of least squared error.
-    var x: array<f32, 32>;
+    // of 21 other level spacings, the (f16) scale and min of least squared error. Sums run in
+    // quant::lane_sum's order.
     var lo_v = load(first);
     var hi_v = lo_v;
     for (var j = 0u; j < 32u; j++) {
-        x[j] = load(first + j);
-        lo_v = min(lo_v, x[j]);
-        hi_v = max(hi_v, x[j]);
+        xs[j] = load(first + j);
+        lo_v = min(lo_v, xs[j]);
+        hi_v = max(hi_v, xs[j]);
     }
     let range = hi_v - lo_v;
     let d = range / 15.0;
     let id = select(0.0, 1.0 / d, d != 0.0);
     var best_d = f16_round(d);
     var best_m = f16_round(lo_v);
-    var best_i = -1;
+    var best_scale = id;
     if range > 0.0 {
-        var best_err = 0.0;
+        set_levels(lo_v, id);
+        var best_err = level_error(best_d, best_m);
+        var acc: array<f32, 8>;
         for (var j = 0u; j < 32u; j++) {
-            let diff = best_d * f32(min(u32((x[j] - lo_v) * id + 0.5), 15u)) + best_m - x[j];
-            best_err += diff * diff;
+            acc[j % 8u] += xs[j];
         }
+        let sx = lane_total(acc);
         for (var i = 0; i <= Q4_1_SEARCH_STEPS; i++) {
             let iscale = (14.0 + 0.1 * f32(i)) / range;
-            var sl = 0.0;
-            var sl2 = 0.0;
-            var sx = 0.0;
-            var sxl = 0.0;
+            set_levels(lo_v, iscale);
+            var a_l: array<f32, 8>;
+            var a_l2: array<f32, 8>;
+            var a_xl: array<f32, 8>;
             for (var j = 0u; j < 32u; j++) {
-                let q = f32(min(u32((x[j] - lo_v) * iscale + 0.5), 15u));
-                sl += q;
-                sl2 += q * q;
-                sx += x[j];
-                sxl += x[j] * q;
+                a_l[j % 8u] += ls[j];
+                a_l2[j % 8u] += ls[j] * ls[j];
+                a_xl[j % 8u] += xs[j] * ls[j];
             }
+            let sl = lane_total(a_l);
+            let sl2 = lane_total(a_l2);
+            let sxl = lane_total(a_xl);
             let det = 32.0 * sl2 - sl * sl;
             let scale = (32.0 * sxl - sx * sl) / det;
             let offset = (sl2 * sx - sl * sxl) / det;
@@ -137,27 +165,20 @@ fn quantize_block(b: u32, at: u32) {
             }
             let ds = f16_round(scale);
             let ms = f16_round(offset);
-            var err = 0.0;
-            for (var j = 0u; j < 32u; j++) {
-                let diff = ds * f32(min(u32((x[j] - lo_v) * iscale + 0.5), 15u)) + ms - x[j];
-                err += diff * diff;
-            }
+            let err = level_error(ds, ms);
             if err < best_err {
                 best_err = err;
                 best_d = ds;
                 best_m = ms;
-                best_i = i;
+                best_scale = iscale;
             }
         }
     }
-    // The winner's levels: round-to-nearest's (best_i < 0) or that spacing's.
-    let level_scale = select((14.0 + 0.1 * f32(best_i)) / range, id, best_i < 0);
+    set_levels(lo_v, best_scale);
     put_f16(at, best_d);
     put_f16(at + 2u, best_m);
     for (var j = 0u; j < 16u; j++) {
-        let lo = min(u32((x[j] - lo_v) * level_scale + 0.5), 15u);
-        let hi = min(u32((x[16u + j] - lo_v) * level_scale + 0.5), 15u);
-        put_byte(at + 4u + j, lo | (hi << 4u));
+        put_byte(at + 4u + j, u32(ls[j]) | (u32(ls[16u + j]) << 4u));
     }
 #endif
 }
