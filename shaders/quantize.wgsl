@@ -1,6 +1,7 @@
 // Quantizes dense float rows into ggml blocks when weights load at dtype 'q8' or 'q4', with the
-// CPU quantizer's arithmetic (quant.rs): Q8_0 scales by the largest magnitude and rounds half away
-// from zero; Q4_0 maps the value of largest magnitude to -8; Q4_1 spans min..max in 15 steps.
+// CPU quantizer's arithmetic (quant.rs, `quantize_at_load`): Q8_0 scales by the largest magnitude
+// and rounds half away from zero; Q4_0 maps the value of largest magnitude to -8; Q4_1 takes the
+// scale and min of least squared error (`q4_1_searched`).
 // Blocks are 34 (Q8_0), 18 (Q4_0) or 20 (Q4_1) bytes, so one invocation writes a unit of whole
 // u32 words: two blocks (17 or 9 words), or one Q4_1 block (5 words); no word is shared.
 #include "common.wgsl"
@@ -45,6 +46,40 @@ fn put_byte(at: u32, byte: u32) {
     words[at >> 2u] |= (byte & 0xffu) << ((at & 3u) * 8u);
 }
 
+#if Q4_1
+const Q4_1_SEARCH_STEPS = 20;
+
+// The block's values and the levels of the spacing being tried.
+var<private> xs: array<f32, 32>;
+var<private> ls: array<f32, 32>;
+
+// `v` rounded to the nearest f16, as stored.
+fn f16_round(v: f32) -> f32 {
+    return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
+}
+
+// Levels 0..=15 for a spacing 1 / `scale` from `lo` (values >= lo: truncation rounds to nearest).
+fn set_levels(lo: f32, scale: f32) {
+    for (var j = 0u; j < 32u; j++) {
+        ls[j] = f32(min(i32((xs[j] - lo) * scale + 0.5), 15));
+    }
+}
+
+fn lane_total(acc: array<f32, 8>) -> f32 {
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// Squared error of `d * level + m` against the block's values.
+fn level_error(d: f32, m: f32) -> f32 {
+    var acc: array<f32, 8>;
+    for (var j = 0u; j < 32u; j++) {
+        let diff = d * ls[j] + m - xs[j];
+        acc[j % 8u] += diff * diff;
+    }
+    return lane_total(acc);
+}
+#endif
+
 fn put_f16(at: u32, v: f32) {
     let bits = pack2x16float(vec2<f32>(v, 0.0));
     put_byte(at, bits);
@@ -84,21 +119,66 @@ fn quantize_block(b: u32, at: u32) {
         put_byte(at + 2u + j, lo | (hi << 4u));
     }
 #else
+    // Q4_1 as quant::q4_1_searched: of round-to-nearest over min..max and the least-squares fits
+    // of 21 other level spacings, the (f16) scale and min of least squared error. Sums run in
+    // quant::lane_sum's order.
     var lo_v = load(first);
     var hi_v = lo_v;
-    for (var j = 1u; j < 32u; j++) {
-        let v = load(first + j);
-        lo_v = min(lo_v, v);
-        hi_v = max(hi_v, v);
+    for (var j = 0u; j < 32u; j++) {
+        xs[j] = load(first + j);
+        lo_v = min(lo_v, xs[j]);
+        hi_v = max(hi_v, xs[j]);
     }
-    let d = (hi_v - lo_v) / 15.0;
+    let range = hi_v - lo_v;
+    let d = range / 15.0;
     let id = select(0.0, 1.0 / d, d != 0.0);
-    put_f16(at, d);
-    put_f16(at + 2u, lo_v);
+    var best_d = f16_round(d);
+    var best_m = f16_round(lo_v);
+    var best_scale = id;
+    if range > 0.0 {
+        set_levels(lo_v, id);
+        var best_err = level_error(best_d, best_m);
+        var acc: array<f32, 8>;
+        for (var j = 0u; j < 32u; j++) {
+            acc[j % 8u] += xs[j];
+        }
+        let sx = lane_total(acc);
+        for (var i = 0; i <= Q4_1_SEARCH_STEPS; i++) {
+            let iscale = (14.0 + 0.1 * f32(i)) / range;
+            set_levels(lo_v, iscale);
+            var a_l: array<f32, 8>;
+            var a_l2: array<f32, 8>;
+            var a_xl: array<f32, 8>;
+            for (var j = 0u; j < 32u; j++) {
+                a_l[j % 8u] += ls[j];
+                a_l2[j % 8u] += ls[j] * ls[j];
+                a_xl[j % 8u] += xs[j] * ls[j];
+            }
+            let sl = lane_total(a_l);
+            let sl2 = lane_total(a_l2);
+            let sxl = lane_total(a_xl);
+            let det = 32.0 * sl2 - sl * sl;
+            let scale = (32.0 * sxl - sx * sl) / det;
+            let offset = (sl2 * sx - sl * sxl) / det;
+            if det <= 0.0 || scale <= 0.0 {
+                continue;
+            }
+            let ds = f16_round(scale);
+            let ms = f16_round(offset);
+            let err = level_error(ds, ms);
+            if err < best_err {
+                best_err = err;
+                best_d = ds;
+                best_m = ms;
+                best_scale = iscale;
+            }
+        }
+    }
+    set_levels(lo_v, best_scale);
+    put_f16(at, best_d);
+    put_f16(at + 2u, best_m);
     for (var j = 0u; j < 16u; j++) {
-        let lo = min(u32((load(first + j) - lo_v) * id + 0.5), 15u);
-        let hi = min(u32((load(first + 16u + j) - lo_v) * id + 0.5), 15u);
-        put_byte(at + 4u + j, lo | (hi << 4u));
+        put_byte(at + 4u + j, u32(ls[j]) | (u32(ls[16u + j]) << 4u));
     }
 #endif
 }

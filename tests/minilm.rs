@@ -128,8 +128,10 @@ fn quantized_weights_meet_the_quality_bars() {
     // `set_int8_matmul(false)`) meets issue 13's bar, lowest >= 0.999 (Transformers.js's int8
     // ONNX model reaches 0.987 here). On the CPU, q8 weights take the int8 path by default
     // (activations quantized to 8 bits, 1.6x faster): lowest 0.9977 (the input "?"), median
-    // 0.9996, under the bar on its worst input. 4-bit does not meet its 0.99 yet: round-to-nearest
-    // Q4_1 gives a lowest 0.90 and a median 0.96 on this small model; these bounds guard that.
+    // 0.9996, under the bar on its worst input. 4-bit does not meet its 0.99: Q4_1 with the
+    // least-squares (scale, min) per block (quant::q4_1_searched) gives a lowest 0.935 (the input
+    // "?") and a median 0.975, on both backends (round-to-nearest gave 0.903 / 0.962), 0.932 /
+    // 0.974 with int8 activations; these bounds guard that. BENCHMARKS.md ("Precision") has the other 4-bit schemes measured.
     let cases = cases();
     let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
     let check = |device: &webformers::Device, name: &str, what: &str, lowest_bar: f32, median_bar: f32| {
@@ -147,18 +149,18 @@ fn quantized_weights_meet_the_quality_bars() {
     };
     for device in devices() {
         if device.is_gpu() {
-            // The 4-bit runs are the GGUF Q4_1 kernels that tests/smollm2.rs covers on the GPU,
-            // and lavapipe is slow.
+            // q4 here is quantize.wgsl's searched Q4_1: its embeddings must be as good as the CPU's.
             check(&device, "q8", "f32 activations", 0.999, 0.9997);
+            check(&device, "q4", "f32 activations", 0.93, 0.97);
             continue;
         }
         check(&device, "q8", "int8 activations", 0.997, 0.9995);
-        check(&device, "q4", "int8 activations", 0.88, 0.95);
+        check(&device, "q4", "int8 activations", 0.925, 0.97);
         // The process-wide switch: only this test of this binary uses quantized weights.
         webformers::cpu::set_int8_matmul(false);
         check(&device, "q8", "f32 activations", 0.999, 0.9997);
-        check(&device, "q4", "f32 activations", 0.89, 0.955);
-        check(&device, "q4f16", "f32 activations", 0.89, 0.955);
+        check(&device, "q4", "f32 activations", 0.93, 0.97);
+        check(&device, "q4f16", "f32 activations", 0.93, 0.97);
     }
 }
 

@@ -36,7 +36,7 @@ pub(super) fn copy(src: &Input<'_>, out_dtype: DType) -> Result<CpuStorage> {
                 _ => gather_as!(bf16, bf16::to_f32),
             };
             // Only weights are quantized, at load (`Weights::get_linear`).
-            let storage = CpuStorage::from_bytes(&crate::quant::quantize(to, &values)?);
+            let storage = CpuStorage::from_bytes(&crate::quant::quantize_at_load(to, &values)?);
             storage.mark_quantized_at_load();
             storage
         }

@@ -72,8 +72,10 @@ pub enum WeightDType {
     /// rest as stored.
     Q8,
     /// Linear layers' float weights quantized at load to 4 bits (Q4_1: a scale and a minimum per
-    /// 32 values: all-MiniLM-L6-v2's lowest cosine to fp32 is 0.90 with it, 0.88 with Q4_0's
-    /// scale alone); the rest as stored.
+    /// 32 values, chosen for least squared error by `quant::q4_1_searched`: all-MiniLM-L6-v2's
+    /// lowest cosine to fp32 is 0.935 with it, 0.90 with round-to-nearest; Q4_0 and Q4_K were no
+    /// better; llama.cpp's Q5_0 where rows are not whole Q4_K blocks reaches 0.965 at 5.2 bits a
+    /// weight, but Q5_0 has no kernel here: BENCHMARKS.md, "Precision"); the rest as stored.
     Q4,
     /// Q4 linear weights, every other matmul and embedding weight in f16.
     Q4F16,
@@ -453,7 +455,7 @@ fn to_host(bytes: &[u8], from: DType, to: DType) -> Result<Vec<u8>> {
     Ok(match to {
         DType::F32 => bytemuck::cast_slice(&values).to_vec(),
         DType::F16 => values.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
-        quantized if quantized.is_quantized() => crate::quant::quantize(quantized, &values)?,
+        quantized if quantized.is_quantized() => crate::quant::quantize_at_load(quantized, &values)?,
         other => return Err(Error::Unsupported(format!("converting weights to {other}"))),
     })
 }
