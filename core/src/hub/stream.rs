@@ -361,7 +361,10 @@ impl Format {
     fn header_len(self, prefix: &[u8], size: u64, origin: &str) -> Result<HeaderLen> {
         Ok(match self {
             Format::Safetensors => match prefix.get(..8) {
-                Some(b) => HeaderLen::Known(u64::from_le_bytes(b.try_into().unwrap_or([0; 8])).saturating_add(8)),
+                Some(b) => match u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) {
+                    len if len > safetensors::MAX_HEADER_BYTES => return Err(safetensors::implausible_header(len, origin)),
+                    len => HeaderLen::Known(len + 8),
+                },
                 None => HeaderLen::AtLeast(8),
             },
             // GGUF does not say how long its header is: it is parsed until a prefix suffices; an
@@ -786,6 +789,14 @@ mod tests {
         );
         let failing = read_safetensors(file.len() as u64, &device, "x", &mut |_, _| Err(Error::Input("the page dropped it".into())));
         assert!(failing.err().unwrap().to_string().contains("the page dropped it"));
+        // A header length past the limit is refused before that much is read or held.
+        let mut asked = 0;
+        let claim = read_safetensors(1 << 30, &device, "claim.safetensors", &mut |_, out| {
+            asked += out.len();
+            out.copy_from_slice(&(1u64 << 29).to_le_bytes()[..out.len()]);
+            Ok(())
+        });
+        assert!(claim.err().unwrap().to_string().contains("implausible") && asked == 8, "read {asked} bytes");
         let tiny = read_safetensors(3, &device, "tiny.safetensors", &mut |_, out| {
             out.fill(0);
             Ok(())

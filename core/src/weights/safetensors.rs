@@ -35,6 +35,16 @@ fn dtype_of(d: safetensors::Dtype) -> Option<DType> {
     })
 }
 
+/// The longest header a file may claim (the safetensors crate's own limit): a longer claim is
+/// refused before any of it is read, also when streaming (`hub::stream`), where honouring it would
+/// mean buffering that much.
+pub(crate) const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// The error for a header length over `MAX_HEADER_BYTES`.
+pub(crate) fn implausible_header(header_len: u64, origin: &str) -> Error {
+    Error::file(origin, format!("not a valid safetensors file: header length {header_len} is implausible"))
+}
+
 /// Parses the header at the start of `prefix` (the whole file, or just its first bytes when
 /// streaming).
 pub fn parse_header(prefix: &[u8], origin: &str) -> Result<Header> {
@@ -42,8 +52,8 @@ pub fn parse_header(prefix: &[u8], origin: &str) -> Result<Header> {
     let len_bytes: [u8; 8] =
         prefix.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| bad("shorter than its 8-byte header length".into()))?;
     let header_len = u64::from_le_bytes(len_bytes);
-    if header_len > 100_000_000 {
-        return Err(bad(format!("header length {header_len} is implausible")));
+    if header_len > MAX_HEADER_BYTES {
+        return Err(implausible_header(header_len, origin));
     }
     let header_end = 8 + header_len as usize;
     let header =
