@@ -144,7 +144,7 @@ fn a_flac_comment_claiming_gigabytes_is_an_error_not_an_allocation() {
     use webformers::audio::RawAudio;
     let flac = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz/flac-comment-claims-3gb.flac")).unwrap();
     let e = quickly(Duration::from_secs(2), || RawAudio::decode(&flac)).unwrap_err();
-    assert!(e.to_string().contains("comment block is corrupt"), "{e}");
+    assert!(e.to_string().contains("comment block's comment claims"), "{e}");
 }
 
 #[test]

@@ -31,6 +31,7 @@ pub(super) fn decode(bytes: &[u8], target: Option<u32>) -> Result<RawAudio> {
     if bytes.is_empty() {
         return Err(Error::Input("the audio file is empty (0 bytes)".into()));
     }
+    super::container::check_declared_lengths(bytes)?;
     if is_wav(bytes) {
         match decode_wav(bytes, target) {
             // hound reads PCM and float WAVs; A-law, µ-law, ADPCM and f64 go to symphonia.
@@ -39,51 +40,7 @@ pub(super) fn decode(bytes: &[u8], target: Option<u32>) -> Result<RawAudio> {
             Ok(audio) => return Ok(audio),
         }
     }
-    check_flac_comments(bytes)?;
     guarded(|| decode_symphonia(bytes, target))
-}
-
-/// symphonia allocates each FLAC Vorbis comment at the length its header claims (up to 4 GiB)
-/// before reading it, which in wasm aborts the page (found by fuzzing): every length in a FLAC
-/// file's comment block must fit inside the block.
-fn check_flac_comments(bytes: &[u8]) -> Result<()> {
-    let mut pos = 0usize;
-    // An ID3v2 tag may precede the stream: 10 bytes, a syncsafe size, and a footer when flagged.
-    if bytes.len() >= 10 && &bytes[..3] == b"ID3" {
-        let size = bytes[6..10].iter().fold(0usize, |n, &b| (n << 7) | (b & 0x7f) as usize);
-        pos = 10 + size + if bytes[5] & 0x10 != 0 { 10 } else { 0 };
-    }
-    if bytes.get(pos..pos + 4) != Some(b"fLaC") {
-        return Ok(());
-    }
-    pos += 4;
-    let bad = || Error::Input("the FLAC file's comment block is corrupt (a length runs past the block)".into());
-    while let Some(header) = bytes.get(pos..pos + 4) {
-        let (last, kind) = (header[0] & 0x80 != 0, header[0] & 0x7f);
-        let len = u32::from_be_bytes([0, header[1], header[2], header[3]]) as usize;
-        let block = &bytes[(pos + 4).min(bytes.len())..(pos + 4 + len).min(bytes.len())];
-        if kind == 4 {
-            // Vendor string, then a count of comments, each a length and its bytes (little-endian).
-            let mut at = 0usize;
-            let read_len = |at: &mut usize| -> Option<usize> {
-                let n = u32::from_le_bytes(block.get(*at..*at + 4)?.try_into().ok()?) as usize;
-                *at += 4;
-                Some(n)
-            };
-            let vendor = read_len(&mut at).ok_or_else(bad)?;
-            at = at.checked_add(vendor).filter(|&a| a <= block.len()).ok_or_else(bad)?;
-            let count = read_len(&mut at).ok_or_else(bad)?;
-            for _ in 0..count {
-                let n = read_len(&mut at).ok_or_else(bad)?;
-                at = at.checked_add(n).filter(|&a| a <= block.len()).ok_or_else(bad)?;
-            }
-        }
-        if last {
-            break;
-        }
-        pos += 4 + len;
-    }
-    Ok(())
 }
 
 fn is_wav(b: &[u8]) -> bool {

@@ -6,6 +6,7 @@
 //! resamples while decoding, so a long file is held once encoded and once as mono f32 at the
 //! target rate (2 h at 16 kHz: 460 MB), never as interleaved channels or at its native rate.
 
+mod container;
 mod decode;
 mod features;
 mod input;
