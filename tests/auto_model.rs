@@ -2,8 +2,9 @@
 //! tiny Llama's logits at every position and greedy ids against transformers, a left-padded batch
 //! included (tiny-decoders-reference.json); a tiny BERT classifier's softmaxed logits against
 //! Python's pipeline scores in one right-padded batch (tiny-tasks-reference.json); bad input; a
-//! task pipeline's model (`Pipeline::auto_model`) against the same class loaded on its own, with no
-//! device buffer made for it.
+//! task pipeline's model (`Pipeline::auto_model`, the encoder-decoder tasks' included) against the
+//! same class loaded on its own, with no device buffer made for it. The encoder-decoder classes
+//! against transformers: seq2seq_auto_model.rs.
 
 use serde_json::{Value, json};
 use webformers::Error;
@@ -171,12 +172,27 @@ fn a_pipelines_model_shares_its_weights_and_matches_the_class_loaded_alone() {
     // ViT's position table is for its 32 x 32 images.
     let small: Vec<f32> = (0..3 * 32 * 32).map(|i| ((i * 53 % 97) as f32 / 48.0) - 1.0).collect();
     let small_image = vec![("pixel_values".to_string(), HostTensor { dims: vec![1, 3, 32, 32], data: HostValues::Float(small) })];
-    let cases: [(&str, &str, &str, &NamedTensors); 5] = [
+    // The encoder-decoders: a right-padded batch with its decoder prompts; one 30 s log-mel.
+    let seq2seq_text = vec![
+        ("input_ids".to_string(), ints(&[vec![45, 17, 9, 3], vec![8, 3, 0, 0]])),
+        ("attention_mask".to_string(), ints(&[vec![1, 1, 1, 1], vec![1, 1, 0, 0]])),
+        ("decoder_input_ids".to_string(), ints(&[vec![2, 5, 7], vec![2, 9, 9]])),
+    ];
+    let features: Vec<f32> = (0..80 * 3000).map(|i| ((i * 31 % 89) as f32 / 44.0) - 1.0).collect();
+    let speech = vec![
+        ("input_features".to_string(), HostTensor { dims: vec![1, 80, 3000], data: HostValues::Float(features) }),
+        ("decoder_input_ids".to_string(), ints(&[vec![50257, 50362, 30194]])),
+    ];
+    let cases: [(&str, &str, &str, &NamedTensors); 9] = [
         ("text-classification", "tiny-tasks/bert-sequence-classification", "AutoModelForSequenceClassification", &text),
         ("feature-extraction", "tiny-tasks/bert-sequence-classification", "AutoModel", &text),
         ("text-generation", "tiny-llama", "AutoModelForCausalLM", &text),
         ("object-detection", "vision/tiny-detr", "AutoModelForObjectDetection", &image),
         ("image-classification", "vision/tiny-vit-classifier", "AutoModelForImageClassification", &small_image),
+        ("translation", "seq2seq/tiny-marian", "AutoModelForSeq2SeqLM", &seq2seq_text),
+        ("summarization", "seq2seq/tiny-bart", "AutoModelForSeq2SeqLM", &seq2seq_text),
+        ("text2text-generation", "seq2seq/tiny-t5", "AutoModelForSeq2SeqLM", &seq2seq_text),
+        ("automatic-speech-recognition", "whisper/tiny-whisper-en", "AutoModelForSpeechSeq2Seq", &speech),
     ];
     for device in devices() {
         for &(task, folder, class, inputs) in &cases {
@@ -193,10 +209,16 @@ fn a_pipelines_model_shares_its_weights_and_matches_the_class_loaded_alone() {
             // The view keeps the weights when the pipeline is gone.
             drop(pipe);
             assert_same_outputs(&pollster::block_on(model.forward(inputs)).unwrap(), &want, &what);
+            if class.ends_with("Seq2SeqLM") || class.ends_with("SpeechSeq2Seq") {
+                // The same generation defaults as the class alone (forced and banned tokens, Whisper's prompt).
+                let encoder_inputs: NamedTensors = inputs.iter().filter(|(n, _)| n != "decoder_input_ids").cloned().collect();
+                let generate = |m: &AutoModel| pollster::block_on(m.generate(&encoder_inputs, &json!({ "max_new_tokens": 6 }))).unwrap();
+                assert_eq!(generate(&model), generate(&alone), "{what}: generate");
+            }
         }
     }
-    // The encoder-decoders have no model class here: a clear error, not a partial model.
-    let files = DirFiles::open(repo_root().join("tests/fixtures/seq2seq/tiny-marian")).unwrap();
-    let translation = tasks::load("translation", &files, &webformers::Device::Cpu, &LoadOptions::default()).unwrap();
-    assert!(matches!(translation.auto_model(), Err(Error::Unsupported(m)) if m.contains("translation")));
+    // The dual encoders have no model class here: a clear error, not a partial model.
+    let files = DirFiles::open(repo_root().join("tests/fixtures/vision/tiny-clip")).unwrap();
+    let zero_shot = tasks::load("zero-shot-image-classification", &files, &webformers::Device::Cpu, &LoadOptions::default()).unwrap();
+    assert!(matches!(zero_shot.auto_model(), Err(Error::Unsupported(m)) if m.contains("zero-shot-image-classification")));
 }

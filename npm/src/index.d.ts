@@ -279,8 +279,20 @@ export type ModelInputs = BatchEncoding | ProcessorOutput | Record<string, Tenso
 
 /** Options of `generate()`: the inputs (Tensors) and generation options in one object, as transformers.js takes them. */
 export interface GenerateArgs {
-  input_ids: Tensor<TensorType>;
+  /** A decoder's or a text encoder-decoder's input; `inputs` may stand for it. */
+  input_ids?: Tensor<TensorType>;
   attention_mask?: Tensor<TensorType>;
+  /** Whisper's log-mel [batch, mel bins, frames] (AutoProcessor's output); `inputs` may stand for it. */
+  input_features?: Tensor<'float32'>;
+  /** The model's main input (input_ids; Whisper's input_features), as transformers.js's `generate({ inputs })`. */
+  inputs?: Tensor<TensorType>;
+  /** An encoder-decoder's decoder prompt [batch, tokens] (default: its start token; Whisper's prompt from language and task). */
+  decoder_input_ids?: Tensor<TensorType>;
+  num_beams?: number;
+  num_return_sequences?: number;
+  /** Whisper: the language (a code, name or token) and the task ('transcribe' or 'translate'). */
+  language?: string;
+  task?: string;
   max_new_tokens?: number;
   max_length?: number;
   do_sample?: boolean;
@@ -304,11 +316,16 @@ export interface PreTrainedModel {
   /**
    * Outputs as transformers names them: `last_hidden_state` [batch, tokens, hidden] (zeros at
    * padding; text encoders take right padding), `logits`, `start_logits` / `end_logits`,
-   * `pooler_output`, `pred_boxes`: float32 Tensors.
+   * `pooler_output`, `pred_boxes`; an encoder-decoder's `logits` [batch, decoder tokens,
+   * vocabulary] for its `decoder_input_ids` and `encoder_last_hidden_state`: float32 Tensors.
    */
   forward(inputs: ModelInputs): Promise<ModelOutput>;
-  /** AutoModelForCausalLM: each row of input_ids followed by its new tokens, int64 [batch, tokens]. */
-  generate(args: GenerateArgs): Promise<Tensor<'int64'>>;
+  /**
+   * AutoModelForCausalLM: each row of input_ids followed by its new tokens; AutoModelForSeq2SeqLM
+   * and AutoModelForSpeechSeq2Seq: the decoder's start token (Whisper: its prompt) followed by the
+   * new tokens, padded with the pad token; int64 [batch, tokens].
+   */
+  generate(args: GenerateArgs | Tensor<TensorType>): Promise<Tensor<'int64'>>;
   /** config.json. */
   readonly config: Record<string, unknown>;
   /** The engine's facts: model_type, architecture, id2label, vocab_size, hidden_size, max_positions. */
@@ -348,6 +365,10 @@ export class AutoModelForCausalLM extends AutoModel {}
 export class AutoModelForImageClassification extends AutoModel {}
 /** `logits` [batch, queries, labels + 1] and `pred_boxes` [batch, queries, 4] (DETR). */
 export class AutoModelForObjectDetection extends AutoModel {}
+/** Marian, BART, M2M100 / NLLB, T5: `{input_ids, attention_mask, decoder_input_ids}` → `logits`, `encoder_last_hidden_state`; `generate()`. */
+export class AutoModelForSeq2SeqLM extends AutoModel {}
+/** Whisper: `{input_features, decoder_input_ids}` → `logits`, `encoder_last_hidden_state`; `generate({ inputs, language, task, ... })`. */
+export class AutoModelForSpeechSeq2Seq extends AutoModel {}
 
 /** A model's processor (`AutoProcessor.from_pretrained`), callable on images or audio. */
 export interface Processor {
@@ -412,11 +433,11 @@ interface PipelineBase {
   readonly task: string;
   /**
    * The loaded model, as transformers.js's `pipe.model`: callable (`await pipe.model(inputs)`),
-   * with `config` (config.json) and, for text-generation, `generate()`; it shares the pipeline's
-   * weights (no second copy), made on first read and disposed with the pipeline. Reading it
-   * throws (code 'unsupported') for tasks without a model class here (the encoder-decoders:
-   * translation, summarization, text2text-generation, speech recognition; the zero-shot image
-   * task's dual encoder; text-generation from a GGUF file), and in worker pipelines.
+   * with `config` (config.json) and, for text-generation and the encoder-decoder tasks
+   * (translation, summarization, text2text-generation, speech recognition), `generate()`; it
+   * shares the pipeline's weights (no second copy), made on first read and disposed with the
+   * pipeline. Reading it throws (code 'unsupported') for tasks without a model class here (the
+   * zero-shot image task's dual encoder; text-generation from a GGUF file).
    */
   readonly model: PreTrainedModel;
   /** The model id, URL or folder the pipeline was made from. */

@@ -15,6 +15,8 @@ export {
   AutoModelForCausalLM,
   AutoModelForImageClassification,
   AutoModelForObjectDetection,
+  AutoModelForSeq2SeqLM,
+  AutoModelForSpeechSeq2Seq,
   AutoProcessor,
   PreTrainedModel,
   Processor,

@@ -79,17 +79,27 @@ export class PreTrainedModel {
   }
 
   /**
-   * Generates (`AutoModelForCausalLM`): `generate({input_ids, attention_mask, max_new_tokens,
-   * do_sample, ...})`, the inputs and the generation options in one object as transformers.js
-   * takes them (`generation_config` too). Resolves to an int64 Tensor [batch, tokens]: each row
-   * as given followed by its new tokens.
+   * Generates (`AutoModelForCausalLM`, `AutoModelForSeq2SeqLM`, `AutoModelForSpeechSeq2Seq`):
+   * `generate({input_ids, attention_mask, max_new_tokens, do_sample, num_beams, ...})`, the
+   * inputs and the generation options in one object as transformers.js takes them
+   * (`generation_config` too; `inputs` stands for the model's main input: `input_ids`, or
+   * Whisper's `input_features`; a Tensor alone is taken as `inputs`, transformers.js 2's
+   * `generate(input_ids)`). Resolves to an int64 Tensor [batch, tokens]: a decoder's rows
+   * as given followed by their new tokens; an encoder-decoder's decoder start token (Whisper:
+   * its prompt) followed by the new tokens, rows padded with the pad token.
    */
   async generate(args = {}) {
     const handle = this._live();
-    const { generation_config = null, streamer = null, ...rest } = args ?? {};
-    if (streamer) log.warn('generate(): streamer is not supported on a model; use the text-generation pipeline to stream text');
+    // transformers.js 2's positional form: generate(input_ids)
+    if (isTensor(args)) args = { inputs: args };
+    const { generation_config = null, streamer = null, inputs: main = undefined, ...rest } = args ?? {};
+    if (streamer) log.warn('generate(): streamer is not supported on a model; use a pipeline to stream text');
     const inputs = {};
     const options = { ...(generation_config ?? {}) };
+    if (main !== undefined && main !== null) {
+      if (!isTensor(main)) throw new WebformersError('generate(): `inputs` must be a Tensor (input_ids, or input_features for speech)', 'input');
+      inputs[this.input_names[0]] = main;
+    }
     for (const [key, value] of Object.entries(rest)) {
       if (value === undefined) continue;
       if (isTensor(value)) inputs[key] = value;
@@ -188,6 +198,22 @@ export class AutoModelForImageClassification extends AutoModel {
 /** `logits` [batch, queries, labels + 1] and `pred_boxes` [batch, queries, 4] (DETR). */
 export class AutoModelForObjectDetection extends AutoModel {
   static class_name = 'AutoModelForObjectDetection';
+}
+/**
+ * A text encoder-decoder (Marian, BART, M2M100 / NLLB, T5): `{input_ids, attention_mask,
+ * decoder_input_ids}` → `logits` [batch, decoder tokens, vocabulary] and
+ * `encoder_last_hidden_state`; `generate({input_ids, attention_mask, max_new_tokens, ...})`.
+ */
+export class AutoModelForSeq2SeqLM extends AutoModel {
+  static class_name = 'AutoModelForSeq2SeqLM';
+}
+/**
+ * A speech encoder-decoder (Whisper): `{input_features, decoder_input_ids}` → `logits` and
+ * `encoder_last_hidden_state`; `generate({inputs: input_features, max_new_tokens, language,
+ * task, ...})`.
+ */
+export class AutoModelForSpeechSeq2Seq extends AutoModel {
+  static class_name = 'AutoModelForSpeechSeq2Seq';
 }
 
 /**

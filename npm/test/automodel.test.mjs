@@ -4,9 +4,12 @@
 // softmaxed logits against Python's pipeline() answers (tiny-tasks-reference.json) and this
 // package's own pipelines, the tiny Llama's logits and greedy ids against transformers
 // (tiny-decoders-reference.json, a left-padded batch too), image processors against
-// transformers (image-reference/reference.json); bad input; a pipeline's `pipe.model` (the
+// transformers (image-reference/reference.json); the encoder-decoders (tiny Marian, BART, T5,
+// Whisper) against transformers' forward and generate (seq2seq/auto-model-reference.json);
+// bad input; a pipeline's `pipe.model` (the
 // loaded model over the pipeline's weights) against the same references; and in Chromium on
-// WebGPU, a class and a pipeline's model against WASM, and a worker pipeline's model.
+// WebGPU, a class and a pipeline's model against WASM, and a worker pipeline's model (the tiny
+// BART's too, against transformers).
 // Needs `npm run build` and scripts/fetch-models.sh minilm (scripts/test-npm.sh does both).
 
 import assert from 'node:assert/strict';
@@ -26,6 +29,8 @@ const {
   AutoModelForMaskedLM,
   AutoModelForCausalLM,
   AutoModelForImageClassification,
+  AutoModelForSeq2SeqLM,
+  AutoModelForSpeechSeq2Seq,
   AutoProcessor,
   AutoTokenizer,
   PreTrainedModel,
@@ -47,6 +52,25 @@ function softmax(row) {
   const exps = Array.from(row, (x) => Math.exp(x - max));
   const sum = exps.reduce((a, b) => a + b, 0);
   return exps.map((e) => e / sum);
+}
+
+const seq2seqRef = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'seq2seq', 'auto-model-reference.json'), 'utf8'));
+// The texts of tests/reference/make_seq2seq_auto_model_reference.py.
+const seq2seqTexts = ['The quick brown fox jumps over the lazy dog.', 'Hello world'];
+
+/** Rows of ids as an int64 Tensor [rows, width]. */
+const intRows = (rows) => new Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [rows.length, rows[0].length]);
+
+/** A reference text model's right-padded batch as the model's inputs. */
+const textInputs = (m) => ({ input_ids: intRows(m.input_ids), attention_mask: intRows(m.attention_mask) });
+
+/** The reference's log-mel stand-in (its Python formula, in float64 then float32). */
+function whisperFeatures([batch, mels, frames]) {
+  const data = new Float32Array(batch * mels * frames);
+  for (let b = 0; b < batch; b++)
+    for (let m = 0; m < mels; m++)
+      for (let f = 0; f < frames; f++) data[(b * mels + m) * frames + f] = 0.5 * Math.sin(0.013 * (f + 1) * (m + 1 + 3 * b));
+  return new Tensor('float32', data, [batch, mels, frames]);
 }
 
 const argmax = (row) => Array.from(row).reduce((best, x, i, a) => (x > a[best] ? i : best), 0);
@@ -323,13 +347,96 @@ describe("a pipeline's model (pipe.model, WASM)", () => {
     await rejectsWith(Error, generator.model({ input_ids: ids }), /this AutoModelForCausalLM was disposed/, 'input');
   });
 
-  test('a task without a model class here (translation) says so when pipe.model is read', async () => {
+  test("translation and speech recognition: pipe.model is the encoder-decoder class; its logits and generate() are transformers'", async () => {
+    const m = seq2seqRef.text['tiny-marian'];
     const translator = await pipeline('translation', path.join(fixturesDir, 'seq2seq', 'tiny-marian'), { device: 'wasm' });
     try {
-      assert.throws(() => translator.model, (e) => e.code === 'unsupported' && /translation: this task's model is not available as a model class/.test(e.message));
-      assert.equal(translator.model_id, path.join(fixturesDir, 'seq2seq', 'tiny-marian'));
+      const model = translator.model;
+      assert.equal(model.class_name, 'AutoModelForSeq2SeqLM');
+      assert.equal(model.pipeline_task, 'translation');
+      const { logits } = await model({ ...textInputs(m), decoder_input_ids: intRows(m.decoder_input_ids) });
+      assert.ok(maxDiff(logits.data, m.logits) <= TOLERANCE, `logits: ${maxDiff(logits.data, m.logits)}`);
+      const out = await model.generate({ ...textInputs(m), max_new_tokens: seq2seqRef.max_new_tokens });
+      assert.deepEqual(out.tolist().map((r) => r.map(Number)), m.greedy);
     } finally {
       await translator.dispose();
+    }
+    const w = seq2seqRef.whisper['tiny-whisper-en'];
+    const transcriber = await pipeline('automatic-speech-recognition', path.join(fixturesDir, 'whisper', 'tiny-whisper-en'), { device: 'wasm' });
+    try {
+      const model = transcriber.model;
+      assert.equal(model.class_name, 'AutoModelForSpeechSeq2Seq');
+      const out = await model.generate({ inputs: whisperFeatures(w.input_features_dims), max_new_tokens: seq2seqRef.max_new_tokens });
+      assert.deepEqual(out.tolist().map((r) => r.map(Number)), w.greedy.map((r) => [...w.prompt, ...r]));
+    } finally {
+      await transcriber.dispose();
+    }
+  });
+
+  test('a task without a model class here (zero-shot-image-classification) says so when pipe.model is read', async () => {
+    const classifier = await pipeline('zero-shot-image-classification', path.join(fixturesDir, 'vision', 'tiny-clip'), { device: 'wasm' });
+    try {
+      assert.throws(() => classifier.model, (e) => e.code === 'unsupported' && /zero-shot-image-classification: this task's model is not available as a model class/.test(e.message));
+    } finally {
+      await classifier.dispose();
+    }
+  });
+});
+
+describe('the encoder-decoders: AutoModelForSeq2SeqLM, AutoModelForSpeechSeq2Seq (WASM)', () => {
+  for (const name of Object.keys(seq2seqRef.text)) {
+    test(`AutoModelForSeq2SeqLM on ${name}: the tokenizer's padded batch gives transformers' logits, encoder states and greedy / 2-beam ids`, async () => {
+      const m = seq2seqRef.text[name];
+      const dir = path.join(fixturesDir, 'seq2seq', name);
+      const tokenizer = await AutoTokenizer.from_pretrained(dir);
+      const model = await AutoModelForSeq2SeqLM.from_pretrained(dir, { device: 'wasm' });
+      try {
+        assert.equal(model.class_name, 'AutoModelForSeq2SeqLM');
+        const inputs = tokenizer(seq2seqTexts, { padding: true });
+        assert.deepEqual(inputs.input_ids.tolist().map((r) => r.map(Number)), m.input_ids, "the tokenizer's ids are transformers'");
+        const { logits, encoder_last_hidden_state } = await model({ ...inputs, decoder_input_ids: intRows(m.decoder_input_ids) });
+        assert.deepEqual(logits.dims, m.logits_dims);
+        assert.ok(maxDiff(logits.data, m.logits) <= TOLERANCE, `logits: ${maxDiff(logits.data, m.logits)}`);
+        assert.deepEqual(encoder_last_hidden_state.dims, m.encoder_last_hidden_state_dims);
+        const [, s, h] = m.encoder_last_hidden_state_dims;
+        m.attention_mask.forEach((mask, r) => {
+          const n = mask.filter((x) => x === 1).length * h;
+          const diff = maxDiff(encoder_last_hidden_state.data.slice(r * s * h, r * s * h + n), m.encoder_last_hidden_state.slice(r * s * h, r * s * h + n));
+          assert.ok(diff <= TOLERANCE, `encoder row ${r}: ${diff}`);
+        });
+        const greedy = await model.generate({ ...inputs, max_new_tokens: seq2seqRef.max_new_tokens });
+        assert.equal(greedy.type, 'int64');
+        assert.deepEqual(greedy.tolist().map((r) => r.map(Number)), m.greedy);
+        const beams = await model.generate({ ...inputs, max_new_tokens: seq2seqRef.max_new_tokens, num_beams: 2 });
+        assert.deepEqual(beams.tolist().map((r) => r.map(Number)), m.beams2);
+        // transformers.js's `generate({ inputs })` names the main input
+        const again = await model.generate({ inputs: inputs.input_ids, attention_mask: inputs.attention_mask, max_new_tokens: seq2seqRef.max_new_tokens });
+        assert.deepEqual(again.tolist().map((r) => r.map(Number)), m.greedy);
+      } finally {
+        await model.dispose();
+        tokenizer.dispose();
+      }
+    });
+  }
+
+  test("AutoModelForSpeechSeq2Seq on the tiny Whisper: logits and greedy ids are transformers' (its prompt first, as transformers.js returns)", async () => {
+    const w = seq2seqRef.whisper['tiny-whisper-en'];
+    const model = await AutoModelForSpeechSeq2Seq.from_pretrained(path.join(fixturesDir, 'whisper', 'tiny-whisper-en'), { device: 'wasm' });
+    try {
+      const input_features = whisperFeatures(w.input_features_dims);
+      const { logits } = await model({ input_features, decoder_input_ids: intRows(w.decoder_input_ids) });
+      assert.deepEqual(logits.dims, w.logits_dims);
+      const vocab = w.logits_dims[2];
+      const picked = [];
+      for (let row = 0; row < logits.data.length / vocab; row++) picked.push(...w.logits_ids.map((i) => logits.data[row * vocab + i]));
+      assert.ok(maxDiff(picked, w.logits) <= TOLERANCE, `logits: ${maxDiff(picked, w.logits)}`);
+      const out = await model.generate({ inputs: input_features, max_new_tokens: seq2seqRef.max_new_tokens });
+      assert.deepEqual(out.tolist().map((r) => r.map(Number)), w.greedy.map((r) => [...w.prompt, ...r]));
+      await rejectsWith(Error, model({ input_features }), /decoder_input_ids/, 'input');
+      await rejectsWith(Error, model({ input_features: new Tensor('float32', new Float32Array(80 * 10), [1, 80, 10]), decoder_input_ids: intRows([w.prompt]) }), /input_features must be \[batch, 80, 3000\]/, 'input');
+      await rejectsWith(Error, model.generate({ inputs: input_features, language: 'fr' }), /English-only/, 'input');
+    } finally {
+      await model.dispose();
     }
   });
 });
@@ -509,6 +616,44 @@ describe('in Chromium on WebGPU', () => {
     assert.deepEqual(got.worker.dims, expected.dims);
     const workerDiff = maxDiff(got.worker.data, expected.data);
     assert.ok(workerDiff <= TOLERANCE, `a worker pipeline's model vs WASM here: ${workerDiff}`);
+  });
+
+  test("AutoModelForSeq2SeqLM on WebGPU, and a worker summarization pipeline's model: transformers' logits and greedy / 2-beam ids", async () => {
+    const m = seq2seqRef.text['tiny-bart'];
+    const page = await openPage(browser, server.url);
+    const got = await evaluateWithin(
+      page,
+      240,
+      async (model, m, maxNew) => {
+        const { AutoModelForSeq2SeqLM, Tensor, workerPipeline } = await import('/webformers/index.js');
+        const rows = (r) => new Tensor('int64', BigInt64Array.from(r.flat(), BigInt), [r.length, r[0].length]);
+        const inputs = { input_ids: rows(m.input_ids), attention_mask: rows(m.attention_mask) };
+        const ids = (t) => t.tolist().map((r) => r.map(Number));
+        const bart = await AutoModelForSeq2SeqLM.from_pretrained(model, { device: 'webgpu' });
+        const { logits } = await bart({ ...inputs, decoder_input_ids: rows(m.decoder_input_ids) });
+        const greedy = ids(await bart.generate({ ...inputs, max_new_tokens: maxNew }));
+        const beams = ids(await bart.generate({ ...inputs, max_new_tokens: maxNew, num_beams: 2 }));
+        await bart.dispose();
+        // A worker pipeline's model: its calls go to the worker.
+        const worker = new Worker('/webformers/worker.js', { type: 'module' });
+        const remote = await workerPipeline(worker, 'summarization', model, { device: 'wasm' });
+        const remoteGreedy = ids(await remote.model.generate({ ...inputs, max_new_tokens: maxNew }));
+        const remoteClass = remote.model.class_name;
+        await remote.dispose();
+        worker.terminate();
+        return { device: bart.device, dims: logits.dims, data: Array.from(logits.data), greedy, beams, remoteGreedy, remoteClass };
+      },
+      '/fixtures/seq2seq/tiny-bart',
+      m,
+      seq2seqRef.max_new_tokens,
+    );
+    assert.equal(got.device, 'webgpu');
+    assert.deepEqual(got.dims, m.logits_dims);
+    assert.ok(maxDiff(got.data, m.logits) <= TOLERANCE, `WebGPU logits: ${maxDiff(got.data, m.logits)}`);
+    assert.deepEqual(got.greedy, m.greedy);
+    assert.deepEqual(got.beams, m.beams2);
+    assert.equal(got.remoteClass, 'AutoModelForSeq2SeqLM');
+    assert.deepEqual(got.remoteGreedy, m.greedy);
   });
 
   test("a model too large for the adapter: AutoModel's 'webgpu' rejects, 'auto' falls back to WASM with the reference's values", async () => {

@@ -33,6 +33,7 @@ import {
   AutoModelForImageClassification,
   AutoModelForMaskedLM,
   AutoModelForSequenceClassification,
+  AutoModelForSeq2SeqLM,
   AutoProcessor,
   AutoTokenizer,
   RawImage,
@@ -61,6 +62,7 @@ const SERVED = {
   'Xenova/m2m100_418M': path.join(seq2seqDir, 'tiny-m2m100'),
   'Xenova/distilbart-cnn-6-6': path.join(seq2seqDir, 'tiny-bart'),
   'Xenova/LaMini-Flan-T5-783M': path.join(seq2seqDir, 'tiny-flan-t5'),
+  'Xenova/t5-small': path.join(seq2seqDir, 'tiny-t5'),
   'Xenova/vit-base-patch16-224': path.join(visionDir, 'tiny-vit-classifier'),
   'Xenova/vit-base-patch16-224-in21k': path.join(visionDir, 'tiny-vit'),
   'Xenova/clip-vit-base-patch32': path.join(visionDir, 'tiny-clip'),
@@ -473,6 +475,20 @@ describe('models and processors: AutoModel, AutoModelFor..., AutoProcessor, the 
     const inputs = await tokenizer(prompt.text);
     const outputs = await model.generate({ ...inputs, max_new_tokens: prompt.greedy_ids.length });
     assert.deepEqual(tokenizer.batch_decode(outputs, { skip_special_tokens: true }), [prompt.text + prompt.greedy_text]);
+    await model.dispose();
+  });
+
+  test("AutoModelForSeq2SeqLM on Xenova/t5-small: model.generate({ input_ids }), tokenizer.decode(outputs[0], { skip_special_tokens: true })", async () => {
+    const reference = JSON.parse(fs.readFileSync(path.join(seq2seqDir, 'auto-model-reference.json'), 'utf8'));
+    const m = reference.text['tiny-t5'];
+    const tokenizer = await AutoTokenizer.from_pretrained('Xenova/t5-small');
+    const model = await AutoModelForSeq2SeqLM.from_pretrained('Xenova/t5-small');
+    // The reference's first text (the docs' own sentence has no reference), unpadded in its batch.
+    const { input_ids } = await tokenizer('The quick brown fox jumps over the lazy dog.');
+    assert.deepEqual(Array.from(input_ids.data, Number), m.input_ids[0]);
+    const outputs = await model.generate({ input_ids, max_new_tokens: reference.max_new_tokens });
+    assert.deepEqual(Array.from(outputs[0].data, Number), m.greedy[0], "transformers' greedy ids, the start token first");
+    assert.equal(tokenizer.decode(outputs[0], { skip_special_tokens: true }), tokenizer.decode(m.greedy[0], { skip_special_tokens: true }));
     await model.dispose();
   });
 

@@ -96,8 +96,10 @@ impl ModelRunner {
         })
     }
 
-    /// Generates for `inputs` (`input_ids`, `attention_mask`) with generation `options`:
-    /// resolves to `{dims: [B, S + n], data: Uint32Array}`, the rows followed by their new tokens.
+    /// Generates for `inputs` (`input_ids`, `attention_mask`; an encoder-decoder's
+    /// `decoder_input_ids`, Whisper's `input_features`) with generation `options`: resolves to
+    /// `{dims: [rows, length], data: Uint32Array}`: a decoder's rows followed by their new tokens,
+    /// an encoder-decoder's decoder prompt followed by them (see `AutoModel::generate`).
     pub fn generate(&self, inputs: JsValue, options: JsValue) -> js_sys::Promise {
         let inner = self.inner.clone();
         let args = named_from_js(&inputs).map_err(js_error).and_then(|inputs| Ok((inputs, from_js(options, "options")?)));

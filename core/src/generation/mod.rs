@@ -114,6 +114,9 @@ pub trait Streamer {
     fn text(&self) -> Option<&str> {
         None
     }
+    /// Another sequence of the same call starts (sampling with `num_return_sequences`): forget
+    /// the text put so far.
+    fn restart(&mut self) {}
 }
 
 /// An interrupt flag that JS sets (an `AbortSignal`, transformers.js's

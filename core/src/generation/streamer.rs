@@ -49,6 +49,12 @@ impl Streamer for TextStreamer<'_> {
     fn text(&self) -> Option<&str> {
         Some(&self.decoded)
     }
+
+    fn restart(&mut self) {
+        self.ids.clear();
+        self.decoded.clear();
+        self.stream.text.clear();
+    }
 }
 
 /// Turns the growing decoded text into final pieces: holds back an incomplete UTF-8 character

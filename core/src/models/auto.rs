@@ -6,7 +6,8 @@
 //! One contract for every architecture: the class says which entry point of the registry is
 //! loaded (a text encoder with a `TextHead`, a decoder, a vision model with a `VisionHead`), and
 //! `forward` turns the padded [batch, tokens] tensors front ends pass into what those entry
-//! points take (packed sequences, one KV cache per row) and back. A new architecture that fills
+//! points take (packed sequences, one KV cache per row; an encoder-decoder's encoder output and
+//! decoder cache per row) and back. A new architecture that fills
 //! its registry entry needs nothing here.
 
 use std::rc::Rc;
@@ -21,7 +22,11 @@ use crate::tokenizer::Batch;
 use crate::weights::Weights;
 use crate::{Device, Error, Result, Tensor};
 
-use super::{DecoderModel, HeadKind, ModelConfig, TextModel, VisionHead, VisionModel};
+use super::{
+    DecoderModel, EncoderDecoderModel, HeadKind, ModelConfig, SpeechSeq2SeqModel, TextModel, TextSeq2SeqModel, VisionHead, VisionModel,
+};
+use crate::tasks::asr::prompt::WhisperGenerationConfig;
+use crate::tasks::seq2seq;
 
 /// Which transformers class is loaded: the base model or one with a task head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +41,10 @@ pub enum ModelClass {
     ImageClassification,
     /// `AutoModelForObjectDetection` (DETR: `logits` and `pred_boxes`).
     ObjectDetection,
+    /// `AutoModelForSeq2SeqLM`: a text encoder-decoder (Marian, BART, M2M100 / NLLB, T5).
+    Seq2SeqLm,
+    /// `AutoModelForSpeechSeq2Seq`: a speech encoder-decoder (Whisper).
+    SpeechSeq2Seq,
 }
 
 impl ModelClass {
@@ -53,8 +62,10 @@ impl ModelClass {
             "ForCausalLM" => Ok(ModelClass::CausalLm),
             "ForImageClassification" => Ok(ModelClass::ImageClassification),
             "ForObjectDetection" => Ok(ModelClass::ObjectDetection),
+            "ForSeq2SeqLM" => Ok(ModelClass::Seq2SeqLm),
+            "ForSpeechSeq2Seq" => Ok(ModelClass::SpeechSeq2Seq),
             _ => Err(Error::Unsupported(format!(
-                "unknown model class `{name}`; the classes are AutoModel, {}, AutoModelForCausalLM, AutoModelForImageClassification, AutoModelForObjectDetection",
+                "unknown model class `{name}`; the classes are AutoModel, {}, AutoModelForCausalLM, AutoModelForImageClassification, AutoModelForObjectDetection, AutoModelForSeq2SeqLM, AutoModelForSpeechSeq2Seq",
                 HeadKind::ALL.map(|k| format!("AutoModel{}", k.class_suffix())).join(", ")
             ))),
         }
@@ -68,6 +79,8 @@ impl ModelClass {
             ModelClass::CausalLm => "AutoModelForCausalLM".into(),
             ModelClass::ImageClassification => "AutoModelForImageClassification".into(),
             ModelClass::ObjectDetection => "AutoModelForObjectDetection".into(),
+            ModelClass::Seq2SeqLm => "AutoModelForSeq2SeqLM".into(),
+            ModelClass::SpeechSeq2Seq => "AutoModelForSpeechSeq2Seq".into(),
         }
     }
 }
@@ -107,6 +120,17 @@ pub enum LoadedModel {
         model: Rc<dyn VisionModel>,
         head: VisionHead,
     },
+    /// A text encoder-decoder with its generation defaults (`seq2seq::generation_defaults`).
+    TextSeq2Seq {
+        model: Rc<dyn TextSeq2SeqModel>,
+        generation: GenerationConfig,
+        forced_eos: Option<u32>,
+    },
+    /// Whisper with generation_config.json's prompt tokens and suppressions.
+    SpeechSeq2Seq {
+        model: Rc<dyn SpeechSeq2SeqModel>,
+        generation: WhisperGenerationConfig,
+    },
 }
 
 impl LoadedModel {
@@ -123,6 +147,8 @@ impl LoadedModel {
             LoadedModel::Vision { head: VisionHead::None, .. } => ModelClass::Base,
             LoadedModel::Vision { head: VisionHead::ImageClassification, .. } => ModelClass::ImageClassification,
             LoadedModel::Vision { head: VisionHead::ObjectDetection, .. } => ModelClass::ObjectDetection,
+            LoadedModel::TextSeq2Seq { .. } => ModelClass::Seq2SeqLm,
+            LoadedModel::SpeechSeq2Seq { .. } => ModelClass::SpeechSeq2Seq,
         }
     }
 }
@@ -157,6 +183,10 @@ impl AutoModel {
             ModelClass::Base | ModelClass::TextHead(_) => text().map(drop)?,
             ModelClass::CausalLm => super::architecture(&config, "causal language model", |a| a.decoder.is_some()).map(drop)?,
             ModelClass::ImageClassification | ModelClass::ObjectDetection => vision().map(drop)?,
+            ModelClass::Seq2SeqLm => super::architecture(&config, "text encoder-decoder", |a| a.text_seq2seq.is_some()).map(drop)?,
+            ModelClass::SpeechSeq2Seq => {
+                super::architecture(&config, "speech encoder-decoder", |a| a.speech_seq2seq.is_some()).map(drop)?
+            }
         }
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
         let vision_head =
@@ -171,6 +201,17 @@ impl AutoModel {
             }
             ModelClass::ImageClassification => vision_head(VisionHead::ImageClassification)?,
             ModelClass::ObjectDetection => vision_head(VisionHead::ObjectDetection)?,
+            ModelClass::Seq2SeqLm => {
+                let generation_json = files.json("generation_config.json")?.unwrap_or_default();
+                let (generation, forced_eos) = seq2seq::generation_defaults(files.name(), &generation_json, &config.json)?;
+                LoadedModel::TextSeq2Seq { model: super::load_text_seq2seq(&config, &vb)?.into(), generation, forced_eos }
+            }
+            ModelClass::SpeechSeq2Seq => {
+                let generation_json = files.json("generation_config.json")?.unwrap_or_default();
+                // Without a tokenizer, the special tokens are generation_config.json's ids.
+                let generation = WhisperGenerationConfig::from_json(&generation_json, &|_| None)?;
+                LoadedModel::SpeechSeq2Seq { model: super::load_speech_seq2seq(&config, &vb)?.into(), generation }
+            }
         };
         Ok(AutoModel::sharing(loaded, config, device))
     }
@@ -205,6 +246,7 @@ impl AutoModel {
             LoadedModel::Text { model, vocab } => self.forward_text(model, *vocab, inputs).await,
             LoadedModel::Decoder { model, .. } => self.forward_decoder(model.as_ref(), inputs).await,
             LoadedModel::Vision { model, .. } => self.forward_vision(model.as_ref(), inputs).await,
+            LoadedModel::TextSeq2Seq { .. } | LoadedModel::SpeechSeq2Seq { .. } => self.forward_seq2seq(inputs).await,
         }
     }
 
@@ -215,7 +257,108 @@ impl AutoModel {
             // transformers.js passes position_ids to decoders; they follow from the mask here.
             LoadedModel::Decoder { .. } => &["input_ids", "attention_mask", "position_ids"],
             LoadedModel::Vision { .. } => &["pixel_values", "pixel_mask"],
+            LoadedModel::TextSeq2Seq { .. } => &["input_ids", "attention_mask", "decoder_input_ids"],
+            LoadedModel::SpeechSeq2Seq { .. } => &["input_features", "decoder_input_ids"],
         }
+    }
+
+    /// An encoder-decoder's decoder side, for what text and speech share.
+    fn encoder_decoder(&self) -> Option<&dyn EncoderDecoderModel> {
+        match &self.loaded {
+            LoadedModel::TextSeq2Seq { model, .. } => Some(model.as_ref()),
+            LoadedModel::SpeechSeq2Seq { model, .. } => Some(model.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// An encoder-decoder's encoder outputs, one a row (lazy, [positions, hidden]), each over
+    /// the row's own input: a text row's attended tokens (`input_ids` [B, S] with a
+    /// right-padded `attention_mask`), or a speech row's `input_features` [B, mel bins, frames].
+    /// Also the positions a row of `encoder_last_hidden_state` has (S; frames / 2).
+    fn encode_rows(&self, inputs: &NamedTensors) -> Result<(Vec<Tensor>, usize)> {
+        match &self.loaded {
+            LoadedModel::TextSeq2Seq { model, .. } => {
+                let (ids, b, s) = token_ids(inputs, model.vocab_size())?;
+                let lengths = right_padded_lengths(inputs, b, s)?;
+                let max = model.max_source_positions();
+                if s > max {
+                    return Err(Error::Input(format!("input_ids has {s} tokens a row; {} reads at most {max}", self.config.name)));
+                }
+                let rows = (0..b)
+                    .map(|r| model.encode(&ids[r * s..r * s + lengths[r]].iter().map(|&v| v as u32).collect::<Vec<u32>>()))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((rows, s))
+            }
+            LoadedModel::SpeechSeq2Seq { model, .. } => {
+                let (mels, frames) = (model.num_mel_bins(), model.num_frames());
+                let features = find(inputs, "input_features").ok_or_else(|| {
+                    Error::Input(format!("the model takes input_features [batch, {mels}, {frames}] (AutoProcessor's log-mel)"))
+                })?;
+                let values = floats(features, "input_features")?;
+                if features.dims.len() != 3 || features.dims[0] == 0 || features.dims[1..] != [mels, frames] {
+                    return Err(Error::Input(format!("input_features must be [batch, {mels}, {frames}], not {:?}", features.dims)));
+                }
+                let rows = values.chunks(mels * frames).map(|row| model.encode(row)).collect::<Result<Vec<_>>>()?;
+                Ok((rows, frames / 2))
+            }
+            _ => Err(Error::Unsupported(format!("{} is not an encoder-decoder", self.config.name))),
+        }
+    }
+
+    /// `decoder_input_ids` [B, T] for a batch of `b` rows, checked against the vocabulary and the
+    /// decoder's positions; None when absent.
+    fn decoder_ids(&self, model: &dyn EncoderDecoderModel, inputs: &NamedTensors, b: usize) -> Result<Option<(Vec<u32>, usize)>> {
+        let Some(t) = find(inputs, "decoder_input_ids") else { return Ok(None) };
+        if t.dims.len() != 2 || t.dims[0] != b || t.dims[1] == 0 {
+            return Err(Error::Input(format!(
+                "decoder_input_ids must be [{b}, decoder tokens] (one row per input, at least the start token), not {:?}",
+                t.dims
+            )));
+        }
+        let len = t.dims[1];
+        let max = model.max_target_positions();
+        if len > max {
+            return Err(Error::Input(format!("decoder_input_ids has {len} tokens a row; the decoder has {max} positions")));
+        }
+        let vocab = model.vocab_size();
+        let ids = ints(t, "decoder_input_ids", &t.dims)?;
+        if let Some(bad) = ids.iter().find(|&&id| id < 0 || id as u64 >= vocab as u64) {
+            return Err(Error::Input(format!("decoder_input_ids holds {bad}, outside the vocabulary of {vocab}")));
+        }
+        Ok(Some((ids.into_iter().map(|v| v as u32).collect(), len)))
+    }
+
+    /// An encoder-decoder's forward, as transformers' `*ForConditionalGeneration`: `logits`
+    /// [B, T, V] of every decoder position (teacher forcing on `decoder_input_ids`, each row
+    /// attending to its own encoder output only), and `encoder_last_hidden_state` [B, S, H]
+    /// (zeros at padding).
+    async fn forward_seq2seq(&self, inputs: &NamedTensors) -> Result<NamedTensors> {
+        let model = self.encoder_decoder().expect("an encoder-decoder");
+        let (encoded, width) = self.encode_rows(inputs)?;
+        let b = encoded.len();
+        let (decoder_ids, t) = self.decoder_ids(model, inputs, b)?.ok_or_else(|| {
+            Error::Input(format!(
+                "{}: forward takes decoder_input_ids [batch, decoder tokens] (the decoder's start token first) besides the encoder's inputs; generate() makes them itself",
+                self.class.name()
+            ))
+        })?;
+        let vocab = model.vocab_size();
+        let mut logits = Vec::with_capacity(b * t * vocab);
+        let mut hidden: Vec<f32> = Vec::new();
+        let mut hidden_size = 0;
+        for (r, rows) in encoded.iter().enumerate() {
+            let mut cache = model.new_cache(rows, t)?;
+            logits.extend(model.decode(&decoder_ids[r * t..(r + 1) * t], &mut cache, true)?.to_vec_f32().await?);
+            let values = rows.to_vec_f32().await?;
+            hidden_size = rows.dims()[1];
+            hidden.resize(b * width * hidden_size, 0.0);
+            hidden[r * width * hidden_size..][..values.len()].copy_from_slice(&values);
+        }
+        let float = |dims: Vec<usize>, data: Vec<f32>| HostTensor { dims, data: HostValues::Float(data) };
+        Ok(vec![
+            ("logits".into(), float(vec![b, t, vocab], logits)),
+            ("encoder_last_hidden_state".into(), float(vec![b, width, hidden_size], hidden)),
+        ])
     }
 
     async fn forward_text(&self, model: &TextModel, vocab: usize, inputs: &NamedTensors) -> Result<NamedTensors> {
@@ -327,14 +470,21 @@ impl AutoModel {
         Ok(out)
     }
 
-    /// Greedy or sampled generation (`AutoModelForCausalLM` only) for each row of `input_ids`
-    /// [B, S] with its `attention_mask`: the rows as given (padding kept) followed by their new
-    /// tokens, rows that stopped early filled with the pad token (else the first EOS): [B, S + n].
+    /// `AutoModelForCausalLM`: greedy or sampled generation for each row of `input_ids` [B, S]
+    /// with its `attention_mask`: the rows as given (padding kept) followed by their new tokens,
+    /// rows that stopped early filled with the pad token (else the first EOS): [B, S + n].
     /// `options` are generation options (`max_new_tokens`, `do_sample`, ...) over the model's
-    /// generation_config.json; beam search is not offered here.
+    /// generation_config.json; beam search is not offered for decoders here. The
+    /// encoder-decoders: see `generate_seq2seq`.
     pub async fn generate(&self, inputs: &NamedTensors, options: &Value) -> Result<(Vec<u32>, [usize; 2])> {
+        if self.encoder_decoder().is_some() {
+            return self.generate_seq2seq(inputs, options).await;
+        }
         let LoadedModel::Decoder { model, generation } = &self.loaded else {
-            return Err(Error::Unsupported(format!("{}: generate() needs a model loaded with AutoModelForCausalLM", self.config.name)));
+            return Err(Error::Unsupported(format!(
+                "{}: generate() needs a model loaded with AutoModelForCausalLM, AutoModelForSeq2SeqLM or AutoModelForSpeechSeq2Seq",
+                self.config.name
+            )));
         };
         check_names(inputs, self.input_names())?;
         let mut config = generation.clone();
@@ -371,6 +521,86 @@ impl AutoModel {
         Ok((sequences, [b, s + new]))
     }
 
+    /// An encoder-decoder's `generate` (`AutoModelForSeq2SeqLM`, `AutoModelForSpeechSeq2Seq`),
+    /// as transformers' returns it: per input row, the decoder's prompt (its start token, or
+    /// `decoder_input_ids` when given; Whisper's `<|startoftranscript|>`, language, task and
+    /// `<|notimestamps|>`) followed by the generated tokens, rows padded with the pad token
+    /// (else the first EOS) to one length: [B * num_return_sequences, L]. `options` are the
+    /// generation options over the model's generation_config.json, beam search included;
+    /// Whisper also takes `language` and `task` (detected / transcribe when absent, as
+    /// transformers does for a multilingual checkpoint).
+    async fn generate_seq2seq(&self, inputs: &NamedTensors, options: &Value) -> Result<(Vec<u32>, [usize; 2])> {
+        let model = self.encoder_decoder().expect("an encoder-decoder");
+        check_names(inputs, self.input_names())?;
+        let (mut config, forced_eos, whisper) = match &self.loaded {
+            LoadedModel::TextSeq2Seq { generation, forced_eos, .. } => (generation.clone(), *forced_eos, None),
+            LoadedModel::SpeechSeq2Seq { generation, .. } => {
+                let defaults = GenerationConfig {
+                    eos_token_ids: generation.eos_token_ids.clone(),
+                    suppress_tokens: generation.suppress_tokens.clone(),
+                    begin_suppress_tokens: generation.begin_suppress_tokens.clone(),
+                    max_length: generation.max_length,
+                    ..GenerationConfig::default()
+                };
+                (defaults, None, Some(generation))
+            }
+            _ => unreachable!("encoder_decoder() is Some"),
+        };
+        let rest = config.take_options("generate", options)?;
+        let (language, task) = match (whisper, rest) {
+            (_, Value::Null) => (None, None),
+            (Some(_), Value::Object(mut rest)) => {
+                let mut text = |key: &str| -> Result<Option<String>> {
+                    match rest.remove(key) {
+                        None | Some(Value::Null) => Ok(None),
+                        Some(Value::String(v)) => Ok(Some(v)),
+                        Some(other) => Err(Error::Input(format!("generate: `{key}` must be a string, not {other}"))),
+                    }
+                };
+                let (language, task) = (text("language")?, text("task")?);
+                if !rest.is_empty() {
+                    return Err(Error::Input(format!("generate: unknown options {}", Value::Object(rest))));
+                }
+                (language, task)
+            }
+            (_, rest) => return Err(Error::Input(format!("generate: unknown options {rest}"))),
+        };
+        config.validate()?;
+        let (encoded, _) = self.encode_rows(inputs)?;
+        let prompts = self.decoder_ids(model, inputs, encoded.len())?;
+        let mut rows: Vec<Vec<u32>> = Vec::new();
+        for (r, row) in encoded.iter().enumerate() {
+            let prompt = match (&prompts, &self.loaded, whisper) {
+                (Some((ids, t)), _, _) => ids[r * t..(r + 1) * t].to_vec(),
+                (None, LoadedModel::TextSeq2Seq { model, .. }, _) => vec![model.decoder_start_token_id()],
+                (None, _, Some(whisper)) => {
+                    let detected = if whisper.needs_language_detection(language.as_deref(), task.as_deref()) {
+                        // transformers' detect_language: the likeliest language after the start token
+                        let mut cache = model.new_cache(row, 1)?;
+                        let logits = model.decode(&[whisper.decoder_start_token_id], &mut cache, false)?.to_vec_f32().await?;
+                        Some(whisper.detect_language(&logits)?)
+                    } else {
+                        None
+                    };
+                    whisper.init_tokens(language.as_deref(), task.as_deref(), false, detected)?
+                }
+                _ => unreachable!("an encoder-decoder is text or speech"),
+            };
+            let row_config = config.for_sequence(r);
+            for sequence in seq2seq::generate_encoded(model, row, &prompt, &row_config, forced_eos, None, &self.interrupt).await? {
+                rows.push(prompt.iter().copied().chain(sequence.token_ids).collect());
+            }
+        }
+        let len = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let fill = config.pad_token_id.or(config.eos_token_ids.first().copied()).unwrap_or(0);
+        let mut sequences = Vec::with_capacity(rows.len() * len);
+        for row in &rows {
+            sequences.extend_from_slice(row);
+            sequences.extend(std::iter::repeat_n(fill, len - row.len()));
+        }
+        Ok((sequences, [rows.len(), len]))
+    }
+
     /// Facts front ends show: the class, model_type, labels and sizes.
     pub fn info(&self) -> Value {
         let mut info = serde_json::json!({
@@ -389,6 +619,18 @@ impl AutoModel {
                 info["max_positions"] = model.max_context().into();
             }
             LoadedModel::Vision { .. } => {}
+            LoadedModel::TextSeq2Seq { model, .. } => {
+                info["vocab_size"] = model.vocab_size().into();
+                info["max_positions"] = model.max_source_positions().into();
+                info["max_target_positions"] = model.max_target_positions().into();
+                info["decoder_start_token_id"] = model.decoder_start_token_id().into();
+            }
+            LoadedModel::SpeechSeq2Seq { model, .. } => {
+                info["vocab_size"] = model.vocab_size().into();
+                info["num_mel_bins"] = model.num_mel_bins().into();
+                info["num_frames"] = model.num_frames().into();
+                info["max_target_positions"] = model.max_target_positions().into();
+            }
         }
         info
     }

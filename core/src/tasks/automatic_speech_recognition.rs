@@ -14,6 +14,7 @@
 //!   heads' cross-attention (`asr::words`).
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use serde_json::{Value, json};
 
@@ -26,6 +27,7 @@ use crate::audio::{RawAudio, WhisperFeatureExtractor};
 use crate::files::ModelFiles;
 use crate::generation::processors::{SuppressTokens, SuppressTokensAtBegin};
 use crate::generation::{self, GenerationConfig, Interrupt, LogitsProcessor, Step, Streamer};
+use crate::models::auto::{AutoModel, LoadedModel};
 use crate::models::{self, SpeechSeq2SeqModel};
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
@@ -98,7 +100,9 @@ impl CallOptions {
 }
 
 pub struct AutomaticSpeechRecognition {
-    model: Box<dyn SpeechSeq2SeqModel>,
+    model: Rc<dyn SpeechSeq2SeqModel>,
+    /// config.json, for `auto_model`.
+    model_config: models::ModelConfig,
     tokenizer: Tokenizer,
     features: WhisperFeatureExtractor,
     generation: WhisperGenerationConfig,
@@ -120,7 +124,7 @@ impl AutomaticSpeechRecognition {
         let config = files.json("config.json")?.ok_or_else(|| Error::file(files.name(), "is not a model: it has no config.json"))?;
         let model_config = models::ModelConfig::from_json(files.name(), config.clone())?;
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
-        let model = models::load_speech_seq2seq(&model_config, &vb)?;
+        let model: Rc<dyn SpeechSeq2SeqModel> = models::load_speech_seq2seq(&model_config, &vb)?.into();
         let tokenizer = Tokenizer::for_generation((*files.require("tokenizer.json")?).as_ref())?;
         let features = WhisperFeatureExtractor::from_config(&files.json("preprocessor_config.json")?.unwrap_or(Value::Null))?;
         if features.feature_size != model.num_mel_bins() {
@@ -141,6 +145,7 @@ impl AutomaticSpeechRecognition {
             median_filter_width: config["median_filter_width"].as_u64().unwrap_or(7) as usize,
             startofprev: tokenizer.token_to_id("<|startofprev|>"),
             model,
+            model_config,
             tokenizer,
             features,
             generation,
@@ -571,6 +576,12 @@ impl Pipeline for AutomaticSpeechRecognition {
     fn call(&self, method: &str, _args: &Value) -> Result<Value> {
         super::interrupt_method(&self.interrupt, method)
             .ok_or_else(|| Error::Unsupported(format!("automatic-speech-recognition has no method `{method}`")))
+    }
+
+    /// `AutoModelForSpeechSeq2Seq` over this pipeline's weights and generation settings.
+    fn auto_model(&self) -> Result<AutoModel> {
+        let loaded = LoadedModel::SpeechSeq2Seq { model: self.model.clone(), generation: self.generation.clone() };
+        Ok(AutoModel::sharing(loaded, self.model_config.clone(), &self.device))
     }
 
     fn info(&self) -> Value {

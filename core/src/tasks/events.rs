@@ -74,4 +74,7 @@ impl<S: crate::generation::Streamer> crate::generation::Streamer for TokenEvents
     fn text(&self) -> Option<&str> {
         self.inner.text()
     }
+    fn restart(&mut self) {
+        self.inner.restart()
+    }
 }

@@ -181,7 +181,7 @@ pub trait Pipeline {
     }
     /// The task's model as transformers' `AutoModel` classes run it (JS: `pipe.model`), over
     /// this pipeline's loaded weights: nothing is read or copied, and the weights live while
-    /// either holds them. Tasks whose model no class here covers (the encoder-decoders, the
+    /// either holds them. Tasks whose model no class here covers (the
     /// dual encoders, a model from a GGUF file) say so.
     fn auto_model(&self) -> Result<AutoModel> {
         Err(Error::Unsupported(format!(

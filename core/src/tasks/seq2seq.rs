@@ -19,6 +19,8 @@
 //!    `clean_up_tokenization_spaces`), `num_return_sequences` `{key: text}` per input text, in
 //!    one flat array (transformers.js's shape).
 
+use std::rc::Rc;
+
 use serde_json::{Value, json};
 
 use super::events::TokenEvents;
@@ -26,11 +28,12 @@ use super::text_encoder::clean_up_tokenization_spaces;
 use super::translation_languages::Languages;
 use super::{Event, Input, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo};
 use crate::files::ModelFiles;
-use crate::generation::{self, GenerationConfig, Interrupt, TextStreamer};
-use crate::models::{self, TextSeq2SeqModel};
+use crate::generation::{self, GenerationConfig, Interrupt, Streamer, TextStreamer};
+use crate::models::auto::{AutoModel, LoadedModel};
+use crate::models::{self, EncoderDecoderModel, TextSeq2SeqModel};
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
-use crate::{Device, Error, Result};
+use crate::{Device, Error, Result, Tensor};
 
 /// The files every seq2seq task reads besides the weights (tokenizer.json is optional only so
 /// that its absence gets the error below, not a missing-file one).
@@ -41,7 +44,7 @@ pub struct TextSeq2Seq {
     task: &'static TaskInfo,
     /// The output field (`translation_text`, `summary_text`, `generated_text`).
     key: &'static str,
-    model: Box<dyn TextSeq2SeqModel>,
+    model: Rc<dyn TextSeq2SeqModel>,
     tokenizer: Tokenizer,
     clean_up_spaces: bool,
     /// config.json's `prefix` and `task_specific_params[task].prefix`, in the order they go
@@ -55,8 +58,9 @@ pub struct TextSeq2Seq {
     languages: Option<Languages>,
     interrupt: Interrupt,
     device: Device,
-    /// config.json's `model_type`, in `info` (a page shows language pickers for multilingual ones).
-    model_type: String,
+    /// config.json (its `model_type` is in `info`: a page shows language pickers for
+    /// multilingual ones).
+    model_config: models::ModelConfig,
 }
 
 /// The call's own options besides the generation ones (`GenerationConfig::take_options`).
@@ -131,7 +135,7 @@ impl TextSeq2Seq {
             Error::file(files.name(), &format!("has no tokenizer.json: {why}"))
         })?;
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
-        let model = models::load_text_seq2seq(&model_config, &vb)?;
+        let model: Rc<dyn TextSeq2SeqModel> = models::load_text_seq2seq(&model_config, &vb)?.into();
         let tokenizer_config = files.json("tokenizer_config.json")?.unwrap_or(Value::Null);
         // Transformers.js truncates to model_max_length; the encoder's positions bound it too.
         let max_len = tokenizer_config["model_max_length"]
@@ -141,12 +145,7 @@ impl TextSeq2Seq {
             .min(model.max_source_positions());
         let tokenizer = Tokenizer::from_bytes((*tokenizer_json).as_ref(), max_len)?;
         let generation_json = files.json("generation_config.json")?.unwrap_or(Value::Null);
-        let mut generation = GenerationConfig::from_json(&generation_json, &config)?;
-        let forcing = Forcing::from_json(files.name(), &generation_json, &config)?;
-        generation.suppress_tokens.extend(&forcing.banned);
-        if let Some(bos) = forcing.forced_bos {
-            generation.forced_tokens.push((1, bos));
-        }
+        let (generation, forced_eos) = generation_defaults(files.name(), &generation_json, &config)?;
         // transformers.js places languages for translation only
         let languages = match task.name {
             "translation" => Languages::of(&tokenizer, &tokenizer_config)?,
@@ -162,11 +161,11 @@ impl TextSeq2Seq {
             clean_up_spaces: tokenizer_config["clean_up_tokenization_spaces"].as_bool() == Some(true),
             prefix,
             config: generation,
-            forced_eos: forcing.forced_eos,
+            forced_eos,
             languages,
             interrupt: Interrupt::new(),
             device: device.clone(),
-            model_type: model_config.model_type.clone(),
+            model_config,
         })
     }
 
@@ -234,50 +233,14 @@ impl TextSeq2Seq {
             events(Event::Warning(&message));
         }
         let encoded = self.model.encode(&ids)?;
-        let prompt = [self.model.decoder_start_token_id()];
-        // `max_length` counts the decoder's start token; the decoder's positions bound it too.
-        config.max_new_tokens = config.max_new_for(prompt.len()).min(self.model.max_target_positions() - prompt.len());
-        config.max_length = None;
-        if config.max_new_tokens == 0 {
-            return Err(Error::Input("max_length leaves no room for a generated token".into()));
-        }
-        if let Some(eos) = self.forced_eos {
-            // transformers' ForcedEOSTokenLogitsProcessor: EOS at position max_length - 1
-            config.forced_tokens.push((prompt.len() + config.max_new_tokens - 1, eos));
-        }
-        let cache = self.model.new_cache(&encoded, prompt.len() + config.max_new_tokens)?;
-        let mut processors = generation::processors_for(&config);
         // text and token events go to one sink from two closures
         let sink = std::cell::RefCell::new(events);
         let mut on_text = |t: &str| (*sink.borrow_mut())(Event::Text(t));
         let mut on_tokens = |ids: &[u32]| (*sink.borrow_mut())(Event::Tokens(ids));
-        if config.num_beams > 1 {
-            let mut streamer =
-                TokenEvents { inner: TextStreamer::new(&self.tokenizer, &config.stop_strings, &mut on_text), on_tokens: &mut on_tokens };
-            let mut beams = models::beams::EncoderDecoderBeams::new(self.model.as_ref(), cache);
-            let best = generation::beam_search(&mut beams, &prompt, &config, &mut processors, Some(&mut streamer), &self.interrupt).await?;
-            return Ok(best.into_iter().map(|h| Sequence { token_ids: h.token_ids, score: Some(h.score) }).collect());
-        }
-        let mut cache = cache;
-        let mut sequences = Vec::new();
-        // Sampling with num_return_sequences: independent sequences (`for_sequence`'s seeds) from
-        // one encoding, the decoder cache emptied between them.
-        for i in 0..config.sampled_sequences() {
-            if i > 0 {
-                cache.self_attention.reset();
-            }
-            let one = config.for_sequence(i);
-            let mut streamer =
-                TokenEvents { inner: TextStreamer::new(&self.tokenizer, &config.stop_strings, &mut on_text), on_tokens: &mut on_tokens };
-            let mut step = |ids: &[u32]| self.model.decode(ids, &mut cache, false);
-            let out = generation::generate(&mut step, &prompt, &one, &mut processors, Some(&mut streamer), &self.interrupt).await?;
-            let stopped = out.stop_reason == generation::StopReason::Interrupted;
-            sequences.push(Sequence { token_ids: out.token_ids, score: None });
-            if stopped {
-                break;
-            }
-        }
-        Ok(sequences)
+        let mut streamer =
+            TokenEvents { inner: TextStreamer::new(&self.tokenizer, &config.stop_strings, &mut on_text), on_tokens: &mut on_tokens };
+        let prompt = [self.model.decoder_start_token_id()];
+        generate_encoded(self.model.as_ref(), &encoded, &prompt, &config, self.forced_eos, Some(&mut streamer), &self.interrupt).await
     }
 
     fn task_verb(&self) -> &'static str {
@@ -287,6 +250,76 @@ impl TextSeq2Seq {
             _ => "generate from",
         }
     }
+}
+
+/// The decoder's sequences for one encoded input (`encoded` [S, hidden]) from `prompt` (the
+/// decoder's start token, or Whisper's prompt): what the text tasks, Whisper's model class and
+/// `AutoModelForSeq2SeqLM.generate` all run. `config.max_length` counts the prompt, and the
+/// decoder's positions bound the new tokens; `forced_eos` (`forced_eos_token_id`) is forced at
+/// the last position generation allows. One sequence greedily, `num_return_sequences` sampled
+/// ones, or with `num_beams > 1` the best `num_return_sequences` beams, best first.
+pub async fn generate_encoded(
+    model: &dyn EncoderDecoderModel,
+    encoded: &Tensor,
+    prompt: &[u32],
+    config: &GenerationConfig,
+    forced_eos: Option<u32>,
+    mut streamer: Option<&mut dyn Streamer>,
+    interrupt: &Interrupt,
+) -> Result<Vec<Sequence>> {
+    let mut config = config.clone();
+    let room = model.max_target_positions().saturating_sub(prompt.len());
+    config.max_new_tokens = config.max_new_for(prompt.len()).min(room);
+    config.max_length = None;
+    if config.max_new_tokens == 0 {
+        return Err(Error::Input("max_length leaves no room for a generated token".into()));
+    }
+    if let Some(eos) = forced_eos {
+        // transformers' ForcedEOSTokenLogitsProcessor: EOS at position max_length - 1
+        config.forced_tokens.push((prompt.len() + config.max_new_tokens - 1, eos));
+    }
+    let mut cache = model.new_cache(encoded, prompt.len() + config.max_new_tokens)?;
+    let mut processors = generation::processors_for(&config);
+    if config.num_beams > 1 {
+        let mut beams = models::beams::EncoderDecoderBeams::new(model, cache);
+        let best = generation::beam_search(&mut beams, prompt, &config, &mut processors, streamer, interrupt).await?;
+        return Ok(best.into_iter().map(|h| Sequence { token_ids: h.token_ids, score: Some(h.score) }).collect());
+    }
+    let mut sequences = Vec::new();
+    // Sampling with num_return_sequences: independent sequences (`for_sequence`'s seeds) from
+    // one encoding, the decoder cache emptied between them.
+    for i in 0..config.sampled_sequences() {
+        if i > 0 {
+            cache.self_attention.reset();
+            if let Some(s) = streamer.as_deref_mut() {
+                s.restart();
+            }
+        }
+        let one = config.for_sequence(i);
+        let mut step = |ids: &[u32]| model.decode(ids, &mut cache, false);
+        // a reborrow for this sequence alone (the cast shortens the trait object's lifetime)
+        let this_one = streamer.as_deref_mut().map(|s| s as &mut dyn Streamer);
+        let out = generation::generate(&mut step, prompt, &one, &mut processors, this_one, interrupt).await?;
+        let stopped = out.stop_reason == generation::StopReason::Interrupted;
+        sequences.push(Sequence { token_ids: out.token_ids, score: None });
+        if stopped {
+            break;
+        }
+    }
+    Ok(sequences)
+}
+
+/// A text encoder-decoder's generation defaults: generation_config.json (`generation`) over
+/// config.json, with config's single-token `bad_words_ids` suppressed and `forced_bos_token_id`
+/// forced after the start token; and `forced_eos_token_id`, which `generate_encoded` places.
+pub fn generation_defaults(name: &str, generation: &Value, config: &Value) -> Result<(GenerationConfig, Option<u32>)> {
+    let mut defaults = GenerationConfig::from_json(generation, config)?;
+    let forcing = Forcing::from_json(name, generation, config)?;
+    defaults.suppress_tokens.extend(&forcing.banned);
+    if let Some(bos) = forcing.forced_bos {
+        defaults.forced_tokens.push((1, bos));
+    }
+    Ok((defaults, forcing.forced_eos))
 }
 
 impl Pipeline for TextSeq2Seq {
@@ -331,12 +364,18 @@ impl Pipeline for TextSeq2Seq {
             "vocab_size": self.model.vocab_size(),
             "max_source_positions": self.model.max_source_positions(),
             "languages": languages,
-            "model_type": self.model_type,
+            "model_type": self.model_config.model_type,
         })
     }
 
     fn call(&self, method: &str, _args: &Value) -> Result<Value> {
         super::interrupt_method(&self.interrupt, method)
             .ok_or_else(|| Error::Unsupported(format!("{} has no method `{method}`", self.task.name)))
+    }
+
+    /// `AutoModelForSeq2SeqLM` over this pipeline's weights, with the same generation defaults.
+    fn auto_model(&self) -> Result<AutoModel> {
+        let loaded = LoadedModel::TextSeq2Seq { model: self.model.clone(), generation: self.config.clone(), forced_eos: self.forced_eos };
+        Ok(AutoModel::sharing(loaded, self.model_config.clone(), &self.device))
     }
 }

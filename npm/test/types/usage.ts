@@ -17,6 +17,8 @@ import {
   AutoModel,
   AutoModelForCausalLM,
   AutoModelForSequenceClassification,
+  AutoModelForSeq2SeqLM,
+  AutoModelForSpeechSeq2Seq,
   AutoProcessor,
   RawImage,
   load_image,
@@ -97,6 +99,14 @@ export async function embeddings(): Promise<number[][]> {
   const processor = await AutoProcessor.from_pretrained('Xenova/vit-base-patch16-224');
   const { pixel_values } = await processor(await load_image('cat.jpg'));
   console.log(sentence.dims, logits.dims, generated.dims, pixel_values?.dims, model.config, lm.device, processor.kind);
+  const t5 = await AutoModelForSeq2SeqLM.from_pretrained('Xenova/t5-small');
+  const translated = await t5.generate({ ...inputs, max_new_tokens: 8, num_beams: 2 });
+  const { encoder_last_hidden_state } = await t5({ ...inputs, decoder_input_ids: translated });
+  const whisper = await AutoModelForSpeechSeq2Seq.from_pretrained('Xenova/whisper-tiny.en');
+  const speechProcessor = await AutoProcessor.from_pretrained('Xenova/whisper-tiny.en');
+  const { input_features } = await speechProcessor(new Float32Array(16000));
+  const transcribed = await whisper.generate({ inputs: input_features, max_new_tokens: 8 });
+  console.log(translated.dims, encoder_last_hidden_state?.dims, transcribed.dims, (await t5.generate(inputs.input_ids)).dims);
   // A pipeline's loaded model, over the pipeline's weights.
   const { last_hidden_state: hidden } = await extractor.model(inputs);
   const modelId: string = extractor.model_id;
