@@ -17,11 +17,12 @@ use crate::files::ModelFiles;
 use crate::generation::{self, GenerationConfig, Interrupt};
 use crate::tasks::LoadOptions;
 use crate::tasks::text_encoder::MAX_BATCH;
+use crate::tasks::zero_shot_image_classification as zsic;
 use crate::tokenizer::Batch;
 use crate::weights::Weights;
 use crate::{Device, Error, Result, Tensor};
 
-use super::{DecoderModel, HeadKind, ModelConfig, TextModel, VisionHead, VisionModel};
+use super::{DecoderModel, HeadKind, ImageTextModel, ModelConfig, TextModel, TextPadding, VisionHead, VisionModel};
 
 /// Which transformers class is loaded: the base model or one with a task head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,12 +37,49 @@ pub enum ModelClass {
     ImageClassification,
     /// `AutoModelForObjectDetection` (DETR: `logits` and `pred_boxes`).
     ObjectDetection,
+    /// A CLIP or SigLIP class of transformers.js's (`CLIPModel`, `CLIPTextModelWithProjection`,
+    /// ..., `SiglipVisionModel`; see `DUAL_CLASSES`).
+    Dual(DualClass),
 }
+
+/// Which towers of a dual encoder a class runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DualPart {
+    /// Both, compared: `logits_per_image`, `logits_per_text`, `text_embeds`, `image_embeds`.
+    Both,
+    Text,
+    Vision,
+}
+
+/// A dual encoder's class: its name, the model_type family it loads (`clip`, `siglip`) and
+/// which towers it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DualClass {
+    pub name: &'static str,
+    pub family: &'static str,
+    pub part: DualPart,
+}
+
+/// transformers.js's CLIP and SigLIP classes. A one-tower class loads a whole checkpoint's
+/// weights too (the towers are one file here, not one ONNX file each), and answers as
+/// transformers.js's does: CLIP's `text_embeds` / `image_embeds` (projected, not normalized),
+/// SigLIP's `pooler_output`.
+pub const DUAL_CLASSES: [DualClass; 6] = [
+    DualClass { name: "CLIPModel", family: "clip", part: DualPart::Both },
+    DualClass { name: "CLIPTextModelWithProjection", family: "clip", part: DualPart::Text },
+    DualClass { name: "CLIPVisionModelWithProjection", family: "clip", part: DualPart::Vision },
+    DualClass { name: "SiglipModel", family: "siglip", part: DualPart::Both },
+    DualClass { name: "SiglipTextModel", family: "siglip", part: DualPart::Text },
+    DualClass { name: "SiglipVisionModel", family: "siglip", part: DualPart::Vision },
+];
 
 impl ModelClass {
     /// From transformers' class name (`AutoModelForMaskedLM`), its suffix (`ForMaskedLM`), or
     /// `AutoModel`.
     pub fn from_name(name: &str) -> Result<ModelClass> {
+        if let Some(class) = DUAL_CLASSES.iter().find(|c| c.name == name) {
+            return Ok(ModelClass::Dual(*class));
+        }
         let suffix = name.strip_prefix("AutoModel").unwrap_or(name);
         if suffix.is_empty() {
             return Ok(ModelClass::Base);
@@ -54,8 +92,9 @@ impl ModelClass {
             "ForImageClassification" => Ok(ModelClass::ImageClassification),
             "ForObjectDetection" => Ok(ModelClass::ObjectDetection),
             _ => Err(Error::Unsupported(format!(
-                "unknown model class `{name}`; the classes are AutoModel, {}, AutoModelForCausalLM, AutoModelForImageClassification, AutoModelForObjectDetection",
-                HeadKind::ALL.map(|k| format!("AutoModel{}", k.class_suffix())).join(", ")
+                "unknown model class `{name}`; the classes are AutoModel, {}, AutoModelForCausalLM, AutoModelForImageClassification, AutoModelForObjectDetection, {}",
+                HeadKind::ALL.map(|k| format!("AutoModel{}", k.class_suffix())).join(", "),
+                DUAL_CLASSES.map(|c| c.name).join(", ")
             ))),
         }
     }
@@ -68,6 +107,7 @@ impl ModelClass {
             ModelClass::CausalLm => "AutoModelForCausalLM".into(),
             ModelClass::ImageClassification => "AutoModelForImageClassification".into(),
             ModelClass::ObjectDetection => "AutoModelForObjectDetection".into(),
+            ModelClass::Dual(c) => c.name.into(),
         }
     }
 }
@@ -107,6 +147,11 @@ pub enum LoadedModel {
         model: Rc<dyn VisionModel>,
         head: VisionHead,
     },
+    /// A dual encoder (CLIP, SigLIP): `Base` (`AutoModel`, both towers) or a `Dual` class.
+    ImageText {
+        model: Rc<dyn ImageTextModel>,
+        class: ModelClass,
+    },
 }
 
 impl LoadedModel {
@@ -123,6 +168,7 @@ impl LoadedModel {
             LoadedModel::Vision { head: VisionHead::None, .. } => ModelClass::Base,
             LoadedModel::Vision { head: VisionHead::ImageClassification, .. } => ModelClass::ImageClassification,
             LoadedModel::Vision { head: VisionHead::ObjectDetection, .. } => ModelClass::ObjectDetection,
+            LoadedModel::ImageText { class, .. } => *class,
         }
     }
 }
@@ -145,8 +191,13 @@ impl AutoModel {
         let arch = super::ARCHITECTURES.iter().find(|a| a.model_types.contains(&config.model_type.as_str()));
         let text = || super::architecture(&config, "text encoder", |a| a.text_encoder.is_some());
         let vision = || super::architecture(&config, "vision model", |a| a.vision.is_some());
+        // transformers.js's AutoModel on a CLIPModel / SiglipModel checkpoint (both towers' configs)
+        // is the dual encoder; on one tower's checkpoint, that tower's vision model as before.
+        let dual_checkpoint = arch.is_some_and(|a| a.image_text.is_some()) && config.json.get("text_config").is_some();
         // Checked first, so that a wrong model fails before its weights are read.
         match class {
+            ModelClass::Base if dual_checkpoint => (),
+            ModelClass::Dual(c) => check_dual_family(&config, c)?,
             ModelClass::Base if arch.is_some_and(|a| a.vision.is_some()) => vision().map(drop)?,
             ModelClass::Base if arch.is_some_and(|a| a.decoder.is_some()) => {
                 return Err(Error::Unsupported(format!(
@@ -161,7 +212,24 @@ impl AutoModel {
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
         let vision_head =
             |head| -> Result<LoadedModel> { Ok(LoadedModel::Vision { model: super::load_vision_model(&config, &vb, head)?.into(), head }) };
+        let image_text = |class: ModelClass| -> Result<LoadedModel> {
+            let model = super::load_image_text_model(&config, &vb)?;
+            let part = if let ModelClass::Dual(c) = class { c.part } else { DualPart::Both };
+            let (vision, text) = model.has_towers();
+            if (part != DualPart::Text && !vision) || (part != DualPart::Vision && !text) {
+                return Err(Error::Unsupported(format!(
+                    "{}: {} needs the {} tower, which this checkpoint (`{}`) does not hold",
+                    config.name,
+                    class.name(),
+                    if vision { "text" } else { "vision" },
+                    config.architecture.as_deref().unwrap_or(&config.model_type)
+                )));
+            }
+            Ok(LoadedModel::ImageText { model: model.into(), class })
+        };
         let loaded = match class {
+            ModelClass::Base if dual_checkpoint => image_text(class)?,
+            ModelClass::Dual(_) => image_text(class)?,
             ModelClass::Base if arch.is_some_and(|a| a.vision.is_some()) => vision_head(VisionHead::None)?,
             ModelClass::Base => LoadedModel::text(Rc::new(super::load_text_model(&config, &vb, None)?), &config)?,
             ModelClass::TextHead(kind) => LoadedModel::text(Rc::new(super::load_text_model(&config, &vb, Some(kind))?), &config)?,
@@ -205,6 +273,7 @@ impl AutoModel {
             LoadedModel::Text { model, vocab } => self.forward_text(model, *vocab, inputs).await,
             LoadedModel::Decoder { model, .. } => self.forward_decoder(model.as_ref(), inputs).await,
             LoadedModel::Vision { model, .. } => self.forward_vision(model.as_ref(), inputs).await,
+            LoadedModel::ImageText { model, class } => self.forward_image_text(model.as_ref(), *class, inputs).await,
         }
     }
 
@@ -215,6 +284,11 @@ impl AutoModel {
             // transformers.js passes position_ids to decoders; they follow from the mask here.
             LoadedModel::Decoder { .. } => &["input_ids", "attention_mask", "position_ids"],
             LoadedModel::Vision { .. } => &["pixel_values", "pixel_mask"],
+            LoadedModel::ImageText { class: ModelClass::Dual(DualClass { part: DualPart::Text, .. }), .. } => {
+                &["input_ids", "attention_mask"]
+            }
+            LoadedModel::ImageText { class: ModelClass::Dual(DualClass { part: DualPart::Vision, .. }), .. } => &["pixel_values"],
+            LoadedModel::ImageText { .. } => &["input_ids", "attention_mask", "pixel_values"],
         }
     }
 
@@ -327,6 +401,98 @@ impl AutoModel {
         Ok(out)
     }
 
+    /// A dual encoder's outputs, as transformers' CLIPModel / SiglipModel forward gives them:
+    /// the embeddings normalized, `logits_per_text` [B, N] their cosine similarities times
+    /// `logit_scale.exp()` (plus SigLIP's `logit_bias`), `logits_per_image` its transpose. One
+    /// tower's class gives its embedding as that tower's class does (see `DUAL_CLASSES`).
+    async fn forward_image_text(&self, model: &dyn ImageTextModel, class: ModelClass, inputs: &NamedTensors) -> Result<NamedTensors> {
+        let part = match class {
+            ModelClass::Dual(c) => c.part,
+            _ => DualPart::Both,
+        };
+        let float = |dims: Vec<usize>, data: Vec<f32>| HostTensor { dims, data: HostValues::Float(data) };
+        let pooled_name = |clip_name: &str| if model.sigmoid_scores() { "pooler_output".to_string() } else { clip_name.to_string() };
+        let text = match part {
+            DualPart::Vision => None,
+            _ => Some(self.dual_text_embeds(model, inputs).await?),
+        };
+        let image = match part {
+            DualPart::Text => None,
+            _ => Some(self.dual_image_embeds(model, inputs).await?),
+        };
+        let (mut text, mut image) = match (text, image) {
+            (Some((t, b, d)), None) => return Ok(vec![(pooled_name("text_embeds"), float(vec![b, d], t))]),
+            (None, Some((i, n, d))) => return Ok(vec![(pooled_name("image_embeds"), float(vec![n, d], i))]),
+            (Some(t), Some(i)) => (t, i),
+            (None, None) => unreachable!("every part runs a tower"),
+        };
+        let ((b, dim), n) = ((text.1, text.2), image.1);
+        if image.2 != dim {
+            return Err(Error::Config(format!(
+                "{}: image embeddings of {} values and text embeddings of {dim}",
+                self.config.name, image.2
+            )));
+        }
+        let scale = model.logit_scale().ok_or_else(|| Error::weight("logit_scale", format!("not found in {}", self.config.name)))?;
+        let scale = scale.to_vec_f32().await?[0].exp();
+        let bias = match model.logit_bias() {
+            Some(b) => b.to_vec_f32().await?[0],
+            None => 0.0,
+        };
+        zsic::normalize_rows(&mut text.0, dim);
+        zsic::normalize_rows(&mut image.0, dim);
+        let per_image = zsic::logits_per_image(&text.0, &image.0, dim, scale, bias);
+        let per_text: Vec<f32> = (0..b * n).map(|k| per_image[(k % n) * b + k / n]).collect();
+        Ok(vec![
+            ("logits_per_image".into(), float(vec![n, b], per_image)),
+            ("logits_per_text".into(), float(vec![b, n], per_text)),
+            ("text_embeds".into(), float(vec![b, dim], text.0)),
+            ("image_embeds".into(), float(vec![n, dim], image.0)),
+        ])
+    }
+
+    /// The text tower's embeddings of `input_ids` [B, S]: (values, B, D). CLIP's rows are cut at
+    /// their `attention_mask` (right padding; its causal tower pools at the EOS, before the
+    /// padding); SigLIP's are read whole, every token attended to, as transformers.js's SigLIP
+    /// (whose ONNX text model takes no mask) reads the texts its tokenizer padded to max_length.
+    async fn dual_text_embeds(&self, model: &dyn ImageTextModel, inputs: &NamedTensors) -> Result<(Vec<f32>, usize, usize)> {
+        let vocab = self.config.json["text_config"]["vocab_size"].as_u64().or(self.config.json["vocab_size"].as_u64()).unwrap_or(u64::MAX);
+        let (ids, b, s) = token_ids(inputs, vocab as usize)?;
+        let lengths = match model.text_padding() {
+            TextPadding::None => right_padded_lengths(inputs, b, s)?,
+            TextPadding::MaxLength => vec![s; b],
+        };
+        let mut out = Vec::new();
+        for start in (0..b).step_by(MAX_BATCH) {
+            let rows = start..(start + MAX_BATCH).min(b);
+            let ids: Vec<Vec<u32>> = rows.map(|r| ids[r * s..][..lengths[r]].iter().map(|&v| v as u32).collect()).collect();
+            let type_ids = ids.iter().map(|row| vec![0; row.len()]).collect();
+            out.extend(model.text_embeds(&Batch { ids, type_ids })?.to_vec_f32().await?);
+        }
+        let dim = out.len() / b;
+        Ok((out, b, dim))
+    }
+
+    /// The vision tower's embeddings of `pixel_values` [N, 3, H, W]: (values, N, D).
+    async fn dual_image_embeds(&self, model: &dyn ImageTextModel, inputs: &NamedTensors) -> Result<(Vec<f32>, usize, usize)> {
+        let pixels = find(inputs, "pixel_values").ok_or_else(|| Error::Input("the model takes pixel_values [N, 3, H, W]".into()))?;
+        let values = floats(pixels, "pixel_values")?;
+        if pixels.dims.len() != 4 || pixels.dims.contains(&0) {
+            return Err(Error::Input(format!("pixel_values must be [N, 3, H, W], not {:?}", pixels.dims)));
+        }
+        let n = pixels.dims[0];
+        let per_image = values.len() / n;
+        let mut out = Vec::new();
+        for start in (0..n).step_by(MAX_BATCH) {
+            let count = MAX_BATCH.min(n - start);
+            let dims = [count, pixels.dims[1], pixels.dims[2], pixels.dims[3]];
+            let chunk = Tensor::from_f32(&values[start * per_image..][..count * per_image], &dims, &self.device)?;
+            out.extend(model.image_embeds(&chunk)?.to_vec_f32().await?);
+        }
+        let dim = out.len() / n;
+        Ok((out, n, dim))
+    }
+
     /// Greedy or sampled generation (`AutoModelForCausalLM` only) for each row of `input_ids`
     /// [B, S] with its `attention_mask`: the rows as given (padding kept) followed by their new
     /// tokens, rows that stopped early filled with the pad token (else the first EOS): [B, S + n].
@@ -388,10 +554,28 @@ impl AutoModel {
                 info["vocab_size"] = model.vocab_size().into();
                 info["max_positions"] = model.max_context().into();
             }
-            LoadedModel::Vision { .. } => {}
+            LoadedModel::Vision { .. } | LoadedModel::ImageText { .. } => {}
         }
         info
     }
+}
+
+/// A dual encoder's class must be of the checkpoint's family (a SiglipModel class on a CLIP
+/// checkpoint is refused, as transformers refuses it).
+fn check_dual_family(config: &ModelConfig, class: DualClass) -> Result<()> {
+    super::architecture(config, "image-text dual encoder", |a| a.image_text.is_some())?;
+    if config.model_type.starts_with(class.family) {
+        return Ok(());
+    }
+    let fits: Vec<&str> = DUAL_CLASSES.iter().filter(|c| config.model_type.starts_with(c.family)).map(|c| c.name).collect();
+    Err(Error::Unsupported(format!(
+        "{} is a `{}` model, not a {} one: {} does not load it{}",
+        config.name,
+        config.model_type,
+        class.family,
+        class.name,
+        if fits.is_empty() { String::new() } else { format!("; use {}", fits.join(", ")) }
+    )))
 }
 
 /// A text encoder's vocabulary (config.json's `vocab_size`), which the ids are checked against:
