@@ -348,6 +348,17 @@ export class AutoModelForCausalLM extends AutoModel {}
 export class AutoModelForImageClassification extends AutoModel {}
 /** `logits` [batch, queries, labels + 1] and `pred_boxes` [batch, queries, 4] (DETR). */
 export class AutoModelForObjectDetection extends AutoModel {}
+/** CLIP / SigLIP: `logits_per_image`, `logits_per_text`, `text_embeds`, `image_embeds` (normalized). */
+export class CLIPModel extends AutoModel {}
+/** `text_embeds` [texts, D]: projected, not normalized. */
+export class CLIPTextModelWithProjection extends AutoModel {}
+/** `image_embeds` [images, D]: projected, not normalized. */
+export class CLIPVisionModelWithProjection extends AutoModel {}
+export class SiglipModel extends AutoModel {}
+/** `pooler_output` [texts, D]. */
+export class SiglipTextModel extends AutoModel {}
+/** `pooler_output` [images, D]. */
+export class SiglipVisionModel extends AutoModel {}
 
 /** A model's processor (`AutoProcessor.from_pretrained`), callable on images or audio. */
 export interface Processor {
