@@ -4,7 +4,7 @@
 //! Python's pipeline scores in one right-padded batch (tiny-tasks-reference.json); bad input; a
 //! task pipeline's model (`Pipeline::auto_model`) against the same class loaded on its own, with no
 //! device buffer made for it; CLIP's and SigLIP's classes against transformers' forward
-//! (dual-encoder-forward-reference.json); a GGUF text-generation pipeline's model against the
+//! (dual-encoder-forward.json); a GGUF text-generation pipeline's model against the
 //! safetensors model's logits.
 
 use serde_json::{Value, json};
@@ -173,7 +173,7 @@ fn a_pipelines_model_shares_its_weights_and_matches_the_class_loaded_alone() {
     // ViT's position table is for its 32 x 32 images.
     let small: Vec<f32> = (0..3 * 32 * 32).map(|i| ((i * 53 % 97) as f32 / 48.0) - 1.0).collect();
     let small_image = vec![("pixel_values".to_string(), HostTensor { dims: vec![1, 3, 32, 32], data: HostValues::Float(small) })];
-    let dual = fixture("vision/dual-encoder-forward-reference.json");
+    let dual = fixture("vision/dual-encoder-forward.json");
     let clip = &dual["models"]["tiny-clip"];
     let clip_inputs = vec![
         ("input_ids".to_string(), ints(&int_rows(&clip["input_ids"]))),
@@ -241,7 +241,7 @@ fn assert_outputs(got: &NamedTensors, want: &Value, what: &str) {
 #[test]
 fn dual_encoder_classes_match_transformers() {
     let _serial = serial();
-    let reference = fixture("vision/dual-encoder-forward-reference.json");
+    let reference = fixture("vision/dual-encoder-forward.json");
     for (name, family) in [("tiny-clip", "CLIP"), ("tiny-siglip", "Siglip")] {
         let m = &reference["models"][name];
         let mut text = vec![("input_ids".to_string(), ints(&int_rows(&m["input_ids"])))];

@@ -8,7 +8,7 @@
 // loaded model over the pipeline's weights) against the same references; and in Chromium on
 // WebGPU, a class and a pipeline's model against WASM, and a worker pipeline's model; CLIP's and
 // SigLIP's classes and zero-shot-image-classification's model against transformers' forward
-// (vision/dual-encoder-forward-reference.json); in Chromium, that reading `pipe.model` creates no
+// (vision/dual-encoder-forward.json); in Chromium, that reading `pipe.model` creates no
 // WebGPU buffer and leaves the engine's device memory as it was, and AutoProcessor on a page whose
 // pipeline runs in a worker.
 // Needs `npm run build` and scripts/fetch-models.sh minilm (scripts/test-npm.sh does both).
@@ -446,7 +446,7 @@ describe('vision models and AutoProcessor (WASM)', () => {
   });
 });
 
-const dualRef = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'vision', 'dual-encoder-forward-reference.json'), 'utf8'));
+const dualRef = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'vision', 'dual-encoder-forward.json'), 'utf8'));
 
 /** A dual encoder's reference inputs as Tensors: `input_ids` (CLIP's `attention_mask`), `pixel_values`. */
 function dualInputs(m) {

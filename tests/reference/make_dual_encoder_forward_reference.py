@@ -2,7 +2,8 @@
 tests/fixtures/vision (made by make_tiny_vision_clip_family.py), for tests/auto_model.rs: what the
 engine's AutoModel / CLIPModel / SiglipModel classes and their one-tower classes must answer.
 
-Output: tests/fixtures/vision/dual-encoder-forward-reference.json, per model:
+Output: tests/fixtures/vision/dual-encoder-forward.json (not `*-reference.json`: those are
+tests/vision_tasks.rs's pipeline cases), per model:
     input_ids (and CLIP's attention_mask)  texts tokenized as the zero-shot-image-classification
                    pipeline tokenizes them: CLIP padding=True with the mask; SigLIP padded to
                    max_length (64) without a mask, as transformers.js feeds its SigLIP (its ONNX
@@ -107,7 +108,7 @@ def main():
         "images": PICTURES,
         "models": {name: reference(name) for name in ["tiny-clip", "tiny-siglip"]},
     }
-    path = VISION / "dual-encoder-forward-reference.json"
+    path = VISION / "dual-encoder-forward.json"
     path.write_text(dump(result) + "\n")
     print(path, json.loads(path.read_text())["models"]["tiny-clip"]["model"]["logits_per_image"]["dims"])
 
