@@ -197,7 +197,7 @@ impl ZeroShotImageClassification {
             }
             normalize_rows(&mut image, dim);
             for logits in logits_per_image(&text, &image, dim, scale, bias).chunks(labels.len()) {
-                let scores: Vec<f64> = if model.sigmoid_scores() { logits.iter().map(|&l| sigmoid(l)).collect() } else { softmax(&logits) };
+                let scores: Vec<f64> = if model.sigmoid_scores() { logits.iter().map(|&l| sigmoid(l)).collect() } else { softmax(logits) };
                 let ranked: Vec<Value> = ranked(&scores)
                     .into_iter()
                     .map(|i| serde_json::json!({ "score": score(scores[i] as f32), "label": labels[i] }))
