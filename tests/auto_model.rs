@@ -3,8 +3,10 @@
 //! included (tiny-decoders-reference.json); a tiny BERT classifier's softmaxed logits against
 //! Python's pipeline scores in one right-padded batch (tiny-tasks-reference.json); bad input; a
 //! task pipeline's model (`Pipeline::auto_model`, the encoder-decoder tasks' included) against the
-//! same class loaded on its own, with no device buffer made for it. The encoder-decoder classes
-//! against transformers: seq2seq_auto_model.rs.
+//! same class loaded on its own, with no device buffer made for it; CLIP's and SigLIP's classes
+//! against transformers' forward (dual-encoder-forward.json); a GGUF text-generation pipeline's
+//! model against the safetensors model's logits. The encoder-decoder classes against
+//! transformers: seq2seq_auto_model.rs.
 
 use serde_json::{Value, json};
 use webformers::Error;
@@ -183,7 +185,14 @@ fn a_pipelines_model_shares_its_weights_and_matches_the_class_loaded_alone() {
         ("input_features".to_string(), HostTensor { dims: vec![1, 80, 3000], data: HostValues::Float(features) }),
         ("decoder_input_ids".to_string(), ints(&[vec![50257, 50362, 30194]])),
     ];
-    let cases: [(&str, &str, &str, &NamedTensors); 9] = [
+        let dual = fixture("vision/dual-encoder-forward.json");
+    let clip = &dual["models"]["tiny-clip"];
+    let clip_inputs = vec![
+        ("input_ids".to_string(), ints(&int_rows(&clip["input_ids"]))),
+        ("attention_mask".to_string(), ints(&int_rows(&clip["attention_mask"]))),
+        ("pixel_values".to_string(), host(&clip["pixel_values"])),
+    ];
+    let cases: [(&str, &str, &str, &NamedTensors); 10] = [
         ("text-classification", "tiny-tasks/bert-sequence-classification", "AutoModelForSequenceClassification", &text),
         ("feature-extraction", "tiny-tasks/bert-sequence-classification", "AutoModel", &text),
         ("text-generation", "tiny-llama", "AutoModelForCausalLM", &text),
@@ -193,6 +202,7 @@ fn a_pipelines_model_shares_its_weights_and_matches_the_class_loaded_alone() {
         ("summarization", "seq2seq/tiny-bart", "AutoModelForSeq2SeqLM", &seq2seq_text),
         ("text2text-generation", "seq2seq/tiny-t5", "AutoModelForSeq2SeqLM", &seq2seq_text),
         ("automatic-speech-recognition", "whisper/tiny-whisper-en", "AutoModelForSpeechSeq2Seq", &speech),
+        ("zero-shot-image-classification", "vision/tiny-clip", "AutoModel", &clip_inputs),
     ];
     for device in devices() {
         for &(task, folder, class, inputs) in &cases {
@@ -221,4 +231,100 @@ fn a_pipelines_model_shares_its_weights_and_matches_the_class_loaded_alone() {
     let files = DirFiles::open(repo_root().join("tests/fixtures/vision/tiny-clip")).unwrap();
     let zero_shot = tasks::load("zero-shot-image-classification", &files, &webformers::Device::Cpu, &LoadOptions::default()).unwrap();
     assert!(matches!(zero_shot.auto_model(), Err(Error::Unsupported(m)) if m.contains("zero-shot-image-classification")));
+}
+
+fn host(t: &Value) -> HostTensor {
+    let dims = t["dims"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    HostTensor { dims, data: HostValues::Float(floats(&t["data"])) }
+}
+
+fn int_rows(v: &Value) -> Vec<Vec<i64>> {
+    v.as_array().unwrap().iter().map(ids).collect()
+}
+
+/// Every named output of `want` (`{name: {dims, data}}`), within the tolerance.
+fn assert_outputs(got: &NamedTensors, want: &Value, what: &str) {
+    let want = want.as_object().unwrap();
+    assert_eq!(got.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), want.keys().map(String::as_str).collect::<Vec<_>>(), "{what}");
+    for (name, t) in want {
+        let (dims, values) = output(got, name);
+        let want = host(t);
+        assert_eq!(dims, want.dims, "{what} {name}");
+        let HostValues::Float(w) = &want.data else { unreachable!() };
+        let d = max_abs_diff(values, w);
+        assert!(d <= TOLERANCE, "{what} {name} differs by {d:e}");
+    }
+}
+
+/// AutoModel, CLIPModel / SiglipModel and the one-tower classes on the tiny CLIP and SigLIP give
+/// transformers' forward outputs: normalized embeddings and logits (with SigLIP's bias), and the
+/// towers' projected (CLIP) or pooled (SigLIP) embeddings. SigLIP reads its max_length-padded
+/// texts whole, as transformers.js feeds them (no mask).
+#[test]
+fn dual_encoder_classes_match_transformers() {
+    let _serial = serial();
+    let reference = fixture("vision/dual-encoder-forward.json");
+    for (name, family) in [("tiny-clip", "CLIP"), ("tiny-siglip", "Siglip")] {
+        let m = &reference["models"][name];
+        let mut text = vec![("input_ids".to_string(), ints(&int_rows(&m["input_ids"])))];
+        if m.get("attention_mask").is_some() {
+            text.push(("attention_mask".to_string(), ints(&int_rows(&m["attention_mask"]))));
+        }
+        let image = vec![("pixel_values".to_string(), host(&m["pixel_values"]))];
+        let both: NamedTensors = text.iter().chain(&image).cloned().collect();
+        let towers = if family == "CLIP" {
+            ["CLIPTextModelWithProjection", "CLIPVisionModelWithProjection"]
+        } else {
+            ["SiglipTextModel", "SiglipVisionModel"]
+        };
+        let folder = format!("vision/{name}");
+        for device in devices() {
+            for class in ["AutoModel".to_string(), format!("{family}Model")] {
+                let model = load(&class, &folder, &device).unwrap();
+                assert_eq!(model.class.name(), class);
+                let out = pollster::block_on(model.forward(&both)).unwrap();
+                assert_outputs(&out, &m["model"], &format!("{device:?} {name} {class}"));
+            }
+            for (class, inputs, want) in [(towers[0], &text, &m["text"]), (towers[1], &image, &m["vision"])] {
+                let model = load(class, &folder, &device).unwrap();
+                let out = pollster::block_on(model.forward(inputs)).unwrap();
+                assert_outputs(&out, want, &format!("{device:?} {name} {class}"));
+            }
+        }
+    }
+    // A class of the other family, or a tower's input missing, is a clear error.
+    let cpu = webformers::Device::Cpu;
+    assert!(matches!(load("SiglipModel", "vision/tiny-clip", &cpu), Err(Error::Unsupported(m)) if m.contains("CLIPModel")));
+    let clip = load("CLIPModel", "vision/tiny-clip", &cpu).unwrap();
+    let text_only = vec![("input_ids".to_string(), ints(&[vec![5, 6, 2]]))];
+    assert!(pollster::block_on(clip.forward(&text_only)).unwrap_err().to_string().contains("pixel_values"));
+}
+
+/// A text-generation pipeline loaded from a GGUF file gives its model as AutoModelForCausalLM:
+/// the safetensors model's logits (tiny-decoders-reference.json), with no device buffer made.
+#[test]
+fn a_gguf_pipelines_model_gives_the_safetensors_logits() {
+    let _serial = serial();
+    let m = &fixture("tiny-decoders-reference.json")["models"]["tiny-qwen3"];
+    for device in devices() {
+        let path = repo_root().join("tests/fixtures/tiny-qwen3.gguf");
+        let pipe = tasks::text_generation::TextGeneration::load_gguf(
+            webformers::weights::gguf::GgufFile::open(path).unwrap(),
+            &device,
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let before = webformers::gpu::live_buffers();
+        let model = tasks::Pipeline::auto_model(&pipe).unwrap();
+        assert_eq!(webformers::gpu::live_buffers(), before, "{device:?}: taking the model made device buffers");
+        assert_eq!(model.class.name(), "AutoModelForCausalLM");
+        assert_eq!(model.config.model_type, "qwen3");
+        drop(pipe);
+        for (p, prompt) in m["prompts"].as_array().unwrap().iter().enumerate() {
+            let inputs = vec![("input_ids".to_string(), ints(&[ids(&prompt["token_ids"])]))];
+            let out = pollster::block_on(model.forward(&inputs)).unwrap();
+            let d = max_abs_diff(output(&out, "logits").1, &floats(&prompt["logits"]));
+            assert!(d <= TOLERANCE, "{device:?} prompt {p}: GGUF logits differ by {d:e}");
+        }
+    }
 }

@@ -369,6 +369,17 @@ export class AutoModelForObjectDetection extends AutoModel {}
 export class AutoModelForSeq2SeqLM extends AutoModel {}
 /** Whisper: `{input_features, decoder_input_ids}` → `logits`, `encoder_last_hidden_state`; `generate({ inputs, language, task, ... })`. */
 export class AutoModelForSpeechSeq2Seq extends AutoModel {}
+/** CLIP / SigLIP: `logits_per_image`, `logits_per_text`, `text_embeds`, `image_embeds` (normalized). */
+export class CLIPModel extends AutoModel {}
+/** `text_embeds` [texts, D]: projected, not normalized. */
+export class CLIPTextModelWithProjection extends AutoModel {}
+/** `image_embeds` [images, D]: projected, not normalized. */
+export class CLIPVisionModelWithProjection extends AutoModel {}
+export class SiglipModel extends AutoModel {}
+/** `pooler_output` [texts, D]. */
+export class SiglipTextModel extends AutoModel {}
+/** `pooler_output` [images, D]. */
+export class SiglipVisionModel extends AutoModel {}
 
 /** A model's processor (`AutoProcessor.from_pretrained`), callable on images or audio. */
 export interface Processor {

@@ -217,6 +217,32 @@ export class AutoModelForSpeechSeq2Seq extends AutoModel {
 }
 
 /**
+ * CLIP's and SigLIP's classes, as transformers.js names them. `CLIPModel` / `SiglipModel` (and
+ * `AutoModel` on their checkpoints) take `{input_ids, attention_mask, pixel_values}` and give
+ * `logits_per_image` [images, texts], `logits_per_text`, and the normalized `text_embeds` /
+ * `image_embeds`; the one-tower classes give their tower's embedding: `text_embeds` /
+ * `image_embeds` (CLIP, projected, not normalized), `pooler_output` (SigLIP).
+ */
+export class CLIPModel extends AutoModel {
+  static class_name = 'CLIPModel';
+}
+export class CLIPTextModelWithProjection extends AutoModel {
+  static class_name = 'CLIPTextModelWithProjection';
+}
+export class CLIPVisionModelWithProjection extends AutoModel {
+  static class_name = 'CLIPVisionModelWithProjection';
+}
+export class SiglipModel extends AutoModel {
+  static class_name = 'SiglipModel';
+}
+export class SiglipTextModel extends AutoModel {
+  static class_name = 'SiglipTextModel';
+}
+export class SiglipVisionModel extends AutoModel {
+  static class_name = 'SiglipVisionModel';
+}
+
+/**
  * A model's processor, callable: images → `{pixel_values, original_sizes,
  * reshaped_input_sizes}` (and `pixel_mask` where it pads); audio → `{input_features}`. Made by
  * `AutoProcessor.from_pretrained`.

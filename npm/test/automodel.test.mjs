@@ -9,7 +9,11 @@
 // bad input; a pipeline's `pipe.model` (the
 // loaded model over the pipeline's weights) against the same references; and in Chromium on
 // WebGPU, a class and a pipeline's model against WASM, and a worker pipeline's model (the tiny
-// BART's too, against transformers).
+// BART's too, against transformers); CLIP's and
+// SigLIP's classes and zero-shot-image-classification's model against transformers' forward
+// (vision/dual-encoder-forward.json); in Chromium, that reading `pipe.model` creates no
+// WebGPU buffer and leaves the engine's device memory as it was, and AutoProcessor on a page whose
+// pipeline runs in a worker.
 // Needs `npm run build` and scripts/fetch-models.sh minilm (scripts/test-npm.sh does both).
 
 import assert from 'node:assert/strict';
@@ -31,6 +35,12 @@ const {
   AutoModelForImageClassification,
   AutoModelForSeq2SeqLM,
   AutoModelForSpeechSeq2Seq,
+  CLIPModel,
+  CLIPTextModelWithProjection,
+  CLIPVisionModelWithProjection,
+  SiglipModel,
+  SiglipTextModel,
+  SiglipVisionModel,
   AutoProcessor,
   AutoTokenizer,
   PreTrainedModel,
@@ -543,6 +553,56 @@ describe('vision models and AutoProcessor (WASM)', () => {
   });
 });
 
+const dualRef = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'vision', 'dual-encoder-forward.json'), 'utf8'));
+
+/** A dual encoder's reference inputs as Tensors: `input_ids` (CLIP's `attention_mask`), `pixel_values`. */
+function dualInputs(m) {
+  const int64 = (rows) => new Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [rows.length, rows[0].length]);
+  const text = { input_ids: int64(m.input_ids), ...(m.attention_mask ? { attention_mask: int64(m.attention_mask) } : {}) };
+  return { text, image: { pixel_values: new Tensor('float32', Float32Array.from(m.pixel_values.data), m.pixel_values.dims) } };
+}
+
+/** Every output of `want` ({name: {dims, data}}), and no other, within the tolerance. */
+function assertOutputs(got, want, what) {
+  assert.deepEqual(Object.keys(got), Object.keys(want), what);
+  for (const [name, { dims, data }] of Object.entries(want)) {
+    assert.deepEqual(got[name].dims, dims, `${what} ${name}`);
+    const diff = maxDiff(got[name].data, data);
+    assert.ok(diff <= TOLERANCE, `${what} ${name}: max |diff| ${diff}`);
+  }
+}
+
+describe('CLIP and SigLIP classes (WASM)', () => {
+  test("CLIPModel, SiglipModel, AutoModel, the one-tower classes and zero-shot-image-classification's model give transformers' outputs", async () => {
+    const families = [
+      ['tiny-clip', CLIPModel, CLIPTextModelWithProjection, CLIPVisionModelWithProjection],
+      ['tiny-siglip', SiglipModel, SiglipTextModel, SiglipVisionModel],
+    ];
+    for (const [name, Both, Text, Vision] of families) {
+      const dir = path.join(fixturesDir, 'vision', name);
+      const m = dualRef.models[name];
+      const { text, image } = dualInputs(m);
+      const pipe = await pipeline('zero-shot-image-classification', dir, { device: 'wasm' });
+      const models = [await Both.from_pretrained(dir, { device: 'wasm' }), await AutoModel.from_pretrained(dir, { device: 'wasm' }), pipe.model];
+      for (const model of models) assertOutputs(await model({ ...text, ...image }), m.model, `${name} ${model.class_name}`);
+      assert.equal(pipe.model.class_name, 'AutoModel');
+      assert.equal(pipe.model.pipeline_task, 'zero-shot-image-classification');
+      const textModel = await Text.from_pretrained(dir, { device: 'wasm' });
+      const visionModel = await Vision.from_pretrained(dir, { device: 'wasm' });
+      assertOutputs(await textModel(text), m.text, `${name} ${Text.class_name}`);
+      assertOutputs(await visionModel(image), m.vision, `${name} ${Vision.class_name}`);
+      for (const model of [...models.slice(0, 2), textModel, visionModel]) await model.dispose();
+      await pipe.dispose();
+    }
+    // CLIP's tokenizer pads as the reference's inputs were made (transformers.js code feeds it).
+    const tokenizer = await AutoTokenizer.from_pretrained(path.join(fixturesDir, 'vision', 'tiny-clip'));
+    const { input_ids } = tokenizer(dualRef.texts, { padding: true });
+    assert.deepEqual(Array.from(input_ids.data, Number), dualRef.models['tiny-clip'].input_ids.flat());
+    tokenizer.dispose();
+    await rejectsWith(Error, SiglipModel.from_pretrained(path.join(fixturesDir, 'vision', 'tiny-clip'), { device: 'wasm' }), /CLIPModel/, 'unsupported');
+  });
+});
+
 describe('in Chromium on WebGPU', () => {
   let browser;
   let server;
@@ -654,6 +714,93 @@ describe('in Chromium on WebGPU', () => {
     assert.deepEqual(got.beams, m.beams2);
     assert.equal(got.remoteClass, 'AutoModelForSeq2SeqLM');
     assert.deepEqual(got.remoteGreedy, m.greedy);
+  });
+
+  test("reading a pipeline's model creates no WebGPU buffer and no engine device memory; the class loaded alone does", async (t) => {
+    const m = dualRef.models['tiny-clip'];
+    const page = await openPage(browser, server.url);
+    const got = await evaluateWithin(
+      page,
+      240,
+      async (dir, m) => {
+        // Every GPUBuffer the page makes, whoever makes it (the engine's own counter is checked too).
+        let created = 0;
+        const createBuffer = GPUDevice.prototype.createBuffer;
+        GPUDevice.prototype.createBuffer = function (...args) {
+          created++;
+          return createBuffer.apply(this, args);
+        };
+        const { AutoModel, Tensor, pipeline } = await import('/webformers/index.js');
+        const wasm = await (await import('/webformers/engine.js')).engine();
+        const memory = () => ({ created, live: Array.from(wasm.liveBuffers()) });
+        const int64 = (rows) => new Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [rows.length, rows[0].length]);
+        const inputs = {
+          input_ids: int64(m.input_ids),
+          attention_mask: int64(m.attention_mask),
+          pixel_values: new Tensor('float32', Float32Array.from(m.pixel_values.data), m.pixel_values.dims),
+        };
+        const pipe = await pipeline('zero-shot-image-classification', dir, { device: 'webgpu' });
+        const loaded = memory();
+        const model = pipe.model;
+        const read = memory();
+        const alone = await AutoModel.from_pretrained(dir, { device: 'webgpu' });
+        const aloneLoaded = memory();
+        const out = await model(inputs);
+        const outAlone = await alone(inputs);
+        await alone.dispose();
+        await pipe.dispose();
+        const plain = (o) => Object.fromEntries(Object.entries(o).map(([k, t]) => [k, { dims: t.dims, data: Array.from(t.data) }]));
+        return { device: model.device, loaded, read, aloneLoaded, out: plain(out), outAlone: plain(outAlone) };
+      },
+      '/fixtures/vision/tiny-clip',
+      m,
+    );
+    assert.equal(got.device, 'webgpu');
+    assert.ok(got.loaded.created > 0 && got.loaded.live[1] > 0, JSON.stringify(got.loaded));
+    t.diagnostic(`pipeline loaded ${JSON.stringify(got.loaded)}, pipe.model read ${JSON.stringify(got.read)}, AutoModel alone ${JSON.stringify(got.aloneLoaded)}`);
+    assert.deepEqual(got.read, got.loaded, "reading pipe.model changed the page's device memory");
+    // The same class loaded on its own does hold a second copy: at least the checkpoint's bytes.
+    const weights = fs.statSync(path.join(fixturesDir, 'vision', 'tiny-clip', 'model.safetensors')).size;
+    assert.ok(got.aloneLoaded.created > got.read.created, JSON.stringify(got.aloneLoaded));
+    assert.ok(got.aloneLoaded.live[1] - got.read.live[1] >= 0.9 * weights, `${got.aloneLoaded.live[1] - got.read.live[1]} bytes for ${weights}`);
+    assertOutputs(got.out, m.model, "the pipeline's model on WebGPU");
+    assertOutputs(got.outAlone, m.model, 'AutoModel on WebGPU');
+    assert.deepEqual(problemsBut404(page), []);
+    await page.close();
+  });
+
+  test("AutoProcessor on a page whose pipeline runs in a worker: its pixel_values give the worker pipeline's model the pipeline's scores", async () => {
+    const dir = path.join(fixturesDir, 'vision', 'tiny-vit-classifier');
+    const classifier = await pipeline('image-classification', dir, { device: 'wasm' });
+    const labels = Object.keys(classifier.model.config.id2label).length;
+    const expected = await classifier(path.join(fixturesDir, 'images', 'coffee.png'), { top_k: labels });
+    const id2label = classifier.model.config.id2label;
+    await classifier.dispose();
+    const page = await openPage(browser, server.url);
+    const got = await evaluateWithin(
+      page,
+      240,
+      async (dir) => {
+        const { AutoProcessor, workerPipeline } = await import('/webformers/index.js');
+        const worker = new Worker('/webformers/worker.js', { type: 'module' });
+        const remote = await workerPipeline(worker, 'image-classification', dir, { device: 'wasm' });
+        const processor = await AutoProcessor.from_pretrained(dir);
+        const { logits } = await remote.model(await processor('/fixtures/images/coffee.png'));
+        processor.dispose();
+        await remote.dispose();
+        worker.terminate();
+        return { dims: logits.dims, data: Array.from(logits.data) };
+      },
+      '/fixtures/vision/tiny-vit-classifier',
+    );
+    assert.deepEqual(got.dims, [1, labels]);
+    const scores = softmax(got.data);
+    for (const { label, score } of expected) {
+      const id = Object.keys(id2label).find((k) => id2label[k] === label);
+      assert.ok(Math.abs(scores[id] - score) <= TOLERANCE, `${label}: ${scores[id]} vs ${score}`);
+    }
+    assert.deepEqual(problemsBut404(page), []);
+    await page.close();
   });
 
   test("a model too large for the adapter: AutoModel's 'webgpu' rejects, 'auto' falls back to WASM with the reference's values", async () => {

@@ -97,6 +97,15 @@ pub fn debug_lose_device() -> bool {
     }
 }
 
+/// `[buffers, bytes]` of device memory the engine holds now (`gpu::live_buffers`): what a page
+/// watches to see that a pipeline's `model` adds no copy of its weights, or that a disposed one
+/// freed them.
+#[wasm_bindgen(js_name = liveBuffers)]
+pub fn live_buffers() -> Vec<f64> {
+    let (buffers, bytes) = webformers::gpu::live_buffers();
+    vec![buffers as f64, bytes as f64]
+}
+
 /// The engine's version (the crate's).
 #[wasm_bindgen]
 pub fn version() -> String {

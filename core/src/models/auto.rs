@@ -18,12 +18,14 @@ use crate::files::ModelFiles;
 use crate::generation::{self, GenerationConfig, Interrupt};
 use crate::tasks::LoadOptions;
 use crate::tasks::text_encoder::MAX_BATCH;
+use crate::tasks::zero_shot_image_classification as zsic;
 use crate::tokenizer::Batch;
 use crate::weights::Weights;
 use crate::{Device, Error, Result, Tensor};
 
 use super::{
-    DecoderModel, EncoderDecoderModel, HeadKind, ModelConfig, SpeechSeq2SeqModel, TextModel, TextSeq2SeqModel, VisionHead, VisionModel,
+    DecoderModel, EncoderDecoderModel, HeadKind, ImageTextModel, ModelConfig, SpeechSeq2SeqModel, TextModel, TextPadding, TextSeq2SeqModel,
+    VisionHead, VisionModel,
 };
 use crate::tasks::asr::prompt::WhisperGenerationConfig;
 use crate::tasks::seq2seq;
@@ -45,12 +47,49 @@ pub enum ModelClass {
     Seq2SeqLm,
     /// `AutoModelForSpeechSeq2Seq`: a speech encoder-decoder (Whisper).
     SpeechSeq2Seq,
+    /// A CLIP or SigLIP class of transformers.js's (`CLIPModel`, `CLIPTextModelWithProjection`,
+    /// ..., `SiglipVisionModel`; see `DUAL_CLASSES`).
+    Dual(DualClass),
 }
+
+/// Which towers of a dual encoder a class runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DualPart {
+    /// Both, compared: `logits_per_image`, `logits_per_text`, `text_embeds`, `image_embeds`.
+    Both,
+    Text,
+    Vision,
+}
+
+/// A dual encoder's class: its name, the model_type family it loads (`clip`, `siglip`) and
+/// which towers it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DualClass {
+    pub name: &'static str,
+    pub family: &'static str,
+    pub part: DualPart,
+}
+
+/// transformers.js's CLIP and SigLIP classes. A one-tower class loads a whole checkpoint's
+/// weights too (the towers are one file here, not one ONNX file each), and answers as
+/// transformers.js's does: CLIP's `text_embeds` / `image_embeds` (projected, not normalized),
+/// SigLIP's `pooler_output`.
+pub const DUAL_CLASSES: [DualClass; 6] = [
+    DualClass { name: "CLIPModel", family: "clip", part: DualPart::Both },
+    DualClass { name: "CLIPTextModelWithProjection", family: "clip", part: DualPart::Text },
+    DualClass { name: "CLIPVisionModelWithProjection", family: "clip", part: DualPart::Vision },
+    DualClass { name: "SiglipModel", family: "siglip", part: DualPart::Both },
+    DualClass { name: "SiglipTextModel", family: "siglip", part: DualPart::Text },
+    DualClass { name: "SiglipVisionModel", family: "siglip", part: DualPart::Vision },
+];
 
 impl ModelClass {
     /// From transformers' class name (`AutoModelForMaskedLM`), its suffix (`ForMaskedLM`), or
     /// `AutoModel`.
     pub fn from_name(name: &str) -> Result<ModelClass> {
+        if let Some(class) = DUAL_CLASSES.iter().find(|c| c.name == name) {
+            return Ok(ModelClass::Dual(*class));
+        }
         let suffix = name.strip_prefix("AutoModel").unwrap_or(name);
         if suffix.is_empty() {
             return Ok(ModelClass::Base);
@@ -65,8 +104,9 @@ impl ModelClass {
             "ForSeq2SeqLM" => Ok(ModelClass::Seq2SeqLm),
             "ForSpeechSeq2Seq" => Ok(ModelClass::SpeechSeq2Seq),
             _ => Err(Error::Unsupported(format!(
-                "unknown model class `{name}`; the classes are AutoModel, {}, AutoModelForCausalLM, AutoModelForImageClassification, AutoModelForObjectDetection, AutoModelForSeq2SeqLM, AutoModelForSpeechSeq2Seq",
-                HeadKind::ALL.map(|k| format!("AutoModel{}", k.class_suffix())).join(", ")
+                "unknown model class `{name}`; the classes are AutoModel, {}, AutoModelForCausalLM, AutoModelForImageClassification, AutoModelForObjectDetection, AutoModelForSeq2SeqLM, AutoModelForSpeechSeq2Seq, {}",
+                HeadKind::ALL.map(|k| format!("AutoModel{}", k.class_suffix())).join(", "),
+                DUAL_CLASSES.map(|c| c.name).join(", ")
             ))),
         }
     }
@@ -81,6 +121,7 @@ impl ModelClass {
             ModelClass::ObjectDetection => "AutoModelForObjectDetection".into(),
             ModelClass::Seq2SeqLm => "AutoModelForSeq2SeqLM".into(),
             ModelClass::SpeechSeq2Seq => "AutoModelForSpeechSeq2Seq".into(),
+            ModelClass::Dual(c) => c.name.into(),
         }
     }
 }
@@ -131,6 +172,11 @@ pub enum LoadedModel {
         model: Rc<dyn SpeechSeq2SeqModel>,
         generation: WhisperGenerationConfig,
     },
+    /// A dual encoder (CLIP, SigLIP): `Base` (`AutoModel`, both towers) or a `Dual` class.
+    ImageText {
+        model: Rc<dyn ImageTextModel>,
+        class: ModelClass,
+    },
 }
 
 impl LoadedModel {
@@ -149,6 +195,7 @@ impl LoadedModel {
             LoadedModel::Vision { head: VisionHead::ObjectDetection, .. } => ModelClass::ObjectDetection,
             LoadedModel::TextSeq2Seq { .. } => ModelClass::Seq2SeqLm,
             LoadedModel::SpeechSeq2Seq { .. } => ModelClass::SpeechSeq2Seq,
+            LoadedModel::ImageText { class, .. } => *class,
         }
     }
 }
@@ -171,8 +218,13 @@ impl AutoModel {
         let arch = super::ARCHITECTURES.iter().find(|a| a.model_types.contains(&config.model_type.as_str()));
         let text = || super::architecture(&config, "text encoder", |a| a.text_encoder.is_some());
         let vision = || super::architecture(&config, "vision model", |a| a.vision.is_some());
+        // transformers.js's AutoModel on a CLIPModel / SiglipModel checkpoint (both towers' configs)
+        // is the dual encoder; on one tower's checkpoint, that tower's vision model as before.
+        let dual_checkpoint = arch.is_some_and(|a| a.image_text.is_some()) && config.json.get("text_config").is_some();
         // Checked first, so that a wrong model fails before its weights are read.
         match class {
+            ModelClass::Base if dual_checkpoint => (),
+            ModelClass::Dual(c) => check_dual_family(&config, c)?,
             ModelClass::Base if arch.is_some_and(|a| a.vision.is_some()) => vision().map(drop)?,
             ModelClass::Base if arch.is_some_and(|a| a.decoder.is_some()) => {
                 return Err(Error::Unsupported(format!(
@@ -191,7 +243,24 @@ impl AutoModel {
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
         let vision_head =
             |head| -> Result<LoadedModel> { Ok(LoadedModel::Vision { model: super::load_vision_model(&config, &vb, head)?.into(), head }) };
+        let image_text = |class: ModelClass| -> Result<LoadedModel> {
+            let model = super::load_image_text_model(&config, &vb)?;
+            let part = if let ModelClass::Dual(c) = class { c.part } else { DualPart::Both };
+            let (vision, text) = model.has_towers();
+            if (part != DualPart::Text && !vision) || (part != DualPart::Vision && !text) {
+                return Err(Error::Unsupported(format!(
+                    "{}: {} needs the {} tower, which this checkpoint (`{}`) does not hold",
+                    config.name,
+                    class.name(),
+                    if vision { "text" } else { "vision" },
+                    config.architecture.as_deref().unwrap_or(&config.model_type)
+                )));
+            }
+            Ok(LoadedModel::ImageText { model: model.into(), class })
+        };
         let loaded = match class {
+            ModelClass::Base if dual_checkpoint => image_text(class)?,
+            ModelClass::Dual(_) => image_text(class)?,
             ModelClass::Base if arch.is_some_and(|a| a.vision.is_some()) => vision_head(VisionHead::None)?,
             ModelClass::Base => LoadedModel::text(Rc::new(super::load_text_model(&config, &vb, None)?), &config)?,
             ModelClass::TextHead(kind) => LoadedModel::text(Rc::new(super::load_text_model(&config, &vb, Some(kind))?), &config)?,
@@ -247,6 +316,7 @@ impl AutoModel {
             LoadedModel::Decoder { model, .. } => self.forward_decoder(model.as_ref(), inputs).await,
             LoadedModel::Vision { model, .. } => self.forward_vision(model.as_ref(), inputs).await,
             LoadedModel::TextSeq2Seq { .. } | LoadedModel::SpeechSeq2Seq { .. } => self.forward_seq2seq(inputs).await,
+            LoadedModel::ImageText { model, class } => self.forward_image_text(model.as_ref(), *class, inputs).await,
         }
     }
 
@@ -259,6 +329,11 @@ impl AutoModel {
             LoadedModel::Vision { .. } => &["pixel_values", "pixel_mask"],
             LoadedModel::TextSeq2Seq { .. } => &["input_ids", "attention_mask", "decoder_input_ids"],
             LoadedModel::SpeechSeq2Seq { .. } => &["input_features", "decoder_input_ids"],
+            LoadedModel::ImageText { class: ModelClass::Dual(DualClass { part: DualPart::Text, .. }), .. } => {
+                &["input_ids", "attention_mask"]
+            }
+            LoadedModel::ImageText { class: ModelClass::Dual(DualClass { part: DualPart::Vision, .. }), .. } => &["pixel_values"],
+            LoadedModel::ImageText { .. } => &["input_ids", "attention_mask", "pixel_values"],
         }
     }
 
@@ -470,6 +545,98 @@ impl AutoModel {
         Ok(out)
     }
 
+    /// A dual encoder's outputs, as transformers' CLIPModel / SiglipModel forward gives them:
+    /// the embeddings normalized, `logits_per_text` [B, N] their cosine similarities times
+    /// `logit_scale.exp()` (plus SigLIP's `logit_bias`), `logits_per_image` its transpose. One
+    /// tower's class gives its embedding as that tower's class does (see `DUAL_CLASSES`).
+    async fn forward_image_text(&self, model: &dyn ImageTextModel, class: ModelClass, inputs: &NamedTensors) -> Result<NamedTensors> {
+        let part = match class {
+            ModelClass::Dual(c) => c.part,
+            _ => DualPart::Both,
+        };
+        let float = |dims: Vec<usize>, data: Vec<f32>| HostTensor { dims, data: HostValues::Float(data) };
+        let pooled_name = |clip_name: &str| if model.sigmoid_scores() { "pooler_output".to_string() } else { clip_name.to_string() };
+        let text = match part {
+            DualPart::Vision => None,
+            _ => Some(self.dual_text_embeds(model, inputs).await?),
+        };
+        let image = match part {
+            DualPart::Text => None,
+            _ => Some(self.dual_image_embeds(model, inputs).await?),
+        };
+        let (mut text, mut image) = match (text, image) {
+            (Some((t, b, d)), None) => return Ok(vec![(pooled_name("text_embeds"), float(vec![b, d], t))]),
+            (None, Some((i, n, d))) => return Ok(vec![(pooled_name("image_embeds"), float(vec![n, d], i))]),
+            (Some(t), Some(i)) => (t, i),
+            (None, None) => unreachable!("every part runs a tower"),
+        };
+        let ((b, dim), n) = ((text.1, text.2), image.1);
+        if image.2 != dim {
+            return Err(Error::Config(format!(
+                "{}: image embeddings of {} values and text embeddings of {dim}",
+                self.config.name, image.2
+            )));
+        }
+        let scale = model.logit_scale().ok_or_else(|| Error::weight("logit_scale", format!("not found in {}", self.config.name)))?;
+        let scale = scale.to_vec_f32().await?[0].exp();
+        let bias = match model.logit_bias() {
+            Some(b) => b.to_vec_f32().await?[0],
+            None => 0.0,
+        };
+        zsic::normalize_rows(&mut text.0, dim);
+        zsic::normalize_rows(&mut image.0, dim);
+        let per_image = zsic::logits_per_image(&text.0, &image.0, dim, scale, bias);
+        let per_text: Vec<f32> = (0..b * n).map(|k| per_image[(k % n) * b + k / n]).collect();
+        Ok(vec![
+            ("logits_per_image".into(), float(vec![n, b], per_image)),
+            ("logits_per_text".into(), float(vec![b, n], per_text)),
+            ("text_embeds".into(), float(vec![b, dim], text.0)),
+            ("image_embeds".into(), float(vec![n, dim], image.0)),
+        ])
+    }
+
+    /// The text tower's embeddings of `input_ids` [B, S]: (values, B, D). CLIP's rows are cut at
+    /// their `attention_mask` (right padding; its causal tower pools at the EOS, before the
+    /// padding); SigLIP's are read whole, every token attended to, as transformers.js's SigLIP
+    /// (whose ONNX text model takes no mask) reads the texts its tokenizer padded to max_length.
+    async fn dual_text_embeds(&self, model: &dyn ImageTextModel, inputs: &NamedTensors) -> Result<(Vec<f32>, usize, usize)> {
+        let vocab = self.config.json["text_config"]["vocab_size"].as_u64().or(self.config.json["vocab_size"].as_u64()).unwrap_or(u64::MAX);
+        let (ids, b, s) = token_ids(inputs, vocab as usize)?;
+        let lengths = match model.text_padding() {
+            TextPadding::None => right_padded_lengths(inputs, b, s)?,
+            TextPadding::MaxLength => vec![s; b],
+        };
+        let mut out = Vec::new();
+        for start in (0..b).step_by(MAX_BATCH) {
+            let rows = start..(start + MAX_BATCH).min(b);
+            let ids: Vec<Vec<u32>> = rows.map(|r| ids[r * s..][..lengths[r]].iter().map(|&v| v as u32).collect()).collect();
+            let type_ids = ids.iter().map(|row| vec![0; row.len()]).collect();
+            out.extend(model.text_embeds(&Batch { ids, type_ids })?.to_vec_f32().await?);
+        }
+        let dim = out.len() / b;
+        Ok((out, b, dim))
+    }
+
+    /// The vision tower's embeddings of `pixel_values` [N, 3, H, W]: (values, N, D).
+    async fn dual_image_embeds(&self, model: &dyn ImageTextModel, inputs: &NamedTensors) -> Result<(Vec<f32>, usize, usize)> {
+        let pixels = find(inputs, "pixel_values").ok_or_else(|| Error::Input("the model takes pixel_values [N, 3, H, W]".into()))?;
+        let values = floats(pixels, "pixel_values")?;
+        if pixels.dims.len() != 4 || pixels.dims.contains(&0) {
+            return Err(Error::Input(format!("pixel_values must be [N, 3, H, W], not {:?}", pixels.dims)));
+        }
+        let n = pixels.dims[0];
+        let per_image = values.len() / n;
+        let mut out = Vec::new();
+        for start in (0..n).step_by(MAX_BATCH) {
+            let count = MAX_BATCH.min(n - start);
+            let dims = [count, pixels.dims[1], pixels.dims[2], pixels.dims[3]];
+            let chunk = Tensor::from_f32(&values[start * per_image..][..count * per_image], &dims, &self.device)?;
+            out.extend(model.image_embeds(&chunk)?.to_vec_f32().await?);
+        }
+        let dim = out.len() / n;
+        Ok((out, n, dim))
+    }
+
     /// `AutoModelForCausalLM`: greedy or sampled generation for each row of `input_ids` [B, S]
     /// with its `attention_mask`: the rows as given (padding kept) followed by their new tokens,
     /// rows that stopped early filled with the pad token (else the first EOS): [B, S + n].
@@ -618,7 +785,7 @@ impl AutoModel {
                 info["vocab_size"] = model.vocab_size().into();
                 info["max_positions"] = model.max_context().into();
             }
-            LoadedModel::Vision { .. } => {}
+            LoadedModel::Vision { .. } | LoadedModel::ImageText { .. } => {}
             LoadedModel::TextSeq2Seq { model, .. } => {
                 info["vocab_size"] = model.vocab_size().into();
                 info["max_positions"] = model.max_source_positions().into();
@@ -634,6 +801,24 @@ impl AutoModel {
         }
         info
     }
+}
+
+/// A dual encoder's class must be of the checkpoint's family (a SiglipModel class on a CLIP
+/// checkpoint is refused, as transformers refuses it).
+fn check_dual_family(config: &ModelConfig, class: DualClass) -> Result<()> {
+    super::architecture(config, "image-text dual encoder", |a| a.image_text.is_some())?;
+    if config.model_type.starts_with(class.family) {
+        return Ok(());
+    }
+    let fits: Vec<&str> = DUAL_CLASSES.iter().filter(|c| config.model_type.starts_with(c.family)).map(|c| c.name).collect();
+    Err(Error::Unsupported(format!(
+        "{} is a `{}` model, not a {} one: {} does not load it{}",
+        config.name,
+        config.model_type,
+        class.family,
+        class.name,
+        if fits.is_empty() { String::new() } else { format!("; use {}", fits.join(", ")) }
+    )))
 }
 
 /// A text encoder's vocabulary (config.json's `vocab_size`), which the ids are checked against:

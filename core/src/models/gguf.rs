@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::DecoderModel;
 use super::gemma3::{Gemma3, Gemma3Config};
 use super::llama::{Llama, LlamaConfig};
+use super::{DecoderModel, ModelConfig};
 use crate::chat::ChatTemplate;
 use crate::gguf_tokenizer::{GgufVocab, build_tokenizer};
 use crate::tokenizer::Tokenizer;
@@ -114,6 +114,15 @@ fn hf_names(file: &dyn WeightSource, arch: &str, layers: usize) -> HashMap<Strin
     names
 }
 
+/// The transformers model_type of a GGUF architecture, as this engine's registry knows it.
+fn hf_model_type(arch: &str) -> &str {
+    match arch {
+        "qwen2" | "qwen3" | "phi3" | "smollm3" => arch,
+        "gemma3" => "gemma3_text",
+        _ => "llama",
+    }
+}
+
 fn llama_config(meta: &GgufMetadata, arch: &str, vocab_size: usize, tied: bool, host: &HostTensors) -> Result<LlamaConfig> {
     let key = |k: &str| format!("{arch}.{k}");
     let heads = meta.get_usize(&key("attention.head_count"))?;
@@ -122,7 +131,7 @@ fn llama_config(meta: &GgufMetadata, arch: &str, vocab_size: usize, tied: bool, 
         if meta.contains(&key("attention.key_length")) { meta.get_usize(&key("attention.key_length"))? } else { hidden / heads.max(1) };
     let mut config = serde_json::json!({
         // SmolLM3: no key names its NoPE layers; llama.cpp fixes every 4th, the config's default.
-        "model_type": if matches!(arch, "qwen2" | "qwen3" | "phi3" | "smollm3") { arch } else { "llama" },
+        "model_type": hf_model_type(arch),
         "vocab_size": vocab_size,
         "hidden_size": hidden,
         "intermediate_size": meta.get_usize(&key("feed_forward_length"))?,
@@ -214,6 +223,9 @@ pub struct GgufParts {
     pub tokenizer: Tokenizer,
     pub template: Option<ChatTemplate>,
     pub eos_ids: Vec<u32>,
+    /// What the model's `AutoModel` view (`Pipeline::auto_model`) needs of a config.json, which a
+    /// GGUF has none of: its name (the file), model_type and vocabulary.
+    pub config: ModelConfig,
 }
 
 /// From a whole GGUF file (mapped, or in memory).
@@ -274,7 +286,11 @@ fn load_from(meta: &GgufMetadata, file: Arc<dyn WeightSource>, host: &HostTensor
         .iter()
         .filter_map(|k| id(k))
         .collect();
-    Ok(GgufParts { model, tokenizer, template, eos_ids })
+    let config = ModelConfig::from_json(
+        file.origin(),
+        serde_json::json!({ "model_type": hf_model_type(&arch), "vocab_size": tokens.len(), "gguf_architecture": arch }),
+    )?;
+    Ok(GgufParts { model, tokenizer, template, eos_ids, config })
 }
 
 /// A header may claim any number of layers; the names and configuration made per layer would

@@ -181,8 +181,8 @@ pub trait Pipeline {
     }
     /// The task's model as transformers' `AutoModel` classes run it (JS: `pipe.model`), over
     /// this pipeline's loaded weights: nothing is read or copied, and the weights live while
-    /// either holds them. Tasks whose model no class here covers (the
-    /// dual encoders, a model from a GGUF file) say so.
+    /// either holds them. Tasks whose model no class here covers (the dual encoders'
+    /// text-embedding feature-extraction) say so.
     fn auto_model(&self) -> Result<AutoModel> {
         Err(Error::Unsupported(format!(
             "{}: this task's model is not available as a model class (AutoModel...) here; load it with the class itself",

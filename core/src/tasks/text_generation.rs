@@ -257,7 +257,9 @@ impl Generated {
 impl Pipeline for TextGeneration {
     fn auto_model(&self) -> Result<AutoModel> {
         let config = self.model_config.clone().ok_or_else(|| {
-            Error::Unsupported("text-generation from a GGUF file: its model has no config.json, so no model class is made over it".into())
+            Error::Unsupported(
+                "text-generation over a decoder built from parts: it has no config, so no model class is made over it".into(),
+            )
         })?;
         let loaded = LoadedModel::Decoder { model: self.model.clone(), generation: self.config.clone() };
         Ok(AutoModel::sharing(loaded, config, &self.device))
@@ -381,7 +383,7 @@ pub struct TextGeneration {
     tokenizer: Tokenizer,
     /// Shared with the task's `AutoModel` view (`auto_model`).
     model: Rc<dyn DecoderModel>,
-    /// config.json (`None`: loaded from a GGUF file, which has none).
+    /// config.json (a GGUF's: the facts its header gives; `None`: built from parts by `new`).
     model_config: Option<models::ModelConfig>,
     template: Option<ChatTemplate>,
     eos_ids: Vec<u32>,
@@ -424,14 +426,21 @@ impl TextGeneration {
     /// From a GGUF file: weights, hyperparameters, tokenizer and chat template all come from it.
     pub fn load_gguf(file: crate::weights::gguf::GgufFile, device: &Device, options: &LoadOptions) -> Result<TextGeneration> {
         let parts = models::gguf::load(file, device, options.dtype)?;
-        Ok(TextGeneration::new(parts.tokenizer, parts.model, parts.template, parts.eos_ids, device))
+        Ok(TextGeneration::from_gguf(parts, device))
     }
 
     /// From a GGUF file's tensors streamed onto `device` as they arrived
     /// (`HubModel::gguf_weights`), with its header (metadata, tokenizer, chat template) kept.
     pub fn load_gguf_streamed(weights: crate::weights::DeviceWeights, device: &Device, options: &LoadOptions) -> Result<TextGeneration> {
         let parts = models::gguf::load_streamed(weights, device, options.dtype)?;
-        Ok(TextGeneration::new(parts.tokenizer, parts.model, parts.template, parts.eos_ids, device))
+        Ok(TextGeneration::from_gguf(parts, device))
+    }
+
+    /// From a GGUF's parts, its config kept for the model's `AutoModel` view.
+    fn from_gguf(parts: models::gguf::GgufParts, device: &Device) -> TextGeneration {
+        let mut pipe = TextGeneration::new(parts.tokenizer, parts.model, parts.template, parts.eos_ids, device);
+        pipe.model_config = Some(parts.config);
+        pipe
     }
 
     /// From parts (the GGUF loader builds them from the file's metadata).

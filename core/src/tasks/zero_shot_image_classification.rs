@@ -8,12 +8,15 @@
 //! Also the text side of these models for feature-extraction (`text_embeddings`): the projected
 //! text embedding [n, D], so that a page can embed images once and search them by text.
 
+use std::rc::Rc;
+
 use serde_json::Value;
 
 use super::text_encoder::{MAX_BATCH, max_sequence_length, ranked, sigmoid, softmax};
 use super::{Input, InputKind, LoadOptions, LocalFuture, OneOrMany, Output, Pipeline, TaskInfo, score};
 use crate::files::ModelFiles;
 use crate::image::ImageProcessor;
+use crate::models::auto::{AutoModel, LoadedModel, ModelClass};
 use crate::models::{self, ImageTextModel, ModelConfig, TextPadding};
 use crate::tokenizer::{Batch, Tokenizer};
 use crate::weights::Weights;
@@ -41,7 +44,8 @@ struct Options {
 
 /// A dual encoder with its tokenizer: what both tasks over CLIP and SigLIP load.
 struct DualEncoder {
-    model: Box<dyn ImageTextModel>,
+    /// Shared with the task's `AutoModel` view (`auto_model`).
+    model: Rc<dyn ImageTextModel>,
     tokenizer: Tokenizer,
     /// (length, pad id) when texts are padded to a fixed length (SigLIP).
     pad_to: Option<(usize, u32)>,
@@ -51,7 +55,7 @@ struct DualEncoder {
 impl DualEncoder {
     fn load(files: &dyn ModelFiles, device: &Device, options: &LoadOptions, config: &ModelConfig) -> Result<DualEncoder> {
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
-        let model = models::load_image_text_model(config, &vb)?;
+        let model: Rc<dyn ImageTextModel> = models::load_image_text_model(config, &vb)?.into();
         let tokenizer_json = files.require("tokenizer.json")?;
         let tokenizer_config = files.json("tokenizer_config.json")?.unwrap_or_default();
         let positions = model.max_text_positions();
@@ -126,16 +130,23 @@ fn read_config(files: &dyn ModelFiles) -> Result<ModelConfig> {
 
 /// Rows of `data` ([rows, width]) scaled to unit L2 norm, in place (as torch's
 /// `x / x.norm(dim=-1, keepdim=True)`).
-fn normalize_rows(data: &mut [f32], width: usize) {
+pub(crate) fn normalize_rows(data: &mut [f32], width: usize) {
     for row in data.chunks_mut(width.max(1)) {
         let norm = row.iter().map(|&x| x * x).sum::<f32>().sqrt();
         row.iter_mut().for_each(|x| *x /= norm);
     }
 }
 
+/// [images, texts]: each normalized image row's cosine similarity (f32, as the model computes
+/// it) with each normalized text row, times `scale`, plus `bias`.
+pub(crate) fn logits_per_image(text: &[f32], image: &[f32], dim: usize, scale: f32, bias: f32) -> Vec<f32> {
+    image.chunks(dim).flat_map(|i| text.chunks(dim).map(move |t| i.iter().zip(t).map(|(a, b)| a * b).sum::<f32>() * scale + bias)).collect()
+}
+
 pub struct ZeroShotImageClassification {
     dual: DualEncoder,
     processor: ImageProcessor,
+    config: ModelConfig,
 }
 
 impl ZeroShotImageClassification {
@@ -157,7 +168,7 @@ impl ZeroShotImageClassification {
         if dual.model.logit_scale().is_none() {
             return Err(Error::weight("logit_scale", format!("not found in {}", config.name)));
         }
-        Ok(ZeroShotImageClassification { dual, processor })
+        Ok(ZeroShotImageClassification { dual, processor, config })
     }
 
     /// Per image, `[{score, label}]` from the most likely label down.
@@ -185,11 +196,8 @@ impl ZeroShotImageClassification {
                 )));
             }
             normalize_rows(&mut image, dim);
-            for img in image.chunks(dim) {
-                // logits_per_image: cosine similarity (f32, as the model computes it) * scale + bias.
-                let logits: Vec<f32> =
-                    text.chunks(dim).map(|t| img.iter().zip(t).map(|(a, b)| a * b).sum::<f32>() * scale + bias).collect();
-                let scores: Vec<f64> = if model.sigmoid_scores() { logits.iter().map(|&l| sigmoid(l)).collect() } else { softmax(&logits) };
+            for logits in logits_per_image(&text, &image, dim, scale, bias).chunks(labels.len()) {
+                let scores: Vec<f64> = if model.sigmoid_scores() { logits.iter().map(|&l| sigmoid(l)).collect() } else { softmax(logits) };
                 let ranked: Vec<Value> = ranked(&scores)
                     .into_iter()
                     .map(|i| serde_json::json!({ "score": score(scores[i] as f32), "label": labels[i] }))
@@ -202,6 +210,12 @@ impl ZeroShotImageClassification {
 }
 
 impl Pipeline for ZeroShotImageClassification {
+    /// The dual encoder as `AutoModel` loads it (both towers), over the pipeline's weights.
+    fn auto_model(&self) -> Result<AutoModel> {
+        let loaded = LoadedModel::ImageText { model: self.dual.model.clone(), class: ModelClass::Base };
+        Ok(AutoModel::sharing(loaded, self.config.clone(), &self.dual.device))
+    }
+
     fn task(&self) -> &'static TaskInfo {
         &TASK
     }
