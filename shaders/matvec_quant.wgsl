@@ -18,6 +18,9 @@
 #include "matmul_io.wgsl"
 
 #include "quant.wgsl"
+#if NORM
+#include "reduce.wgsl"
+#endif
 
 // One vec4 per invocation (the 4 rows): per-subgroup sums, or the tree's values.
 var<workgroup> partial: array<vec4<f32>, 256>;
@@ -90,23 +93,18 @@ fn main(
 
 #if NORM
     // The row's inverse RMS, from the row this workgroup reads anyway: RMSNorm folded in, with no
-    // dispatch of its own. (Uniform control flow: every invocation joins the barriers.)
+    // dispatch of its own. Every workgroup repeats it, so it is one subgroup reduction where the
+    // adapter has them (barriers are what it costs; software rasterizers pay per barrier).
+#if !SUBGROUPS
+    let sg_size = 0u;
+    let sg_lane = 0u;
+#endif
     var sum_sq = 0.0;
     for (var kk = lid; kk < p.k; kk += 256u) {
         let v = a[a_base + kk];
         sum_sq += v * v;
     }
-    partial[lid] = vec4<f32>(sum_sq, 0.0, 0.0, 0.0);
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        if lid < s {
-            partial[lid].x += partial[lid + s].x;
-        }
-        workgroupBarrier();
-    }
-    row_inv = inv_rms(partial[0].x);
-    // partial is written again by the reduction below.
-    workgroupBarrier();
+    row_inv = inv_rms(workgroup_sum(sum_sq, lid, sg_size, sg_lane));
 #endif
 
     // Invocation t takes groups t, t + tpr, ... of the rows (4 per unit): neighbours read
