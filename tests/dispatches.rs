@@ -8,9 +8,9 @@ use webformers::tasks::LoadOptions;
 use webformers::tasks::text_generation::TextGeneration;
 use webformers_tests::{devices, fixture, floats, max_abs_diff, repo_root};
 
-/// Dispatches a decode step takes outside the layers: the embedding lookup, and the final norm
-/// folded into the LM head.
-const OUTSIDE_LAYERS: u64 = 2;
+/// Dispatches a decode step takes outside the layers: the embedding lookup, the final norm and the
+/// LM head.
+const OUTSIDE_LAYERS: u64 = 3;
 /// Per layer: RMSNorm + fused QKV; attention rotating the query and the new key as it loads them
 /// and writing the new key and value into the KV cache; o-projection + residual; RMSNorm + fused
 /// gate/up; SiLU-gated down projection + residual.
