@@ -29,6 +29,10 @@ fn load_b(i: u32) -> f32 {
 
 var<workgroup> a_tile: array<f32, 1024>; // [TK][TM]
 var<workgroup> b_tile: array<f32, 1024>; // [TK][TN]
+#if NORM
+// The inverse RMS of each of the tile's rows.
+var<workgroup> row_inv: array<f32, TM>;
+#endif
 
 #include "tile.wgsl"
 
@@ -43,6 +47,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let a_base = p.a_off + batch * p.a_sb;
     let b_base = p.b_off + batch * p.b_sb;
 
+#if NORM
+    // The RMS of each of the tile's rows, 4 invocations a row (a_tile as scratch): RMSNorm folded
+    // in, with no dispatch of its own. Used for a few rows (decoding), where A is small.
+    {
+        let r = lid / 4u;
+        var sum_sq = 0.0;
+        if row0 + r < p.m {
+            for (var kk = lid % 4u; kk < p.k; kk += 4u) {
+                let v = a[a_base + (row0 + r) * p.a_sm + kk * p.a_sk];
+                sum_sq += v * v;
+            }
+        }
+        a_tile[lid] = sum_sq;
+        workgroupBarrier();
+        if lid % 4u == 0u {
+            row_inv[r] = inv_rms((a_tile[lid] + a_tile[lid + 1u]) + (a_tile[lid + 2u] + a_tile[lid + 3u]));
+        }
+        workgroupBarrier();
+    }
+#endif
+
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
         // Each invocation stages 4 values of each slice; neighbours read neighbouring k.
         for (var s = 0u; s < 4u; s++) {
@@ -53,6 +78,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             var av = 0.0;
             if row0 + r < p.m && gk < p.k {
                 av = load_a(a_base + (row0 + r) * p.a_sm + gk * p.a_sk);
+#if NORM
+                av = normed(av, gk, row_inv[r]);
+#endif
             }
             a_tile[kk * TM + r] = av;
             var bv = 0.0;

@@ -18,19 +18,31 @@
 #include "matmul_io.wgsl"
 
 #include "quant.wgsl"
+#if NORM
+#include "reduce.wgsl"
+#endif
 
 // One vec4 per invocation (the 4 rows): per-subgroup sums, or the tree's values.
 var<workgroup> partial: array<vec4<f32>, 256>;
 
-fn x4(at: u32) -> vec4<f32> {
+// The row's inverse RMS (NORM), set before the main loop.
+var<private> row_inv: f32;
+
+// 4 values of `a` from `at`, column `k` of its row.
+fn x4(at: u32, k: u32) -> vec4<f32> {
+#if NORM
+    return vec4<f32>(normed(a[at], k, row_inv), normed(a[at + 1u], k + 1u, row_inv), normed(a[at + 2u], k + 2u, row_inv), normed(a[at + 3u], k + 3u, row_inv));
+#else
     return vec4<f32>(load_a(at), load_a(at + 1u), load_a(at + 2u), load_a(at + 3u));
+#endif
 }
 
-// A group's 8 values of `a`, as F pairs in the order of `Group`.
-fn x_group(xb: u32, i: u32) -> Group {
+// A group's 8 values of `a` (its unit from `xb`, column `xk` of the row), as F pairs in the
+// order of `Group`.
+fn x_group(xb: u32, xk: u32, i: u32) -> Group {
     let o = x_offsets(i);
-    let x0 = x4(xb + o.x);
-    let x1 = x4(xb + o.y);
+    let x0 = x4(xb + o.x, xk + o.x);
+    let x1 = x4(xb + o.y, xk + o.y);
     return Group(F2(x0.xz), F2(x0.yw), F2(x1.xz), F2(x1.yw));
 }
 
@@ -79,6 +91,22 @@ fn main(
     let r2 = w_base + min(row0 + 2u, last) * p.b_sn;
     let r3 = w_base + min(row0 + 3u, last) * p.b_sn;
 
+#if NORM
+    // The row's inverse RMS, from the row this workgroup reads anyway: RMSNorm folded in, with no
+    // dispatch of its own. Every workgroup repeats it, so it is one subgroup reduction where the
+    // adapter has them (barriers are what it costs; software rasterizers pay per barrier).
+#if !SUBGROUPS
+    let sg_size = 0u;
+    let sg_lane = 0u;
+#endif
+    var sum_sq = 0.0;
+    for (var kk = lid; kk < p.k; kk += 256u) {
+        let v = a[a_base + kk];
+        sum_sq += v * v;
+    }
+    row_inv = inv_rms(workgroup_sum(sum_sq, lid, sg_size, sg_lane));
+#endif
+
     // Invocation t takes groups t, t + tpr, ... of the rows (4 per unit): neighbours read
     // neighbouring words of W and of `a`. All loads of a step are issued before any math.
     var acc = vec4<f32>(0.0);
@@ -89,7 +117,7 @@ fn main(
         let w1 = load_group(r1, u, i);
         let w2 = load_group(r2, u, i);
         let w3 = load_group(r3, u, i);
-        let x = x_group(a_base + u * 32u, i);
+        let x = x_group(a_base + u * 32u, u * 32u, i);
         acc += vec4<f32>(dot_group(w0, x), dot_group(w1, x), dot_group(w2, x), dot_group(w3, x));
     }
 

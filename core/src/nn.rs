@@ -58,6 +58,12 @@ impl Linear {
         x.linear(&self.weight, self.bias.as_ref(), Activation::None)
     }
 
+    /// This layer of RMSNorm(`x`) with `norm_weight`: one op when decoding on the GPU (the
+    /// matmul computes the norm's scale itself; `Tensor::rms_norm_linear`).
+    pub fn forward_rms_normed(&self, x: &Tensor, norm_weight: &Tensor, eps: f32) -> Result<Tensor> {
+        x.rms_norm_linear(norm_weight, eps, &self.weight, self.bias.as_ref())
+    }
+
     /// `residual` + this layer of `x`, in one op (a residual block's output projection).
     pub fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         x.linear_add(&self.weight, self.bias.as_ref(), residual)

@@ -117,13 +117,16 @@ pub(crate) enum Op {
     /// `w.t()` without a copy; batch dims are flattened. With `gate` (offset, act), the left
     /// operand is act(g) * a, where g is the view with a's dims and strides at element `offset`
     /// of a's own storage (the gate half of a fused gate/up projection, read in place: SwiGLU and
-    /// gated-GELU cost no pass).
+    /// gated-GELU cost no pass). With `norm` (weight [K], eps), the left operand is RMSNorm(a)
+    /// with that weight, each row's scale computed by the matmul itself (GPU decoding only, see
+    /// `rms_norm_linear`: a norm folded into the projection after it costs no dispatch).
     Matmul {
         a: Tensor,
         b: Tensor,
         bias: Option<Tensor>,
         residual: Option<Tensor>,
         gate: Option<(usize, GateAct)>,
+        norm: Option<(Tensor, f32)>,
         act: Activation,
         batch: usize,
         m: usize,
@@ -165,6 +168,13 @@ pub(crate) enum Op {
         causal: bool,
         window: Option<usize>,
         bias: Option<Tensor>,
+        /// The queries rotated as they are read (`rope_attention_kv_window`; never with a bias).
+        rope: Option<Rotary>,
+        /// A KV cache [rows, 2 Hkv, D] (keys' heads, then values') that holds the keys and values
+        /// before the new ones: `k` and `v` are then the new token's, unrotated (rotated by
+        /// `rope` too), and the op writes them into the cache's row at the query's position
+        /// (`attention_append_rope`: a decode step, one query row).
+        append: Option<Tensor>,
     },
     /// Rotary position embedding of x [T, H, D] (unit stride on D) at `positions` [T] u32 with
     /// `inv_freq` [R/2] f32 (scaling variants are folded into it by the model); the first R dims
@@ -184,6 +194,8 @@ pub(crate) enum Op {
         dst: Tensor,
         src: Tensor,
         row: usize,
+        /// `src` [n, H, D] rotated as it is written (`write_rows_rope`: keys into a KV cache).
+        rope: Option<Rotary>,
     },
     /// Index of the largest value of each row of x [R, N] (first on ties): u32 [R].
     Argmax {
@@ -252,22 +264,36 @@ pub(crate) enum Op {
     },
 }
 
+/// A rotary embedding applied by an op as it reads a tensor [T, H, D] (see `Op::Rope`): positions
+/// [T] u32, inv_freq [R/2] f32 (both dense), the pairing, and how many heads rotate.
+pub(crate) struct Rotary {
+    pub positions: Tensor,
+    pub inv_freq: Tensor,
+    pub interleaved: bool,
+    pub rotated: usize,
+}
+
 impl Op {
     pub(crate) fn inputs(&self) -> Vec<&Tensor> {
         match self {
             Op::Copy { src } | Op::Unary { src, .. } => vec![src],
             Op::Gather { table, ids } => vec![table, ids],
             Op::Binary { lhs, rhs, .. } => vec![lhs, rhs],
-            Op::Matmul { a, b, bias, residual, .. } => [Some(a), Some(b), bias.as_ref(), residual.as_ref()].into_iter().flatten().collect(),
+            Op::Matmul { a, b, bias, residual, norm, .. } => {
+                [Some(a), Some(b), bias.as_ref(), residual.as_ref(), norm.as_ref().map(|(w, _)| w)].into_iter().flatten().collect()
+            }
             Op::Norm { x, residual, weight, bias, .. } => {
                 [Some(x), residual.as_ref(), Some(weight), bias.as_ref()].into_iter().flatten().collect()
             }
             Op::Softmax { x, mask, .. } => [Some(x), mask.as_ref()].into_iter().flatten().collect(),
-            Op::Attention { q, k, v, q_offsets, kv_offsets, bias, .. } => {
-                [Some(q), Some(k), Some(v), Some(q_offsets), Some(kv_offsets), bias.as_ref()].into_iter().flatten().collect()
+            Op::Attention { q, k, v, q_offsets, kv_offsets, bias, rope, append, .. } => {
+                let rope = rope.iter().flat_map(|r| [&r.positions, &r.inv_freq]);
+                [q, k, v, q_offsets, kv_offsets].into_iter().chain(bias).chain(rope).chain(append).collect()
             }
             Op::Rope { x, positions, inv_freq, .. } => vec![x, positions, inv_freq],
-            Op::WriteRows { dst, src, .. } => vec![dst, src],
+            Op::WriteRows { dst, src, rope, .. } => {
+                [dst, src].into_iter().chain(rope.iter().flat_map(|r| [&r.positions, &r.inv_freq])).collect()
+            }
             Op::Argmax { x } => vec![x],
             Op::SegmentPool { x, seq_offsets, .. } | Op::Unpack { x, seq_offsets, .. } => vec![x, seq_offsets],
             Op::TakeAlongLast { x, index } => vec![x, index],
@@ -325,6 +351,9 @@ pub(crate) fn expect_rank(op: &'static str, what: &str, t: &Tensor, rank: usize)
 
 /// Float types an op's weights may have (activations are f32).
 pub(crate) const WEIGHT_TYPES: &[DType] = &[DType::F32, DType::F16];
+/// Up to this many rows `rms_norm_linear` is one op on the GPU: the rows of a decode step, which
+/// the quantized weights' decode kernel serves (its `MATVEC_MAX_M`).
+pub(crate) const NORM_FUSED_MAX_ROWS: usize = 8;
 
 impl Tensor {
     pub(crate) fn record(op: Op, dtype: DType, dims: &[usize], from: &Tensor) -> Tensor {
@@ -444,7 +473,7 @@ impl Tensor {
     }
 
     pub fn matmul_ext(&self, rhs: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Tensor> {
-        self.matmul_op(rhs, bias, act, None, None)
+        self.matmul_op(rhs, bias, act, None, None, None)
     }
 
     /// (silu(`self`) * `up`) x `weight`^T (+ bias) (+ residual): a SwiGLU block's down
@@ -480,24 +509,45 @@ impl Tensor {
                 GateAct::Silu => self.binary(up, BinaryOp::SiluMul)?,
                 GateAct::GeluTanh => self.unary(UnaryOp::GeluTanh)?.mul(up)?,
             };
-            return gated.matmul_op(&weight.t()?, bias, Activation::None, residual, None);
+            return gated.matmul_op(&weight.t()?, bias, Activation::None, residual, None, None);
         }
-        up.matmul_op(&weight.t()?, bias, Activation::None, residual, Some((self, gate_act)))
+        up.matmul_op(&weight.t()?, bias, Activation::None, residual, Some((self, gate_act)), None)
     }
 
     /// `residual` + `self` [.., K] x `weight`^T (+ bias): a residual block's output projection and
     /// skip connection in one op. `residual` has the output's dims [.., N].
     pub fn linear_add(&self, weight: &Tensor, bias: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
         expect_rank("linear", "weight", weight, 2)?;
-        self.matmul_op(&weight.t()?, bias, Activation::None, Some(residual), None)
+        self.matmul_op(&weight.t()?, bias, Activation::None, Some(residual), None, None)
     }
 
     /// `residual` + `self` x `rhs` (+ bias), as `linear_add` for a weight stored [K, N].
     pub fn matmul_add(&self, rhs: &Tensor, bias: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
-        self.matmul_op(rhs, bias, Activation::None, Some(residual), None)
+        self.matmul_op(rhs, bias, Activation::None, Some(residual), None, None)
     }
 
-    /// `gate`: a view of self's node with self's dims and strides (see `Op::Matmul`).
+    /// RMSNorm(`self` [M, K]) with `norm_weight` [K] x `weight`^T (+ bias). On the GPU, for at
+    /// most `NORM_FUSED_MAX_ROWS` rows (a decode step), one op: the matmul computes each row's
+    /// inverse RMS itself (it reads the whole row anyway), so the norm costs no dispatch. Else
+    /// (prefill, the CPU) the norm and the matmul as they are, unchanged.
+    pub fn rms_norm_linear(&self, norm_weight: &Tensor, eps: f32, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let k = self.dim(-1)?;
+        let fused = matches!(self.device(), crate::Device::Gpu(_))
+            && self.rank() == 2
+            && self.dims()[0] <= NORM_FUSED_MAX_ROWS
+            && self.layout().strides()[1] == 1
+            && norm_weight.dims() == [k]
+            && norm_weight.dtype() == DType::F32;
+        if !fused {
+            return self.rms_norm(norm_weight, eps)?.linear(weight, bias, Activation::None);
+        }
+        expect_rank("linear", "weight", weight, 2)?;
+        same_device("matmul", &[self, norm_weight])?;
+        self.matmul_op(&weight.t()?, bias, Activation::None, None, None, Some((norm_weight, eps)))
+    }
+
+    /// `gate`: a view of self's node with self's dims and strides (see `Op::Matmul`); `norm`:
+    /// only from `rms_norm_linear`, which checked it.
     fn matmul_op(
         &self,
         rhs: &Tensor,
@@ -505,6 +555,7 @@ impl Tensor {
         act: Activation,
         residual: Option<&Tensor>,
         gate: Option<(&Tensor, GateAct)>,
+        norm: Option<(&Tensor, f32)>,
     ) -> Result<Tensor> {
         const OP: &str = "matmul";
         let mut all = vec![self, rhs];
@@ -522,7 +573,7 @@ impl Tensor {
                 if gate.is_some() {
                     return Err(Error::shape(OP, "a gated operand needs unit K stride (engine bug)".to_string()));
                 }
-                return self.contiguous()?.matmul_op(rhs, bias, act, residual, None);
+                return self.contiguous()?.matmul_op(rhs, bias, act, residual, None, None);
             }
         } else {
             expect_dtype(OP, "rhs", rhs, WEIGHT_TYPES)?;
@@ -574,7 +625,11 @@ impl Tensor {
             Some(_) => return Err(Error::shape(OP, "a gated operand was copied (engine bug)".to_string())),
             None => None,
         };
-        let op = Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k };
+        let norm = match norm {
+            Some((w, eps)) => Some((w.dense()?, eps)),
+            None => None,
+        };
+        let op = Op::Matmul { a, b, bias, residual, gate, norm, act, batch, m, n, k };
         Ok(Tensor::record(op, DType::F32, &out_dims, self))
     }
 
@@ -642,7 +697,7 @@ impl Tensor {
     /// Fused multi-head attention over packed sequences (see `Op::Attention`), queries and keys
     /// from the same tokens. `self` is q.
     pub fn attention(&self, k: &Tensor, v: &Tensor, seq_offsets: &Tensor, scale: f32, causal: bool) -> Result<Tensor> {
-        self.attention_op(k, v, (seq_offsets, seq_offsets), scale, causal, None, None)
+        self.attention_op(k, v, (seq_offsets, seq_offsets), scale, causal, None, None, None, None)
     }
 
     /// `attention` where each query sees only the keys at most `window` positions away from it,
@@ -656,7 +711,7 @@ impl Tensor {
         causal: bool,
         window: Option<usize>,
     ) -> Result<Tensor> {
-        self.attention_op(k, v, (seq_offsets, seq_offsets), scale, causal, window, None)
+        self.attention_op(k, v, (seq_offsets, seq_offsets), scale, causal, window, None, None, None)
     }
 
     /// Attention where keys and values have their own rows (a KV cache holds the past too).
@@ -669,7 +724,7 @@ impl Tensor {
         scale: f32,
         causal: bool,
     ) -> Result<Tensor> {
-        self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, None, None)
+        self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, None, None, None, None)
     }
 
     /// `attention_kv` where each query sees only the keys at most `window` positions away from
@@ -686,7 +741,74 @@ impl Tensor {
         causal: bool,
         window: Option<usize>,
     ) -> Result<Tensor> {
-        self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, window, None)
+        self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, window, None, None, None)
+    }
+
+    /// `attention_kv_window` of these queries rotated first (`rope(positions, inv_freq,
+    /// interleaved)`). On the GPU the attention kernel rotates each query row as it loads it,
+    /// with rope.wgsl's arithmetic, so a decoder's queries cost no dispatch of their own.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope_attention_kv_window(
+        &self,
+        (positions, inv_freq, interleaved): (&Tensor, &Tensor, bool),
+        k: &Tensor,
+        v: &Tensor,
+        q_offsets: &Tensor,
+        kv_offsets: &Tensor,
+        scale: f32,
+        causal: bool,
+        window: Option<usize>,
+    ) -> Result<Tensor> {
+        if !matches!(self.device(), crate::Device::Gpu(_)) {
+            let rotated = self.rope(positions, inv_freq, interleaved)?;
+            return rotated.attention_kv_window(k, v, q_offsets, kv_offsets, scale, causal, window);
+        }
+        let rope = self.rotary(positions, inv_freq, interleaved, self.dim(1)?)?;
+        self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, window, None, Some(rope), None)
+    }
+
+    /// A decode step's causal attention that extends the KV cache itself: `self` [1, Hq, D] the
+    /// new token's queries and `kv` [1, 2 Hkv, D] its keys' then values' heads, both unrotated;
+    /// `cache` [rows, 2 Hkv, D] (a whole `Tensor::cache`) holds `row` tokens before it, and the
+    /// offsets are [0, T] and [0, row + T]. The keys are rotated and written with the values at
+    /// row `row`, the queries rotated, and attention runs over rows 0..=row. On the GPU (an f32 cache) one dispatch, which writes the cache row
+    /// as a side effect: as with `write_rows`, whatever was recorded on the cache before must have
+    /// been realized, and later steps read the row through the cache tensor itself. Elsewhere
+    /// `write_rows_rope` then `rope_attention_kv_window`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_append_rope(
+        &self,
+        kv: &Tensor,
+        cache: &Tensor,
+        (q_offsets, kv_offsets): (&Tensor, &Tensor),
+        row: usize,
+        rope: (&Tensor, &Tensor, bool),
+        scale: f32,
+        window: Option<usize>,
+    ) -> Result<Tensor> {
+        const OP: &str = "attention";
+        expect_rank(OP, "kv", kv, 3)?;
+        expect_rank(OP, "cache", cache, 3)?;
+        let hkv = cache.dims()[1] / 2;
+        if kv.dims()[1..] != cache.dims()[1..] || self.rank() != 3 || self.dims()[0] != kv.dims()[0] {
+            return Err(Error::shape(OP, format!("q {:?}, new keys and values {:?}, cache {:?}", self.dims(), kv.dims(), cache.dims())));
+        }
+        let t = kv.dims()[0];
+        if !matches!(self.device(), crate::Device::Gpu(_)) || cache.dtype() != DType::F32 || t != 1 {
+            let all = cache.write_rows_rope(kv, row, rope, hkv)?.narrow(0, 0, row + t)?;
+            let (keys, values) = (all.narrow(1, 0, hkv)?, all.narrow(1, hkv, hkv)?);
+            return self.rope_attention_kv_window(rope, &keys, &values, q_offsets, kv_offsets, scale, true, window);
+        }
+        same_device(OP, &[self, kv, cache])?;
+        if !cache.is_cache() || !cache.is_contiguous() || cache.layout().offset() != 0 || row + t > cache.dims()[0] {
+            return Err(Error::Input(format!("attention_append_rope: rows {row}..{} of a whole cache tensor {:?}", row + t, cache.dims())));
+        }
+        let (positions, inv_freq, interleaved) = rope;
+        // The new keys rotate with the queries' positions and frequencies.
+        kv.rotary(positions, inv_freq, interleaved, hkv)?;
+        let rope = self.rotary(positions, inv_freq, interleaved, self.dim(1)?)?;
+        let (k, v) = (kv.narrow(1, 0, hkv)?, kv.narrow(1, hkv, hkv)?);
+        self.attention_op(&k, &v, (q_offsets, kv_offsets), scale, true, window, None, Some(rope), Some(cache.clone()))
     }
 
     /// `attention_kv` with a bias by key-query distance added to every score (see
@@ -707,7 +829,7 @@ impl Tensor {
         scale: f32,
         causal: bool,
     ) -> Result<Tensor> {
-        self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, None, Some(bias))
+        self.attention_op(k, v, (q_offsets, kv_offsets), scale, causal, None, Some(bias), None, None)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -720,6 +842,8 @@ impl Tensor {
         causal: bool,
         window: Option<usize>,
         bias: Option<&Tensor>,
+        rope: Option<Rotary>,
+        append: Option<Tensor>,
     ) -> Result<Tensor> {
         const OP: &str = "attention";
         same_device(OP, &[self, k, v, q_offsets, kv_offsets])?;
@@ -766,6 +890,8 @@ impl Tensor {
             causal,
             window,
             bias: bias.map(Tensor::dense).transpose()?,
+            rope,
+            append,
         };
         Ok(Tensor::record(op, DType::F32, &[t, hq, d], self))
     }
@@ -777,6 +903,13 @@ impl Tensor {
 
     /// `rope` of heads 0..rotated; the others are copied as they are.
     pub fn rope_heads(&self, positions: &Tensor, inv_freq: &Tensor, interleaved: bool, rotated: usize) -> Result<Tensor> {
+        let r = self.rotary(positions, inv_freq, interleaved, rotated)?;
+        let op = Op::Rope { x: unit_last(self)?, positions: r.positions, inv_freq: r.inv_freq, interleaved, rotated };
+        Ok(Tensor::record(op, DType::F32, self.dims(), self))
+    }
+
+    /// Checks a rotation of `self` [T, H, D] (see `rope_heads`) and gives it as ops take it.
+    fn rotary(&self, positions: &Tensor, inv_freq: &Tensor, interleaved: bool, rotated: usize) -> Result<Rotary> {
         const OP: &str = "rope";
         same_device(OP, &[self, positions, inv_freq])?;
         expect_rank(OP, "input", self, 3)?;
@@ -791,14 +924,35 @@ impl Tensor {
         if rotated > self.dims()[1] {
             return Err(Error::shape(OP, format!("{rotated} rotated heads of {:?}", self.dims())));
         }
-        let op = Op::Rope { x: unit_last(self)?, positions: positions.dense()?, inv_freq: inv_freq.dense()?, interleaved, rotated };
-        Ok(Tensor::record(op, DType::F32, self.dims(), self))
+        Ok(Rotary { positions: positions.dense()?, inv_freq: inv_freq.dense()?, interleaved, rotated })
     }
 
     /// Writes `src` [n, ..] into rows `row..row + n` of this cache tensor (see `Tensor::cache`, or
     /// an earlier `write_rows` result) and returns the cache, updated, for ops that read it
     /// afterwards (and for writes that must follow this one).
     pub fn write_rows(&self, src: &Tensor, row: usize) -> Result<Tensor> {
+        self.write_rows_op(&src.contiguous()?, row, None)
+    }
+
+    /// `write_rows` of `src` [n, H, D] with its first `rotated` heads rotated (`rope_heads`): on
+    /// the GPU one dispatch rotates a decoder's new keys and writes them and the values into its
+    /// KV cache (an f32 cache; else, and on the CPU, the rotation and the write as two ops).
+    pub fn write_rows_rope(
+        &self,
+        src: &Tensor,
+        row: usize,
+        (positions, inv_freq, interleaved): (&Tensor, &Tensor, bool),
+        rotated: usize,
+    ) -> Result<Tensor> {
+        if !matches!(self.device(), crate::Device::Gpu(_)) || self.dtype() != DType::F32 {
+            let rotated = src.rope_heads(positions, inv_freq, interleaved, rotated)?;
+            return self.write_rows(&rotated.to_dtype(self.dtype())?, row);
+        }
+        let rope = src.rotary(positions, inv_freq, interleaved, rotated)?;
+        self.write_rows_op(&unit_last(src)?, row, Some(rope))
+    }
+
+    fn write_rows_op(&self, src: &Tensor, row: usize, rope: Option<Rotary>) -> Result<Tensor> {
         const OP: &str = "write_rows";
         same_device(OP, &[self, src])?;
         if !self.is_cache() || !self.is_contiguous() || self.layout().offset() != 0 {
@@ -814,7 +968,7 @@ impl Tensor {
                 format!("rows {row}.. of {:?} ({}) from {:?} ({})", self.dims(), self.dtype(), src.dims(), src.dtype()),
             ));
         }
-        let op = Op::WriteRows { dst: self.clone(), src: src.contiguous()?, row };
+        let op = Op::WriteRows { dst: self.clone(), src: src.clone(), row, rope };
         // The result is the cache itself (the same storage), so a later write may target it.
         Ok(Tensor::new_pending_cache(op, self.dtype(), self.dims(), self.device().clone()))
     }

@@ -167,3 +167,59 @@ async_test! { async fn ops_read_views_that_start_past_element_zero() {
         assert_close(&format!("{name} gather with offset ids"), &got, &want, Tolerance { abs: 0.0, rel: 0.0 });
     }
 }}
+
+async_test! { async fn rotary_folded_into_the_cache_write_and_attention() {
+    // `write_rows_rope` (keys rotated as they are written, values copied along: one dispatch on
+    // the GPU) then `rope_attention_kv_window` (queries rotated as attention loads them), or
+    // `attention_append_rope` (all of it in one dispatch for a single token), over a prefill
+    // and single-token steps, partial rotary of an odd head size, both pairings, against the
+    // reference's rope then attention.
+    let mut rng = Rng::new(24);
+    let (hq, hkv, d, rotary, max_len) = (6, 3, 10, 6, 12);
+    let freqs = inv_freq(rotary, 10000.0);
+    for (name, dev) in devices().await {
+        for (interleaved, appended) in [(false, false), (true, false), (false, true), (true, true)] {
+            let cache = Tensor::cache(DType::F32, &[max_len, 2 * hkv, d], &dev).unwrap();
+            let tf = Tensor::from_f32(&freqs, &[freqs.len()], &dev).unwrap();
+            let (mut all_k, mut all_v) = (Vec::new(), Vec::new());
+            let mut pos = 0;
+            for step_len in [5usize, 1, 2, 1] {
+                let heads = rng.vec(step_len * (hq + 2 * hkv) * d, 1.0);
+                let positions: Vec<u32> = (pos..pos + step_len).map(|p| p as u32).collect();
+                let part = |from: usize, n: usize| -> Vec<f32> {
+                    heads.chunks((hq + 2 * hkv) * d).flat_map(|row| row[from * d..(from + n) * d].to_vec()).collect()
+                };
+                let (q, k, v) = (part(0, hq), part(hq, hkv), part(hq + hkv, hkv));
+                all_k.extend(reference::rope(&k, &positions, &freqs, hkv, d, interleaved));
+                all_v.extend(v);
+
+                let th = Tensor::from_f32(&heads, &[step_len, hq + 2 * hkv, d], &dev).unwrap();
+                let tp = Tensor::from_u32(&positions, &[step_len], &dev).unwrap();
+                let rope = (&tp, &tf, interleaved);
+                let q_off = Tensor::from_u32(&[0, step_len as u32], &[2], &dev).unwrap();
+                let kv_off = Tensor::from_u32(&[0, (pos + step_len) as u32], &[2], &dev).unwrap();
+                let scale = 1.0 / (d as f32).sqrt();
+                let (tq, tkv) = (th.narrow(1, 0, hq).unwrap(), th.narrow(1, hq, 2 * hkv).unwrap());
+                let attended = if appended {
+                    tq.attention_append_rope(&tkv, &cache, (&q_off, &kv_off), pos, rope, scale, None).unwrap()
+                } else {
+                    let all = cache.write_rows_rope(&tkv, pos, rope, hkv).unwrap().narrow(0, 0, pos + step_len).unwrap();
+                    let (keys, values) = (all.narrow(1, 0, hkv).unwrap(), all.narrow(1, hkv, hkv).unwrap());
+                    tq.rope_attention_kv_window(rope, &keys, &values, &q_off, &kv_off, scale, true, None).unwrap()
+                };
+                let got = read(&attended).await;
+                let q_rot = reference::rope(&q, &positions, &freqs, hq, d, interleaved);
+                let offsets: (&[u32], &[u32]) = (&[0, step_len as u32], &[0, (pos + step_len) as u32]);
+                let want = reference::attention_kv(&q_rot, &all_k, &all_v, offsets, hq, hkv, d, scale, true);
+                let what = format!("{name} rotated attention at {pos}, {step_len} tokens, interleaved={interleaved} appended={appended}");
+                assert_close(&what, &got, &want, f32_sum(d));
+                pos += step_len;
+            }
+            // The cache holds the rotated keys and the values, row by row.
+            let cached = read(&cache).await;
+            let want: Vec<f32> = all_k.chunks(hkv * d).zip(all_v.chunks(hkv * d)).flat_map(|(k, v)| [k, v].concat()).collect();
+            let what = format!("{name} rotated cache rows, interleaved={interleaved} appended={appended}");
+            assert_close(&what, &cached[..want.len()], &want, Tolerance { abs: 2e-6, rel: 2e-6 });
+        }
+    }
+}}

@@ -512,3 +512,53 @@ fn weights_quantize_linear_layers_as_the_dtype_policy_says() {
     assert!(Precision::parse("vision_tower=q8").unwrap_err().to_string().contains("unknown module `vision_tower`"));
     assert!(Precision::parse("model=q8,decoder_model_merged=q4").is_err(), "two decoder dtypes");
 }
+
+/// RMSNorm folded into the projection after it (`rms_norm_linear`): on the GPU, up to 8 rows, the
+/// matmul computes each row's inverse RMS itself (the decode kernel for quantized weights, the
+/// tiled one for f32 and f16); past that, and on the CPU, the norm and the matmul as two ops.
+/// Against the f64 RMSNorm then the f32 linear, over odd shapes (K a whole number of blocks).
+#[test]
+fn rms_norm_linear_folds_the_norm() {
+    f32_path();
+    let mut rng = Rng::new(27);
+    let eps = 1e-5;
+    for (name, dev) in pollster::block_on(devices()) {
+        for dtype in [DType::F32, DType::F16].into_iter().chain(QUANT_TYPES) {
+            let k = match dtype {
+                DType::F32 | DType::F16 => 67,
+                d if d.block_len() == 32 => 96,
+                _ => 512,
+            };
+            for (case, &(m, n)) in [(1usize, 67usize), (3, 17), (8, 129), (9, 33), (40, 5)].iter().enumerate() {
+                let (tw, w) = match dtype {
+                    DType::F32 | DType::F16 => {
+                        let w = rng.vec(n * k, 0.5);
+                        let tw = Tensor::from_f32(&w, &[n, k], &dev).unwrap().to_dtype(dtype).unwrap();
+                        // The weights as the kernel sees them (f16-rounded for F16).
+                        let seen = tw.to_dtype(DType::F32).unwrap().to_vec_f32_blocking().unwrap();
+                        (tw, seen)
+                    }
+                    _ => {
+                        let (bytes, w) = random_weight(&mut rng, dtype, n, k);
+                        (Tensor::from_bytes(&bytes, dtype, &[n, k], &dev).unwrap(), w)
+                    }
+                };
+                // Rows of different sizes, so each row's own scale matters.
+                let x: Vec<f32> = (0..m * k).map(|i| rng.uniform(-2.0, 2.0) * (1.0 + (i / k) as f32)).collect();
+                let norm_w = rng.vec(k, 1.0);
+                let bias = rng.vec(n, 0.5);
+                let with_bias = case % 2 == 1;
+                let tx = Tensor::from_f32(&x, &[m, k], &dev).unwrap();
+                let tn = Tensor::from_f32(&norm_w, &[k], &dev).unwrap();
+                let tb = Tensor::from_f32(&bias, &[n], &dev).unwrap();
+                let y = tx.rms_norm_linear(&tn, eps, &tw, with_bias.then_some(&tb)).unwrap();
+                assert_eq!(y.dims(), [m, n]);
+                let got = y.to_vec_f32_blocking().unwrap();
+                let normed = reference::rms_norm(&x, &norm_w, k, eps);
+                let rel = if uses_f16(&dev) && m <= 8 && dtype.is_quantized() { QUANT_F16 } else { QUANT_F32 };
+                let what = format!("{name} {dtype} rms_norm_linear [{m}, {k}] x [{n}, {k}]^T bias={with_bias}");
+                check_linear(&what, &got, &normed, &w, with_bias.then_some(&bias[..]), Activation::None, k, n, rel);
+            }
+        }
+    }
+}

@@ -191,7 +191,11 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
         Op::Gather { table, ids } => kernels::gather(&input(&step, table, 0), &input(&step, ids, 1))?,
         Op::Unary { src, op } => CpuStorage::from_f32(kernels::unary(input(&step, src, 0).f32s(), *op)),
         Op::Binary { lhs, rhs, op } => CpuStorage::from_f32(kernels::binary(&input(&step, lhs, 0), &input(&step, rhs, 1), *op, out_numel)),
-        Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k } => {
+        Op::Matmul { norm: Some(_), .. } => {
+            // `rms_norm_linear` records the norm as an op of its own on the CPU.
+            return Err(Error::Unsupported("a norm folded into a matmul on the CPU (engine bug)".into()));
+        }
+        Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k, norm: None } => {
             // Inputs are in the op's order: a, b, bias?, residual?.
             let r_at = 2 + bias.is_some() as usize;
             let bias = bias.as_ref().map(|t| input(&step, t, 2));
@@ -233,7 +237,12 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             let mask = mask.as_ref().map(|m| input(&step, m, 1));
             CpuStorage::from_f32(kernels::softmax(&input(&step, x, 0), mask.as_ref(), *scale))
         }
-        Op::Attention { q, k, v, q_offsets, kv_offsets, scale, causal, window, bias } => {
+        Op::Attention { rope: Some(_), .. } | Op::Attention { append: Some(_), .. } | Op::WriteRows { rope: Some(_), .. } => {
+            // `rope_attention_kv_window` and `write_rows_rope` record the rotation as an op of
+            // its own on the CPU.
+            return Err(Error::Unsupported("a rotary embedding folded into another op on the CPU (engine bug)".into()));
+        }
+        Op::Attention { q, k, v, q_offsets, kv_offsets, scale, causal, window, bias, rope: None, append: None } => {
             let bias = bias.as_ref().map(|b| input(&step, b, 5));
             CpuStorage::from_f32(kernels::attention(
                 &input(&step, q, 0),
@@ -252,7 +261,7 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             *interleaved,
             *rotated,
         )),
-        Op::WriteRows { dst, src, row } => {
+        Op::WriteRows { dst, src, row, rope: None } => {
             let storage = step.inputs[0].cpu().clone();
             let row_bytes = dst.dtype().bytes_for(dst.dims()[1..].iter().product())?;
             let src = input(&step, src, 1);

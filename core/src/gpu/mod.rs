@@ -110,7 +110,8 @@ pub struct GpuContext {
     info: wgpu::AdapterInfo,
     pool: Arc<BufferPool>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
-    layouts: Mutex<HashMap<usize, Arc<wgpu::BindGroupLayout>>>,
+    /// By (read bindings, whether the last of them is also written).
+    layouts: Mutex<HashMap<(usize, bool), Arc<wgpu::BindGroupLayout>>>,
     /// Errors wgpu reported outside an error scope; surfaced by the next submission.
     uncaptured: Arc<Mutex<Vec<String>>>,
     memory: Arc<Memory>,
@@ -407,10 +408,10 @@ impl GpuContext {
         Run::new(self.clone())
     }
 
-    fn layout(&self, inputs: usize) -> Arc<wgpu::BindGroupLayout> {
+    fn layout(&self, inputs: usize, writes_last_input: bool) -> Arc<wgpu::BindGroupLayout> {
         let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
         layouts
-            .entry(inputs)
+            .entry((inputs, writes_last_input))
             .or_insert_with(|| {
                 let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
                     binding,
@@ -432,7 +433,7 @@ impl GpuContext {
                     },
                     count: None,
                 }];
-                entries.extend((0..inputs).map(|i| storage(1 + i as u32, true)));
+                entries.extend((0..inputs).map(|i| storage(1 + i as u32, !(writes_last_input && i + 1 == inputs))));
                 entries.push(storage(1 + inputs as u32, false));
                 Arc::new(
                     self.device
@@ -444,7 +445,7 @@ impl GpuContext {
 
     pub(crate) fn pipeline(&self, kernel: Kernel) -> Result<(Arc<wgpu::ComputePipeline>, Arc<wgpu::BindGroupLayout>)> {
         let key = PipelineKey { kernel, features: self.features };
-        let layout = self.layout(kernel.inputs());
+        let layout = self.layout(kernel.inputs(), kernel.writes_last_input());
         if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok((p.clone(), layout));
         }

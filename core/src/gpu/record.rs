@@ -71,7 +71,8 @@ kernel_params! {
 
     /// matmul.wgsl: A and B by offset and (batch, row, k) / (batch, k, n) strides. `ldc` is C's
     /// row stride and `col0` the first column this dispatch writes (a weight split into parts of
-    /// rows computes its columns part by part); `g_delta`: where the gate is, relative to A.
+    /// rows computes its columns part by part); `g_delta`: where the gate is, relative to A;
+    /// `eps`: a folded RMSNorm's (NORM).
     pub struct MatmulParams {
         m: usize,
         n: usize,
@@ -88,6 +89,7 @@ kernel_params! {
         ldc: usize,
         col0: usize,
         g_delta: usize,
+        eps: f32,
     }
 
     /// norm.wgsl.
@@ -131,6 +133,8 @@ kernel_params! {
         /// BIAS: the distance table's center c (its rows are 2c + 1 wide) and offset.
         bias_c: usize,
         bias_off: usize,
+        /// ROPE: rotated pairs per query head (len(inv_freq)).
+        half: usize,
     }
 
     /// pool.wgsl (segment pooling and unpacking).
@@ -151,6 +155,8 @@ kernel_params! {
         x_st: usize,
         x_sh: usize,
         rotated: usize,
+        /// Where the output starts (a KV cache row, `write_rows_rope`).
+        dst_off: usize,
     }
 
     /// argmax.wgsl.
@@ -274,9 +280,10 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
     let inputs_of = |n: usize| (0..n).map(input).collect::<Vec<_>>();
 
     match step.op {
-        Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k } if b.dtype().is_quantized() => {
-            let io = matmul_io(bias, residual, gate);
-            quant::matmul(run, (a, b, io, g_delta(a, *gate), *act), (*batch, *m, *n, *k), inputs_of(step.inputs.len()), &output)?
+        Op::Matmul { a, b, bias, residual, gate, norm, act, batch, m, n, k } if b.dtype().is_quantized() => {
+            let io = matmul_io(bias, residual, gate, norm);
+            let eps = norm.as_ref().map_or(0.0, |(_, eps)| *eps);
+            quant::matmul(run, (a, b, io, g_delta(a, *gate), *act, eps), (*batch, *m, *n, *k), inputs_of(step.inputs.len()), &output)?
         }
         Op::Gather { table, ids } if table.dtype().is_quantized() => quant::gather(run, table, ids, inputs_of(2), &output)?,
         Op::Copy { src } if node.dtype.is_quantized() => {
@@ -340,8 +347,8 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             };
             run.push(kernel, &params, inputs_of(2), &output, grid_1d(node.numel.div_ceil(wg(kernel)), max_groups))?;
         }
-        Op::Matmul { a, b, bias, residual, gate, act, batch, m, n, k } => {
-            let kernel = Kernel::Matmul { b: elem(b.dtype())?, io: matmul_io(bias, residual, gate) };
+        Op::Matmul { a, b, bias, residual, gate, norm, act, batch, m, n, k } => {
+            let kernel = Kernel::Matmul { b: elem(b.dtype())?, io: matmul_io(bias, residual, gate, norm) };
             let (a_sb, a_sm, a_sk) = strides3(a.layout());
             let (b_sb, b_sk, b_sn) = strides3(b.layout());
             let act = match act {
@@ -367,8 +374,9 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                     ldc: *n,
                     col0,
                     g_delta: g_delta(a, *gate),
+                    eps: norm.as_ref().map_or(0.0, |(_, eps)| *eps),
                 };
-                // Bias and residual bind after the weight, as the op lists them.
+                // Bias, residual and the norm's weight bind after the weight, as the op lists them.
                 let mut inputs = vec![input(0), part];
                 inputs.extend((2..step.inputs.len()).map(input));
                 let groups = [cols.div_ceil(64) as u32, m.div_ceil(64) as u32, *batch as u32];
@@ -407,8 +415,8 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             };
             run.push(kernel, &params, inputs_of(1 + mask.is_some() as usize), &output, grid_1d(rows, max_groups))?;
         }
-        Op::Attention { q, k, v, q_offsets, scale, causal, window, bias, .. } => {
-            let kernel = Kernel::Attention { bias: bias.is_some() };
+        Op::Attention { q, k, v, q_offsets, scale, causal, window, bias, rope, append, .. } => {
+            let kernel = Kernel::Attention { bias: bias.is_some(), rope: rope.as_ref().map(|r| r.interleaved), append: append.is_some() };
             let [t, hq, d] = [q.dims()[0], q.dims()[1], q.dims()[2]];
             let hkv = k.dims()[1];
             let st = |x: &Tensor| (x.layout().offset(), x.layout().strides()[0], x.layout().strides()[1]);
@@ -433,19 +441,34 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
                 window: window.map_or(NO_WINDOW, |w| w.min(NO_WINDOW)),
                 bias_c: bias.as_ref().map_or(0, |b| b.dims()[1] / 2),
                 bias_off: bias.as_ref().map_or(0, |b| b.layout().offset()),
+                half: rope.as_ref().map_or(0, |r| r.inv_freq.numel()),
             };
-            run.push(kernel, &params, inputs_of(5 + bias.is_some() as usize), &output, [t as u32, hq as u32, 1])?;
+            run.push(kernel, &params, inputs_of(step.inputs.len()), &output, [t as u32, hq as u32, 1])?;
         }
         Op::Rope { x, interleaved, inv_freq, rotated, .. } => {
             let kernel = Kernel::Rope { interleaved: *interleaved };
             let [t, heads, d] = [x.dims()[0], x.dims()[1], x.dims()[2]];
             let half = inv_freq.numel();
             let (st, sh) = (x.layout().strides()[0], x.layout().strides()[1]);
-            let params = RopeParams { tokens: t, heads, d, half, x_off: x.layout().offset(), x_st: st, x_sh: sh, rotated: *rotated };
+            let params =
+                RopeParams { tokens: t, heads, d, half, x_off: x.layout().offset(), x_st: st, x_sh: sh, rotated: *rotated, dst_off: 0 };
             let invocations = t * heads * (d - half);
             run.push(kernel, &params, inputs_of(3), &output, grid_1d(invocations.div_ceil(wg(kernel)), max_groups))?;
         }
-        Op::WriteRows { dst, src, row } => {
+        Op::WriteRows { dst, src, row, rope: Some(rope) } => {
+            // Rotated (the first `rotated` heads) straight into the cache rows: rope.wgsl with
+            // the cache as its output.
+            let kernel = Kernel::Rope { interleaved: rope.interleaved };
+            let [t, heads, d] = [src.dims()[0], src.dims()[1], src.dims()[2]];
+            let half = rope.inv_freq.numel();
+            let (st, sh) = (src.layout().strides()[0], src.layout().strides()[1]);
+            let dst_off = row * dst.dims()[1..].iter().product::<usize>();
+            let params =
+                RopeParams { tokens: t, heads, d, half, x_off: src.layout().offset(), x_st: st, x_sh: sh, rotated: rope.rotated, dst_off };
+            let invocations = t * heads * (d - half);
+            run.push(kernel, &params, vec![input(1), input(2), input(3)], &output, grid_1d(invocations.div_ceil(wg(kernel)), max_groups))?;
+        }
+        Op::WriteRows { dst, src, row, rope: None } => {
             let kernel = Kernel::Copy { src: elem(src.dtype())?, dst: elem(dst.dtype())? };
             let row_len: usize = dst.dims()[1..].iter().product();
             let dst_off = row * row_len;
@@ -498,8 +521,8 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
     Ok(output)
 }
 
-fn matmul_io(bias: &Option<Tensor>, residual: &Option<Tensor>, gate: &Option<(usize, GateAct)>) -> MatmulIo {
-    MatmulIo { bias: bias.is_some(), residual: residual.is_some(), gate: gate.map(|(_, act)| act) }
+fn matmul_io(bias: &Option<Tensor>, residual: &Option<Tensor>, gate: &Option<(usize, GateAct)>, norm: &Option<(Tensor, f32)>) -> MatmulIo {
+    MatmulIo { bias: bias.is_some(), residual: residual.is_some(), gate: gate.map(|(_, act)| act), norm: norm.is_some() }
 }
 
 /// The gate's offset from A's, in elements, as the u32 the kernels add with wrapping.

@@ -16,7 +16,8 @@ kernel_params! {
     /// matvec_quant.wgsl and matmul_quant.wgsl (the same fields; only the decode kernel uses
     /// `tpr`, its threads per weight row). W's offset and strides are in bytes; `ldc` is C's row
     /// stride and `col0` the first column this dispatch writes (weights split into parts of
-    /// rows); `g_delta`: where the gate is, relative to A.
+    /// rows); `g_delta`: where the gate is, relative to A; `eps`: a folded RMSNorm's (NORM, the
+    /// decode kernel only).
     pub struct QuantMatmulParams {
         m: usize,
         n: usize,
@@ -32,6 +33,7 @@ kernel_params! {
         ldc: usize,
         col0: usize,
         g_delta: usize,
+        eps: f32,
     }
 
     /// gather_quant.wgsl: the table's row 0 and rows in bytes; the id of this part's first row,
@@ -89,7 +91,7 @@ fn threads_per_row(units: usize) -> usize {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul(
     run: &mut Run,
-    (a, b, io, g_delta, act): (&Tensor, &Tensor, MatmulIo, usize, Activation),
+    (a, b, io, g_delta, act, eps): (&Tensor, &Tensor, MatmulIo, usize, Activation, f32),
     (batch, m, n, k): (usize, usize, usize, usize),
     inputs: Vec<GpuStorage>,
     output: &GpuStorage,
@@ -115,9 +117,27 @@ pub(super) fn matmul(
         part_inputs.extend(inputs[2..].iter().cloned());
         // The two kernels take the same parameters; only the decode one uses threads per row.
         let matvec = m <= MATVEC_MAX_M;
+        if io.norm && !matvec {
+            return Err(Error::Gpu(format!("a norm folded into a matmul of {m} rows (engine bug)")));
+        }
         let tpr = if matvec { threads_per_row(k / 32) } else { 0 };
-        let params =
-            QuantMatmulParams { m, n: cols, k, act, a_off: a.layout().offset(), a_sb, a_sm, tpr, b_off, b_sb, b_sn, ldc: n, col0, g_delta };
+        let params = QuantMatmulParams {
+            m,
+            n: cols,
+            k,
+            act,
+            a_off: a.layout().offset(),
+            a_sb,
+            a_sm,
+            tpr,
+            b_off,
+            b_sb,
+            b_sn,
+            ldc: n,
+            col0,
+            g_delta,
+            eps,
+        };
         if matvec {
             let rows_per_group = 256 / tpr * MATVEC_ROWS;
             // One z slice per activation row: W is read again per row, mostly from cache.

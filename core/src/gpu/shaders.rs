@@ -16,6 +16,7 @@ const INCLUDES: &[(&str, &str)] = &[
     ("tile.wgsl", include_str!("../../../shaders/tile.wgsl")),
     ("matmul_io.wgsl", include_str!("../../../shaders/matmul_io.wgsl")),
     ("quant.wgsl", include_str!("../../../shaders/quant.wgsl")),
+    ("rotary.wgsl", include_str!("../../../shaders/rotary.wgsl")),
 ];
 
 /// A kernel's file under `shaders/`, by name and text.
@@ -109,9 +110,15 @@ pub enum Kernel {
     Softmax {
         mask: bool,
     },
-    /// `bias`: a distance bias table (T5's relative positions) at binding 6.
+    /// `bias`: a distance bias table (T5's relative positions) at binding 6. `rope`:
+    /// Some(interleaved), queries rotated as they are loaded (positions and inv_freq at bindings
+    /// 6 and 7; never with a bias). `append` (with `rope`): a decode step's attention that reads
+    /// the new key and value from the projection and extends the KV cache (binding 8, written)
+    /// by their row itself.
     Attention {
         bias: bool,
+        rope: Option<bool>,
+        append: bool,
     },
     Pool(PoolMode),
     Unpack,
@@ -157,12 +164,14 @@ pub enum Kernel {
 
 /// The operands around a matmul kernel's product (matmul_io.wgsl): `bias` [N] and a dense
 /// `residual` of the output's shape added in the epilogue; `gate`, A read as act(gate) * A from
-/// two views of one buffer.
+/// two views of one buffer; `norm`, A read as RMSNorm(A) with a weight [K] bound after them (the
+/// kernel computes each row's scale; the decode kernels only, without residual or gate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct MatmulIo {
     pub bias: bool,
     pub residual: bool,
     pub gate: Option<GateAct>,
+    pub norm: bool,
 }
 
 /// Adapter capabilities a variant may use.
@@ -216,8 +225,9 @@ impl Kernel {
             Kernel::Norm { kind: NormVariant::L2, .. } => spec(wgsl!("norm.wgsl"), 1, NormParams::DEF),
             Kernel::Norm { residual, bias, .. } => spec(wgsl!("norm.wgsl"), 2 + residual as usize + bias as usize, NormParams::DEF),
             Kernel::Softmax { mask } => spec(wgsl!("softmax.wgsl"), 1 + mask as usize, SoftmaxParams::DEF),
-            Kernel::Attention { bias } => {
-                KernelSpec { workgroup: ATTENTION_WG, ..spec(wgsl!("attention.wgsl"), 5 + bias as usize, AttentionParams::DEF) }
+            Kernel::Attention { bias, rope, append } => {
+                let inputs = 5 + bias as usize + 2 * rope.is_some() as usize + append as usize;
+                KernelSpec { workgroup: ATTENTION_WG, ..spec(wgsl!("attention.wgsl"), inputs, AttentionParams::DEF) }
             }
             Kernel::Pool(_) | Kernel::Unpack => spec(wgsl!("pool.wgsl"), 2, PoolParams::DEF),
             Kernel::Rope { .. } => spec(wgsl!("rope.wgsl"), 3, RopeParams::DEF),
@@ -239,9 +249,15 @@ impl Kernel {
         self.spec().file
     }
 
-    /// Read-only storage bindings (after the uniform at 0, before the output).
+    /// Storage bindings read (after the uniform at 0, before the output).
     pub fn inputs(&self) -> usize {
         self.spec().inputs
+    }
+
+    /// Whether the last of `inputs` is written too (a KV cache the kernel extends), so bound
+    /// read-write.
+    pub fn writes_last_input(&self) -> bool {
+        matches!(self, Kernel::Attention { append: true, .. })
     }
 
     pub fn workgroup_size(&self) -> u32 {
@@ -300,9 +316,18 @@ impl Kernel {
                     flags.push("MASK");
                 }
             }
-            Kernel::Attention { bias } => {
+            Kernel::Attention { bias, rope, append } => {
                 if bias {
                     flags.push("BIAS");
+                }
+                if append {
+                    flags.push("APPEND");
+                }
+                if let Some(interleaved) = rope {
+                    flags.push("ROPE");
+                    if interleaved {
+                        flags.push("INTERLEAVED");
+                    }
                 }
             }
             Kernel::Pool(PoolMode::Mean) => flags.push("MEAN"),
@@ -351,7 +376,9 @@ impl Kernel {
     /// Every variant, for validation without a GPU.
     pub fn all() -> Vec<Kernel> {
         let mut all = vec![Kernel::Unary, Kernel::Binary, Kernel::Unpack, Kernel::Argmax, Kernel::TakeAlongLast];
-        all.extend([Kernel::Attention { bias: false }, Kernel::Attention { bias: true }]);
+        all.extend([None, Some(false), Some(true)].map(|rope| Kernel::Attention { bias: false, rope, append: false }));
+        all.extend([false, true].map(|interleaved| Kernel::Attention { bias: false, rope: Some(interleaved), append: true }));
+        all.push(Kernel::Attention { bias: true, rope: None, append: false });
         all.extend([Kernel::Rope { interleaved: false }, Kernel::Rope { interleaved: true }]);
         for src in [Elem::F32, Elem::F16, Elem::BF16] {
             for dst in [Elem::F32, Elem::F16] {
@@ -363,7 +390,7 @@ impl Kernel {
             all.push(Kernel::Gather { table });
         }
         for b in [Elem::F32, Elem::F16] {
-            all.extend(MatmulIo::all().map(|io| Kernel::Matmul { b, io }));
+            all.extend(MatmulIo::all_decode().map(|io| Kernel::Matmul { b, io }));
         }
         for residual in [false, true] {
             for bias in [false, true] {
@@ -377,10 +404,8 @@ impl Kernel {
         }
         all.extend([Kernel::Pool(PoolMode::Mean), Kernel::Pool(PoolMode::Cls)]);
         for q in Quant::ALL {
-            for io in MatmulIo::all() {
-                all.push(Kernel::QuantMatvec { q, io });
-                all.push(Kernel::QuantMatmul { q, io });
-            }
+            all.extend(MatmulIo::all_decode().map(|io| Kernel::QuantMatvec { q, io }));
+            all.extend(MatmulIo::all().map(|io| Kernel::QuantMatmul { q, io }));
             all.push(Kernel::QuantGather { q });
         }
         for src in [Elem::F32, Elem::F16, Elem::BF16] {
@@ -416,20 +441,27 @@ pub struct KernelSpec {
 }
 
 impl MatmulIo {
-    /// A, B, then bias and residual when present (the gate is a view of A's buffer).
+    /// A, B, then bias, residual and the norm's weight when present (the gate is a view of A's
+    /// buffer).
     fn inputs(self) -> usize {
-        2 + self.bias as usize + self.residual as usize
+        2 + self.bias as usize + self.residual as usize + self.norm as usize
     }
 
+    /// The variants of the tiled kernels (no norm).
     fn all() -> impl Iterator<Item = MatmulIo> {
         let gates = [None, Some(GateAct::Silu), Some(GateAct::GeluTanh)];
-        (0..12).map(move |i| MatmulIo { bias: i & 1 != 0, residual: i & 2 != 0, gate: gates[i / 4] })
+        (0..12).map(move |i| MatmulIo { bias: i & 1 != 0, residual: i & 2 != 0, gate: gates[i / 4], norm: false })
+    }
+
+    /// Those of the decode kernels: the tiled ones' and a folded norm, with or without bias.
+    fn all_decode() -> impl Iterator<Item = MatmulIo> {
+        MatmulIo::all().chain([false, true].map(|bias| MatmulIo { bias, norm: true, ..Default::default() }))
     }
 
     /// The flags of matmul_io.wgsl.
     fn flags(self, flags: &mut Vec<&'static str>) {
         let gate = [(self.gate.is_some(), "GATED"), (self.gate == Some(GateAct::GeluTanh), "GATE_GELU")];
-        for (on, flag) in [(self.bias, "HAS_BIAS"), (self.residual, "HAS_RESIDUAL")].into_iter().chain(gate) {
+        for (on, flag) in [(self.bias, "HAS_BIAS"), (self.residual, "HAS_RESIDUAL"), (self.norm, "NORM")].into_iter().chain(gate) {
             if on {
                 flags.push(flag);
             }

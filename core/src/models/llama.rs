@@ -434,27 +434,23 @@ impl DecoderModel for Llama {
 
         let mut x = self.embed.gather_rows(&ids)?; // [T, H]
         for (l, layer) in self.layers.iter().enumerate() {
-            let normed = x.rms_norm(&layer.input_norm, eps)?;
-            let qkv = layer.qkv.forward(&normed)?; // [T, (Hq + 2 Hkv) D]
-            // One rotation for q and k; v is copied along, so k and v leave it adjacent, as the
-            // cache stores them (one write for both).
+            let qkv = layer.qkv.forward_rms_normed(&x, &layer.input_norm, eps)?; // [T, (Hq + 2 Hkv) D]
             let mut heads = qkv.reshape(&[t, hq + 2 * hkv, d])?;
             if let Some((q_norm, k_norm)) = &layer.qk_norm {
                 heads = norm_qk_heads(&heads, hq, hkv, q_norm, k_norm, eps)?;
             }
-            if layer.rope {
-                heads = heads.rope_heads(&positions, inv_freq, self.interleaved_rope, hq + hkv)?;
-                if let Some(scale) = &self.rope_scale {
-                    heads = heads.mul(scale)?;
-                }
-            }
-            let q = heads.narrow(1, 0, hq)?;
-            let (keys, values) = cache.append(l, &heads.narrow(1, hq, 2 * hkv)?)?; // [pos + T, Hkv, D] each
-            let attended =
-                q.attention_kv_window(&keys, &values, &q_offsets, &kv_offsets, scale, true, layer.window)?.reshape(&[t, hq * d])?;
+            let attended = if layer.rope && self.rope_scale.is_none() {
+                // The rotations and the cache write folded into attention (a decode step on the
+                // GPU: one dispatch), or into the cache write and attention (prefill: two).
+                let rope = (&positions, inv_freq, self.interleaved_rope);
+                let (q, kv) = (heads.narrow(1, 0, hq)?, heads.narrow(1, hq, 2 * hkv)?);
+                q.attention_append_rope(&kv, cache.layer(l), (&q_offsets, &kv_offsets), pos, rope, scale, layer.window)?
+            } else {
+                self.attend_rotated(l, heads, (&positions, inv_freq), cache, (&q_offsets, &kv_offsets), layer.window)?
+            };
+            let attended = attended.reshape(&[t, hq * d])?;
             x = layer.o.forward_add(&attended, &x)?;
-            let normed = x.rms_norm(&layer.post_norm, eps)?;
-            let gate_up = layer.gate_up.forward(&normed)?; // [T, 2 I]
+            let gate_up = layer.gate_up.forward_rms_normed(&x, &layer.post_norm, eps)?; // [T, 2 I]
             let i = c.intermediate_size;
             x = layer.down.forward_silu_mul_add(&gate_up.narrow(1, 0, i)?, &gate_up.narrow(1, i, i)?, &x)?;
         }
@@ -463,7 +459,37 @@ impl DecoderModel for Llama {
             cache.record_tokens(tokens);
         }
         let x = if all_logits { x } else { x.narrow(0, t - 1, 1)? };
-        let x = x.rms_norm(&self.norm, eps)?;
-        x.linear(&self.lm_head, None, crate::Activation::None) // [T or 1, V]
+        // The final norm keeps its dispatch: folded into the LM head, every one of its many
+        // workgroups would repeat the norm's reduction (on lavapipe that made decode 35% slower).
+        x.rms_norm(&self.norm, eps)?.linear(&self.lm_head, None, crate::Activation::None) // [T or 1, V]
+    }
+}
+
+impl Llama {
+    /// Attention of one layer whose heads [T, Hq + 2 Hkv, D] are rotated first as a tensor of
+    /// their own (LongRoPE's factor scales them after the rotation) or not at all (NoPE layers).
+    fn attend_rotated(
+        &self,
+        l: usize,
+        mut heads: Tensor,
+        (positions, inv_freq): (&Tensor, &Tensor),
+        cache: &KvCache,
+        (q_offsets, kv_offsets): (&Tensor, &Tensor),
+        window: Option<usize>,
+    ) -> Result<Tensor> {
+        let c = &self.config;
+        let (d, hq, hkv) = (c.head_dim(), c.num_attention_heads, c.kv_heads());
+        let layer = &self.layers[l];
+        // One rotation for q and k; v is copied along, so k and v leave it adjacent, as the
+        // cache stores them (one write for both).
+        if layer.rope {
+            heads = heads.rope_heads(positions, inv_freq, self.interleaved_rope, hq + hkv)?;
+            if let Some(scale) = &self.rope_scale {
+                heads = heads.mul(scale)?;
+            }
+        }
+        let q = heads.narrow(1, 0, hq)?;
+        let (keys, values) = cache.append(l, &heads.narrow(1, hq, 2 * hkv)?)?; // [pos + T, Hkv, D] each
+        q.attention_kv_window(&keys, &values, q_offsets, kv_offsets, 1.0 / (d as f32).sqrt(), true, window)
     }
 }

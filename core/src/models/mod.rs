@@ -110,6 +110,12 @@ impl KvCache {
         Ok((all.narrow(1, 0, hkv)?, all.narrow(1, hkv, hkv)?))
     }
 
+    /// Layer `l`'s cache tensor [max_len, 2 Hkv, D], for ops that append to it themselves
+    /// (`Tensor::attention_append_rope`) at row `len()`.
+    pub(crate) fn layer(&self, l: usize) -> &Tensor {
+        &self.layers[l]
+    }
+
     /// The token ids cached so far, where the model records them (`record_tokens`).
     pub(crate) fn tokens(&self) -> &[u32] {
         &self.tokens
