@@ -185,7 +185,7 @@ fn a_pipelines_model_shares_its_weights_and_matches_the_class_loaded_alone() {
         ("input_features".to_string(), HostTensor { dims: vec![1, 80, 3000], data: HostValues::Float(features) }),
         ("decoder_input_ids".to_string(), ints(&[vec![50257, 50362, 30194]])),
     ];
-        let dual = fixture("vision/dual-encoder-forward.json");
+    let dual = fixture("vision/dual-encoder-forward.json");
     let clip = &dual["models"]["tiny-clip"];
     let clip_inputs = vec![
         ("input_ids".to_string(), ints(&int_rows(&clip["input_ids"]))),
