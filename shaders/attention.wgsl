@@ -13,17 +13,30 @@
 // heads as the projection made them; keys before it come from `cache` [rows, 2 Hkv, D] (keys'
 // heads, then values'), and the first query head of each KV group writes the new key (rotated)
 // and value into the cache at the query's row, which no workgroup reads from the cache: the
-// cache write, the rotations and attention in one dispatch.
+// cache write, the rotations and attention in one dispatch. KV_F16: the stored keys and values
+// (k and v, or the cache with APPEND) are f16, a half-size KV cache; arithmetic stays f32.
 #include "common.wgsl"
 #include "reduce.wgsl"
 #if ROPE
 #include "rotary.wgsl"
 #endif
 
+#if KV_F16
+alias kv_elem = f16;
+#else
+alias kv_elem = f32;
+#endif
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
+#if APPEND
+// The new token's key and value, as the projection made them.
 @group(0) @binding(2) var<storage, read> k: array<f32>;
 @group(0) @binding(3) var<storage, read> v: array<f32>;
+#else
+@group(0) @binding(2) var<storage, read> k: array<kv_elem>;
+@group(0) @binding(3) var<storage, read> v: array<kv_elem>;
+#endif
 @group(0) @binding(4) var<storage, read> q_offsets: array<u32>;
 @group(0) @binding(5) var<storage, read> kv_offsets: array<u32>;
 #if BIAS
@@ -32,7 +45,7 @@
 #elif APPEND
 @group(0) @binding(6) var<storage, read> positions: array<u32>;
 @group(0) @binding(7) var<storage, read> inv_freq: array<f32>;
-@group(0) @binding(8) var<storage, read_write> cache: array<f32>;
+@group(0) @binding(8) var<storage, read_write> cache: array<kv_elem>;
 @group(0) @binding(9) var<storage, read_write> out: array<f32>;
 #elif ROPE
 @group(0) @binding(6) var<storage, read> positions: array<u32>;
@@ -129,8 +142,8 @@ fn main(
     if h % (p.hq / p.hkv) == 0u {
         let dst = new_row * row_len + kv_h * p.d;
         for (var i = lid; i < p.d; i += WG) {
-            cache[dst + i] = k_new[i];
-            cache[dst + p.hkv * p.d + i] = v_new[i];
+            cache[dst + i] = kv_elem(k_new[i]);
+            cache[dst + p.hkv * p.d + i] = kv_elem(v_new[i]);
         }
     }
 #endif
@@ -152,13 +165,13 @@ fn main(
             } else {
                 let kb = j * row_len + kv_h * p.d;
                 for (var i = 0u; i < p.d; i++) {
-                    dot += q_row[i] * cache[kb + i];
+                    dot += q_row[i] * f32(cache[kb + i]);
                 }
             }
 #else
             let kb = p.k_off + j * p.k_st + kv_h * p.k_sh;
             for (var i = 0u; i < p.d; i++) {
-                dot += q_row[i] * k[kb + i];
+                dot += q_row[i] * f32(k[kb + i]);
             }
 #endif
             score = dot;
@@ -186,11 +199,11 @@ fn main(
                     let j = k0 + jj;
                     var value = v_new[dim];
                     if j != new_row {
-                        value = cache[j * row_len + (p.hkv + kv_h) * p.d + dim];
+                        value = f32(cache[j * row_len + (p.hkv + kv_h) * p.d + dim]);
                     }
                     sum += probs[jj] * value;
 #else
-                    sum += probs[jj] * v[p.v_off + (k0 + jj) * p.v_st + kv_h * p.v_sh + dim];
+                    sum += probs[jj] * f32(v[p.v_off + (k0 + jj) * p.v_st + kv_h * p.v_sh + dim]);
 #endif
                 }
                 acc[r] = sum;

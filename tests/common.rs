@@ -55,6 +55,21 @@ pub fn devices() -> Vec<Device> {
     out
 }
 
+/// The GPU of `devices()` when its adapter has shader-f16 (what f16 KV caches and activations
+/// need); None with the reason printed, or a panic under `WEBFORMERS_REQUIRE_GPU=1` (CI's lavapipe
+/// has shader-f16, so there these tests always run).
+pub fn gpu_with_shader_f16() -> Option<Device> {
+    let gpu = devices().into_iter().find(Device::is_gpu)?;
+    if gpu.has_shader_f16() {
+        return Some(gpu);
+    }
+    if std::env::var("WEBFORMERS_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+        panic!("WEBFORMERS_REQUIRE_GPU=1 but the adapter ({gpu:?}) lacks shader-f16, which the f16 tests need");
+    }
+    eprintln!("SKIPPING an f16 GPU test: the adapter ({gpu:?}) lacks shader-f16");
+    None
+}
+
 /// max |a - b|
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");

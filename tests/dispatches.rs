@@ -21,8 +21,24 @@ fn llama_decode_step_dispatches_per_layer() {
     let Some(device) = devices().into_iter().find(|d| matches!(d, Device::Gpu(_))) else {
         return; // devices() said why (and fails under WEBFORMERS_REQUIRE_GPU=1)
     };
+    decode_step_dispatches(&device, &LoadOptions::default(), 1e-4);
+}
+
+#[test]
+fn llama_decode_step_dispatches_per_layer_with_an_f16_kv_cache() {
+    // dtype fp16 on an adapter with shader-f16: the same 5 dispatches per layer (the fused
+    // kernels store and read the cache as f16), logits within tests/decoders.rs's fp16 bound.
+    let Some(device) = webformers_tests::gpu_with_shader_f16() else { return };
+    decode_step_dispatches(&device, &LoadOptions { dtype: webformers::weights::WeightDType::F16.into() }, 3e-2);
+}
+
+/// The counter is process-wide: one test counts at a time.
+static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn decode_step_dispatches(device: &Device, options: &LoadOptions, tolerance: f32) {
+    let _counting = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     let files = DirFiles::open(repo_root().join("tests/fixtures/tiny-llama")).unwrap();
-    let pipe = TextGeneration::load(&files, &device, &LoadOptions::default()).unwrap();
+    let pipe = TextGeneration::load(&files, device, options).unwrap();
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(repo_root().join("tests/fixtures/tiny-llama/config.json")).unwrap()).unwrap();
     let layers = config["num_hidden_layers"].as_u64().unwrap();
@@ -39,7 +55,7 @@ fn llama_decode_step_dispatches_per_layer() {
     let dispatches = webformers::gpu::dispatches_submitted() - before;
     // The fused step still computes the reference's logits.
     let d = max_abs_diff(&logits, &floats(&prompt["step_logits"][1]));
-    assert!(d <= 1e-4, "decode step logits differ by {d:e}");
+    assert!(d <= tolerance, "decode step logits differ by {d:e}");
     assert_eq!(
         dispatches,
         OUTSIDE_LAYERS + PER_LAYER * layers,

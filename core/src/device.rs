@@ -17,6 +17,12 @@ impl Device {
         matches!(self, Device::Gpu(_))
     }
 
+    /// A GPU whose shaders can store f16 values natively (shader-f16): where an f16 KV cache is
+    /// written and attended in place.
+    pub fn has_shader_f16(&self) -> bool {
+        matches!(self, Device::Gpu(gpu) if gpu.features().f16)
+    }
+
     pub fn same(&self, other: &Device) -> bool {
         match (self, other) {
             (Device::Cpu, Device::Cpu) => true,

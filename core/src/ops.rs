@@ -794,7 +794,7 @@ impl Tensor {
             return Err(Error::shape(OP, format!("q {:?}, new keys and values {:?}, cache {:?}", self.dims(), kv.dims(), cache.dims())));
         }
         let t = kv.dims()[0];
-        if !matches!(self.device(), crate::Device::Gpu(_)) || cache.dtype() != DType::F32 || t != 1 {
+        if !matches!(self.device(), crate::Device::Gpu(_)) || !stored_in_place(cache) || t != 1 {
             let all = cache.write_rows_rope(kv, row, rope, hkv)?.narrow(0, 0, row + t)?;
             let (keys, values) = (all.narrow(1, 0, hkv)?, all.narrow(1, hkv, hkv)?);
             return self.rope_attention_kv_window(rope, &keys, &values, q_offsets, kv_offsets, scale, true, window);
@@ -858,9 +858,17 @@ impl Tensor {
                 ));
             }
         }
-        for (what, t) in [("q", self), ("k", k), ("v", v)] {
+        expect_rank(OP, "q", self, 3)?;
+        expect_dtype(OP, "q", self, &[DType::F32])?;
+        for (what, t) in [("k", k), ("v", v)] {
             expect_rank(OP, what, t, 3)?;
-            expect_dtype(OP, what, t, &[DType::F32])?;
+            expect_dtype(OP, what, t, &[DType::F32, DType::F16])?;
+        }
+        if k.dtype() != v.dtype() || (k.dtype() == DType::F16 && !stored_in_place(k)) {
+            // An f16 cache read where the kernel cannot read f16 (the CPU, an adapter without
+            // shader-f16): attended as f32 copies.
+            let (k, v) = (k.to_dtype(DType::F32)?, v.to_dtype(DType::F32)?);
+            return self.attention_op(&k, &v, (q_offsets, kv_offsets), scale, causal, window, bias, rope, append);
         }
         for (what, t) in [("q_offsets", q_offsets), ("kv_offsets", kv_offsets)] {
             expect_dtype(OP, what, t, &[DType::U32])?;
@@ -936,7 +944,8 @@ impl Tensor {
 
     /// `write_rows` of `src` [n, H, D] with its first `rotated` heads rotated (`rope_heads`): on
     /// the GPU one dispatch rotates a decoder's new keys and writes them and the values into its
-    /// KV cache (an f32 cache; else, and on the CPU, the rotation and the write as two ops).
+    /// KV cache (an f32 cache, or f16 with shader-f16; else, and on the CPU, the rotation and the
+    /// write as two ops).
     pub fn write_rows_rope(
         &self,
         src: &Tensor,
@@ -944,7 +953,7 @@ impl Tensor {
         (positions, inv_freq, interleaved): (&Tensor, &Tensor, bool),
         rotated: usize,
     ) -> Result<Tensor> {
-        if !matches!(self.device(), crate::Device::Gpu(_)) || self.dtype() != DType::F32 {
+        if !matches!(self.device(), crate::Device::Gpu(_)) || !stored_in_place(self) {
             let rotated = src.rope_heads(positions, inv_freq, interleaved, rotated)?;
             return self.write_rows(&rotated.to_dtype(self.dtype())?, row);
         }
@@ -958,7 +967,10 @@ impl Tensor {
         if !self.is_cache() || !self.is_contiguous() || self.layout().offset() != 0 {
             return Err(Error::Input("write_rows writes only into a whole cache tensor (Tensor::cache)".into()));
         }
-        if src.dtype() != self.dtype()
+        // On the GPU the write converts f32 rows into an f16 cache (the copy and rope kernels
+        // store f16); the CPU copies bytes.
+        let converts = self.device().is_gpu() && src.dtype() == DType::F32 && self.dtype() == DType::F16;
+        if (src.dtype() != self.dtype() && !converts)
             || src.rank() != self.rank()
             || src.dims()[1..] != self.dims()[1..]
             || row + src.dims()[0] > self.dims()[0]
@@ -1081,6 +1093,16 @@ const MAX_BIAS_DISTANCES: usize = 1 << 30;
 pub const MAX_HEAD_DIM: usize = 256;
 
 /// A copy unless the last dim already has unit stride (kernels index it directly).
+/// Whether the kernels read and write this KV tensor as it is stored: f32 anywhere, f16 on a GPU
+/// with shader-f16 (a half-size cache). Elsewhere an f16 cache is attended through f32 copies.
+fn stored_in_place(t: &Tensor) -> bool {
+    match t.dtype() {
+        DType::F32 => true,
+        DType::F16 => t.device().has_shader_f16(),
+        _ => false,
+    }
+}
+
 fn unit_last(x: &Tensor) -> Result<Tensor> {
     let r = x.rank();
     x.contiguous_if(x.layout().strides()[r - 1] != 1 && x.dims()[r - 1] > 1)

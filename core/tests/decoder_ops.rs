@@ -84,8 +84,9 @@ async_test! { async fn kv_cache_writes_then_causal_attention_over_it() {
                 all_v.extend(round(&v));
                 let tk = Tensor::from_f32(&k, &[step_len, hkv, d], &dev).unwrap().to_dtype(dtype).unwrap();
                 let tv = Tensor::from_f32(&v, &[step_len, hkv, d], &dev).unwrap().to_dtype(dtype).unwrap();
-                let keys = k_cache.write_rows(&tk, pos).unwrap().narrow(0, 0, pos + step_len).unwrap().to_dtype(DType::F32).unwrap();
-                let values = v_cache.write_rows(&tv, pos).unwrap().narrow(0, 0, pos + step_len).unwrap().to_dtype(DType::F32).unwrap();
+                let keys = k_cache.write_rows(&tk, pos).unwrap().narrow(0, 0, pos + step_len).unwrap();
+                let values = v_cache.write_rows(&tv, pos).unwrap().narrow(0, 0, pos + step_len).unwrap();
+                // Attention reads an f16 cache as it is stored (shader-f16) or through f32 copies.
                 let tq = Tensor::from_f32(&q, &[step_len, hq, d], &dev).unwrap();
                 let q_off = Tensor::from_u32(&[0, step_len as u32], &[2], &dev).unwrap();
                 let kv_off = Tensor::from_u32(&[0, (pos + step_len) as u32], &[2], &dev).unwrap();
@@ -100,6 +101,25 @@ async_test! { async fn kv_cache_writes_then_causal_attention_over_it() {
             assert_close(&format!("{name} {dtype} cache contents"), &cached[..all_k.len()], &all_k, Tolerance { abs: 0.0, rel: 0.0 });
             assert!(cached[all_k.len()..].iter().all(|&v| v == 0.0));
         }
+    }
+}}
+
+async_test! { async fn f32_rows_written_into_an_f16_cache() {
+    // The GPU converts as it writes (one dispatch); the CPU copies bytes, so it asks for rows of
+    // the cache's own dtype.
+    let mut rng = Rng::new(25);
+    for (name, dev) in devices().await {
+        let rows = rng.vec(3 * 2 * 8, 4.0);
+        let cache = Tensor::cache(DType::F16, &[5, 2, 8], &dev).unwrap();
+        let src = Tensor::from_f32(&rows, &[3, 2, 8], &dev).unwrap();
+        let written = cache.write_rows(&src, 2);
+        if !dev.is_gpu() {
+            assert!(written.is_err(), "{name}: f32 rows into an f16 cache on the CPU");
+            continue;
+        }
+        let got = read(&written.unwrap().to_dtype(DType::F32).unwrap()).await;
+        let want: Vec<f32> = [vec![0.0; 2 * 2 * 8], rows.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()].concat();
+        assert_close(&format!("{name} f16 cache rows 2..5"), &got, &want, Tolerance { abs: 0.0, rel: 0.0 });
     }
 }}
 
@@ -173,13 +193,20 @@ async_test! { async fn rotary_folded_into_the_cache_write_and_attention() {
     // the GPU) then `rope_attention_kv_window` (queries rotated as attention loads them), or
     // `attention_append_rope` (all of it in one dispatch for a single token), over a prefill
     // and single-token steps, partial rotary of an odd head size, both pairings, against the
-    // reference's rope then attention.
+    // reference's rope then attention. With an f16 cache (stored and attended as f16 on a GPU
+    // with shader-f16; converted elsewhere) the reference's keys and values are rounded to f16
+    // as the cache stores them.
     let mut rng = Rng::new(24);
     let (hq, hkv, d, rotary, max_len) = (6, 3, 10, 6, 12);
     let freqs = inv_freq(rotary, 10000.0);
+    let round = |dtype: DType, x: Vec<f32>| -> Vec<f32> {
+        if dtype == DType::F16 { x.into_iter().map(|v| half::f16::from_f32(v).to_f32()).collect() } else { x }
+    };
     for (name, dev) in devices().await {
-        for (interleaved, appended) in [(false, false), (true, false), (false, true), (true, true)] {
-            let cache = Tensor::cache(DType::F32, &[max_len, 2 * hkv, d], &dev).unwrap();
+        for ((interleaved, appended), dtype) in
+            [(false, false), (true, false), (false, true), (true, true)].into_iter().flat_map(|c| [(c, DType::F32), (c, DType::F16)])
+        {
+            let cache = Tensor::cache(dtype, &[max_len, 2 * hkv, d], &dev).unwrap();
             let tf = Tensor::from_f32(&freqs, &[freqs.len()], &dev).unwrap();
             let (mut all_k, mut all_v) = (Vec::new(), Vec::new());
             let mut pos = 0;
@@ -190,8 +217,8 @@ async_test! { async fn rotary_folded_into_the_cache_write_and_attention() {
                     heads.chunks((hq + 2 * hkv) * d).flat_map(|row| row[from * d..(from + n) * d].to_vec()).collect()
                 };
                 let (q, k, v) = (part(0, hq), part(hq, hkv), part(hq + hkv, hkv));
-                all_k.extend(reference::rope(&k, &positions, &freqs, hkv, d, interleaved));
-                all_v.extend(v);
+                all_k.extend(round(dtype, reference::rope(&k, &positions, &freqs, hkv, d, interleaved)));
+                all_v.extend(round(dtype, v));
 
                 let th = Tensor::from_f32(&heads, &[step_len, hq + 2 * hkv, d], &dev).unwrap();
                 let tp = Tensor::from_u32(&positions, &[step_len], &dev).unwrap();
@@ -211,15 +238,20 @@ async_test! { async fn rotary_folded_into_the_cache_write_and_attention() {
                 let q_rot = reference::rope(&q, &positions, &freqs, hq, d, interleaved);
                 let offsets: (&[u32], &[u32]) = (&[0, step_len as u32], &[0, (pos + step_len) as u32]);
                 let want = reference::attention_kv(&q_rot, &all_k, &all_v, offsets, hq, hkv, d, scale, true);
-                let what = format!("{name} rotated attention at {pos}, {step_len} tokens, interleaved={interleaved} appended={appended}");
-                assert_close(&what, &got, &want, f32_sum(d));
+                let what = format!("{name} {dtype} rotated attention at {pos}, {step_len} tokens, interleaved={interleaved} appended={appended}");
+                // f16: a rotated key that lands on a rounding boundary may round the other way
+                // (the kernel's and the reference's rotations agree to 2e-6, not bit for bit).
+                let tolerance = if dtype == DType::F16 { Tolerance { abs: 2e-3, rel: 2e-3 } } else { f32_sum(d) };
+                assert_close(&what, &got, &want, tolerance);
                 pos += step_len;
             }
             // The cache holds the rotated keys and the values, row by row.
-            let cached = read(&cache).await;
+            let cached = read(&cache.to_dtype(DType::F32).unwrap()).await;
             let want: Vec<f32> = all_k.chunks(hkv * d).zip(all_v.chunks(hkv * d)).flat_map(|(k, v)| [k, v].concat()).collect();
-            let what = format!("{name} rotated cache rows, interleaved={interleaved} appended={appended}");
-            assert_close(&what, &cached[..want.len()], &want, Tolerance { abs: 2e-6, rel: 2e-6 });
+            let what = format!("{name} {dtype} rotated cache rows, interleaved={interleaved} appended={appended}");
+            // One f16 rounding step (2^-11 relative) where the rotations differ in the last bits.
+            let tolerance = if dtype == DType::F16 { Tolerance { abs: 1e-6, rel: 1e-3 } } else { Tolerance { abs: 2e-6, rel: 2e-6 } };
+            assert_close(&what, &cached[..want.len()], &want, tolerance);
         }
     }
 }}

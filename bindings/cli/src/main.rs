@@ -739,10 +739,10 @@ async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens:
                         )));
                     }
                 };
-                let (device, _) = prepare(args, false).await?;
+                let (device, options) = prepare(args, false).await?;
                 let config = synthetic::llama_3_2_1b();
                 let bytes = synthetic::weight_bytes_per_token(&config, dtype);
-                (synthetic::llama(config, dtype, &device, 7)?.into(), Some(bytes))
+                (synthetic::llama(config, dtype, &device, 7, options.dtype.main)?.into(), Some(bytes))
             }
             None => (open_generator(args).await?.into_model(), None),
         };
@@ -752,8 +752,10 @@ async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens:
     let mut prefill = Vec::new();
     let mut decode = Vec::new();
     let mut dispatches_per_token = 0.0;
+    let mut cache_bytes = 0;
     for rep in 0..reps.max(1) + 1 {
         let mut cache = model.new_cache(prompt_tokens + decode_tokens + 1)?;
+        cache_bytes = cache.bytes();
         let t = Instant::now();
         let mut next = model.forward(&prompt, &mut cache, false)?.argmax()?.to_vec_u32().await?[0];
         let prefill_s = t.elapsed().as_secs_f64();
@@ -778,6 +780,8 @@ async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens:
         "prefill_tokens_per_s": (median(prefill) * 10.0).round() / 10.0,
         "decode_tokens": decode_tokens,
         "decode_tokens_per_s": (decode_rate * 10.0).round() / 10.0,
+        // All rows of the cache the run allocates (f16 under --dtype fp16 on a GPU with shader-f16).
+        "kv_cache_bytes": cache_bytes,
     });
     if dispatches_per_token > 0.0 {
         result["gpu_dispatches_per_token"] = dispatches_per_token.round().into();

@@ -261,6 +261,15 @@ fn check_split_inputs(step: &Step<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The f16 variants of a kernel declare `enable f16;`, which only an adapter with shader-f16
+/// compiles (the ops pick them only there; this names the cause if one reaches another adapter).
+fn needs_f16(gpu: &super::GpuContext, wanted: bool, what: &str) -> Result<()> {
+    if wanted && !gpu.features().f16 {
+        return Err(Error::Unsupported(format!("{what} on a GPU without shader-f16")));
+    }
+    Ok(())
+}
+
 fn out_bytes(dtype: DType, numel: usize) -> Result<u64> {
     Ok(dtype.bytes_for(numel)?.div_ceil(4) as u64 * 4)
 }
@@ -416,7 +425,11 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             run.push(kernel, &params, inputs_of(1 + mask.is_some() as usize), &output, grid_1d(rows, max_groups))?;
         }
         Op::Attention { q, k, v, q_offsets, scale, causal, window, bias, rope, append, .. } => {
-            let kernel = Kernel::Attention { bias: bias.is_some(), rope: rope.as_ref().map(|r| r.interleaved), append: append.is_some() };
+            // The stored keys and values: the cache with `append`, else k and v (same dtype).
+            let kv_f16 = append.as_ref().unwrap_or(k).dtype() == DType::F16;
+            needs_f16(&gpu, kv_f16, "an f16 KV cache")?;
+            let kernel =
+                Kernel::Attention { bias: bias.is_some(), rope: rope.as_ref().map(|r| r.interleaved), append: append.is_some(), kv_f16 };
             let [t, hq, d] = [q.dims()[0], q.dims()[1], q.dims()[2]];
             let hkv = k.dims()[1];
             let st = |x: &Tensor| (x.layout().offset(), x.layout().strides()[0], x.layout().strides()[1]);
@@ -446,7 +459,7 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             run.push(kernel, &params, inputs_of(step.inputs.len()), &output, [t as u32, hq as u32, 1])?;
         }
         Op::Rope { x, interleaved, inv_freq, rotated, .. } => {
-            let kernel = Kernel::Rope { interleaved: *interleaved };
+            let kernel = Kernel::Rope { interleaved: *interleaved, dst_f16: false };
             let [t, heads, d] = [x.dims()[0], x.dims()[1], x.dims()[2]];
             let half = inv_freq.numel();
             let (st, sh) = (x.layout().strides()[0], x.layout().strides()[1]);
@@ -458,7 +471,9 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
         Op::WriteRows { dst, src, row, rope: Some(rope) } => {
             // Rotated (the first `rotated` heads) straight into the cache rows: rope.wgsl with
             // the cache as its output.
-            let kernel = Kernel::Rope { interleaved: rope.interleaved };
+            let dst_f16 = dst.dtype() == DType::F16;
+            needs_f16(&gpu, dst_f16, "an f16 KV cache")?;
+            let kernel = Kernel::Rope { interleaved: rope.interleaved, dst_f16 };
             let [t, heads, d] = [src.dims()[0], src.dims()[1], src.dims()[2]];
             let half = rope.inv_freq.numel();
             let (st, sh) = (src.layout().strides()[0], src.layout().strides()[1]);

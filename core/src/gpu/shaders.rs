@@ -114,16 +114,20 @@ pub enum Kernel {
     /// Some(interleaved), queries rotated as they are loaded (positions and inv_freq at bindings
     /// 6 and 7; never with a bias). `append` (with `rope`): a decode step's attention that reads
     /// the new key and value from the projection and extends the KV cache (binding 8, written)
-    /// by their row itself.
+    /// by their row itself. `kv_f16`: the stored keys and values (k and v, or with `append` the
+    /// cache) are f16 (a half-size KV cache; needs shader-f16), read into f32 arithmetic.
     Attention {
         bias: bool,
         rope: Option<bool>,
         append: bool,
+        kv_f16: bool,
     },
     Pool(PoolMode),
     Unpack,
+    /// `dst_f16`: written as f16 (into an f16 KV cache, `write_rows_rope`; needs shader-f16).
     Rope {
         interleaved: bool,
+        dst_f16: bool,
     },
     Argmax,
     /// Columns picked per row by a shared index: take_along.wgsl.
@@ -225,7 +229,7 @@ impl Kernel {
             Kernel::Norm { kind: NormVariant::L2, .. } => spec(wgsl!("norm.wgsl"), 1, NormParams::DEF),
             Kernel::Norm { residual, bias, .. } => spec(wgsl!("norm.wgsl"), 2 + residual as usize + bias as usize, NormParams::DEF),
             Kernel::Softmax { mask } => spec(wgsl!("softmax.wgsl"), 1 + mask as usize, SoftmaxParams::DEF),
-            Kernel::Attention { bias, rope, append } => {
+            Kernel::Attention { bias, rope, append, .. } => {
                 let inputs = 5 + bias as usize + 2 * rope.is_some() as usize + append as usize;
                 KernelSpec { workgroup: ATTENTION_WG, ..spec(wgsl!("attention.wgsl"), inputs, AttentionParams::DEF) }
             }
@@ -316,7 +320,10 @@ impl Kernel {
                     flags.push("MASK");
                 }
             }
-            Kernel::Attention { bias, rope, append } => {
+            Kernel::Attention { bias, rope, append, kv_f16 } => {
+                if kv_f16 {
+                    flags.push("KV_F16");
+                }
                 if bias {
                     flags.push("BIAS");
                 }
@@ -333,9 +340,12 @@ impl Kernel {
             Kernel::Pool(PoolMode::Mean) => flags.push("MEAN"),
             Kernel::Pool(PoolMode::Cls) => flags.push("CLS"),
             Kernel::Unpack => flags.push("UNPACK"),
-            Kernel::Rope { interleaved } => {
+            Kernel::Rope { interleaved, dst_f16 } => {
                 if interleaved {
                     flags.push("INTERLEAVED");
+                }
+                if dst_f16 {
+                    flags.push("DST_F16");
                 }
             }
             Kernel::Argmax | Kernel::TakeAlongLast => {}
@@ -369,6 +379,9 @@ impl Kernel {
         match self {
             Kernel::Matmul { b: Elem::F16, .. } => features.f16,
             Kernel::QuantMatvec { .. } => features.f16 && features.f16_math,
+            // These variants exist only where the adapter has shader-f16 (record.rs checks).
+            Kernel::Attention { kv_f16, .. } => *kv_f16,
+            Kernel::Rope { dst_f16, .. } => *dst_f16,
             _ => false,
         }
     }
@@ -376,10 +389,12 @@ impl Kernel {
     /// Every variant, for validation without a GPU.
     pub fn all() -> Vec<Kernel> {
         let mut all = vec![Kernel::Unary, Kernel::Binary, Kernel::Unpack, Kernel::Argmax, Kernel::TakeAlongLast];
-        all.extend([None, Some(false), Some(true)].map(|rope| Kernel::Attention { bias: false, rope, append: false }));
-        all.extend([false, true].map(|interleaved| Kernel::Attention { bias: false, rope: Some(interleaved), append: true }));
-        all.push(Kernel::Attention { bias: true, rope: None, append: false });
-        all.extend([Kernel::Rope { interleaved: false }, Kernel::Rope { interleaved: true }]);
+        for kv_f16 in [false, true] {
+            all.extend([None, Some(false), Some(true)].map(|rope| Kernel::Attention { bias: false, rope, append: false, kv_f16 }));
+            all.extend([false, true].map(|interleaved| Kernel::Attention { bias: false, rope: Some(interleaved), append: true, kv_f16 }));
+            all.push(Kernel::Attention { bias: true, rope: None, append: false, kv_f16 });
+            all.extend([false, true].map(|interleaved| Kernel::Rope { interleaved, dst_f16: kv_f16 }));
+        }
         for src in [Elem::F32, Elem::F16, Elem::BF16] {
             for dst in [Elem::F32, Elem::F16] {
                 all.push(Kernel::Copy { src, dst });

@@ -138,6 +138,8 @@ struct Layer {
 pub struct Gemma3 {
     config: Gemma3Config,
     device: Device,
+    /// The KV cache's dtype (`Weights::kv_cache_dtype`).
+    kv_dtype: DType,
     embed: Tensor,       // [V, H], also the LM head
     embed_scale: Tensor, // [1]: sqrt(H) in f32, as transformers rounds it
     layers: Vec<Layer>,
@@ -204,6 +206,7 @@ impl Gemma3 {
         let (global, local) = config.inv_freqs()?;
         let softcap = config.final_logit_softcapping.map(|c| Tensor::from_f32(&[c as f32], &[1], &dev)).transpose()?;
         Ok(Gemma3 {
+            kv_dtype: vb.kv_cache_dtype(),
             embed,
             embed_scale: Tensor::from_f32(&[(h as f64).sqrt() as f32], &[1], &dev)?,
             layers,
@@ -228,7 +231,7 @@ impl DecoderModel for Gemma3 {
 
     fn new_cache(&self, max_len: usize) -> Result<KvCache> {
         let shape = [max_len, self.config.kv_heads(), self.config.head_dim];
-        KvCache::new(self.config.num_hidden_layers, &shape, DType::F32, &self.device)
+        KvCache::new(self.config.num_hidden_layers, &shape, self.kv_dtype, &self.device)
     }
 
     fn forward(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Result<Tensor> {

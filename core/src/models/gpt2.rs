@@ -68,6 +68,8 @@ pub struct Gpt2 {
     blocks: Vec<Block>,
     ln_f: LayerNorm,
     act: Activation,
+    /// The KV cache's dtype (`Weights::kv_cache_dtype`).
+    kv_dtype: DType,
 }
 
 impl Gpt2 {
@@ -98,6 +100,7 @@ impl Gpt2 {
             });
         }
         Ok(Gpt2 {
+            kv_dtype: vb.kv_cache_dtype(),
             wte: vb.get("wte.weight", &[config.vocab_size, h])?,
             wpe: vb.get("wpe.weight", &[config.n_positions, h])?,
             ln_f: LayerNorm::load(&vb.pp("ln_f"), h, eps)?,
@@ -120,7 +123,7 @@ impl DecoderModel for Gpt2 {
 
     fn new_cache(&self, max_len: usize) -> Result<KvCache> {
         let heads = self.config.n_head;
-        KvCache::new(self.config.n_layer, &[max_len, heads, self.config.n_embd / heads], DType::F32, &self.device)
+        KvCache::new(self.config.n_layer, &[max_len, heads, self.config.n_embd / heads], self.kv_dtype, &self.device)
     }
 
     fn forward(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Result<Tensor> {

@@ -303,6 +303,8 @@ pub struct Llama {
     rope_scale: Option<Tensor>,
     /// GGUF stores Llama's q/k rows permuted for pairwise rotation; HF uses half rotation.
     interleaved_rope: bool,
+    /// The KV cache's dtype (`Weights::kv_cache_dtype`).
+    kv_dtype: DType,
 }
 
 impl Llama {
@@ -369,7 +371,8 @@ impl Llama {
             }
             longrope = Some(LongRope { original, long: Tensor::from_f32(&long, &[long.len()], dev)? });
         }
-        Ok(Llama { device: dev.clone(), config, embed, layers, norm, lm_head, inv_freq, longrope, rope_scale, interleaved_rope })
+        let kv_dtype = vb.kv_cache_dtype();
+        Ok(Llama { device: dev.clone(), config, embed, layers, norm, lm_head, inv_freq, longrope, rope_scale, interleaved_rope, kv_dtype })
     }
 }
 
@@ -384,7 +387,7 @@ impl DecoderModel for Llama {
 
     fn new_cache(&self, max_len: usize) -> Result<KvCache> {
         let shape = [max_len, self.config.kv_heads(), self.config.head_dim()];
-        KvCache::new(self.config.num_hidden_layers, &shape, DType::F32, &self.device)
+        KvCache::new(self.config.num_hidden_layers, &shape, self.kv_dtype, &self.device)
     }
 
     fn reusable_prefix(&self, cache: &KvCache, common: usize) -> usize {

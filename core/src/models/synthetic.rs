@@ -71,7 +71,7 @@ fn random_blocks(dtype: DType, out: &mut [u8], state: &mut u64) {
 }
 
 /// A Llama with `config`'s shapes, every matrix in `dtype` (f32 norms), on `device`.
-pub fn llama(config: LlamaConfig, dtype: DType, device: &Device, seed: u64) -> Result<Box<dyn DecoderModel>> {
+pub fn llama(config: LlamaConfig, dtype: DType, device: &Device, seed: u64, precision: WeightDType) -> Result<Box<dyn DecoderModel>> {
     if !dtype.is_quantized() {
         return Err(Error::Unsupported(format!("synthetic models in {dtype}: use a quantized type")));
     }
@@ -115,7 +115,8 @@ pub fn llama(config: LlamaConfig, dtype: DType, device: &Device, seed: u64) -> R
         }
     }
     let source = Synthetic { bytes: Arc::new(buffer), tensors };
-    let vb = Weights::new(Arc::new(source), device, WeightDType::Auto);
+    // `precision` as a user's dtype: fp16 keeps an f16 KV cache on a GPU with shader-f16.
+    let vb = Weights::new(Arc::new(source), device, precision);
     Ok(Box::new(Llama::load(config, &vb, false)?))
 }
 

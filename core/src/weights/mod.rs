@@ -230,6 +230,15 @@ impl Weights {
         &self.device
     }
 
+    /// The dtype of a decoder's KV cache: f16 where the user asked for f16 activations (`fp16`,
+    /// `q4f16`: transformers.js's fp16 exports keep their past keys and values in f16 too) and
+    /// the GPU stores f16 natively (shader-f16), halving the cache and what attention reads per
+    /// token; else f32.
+    pub fn kv_cache_dtype(&self) -> DType {
+        let half = matches!(self.dtype.main, WeightDType::F16 | WeightDType::Q4F16);
+        if half && self.device.has_shader_f16() { DType::F16 } else { DType::F32 }
+    }
+
     pub fn full_name(&self, name: &str) -> String {
         if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) }
     }
