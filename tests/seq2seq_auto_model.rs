@@ -123,6 +123,56 @@ fn text_seq2seq_forward_and_generate_match_transformers() {
     }
 }
 
+/// fp16 (f16 weights) against transformers in fp32: the tiny Marian's logits reach 16, and
+/// rounding its weights to 11 significant bits moves them by up to 4.3e-2 (the CPU, f32 cache).
+const FP16_TOLERANCE: f32 = 6e-2;
+/// What the GPU's f16 self-attention cache adds, against the CPU's f32 cache over the same f16
+/// weights: the cached keys and values rounded to f16, and summation order.
+const F16_CACHE_TOLERANCE: f32 = 1.5e-2;
+
+#[test]
+fn fp16_decoders_attend_an_f16_self_attention_cache_on_the_gpu() {
+    // Issue 13 §3 for the encoder-decoders: the decoder's self-attention cache follows its dtype
+    // (cross-attention keys and values stay f32, and the same attention kernel reads both). The
+    // CPU keeps an f32 cache under fp16, so CPU and GPU differ by the cache's rounding.
+    let _serial = serial();
+    let Some(gpu) = webformers_tests::gpu_with_shader_f16() else { return };
+    let reference = fixture("seq2seq/auto-model-reference.json");
+    let fp16 = LoadOptions { dtype: webformers::weights::WeightDType::F16.into() };
+    let logits = |class: &str, folder: &str, device: &Device, inputs: &NamedTensors| -> Vec<f32> {
+        let files = DirFiles::open(repo_root().join("tests/fixtures").join(folder)).unwrap();
+        let model = AutoModel::load(ModelClass::from_name(class).unwrap(), &files, device, &fp16).unwrap();
+        let out = pollster::block_on(model.forward(inputs)).unwrap();
+        output(&out, "logits").1.to_vec()
+    };
+    let check = |name: &str, f32_cache: &[f32], f16_cache: &[f32], want: &[f32]| {
+        let (cpu, gpu, cache) = (max_abs_diff(f32_cache, want), max_abs_diff(f16_cache, want), max_abs_diff(f16_cache, f32_cache));
+        eprintln!("{name} fp16: CPU (f32 cache) within {cpu:e} of transformers fp32, GPU (f16 cache) {gpu:e}, GPU vs CPU {cache:e}");
+        assert!(cpu <= FP16_TOLERANCE && gpu <= FP16_TOLERANCE, "{name}: fp16 logits differ by {cpu:e} (CPU) / {gpu:e} (GPU)");
+        assert!(cache <= F16_CACHE_TOLERANCE, "{name}: the f16 cache moves the logits by {cache:e}");
+        // Both read the same f16 weights exactly and sum in f32 (1e-5 apart when the caches
+        // agree): a difference this small would mean the GPU's cache was not f16 after all.
+        assert!(cache >= 5e-4, "{name}: GPU and CPU agree to {cache:e}: is the GPU's cache f16?");
+    };
+    for (name, m) in reference["text"].as_object().unwrap() {
+        let mut inputs = text_inputs(m);
+        inputs.push(("decoder_input_ids".into(), int_rows(&m["decoder_input_ids"])));
+        let folder = format!("seq2seq/{name}");
+        let on = |device: &Device| logits("AutoModelForSeq2SeqLM", &folder, device, &inputs);
+        check(name, &on(&Device::Cpu), &on(&gpu), &floats(&m["logits"]));
+    }
+    let m = &reference["whisper"]["tiny-whisper-en"];
+    let mut inputs = whisper_inputs(m);
+    inputs.push(("decoder_input_ids".into(), int_rows(&m["decoder_input_ids"])));
+    let vocab = dims(&m["logits_dims"])[2];
+    let picked: Vec<usize> = ids(&m["logits_ids"]).into_iter().map(|x| x as usize).collect();
+    let on = |device: &Device| -> Vec<f32> {
+        let all = logits("AutoModelForSpeechSeq2Seq", "whisper/tiny-whisper-en", device, &inputs);
+        all.chunks(vocab).flat_map(|row| picked.iter().map(|&i| row[i]).collect::<Vec<_>>()).collect()
+    };
+    check("tiny-whisper-en", &on(&Device::Cpu), &on(&gpu), &floats(&m["logits"]));
+}
+
 #[test]
 fn whisper_forward_and_generate_match_transformers() {
     let _serial = serial();

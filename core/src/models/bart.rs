@@ -217,6 +217,7 @@ pub(super) fn encoder_decoder_cache(
     max_len: usize,
     max_positions: usize,
     family: &str,
+    kv_dtype: DType,
 ) -> Result<EncoderDecoderCache> {
     if encoder_hidden.rank() != 2 || encoder_hidden.dims()[1] != d || encoder_hidden.dims()[0] == 0 {
         return Err(Error::Input(format!("encoder output {:?} is not [positions, {d}]", encoder_hidden.dims())));
@@ -231,7 +232,7 @@ pub(super) fn encoder_decoder_cache(
             Ok((layer.cross_k.forward(encoder_hidden)?.reshape(&[s, h, hd])?, layer.cross_v.forward(encoder_hidden)?.reshape(&[s, h, hd])?))
         })
         .collect::<Result<Vec<_>>>()?;
-    let self_attention = KvCache::new(layers.len(), &[max_len, h, hd], DType::F32, encoder_hidden.device())?;
+    let self_attention = KvCache::new(layers.len(), &[max_len, h, hd], kv_dtype, encoder_hidden.device())?;
     Ok(EncoderDecoderCache { self_attention, cross, encoder_len: s })
 }
 
@@ -346,6 +347,8 @@ pub struct Bart {
     lm_head: Tensor,                   // [V, d]
     final_logits_bias: Option<Tensor>, // [V]
     decoder_start: u32,
+    /// The decoder's self-attention KV cache dtype (`Weights::kv_cache_dtype`).
+    kv_dtype: DType,
 }
 
 impl Bart {
@@ -388,6 +391,7 @@ impl Bart {
             false => None,
         };
         Ok(Bart {
+            kv_dtype: vb.kv_cache_dtype(),
             family,
             act,
             encoder_embeddings,
@@ -418,7 +422,8 @@ impl EncoderDecoderModel for Bart {
     fn new_cache(&self, encoder_hidden: &Tensor, max_len: usize) -> Result<EncoderDecoderCache> {
         let (h, hd, _) = head_dims(self.config.d_model, self.config.decoder_attention_heads);
         let shape = (self.config.d_model, h, hd);
-        encoder_decoder_cache(&self.decoder_layers, encoder_hidden, shape, max_len, self.config.max_position_embeddings, self.family)
+        let max_positions = self.config.max_position_embeddings;
+        encoder_decoder_cache(&self.decoder_layers, encoder_hidden, shape, max_len, max_positions, self.family, self.kv_dtype)
     }
 
     fn decode(&self, tokens: &[u32], cache: &mut EncoderDecoderCache, all_logits: bool) -> Result<Tensor> {

@@ -21,7 +21,7 @@ use super::{EncoderDecoderCache, EncoderDecoderModel, TextSeq2SeqModel};
 use crate::nn::LayerNorm;
 use crate::ops::Activation;
 use crate::weights::Weights;
-use crate::{Device, Error, Result, Tensor};
+use crate::{DType, Device, Error, Result, Tensor};
 
 /// config.json of M2M100 / NLLB, with M2M100Config's defaults.
 #[derive(Clone, Debug, Deserialize)]
@@ -100,6 +100,8 @@ fn position_ids(ids: &[u32], pad: u32, past: usize) -> Vec<u32> {
 pub struct M2M100 {
     config: M2M100Config,
     device: Device,
+    /// The decoder's self-attention KV cache dtype (`Weights::kv_cache_dtype`).
+    kv_dtype: DType,
     act: Activation,
     shared: Tensor, // [V, d]
     /// sqrt(d_model) as a [1] tensor, with `scale_embedding`.
@@ -157,6 +159,7 @@ impl M2M100 {
             false => vb.get("lm_head.weight", &shape)?,
         };
         Ok(M2M100 {
+            kv_dtype: vb.kv_cache_dtype(),
             device: vb.device().clone(),
             act: crate::nn::activation(&config.activation_function)?,
             shared,
@@ -202,7 +205,8 @@ impl EncoderDecoderModel for M2M100 {
     fn new_cache(&self, encoder_hidden: &Tensor, max_len: usize) -> Result<EncoderDecoderCache> {
         let (h, hd, _) = head_dims(self.config.d_model, self.config.decoder_attention_heads);
         let shape = (self.config.d_model, h, hd);
-        encoder_decoder_cache(&self.decoder_layers, encoder_hidden, shape, max_len, self.config.max_position_embeddings, "M2M100")
+        let max_positions = self.config.max_position_embeddings;
+        encoder_decoder_cache(&self.decoder_layers, encoder_hidden, shape, max_len, max_positions, "M2M100", self.kv_dtype)
     }
 
     fn decode(&self, tokens: &[u32], cache: &mut EncoderDecoderCache, all_logits: bool) -> Result<Tensor> {

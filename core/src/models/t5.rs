@@ -213,6 +213,8 @@ struct DecoderLayer {
 pub struct T5 {
     config: T5Config,
     device: Device,
+    /// The decoder's self-attention KV cache dtype (`Weights::kv_cache_dtype`).
+    kv_dtype: DType,
     shared: Tensor, // [V, d]
     encoder_layers: Vec<EncoderLayer>,
     encoder_bias: PositionBias,
@@ -301,6 +303,7 @@ impl T5 {
         };
         let decoder_start = config.decoder_start_token_id.or(config.pad_token_id).unwrap_or(0);
         Ok(T5 {
+            kv_dtype: vb.kv_cache_dtype(),
             device: vb.device().clone(),
             shared,
             encoder_layers,
@@ -365,7 +368,7 @@ impl EncoderDecoderModel for T5 {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let self_attention = KvCache::new(self.decoder_layers.len(), &[max_len, h, hd], DType::F32, &self.device)?;
+        let self_attention = KvCache::new(self.decoder_layers.len(), &[max_len, h, hd], self.kv_dtype, &self.device)?;
         Ok(EncoderDecoderCache { self_attention, cross, encoder_len: s })
     }
 

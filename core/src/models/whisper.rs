@@ -113,6 +113,8 @@ struct DecoderLayer {
 pub struct Whisper {
     config: WhisperConfig,
     device: Device,
+    /// The decoder's self-attention KV cache dtype (`Weights::kv_cache_dtype`).
+    kv_dtype: DType,
     act: Activation,
     conv1_w: Tensor, // [d, mels, 1, 3]
     conv1_b: Tensor,
@@ -172,6 +174,7 @@ impl Whisper {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Whisper {
+            kv_dtype: vb.kv_cache_dtype(),
             device: vb.device().clone(),
             act,
             conv1_b: e.get_f32("conv1.bias", &[d])?,
@@ -312,7 +315,7 @@ impl EncoderDecoderModel for Whisper {
                 Ok((k, v))
             })
             .collect::<Result<Vec<_>>>()?;
-        let self_attention = KvCache::new(self.decoder_layers.len(), &[max_len, h, d / h], DType::F32, &self.device)?;
+        let self_attention = KvCache::new(self.decoder_layers.len(), &[max_len, h, d / h], self.kv_dtype, &self.device)?;
         Ok(EncoderDecoderCache { self_attention, cross, encoder_len: s })
     }
 
