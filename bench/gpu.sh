@@ -211,6 +211,8 @@ elif kind == "gen":
              f"decode {j['decode_tokens_per_s']} tok/s ({j['decode_tokens']} tokens)"]
     if "gpu_dispatches_per_token" in j:
         parts.append(f"{j['gpu_dispatches_per_token']:.0f} dispatches/token")
+    if "kv_cache_bytes" in j:
+        parts.append(f"KV cache {j['kv_cache_bytes'] / 1e6:.1f} MB")
     if "weight_read_gb_per_s" in j:
         parts.append(f"{j['weight_read_gb_per_s']} GB/s of weights ({j['weight_bytes_per_token'] / 1e6:.0f} MB/token)")
     print("; ".join(parts))
@@ -242,6 +244,8 @@ PY
     local step_env=(WEBFORMERS_REQUIRE_GPU=1)
     local corpus=bench/corpus.json reps=3 latency=20 batch_reps=7 batch_latency=100
     local gen=(--prompt-tokens 128 --decode-tokens 64 --reps 3) task_reps=(--reps 5 --warmup 1)
+    # A long context, where attention's reads of the KV cache weigh beside the weights'.
+    local long=(--prompt-tokens 2048 --decode-tokens 64 --reps 2)
     # quant_bench's third argument narrows its types (all eight when absent).
     local qb_env=() qb_decode=() qb_prefill=()
     if ((quick)); then
@@ -250,6 +254,7 @@ PY
         python3 -c 'import json, sys; c = json.load(open("bench/corpus.json")); c["sentences"] = c["sentences"][:4]; json.dump(c, open(sys.argv[1], "w"))' "$corpus"
         reps=1 latency=2 batch_reps=1 batch_latency=2
         gen=(--prompt-tokens 4 --decode-tokens 2 --reps 1)
+        long=("${gen[@]}")
         task_reps=(--reps 1 --warmup 1)
         qb_env=(QB_SHAPES=576x1536 QB_REPS=1)
         qb_decode=(q8_0,q4_0) qb_prefill=(q4_0)
@@ -264,6 +269,9 @@ PY
     fi
     step "Llama-3.2-1B shapes q4_k (synthetic)" 50 gen "$wf" bench text-generation --model synthetic:llama-3.2-1b:q4_k --device gpu "${gen[@]}"
     step "Llama-3.2-1B shapes q8_0 (synthetic)" 50 gen "$wf" bench text-generation --model synthetic:llama-3.2-1b:q8_0 --device gpu "${gen[@]}"
+    # dtype fp16 keeps the KV cache in f16 (shader-f16): half the bytes attention reads per token.
+    step "Llama-3.2-1B q4_0, long context, f32 KV cache" 40 gen "$wf" bench text-generation --model synthetic:llama-3.2-1b:q4_0 --device gpu "${long[@]}"
+    step "Llama-3.2-1B q4_0, long context, f16 KV cache" 40 gen "$wf" bench text-generation --model synthetic:llama-3.2-1b:q4_0 --device gpu --dtype fp16 "${long[@]}"
     [[ ! -f $smollm ]] ||
         step "SmolLM2-135M Q4_1 (random weights)" 40 gen "$wf" bench text-generation --model "$smollm" --device gpu "${gen[@]}"
     step "decode matvec (quant_bench)" 120 decode env "${qb_env[@]}" "$qb" gpu decode "${qb_decode[@]}"
