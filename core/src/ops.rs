@@ -1092,7 +1092,6 @@ const MAX_BIAS_DISTANCES: usize = 1 << 30;
 /// Attention kernels keep one query head in registers and workgroup memory.
 pub const MAX_HEAD_DIM: usize = 256;
 
-/// A copy unless the last dim already has unit stride (kernels index it directly).
 /// Whether the kernels read and write this KV tensor as it is stored: f32 anywhere, f16 on a GPU
 /// with shader-f16 (a half-size cache). Elsewhere an f16 cache is attended through f32 copies.
 fn stored_in_place(t: &Tensor) -> bool {
@@ -1103,6 +1102,7 @@ fn stored_in_place(t: &Tensor) -> bool {
     }
 }
 
+/// A copy unless the last dim already has unit stride (kernels index it directly).
 fn unit_last(x: &Tensor) -> Result<Tensor> {
     let r = x.rank();
     x.contiguous_if(x.layout().strides()[r - 1] != 1 && x.dims()[r - 1] > 1)
