@@ -28,6 +28,7 @@ export interface PipelineOptions {
    * Weight precision: 'auto' (as stored, default), 'fp32', 'fp16', 'q8' (linear layers quantized
    * to 8 bits at load), 'q4' (4 bits), 'q4f16' (4-bit linear layers, other weights f16), or per
    * module ({ encoder_model: 'fp32', decoder_model_merged: 'q4' }). GGUF weights stay as stored.
+   * On WebGPU with 'shader-f16', 'fp16' and 'q4f16' also keep a decoder's KV cache in f16.
    */
   dtype?: DType | DTypeByModule;
   /** The Hub revision (branch, tag or commit) for models named by id. Default 'main'. */
