@@ -157,14 +157,19 @@ fn an_interrupt_stops_transcription_until_reset() {
 fn q8_weights_keep_the_transcriptions() {
     // Issue 13's bar for speech, with the linear layers quantized to Q8_0 at load (dtype 'q8'),
     // against Python's float32 text on every plain case (CPU: lavapipe is too slow for a second
-    // pass over real checkpoints). whisper-base keeps every text. whisper-tiny.en, the smallest,
-    // changes one near-tied word in two of its three ("mouthbooks" -> "mouthworks", "cloudy" ->
-    // "clouded"; as much with only its encoder or only its decoder quantized), so for it the
-    // bound is one word per text.
+    // pass over real checkpoints). whisper-base keeps every text on the CPU's default int8 path
+    // (activations rounded to 8 bits). whisper-tiny.en, the smallest, is held with f32
+    // activations (the Q8_0 weights alone, as the GPU computes them): at most one word per text.
+    // On the int8 path its silence-padded clip, where even the float32 reference wavers ("walk to
+    // Longmarivr"), depends on the instruction set's summation order: one word off with AVX-512
+    // VNNI, five on AVX2 machines ("walked along the river", 2026-12-06), so it is not bounded
+    // there.
     let reference = fixture("asr-pipeline-reference.json");
     let options = webformers::tasks::LoadOptions { dtype: webformers::weights::WeightDType::Q8.into() };
     let mut failures = Vec::new();
-    for (model, words_allowed) in [("whisper-tiny.en", 1), ("whisper-base", 0)] {
+    for (model, words_allowed, int8) in [("whisper-base", 0, true), ("whisper-tiny.en", 1, false)] {
+        // Process-wide, and no other test of this binary loads quantized weights.
+        webformers::cpu::set_int8_matmul(int8);
         let files = webformers::files::DirFiles::open(model_dir(model)).unwrap();
         let pipe = webformers::tasks::load(TASK, &files, &Device::Cpu, &options).unwrap();
         let cases = reference["cases"].as_array().unwrap().iter().filter(|c| c["model"] == model && c["options"] == json!({}));
