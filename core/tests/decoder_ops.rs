@@ -11,6 +11,11 @@ async fn read(t: &Tensor) -> Vec<f32> {
     t.to_vec_f32().await.unwrap()
 }
 
+/// The values as a cache of `dtype` stores them (f16: rounded to nearest).
+fn stored_as(dtype: DType, x: &[f32]) -> Vec<f32> {
+    if dtype == DType::F16 { x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect() } else { x.to_vec() }
+}
+
 fn inv_freq(rotary: usize, theta: f32) -> Vec<f32> {
     (0..rotary / 2).map(|i| 1.0 / theta.powf(2.0 * i as f32 / rotary as f32)).collect()
 }
@@ -79,9 +84,8 @@ async_test! { async fn kv_cache_writes_then_causal_attention_over_it() {
                 let q = rng.vec(step_len * hq * d, 1.0);
                 let k = rng.vec(step_len * hkv * d, 1.0);
                 let v = rng.vec(step_len * hkv * d, 1.0);
-                let round = |x: &[f32]| -> Vec<f32> { if dtype == DType::F16 { x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect() } else { x.to_vec() } };
-                all_k.extend(round(&k));
-                all_v.extend(round(&v));
+                all_k.extend(stored_as(dtype, &k));
+                all_v.extend(stored_as(dtype, &v));
                 let tk = Tensor::from_f32(&k, &[step_len, hkv, d], &dev).unwrap().to_dtype(dtype).unwrap();
                 let tv = Tensor::from_f32(&v, &[step_len, hkv, d], &dev).unwrap().to_dtype(dtype).unwrap();
                 let keys = k_cache.write_rows(&tk, pos).unwrap().narrow(0, 0, pos + step_len).unwrap();
@@ -118,7 +122,7 @@ async_test! { async fn f32_rows_written_into_an_f16_cache() {
             continue;
         }
         let got = read(&written.unwrap().to_dtype(DType::F32).unwrap()).await;
-        let want: Vec<f32> = [vec![0.0; 2 * 2 * 8], rows.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()].concat();
+        let want: Vec<f32> = [vec![0.0; 2 * 2 * 8], stored_as(DType::F16, &rows)].concat();
         assert_close(&format!("{name} f16 cache rows 2..5"), &got, &want, Tolerance { abs: 0.0, rel: 0.0 });
     }
 }}
@@ -199,9 +203,6 @@ async_test! { async fn rotary_folded_into_the_cache_write_and_attention() {
     let mut rng = Rng::new(24);
     let (hq, hkv, d, rotary, max_len) = (6, 3, 10, 6, 12);
     let freqs = inv_freq(rotary, 10000.0);
-    let round = |dtype: DType, x: Vec<f32>| -> Vec<f32> {
-        if dtype == DType::F16 { x.into_iter().map(|v| half::f16::from_f32(v).to_f32()).collect() } else { x }
-    };
     for (name, dev) in devices().await {
         for ((interleaved, appended), dtype) in
             [(false, false), (true, false), (false, true), (true, true)].into_iter().flat_map(|c| [(c, DType::F32), (c, DType::F16)])
@@ -217,8 +218,8 @@ async_test! { async fn rotary_folded_into_the_cache_write_and_attention() {
                     heads.chunks((hq + 2 * hkv) * d).flat_map(|row| row[from * d..(from + n) * d].to_vec()).collect()
                 };
                 let (q, k, v) = (part(0, hq), part(hq, hkv), part(hq + hkv, hkv));
-                all_k.extend(round(dtype, reference::rope(&k, &positions, &freqs, hkv, d, interleaved)));
-                all_v.extend(round(dtype, v));
+                all_k.extend(stored_as(dtype, &reference::rope(&k, &positions, &freqs, hkv, d, interleaved)));
+                all_v.extend(stored_as(dtype, &v));
 
                 let th = Tensor::from_f32(&heads, &[step_len, hq + 2 * hkv, d], &dev).unwrap();
                 let tp = Tensor::from_u32(&positions, &[step_len], &dev).unwrap();
