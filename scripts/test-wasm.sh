@@ -55,4 +55,7 @@ export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$tmp/webdriver.json"
 if (($# == 0)); then
     set -- -- --nocapture
 fi
-cargo test -p webformers-core --target wasm32-unknown-unknown --test ops --test decoder_ops --test tiny_decoders "$@"
+# --release: the dependencies then build as the npm package's build (scripts/test-npm.sh) builds
+# them, so the two share most of their artifacts (on a 2-CPU machine the debug build alone took
+# 7m46s; in release after the package's build, 2 min).
+cargo test --release -p webformers-core --target wasm32-unknown-unknown --test ops --test decoder_ops --test tiny_decoders "$@"

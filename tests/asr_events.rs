@@ -107,9 +107,11 @@ fn streamed_events_agree_with_the_result() {
         let cpu = matches!(device, Device::Cpu);
         for model in ["tiny-whisper-en", "tiny-whisper-multi"] {
             let pipe = load(model, &device);
+            // CI's lavapipe decodes these at about a token a second: shorter replies there.
+            let (segment_tokens, word_tokens) = if cpu { (60, 40) } else { (20, 20) };
             let mut cases: Vec<(&str, &[f32], Value)> = vec![
-                ("short", &short, json!({"return_timestamps": true, "max_new_tokens": 60})),
-                ("short", &short, json!({"return_timestamps": "word", "max_new_tokens": 40})),
+                ("short", &short, json!({"return_timestamps": true, "max_new_tokens": segment_tokens})),
+                ("short", &short, json!({"return_timestamps": "word", "max_new_tokens": word_tokens})),
             ];
             if cpu {
                 cases.extend([

@@ -71,8 +71,11 @@ fn last_position_logits_match_pytorch() {
     }
 }
 
-/// Every prompt's 32 tokens, on the CPU and the GPU (on CI's lavapipe, a software GPU, 32 steps
-/// of the 262k-token head take about 16 s).
+const GPU_GREEDY_TOKENS: usize = 8;
+
+/// Every prompt's 32 tokens on the CPU; on the GPU, the first GPU_GREEDY_TOKENS of each (CI's
+/// lavapipe, a software GPU on 2 CPUs, takes seconds a step over the 262k-token head; the cached
+/// step's kernels are the same at step 8 as at step 32).
 #[test]
 fn greedy_continuations_match_pytorch() {
     f32_path();
@@ -81,7 +84,10 @@ fn greedy_continuations_match_pytorch() {
         let pipe = load(&device);
         let prompts = reference["prompts"].as_array().unwrap();
         for p in prompts {
-            let want = ids(&p["greedy_ids"]);
+            let mut want = ids(&p["greedy_ids"]);
+            if device.is_gpu() {
+                want.truncate(GPU_GREEDY_TOKENS);
+            }
             assert!(
                 p["greedy_min_margin"].as_f64().unwrap() > 4.0 * LOGITS_TOLERANCE as f64,
                 "{}: PyTorch's own margin is too small",

@@ -15,6 +15,13 @@ const LOGITS_TOLERANCE: f32 = 2e-3;
 
 /// The CPU's int8 path (`webformers::cpu::set_int8_matmul`) is process-wide: a test that sets it
 /// holds this lock. The logits tests compare at f32 tolerances, so they run the f32 path.
+/// The software GPU of CI (lavapipe) prefills and decodes slowly (about 17 s a prompt's logits,
+/// 1.3 tokens/s), so there a few short prompts are compared: logits of two chat prompts and the
+/// plain 4-token one, and the greedy replies of three chat prompts (30 new tokens in all). The CPU
+/// runs all nine; a longer prompt reaches no other GPU kernel.
+const GPU_LOGITS_PROMPTS: [&str; 3] = ["france", "greeting", "quick_brown_fox"];
+const GPU_GREEDY_PROMPTS: [&str; 3] = ["france", "greeting", "arithmetic"];
+
 static INT8_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn cpu_path(int8: bool) -> std::sync::MutexGuard<'static, ()> {
@@ -69,6 +76,9 @@ fn last_position_logits_match_pytorch() {
         let pipe = load(&device);
         let model = pipe.model();
         for p in reference["prompts"].as_array().unwrap() {
+            if device.is_gpu() && !GPU_LOGITS_PROMPTS.contains(&p["name"].as_str().unwrap()) {
+                continue;
+            }
             let prompt_ids = ids(&p["token_ids"]);
             let mut cache = model.new_cache(prompt_ids.len()).unwrap();
             let logits = model.forward(&prompt_ids, &mut cache, false).unwrap().to_vec_f32_blocking().unwrap();
@@ -96,9 +106,7 @@ fn greedy_replies_match_pytorch() {
         let mut matched = 0;
         for p in reference["prompts"].as_array().unwrap() {
             let greedy = &p["greedy"];
-            // The software GPU of CI (lavapipe) decodes slowly: there, the chat replies of up to
-            // 40 tokens (6 of the 9 prompts) are compared; the CPU compares all.
-            if device.is_gpu() && (greedy["num_new_tokens"].as_u64().unwrap() > 40 || p["kind"] != "chat") {
+            if device.is_gpu() && !GPU_GREEDY_PROMPTS.contains(&p["name"].as_str().unwrap()) {
                 continue;
             }
             let want = ids(&greedy["ids"]);
@@ -116,7 +124,8 @@ fn greedy_replies_match_pytorch() {
                 matched += 1;
             }
         }
-        assert!(matched >= 5, "{device:?}: only {matched} prompts compared whole");
+        let bar = if device.is_gpu() { GPU_GREEDY_PROMPTS.len() } else { 5 };
+        assert!(matched >= bar, "{device:?}: only {matched} prompts compared whole");
     }
 }
 

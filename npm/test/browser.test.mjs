@@ -92,14 +92,20 @@ async function embedInPage(p, device, inputs) {
 }
 
 describe('feature-extraction in the page matches the PyTorch reference', () => {
+  // SwiftShader's WebGPU took a minute for all 29 inputs on a 2-CPU machine (the two 256-token
+  // ones most of it): there, the inputs of at most 64 tokens, still one padded batch (27 of them);
+  // WASM takes all.
+  const shortRef = { ...ref, inputs: ref.inputs.filter((i) => i.token_ids.length <= 64) };
   for (const device of ['wasm', 'webgpu']) {
     test(`device '${device}'`, { timeout: 300_000 }, async () => {
       const p = await page();
-      const out = await embedInPage(p, device, texts);
+      const compared = device === 'webgpu' ? shortRef : ref;
+      const inputs = compared.inputs.map((i) => i.text);
+      const out = await embedInPage(p, device, inputs);
       assert.equal(out.device, device);
       assert.equal(out.type, 'float32');
-      assert.deepEqual(out.dims, [texts.length, ref.hidden_size]);
-      const diff = maxAbsDiff(out.data, ref);
+      assert.deepEqual(out.dims, [inputs.length, ref.hidden_size]);
+      const diff = maxAbsDiff(out.data, compared);
       assert.ok(diff <= TOLERANCE, `${device}: max abs diff ${diff} > ${TOLERANCE}`);
       assert.deepEqual(p.problems, []);
       await p.close();
