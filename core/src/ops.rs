@@ -955,7 +955,7 @@ impl Tensor {
     ) -> Result<Tensor> {
         if !matches!(self.device(), crate::Device::Gpu(_)) || !stored_in_place(self) {
             let rotated = src.rope_heads(positions, inv_freq, interleaved, rotated)?;
-            return self.write_rows(&rotated.to_dtype(self.dtype())?, row);
+            return self.write_rows(&rotated, row);
         }
         let rope = src.rotary(positions, inv_freq, interleaved, rotated)?;
         self.write_rows_op(&unit_last(src)?, row, Some(rope))
@@ -967,9 +967,9 @@ impl Tensor {
         if !self.is_cache() || !self.is_contiguous() || self.layout().offset() != 0 {
             return Err(Error::Input("write_rows writes only into a whole cache tensor (Tensor::cache)".into()));
         }
-        // On the GPU the write converts f32 rows into an f16 cache (the copy and rope kernels
-        // store f16); the CPU copies bytes.
-        let converts = self.device().is_gpu() && src.dtype() == DType::F32 && self.dtype() == DType::F16;
+        // f32 rows written into an f16 cache are converted by the write itself (on the GPU the
+        // copy and rope kernels store f16), so callers never convert first.
+        let converts = src.dtype() == DType::F32 && self.dtype() == DType::F16;
         if (src.dtype() != self.dtype() && !converts)
             || src.rank() != self.rank()
             || src.dims()[1..] != self.dims()[1..]

@@ -106,9 +106,8 @@ impl KvCache {
     pub(crate) fn append(&self, l: usize, kv: &Tensor) -> Result<(Tensor, Tensor)> {
         let cache = &self.layers[l];
         let (end, hkv) = (self.len + kv.dims()[0], cache.dims()[1] / 2);
-        // The GPU converts f32 rows as it writes them into an f16 cache.
-        let kv = if cache.device().is_gpu() { kv.clone() } else { kv.to_dtype(cache.dtype())? };
-        let all = cache.write_rows(&kv, self.len)?.narrow(0, 0, end)?;
+        // write_rows converts f32 rows as it writes them into an f16 cache.
+        let all = cache.write_rows(kv, self.len)?.narrow(0, 0, end)?;
         Ok((all.narrow(1, 0, hkv)?, all.narrow(1, hkv, hkv)?))
     }
 
