@@ -265,15 +265,14 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             let storage = step.inputs[0].cpu().clone();
             let row_bytes = dst.dtype().bytes_for(dst.dims()[1..].iter().product())?;
             let src = input(&step, src, 1);
-            let start = src.layout.offset() * src.dtype.block_bytes();
-            let bytes = &src.storage.bytes()[start..start + src.dtype.bytes_for(src.layout.numel())?];
             if src.dtype == dst.dtype() {
+                let start = src.layout.offset() * src.dtype.block_bytes();
+                let bytes = &src.storage.bytes()[start..start + src.dtype.bytes_for(src.layout.numel())?];
                 storage.write_at(row * row_bytes, bytes)?;
             } else {
-                // f32 rows into an f16 cache (the only conversion write_rows accepts).
-                let halves: Vec<half::f16> =
-                    bytes.chunks_exact(4).map(|b| half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect();
-                storage.write_at(row * row_bytes, bytemuck::cast_slice(&halves))?;
+                // f32 rows into an f16 cache (the only conversion write_rows accepts): the copy
+                // op's conversion.
+                storage.write_at(row * row_bytes, kernels::copy(&src, dst.dtype())?.bytes())?;
             }
             storage
         }
