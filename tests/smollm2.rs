@@ -13,8 +13,6 @@ use webformers_tests::{devices, fixture, floats, max_abs_diff, model_dir, repo_r
 /// summation order differs (measured: 6e-5 on the CPU).
 const LOGITS_TOLERANCE: f32 = 2e-3;
 
-/// The CPU's int8 path (`webformers::cpu::set_int8_matmul`) is process-wide: a test that sets it
-/// holds this lock. The logits tests compare at f32 tolerances, so they run the f32 path.
 /// The software GPU of CI (lavapipe) prefills and decodes slowly (about 17 s a prompt's logits,
 /// 1.3 tokens/s), so there a few short prompts are compared: logits of two chat prompts and the
 /// plain 4-token one, and the greedy replies of three chat prompts (30 new tokens in all). The CPU
@@ -22,6 +20,8 @@ const LOGITS_TOLERANCE: f32 = 2e-3;
 const GPU_LOGITS_PROMPTS: [&str; 3] = ["france", "greeting", "quick_brown_fox"];
 const GPU_GREEDY_PROMPTS: [&str; 3] = ["france", "greeting", "arithmetic"];
 
+/// The CPU's int8 path (`webformers::cpu::set_int8_matmul`) is process-wide: a test that sets it
+/// holds this lock. The logits tests compare at f32 tolerances, so they run the f32 path.
 static INT8_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn cpu_path(int8: bool) -> std::sync::MutexGuard<'static, ()> {
