@@ -22,6 +22,7 @@ import {
   openPage,
   reference,
   saveScreenshot,
+  softwareGpuReference,
   testServer,
 } from './helpers.mjs';
 import { checkGroup, runGroup, taskGroups, tinyTasksReference } from './tasks.mjs';
@@ -92,10 +93,8 @@ async function embedInPage(p, device, inputs) {
 }
 
 describe('feature-extraction in the page matches the PyTorch reference', () => {
-  // SwiftShader's WebGPU took a minute for all 29 inputs on a 2-CPU machine (the two 256-token
-  // ones most of it): there, the inputs of at most 64 tokens, still one padded batch (27 of them);
-  // WASM takes all.
-  const shortRef = { ...ref, inputs: ref.inputs.filter((i) => i.token_ids.length <= 64) };
+  // WASM takes every input, SwiftShader's WebGPU the short ones, still as one padded batch.
+  const shortRef = softwareGpuReference(ref);
   for (const device of ['wasm', 'webgpu']) {
     test(`device '${device}'`, { timeout: 300_000 }, async () => {
       const p = await page();

@@ -24,6 +24,13 @@ export function reference() {
 
 export const TOLERANCE = 1e-4;
 
+/** The reference cut to its inputs of at most 64 tokens (27 of 29): what the tests give
+ * SwiftShader's WebGPU, which took a minute for all 29 on a 2-CPU machine (the two 256-token
+ * inputs most of it). */
+export function softwareGpuReference(ref) {
+  return { ...ref, inputs: ref.inputs.filter((i) => i.token_ids.length <= 64) };
+}
+
 /** The largest |a - b| between the embeddings (`data`, row-major) and the reference. */
 export function maxAbsDiff(data, ref) {
   const h = ref.hidden_size;

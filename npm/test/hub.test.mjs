@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startServer } from '../../scripts/static-server.mjs';
-import { TOLERANCE, distDir, evaluateWithin, here, launchBrowser, maxAbsDiff, minCosine, minilmDir, modelsDir, npmDir, openPage, reference } from './helpers.mjs';
+import { TOLERANCE, distDir, evaluateWithin, here, launchBrowser, maxAbsDiff, minCosine, minilmDir, modelsDir, npmDir, openPage, reference, softwareGpuReference } from './helpers.mjs';
 import { startHub } from './hub-server.mjs';
 
 const REPO = 'sentence-transformers/all-MiniLM-L6-v2';
@@ -154,9 +154,8 @@ function assertCached(out, what) {
 describe('a Hub model in the page, cached in IndexedDB', () => {
   for (const device of ['wasm', 'webgpu']) {
     test(`'${device}': a cold load fills the cache, a warm load in a new page makes no weight request`, { timeout: 600_000 }, async () => {
-      // Every reference input on WASM; on SwiftShader's WebGPU (a minute for all 29 on 2 CPUs),
-      // those of at most 64 tokens.
-      const all = device === 'webgpu' ? { ...ref, inputs: ref.inputs.filter((i) => i.token_ids.length <= 64) } : { ...ref };
+      // Every reference input on WASM, the short ones on SwiftShader's WebGPU.
+      const all = device === 'webgpu' ? softwareGpuReference(ref) : { ...ref };
       await hub.reset();
       const cold = await loadInPage({ device, clear: true, inputs: all.inputs.map((i) => i.text) });
       assertLoaded(cold, `${device} cold`, all);
