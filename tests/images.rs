@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use webformers::Error;
-use webformers::image::{ImageProcessor, RawImage, Resample, decode};
+use webformers::image::{ImageProcessor, RawImage, Resample, decode, decode_within};
 use webformers::tasks::{Input, Media};
 use webformers_tests::{fixture, repo_root};
 
@@ -284,6 +284,16 @@ fn bad_inputs_are_errors() {
     let Err(err) = decode(&png_header(30000, 30000)) else { panic!("a 30000x30000 header decoded") };
     let err = err.to_string();
     assert!(err.contains("30000x30000"), "{err}");
+    // A caller's own limit (the fuzzer's) refuses JPEGs (our decoder) and PNGs alike; at the size
+    // itself they decode.
+    for (name, w, h) in [("cat.jpg", 451, 300), ("gradient.png", 64, 48)] {
+        let bytes = image_bytes(name);
+        let img = decode(&bytes).unwrap();
+        assert_eq!((img.width, img.height), (w, h), "{name}");
+        assert!(decode_within(&bytes, (w * h) as u64).is_ok(), "{name}");
+        let Err(err) = decode_within(&bytes, (w * h - 1) as u64) else { panic!("{name} decoded past the limit") };
+        assert!(matches!(err, Error::Input(_)) && err.to_string().contains("pixels accepted"), "{name}: {err}");
+    }
     // A zero-size image.
     let Err(err) = decode(&png_header(0, 10)) else { panic!("a 0x10 header decoded") };
     assert!(matches!(err, Error::Input(_)), "{err}");

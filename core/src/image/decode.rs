@@ -23,6 +23,12 @@ fn bad(e: impl std::fmt::Display) -> Error {
 /// Decodes an image file, keeping its channels: gray (1), gray + alpha (2), RGB (3), RGBA (4).
 /// 16-bit images become 8-bit; a CMYK JPEG becomes RGB; EXIF orientation is applied.
 pub fn decode(bytes: &[u8]) -> Result<RawImage> {
+    decode_within(bytes, MAX_PIXELS)
+}
+
+/// `decode` with the caller's pixel limit: headers claiming more than `max_pixels` are refused
+/// before anything is allocated (the fuzzer's limit is small: see fuzz_targets/image_decode.rs).
+pub fn decode_within(bytes: &[u8], max_pixels: u64) -> Result<RawImage> {
     let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(bad)?;
     let format = match reader.format() {
         Some(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP | ImageFormat::Gif | ImageFormat::Bmp)) => f,
@@ -36,8 +42,8 @@ pub fn decode(bytes: &[u8]) -> Result<RawImage> {
     if w == 0 || h == 0 {
         return Err(Error::Input(format!("the {format:?} image is empty ({w}x{h})")));
     }
-    if w as u64 * h as u64 > MAX_PIXELS {
-        return Err(Error::Input(format!("the {format:?} image is {w}x{h}, more than the {MAX_PIXELS} pixels accepted")));
+    if w as u64 * h as u64 > max_pixels {
+        return Err(Error::Input(format!("the {format:?} image is {w}x{h}, more than the {max_pixels} pixels accepted")));
     }
     if format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
         // libjpeg (and zune-jpeg) would fill a cut-off scan; Pillow refuses it ("image file is truncated").
@@ -50,7 +56,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawImage> {
     if format == ImageFormat::Jpeg {
         // Our own decoder gives libjpeg-turbo's (Pillow's) exact pixels; variants it does not
         // handle (arithmetic coding, 12-bit, unusual sampling) go to the image crate below.
-        if let Some(raw) = super::jpeg::decode(bytes, MAX_PIXELS)? {
+        if let Some(raw) = super::jpeg::decode(bytes, max_pixels)? {
             return oriented(raw, orientation);
         }
     }

@@ -8,7 +8,7 @@ mod jpeg;
 mod processor;
 mod resize;
 
-pub use decode::{MAX_PIXELS, decode};
+pub use decode::{MAX_PIXELS, decode, decode_within};
 pub use processor::{ImageProcessor, PREPROCESSOR_CONFIG, ProcessedImages, ProcessorKind, SizeSpec};
 pub use resize::Resample;
 
