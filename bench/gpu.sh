@@ -211,6 +211,8 @@ elif kind == "gen":
              f"decode {j['decode_tokens_per_s']} tok/s ({j['decode_tokens']} tokens)"]
     if "gpu_dispatches_per_token" in j:
         parts.append(f"{j['gpu_dispatches_per_token']:.0f} dispatches/token")
+    if "gpu_bind_groups_per_token" in j:
+        parts.append(f"{j['gpu_bind_groups_per_token']:g} bind groups made/token")
     if "kv_cache_bytes" in j:
         parts.append(f"KV cache {j['kv_cache_bytes'] / 1e6:.1f} MB")
     if "weight_read_gb_per_s" in j:

@@ -49,7 +49,7 @@ fn decode_step_dispatches(device: &Device, options: &LoadOptions, tolerance: f32
     let greedy: Vec<u32> = prompt["greedy_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
 
     let model = pipe.model();
-    let mut cache = model.new_cache(prompt_ids.len() + 4).unwrap();
+    let mut cache = model.new_cache(prompt_ids.len() + 8).unwrap();
     model.forward(&prompt_ids, &mut cache, false).unwrap().to_vec_f32_blocking().unwrap();
     let before = webformers::gpu::dispatches_submitted();
     let logits = model.forward(&[greedy[0]], &mut cache, false).unwrap().to_vec_f32_blocking().unwrap();
@@ -63,4 +63,17 @@ fn decode_step_dispatches(device: &Device, options: &LoadOptions, tolerance: f32
         "a decode step of {layers} layers took {dispatches} dispatches ({} expected per layer)",
         PER_LAYER
     );
+
+    // Bind groups are made once: the steps after this one bind the same buffers (the token id
+    // upload and the activations come from the pool, the cache and weights stay), so they make
+    // none. Each step's logits are still the reference's (the greedy continuation's next token).
+    let mut made = Vec::new();
+    for step in 1..4 {
+        let before = webformers::gpu::bind_groups_created();
+        let logits = model.forward(&[greedy[step]], &mut cache, false).unwrap().to_vec_f32_blocking().unwrap();
+        made.push(webformers::gpu::bind_groups_created() - before);
+        let argmax = logits.iter().enumerate().fold(0, |best, (i, &v)| if v > logits[best] { i } else { best });
+        assert_eq!(argmax as u32, greedy[step + 1], "decode step {step}: the greedy token");
+    }
+    assert_eq!(made[1..], [0, 0], "bind groups made by decode steps 1 to 3: {made:?} (the first may differ: pooled buffers settle)");
 }

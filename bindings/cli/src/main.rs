@@ -752,6 +752,7 @@ async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens:
     let mut prefill = Vec::new();
     let mut decode = Vec::new();
     let mut dispatches_per_token = 0.0;
+    let mut bind_groups_per_token = 0.0;
     let mut cache_bytes = 0;
     for rep in 0..reps.max(1) + 1 {
         let mut cache = model.new_cache(prompt_tokens + decode_tokens + 1)?;
@@ -761,11 +762,13 @@ async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens:
         let prefill_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let dispatched = webformers::gpu::dispatches_submitted();
+        let bound = webformers::gpu::bind_groups_created();
         for _ in 0..decode_tokens {
             next = model.forward(&[next], &mut cache, false)?.argmax()?.to_vec_u32().await?[0];
         }
         let decode_s = t.elapsed().as_secs_f64();
         dispatches_per_token = (webformers::gpu::dispatches_submitted() - dispatched) as f64 / decode_tokens.max(1) as f64;
+        bind_groups_per_token = (webformers::gpu::bind_groups_created() - bound) as f64 / decode_tokens.max(1) as f64;
         // The first repetition compiles pipelines and warms caches.
         if rep > 0 {
             prefill.push(prompt_tokens as f64 / prefill_s);
@@ -785,6 +788,8 @@ async fn bench_generation(args: &ModelArgs, prompt_tokens: usize, decode_tokens:
     });
     if dispatches_per_token > 0.0 {
         result["gpu_dispatches_per_token"] = dispatches_per_token.round().into();
+        // Bind groups made per decode step: 0 once the first step's are cached (gpu/run.rs).
+        result["gpu_bind_groups_per_token"] = ((bind_groups_per_token * 100.0).round() / 100.0).into();
     }
     if let Some(bytes) = weight_bytes {
         result["weight_bytes_per_token"] = bytes.into();

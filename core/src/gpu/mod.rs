@@ -27,6 +27,20 @@ pub fn dispatches_submitted() -> u64 {
     DISPATCHES_SUBMITTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Bind groups made by every context in this process. A decode step's dispatches bind the same
+/// buffers step after step, so after the first step this should barely move (run.rs caches them).
+pub(crate) static BIND_GROUPS_CREATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// See [`BIND_GROUPS_CREATED`].
+pub fn bind_groups_created() -> u64 {
+    BIND_GROUPS_CREATED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Uploads up to this size (a step's token ids, positions, offsets) take pooled buffers: a fresh
+/// buffer per step would be destroyed after it, and each destroyed buffer empties the bind-group
+/// cache. Larger ones (weights) get exact-size buffers of their own.
+const POOLED_UPLOAD_BYTES: u64 = 64 << 10;
+
 /// Device storage: a buffer shared by views (or a matrix's row parts).
 #[derive(Clone)]
 pub(crate) struct GpuStorage {
@@ -117,6 +131,9 @@ pub struct GpuContext {
     memory: Arc<Memory>,
     /// Why the device was lost, once it is (wgpu's device-lost callback, or `destroy`).
     lost: Arc<Mutex<Option<String>>>,
+    /// The uniform buffer and the bind groups runs reuse; locked from a run's parameter write to
+    /// its submission (see run.rs).
+    pub(crate) bindings: Mutex<run::Bindings>,
 }
 
 impl GpuContext {
@@ -188,6 +205,7 @@ impl GpuContext {
             uncaptured,
             memory,
             lost,
+            bindings: Mutex::new(run::Bindings::default()),
         }))
     }
 
@@ -270,6 +288,12 @@ impl GpuContext {
     pub(crate) fn upload(&self, bytes: &[u8], what: &str) -> Result<GpuStorage> {
         let size = (bytes.len() as u64).div_ceil(4).max(1) * 4;
         self.check_size(size, what)?;
+        if size <= POOLED_UPLOAD_BYTES {
+            // The queue orders the write after every run already submitted with this buffer.
+            let buffer = self.pool.take(size, what)?;
+            self.write_padded(buffer.raw(), 0, bytes);
+            return Ok(GpuStorage::whole(buffer));
+        }
         // In the browser a mapped range is a second copy in the wasm heap (wgpu's temporary
         // mapping); a queue write hands the bytes over from where they are.
         #[cfg(target_arch = "wasm32")]
@@ -305,7 +329,6 @@ impl GpuContext {
 
     /// Writes `bytes` at `offset` (a multiple of 4) through the queue; a tail that is not a
     /// multiple of 4 is padded with zeros (so only the last piece of a buffer may have one).
-    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) fn write_padded(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
         let whole = bytes.len() & !3;
         if whole > 0 {
@@ -428,7 +451,9 @@ impl GpuContext {
                     visibility: wgpu::ShaderStages::COMPUTE,
                     ty: wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
+                        // Every run's parameters share one buffer, at an offset given per dispatch,
+                        // so a bind group serves every run that binds the same buffers.
+                        has_dynamic_offset: true,
                         min_binding_size: None,
                     },
                     count: None,

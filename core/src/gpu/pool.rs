@@ -20,6 +20,10 @@ pub fn live_buffers() -> (u64, u64) {
     (LIVE_BUFFERS.load(Ordering::Relaxed), LIVE_BYTES.load(Ordering::Relaxed))
 }
 
+/// Storage buffers destroyed so far (any context): a bind group cached before a destruction may
+/// name a destroyed buffer, so the cache (run.rs) starts over when this moves.
+pub(crate) static BUFFERS_FREED: AtomicU64 = AtomicU64::new(0);
+
 fn count_created(buffer: &wgpu::Buffer) {
     LIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
     LIVE_BYTES.fetch_add(buffer.size(), Ordering::Relaxed);
@@ -33,6 +37,7 @@ fn count_created(buffer: &wgpu::Buffer) {
 /// (`Run`'s dispatches) until it is submitted, so none is still being recorded.
 /// Its bytes go back to `memory`, the budget of the context that made it.
 fn free(buffer: wgpu::Buffer, memory: &Memory) {
+    BUFFERS_FREED.fetch_add(1, Ordering::Relaxed);
     memory.release(buffer.size());
     LIVE_BUFFERS.fetch_sub(1, Ordering::Relaxed);
     LIVE_BYTES.fetch_sub(buffer.size(), Ordering::Relaxed);
@@ -167,7 +172,13 @@ impl BufferPool {
     /// memory budget, idle buffers of other sizes are freed first.
     pub(crate) fn take(self: &Arc<Self>, bytes: u64, what: &str) -> Result<Arc<GpuBuffer>> {
         let size = bucket_size(bytes);
-        let reused = self.free.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&size).and_then(Vec::pop);
+        // The lowest buffer (wgpu's handle order) rather than the last freed: steps that take and
+        // free in the same order then get the same buffers every time, so the bind groups made
+        // for the first step serve the next ones (run.rs), instead of a shuffled set each step.
+        let reused = self.free.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&size).and_then(|idle| {
+            let lowest = idle.iter().enumerate().min_by(|a, b| a.1.cmp(b.1)).map(|(i, _)| i)?;
+            Some(idle.swap_remove(lowest))
+        });
         let buffer = match reused {
             Some(b) => b,
             None => match create(&self.device, &self.memory, size, false, "webformers pooled", what) {

@@ -2,9 +2,8 @@
 //! into one command buffer with one uniform buffer for all their parameters, submitted once, and
 //! the requested results mapped back asynchronously (the only way that also works in wasm).
 
+use std::collections::HashMap;
 use std::sync::Arc;
-
-use wgpu::util::DeviceExt;
 
 use super::params::KernelParams;
 use super::shaders::Kernel;
@@ -91,46 +90,25 @@ impl Run {
         let memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
 
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("webformers run") });
-        // This run's own buffers (parameters, readback staging): freed when it ends, after its
-        // submission, rather than left to the browser's garbage collector (see pool::free).
+        // This run's own buffers (readback staging): freed when it ends, after its submission,
+        // rather than left to the browser's garbage collector (see pool::free).
         let mut transient = Transient(Vec::new());
+        // Held until the submission: another run writing its parameters into the shared uniform
+        // buffer in between would be read by this one's dispatches.
+        let mut bindings = gpu.bindings.lock().unwrap_or_else(|e| e.into_inner());
         if !self.dispatches.is_empty() {
             super::DISPATCHES_SUBMITTED.fetch_add(self.dispatches.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("webformers params"),
-                contents: &self.params,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-            let bind_groups: Vec<wgpu::BindGroup> = self
-                .dispatches
-                .iter()
-                .map(|d| {
-                    let mut entries = vec![wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &uniform,
-                            offset: d.params_at,
-                            size: wgpu::BufferSize::new(d.params_len),
-                        }),
-                    }];
-                    entries.extend(
-                        d.buffers
-                            .iter()
-                            .enumerate()
-                            .map(|(i, s)| wgpu::BindGroupEntry { binding: 1 + i as u32, resource: s.buffer.raw().as_entire_binding() }),
-                    );
-                    device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &d.layout, entries: &entries })
-                })
-                .collect();
+            let uniform = bindings.uniform_for(device, &self.params);
+            gpu.queue.write_buffer(&uniform, 0, &self.params);
+            let bind_groups: Vec<wgpu::BindGroup> = self.dispatches.iter().map(|d| bindings.bind_group(device, &uniform, d)).collect();
             let mut pass =
                 encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("webformers ops"), timestamp_writes: None });
             for (d, bg) in self.dispatches.iter().zip(&bind_groups) {
                 pass.set_pipeline(&d.pipeline);
-                pass.set_bind_group(0, bg, &[]);
+                pass.set_bind_group(0, bg, &[d.params_at as u32]);
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
             }
             drop(pass);
-            transient.0.push(uniform);
         }
 
         let mut staging = Vec::new();
@@ -157,6 +135,7 @@ impl Run {
             transient.0.push(buffer);
         }
         gpu.queue.submit([encoder.finish()]);
+        drop(bindings);
 
         // Both scopes are popped before either is awaited: a scope is popped when `pop` is called,
         // and the browser's scopes are one stack per device, so another call's run pushing its own
@@ -214,7 +193,86 @@ impl Run {
     }
 }
 
-/// Buffers destroyed when dropped (a run's parameters and staging: see `Run::submit`).
+/// What runs share: one uniform buffer for their parameters (each run writes its own through the
+/// queue, which orders the write after the runs already submitted) and the bind groups made for
+/// it. A bind group is made once per (kernel layout, parameter size, buffers) and reused by every
+/// later dispatch binding the same buffers (a decode step binds the same ones step after step);
+/// the cache starts over when a storage buffer is destroyed or the uniform buffer grows.
+#[derive(Default)]
+pub(crate) struct Bindings {
+    uniform: Option<wgpu::Buffer>,
+    groups: HashMap<BindKey, wgpu::BindGroup>,
+    /// `pool::BUFFERS_FREED` when `groups` was last known to name no destroyed buffer.
+    freed_seen: u64,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct BindKey {
+    layout: wgpu::BindGroupLayout,
+    params_len: u64,
+    buffers: Vec<wgpu::Buffer>,
+}
+
+/// Past this many, the cache starts over (shapes that keep changing, as in batched encoders,
+/// would otherwise grow it without bound).
+const MAX_CACHED_BIND_GROUPS: usize = 4096;
+
+impl Bindings {
+    /// The uniform buffer, grown (and the cache emptied) when `params` do not fit.
+    fn uniform_for(&mut self, device: &wgpu::Device, params: &[u8]) -> wgpu::Buffer {
+        let freed = super::pool::BUFFERS_FREED.load(std::sync::atomic::Ordering::Relaxed);
+        if freed != self.freed_seen || self.groups.len() > MAX_CACHED_BIND_GROUPS {
+            self.groups.clear();
+            self.freed_seen = freed;
+        }
+        match &self.uniform {
+            Some(u) if u.size() >= params.len() as u64 => u.clone(),
+            _ => {
+                if let Some(old) = self.uniform.take() {
+                    old.destroy(); // the queue keeps it for the runs already submitted
+                }
+                self.groups.clear();
+                let size = (params.len() as u64).next_power_of_two().max(64 << 10);
+                let u = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("webformers params"),
+                    size,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                self.uniform = Some(u.clone());
+                u
+            }
+        }
+    }
+
+    fn bind_group(&mut self, device: &wgpu::Device, uniform: &wgpu::Buffer, d: &Dispatch) -> wgpu::BindGroup {
+        let key = BindKey {
+            layout: (*d.layout).clone(),
+            params_len: d.params_len,
+            buffers: d.buffers.iter().map(|s| s.buffer.raw().clone()).collect(),
+        };
+        if let Some(bg) = self.groups.get(&key) {
+            return bg.clone();
+        }
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: uniform,
+                offset: 0,
+                size: wgpu::BufferSize::new(d.params_len),
+            }),
+        }];
+        entries.extend(
+            key.buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: 1 + i as u32, resource: b.as_entire_binding() }),
+        );
+        let bg = device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &d.layout, entries: &entries });
+        super::BIND_GROUPS_CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.groups.insert(key, bg.clone());
+        bg
+    }
+}
+
+/// Buffers destroyed when dropped (a run's readback staging: see `Run::submit`).
 struct Transient(Vec<wgpu::Buffer>);
 
 impl Drop for Transient {
