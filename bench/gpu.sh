@@ -269,6 +269,9 @@ PY
         step "all-MiniLM-L6-v2 embeddings, batch 1" 40 embed "$wf" bench feature-extraction --model "$minilm" --device gpu --corpus "$corpus" --batch 1 --reps "$reps" --latency-runs "$latency"
         step "all-MiniLM-L6-v2 embeddings, batch 32" 40 embed "$wf" bench feature-extraction --model "$minilm" --device gpu --corpus "$corpus" --batch 32 --reps "$batch_reps" --latency-runs "$batch_latency"
     fi
+    # The same decode on wgpu's noop backend (no command runs): the host's side alone, the ceiling
+    # this machine's CPU puts on the line above.
+    step "Llama-3.2-1B q4_0, host side only (wgpu noop backend)" 40 gen env WGPU_BACKEND=noop WGPU_NOOP_BACKEND=1 "$wf" bench text-generation --model synthetic:llama-3.2-1b:q4_0 --device gpu "${gen[@]}"
     step "Llama-3.2-1B shapes q4_k (synthetic)" 50 gen "$wf" bench text-generation --model synthetic:llama-3.2-1b:q4_k --device gpu "${gen[@]}"
     step "Llama-3.2-1B shapes q8_0 (synthetic)" 50 gen "$wf" bench text-generation --model synthetic:llama-3.2-1b:q8_0 --device gpu "${gen[@]}"
     # dtype fp16 keeps the KV cache in f16 (shader-f16): half the bytes attention reads per token.

@@ -5,8 +5,9 @@
 //! more (no pending op, no user handle) drops its storage at once, so a GPU buffer returns to the
 //! pool in time to be reused by a later dispatch of the same submission.
 
-use std::collections::HashSet;
 use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
 
 use crate::device::{Device, Storage};
 use crate::ops::Op;
@@ -16,7 +17,7 @@ use crate::{Error, Result, cpu};
 /// Pending nodes reachable from `outputs`, inputs before the ops that use them.
 fn topological_order(outputs: &[&Tensor]) -> Vec<Arc<Node>> {
     let mut order = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = FxHashSet::default();
     // Iterative DFS: graphs of deep models would overflow the stack of a wasm instance if recursive.
     let mut stack: Vec<(Arc<Node>, bool)> = outputs.iter().rev().map(|t| (t.node.clone(), false)).collect();
     while let Some((node, children_done)) = stack.pop() {
@@ -50,7 +51,7 @@ pub(crate) struct Step<'a> {
 
 /// Runs `order` with `exec` (the backend), keeping storage only where something still needs it.
 fn drive(order: &[Arc<Node>], mut exec: impl FnMut(Step<'_>) -> Result<Storage>) -> Result<()> {
-    let pending: HashSet<u64> = order.iter().map(|n| n.id).collect();
+    let pending: FxHashSet<u64> = order.iter().map(|n| n.id).collect();
     for node in order {
         let op = match std::mem::replace(&mut *node.state(), NodeState::Running) {
             NodeState::Pending(op) => op,

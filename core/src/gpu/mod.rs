@@ -1,7 +1,7 @@
 //! The WebGPU backend (wgpu 30): device set-up, storage, the pipeline cache, and `Run`, which
 //! records a realization's dispatches and submits them at once.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Arc, Mutex};
 
 pub mod params;
@@ -200,8 +200,8 @@ impl GpuContext {
             features,
             binding_cap: options.max_binding_bytes,
             info: adapter.get_info(),
-            pipelines: Mutex::new(HashMap::new()),
-            layouts: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::default()),
+            layouts: Mutex::new(HashMap::default()),
             uncaptured,
             memory,
             lost,

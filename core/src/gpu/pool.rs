@@ -2,7 +2,7 @@
 //! bucket when their storage is dropped, so a forward pass after the first allocates nothing.
 //! Weights get exact-size buffers outside the pool.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -165,7 +165,7 @@ impl Drop for GpuBuffer {
 
 impl BufferPool {
     pub(crate) fn new(device: wgpu::Device, memory: Arc<Memory>) -> Arc<BufferPool> {
-        Arc::new(BufferPool { device, memory, free: Mutex::new(HashMap::new()) })
+        Arc::new(BufferPool { device, memory, free: Mutex::new(HashMap::default()) })
     }
 
     /// A storage buffer of at least `bytes`, reused when one of its bucket is free. Over the

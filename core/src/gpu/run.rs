@@ -2,7 +2,7 @@
 //! into one command buffer with one uniform buffer for all their parameters, submitted once, and
 //! the requested results mapped back asynchronously (the only way that also works in wasm).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use super::params::KernelParams;
