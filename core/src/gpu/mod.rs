@@ -284,7 +284,8 @@ impl GpuContext {
         Ok(())
     }
 
-    /// Copies host bytes into a new device buffer (padded to 4 bytes, as WebGPU requires).
+    /// Copies host bytes into a device buffer (padded to 4 bytes, as WebGPU requires): a pooled
+    /// one up to `POOLED_UPLOAD_BYTES`, else a new one of the exact size.
     pub(crate) fn upload(&self, bytes: &[u8], what: &str) -> Result<GpuStorage> {
         let size = (bytes.len() as u64).div_ceil(4).max(1) * 4;
         self.check_size(size, what)?;

@@ -1,6 +1,7 @@
 //! Reusing device buffers. Buffers for op outputs come from size buckets and go back to their
 //! bucket when their storage is dropped, so a forward pass after the first allocates nothing.
-//! Weights get exact-size buffers outside the pool.
+//! Weights over `POOLED_UPLOAD_BYTES` (64 KiB) get exact-size buffers outside the pool; smaller
+//! uploads, a step's inputs and small weights alike, come from it (see `GpuContext::upload`).
 
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -98,6 +98,7 @@ impl Run {
         let mut bindings = gpu.bindings.lock().unwrap_or_else(|e| e.into_inner());
         if !self.dispatches.is_empty() {
             super::DISPATCHES_SUBMITTED.fetch_add(self.dispatches.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            bindings.forget_stale();
             let uniform = bindings.uniform_for(device, &self.params);
             gpu.queue.write_buffer(&uniform, 0, &self.params);
             let bind_groups: Vec<wgpu::BindGroup> = self.dispatches.iter().map(|d| bindings.bind_group(device, &uniform, d)).collect();
@@ -218,13 +219,19 @@ struct BindKey {
 const MAX_CACHED_BIND_GROUPS: usize = 4096;
 
 impl Bindings {
-    /// The uniform buffer, grown (and the cache emptied) when `params` do not fit.
-    fn uniform_for(&mut self, device: &wgpu::Device, params: &[u8]) -> wgpu::Buffer {
+    /// Empties the cache when a storage buffer was destroyed since it was last checked (a cached
+    /// group may name it) or when it has grown past `MAX_CACHED_BIND_GROUPS`.
+    fn forget_stale(&mut self) {
         let freed = super::pool::BUFFERS_FREED.load(std::sync::atomic::Ordering::Relaxed);
         if freed != self.freed_seen || self.groups.len() > MAX_CACHED_BIND_GROUPS {
             self.groups.clear();
             self.freed_seen = freed;
         }
+    }
+
+    /// The uniform buffer, grown (and the cache emptied: its groups bind the old one) when
+    /// `params` do not fit.
+    fn uniform_for(&mut self, device: &wgpu::Device, params: &[u8]) -> wgpu::Buffer {
         match &self.uniform {
             Some(u) if u.size() >= params.len() as u64 => u.clone(),
             _ => {
