@@ -79,7 +79,7 @@ fuzz_target!(|data: &[u8]| {
         endpoint: ENDPOINT.into(),
         token: Some(TOKEN.into()),
         retry: RetryPolicy { attempts: 3, base_delay: Duration::ZERO, ..Default::default() },
-        request_bytes: 300,
+        piece_bytes: 300,
         ..Default::default()
     };
     let hub = Hub::new(Scripted { answers: RefCell::new(answers.into_iter()) }, MemoryStore::new(), options);

@@ -184,7 +184,7 @@ export class CustomCacheStore {
         discard: async () => {},
       };
     }
-    // The bytes of one request at a time become a Blob; the file is put whole at `finish`.
+    // The bytes of one piece at a time become a Blob; the file is put whole at `finish`.
     let pending = [];
     let blobs = [];
     let length = 0;

@@ -154,7 +154,7 @@ class FsHubStore {
         const runs = pending;
         pending = [];
         const previous = writing;
-        // One write in flight while the next request downloads; an earlier failure is thrown here.
+        // One write in flight while the next piece downloads; an earlier failure is thrown here.
         writing = previous.then(async () => {
           if (!runs.length) return;
           const handle = await fs.open(incomplete, 'r+');

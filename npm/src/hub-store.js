@@ -10,7 +10,7 @@
 //                                        stored and verified (in one transaction with its blob)
 //   blobs   [repo, etag]               → {repo, etag, size, time}    contents known complete
 //   chunks  [repo, etag, start, end]   → Blob                        bytes start..end of the contents,
-//                                        one record per request (cut at tensor boundaries)
+//                                        one record per piece of a download (cut at tensor boundaries)
 //
 // Contents are keyed by ETag (the sha256 of an LFS file, the git blob id of others), which names
 // a file's bytes at a commit: a file unchanged between commits is stored once. A file is visible
@@ -155,7 +155,7 @@ class Partial {
   }
 
   async read(start, end) {
-    // Within one chunk (reads are smaller than requests, so mostly): a view of it, not a copy;
+    // Within one chunk (reads are smaller than pieces, so mostly): a view of it, not a copy;
     // the engine copies what it gets into its memory at once.
     const within = this.keys.find((k) => k[2] <= start && end <= k[3]);
     if (within) {
@@ -228,7 +228,7 @@ class Partial {
       this.writing = previous.then(() => this.put(runs));
       this.writing.catch(() => {});
     }
-    // One write in flight while the next request downloads; an earlier failure is thrown here.
+    // One write in flight while the next piece downloads; an earlier failure is thrown here.
     await previous;
   }
 

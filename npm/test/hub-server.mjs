@@ -35,6 +35,8 @@ export async function startHub(repos, { gated = [], token = 'test-token' } = {})
     reset: () => get('/_reset'),
     /** Misbehaves on the next requests for a file (see server.py): 'file=model.safetensors&kind=drop&after=1000'. */
     fault: (query) => get(`/_fault?${query}`),
+    /** Throttles every file body of both servers to `bytesPerSecond` in all (0: unthrottled). */
+    rate: (bytesPerSecond) => get(`/_rate?bytes_per_s=${bytesPerSecond}`),
     close: () =>
       new Promise((resolve) => {
         child.once('exit', resolve);

@@ -3,8 +3,10 @@
 //! against the raw transfer of the same bytes from the same server: a plain GET loop (ureq,
 //! redirects followed, bytes discarded) and curl. Runs alternate so that noise hits all alike.
 //!
-//!     cargo run --release -p webformers-tests --example hub-load -- [--reps 9] [--device cpu|gpu]
+//!     cargo run --release -p webformers-tests --example hub-load -- [--reps 9] [--device cpu|gpu] [--rate-mb 50]
 //!
+//! `--rate-mb N` throttles the server to N MB/s (10^6 bytes) shared by every connection, as a
+//! real link would be; the default is unthrottled (the kernel's sendfile on loopback).
 //! Prints one JSON object: times in ms (min and median over the reps) and the ratios.
 
 use std::io::Read;
@@ -22,13 +24,14 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let reps: usize = arg("--reps").and_then(|r| r.parse().ok()).unwrap_or(9);
-    let request_bytes: u64 =
-        arg("--request-mb").and_then(|r| r.parse::<u64>().ok()).map_or(HubOptions::default().request_bytes, |m| m << 20);
+    let piece_bytes: u64 = arg("--piece-mb").and_then(|r| r.parse::<u64>().ok()).map_or(HubOptions::default().piece_bytes, |m| m << 20);
     let choice: DeviceChoice = arg("--device").unwrap_or_else(|| "cpu".into()).parse().expect("--device cpu|gpu");
     let (device, _) = pollster::block_on(Device::select(choice, GpuOptions::from_env())).expect("a device");
 
     let folder = model_dir("all-MiniLM-L6-v2");
     let server = HubServer::start(&[(REPO, &folder)], &[]);
+    let rate_mb: f64 = arg("--rate-mb").map_or(0.0, |r| r.parse().expect("--rate-mb MB/s"));
+    assert_eq!(server.control(&format!("/_rate?bytes_per_s={}", rate_mb * 1e6)), "ok");
     let mut files: Vec<&str> = feature_extraction::TASK.files();
     files.push("model.safetensors");
     let files: Vec<&str> = files.into_iter().filter(|f| folder.join(f).exists()).collect();
@@ -68,7 +71,7 @@ fn main() {
         let hub = Hub::new(
             UreqTransport::new(),
             HfCache::new(cache),
-            HubOptions { endpoint: server.endpoint(), request_bytes, ..Default::default() },
+            HubOptions { endpoint: server.endpoint(), piece_bytes, ..Default::default() },
         );
         let t = Instant::now();
         let c = cpu_ms();
@@ -131,7 +134,8 @@ fn main() {
             "bytes": bytes,
             "files": files,
             "reps": reps,
-            "request_bytes": request_bytes,
+            "piece_bytes": piece_bytes,
+            "rate_mb_per_s": rate_mb,
             "cpu_ms_median": {"cold_load": r(cold_cpu_med), "raw_get_loop": r(raw_cpu_med)},
             "cold_load_ms": {"min": r(cold_min), "median": r(cold_med)},
             "warm_load_ms": {"min": r(warm_min), "median": r(warm_med)},

@@ -29,6 +29,8 @@ X-Repo-Commit, X-Linked-*, Content-Range, ...), and preflights (OPTIONS, not log
 Authorization and Range.
 GET /_stats: {"requests": [{server, method, file, range, auth, status}], "cdn_authorization": n}
 GET /_reset: clears the log and the faults.
+GET /_rate?bytes_per_s=N: throttles every file body of both servers to N bytes/s in all, as one
+  link shared by every connection would (0: unthrottled, the default; also `--rate N` at start).
 GET /_fault?file=F&kind=K[&count=N][&skip=N][&after=BYTES][&status=S][&retry_after=SECS][&method=GET]
   kinds: status (answer S), drop (send AFTER body bytes then reset the connection), short (send
   AFTER bytes of a full Content-Length then close cleanly), corrupt (flip one byte of the body).
@@ -124,6 +126,38 @@ class Repo:
         return oid
 
 
+class Link:
+    """A link of `rate` bytes/s that every file body of both servers shares, as parallel
+    connections share a real one: each slice of a body takes the link's next free time, and its
+    sender waits until the slice would have passed. Idle time earns no credit, so there is no
+    burst beyond one slice."""
+
+    SLICE = 64 << 10
+
+    def __init__(self, rate):
+        self.rate = rate
+        self.lock = threading.Lock()
+        self.free_at = 0.0
+
+    def send(self, connection, f, start, end):
+        offset = start
+        while offset < end:
+            n = min(end - offset, self.SLICE) if self.rate else end - offset
+            if self.rate:
+                with self.lock:
+                    now = time.monotonic()
+                    self.free_at = max(now, self.free_at) + n / self.rate
+                    done_at = self.free_at
+            sent = connection.sendfile(f, offset, n)
+            if sent == 0:
+                break
+            offset += sent
+            if self.rate:
+                wait = done_at - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+
+
 class State:
     def __init__(self, repos, gated, token):
         self.repos = repos
@@ -137,6 +171,7 @@ class State:
         self.port = None
         self.sent = {}
         self.commits = itertools.count(1)
+        self.link = Link(0)
 
     def take_fault(self, file, method, kinds):
         with self.lock:
@@ -243,6 +278,9 @@ def make_handler(state, server_name):
                     fault["method"] = q["method"]
                 with state.lock:
                     state.faults.append(fault)
+                return self.reply(200, body=b"ok")
+            if path == "/_rate":
+                state.link.rate = float(q.get("bytes_per_s", 0))
                 return self.reply(200, body=b"ok")
             return self.reply(404)
 
@@ -448,13 +486,9 @@ def make_handler(state, server_name):
                     data[len(data) // 2] ^= 0xFF
                     self.wfile.write(bytes(data))
                     return
-                # The kernel copies the file: the server is not the bottleneck of a benchmark.
-                offset = start
-                while offset < end:
-                    sent = self.connection.sendfile(f, offset, end - offset)
-                    if sent == 0:
-                        break
-                    offset += sent
+                # The kernel copies the file: the server is not the bottleneck of a benchmark
+                # (unless throttled to a link's rate on purpose).
+                state.link.send(self.connection, f, start, end)
 
         def count_sent(self, file, n):
             with state.lock:
@@ -513,6 +547,7 @@ def main():
     parser.add_argument("--gated", action="append", default=[], help="a repo id that needs --token")
     parser.add_argument("--token", default="test-token")
     parser.add_argument("--forever", action="store_true", help="ignore stdin; run until killed")
+    parser.add_argument("--rate", type=float, default=0, help="bytes/s of every file body together (0: unthrottled)")
     args = parser.parse_args()
     repos = {}
     for spec in args.repo:
@@ -521,6 +556,7 @@ def main():
             sys.exit(f"{folder} is not a folder")
         repos[repo_id] = Repo(repo_id, folder)
     state = State(repos, args.gated, args.token)
+    state.link.rate = args.rate
     hub = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state, "hub"))
     cdn = ThreadingHTTPServer(("127.0.0.1", args.cdn_port), make_handler(state, "cdn"))
     hub.daemon_threads = cdn.daemon_threads = True

@@ -52,8 +52,10 @@ pub struct HubOptions {
     /// Use the store only and never the network (`HF_HUB_OFFLINE=1`).
     pub offline: bool,
     pub retry: RetryPolicy,
-    /// Weights come in requests of about this many bytes, cut at tensor boundaries.
-    pub request_bytes: u64,
+    /// Weights are handed on and stored in pieces of about this many bytes, cut at tensor
+    /// boundaries (in the browser, the most a load holds before IndexedDB has it). One request
+    /// brings them all: its body is read on from piece to piece.
+    pub piece_bytes: u64,
     pub progress: Option<ProgressFn>,
 }
 
@@ -64,7 +66,7 @@ impl Default for HubOptions {
             token: None,
             offline: false,
             retry: RetryPolicy::default(),
-            request_bytes: 8 << 20,
+            piece_bytes: 8 << 20,
             progress: None,
         }
     }
@@ -77,7 +79,7 @@ impl std::fmt::Debug for HubOptions {
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("offline", &self.offline)
             .field("retry", &self.retry)
-            .field("request_bytes", &self.request_bytes)
+            .field("piece_bytes", &self.piece_bytes)
             .finish()
     }
 }

@@ -183,10 +183,24 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
     /// weights, its own config and tokenizer.
     pub async fn load(&self, files: &[&str], device: &Device) -> Result<HubFiles> {
         let mut fetched = HashMap::new();
-        for file in files {
+        // The first file pins the commit; the others come while the weights stream, so that in
+        // the browser their round trips and stores hide behind the weights' transfer (natively
+        // the transport blocks, and they simply come first).
+        let (first, others) = files.split_first().map_or((None, &[][..]), |(f, rest)| (Some(*f), rest));
+        if let Some(file) = first {
             fetched.insert(file.to_string(), self.fetch_file(file).await?);
         }
-        let (weights, base) = match self.weights(device).await {
+        let small_files = async {
+            let mut out = Vec::new();
+            for file in others {
+                out.push((file.to_string(), self.fetch_file(file).await?));
+            }
+            Ok(out)
+        };
+        // The weights' own failure is looked at below (a conversion's base may have them).
+        let (others, weights) = side_by_side(small_files, async { Ok(self.weights(device).await) }).await?;
+        fetched.extend(others);
+        let (weights, base) = match weights {
             Err(missing @ Error::Hub { kind: HubErrorKind::NotFound, .. }) => {
                 match self.converted_from().await? {
                     Some(base) => {
@@ -598,7 +612,7 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
                     String::new(),
                     super::store::BytesPartial(bytes),
                 );
-                stream::stream_weights(&mut fetch, Format::Gguf, device, &origin, self.hub.options.request_bytes).await
+                stream::stream_weights(&mut fetch, Format::Gguf, device, &origin, self.hub.options.piece_bytes).await
             }
             Located::Absent => Err(self.target(file).error(HubErrorKind::NotFound, "the repository has no such file")),
             Located::NotCached => Err(self.target(file).error(HubErrorKind::Offline, "not in the cache, and the network is off limits")),
@@ -624,9 +638,9 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
     async fn stream_tensors(&self, file: &str, meta: &FileMeta, format: Format, device: &Device) -> Result<DeviceWeights> {
         let origin = format!("{}/{file}", self.repo);
         self.tracker.initiate(file);
-        let request_bytes = self.hub.options.request_bytes;
+        let piece_bytes = self.hub.options.piece_bytes;
         let weights =
-            self.stream_file(file, meta, async |fetch| stream::stream_weights(fetch, format, device, &origin, request_bytes).await).await?;
+            self.stream_file(file, meta, async |fetch| stream::stream_weights(fetch, format, device, &origin, piece_bytes).await).await?;
         self.staging_peak.set(self.staging_peak.get().max(weights.staging_peak()));
         self.tracker.done(file, meta.size);
         Ok(weights)
@@ -779,4 +793,32 @@ mod card_tests {
         assert_eq!(card_base_model("# no front matter\nbase_model: x/y"), None);
         assert_eq!(card_base_model("---\nlicense: mit\n---\n"), None);
     }
+}
+
+/// Runs two futures side by side on this thread (what one waits for, the other works meanwhile);
+/// the first error ends both.
+async fn side_by_side<A, B>(a: impl Future<Output = Result<A>>, b: impl Future<Output = Result<B>>) -> Result<(A, B)> {
+    use std::task::Poll;
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut done_a, mut done_b) = (None, None);
+    std::future::poll_fn(move |cx| {
+        if done_a.is_none()
+            && let Poll::Ready(r) = a.as_mut().poll(cx)
+        {
+            done_a = Some(r?);
+        }
+        if done_b.is_none()
+            && let Poll::Ready(r) = b.as_mut().poll(cx)
+        {
+            done_b = Some(r?);
+        }
+        match (done_a.take(), done_b.take()) {
+            (Some(x), Some(y)) => Poll::Ready(Ok((x, y))),
+            (x, y) => {
+                (done_a, done_b) = (x, y);
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }

@@ -85,7 +85,8 @@ pub trait PartialFile {
     async fn read(&mut self, range: Range<u64>) -> Result<Vec<u8>>;
     /// Stores bytes at `offset`. Calls come in file order, outside the held ranges.
     async fn write(&mut self, offset: u64, bytes: &[u8]) -> Result<()>;
-    /// The end of one request's bytes: where a store that keeps records per range writes one.
+    /// The end of one piece's bytes (`HubOptions::piece_bytes`, cut at tensor ends): where a
+    /// store that keeps records per range writes one.
     async fn flush(&mut self) -> Result<()>;
     /// Every byte is stored and verified: make the file visible at its commit.
     async fn finish(self) -> Result<()>;

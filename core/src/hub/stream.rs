@@ -2,10 +2,14 @@
 //!
 //! `Fetch` walks a file from its first byte to its last: ranges the store already holds are read
 //! back from it, the others come by Range requests; every byte is hashed, stored and handed to a
-//! sink exactly once, so a broken connection resumes at the byte where it broke. `stream_weights`
-//! puts a sink behind it that cuts the bytes into tensors and writes each onto the device as its
-//! bytes arrive: host memory never holds the file (natively, at most one tensor is staged for
-//! its upload; in the browser and on the CPU not even that).
+//! sink exactly once, so a broken connection resumes at the byte where it broke. The caller takes
+//! the file in pieces (`advance`, then `flush` to the store), but one request asks for everything
+//! up to the next stored range and its body stays open from piece to piece: the transfer never
+//! waits for a piece to be hashed and stored before the next is asked for (the network's buffers
+//! fill meanwhile, and flow control holds the sender when they are full). `stream_weights` puts a
+//! sink behind it that cuts the bytes into tensors and writes each onto the device as its bytes
+//! arrive: host memory never holds the file (natively, at most one tensor is staged for its
+//! upload; in the browser and on the CPU not even that).
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -75,6 +79,17 @@ enum Broke {
     Refused(u16),
 }
 
+/// A response body left open between pieces: it continues the file at byte `at` (its `carry`
+/// first: bytes it gave beyond the last piece) and brings bytes up to `end`.
+struct OpenBody<B> {
+    body: B,
+    at: u64,
+    end: u64,
+    carry: Vec<u8>,
+    /// A 206 (its empty rest is read at its end, so that the connection can be reused).
+    ranged: bool,
+}
+
 pub(crate) struct Fetch<'a, T: Transport, P: PartialFile> {
     transport: &'a T,
     options: &'a HubOptions,
@@ -92,6 +107,7 @@ pub(crate) struct Fetch<'a, T: Transport, P: PartialFile> {
     /// The store had part of the file from an earlier, interrupted download.
     resumed: bool,
     downloading: bool,
+    open: Option<OpenBody<T::Body>>,
 }
 
 impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
@@ -123,6 +139,7 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
             hasher,
             resumed: held_bytes > 0 && !complete,
             downloading: false,
+            open: None,
         }
     }
 
@@ -138,8 +155,20 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
         self.resumed
     }
 
-    /// Hands on bytes `pos..end`.
+    /// Hands on bytes `pos..end`; a request it makes asks for everything up to the next stored
+    /// byte (the file's end when none is stored), and its body stays open for the next call.
     pub(crate) async fn advance(&mut self, end: u64, sink: &mut Sink<'_>) -> Result<()> {
+        self.advance_asking(end, u64::MAX, sink).await
+    }
+
+    /// Hands on bytes `pos..end`, asking for no byte past `end`: a weights file's header, read
+    /// before anything says whether the rest is wanted (a model too large for the device is
+    /// refused after it, having downloaded no more).
+    pub(crate) async fn advance_exactly(&mut self, end: u64, sink: &mut Sink<'_>) -> Result<()> {
+        self.advance_asking(end, end, sink).await
+    }
+
+    async fn advance_asking(&mut self, end: u64, ask_limit: u64, sink: &mut Sink<'_>) -> Result<()> {
         let end = end.min(self.meta.size);
         while self.pos < end {
             let pos = self.pos;
@@ -154,14 +183,14 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
                 }
                 None => {
                     let next_held = self.held.iter().map(|r| r.start).filter(|&s| s > pos).min().unwrap_or(u64::MAX);
-                    self.fetch(end.min(next_held), sink).await?;
+                    self.fetch(end.min(next_held), next_held.min(self.meta.size).min(ask_limit), sink).await?;
                 }
             }
         }
         Ok(())
     }
 
-    /// The end of one planned request.
+    /// The end of one planned piece: the store may write what it was given.
     pub(crate) async fn flush(&mut self) -> Result<()> {
         self.partial.flush().await
     }
@@ -200,9 +229,11 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
         Ok(())
     }
 
-    /// Fetches `pos..end` (none of it held), resuming at the current byte when the connection
-    /// breaks, as often as the retry policy allows without progress.
-    async fn fetch(&mut self, end: u64, sink: &mut Sink<'_>) -> Result<()> {
+    /// Fetches `pos..end` (none of it held) from the open body, or from a new request for
+    /// `pos..reach` (`reach`: the next held byte, or the file's end) whose body stays open for the
+    /// next piece; resumes at the current byte when the connection breaks, as often as the retry
+    /// policy allows without progress.
+    async fn fetch(&mut self, end: u64, reach: u64, sink: &mut Sink<'_>) -> Result<()> {
         if !self.downloading {
             self.downloading = true;
             self.tracker.download(self.at.file, self.meta.size);
@@ -212,7 +243,12 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
         let mut asked_again = false;
         while self.pos < end {
             let before = self.pos;
-            match self.fetch_once(end, sink).await {
+            let result = self.fetch_once(end, reach, sink).await;
+            if result.is_err() {
+                // Never read on from a body that failed: a retry asks again from `pos`.
+                self.open = None;
+            }
+            match result {
                 Ok(()) => {}
                 Err(Broke::Fatal(e)) => return Err(e),
                 Err(Broke::Refused(status)) => {
@@ -221,6 +257,9 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
                     }
                     asked_again = true;
                     self.url = self.resolve_url.clone();
+                }
+                Err(Broke::Broken(_)) if self.transport.cancelled() => {
+                    return Err(self.at.error(HubErrorKind::Cancelled, "the load was aborted"));
                 }
                 Err(Broke::Broken(why)) => {
                     if self.pos >= before + MIN_PROGRESS.min(end - before) {
@@ -250,7 +289,46 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
         Ok(())
     }
 
-    async fn fetch_once(&mut self, end: u64, sink: &mut Sink<'_>) -> Result<(), Broke> {
+    async fn fetch_once(&mut self, end: u64, reach: u64, sink: &mut Sink<'_>) -> Result<(), Broke> {
+        if self.open.as_ref().is_some_and(|o| o.at != self.pos) {
+            // Bytes were read from the store meanwhile: this body is behind or ahead.
+            self.open = None;
+        }
+        if self.open.is_none() {
+            self.open = Some(self.request(reach.max(end)).await?);
+        }
+        let Some(mut open) = self.open.take() else { return Ok(()) };
+        if !open.carry.is_empty() {
+            let carry = std::mem::take(&mut open.carry);
+            let n = (end - self.pos).min(carry.len() as u64) as usize;
+            self.take(&carry[..n], sink, true).await.map_err(Broke::Fatal)?;
+            open.carry = carry[n..].to_vec();
+        }
+        // The carry is empty whenever a chunk is read: the body's next byte is then `pos`.
+        while self.pos < end {
+            let chunk = match open.body.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => return Err(Broke::Broken(format!("the body ended at byte {}", self.pos))),
+                Err(e) => return Err(Broke::Broken(e.to_string())),
+            };
+            let chunk = &chunk[..(open.end - self.pos).min(chunk.len() as u64) as usize];
+            let n = (end - self.pos).min(chunk.len() as u64) as usize;
+            // The rest of this chunk is the next piece's first bytes.
+            open.carry.extend_from_slice(&chunk[n..]);
+            self.take(&chunk[..n], sink, true).await.map_err(Broke::Fatal)?;
+        }
+        open.at = self.pos;
+        if self.pos < open.end {
+            self.open = Some(open);
+        } else if open.ranged {
+            // Reading the (empty) rest lets the transport reuse the connection.
+            let _ = open.body.chunk().await;
+        }
+        Ok(())
+    }
+
+    /// Sends a GET for `pos..end`, checks its answer and skips to `pos` in it.
+    async fn request(&mut self, end: u64) -> Result<OpenBody<T::Body>, Broke> {
         let start = self.pos;
         let sent = client::send(self.transport, self.options, Method::Get, &self.url, Some(start..end), false, self.at)
             .await
@@ -285,26 +363,21 @@ impl<'a, T: Transport, P: PartialFile> Fetch<'a, T, P> {
             _ => return Err(Broke::Fatal(client::status_error(&response, Method::Get, &sent.url, sent.authorized, sent.tries, self.at))),
         }
         self.url = sent.url;
-        let mut body = response.body;
-        while self.pos < end {
-            let mut chunk = match body.chunk().await {
+        let mut open = OpenBody { body: response.body, at: start, end, carry: Vec::new(), ranged: response.status == 206 };
+        while skip > 0 {
+            let chunk = match open.body.chunk().await {
                 Ok(Some(c)) => c,
-                Ok(None) => return Err(Broke::Broken(format!("the body ended at byte {}", self.pos))),
+                Ok(None) => return Err(Broke::Broken(format!("the body ended at byte {}", start - skip))),
                 Err(e) => return Err(Broke::Broken(e.to_string())),
             };
-            if skip > 0 {
-                let s = skip.min(chunk.len() as u64);
-                chunk = &chunk[s as usize..];
-                skip -= s;
+            let s = skip.min(chunk.len() as u64) as usize;
+            skip -= s as u64;
+            if skip == 0 {
+                let rest = &chunk[s..];
+                open.carry.extend_from_slice(&rest[..(end - start).min(rest.len() as u64) as usize]);
             }
-            let n = (end - self.pos).min(chunk.len() as u64) as usize;
-            self.take(&chunk[..n], sink, true).await.map_err(Broke::Fatal)?;
         }
-        if response.status == 206 {
-            // Reading the (empty) rest lets the transport reuse the connection.
-            let _ = body.chunk().await;
-        }
-        Ok(())
+        Ok(open)
     }
 }
 
@@ -422,22 +495,22 @@ impl Format {
 /// its tensors.
 const FIRST_READ: u64 = 256 << 10;
 
-/// Streams a weights file onto `device`, one tensor at a time, in requests of about
-/// `options.request_bytes` cut at tensor boundaries.
+/// Streams a weights file onto `device`, one tensor at a time, in pieces of about
+/// `options.piece_bytes` cut at tensor boundaries, each flushed to the store.
 pub(crate) async fn stream_weights<T: Transport, P: PartialFile>(
     fetch: &mut Fetch<'_, T, P>,
     format: Format,
     device: &Device,
     origin: &str,
-    request_bytes: u64,
+    piece_bytes: u64,
 ) -> Result<DeviceWeights> {
     let size = fetch.size();
     let truncated = |need: u64| truncated_header(origin, need, size);
     let mut header = Vec::new();
-    let mut want = FIRST_READ.min(request_bytes).min(size);
+    let mut want = FIRST_READ.min(piece_bytes).min(size);
     let header_len = loop {
         fetch
-            .advance(want, &mut |_, b| {
+            .advance_exactly(want, &mut |_, b| {
                 header.extend_from_slice(b);
                 Ok(())
             })
@@ -451,7 +524,7 @@ pub(crate) async fn stream_weights<T: Transport, P: PartialFile>(
     let (mut asm, ends) = assembler(format, &header[..header_len as usize], size, device, origin)?;
     asm.feed(header_len, &header[header_len as usize..])?;
     header.truncate(header_len as usize);
-    for end in plan(fetch.pos(), size, &ends, request_bytes) {
+    for end in plan(fetch.pos(), size, &ends, piece_bytes) {
         fetch.advance(end, &mut |at, b| asm.feed(at, b)).await?;
         fetch.flush().await?;
     }
@@ -525,8 +598,8 @@ fn read_safetensors_in(
     Ok(std::sync::Arc::new(asm.finish(header)?))
 }
 
-/// Request ends covering `from..size`: cut at tensor ends once a request has `target` bytes, and
-/// within a tensor when one request would pass 4 × `target` (so no request grows without bound).
+/// Piece ends covering `from..size`: cut at tensor ends once a piece has `target` bytes, and
+/// within a tensor when one piece would pass 4 × `target` (so no piece grows without bound).
 pub(crate) fn plan(from: u64, size: u64, tensor_ends: &[u64], target: u64) -> Vec<u64> {
     let target = target.max(1);
     let max = target.saturating_mul(4);

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -44,21 +45,27 @@ struct MockHub {
     faults: RefCell<Vec<Fault>>,
     log: RefCell<Vec<Logged>>,
     slept: RefCell<Vec<Duration>>,
-    /// The caller's abort: set once this many GETs of the weights were sent (the one that sets
-    /// it fails, as fetch does when its signal fires).
-    cancel_after_gets: std::cell::Cell<Option<usize>>,
-    cancelled: std::cell::Cell<bool>,
+    /// The caller's abort: fired once the weights' bodies brought this many bytes in all (the
+    /// read that fires it fails, as fetch's does when its signal fires).
+    cancel_after_bytes: std::cell::Cell<Option<usize>>,
+    cancelled: Rc<std::cell::Cell<bool>>,
 }
 
 struct MockBody {
     data: Vec<u8>,
     pos: usize,
     break_at: Option<usize>,
+    /// Fires the caller's abort at `break_at` instead of a reset.
+    abort: Option<Rc<std::cell::Cell<bool>>>,
 }
 
 impl Body for MockBody {
     async fn chunk(&mut self) -> Result<Option<&[u8]>, TransportError> {
         if self.break_at.is_some_and(|b| self.pos >= b) {
+            if let Some(flag) = &self.abort {
+                flag.set(true);
+                return Err(TransportError("The operation was aborted".into()));
+            }
             return Err(TransportError("connection reset".into()));
         }
         // Odd-sized pieces, so that tensors straddle them.
@@ -85,8 +92,8 @@ impl MockHub {
             faults: RefCell::new(Vec::new()),
             log: RefCell::new(Vec::new()),
             slept: RefCell::new(Vec::new()),
-            cancel_after_gets: std::cell::Cell::new(None),
-            cancelled: std::cell::Cell::new(false),
+            cancel_after_bytes: std::cell::Cell::new(None),
+            cancelled: Rc::new(std::cell::Cell::new(false)),
         }
     }
 
@@ -104,7 +111,7 @@ impl MockHub {
 
     fn respond(&self, status: u16, headers: &[(&str, String)], data: Vec<u8>, break_at: Option<usize>) -> Response<MockBody> {
         let headers = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-        Response { status, headers, body: MockBody { data, pos: 0, break_at }, redirected_to: None }
+        Response { status, headers, body: MockBody { data, pos: 0, break_at, abort: None }, redirected_to: None }
     }
 
     /// The Hub's API: a commit's tree (with each LFS file's sha256) and a revision's commit.
@@ -137,14 +144,6 @@ impl MockHub {
     async fn answer(&self, request: &Request) -> Result<Response<MockBody>, TransportError> {
         if self.cancelled.get() {
             panic!("a request after the abort: {}", request.url);
-        }
-        if request.method == Method::Get
-            && request.url.contains("model.safetensors")
-            && let Some(n) = self.cancel_after_gets.get()
-            && self.gets("model.safetensors").len() + 1 >= n
-        {
-            self.cancelled.set(true);
-            return Err(TransportError("The operation was aborted".into()));
         }
         let header = |n: &str| request.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
         let authorization = header("authorization");
@@ -231,7 +230,12 @@ impl MockHub {
             Some(Fault::Break(_, n)) => Some(n),
             _ => None,
         };
-        Ok(self.respond(status, &h, data, break_at))
+        let cancel_at = self.cancel_after_bytes.get().filter(|_| file == "model.safetensors" && request.method == Method::Get);
+        let mut response = self.respond(status, &h, data, break_at.or(cancel_at));
+        if cancel_at.is_some() {
+            response.body.abort = Some(self.cancelled.clone());
+        }
+        Ok(response)
     }
 }
 
@@ -301,7 +305,7 @@ fn tiny_repo() -> (Vec<(&'static str, Vec<u8>)>, Vec<Vec<f32>>) {
 fn options() -> HubOptions {
     HubOptions {
         endpoint: HUB.into(),
-        request_bytes: 10_000,
+        piece_bytes: 10_000,
         retry: RetryPolicy { base_delay: Duration::from_millis(10), ..Default::default() },
         ..Default::default()
     }
@@ -349,9 +353,14 @@ fn a_cold_load_pins_streams_by_ranges_and_keeps_the_token_off_the_cdn() {
     for l in &log {
         assert_eq!(l.authorized, l.url.starts_with(HUB), "the token goes to the Hub only: {l:?}");
     }
-    // The weights came from the CDN by ranges of about request_bytes, cut at tensor ends.
+    // The weights came from the CDN in two ranged requests: the header's (as much as a piece),
+    // then the rest in one, read on from piece to piece (pieces of about piece_bytes, cut at
+    // tensor ends, are what the store is given at a time).
     let gets = hub.transport().gets("model.safetensors");
-    assert!(gets.len() >= 3 && gets.iter().all(|g| g.url.starts_with(CDN) && g.range.is_some()), "{gets:#?}");
+    let ranges: Vec<&str> = gets.iter().filter_map(|g| g.range.as_deref()).collect();
+    let size = files[1].1.len();
+    assert_eq!(ranges, ["bytes=0-9999".to_string(), format!("bytes=10000-{}", size - 1)], "{gets:#?}");
+    assert!(gets.iter().all(|g| g.url.starts_with(CDN)), "{gets:#?}");
     assert!(model.staging_peak() <= 300 * 40 * 4, "at most one tensor staged");
     // Progress: transformers.js's events, the total included, ending with ready.
     let events = events.borrow().clone();
@@ -449,7 +458,7 @@ fn content_that_does_not_match_its_sha256_is_never_stored() {
 fn an_aborted_load_stops_without_retrying_and_the_next_one_resumes() {
     let (files, values) = tiny_repo();
     let mock = MockHub::new(&files);
-    mock.cancel_after_gets.set(Some(3));
+    mock.cancel_after_bytes.set(Some(25_000));
     let store = MemoryStore::new();
     let hub = Hub::new(mock, store.clone(), options());
     let err = block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).err().expect("an aborted load fails");
@@ -458,12 +467,14 @@ fn an_aborted_load_stops_without_retrying_and_the_next_one_resumes() {
     assert_eq!(store.contents().1, 1, "the partial download is kept, to resume");
     let transport = hub.transport();
     transport.cancelled.set(false);
-    transport.cancel_after_gets.set(None);
+    transport.cancel_after_bytes.set(None);
     transport.log.borrow_mut().clear();
     let w = block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).unwrap();
     check_weights(w, &values);
     let first = hub.transport().gets("model.safetensors").into_iter().next().unwrap();
-    assert!(first.range.as_deref().is_some_and(|r| !r.starts_with("bytes=0-")), "resumed: {first:?}");
+    // Every byte before the abort was stored (this store keeps writes at once): the header's
+    // 10,000, then 25,000 of the second request.
+    assert!(first.range.as_deref().is_some_and(|r| r.starts_with("bytes=35000-")), "resumed: {first:?}");
 }
 
 #[test]
@@ -484,7 +495,8 @@ fn an_interrupted_download_resumes_from_the_store() {
     let w = block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).unwrap();
     check_weights(w, &values);
     let first = hub.transport().gets("model.safetensors").into_iter().next().unwrap();
-    // The first request (bytes 0..10000) went through; the next broke without progress.
+    // The first request (the header's, bytes 0..10000) went through; the next broke without
+    // progress.
     assert!(first.range.as_deref().is_some_and(|r| r.starts_with("bytes=10000-")), "resumed after the stored bytes: {first:?}");
     assert_eq!(store.contents().1, 0);
 }
@@ -540,10 +552,11 @@ fn a_transport_that_follows_redirects_pins_verifies_by_the_tree_and_keeps_the_to
     for l in &log {
         assert_eq!(l.authorized, l.url.starts_with(HUB), "the token goes to the Hub only: {l:?}");
     }
-    // One tree listing gave the sha256; every range after the HEAD went straight to the CDN.
+    // One tree listing gave the sha256; the weights' two requests (header, rest) went straight
+    // to the CDN.
     assert_eq!(log.iter().filter(|l| l.url.contains("/api/models/")).count(), 1, "{log:#?}");
     let gets = hub.transport().gets("model.safetensors");
-    assert!(gets.len() >= 3 && gets.iter().all(|g| g.url.starts_with(CDN)), "{gets:#?}");
+    assert!(gets.len() == 2 && gets.iter().all(|g| g.url.starts_with(CDN)), "{gets:#?}");
     // Stored under its sha256, not the CDN's ETag.
     let (blobs, partial) = store.contents();
     assert!(blobs.contains(&sha256_hex(&files[1].1)) && partial == 0, "{blobs:?}");
