@@ -42,6 +42,12 @@ pub trait ModelFiles {
         }
     }
 
+    /// tokenizer.json, already parsed by the source (a Hub load parses it while the weights
+    /// stream); the first call takes it, and None means: parse the file.
+    fn parsed_tokenizer(&self) -> Option<crate::tokenizer::ParsedTokenizer> {
+        None
+    }
+
     /// Whether the model has `file`; sources that hold a file elsewhere answer without reading it.
     fn has(&self, file: &str) -> Result<bool> {
         Ok(self.read(file)?.is_some())

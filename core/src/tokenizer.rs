@@ -7,6 +7,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use crate::files::ModelFiles;
 use crate::{Error, Result};
 
 pub struct Tokenizer {
@@ -121,9 +122,16 @@ impl Batch {
 /// a syntax error or a bad string escape (a lone surrogate) inside the `decoder` value (found by
 /// fuzzing): the JSON is parsed whole first (skipping it would not check the escapes).
 fn parse_json(json: &[u8]) -> Result<tokenizers::Tokenizer> {
-    let value =
-        serde_json::from_slice::<serde_json::Value>(json).map_err(|e| Error::Tokenizer(format!("tokenizer.json is not JSON: {e}")))?;
-    check_post_processor(&value["post_processor"])?;
+    /// Only the post-processor is checked here: skipping the rest (the vocabulary, the merges)
+    /// instead of building it as a `Value` is most of a tokenizer's load time saved.
+    #[derive(serde::Deserialize)]
+    struct PostProcessorOnly {
+        #[serde(default)]
+        post_processor: serde_json::Value,
+    }
+    let head = serde_json::from_slice::<PostProcessorOnly>(json)
+        .map_err(|e| Error::Tokenizer(format!("tokenizer.json is not a JSON object: {e}")))?;
+    check_post_processor(&head.post_processor)?;
     tokenizers::Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer(format!("tokenizer.json: {e}")))
 }
 
@@ -164,10 +172,37 @@ fn check_post_processor(processor: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
+/// A tokenizer.json parsed and checked, not yet set up for a task: what a Hub load parses while
+/// the weights still stream (`ModelFiles::parsed_tokenizer`), so that a task built after them
+/// does not parse it then.
+pub struct ParsedTokenizer(tokenizers::Tokenizer);
+
+impl ParsedTokenizer {
+    pub fn parse(json: &[u8]) -> Result<ParsedTokenizer> {
+        parse_json(json).map(ParsedTokenizer)
+    }
+}
+
+/// The model's tokenizer.json: already parsed by the source, or parsed now.
+fn parsed_from(files: &dyn ModelFiles) -> Result<tokenizers::Tokenizer> {
+    match files.parsed_tokenizer() {
+        Some(parsed) => Ok(parsed.0),
+        None => parse_json((*files.require("tokenizer.json")?).as_ref()),
+    }
+}
+
 impl Tokenizer {
     /// From the bytes of a tokenizer.json; `max_len` is the model's maximum sequence length.
     pub fn from_bytes(json: &[u8], max_len: usize) -> Result<Tokenizer> {
-        let mut inner = parse_json(json)?;
+        Tokenizer::truncating(parse_json(json)?, max_len)
+    }
+
+    /// The tokenizer.json of `files`, as `from_bytes`.
+    pub fn from_files(files: &dyn ModelFiles, max_len: usize) -> Result<Tokenizer> {
+        Tokenizer::truncating(parsed_from(files)?, max_len)
+    }
+
+    fn truncating(mut inner: tokenizers::Tokenizer, max_len: usize) -> Result<Tokenizer> {
         inner.with_padding(None);
         inner
             .with_truncation(Some(tokenizers::TruncationParams {
@@ -185,6 +220,11 @@ impl Tokenizer {
     pub fn for_generation(json: &[u8]) -> Result<Tokenizer> {
         let inner = parse_json(json)?;
         Tokenizer::from_inner(inner)
+    }
+
+    /// The tokenizer.json of `files`, as `for_generation`.
+    pub fn for_generation_from_files(files: &dyn ModelFiles) -> Result<Tokenizer> {
+        Tokenizer::from_inner(parsed_from(files)?)
     }
 
     /// Wraps a tokenizer built in code (from GGUF metadata, say), without padding or truncation.

@@ -27,7 +27,8 @@ Both answer CORS as the Hub does, so that pages on another origin (the browser t
 them: Access-Control-Allow-Origin on every answer, the headers a client reads exposed (ETag,
 X-Repo-Commit, X-Linked-*, Content-Range, ...), and preflights (OPTIONS, not logged) allowing
 Authorization and Range.
-GET /_stats: {"requests": [{server, method, file, range, auth, status}], "cdn_authorization": n}
+GET /_stats: {"requests": [{server, method, file, range, auth, status, ms}], "cdn_authorization": n}
+  (ms: when the answer's status was sent, in milliseconds since the server started)
 GET /_reset: clears the log and the faults.
 GET /_rate?bytes_per_s=N: throttles every file body of both servers to N bytes/s in all, as one
   link shared by every connection would (0: unthrottled, the default; also `--rate N` at start).
@@ -72,6 +73,9 @@ EXPOSED_HEADERS = ", ".join([
     "ETag", "X-Repo-Commit", "X-Linked-Etag", "X-Linked-Size", "Content-Range", "Content-Length",
     "Accept-Ranges", "X-Error-Code", "X-Error-Message", "Retry-After", "Link",
 ])
+
+# Requests are logged with the milliseconds since this moment (`ms`), to see a load's timeline.
+STARTED = time.monotonic()
 
 LFS_SUFFIXES = (".safetensors", ".gguf", ".bin", ".onnx", ".pt", ".h5", ".msgpack")
 LFS_MIN_SIZE = 1 << 20
@@ -224,6 +228,7 @@ def make_handler(state, server_name):
                     "auth": self.headers.get("Authorization") is not None,
                     "host": self.headers.get("Host"),
                     "status": status,
+                    "ms": round((time.monotonic() - STARTED) * 1000, 1),
                 })
 
         def reply(self, status, headers=(), body=b"", file=None):

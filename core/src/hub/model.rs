@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::client::{self, Target};
 use super::progress::Tracker;
@@ -12,12 +12,14 @@ use super::stream::{self, Fetch, Format};
 use super::transport::{Body, Method, Transport};
 use super::{Hub, is_commit_hash, normalize_etag};
 use crate::files::ModelFiles;
+use crate::tokenizer::ParsedTokenizer;
 use crate::weights::gguf::GgufFile;
 use crate::weights::safetensors::{self, SafetensorsFile};
 use crate::weights::{DeviceWeights, Shards, SharedBytes, WeightSource};
 use crate::{Device, Error, HubErrorKind, Result};
 
 const WEIGHTS_FILE: &str = "model.safetensors";
+const TOKENIZER_FILE: &str = "tokenizer.json";
 
 /// The largest file read whole into memory (configs, tokenizers, an index): the size is the
 /// server's word, and a server claiming gigabytes for config.json is refused before any byte.
@@ -190,15 +192,27 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
         if let Some(file) = first {
             fetched.insert(file.to_string(), self.fetch_file(file).await?);
         }
+        let first_tokenizer = match (first, fetched.values().next()) {
+            (Some(TOKENIZER_FILE), Some(FileState::Fetched(bytes))) => Some(bytes.clone()),
+            _ => None,
+        };
         let small_files = async {
             let mut out = Vec::new();
+            let mut tokenizer_json = first_tokenizer;
             for file in others {
-                out.push((file.to_string(), self.fetch_file(file).await?));
+                let state = self.fetch_file(file).await?;
+                if let (&TOKENIZER_FILE, FileState::Fetched(bytes)) = (file, &state) {
+                    tokenizer_json = Some(bytes.clone());
+                }
+                out.push((file.to_string(), state));
             }
-            Ok(out)
+            // Parsed here, while the weights still stream, rather than by the task after them.
+            // A file that does not parse is left to the task, whose error names it.
+            let parsed = tokenizer_json.and_then(|json| ParsedTokenizer::parse((*json).as_ref()).ok());
+            Ok((out, parsed))
         };
         // The weights' own failure is looked at below (a conversion's base may have them).
-        let (others, weights) = side_by_side(small_files, async { Ok(self.weights(device).await) }).await?;
+        let ((others, parsed_tokenizer), weights) = side_by_side(small_files, async { Ok(self.weights(device).await) }).await?;
         fetched.extend(others);
         let (weights, base) = match weights {
             Err(missing @ Error::Hub { kind: HubErrorKind::NotFound, .. }) => {
@@ -234,7 +248,7 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
         }
         self.tracker.ready();
         let commit = self.pinned().unwrap_or_default();
-        Ok(HubFiles { name: self.repo.clone(), commit, files: fetched, weights })
+        Ok(HubFiles { name: self.repo.clone(), commit, files: fetched, weights, parsed_tokenizer: Mutex::new(parsed_tokenizer) })
     }
 
     /// The repository this one was converted from: README.md's `base_model` (the model card's
@@ -717,6 +731,8 @@ pub struct HubFiles {
     commit: String,
     files: HashMap<String, FileState>,
     weights: Arc<dyn WeightSource>,
+    /// tokenizer.json, parsed while the weights streamed; taken by the first task that asks.
+    parsed_tokenizer: Mutex<Option<ParsedTokenizer>>,
 }
 
 impl HubFiles {
@@ -754,6 +770,10 @@ impl ModelFiles for HubFiles {
 
     fn weights(&self, _device: &Device) -> Result<Arc<dyn WeightSource>> {
         Ok(self.weights.clone())
+    }
+
+    fn parsed_tokenizer(&self) -> Option<ParsedTokenizer> {
+        self.parsed_tokenizer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
     }
 }
 

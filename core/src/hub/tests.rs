@@ -589,3 +589,31 @@ fn a_transport_that_follows_redirects_still_rejects_bytes_that_do_not_match_the_
     hub.transport().faults.borrow_mut().clear();
     check_weights(block(hub.model(REPO, None).unwrap().weights(&Device::Cpu)).unwrap(), &values);
 }
+
+#[test]
+fn tokenizer_json_is_parsed_during_the_load_and_taken_once() {
+    use crate::tokenizer::Tokenizer;
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/tiny-distilbert/tokenizer.json");
+    let json = std::fs::read(fixture).unwrap();
+    let (mut files, _) = tiny_repo();
+    files.push(("tokenizer.json", json.clone()));
+    let hub = Hub::new(MockHub::new(&files), MemoryStore::new(), options());
+    let loaded = block(hub.model(REPO, None).unwrap().load(&["config.json", "tokenizer.json"], &Device::Cpu)).unwrap();
+    // The task's tokenizer comes from the parsed one, which is then gone; the same text encodes
+    // as with a tokenizer parsed from the bytes.
+    let from_load = Tokenizer::from_files(&loaded, 16).unwrap();
+    assert!(crate::files::ModelFiles::parsed_tokenizer(&loaded).is_none(), "taken once");
+    let from_bytes = Tokenizer::from_bytes(&json, 16).unwrap();
+    let text = "The quick brown fox jumps over the lazy dog, twice over and again.";
+    let (a, b) = (from_load.encode_full(text, None).unwrap(), from_bytes.encode_full(text, None).unwrap());
+    assert_eq!(a.ids, b.ids);
+    assert_eq!(a.ids.len(), 16, "truncated to the task's length");
+
+    // A tokenizer.json that does not parse is left to the task, whose error names it.
+    let (mut files, _) = tiny_repo();
+    files.push(("tokenizer.json", b"[1, 2]".to_vec()));
+    let hub = Hub::new(MockHub::new(&files), MemoryStore::new(), options());
+    let loaded = block(hub.model(REPO, None).unwrap().load(&["config.json", "tokenizer.json"], &Device::Cpu)).unwrap();
+    let err = Tokenizer::from_files(&loaded, 16).err().expect("an error");
+    assert!(err.to_string().contains("tokenizer.json is not a JSON object"), "{err}");
+}

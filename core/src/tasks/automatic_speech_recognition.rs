@@ -125,7 +125,7 @@ impl AutomaticSpeechRecognition {
         let model_config = models::ModelConfig::from_json(files.name(), config.clone())?;
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
         let model: Rc<dyn SpeechSeq2SeqModel> = models::load_speech_seq2seq(&model_config, &vb)?.into();
-        let tokenizer = Tokenizer::for_generation((*files.require("tokenizer.json")?).as_ref())?;
+        let tokenizer = Tokenizer::for_generation_from_files(files)?;
         let features = WhisperFeatureExtractor::from_config(&files.json("preprocessor_config.json")?.unwrap_or(Value::Null))?;
         if features.feature_size != model.num_mel_bins() {
             return Err(Error::Config(format!(

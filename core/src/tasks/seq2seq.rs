@@ -125,7 +125,8 @@ impl TextSeq2Seq {
     ) -> Result<TextSeq2Seq> {
         let config = files.json("config.json")?.ok_or_else(|| Error::file(files.name(), "is not a model: it has no config.json"))?;
         let model_config = models::ModelConfig::from_json(files.name(), config.clone())?;
-        let tokenizer_json = files.read("tokenizer.json")?.ok_or_else(|| {
+        // Checked first, for its clear message (the tokenizer is made once the model is).
+        files.read("tokenizer.json")?.ok_or_else(|| {
             let why = if model_config.model_type == "marian" {
                 "Marian checkpoints on the Hub ship only SentencePiece models (source.spm, target.spm), which webformers \
                  does not read; use an export that has a tokenizer.json (the Xenova/opus-mt-* repositories do)"
@@ -143,7 +144,7 @@ impl TextSeq2Seq {
             .map(|n| n.min(usize::MAX as f64) as usize)
             .unwrap_or(usize::MAX)
             .min(model.max_source_positions());
-        let tokenizer = Tokenizer::from_bytes((*tokenizer_json).as_ref(), max_len)?;
+        let tokenizer = Tokenizer::from_files(files, max_len)?;
         let generation_json = files.json("generation_config.json")?.unwrap_or(Value::Null);
         let (generation, forced_eos) = generation_defaults(files.name(), &generation_json, &config)?;
         // transformers.js places languages for translation only

@@ -37,11 +37,10 @@ impl TextEncoderTask {
         models::architecture(&config, "text encoder", |a| a.text_encoder.is_some())?;
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
         let model = Rc::new(models::load_text_model(&config, &vb, head)?);
-        let tokenizer_json = files.require("tokenizer.json")?;
         // sentence-transformers' limit is the embedding model's (feature-extraction); Python's
         // head pipelines read only the tokenizer's, and their tasks do not fetch that file.
         let max_len = max_sequence_length(files, model.encoder.max_positions(), head.is_none())?;
-        let tokenizer = Tokenizer::from_bytes((*tokenizer_json).as_ref(), max_len)?;
+        let tokenizer = Tokenizer::from_files(files, max_len)?;
         let tokenizer_config = files.json("tokenizer_config.json")?.unwrap_or_default();
         let token_types = reads_token_types(&tokenizer_config);
         Ok(TextEncoderTask { tokenizer, model, config, device: device.clone(), tokenizer_config, token_types })

@@ -403,7 +403,7 @@ impl TextGeneration {
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
         let model_config = models::ModelConfig::from_json(files.name(), config.clone())?;
         let model = models::load_decoder(&model_config, &vb)?;
-        let tokenizer = Tokenizer::for_generation((*files.require("tokenizer.json")?).as_ref())?;
+        let tokenizer = Tokenizer::for_generation_from_files(files)?;
         let tok_config = files.json("tokenizer_config.json")?.unwrap_or_default();
         let eos = crate::chat::special_token_text(&tok_config, "eos_token");
         let template = ChatTemplate::from_tokenizer_config(&tok_config);

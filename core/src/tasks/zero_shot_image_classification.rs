@@ -56,7 +56,6 @@ impl DualEncoder {
     fn load(files: &dyn ModelFiles, device: &Device, options: &LoadOptions, config: &ModelConfig) -> Result<DualEncoder> {
         let vb = Weights::new(files.weights(device)?, device, options.dtype);
         let model: Rc<dyn ImageTextModel> = models::load_image_text_model(config, &vb)?.into();
-        let tokenizer_json = files.require("tokenizer.json")?;
         let tokenizer_config = files.json("tokenizer_config.json")?.unwrap_or_default();
         let positions = model.max_text_positions();
         let (max_len, pad_to) = match model.text_padding() {
@@ -69,7 +68,7 @@ impl DualEncoder {
                 (len, Some(len))
             }
         };
-        let tokenizer = Tokenizer::from_bytes((*tokenizer_json).as_ref(), max_len)?;
+        let tokenizer = Tokenizer::from_files(files, max_len)?;
         let pad_to = match pad_to {
             None => None,
             Some(len) => {
