@@ -129,8 +129,10 @@ fn parse_json(json: &[u8]) -> Result<tokenizers::Tokenizer> {
         #[serde(default)]
         post_processor: serde_json::Value,
     }
-    let head = serde_json::from_slice::<PostProcessorOnly>(json)
-        .map_err(|e| Error::Tokenizer(format!("tokenizer.json is not a JSON object: {e}")))?;
+    let head = serde_json::from_slice::<PostProcessorOnly>(json).map_err(|e| {
+        let what = if e.is_syntax() || e.is_eof() { "JSON" } else { "a JSON object" };
+        Error::Tokenizer(format!("tokenizer.json is not {what}: {e}"))
+    })?;
     check_post_processor(&head.post_processor)?;
     tokenizers::Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer(format!("tokenizer.json: {e}")))
 }
