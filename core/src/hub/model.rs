@@ -192,22 +192,18 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
         if let Some(file) = first {
             fetched.insert(file.to_string(), self.fetch_file(file).await?);
         }
-        let first_tokenizer = match (first, fetched.values().next()) {
-            (Some(TOKENIZER_FILE), Some(FileState::Fetched(bytes))) => Some(bytes.clone()),
-            _ => None,
-        };
+        let first_fetched = &fetched;
         let small_files = async {
             let mut out = Vec::new();
-            let mut tokenizer_json = first_tokenizer;
             for file in others {
-                let state = self.fetch_file(file).await?;
-                if let (&TOKENIZER_FILE, FileState::Fetched(bytes)) = (file, &state) {
-                    tokenizer_json = Some(bytes.clone());
-                }
-                out.push((file.to_string(), state));
+                out.push((file.to_string(), self.fetch_file(file).await?));
             }
             // Parsed here, while the weights still stream, rather than by the task after them.
             // A file that does not parse is left to the task, whose error names it.
+            let tokenizer_json = first_fetched.iter().chain(out.iter().map(|(f, s)| (f, s))).find_map(|(file, state)| match state {
+                FileState::Fetched(bytes) if file == TOKENIZER_FILE => Some(bytes.clone()),
+                _ => None,
+            });
             let parsed = tokenizer_json.and_then(|json| ParsedTokenizer::parse((*json).as_ref()).ok());
             Ok((out, parsed))
         };
