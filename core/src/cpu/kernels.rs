@@ -307,6 +307,31 @@ impl KeyMask {
     }
 }
 
+/// Query rows per attention tile: every key and value vector loaded serves this many rows, and
+/// the rows' accumulators are independent, so the FMAs do not wait on each other.
+const ATTN_ROWS: usize = 4;
+
+/// One (sequence, head) of `attention`: its operands and where its rows go.
+struct HeadJob<'a> {
+    q: &'a HeadView<'a>,
+    v: &'a HeadView<'a>,
+    q_start: usize,
+    q_len: usize,
+    k_start: usize,
+    k_len: usize,
+    h: usize,
+    kv_h: usize,
+    d: usize,
+    hq: usize,
+    scale: f32,
+    mask: KeyMask,
+    bias: Option<&'a [f32]>,
+    out: SharedOut,
+    /// K of this head transposed to [d, k_pad], zero-padded to whole vectors.
+    kt: &'a [f32],
+    k_pad: usize,
+}
+
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn attention_head<S: Simd>(
@@ -322,8 +347,11 @@ fn attention_head<S: Simd>(
     bias: Option<&[f32]>,
     out: SharedOut,
 ) {
-    // K of this head transposed to [d, k_pad], zero-padded to whole vectors, so scores for all
-    // keys accumulate as full vectors with no scalar tail.
+    if q_len == 0 {
+        return;
+    }
+    // K transposed so that scores for a vector of keys accumulate as full vectors with no
+    // scalar tail.
     let k_pad = k_len.div_ceil(S::LANES) * S::LANES;
     let mut kt = vec![0f32; d * k_pad];
     for j in 0..k_len {
@@ -331,53 +359,141 @@ fn attention_head<S: Simd>(
             kt[c * k_pad + j] = val;
         }
     }
-    let mut scores = vec![0f32; k_pad];
-    let mut out_row = vec![0f32; d];
-    for i in 0..q_len {
-        let keys = mask.visible(i, q_len, k_len);
-        // Whole vectors of keys around the visible ones.
-        let (first, span) = (keys.start / S::LANES * S::LANES, keys.end.div_ceil(S::LANES) * S::LANES);
-        let qi = q.row(q_start + i, h, d);
-        // scores[j] = scale * q . k_j: one accumulator register per vector of keys, walking d.
-        for j0 in (first..span).step_by(S::LANES) {
-            // SAFETY: kt rows hold k_pad >= span values; scores holds k_pad.
-            unsafe {
-                let mut acc = S::zero();
-                for (c, &qc) in qi.iter().enumerate() {
-                    acc = S::fma(S::splat(qc * scale), S::load(kt.as_ptr().add(c * k_pad + j0)), acc);
+    if k_len > 0 {
+        // Every value row the tiles read through raw pointers lies inside v's data.
+        let _ = v.row(k_start + k_len - 1, kv_h, d);
+    }
+    let job = HeadJob { q, v, q_start, q_len, k_start, k_len, h, kv_h, d, hq, scale, mask, bias, out, kt: &kt, k_pad };
+    let mut scratch = TileScratch { scores: vec![0f32; ATTN_ROWS * k_pad], q: vec![0f32; ATTN_ROWS * d], out: vec![0f32; ATTN_ROWS * d] };
+    for i0 in (0..q_len).step_by(ATTN_ROWS) {
+        match q_len - i0 {
+            1 => attention_tile::<S, 1>(&job, i0, &mut scratch),
+            2 => attention_tile::<S, 2>(&job, i0, &mut scratch),
+            3 => attention_tile::<S, 3>(&job, i0, &mut scratch),
+            _ => attention_tile::<S, ATTN_ROWS>(&job, i0, &mut scratch),
+        }
+    }
+}
+
+/// A tile's working rows: R rows of scores (k_pad each), scaled queries and outputs (d each).
+struct TileScratch {
+    scores: Vec<f32>,
+    q: Vec<f32>,
+    out: Vec<f32>,
+}
+
+/// Query rows i0 .. i0 + R of one head: scores for the keys any of them sees, each row's
+/// softmax over its own visible keys (zero elsewhere), then the probabilities times V.
+#[inline(always)]
+fn attention_tile<S: Simd, const R: usize>(job: &HeadJob<'_>, i0: usize, scratch: &mut TileScratch) {
+    let (l, d, k_pad) = (S::LANES, job.d, job.k_pad);
+    let visible: [std::ops::Range<usize>; R] = std::array::from_fn(|r| job.mask.visible(i0 + r, job.q_len, job.k_len));
+    let lo = visible.iter().filter(|k| !k.is_empty()).map(|k| k.start).min().unwrap_or(0);
+    let hi = visible.iter().map(|k| k.end).max().unwrap_or(0).max(lo);
+    for r in 0..R {
+        for (dst, &x) in scratch.q[r * d..][..d].iter_mut().zip(job.q.row(job.q_start + i0 + r, job.h, d)) {
+            *dst = x * job.scale;
+        }
+    }
+    // Whole vectors of keys around the visible ones.
+    let (first, span) = (lo / l * l, hi.div_ceil(l) * l);
+    let (kt, qs, scores) = (job.kt.as_ptr(), scratch.q.as_ptr(), scratch.scores.as_mut_ptr());
+    // SAFETY: kt rows hold k_pad >= span values, each scores row k_pad, qs R rows of d.
+    unsafe {
+        let mut j0 = first;
+        while j0 + 2 * l <= span {
+            let mut acc = [[S::zero(); 2]; R];
+            for c in 0..d {
+                let k0 = S::load(kt.add(c * k_pad + j0));
+                let k1 = S::load(kt.add(c * k_pad + j0 + l));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let qc = S::splat(*qs.add(r * d + c));
+                    acc[0] = S::fma(qc, k0, acc[0]);
+                    acc[1] = S::fma(qc, k1, acc[1]);
                 }
-                S::store(scores.as_mut_ptr().add(j0), acc);
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                S::store(scores.add(r * k_pad + j0), acc[0]);
+                S::store(scores.add(r * k_pad + j0 + l), acc[1]);
+            }
+            j0 += 2 * l;
+        }
+        if j0 < span {
+            let mut acc = [S::zero(); R];
+            for c in 0..d {
+                let k0 = S::load(kt.add(c * k_pad + j0));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    *acc = S::fma(S::splat(*qs.add(r * d + c)), k0, *acc);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                S::store(scores.add(r * k_pad + j0), *acc);
             }
         }
-        if let Some(row) = bias {
+    }
+    for (r, keys) in visible.iter().enumerate() {
+        let row = &mut scratch.scores[r * k_pad..][..k_pad];
+        if let Some(table) = job.bias {
             // This head's distance table [2c + 1]: entry c + (j - p), clamped to its ends.
-            let c = (row.len() / 2) as i64;
-            let p = k_len as i64 - q_len as i64 + i as i64;
+            let c = (table.len() / 2) as i64;
+            let p = job.k_len as i64 - job.q_len as i64 + (i0 + r) as i64;
             for j in keys.clone() {
-                scores[j] += row[(c + (j as i64 - p).clamp(-c, c)) as usize];
+                row[j] += table[(c + (j as i64 - p).clamp(-c, c)) as usize];
             }
         }
-        let probs = &mut scores[keys.clone()];
-        softmax_row::<S>(probs);
-        // out = sum_j p_j v_j: one accumulator register per vector of head dims, walking keys.
+        softmax_row::<S>(&mut row[keys.clone()]);
+        // Keys this row does not see weigh nothing in the tile's shared pass over V.
+        let (start, end) = if keys.is_empty() { (lo, lo) } else { (keys.start, keys.end) };
+        row[lo..start].fill(0.0);
+        row[end..hi].fill(0.0);
+    }
+    let v = job.v;
+    let v_base = v.data.as_ptr().wrapping_add(v.offset + job.k_start * v.row_stride + job.kv_h * v.head_stride);
+    let (probs, outs) = (scratch.scores.as_ptr(), scratch.out.as_mut_ptr());
+    // SAFETY: value rows lo..hi < k_len lie inside v's data (checked by attention_head); each
+    // row holds d values; probs and outs as above.
+    unsafe {
         let mut d0 = 0;
-        while d0 + S::LANES <= d {
-            // SAFETY: v rows hold d values.
-            unsafe {
-                let mut acc = S::zero();
-                for (j, &p) in keys.clone().zip(probs.iter()) {
-                    acc = S::fma(S::splat(p), S::load(v.row(k_start + j, kv_h, d).as_ptr().add(d0)), acc);
+        while d0 + 2 * l <= d {
+            let mut acc = [[S::zero(); 2]; R];
+            for j in lo..hi {
+                let vr = v_base.add(j * v.row_stride + d0);
+                let (v0, v1) = (S::load(vr), S::load(vr.add(l)));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let p = S::splat(*probs.add(r * k_pad + j));
+                    acc[0] = S::fma(p, v0, acc[0]);
+                    acc[1] = S::fma(p, v1, acc[1]);
                 }
-                S::store(out_row.as_mut_ptr().add(d0), acc);
             }
-            d0 += S::LANES;
+            for (r, acc) in acc.iter().enumerate() {
+                S::store(outs.add(r * d + d0), acc[0]);
+                S::store(outs.add(r * d + d0 + l), acc[1]);
+            }
+            d0 += 2 * l;
         }
-        for (c, o) in out_row.iter_mut().enumerate().skip(d0) {
-            *o = keys.clone().zip(probs.iter()).map(|(j, &p)| p * v.row(k_start + j, kv_h, d)[c]).sum();
+        if d0 + l <= d {
+            let mut acc = [S::zero(); R];
+            for j in lo..hi {
+                let v0 = S::load(v_base.add(j * v.row_stride + d0));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    *acc = S::fma(S::splat(*probs.add(r * k_pad + j)), v0, *acc);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                S::store(outs.add(r * d + d0), *acc);
+            }
+            d0 += l;
         }
+        for c in d0..d {
+            for r in 0..R {
+                *outs.add(r * d + c) = (lo..hi).map(|j| *probs.add(r * k_pad + j) * *v_base.add(j * v.row_stride + c)).sum();
+            }
+        }
+    }
+    for r in 0..R {
         // SAFETY: each (token, head) row of the output is written by exactly one task.
-        let dst = unsafe { std::slice::from_raw_parts_mut(out.at(((q_start + i) * hq + h) * d), d) };
-        dst.copy_from_slice(&out_row);
+        let dst = unsafe { std::slice::from_raw_parts_mut(job.out.at(((job.q_start + i0 + r) * job.hq + job.h) * d), d) };
+        dst.copy_from_slice(&scratch.out[r * d..][..d]);
     }
 }
 
