@@ -6,7 +6,7 @@
 // when they start); pages are crossOriginIsolated (COOP/COEP), so that ONNX Runtime and
 // webformers' threaded build can use 2 threads.
 //
-//   node bench/js/browser.mjs [--reps 7] [--latency-runs 100] [--gpu-reps 1]
+//   node bench/js/browser.mjs [--corpus corpus|passages] [--batch 32] [--reps 7] [--latency-runs 100] [--gpu-reps 1]
 //        [--gpu-latency-runs 5] [--only webformers|transformers.js] [--devices wasm,webgpu]
 //        [--generation wasm,webgpu|none] [--generation-threads 1,2]
 //        [--generation-model SmolLM2-135M-Instruct.Q4_1.gguf] [--json FILE]
@@ -32,8 +32,11 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const tjsModules = path.join(root, 'bench', 'transformersjs', 'node_modules');
 
-const opts = { reps: 7, latencyRuns: 100, gpuReps: 1, gpuLatencyRuns: 5, only: null, devices: 'wasm,webgpu', generation: 'wasm', generationThreads: '1,2', generationModel: 'SmolLM2-135M-Instruct.Q4_1.gguf', json: null };
+const opts = { corpus: 'corpus', batch: 32, reps: 7, latencyRuns: 100, gpuReps: 1, gpuLatencyRuns: 5, only: null, devices: 'wasm,webgpu', generation: 'wasm', generationThreads: '1,2', generationModel: 'SmolLM2-135M-Instruct.Q4_1.gguf', json: null };
 const flags = {
+  // --corpus passages --batch 8: bench/passages.json's 256-token passages, per token (no padding).
+  '--corpus': 'corpus',
+  '--batch': 'batch',
   '--reps': 'reps',
   '--latency-runs': 'latencyRuns',
   '--gpu-reps': 'gpuReps',
@@ -97,7 +100,7 @@ async function measure(config) {
     const m = s.length >> 1;
     return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
   };
-  const corpus = await (await fetch('/data/corpus.json')).json();
+  const corpus = await (await fetch(`/data/${config.corpus}.json`)).json();
   const reference = (await (await fetch('/fixtures/minilm-reference.json')).json()).inputs;
   let embed;
   let adapter = null;
@@ -129,7 +132,7 @@ async function measure(config) {
   }
   const loadMs = performance.now() - t0;
   const pass = async () => {
-    for (let i = 0; i < corpus.sentences.length; i += 32) await embed(corpus.sentences.slice(i, i + 32));
+    for (let i = 0; i < corpus.sentences.length; i += config.batch) await embed(corpus.sentences.slice(i, i + config.batch));
   };
   await pass();
   const passMs = [];
@@ -189,7 +192,7 @@ const results = [];
 try {
   for (const config of configs) {
     const gpu = config.device === 'webgpu';
-    const run = { ...config, reps: gpu ? opts.gpuReps : opts.reps, latencyRuns: gpu ? opts.gpuLatencyRuns : opts.latencyRuns };
+    const run = { ...config, corpus: opts.corpus, batch: opts.batch, reps: gpu ? opts.gpuReps : opts.reps, latencyRuns: gpu ? opts.gpuLatencyRuns : opts.latencyRuns };
     const page = await browser.newPage();
     page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
     await page.goto(server.url);

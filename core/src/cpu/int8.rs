@@ -590,6 +590,16 @@ fn matmul_typed<B: IntBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'
         }
         return Ok(c);
     }
+    #[cfg(target_arch = "x86_64")]
+    if s.m > ROWS && int_isa() == IntIsa::Avx2 {
+        let panels = s.n.div_ceil(avx2_gemm::NR);
+        // SAFETY: the CPU has AVX2 (int_isa); each task writes its own columns of C.
+        parallel::for_each(s.batch * panels, |t| unsafe { avx2_gemm::panel(&job, t / panels, t % panels) });
+        if let Activation::Unary(op) = act {
+            apply_unary(&mut c, op);
+        }
+        return Ok(c);
+    }
     let tasks = s.n.div_ceil(job.rows_per_task);
     parallel::for_each(s.batch * tasks, |t| run(&job, t / tasks, t % tasks));
     if let Activation::Unary(op) = act {
@@ -777,6 +787,124 @@ mod vnni_gemm {
             for (i, acc) in acc.iter().enumerate().take(rows) {
                 let out = job.out.at((batch * s.m + i0 + i) * s.n + col0);
                 _mm512_mask_storeu_ps(out, mask, _mm512_add_ps(*acc, bias));
+            }
+        }
+    }
+}
+
+/// Prefill (M > 4 rows) with AVX2 alone (no VNNI): the same panel layout as `vnni_gemm` on
+/// 256-bit registers (NR = 8 weight rows, 4 bytes each per register, one activation row's 4 bytes
+/// broadcast), with `vpmaddubsw` + `vpmaddwd` in place of `vpdpbusd`. `vpmaddubsw` sums pairs in
+/// saturating i16, so the operands keep their pair sums under 2^15: Q8_0's weights go in as
+/// |w| with their sign moved onto the activations (|w| <= 128, |a| <= 127), and nibbles (<= 15)
+/// against activations sum a whole block in i16 (8 groups of pairs: at most 30480) before one
+/// `vpmaddwd`. Without this, the row-at-a-time kernel ran slower than the f32 matmul.
+#[cfg(target_arch = "x86_64")]
+mod avx2_gemm {
+    use std::arch::x86_64::*;
+
+    use super::{ActBlock, IntBlock, Job, Offset, nibbles};
+
+    /// Weight rows per panel: the 8 lanes of a 256-bit register.
+    pub(super) const NR: usize = 8;
+    /// Activation rows per tile (16 registers: MR integer sums, MR f32 sums and the operands).
+    const MR: usize = 4;
+    /// Bytes of one packed block: 8 groups of [NR rows][4 bytes].
+    const PACKED: usize = 32 * NR;
+
+    /// Columns [p NR, (p + 1) NR) of C[batch] for all M rows.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn panel<B: IntBlock>(job: &Job<'_, B>, batch: usize, p: usize) {
+        let s = job.s;
+        let kb = job.kb;
+        let col0 = p * NR;
+        let cols = NR.min(s.n - col0);
+        // Packed integers (Q8_0's as stored, nibbles widened to bytes), then per block the NR
+        // weight scales and (Q4_1) mins; columns past N stay zero and are not stored.
+        let mut q = vec![0u8; kb * PACKED];
+        let mut d = vec![0f32; kb * NR];
+        let mut m = vec![0f32; if B::OFFSET == Offset::Min { kb * NR } else { 0 }];
+        for r in 0..cols {
+            let row = &job.w[job.w_first + batch * job.w_batch + (col0 + r) * job.w_row..][..kb];
+            for (b, blk) in row.iter().enumerate() {
+                let ints: [u32; 8] = if B::SIGNED {
+                    std::array::from_fn(|g| u32::from_le_bytes(blk.qs()[4 * g..4 * g + 4].try_into().unwrap()))
+                } else {
+                    bytemuck::cast(nibbles(blk.qs()))
+                };
+                let dst = &mut q[b * PACKED..];
+                for (g, x) in ints.iter().enumerate() {
+                    dst[g * NR * 4 + r * 4..][..4].copy_from_slice(&x.to_le_bytes());
+                }
+                d[b * NR + r] = blk.d().get();
+                if B::OFFSET == Offset::Min {
+                    m[b * NR + r] = blk.m().get();
+                }
+            }
+        }
+        // What the nibbles' offset takes per unit of activation sum: d (ad dot - c s).
+        let c = if B::OFFSET == Offset::MinusEight { 8.0 } else { 0.0 };
+        let mut bias = [0f32; NR];
+        if let Some(b) = job.bias {
+            bias[..cols].copy_from_slice(&b[col0..col0 + cols]);
+        }
+        let bias = _mm256_loadu_ps(bias.as_ptr());
+        let ones = _mm256_set1_epi16(1);
+        let acts = &job.acts[batch * s.m * kb..][..s.m * kb];
+        for i0 in (0..s.m).step_by(MR) {
+            let rows = MR.min(s.m - i0);
+            // Rows past M repeat the last one; their results are not stored.
+            let a: [*const ActBlock; MR] = std::array::from_fn(|i| acts[(i0 + i.min(rows - 1)) * kb..].as_ptr());
+            let mut acc = [_mm256_setzero_ps(); MR];
+            for b in 0..kb {
+                let wq = q.as_ptr().add(b * PACKED);
+                let act = |i: usize, g: usize| _mm256_set1_epi32(((*a[i].add(b)).qs.as_ptr().add(4 * g) as *const i32).read_unaligned());
+                let mut dot = [_mm256_setzero_si256(); MR];
+                if B::SIGNED {
+                    for g in 0..8 {
+                        let w = _mm256_loadu_si256(wq.add(g * NR * 4) as *const __m256i);
+                        // |w| as unsigned bytes (-128 stays 0x80: 128), its sign on the activation.
+                        let w_abs = _mm256_sign_epi8(w, w);
+                        for (i, dot) in dot.iter_mut().enumerate() {
+                            let pairs = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(act(i, g), w));
+                            *dot = _mm256_add_epi32(*dot, _mm256_madd_epi16(pairs, ones));
+                        }
+                    }
+                } else {
+                    let mut pairs = [_mm256_setzero_si256(); MR];
+                    for g in 0..8 {
+                        let w = _mm256_loadu_si256(wq.add(g * NR * 4) as *const __m256i);
+                        for (i, pairs) in pairs.iter_mut().enumerate() {
+                            *pairs = _mm256_add_epi16(*pairs, _mm256_maddubs_epi16(w, act(i, g)));
+                        }
+                    }
+                    for (dot, pairs) in dot.iter_mut().zip(pairs) {
+                        *dot = _mm256_madd_epi16(pairs, ones);
+                    }
+                }
+                let wd = _mm256_loadu_ps(d.as_ptr().add(b * NR));
+                for i in 0..MR {
+                    let ab = &*a[i].add(b);
+                    let x = _mm256_cvtepi32_ps(dot[i]);
+                    if B::OFFSET == Offset::Min {
+                        acc[i] = _mm256_fmadd_ps(wd, _mm256_mul_ps(x, _mm256_set1_ps(ab.d)), acc[i]);
+                        acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(m.as_ptr().add(b * NR)), _mm256_set1_ps(ab.s), acc[i]);
+                    } else {
+                        let t = _mm256_fmsub_ps(x, _mm256_set1_ps(ab.d), _mm256_set1_ps(c * ab.s));
+                        acc[i] = _mm256_fmadd_ps(wd, t, acc[i]);
+                    }
+                }
+            }
+            for (i, acc) in acc.iter().enumerate().take(rows) {
+                // SAFETY (caller): each task writes its own columns of C.
+                let out = job.out.at((batch * s.m + i0 + i) * s.n + col0);
+                if cols == NR {
+                    _mm256_storeu_ps(out, _mm256_add_ps(*acc, bias));
+                } else {
+                    let mut row = [0f32; NR];
+                    _mm256_storeu_ps(row.as_mut_ptr(), _mm256_add_ps(*acc, bias));
+                    std::ptr::copy_nonoverlapping(row.as_ptr(), out, cols);
+                }
             }
         }
     }

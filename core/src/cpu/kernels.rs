@@ -220,7 +220,16 @@ pub(super) fn norm(
 /// In place: row = softmax(row); returns nothing. Rows of length `n`.
 #[inline(always)]
 fn softmax_row<S: Simd>(row: &mut [f32]) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    // Lane-wise maxima in a form that vectorizes (`f32::max`'s NaN rule kept the fold scalar);
+    // NaNs are passed over either way.
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = row.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    let max = chunks.remainder().iter().chain(&lanes).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     if max == f32::NEG_INFINITY {
         // Everything masked: a defined result (zeros) rather than NaN.
         row.fill(0.0);
@@ -354,9 +363,14 @@ fn attention_head<S: Simd>(
     // scalar tail.
     let k_pad = k_len.div_ceil(S::LANES) * S::LANES;
     let mut kt = vec![0f32; d * k_pad];
-    for j in 0..k_len {
-        for (c, &val) in k.row(k_start + j, kv_h, d).iter().enumerate() {
-            kt[c * k_pad + j] = val;
+    // Eight keys at a time, so that the stores run along kt's rows instead of down its columns.
+    for j0 in (0..k_len).step_by(8) {
+        let keys: [&[f32]; 8] = std::array::from_fn(|jj| k.row(k_start + (j0 + jj).min(k_len - 1), kv_h, d));
+        let n = 8.min(k_len - j0);
+        for c in 0..d {
+            for (jj, key) in keys.iter().enumerate().take(n) {
+                kt[c * k_pad + j0 + jj] = key[c];
+            }
         }
     }
     if k_len > 0 {

@@ -7,12 +7,19 @@
 // The high part of ln 2 below is deliberately not LN_2: it is exact in f32 (Cody-Waite split).
 #[allow(clippy::approx_constant)]
 pub(crate) fn exp(x: f32) -> f32 {
+    // 1.5 * 2^23: adding it leaves round(x log2 e) (ties to even) in the low mantissa bits. No
+    // float-to-int cast: Rust's saturating `as i32` kept this loop scalar (softmax's exps were
+    // a third of attention).
+    const ROUNDER: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
+    let t = x * std::f32::consts::LOG2_E + ROUNDER;
+    let n = t - ROUNDER;
     // ln 2 split in a high part exact in f32 and a low correction.
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // t's bits are ROUNDER's plus n, whose low 9 bits shifted into place give the exponent
+    // n + 127 (1..=254 for n in -126..=127).
+    let scale = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
     p * scale
 }
 
