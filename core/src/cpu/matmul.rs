@@ -169,7 +169,10 @@ fn lanes<S: Simd>() -> usize {
 fn gemm_packed(a: &[f32], sa_m: usize, packed: &[f32], bias: Option<&[f32]>, s: Shape, nr: usize, mr: usize, c: &mut [f32]) {
     let panels = s.n.div_ceil(nr);
     let m_blocks = s.m.div_ceil(MC);
-    let n_blocks = panels.div_ceil(PANELS_PER_TASK);
+    // Short inputs (one sentence: M = 16) have one block of rows: fewer panels per task then, so
+    // that a thread that wakes late still finds work (at least 4 tasks per thread where N allows).
+    let per_task = (m_blocks * panels / (4 * parallel::threads())).clamp(1, PANELS_PER_TASK);
+    let n_blocks = panels.div_ceil(per_task);
     let out = SharedOut(c.as_mut_ptr());
     let zeros = vec![0f32; s.k];
     let mut bias_padded = vec![0f32; panels * nr];
@@ -179,7 +182,7 @@ fn gemm_packed(a: &[f32], sa_m: usize, packed: &[f32], bias: Option<&[f32]>, s: 
     let task = |t: usize| {
         let (mb, nb) = (t / n_blocks, t % n_blocks);
         let rows = (mb * MC, ((mb + 1) * MC).min(s.m));
-        let panel_range = (nb * PANELS_PER_TASK, ((nb + 1) * PANELS_PER_TASK).min(panels));
+        let panel_range = (nb * per_task, ((nb + 1) * per_task).min(panels));
         let block = Block { a, sa_m, zeros: &zeros, packed, bias: &bias_padded, s, rows, panels: panel_range, out };
         match mr {
             12 => dispatch!(block_kernel::<12>(&block)),
