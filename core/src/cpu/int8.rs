@@ -695,6 +695,50 @@ fn row_dots<X: I8, B: IntBlock, const R: usize>(w: &[B], a: &[&[ActBlock]; R]) -
     }
 }
 
+/// One panel of NR weight rows repacked for the prefill GEMMs (`vnni_gemm`, `avx2_gemm`): per
+/// block, 8 groups of [NR rows][4 bytes] (`q`, so that one register holds 4 integers of every row),
+/// then the NR weight scales (`d`) and, for Q4_1, mins (`m`); rows past N stay zero.
+#[cfg(target_arch = "x86_64")]
+struct Panel {
+    q: Vec<u8>,
+    d: Vec<f32>,
+    m: Vec<f32>,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Panel {
+    /// Weight rows col0 .. col0 + cols of batch `batch`; Q8_0's integers XORed with `signed_xor`
+    /// (4 bytes at a time), nibbles widened to bytes.
+    #[inline(always)]
+    fn pack<B: IntBlock, const NR: usize>(job: &Job<'_, B>, batch: usize, col0: usize, cols: usize, signed_xor: u32) -> Panel {
+        let kb = job.kb;
+        let packed = 32 * NR;
+        let mut q = vec![0u8; kb * packed];
+        let mut d = vec![0f32; kb * NR];
+        let mut m = vec![0f32; if B::OFFSET == Offset::Min { kb * NR } else { 0 }];
+        for r in 0..cols {
+            let row = &job.w[job.w_first + batch * job.w_batch + (col0 + r) * job.w_row..][..kb];
+            for (b, blk) in row.iter().enumerate() {
+                // Moved 4 bytes at a time: packing is a fifth of the work at M = 256 otherwise.
+                let ints: [u32; 8] = if B::SIGNED {
+                    std::array::from_fn(|g| u32::from_le_bytes(blk.qs()[4 * g..4 * g + 4].try_into().unwrap()) ^ signed_xor)
+                } else {
+                    bytemuck::cast(nibbles(blk.qs()))
+                };
+                let dst = &mut q[b * packed..];
+                for (g, x) in ints.iter().enumerate() {
+                    dst[g * NR * 4 + r * 4..][..4].copy_from_slice(&x.to_le_bytes());
+                }
+                d[b * NR + r] = blk.d().get();
+                if B::OFFSET == Offset::Min {
+                    m[b * NR + r] = blk.m().get();
+                }
+            }
+        }
+        Panel { q, d, m }
+    }
+}
+
 /// Prefill (M > 4 rows) with AVX-512 VNNI: the weights are repacked per panel of NR = 16 rows so
 /// that one `vpdpbusd` multiplies 4 bytes of one activation row (broadcast) with 4 bytes of each
 /// of the 16 weight rows: every 32-bit lane sums one output column, so no horizontal sums are
@@ -705,7 +749,7 @@ fn row_dots<X: I8, B: IntBlock, const R: usize>(w: &[B], a: &[&[ActBlock]; R]) -
 mod vnni_gemm {
     use std::arch::x86_64::*;
 
-    use super::{ActBlock, IntBlock, Job, Offset, nibbles};
+    use super::{ActBlock, IntBlock, Job, Offset, Panel};
 
     /// Weight rows per panel: the 16 lanes of a 512-bit register.
     pub(super) const NR: usize = 16;
@@ -721,29 +765,8 @@ mod vnni_gemm {
         let kb = job.kb;
         let col0 = p * NR;
         let cols = NR.min(s.n - col0);
-        // Packed integers, then per block the NR weight scales and (Q4_1) mins.
-        let mut q = vec![0u8; kb * PACKED];
-        let mut d = vec![0f32; kb * NR];
-        let mut m = vec![0f32; if B::OFFSET == Offset::Min { kb * NR } else { 0 }];
-        for r in 0..cols {
-            let row = &job.w[job.w_first + batch * job.w_batch + (col0 + r) * job.w_row..][..kb];
-            for (b, blk) in row.iter().enumerate() {
-                // Moved 4 bytes at a time: packing is a fifth of the work at M = 256 otherwise.
-                let ints: [u32; 8] = if B::SIGNED {
-                    std::array::from_fn(|g| u32::from_le_bytes(blk.qs()[4 * g..4 * g + 4].try_into().unwrap()) ^ 0x8080_8080)
-                } else {
-                    bytemuck::cast(nibbles(blk.qs()))
-                };
-                let dst = &mut q[b * PACKED..];
-                for (g, x) in ints.iter().enumerate() {
-                    dst[g * NR * 4 + r * 4..][..4].copy_from_slice(&x.to_le_bytes());
-                }
-                d[b * NR + r] = blk.d().get();
-                if B::OFFSET == Offset::Min {
-                    m[b * NR + r] = blk.m().get();
-                }
-            }
-        }
+        // Q8_0's integers shifted to unsigned (+128: each byte's top bit flipped).
+        let Panel { q, d, m } = Panel::pack::<B, NR>(job, batch, col0, cols, 0x8080_8080);
         // What the unsigned integers add per unit of activation sum: d (ad dot - c s).
         let c = match B::OFFSET {
             Offset::None => 128.0,
@@ -803,7 +826,7 @@ mod vnni_gemm {
 mod avx2_gemm {
     use std::arch::x86_64::*;
 
-    use super::{ActBlock, IntBlock, Job, Offset, nibbles};
+    use super::{ActBlock, IntBlock, Job, Offset, Panel};
 
     /// Weight rows per panel: the 8 lanes of a 256-bit register.
     pub(super) const NR: usize = 8;
@@ -819,29 +842,8 @@ mod avx2_gemm {
         let kb = job.kb;
         let col0 = p * NR;
         let cols = NR.min(s.n - col0);
-        // Packed integers (Q8_0's as stored, nibbles widened to bytes), then per block the NR
-        // weight scales and (Q4_1) mins; columns past N stay zero and are not stored.
-        let mut q = vec![0u8; kb * PACKED];
-        let mut d = vec![0f32; kb * NR];
-        let mut m = vec![0f32; if B::OFFSET == Offset::Min { kb * NR } else { 0 }];
-        for r in 0..cols {
-            let row = &job.w[job.w_first + batch * job.w_batch + (col0 + r) * job.w_row..][..kb];
-            for (b, blk) in row.iter().enumerate() {
-                let ints: [u32; 8] = if B::SIGNED {
-                    std::array::from_fn(|g| u32::from_le_bytes(blk.qs()[4 * g..4 * g + 4].try_into().unwrap()))
-                } else {
-                    bytemuck::cast(nibbles(blk.qs()))
-                };
-                let dst = &mut q[b * PACKED..];
-                for (g, x) in ints.iter().enumerate() {
-                    dst[g * NR * 4 + r * 4..][..4].copy_from_slice(&x.to_le_bytes());
-                }
-                d[b * NR + r] = blk.d().get();
-                if B::OFFSET == Offset::Min {
-                    m[b * NR + r] = blk.m().get();
-                }
-            }
-        }
+        // Q8_0's integers as stored (signed).
+        let Panel { q, d, m } = Panel::pack::<B, NR>(job, batch, col0, cols, 0);
         // What the nibbles' offset takes per unit of activation sum: d (ad dot - c s).
         let c = if B::OFFSET == Offset::MinusEight { 8.0 } else { 0.0 };
         let mut bias = [0f32; NR];

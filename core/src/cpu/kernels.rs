@@ -396,6 +396,66 @@ struct TileScratch {
     out: Vec<f32>,
 }
 
+/// out[r][x] = sum over s in `steps` of a[r][s] b[s][x], for R rows and x across `cols` in whole
+/// vectors (two at a time, then one): the small product both halves of an attention tile are
+/// (scores: queries times K transposed; outputs: probabilities times V). Operands are (pointer,
+/// row stride). Returns where the whole vectors stopped (the rest of `cols` is left to the caller).
+///
+/// SAFETY: a has R rows covering `steps`, b's rows `steps` cover the vectors of `cols`, out has R
+/// rows covering them.
+#[inline(always)]
+unsafe fn rows_times<S: Simd, const R: usize>(
+    a: (*const f32, usize),
+    steps: std::ops::Range<usize>,
+    b: (*const f32, usize),
+    cols: std::ops::Range<usize>,
+    out: (*mut f32, usize),
+) -> usize {
+    let mut x = cols.start;
+    // SAFETY: the caller's (above), for every vector of `cols` taken.
+    unsafe {
+        while x + 2 * S::LANES <= cols.end {
+            rows_times_block::<S, R, 2>(a, steps.clone(), b, x, out);
+            x += 2 * S::LANES;
+        }
+        if x + S::LANES <= cols.end {
+            rows_times_block::<S, R, 1>(a, steps, b, x, out);
+            x += S::LANES;
+        }
+    }
+    x
+}
+
+/// `rows_times` for NV vectors at column x: R x NV accumulators, so that each vector of b loaded
+/// serves R rows and no FMA waits on the previous one.
+#[inline(always)]
+unsafe fn rows_times_block<S: Simd, const R: usize, const NV: usize>(
+    (a, a_stride): (*const f32, usize),
+    steps: std::ops::Range<usize>,
+    (b, b_stride): (*const f32, usize),
+    x: usize,
+    (out, out_stride): (*mut f32, usize),
+) {
+    // SAFETY: `rows_times`'s.
+    unsafe {
+        let mut acc = [[S::zero(); NV]; R];
+        for s in steps {
+            let bv: [S::V; NV] = std::array::from_fn(|v| S::load(b.add(s * b_stride + x + v * S::LANES)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = S::splat(*a.add(r * a_stride + s));
+                for (acc, &bv) in acc.iter_mut().zip(&bv) {
+                    *acc = S::fma(av, bv, *acc);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, &acc) in acc.iter().enumerate() {
+                S::store(out.add(r * out_stride + x + v * S::LANES), acc);
+            }
+        }
+    }
+}
+
 /// Query rows i0 .. i0 + R of one head: scores for the keys any of them sees, each row's
 /// softmax over its own visible keys (zero elsewhere), then the probabilities times V.
 #[inline(always)]
@@ -411,39 +471,11 @@ fn attention_tile<S: Simd, const R: usize>(job: &HeadJob<'_>, i0: usize, scratch
     }
     // Whole vectors of keys around the visible ones.
     let (first, span) = (lo / l * l, hi.div_ceil(l) * l);
-    let (kt, qs, scores) = (job.kt.as_ptr(), scratch.q.as_ptr(), scratch.scores.as_mut_ptr());
-    // SAFETY: kt rows hold k_pad >= span values, each scores row k_pad, qs R rows of d.
+    // scores[r][j] = q_r . k_j, vectors of keys from K transposed.
+    // SAFETY: kt rows hold k_pad >= span values, each scores row k_pad, q R rows of d.
     unsafe {
-        let mut j0 = first;
-        while j0 + 2 * l <= span {
-            let mut acc = [[S::zero(); 2]; R];
-            for c in 0..d {
-                let k0 = S::load(kt.add(c * k_pad + j0));
-                let k1 = S::load(kt.add(c * k_pad + j0 + l));
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let qc = S::splat(*qs.add(r * d + c));
-                    acc[0] = S::fma(qc, k0, acc[0]);
-                    acc[1] = S::fma(qc, k1, acc[1]);
-                }
-            }
-            for (r, acc) in acc.iter().enumerate() {
-                S::store(scores.add(r * k_pad + j0), acc[0]);
-                S::store(scores.add(r * k_pad + j0 + l), acc[1]);
-            }
-            j0 += 2 * l;
-        }
-        if j0 < span {
-            let mut acc = [S::zero(); R];
-            for c in 0..d {
-                let k0 = S::load(kt.add(c * k_pad + j0));
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    *acc = S::fma(S::splat(*qs.add(r * d + c)), k0, *acc);
-                }
-            }
-            for (r, acc) in acc.iter().enumerate() {
-                S::store(scores.add(r * k_pad + j0), *acc);
-            }
-        }
+        let q = scratch.q.as_ptr();
+        rows_times::<S, R>((q, d), 0..d, (job.kt.as_ptr(), k_pad), first..span, (scratch.scores.as_mut_ptr(), k_pad));
     }
     for (r, keys) in visible.iter().enumerate() {
         let row = &mut scratch.scores[r * k_pad..][..k_pad];
@@ -467,37 +499,8 @@ fn attention_tile<S: Simd, const R: usize>(job: &HeadJob<'_>, i0: usize, scratch
     // SAFETY: value rows lo..hi < k_len lie inside v's data (checked by attention_head); each
     // row holds d values; probs and outs as above.
     unsafe {
-        let mut d0 = 0;
-        while d0 + 2 * l <= d {
-            let mut acc = [[S::zero(); 2]; R];
-            for j in lo..hi {
-                let vr = v_base.add(j * v.row_stride + d0);
-                let (v0, v1) = (S::load(vr), S::load(vr.add(l)));
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let p = S::splat(*probs.add(r * k_pad + j));
-                    acc[0] = S::fma(p, v0, acc[0]);
-                    acc[1] = S::fma(p, v1, acc[1]);
-                }
-            }
-            for (r, acc) in acc.iter().enumerate() {
-                S::store(outs.add(r * d + d0), acc[0]);
-                S::store(outs.add(r * d + d0 + l), acc[1]);
-            }
-            d0 += 2 * l;
-        }
-        if d0 + l <= d {
-            let mut acc = [S::zero(); R];
-            for j in lo..hi {
-                let v0 = S::load(v_base.add(j * v.row_stride + d0));
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    *acc = S::fma(S::splat(*probs.add(r * k_pad + j)), v0, *acc);
-                }
-            }
-            for (r, acc) in acc.iter().enumerate() {
-                S::store(outs.add(r * d + d0), *acc);
-            }
-            d0 += l;
-        }
+        // out[r] = sum_j p_rj v_j over whole vectors of d, then the last few dims one by one.
+        let d0 = rows_times::<S, R>((probs, k_pad), lo..hi, (v_base, v.row_stride), 0..d, (outs, d));
         for c in d0..d {
             for r in 0..R {
                 *outs.add(r * d + c) = (lo..hi).map(|j| *probs.add(r * k_pad + j) * *v_base.add(j * v.row_stride + c)).sum();
