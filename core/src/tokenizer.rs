@@ -119,9 +119,12 @@ impl Batch {
 }
 
 /// A tokenizer.json parsed by `tokenizers`, whose decoder deserialization panics ("Helper") on
-/// a syntax error or a bad string escape (a lone surrogate) inside the `decoder` value (found by
-/// fuzzing): the JSON is parsed whole first (skipping it would not check the escapes).
+/// a syntax error, a bad string escape (a lone surrogate) or bytes that are not UTF-8 inside the
+/// `decoder` value (found by fuzzing): the bytes are checked as UTF-8 (serde_json does not check
+/// the strings it skips) and the JSON is parsed whole first (skipping it would not check the
+/// escapes).
 fn parse_json(json: &[u8]) -> Result<tokenizers::Tokenizer> {
+    std::str::from_utf8(json).map_err(|e| Error::Tokenizer(format!("tokenizer.json is not UTF-8 text: {e}")))?;
     /// Only the post-processor is checked here: skipping the rest (the vocabulary, the merges)
     /// instead of building it as a `Value` is most of a tokenizer's load time saved.
     #[derive(serde::Deserialize)]

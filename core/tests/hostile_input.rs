@@ -112,6 +112,19 @@ fn a_tokenizer_json_with_a_syntax_error_inside_its_decoder_is_an_error_not_a_pan
 }
 
 #[test]
+fn a_tokenizer_json_with_bytes_that_are_not_utf8_inside_its_decoder_is_an_error_not_a_panic() {
+    // Found by fuzzing (tokenizer_json): a byte that is not UTF-8 in a key of the `decoder`
+    // object, which serde_json skips unchecked and `tokenizers` then panics on ("Helper").
+    use webformers::tokenizer::Tokenizer;
+    let json =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz/tokenizer-json-invalid-utf8-in-decoder.json")).unwrap();
+    for result in [Tokenizer::from_bytes(&json, 64).map(|_| ()), Tokenizer::for_generation(&json).map(|_| ())] {
+        let e = result.unwrap_err();
+        assert!(matches!(e, Error::Tokenizer(_)) && e.to_string().contains("not UTF-8"), "{e}");
+    }
+}
+
+#[test]
 fn a_tokenizer_json_whose_template_names_an_undefined_special_token_is_an_error_not_a_panic() {
     // Found by fuzzing (tokenizer_json): `tokenizers` loads a TemplateProcessing that uses a
     // special token its `special_tokens` lack, then panics on the first encode.
