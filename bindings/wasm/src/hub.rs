@@ -316,7 +316,14 @@ fn store_error(repo: &str, file: &str, e: JsValue) -> Error {
     let kind = if name == "QuotaExceededError" { HubErrorKind::Quota } else { HubErrorKind::Cache };
     // The JS store is IndexedDB in browsers, the huggingface_hub cache folders in Node.
     let store = if is_browser() { "the browser cache (IndexedDB)" } else { "the Hub cache folder" };
-    Error::Hub { repo: repo.to_string(), file: file.to_string(), kind, msg: format!("{store}: {}", describe(&e)) }
+    let mut msg = format!("{store}: {}", describe(&e));
+    // The browser's own QuotaExceededError may say nothing; the weights' store words its own.
+    if kind == HubErrorKind::Quota && !msg.contains("needs more room") {
+        msg.push_str(
+            " (the browser refused the room: the quota is used up; free some with cache.delete(), or set env.useBrowserCache = false to load without caching)",
+        );
+    }
+    Error::Hub { repo: repo.to_string(), file: file.to_string(), kind, msg }
 }
 
 pub struct JsStore {
