@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the op tests (core/tests/ops.rs, core/tests/decoder_ops.rs) and the tiny decoders' logits
-# against transformers (core/tests/tiny_decoders.rs) in headless Chromium through
+# Runs the op tests (core/tests/ops.rs, core/tests/decoder_ops.rs, core/tests/int8.rs) and the tiny
+# decoders' logits against transformers (core/tests/tiny_decoders.rs) in headless Chromium through
 # wasm-bindgen-test-runner (the cargo runner for wasm32 in .cargo/config.toml): on the CPU
 # backend built with simd128 and on the WebGPU backend over the browser's adapter (SwiftShader on
-# a machine without a GPU). Needs scripts/setup-tools.sh first.
+# a machine without a GPU); then the op tests again with the relaxed-simd CPU kernels. Needs
+# scripts/setup-tools.sh first.
 #
 # WEBFORMERS_REQUIRE_GPU (default 1 here) is compiled into the tests: with 1, a browser without
 # a WebGPU adapter fails them instead of skipping the GPU runs.
@@ -58,4 +59,9 @@ fi
 # --release: the dependencies then build as the npm package's build (scripts/test-npm.sh) builds
 # them, so the two share most of their artifacts (on a 2-CPU machine the debug build alone took
 # 7m46s; in release after the package's build, 2 min).
-cargo test --release -p webformers-core --target wasm32-unknown-unknown --test ops --test decoder_ops --test tiny_decoders "$@"
+cargo test --release -p webformers-core --target wasm32-unknown-unknown --test ops --test decoder_ops --test int8 --test tiny_decoders "$@"
+# Again with the relaxed-simd kernels (the npm package's relaxed builds: fused multiply-adds,
+# relaxed integer dot products): the CPU ops, attention and the int8 matmuls against their
+# references. Only the core crate recompiles for the feature.
+echo "== test-wasm: the relaxed-simd kernels"
+cargo test --release -p webformers-core --features relaxed-simd --target wasm32-unknown-unknown --test ops --test decoder_ops --test int8 "$@"

@@ -9,7 +9,10 @@
 //   node bench/js/browser.mjs [--corpus corpus|passages] [--batch 32] [--reps 7] [--latency-runs 100] [--gpu-reps 1]
 //        [--gpu-latency-runs 5] [--only webformers|transformers.js] [--devices wasm,webgpu]
 //        [--generation wasm,webgpu|none] [--generation-threads 1,2]
-//        [--generation-model SmolLM2-135M-Instruct.Q4_1.gguf] [--json FILE]
+//        [--generation-model SmolLM2-135M-Instruct.Q4_1.gguf] [--dtypes fp32,q8] [--json FILE]
+//
+// --dtypes: the embedding rows at each dtype (default fp32): webformers quantizes at load,
+// Transformers.js loads the ONNX export's model_quantized.onnx for q8.
 //
 // --generation also measures text generation with SmolLM2-135M-Instruct Q4_1 (GGUF; another
 // model of .cache/models with --generation-model, as bench/gemma3.sh does) on those devices (on
@@ -32,7 +35,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const tjsModules = path.join(root, 'bench', 'transformersjs', 'node_modules');
 
-const opts = { corpus: 'corpus', batch: 32, reps: 7, latencyRuns: 100, gpuReps: 1, gpuLatencyRuns: 5, only: null, devices: 'wasm,webgpu', generation: 'wasm', generationThreads: '1,2', generationModel: 'SmolLM2-135M-Instruct.Q4_1.gguf', json: null };
+const opts = { corpus: 'corpus', batch: 32, reps: 7, latencyRuns: 100, gpuReps: 1, gpuLatencyRuns: 5, only: null, devices: 'wasm,webgpu', generation: 'wasm', generationThreads: '1,2', generationModel: 'SmolLM2-135M-Instruct.Q4_1.gguf', dtypes: 'fp32', json: null };
 const flags = {
   // --corpus passages --batch 8: bench/passages.json's 256-token passages, per token (no padding).
   '--corpus': 'corpus',
@@ -46,6 +49,7 @@ const flags = {
   '--generation': 'generation',
   '--generation-threads': 'generationThreads',
   '--generation-model': 'generationModel',
+  '--dtypes': 'dtypes',
   '--json': 'json',
 };
 for (let i = 2; i < process.argv.length; i += 2) {
@@ -58,13 +62,19 @@ for (let i = 2; i < process.argv.length; i += 2) {
 }
 
 const configs = [
+  // Chromium has relaxed-simd: webformers' default there is its relaxed build (fused
+  // multiply-adds); the simd128 build beside it is what browsers without relaxed-simd run.
   { runtime: 'webformers', device: 'wasm', threads: 1 },
   { runtime: 'webformers', device: 'wasm', threads: 2 },
+  { runtime: 'webformers (simd128)', device: 'wasm', threads: 1, relaxedSimd: false },
+  { runtime: 'webformers (simd128)', device: 'wasm', threads: 2, relaxedSimd: false },
   { runtime: 'webformers', device: 'webgpu' },
   { runtime: 'transformers.js', device: 'wasm', threads: 1 },
   { runtime: 'transformers.js', device: 'wasm', threads: 2 },
   { runtime: 'transformers.js', device: 'webgpu' },
-].filter((c) => (!opts.only || c.runtime === opts.only) && opts.devices.split(',').includes(c.device));
+]
+  .filter((c) => (!opts.only || c.runtime.split(' ')[0] === opts.only) && opts.devices.split(',').includes(c.device))
+  .flatMap((c) => opts.dtypes.split(',').map((dtype) => ({ ...c, dtype })));
 
 for (const need of [
   path.join(root, 'npm', 'dist', 'index.js'),
@@ -105,12 +115,13 @@ async function measure(config) {
   let embed;
   let adapter = null;
   const t0 = performance.now();
-  if (config.runtime === 'webformers') {
+  if (config.runtime.startsWith('webformers')) {
     const { pipeline, env } = await import('/webformers/index.js');
     env.allowLocalModels = true;
     env.allowRemoteModels = false;
     env.numThreads = config.threads ?? 1;
-    const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { device: config.device });
+    env.relaxedSimd = config.relaxedSimd ?? null;
+    const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { device: config.device, dtype: config.dtype });
     adapter = extractor.adapter;
     if (config.device === 'wasm' && extractor.threads !== config.threads) {
       throw new Error(`webformers runs ${extractor.threads} thread(s), not ${config.threads}`);
@@ -127,7 +138,7 @@ async function measure(config) {
       wasm: '/ort/ort-wasm-simd-threaded.asyncify.wasm',
     };
     env.backends.onnx.wasm.numThreads = config.threads ?? 1;
-    const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2-onnx', { device: config.device, dtype: 'fp32' });
+    const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2-onnx', { device: config.device, dtype: config.dtype });
     embed = async (texts) => (await extractor(texts, { pooling: 'mean', normalize: true })).tolist();
   }
   const loadMs = performance.now() - t0;
@@ -230,14 +241,14 @@ try {
 }
 
 console.log(`\n${chromium}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), ${new Date().toISOString().slice(0, 10)}\n`);
-console.log('| runtime | device | threads | sentences/s | single latency (ms) | load (ms) | min cosine vs PyTorch |');
-console.log('|---|---|---|---|---|---|---|');
+console.log('| runtime | device | dtype | threads | sentences/s | single latency (ms) | load (ms) | min cosine vs PyTorch |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const r of results.filter((r) => !r.task)) {
   if (r.error) {
-    console.log(`| ${r.runtime} | ${r.device} | ${r.threads ?? '-'} | error: ${r.error} | | | |`);
+    console.log(`| ${r.runtime} | ${r.device} | ${r.dtype} | ${r.threads ?? '-'} | error: ${r.error} | | | |`);
     continue;
   }
-  console.log(`| ${r.runtime} | ${r.device} | ${r.threads ?? '-'} | ${r.throughput_sent_per_s} | ${r.latency_ms_median} | ${r.load_ms} | ${r.min_cosine_vs_reference} |`);
+  console.log(`| ${r.runtime} | ${r.device} | ${r.dtype} | ${r.threads ?? '-'} | ${r.throughput_sent_per_s} | ${r.latency_ms_median} | ${r.load_ms} | ${r.min_cosine_vs_reference} |`);
 }
 const generation = results.filter((r) => r.task);
 if (generation.length) {

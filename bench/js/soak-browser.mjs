@@ -120,7 +120,8 @@ function countGpuBuffers() {
 /** In the page: one round (every workload loaded, called once, disposed); results and samples. */
 async function round(device, workloads, reuse) {
   const { pipeline, env, read_audio } = await import('/webformers/index.js');
-  const glue = await import('/webformers/wasm/webformers_wasm.js');
+  // The glue of whichever build the engine loads (simd128 or relaxed-simd).
+  const { engine } = await import('/webformers/engine.js');
   env.allowLocalModels = true;
   env.allowRemoteModels = false;
   env.localModelPath = '/';
@@ -145,7 +146,7 @@ async function round(device, workloads, reuse) {
   // ArrayBuffers (fetched weights) are freed lazily, which would make every sample noise.
   const collected = typeof self.gc === 'function';
   if (collected) self.gc();
-  const memory = (await glue.default()).memory.buffer.byteLength;
+  const memory = (await (await engine()).default()).memory.buffer.byteLength;
   return {
     results,
     wasm_bytes: memory,

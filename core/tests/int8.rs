@@ -1,10 +1,11 @@
 //! The int8 CPU path for Q8_0 / Q4_0 / Q4_1 weights (activations quantized per 32 values, integer
 //! block dot products) against `reference::linear_int8`, over odd shapes, batches and views, on
 //! whichever instruction set this process picked (run it also with WEBFORMERS_ISA=avx2 and
-//! =scalar), and against the f32 path at the error that 8-bit activations allow.
-#![cfg(not(target_arch = "wasm32"))]
+//! =scalar), and against the f32 path at the error that 8-bit activations allow. In Chromium too
+//! (scripts/test-wasm.sh): the simd128 kernels, and the relaxed-simd ones with `--features
+//! relaxed-simd`.
 
-#[allow(unused_macros)]
+#[macro_use]
 mod support;
 
 use support::{Rng, Tolerance, assert_close};
@@ -33,10 +34,9 @@ fn tol(k: usize) -> Tolerance {
     Tolerance { abs: 2e-6 * k as f32, rel: 1e-5 }
 }
 
-#[test]
-fn int8_linear_matches_the_reference_over_odd_shapes() {
+async_test! { async fn int8_linear_matches_the_reference_over_odd_shapes() {
     let _on = int8_on();
-    eprintln!("int8 kernels: {}", webformers::cpu::int8_isa_name());
+    test_log!("int8 kernels: {}", webformers::cpu::int8_isa_name());
     let mut rng = Rng::new(81);
     for dtype in TYPES {
         for k in [32, 288] {
@@ -49,7 +49,7 @@ fn int8_linear_matches_the_reference_over_odd_shapes() {
                     let x = rng.vec(m * k, 1.0);
                     let tx = Tensor::from_f32(&x, &[m, k], &Device::Cpu).unwrap();
                     for with_bias in [false, true] {
-                        let got = tx.linear(&tw, with_bias.then_some(&tb), Activation::None).unwrap().to_vec_f32_blocking().unwrap();
+                        let got = tx.linear(&tw, with_bias.then_some(&tb), Activation::None).unwrap().to_vec_f32().await.unwrap();
                         let want = reference::linear_int8(&x, &bytes, dtype, with_bias.then_some(&bias[..]), k, n).unwrap();
                         assert_close(&format!("{dtype} int8 [{m}, {k}] x [{n}, {k}]^T bias={with_bias}"), &got, &want, tol(k));
                     }
@@ -57,10 +57,9 @@ fn int8_linear_matches_the_reference_over_odd_shapes() {
             }
         }
     }
-}
+}}
 
-#[test]
-fn int8_linear_over_batches_views_and_activations() {
+async_test! { async fn int8_linear_over_batches_views_and_activations() {
     let _on = int8_on();
     let mut rng = Rng::new(82);
     for dtype in TYPES {
@@ -71,12 +70,12 @@ fn int8_linear_over_batches_views_and_activations() {
         let x = rng.vec(3 * 5 * k, 1.0);
         let got = Tensor::from_f32(&x, &[3, 5, k], &Device::Cpu).unwrap().linear(&tw, None, Activation::None).unwrap();
         let want = reference::linear_int8(&x, &bytes, dtype, None, k, n).unwrap();
-        assert_close(&format!("{dtype} int8 batched"), &got.to_vec_f32_blocking().unwrap(), &want, tol(k));
+        assert_close(&format!("{dtype} int8 batched"), &got.to_vec_f32().await.unwrap(), &want, tol(k));
         // A transposed (non-contiguous) input.
         let xt = rng.vec(k * 6, 1.0);
         let x_rows: Vec<f32> = (0..6).flat_map(|i| (0..k).map(move |p| (i, p))).map(|(i, p)| xt[p * 6 + i]).collect();
         let t = Tensor::from_f32(&xt, &[k, 6], &Device::Cpu).unwrap().transpose(0, 1).unwrap();
-        let got = t.linear(&tw, None, Activation::None).unwrap().to_vec_f32_blocking().unwrap();
+        let got = t.linear(&tw, None, Activation::None).unwrap().to_vec_f32().await.unwrap();
         let want = reference::linear_int8(&x_rows, &bytes, dtype, None, k, n).unwrap();
         assert_close(&format!("{dtype} int8 transposed input"), &got, &want, tol(k));
         // Rows 2..7 of a [9, K] input (an offset into A: the last position before an LM head).
@@ -87,7 +86,7 @@ fn int8_linear_over_batches_views_and_activations() {
             .unwrap()
             .linear(&tw, None, Activation::None)
             .unwrap()
-            .to_vec_f32_blocking()
+            .to_vec_f32().await
             .unwrap();
         let want = reference::linear_int8(&x9[2 * k..7 * k], &bytes, dtype, None, k, n).unwrap();
         assert_close(&format!("{dtype} int8 input rows 2..7"), &got, &want, tol(k));
@@ -97,7 +96,7 @@ fn int8_linear_over_batches_views_and_activations() {
             .unwrap()
             .linear(&tw, None, Activation::None)
             .unwrap()
-            .to_vec_f32_blocking()
+            .to_vec_f32().await
             .unwrap();
         let want = reference::linear_int8(&x9[8 * k..], &bytes, dtype, None, k, n).unwrap();
         assert_close(&format!("{dtype} int8 input row 8"), &got, &want, tol(k));
@@ -108,7 +107,7 @@ fn int8_linear_over_batches_views_and_activations() {
             .unwrap()
             .linear(&part, None, Activation::Unary(UnaryOp::Gelu))
             .unwrap()
-            .to_vec_f32_blocking()
+            .to_vec_f32().await
             .unwrap();
         let rows = dtype.bytes_for(k).unwrap();
         let want: Vec<f32> = reference::linear_int8(&x1, &bytes[5 * rows..16 * rows], dtype, None, k, 11)
@@ -118,10 +117,9 @@ fn int8_linear_over_batches_views_and_activations() {
             .collect();
         assert_close(&format!("{dtype} int8 row slice + gelu"), &got, &want, Tolerance { abs: 1e-4, rel: 1e-4 });
     }
-}
+}}
 
-#[test]
-fn int8_path_is_within_8_bit_rounding_of_the_f32_path_and_the_switch_works() {
+async_test! { async fn int8_path_is_within_8_bit_rounding_of_the_f32_path_and_the_switch_works() {
     let _on = int8_on();
     let mut rng = Rng::new(83);
     for dtype in TYPES {
@@ -132,9 +130,9 @@ fn int8_path_is_within_8_bit_rounding_of_the_f32_path_and_the_switch_works() {
         let tw = Tensor::from_bytes(&bytes, dtype, &[n, k], &Device::Cpu).unwrap();
         let tx = Tensor::from_f32(&x, &[m, k], &Device::Cpu).unwrap();
         let exact = reference::linear(&x, &dense, None, k, n);
-        let int8 = tx.linear(&tw, None, Activation::None).unwrap().to_vec_f32_blocking().unwrap();
+        let int8 = tx.linear(&tw, None, Activation::None).unwrap().to_vec_f32().await.unwrap();
         webformers::cpu::set_int8_matmul(false);
-        let f32_path = tx.linear(&tw, None, Activation::None).unwrap().to_vec_f32_blocking().unwrap();
+        let f32_path = tx.linear(&tw, None, Activation::None).unwrap().to_vec_f32().await.unwrap();
         webformers::cpu::set_int8_matmul(true);
         assert_close(&format!("{dtype} f32 path"), &f32_path, &exact, Tolerance { abs: 1e-4, rel: 1e-5 });
         // Activations rounded to 8 bits: each value off by at most half a step (amax / 254), so
@@ -145,10 +143,9 @@ fn int8_path_is_within_8_bit_rounding_of_the_f32_path_and_the_switch_works() {
         assert!(rms < 0.05, "{dtype}: int8 rms error {rms}");
         assert!(int8 != f32_path, "{dtype}: the switch did not change the path");
     }
-}
+}}
 
-#[test]
-fn int8_rejects_weights_that_are_not_whole_blocks() {
+async_test! { async fn int8_rejects_weights_that_are_not_whole_blocks() {
     let _on = int8_on();
     let mut rng = Rng::new(84);
     let bytes = weight(&mut rng, DType::Q8_0, 4, 64);
@@ -156,4 +153,4 @@ fn int8_rejects_weights_that_are_not_whole_blocks() {
     let x = Tensor::from_f32(&rng.vec(2 * 16, 1.0), &[2, 16], &Device::Cpu).unwrap();
     let e = x.linear(&w.narrow(1, 8, 16).unwrap(), None, Activation::None).unwrap_err().to_string();
     assert!(e.contains("block"), "{e}");
-}
+}}

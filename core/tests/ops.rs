@@ -564,7 +564,8 @@ async_test! { async fn one_graph_with_many_ops_and_reuse_of_intermediates() {
 
 async_test! { async fn devices_report_their_backends() {
     // Logs what every other test runs on (`--nocapture` shows it), and fails where a required GPU
-    // is missing or the wasm CPU backend does not use the simd128 kernels it was built with.
+    // is missing or the wasm CPU backend does not use the simd128 (or relaxed-simd) kernels it
+    // was built with.
     let devs = devices().await;
     for (name, dev) in &devs {
         test_log!("{name}: {}", dev.describe());
@@ -572,8 +573,10 @@ async_test! { async fn devices_report_their_backends() {
     if support::gpu_required() {
         assert!(devs.iter().any(|(_, d)| d.is_gpu()), "WEBFORMERS_REQUIRE_GPU=1 but no GPU device: {devs:?}");
     }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    assert!(webformers::Device::Cpu.describe().contains("simd128"), "{}", webformers::Device::Cpu.describe());
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(feature = "relaxed-simd")))]
+    assert!(webformers::Device::Cpu.describe().contains("(simd128"), "{}", webformers::Device::Cpu.describe());
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
+    assert!(webformers::Device::Cpu.describe().contains("(relaxed-simd"), "{}", webformers::Device::Cpu.describe());
 }}
 
 async_test! { async fn take_along_last_matches_reference() {

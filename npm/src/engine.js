@@ -1,13 +1,16 @@
 // Loading the engine (the wasm-bindgen module) once, and calling into it safely.
 //
-// Two builds of the engine ship in dist/wasm/: the single-threaded one (webformers_wasm) and the
-// threaded one (webformers_wasm_threaded: shared memory, `+atomics`). The threaded build is used
-// when more than one thread is asked for (`env.numThreads`, default: the cores, at most 4) and
-// the environment allows it: a crossOriginIsolated page or worker (SharedArrayBuffer, nested
+// Four builds of the engine ship in dist/wasm/: the single-threaded one (webformers_wasm) and the
+// threaded one (webformers_wasm_threaded: shared memory, `+atomics`), each also as a relaxed-simd
+// build (`_relaxed`: the CPU kernels' multiply-adds fused, f32x4.relaxed_madd). The threaded build
+// is used when more than one thread is asked for (`env.numThreads`, default: the cores, at most 4)
+// and the environment allows it: a crossOriginIsolated page or worker (SharedArrayBuffer, nested
 // Workers), or Node (worker_threads). Its CPU kernels then split their work between the calling
 // thread and `threads - 1` pool workers (thread-worker.js), each an instance of the same module on
 // the same memory. Anywhere else, or if the threaded build fails to start, the single-threaded
-// build runs, as before.
+// build runs, as before. The relaxed-simd builds are taken where the JS engine validates
+// relaxed-simd (a probe module: Chromium since 114, not Node 20) unless `env.relaxedSimd` is
+// false; a relaxed build that fails to load falls back to its simd128 twin.
 //
 // Every call into the engine goes through `guarded`: its promise settles even if the engine
 // panics. A panic in wasm cannot unwind; it aborts the instance mid-call. The Rust side reports
@@ -20,6 +23,21 @@ import { compileCachedWasm, compileResponse } from './wasm-cache.js';
 
 const WASM_FILE = 'webformers_wasm_bg.wasm';
 const WASM_FILE_THREADED = 'webformers_wasm_threaded_bg.wasm';
+const WASM_FILE_RELAXED = 'webformers_wasm_relaxed_bg.wasm';
+const WASM_FILE_THREADED_RELAXED = 'webformers_wasm_threaded_relaxed_bg.wasm';
+/**
+ * A module whose one function uses f32x4.relaxed_madd (opcode 0xfd 0x105) on three zero vectors:
+ * it validates exactly where the JS engine has relaxed-simd.
+ */
+const RELAXED_SIMD_PROBE = (() => {
+  const zeros = [0xfd, 0x0c, ...new Array(16).fill(0)]; // v128.const 0
+  const body = [0x00, ...zeros, ...zeros, ...zeros, 0xfd, 0x85, 0x02, 0x1a, 0x0b]; // madd, drop, end
+  const header = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+  const types = [0x01, 0x04, 0x01, 0x60, 0x00, 0x00]; // one type: () -> ()
+  const funcs = [0x03, 0x02, 0x01, 0x00];
+  const code = [0x0a, body.length + 2, 0x01, body.length, ...body];
+  return new Uint8Array([...header, ...types, ...funcs, ...code]);
+})();
 /** The default upper bound of `env.numThreads: null` (the cores, at most this many). */
 const MAX_DEFAULT_THREADS = 4;
 
@@ -51,10 +69,36 @@ export function wasmUrl(file = WASM_FILE) {
     return new URL(file, new URL(paths.endsWith('/') ? paths : `${paths}/`, baseHref()));
   }
   if (paths && typeof paths === 'object' && paths[file]) return new URL(paths[file], baseHref());
-  // Literal `new URL(..., import.meta.url)` expressions, so that bundlers ship both files.
-  return file === WASM_FILE_THREADED
-    ? new URL('./wasm/webformers_wasm_threaded_bg.wasm', import.meta.url)
-    : new URL('./wasm/webformers_wasm_bg.wasm', import.meta.url);
+  // Literal `new URL(..., import.meta.url)` expressions, so that bundlers ship every file.
+  switch (file) {
+    case WASM_FILE_THREADED:
+      return new URL('./wasm/webformers_wasm_threaded_bg.wasm', import.meta.url);
+    case WASM_FILE_RELAXED:
+      return new URL('./wasm/webformers_wasm_relaxed_bg.wasm', import.meta.url);
+    case WASM_FILE_THREADED_RELAXED:
+      return new URL('./wasm/webformers_wasm_threaded_relaxed_bg.wasm', import.meta.url);
+    default:
+      return new URL('./wasm/webformers_wasm_bg.wasm', import.meta.url);
+  }
+}
+
+/** Whether to load the relaxed-simd builds: where they validate, unless env.relaxedSimd is false. */
+function useRelaxedSimd() {
+  if (env.relaxedSimd === false) return false;
+  let valid = false;
+  try {
+    valid = WebAssembly.validate(RELAXED_SIMD_PROBE);
+  } catch {
+    valid = false;
+  }
+  if (!valid && env.relaxedSimd === true) log.warn('env.relaxedSimd: this JS engine has no relaxed-simd; using the simd128 build');
+  return valid;
+}
+
+/** The glue of a build (literal import()s, so that bundlers ship each). */
+function importGlue(threaded, relaxed) {
+  if (threaded) return relaxed ? import('./wasm/webformers_wasm_threaded_relaxed.js') : import('./wasm/webformers_wasm_threaded.js');
+  return relaxed ? import('./wasm/webformers_wasm_relaxed.js') : import('./wasm/webformers_wasm.js');
 }
 
 /** The bytes of a file: URL in Node (its fetch cannot read them); else the URL itself. */
@@ -97,19 +141,20 @@ function threadsUnavailable() {
   return null;
 }
 
-async function instantiateSingle(note) {
-  const url = wasmUrl(WASM_FILE);
-  const glue = await import('./wasm/webformers_wasm.js');
+async function instantiateSingle(note, relaxed) {
+  const file = relaxed ? WASM_FILE_RELAXED : WASM_FILE;
+  const url = wasmUrl(file);
+  const glue = await importGlue(false, relaxed);
   try {
     // A module compiled from the Cache API (env.useWasmCache), else the file itself.
-    const module = await compileCachedWasm(url, WASM_FILE);
+    const module = await compileCachedWasm(url, file);
     await glue.default({ module_or_path: module ?? (await wasmSource(url)) });
   } catch (e) {
     throw new WebformersError(`could not load the webformers WebAssembly module from ${url}: ${e?.message ?? e}`, 'wasm', {
       cause: e,
     });
   }
-  loaded = { threads: 1, threaded: false, note };
+  loaded = { threads: 1, threaded: false, simd: relaxed ? 'relaxed-simd' : 'simd128', note };
   return { wasm: glue, url };
 }
 
@@ -123,17 +168,29 @@ async function compileFile(url) {
 }
 
 /** Compiles the threaded module once (it is sent to every worker), then instantiates it here. */
-async function instantiateThreaded(threads) {
-  const url = wasmUrl(WASM_FILE_THREADED);
-  const glue = await import('./wasm/webformers_wasm_threaded.js');
+async function instantiateThreaded(threads, relaxed) {
+  const file = relaxed ? WASM_FILE_THREADED_RELAXED : WASM_FILE_THREADED;
+  const url = wasmUrl(file);
+  const glue = await importGlue(true, relaxed);
   // From the Cache API (env.useWasmCache), else compiled from the file.
-  const module = (await compileCachedWasm(url, WASM_FILE_THREADED)) ?? (await compileFile(url));
+  const module = (await compileCachedWasm(url, file)) ?? (await compileFile(url));
   await glue.default({ module_or_path: module });
-  const started = await startWorkers(glue, module, threads - 1);
+  const started = await startWorkers(glue, module, threads - 1, relaxed);
   const note = started < threads - 1 ? `${started + 1} of the ${threads} threads asked for started` : null;
   if (note) log.warn(note);
-  loaded = { threads: started + 1, threaded: true, note };
+  loaded = { threads: started + 1, threaded: true, simd: relaxed ? 'relaxed-simd' : 'simd128', note };
   return { wasm: glue, url };
+}
+
+/** Loads a build, its relaxed-simd twin first when `relaxed`; a relaxed build that fails falls back. */
+async function withRelaxedFallback(relaxed, load) {
+  if (!relaxed) return load(false);
+  try {
+    return await load(true);
+  } catch (e) {
+    log.warn(`the relaxed-simd build could not load (${e?.message ?? e}); using the simd128 build`);
+    return load(false);
+  }
 }
 
 /**
@@ -162,10 +219,11 @@ const workers = [];
  * whose instance later stops (a panic) poisons the pool, so that the engine panics instead of
  * waiting for it.
  */
-async function startWorkers(wasm, module, count) {
+async function startWorkers(wasm, module, count, relaxed) {
   const memory = wasm.threadPoolMemory();
   const poison = wasm.threadPoolPoisonAddress();
-  const init = { webformersThread: 1, module, memory, poison };
+  // `relaxed`: which glue the worker imports (each build has its own).
+  const init = { webformersThread: 1, module, memory, poison, relaxed };
   const one = async (i) => {
     let worker;
     const name = `webformers-thread-${i + 1}`;
@@ -230,6 +288,7 @@ async function instantiate() {
     );
   }
   const threads = await requestedThreads();
+  const relaxed = useRelaxedSimd();
   let note = null;
   let result = null;
   if (threads > 1) {
@@ -238,23 +297,23 @@ async function instantiate() {
       log.info(`using one thread: ${note}`);
     } else {
       try {
-        result = await instantiateThreaded(threads);
+        result = await withRelaxedFallback(relaxed, (r) => instantiateThreaded(threads, r));
       } catch (e) {
         note = `the threaded engine could not start (${e?.message ?? e})`;
         log.warn(`using one thread: ${note}`);
       }
     }
   }
-  result ??= await instantiateSingle(note);
+  result ??= await withRelaxedFallback(relaxed, (r) => instantiateSingle(note, r));
   const { wasm, url } = result;
   wasm.setPanicHandler(onPanic);
-  log.debug(`engine ${wasm.version()} loaded from ${url} (${loaded.threads} thread${loaded.threads > 1 ? 's' : ''})`);
+  log.debug(`engine ${wasm.version()} loaded from ${url} (${loaded.simd}, ${loaded.threads} thread${loaded.threads > 1 ? 's' : ''})`);
   return wasm;
 }
 
 /**
- * How the engine runs on the CPU: `{threads, threaded, note}` (`note`: why it runs on fewer
- * threads than asked for), once it is loaded; null before.
+ * How the engine runs on the CPU: `{threads, threaded, simd, note}` (`simd`: 'relaxed-simd' or
+ * 'simd128'; `note`: why it runs on fewer threads than asked for), once it is loaded; null before.
  */
 export function engineThreads() {
   return loaded && { ...loaded };

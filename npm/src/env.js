@@ -63,11 +63,18 @@ export const env = {
   /** Look for models under `localModelPath` first (default: in Node only, as transformers.js). */
   allowLocalModels: IS_NODE,
   /**
-   * Where `webformers_wasm_bg.wasm` (and the threaded build's `webformers_wasm_threaded_bg.wasm`)
-   * is served from: a URL prefix (folder), or an object mapping the file names to their URLs.
-   * Default: next to the package's JavaScript.
+   * Where `webformers_wasm_bg.wasm` (and the threaded build's `webformers_wasm_threaded_bg.wasm`,
+   * and their relaxed-simd twins `webformers_wasm_relaxed_bg.wasm` and
+   * `webformers_wasm_threaded_relaxed_bg.wasm`) is served from: a URL prefix (folder), or an object
+   * mapping the file names to their URLs. Default: next to the package's JavaScript.
    */
   wasmPaths: null,
+  /**
+   * The relaxed-simd builds (fused multiply-adds in the CPU kernels): null (default) or true to
+   * take them where the JS engine validates relaxed-simd, false for the simd128 builds always.
+   * Read when the engine first loads.
+   */
+  relaxedSimd: null,
   /**
    * CPU threads for device 'wasm': null (default) for the cores, at most 4; 1 for the
    * single-threaded build. More than one needs SharedArrayBuffer: a crossOriginIsolated page

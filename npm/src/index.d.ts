@@ -87,10 +87,16 @@ export interface Env {
   /** Default: true in Node, false in browsers (as transformers.js). */
   allowLocalModels: boolean;
   /**
-   * Where webformers_wasm_bg.wasm (and webformers_wasm_threaded_bg.wasm) are served from: a folder
-   * URL, or { 'webformers_wasm_bg.wasm': url, 'webformers_wasm_threaded_bg.wasm': url }.
+   * Where webformers_wasm_bg.wasm (and webformers_wasm_threaded_bg.wasm, and their relaxed-simd
+   * twins webformers_wasm_relaxed_bg.wasm and webformers_wasm_threaded_relaxed_bg.wasm) are served
+   * from: a folder URL, or { 'webformers_wasm_bg.wasm': url, ... }.
    */
   wasmPaths: string | Record<string, string> | null;
+  /**
+   * The relaxed-simd builds (fused multiply-adds): null (default) or true where the JS engine
+   * validates relaxed-simd, false for the simd128 builds. Read when the engine first loads.
+   */
+  relaxedSimd: boolean | null;
   /**
    * CPU threads for device 'wasm': null (default) for the cores, at most 4. More than one runs the
    * threaded build, which needs a crossOriginIsolated page (COOP/COEP headers) or Node; elsewhere

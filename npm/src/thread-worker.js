@@ -3,14 +3,16 @@
 // itself in, then takes its share of every parallel CPU kernel for the rest of its life (its
 // event loop stays blocked inside the engine). Started by the package itself; not an API.
 
-import init, * as wasm from './wasm/webformers_wasm_threaded.js';
 
 const IS_NODE =
   typeof process !== 'undefined' && !!process.versions?.node && typeof WorkerGlobalScope === 'undefined';
 
-async function start({ module, memory, poison }, reply) {
+async function start({ module, memory, poison, relaxed }, reply) {
+  let wasm;
   try {
-    await init({ module_or_path: module, memory });
+    // The glue of the build the main thread loaded (literal paths, for bundlers).
+    wasm = relaxed ? await import('./wasm/webformers_wasm_threaded_relaxed.js') : await import('./wasm/webformers_wasm_threaded.js');
+    await wasm.default({ module_or_path: module, memory });
   } catch (e) {
     reply({ webformersThread: 1, error: `could not instantiate the threaded engine: ${e?.message ?? e}` });
     return;

@@ -179,7 +179,7 @@ describe('feature-extraction in the page matches the PyTorch reference', () => {
     });
     const out = await embedInPage(p, 'auto', texts.slice(0, 3));
     const wasmUrls = await p.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name).filter((u) => u.endsWith('.wasm')));
-    assert.deepEqual(wasmUrls, [`${server.url}dist-copy/wasm/webformers_wasm_bg.wasm`]);
+    assert.deepEqual(wasmUrls, [`${server.url}dist-copy/wasm/webformers_wasm_relaxed_bg.wasm`]);
     assert.equal(out.device, 'wasm');
     assert.match(out.note, /software fallback/);
     assert.ok(maxAbsDiff(out.data, { ...ref, inputs: ref.inputs.slice(0, 3) }) <= TOLERANCE);
@@ -189,15 +189,16 @@ describe('feature-extraction in the page matches the PyTorch reference', () => {
 
 describe('wasm threads: the threaded build in a crossOriginIsolated page, one thread elsewhere', () => {
   /** In the page: env.numThreads, then `embedInPage`'s work, plus which .wasm files loaded. */
-  async function embedThreaded(p, device, inputs, numThreads) {
+  async function embedThreaded(p, device, inputs, numThreads, relaxedSimd = null) {
     return evaluateWithin(
       p,
       240,
-      async (device, inputs, numThreads) => {
+      async (device, inputs, numThreads, relaxedSimd) => {
         const { pipeline, env } = await import('/webformers/index.js');
         env.allowLocalModels = true;
         env.allowRemoteModels = false;
         env.numThreads = numThreads;
+        env.relaxedSimd = relaxedSimd;
         // Fetched, not compiled from the Cache API: which build the page fetches is checked.
         env.useWasmCache = false;
         const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { device });
@@ -209,6 +210,7 @@ describe('wasm threads: the threaded build in a crossOriginIsolated page, one th
       device,
       inputs,
       numThreads,
+      relaxedSimd,
     );
   }
 
@@ -218,8 +220,9 @@ describe('wasm threads: the threaded build in a crossOriginIsolated page, one th
     assert.equal(out.isolated, true);
     assert.equal(out.device, 'wasm');
     assert.equal(out.threads, 2);
-    assert.match(out.adapter, /simd128, 2 threads/);
-    assert.deepEqual(out.wasm, ['webformers_wasm_threaded_bg.wasm']);
+    // Chromium has relaxed-simd: the relaxed build, fused multiply-adds.
+    assert.match(out.adapter, /relaxed-simd, 2 threads/);
+    assert.deepEqual(out.wasm, ['webformers_wasm_threaded_relaxed_bg.wasm']);
     assert.deepEqual(out.dims, [texts.length, ref.hidden_size]);
     const diff = maxAbsDiff(out.data, ref);
     assert.ok(diff <= TOLERANCE, `2 threads: max abs diff ${diff} > ${TOLERANCE}`);
@@ -243,13 +246,31 @@ describe('wasm threads: the threaded build in a crossOriginIsolated page, one th
     await p.close();
   });
 
+  test('env.relaxedSimd = false: the simd128 builds where relaxed-simd exists, the same values (threaded and single)', { timeout: 240_000 }, async () => {
+    const some = ref.inputs.slice(0, 4);
+    for (const [url, threads, file] of [
+      [isolated.url, 2, 'webformers_wasm_threaded_bg.wasm'],
+      [server.url, 1, 'webformers_wasm_bg.wasm'],
+    ]) {
+      const p = await openPage(browser, url);
+      const out = await embedThreaded(p, 'wasm', some.map((i) => i.text), threads, false);
+      assert.equal(out.threads, threads);
+      assert.match(out.adapter, new RegExp(`\\(simd128, ${threads} threads\\)`));
+      assert.deepEqual(out.wasm, [file]);
+      const diff = maxAbsDiff(out.data, { ...ref, inputs: some });
+      assert.ok(diff <= TOLERANCE, `simd128, ${threads} threads: max abs diff ${diff} > ${TOLERANCE}`);
+      assert.deepEqual(p.problems, []);
+      await p.close();
+    }
+  });
+
   test("'webgpu' works from the threaded build", { timeout: 240_000 }, async () => {
     const p = await openPage(browser, isolated.url);
     const some = ref.inputs.slice(0, 4);
     const out = await embedThreaded(p, 'webgpu', some.map((i) => i.text), 2);
     assert.equal(out.device, 'webgpu');
     assert.equal(out.threads, null);
-    assert.deepEqual(out.wasm, ['webformers_wasm_threaded_bg.wasm']);
+    assert.deepEqual(out.wasm, ['webformers_wasm_threaded_relaxed_bg.wasm']);
     assert.ok(maxAbsDiff(out.data, { ...ref, inputs: some }) <= TOLERANCE);
     assert.deepEqual(p.problems, []);
     await p.close();
@@ -308,8 +329,8 @@ describe('wasm threads: the threaded build in a crossOriginIsolated page, one th
     const out = await embedThreaded(p, 'wasm', some.map((i) => i.text), 2);
     assert.equal(out.isolated, false);
     assert.equal(out.threads, 1);
-    assert.match(out.adapter, /simd128, 1 threads/);
-    assert.deepEqual(out.wasm, ['webformers_wasm_bg.wasm']);
+    assert.match(out.adapter, /relaxed-simd, 1 threads/);
+    assert.deepEqual(out.wasm, ['webformers_wasm_relaxed_bg.wasm']);
     assert.ok(maxAbsDiff(out.data, { ...ref, inputs: some }) <= TOLERANCE);
     assert.deepEqual(p.problems, []);
     await p.close();

@@ -223,9 +223,9 @@ describe('in Chromium, over two pages', () => {
       assert.ok(puts.some((c) => new RegExp(`^put ${hub.endpoint}/${REPO}/resolve/[0-9a-f]{40}/${WEIGHTS}$`).test(c)), puts.join('\n'));
       assert.ok(puts.includes(`put ${server.url}models/all-MiniLM-L6-v2/${WEIGHTS}`), puts.join('\n'));
       assert.deepEqual(cold.indexedDb, [], 'IndexedDB is not used');
-      assert.ok(files(requests).includes('GET /webformers/wasm/webformers_wasm_bg.wasm 200'), files(requests).join('\n'));
+      assert.ok(files(requests).includes('GET /webformers/wasm/webformers_wasm_relaxed_bg.wasm 200'), files(requests).join('\n'));
       assert.equal(cold.wasmKeys.length, 1);
-      assert.match(cold.wasmKeys[0], /\/webformers\/wasm\/webformers_wasm_bg\.wasm\?webformers=[^&]+&sha256=[0-9a-f]{64}$/);
+      assert.match(cold.wasmKeys[0], /\/webformers\/wasm\/webformers_wasm_relaxed_bg\.wasm\?webformers=[^&]+&sha256=[0-9a-f]{64}$/);
 
       await hub.reset();
       requests.length = 0;
@@ -243,7 +243,7 @@ describe('in Chromium, over two pages', () => {
 
   test('the threaded build (an isolated page, 2 threads): the second page compiles it from the Cache API', { timeout: 300_000 }, async () => {
     const { server, requests } = await countingServer(true);
-    const WASM = 'GET /webformers/wasm/webformers_wasm_threaded_bg.wasm 200';
+    const WASM = 'GET /webformers/wasm/webformers_wasm_threaded_relaxed_bg.wasm 200';
     try {
       const load = () =>
         inPage(
@@ -276,7 +276,7 @@ describe('in Chromium, over two pages', () => {
         await cache.put(entry, new Response(new Uint8Array([0, 97, 115, 109, 9, 9]), { headers: { 'content-type': 'application/wasm' } }));
         return entry.url;
       });
-      assert.match(key, /webformers_wasm_threaded_bg\.wasm\?webformers=/);
+      assert.match(key, /webformers_wasm_threaded_relaxed_bg\.wasm\?webformers=/);
       requests.length = 0;
       const damaged = await load();
       assertEmbeddings(damaged.data, 'after a damaged cache entry, 2 threads');

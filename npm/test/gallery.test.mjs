@@ -78,7 +78,7 @@ describe('scripts/build-demos.sh: the gallery as static files', () => {
 
   test('holds every linked page, the package and the samples the pages start on', () => {
     for (const href of indexLinks(out)) assert.ok(fs.existsSync(pageOf(out, href)), `${href}: not in the built folder`);
-    for (const f of ['index.js', 'worker.js', 'thread-worker.js', 'wasm/webformers_wasm_bg.wasm', 'wasm/webformers_wasm_threaded_bg.wasm']) {
+    for (const f of ['index.js', 'worker.js', 'thread-worker.js', 'wasm/webformers_wasm_bg.wasm', 'wasm/webformers_wasm_threaded_bg.wasm', 'wasm/webformers_wasm_relaxed_bg.wasm', 'wasm/webformers_wasm_threaded_relaxed_bg.wasm']) {
       assert.ok(fs.existsSync(path.join(out, 'webformers', f)), `webformers/${f} missing`);
     }
     for (const f of ['images/cat.jpg', 'tiny-tasks/bert-masked-lm/model.safetensors', 'seq2seq/tiny-marian/config.json']) {

@@ -411,6 +411,58 @@ mod wasm {
             f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v)
         }
     }
+
+    /// simd128 with relaxed-simd's `i32x4.relaxed_dot_i8x16_i7x16_add_s`: 16 products summed
+    /// into 4 lanes in one instruction, where simd128 widens to i16 first (4 extends, 2 dots).
+    /// Its second operand must be 7-bit (0..=127; a set top bit is implementation-defined), so
+    /// 4-bit nibbles go there as they are, and Q8_0 passes |w| with w's sign moved onto the
+    /// activations (|a| <= 127, so negating is exact). A Q8_0 weight of -128, which no quantizer
+    /// writes, would be read as 128 or -128 depending on the CPU.
+    #[cfg(feature = "relaxed-simd")]
+    #[derive(Clone, Copy)]
+    pub(super) struct Relaxed;
+
+    #[cfg(feature = "relaxed-simd")]
+    impl I8 for Relaxed {
+        type W = (v128, v128);
+        type D = v128;
+        type F = v128;
+        #[inline(always)]
+        unsafe fn weights<B: IntBlock>(b: &B) -> (v128, v128) {
+            Simd128::weights(b)
+        }
+        #[inline(always)]
+        unsafe fn dot(w: (v128, v128), a: &[i8; 32], signed: bool) -> v128 {
+            let p = a.as_ptr();
+            let (mut a0, mut a1) = (v128_load(p as *const v128), v128_load(p.add(16) as *const v128));
+            let (mut w0, mut w1) = w;
+            if signed {
+                // a * w = (a * sign(w)) * |w|: sign(w) as 0 / -1 masks, a negated as (a ^ m) - m.
+                let (m0, m1) = (i8x16_shr(w0, 7), i8x16_shr(w1, 7));
+                a0 = i8x16_sub(v128_xor(a0, m0), m0);
+                a1 = i8x16_sub(v128_xor(a1, m1), m1);
+                w0 = i8x16_abs(w0);
+                w1 = i8x16_abs(w1);
+            }
+            i32x4_relaxed_dot_i8x16_i7x16_add(a1, w1, i32x4_relaxed_dot_i8x16_i7x16_add(a0, w0, i32x4_splat(0)))
+        }
+        #[inline(always)]
+        unsafe fn fzero() -> v128 {
+            f32x4_splat(0.0)
+        }
+        #[inline(always)]
+        unsafe fn fmadd(d: v128, scale: f32, acc: v128) -> v128 {
+            f32x4_relaxed_madd(f32x4_convert_i32x4(d), f32x4_splat(scale), acc)
+        }
+        #[inline(always)]
+        unsafe fn fadd(a: v128, b: v128) -> v128 {
+            f32x4_add(a, b)
+        }
+        #[inline(always)]
+        unsafe fn fsum(v: v128) -> f32 {
+            Simd128::fsum(v)
+        }
+    }
 }
 
 // Not compiled in this repository's CI (no aarch64 target installed there): keep it simple.
@@ -480,6 +532,8 @@ enum IntIsa {
     Neon,
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     Simd128,
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
+    Relaxed,
 }
 
 fn int_isa() -> IntIsa {
@@ -494,6 +548,8 @@ fn int_isa() -> IntIsa {
         Isa::Neon => IntIsa::Neon,
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         Isa::Simd128 => IntIsa::Simd128,
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
+        Isa::Relaxed => IntIsa::Relaxed,
         Isa::Scalar => IntIsa::Scalar,
     })
 }
@@ -510,6 +566,8 @@ pub fn int8_isa_name() -> &'static str {
         IntIsa::Neon => "neon",
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         IntIsa::Simd128 => "simd128",
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
+        IntIsa::Relaxed => "relaxed-simd",
     }
 }
 
@@ -600,6 +658,16 @@ fn matmul_typed<B: IntBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'
         }
         return Ok(c);
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
+    if s.m > ROWS && int_isa() == IntIsa::Relaxed {
+        let panels = s.n.div_ceil(relaxed_gemm::NR);
+        // SAFETY: this build validated with relaxed-simd; each task writes its own columns of C.
+        parallel::for_each(s.batch * panels, |t| unsafe { relaxed_gemm::panel(&job, t / panels, t % panels) });
+        if let Activation::Unary(op) = act {
+            apply_unary(&mut c, op);
+        }
+        return Ok(c);
+    }
     let tasks = s.n.div_ceil(job.rows_per_task);
     parallel::for_each(s.batch * tasks, |t| run(&job, t / tasks, t % tasks));
     if let Activation::Unary(op) = act {
@@ -630,6 +698,14 @@ fn run<B: IntBlock>(job: &Job<'_, B>, batch: usize, task: usize) {
         IntIsa::Neon => task_rows::<neon::Neon, B>(job, batch, task),
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         IntIsa::Simd128 => task_rows::<wasm::Simd128, B>(job, batch, task),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
+        IntIsa::Relaxed => {
+            #[target_feature(enable = "simd128,relaxed-simd")]
+            unsafe fn entry<B: IntBlock>(job: &Job<'_, B>, batch: usize, task: usize) {
+                task_rows::<wasm::Relaxed, B>(job, batch, task)
+            }
+            unsafe { entry(job, batch, task) }
+        }
         IntIsa::Scalar => task_rows::<Scalar, B>(job, batch, task),
     }
 }
@@ -695,17 +771,18 @@ fn row_dots<X: I8, B: IntBlock, const R: usize>(w: &[B], a: &[&[ActBlock]; R]) -
     }
 }
 
-/// One panel of NR weight rows repacked for the prefill GEMMs (`vnni_gemm`, `avx2_gemm`): per
-/// block, 8 groups of [NR rows][4 bytes] (`q`, so that one register holds 4 integers of every row),
-/// then the NR weight scales (`d`) and, for Q4_1, mins (`m`); rows past N stay zero.
-#[cfg(target_arch = "x86_64")]
+/// One panel of NR weight rows repacked for the prefill GEMMs (`vnni_gemm`, `avx2_gemm`,
+/// `relaxed_gemm`): per block, 8 groups of [NR rows][4 bytes] (`q`, so that one register holds 4
+/// integers of every row), then the NR weight scales (`d`) and, for Q4_1, mins (`m`); rows past N
+/// stay zero.
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
 struct Panel {
     q: Vec<u8>,
     d: Vec<f32>,
     m: Vec<f32>,
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
 impl Panel {
     /// Weight rows col0 .. col0 + cols of batch `batch`; Q8_0's integers XORed with `signed_xor`
     /// (4 bytes at a time), nibbles widened to bytes.
@@ -736,6 +813,22 @@ impl Panel {
             }
         }
         Panel { q, d, m }
+    }
+
+    /// The bias of columns col0 .. col0 + cols, zero past them (for a full-width load).
+    fn bias<B, const NR: usize>(job: &Job<'_, B>, col0: usize, cols: usize) -> [f32; NR] {
+        let mut bias = [0f32; NR];
+        if let Some(b) = job.bias {
+            bias[..cols].copy_from_slice(&b[col0..col0 + cols]);
+        }
+        bias
+    }
+
+    /// The first blocks of activation rows i0 .. i0 + MR of `acts` (rows of `kb` blocks); rows
+    /// past the `rows` that exist repeat the last one (their results are not stored).
+    #[inline(always)]
+    fn tile_rows<const MR: usize>(acts: &[ActBlock], i0: usize, rows: usize, kb: usize) -> [*const ActBlock; MR] {
+        std::array::from_fn(|i| acts[(i0 + i.min(rows - 1)) * kb..].as_ptr())
     }
 }
 
@@ -781,8 +874,7 @@ mod vnni_gemm {
         let acts = &job.acts[batch * s.m * kb..][..s.m * kb];
         for i0 in (0..s.m).step_by(MR) {
             let rows = MR.min(s.m - i0);
-            // Rows past M repeat the last one; their results are not stored.
-            let a: [*const ActBlock; MR] = std::array::from_fn(|i| acts[(i0 + i.min(rows - 1)) * kb..].as_ptr());
+            let a: [*const ActBlock; MR] = Panel::tile_rows(acts, i0, rows, kb);
             let mut acc = [_mm512_setzero_ps(); MR];
             for b in 0..kb {
                 let mut dot = [_mm512_setzero_si512(); MR];
@@ -846,17 +938,13 @@ mod avx2_gemm {
         let Panel { q, d, m } = Panel::pack::<B, NR>(job, batch, col0, cols, 0);
         // What the nibbles' offset takes per unit of activation sum: d (ad dot - c s).
         let c = if B::OFFSET == Offset::MinusEight { 8.0 } else { 0.0 };
-        let mut bias = [0f32; NR];
-        if let Some(b) = job.bias {
-            bias[..cols].copy_from_slice(&b[col0..col0 + cols]);
-        }
+        let bias: [f32; NR] = Panel::bias(job, col0, cols);
         let bias = _mm256_loadu_ps(bias.as_ptr());
         let ones = _mm256_set1_epi16(1);
         let acts = &job.acts[batch * s.m * kb..][..s.m * kb];
         for i0 in (0..s.m).step_by(MR) {
             let rows = MR.min(s.m - i0);
-            // Rows past M repeat the last one; their results are not stored.
-            let a: [*const ActBlock; MR] = std::array::from_fn(|i| acts[(i0 + i.min(rows - 1)) * kb..].as_ptr());
+            let a: [*const ActBlock; MR] = Panel::tile_rows(acts, i0, rows, kb);
             let mut acc = [_mm256_setzero_ps(); MR];
             for b in 0..kb {
                 let wq = q.as_ptr().add(b * PACKED);
@@ -907,6 +995,87 @@ mod avx2_gemm {
                     _mm256_storeu_ps(row.as_mut_ptr(), _mm256_add_ps(*acc, bias));
                     std::ptr::copy_nonoverlapping(row.as_ptr(), out, cols);
                 }
+            }
+        }
+    }
+}
+
+/// Prefill (M > 4 rows) in the relaxed-simd wasm build: `avx2_gemm`'s panel layout on 128-bit
+/// vectors (NR = 4 weight rows, 4 bytes each per vector, one activation row's 4 bytes splatted),
+/// `i32x4.relaxed_dot_i8x16_i7x16_add` summing each row's 4 products into its own lane: no
+/// horizontal sums, and each weight vector serves MR activation rows. The 7-bit operand holds
+/// nibbles as they are, or Q8_0's |w| with the sign moved onto the activations (as in
+/// `wasm::Relaxed`). The row-at-a-time kernel reloaded every activation block per weight row,
+/// which left q8 slower than the f32 GEMM in the browser.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
+mod relaxed_gemm {
+    use std::arch::wasm32::*;
+
+    use super::{ActBlock, IntBlock, Job, Offset, Panel};
+
+    /// Weight rows per panel: the 4 lanes of a vector.
+    pub(super) const NR: usize = 4;
+    /// Activation rows per tile (MR integer and MR f32 sums stay in x86's 16 vector registers).
+    const MR: usize = 4;
+    /// Bytes of one packed block: 8 groups of [NR rows][4 bytes].
+    const PACKED: usize = 32 * NR;
+
+    /// Columns [p NR, (p + 1) NR) of C[batch] for all M rows.
+    #[target_feature(enable = "simd128,relaxed-simd")]
+    pub(super) unsafe fn panel<B: IntBlock>(job: &Job<'_, B>, batch: usize, p: usize) {
+        let s = job.s;
+        let kb = job.kb;
+        let col0 = p * NR;
+        let cols = NR.min(s.n - col0);
+        // Q8_0's integers as stored (signed).
+        let Panel { q, d, m } = Panel::pack::<B, NR>(job, batch, col0, cols, 0);
+        // What the nibbles' offset takes per unit of activation sum: d (ad dot - c s).
+        let c = if B::OFFSET == Offset::MinusEight { 8.0 } else { 0.0 };
+        let bias: [f32; NR] = Panel::bias(job, col0, cols);
+        let bias = v128_load(bias.as_ptr() as *const v128);
+        let acts = &job.acts[batch * s.m * kb..][..s.m * kb];
+        for i0 in (0..s.m).step_by(MR) {
+            let rows = MR.min(s.m - i0);
+            let a: [*const ActBlock; MR] = Panel::tile_rows(acts, i0, rows, kb);
+            let mut acc = [f32x4_splat(0.0); MR];
+            for b in 0..kb {
+                let wq = q.as_ptr().add(b * PACKED);
+                let act = |i: usize, g: usize| v128_load32_splat((*a[i].add(b)).qs.as_ptr().add(4 * g) as *const u32);
+                let mut dot = [i32x4_splat(0); MR];
+                for g in 0..8 {
+                    let w = v128_load(wq.add(g * NR * 4) as *const v128);
+                    if B::SIGNED {
+                        // |w| as the 7-bit operand; sign(w) as 0 / -1 masks negating the activations.
+                        let (sign, w_abs) = (i8x16_shr(w, 7), i8x16_abs(w));
+                        for (i, dot) in dot.iter_mut().enumerate() {
+                            let x = i8x16_sub(v128_xor(act(i, g), sign), sign);
+                            *dot = i32x4_relaxed_dot_i8x16_i7x16_add(x, w_abs, *dot);
+                        }
+                    } else {
+                        for (i, dot) in dot.iter_mut().enumerate() {
+                            *dot = i32x4_relaxed_dot_i8x16_i7x16_add(act(i, g), w, *dot);
+                        }
+                    }
+                }
+                let wd = v128_load(d.as_ptr().add(b * NR) as *const v128);
+                for i in 0..MR {
+                    let ab = &*a[i].add(b);
+                    let x = f32x4_convert_i32x4(dot[i]);
+                    if B::OFFSET == Offset::Min {
+                        acc[i] = f32x4_relaxed_madd(wd, f32x4_mul(x, f32x4_splat(ab.d)), acc[i]);
+                        acc[i] = f32x4_relaxed_madd(v128_load(m.as_ptr().add(b * NR) as *const v128), f32x4_splat(ab.s), acc[i]);
+                    } else {
+                        let t = f32x4_sub(f32x4_mul(x, f32x4_splat(ab.d)), f32x4_splat(c * ab.s));
+                        acc[i] = f32x4_relaxed_madd(wd, t, acc[i]);
+                    }
+                }
+            }
+            for (i, acc) in acc.iter().enumerate().take(rows) {
+                // SAFETY (caller): each task writes its own columns of C.
+                let out = job.out.at((batch * s.m + i0 + i) * s.n + col0);
+                let mut row = [0f32; NR];
+                v128_store(row.as_mut_ptr() as *mut v128, f32x4_add(*acc, bias));
+                std::ptr::copy_nonoverlapping(row.as_ptr(), out, cols);
             }
         }
     }

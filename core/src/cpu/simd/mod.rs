@@ -40,6 +40,10 @@ pub(crate) enum Isa {
     Neon,
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     Simd128,
+    /// simd128 and relaxed-simd's FMA: the `relaxed-simd` build, which only loads where the
+    /// engine validates relaxed-simd, so it needs no detection here.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
+    Relaxed,
 }
 
 pub(crate) fn isa() -> Isa {
@@ -71,6 +75,10 @@ fn detect() -> Isa {
     if forced.as_deref() != Some("scalar") {
         return Isa::Neon;
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
+    if forced.as_deref() != Some("scalar") {
+        return Isa::Relaxed;
+    }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if forced.as_deref() != Some("scalar") {
         return Isa::Simd128;
@@ -91,6 +99,8 @@ impl Isa {
             Isa::Neon => "neon",
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
             Isa::Simd128 => "simd128",
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
+            Isa::Relaxed => "relaxed-simd",
         }
     }
 }
@@ -125,6 +135,12 @@ macro_rules! dispatch {
             Isa::Neon => $f::<$crate::cpu::simd::neon::Neon $(, $g)*>($($arg),*),
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
             Isa::Simd128 => $f::<$crate::cpu::simd::wasm::Simd128 $(, $g)*>($($arg),*),
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
+            Isa::Relaxed => {
+                #[target_feature(enable = "simd128,relaxed-simd")]
+                unsafe fn entry<F: FnOnce() -> R, R>(f: F) -> R { f() }
+                unsafe { entry(#[inline(always)] || $f::<$crate::cpu::simd::wasm::Relaxed $(, $g)*>($($arg),*)) }
+            }
             Isa::Scalar => $f::<$crate::cpu::simd::scalar::Scalar $(, $g)*>($($arg),*),
         }
     }};
