@@ -1,6 +1,7 @@
 // Decoding: c[b, m, n] = act(sum_k a[b, m, k] W[n, k] + bias[n]) (+ residual) for a few rows of `a` (one per
-// z slice), with W [N, K] in ggml blocks read in place (quant.wgsl). This is bound by how fast W
-// streams from memory, so the layout serves the loads:
+// z slice), with W [N, K] in ggml blocks read in place (quant.wgsl), or in plain f32 / f16 rows
+// (DENSE_F32, DENSE_F16: the same loop, where a 64x64 tile would compute 63 discarded rows).
+// This is bound by how fast W streams from memory, so the layout serves the loads:
 // - the 256 invocations form teams of p.tpr (a power of two, 32 to 256, chosen by the host from
 //   K); a team computes 4 consecutive rows of W, its invocations taking the rows' 8-weight groups
 //   in turn (quant.wgsl), so neighbouring invocations read neighbouring words of W and of `a`
@@ -48,7 +49,7 @@ fn x_group(xb: u32, xk: u32, i: u32) -> Group {
 
 // The group's weights . x, summed in F pairs, then in f32.
 fn dot_group(r: Raw, x: Group) -> f32 {
-    let w = scaled(group_q(r), r.s);
+    let w = weights(r);
     let acc = fma(w.a, x.a, fma(w.b, x.b, fma(w.c, x.c, w.d * x.d)));
     return f32(acc.x) + f32(acc.y);
 }

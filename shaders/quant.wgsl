@@ -10,7 +10,7 @@
 //   at once (`row` is the row's byte offset);
 // - `group_q(raw)`: the group's quantized integers, exact, as pairs in the order in which the
 //   16-bit halves of a word hold bytes 0, 2 and 1, 3;
-// - `scaled(q, raw.s)`: the weights.
+// - `scaled(q, raw.s)`: the weights; `weights(raw)` is both steps.
 // Kernels keep everything in named values, never in arrays, so nothing spills to memory
 // whether or not a driver unrolls the loops. Integers become floats without conversion
 // instructions (slow on GPUs): OR-ing a field into the mantissa of 1024.0 (f16) or 2^23 (f32)
@@ -19,6 +19,10 @@
 //
 // Blocks start at even byte offsets; Q4_1, Q4_K and Q5_K blocks (20, 144, 176 bytes) always at
 // word boundaries, Q8_0, Q4_0 and Q6_K blocks (34, 18, 210 bytes) only every other block.
+//
+// DENSE_F32 and DENSE_F16 read plain f32 / f16 rows through the same interface (the decode
+// kernel over non-quantized weights): a unit is 32 values as they are, `weights(raw)` needs no
+// scale. Their rows start at word boundaries (the host checks).
 
 #if F16
 alias F = f16;
@@ -40,11 +44,19 @@ fn group_of(w0: u32, w1: u32, shift: u32, mask: u32, offset: F) -> Group {
     return Group(pair(w0, shift, mask, offset), pair(w0, shift + 8u, mask, offset), pair(w1, shift, mask, offset), pair(w1, shift + 8u, mask, offset));
 }
 
+#if DENSE_F32 || DENSE_F16
+// The group's words: 8 f32 (lo, hi), or 8 f16 two a word (lo; hi unused).
+struct Raw {
+    lo: vec4<u32>,
+    hi: vec4<u32>,
+}
+#else
 // A group's words (w.y unused by the nibble types) and (scale, min).
 struct Raw {
     s: vec2<F>,
     w: vec2<u32>,
 }
+#endif
 
 // The weights of a group: its integers times the scale, plus the min.
 fn scaled(q: Group, s: vec2<F>) -> Group {
@@ -149,7 +161,33 @@ fn x_offsets(i: u32) -> vec2<u32> {
 }
 #endif
 
-#if Q8_0
+#if DENSE_F32
+// 128 bytes a unit; group i is the 8 values from 8i.
+fn load_group(row: u32, u: u32, i: u32) -> Raw {
+    let j = (row + u * 128u + 32u * i) >> 2u;
+    return Raw(vec4<u32>(wq[j], wq[j + 1u], wq[j + 2u], wq[j + 3u]), vec4<u32>(wq[j + 4u], wq[j + 5u], wq[j + 6u], wq[j + 7u]));
+}
+
+fn weights(r: Raw) -> Group {
+    let lo = bitcast<vec4<f32>>(r.lo);
+    let hi = bitcast<vec4<f32>>(r.hi);
+    return Group(F2(lo.xz), F2(lo.yw), F2(hi.xz), F2(hi.yw));
+}
+#elif DENSE_F16
+// 64 bytes a unit; group i is the 4 words from 16i bytes, values (0, 1), (2, 3)...
+fn load_group(row: u32, u: u32, i: u32) -> Raw {
+    let j = (row + u * 64u + 16u * i) >> 2u;
+    return Raw(vec4<u32>(wq[j], wq[j + 1u], wq[j + 2u], wq[j + 3u]), vec4<u32>(0u));
+}
+
+fn weights(r: Raw) -> Group {
+    let v01 = unpack2x16float(r.lo.x);
+    let v23 = unpack2x16float(r.lo.y);
+    let v45 = unpack2x16float(r.lo.z);
+    let v67 = unpack2x16float(r.lo.w);
+    return Group(F2(vec2<f32>(v01.x, v23.x)), F2(vec2<f32>(v01.y, v23.y)), F2(vec2<f32>(v45.x, v67.x)), F2(vec2<f32>(v45.y, v67.y)));
+}
+#elif Q8_0
 // 34 bytes: f16 d, 32 i8. Bytes are flipped to q + 128 so that they read as unsigned.
 fn load_group(row: u32, u: u32, i: u32) -> Raw {
     let at = row + u * 34u;
@@ -220,5 +258,12 @@ fn load_group(row: u32, u: u32, i: u32) -> Raw {
 
 fn group_q(r: Raw) -> Group {
     return group_of(r.w.x, r.w.y, 0u, 0x3Fu, 32.0);
+}
+#endif
+
+#if !DENSE_F32 && !DENSE_F16
+// The group's weights.
+fn weights(r: Raw) -> Group {
+    return scaled(group_q(r), r.s);
 }
 #endif

@@ -128,6 +128,70 @@ async_test! { async fn linear_add_fuses_the_residual() {
     }
 }}
 
+// A few rows against f32 / f16 weights whose rows are whole 32-value units: on the GPU the
+// decode kernel (one pass over W) instead of a 64x64 tile per row; where a view cannot be read
+// as word-aligned rows (an f16 weight starting at an odd element), the tiled kernel. Every
+// epilogue (bias and activation, residual, the SwiGLU gate read in place), a weight that is a
+// view of a larger one, a batched product against a transposed operand (attention's q K^T).
+async_test! { async fn decode_rows_over_f32_and_f16_weights() {
+    let mut rng = Rng::new(41);
+    for (name, dev) in devices().await {
+        for (case, &(rows, k, n)) in [(1, 32, 1), (1, 96, 129), (2, 64, 5), (3, 1024, 37), (5, 128, 1031), (8, 32, 256), (9, 64, 33)].iter().enumerate() {
+            let x = rng.vec(rows * k, 1.0);
+            // One more weight row than used: the weight is rows [1, n + 1) of it, a view with an
+            // offset of k elements (even: f16 rows stay word-aligned).
+            let w_all = rng.vec((n + 1) * k, 0.5);
+            let w = &w_all[k..];
+            let bias = rng.vec(n, 0.5);
+            let residual = rng.vec(rows * n, 2.0);
+            let tx = Tensor::from_f32(&x, &[rows, k], &dev).unwrap();
+            let tbias = Tensor::from_f32(&bias, &[n], &dev).unwrap();
+            let tr = Tensor::from_f32(&residual, &[rows, n], &dev).unwrap();
+            for dtype in [DType::F32, DType::F16] {
+                let tw = Tensor::from_f32(&w_all, &[n + 1, k], &dev).unwrap().to_dtype(dtype).unwrap().narrow(0, 1, n).unwrap();
+                let seen = read(&tw.to_dtype(DType::F32).unwrap()).await;
+                if dtype == DType::F32 {
+                    assert_eq!(seen, w, "f32 weights as they are");
+                }
+                let what = format!("{name} {dtype} {rows}x{k}->{n}");
+                let got = read(&tx.linear(&tw, Some(&tbias), Activation::Unary(UnaryOp::Gelu)).unwrap()).await;
+                let want: Vec<f32> = reference::linear(&x, &seen, Some(&bias), k, n).into_iter().map(reference::gelu).collect();
+                assert_close(&format!("{what} linear+bias+gelu"), &got, &want, f32_sum(k));
+                let got = read(&tx.linear_add(&tw, (case % 2 == 0).then_some(&tbias), &tr).unwrap()).await;
+                let want = plus(reference::linear(&x, &seen, (case % 2 == 0).then_some(&bias[..]), k, n), &residual);
+                assert_close(&format!("{what} linear_add"), &got, &want, f32_sum(k));
+                // The gate and up halves of one [rows, 2k] tensor, read in place.
+                let gu = rng.vec(rows * 2 * k, 2.0);
+                let tgu = Tensor::from_f32(&gu, &[rows, 2 * k], &dev).unwrap();
+                let (gate, up) = (tgu.narrow(1, 0, k).unwrap(), tgu.narrow(1, k, k).unwrap());
+                let got = read(&gate.silu_mul_linear(&up, &tw, None, Some(&tr)).unwrap()).await;
+                let want = plus(reference::linear(&swiglu(&gu, k, true), &seen, None, k, n), &residual);
+                assert_close(&format!("{what} silu_mul_linear"), &got, &want, f32_sum(k));
+            }
+        }
+
+        // f16 rows at an odd element offset: not word-aligned, so the tiled kernel reads them.
+        let (k, n) = (64, 9);
+        let w_all: Vec<f16> = rng.vec(n * k + 1, 0.5).into_iter().map(f16::from_f32).collect();
+        let tw = Tensor::from_f16(&w_all, &[n * k + 1], &dev).unwrap().narrow(0, 1, n * k).unwrap().reshape(&[n, k]).unwrap();
+        let seen: Vec<f32> = w_all[1..].iter().map(|v| v.to_f32()).collect();
+        let x = rng.vec(2 * k, 1.0);
+        let tx = Tensor::from_f32(&x, &[2, k], &dev).unwrap();
+        let got = read(&tx.linear(&tw, None, Activation::None).unwrap()).await;
+        assert_close(&format!("{name} f16 weight at an odd offset"), &got, &reference::linear(&x, &seen, None, k, n), f32_sum(k));
+
+        // Attention's scores for one query row per head: [4, 1, 64] x K^T, K [4, 19, 64].
+        let (heads, keys, d) = (4, 19, 64);
+        let q = rng.vec(heads * d, 1.0);
+        let kv = rng.vec(heads * keys * d, 1.0);
+        let tq = Tensor::from_f32(&q, &[heads, 1, d], &dev).unwrap();
+        let tk = Tensor::from_f32(&kv, &[heads, keys, d], &dev).unwrap();
+        let got = read(&tq.matmul(&tk.transpose(1, 2).unwrap()).unwrap()).await;
+        let kt: Vec<f32> = (0..heads).flat_map(|h| { let kv = &kv; (0..d).flat_map(move |c| (0..keys).map(move |j| kv[(h * keys + j) * d + c])) }).collect();
+        assert_close(&format!("{name} q K^T per head"), &got, &reference::matmul(&q, &kt, heads, 1, d, keys), f32_sum(d));
+    }
+}}
+
 /// silu(gate) * up for rows of [gate | up] (`gate_first`) or [up | gate], each half `k` wide.
 fn swiglu(gu: &[f32], k: usize, gate_first: bool) -> Vec<f32> {
     gu.chunks(2 * k)

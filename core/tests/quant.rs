@@ -524,12 +524,16 @@ fn rms_norm_linear_folds_the_norm() {
     let eps = 1e-5;
     for (name, dev) in pollster::block_on(devices()) {
         for dtype in [DType::F32, DType::F16].into_iter().chain(QUANT_TYPES) {
-            let k = match dtype {
-                DType::F32 | DType::F16 => 67,
-                d if d.block_len() == 32 => 96,
-                _ => 512,
+            // f32 / f16: K = 67 takes the tiled kernel with the norm, K = 96 the decode one.
+            let ks: &[usize] = match dtype {
+                DType::F32 | DType::F16 => &[67, 96],
+                d if d.block_len() == 32 => &[96],
+                _ => &[512],
             };
-            for (case, &(m, n)) in [(1usize, 67usize), (3, 17), (8, 129), (9, 33), (40, 5)].iter().enumerate() {
+            for (&k, (case, &(m, n))) in ks
+                .iter()
+                .flat_map(|k| std::iter::repeat(k).zip([(1usize, 67usize), (3, 17), (8, 129), (9, 33), (40, 5)].iter().enumerate()))
+            {
                 let (tw, w) = match dtype {
                     DType::F32 | DType::F16 => {
                         let w = rng.vec(n * k, 0.5);

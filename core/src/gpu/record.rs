@@ -294,6 +294,15 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
             let eps = norm.as_ref().map_or(0.0, |(_, eps)| *eps);
             quant::matmul(run, (a, b, io, g_delta(a, *gate), *act, eps), (*batch, *m, *n, *k), inputs_of(step.inputs.len()), &output)?
         }
+        // f32 / f16 weights under few rows: the decode kernel, which streams W once instead of
+        // computing a 64-row tile for each row.
+        Op::Matmul { a, b, bias, residual, gate, norm, act, batch, m, n, k }
+            if quant::dense_matvec_fits(a, b, (*batch, *m, *k), max_groups) =>
+        {
+            let io = matmul_io(bias, residual, gate, norm);
+            let eps = norm.as_ref().map_or(0.0, |(_, eps)| *eps);
+            quant::matmul(run, (a, b, io, g_delta(a, *gate), *act, eps), (*batch, *m, *n, *k), inputs_of(step.inputs.len()), &output)?
+        }
         Op::Gather { table, ids } if table.dtype().is_quantized() => quant::gather(run, table, ids, inputs_of(2), &output)?,
         Op::Copy { src } if node.dtype.is_quantized() => {
             let q = Quant::of(node.dtype).filter(|q| Quant::QUANTIZABLE.contains(q));

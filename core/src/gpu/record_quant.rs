@@ -1,13 +1,14 @@
-//! Dispatches of the quantized kernels: matvec_quant.wgsl for a few activation rows (decoding),
-//! matmul_quant.wgsl for many (prefill), gather_quant.wgsl for embedding lookups. Views are in
-//! elements; the kernels address W by bytes, so offsets and strides are converted here (ops.rs
-//! only records quantized operands whose rows are whole blocks).
+//! Dispatches of the quantized kernels: matvec_quant.wgsl for a few activation rows (decoding;
+//! also over f32 / f16 weights whose rows are whole 32-value units), matmul_quant.wgsl for many
+//! (prefill), gather_quant.wgsl for embedding lookups. Views are in elements; the kernels address
+//! W by bytes, so offsets and strides are converted here (ops.rs only records quantized operands
+//! whose rows are whole blocks).
 
 use super::{OP_NONE, grid_1d, row_parts, strides3, unary_code};
 use crate::gpu::GpuStorage;
 use crate::gpu::params::kernel_params;
 use crate::gpu::run::Run;
-use crate::gpu::shaders::{Kernel, MatmulIo, Quant};
+use crate::gpu::shaders::{Elem, Kernel, MatmulIo, Quant};
 use crate::ops::Activation;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -88,6 +89,20 @@ fn threads_per_row(units: usize) -> usize {
     forced.unwrap_or_else(|| units.next_power_of_two().clamp(32, 256))
 }
 
+/// Whether a matmul over f32 / f16 weights runs as the decode kernel: few rows of A, W read as
+/// [N, K] rows of whole 32-value units with unit K strides, f16 rows starting at word boundaries,
+/// and one z slice per row within the grid's limit. Otherwise the tiled kernel computes it.
+pub(super) fn dense_matvec_fits(a: &Tensor, b: &Tensor, (batch, m, k): (usize, usize, usize), max_groups: u32) -> bool {
+    let (_, _, a_sk) = strides3(a.layout());
+    let (b_sb, b_sk, b_sn) = strides3(b.layout());
+    let words = match b.dtype() {
+        crate::DType::F32 => true,
+        crate::DType::F16 => [b.layout().offset(), b_sb, b_sn].iter().all(|v| v % 2 == 0),
+        _ => false,
+    };
+    words && m <= MATVEC_MAX_M && k % 32 == 0 && k > 0 && a_sk == 1 && b_sk == 1 && batch * m <= max_groups as usize
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul(
     run: &mut Run,
@@ -96,7 +111,14 @@ pub(super) fn matmul(
     inputs: Vec<GpuStorage>,
     output: &GpuStorage,
 ) -> Result<()> {
-    let q = quant_of(b)?;
+    // Quantized weights, or f32 / f16 ones that dense_matvec_fits.
+    let matvec = m <= MATVEC_MAX_M;
+    let kernel = match (b.dtype(), matvec) {
+        (crate::DType::F32, true) => Kernel::DenseMatvec { b: Elem::F32, io },
+        (crate::DType::F16, true) => Kernel::DenseMatvec { b: Elem::F16, io },
+        (_, true) => Kernel::QuantMatvec { q: quant_of(b)?, io },
+        (_, false) => Kernel::QuantMatmul { q: quant_of(b)?, io },
+    };
     let (a_sb, a_sm, a_sk) = strides3(a.layout());
     let (b_sb, b_sk, b_sn) = strides3(b.layout());
     if (a_sk != 1 || b_sk != 1) && k > 1 {
@@ -116,7 +138,6 @@ pub(super) fn matmul(
         let mut part_inputs = vec![inputs[0].clone(), part];
         part_inputs.extend(inputs[2..].iter().cloned());
         // The two kernels take the same parameters; only the decode one uses threads per row.
-        let matvec = m <= MATVEC_MAX_M;
         if io.norm && !matvec {
             return Err(Error::Gpu(format!("a norm folded into a matmul of {m} rows (engine bug)")));
         }
@@ -143,10 +164,10 @@ pub(super) fn matmul(
             // One z slice per activation row: W is read again per row, mostly from cache.
             let mut groups = grid_1d(cols.div_ceil(rows_per_group), max);
             groups[2] = (batch * m) as u32;
-            run.push(Kernel::QuantMatvec { q, io }, &params, part_inputs, output, groups)?;
+            run.push(kernel, &params, part_inputs, output, groups)?;
         } else {
             let groups = [cols.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
-            run.push(Kernel::QuantMatmul { q, io }, &params, part_inputs, output, groups)?;
+            run.push(kernel, &params, part_inputs, output, groups)?;
         }
     }
     Ok(())

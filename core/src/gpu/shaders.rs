@@ -137,6 +137,12 @@ pub enum Kernel {
         q: Quant,
         io: MatmulIo,
     },
+    /// f32 or f16 weights [N, K] with K a multiple of 32, few activation rows (decoding): the
+    /// quantized decode kernel reading plain rows (matvec_quant.wgsl with DENSE_F32 / DENSE_F16).
+    DenseMatvec {
+        b: Elem,
+        io: MatmulIo,
+    },
     /// Quantized weights, many activation rows (prefill): matmul_quant.wgsl.
     QuantMatmul {
         q: Quant,
@@ -237,7 +243,9 @@ impl Kernel {
             Kernel::Rope { .. } => spec(wgsl!("rope.wgsl"), 3, RopeParams::DEF),
             Kernel::Argmax => spec(wgsl!("argmax.wgsl"), 1, ArgmaxParams::DEF),
             Kernel::TakeAlongLast => spec(wgsl!("take_along.wgsl"), 2, TakeAlongParams::DEF),
-            Kernel::QuantMatvec { io, .. } => spec(wgsl!("matvec_quant.wgsl"), io.inputs(), QuantMatmulParams::DEF),
+            Kernel::QuantMatvec { io, .. } | Kernel::DenseMatvec { io, .. } => {
+                spec(wgsl!("matvec_quant.wgsl"), io.inputs(), QuantMatmulParams::DEF)
+            }
             Kernel::QuantMatmul { io, .. } => spec(wgsl!("matmul_quant.wgsl"), io.inputs(), QuantMatmulParams::DEF),
             Kernel::QuantGather { .. } => spec(wgsl!("gather_quant.wgsl"), 2, QuantGatherParams::DEF),
             Kernel::Quantize { .. } => spec(wgsl!("quantize.wgsl"), 1, QuantizeParams::DEF),
@@ -356,6 +364,11 @@ impl Kernel {
                     flags.push("F16");
                 }
             }
+            Kernel::DenseMatvec { b, io } => {
+                // Computed in f32 (no F16 flag): these weights are not rounded to begin with.
+                flags.push(if b == Elem::F32 { "DENSE_F32" } else { "DENSE_F16" });
+                io.flags(&mut flags);
+            }
             Kernel::QuantGather { q } => flags.push(q.flag()),
             Kernel::Quantize { src, q } => flags.extend([elem_flag("SRC", src), q.flag()]),
             Kernel::GroupedConv { weight, bias } => {
@@ -406,6 +419,7 @@ impl Kernel {
         }
         for b in [Elem::F32, Elem::F16] {
             all.extend(MatmulIo::all_decode().map(|io| Kernel::Matmul { b, io }));
+            all.extend(MatmulIo::all_decode().map(|io| Kernel::DenseMatvec { b, io }));
         }
         for residual in [false, true] {
             for bias in [false, true] {
