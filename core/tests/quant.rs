@@ -530,38 +530,37 @@ fn rms_norm_linear_folds_the_norm() {
                 d if d.block_len() == 32 => &[96],
                 _ => &[512],
             };
-            for (&k, (case, &(m, n))) in ks
-                .iter()
-                .flat_map(|k| std::iter::repeat(k).zip([(1usize, 67usize), (3, 17), (8, 129), (9, 33), (40, 5)].iter().enumerate()))
-            {
-                let (tw, w) = match dtype {
-                    DType::F32 | DType::F16 => {
-                        let w = rng.vec(n * k, 0.5);
-                        let tw = Tensor::from_f32(&w, &[n, k], &dev).unwrap().to_dtype(dtype).unwrap();
-                        // The weights as the kernel sees them (f16-rounded for F16).
-                        let seen = tw.to_dtype(DType::F32).unwrap().to_vec_f32_blocking().unwrap();
-                        (tw, seen)
-                    }
-                    _ => {
-                        let (bytes, w) = random_weight(&mut rng, dtype, n, k);
-                        (Tensor::from_bytes(&bytes, dtype, &[n, k], &dev).unwrap(), w)
-                    }
-                };
-                // Rows of different sizes, so each row's own scale matters.
-                let x: Vec<f32> = (0..m * k).map(|i| rng.uniform(-2.0, 2.0) * (1.0 + (i / k) as f32)).collect();
-                let norm_w = rng.vec(k, 1.0);
-                let bias = rng.vec(n, 0.5);
-                let with_bias = case % 2 == 1;
-                let tx = Tensor::from_f32(&x, &[m, k], &dev).unwrap();
-                let tn = Tensor::from_f32(&norm_w, &[k], &dev).unwrap();
-                let tb = Tensor::from_f32(&bias, &[n], &dev).unwrap();
-                let y = tx.rms_norm_linear(&tn, eps, &tw, with_bias.then_some(&tb)).unwrap();
-                assert_eq!(y.dims(), [m, n]);
-                let got = y.to_vec_f32_blocking().unwrap();
-                let normed = reference::rms_norm(&x, &norm_w, k, eps);
-                let rel = if uses_f16(&dev) && m <= 8 && dtype.is_quantized() { QUANT_F16 } else { QUANT_F32 };
-                let what = format!("{name} {dtype} rms_norm_linear [{m}, {k}] x [{n}, {k}]^T bias={with_bias}");
-                check_linear(&what, &got, &normed, &w, with_bias.then_some(&bias[..]), Activation::None, k, n, rel);
+            for &k in ks {
+                for (case, &(m, n)) in [(1usize, 67usize), (3, 17), (8, 129), (9, 33), (40, 5)].iter().enumerate() {
+                    let (tw, w) = match dtype {
+                        DType::F32 | DType::F16 => {
+                            let w = rng.vec(n * k, 0.5);
+                            let tw = Tensor::from_f32(&w, &[n, k], &dev).unwrap().to_dtype(dtype).unwrap();
+                            // The weights as the kernel sees them (f16-rounded for F16).
+                            let seen = tw.to_dtype(DType::F32).unwrap().to_vec_f32_blocking().unwrap();
+                            (tw, seen)
+                        }
+                        _ => {
+                            let (bytes, w) = random_weight(&mut rng, dtype, n, k);
+                            (Tensor::from_bytes(&bytes, dtype, &[n, k], &dev).unwrap(), w)
+                        }
+                    };
+                    // Rows of different sizes, so each row's own scale matters.
+                    let x: Vec<f32> = (0..m * k).map(|i| rng.uniform(-2.0, 2.0) * (1.0 + (i / k) as f32)).collect();
+                    let norm_w = rng.vec(k, 1.0);
+                    let bias = rng.vec(n, 0.5);
+                    let with_bias = case % 2 == 1;
+                    let tx = Tensor::from_f32(&x, &[m, k], &dev).unwrap();
+                    let tn = Tensor::from_f32(&norm_w, &[k], &dev).unwrap();
+                    let tb = Tensor::from_f32(&bias, &[n], &dev).unwrap();
+                    let y = tx.rms_norm_linear(&tn, eps, &tw, with_bias.then_some(&tb)).unwrap();
+                    assert_eq!(y.dims(), [m, n]);
+                    let got = y.to_vec_f32_blocking().unwrap();
+                    let normed = reference::rms_norm(&x, &norm_w, k, eps);
+                    let rel = if uses_f16(&dev) && m <= 8 && dtype.is_quantized() { QUANT_F16 } else { QUANT_F32 };
+                    let what = format!("{name} {dtype} rms_norm_linear [{m}, {k}] x [{n}, {k}]^T bias={with_bias}");
+                    check_linear(&what, &got, &normed, &w, with_bias.then_some(&bias[..]), Activation::None, k, n, rel);
+                }
             }
         }
     }

@@ -638,38 +638,30 @@ fn matmul_typed<B: IntBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'
         // Enough tasks to balance threads, each a run of weight rows long enough to stream.
         rows_per_task: (s.n / (parallel::threads() * 8)).clamp(4, 64),
     };
-    #[cfg(target_arch = "x86_64")]
-    if s.m > ROWS && int_isa() == IntIsa::Vnni {
-        let panels = s.n.div_ceil(vnni_gemm::NR);
-        // SAFETY: the CPU has AVX-512 VNNI (int_isa); each task writes its own columns of C.
-        parallel::for_each(s.batch * panels, |t| unsafe { vnni_gemm::panel(&job, t / panels, t % panels) });
-        if let Activation::Unary(op) = act {
-            apply_unary(&mut c, op);
+    // Prefill (more than ROWS rows): the ISA's packed-panel GEMM, NR weight rows a panel, where
+    // it has one; otherwise tasks of weight rows on the row kernel.
+    type PanelFn<B> = unsafe fn(&Job<'_, B>, usize, usize);
+    let gemm: Option<(usize, PanelFn<B>)> = match int_isa() {
+        #[cfg(target_arch = "x86_64")]
+        IntIsa::Vnni if s.m > ROWS => Some((vnni_gemm::NR, vnni_gemm::panel::<B>)),
+        #[cfg(target_arch = "x86_64")]
+        IntIsa::Avx2 if s.m > ROWS => Some((avx2_gemm::NR, avx2_gemm::panel::<B>)),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
+        IntIsa::Relaxed if s.m > ROWS => Some((relaxed_gemm::NR, relaxed_gemm::panel::<B>)),
+        _ => None,
+    };
+    match gemm {
+        Some((nr, panel)) => {
+            let panels = s.n.div_ceil(nr);
+            // SAFETY: int_isa found the panel's ISA on this CPU (or validated this build with it);
+            // each task writes its own columns of C.
+            parallel::for_each(s.batch * panels, |t| unsafe { panel(&job, t / panels, t % panels) });
         }
-        return Ok(c);
-    }
-    #[cfg(target_arch = "x86_64")]
-    if s.m > ROWS && int_isa() == IntIsa::Avx2 {
-        let panels = s.n.div_ceil(avx2_gemm::NR);
-        // SAFETY: the CPU has AVX2 (int_isa); each task writes its own columns of C.
-        parallel::for_each(s.batch * panels, |t| unsafe { avx2_gemm::panel(&job, t / panels, t % panels) });
-        if let Activation::Unary(op) = act {
-            apply_unary(&mut c, op);
+        None => {
+            let tasks = s.n.div_ceil(job.rows_per_task);
+            parallel::for_each(s.batch * tasks, |t| run(&job, t / tasks, t % tasks));
         }
-        return Ok(c);
     }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
-    if s.m > ROWS && int_isa() == IntIsa::Relaxed {
-        let panels = s.n.div_ceil(relaxed_gemm::NR);
-        // SAFETY: this build validated with relaxed-simd; each task writes its own columns of C.
-        parallel::for_each(s.batch * panels, |t| unsafe { relaxed_gemm::panel(&job, t / panels, t % panels) });
-        if let Activation::Unary(op) = act {
-            apply_unary(&mut c, op);
-        }
-        return Ok(c);
-    }
-    let tasks = s.n.div_ceil(job.rows_per_task);
-    parallel::for_each(s.batch * tasks, |t| run(&job, t / tasks, t % tasks));
     if let Activation::Unary(op) = act {
         apply_unary(&mut c, op);
     }

@@ -289,15 +289,10 @@ pub(super) fn record(run: &mut Run, step: Step<'_>) -> Result<GpuStorage> {
     let inputs_of = |n: usize| (0..n).map(input).collect::<Vec<_>>();
 
     match step.op {
-        Op::Matmul { a, b, bias, residual, gate, norm, act, batch, m, n, k } if b.dtype().is_quantized() => {
-            let io = matmul_io(bias, residual, gate, norm);
-            let eps = norm.as_ref().map_or(0.0, |(_, eps)| *eps);
-            quant::matmul(run, (a, b, io, g_delta(a, *gate), *act, eps), (*batch, *m, *n, *k), inputs_of(step.inputs.len()), &output)?
-        }
-        // f32 / f16 weights under few rows: the decode kernel, which streams W once instead of
-        // computing a 64-row tile for each row.
+        // Quantized weights, and f32 / f16 ones under few rows: the decode kernel streams W once
+        // where the tiled one would compute a 64-row tile for each row.
         Op::Matmul { a, b, bias, residual, gate, norm, act, batch, m, n, k }
-            if quant::dense_matvec_fits(a, b, (*batch, *m, *k), max_groups) =>
+            if b.dtype().is_quantized() || quant::dense_matvec_fits(a, b, (*batch, *m, *k), max_groups) =>
         {
             let io = matmul_io(bias, residual, gate, norm);
             let eps = norm.as_ref().map_or(0.0, |(_, eps)| *eps);
