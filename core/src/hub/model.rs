@@ -196,7 +196,14 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
         let small_files = async {
             let mut out = Vec::new();
             for file in others {
-                out.push((file.to_string(), self.fetch_file(file).await?));
+                match self.fetch_file(file).await {
+                    Ok(state) => out.push((file.to_string(), state)),
+                    // Out of room while the weights stream: the weights most likely took it, and
+                    // their own error says how much they need (and gives their chunks back), so
+                    // it waits for them.
+                    Err(full @ Error::Hub { kind: HubErrorKind::Quota, .. }) => return Ok(Err(full)),
+                    Err(e) => return Err(e),
+                }
             }
             // Parsed here, while the weights still stream, rather than by the task after them.
             // A file that does not parse is left to the task, whose error names it.
@@ -205,10 +212,19 @@ impl<'h, T: Transport, S: Store> HubModel<'h, T, S> {
                 _ => None,
             });
             let parsed = tokenizer_json.and_then(|json| ParsedTokenizer::parse((*json).as_ref()).ok());
-            Ok((out, parsed))
+            Ok(Ok((out, parsed)))
         };
         // The weights' own failure is looked at below (a conversion's base may have them).
-        let ((others, parsed_tokenizer), weights) = side_by_side(small_files, async { Ok(self.weights(device).await) }).await?;
+        let (small_files, weights) = side_by_side(small_files, async { Ok(self.weights(device).await) }).await?;
+        let (others, parsed_tokenizer) = match small_files {
+            Ok(files) => files,
+            Err(small_file_out_of_room) => {
+                return Err(match weights {
+                    Err(weights_out_of_room @ Error::Hub { kind: HubErrorKind::Quota, .. }) => weights_out_of_room,
+                    _ => small_file_out_of_room,
+                });
+            }
+        };
         fetched.extend(others);
         let (weights, base) = match weights {
             Err(missing @ Error::Hub { kind: HubErrorKind::NotFound, .. }) => {

@@ -109,11 +109,21 @@ struct MemoryInner {
     blobs: HashMap<String, Arc<Vec<u8>>>,
     /// Unfinished downloads by etag: their bytes so far.
     partial: HashMap<String, Vec<u8>>,
+    /// The most bytes it holds, as a browser's storage quota: None for no limit.
+    room: Option<usize>,
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// A store that holds at most `bytes`: a write past them fails as a browser's store does over
+    /// its quota (`HubErrorKind::Quota`), giving back what that file had stored.
+    pub fn with_room(bytes: usize) -> MemoryStore {
+        let store = MemoryStore::default();
+        store.inner.borrow_mut().room = Some(bytes);
+        store
     }
 
     /// Etags of the complete blobs, and how many downloads are unfinished.
@@ -201,6 +211,16 @@ impl PartialFile for MemoryPartial {
         if self.complete || offset != stored.len() as u64 {
             return Err(crate::Error::Input(format!("memory store: a write at {offset} after {} bytes", stored.len())));
         }
+        let used = inner.blobs.values().map(|b| b.len()).chain(inner.partial.values().map(Vec::len)).sum::<usize>();
+        if let Some(room) = inner.room
+            && used + bytes.len() > room
+        {
+            inner.partial.remove(&self.etag);
+            let (repo, _, file) = self.key.clone();
+            let msg = format!("storing {} more bytes needs more room than the {room} bytes the store holds", bytes.len());
+            return Err(crate::Error::Hub { repo, file, kind: crate::HubErrorKind::Quota, msg });
+        }
+        let stored = inner.partial.entry(self.etag.clone()).or_default();
         stored.extend_from_slice(bytes);
         Ok(())
     }

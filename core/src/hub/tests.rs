@@ -617,3 +617,27 @@ fn tokenizer_json_is_parsed_during_the_load_and_taken_once() {
     let err = Tokenizer::from_files(&loaded, 16).err().expect("an error");
     assert!(err.to_string().contains("tokenizer.json is not JSON"), "{err}");
 }
+
+#[test]
+fn out_of_room_the_error_is_the_weights_whichever_file_the_store_refused_first() {
+    // The small files come while the weights stream: in a browser, the weights may fill the
+    // quota before a small file is stored. Here the store has room for config.json only, so the
+    // small file is refused first; the error must still be the weights' (which says how much
+    // they need), and what the weights had stored is given back.
+    let (mut files, _) = tiny_repo();
+    files.push(("tokenizer_config.json", br#"{"model_max_length": 512, "do_lower_case": true}"#.to_vec()));
+    let store = MemoryStore::with_room(files[0].1.len() + 8);
+    let hub = Hub::new(MockHub::new(&files), store.clone(), options());
+    let model = hub.model(REPO, None).unwrap();
+    let err = block(model.load(&["config.json", "tokenizer_config.json"], &Device::Cpu)).err().expect("the load cannot fit");
+    match &err {
+        crate::Error::Hub { file, kind: HubErrorKind::Quota, msg, .. } => {
+            assert_eq!(file, "model.safetensors", "{err}");
+            assert!(msg.contains("needs more room"), "{err}");
+        }
+        other => panic!("not a quota error: {other}"),
+    }
+    assert!(hub.transport().gets("model.safetensors").len() > 0, "the weights were asked for");
+    let (blobs, unfinished) = store.contents();
+    assert_eq!((blobs.len(), unfinished), (1, 0), "only config.json is kept");
+}
