@@ -100,22 +100,25 @@ async_test! { async fn int8_linear_over_batches_views_and_activations() {
             .unwrap();
         let want = reference::linear_int8(&x9[8 * k..], &bytes, dtype, None, k, n).unwrap();
         assert_close(&format!("{dtype} int8 input row 8"), &got, &want, tol(k));
-        // Weight rows 5..16 (a block offset into the tensor) and a fused GELU.
+        // Weight rows 5..16 (a block offset into the tensor) and a fused GELU, on the decode
+        // kernel (2 rows) and the panel GEMM (6): the whole weight's panels were packed and kept
+        // above, so the slice must get its own, and the whole weight its own back after.
         let part = tw.narrow(0, 5, 11).unwrap();
-        let x1 = rng.vec(2 * k, 1.0);
-        let got = Tensor::from_f32(&x1, &[2, k], &Device::Cpu)
-            .unwrap()
-            .linear(&part, None, Activation::Unary(UnaryOp::Gelu))
-            .unwrap()
-            .to_vec_f32().await
-            .unwrap();
-        let rows = dtype.bytes_for(k).unwrap();
-        let want: Vec<f32> = reference::linear_int8(&x1, &bytes[5 * rows..16 * rows], dtype, None, k, 11)
-            .unwrap()
-            .into_iter()
-            .map(reference::gelu)
-            .collect();
-        assert_close(&format!("{dtype} int8 row slice + gelu"), &got, &want, Tolerance { abs: 1e-4, rel: 1e-4 });
+        for m in [2, 6] {
+            let x1 = rng.vec(m * k, 1.0);
+            let tx1 = Tensor::from_f32(&x1, &[m, k], &Device::Cpu).unwrap();
+            let got = tx1.linear(&part, None, Activation::Unary(UnaryOp::Gelu)).unwrap().to_vec_f32().await.unwrap();
+            let rows = dtype.bytes_for(k).unwrap();
+            let want: Vec<f32> = reference::linear_int8(&x1, &bytes[5 * rows..16 * rows], dtype, None, k, 11)
+                .unwrap()
+                .into_iter()
+                .map(reference::gelu)
+                .collect();
+            assert_close(&format!("{dtype} int8 [{m}, {k}] x row slice + gelu"), &got, &want, Tolerance { abs: 1e-4, rel: 1e-4 });
+            let got = tx1.linear(&tw, None, Activation::None).unwrap().to_vec_f32().await.unwrap();
+            let want = reference::linear_int8(&x1, &bytes, dtype, None, k, n).unwrap();
+            assert_close(&format!("{dtype} int8 [{m}, {k}] x the whole weight after a slice"), &got, &want, tol(k));
+        }
     }
 }}
 

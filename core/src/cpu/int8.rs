@@ -18,7 +18,9 @@
 //! widening and `i32x4.dot_i16x8_s`), NEON (widening `vmull_s8` + pairwise adds: `vdotq_s32` is
 //! still unstable in Rust), and a scalar fallback. Threads split the weight rows; a task takes a
 //! run of weight rows and walks the activation rows four at a time, so each weight block is
-//! decoded once per four rows and each activation block is read from L1.
+//! decoded once per four rows and each activation block is read from L1. Prefill (more than four
+//! rows) on AVX-512 VNNI, AVX2 and relaxed-simd runs a GEMM over the weight repacked into panels
+//! of rows (`PackedWeight`), packed on first use and kept with the weight.
 //! `core/src/reference.rs`'s `linear_int8` is the plain version the kernels are tested against.
 
 #![allow(unsafe_op_in_unsafe_fn)]
@@ -638,34 +640,55 @@ fn matmul_typed<B: IntBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'
         // Enough tasks to balance threads, each a run of weight rows long enough to stream.
         rows_per_task: (s.n / (parallel::threads() * 8)).clamp(4, 64),
     };
-    // Prefill (more than ROWS rows): the ISA's packed-panel GEMM, NR weight rows a panel, where
-    // it has one; otherwise tasks of weight rows on the row kernel.
-    type PanelFn<B> = unsafe fn(&Job<'_, B>, usize, usize);
-    let gemm: Option<(usize, PanelFn<B>)> = match int_isa() {
-        #[cfg(target_arch = "x86_64")]
-        IntIsa::Vnni if s.m > ROWS => Some((vnni_gemm::NR, vnni_gemm::panel::<B>)),
-        #[cfg(target_arch = "x86_64")]
-        IntIsa::Avx2 if s.m > ROWS => Some((avx2_gemm::NR, avx2_gemm::panel::<B>)),
-        #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
-        IntIsa::Relaxed if s.m > ROWS => Some((relaxed_gemm::NR, relaxed_gemm::panel::<B>)),
-        _ => None,
-    };
-    match gemm {
-        Some((nr, panel)) => {
-            let panels = s.n.div_ceil(nr);
-            // SAFETY: int_isa found the panel's ISA on this CPU (or validated this build with it);
-            // each task writes its own columns of C.
-            parallel::for_each(s.batch * panels, |t| unsafe { panel(&job, t / panels, t % panels) });
-        }
-        None => {
-            let tasks = s.n.div_ceil(job.rows_per_task);
-            parallel::for_each(s.batch * tasks, |t| run(&job, t / tasks, t % tasks));
-        }
+    // Prefill (more than ROWS rows): the ISA's packed-panel GEMM where it has one; otherwise
+    // tasks of weight rows on the row kernel.
+    if !prefill_on_panels(&job, b.storage) {
+        let tasks = s.n.div_ceil(job.rows_per_task);
+        parallel::for_each(s.batch * tasks, |t| run(&job, t / tasks, t % tasks));
     }
     if let Activation::Unary(op) = act {
         apply_unary(&mut c, op);
     }
     Ok(c)
+}
+
+/// Runs `job` on the ISA's packed-panel GEMM, NR weight rows a panel, when it has one and the
+/// job is a prefill (more than ROWS rows); false when it did not.
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
+fn prefill_on_panels<B: IntBlock>(job: &Job<'_, B>, storage: &super::CpuStorage) -> bool {
+    type PanelFn<B> = unsafe fn(&Job<'_, B>, Panel<'_>, usize, usize);
+    let s = job.s;
+    let gemm: Option<(usize, u32, PanelFn<B>)> = match int_isa() {
+        #[cfg(target_arch = "x86_64")]
+        IntIsa::Vnni if s.m > ROWS => Some((vnni_gemm::NR, vnni_gemm::SIGNED_XOR, vnni_gemm::panel::<B>)),
+        #[cfg(target_arch = "x86_64")]
+        IntIsa::Avx2 if s.m > ROWS => Some((avx2_gemm::NR, 0, avx2_gemm::panel::<B>)),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))]
+        IntIsa::Relaxed if s.m > ROWS => Some((relaxed_gemm::NR, 0, relaxed_gemm::panel::<B>)),
+        _ => None,
+    };
+    let Some((nr, signed_xor, panel)) = gemm else { return false };
+    let panels = s.n.div_ceil(nr);
+    let key = PanelKey { dtype: B::DTYPE, first: job.w_first, row_stride: job.w_row, kb: job.kb, n: s.n, nr, signed_xor };
+    // SAFETY (both loops): int_isa found the panel's ISA on this CPU (or validated this build with
+    // it); each task writes its own columns of C.
+    if s.batch == 1 || job.w_batch == 0 {
+        // One weight matrix for every batch: packed once, kept with the weight.
+        let w = storage.packed(&key, || PackedWeight::new(job, 0, key));
+        parallel::for_each(s.batch * panels, |t| unsafe { panel(job, w.panel(t % panels), t / panels, t % panels) });
+    } else {
+        for batch in 0..s.batch {
+            let w = PackedWeight::new(job, batch, key);
+            parallel::for_each(panels, |p| unsafe { panel(job, w.panel(p), batch, p) });
+        }
+    }
+    true
+}
+
+/// No packed-panel GEMM in this build: every job takes the row kernel.
+#[cfg(not(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))))]
+fn prefill_on_panels<B: IntBlock>(_: &Job<'_, B>, _: &super::CpuStorage) -> bool {
+    false
 }
 
 fn run<B: IntBlock>(job: &Job<'_, B>, batch: usize, task: usize) {
@@ -766,47 +789,93 @@ fn row_dots<X: I8, B: IntBlock, const R: usize>(w: &[B], a: &[&[ActBlock]; R]) -
 /// One panel of NR weight rows repacked for the prefill GEMMs (`vnni_gemm`, `avx2_gemm`,
 /// `relaxed_gemm`): per block, 8 groups of [NR rows][4 bytes] (`q`, so that one register holds 4
 /// integers of every row), then the NR weight scales (`d`) and, for Q4_1, mins (`m`); rows past N
-/// stay zero.
+/// are zero.
 #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
-struct Panel {
-    q: Vec<u8>,
-    d: Vec<f32>,
-    m: Vec<f32>,
+#[derive(Clone, Copy)]
+struct Panel<'a> {
+    q: &'a [u8],
+    d: &'a [f32],
+    m: &'a [f32],
+}
+
+/// What a weight view was packed for: its rows, the panel width and the integers' transform.
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct PanelKey {
+    dtype: DType,
+    first: usize,
+    row_stride: usize,
+    kb: usize,
+    n: usize,
+    nr: usize,
+    signed_xor: u32,
+}
+
+/// Every panel of one weight matrix, packed once and kept with the weight (`CpuStorage::packed`):
+/// repacking per call took 82% of a short sentence's q8 time. Panel p is `panel_words` words
+/// from p * panel_words: q, then d, then m (Q4_1), as `Panel` describes. About 36 bytes per 32
+/// weights (Q8_0 keeps 34).
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
+struct PackedWeight {
+    key: PanelKey,
+    words: Vec<u32>,
+    panel_words: usize,
 }
 
 #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
-impl Panel {
-    /// Weight rows col0 .. col0 + cols of batch `batch`; Q8_0's integers XORed with `signed_xor`
-    /// (4 bytes at a time), nibbles widened to bytes.
-    #[inline(always)]
-    fn pack<B: IntBlock, const NR: usize>(job: &Job<'_, B>, batch: usize, col0: usize, cols: usize, signed_xor: u32) -> Panel {
-        let kb = job.kb;
-        let packed = 32 * NR;
-        let mut q = vec![0u8; kb * packed];
-        let mut d = vec![0f32; kb * NR];
-        let mut m = vec![0f32; if B::OFFSET == Offset::Min { kb * NR } else { 0 }];
-        for r in 0..cols {
-            let row = &job.w[job.w_first + batch * job.w_batch + (col0 + r) * job.w_row..][..kb];
-            for (b, blk) in row.iter().enumerate() {
-                // Moved 4 bytes at a time: packing is a fifth of the work at M = 256 otherwise.
-                let ints: [u32; 8] = if B::SIGNED {
-                    std::array::from_fn(|g| u32::from_le_bytes(blk.qs()[4 * g..4 * g + 4].try_into().unwrap()) ^ signed_xor)
-                } else {
-                    bytemuck::cast(nibbles(blk.qs()))
-                };
-                let dst = &mut q[b * packed..];
-                for (g, x) in ints.iter().enumerate() {
-                    dst[g * NR * 4 + r * 4..][..4].copy_from_slice(&x.to_le_bytes());
-                }
-                d[b * NR + r] = blk.d().get();
-                if B::OFFSET == Offset::Min {
-                    m[b * NR + r] = blk.m().get();
+impl super::PackedForm for PackedWeight {
+    type Key = PanelKey;
+    fn key(&self) -> &PanelKey {
+        &self.key
+    }
+}
+
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
+impl PackedWeight {
+    /// The weight rows of batch `batch` in panels of `nr`; Q8_0's integers XORed with
+    /// `signed_xor` (4 bytes at a time), nibbles widened to bytes.
+    fn new<B: IntBlock>(job: &Job<'_, B>, batch: usize, key: PanelKey) -> PackedWeight {
+        let (kb, nr) = (key.kb, key.nr);
+        let has_min = B::OFFSET == Offset::Min;
+        let panel_words = kb * 8 * nr + kb * nr * if has_min { 2 } else { 1 };
+        let mut words = vec![0u32; key.n.div_ceil(nr) * panel_words];
+        parallel::for_each_chunk(&mut words, panel_words, |p, chunk| {
+            let (q, scales) = chunk.split_at_mut(kb * 8 * nr);
+            let (d, m) = scales.split_at_mut(kb * nr);
+            let (q, d, m): (&mut [u8], &mut [f32], &mut [f32]) =
+                (bytemuck::cast_slice_mut(q), bytemuck::cast_slice_mut(d), bytemuck::cast_slice_mut(m));
+            for r in 0..nr.min(key.n - p * nr) {
+                let row = &job.w[job.w_first + batch * job.w_batch + (p * nr + r) * job.w_row..][..kb];
+                for (b, blk) in row.iter().enumerate() {
+                    let ints: [u32; 8] = if B::SIGNED {
+                        std::array::from_fn(|g| u32::from_le_bytes(blk.qs()[4 * g..4 * g + 4].try_into().unwrap()) ^ key.signed_xor)
+                    } else {
+                        bytemuck::cast(nibbles(blk.qs()))
+                    };
+                    let dst = &mut q[b * 32 * nr..];
+                    for (g, x) in ints.iter().enumerate() {
+                        dst[g * nr * 4 + r * 4..][..4].copy_from_slice(&x.to_le_bytes());
+                    }
+                    d[b * nr + r] = blk.d().get();
+                    if has_min {
+                        m[b * nr + r] = blk.m().get();
+                    }
                 }
             }
-        }
-        Panel { q, d, m }
+        });
+        PackedWeight { key, words, panel_words }
     }
 
+    fn panel(&self, p: usize) -> Panel<'_> {
+        let (kb, nr) = (self.key.kb, self.key.nr);
+        let (q, scales) = self.words[p * self.panel_words..][..self.panel_words].split_at(kb * 8 * nr);
+        let (d, m) = scales.split_at(kb * nr);
+        Panel { q: bytemuck::cast_slice(q), d: bytemuck::cast_slice(d), m: bytemuck::cast_slice(m) }
+    }
+}
+
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
+impl Panel<'_> {
     /// The bias of columns col0 .. col0 + cols, zero past them (for a full-width load).
     fn bias<B, const NR: usize>(job: &Job<'_, B>, col0: usize, cols: usize) -> [f32; NR] {
         let mut bias = [0f32; NR];
@@ -838,6 +907,8 @@ mod vnni_gemm {
 
     /// Weight rows per panel: the 16 lanes of a 512-bit register.
     pub(super) const NR: usize = 16;
+    /// Q8_0's integers shifted to unsigned when packed (+128: each byte's top bit flipped).
+    pub(super) const SIGNED_XOR: u32 = 0x8080_8080;
     /// Activation rows per tile.
     const MR: usize = 8;
     /// Bytes of one packed block: 8 groups of [NR rows][4 bytes].
@@ -845,13 +916,12 @@ mod vnni_gemm {
 
     /// Columns [p NR, (p + 1) NR) of C[batch] for all M rows.
     #[target_feature(enable = "avx512f,avx512vnni,avx2,fma,f16c")]
-    pub(super) unsafe fn panel<B: IntBlock>(job: &Job<'_, B>, batch: usize, p: usize) {
+    pub(super) unsafe fn panel<B: IntBlock>(job: &Job<'_, B>, panel: Panel<'_>, batch: usize, p: usize) {
         let s = job.s;
         let kb = job.kb;
         let col0 = p * NR;
         let cols = NR.min(s.n - col0);
-        // Q8_0's integers shifted to unsigned (+128: each byte's top bit flipped).
-        let Panel { q, d, m } = Panel::pack::<B, NR>(job, batch, col0, cols, 0x8080_8080);
+        let Panel { q, d, m } = panel;
         // What the unsigned integers add per unit of activation sum: d (ad dot - c s).
         let c = match B::OFFSET {
             Offset::None => 128.0,
@@ -921,13 +991,13 @@ mod avx2_gemm {
 
     /// Columns [p NR, (p + 1) NR) of C[batch] for all M rows.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn panel<B: IntBlock>(job: &Job<'_, B>, batch: usize, p: usize) {
+    pub(super) unsafe fn panel<B: IntBlock>(job: &Job<'_, B>, panel: Panel<'_>, batch: usize, p: usize) {
         let s = job.s;
         let kb = job.kb;
         let col0 = p * NR;
         let cols = NR.min(s.n - col0);
         // Q8_0's integers as stored (signed).
-        let Panel { q, d, m } = Panel::pack::<B, NR>(job, batch, col0, cols, 0);
+        let Panel { q, d, m } = panel;
         // What the nibbles' offset takes per unit of activation sum: d (ad dot - c s).
         let c = if B::OFFSET == Offset::MinusEight { 8.0 } else { 0.0 };
         let bias: [f32; NR] = Panel::bias(job, col0, cols);
@@ -1014,13 +1084,13 @@ mod relaxed_gemm {
 
     /// Columns [p NR, (p + 1) NR) of C[batch] for all M rows.
     #[target_feature(enable = "simd128,relaxed-simd")]
-    pub(super) unsafe fn panel<B: IntBlock>(job: &Job<'_, B>, batch: usize, p: usize) {
+    pub(super) unsafe fn panel<B: IntBlock>(job: &Job<'_, B>, panel: Panel<'_>, batch: usize, p: usize) {
         let s = job.s;
         let kb = job.kb;
         let col0 = p * NR;
         let cols = NR.min(s.n - col0);
         // Q8_0's integers as stored (signed).
-        let Panel { q, d, m } = Panel::pack::<B, NR>(job, batch, col0, cols, 0);
+        let Panel { q, d, m } = panel;
         // What the nibbles' offset takes per unit of activation sum: d (ad dot - c s).
         let c = if B::OFFSET == Offset::MinusEight { 8.0 } else { 0.0 };
         let bias: [f32; NR] = Panel::bias(job, col0, cols);

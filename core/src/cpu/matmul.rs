@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use half::f16;
 
+use super::Input;
 use super::kernels::apply_unary;
 use super::parallel::{self, SharedOut};
 use super::simd::{Simd, dispatch};
-use super::{CpuStorage, Input};
 use crate::dtype::DType;
 use crate::layout::Layout;
 use crate::ops::Activation;
@@ -101,16 +101,10 @@ fn pack_b(b: &Input<'_>, key: PackKey) -> Vec<f32> {
     data
 }
 
-impl CpuStorage {
-    /// The packed form of a weight view, made on first use and kept with the weight.
-    fn packed(&self, b: &Input<'_>, key: PackKey) -> Arc<PackedB> {
-        let cached = self.0.packed().lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(p) = cached.filter(|p| p.key == key) {
-            return p;
-        }
-        let packed = Arc::new(PackedB { key, data: pack_b(b, key) });
-        *self.0.packed().lock().unwrap_or_else(|e| e.into_inner()) = Some(packed.clone());
-        packed
+impl super::PackedForm for PackedB {
+    type Key = PackKey;
+    fn key(&self) -> &PackKey {
+        &self.key
     }
 }
 
@@ -146,7 +140,11 @@ pub(super) fn matmul(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, act
         } else {
             let key = PackKey { offset: b_off, sk: sb_k, sn: sb_n, k: s.k, n: s.n, nr };
             // Weights (one matrix for every batch) are cached; per-batch operands are packed each time.
-            let packed = if s.batch == 1 || sb_b == 0 { b.storage.packed(b, key) } else { Arc::new(PackedB { key, data: pack_b(b, key) }) };
+            let packed = if s.batch == 1 || sb_b == 0 {
+                b.storage.packed(&key, || PackedB { key, data: pack_b(b, key) })
+            } else {
+                Arc::new(PackedB { key, data: pack_b(b, key) })
+            };
             gemm_packed(a_base, sa_m, &packed.data, bias, s, nr, mr, c_batch);
         }
         if let Activation::Unary(op) = act {

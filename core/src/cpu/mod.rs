@@ -31,8 +31,9 @@ pub(crate) struct CpuStorage(Arc<Inner>);
 
 pub(crate) struct Inner {
     bytes: Bytes,
-    /// A matmul-ready copy of a weight, made on its first use as a matmul operand.
-    packed: std::sync::Mutex<Option<Arc<matmul::PackedB>>>,
+    /// A matmul-ready copy of a weight, made on its first use as a matmul operand: the f32
+    /// GEMM's panels (`matmul::PackedB`) or the int8 GEMM's (`int8::PackedWeight`).
+    packed: std::sync::Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
     /// Quantized from floats when the weights loaded (dtype 'q8' / 'q4'), not read quantized
     /// from a file: such weights take the int8 path by default (int8.rs).
     quantized_at_load: std::sync::atomic::AtomicBool,
@@ -42,9 +43,12 @@ impl Inner {
     fn new(bytes: Bytes) -> Arc<Inner> {
         Arc::new(Inner { bytes, packed: std::sync::Mutex::new(None), quantized_at_load: Default::default() })
     }
-    pub(crate) fn packed(&self) -> &std::sync::Mutex<Option<Arc<matmul::PackedB>>> {
-        &self.packed
-    }
+}
+
+/// A matmul-ready form of a weight view, tagged with the view (and panel shape) it was made for.
+pub(crate) trait PackedForm: Send + Sync + 'static {
+    type Key: PartialEq;
+    fn key(&self) -> &Self::Key;
 }
 
 enum Bytes {
@@ -74,6 +78,20 @@ impl CpuStorage {
         let mut words = vec![0u32; bytes.len().div_ceil(4)];
         bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
         CpuStorage(Inner::new(Bytes::Owned { words, len: bytes.len() }))
+    }
+
+    /// The packed form `P` of this weight for `key`: made by `make` on first use and kept with
+    /// the weight, so that a matmul repacks nothing on later calls. One form is kept: a use with
+    /// another key or form replaces it.
+    pub(crate) fn packed<P: PackedForm>(&self, key: &P::Key, make: impl FnOnce() -> P) -> Arc<P> {
+        let slot = || self.0.packed.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = slot().clone().and_then(|p| p.downcast::<P>().ok());
+        if let Some(p) = cached.filter(|p| p.key() == key) {
+            return p;
+        }
+        let packed = Arc::new(make());
+        *slot() = Some(packed.clone());
+        packed
     }
 
     /// Marks blocks quantized at load (see `Inner::quantized_at_load`).
