@@ -104,7 +104,7 @@ pub(crate) async fn realize(tensors: &[&Tensor]) -> Result<()> {
     let Some(device) = single_device(tensors)? else { return Ok(()) };
     let order = topological_order(tensors);
     match device {
-        Device::Cpu => drive(&order, cpu::execute),
+        Device::Cpu => cpu::parallel::on_pool(|| drive(&order, cpu::execute)),
         Device::Gpu(gpu) => {
             let mut run = gpu.begin_run();
             drive(&order, |step| run.record(step))?;
@@ -128,7 +128,7 @@ pub(crate) async fn read(tensors: &[&Tensor]) -> Result<Vec<HostData>> {
     let order = topological_order(&refs);
     match device {
         Device::Cpu => {
-            drive(&order, cpu::execute)?;
+            cpu::parallel::on_pool(|| drive(&order, cpu::execute))?;
             dense.iter().map(cpu::read).collect()
         }
         Device::Gpu(gpu) => {

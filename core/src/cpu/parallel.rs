@@ -35,6 +35,17 @@ pub fn set_threads(n: usize) -> crate::Result<()> {
     }
 }
 
+/// Runs `f` on a thread of the pool (natively, with more than one thread), so that the parallel
+/// loops inside start from a worker: the caller's share runs at once, and no thread outside the
+/// pool sleeps and wakes around each loop. A short input's forward is hundreds of small loops.
+pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    #[cfg(not(target_arch = "wasm32"))]
+    if threads() > 1 && rayon::current_thread_index().is_none() {
+        return rayon::scope(|_| f());
+    }
+    f()
+}
+
 /// Runs `f(i)` for every i in 0..n, in parallel where threads exist.
 pub(crate) fn for_each(n: usize, f: impl Fn(usize) + Sync + Send) {
     #[cfg(not(target_arch = "wasm32"))]
