@@ -38,11 +38,18 @@ pub fn set_threads(n: usize) -> crate::Result<()> {
 /// Runs `f` on a thread of the pool (natively, with more than one thread), so that the parallel
 /// loops inside start from a worker: the caller's share runs at once, and no thread outside the
 /// pool sleeps and wakes around each loop. A short input's forward is hundreds of small loops.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    #[cfg(not(target_arch = "wasm32"))]
     if threads() > 1 && rayon::current_thread_index().is_none() {
         return rayon::scope(|_| f());
     }
+    f()
+}
+
+/// In wasm `f` runs as it is: `wasm_pool`'s caller takes its share of each loop already (and a
+/// graph holding WebGPU objects is not `Send`).
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn on_pool<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
