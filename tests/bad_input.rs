@@ -103,3 +103,83 @@ fn empty_strings_have_a_defined_embedding_and_no_texts_is_an_error() {
     let err = pollster::block_on(pipe.run(&[], Pooling::Mean, true)).unwrap_err();
     assert!(err.to_string().contains("at least one text"), "{err}");
 }
+
+/// The MiniLM tokenizer.json with its post-processor replaced by `post_processor`.
+fn tokenizer_with_post_processor(post_processor: serde_json::Value) -> Vec<u8> {
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model_dir("all-MiniLM-L6-v2").join("tokenizer.json")).unwrap()).unwrap();
+    json["post_processor"] = post_processor;
+    serde_json::to_vec(&json).unwrap()
+}
+
+/// `tokenizers` panics while encoding with a template that names a special token its
+/// post-processor does not define, or one whose ids and tokens differ in number. serde also
+/// accepts a struct written as an array (found by fuzzing), so each is tried in both shapes;
+/// every one must be refused at load with the reason.
+#[test]
+fn a_post_processor_template_that_would_panic_is_refused_at_load_in_any_json_shape() {
+    use serde_json::json;
+    let cls = json!({"id": "[CLS]", "ids": [101], "tokens": ["[CLS]"]});
+    let seq_a = json!({"Sequence": {"id": "A", "type_id": 0}});
+    let seq_b = json!({"Sequence": {"id": "B", "type_id": 1}});
+    let template = |single: serde_json::Value, specials: serde_json::Value| json!({"type": "TemplateProcessing", "single": single, "pair": [seq_a, seq_b], "special_tokens": specials});
+    let undefined = "do not define";
+    let uneven = "ids for";
+    let cases = [
+        (
+            "undefined token, map form",
+            template(json!([{"SpecialToken": {"id": "[X]", "type_id": 0}}, seq_a]), json!({"[CLS]": cls})),
+            undefined,
+        ),
+        ("undefined token, array form", template(json!([{"SpecialToken": ["[X]", 0]}, seq_a]), json!({"[CLS]": cls})), undefined),
+        ("undefined token, string form", template(json!(["[X]", "$A"]), json!({"[CLS]": cls})), undefined),
+        (
+            "undefined token, processor as an array",
+            json!(["TemplateProcessing", [{"SpecialToken": ["[X]", 0]}, seq_a], [seq_a, seq_b], {"[CLS]": cls}]),
+            undefined,
+        ),
+        (
+            "undefined token inside a Sequence",
+            json!({"type": "Sequence", "processors": [template(json!([{"SpecialToken": ["[X]", 0]}, seq_a]), json!({}))]}),
+            undefined,
+        ),
+        (
+            "uneven ids, map form",
+            template(
+                json!([{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, seq_a]),
+                json!({"[CLS]": {"id": "[CLS]", "ids": [101, 102], "tokens": ["[CLS]"]}}),
+            ),
+            uneven,
+        ),
+        (
+            "uneven ids, array form",
+            template(json!([{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, seq_a]), json!({"[CLS]": ["[CLS]", [101, 102], ["[CLS]"]]})),
+            uneven,
+        ),
+    ];
+    for (what, post_processor, reason) in cases {
+        let bytes = tokenizer_with_post_processor(post_processor);
+        match webformers::tokenizer::Tokenizer::from_bytes(&bytes, 64) {
+            Ok(tokenizer) => {
+                // A shape tokenizers itself refuses is fine too; one it accepts must encode.
+                let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    (tokenizer.encode_full("hello", None).is_ok(), tokenizer.encode_full("hello", Some("world")).is_ok())
+                }));
+                panic!(
+                    "{what}: loaded, then encoding (single, pair) {}",
+                    match encoded {
+                        Err(_) => "panicked".to_string(),
+                        Ok(ok) => format!("gave {ok:?}"),
+                    }
+                );
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(msg.contains("tokenizer.json"), "{what}: {msg}");
+                if !msg.contains(reason) {
+                    eprintln!("{what}: refused by tokenizers' own parse: {msg}");
+                }
+            }
+        }
+    }
+}
