@@ -811,6 +811,13 @@ struct PanelKey {
     signed_xor: u32,
 }
 
+/// Bytes of one packed 32-value block of a panel of `nr` rows: 8 groups of [nr rows][4 bytes].
+/// The layout `PackedWeight` writes and every panel GEMM reads.
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
+const fn packed_block_bytes(nr: usize) -> usize {
+    32 * nr
+}
+
 /// Every panel of one weight matrix, packed once and kept with the weight (`CpuStorage::packed`):
 /// repacking per call took 82% of a short sentence's q8 time. Panel p is `panel_words` words
 /// from p * panel_words: q, then d, then m (Q4_1), as `Panel` describes. About 36 bytes per 32
@@ -837,10 +844,11 @@ impl PackedWeight {
     fn new<B: IntBlock>(job: &Job<'_, B>, batch: usize, key: PanelKey) -> PackedWeight {
         let (kb, nr) = (key.kb, key.nr);
         let has_min = B::OFFSET == Offset::Min;
-        let panel_words = kb * 8 * nr + kb * nr * if has_min { 2 } else { 1 };
+        let q_words = kb * packed_block_bytes(nr) / 4;
+        let panel_words = q_words + kb * nr * if has_min { 2 } else { 1 };
         let mut words = vec![0u32; key.n.div_ceil(nr) * panel_words];
         parallel::for_each_chunk(&mut words, panel_words, |p, chunk| {
-            let (q, scales) = chunk.split_at_mut(kb * 8 * nr);
+            let (q, scales) = chunk.split_at_mut(q_words);
             let (d, m) = scales.split_at_mut(kb * nr);
             let (q, d, m): (&mut [u8], &mut [f32], &mut [f32]) =
                 (bytemuck::cast_slice_mut(q), bytemuck::cast_slice_mut(d), bytemuck::cast_slice_mut(m));
@@ -852,7 +860,7 @@ impl PackedWeight {
                     } else {
                         bytemuck::cast(nibbles(blk.qs()))
                     };
-                    let dst = &mut q[b * 32 * nr..];
+                    let dst = &mut q[b * packed_block_bytes(nr)..];
                     for (g, x) in ints.iter().enumerate() {
                         dst[g * nr * 4 + r * 4..][..4].copy_from_slice(&x.to_le_bytes());
                     }
@@ -868,7 +876,7 @@ impl PackedWeight {
 
     fn panel(&self, p: usize) -> Panel<'_> {
         let (kb, nr) = (self.key.kb, self.key.nr);
-        let (q, scales) = self.words[p * self.panel_words..][..self.panel_words].split_at(kb * 8 * nr);
+        let (q, scales) = self.words[p * self.panel_words..][..self.panel_words].split_at(kb * packed_block_bytes(nr) / 4);
         let (d, m) = scales.split_at(kb * nr);
         Panel { q: bytemuck::cast_slice(q), d: bytemuck::cast_slice(d), m: bytemuck::cast_slice(m) }
     }
@@ -911,8 +919,7 @@ mod vnni_gemm {
     pub(super) const SIGNED_XOR: u32 = 0x8080_8080;
     /// Activation rows per tile.
     const MR: usize = 8;
-    /// Bytes of one packed block: 8 groups of [NR rows][4 bytes].
-    const PACKED: usize = 32 * NR;
+    const PACKED: usize = super::packed_block_bytes(NR);
 
     /// Columns [p NR, (p + 1) NR) of C[batch] for all M rows.
     #[target_feature(enable = "avx512f,avx512vnni,avx2,fma,f16c")]
@@ -986,8 +993,7 @@ mod avx2_gemm {
     pub(super) const NR: usize = 8;
     /// Activation rows per tile (16 registers: MR integer sums, MR f32 sums and the operands).
     const MR: usize = 4;
-    /// Bytes of one packed block: 8 groups of [NR rows][4 bytes].
-    const PACKED: usize = 32 * NR;
+    const PACKED: usize = super::packed_block_bytes(NR);
 
     /// Columns [p NR, (p + 1) NR) of C[batch] for all M rows.
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -1079,8 +1085,7 @@ mod relaxed_gemm {
     pub(super) const NR: usize = 4;
     /// Activation rows per tile (MR integer and MR f32 sums stay in x86's 16 vector registers).
     const MR: usize = 4;
-    /// Bytes of one packed block: 8 groups of [NR rows][4 bytes].
-    const PACKED: usize = 32 * NR;
+    const PACKED: usize = super::packed_block_bytes(NR);
 
     /// Columns [p NR, (p + 1) NR) of C[batch] for all M rows.
     #[target_feature(enable = "simd128,relaxed-simd")]

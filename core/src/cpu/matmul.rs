@@ -140,11 +140,8 @@ pub(super) fn matmul(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, act
         } else {
             let key = PackKey { offset: b_off, sk: sb_k, sn: sb_n, k: s.k, n: s.n, nr };
             // Weights (one matrix for every batch) are cached; per-batch operands are packed each time.
-            let packed = if s.batch == 1 || sb_b == 0 {
-                b.storage.packed(&key, || PackedB { key, data: pack_b(b, key) })
-            } else {
-                Arc::new(PackedB { key, data: pack_b(b, key) })
-            };
+            let make = || PackedB { key, data: pack_b(b, key) };
+            let packed = if s.batch == 1 || sb_b == 0 { b.storage.packed(&key, make) } else { Arc::new(make()) };
             gemm_packed(a_base, sa_m, &packed.data, bias, s, nr, mr, c_batch);
         }
         if let Activation::Unary(op) = act {
