@@ -58,6 +58,45 @@ pub enum Error {
     Hub { repo: String, file: String, kind: HubErrorKind, msg: String },
 }
 
+impl Error {
+    /// A short name for what kind of failure this is, the `code` of the JavaScript `Error` both
+    /// bindings throw, so that front ends decide without parsing messages (a GPU limit under
+    /// device 'auto' means falling back to the CPU; a missing file does not): `file`, `config`,
+    /// `weight`, `tokenizer`, `unsupported`, `input`, `no_adapter`, `over_limit`,
+    /// `out_of_memory`, `device_lost`, `gpu`; for the Hub `file` (no such repository, revision or
+    /// file), `auth`, `network`, `integrity`, `quota`, `cache`, `aborted`; `engine` for the rest
+    /// (shape or dtype errors: a bug or an unsupported model).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Hub { kind, .. } => match kind {
+                HubErrorKind::NotFound => "file",
+                HubErrorKind::Unauthorized | HubErrorKind::Forbidden => "auth",
+                HubErrorKind::Integrity => "integrity",
+                HubErrorKind::Quota => "quota",
+                HubErrorKind::Cache => "cache",
+                HubErrorKind::Cancelled => "aborted",
+                HubErrorKind::RateLimited
+                | HubErrorKind::Server
+                | HubErrorKind::Network
+                | HubErrorKind::Offline
+                | HubErrorKind::Protocol => "network",
+            },
+            Error::File { .. } => "file",
+            Error::Config(_) => "config",
+            Error::Weight { .. } => "weight",
+            Error::Tokenizer(_) => "tokenizer",
+            Error::Unsupported(_) => "unsupported",
+            Error::Input(_) => "input",
+            Error::NoAdapter(_) => "no_adapter",
+            Error::OverLimit { .. } => "over_limit",
+            Error::OutOfMemory { .. } => "out_of_memory",
+            Error::DeviceLost(_) => "device_lost",
+            Error::Gpu(_) => "gpu",
+            _ => "engine",
+        }
+    }
+}
+
 /// Why a Hub request failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HubErrorKind {
