@@ -45,6 +45,10 @@
 #     a screenshot of its checked result into target/screenshots/ (CI keeps it as an artifact);
 #   - the port test (port.test.mjs): transformers.js's documented snippets (pipelines, the
 #     model classes and processors, the Tensor helpers) with only the import changed, their model ids served by the Hub stand-in (README.md: "Porting from transformers.js");
+#   - the native engine in Node (native-node.test.mjs): scripts/build-node-addon.sh's Node-API
+#     addon under device 'cpu': MiniLM at fp32 and q8 against PyTorch and beside the WASM build,
+#     every tiny task model against Python's pipeline(), streamed text, a Hub model fetched
+#     natively into the huggingface_hub cache (cold, warm, offline), bad input;
 #   - device faults (device-faults.test.mjs): weights over WebAssembly's 4 GiB memory are a clear
 #     Error in Node, and the instance works on (a destroyed WebGPU device: browser.test.mjs).
 #   - bundlers (bundlers.test.mjs): the packed .tgz in the Vite, webpack, esbuild and Next.js apps
@@ -54,7 +58,7 @@
 # Needs scripts/setup-tools.sh (Chromium, wasm-bindgen); fetches the models (all-MiniLM-L6-v2,
 # SmolLM2-135M-Instruct Q4_1, whisper-tiny.en) when missing.
 #
-# Usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension|automodel|bundlers|gallery|port]   (default: all; automodel: automodel.test.mjs alone; tensor: the Tensor and AutoTokenizer against transformers.js; vision: the
+# Usage: scripts/test-npm.sh [node|native|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension|automodel|bundlers|gallery|port]   (default: all; automodel: automodel.test.mjs alone; tensor: the Tensor and AutoTokenizer against transformers.js; vision: the
 # image tasks' two files alone; audio: read_audio/RawAudio in Node and Chromium; seq2seq: the text
 # encoder-decoder tasks' two files)
 set -euo pipefail
@@ -82,6 +86,8 @@ cd npm
 # run, so nothing downloads a browser.
 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 npm run build
+# The native engine for Node (npm/native/<triple>/), which device 'cpu' takes in Node.
+../scripts/build-node-addon.sh
 
 # transformers.js 4.3.1 for tensor.test.mjs, which runs its Tensor beside the package's (the
 # benchmark's pinned copy; no install scripts run).
@@ -92,7 +98,8 @@ esac
 
 case "${1:-all}" in
     tensor) node --test test/tensor.test.mjs test/tokenizer.test.mjs ;;
-    node) node --test --test-concurrency=1 --test-timeout=600000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/automodel.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs test/seq2seq-node.test.mjs ;;
+    native) node --test --test-concurrency=1 --test-timeout=600000 test/native-node.test.mjs ;;
+    node) node --test --test-concurrency=1 --test-timeout=600000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/automodel.test.mjs test/node.test.mjs test/native-node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs test/seq2seq-node.test.mjs ;;
     browser) node --test --test-concurrency=1 --test-timeout=900000 test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs test/seq2seq-browser.test.mjs test/extension.test.mjs ;;
     audio) node --test --test-concurrency=1 --test-timeout=900000 test/audio-node.test.mjs test/audio-browser.test.mjs ;;
     asr) node --test --test-concurrency=1 --test-timeout=900000 test/asr-node.test.mjs test/asr-events.test.mjs test/asr-browser.test.mjs ;;
@@ -106,9 +113,9 @@ case "${1:-all}" in
     gallery) node --test --test-timeout=900000 test/gallery.test.mjs ;;
     port) node --test --test-timeout=900000 test/port.test.mjs ;;
     all)
-        node --test --test-concurrency=1 --test-timeout=900000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/automodel.test.mjs test/node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs \
+        node --test --test-concurrency=1 --test-timeout=900000 test/stopping.test.mjs test/tensor.test.mjs test/tokenizer.test.mjs test/automodel.test.mjs test/node.test.mjs test/native-node.test.mjs test/vision-node.test.mjs test/audio-node.test.mjs test/asr-node.test.mjs test/asr-events.test.mjs \
             test/seq2seq-node.test.mjs test/browser.test.mjs test/vision-browser.test.mjs test/audio-browser.test.mjs test/asr-browser.test.mjs \
             test/seq2seq-browser.test.mjs test/extension.test.mjs test/hub.test.mjs test/custom-cache.test.mjs test/device-faults.test.mjs test/bundlers.test.mjs test/gallery.test.mjs test/port.test.mjs
         ;;
-    *) echo "usage: scripts/test-npm.sh [node|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension|automodel|bundlers|gallery|port]" >&2; exit 2 ;;
+    *) echo "usage: scripts/test-npm.sh [node|native|browser|hub|faults|vision|audio|asr|seq2seq|tensor|extension|automodel|bundlers|gallery|port]" >&2; exit 2 ;;
 esac

@@ -1,10 +1,14 @@
-// The browser benchmark's workload (bench/README.md) with the npm package in Node, on WASM: the
-// 64 corpus sentences in batches of 32 (sentences/s, median of the passes after one warm-up) and
-// one 16-token sentence at a time (median latency). Not a test.
+// The browser benchmark's workload (bench/README.md) with the npm package in Node: the 64 corpus
+// sentences in batches of 32 (sentences/s, median of the passes after one warm-up) and one
+// 16-token sentence at a time (median latency). Not a test.
 //
-//   node bench/js/node.mjs [--reps 7] [--latency-runs 100] [--threads N]
+//   node bench/js/node.mjs [--reps 7] [--latency-runs 100] [--threads N] [--device wasm|cpu]
+//                          [--dtype fp32|q8] [--corpus corpus|passages] [--batch 32]
 //
-// --threads sets env.numThreads (default: the package's default, the cores up to 4).
+// --threads sets env.numThreads (default: the package's default, the cores up to 4; the native
+// engine's default is every core). --device cpu runs the native engine (the Node-API addon of
+// scripts/build-node-addon.sh), wasm (default) the WASM build. --corpus passages times
+// bench/passages.json's 256-token passages (per token: nothing padded), in batches of --batch.
 //
 // Needs npm/dist (cd npm && npm run build) and the model (scripts/fetch-models.sh minilm).
 
@@ -17,14 +21,16 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const { pipeline, env } = await import(path.join(root, 'npm', 'dist', 'index.js'));
 
-const opts = { reps: 7, latencyRuns: 100, threads: null };
+const opts = { reps: 7, latencyRuns: 100, threads: null, device: 'wasm', dtype: 'fp32', corpus: 'corpus', batch: 32 };
+const FLAGS = { '--reps': 'reps', '--latency-runs': 'latencyRuns', '--threads': 'threads', '--device': 'device', '--dtype': 'dtype', '--corpus': 'corpus', '--batch': 'batch' };
+const TEXT_FLAGS = new Set(['device', 'dtype', 'corpus']);
 for (let i = 2; i < process.argv.length; i += 2) {
-  const key = { '--reps': 'reps', '--latency-runs': 'latencyRuns', '--threads': 'threads' }[process.argv[i]];
+  const key = FLAGS[process.argv[i]];
   if (!key || process.argv[i + 1] === undefined) {
-    console.error('usage: node bench/js/node.mjs [--reps N] [--latency-runs N] [--threads N]');
+    console.error('usage: node bench/js/node.mjs [--reps N] [--latency-runs N] [--threads N] [--device wasm|cpu] [--dtype fp32|q8] [--corpus corpus|passages] [--batch N]');
     process.exit(2);
   }
-  opts[key] = Number(process.argv[i + 1]);
+  opts[key] = TEXT_FLAGS.has(key) ? process.argv[i + 1] : Number(process.argv[i + 1]);
 }
 
 const median = (xs) => {
@@ -33,14 +39,14 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-const corpus = JSON.parse(fs.readFileSync(path.join(root, 'bench', 'corpus.json'), 'utf8'));
+const corpus = JSON.parse(fs.readFileSync(path.join(root, 'bench', `${opts.corpus}.json`), 'utf8'));
 env.numThreads = opts.threads;
 const t0 = performance.now();
-const extractor = await pipeline('feature-extraction', path.join(root, '.cache', 'models', 'all-MiniLM-L6-v2'), { device: 'wasm' });
+const extractor = await pipeline('feature-extraction', path.join(root, '.cache', 'models', 'all-MiniLM-L6-v2'), { device: opts.device, dtype: opts.dtype });
 const loadMs = performance.now() - t0;
 const embed = (texts) => extractor(texts, { pooling: 'mean', normalize: true });
 const pass = async () => {
-  for (let i = 0; i < corpus.sentences.length; i += 32) await embed(corpus.sentences.slice(i, i + 32));
+  for (let i = 0; i < corpus.sentences.length; i += opts.batch) await embed(corpus.sentences.slice(i, i + opts.batch));
 };
 await pass();
 const passMs = [];
@@ -61,7 +67,10 @@ console.log(
     runtime: 'webformers',
     device: extractor.device,
     adapter: extractor.adapter,
-    threads: extractor.threads,
+    threads: extractor.threads ?? opts.threads,
+    dtype: opts.dtype,
+    corpus: opts.corpus,
+    batch: opts.batch,
     node: process.version,
     cpu: os.cpus()[0]?.model,
     load_ms: +loadMs.toFixed(0),

@@ -82,6 +82,12 @@ export const env = {
    * loads (the first pipeline).
    */
   numThreads: null,
+  /**
+   * Node: `device: 'cpu'` and `device: 'gpu'` run the native engine (the `webformers-<platform>`
+   * addon: the machine's own SIMD kernels and threads, wgpu's Vulkan / Metal / DX12) where it is
+   * installed; false runs the WASM build for them instead. Ignored in browsers.
+   */
+  useNative: true,
   /** 'debug' | 'info' | 'warning' | 'error' | 'none', or a `LogLevel` number (transformers.js's). */
   logLevel: 'warning',
   /** A request that receives nothing for this many milliseconds is abandoned (with an Error). */

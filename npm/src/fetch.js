@@ -45,6 +45,7 @@ async function fsSource(dir, name) {
   return {
     name,
     where: dir,
+    local: true,
     async probe() {
       let stat;
       try {
@@ -226,6 +227,31 @@ async function candidates(model, { revision, localOnly }) {
     );
   }
   return list;
+}
+
+/**
+ * Where the native engine (Node) can read `model` itself: `{dir}` (the first local folder that
+ * holds a config.json, as loadModelFiles looks) or a Hub repository `{repo, revision}` (fetched
+ * natively into huggingface_hub's cache; `offline` with `localOnly`: from the cache alone). null
+ * where only the JS loaders can (a URL, a custom path template or cache): the caller then takes
+ * the WASM build.
+ */
+export async function nativeSource(model, { revision = 'main', localOnly = false }) {
+  if (typeof model !== 'string' || model === '') {
+    throw new WebformersError('the model must be a non-empty string (an id, a URL or a path)', 'input');
+  }
+  if (env.useCustomCache) return null;
+  const misses = [];
+  // local_files_only still reads a Hub model from the cache natively (offline: no request).
+  for (const make of await candidates(model, { revision, localOnly: false })) {
+    const source = await make();
+    if (source.hub) return { repo: source.hub.repo, revision: source.hub.revision, offline: localOnly };
+    if (!source.local) return null;
+    const problem = await source.probe();
+    if (!problem && (await source.read('config.json', () => {})) !== null) return { dir: source.where };
+    misses.push(problem ?? `${model} is not a model: ${source.where}/config.json was not found`);
+  }
+  throw new WebformersError(misses.length === 1 ? misses[0] : `could not find the model ${model}: ${misses.join('; ')}`, 'file');
 }
 
 // ---- loading --------------------------------------------------------------------------------

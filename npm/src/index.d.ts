@@ -1,7 +1,11 @@
 // Types of the `webformers` package (the transformers.js pipeline API on WebGPU and WASM SIMD).
 
-export type Device = 'webgpu' | 'wasm';
-/** 'cpu' (transformers.js's name) runs on 'wasm', 'gpu' on 'webgpu'. */
+/** Where a pipeline runs: 'cpu' and 'gpu' are the native engine's (Node). */
+export type Device = 'webgpu' | 'wasm' | 'cpu' | 'gpu';
+/**
+ * 'cpu' and 'gpu' (transformers.js's names): in Node the native engine where its addon
+ * (`webformers-<platform>`) is installed, else 'wasm' and 'webgpu'; in browsers 'wasm' and 'webgpu'.
+ */
 export type DeviceOption = Device | 'auto' | 'cpu' | 'gpu';
 export type DType = 'auto' | 'fp32' | 'fp16' | 'q8' | 'int8' | 'uint8' | 'q4' | 'bnb4' | 'q4f16';
 /** Per module, as transformers.js names them: the encoder, and the decoder or whole model. */
@@ -97,6 +101,8 @@ export interface Env {
    * validates relaxed-simd, false for the simd128 builds. Read when the engine first loads.
    */
   relaxedSimd: boolean | null;
+  /** Node: device 'cpu' / 'gpu' run the native addon where installed (default true); false runs WASM. */
+  useNative: boolean;
   /**
    * CPU threads for device 'wasm': null (default) for the cores, at most 4. More than one runs the
    * threaded build, which needs a crossOriginIsolated page (COOP/COEP headers) or Node; elsewhere

@@ -4,9 +4,10 @@
 // positional call shapes, streamed text, tensors). Task names, aliases, default models, the files
 // to fetch and what the call takes all come from the engine (`taskFiles`).
 
-import { log } from './env.js';
+import { env, IS_NODE, log } from './env.js';
 import { engine, engineThreads, guarded, guardedSync, asError, WebformersError } from './engine.js';
-import { loadModelFiles, isGguf, modelFileSet } from './fetch.js';
+import { loadModelFiles, isGguf, modelFileSet, nativeSource } from './fetch.js';
+import { loadNative, nativeEngine } from './native.js';
 import { hubLoad } from './hub.js';
 import { callable, callArgs, result, eventSink } from './call.js';
 import { linkInterrupt } from './stopping.js';
@@ -155,13 +156,16 @@ export async function pipeline(task, model = null, options = {}) {
   };
   checkAborted();
   const device = deviceName(asked);
-  const wasm = await engine();
-  let spec;
-  try {
-    spec = wasm.taskFiles(String(task));
-  } catch (e) {
-    throw asError(e);
+  // In Node, 'cpu' and 'gpu' are the native engine's where its addon is installed.
+  if (IS_NODE && (asked === 'cpu' || asked === 'gpu') && !(typeof model === 'string' && isGguf(model))) {
+    const addon = await nativeEngine();
+    if (addon) {
+      const pipe = await nativePipeline(addon, task, model, { device: asked, dtype, revision, local_files_only, progress: safeProgress(progress_callback), checkAborted });
+      if (pipe) return pipe;
+    }
   }
+  const wasm = await engine();
+  const spec = taskSpec(wasm, task);
   model ??= spec.defaultModel;
   const gguf = typeof model === 'string' && isGguf(model);
   if (gguf && !spec.gguf) {
@@ -237,6 +241,55 @@ export async function pipeline(task, model = null, options = {}) {
   }
   progress({ status: 'ready', task: spec.task, model, name: model, device: meta.device });
   log.info(`${spec.task} ${model} ready on ${meta.adapter}`);
+  return pipe;
+}
+
+/** The engine's (WASM or native) facts about `task`: its name, default model, files and input kind. */
+function taskSpec(engine, task) {
+  try {
+    return engine.taskFiles(String(task));
+  } catch (e) {
+    throw asError(e);
+  }
+}
+
+let nativeThreadsSet = false;
+
+/**
+ * A pipeline on the native engine (Node's addon, native.js): the model read from its folder, or
+ * fetched from the Hub into huggingface_hub's cache, by the engine itself (the weights
+ * memory-mapped, not copied through JS). null where the model is somewhere only the JS loaders
+ * reach (a URL, a custom cache): the caller takes the WASM build then.
+ */
+async function nativePipeline(addon, task, model, { device, dtype, revision, local_files_only, progress, checkAborted }) {
+  const spec = taskSpec(addon, task);
+  model ??= spec.defaultModel;
+  const source = await nativeSource(model, { revision, localOnly: local_files_only });
+  if (!source) return null;
+  if (source.repo) {
+    Object.assign(source, {
+      endpoint: String(env.remoteHost),
+      token: env.accessToken ? String(env.accessToken) : undefined,
+      cacheDir: env.cacheDir ? String(env.cacheDir) : undefined,
+      offline: Boolean(source.offline),
+    });
+  }
+  // rayon's pool takes its size once, before the first pipeline.
+  if (!nativeThreadsSet && env.numThreads) {
+    nativeThreadsSet = true;
+    try {
+      addon.setThreads(Number(env.numThreads));
+    } catch (e) {
+      log.warn(`env.numThreads: ${e?.message ?? e}`);
+    }
+  }
+  checkAborted();
+  const handle = await loadNative(addon, spec.task, source, device, dtype);
+  const adapter = handle.kind === 'cpu' ? `native ${addon.cpuDescription()}` : 'native GPU (wgpu)';
+  const meta = { task: spec.task, model, device: handle.kind, adapter, device_note: null, threads: null, input: spec.input };
+  const pipe = makePipeline(handle, meta);
+  progress({ status: 'ready', task: spec.task, model, name: model, device: meta.device });
+  log.info(`${spec.task} ${model} ready on ${adapter}`);
   return pipe;
 }
 

@@ -185,11 +185,20 @@ describe('env and LogLevel as transformers.js code sets them', () => {
     ours.env.wasmPaths = null;
   });
 
-  test("device 'cpu' is 'wasm' and 'gpu' is 'webgpu'; other names are a clear error", async () => {
+  test("device 'cpu' is the native engine in Node ('wasm' with env.useNative false); other names are a clear error", async () => {
     const model = path.join(here, '..', '..', 'tests', 'fixtures', 'tiny-tasks');
     await assert.rejects(ours.pipeline('feature-extraction', model, { device: 'tpu' }), /unknown device 'tpu': use 'webgpu' \(or 'gpu'\), 'wasm' \(or 'cpu'\)/);
-    const pipe = await ours.pipeline('feature-extraction', path.join(here, '..', '..', 'tests', 'fixtures', 'tiny-bert-pooler'), { device: 'cpu' });
-    assert.equal(pipe.device, 'wasm');
-    await pipe.dispose();
+    const tinyBert = path.join(here, '..', '..', 'tests', 'fixtures', 'tiny-bert-pooler');
+    const native = await ours.pipeline('feature-extraction', tinyBert, { device: 'cpu' });
+    assert.equal(native.device, 'cpu');
+    await native.dispose();
+    ours.env.useNative = false;
+    try {
+      const pipe = await ours.pipeline('feature-extraction', tinyBert, { device: 'cpu' });
+      assert.equal(pipe.device, 'wasm');
+      await pipe.dispose();
+    } finally {
+      ours.env.useNative = true;
+    }
   });
 });

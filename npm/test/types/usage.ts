@@ -66,7 +66,7 @@ export async function embeddings(): Promise<number[][]> {
       if (p.status === 'progress') console.log(p.file, p.progress, p.loaded, p.total);
     },
   });
-  const device: 'webgpu' | 'wasm' = extractor.device;
+  const device: 'webgpu' | 'wasm' | 'cpu' | 'gpu' = extractor.device;
   const threads: number | null = extractor.threads;
   console.log(threads);
   const output: Tensor = await extractor(['Hello', 'World'], { pooling: 'mean', normalize: true });
