@@ -78,7 +78,23 @@ export async function loadNative(addon, task, source, device, dtype) {
   return {
     kind: p.device,
     info: () => p.info(),
-    run: (value, options, onEvent, media) => coded(() => p.run(value, options ?? null, onEvent ?? undefined, nativeMedia(media))),
+    run: async (value, options, onEvent, media) => {
+      // A throw must not reach the addon (inside a thread-safe call it would end the process):
+      // the run goes on, then rejects with the first one, as the WASM build's does.
+      let thrown = null;
+      const sink = onEvent
+        ? (event) => {
+            try {
+              onEvent(event);
+            } catch (e) {
+              thrown ??= e;
+            }
+          }
+        : undefined;
+      const out = await coded(() => p.run(value, options ?? null, sink, nativeMedia(media)));
+      if (thrown) throw thrown;
+      return out;
+    },
     call: (method, args) => coded(() => p.call(method, args ?? null)),
     free: () => p.dispose(),
     model: () => {

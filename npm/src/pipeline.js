@@ -11,7 +11,7 @@ import { loadNative, nativeEngine } from './native.js';
 import { hubLoad } from './hub.js';
 import { callable, callArgs, result, eventSink } from './call.js';
 import { linkInterrupt } from './stopping.js';
-import { pipelineTokenizer } from './tokenizer.js';
+import { AutoTokenizer, pipelineTokenizer } from './tokenizer.js';
 import { IMAGE_KINDS, imageInput } from './image.js';
 import { AUDIO_KINDS, audioInput } from './audio.js';
 // model.js imports this module too; PreTrainedModel is only used once a pipeline exists.
@@ -230,15 +230,7 @@ export async function pipeline(task, model = null, options = {}) {
   const meta = { task: spec.task, model, device: dev.kind, adapter: dev.description, device_note: note, threads, input: spec.input };
   dev.free(); // the task holds its own reference to the device
   const pipe = makePipeline(handle, meta);
-  if (tokenizer) {
-    // The model's own tokenizer (AutoTokenizer's), where transformers.js code reads `pipe.tokenizer`.
-    pipe.tokenizer = tokenizer;
-    const dispose = pipe.dispose;
-    pipe.dispose = async () => {
-      await dispose();
-      tokenizer.dispose();
-    };
-  }
+  if (tokenizer) withTokenizer(pipe, tokenizer);
   progress({ status: 'ready', task: spec.task, model, name: model, device: meta.device });
   log.info(`${spec.task} ${model} ready on ${meta.adapter}`);
   return pipe;
@@ -251,6 +243,16 @@ function taskSpec(engine, task) {
   } catch (e) {
     throw asError(e);
   }
+}
+
+/** The model's own tokenizer (AutoTokenizer's) as `pipe.tokenizer`, where transformers.js code reads it; disposed with the pipeline. */
+function withTokenizer(pipe, tokenizer) {
+  pipe.tokenizer = tokenizer;
+  const dispose = pipe.dispose;
+  pipe.dispose = async () => {
+    await dispose();
+    tokenizer.dispose();
+  };
 }
 
 let nativeThreadsSet = false;
@@ -284,10 +286,27 @@ async function nativePipeline(addon, task, model, { device, dtype, revision, loc
     }
   }
   checkAborted();
-  const handle = await loadNative(addon, spec.task, source, device, dtype);
+  // The model's tokenizer for `pipe.tokenizer` (TextStreamer takes it): the WASM engine's, read
+  // beside the native load from the same folder or cache. A model without one has none.
+  const hasTokenizer = [...spec.required, ...spec.optional].includes('tokenizer.json');
+  const tokenizing = hasTokenizer
+    ? AutoTokenizer.from_pretrained(model, { revision, local_files_only }).catch((e) => {
+        log.debug(`no tokenizer for the native pipeline: ${e?.message ?? e}`);
+        return null;
+      })
+    : Promise.resolve(null);
+  let handle;
+  try {
+    handle = await loadNative(addon, spec.task, source, device, dtype);
+  } catch (e) {
+    (await tokenizing)?.dispose();
+    throw e;
+  }
   const adapter = handle.kind === 'cpu' ? `native ${addon.cpuDescription()}` : 'native GPU (wgpu)';
   const meta = { task: spec.task, model, device: handle.kind, adapter, device_note: null, threads: null, input: spec.input };
   const pipe = makePipeline(handle, meta);
+  const tokenizer = await tokenizing;
+  if (tokenizer) withTokenizer(pipe, tokenizer);
   progress({ status: 'ready', task: spec.task, model, name: model, device: meta.device });
   log.info(`${spec.task} ${model} ready on ${adapter}`);
   return pipe;

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { distDir, fixturesDir, modelsDir, rejectsWith } from './helpers.mjs';
+import { NODE_DEVICES, deviceLabel, distDir, fixturesDir, modelsDir, rejectsWith } from './helpers.mjs';
 import { ASR, SHORT_CLIP, TINY_MODELS, checkTranscription, pipelineCases, speechDir, tinyCases, tinyReference, whisperDir } from './asr.mjs';
 
 const { pipeline, read_audio, RawAudio, InterruptableStoppingCriteria, WebformersError } = await import(path.join(distDir, 'index.js'));
@@ -22,35 +22,37 @@ const clipPath = (name) => path.join(speechDir, `${name}.flac`);
 
 const rejects = (promise, pattern, code) => rejectsWith(WebformersError, promise, pattern, code);
 
-for (const model of TINY_MODELS) {
-  describe(`${model} on WASM in Node`, () => {
-    let asr;
-    before(async () => {
-      asr = await pipeline(ASR, path.join(whisperDir, model), { device: 'wasm' });
-    });
-    after(() => asr?.dispose());
+for (const device of NODE_DEVICES) {
+  for (const model of TINY_MODELS) {
+    describe(`${model} on ${deviceLabel(device)} in Node`, () => {
+      let asr;
+      before(async () => {
+        asr = await pipeline(ASR, path.join(whisperDir, model), { device });
+      });
+      after(() => asr?.dispose());
 
-    test(`${SHORT_CLIP}: text, segment and word timestamps as Python's pipeline()`, async () => {
-      assert.equal(asr.device, 'wasm');
-      // The model's facts, as the speech demo reads them.
-      assert.equal(asr.multilingual, model === 'tiny-whisper-multi');
-      assert.equal(asr.sampling_rate, 16000);
-      assert.equal(asr.num_mel_bins, model === 'tiny-whisper-multi' ? 128 : 80);
-      for (const c of tinyCases(model, SHORT_CLIP)) {
-        checkTranscription(await asr(clipPath(SHORT_CLIP), c.options), c.expected, `${model} ${c.key}`);
+      test(`${SHORT_CLIP}: text, segment and word timestamps as Python's pipeline()`, async () => {
+        assert.equal(asr.device, device);
+        // The model's facts, as the speech demo reads them.
+        assert.equal(asr.multilingual, model === 'tiny-whisper-multi');
+        assert.equal(asr.sampling_rate, 16000);
+        assert.equal(asr.num_mel_bins, model === 'tiny-whisper-multi' ? 128 : 80);
+        for (const c of tinyCases(model, SHORT_CLIP)) {
+          checkTranscription(await asr(clipPath(SHORT_CLIP), c.options), c.expected, `${model} ${c.key}`);
+        }
+      });
+
+      if (model === 'tiny-whisper-multi') {
+        test('language and task (translate), with segment timestamps', async () => {
+          const cases = pipelineCases(model);
+          assert.ok(cases.length >= 3, 'asr-pipeline-reference.json has the multilingual cases');
+          for (const c of cases) checkTranscription(await asr(path.join(speechDir, c.clip), c.options), c.expected, `${model} ${JSON.stringify(c.options)}`);
+          await rejects(asr(clipPath(SHORT_CLIP), { language: 'klingon', max_new_tokens: 4 }), /klingon/);
+          await rejects(asr(clipPath(SHORT_CLIP), { task: 'dance', max_new_tokens: 4 }), /dance/);
+        });
       }
     });
-
-    if (model === 'tiny-whisper-multi') {
-      test('language and task (translate), with segment timestamps', async () => {
-        const cases = pipelineCases(model);
-        assert.ok(cases.length >= 3, 'asr-pipeline-reference.json has the multilingual cases');
-        for (const c of cases) checkTranscription(await asr(path.join(speechDir, c.clip), c.options), c.expected, `${model} ${JSON.stringify(c.options)}`);
-        await rejects(asr(clipPath(SHORT_CLIP), { language: 'klingon', max_new_tokens: 4 }), /klingon/);
-        await rejects(asr(clipPath(SHORT_CLIP), { task: 'dance', max_new_tokens: 4 }), /dance/);
-      });
-    }
-  });
+  }
 }
 
 describe('audio inputs in Node (tiny-whisper-en)', () => {

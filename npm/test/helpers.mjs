@@ -24,6 +24,15 @@ export function reference() {
 
 export const TOLERANCE = 1e-4;
 
+/**
+ * The devices the Node tests run their reference cases on: the WASM build, and 'cpu', the native
+ * engine (the addon scripts/build-node-addon.sh builds; without it 'cpu' would be WASM, and the
+ * tests' device checks fail).
+ */
+export const NODE_DEVICES = ['wasm', 'cpu'];
+/** A Node device as the tests' names say it. */
+export const deviceLabel = (device) => (device === 'cpu' ? 'the native engine' : 'WASM');
+
 /** The reference cut to its inputs of at most 64 tokens (27 of 29): what the tests give
  * SwiftShader's WebGPU, which took a minute for all 29 on a 2-CPU machine (the two 256-token
  * inputs most of it). */

@@ -78,6 +78,20 @@ describe('the native engine in Node', () => {
     assert.equal(typeof out.generated_text, 'string');
     assert.ok(pieces.length > 0, 'no streamed text');
     assert.ok(out.generated_text.endsWith(pieces.join('')), `${JSON.stringify(out.generated_text)} does not end with the streamed ${JSON.stringify(pieces.join(''))}`);
+    // A callback that throws rejects the call with its error (the process lives on), and the
+    // pipeline works on.
+    const boom = new Error('the callback threw');
+    await assert.rejects(
+      generator('Hello', {
+        max_new_tokens: 3,
+        callback_function: () => {
+          throw boom;
+        },
+      }),
+      (e) => e === boom,
+    );
+    const [again] = await generator('Hello', { max_new_tokens: 6, do_sample: false });
+    assert.equal(again.generated_text, out.generated_text);
     await generator.dispose();
   });
 

@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { distDir, rejectsWith } from './helpers.mjs';
+import { NODE_DEVICES, deviceLabel, distDir, rejectsWith } from './helpers.mjs';
 import { MODELS, casesOf, maxPositionsOf, checkCase, expectedStream, isLong, labelOf, seq2seqDir, textOf } from './seq2seq.mjs';
 
 const { pipeline, env, TextStreamer, InterruptableStoppingCriteria, WebformersError } = await import(path.join(distDir, 'index.js'));
@@ -28,71 +28,73 @@ async function call(pipe, input, options) {
   return { value, streamed, warnings };
 }
 
-for (const model of MODELS) {
-  describe(`${model} on WASM in Node`, () => {
-    const tasks = [...new Set(casesOf(model).map((c) => c.task))];
-    const pipes = {};
-    before(async () => {
-      for (const task of tasks) pipes[task] = await pipeline(task, modelDir(model), { device: 'wasm' });
-    });
-    after(async () => {
-      for (const p of Object.values(pipes)) await p.dispose();
-    });
-
-    test(`every case of reference.json (${tasks.join(', ')}): outputs and streamed text identical, the long text said to be cut`, async () => {
-      const cases = casesOf(model);
-      assert.ok(cases.length >= 13, `reference.json has ${cases.length} cases of ${model}`);
-      const max = maxPositionsOf(model);
-      let cut = 0;
-      for (const c of cases) {
-        const pipe = pipes[c.task];
-        assert.equal(pipe.task, c.task);
-        assert.equal(pipe.device, 'wasm');
-        // T5 reads any length (65536 is its bound); its tokenizer cuts at 512
-        assert.equal(pipe.max_source_positions, model.includes('t5') ? 65536 : max);
-        const got = await call(pipe, c.input, c.options);
-        checkCase(got, c, labelOf(c));
-        const long = (Array.isArray(c.input) ? c.input : [c.input]).filter(isLong).length;
-        assert.equal(got.warnings.length, long, `${labelOf(c)}: warnings ${JSON.stringify(got.warnings)}`);
-        for (const w of got.warnings) {
-          assert.equal(w.type, 'warning');
-          const m = w.message.match(/^([a-z0-9-]+): the text is (\d+) tokens long; only its first (\d+) \(the model's maximum\) were read/);
-          assert.ok(m, w.message);
-          assert.equal(m[1], c.task);
-          assert.ok(Number(m[2]) > max, w.message);
-          assert.equal(Number(m[3]), max, w.message);
-        }
-        cut += long;
-      }
-      assert.equal(cut, tasks.length, 'the long text once per task');
-    });
-
-    test('a TextStreamer gets the text as it comes, and the tokens', async () => {
-      // greedy, with the multilingual models' languages
-      const c = casesOf(model).find((x) => typeof x.input === 'string' && !x.options.num_beams && !x.options.max_new_tokens && !x.options.min_length);
-      const pipe = pipes[c.task];
-      let streamed = '';
-      let ended = 0;
-      let steps = 0;
-      const streamer = new TextStreamer(pipe.tokenizer, {
-        skip_prompt: true,
-        callback_function: (t) => (streamed += t),
-        token_callback_function: (ids) => {
-          assert.ok(ids.every((id) => typeof id === 'bigint'));
-          steps++;
-        },
+for (const device of NODE_DEVICES) {
+  for (const model of MODELS) {
+    describe(`${model} on ${deviceLabel(device)} in Node`, () => {
+      const tasks = [...new Set(casesOf(model).map((c) => c.task))];
+      const pipes = {};
+      before(async () => {
+        for (const task of tasks) pipes[task] = await pipeline(task, modelDir(model), { device });
       });
-      const end = streamer.end.bind(streamer);
-      streamer.end = () => {
-        ended++;
-        end();
-      };
-      assert.deepEqual(await pipe(c.input, { ...c.options, streamer }), c.output);
-      assert.equal(streamed, expectedStream(c));
-      assert.equal(ended, 1);
-      assert.ok(steps >= 2, `${steps} token steps`);
+      after(async () => {
+        for (const p of Object.values(pipes)) await p.dispose();
+      });
+
+      test(`every case of reference.json (${tasks.join(', ')}): outputs and streamed text identical, the long text said to be cut`, async () => {
+        const cases = casesOf(model);
+        assert.ok(cases.length >= 13, `reference.json has ${cases.length} cases of ${model}`);
+        const max = maxPositionsOf(model);
+        let cut = 0;
+        for (const c of cases) {
+          const pipe = pipes[c.task];
+          assert.equal(pipe.task, c.task);
+          assert.equal(pipe.device, device);
+          // T5 reads any length (65536 is its bound); its tokenizer cuts at 512
+          assert.equal(pipe.max_source_positions, model.includes('t5') ? 65536 : max);
+          const got = await call(pipe, c.input, c.options);
+          checkCase(got, c, labelOf(c));
+          const long = (Array.isArray(c.input) ? c.input : [c.input]).filter(isLong).length;
+          assert.equal(got.warnings.length, long, `${labelOf(c)}: warnings ${JSON.stringify(got.warnings)}`);
+          for (const w of got.warnings) {
+            assert.equal(w.type, 'warning');
+            const m = w.message.match(/^([a-z0-9-]+): the text is (\d+) tokens long; only its first (\d+) \(the model's maximum\) were read/);
+            assert.ok(m, w.message);
+            assert.equal(m[1], c.task);
+            assert.ok(Number(m[2]) > max, w.message);
+            assert.equal(Number(m[3]), max, w.message);
+          }
+          cut += long;
+        }
+        assert.equal(cut, tasks.length, 'the long text once per task');
+      });
+
+      test('a TextStreamer gets the text as it comes, and the tokens', async () => {
+        // greedy, with the multilingual models' languages
+        const c = casesOf(model).find((x) => typeof x.input === 'string' && !x.options.num_beams && !x.options.max_new_tokens && !x.options.min_length);
+        const pipe = pipes[c.task];
+        let streamed = '';
+        let ended = 0;
+        let steps = 0;
+        const streamer = new TextStreamer(pipe.tokenizer, {
+          skip_prompt: true,
+          callback_function: (t) => (streamed += t),
+          token_callback_function: (ids) => {
+            assert.ok(ids.every((id) => typeof id === 'bigint'));
+            steps++;
+          },
+        });
+        const end = streamer.end.bind(streamer);
+        streamer.end = () => {
+          ended++;
+          end();
+        };
+        assert.deepEqual(await pipe(c.input, { ...c.options, streamer }), c.output);
+        assert.equal(streamed, expectedStream(c));
+        assert.equal(ended, 1);
+        assert.ok(steps >= 2, `${steps} token steps`);
+      });
     });
-  });
+  }
 }
 
 describe('transformers.js call shapes and stopping (tiny-marian)', () => {

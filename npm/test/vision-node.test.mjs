@@ -12,7 +12,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { startServer } from '../../scripts/static-server.mjs';
-import { distDir, fixturesDir, rejectsWith } from './helpers.mjs';
+import { NODE_DEVICES, deviceLabel, distDir, fixturesDir, rejectsWith } from './helpers.mjs';
 import { checkGroup } from './tasks.mjs';
 import { imageNames, imagesDir, lossless, runVisionGroup, visionDir, visionGroups, visionReferences } from './vision.mjs';
 
@@ -38,18 +38,20 @@ test('the vision references are there (tests/fixtures/vision/*-reference.json)',
   assert.ok(refs.length > 0, `no *-reference.json in ${visionDir}`);
 });
 
-for (const ref of refs) {
-  describe(`${ref.file} on WASM in Node (files decoded by the engine)`, () => {
-    for (const group of visionGroups(ref)) {
-      // Every case, JPEGs included: the engine decodes every test image to Pillow's exact pixels.
-      test(`${group.task} on ${group.model} (${group.cases.length} cases)`, { timeout: 300_000 }, async () => {
-        const names = group.cases.flatMap((c) => imageNames(c.input));
-        const outcome = await runVisionGroup(pipeline, `${visionDir}/`, `${imagesDir}/`, 'wasm', group, names);
-        checkGroup(group, outcome, ref.tolerance);
-        assert.equal(outcome.device, 'wasm');
-      });
-    }
-  });
+for (const device of NODE_DEVICES) {
+  for (const ref of refs) {
+    describe(`${ref.file} on ${deviceLabel(device)} in Node (files decoded by the engine)`, () => {
+      for (const group of visionGroups(ref)) {
+        // Every case, JPEGs included: the engine decodes every test image to Pillow's exact pixels.
+        test(`${group.task} on ${group.model} (${group.cases.length} cases)`, { timeout: 300_000 }, async () => {
+          const names = group.cases.flatMap((c) => imageNames(c.input));
+          const outcome = await runVisionGroup(pipeline, `${visionDir}/`, `${imagesDir}/`, device, group, names);
+          checkGroup(group, outcome, ref.tolerance);
+          assert.equal(outcome.device, device);
+        });
+      }
+    });
+  }
 }
 
 describe('image inputs in Node', () => {

@@ -178,9 +178,20 @@ fn serve(pipeline: &dyn Pipeline, jobs: mpsc::Receiver<Job>) {
     while let Ok(job) = jobs.recv() {
         match job {
             Job::Run { input, options, media, events, reply } => {
+                // Each event waits until JS has taken it: events then reach JS in order and
+                // before the result, and a slow consumer slows the run instead of queueing
+                // without bound. (native.js wraps the callback so that it never throws: a throw
+                // inside a thread-safe call would end the process.)
                 let mut on_event = |event: Event<'_>| {
                     if let Some(sink) = &events {
-                        sink.call(event.to_json(), ThreadsafeFunctionCallMode::Blocking);
+                        let (taken, wait) = mpsc::sync_channel::<()>(1);
+                        let status = sink.call_with_return_value(event.to_json(), ThreadsafeFunctionCallMode::Blocking, move |_, _| {
+                            let _ = taken.send(());
+                            Ok(())
+                        });
+                        if status == Status::Ok {
+                            let _ = wait.recv();
+                        }
                     }
                 };
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
