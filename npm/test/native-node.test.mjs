@@ -50,6 +50,27 @@ describe('the native engine in Node', () => {
     await assert.rejects(native('after dispose'), /disposed/);
   });
 
+  test("device 'gpu' runs it on wgpu's native Vulkan / Metal / DX12 (lavapipe here), as PyTorch does", async (t) => {
+    let gpu;
+    try {
+      gpu = await pipeline('feature-extraction', minilmDir, { device: 'gpu' });
+    } catch (e) {
+      // Without an adapter the test skips, saying why, except where the suite requires the GPU
+      // (scripts/test.sh, and so CI, sets WEBFORMERS_REQUIRE_GPU=1 with lavapipe installed).
+      if (e.code !== 'no_adapter' || process.env.WEBFORMERS_REQUIRE_GPU === '1') throw e;
+      t.skip(`no GPU adapter: ${e.message}`);
+      return;
+    }
+    assert.equal(gpu.device, 'gpu');
+    const out = await gpu(
+      ref.inputs.map((i) => i.text),
+      { pooling: 'mean', normalize: true },
+    );
+    const diff = maxAbsDiff(out.data, ref);
+    assert.ok(diff <= TOLERANCE, `max abs diff ${diff} > ${TOLERANCE}`);
+    await gpu.dispose();
+  });
+
   test("dtype 'q8' natively stays within cosine 0.997 of PyTorch (int8 activations)", async () => {
     const q8 = await pipeline('feature-extraction', minilmDir, { device: 'cpu', dtype: 'q8' });
     const out = await q8(
