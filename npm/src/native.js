@@ -103,14 +103,26 @@ export async function loadNative(addon, task, source, device, dtype) {
   };
 }
 
-/** The call's media for the addon: file bytes (what Node's image and audio inputs give). */
+/**
+ * The call's media for the addon (`MediaItem`s): file bytes, decoded pixels ({width, height,
+ * channels, data}: a RawImage, ImageData) or mono samples ({audio | data, sampling_rate}: a
+ * RawAudio), as image.js and audio.js make them.
+ */
 function nativeMedia(media) {
   if (!media) return undefined;
   return media.map((item, i) => {
-    if (item instanceof Uint8Array) return item;
-    throw new WebformersError(
-      `media item ${i}: the native engine takes image and audio files (bytes) in this version, not decoded pixels or samples; use device: 'wasm' for those`,
-      'unsupported',
-    );
+    if (item instanceof Uint8Array) return { bytes: item };
+    if (item && typeof item === 'object' && 'sampling_rate' in item) {
+      const samples = item.audio ?? item.data;
+      if (!(samples instanceof Float32Array || samples instanceof Float64Array)) {
+        throw new WebformersError(`media item ${i}: audio samples must be a Float32Array or Float64Array`, 'input');
+      }
+      return { samples: samples instanceof Float32Array ? samples : Float32Array.from(samples), samplingRate: item.sampling_rate };
+    }
+    if (item && typeof item === 'object' && (item.data instanceof Uint8Array || item.data instanceof Uint8ClampedArray)) {
+      const pixels = item.data instanceof Uint8Array ? item.data : new Uint8Array(item.data.buffer, item.data.byteOffset, item.data.length);
+      return { width: item.width, height: item.height, channels: item.channels, pixels };
+    }
+    throw new WebformersError(`media item ${i}: expected file bytes, {width, height, channels, data} pixels or {audio, sampling_rate} samples`, 'input');
   });
 }

@@ -55,87 +55,89 @@ for (const device of NODE_DEVICES) {
   }
 }
 
-describe('audio inputs in Node (tiny-whisper-en)', () => {
-  const model = 'tiny-whisper-en';
-  const [, stamped] = tinyCases(model, SHORT_CLIP);
-  let asr;
-  before(async () => {
-    asr = await pipeline(ASR, path.join(whisperDir, model), { device: 'wasm' });
-  });
-  after(() => asr?.dispose());
-
-  test('a path, a file: URL, file bytes, a Float32Array at 16 kHz, a RawAudio and an array of them give the same answer', async () => {
-    const file = clipPath(SHORT_CLIP);
-    const samples = await read_audio(file, 16000);
-    assert.equal(samples.length, tinyReference(model).clips[SHORT_CLIP].samples);
-    const inputs = {
-      path: file,
-      'file: URL': pathToFileURL(file).href,
-      'URL object': pathToFileURL(file),
-      bytes: new Uint8Array(fs.readFileSync(file)),
-      Float32Array: samples,
-      Float64Array: Float64Array.from(samples),
-      RawAudio: new RawAudio(samples, 16000),
-    };
-    for (const [what, input] of Object.entries(inputs)) checkTranscription(await asr(input, stamped.options), stamped.expected, `${model} (${what})`);
-    const many = await asr([file, samples], stamped.options);
-    assert.equal(many.length, 2);
-    many.forEach((one, i) => checkTranscription(one, stamped.expected, `${model} (array item ${i})`));
-  });
-
-  test('chunk_length_s: the 90 s clip in 30 s chunks, merged as Python merges them', async () => {
-    const c = tinyCases(model, 'long-news').find((x) => x.key === 'timestamps');
-    assert.equal(c.options.chunk_length_s, 30);
-    checkTranscription(await asr(clipPath('long-news'), c.options), c.expected, `${model} long-news chunked`);
-  });
-
-  test('an AbortSignal or an InterruptableStoppingCriteria stops a transcription mid-way', async () => {
-    const [plain] = tinyCases(model, SHORT_CLIP);
-    const full = plain.expected.text;
-    // Aborted from the streamed text: the transcription stops after that token, with what it had.
-    const controller = new AbortController();
-    let pieces = 0;
-    const a = await asr(clipPath(SHORT_CLIP), {
-      ...plain.options,
-      signal: controller.signal,
-      callback_function: () => {
-        if (++pieces === 3) controller.abort();
-      },
+for (const device of NODE_DEVICES) {
+  describe(`audio inputs in Node (tiny-whisper-en) on ${deviceLabel(device)}`, () => {
+    const model = 'tiny-whisper-en';
+    const [, stamped] = tinyCases(model, SHORT_CLIP);
+    let asr;
+    before(async () => {
+      asr = await pipeline(ASR, path.join(whisperDir, model), { device });
     });
-    assert.ok(a.text.length > 0 && a.text.length < full.length && full.startsWith(a.text), `stopped at ${JSON.stringify(a.text)}`);
-    // An already aborted signal: nothing is decoded; the next call without it runs to the end.
-    assert.equal((await asr(clipPath(SHORT_CLIP), { ...plain.options, signal: AbortSignal.abort() })).text, '');
-    checkTranscription(await asr(clipPath(SHORT_CLIP), plain.options), plain.expected, `${model} after an abort`);
-    // The criteria, interrupted from the streamed text; it stays interrupted until reset.
-    const criteria = new InterruptableStoppingCriteria();
-    pieces = 0;
-    const b = await asr(clipPath(SHORT_CLIP), {
-      ...plain.options,
-      stopping_criteria: criteria,
-      callback_function: () => {
-        if (++pieces === 2) criteria.interrupt();
-      },
-    });
-    assert.ok(b.text.length > 0 && b.text.length < full.length && full.startsWith(b.text), `stopped at ${JSON.stringify(b.text)}`);
-    assert.equal((await asr(clipPath(SHORT_CLIP), { ...plain.options, stopping_criteria: criteria })).text, '');
-    criteria.reset();
-    checkTranscription(await asr(clipPath(SHORT_CLIP), { ...plain.options, stopping_criteria: criteria }), plain.expected, `${model} after reset`);
-  });
+    after(() => asr?.dispose());
 
-  test('bad input rejects with a clear error, and the pipeline goes on', async () => {
-    await rejects(asr(new Float32Array(0)), /the audio has no samples/);
-    await rejects(asr(new Uint8Array(0)), /empty/);
-    await rejects(asr(new TextEncoder().encode('this is not audio at all')), /not a WAV, MP3, FLAC/);
-    await rejects(asr(path.join(fixturesDir, 'asr-pipeline-reference.json')), /not a WAV, MP3, FLAC/);
-    await rejects(asr(path.join(speechDir, 'no-such-clip.flac')), /no such file/);
-    await rejects(asr(''), /empty string/);
-    await rejects(asr(42), /takes audio/);
-    await rejects(asr([]), /empty array of audio/);
-    await rejects(asr(clipPath(SHORT_CLIP), { return_timestamps: 'char' }), /return_timestamps/);
-    await rejects(asr(clipPath(SHORT_CLIP), { language: 'french' }), /English-only/);
-    checkTranscription(await asr(clipPath(SHORT_CLIP), stamped.options), stamped.expected, `${model} after bad input`);
+    test('a path, a file: URL, file bytes, a Float32Array at 16 kHz, a RawAudio and an array of them give the same answer', async () => {
+      const file = clipPath(SHORT_CLIP);
+      const samples = await read_audio(file, 16000);
+      assert.equal(samples.length, tinyReference(model).clips[SHORT_CLIP].samples);
+      const inputs = {
+        path: file,
+        'file: URL': pathToFileURL(file).href,
+        'URL object': pathToFileURL(file),
+        bytes: new Uint8Array(fs.readFileSync(file)),
+        Float32Array: samples,
+        Float64Array: Float64Array.from(samples),
+        RawAudio: new RawAudio(samples, 16000),
+      };
+      for (const [what, input] of Object.entries(inputs)) checkTranscription(await asr(input, stamped.options), stamped.expected, `${model} (${what})`);
+      const many = await asr([file, samples], stamped.options);
+      assert.equal(many.length, 2);
+      many.forEach((one, i) => checkTranscription(one, stamped.expected, `${model} (array item ${i})`));
+    });
+
+    test('chunk_length_s: the 90 s clip in 30 s chunks, merged as Python merges them', async () => {
+      const c = tinyCases(model, 'long-news').find((x) => x.key === 'timestamps');
+      assert.equal(c.options.chunk_length_s, 30);
+      checkTranscription(await asr(clipPath('long-news'), c.options), c.expected, `${model} long-news chunked`);
+    });
+
+    test('an AbortSignal or an InterruptableStoppingCriteria stops a transcription mid-way', async () => {
+      const [plain] = tinyCases(model, SHORT_CLIP);
+      const full = plain.expected.text;
+      // Aborted from the streamed text: the transcription stops after that token, with what it had.
+      const controller = new AbortController();
+      let pieces = 0;
+      const a = await asr(clipPath(SHORT_CLIP), {
+        ...plain.options,
+        signal: controller.signal,
+        callback_function: () => {
+          if (++pieces === 3) controller.abort();
+        },
+      });
+      assert.ok(a.text.length > 0 && a.text.length < full.length && full.startsWith(a.text), `stopped at ${JSON.stringify(a.text)}`);
+      // An already aborted signal: nothing is decoded; the next call without it runs to the end.
+      assert.equal((await asr(clipPath(SHORT_CLIP), { ...plain.options, signal: AbortSignal.abort() })).text, '');
+      checkTranscription(await asr(clipPath(SHORT_CLIP), plain.options), plain.expected, `${model} after an abort`);
+      // The criteria, interrupted from the streamed text; it stays interrupted until reset.
+      const criteria = new InterruptableStoppingCriteria();
+      pieces = 0;
+      const b = await asr(clipPath(SHORT_CLIP), {
+        ...plain.options,
+        stopping_criteria: criteria,
+        callback_function: () => {
+          if (++pieces === 2) criteria.interrupt();
+        },
+      });
+      assert.ok(b.text.length > 0 && b.text.length < full.length && full.startsWith(b.text), `stopped at ${JSON.stringify(b.text)}`);
+      assert.equal((await asr(clipPath(SHORT_CLIP), { ...plain.options, stopping_criteria: criteria })).text, '');
+      criteria.reset();
+      checkTranscription(await asr(clipPath(SHORT_CLIP), { ...plain.options, stopping_criteria: criteria }), plain.expected, `${model} after reset`);
+    });
+
+    test('bad input rejects with a clear error, and the pipeline goes on', async () => {
+      await rejects(asr(new Float32Array(0)), /the audio has no samples/);
+      await rejects(asr(new Uint8Array(0)), /empty/);
+      await rejects(asr(new TextEncoder().encode('this is not audio at all')), /not a WAV, MP3, FLAC/);
+      await rejects(asr(path.join(fixturesDir, 'asr-pipeline-reference.json')), /not a WAV, MP3, FLAC/);
+      await rejects(asr(path.join(speechDir, 'no-such-clip.flac')), /no such file/);
+      await rejects(asr(''), /empty string/);
+      await rejects(asr(42), /takes audio/);
+      await rejects(asr([]), /empty array of audio/);
+      await rejects(asr(clipPath(SHORT_CLIP), { return_timestamps: 'char' }), /return_timestamps/);
+      await rejects(asr(clipPath(SHORT_CLIP), { language: 'french' }), /English-only/);
+      checkTranscription(await asr(clipPath(SHORT_CLIP), stamped.options), stamped.expected, `${model} after bad input`);
+    });
   });
-});
+}
 
 describe('whisper-tiny.en on WASM in Node', () => {
   const dir = path.join(modelsDir, 'whisper-tiny.en');

@@ -54,56 +54,58 @@ for (const device of NODE_DEVICES) {
   }
 }
 
-describe('image inputs in Node', () => {
-  const c = oneImageCase('image-classification');
-  let server;
-  let classifier;
-  before(async () => {
-    server = await startServer({ mounts: { '/images/': imagesDir, '/fixtures/': fixturesDir } });
-    if (c) classifier = await pipeline(c.task, path.join(visionDir, c.model), { device: 'wasm' });
-  });
-  after(async () => {
-    await classifier?.dispose();
-    await server?.close();
-  });
+for (const device of NODE_DEVICES) {
+  describe(`image inputs in Node on ${deviceLabel(device)}`, () => {
+    const c = oneImageCase('image-classification');
+    let server;
+    let classifier;
+    before(async () => {
+      server = await startServer({ mounts: { '/images/': imagesDir, '/fixtures/': fixturesDir } });
+      if (c) classifier = await pipeline(c.task, path.join(visionDir, c.model), { device });
+    });
+    after(async () => {
+      await classifier?.dispose();
+      await server?.close();
+    });
 
-  test('a path, a file: URL, an http URL, a Blob, a RawImage and an array of them give the reference', { skip: !c && 'no image-classification reference' }, async () => {
-    const file = path.join(imagesDir, c.input);
-    const bytes = fs.readFileSync(file);
-    const inputs = {
-      path: file,
-      'file: URL': pathToFileURL(file).href,
-      'http URL': `${server.url}images/${c.input}`,
-      'relative path': path.relative(process.cwd(), file),
-      Blob: new Blob([bytes], { type: 'image/png' }),
-      RawImage: await RawImage.read(file),
-    };
-    for (const [what, input] of Object.entries(inputs)) {
-      checkGroup({ task: c.task, model: `${c.model} (${what})`, cases: [c] }, { outputs: [{ value: await classifier(input, c.options) }] }, c.tolerance);
-    }
-    const all = Object.values(inputs);
-    const many = await classifier(all, c.options);
-    assert.equal(many.length, all.length);
-    const expected = Array.isArray(c.output[0]) ? c.output[0] : c.output;
-    for (const [i, one] of many.entries()) {
-      checkGroup({ task: c.task, model: `${c.model} (array item ${i})`, cases: [{ ...c, output: expected }] }, { outputs: [{ value: one }] }, c.tolerance);
-    }
-  });
+    test('a path, a file: URL, an http URL, a Blob, a RawImage and an array of them give the reference', { skip: !c && 'no image-classification reference' }, async () => {
+      const file = path.join(imagesDir, c.input);
+      const bytes = fs.readFileSync(file);
+      const inputs = {
+        path: file,
+        'file: URL': pathToFileURL(file).href,
+        'http URL': `${server.url}images/${c.input}`,
+        'relative path': path.relative(process.cwd(), file),
+        Blob: new Blob([bytes], { type: 'image/png' }),
+        RawImage: await RawImage.read(file),
+      };
+      for (const [what, input] of Object.entries(inputs)) {
+        checkGroup({ task: c.task, model: `${c.model} (${what})`, cases: [c] }, { outputs: [{ value: await classifier(input, c.options) }] }, c.tolerance);
+      }
+      const all = Object.values(inputs);
+      const many = await classifier(all, c.options);
+      assert.equal(many.length, all.length);
+      const expected = Array.isArray(c.output[0]) ? c.output[0] : c.output;
+      for (const [i, one] of many.entries()) {
+        checkGroup({ task: c.task, model: `${c.model} (array item ${i})`, cases: [{ ...c, output: expected }] }, { outputs: [{ value: one }] }, c.tolerance);
+      }
+    });
 
-  test('bad input rejects with a clear error', { skip: !c && 'no image-classification reference' }, async () => {
-    await rejects(classifier('a photo of a cat'), /could not read the image a photo of a cat: no such file/, 'file');
-    await rejects(classifier(42), /image-classification takes an image \(a URL or path, .*\) or an array of them, not a number/, 'input');
-    await rejects(classifier([]), /empty array of images/, 'input');
-    await rejects(classifier({ width: 2, height: 2, channels: 3, data: new Uint8Array(5) }), /12 bytes, not 5/, 'input');
-    // Not an image: a JSON file, a broken Blob, an HTTP 404.
-    await rejects(classifier(path.join(fixturesDir, 'tiny-tasks-reference.json')), /image|decode|format/i, 'input');
-    await rejects(classifier(new Blob(['not an image'], { type: 'image/png' })), /image|decode|format/i, 'input');
-    await rejects(classifier(`${server.url}images/missing.png`), /could not fetch the image at .*missing\.png: HTTP 404/, 'file');
-    // The pipeline still works.
-    const out = await classifier(path.join(imagesDir, c.input), c.options);
-    checkGroup({ task: c.task, model: c.model, cases: [c] }, { outputs: [{ value: out }] }, c.tolerance);
+    test('bad input rejects with a clear error', { skip: !c && 'no image-classification reference' }, async () => {
+      await rejects(classifier('a photo of a cat'), /could not read the image a photo of a cat: no such file/, 'file');
+      await rejects(classifier(42), /image-classification takes an image \(a URL or path, .*\) or an array of them, not a number/, 'input');
+      await rejects(classifier([]), /empty array of images/, 'input');
+      await rejects(classifier({ width: 2, height: 2, channels: 3, data: new Uint8Array(5) }), /12 bytes, not 5/, 'input');
+      // Not an image: a JSON file, a broken Blob, an HTTP 404.
+      await rejects(classifier(path.join(fixturesDir, 'tiny-tasks-reference.json')), /image|decode|format/i, 'input');
+      await rejects(classifier(new Blob(['not an image'], { type: 'image/png' })), /image|decode|format/i, 'input');
+      await rejects(classifier(`${server.url}images/missing.png`), /could not fetch the image at .*missing\.png: HTTP 404/, 'file');
+      // The pipeline still works.
+      const out = await classifier(path.join(imagesDir, c.input), c.options);
+      checkGroup({ task: c.task, model: c.model, cases: [c] }, { outputs: [{ value: out }] }, c.tolerance);
+    });
   });
-});
+}
 
 describe('RawImage in Node', () => {
   test('read decodes as the engine does; rgb, grayscale, convert, fromTensor, clone', async () => {

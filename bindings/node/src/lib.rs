@@ -14,8 +14,11 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use serde_json::Value;
+use webformers::audio::RawAudio;
 use webformers::files::{DirFiles, ModelFiles};
+use webformers::generation::Interrupt;
 use webformers::hub::{HfCache, Hub, HubOptions, UreqTransport};
+use webformers::image::RawImage;
 use webformers::tasks::{self, Event, Input, LoadOptions, Media, Output, Pipeline};
 use webformers::weights::Precision;
 use webformers::{Device, DeviceChoice, GpuOptions};
@@ -73,6 +76,46 @@ pub struct TensorOutput {
 
 pub type RunOutput = Either<Value, TensorOutput>;
 
+/// One binary part of a call's input, as native.js hands it over: a file's bytes (`bytes`: an
+/// image or audio file the engine decodes), decoded pixels (`width`, `height`, `channels`,
+/// `pixels`: the npm package's `RawImage`), or mono samples (`samples`, `samplingRate`: its
+/// `RawAudio`). The JSON input names item `i` as `{"$media": i}`.
+#[napi(object)]
+pub struct MediaItem {
+    pub bytes: Option<Uint8Array>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub channels: Option<u32>,
+    pub pixels: Option<Uint8Array>,
+    pub samples: Option<Float32Array>,
+    pub sampling_rate: Option<u32>,
+}
+
+impl MediaItem {
+    fn into_media(self, i: usize) -> webformers::Result<Media> {
+        let bad = |what: String| webformers::Error::Input(format!("media item {i}: {what}"));
+        let inner = |e: webformers::Error| match e {
+            webformers::Error::Input(message) => bad(message),
+            other => other,
+        };
+        if let Some(bytes) = self.bytes {
+            if bytes.is_empty() {
+                return Err(bad("the encoded file is empty (0 bytes)".into()));
+            }
+            return Ok(Media::Encoded(bytes.to_vec()));
+        }
+        if let (Some(samples), Some(rate)) = (self.samples, self.sampling_rate) {
+            return RawAudio::new(samples.to_vec(), rate).map(Media::Audio).map_err(inner);
+        }
+        match (self.width, self.height, self.channels, self.pixels) {
+            (Some(w), Some(h), Some(c), Some(pixels)) => {
+                RawImage::new(w as usize, h as usize, c as usize, pixels.to_vec()).map(Media::Image).map_err(inner)
+            }
+            _ => Err(bad("expected file bytes, {width, height, channels, pixels} or {samples, samplingRate}".into())),
+        }
+    }
+}
+
 /// A task loaded on the native engine. Made by `loadPipeline`; dropping it (JS garbage
 /// collection) closes its channel, and its thread ends after the job in hand.
 #[napi]
@@ -82,6 +125,9 @@ pub struct NativePipeline {
     task: String,
     device: String,
     info: Value,
+    /// Set from the JS thread while a run holds the pipeline's thread (an AbortSignal, an
+    /// InterruptableStoppingCriteria): `call("interrupt")` lands mid-run.
+    interrupt: Option<Interrupt>,
 }
 
 /// Where a model comes from: a folder (`dir`), or a Hub repository (`repo`) fetched into the
@@ -123,26 +169,44 @@ fn open_files(source: &ModelSource, task: &str, device: &Device) -> webformers::
     Ok(Box::new(files))
 }
 
+/// What a load hands back to the JS thread.
+struct Loaded {
+    task: String,
+    device: String,
+    info: Value,
+    interrupt: Option<Interrupt>,
+}
+
 /// Loads task `task` from `source` (a folder or a Hub repository) on `device` ('cpu', 'gpu' or
 /// 'auto': wgpu's native backends, Vulkan, Metal or DX12) at `dtype` ('auto', 'fp32', 'q8', ...).
 /// Resolves to a `NativePipeline`; rejects with the engine's error (`code` as the wasm build's).
 #[napi(js_name = "loadPipeline")]
 pub fn load_pipeline<'env>(env: &'env Env, task: String, source: ModelSource, device: String, dtype: String) -> Result<Object<'env>> {
     let (deferred, promise) = env.create_deferred::<NativePipeline, Box<dyn FnOnce(Env) -> Result<NativePipeline> + Send>>()?;
-    let (ready_tx, ready_rx) = mpsc::channel::<std::result::Result<(String, String, Value), webformers::Error>>();
+    let (ready_tx, ready_rx) = mpsc::channel::<std::result::Result<Loaded, Error<String>>>();
     let (jobs, job_rx) = mpsc::channel::<Job>();
     let spawned = std::thread::Builder::new().name(format!("webformers {task}")).spawn(move || {
-        let loaded = (|| {
+        let loaded = std::panic::catch_unwind(|| {
             let choice: DeviceChoice = device.parse()?;
             let (device, _note) = pollster::block_on(Device::select(choice, GpuOptions::default()))?;
             let options = LoadOptions { dtype: Precision::parse(&dtype)?, ..Default::default() };
             let files = open_files(&source, &task, &device)?;
             tasks::load(&task, files.as_ref(), &device, &options)
-        })();
+        });
+        let loaded = match loaded {
+            Ok(loaded) => loaded.map_err(js_error),
+            Err(panic) => Err(panicked(panic)),
+        };
         match loaded {
             Ok(pipeline) => {
                 let device = if pipeline.device().is_gpu() { "gpu" } else { "cpu" };
-                let _ = ready_tx.send(Ok((pipeline.task().name.to_string(), device.to_string(), pipeline.info())));
+                let loaded = Loaded {
+                    task: pipeline.task().name.to_string(),
+                    device: device.to_string(),
+                    info: pipeline.info(),
+                    interrupt: pipeline.interrupt_flag(),
+                };
+                let _ = ready_tx.send(Ok(loaded));
                 serve(pipeline.as_ref(), job_rx);
             }
             Err(e) => {
@@ -151,15 +215,17 @@ pub fn load_pipeline<'env>(env: &'env Env, task: String, source: ModelSource, de
         }
     });
     if let Err(e) = spawned {
-        return Err(Error::from_reason(format!("could not start the pipeline's thread: {e}")));
+        deferred.reject(Error::from_reason(format!("could not start the pipeline's thread: {e}")));
+        return Ok(promise);
     }
     // The load runs on its thread; a second one waits for its answer, so that the JS thread
     // does not.
     std::thread::spawn(move || match ready_rx.recv() {
-        Ok(Ok((task, device, info))) => {
-            deferred.resolve(Box::new(move |_| Ok(NativePipeline { jobs: std::sync::Mutex::new(Some(jobs)), task, device, info })));
+        Ok(Ok(Loaded { task, device, info, interrupt })) => {
+            let jobs = std::sync::Mutex::new(Some(jobs));
+            deferred.resolve(Box::new(move |_| Ok(NativePipeline { jobs, task, device, info, interrupt })));
         }
-        Ok(Err(e)) => deferred.reject(coded(js_error(e))),
+        Ok(Err(e)) => deferred.reject(coded(e)),
         Err(_) => deferred.reject(Error::from_reason("the pipeline's thread stopped while loading")),
     });
     Ok(promise)
@@ -207,10 +273,13 @@ fn serve(pipeline: &dyn Pipeline, jobs: mpsc::Receiver<Job>) {
                     Err(panic) => reply.reject(coded(panicked(panic))),
                 }
             }
-            Job::Call { method, args, reply } => match pipeline.call(&method, &args) {
-                Ok(value) => reply.resolve(Box::new(move |_| Ok(value))),
-                Err(e) => reply.reject(coded(js_error(e))),
-            },
+            Job::Call { method, args, reply } => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.call(&method, &args))) {
+                    Ok(Ok(value)) => reply.resolve(Box::new(move |_| Ok(value))),
+                    Ok(Err(e)) => reply.reject(coded(js_error(e))),
+                    Err(panic) => reply.reject(coded(panicked(panic))),
+                }
+            }
         }
     }
 }
@@ -222,11 +291,22 @@ fn panicked(panic: Box<dyn std::any::Any + Send>) -> Error<String> {
 }
 
 impl NativePipeline {
-    fn send(&self, job: Job) -> Result<()> {
+    /// Hands `job` to the pipeline's thread; a disposed pipeline rejects it at once. Every
+    /// deferred made must be settled: an unsettled one holds a thread-safe function that keeps
+    /// Node's event loop (and so the process) alive.
+    fn send(&self, job: Job) {
         let jobs = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match jobs.as_ref().map(|jobs| jobs.send(job)) {
-            Some(Ok(())) => Ok(()),
-            _ => Err(Error::new(Status::GenericFailure, "input\u{0}this pipeline was disposed".to_string())),
+        let refused = match jobs.as_ref() {
+            Some(jobs) => match jobs.send(job) {
+                Ok(()) => return,
+                Err(mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let disposed = || coded(Error::new("input".to_string(), "this pipeline was disposed".to_string()));
+        match refused {
+            Job::Run { reply, .. } => reply.reject(disposed()),
+            Job::Call { reply, .. } => reply.reject(disposed()),
         }
     }
 }
@@ -268,25 +348,39 @@ impl NativePipeline {
         input: Value,
         options: Option<Value>,
         on_event: Option<Function<'env, Value, ()>>,
-        media: Option<Vec<Uint8Array>>,
+        media: Option<Vec<MediaItem>>,
     ) -> Result<Object<'env>> {
-        let (reply, promise) = env.create_deferred::<RunOutput, Box<dyn FnOnce(Env) -> Result<RunOutput> + Send>>()?;
+        // What can fail here fails before the deferred exists (see `send`).
+        let media =
+            media.unwrap_or_default().into_iter().enumerate().map(|(i, item)| item.into_media(i)).collect::<webformers::Result<Vec<_>>>();
+        let media = media.map_err(|e| coded(js_error(e)))?;
         let events = match on_event {
             Some(f) => Some(f.build_threadsafe_function::<Value>().build().map_err(|e| Error::from_reason(e.reason.clone()))?),
             None => None,
         };
-        let media = media.unwrap_or_default().into_iter().map(|bytes| Media::Encoded(bytes.to_vec())).collect();
-        let job = Job::Run { input, options: options.unwrap_or(Value::Null), media, events, reply };
-        self.send(job)?;
+        let (reply, promise) = env.create_deferred::<RunOutput, Box<dyn FnOnce(Env) -> Result<RunOutput> + Send>>()?;
+        self.send(Job::Run { input, options: options.unwrap_or(Value::Null), media, events, reply });
         Ok(promise)
     }
 
     /// The task's own operation `method` (text-generation's `apply_chat_template`, ...) on
-    /// `args`. It waits for a run in flight to end (an `interrupt` lands after it, not during).
+    /// `args`, after the run in flight; `interrupt` and `reset_interrupt` act at once, so that an
+    /// interrupt lands mid-run.
     #[napi]
     pub fn call<'env>(&self, env: &'env Env, method: String, args: Option<Value>) -> Result<Object<'env>> {
         let (reply, promise) = env.create_deferred::<Value, Box<dyn FnOnce(Env) -> Result<Value> + Send>>()?;
-        self.send(Job::Call { method, args: args.unwrap_or(Value::Null), reply })?;
+        if let Some(interrupt) = &self.interrupt {
+            let acted = match method.as_str() {
+                "interrupt" => Some(interrupt.interrupt()),
+                "reset_interrupt" => Some(interrupt.reset()),
+                _ => None,
+            };
+            if acted.is_some() {
+                reply.resolve(Box::new(|_| Ok(Value::Null)));
+                return Ok(promise);
+            }
+        }
+        self.send(Job::Call { method, args: args.unwrap_or(Value::Null), reply });
         Ok(promise)
     }
 }

@@ -573,6 +573,10 @@ impl Pipeline for AutomaticSpeechRecognition {
         })
     }
 
+    fn interrupt_flag(&self) -> Option<crate::generation::Interrupt> {
+        Some(self.interrupt.clone())
+    }
+
     fn call(&self, method: &str, _args: &Value) -> Result<Value> {
         super::interrupt_method(&self.interrupt, method)
             .ok_or_else(|| Error::Unsupported(format!("automatic-speech-recognition has no method `{method}`")))

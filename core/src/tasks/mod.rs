@@ -179,6 +179,12 @@ pub trait Pipeline {
     fn call(&self, method: &str, _args: &Value) -> Result<Value> {
         Err(Error::Unsupported(format!("{} has no method `{method}`", self.task().name)))
     }
+    /// The flag `call("interrupt")` sets, for a front end that sets it from another thread while
+    /// a run is in flight (the Node addon, whose runs hold the pipeline's own thread). None for
+    /// tasks that do not generate.
+    fn interrupt_flag(&self) -> Option<crate::generation::Interrupt> {
+        None
+    }
     /// The task's model as transformers' `AutoModel` classes run it (JS: `pipe.model`), over
     /// this pipeline's loaded weights: nothing is read or copied, and the weights live while
     /// either holds them. Tasks whose model no class here covers (the dual encoders'

@@ -369,6 +369,10 @@ impl Pipeline for TextSeq2Seq {
         })
     }
 
+    fn interrupt_flag(&self) -> Option<crate::generation::Interrupt> {
+        Some(self.interrupt.clone())
+    }
+
     fn call(&self, method: &str, _args: &Value) -> Result<Value> {
         super::interrupt_method(&self.interrupt, method)
             .ok_or_else(|| Error::Unsupported(format!("{} has no method `{method}`", self.task.name)))

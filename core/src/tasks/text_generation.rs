@@ -310,6 +310,10 @@ impl Pipeline for TextGeneration {
         serde_json::json!({ "vocab_size": self.model.vocab_size(), "max_context": self.model.max_context(), "chat_template": self.template.is_some() })
     }
 
+    fn interrupt_flag(&self) -> Option<crate::generation::Interrupt> {
+        Some(self.interrupt.clone())
+    }
+
     fn call(&self, method: &str, args: &Value) -> Result<Value> {
         match method {
             // transformers.js's tokenizer.apply_chat_template(messages, {tokenize: false}).
