@@ -32,16 +32,8 @@ fn js_error(e: webformers::Error) -> Error<String> {
 /// A task's name, default model, files and input kind, as the wasm build's `taskFiles`.
 #[napi(js_name = "taskFiles")]
 pub fn task_files(task: String) -> Result<Value, String> {
-    let task = tasks::task(&task).map_err(js_error)?;
-    let required: Vec<&str> = task.required_files.iter().copied().chain(["model.safetensors"]).collect();
-    Ok(serde_json::json!({
-        "task": task.name,
-        "defaultModel": task.default_model,
-        "input": task.input,
-        "gguf": false,
-        "required": required,
-        "optional": task.optional_files,
-    }))
+    // No GGUF loading here yet: native.js leaves .gguf models to the WASM build.
+    Ok(tasks::task(&task).map_err(js_error)?.files_json(false))
 }
 
 /// Sets the CPU threads the kernels use (rayon's pool): once, before the first pipeline runs.
@@ -369,16 +361,9 @@ impl NativePipeline {
     #[napi]
     pub fn call<'env>(&self, env: &'env Env, method: String, args: Option<Value>) -> Result<Object<'env>> {
         let (reply, promise) = env.create_deferred::<Value, Box<dyn FnOnce(Env) -> Result<Value> + Send>>()?;
-        if let Some(interrupt) = &self.interrupt {
-            let acted = match method.as_str() {
-                "interrupt" => Some(interrupt.interrupt()),
-                "reset_interrupt" => Some(interrupt.reset()),
-                _ => None,
-            };
-            if acted.is_some() {
-                reply.resolve(Box::new(|_| Ok(Value::Null)));
-                return Ok(promise);
-            }
+        if let Some(value) = self.interrupt.as_ref().and_then(|flag| tasks::interrupt_method(flag, &method)) {
+            reply.resolve(Box::new(|_| Ok(value)));
+            return Ok(promise);
         }
         self.send(Job::Call { method, args: args.unwrap_or(Value::Null), reply });
         Ok(promise)

@@ -23,7 +23,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use webformers::files::{MemoryFiles, ModelFiles};
 use webformers::image::{RawImage, Resample};
@@ -186,15 +186,7 @@ pub fn thread_pool_poison_address() -> usize {
 #[wasm_bindgen(js_name = taskFiles)]
 pub fn task_files(task: &str) -> Result<JsValue, JsValue> {
     let task = webformers::tasks::task(task).map_err(js_error)?;
-    let list = |names: &mut dyn Iterator<Item = &str>| names.map(JsValue::from_str).collect::<Array>();
-    let out = Object::new();
-    set(&out, "task", &JsValue::from_str(task.name));
-    set(&out, "defaultModel", &JsValue::from_str(task.default_model));
-    set(&out, "input", &pipeline::to_js(&task.input)?);
-    set(&out, "gguf", &JsValue::from_bool(pipeline::loads_gguf(task)));
-    set(&out, "required", &list(&mut task.required_files.iter().copied().chain(["model.safetensors"])));
-    set(&out, "optional", &list(&mut task.optional_files.iter().copied()));
-    Ok(out.into())
+    pipeline::to_js(&task.files_json(pipeline::loads_gguf(task)))
 }
 
 /// A `RawImage` as JS sees it: `{width, height, channels, data: Uint8Array}`.

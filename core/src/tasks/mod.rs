@@ -113,6 +113,21 @@ impl TaskInfo {
         self.required_files.iter().chain(self.optional_files).copied().collect()
     }
 
+    /// What a JS front end needs to fetch and call the task (both bindings' `taskFiles`):
+    /// `{task, defaultModel, input, gguf, required, optional}`, the weights last among the
+    /// required files; `gguf`: whether that build loads the task from a .gguf file.
+    pub fn files_json(&self, gguf: bool) -> Value {
+        let required: Vec<&str> = self.required_files.iter().copied().chain(["model.safetensors"]).collect();
+        serde_json::json!({
+            "task": self.name,
+            "defaultModel": self.default_model,
+            "input": self.input,
+            "gguf": gguf,
+            "required": required,
+            "optional": self.optional_files,
+        })
+    }
+
     /// `options` (the second argument of the call) as the task's typed options: absent or null
     /// gives the defaults; an unknown option or a value of the wrong type is an error naming it.
     pub fn options<T: DeserializeOwned + Default>(&self, options: &Value) -> Result<T> {
@@ -305,7 +320,7 @@ pub struct LoadOptions {
 /// The methods every generating task takes (JS: an AbortSignal, InterruptableStoppingCriteria):
 /// `interrupt` stops a generation in flight after its current token and stays set until
 /// `reset_interrupt`. None for any other method.
-pub(crate) fn interrupt_method(interrupt: &crate::generation::Interrupt, method: &str) -> Option<Value> {
+pub fn interrupt_method(interrupt: &crate::generation::Interrupt, method: &str) -> Option<Value> {
     match method {
         "interrupt" => interrupt.interrupt(),
         "reset_interrupt" => interrupt.reset(),
