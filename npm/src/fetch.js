@@ -56,6 +56,14 @@ async function fsSource(dir, name) {
       if (!stat.isDirectory()) return `${dir} is not a folder (expected a model folder)`;
       return null;
     },
+    /** Whether `file` is in the folder (a stat: nothing is read). */
+    async has(file) {
+      try {
+        return (await fs.stat(path.join(dir, file))).isFile();
+      } catch {
+        return false;
+      }
+    },
     async read(file, onProgress) {
       const full = path.join(dir, file);
       let handle;
@@ -231,7 +239,8 @@ async function candidates(model, { revision, localOnly }) {
 
 /**
  * Where the native engine (Node) can read `model` itself: `{dir}` (the first local folder that
- * holds a config.json, as loadModelFiles looks) or a Hub repository `{repo, revision}` (fetched
+ * holds a config.json, as loadModelFiles looks; a .gguf model adds its `file`, looked for
+ * instead) or a Hub repository `{repo, revision, file?}` (fetched
  * natively into huggingface_hub's cache; `offline` with `localOnly`: from the cache alone). null
  * where only the JS loaders can (a URL, a custom path template or cache): the caller then takes
  * the WASM build.
@@ -241,17 +250,37 @@ export async function nativeSource(model, { revision = 'main', localOnly = false
     throw new WebformersError('the model must be a non-empty string (an id, a URL or a path)', 'input');
   }
   if (env.useCustomCache) return null;
+  const { where, file } = isGguf(model) ? ggufPlace(model) : { where: model, file: null };
+  const marker = file ?? 'config.json';
   const misses = [];
   // local_files_only still reads a Hub model from the cache natively (offline: no request).
-  for (const make of await candidates(model, { revision, localOnly: false })) {
+  for (const make of await candidates(where, { revision, localOnly: false })) {
     const source = await make();
-    if (source.hub) return { repo: source.hub.repo, revision: source.hub.revision, offline: localOnly };
+    if (source.hub) return { repo: source.hub.repo, revision: source.hub.revision, offline: localOnly, file: file ?? undefined };
     if (!source.local) return null;
     const problem = await source.probe();
-    if (!problem && (await source.read('config.json', () => {})) !== null) return { dir: source.where };
-    misses.push(problem ?? `${model} is not a model: ${source.where}/config.json was not found`);
+    if (!problem && (await source.has(marker))) return { dir: source.where, file: file ?? undefined };
+    misses.push(problem ?? (file ? `${source.where}/${file} was not found` : `${model} is not a model: ${source.where}/config.json was not found`));
   }
   throw new WebformersError(misses.length === 1 ? misses[0] : `could not find the model ${model}: ${misses.join('; ')}`, 'file');
+}
+
+/**
+ * A .gguf model's one file (`file`) and the folder or repository it is looked for in (`where`),
+ * as a folder model's config.json is looked for. A file in a Hub repository's folder
+ * (`org/name/sub/file.gguf`) belongs to `org/name`.
+ */
+function ggufPlace(model) {
+  const plain = model.replace(/\?.*$/, '');
+  const parts = plain.split('/');
+  let cut = plain.lastIndexOf('/');
+  if (parts.length > 3 && isRepoId(parts.slice(0, 2).join('/')) && !isUrl(model) && !isAbsolutePath(model) && !model.startsWith('.')) {
+    cut = parts[0].length + parts[1].length + 1;
+  }
+  const file = decodeURIComponent(plain.slice(cut + 1));
+  let where = cut > 0 ? model.slice(0, cut) : '.';
+  if (where === '.' || where === '..') where += '/';
+  return { where, file };
 }
 
 // ---- loading --------------------------------------------------------------------------------
@@ -278,17 +307,7 @@ export async function loadModelFiles(model, { revision = 'main', required, optio
   let where = model;
   let file = null;
   if (isGguf(model)) {
-    // One file: look for it in its folder, as a folder model's config.json is looked for.
-    const plain = model.replace(/\?.*$/, '');
-    // A file in a Hub repository's folder (`org/name/sub/file.gguf`) belongs to `org/name`.
-    const parts = plain.split('/');
-    let cut = plain.lastIndexOf('/');
-    if (parts.length > 3 && isRepoId(parts.slice(0, 2).join('/')) && !isUrl(model) && !isAbsolutePath(model) && !model.startsWith('.')) {
-      cut = parts[0].length + parts[1].length + 1;
-    }
-    file = decodeURIComponent(plain.slice(cut + 1));
-    where = cut > 0 ? model.slice(0, cut) : '.';
-    if (where === '.' || where === '..') where += '/';
+    ({ where, file } = ggufPlace(model));
     required = [file];
     optional = [];
   }

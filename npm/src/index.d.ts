@@ -5,6 +5,8 @@ export type Device = 'webgpu' | 'wasm' | 'cpu' | 'gpu';
 /**
  * 'cpu' and 'gpu' (transformers.js's names): in Node the native engine where its addon
  * (`webformers-<platform>`) is installed, else 'wasm' and 'webgpu'; in browsers 'wasm' and 'webgpu'.
+ * 'auto' in Node is the native CPU engine where the addon is installed (transformers.js's Node
+ * default is onnxruntime-node's CPU), else WASM.
  */
 export type DeviceOption = Device | 'auto' | 'cpu' | 'gpu';
 export type DType = 'auto' | 'fp32' | 'fp16' | 'q8' | 'int8' | 'uint8' | 'q4' | 'bnb4' | 'q4f16';
@@ -101,7 +103,7 @@ export interface Env {
    * validates relaxed-simd, false for the simd128 builds. Read when the engine first loads.
    */
   relaxedSimd: boolean | null;
-  /** Node: device 'cpu' / 'gpu' run the native addon where installed (default true); false runs WASM. */
+  /** Node: devices 'cpu', 'auto' and 'gpu' run the native addon where installed (default true); false runs WASM. */
   useNative: boolean;
   /**
    * CPU threads for device 'wasm': null (default) for the cores, at most 4. More than one runs the

@@ -9,6 +9,7 @@
 //   const { logits } = await model(await tokenizer(['a text'], { padding: true }));
 
 import { log } from './env.js';
+import { loadNativeModel, nativeDevice, nativeEngine, nativeModelSource } from './native.js';
 import { engine, guarded, guardedSync, asError, WebformersError } from './engine.js';
 import { loadModelFiles, modelFileSet } from './fetch.js';
 import { hubLoad, hubFiles } from './hub.js';
@@ -122,6 +123,16 @@ async function loadModel(class_name, model, options = {}) {
   const device = deviceName(asked);
   const dtype = dtypeSpec(dtypeOption);
   const progress = safeProgress(progress_callback);
+  // In Node, the native engine's where its addon is installed (see native.js).
+  const native = nativeDevice(asked);
+  const addon = native && (await nativeEngine());
+  const source = addon && (await nativeModelSource(addon, model, { revision, localOnly: local_files_only }));
+  if (source) {
+    if (source.file) throw new WebformersError(`${class_name} loads a model folder, not a GGUF file (${model})`, 'input');
+    const handle = await loadNativeModel(addon, class_name, source, native, dtype, progress);
+    progress({ status: 'ready', task: class_name, model, name: model, device: handle.device });
+    return new PreTrainedModel(handle, { model, class_name, device_note: null });
+  }
   const wasm = await engine();
   let { dev, note } = await openDevice(wasm, device);
   let fetched;

@@ -6,8 +6,8 @@
 
 import { env, IS_NODE, log } from './env.js';
 import { engine, engineThreads, guarded, guardedSync, asError, WebformersError } from './engine.js';
-import { loadModelFiles, isGguf, modelFileSet, nativeSource } from './fetch.js';
-import { loadNative, nativeEngine } from './native.js';
+import { loadModelFiles, isGguf, modelFileSet } from './fetch.js';
+import { loadNative, nativeDevice, nativeEngine, nativeModelSource } from './native.js';
 import { hubLoad } from './hub.js';
 import { callable, callArgs, result, eventSink } from './call.js';
 import { linkInterrupt } from './stopping.js';
@@ -156,11 +156,12 @@ export async function pipeline(task, model = null, options = {}) {
   };
   checkAborted();
   const device = deviceName(asked);
-  // In Node, 'cpu' and 'gpu' are the native engine's where its addon is installed.
-  if (IS_NODE && (asked === 'cpu' || asked === 'gpu') && !(typeof model === 'string' && isGguf(model))) {
+  // In Node, 'cpu', 'auto' and 'gpu' are the native engine's where its addon is installed.
+  const native = nativeDevice(asked);
+  if (native) {
     const addon = await nativeEngine();
     if (addon) {
-      const pipe = await nativePipeline(addon, task, model, { device: asked, dtype, revision, local_files_only, progress: safeProgress(progress_callback), checkAborted });
+      const pipe = await nativePipeline(addon, task, model, { device: native, dtype, revision, local_files_only, progress: safeProgress(progress_callback), checkAborted });
       if (pipe) return pipe;
     }
   }
@@ -255,8 +256,6 @@ function withTokenizer(pipe, tokenizer) {
   };
 }
 
-let nativeThreadsSet = false;
-
 /**
  * A pipeline on the native engine (Node's addon, native.js): the model read from its folder, or
  * fetched from the Hub into huggingface_hub's cache, by the engine itself (the weights
@@ -266,29 +265,12 @@ let nativeThreadsSet = false;
 async function nativePipeline(addon, task, model, { device, dtype, revision, local_files_only, progress, checkAborted }) {
   const spec = taskSpec(addon, task);
   model ??= spec.defaultModel;
-  const source = await nativeSource(model, { revision, localOnly: local_files_only });
+  const source = await nativeModelSource(addon, model, { revision, localOnly: local_files_only });
   if (!source) return null;
-  if (source.repo) {
-    Object.assign(source, {
-      endpoint: String(env.remoteHost),
-      token: env.accessToken ? String(env.accessToken) : undefined,
-      cacheDir: env.cacheDir ? String(env.cacheDir) : undefined,
-      offline: Boolean(source.offline),
-    });
-  }
-  // rayon's pool takes its size once, before the first pipeline.
-  if (!nativeThreadsSet && env.numThreads) {
-    nativeThreadsSet = true;
-    try {
-      addon.setThreads(Number(env.numThreads));
-    } catch (e) {
-      log.warn(`env.numThreads: ${e?.message ?? e}`);
-    }
-  }
   checkAborted();
   // The model's tokenizer for `pipe.tokenizer` (TextStreamer takes it): the WASM engine's, read
   // beside the native load from the same folder or cache. A model without one has none.
-  const hasTokenizer = [...spec.required, ...spec.optional].includes('tokenizer.json');
+  const hasTokenizer = !source.file && [...spec.required, ...spec.optional].includes('tokenizer.json');
   const tokenizing = hasTokenizer
     ? AutoTokenizer.from_pretrained(model, { revision, local_files_only }).catch((e) => {
         log.debug(`no tokenizer for the native pipeline: ${e?.message ?? e}`);
@@ -297,7 +279,7 @@ async function nativePipeline(addon, task, model, { device, dtype, revision, loc
     : Promise.resolve(null);
   let handle;
   try {
-    handle = await loadNative(addon, spec.task, source, device, dtype);
+    handle = await loadNative(addon, spec.task, source, device, dtype, progress);
   } catch (e) {
     (await tokenizing)?.dispose();
     throw e;

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { TOLERANCE, distDir, evaluateWithin, fakeBindingLimit, fixturesDir, launchBrowser, maxAbsDiff, minilmDir, openPage, problemsBut404, reference, rejectsWith, testServer } from './helpers.mjs';
+import { NODE_DEVICES, TOLERANCE, distDir, evaluateWithin, fakeBindingLimit, fixturesDir, launchBrowser, maxAbsDiff, minilmDir, openPage, problemsBut404, reference, rejectsWith, testServer } from './helpers.mjs';
 import { tinyTasksDir, tinyTasksReference } from './tasks.mjs';
 
 const webformers = await import(path.join(distDir, 'index.js'));
@@ -91,468 +91,6 @@ function maxDiff(a, b) {
   return Math.max(0, ...Array.from(a, (x, i) => Math.abs(x - b[i])));
 }
 
-describe('AutoModel on all-MiniLM-L6-v2 (WASM)', () => {
-  let model;
-  let tokenizer;
-  before(async () => {
-    tokenizer = await AutoTokenizer.from_pretrained(minilmDir);
-    model = await AutoModel.from_pretrained(minilmDir, { device: 'wasm' });
-  });
-  after(async () => {
-    await model?.dispose();
-    tokenizer?.dispose();
-  });
-
-  test('last_hidden_state, mean-pooled and normalized, is the PyTorch reference on 29 inputs', async () => {
-    const ref = reference();
-    assert.equal(model.device, 'wasm');
-    assert.equal(model.config.model_type, 'bert');
-    const inputs = tokenizer(
-      ref.inputs.map((i) => i.text),
-      { padding: true, truncation: true, max_length: ref.max_seq_length },
-    );
-    // The tokenizer feeds what sentence-transformers fed PyTorch.
-    ref.inputs.forEach((input, i) => {
-      const row = Array.from(inputs.input_ids[i].data, Number).slice(0, input.token_ids.length);
-      assert.deepEqual(row, input.token_ids, input.text);
-    });
-    const { last_hidden_state } = await model(inputs);
-    assert.ok(last_hidden_state instanceof Tensor);
-    assert.deepEqual(last_hidden_state.dims, [...inputs.input_ids.dims, ref.hidden_size]);
-    const embeddings = mean_pooling(last_hidden_state, inputs.attention_mask).normalize(2, -1);
-    const diff = maxAbsDiff(embeddings.data, ref);
-    assert.ok(diff <= TOLERANCE, `max abs diff ${diff} > ${TOLERANCE}`);
-    // The few inputs the reference has every token of.
-    for (const [i, input] of ref.inputs.entries()) {
-      if (!input.last_hidden_state) continue;
-      const got = last_hidden_state[i].data.subarray(0, input.last_hidden_state.length * ref.hidden_size);
-      assert.ok(maxDiff(got, input.last_hidden_state.flat()) <= TOLERANCE, input.text);
-    }
-  });
-});
-
-describe('AutoModelFor... text heads on the tiny task models (WASM)', () => {
-  const classifierModels = [...new Set(tasksRef.cases.filter((c) => c.task === 'text-classification' && c.model.endsWith('-sequence-classification')).map((c) => c.model))];
-
-  test(`AutoModelForSequenceClassification: softmax(logits) is Python's and the pipeline's scores (${classifierModels.length} architectures, one padded batch)`, async () => {
-    for (const name of classifierModels) {
-      const dir = path.join(tinyTasksDir, name);
-      // Every single-text case that lists all labels with softmax scores.
-      const cases = tasksRef.cases.filter(
-        (c) => c.task === 'text-classification' && c.model === name && typeof c.input === 'string' && c.options?.top_k === null && (c.options.function_to_apply ?? 'softmax') === 'softmax',
-      );
-      assert.ok(cases.length >= 2, `${name}: ${cases.length} cases`);
-      const tokenizer = await AutoTokenizer.from_pretrained(dir);
-      const model = await AutoModelForSequenceClassification.from_pretrained(dir, { device: 'wasm' });
-      const classifier = await pipeline('text-classification', dir, { device: 'wasm' });
-      try {
-        const { logits } = await model(tokenizer(cases.map((c) => c.input), { padding: true, truncation: true }));
-        const labels = model.config.id2label;
-        assert.deepEqual(logits.dims, [cases.length, Object.keys(labels).length]);
-        for (const [i, c] of cases.entries()) {
-          const scores = softmax(logits[i].data);
-          for (const { label, score } of c.output) {
-            const id = Object.keys(labels).find((k) => labels[k] === label);
-            assert.ok(Math.abs(scores[id] - score) <= tasksRef.tolerance, `${name} "${c.input}" ${label}: ${scores[id]} vs Python's ${score}`);
-          }
-          const [piped] = await classifier(c.input, { top_k: 1 });
-          assert.equal(labels[argmax(scores)], piped.label, name);
-          assert.ok(Math.abs(Math.max(...scores) - piped.score) <= tasksRef.tolerance, `${name}: pipeline score ${piped.score}`);
-        }
-      } finally {
-        await model.dispose();
-        await classifier.dispose();
-        tokenizer.dispose();
-      }
-    }
-  });
-
-  test("AutoModelForTokenClassification: each token's softmax top label and score are Python's", async () => {
-    const dir = path.join(tinyTasksDir, 'bert-token-classification');
-    const c = tasksRef.cases.find((x) => x.task === 'token-classification' && x.model === 'bert-token-classification' && typeof x.input === 'string');
-    const tokenizer = await AutoTokenizer.from_pretrained(dir);
-    const model = await AutoModelForTokenClassification.from_pretrained(dir, { device: 'wasm' });
-    try {
-      const inputs = tokenizer(c.input);
-      const { logits } = await model(inputs);
-      assert.deepEqual(logits.dims.slice(0, 2), inputs.input_ids.dims);
-      assert.ok(c.output.length >= 3);
-      for (const entity of c.output) {
-        const scores = softmax(logits[0][entity.index].data);
-        assert.equal(model.config.id2label[argmax(scores)], entity.entity, `token ${entity.index}`);
-        assert.ok(Math.abs(Math.max(...scores) - entity.score) <= tasksRef.tolerance, `token ${entity.index}: ${Math.max(...scores)} vs ${entity.score}`);
-      }
-    } finally {
-      await model.dispose();
-      tokenizer.dispose();
-    }
-  });
-
-  test("AutoModelForMaskedLM: the mask's top tokens and scores are Python's fill-mask answer", async () => {
-    const dir = path.join(tinyTasksDir, 'bert-masked-lm');
-    const c = tasksRef.cases.find((x) => x.task === 'fill-mask' && x.model === 'bert-masked-lm' && typeof x.input === 'string');
-    const tokenizer = await AutoTokenizer.from_pretrained(dir);
-    const model = await AutoModelForMaskedLM.from_pretrained(dir, { device: 'wasm' });
-    try {
-      const inputs = tokenizer(c.input);
-      const { logits } = await model(inputs);
-      const at = Array.from(inputs.input_ids.data, Number).indexOf(tokenizer.mask_token_id);
-      assert.deepEqual(logits.dims, [1, inputs.input_ids.dims[1], tokenizer.vocab_size]);
-      const scores = softmax(logits[0][at].data);
-      const ranked = scores.map((s, id) => [s, id]).sort((a, b) => b[0] - a[0]);
-      c.output.forEach((expected, k) => {
-        assert.equal(ranked[k][1], expected.token, `rank ${k}`);
-        assert.ok(Math.abs(ranked[k][0] - expected.score) <= tasksRef.tolerance, `rank ${k}: ${ranked[k][0]} vs ${expected.score}`);
-      });
-    } finally {
-      await model.dispose();
-      tokenizer.dispose();
-    }
-  });
-
-  test('AutoModelForQuestionAnswering: start_logits and end_logits per token; the best span is the answer', async () => {
-    const dir = path.join(tinyTasksDir, 'bert-question-answering');
-    const c = tasksRef.cases.find((x) => x.task === 'question-answering' && x.model === 'bert-question-answering' && !Array.isArray(x.input) && !x.options?.top_k);
-    const tokenizer = await AutoTokenizer.from_pretrained(dir);
-    const model = await AutoModelForQuestionAnswering.from_pretrained(dir, { device: 'wasm' });
-    try {
-      const inputs = tokenizer(c.input.question, { text_pair: c.input.context });
-      const { start_logits, end_logits } = await model(inputs);
-      assert.deepEqual(start_logits.dims, inputs.input_ids.dims);
-      assert.deepEqual(end_logits.dims, inputs.input_ids.dims);
-      // Python's score: the best context span's start and end probabilities, each softmaxed
-      // over the context tokens (and [CLS]) only.
-      const types = Array.from(inputs.token_type_ids.data, Number);
-      const context = types.map((t, i) => (t === 1 && i < types.length - 1) || i === 0);
-      const probs = (logits) => {
-        const masked = Array.from(logits[0].data, (x, i) => (context[i] ? x : -10000));
-        return softmax(masked);
-      };
-      const [ps, pe] = [probs(start_logits), probs(end_logits)];
-      let best = 0;
-      for (let s = 1; s < types.length; s++) {
-        for (let e = s; e < Math.min(types.length, s + 15); e++) if (context[s] && context[e]) best = Math.max(best, ps[s] * pe[e]);
-      }
-      // Python then sums the scores of spans that widen to the same words ("sch" + "##ool" and
-      // "school"), so its answer scores at least the best span, by a little on this model.
-      const gap = c.output.score - best;
-      assert.ok(gap >= -tasksRef.tolerance && gap < 0.005, `best span ${best} vs Python's ${c.output.score}`);
-    } finally {
-      await model.dispose();
-      tokenizer.dispose();
-    }
-  });
-});
-
-describe('AutoModelForCausalLM on the tiny Llama (WASM)', () => {
-  let model;
-  before(async () => {
-    model = await AutoModelForCausalLM.from_pretrained(tinyLlama, { device: 'wasm' });
-  });
-  after(() => model?.dispose());
-
-  const ids = (list) => new Tensor('int64', BigInt64Array.from(list, BigInt), [1, list.length]);
-
-  test("logits at every position are transformers'; generate() gives its greedy ids and the pipeline's", async () => {
-    const prompt = llamaRef.prompts[0];
-    const { logits } = await model({ input_ids: ids(prompt.token_ids) });
-    assert.deepEqual(logits.dims, [1, prompt.token_ids.length, llamaRef.vocab_size ?? logits.dims[2]]);
-    prompt.logits.forEach((row, p) => {
-      const diff = maxDiff(logits[0][p].data, row);
-      assert.ok(diff <= TOLERANCE, `position ${p}: ${diff}`);
-    });
-    const out = await model.generate({ input_ids: ids(prompt.token_ids), max_new_tokens: prompt.greedy_ids.length });
-    assert.equal(out.type, 'int64');
-    assert.deepEqual(Array.from(out.data, Number), [...prompt.token_ids, ...prompt.greedy_ids]);
-    const generator = await pipeline('text-generation', tinyLlama, { device: 'wasm' });
-    try {
-      const [piped] = await generator(prompt.text, { max_new_tokens: prompt.greedy_ids.length, return_full_text: false });
-      assert.equal(generator.tokenizer.decode(prompt.greedy_ids), piped.generated_text);
-    } finally {
-      await generator.dispose();
-    }
-  });
-
-  test("a left-padded batch: each row's last logits and greedy ids are transformers'", async () => {
-    const rows = llamaRef.chat_batch.rows;
-    const width = rows[0].padded_ids.length;
-    const batch = (key) => new Tensor('int64', BigInt64Array.from(rows.flatMap((r) => r[key]), BigInt), [rows.length, width]);
-    const inputs = { input_ids: batch('padded_ids'), attention_mask: batch('attention_mask') };
-    const { logits } = await model(inputs);
-    rows.forEach((row, r) => assert.ok(maxDiff(logits[r][width - 1].data, row.last_logits) <= TOLERANCE, `row ${r}`));
-    const steps = Math.max(...rows.map((r) => r.greedy_ids.length));
-    const out = await model.generate({ ...inputs, max_new_tokens: steps });
-    assert.deepEqual(out.dims, [rows.length, width + steps]);
-    rows.forEach((row, r) => {
-      const got = Array.from(out[r].data, Number);
-      assert.deepEqual(got.slice(0, width), row.padded_ids);
-      assert.deepEqual(got.slice(width, width + row.greedy_ids.length), row.greedy_ids, `row ${r}`);
-    });
-  });
-
-  test('bad input is a clear Error with a code', async () => {
-    const floatIds = new Tensor('float32', new Float32Array([1, 2]), [1, 2]);
-    await rejectsWith(Error, model({ input_ids: floatIds }), /input_ids must be an integer tensor/, 'input');
-    await rejectsWith(Error, model({ input_ids: new Tensor('int64', new BigInt64Array([1n, 2n]), [2]) }), /\[batch, tokens\]/, 'input');
-    await rejectsWith(Error, model({ input_ids: ids([1, 999999]) }), /outside the vocabulary/, 'input');
-    await rejectsWith(Error, model({ input_ids: ids([1, 2]), attention_mask: ids([1, 1, 1]) }), /attention_mask has dims/, 'input');
-    await rejectsWith(Error, model({ input_ids: ids([1, 2]), pixel_values: ids([1]) }), /no input `pixel_values`/, 'input');
-    await rejectsWith(Error, model.generate({ input_ids: ids([1, 2]), num_beams: 2 }), /one sequence per row/, 'unsupported');
-    await rejectsWith(Error, model.generate({ input_ids: ids([1, 2]), no_such_option: 1 }), /no_such_option/, 'input');
-  });
-});
-
-describe("a pipeline's model (pipe.model, WASM)", () => {
-  test('feature-extraction: pipe.model is the loaded AutoModel; its mean-pooled last_hidden_state is the PyTorch reference', async () => {
-    const ref = reference();
-    const extractor = await pipeline('feature-extraction', minilmDir, { device: 'wasm' });
-    try {
-      const { model } = extractor;
-      assert.ok(model instanceof PreTrainedModel);
-      assert.equal(extractor.model, model, 'made once');
-      assert.equal(extractor.model_id, minilmDir);
-      assert.equal(model.class_name, 'AutoModel');
-      assert.equal(model.pipeline_task, 'feature-extraction');
-      assert.deepEqual(model.config, JSON.parse(fs.readFileSync(path.join(minilmDir, 'config.json'), 'utf8')));
-      const inputs = extractor.tokenizer(
-        ref.inputs.map((i) => i.text),
-        { padding: true, truncation: true, max_length: ref.max_seq_length },
-      );
-      const { last_hidden_state } = await model(inputs);
-      const diff = maxAbsDiff(mean_pooling(last_hidden_state, inputs.attention_mask).normalize(2, -1).data, ref);
-      assert.ok(diff <= TOLERANCE, `max abs diff ${diff} > ${TOLERANCE}`);
-      // The model disposed on its own frees only its hold on the weights: the pipeline still
-      // runs, and pipe.model is made again.
-      await model.dispose();
-      await rejectsWith(Error, model(inputs), /this AutoModel was disposed \(the feature-extraction pipeline's model\)/, 'input');
-      const again = extractor.model;
-      assert.notEqual(again, model);
-      const [first] = await extractor(ref.inputs[0].text, { pooling: 'mean', normalize: true }).then((t) => t.tolist());
-      assert.ok(maxDiff(first, ref.inputs[0].embedding) <= TOLERANCE, 'the pipeline after its model was disposed');
-      const { last_hidden_state: h } = await again(inputs);
-      assert.deepEqual(h.dims, last_hidden_state.dims);
-      assert.ok(h.data.every((x, i) => x === last_hidden_state.data[i]), 'the same weights give the same values');
-    } finally {
-      await extractor.dispose();
-    }
-    // A disposed pipeline's model is disposed with it.
-    await rejectsWith(Error, extractor.model({ input_ids: new Tensor('int64', new BigInt64Array([101n, 102n]), [1, 2]) }), /was disposed/, 'input');
-  });
-
-  test("text-generation: pipe.model's logits and generate() are transformers' on the tiny Llama", async () => {
-    const generator = await pipeline('text-generation', tinyLlama, { device: 'wasm' });
-    const prompt = llamaRef.prompts[0];
-    const ids = new Tensor('int64', BigInt64Array.from(prompt.token_ids, BigInt), [1, prompt.token_ids.length]);
-    try {
-      const model = generator.model;
-      assert.equal(model.class_name, 'AutoModelForCausalLM');
-      assert.equal(model.config.model_type, 'llama');
-      const { logits } = await model({ input_ids: ids });
-      prompt.logits.forEach((row, p) => assert.ok(maxDiff(logits[0][p].data, row) <= TOLERANCE, `position ${p}`));
-      const out = await model.generate({ input_ids: ids, max_new_tokens: prompt.greedy_ids.length });
-      assert.deepEqual(Array.from(out.data, Number), [...prompt.token_ids, ...prompt.greedy_ids]);
-    } finally {
-      await generator.dispose();
-    }
-    await rejectsWith(Error, generator.model({ input_ids: ids }), /this AutoModelForCausalLM was disposed/, 'input');
-  });
-
-  test("translation and speech recognition: pipe.model is the encoder-decoder class; its logits and generate() are transformers'", async () => {
-    const m = seq2seqRef.text['tiny-marian'];
-    const translator = await pipeline('translation', path.join(fixturesDir, 'seq2seq', 'tiny-marian'), { device: 'wasm' });
-    try {
-      const model = translator.model;
-      assert.equal(model.class_name, 'AutoModelForSeq2SeqLM');
-      assert.equal(model.pipeline_task, 'translation');
-      const { logits } = await model({ ...textInputs(m), decoder_input_ids: intRows(m.decoder_input_ids) });
-      assert.ok(maxDiff(logits.data, m.logits) <= TOLERANCE, `logits: ${maxDiff(logits.data, m.logits)}`);
-      const out = await model.generate({ ...textInputs(m), max_new_tokens: seq2seqRef.max_new_tokens });
-      assert.deepEqual(out.tolist().map((r) => r.map(Number)), m.greedy);
-    } finally {
-      await translator.dispose();
-    }
-    const w = seq2seqRef.whisper['tiny-whisper-en'];
-    const transcriber = await pipeline('automatic-speech-recognition', path.join(fixturesDir, 'whisper', 'tiny-whisper-en'), { device: 'wasm' });
-    try {
-      const model = transcriber.model;
-      assert.equal(model.class_name, 'AutoModelForSpeechSeq2Seq');
-      const out = await model.generate({ inputs: whisperFeatures(w.input_features_dims), max_new_tokens: seq2seqRef.max_new_tokens });
-      assert.deepEqual(out.tolist().map((r) => r.map(Number)), w.greedy.map((r) => [...w.prompt, ...r]));
-    } finally {
-      await transcriber.dispose();
-    }
-  });
-
-  test("a task without a model class here (feature-extraction on a dual encoder's text tower) says so when pipe.model is read", async () => {
-    const classifier = await pipeline('feature-extraction', path.join(fixturesDir, 'vision', 'tiny-clip'), { device: 'wasm' });
-    try {
-      assert.throws(() => classifier.model, (e) => e.code === 'unsupported' && /feature-extraction: this task's model is not available as a model class/.test(e.message));
-    } finally {
-      await classifier.dispose();
-    }
-  });
-});
-
-describe('the encoder-decoders: AutoModelForSeq2SeqLM, AutoModelForSpeechSeq2Seq (WASM)', () => {
-  for (const name of Object.keys(seq2seqRef.text)) {
-    test(`AutoModelForSeq2SeqLM on ${name}: the tokenizer's padded batch gives transformers' logits, encoder states and greedy / 2-beam ids`, async () => {
-      const m = seq2seqRef.text[name];
-      const dir = path.join(fixturesDir, 'seq2seq', name);
-      const tokenizer = await AutoTokenizer.from_pretrained(dir);
-      const model = await AutoModelForSeq2SeqLM.from_pretrained(dir, { device: 'wasm' });
-      try {
-        assert.equal(model.class_name, 'AutoModelForSeq2SeqLM');
-        const inputs = tokenizer(seq2seqTexts, { padding: true });
-        assert.deepEqual(inputs.input_ids.tolist().map((r) => r.map(Number)), m.input_ids, "the tokenizer's ids are transformers'");
-        const { logits, encoder_last_hidden_state } = await model({ ...inputs, decoder_input_ids: intRows(m.decoder_input_ids) });
-        assert.deepEqual(logits.dims, m.logits_dims);
-        assert.ok(maxDiff(logits.data, m.logits) <= TOLERANCE, `logits: ${maxDiff(logits.data, m.logits)}`);
-        assert.deepEqual(encoder_last_hidden_state.dims, m.encoder_last_hidden_state_dims);
-        const [, s, h] = m.encoder_last_hidden_state_dims;
-        m.attention_mask.forEach((mask, r) => {
-          const n = mask.filter((x) => x === 1).length * h;
-          const diff = maxDiff(encoder_last_hidden_state.data.slice(r * s * h, r * s * h + n), m.encoder_last_hidden_state.slice(r * s * h, r * s * h + n));
-          assert.ok(diff <= TOLERANCE, `encoder row ${r}: ${diff}`);
-        });
-        const greedy = await model.generate({ ...inputs, max_new_tokens: seq2seqRef.max_new_tokens });
-        assert.equal(greedy.type, 'int64');
-        assert.deepEqual(greedy.tolist().map((r) => r.map(Number)), m.greedy);
-        const beams = await model.generate({ ...inputs, max_new_tokens: seq2seqRef.max_new_tokens, num_beams: 2 });
-        assert.deepEqual(beams.tolist().map((r) => r.map(Number)), m.beams2);
-        // transformers.js's `generate({ inputs })` names the main input
-        const again = await model.generate({ inputs: inputs.input_ids, attention_mask: inputs.attention_mask, max_new_tokens: seq2seqRef.max_new_tokens });
-        assert.deepEqual(again.tolist().map((r) => r.map(Number)), m.greedy);
-      } finally {
-        await model.dispose();
-        tokenizer.dispose();
-      }
-    });
-  }
-
-  test("AutoModelForSpeechSeq2Seq on the tiny Whisper: logits and greedy ids are transformers' (its prompt first, as transformers.js returns)", async () => {
-    const w = seq2seqRef.whisper['tiny-whisper-en'];
-    const model = await AutoModelForSpeechSeq2Seq.from_pretrained(path.join(fixturesDir, 'whisper', 'tiny-whisper-en'), { device: 'wasm' });
-    try {
-      const input_features = whisperFeatures(w.input_features_dims);
-      const { logits } = await model({ input_features, decoder_input_ids: intRows(w.decoder_input_ids) });
-      assert.deepEqual(logits.dims, w.logits_dims);
-      const vocab = w.logits_dims[2];
-      const picked = [];
-      for (let row = 0; row < logits.data.length / vocab; row++) picked.push(...w.logits_ids.map((i) => logits.data[row * vocab + i]));
-      assert.ok(maxDiff(picked, w.logits) <= TOLERANCE, `logits: ${maxDiff(picked, w.logits)}`);
-      const out = await model.generate({ inputs: input_features, max_new_tokens: seq2seqRef.max_new_tokens });
-      assert.deepEqual(out.tolist().map((r) => r.map(Number)), w.greedy.map((r) => [...w.prompt, ...r]));
-      await rejectsWith(Error, model({ input_features }), /decoder_input_ids/, 'input');
-      await rejectsWith(Error, model({ input_features: new Tensor('float32', new Float32Array(80 * 10), [1, 80, 10]), decoder_input_ids: intRows([w.prompt]) }), /input_features must be \[batch, 80, 3000\]/, 'input');
-      await rejectsWith(Error, model.generate({ inputs: input_features, language: 'fr' }), /English-only/, 'input');
-    } finally {
-      await model.dispose();
-    }
-  });
-});
-
-describe('unknown architectures and classes', () => {
-  test('a model without the class head, an unknown model_type or a decoder as AutoModel is a clear Error', async () => {
-    await rejectsWith(
-      Error,
-      AutoModelForSequenceClassification.from_pretrained(path.join(tinyTasksDir, 'bert-masked-lm'), { device: 'wasm' }),
-      /BertForMaskedLM.*no SequenceClassification head/,
-      'unsupported',
-    );
-    await rejectsWith(Error, AutoModel.from_pretrained(tinyLlama, { device: 'wasm' }), /AutoModelForCausalLM/, 'unsupported');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-unknown-'));
-    try {
-      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'no-such-arch', architectures: ['NoSuchModel'] }));
-      fs.writeFileSync(path.join(dir, 'model.safetensors'), Buffer.from([8, 0, 0, 0, 0, 0, 0, 0, ...Buffer.from('{}      ')]));
-      await rejectsWith(Error, AutoModel.from_pretrained(dir, { device: 'wasm' }), /model_type `no-such-arch`.*supported: /, 'unsupported');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
-
-describe('vision models and AutoProcessor (WASM)', () => {
-  const imagePath = (name) => path.join(fixturesDir, 'images', name);
-
-  test("AutoProcessor's pixel_values are transformers' (3 processors, sampled values and channel means)", async () => {
-    const ref = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'image-reference', 'reference.json'), 'utf8'));
-    for (const repo of ['google/vit-base-patch16-224', 'openai/clip-vit-base-patch32', 'facebook/detr-resnet-50']) {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-processor-'));
-      try {
-        fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify(ref.processors[repo].config));
-        const processor = await AutoProcessor.from_pretrained(dir);
-        assert.equal(processor.kind, 'image');
-        for (const name of ['cat.jpg', 'coffee.png']) {
-          const expected = ref.processors[repo].cases[name];
-          const out = await processor(imagePath(name));
-          assert.deepEqual(out.pixel_values.dims, expected.dims, `${repo} ${name}`);
-          const values = out.pixel_values.data;
-          const step = 7919 * 104729;
-          const sampled = Array.from({ length: ref.samples }, (_, i) => values[Number((BigInt(i) * BigInt(step)) % BigInt(values.length))]);
-          assert.ok(maxDiff(sampled, expected.samples) <= 1e-3, `${repo} ${name}`);
-          const plane = expected.dims[2] * expected.dims[3];
-          for (let c = 0; c < 3; c++) {
-            const mean = values.subarray(c * plane, (c + 1) * plane).reduce((a, b) => a + b, 0) / plane;
-            assert.ok(Math.abs(mean - expected.channel_means[c]) < 1e-4, `${repo} ${name} channel ${c}: ${mean}`);
-          }
-          assert.equal(out.pixel_mask !== undefined, expected.mask_sum !== undefined, `${repo}: pixel_mask`);
-          assert.deepEqual(Array.from(out.original_sizes.data, Number), [ref.decode[name].height, ref.decode[name].width]);
-        }
-        processor.dispose();
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    }
-  });
-
-  test("AutoProcessor of a Whisper model: input_features are WhisperFeatureExtractor's", async () => {
-    const ref = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'audio-reference', 'reference.json'), 'utf8'));
-    const processor = await AutoProcessor.from_pretrained(path.join(fixturesDir, 'whisper', 'tiny-whisper-en'));
-    assert.equal(processor.kind, 'audio');
-    const bins = processor.config.feature_size;
-    const c = ref.features.find((f) => f.case === 'speech_a_16k' && f.n_mels === bins);
-    // A WAV file's path: decoded by the engine in Node, as the speech pipeline's input is.
-    const { input_features } = await processor(path.join(fixturesDir, 'audio', 'speech_a_16k.wav'));
-    assert.deepEqual(input_features.dims, [1, bins, 3000]);
-    const buffer = fs.readFileSync(path.join(fixturesDir, 'audio-reference', c.file));
-    const want = new Float32Array(buffer.buffer, buffer.byteOffset, buffer.length / 4);
-    let worst = 0;
-    for (let m = 0; m < bins; m++) {
-      const row = input_features.data.subarray(m * 3000, (m + 1) * 3000);
-      worst = Math.max(worst, maxDiff(row.subarray(0, c.frames_kept), want.subarray(m * c.frames_kept, (m + 1) * c.frames_kept)));
-      // The zero padding's frames hold the floor value.
-      worst = Math.max(worst, ...Array.from(row.subarray(c.frames_kept), (v) => Math.abs(v - c.tail_value)));
-    }
-    assert.ok(worst <= TOLERANCE, `max |diff| ${worst}`);
-    processor.dispose();
-  });
-
-  test("AutoModelForImageClassification on the processor's pixel_values gives the image-classification pipeline's scores", async () => {
-    const dir = path.join(fixturesDir, 'vision', 'tiny-vit-classifier');
-    const processor = await AutoProcessor.from_pretrained(dir);
-    const model = await AutoModelForImageClassification.from_pretrained(dir, { device: 'wasm' });
-    const classifier = await pipeline('image-classification', dir, { device: 'wasm' });
-    try {
-      const images = [imagePath('cat.jpg'), imagePath('coffee.png')];
-      const { logits } = await model(await processor(images));
-      const labels = Object.keys(model.config.id2label).length;
-      assert.deepEqual(logits.dims, [2, labels]);
-      for (const [i, image] of images.entries()) {
-        const scores = softmax(logits[i].data);
-        for (const { label, score } of await classifier(image, { top_k: labels })) {
-          const id = Object.keys(model.config.id2label).find((k) => model.config.id2label[k] === label);
-          assert.ok(Math.abs(scores[id] - score) <= TOLERANCE, `${image} ${label}: ${scores[id]} vs ${score}`);
-        }
-      }
-      await rejectsWith(Error, model({ pixel_values: new Tensor('float32', new Float32Array(12), [1, 1, 3, 4]) }), /\[N, 3, H, W\]/, 'input');
-    } finally {
-      await model.dispose();
-      await classifier.dispose();
-      processor.dispose();
-    }
-  });
-});
-
 const dualRef = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'vision', 'dual-encoder-forward.json'), 'utf8'));
 
 /** A dual encoder's reference inputs as Tensors: `input_ids` (CLIP's `attention_mask`), `pixel_values`. */
@@ -572,36 +110,502 @@ function assertOutputs(got, want, what) {
   }
 }
 
-describe('CLIP and SigLIP classes (WASM)', () => {
-  test("CLIPModel, SiglipModel, AutoModel, the one-tower classes and zero-shot-image-classification's model give transformers' outputs", async () => {
-    const families = [
-      ['tiny-clip', CLIPModel, CLIPTextModelWithProjection, CLIPVisionModelWithProjection],
-      ['tiny-siglip', SiglipModel, SiglipTextModel, SiglipVisionModel],
-    ];
-    for (const [name, Both, Text, Vision] of families) {
-      const dir = path.join(fixturesDir, 'vision', name);
-      const m = dualRef.models[name];
-      const { text, image } = dualInputs(m);
-      const pipe = await pipeline('zero-shot-image-classification', dir, { device: 'wasm' });
-      const models = [await Both.from_pretrained(dir, { device: 'wasm' }), await AutoModel.from_pretrained(dir, { device: 'wasm' }), pipe.model];
-      for (const model of models) assertOutputs(await model({ ...text, ...image }), m.model, `${name} ${model.class_name}`);
-      assert.equal(pipe.model.class_name, 'AutoModel');
-      assert.equal(pipe.model.pipeline_task, 'zero-shot-image-classification');
-      const textModel = await Text.from_pretrained(dir, { device: 'wasm' });
-      const visionModel = await Vision.from_pretrained(dir, { device: 'wasm' });
-      assertOutputs(await textModel(text), m.text, `${name} ${Text.class_name}`);
-      assertOutputs(await visionModel(image), m.vision, `${name} ${Vision.class_name}`);
-      for (const model of [...models.slice(0, 2), textModel, visionModel]) await model.dispose();
-      await pipe.dispose();
-    }
-    // CLIP's tokenizer pads as the reference's inputs were made (transformers.js code feeds it).
-    const tokenizer = await AutoTokenizer.from_pretrained(path.join(fixturesDir, 'vision', 'tiny-clip'));
-    const { input_ids } = tokenizer(dualRef.texts, { padding: true });
-    assert.deepEqual(Array.from(input_ids.data, Number), dualRef.models['tiny-clip'].input_ids.flat());
-    tokenizer.dispose();
-    await rejectsWith(Error, SiglipModel.from_pretrained(path.join(fixturesDir, 'vision', 'tiny-clip'), { device: 'wasm' }), /CLIPModel/, 'unsupported');
+// Each model class runs on the WASM build and, where its addon is built, on the native engine
+// (the same reference values on both).
+for (const device of NODE_DEVICES) {
+  describe(`AutoModel on all-MiniLM-L6-v2 [${device}]`, () => {
+    let model;
+    let tokenizer;
+    before(async () => {
+      tokenizer = await AutoTokenizer.from_pretrained(minilmDir);
+      model = await AutoModel.from_pretrained(minilmDir, { device });
+    });
+    after(async () => {
+      await model?.dispose();
+      tokenizer?.dispose();
+    });
+
+    test('last_hidden_state, mean-pooled and normalized, is the PyTorch reference on 29 inputs', async () => {
+      const ref = reference();
+      assert.equal(model.device, device);
+      assert.equal(model.config.model_type, 'bert');
+      const inputs = tokenizer(
+        ref.inputs.map((i) => i.text),
+        { padding: true, truncation: true, max_length: ref.max_seq_length },
+      );
+      // The tokenizer feeds what sentence-transformers fed PyTorch.
+      ref.inputs.forEach((input, i) => {
+        const row = Array.from(inputs.input_ids[i].data, Number).slice(0, input.token_ids.length);
+        assert.deepEqual(row, input.token_ids, input.text);
+      });
+      const { last_hidden_state } = await model(inputs);
+      assert.ok(last_hidden_state instanceof Tensor);
+      assert.deepEqual(last_hidden_state.dims, [...inputs.input_ids.dims, ref.hidden_size]);
+      const embeddings = mean_pooling(last_hidden_state, inputs.attention_mask).normalize(2, -1);
+      const diff = maxAbsDiff(embeddings.data, ref);
+      assert.ok(diff <= TOLERANCE, `max abs diff ${diff} > ${TOLERANCE}`);
+      // The few inputs the reference has every token of.
+      for (const [i, input] of ref.inputs.entries()) {
+        if (!input.last_hidden_state) continue;
+        const got = last_hidden_state[i].data.subarray(0, input.last_hidden_state.length * ref.hidden_size);
+        assert.ok(maxDiff(got, input.last_hidden_state.flat()) <= TOLERANCE, input.text);
+      }
+    });
   });
-});
+
+  describe(`AutoModelFor... text heads on the tiny task models [${device}]`, () => {
+    const classifierModels = [...new Set(tasksRef.cases.filter((c) => c.task === 'text-classification' && c.model.endsWith('-sequence-classification')).map((c) => c.model))];
+
+    test(`AutoModelForSequenceClassification: softmax(logits) is Python's and the pipeline's scores (${classifierModels.length} architectures, one padded batch)`, async () => {
+      for (const name of classifierModels) {
+        const dir = path.join(tinyTasksDir, name);
+        // Every single-text case that lists all labels with softmax scores.
+        const cases = tasksRef.cases.filter(
+          (c) => c.task === 'text-classification' && c.model === name && typeof c.input === 'string' && c.options?.top_k === null && (c.options.function_to_apply ?? 'softmax') === 'softmax',
+        );
+        assert.ok(cases.length >= 2, `${name}: ${cases.length} cases`);
+        const tokenizer = await AutoTokenizer.from_pretrained(dir);
+        const model = await AutoModelForSequenceClassification.from_pretrained(dir, { device });
+        const classifier = await pipeline('text-classification', dir, { device });
+        try {
+          const { logits } = await model(tokenizer(cases.map((c) => c.input), { padding: true, truncation: true }));
+          const labels = model.config.id2label;
+          assert.deepEqual(logits.dims, [cases.length, Object.keys(labels).length]);
+          for (const [i, c] of cases.entries()) {
+            const scores = softmax(logits[i].data);
+            for (const { label, score } of c.output) {
+              const id = Object.keys(labels).find((k) => labels[k] === label);
+              assert.ok(Math.abs(scores[id] - score) <= tasksRef.tolerance, `${name} "${c.input}" ${label}: ${scores[id]} vs Python's ${score}`);
+            }
+            const [piped] = await classifier(c.input, { top_k: 1 });
+            assert.equal(labels[argmax(scores)], piped.label, name);
+            assert.ok(Math.abs(Math.max(...scores) - piped.score) <= tasksRef.tolerance, `${name}: pipeline score ${piped.score}`);
+          }
+        } finally {
+          await model.dispose();
+          await classifier.dispose();
+          tokenizer.dispose();
+        }
+      }
+    });
+
+    test("AutoModelForTokenClassification: each token's softmax top label and score are Python's", async () => {
+      const dir = path.join(tinyTasksDir, 'bert-token-classification');
+      const c = tasksRef.cases.find((x) => x.task === 'token-classification' && x.model === 'bert-token-classification' && typeof x.input === 'string');
+      const tokenizer = await AutoTokenizer.from_pretrained(dir);
+      const model = await AutoModelForTokenClassification.from_pretrained(dir, { device });
+      try {
+        const inputs = tokenizer(c.input);
+        const { logits } = await model(inputs);
+        assert.deepEqual(logits.dims.slice(0, 2), inputs.input_ids.dims);
+        assert.ok(c.output.length >= 3);
+        for (const entity of c.output) {
+          const scores = softmax(logits[0][entity.index].data);
+          assert.equal(model.config.id2label[argmax(scores)], entity.entity, `token ${entity.index}`);
+          assert.ok(Math.abs(Math.max(...scores) - entity.score) <= tasksRef.tolerance, `token ${entity.index}: ${Math.max(...scores)} vs ${entity.score}`);
+        }
+      } finally {
+        await model.dispose();
+        tokenizer.dispose();
+      }
+    });
+
+    test("AutoModelForMaskedLM: the mask's top tokens and scores are Python's fill-mask answer", async () => {
+      const dir = path.join(tinyTasksDir, 'bert-masked-lm');
+      const c = tasksRef.cases.find((x) => x.task === 'fill-mask' && x.model === 'bert-masked-lm' && typeof x.input === 'string');
+      const tokenizer = await AutoTokenizer.from_pretrained(dir);
+      const model = await AutoModelForMaskedLM.from_pretrained(dir, { device });
+      try {
+        const inputs = tokenizer(c.input);
+        const { logits } = await model(inputs);
+        const at = Array.from(inputs.input_ids.data, Number).indexOf(tokenizer.mask_token_id);
+        assert.deepEqual(logits.dims, [1, inputs.input_ids.dims[1], tokenizer.vocab_size]);
+        const scores = softmax(logits[0][at].data);
+        const ranked = scores.map((s, id) => [s, id]).sort((a, b) => b[0] - a[0]);
+        c.output.forEach((expected, k) => {
+          assert.equal(ranked[k][1], expected.token, `rank ${k}`);
+          assert.ok(Math.abs(ranked[k][0] - expected.score) <= tasksRef.tolerance, `rank ${k}: ${ranked[k][0]} vs ${expected.score}`);
+        });
+      } finally {
+        await model.dispose();
+        tokenizer.dispose();
+      }
+    });
+
+    test('AutoModelForQuestionAnswering: start_logits and end_logits per token; the best span is the answer', async () => {
+      const dir = path.join(tinyTasksDir, 'bert-question-answering');
+      const c = tasksRef.cases.find((x) => x.task === 'question-answering' && x.model === 'bert-question-answering' && !Array.isArray(x.input) && !x.options?.top_k);
+      const tokenizer = await AutoTokenizer.from_pretrained(dir);
+      const model = await AutoModelForQuestionAnswering.from_pretrained(dir, { device });
+      try {
+        const inputs = tokenizer(c.input.question, { text_pair: c.input.context });
+        const { start_logits, end_logits } = await model(inputs);
+        assert.deepEqual(start_logits.dims, inputs.input_ids.dims);
+        assert.deepEqual(end_logits.dims, inputs.input_ids.dims);
+        // Python's score: the best context span's start and end probabilities, each softmaxed
+        // over the context tokens (and [CLS]) only.
+        const types = Array.from(inputs.token_type_ids.data, Number);
+        const context = types.map((t, i) => (t === 1 && i < types.length - 1) || i === 0);
+        const probs = (logits) => {
+          const masked = Array.from(logits[0].data, (x, i) => (context[i] ? x : -10000));
+          return softmax(masked);
+        };
+        const [ps, pe] = [probs(start_logits), probs(end_logits)];
+        let best = 0;
+        for (let s = 1; s < types.length; s++) {
+          for (let e = s; e < Math.min(types.length, s + 15); e++) if (context[s] && context[e]) best = Math.max(best, ps[s] * pe[e]);
+        }
+        // Python then sums the scores of spans that widen to the same words ("sch" + "##ool" and
+        // "school"), so its answer scores at least the best span, by a little on this model.
+        const gap = c.output.score - best;
+        assert.ok(gap >= -tasksRef.tolerance && gap < 0.005, `best span ${best} vs Python's ${c.output.score}`);
+      } finally {
+        await model.dispose();
+        tokenizer.dispose();
+      }
+    });
+  });
+
+  describe(`AutoModelForCausalLM on the tiny Llama [${device}]`, () => {
+    let model;
+    before(async () => {
+      model = await AutoModelForCausalLM.from_pretrained(tinyLlama, { device });
+    });
+    after(() => model?.dispose());
+
+    const ids = (list) => new Tensor('int64', BigInt64Array.from(list, BigInt), [1, list.length]);
+
+    test("logits at every position are transformers'; generate() gives its greedy ids and the pipeline's", async () => {
+      const prompt = llamaRef.prompts[0];
+      const { logits } = await model({ input_ids: ids(prompt.token_ids) });
+      assert.deepEqual(logits.dims, [1, prompt.token_ids.length, llamaRef.vocab_size ?? logits.dims[2]]);
+      prompt.logits.forEach((row, p) => {
+        const diff = maxDiff(logits[0][p].data, row);
+        assert.ok(diff <= TOLERANCE, `position ${p}: ${diff}`);
+      });
+      const out = await model.generate({ input_ids: ids(prompt.token_ids), max_new_tokens: prompt.greedy_ids.length });
+      assert.equal(out.type, 'int64');
+      assert.deepEqual(Array.from(out.data, Number), [...prompt.token_ids, ...prompt.greedy_ids]);
+      const generator = await pipeline('text-generation', tinyLlama, { device });
+      try {
+        const [piped] = await generator(prompt.text, { max_new_tokens: prompt.greedy_ids.length, return_full_text: false });
+        assert.equal(generator.tokenizer.decode(prompt.greedy_ids), piped.generated_text);
+      } finally {
+        await generator.dispose();
+      }
+    });
+
+    test("a left-padded batch: each row's last logits and greedy ids are transformers'", async () => {
+      const rows = llamaRef.chat_batch.rows;
+      const width = rows[0].padded_ids.length;
+      const batch = (key) => new Tensor('int64', BigInt64Array.from(rows.flatMap((r) => r[key]), BigInt), [rows.length, width]);
+      const inputs = { input_ids: batch('padded_ids'), attention_mask: batch('attention_mask') };
+      const { logits } = await model(inputs);
+      rows.forEach((row, r) => assert.ok(maxDiff(logits[r][width - 1].data, row.last_logits) <= TOLERANCE, `row ${r}`));
+      const steps = Math.max(...rows.map((r) => r.greedy_ids.length));
+      const out = await model.generate({ ...inputs, max_new_tokens: steps });
+      assert.deepEqual(out.dims, [rows.length, width + steps]);
+      rows.forEach((row, r) => {
+        const got = Array.from(out[r].data, Number);
+        assert.deepEqual(got.slice(0, width), row.padded_ids);
+        assert.deepEqual(got.slice(width, width + row.greedy_ids.length), row.greedy_ids, `row ${r}`);
+      });
+    });
+
+    test('bad input is a clear Error with a code', async () => {
+      const floatIds = new Tensor('float32', new Float32Array([1, 2]), [1, 2]);
+      await rejectsWith(Error, model({ input_ids: floatIds }), /input_ids must be an integer tensor/, 'input');
+      await rejectsWith(Error, model({ input_ids: new Tensor('int64', new BigInt64Array([1n, 2n]), [2]) }), /\[batch, tokens\]/, 'input');
+      await rejectsWith(Error, model({ input_ids: ids([1, 999999]) }), /outside the vocabulary/, 'input');
+      await rejectsWith(Error, model({ input_ids: ids([1, 2]), attention_mask: ids([1, 1, 1]) }), /attention_mask has dims/, 'input');
+      await rejectsWith(Error, model({ input_ids: ids([1, 2]), pixel_values: ids([1]) }), /no input `pixel_values`/, 'input');
+      await rejectsWith(Error, model.generate({ input_ids: ids([1, 2]), num_beams: 2 }), /one sequence per row/, 'unsupported');
+      await rejectsWith(Error, model.generate({ input_ids: ids([1, 2]), no_such_option: 1 }), /no_such_option/, 'input');
+    });
+  });
+
+  describe(`a pipeline's model (pipe.model) [${device}]`, () => {
+    test('feature-extraction: pipe.model is the loaded AutoModel; its mean-pooled last_hidden_state is the PyTorch reference', async () => {
+      const ref = reference();
+      const extractor = await pipeline('feature-extraction', minilmDir, { device });
+      try {
+        const { model } = extractor;
+        assert.ok(model instanceof PreTrainedModel);
+        assert.equal(extractor.model, model, 'made once');
+        assert.equal(extractor.model_id, minilmDir);
+        assert.equal(model.class_name, 'AutoModel');
+        assert.equal(model.pipeline_task, 'feature-extraction');
+        assert.deepEqual(model.config, JSON.parse(fs.readFileSync(path.join(minilmDir, 'config.json'), 'utf8')));
+        const inputs = extractor.tokenizer(
+          ref.inputs.map((i) => i.text),
+          { padding: true, truncation: true, max_length: ref.max_seq_length },
+        );
+        const { last_hidden_state } = await model(inputs);
+        const diff = maxAbsDiff(mean_pooling(last_hidden_state, inputs.attention_mask).normalize(2, -1).data, ref);
+        assert.ok(diff <= TOLERANCE, `max abs diff ${diff} > ${TOLERANCE}`);
+        // The model disposed on its own frees only its hold on the weights: the pipeline still
+        // runs, and pipe.model is made again.
+        await model.dispose();
+        await rejectsWith(Error, model(inputs), /this AutoModel was disposed \(the feature-extraction pipeline's model\)/, 'input');
+        const again = extractor.model;
+        assert.notEqual(again, model);
+        const [first] = await extractor(ref.inputs[0].text, { pooling: 'mean', normalize: true }).then((t) => t.tolist());
+        assert.ok(maxDiff(first, ref.inputs[0].embedding) <= TOLERANCE, 'the pipeline after its model was disposed');
+        const { last_hidden_state: h } = await again(inputs);
+        assert.deepEqual(h.dims, last_hidden_state.dims);
+        assert.ok(h.data.every((x, i) => x === last_hidden_state.data[i]), 'the same weights give the same values');
+      } finally {
+        await extractor.dispose();
+      }
+      // A disposed pipeline's model is disposed with it.
+      await rejectsWith(Error, extractor.model({ input_ids: new Tensor('int64', new BigInt64Array([101n, 102n]), [1, 2]) }), /was disposed/, 'input');
+    });
+
+    test("text-generation: pipe.model's logits and generate() are transformers' on the tiny Llama", async () => {
+      const generator = await pipeline('text-generation', tinyLlama, { device });
+      const prompt = llamaRef.prompts[0];
+      const ids = new Tensor('int64', BigInt64Array.from(prompt.token_ids, BigInt), [1, prompt.token_ids.length]);
+      try {
+        const model = generator.model;
+        assert.equal(model.class_name, 'AutoModelForCausalLM');
+        assert.equal(model.config.model_type, 'llama');
+        const { logits } = await model({ input_ids: ids });
+        prompt.logits.forEach((row, p) => assert.ok(maxDiff(logits[0][p].data, row) <= TOLERANCE, `position ${p}`));
+        const out = await model.generate({ input_ids: ids, max_new_tokens: prompt.greedy_ids.length });
+        assert.deepEqual(Array.from(out.data, Number), [...prompt.token_ids, ...prompt.greedy_ids]);
+      } finally {
+        await generator.dispose();
+      }
+      await rejectsWith(Error, generator.model({ input_ids: ids }), /this AutoModelForCausalLM was disposed/, 'input');
+    });
+
+    test("translation and speech recognition: pipe.model is the encoder-decoder class; its logits and generate() are transformers'", async () => {
+      const m = seq2seqRef.text['tiny-marian'];
+      const translator = await pipeline('translation', path.join(fixturesDir, 'seq2seq', 'tiny-marian'), { device });
+      try {
+        const model = translator.model;
+        assert.equal(model.class_name, 'AutoModelForSeq2SeqLM');
+        assert.equal(model.pipeline_task, 'translation');
+        const { logits } = await model({ ...textInputs(m), decoder_input_ids: intRows(m.decoder_input_ids) });
+        assert.ok(maxDiff(logits.data, m.logits) <= TOLERANCE, `logits: ${maxDiff(logits.data, m.logits)}`);
+        const out = await model.generate({ ...textInputs(m), max_new_tokens: seq2seqRef.max_new_tokens });
+        assert.deepEqual(out.tolist().map((r) => r.map(Number)), m.greedy);
+      } finally {
+        await translator.dispose();
+      }
+      const w = seq2seqRef.whisper['tiny-whisper-en'];
+      const transcriber = await pipeline('automatic-speech-recognition', path.join(fixturesDir, 'whisper', 'tiny-whisper-en'), { device });
+      try {
+        const model = transcriber.model;
+        assert.equal(model.class_name, 'AutoModelForSpeechSeq2Seq');
+        const out = await model.generate({ inputs: whisperFeatures(w.input_features_dims), max_new_tokens: seq2seqRef.max_new_tokens });
+        assert.deepEqual(out.tolist().map((r) => r.map(Number)), w.greedy.map((r) => [...w.prompt, ...r]));
+      } finally {
+        await transcriber.dispose();
+      }
+    });
+
+    test("a task without a model class here (feature-extraction on a dual encoder's text tower) says so when pipe.model is read", async () => {
+      const classifier = await pipeline('feature-extraction', path.join(fixturesDir, 'vision', 'tiny-clip'), { device });
+      try {
+        assert.throws(() => classifier.model, (e) => e.code === 'unsupported' && /feature-extraction: this task's model is not available as a model class/.test(e.message));
+      } finally {
+        await classifier.dispose();
+      }
+    });
+  });
+
+  describe(`the encoder-decoders: AutoModelForSeq2SeqLM, AutoModelForSpeechSeq2Seq [${device}]`, () => {
+    for (const name of Object.keys(seq2seqRef.text)) {
+      test(`AutoModelForSeq2SeqLM on ${name}: the tokenizer's padded batch gives transformers' logits, encoder states and greedy / 2-beam ids`, async () => {
+        const m = seq2seqRef.text[name];
+        const dir = path.join(fixturesDir, 'seq2seq', name);
+        const tokenizer = await AutoTokenizer.from_pretrained(dir);
+        const model = await AutoModelForSeq2SeqLM.from_pretrained(dir, { device });
+        try {
+          assert.equal(model.class_name, 'AutoModelForSeq2SeqLM');
+          const inputs = tokenizer(seq2seqTexts, { padding: true });
+          assert.deepEqual(inputs.input_ids.tolist().map((r) => r.map(Number)), m.input_ids, "the tokenizer's ids are transformers'");
+          const { logits, encoder_last_hidden_state } = await model({ ...inputs, decoder_input_ids: intRows(m.decoder_input_ids) });
+          assert.deepEqual(logits.dims, m.logits_dims);
+          assert.ok(maxDiff(logits.data, m.logits) <= TOLERANCE, `logits: ${maxDiff(logits.data, m.logits)}`);
+          assert.deepEqual(encoder_last_hidden_state.dims, m.encoder_last_hidden_state_dims);
+          const [, s, h] = m.encoder_last_hidden_state_dims;
+          m.attention_mask.forEach((mask, r) => {
+            const n = mask.filter((x) => x === 1).length * h;
+            const diff = maxDiff(encoder_last_hidden_state.data.slice(r * s * h, r * s * h + n), m.encoder_last_hidden_state.slice(r * s * h, r * s * h + n));
+            assert.ok(diff <= TOLERANCE, `encoder row ${r}: ${diff}`);
+          });
+          const greedy = await model.generate({ ...inputs, max_new_tokens: seq2seqRef.max_new_tokens });
+          assert.equal(greedy.type, 'int64');
+          assert.deepEqual(greedy.tolist().map((r) => r.map(Number)), m.greedy);
+          const beams = await model.generate({ ...inputs, max_new_tokens: seq2seqRef.max_new_tokens, num_beams: 2 });
+          assert.deepEqual(beams.tolist().map((r) => r.map(Number)), m.beams2);
+          // transformers.js's `generate({ inputs })` names the main input
+          const again = await model.generate({ inputs: inputs.input_ids, attention_mask: inputs.attention_mask, max_new_tokens: seq2seqRef.max_new_tokens });
+          assert.deepEqual(again.tolist().map((r) => r.map(Number)), m.greedy);
+        } finally {
+          await model.dispose();
+          tokenizer.dispose();
+        }
+      });
+    }
+
+    test("AutoModelForSpeechSeq2Seq on the tiny Whisper: logits and greedy ids are transformers' (its prompt first, as transformers.js returns)", async () => {
+      const w = seq2seqRef.whisper['tiny-whisper-en'];
+      const model = await AutoModelForSpeechSeq2Seq.from_pretrained(path.join(fixturesDir, 'whisper', 'tiny-whisper-en'), { device });
+      try {
+        const input_features = whisperFeatures(w.input_features_dims);
+        const { logits } = await model({ input_features, decoder_input_ids: intRows(w.decoder_input_ids) });
+        assert.deepEqual(logits.dims, w.logits_dims);
+        const vocab = w.logits_dims[2];
+        const picked = [];
+        for (let row = 0; row < logits.data.length / vocab; row++) picked.push(...w.logits_ids.map((i) => logits.data[row * vocab + i]));
+        assert.ok(maxDiff(picked, w.logits) <= TOLERANCE, `logits: ${maxDiff(picked, w.logits)}`);
+        const out = await model.generate({ inputs: input_features, max_new_tokens: seq2seqRef.max_new_tokens });
+        assert.deepEqual(out.tolist().map((r) => r.map(Number)), w.greedy.map((r) => [...w.prompt, ...r]));
+        await rejectsWith(Error, model({ input_features }), /decoder_input_ids/, 'input');
+        await rejectsWith(Error, model({ input_features: new Tensor('float32', new Float32Array(80 * 10), [1, 80, 10]), decoder_input_ids: intRows([w.prompt]) }), /input_features must be \[batch, 80, 3000\]/, 'input');
+        await rejectsWith(Error, model.generate({ inputs: input_features, language: 'fr' }), /English-only/, 'input');
+      } finally {
+        await model.dispose();
+      }
+    });
+  });
+
+  describe(`unknown architectures and classes [${device}]`, () => {
+    test('a model without the class head, an unknown model_type or a decoder as AutoModel is a clear Error', async () => {
+      await rejectsWith(
+        Error,
+        AutoModelForSequenceClassification.from_pretrained(path.join(tinyTasksDir, 'bert-masked-lm'), { device }),
+        /BertForMaskedLM.*no SequenceClassification head/,
+        'unsupported',
+      );
+      await rejectsWith(Error, AutoModel.from_pretrained(tinyLlama, { device }), /AutoModelForCausalLM/, 'unsupported');
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-unknown-'));
+      try {
+        fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'no-such-arch', architectures: ['NoSuchModel'] }));
+        fs.writeFileSync(path.join(dir, 'model.safetensors'), Buffer.from([8, 0, 0, 0, 0, 0, 0, 0, ...Buffer.from('{}      ')]));
+        await rejectsWith(Error, AutoModel.from_pretrained(dir, { device }), /model_type `no-such-arch`.*supported: /, 'unsupported');
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe(`vision models and AutoProcessor [${device}]`, () => {
+    const imagePath = (name) => path.join(fixturesDir, 'images', name);
+
+    test("AutoProcessor's pixel_values are transformers' (3 processors, sampled values and channel means)", async () => {
+      const ref = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'image-reference', 'reference.json'), 'utf8'));
+      for (const repo of ['google/vit-base-patch16-224', 'openai/clip-vit-base-patch32', 'facebook/detr-resnet-50']) {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-processor-'));
+        try {
+          fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify(ref.processors[repo].config));
+          const processor = await AutoProcessor.from_pretrained(dir);
+          assert.equal(processor.kind, 'image');
+          for (const name of ['cat.jpg', 'coffee.png']) {
+            const expected = ref.processors[repo].cases[name];
+            const out = await processor(imagePath(name));
+            assert.deepEqual(out.pixel_values.dims, expected.dims, `${repo} ${name}`);
+            const values = out.pixel_values.data;
+            const step = 7919 * 104729;
+            const sampled = Array.from({ length: ref.samples }, (_, i) => values[Number((BigInt(i) * BigInt(step)) % BigInt(values.length))]);
+            assert.ok(maxDiff(sampled, expected.samples) <= 1e-3, `${repo} ${name}`);
+            const plane = expected.dims[2] * expected.dims[3];
+            for (let c = 0; c < 3; c++) {
+              const mean = values.subarray(c * plane, (c + 1) * plane).reduce((a, b) => a + b, 0) / plane;
+              assert.ok(Math.abs(mean - expected.channel_means[c]) < 1e-4, `${repo} ${name} channel ${c}: ${mean}`);
+            }
+            assert.equal(out.pixel_mask !== undefined, expected.mask_sum !== undefined, `${repo}: pixel_mask`);
+            assert.deepEqual(Array.from(out.original_sizes.data, Number), [ref.decode[name].height, ref.decode[name].width]);
+          }
+          processor.dispose();
+        } finally {
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+      }
+    });
+
+    test("AutoProcessor of a Whisper model: input_features are WhisperFeatureExtractor's", async () => {
+      const ref = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'audio-reference', 'reference.json'), 'utf8'));
+      const processor = await AutoProcessor.from_pretrained(path.join(fixturesDir, 'whisper', 'tiny-whisper-en'));
+      assert.equal(processor.kind, 'audio');
+      const bins = processor.config.feature_size;
+      const c = ref.features.find((f) => f.case === 'speech_a_16k' && f.n_mels === bins);
+      // A WAV file's path: decoded by the engine in Node, as the speech pipeline's input is.
+      const { input_features } = await processor(path.join(fixturesDir, 'audio', 'speech_a_16k.wav'));
+      assert.deepEqual(input_features.dims, [1, bins, 3000]);
+      const buffer = fs.readFileSync(path.join(fixturesDir, 'audio-reference', c.file));
+      const want = new Float32Array(buffer.buffer, buffer.byteOffset, buffer.length / 4);
+      let worst = 0;
+      for (let m = 0; m < bins; m++) {
+        const row = input_features.data.subarray(m * 3000, (m + 1) * 3000);
+        worst = Math.max(worst, maxDiff(row.subarray(0, c.frames_kept), want.subarray(m * c.frames_kept, (m + 1) * c.frames_kept)));
+        // The zero padding's frames hold the floor value.
+        worst = Math.max(worst, ...Array.from(row.subarray(c.frames_kept), (v) => Math.abs(v - c.tail_value)));
+      }
+      assert.ok(worst <= TOLERANCE, `max |diff| ${worst}`);
+      processor.dispose();
+    });
+
+    test("AutoModelForImageClassification on the processor's pixel_values gives the image-classification pipeline's scores", async () => {
+      const dir = path.join(fixturesDir, 'vision', 'tiny-vit-classifier');
+      const processor = await AutoProcessor.from_pretrained(dir);
+      const model = await AutoModelForImageClassification.from_pretrained(dir, { device });
+      const classifier = await pipeline('image-classification', dir, { device });
+      try {
+        const images = [imagePath('cat.jpg'), imagePath('coffee.png')];
+        const { logits } = await model(await processor(images));
+        const labels = Object.keys(model.config.id2label).length;
+        assert.deepEqual(logits.dims, [2, labels]);
+        for (const [i, image] of images.entries()) {
+          const scores = softmax(logits[i].data);
+          for (const { label, score } of await classifier(image, { top_k: labels })) {
+            const id = Object.keys(model.config.id2label).find((k) => model.config.id2label[k] === label);
+            assert.ok(Math.abs(scores[id] - score) <= TOLERANCE, `${image} ${label}: ${scores[id]} vs ${score}`);
+          }
+        }
+        await rejectsWith(Error, model({ pixel_values: new Tensor('float32', new Float32Array(12), [1, 1, 3, 4]) }), /\[N, 3, H, W\]/, 'input');
+      } finally {
+        await model.dispose();
+        await classifier.dispose();
+        processor.dispose();
+      }
+    });
+  });
+
+  describe(`CLIP and SigLIP classes [${device}]`, () => {
+    test("CLIPModel, SiglipModel, AutoModel, the one-tower classes and zero-shot-image-classification's model give transformers' outputs", async () => {
+      const families = [
+        ['tiny-clip', CLIPModel, CLIPTextModelWithProjection, CLIPVisionModelWithProjection],
+        ['tiny-siglip', SiglipModel, SiglipTextModel, SiglipVisionModel],
+      ];
+      for (const [name, Both, Text, Vision] of families) {
+        const dir = path.join(fixturesDir, 'vision', name);
+        const m = dualRef.models[name];
+        const { text, image } = dualInputs(m);
+        const pipe = await pipeline('zero-shot-image-classification', dir, { device });
+        const models = [await Both.from_pretrained(dir, { device }), await AutoModel.from_pretrained(dir, { device }), pipe.model];
+        for (const model of models) assertOutputs(await model({ ...text, ...image }), m.model, `${name} ${model.class_name}`);
+        assert.equal(pipe.model.class_name, 'AutoModel');
+        assert.equal(pipe.model.pipeline_task, 'zero-shot-image-classification');
+        const textModel = await Text.from_pretrained(dir, { device });
+        const visionModel = await Vision.from_pretrained(dir, { device });
+        assertOutputs(await textModel(text), m.text, `${name} ${Text.class_name}`);
+        assertOutputs(await visionModel(image), m.vision, `${name} ${Vision.class_name}`);
+        for (const model of [...models.slice(0, 2), textModel, visionModel]) await model.dispose();
+        await pipe.dispose();
+      }
+      // CLIP's tokenizer pads as the reference's inputs were made (transformers.js code feeds it).
+      const tokenizer = await AutoTokenizer.from_pretrained(path.join(fixturesDir, 'vision', 'tiny-clip'));
+      const { input_ids } = tokenizer(dualRef.texts, { padding: true });
+      assert.deepEqual(Array.from(input_ids.data, Number), dualRef.models['tiny-clip'].input_ids.flat());
+      tokenizer.dispose();
+      await rejectsWith(Error, SiglipModel.from_pretrained(path.join(fixturesDir, 'vision', 'tiny-clip'), { device }), /CLIPModel/, 'unsupported');
+    });
+  });
+}
 
 describe('in Chromium on WebGPU', () => {
   let browser;

@@ -10,11 +10,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { TOLERANCE, distDir, fixturesDir, maxAbsDiff, minCosine, minilmDir, npmDir, reference } from './helpers.mjs';
+import { TOLERANCE, distDir, fixturesDir, maxAbsDiff, minCosine, minilmDir, modelsDir, npmDir, reference } from './helpers.mjs';
 import { startHub } from './hub-server.mjs';
 import { checkGroup, runGroup, taskGroups, tinyTasksDir, tinyTasksReference } from './tasks.mjs';
 
-const { pipeline, env, Tensor } = await import(path.join(distDir, 'index.js'));
+const { pipeline, env, Tensor, AutoModel } = await import(path.join(distDir, 'index.js'));
 
 const triple = { 'linux-x64': 'linux-x64-gnu', 'linux-arm64': 'linux-arm64-gnu', 'darwin-arm64': 'darwin-arm64', 'darwin-x64': 'darwin-x64' }[
   `${process.platform}-${process.arch}`
@@ -22,6 +22,8 @@ const triple = { 'linux-x64': 'linux-x64-gnu', 'linux-arm64': 'linux-arm64-gnu',
 const addonPath = path.join(npmDir, 'native', triple ?? 'none', `webformers.${triple}.node`);
 
 const ref = reference();
+
+const largestDiff = (a, b) => a.reduce((worst, x, i) => Math.max(worst, Math.abs(x - b[i])), a.length === b.length ? 0 : Infinity);
 
 describe('the native engine in Node', () => {
   before(() => {
@@ -130,6 +132,91 @@ describe('the native engine in Node', () => {
     await extractor.dispose();
   });
 
+  test("device 'auto' (the default) in Node is the native CPU engine, as transformers.js's is onnxruntime-node; env.useNative = false keeps WASM", async () => {
+    const texts = ref.inputs.slice(0, 4).map((i) => i.text);
+    const want = { ...ref, inputs: ref.inputs.slice(0, 4) };
+    const native = await pipeline('feature-extraction', minilmDir);
+    assert.equal(native.device, 'cpu');
+    assert.match(native.adapter, /^native /);
+    const out = await native(texts, { pooling: 'mean', normalize: true });
+    await native.dispose();
+    assert.ok(maxAbsDiff(out.data, want) <= TOLERANCE);
+    env.useNative = false;
+    try {
+      const wasm = await pipeline('feature-extraction', minilmDir);
+      assert.equal(wasm.device, 'wasm');
+      await wasm.dispose();
+    } finally {
+      env.useNative = true;
+    }
+  });
+
+  test("a model class (AutoModel) and pipe.model run natively, the pipeline's model over the pipeline's weights", async () => {
+    const extractor = await pipeline('feature-extraction', minilmDir, { device: 'cpu' });
+    const model = extractor.model;
+    assert.equal(model.device, 'cpu');
+    assert.equal(model.class_name, 'AutoModel');
+    const alone = await AutoModel.from_pretrained(minilmDir, { device: 'cpu' });
+    assert.equal(alone.device, 'cpu');
+    const ids = new Tensor('int64', BigInt64Array.from([101n, 7592n, 2088n, 102n]), [1, 4]);
+    const mask = new Tensor('int64', BigInt64Array.from([1n, 1n, 1n, 1n]), [1, 4]);
+    const a = await model({ input_ids: ids, attention_mask: mask });
+    const b = await alone({ input_ids: ids, attention_mask: mask });
+    assert.deepEqual(a.last_hidden_state.dims, [1, 4, 384]);
+    assert.ok(largestDiff(a.last_hidden_state.data, b.last_hidden_state.data) <= 1e-6);
+    await assert.rejects(model({ input_ids: { type: 'float32', dims: [1, 4], data: new Float32Array(3) } }), (e) => e.code === 'input' && /do not fill/.test(e.message));
+    await assert.rejects(model({ input_ids: { type: 'string', dims: [1], data: new Uint8Array(1) } }), (e) => e.code === 'input' && /string tensor/.test(e.message));
+    // A model disposed on its own is made again while the pipeline lives, over the same weights.
+    await model.dispose();
+    const again = await extractor.model({ input_ids: ids, attention_mask: mask });
+    assert.equal(largestDiff(again.last_hidden_state.data, a.last_hidden_state.data), 0);
+    await extractor.dispose();
+    await assert.rejects(extractor.model({ input_ids: ids }), (e) => e.code === 'input' && /disposed/.test(e.message));
+    await alone.dispose();
+    await assert.rejects(alone({ input_ids: ids }), (e) => e.code === 'input' && /disposed/.test(e.message));
+  });
+
+  describe('text-generation from a GGUF file natively (SmolLM2-135M-Instruct Q4_1), locally and from the Hub', () => {
+    const gguf = path.join(modelsDir, 'SmolLM2-135M-Instruct.Q4_1.gguf');
+    const smol = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'smollm2-reference.json'), 'utf8'));
+    const prompt = smol.prompts.find((p) => p.name === 'france');
+    const reply = async (generator) => {
+      const [out] = await generator(prompt.messages, { max_new_tokens: prompt.greedy.num_new_tokens + 4 });
+      return out.generated_text.at(-1).content;
+    };
+
+    test("the greedy chat reply is transformers'", async () => {
+      const generator = await pipeline('text-generation', gguf, { device: 'cpu' });
+      assert.equal(generator.device, 'cpu');
+      assert.equal(await generator.apply_chat_template(prompt.messages), prompt.text);
+      assert.equal(await reply(generator), prompt.greedy.text);
+      await generator.dispose();
+      await assert.rejects(pipeline('feature-extraction', gguf, { device: 'cpu' }), (e) => e.code === 'input' && /text-generation only/.test(e.message));
+      await assert.rejects(pipeline('text-generation', path.join(modelsDir, 'no-such.gguf'), { device: 'cpu' }), (e) => e.code === 'file' && /no-such\.gguf was not found/.test(e.message));
+    });
+
+    test('org/name/file.gguf from the Hub stand-in, with its progress events', async () => {
+      const repoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-native-gguf-'));
+      fs.symlinkSync(gguf, path.join(repoDir, 'model.Q4_1.gguf'));
+      const hub = await startHub({ 'org/smol-gguf': repoDir });
+      const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-native-gguf-cache-'));
+      const saved = { remoteHost: env.remoteHost, cacheDir: env.cacheDir };
+      Object.assign(env, { remoteHost: `${hub.endpoint}/`, cacheDir });
+      try {
+        const events = [];
+        const generator = await pipeline('text-generation', 'org/smol-gguf/model.Q4_1.gguf', { device: 'cpu', progress_callback: (e) => events.push(e) });
+        assert.ok(events.some((e) => e.status === 'done' && e.file === 'model.Q4_1.gguf'), JSON.stringify(events.slice(0, 5)));
+        assert.equal(await reply(generator), prompt.greedy.text);
+        await generator.dispose();
+      } finally {
+        Object.assign(env, saved);
+        await hub.close();
+        fs.rmSync(repoDir, { recursive: true, force: true });
+        fs.rmSync(cacheDir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe('a Hub model, fetched natively into the huggingface_hub cache', () => {
     let hub;
     let cacheDir;
@@ -159,7 +246,16 @@ describe('the native engine in Node', () => {
         assert.ok(diff <= TOLERANCE, `max abs diff ${diff} > ${TOLERANCE}`);
       };
       await hub.reset();
-      await embed();
+      const events = [];
+      await embed({ progress_callback: (e) => events.push(e) });
+      // transformers.js's events per file and over the load, in order, before the promise settles.
+      const statuses = new Set(events.map((e) => e.status));
+      for (const s of ['initiate', 'download', 'progress', 'progress_total', 'done', 'ready']) assert.ok(statuses.has(s), `${s} missing: ${[...statuses]}`);
+      const weights = events.filter((e) => e.file === 'model.safetensors' && e.status === 'progress');
+      assert.ok(weights.length > 0 && weights.at(-1).loaded === weights.at(-1).total, JSON.stringify(weights.at(-1)));
+      const total = events.filter((e) => e.status === 'progress_total').at(-1);
+      assert.equal(total.loaded, total.total);
+      assert.equal(events.at(-1).status, 'ready');
       const { requests: cold } = await hub.stats();
       assert.ok(cold.some((r) => r.file === 'model.safetensors' && r.method === 'GET'), JSON.stringify(cold));
       const snapshots = path.join(cacheDir, 'models--sentence-transformers--all-MiniLM-L6-v2', 'snapshots');

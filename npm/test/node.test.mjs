@@ -495,7 +495,12 @@ describe('bad input rejects with a clear Error', () => {
       'input',
     );
     await rejects(pipeline('feature-extraction', minilmDir, { device: 'webgpu' }), /WebGPU needs a browser window/, 'no_adapter');
-    const p = await pipeline('feature-extraction', minilmDir, { device: 'auto' });
+    // 'auto' in Node is the native engine where its addon is built (native-node.test.mjs), else WASM.
+    const native = await pipeline('feature-extraction', minilmDir, { device: 'auto' });
+    assert.equal(native.device, 'cpu');
+    await native.dispose();
+    env.useNative = false;
+    const p = await pipeline('feature-extraction', minilmDir, { device: 'auto' }).finally(() => (env.useNative = true));
     assert.equal(p.device, 'wasm');
     assert.match(p.device_note, /WebGPU/);
     await rejects(p('x', { pooling: 'max' }), /unknown pooling/, 'input');

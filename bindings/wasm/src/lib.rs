@@ -186,7 +186,7 @@ pub fn thread_pool_poison_address() -> usize {
 #[wasm_bindgen(js_name = taskFiles)]
 pub fn task_files(task: &str) -> Result<JsValue, JsValue> {
     let task = webformers::tasks::task(task).map_err(js_error)?;
-    pipeline::to_js(&task.files_json(pipeline::loads_gguf(task)))
+    pipeline::to_js(&task.files_json(task.loads_gguf()))
 }
 
 /// A `RawImage` as JS sees it: `{width, height, channels, data: Uint8Array}`.

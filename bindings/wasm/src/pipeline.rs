@@ -17,8 +17,8 @@ use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use webformers::files::ModelFiles;
-use webformers::tasks::text_generation::{self, TextGeneration};
-use webformers::tasks::{self, Event, Input, LoadOptions, Output, Pipeline, TaskInfo};
+use webformers::tasks::text_generation::TextGeneration;
+use webformers::tasks::{self, Event, Input, LoadOptions, Output, Pipeline};
 use webformers::weights::gguf::GgufFile;
 
 use crate::hub::HubLoaded;
@@ -41,12 +41,6 @@ pub(crate) fn load_options(dtype: &str) -> Result<LoadOptions, JsValue> {
     // `..Default::default()`: options added to core later keep their defaults here.
     #[allow(clippy::needless_update)]
     Ok(LoadOptions { dtype: weight_dtype(dtype)?, ..Default::default() })
-}
-
-/// Whether `task` loads from a GGUF file (text-generation only). By name: `TASK`s are consts,
-/// so their addresses are not unique.
-pub(crate) fn loads_gguf(task: &TaskInfo) -> bool {
-    task.name == text_generation::TASK.name
 }
 
 /// A value as JS sees it: objects as plain objects (not `Map`s), integers as numbers.
@@ -97,7 +91,7 @@ impl TaskPipeline {
         let info = tasks::task(task).map_err(js_error)?;
         let options = load_options(dtype)?;
         let pipeline: Box<dyn Pipeline> = match (&loaded.files, loaded.gguf.take()) {
-            (_, Some(weights)) if loads_gguf(info) => {
+            (_, Some(weights)) if info.loads_gguf() => {
                 Box::new(TextGeneration::load_gguf_streamed(weights, device.device(), &options).map_err(js_error)?)
             }
             (_, Some(_)) => {

@@ -113,6 +113,12 @@ impl TaskInfo {
         self.required_files.iter().chain(self.optional_files).copied().collect()
     }
 
+    /// Whether the task loads from one GGUF file (text-generation only). By name: `TASK`s are
+    /// consts, so their addresses are not unique.
+    pub fn loads_gguf(&self) -> bool {
+        self.name == text_generation::TASK.name
+    }
+
     /// What a JS front end needs to fetch and call the task (both bindings' `taskFiles`):
     /// `{task, defaultModel, input, gguf, required, optional}`, the weights last among the
     /// required files; `gguf`: whether that build loads the task from a .gguf file.
