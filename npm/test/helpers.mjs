@@ -202,22 +202,34 @@ export async function openPage(browser, url) {
 
 /**
  * Packs the package (npm pack) and installs the tarball into an empty app folder, offline, as a
- * user would. Returns {dir, app, cleanup}.
+ * user would: its optional platform packages are not on the registry, and npm goes on without
+ * them. `native`: this platform's package too (npm/native/<triple>/, which
+ * scripts/build-node-addon.sh lays out), packed and installed beside it, as npm would install it
+ * from the registry. Returns {dir, app, cleanup}.
  */
-export function installPacked() {
+export function installPacked({ native = false } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-install-'));
-  const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: npmDir, encoding: 'utf8' })
-    .trim()
-    .split('\n')
-    .at(-1);
+  const pack = (cwd) => path.join(dir, execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd, encoding: 'utf8' }).trim().split('\n').at(-1));
+  const tarballs = [pack(npmDir)];
+  if (native) tarballs.push(pack(nativePackageDir()));
   const app = path.join(dir, 'app');
   fs.mkdirSync(app);
   fs.writeFileSync(path.join(app, 'package.json'), '{ "name": "app", "private": true, "type": "module" }\n');
-  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', '--loglevel=error', path.join(dir, packed)], {
+  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', '--loglevel=error', ...tarballs], {
     cwd: app,
     stdio: 'inherit',
   });
   return { dir, app, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** This platform's native package folder (scripts/build-node-addon.sh makes it). */
+export function nativePackageDir() {
+  const triple = { 'linux-x64': 'linux-x64-gnu', 'linux-arm64': 'linux-arm64-gnu', 'darwin-arm64': 'darwin-arm64', 'darwin-x64': 'darwin-x64' }[
+    `${process.platform}-${process.arch}`
+  ];
+  const dir = path.join(npmDir, 'native', triple ?? 'none');
+  if (!triple || !fs.existsSync(path.join(dir, 'package.json'))) throw new Error(`${dir}: no native package; run scripts/build-node-addon.sh`);
+  return dir;
 }
 
 /** Where the demo tests save their screenshots (CI keeps the folder as an artifact). */

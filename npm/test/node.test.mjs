@@ -17,6 +17,7 @@ import {
   distDir,
   fixturesDir,
   installPacked,
+  nativePackageDir,
   maxAbsDiff,
   minCosine,
   minilmDir,
@@ -559,24 +560,30 @@ test('the TypeScript types compile against a typical program', () => {
   execFileSync(process.execPath, [tsc, '-p', path.join(npmDir, 'test', 'types')], { stdio: 'inherit' });
 });
 
-test('the packed package installs into an empty folder and a five-line script embeds', async () => {
-  const { app, cleanup } = installPacked();
+test('the packed package and its platform package install into an empty folder and a five-line script embeds natively; without the platform package, on WASM', async () => {
+  const { app, cleanup } = installPacked({ native: true });
   try {
-    // The README's Node example.
+    // The README's Node example (and where it ran).
     fs.writeFileSync(
       path.join(app, 'embed.mjs'),
       `import { pipeline } from 'webformers';
 const extractor = await pipeline('feature-extraction', process.argv[2]);
 const texts = JSON.parse(process.argv[3]);
 const output = await extractor(texts, { pooling: 'mean', normalize: true });
-console.log(JSON.stringify({ dims: output.dims, data: Array.from(output.data) }));
+console.log(JSON.stringify({ device: extractor.device, dims: output.dims, data: Array.from(output.data) }));
 `,
     );
     const texts = ref.inputs.slice(0, 4).map((i) => i.text);
-    const out = JSON.parse(execFileSync(process.execPath, ['embed.mjs', minilmDir, JSON.stringify(texts)], { cwd: app, encoding: 'utf8' }));
-    assert.deepEqual(out.dims, [4, 384]);
-    const diff = maxAbsDiff(out.data, { ...ref, inputs: ref.inputs.slice(0, 4) });
-    assert.ok(diff <= TOLERANCE, `max abs diff ${diff}`);
+    const embed = () => JSON.parse(execFileSync(process.execPath, ['embed.mjs', minilmDir, JSON.stringify(texts)], { cwd: app, encoding: 'utf8' }));
+    for (const device of ['cpu', 'wasm']) {
+      // The platform package gone, as on a platform without a build: the WASM build runs.
+      if (device === 'wasm') fs.rmSync(path.join(app, 'node_modules', `webformers-${path.basename(nativePackageDir())}`), { recursive: true });
+      const out = embed();
+      assert.equal(out.device, device);
+      assert.deepEqual(out.dims, [4, 384]);
+      const diff = maxAbsDiff(out.data, { ...ref, inputs: ref.inputs.slice(0, 4) });
+      assert.ok(diff <= TOLERANCE, `${device}: max abs diff ${diff}`);
+    }
   } finally {
     cleanup();
   }
