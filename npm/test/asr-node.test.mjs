@@ -139,23 +139,25 @@ for (const device of NODE_DEVICES) {
   });
 }
 
-describe('whisper-tiny.en on WASM in Node', () => {
-  const dir = path.join(modelsDir, 'whisper-tiny.en');
-  let asr;
-  before(async () => {
-    assert.ok(fs.existsSync(path.join(dir, 'model.safetensors')), `${dir} is missing: run scripts/fetch-models.sh whisper-tiny.en`);
-    asr = await pipeline(ASR, dir, { device: 'wasm' });
-  });
-  after(() => asr?.dispose());
+for (const device of NODE_DEVICES) {
+  describe(`whisper-tiny.en on ${deviceLabel(device)} in Node`, () => {
+    const dir = path.join(modelsDir, 'whisper-tiny.en');
+    let asr;
+    before(async () => {
+      assert.ok(fs.existsSync(path.join(dir, 'model.safetensors')), `${dir} is missing: run scripts/fetch-models.sh whisper-tiny.en`);
+      asr = await pipeline(ASR, dir, { device });
+    });
+    after(() => asr?.dispose());
 
-  test(`${SHORT_CLIP}: text, segment and word timestamps as Python's pipeline(), the text streamed`, async () => {
-    const cases = pipelineCases('whisper-tiny.en', `${SHORT_CLIP}.flac`);
-    assert.equal(cases.length, 3);
-    for (const c of cases) {
-      let streamed = '';
-      const got = await asr(clipPath(SHORT_CLIP), { ...c.options, callback_function: (t) => (streamed += t) });
-      checkTranscription(got, c.expected, `whisper-tiny.en ${JSON.stringify(c.options)}`);
-      assert.equal(streamed, c.expected.text);
-    }
+    test(`${SHORT_CLIP}: text, segment and word timestamps as Python's pipeline(), the text streamed`, async () => {
+      const cases = pipelineCases('whisper-tiny.en', `${SHORT_CLIP}.flac`);
+      assert.equal(cases.length, 3);
+      for (const c of cases) {
+        let streamed = '';
+        const got = await asr(clipPath(SHORT_CLIP), { ...c.options, callback_function: (t) => (streamed += t) });
+        checkTranscription(got, c.expected, `whisper-tiny.en ${JSON.stringify(c.options)}`);
+        assert.equal(streamed, c.expected.text);
+      }
+    });
   });
-});
+}

@@ -176,7 +176,7 @@ describe('the native engine in Node', () => {
     await assert.rejects(alone({ input_ids: ids }), (e) => e.code === 'input' && /disposed/.test(e.message));
   });
 
-  describe('text-generation from a GGUF file natively (SmolLM2-135M-Instruct Q4_1), locally and from the Hub', () => {
+  describe('text-generation from a GGUF file natively (SmolLM2-135M-Instruct Q4_1)', () => {
     const gguf = path.join(modelsDir, 'SmolLM2-135M-Instruct.Q4_1.gguf');
     const smol = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'smollm2-reference.json'), 'utf8'));
     const prompt = smol.prompts.find((p) => p.name === 'france');
@@ -185,12 +185,8 @@ describe('the native engine in Node', () => {
       return out.generated_text.at(-1).content;
     };
 
-    test("the greedy chat reply is transformers'", async () => {
-      const generator = await pipeline('text-generation', gguf, { device: 'cpu' });
-      assert.equal(generator.device, 'cpu');
-      assert.equal(await generator.apply_chat_template(prompt.messages), prompt.text);
-      assert.equal(await reply(generator), prompt.greedy.text);
-      await generator.dispose();
+    // (node.test.mjs runs its chat replies on both devices.)
+    test('another task, or a missing file, is a clear error', async () => {
       await assert.rejects(pipeline('feature-extraction', gguf, { device: 'cpu' }), (e) => e.code === 'input' && /text-generation only/.test(e.message));
       await assert.rejects(pipeline('text-generation', path.join(modelsDir, 'no-such.gguf'), { device: 'cpu' }), (e) => e.code === 'file' && /no-such\.gguf was not found/.test(e.message));
     });

@@ -11,9 +11,11 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startServer } from '../../scripts/static-server.mjs';
 import {
+  NODE_DEVICES,
   TOLERANCE,
   brokenModels,
   closedPort,
+  deviceLabel,
   distDir,
   fixturesDir,
   installPacked,
@@ -188,183 +190,187 @@ describe('concurrent calls and pipelines (issue: reliability)', () => {
   });
 });
 
-describe('text-generation on WASM in Node (tiny random Llama)', () => {
-  let generator;
-  before(async () => {
-    generator = await pipeline('text-generation', tinyLlama, { device: 'wasm' });
-  });
-  after(() => generator?.dispose());
-
-  test('greedy continuation matches transformers, streamed piece by piece', async () => {
-    const prompt = tinyRef.prompts[0];
-    const pieces = [];
-    const streamer = new TextStreamer(generator.tokenizer, { skip_prompt: true, callback_function: (t) => pieces.push(t) });
-    const [out] = await generator(prompt.text, {
-      max_new_tokens: prompt.greedy_ids.length,
-      streamer,
-      return_full_text: false,
+for (const device of NODE_DEVICES) {
+  describe(`text-generation on ${deviceLabel(device)} in Node (tiny random Llama)`, () => {
+    let generator;
+    before(async () => {
+      generator = await pipeline('text-generation', tinyLlama, { device });
     });
-    assert.equal(out.generated_text, prompt.greedy_text);
-    assert.equal(pieces.join(''), prompt.greedy_text);
-    assert.equal(out.stats.new_tokens, prompt.greedy_ids.length);
-    assert.equal(out.stats.stop_reason, 'max_tokens');
-    const [full] = await generator(prompt.text, { max_new_tokens: 3 });
-    assert.ok(full.generated_text.startsWith(prompt.text));
-  });
+    after(() => generator?.dispose());
 
-  test('a messages array goes through the chat template', async () => {
-    const row = tinyRef.chat_batch.rows[0];
-    assert.equal(await generator.apply_chat_template(row.messages), row.rendered_text);
-    const [out] = await generator(row.messages, { max_new_tokens: 4 });
-    assert.equal(out.generated_text.length, row.messages.length + 1);
-    assert.equal(out.generated_text.at(-1).role, 'assistant');
-  });
-
-  test('bad generation input rejects clearly', async () => {
-    await rejects(generator(42), /string, a messages array/, 'input');
-    await rejects(generator('x', { max_new_tokens: 0 }), /max_new_tokens/);
-    await rejects(generator('x', { no_such_option: 1 }), /no_such_option/);
-  });
-
-  test('an AbortSignal or an InterruptableStoppingCriteria stops the generation mid-way', async () => {
-    const prompt = tinyRef.prompts[0];
-    // Aborted from the streamed text's callback: the generation stops after that token.
-    const controller = new AbortController();
-    let pieces = 0;
-    const onPiece = () => {
-      if (++pieces === 3) controller.abort();
-    };
-    const [a] = await generator(prompt.text, { max_new_tokens: 200, signal: controller.signal, callback_function: onPiece });
-    assert.equal(a.stats.stop_reason, 'interrupted');
-    const n = a.stats.new_tokens;
-    assert.ok(n >= 3 && n < 200, `${n} tokens`);
-    const m = Math.min(n, prompt.greedy_ids.length);
-    assert.deepEqual(a.stats.token_ids.slice(0, m), prompt.greedy_ids.slice(0, m));
-    // An already aborted signal: nothing is generated; the next call without it runs.
-    const [b] = await generator(prompt.text, { max_new_tokens: 5, signal: AbortSignal.abort() });
-    assert.equal(b.stats.new_tokens, 0);
-    const [c] = await generator(prompt.text, { max_new_tokens: 5 });
-    assert.equal(c.stats.stop_reason, 'max_tokens');
-    // From a timer (a macrotask): it lands mid-generation only because the engine's loop yields
-    // to the event loop (at most every 10 ms). When the generation outlasts the timer plus that
-    // interval with room to spare, it must have been interrupted.
-    const criteria = new InterruptableStoppingCriteria();
-    const timer = setTimeout(() => criteria.interrupt(), 5);
-    const t0 = performance.now();
-    const [d] = await generator(prompt.text, { max_new_tokens: 240, stopping_criteria: criteria });
-    const ms = performance.now() - t0;
-    clearTimeout(timer);
-    if (ms > 60) assert.equal(d.stats.stop_reason, 'interrupted', `${ms.toFixed(0)} ms, ${d.stats.new_tokens} tokens`);
-    // It stays interrupted until reset, as in transformers.js.
-    criteria.interrupt();
-    const [e] = await generator(prompt.text, { max_new_tokens: 5, stopping_criteria: criteria });
-    assert.equal(e.stats.new_tokens, 0);
-    criteria.reset();
-    const [f] = await generator(prompt.text, { max_new_tokens: 5, stopping_criteria: criteria });
-    assert.equal(f.stats.stop_reason, 'max_tokens');
-  });
-
-  test("generation options give transformers' generate() tokens (generation/options-reference.json)", async () => {
-    const cases = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'generation/options-reference.json'), 'utf8')).cases;
-    const mine = cases.filter((c) => c.model === 'tiny-llama');
-    assert.ok(mine.length >= 16);
-    for (const c of mine) {
-      const ids = [];
-      const [out] = await generator(c.prompt, { ...c.options, token_callback_function: (t) => ids.push(...t.map(Number)) });
-      assert.deepEqual(Array.from(out.stats.token_ids), c.token_ids, `${c.prompt} ${JSON.stringify(c.options)}`);
-      assert.deepEqual(ids, c.token_ids, 'token_callback_function');
-    }
-    // Sampling several sequences: one result each.
-    const three = await generator('The keeper', { do_sample: true, seed: 3, num_return_sequences: 3, max_new_tokens: 4 });
-    assert.equal(three.length, 3);
-    await rejects(generator('The keeper', { num_return_sequences: 2 }), /needs do_sample/);
-  });
-
-  test('stats are not enumerable: the result has transformers.js shape', async () => {
-    const out = await generator('The keeper', { max_new_tokens: 2, return_full_text: false });
-    assert.deepEqual(Object.keys(out[0]), ['generated_text']);
-    assert.deepEqual(JSON.parse(JSON.stringify(out)), [{ generated_text: out[0].generated_text }]);
-    const s = out[0].stats;
-    assert.equal(s.new_tokens, 2);
-    for (const key of ['prompt_tokens', 'prompt_tokens_reused', 'time_to_first_token', 'tokens_per_second', 'prefill_seconds', 'decode_seconds']) {
-      assert.equal(typeof s[key], 'number', key);
-    }
-  });
-
-  test('three chat turns reuse the kept cache and give the tokens of fresh runs', async () => {
-    const fresh = await pipeline('text-generation', tinyLlama, { device: 'wasm' });
-    try {
-      await generator.clear_cache();
-      let messages = [{ role: 'user', content: 'Is the storm over?' }];
-      let reused = 0;
-      for (const next of ['When will it end?', 'Thank you.', null]) {
-        const [out] = await generator(messages, { max_new_tokens: 6, no_repeat_ngram_size: 2 });
-        const [want] = await fresh(messages, { max_new_tokens: 6, no_repeat_ngram_size: 2, reuse_cache: false });
-        assert.deepEqual(out.stats.token_ids, want.stats.token_ids);
-        assert.equal(want.stats.prompt_tokens_reused, 0);
-        reused += out.stats.prompt_tokens_reused;
-        if (next === null) assert.ok(out.stats.prompt_tokens_reused > 20, `${out.stats.prompt_tokens_reused} reused`);
-        messages = [...out.generated_text, { role: 'user', content: next }];
-      }
-      assert.ok(reused > 0);
-    } finally {
-      await fresh.dispose();
-    }
-  });
-
-  test('chat options: tools, documents, chat_template, chat_template_kwargs (chat/reference.json)', async () => {
-    const cases = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'chat/reference.json'), 'utf8')).cases;
-    const c = cases.find((x) => x.name === "tiny-llama override: documents");
-    const request = { messages: c.messages, documents: c.documents, chat_template: c.source, chat_template_kwargs: c.extra };
-    assert.equal(await generator.apply_chat_template(request), c.rendered);
-    const t = cases.find((x) => x.name === "tiny-llama override: tools");
-    assert.equal(await generator.apply_chat_template({ messages: t.messages, tools: t.tools, chat_template: t.source, chat_template_kwargs: t.extra }), t.rendered);
-    const [out] = await generator(c.messages, { max_new_tokens: 2, documents: c.documents, chat_template: c.source, chat_template_kwargs: c.extra });
-    assert.deepEqual(out.generated_text.slice(0, -1), c.messages);
-    await rejects(generator('text', { tools: [] }), /messages prompt/);
-    await rejects(generator(c.messages, { tools: 'x' }), /tools/);
-  });
-
-  test('stopping criteria other than InterruptableStoppingCriteria are refused by name', async () => {
-    class MaxTime {
-      _call() {
-        return [false];
-      }
-    }
-    await rejects(generator('x', { stopping_criteria: [new MaxTime()] }), /MaxTime/, 'unsupported');
-    await rejects(generator('x', { stopping_criteria: function stopNow() {} }), /stopNow/, 'unsupported');
-    await rejects(generator('x', { signal: 'abort' }), /AbortSignal/, 'input');
-    await rejects(generator('x', { penalty_alpha: 0.6 }), /penalty_alpha/);
-  });
-});
-
-describe('text-generation from a GGUF file on WASM in Node (SmolLM2-135M-Instruct Q4_1)', () => {
-  const gguf = path.join(modelsDir, 'SmolLM2-135M-Instruct.Q4_1.gguf');
-  const smol = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'smollm2-reference.json'), 'utf8'));
-  let generator;
-  before(async () => {
-    generator = await pipeline('text-generation', gguf, { device: 'wasm' });
-  });
-  after(() => generator?.dispose());
-
-  for (const name of ['france', 'greeting']) {
-    test(`greedy chat reply '${name}' matches transformers`, async () => {
-      const prompt = smol.prompts.find((p) => p.name === name);
-      assert.equal(await generator.apply_chat_template(prompt.messages), prompt.text);
+    test('greedy continuation matches transformers, streamed piece by piece', async () => {
+      const prompt = tinyRef.prompts[0];
       const pieces = [];
-      const [out] = await generator(prompt.messages, {
-        max_new_tokens: prompt.greedy.num_new_tokens + 4,
-        callback_function: (t) => pieces.push(t),
+      const streamer = new TextStreamer(generator.tokenizer, { skip_prompt: true, callback_function: (t) => pieces.push(t) });
+      const [out] = await generator(prompt.text, {
+        max_new_tokens: prompt.greedy_ids.length,
+        streamer,
+        return_full_text: false,
       });
-      const reply = out.generated_text.at(-1);
-      assert.equal(reply.role, 'assistant');
-      assert.equal(reply.content, prompt.greedy.text);
-      assert.equal(pieces.join(''), prompt.greedy.text);
-      assert.equal(out.stats.stop_reason, 'eos');
-      assert.equal(out.stats.new_tokens, prompt.greedy.num_new_tokens);
+      assert.equal(out.generated_text, prompt.greedy_text);
+      assert.equal(pieces.join(''), prompt.greedy_text);
+      assert.equal(out.stats.new_tokens, prompt.greedy_ids.length);
+      assert.equal(out.stats.stop_reason, 'max_tokens');
+      const [full] = await generator(prompt.text, { max_new_tokens: 3 });
+      assert.ok(full.generated_text.startsWith(prompt.text));
     });
-  }
-});
+
+    test('a messages array goes through the chat template', async () => {
+      const row = tinyRef.chat_batch.rows[0];
+      assert.equal(await generator.apply_chat_template(row.messages), row.rendered_text);
+      const [out] = await generator(row.messages, { max_new_tokens: 4 });
+      assert.equal(out.generated_text.length, row.messages.length + 1);
+      assert.equal(out.generated_text.at(-1).role, 'assistant');
+    });
+
+    test('bad generation input rejects clearly', async () => {
+      await rejects(generator(42), /string, a messages array/, 'input');
+      await rejects(generator('x', { max_new_tokens: 0 }), /max_new_tokens/);
+      await rejects(generator('x', { no_such_option: 1 }), /no_such_option/);
+    });
+
+    test('an AbortSignal or an InterruptableStoppingCriteria stops the generation mid-way', async () => {
+      const prompt = tinyRef.prompts[0];
+      // Aborted from the streamed text's callback: the generation stops after that token.
+      const controller = new AbortController();
+      let pieces = 0;
+      const onPiece = () => {
+        if (++pieces === 3) controller.abort();
+      };
+      const [a] = await generator(prompt.text, { max_new_tokens: 200, signal: controller.signal, callback_function: onPiece });
+      assert.equal(a.stats.stop_reason, 'interrupted');
+      const n = a.stats.new_tokens;
+      assert.ok(n >= 3 && n < 200, `${n} tokens`);
+      const m = Math.min(n, prompt.greedy_ids.length);
+      assert.deepEqual(a.stats.token_ids.slice(0, m), prompt.greedy_ids.slice(0, m));
+      // An already aborted signal: nothing is generated; the next call without it runs.
+      const [b] = await generator(prompt.text, { max_new_tokens: 5, signal: AbortSignal.abort() });
+      assert.equal(b.stats.new_tokens, 0);
+      const [c] = await generator(prompt.text, { max_new_tokens: 5 });
+      assert.equal(c.stats.stop_reason, 'max_tokens');
+      // From a timer (a macrotask): it lands mid-generation only because the engine's loop yields
+      // to the event loop (at most every 10 ms). When the generation outlasts the timer plus that
+      // interval with room to spare, it must have been interrupted.
+      const criteria = new InterruptableStoppingCriteria();
+      const timer = setTimeout(() => criteria.interrupt(), 5);
+      const t0 = performance.now();
+      const [d] = await generator(prompt.text, { max_new_tokens: 240, stopping_criteria: criteria });
+      const ms = performance.now() - t0;
+      clearTimeout(timer);
+      if (ms > 60) assert.equal(d.stats.stop_reason, 'interrupted', `${ms.toFixed(0)} ms, ${d.stats.new_tokens} tokens`);
+      // It stays interrupted until reset, as in transformers.js.
+      criteria.interrupt();
+      const [e] = await generator(prompt.text, { max_new_tokens: 5, stopping_criteria: criteria });
+      assert.equal(e.stats.new_tokens, 0);
+      criteria.reset();
+      const [f] = await generator(prompt.text, { max_new_tokens: 5, stopping_criteria: criteria });
+      assert.equal(f.stats.stop_reason, 'max_tokens');
+    });
+
+    test("generation options give transformers' generate() tokens (generation/options-reference.json)", async () => {
+      const cases = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'generation/options-reference.json'), 'utf8')).cases;
+      const mine = cases.filter((c) => c.model === 'tiny-llama');
+      assert.ok(mine.length >= 16);
+      for (const c of mine) {
+        const ids = [];
+        const [out] = await generator(c.prompt, { ...c.options, token_callback_function: (t) => ids.push(...t.map(Number)) });
+        assert.deepEqual(Array.from(out.stats.token_ids), c.token_ids, `${c.prompt} ${JSON.stringify(c.options)}`);
+        assert.deepEqual(ids, c.token_ids, 'token_callback_function');
+      }
+      // Sampling several sequences: one result each.
+      const three = await generator('The keeper', { do_sample: true, seed: 3, num_return_sequences: 3, max_new_tokens: 4 });
+      assert.equal(three.length, 3);
+      await rejects(generator('The keeper', { num_return_sequences: 2 }), /needs do_sample/);
+    });
+
+    test('stats are not enumerable: the result has transformers.js shape', async () => {
+      const out = await generator('The keeper', { max_new_tokens: 2, return_full_text: false });
+      assert.deepEqual(Object.keys(out[0]), ['generated_text']);
+      assert.deepEqual(JSON.parse(JSON.stringify(out)), [{ generated_text: out[0].generated_text }]);
+      const s = out[0].stats;
+      assert.equal(s.new_tokens, 2);
+      for (const key of ['prompt_tokens', 'prompt_tokens_reused', 'time_to_first_token', 'tokens_per_second', 'prefill_seconds', 'decode_seconds']) {
+        assert.equal(typeof s[key], 'number', key);
+      }
+    });
+
+    test('three chat turns reuse the kept cache and give the tokens of fresh runs', async () => {
+      const fresh = await pipeline('text-generation', tinyLlama, { device });
+      try {
+        await generator.clear_cache();
+        let messages = [{ role: 'user', content: 'Is the storm over?' }];
+        let reused = 0;
+        for (const next of ['When will it end?', 'Thank you.', null]) {
+          const [out] = await generator(messages, { max_new_tokens: 6, no_repeat_ngram_size: 2 });
+          const [want] = await fresh(messages, { max_new_tokens: 6, no_repeat_ngram_size: 2, reuse_cache: false });
+          assert.deepEqual(out.stats.token_ids, want.stats.token_ids);
+          assert.equal(want.stats.prompt_tokens_reused, 0);
+          reused += out.stats.prompt_tokens_reused;
+          if (next === null) assert.ok(out.stats.prompt_tokens_reused > 20, `${out.stats.prompt_tokens_reused} reused`);
+          messages = [...out.generated_text, { role: 'user', content: next }];
+        }
+        assert.ok(reused > 0);
+      } finally {
+        await fresh.dispose();
+      }
+    });
+
+    test('chat options: tools, documents, chat_template, chat_template_kwargs (chat/reference.json)', async () => {
+      const cases = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'chat/reference.json'), 'utf8')).cases;
+      const c = cases.find((x) => x.name === "tiny-llama override: documents");
+      const request = { messages: c.messages, documents: c.documents, chat_template: c.source, chat_template_kwargs: c.extra };
+      assert.equal(await generator.apply_chat_template(request), c.rendered);
+      const t = cases.find((x) => x.name === "tiny-llama override: tools");
+      assert.equal(await generator.apply_chat_template({ messages: t.messages, tools: t.tools, chat_template: t.source, chat_template_kwargs: t.extra }), t.rendered);
+      const [out] = await generator(c.messages, { max_new_tokens: 2, documents: c.documents, chat_template: c.source, chat_template_kwargs: c.extra });
+      assert.deepEqual(out.generated_text.slice(0, -1), c.messages);
+      await rejects(generator('text', { tools: [] }), /messages prompt/);
+      await rejects(generator(c.messages, { tools: 'x' }), /tools/);
+    });
+
+    test('stopping criteria other than InterruptableStoppingCriteria are refused by name', async () => {
+      class MaxTime {
+        _call() {
+          return [false];
+        }
+      }
+      await rejects(generator('x', { stopping_criteria: [new MaxTime()] }), /MaxTime/, 'unsupported');
+      await rejects(generator('x', { stopping_criteria: function stopNow() {} }), /stopNow/, 'unsupported');
+      await rejects(generator('x', { signal: 'abort' }), /AbortSignal/, 'input');
+      await rejects(generator('x', { penalty_alpha: 0.6 }), /penalty_alpha/);
+    });
+  });
+}
+
+for (const device of NODE_DEVICES) {
+  describe(`text-generation from a GGUF file on ${deviceLabel(device)} in Node (SmolLM2-135M-Instruct Q4_1)`, () => {
+    const gguf = path.join(modelsDir, 'SmolLM2-135M-Instruct.Q4_1.gguf');
+    const smol = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'smollm2-reference.json'), 'utf8'));
+    let generator;
+    before(async () => {
+      generator = await pipeline('text-generation', gguf, { device });
+    });
+    after(() => generator?.dispose());
+
+    for (const name of ['france', 'greeting']) {
+      test(`greedy chat reply '${name}' matches transformers`, async () => {
+        const prompt = smol.prompts.find((p) => p.name === name);
+        assert.equal(await generator.apply_chat_template(prompt.messages), prompt.text);
+        const pieces = [];
+        const [out] = await generator(prompt.messages, {
+          max_new_tokens: prompt.greedy.num_new_tokens + 4,
+          callback_function: (t) => pieces.push(t),
+        });
+        const reply = out.generated_text.at(-1);
+        assert.equal(reply.role, 'assistant');
+        assert.equal(reply.content, prompt.greedy.text);
+        assert.equal(pieces.join(''), prompt.greedy.text);
+        assert.equal(out.stats.stop_reason, 'eos');
+        assert.equal(out.stats.new_tokens, prompt.greedy.num_new_tokens);
+      });
+    }
+  });
+}
 
 describe('every tiny task model on WASM in Node matches Python (tiny-tasks-reference.json)', () => {
   const tiny = tinyTasksReference();
