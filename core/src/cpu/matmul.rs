@@ -213,11 +213,18 @@ fn block_kernel<S: Simd, const MR: usize>(blk: &Block<'_>) {
         let kc = KC.min(s.k - pc);
         for p in blk.panels.0..blk.panels.1 {
             let panel = &blk.packed[p * s.k * nr + pc * nr..];
+            // The next panel's slice, fetched into L2 while this one is computed: with few rows
+            // (one sentence) a panel's compute is about as long as its load from memory, and the
+            // two then overlap instead of adding up. Past the task's panels too: the next task
+            // (this thread's or another's) reads them.
+            let next =
+                ((p + 1) * s.k * nr + pc * nr + kc * nr <= blk.packed.len()).then(|| blk.packed[(p + 1) * s.k * nr + pc * nr..].as_ptr());
+            let mut ahead = next;
             for r0 in (blk.rows.0..full_end).step_by(MR) {
-                row_tile::<S, MR>(blk, r0, MR, p, pc, kc, panel);
+                row_tile::<S, MR>(blk, r0, MR, p, pc, kc, panel, ahead.take());
             }
             for r0 in (full_end..blk.rows.1).step_by(4) {
-                row_tile::<S, 4>(blk, r0, 4.min(blk.rows.1 - r0), p, pc, kc, panel);
+                row_tile::<S, 4>(blk, r0, 4.min(blk.rows.1 - r0), p, pc, kc, panel, ahead.take());
             }
         }
     }
@@ -225,8 +232,18 @@ fn block_kernel<S: Simd, const MR: usize>(blk: &Block<'_>) {
 
 /// Rows [r0, r0 + valid) x panel p of C, over K slice [pc, pc + kc): starts from the bias (first
 /// slice) or from C, and stores back.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn row_tile<S: Simd, const MR: usize>(blk: &Block<'_>, r0: usize, valid: usize, p: usize, pc: usize, kc: usize, panel: &[f32]) {
+fn row_tile<S: Simd, const MR: usize>(
+    blk: &Block<'_>,
+    r0: usize,
+    valid: usize,
+    p: usize,
+    pc: usize,
+    kc: usize,
+    panel: &[f32],
+    prefetch: Option<*const f32>,
+) {
     const NV: usize = 2;
     let s = blk.s;
     let nr = NV * S::LANES;
@@ -247,7 +264,10 @@ fn row_tile<S: Simd, const MR: usize>(blk: &Block<'_>, r0: usize, valid: usize, 
                 };
             }
         }
-        tile::<S, MR, NV>(&a_rows, panel.as_ptr(), kc, nr, &mut acc);
+        match prefetch {
+            Some(next) => tile::<S, MR, NV, true>(&a_rows, panel.as_ptr(), kc, nr, next, &mut acc),
+            None => tile::<S, MR, NV, false>(&a_rows, panel.as_ptr(), kc, nr, std::ptr::null(), &mut acc),
+        }
         for (i, row) in acc.iter().enumerate().take(valid) {
             let c_row = blk.out.at((r0 + i) * s.n + col0);
             for (v, reg) in row.iter().enumerate() {
@@ -257,17 +277,25 @@ fn row_tile<S: Simd, const MR: usize>(blk: &Block<'_>, r0: usize, valid: usize, 
     }
 }
 
-/// acc[i][v] += sum over kk of a[i][kk] * panel[kk][v*LANES..]
+/// acc[i][v] += sum over kk of a[i][kk] * panel[kk][v*LANES..]; with PREFETCH, `next`'s first
+/// `kc * nr` values are fetched into L2 as it goes (a cache line per 16 values, spread over the K
+/// loop so that the loads stay in flight beside the FMAs).
 #[inline(always)]
-pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
+pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize, const PREFETCH: bool>(
     a: &[*const f32; MR],
     panel: *const f32,
     kc: usize,
     nr: usize,
+    next: *const f32,
     acc: &mut [[S::V; NV]; MR],
 ) {
     unsafe {
         for kk in 0..kc {
+            if PREFETCH {
+                for line in (0..nr).step_by(16) {
+                    prefetch_l2(next.wrapping_add(kk * nr + line));
+                }
+            }
             let b: [S::V; NV] = std::array::from_fn(|v| S::load(panel.add(kk * nr + v * S::LANES)));
             for i in 0..MR {
                 let ai = S::splat(*a[i].add(kk));
@@ -277,6 +305,18 @@ pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
             }
         }
     }
+}
+
+/// A hint to bring `p`'s cache line into L2; nothing where the target has no such instruction.
+#[inline(always)]
+fn prefetch_l2(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[inline(always)]

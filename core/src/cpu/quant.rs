@@ -239,7 +239,7 @@ fn gemm_panel<S: Simd, B: QuantBlock, const MR: usize>(job: &GemmJob<'_, '_, B>,
                         };
                     }
                 }
-                tile::<S, MR, NV>(&a_rows, panel.as_ptr(), kc, nr, &mut acc);
+                tile::<S, MR, NV, false>(&a_rows, panel.as_ptr(), kc, nr, std::ptr::null(), &mut acc);
                 for (i, regs) in acc.iter().enumerate().take(valid) {
                     let c_row = job.out.at((r0 + i) * s.n + col0);
                     for (v, reg) in regs.iter().enumerate() {
