@@ -293,7 +293,7 @@ pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize, const PREFE
         for kk in 0..kc {
             if PREFETCH {
                 for line in (0..nr).step_by(16) {
-                    prefetch_l2(next.wrapping_add(kk * nr + line));
+                    super::prefetch_l2(next.wrapping_add(kk * nr + line));
                 }
             }
             let b: [S::V; NV] = std::array::from_fn(|v| S::load(panel.add(kk * nr + v * S::LANES)));
@@ -305,18 +305,6 @@ pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize, const PREFE
             }
         }
     }
-}
-
-/// A hint to bring `p`'s cache line into L2; nothing where the target has no such instruction.
-#[inline(always)]
-fn prefetch_l2(p: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[inline(always)]

@@ -25,6 +25,30 @@ pub use parallel::set_threads;
 pub use parallel::wasm_pool;
 pub(crate) mod simd;
 
+/// A hint to bring `p`'s cache line into L2; nothing where the target has no such instruction.
+#[inline(always)]
+pub(crate) fn prefetch_l2<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// A hint to bring `p`'s cache line into L1 (see `prefetch_l2`).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as prefetch_l2.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Host bytes, 4-byte aligned. Cloning shares them.
 #[derive(Clone)]
 pub(crate) struct CpuStorage(Arc<Inner>);
