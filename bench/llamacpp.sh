@@ -33,8 +33,12 @@ build() {
     rm -rf "$dir/src"
     mkdir -p "$dir/src"
     tar -xzf "$sdist" -C "$dir/src" --strip-components=3 "llama_cpp_python-$version/vendor/llama.cpp"
-    # Only the library and llama-bench: no tests, server, examples, HTTPS or web UI.
-    nice cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+    # Only the library and llama-bench: no tests, server, examples, HTTPS or web UI. No AMX: a
+    # CPU may list it (Sapphire Rapids) while the kernel withholds the tile state from the
+    # process (VMs do), and llama-bench then dies of SIGILL; webformers uses no AMX either.
+    local no_amx=()
+    [[ $(uname -m) == x86_64 ]] && no_amx=(-DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
+    nice cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON "${no_amx[@]}" \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
         -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF >&2
     CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} nice cmake --build "$dir/build" --target llama-bench >&2
