@@ -202,10 +202,9 @@ export async function openPage(browser, url) {
 
 /**
  * Packs the package (npm pack) and installs the tarball into an empty app folder, offline, as a
- * user would: its optional platform packages are not on the registry, and npm goes on without
- * them. `native`: this platform's package too (npm/native/<triple>/, which
+ * user would. `native`: this platform's package too (npm/native/<triple>/, which
  * scripts/build-node-addon.sh lays out), packed and installed beside it, as npm would install it
- * from the registry. Returns {dir, app, cleanup}.
+ * from the registry as an optional dependency. Returns {dir, app, cleanup}.
  */
 export function installPacked({ native = false } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'webformers-install-'));
