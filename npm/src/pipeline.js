@@ -268,8 +268,11 @@ async function nativePipeline(addon, task, model, { device, dtype, revision, loc
   const source = await nativeModelSource(addon, model, { revision, localOnly: local_files_only });
   if (!source) return null;
   checkAborted();
+  const handle = await loadNative(addon, spec.task, source, device, dtype, progress);
   // The model's tokenizer for `pipe.tokenizer` (TextStreamer takes it): the WASM engine's, read
-  // beside the native load from the same folder or cache. A model without one has none.
+  // from the same folder or cache once the native load has filled it. (Read beside the load, a
+  // Hub model's tokenizer.json was downloaded twice into the same cache entry at once, and one
+  // download's rename broke the other's.) A model without one has none.
   const hasTokenizer = !source.file && [...spec.required, ...spec.optional].includes('tokenizer.json');
   const tokenizing = hasTokenizer
     ? AutoTokenizer.from_pretrained(model, { revision, local_files_only }).catch((e) => {
@@ -277,13 +280,6 @@ async function nativePipeline(addon, task, model, { device, dtype, revision, loc
         return null;
       })
     : Promise.resolve(null);
-  let handle;
-  try {
-    handle = await loadNative(addon, spec.task, source, device, dtype, progress);
-  } catch (e) {
-    (await tokenizing)?.dispose();
-    throw e;
-  }
   const adapter = handle.kind === 'cpu' ? `native ${addon.cpuDescription()}` : 'native GPU (wgpu)';
   const meta = { task: spec.task, model, device: handle.kind, adapter, device_note: null, threads: null, input: spec.input };
   const pipe = makePipeline(handle, meta);
