@@ -40,18 +40,10 @@ impl ModelFacts {
     }
 }
 
-/// An input tensor.
+/// A tensor by name, in (`forward`'s and `generate`'s inputs) or out (`forward`'s outputs):
+/// integers (ids, masks) or floats.
 #[napi(object)]
-pub struct TensorIn {
-    pub name: String,
-    pub dims: Vec<u32>,
-    pub ints: Option<BigInt64Array>,
-    pub floats: Option<Float32Array>,
-}
-
-/// An output tensor: integers (ids) or floats.
-#[napi(object)]
-pub struct TensorOut {
+pub struct JsTensor {
     pub name: String,
     pub dims: Vec<u32>,
     pub ints: Option<BigInt64Array>,
@@ -67,7 +59,7 @@ pub struct Generated {
 
 /// A model's call, run on its thread.
 pub(crate) enum ModelOp {
-    Forward { inputs: NamedTensors, reply: Deferred<Vec<TensorOut>> },
+    Forward { inputs: NamedTensors, reply: Deferred<Vec<JsTensor>> },
     Generate { inputs: NamedTensors, options: Value, reply: Deferred<Generated> },
 }
 
@@ -114,16 +106,16 @@ pub(crate) fn run(model: Option<&AutoModel>, op: ModelOp) {
     }
 }
 
-fn tensor_out((name, tensor): (String, HostTensor)) -> TensorOut {
+fn tensor_out((name, tensor): (String, HostTensor)) -> JsTensor {
     let dims = tensor.dims.iter().map(|&d| d as u32).collect();
     match tensor.data {
-        HostValues::Int(values) => TensorOut { name, dims, ints: Some(BigInt64Array::new(values)), floats: None },
-        HostValues::Float(values) => TensorOut { name, dims, ints: None, floats: Some(Float32Array::new(values)) },
+        HostValues::Int(values) => JsTensor { name, dims, ints: Some(BigInt64Array::new(values)), floats: None },
+        HostValues::Float(values) => JsTensor { name, dims, ints: None, floats: Some(Float32Array::new(values)) },
     }
 }
 
 /// The inputs as the engine's named tensors; a tensor whose values do not fill its dims is refused.
-fn named_tensors(inputs: Vec<TensorIn>) -> webformers::Result<NamedTensors> {
+fn named_tensors(inputs: Vec<JsTensor>) -> webformers::Result<NamedTensors> {
     inputs
         .into_iter()
         .map(|t| {
@@ -201,16 +193,16 @@ impl NativeModel {
 
     /// Runs the model on `inputs`: resolves to its output tensors.
     #[napi]
-    pub fn forward<'env>(&self, env: &'env Env, inputs: Vec<TensorIn>) -> Result<Object<'env>> {
+    pub fn forward<'env>(&self, env: &'env Env, inputs: Vec<JsTensor>) -> Result<Object<'env>> {
         let inputs = named_tensors(inputs).map_err(|e| coded(js_error(e)))?;
-        let (reply, promise) = env.create_deferred::<Vec<TensorOut>, Box<dyn FnOnce(Env) -> Result<Vec<TensorOut>> + Send>>()?;
+        let (reply, promise) = env.create_deferred::<Vec<JsTensor>, Box<dyn FnOnce(Env) -> Result<Vec<JsTensor>> + Send>>()?;
         send(&self.jobs, Job::Model { id: self.id, op: ModelOp::Forward { inputs, reply } }, "model");
         Ok(promise)
     }
 
     /// Generates for `inputs` with generation `options` (see the wasm build's `ModelRunner::generate`).
     #[napi]
-    pub fn generate<'env>(&self, env: &'env Env, inputs: Vec<TensorIn>, options: Option<Value>) -> Result<Object<'env>> {
+    pub fn generate<'env>(&self, env: &'env Env, inputs: Vec<JsTensor>, options: Option<Value>) -> Result<Object<'env>> {
         let inputs = named_tensors(inputs).map_err(|e| coded(js_error(e)))?;
         let (reply, promise) = env.create_deferred::<Generated, Box<dyn FnOnce(Env) -> Result<Generated> + Send>>()?;
         let options = options.unwrap_or(Value::Null);

@@ -27,10 +27,10 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::Input;
 use super::kernels::apply_unary;
 use super::matmul::Shape;
 use super::parallel::{self, SharedOut};
+use super::{DECODE_ROWS_AHEAD, Input};
 use crate::ops::Activation;
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, F16Bytes, QuantBlock, blocks};
 use crate::{DType, Error, Result};
@@ -575,8 +575,6 @@ pub fn int8_isa_name() -> &'static str {
 
 /// Activation rows per pass over a weight row.
 const ROWS: usize = 4;
-/// How many weight rows ahead the row kernel prefetches (see quant.rs).
-const ROWS_AHEAD: usize = 8;
 
 /// One matmul's operands: the quantized activations [batch][M][K / 32] and the weight blocks.
 struct Job<'a, B> {
@@ -738,13 +736,8 @@ fn task_rows<X: I8, B: IntBlock>(job: &Job<'_, B>, batch: usize, task: usize) {
         let act_row = |r: usize| &acts[(i0 + r.min(rows - 1)) * job.kb..][..job.kb];
         let a: [&[ActBlock]; ROWS] = std::array::from_fn(act_row);
         for j in js.clone() {
-            // As the f32 decode (quant.rs `matvec_rows`): a row ROWS_AHEAD on is fetched while
-            // this one is computed.
-            if j + ROWS_AHEAD < s.n {
-                let ahead = &job.w[job.w_first + batch * job.w_batch + (j + ROWS_AHEAD) * job.w_row..][..job.kb];
-                for line in (0..std::mem::size_of_val(ahead)).step_by(64) {
-                    super::prefetch(ahead.as_ptr().cast::<u8>().wrapping_add(line));
-                }
+            if j + DECODE_ROWS_AHEAD < s.n {
+                super::prefetch_all(&job.w[job.w_first + batch * job.w_batch + (j + DECODE_ROWS_AHEAD) * job.w_row..][..job.kb]);
             }
             let w = &job.w[job.w_first + batch * job.w_batch + j * job.w_row..][..job.kb];
             let v = match rows {

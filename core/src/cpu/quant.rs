@@ -23,7 +23,7 @@ use super::kernels::apply_unary;
 use super::matmul::{Shape, load_partial, store_partial, strides3, tile, tile_for};
 use super::parallel::{self, SharedOut};
 use super::simd::{Simd, dispatch};
-use super::{CpuStorage, Input};
+use super::{CpuStorage, DECODE_ROWS_AHEAD, Input};
 use crate::ops::Activation;
 use crate::quant::{QuantBlock, blocks, with_block};
 use crate::{Error, Result};
@@ -100,9 +100,6 @@ fn matmul_typed<B: QuantBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input
     Ok(c)
 }
 
-/// How many weight rows ahead `matvec_rows` prefetches.
-const ROWS_AHEAD: usize = 8;
-
 fn matvec<B: QuantBlock>(a: &[f32], sa_m: usize, w: &WeightView<'_, B>, batch: usize, bias: Option<&[f32]>, s: Shape, c: &mut [f32]) {
     let rows: Vec<&[f32]> = (0..s.m).map(|i| &a[i * sa_m..][..s.k]).collect();
     // Enough tasks to balance threads, each a run of rows long enough to stream.
@@ -128,15 +125,8 @@ fn matvec_rows<S: Simd, B: QuantBlock>(
     let mut buf = [0f32; CHUNK];
     let per_chunk = (CHUNK / B::LEN).max(1);
     for j in js {
-        // A decode step reads each weight once, row after row: the row ROWS_AHEAD on is fetched
-        // now, so that its lines are on their way while this one is computed (without it, the
-        // first use of each block's bytes waited on memory).
-        if j + ROWS_AHEAD < n {
-            let ahead = w.row(batch, j + ROWS_AHEAD);
-            let bytes = std::mem::size_of_val(ahead);
-            for line in (0..bytes).step_by(64) {
-                super::prefetch(ahead.as_ptr().cast::<u8>().wrapping_add(line));
-            }
+        if j + DECODE_ROWS_AHEAD < n {
+            super::prefetch_all(w.row(batch, j + DECODE_ROWS_AHEAD));
         }
         // Four accumulators per activation row hide the FMA latency.
         let mut acc = [[unsafe { S::zero() }; 4]; MATVEC_MAX_M];
