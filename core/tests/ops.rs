@@ -33,7 +33,7 @@ async_test! { async fn matmul_batched_matches_reference() {
 async_test! { async fn linear_with_hf_weight_layout_bias_and_gelu() {
     let mut rng = Rng::new(2);
     for (name, dev) in devices().await {
-        for &(rows, k, n) in &[(1, 7, 5), (2, 384, 33), (37, 100, 129), (130, 65, 64), (3, 1, 9)] {
+        for &(rows, k, n) in &[(1, 7, 5), (2, 384, 33), (37, 100, 129), (130, 65, 64), (3, 1, 9), (40, 300, 70)] {
             let x = rng.vec(rows * k, 1.0);
             let w = rng.vec(n * k, 0.5);
             let bias = rng.vec(n, 0.5);
@@ -84,7 +84,7 @@ async_test! { async fn linear_add_fuses_the_residual() {
     let mut rng = Rng::new(4);
     for (name, dev) in devices().await {
         // Decode rows (1, 2: the CPU's dot products), odd and tiled prefill shapes.
-        for (case, &(rows, k, n)) in [(1, 7, 5), (2, 384, 33), (3, 65, 64), (37, 100, 129), (130, 65, 67)].iter().enumerate() {
+        for (case, &(rows, k, n)) in [(1, 7, 5), (2, 384, 33), (3, 65, 64), (37, 100, 129), (130, 65, 67), (40, 300, 70)].iter().enumerate() {
             let x = rng.vec(rows * k, 1.0);
             let w = rng.vec(n * k, 0.5);
             let bias = rng.vec(n, 0.5);

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use half::f16;
 
 use super::Input;
-use super::kernels::apply_unary;
+use super::kernels::{apply_unary, unary_in_place};
 use super::parallel::{self, SharedOut};
 use super::simd::{Simd, dispatch};
 use crate::dtype::DType;
 use crate::layout::Layout;
-use crate::ops::Activation;
+use crate::ops::{Activation, UnaryOp};
 use crate::{Error, Result};
 
 #[derive(Clone, Copy, Debug)]
@@ -108,7 +108,15 @@ impl super::PackedForm for PackedB {
     }
 }
 
-pub(super) fn matmul(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, act: Activation, s: Shape) -> Result<Vec<f32>> {
+/// C = act(A B + bias) + residual; `residual` is C's shape, dense.
+pub(super) fn matmul(
+    a: &Input<'_>,
+    b: &Input<'_>,
+    bias: Option<&Input<'_>>,
+    act: Activation,
+    residual: Option<&[f32]>,
+    s: Shape,
+) -> Result<Vec<f32>> {
     if !matches!(b.dtype, DType::F32 | DType::F16) {
         return Err(Error::dtype("matmul", format!("{} weights on the CPU", b.dtype)));
     }
@@ -124,31 +132,66 @@ pub(super) fn matmul(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, act
         (&a_owned[..], 0, s.m * s.k, s.k)
     };
     let bias = bias.map(|t| t.f32s());
-    let mut c = vec![0f32; s.batch * s.m * s.n];
     if s.m * s.n * s.k == 0 {
+        let mut c = vec![0f32; s.batch * s.m * s.n];
+        add_residual(&mut c, residual);
         return Ok(c);
     }
+    let act = match act {
+        Activation::Unary(op) => Some(op),
+        Activation::None => None,
+    };
+    let mut c = uninit_output(s.batch * s.m * s.n);
     let (mr, nv) = dispatch!(lanes_tile());
     let lanes = dispatch!(lanes());
     let nr = nv * lanes;
     for bi in 0..s.batch {
         let a_base = &a_data[a_off + bi * sa_b..];
         let c_batch = &mut c[bi * s.m * s.n..][..s.m * s.n];
+        let residual = residual.map(|r| &r[bi * s.m * s.n..][..s.m * s.n]);
         let b_off = b.layout.offset() + bi * sb_b;
         if s.m <= 2 {
             matvec(a_base, sa_m, b, b_off, sb_k, sb_n, bias, s, c_batch);
+            if let Some(op) = act {
+                apply_unary(c_batch, op);
+            }
+            add_residual(c_batch, residual);
         } else {
             let key = PackKey { offset: b_off, sk: sb_k, sn: sb_n, k: s.k, n: s.n, nr };
             // Weights (one matrix for every batch) are cached; per-batch operands are packed each time.
             let make = || PackedB { key, data: pack_b(b, key) };
             let packed = if s.batch == 1 || sb_b == 0 { b.storage.packed(&key, make) } else { Arc::new(make()) };
-            gemm_packed(a_base, sa_m, &packed.data, bias, s, nr, mr, c_batch);
-        }
-        if let Activation::Unary(op) = act {
-            apply_unary(c_batch, op);
+            gemm_packed(a_base, sa_m, &packed.data, bias, Epilogue { act, residual }, s, nr, mr, c_batch);
         }
     }
     Ok(c)
+}
+
+fn add_residual(c: &mut [f32], residual: Option<&[f32]>) {
+    if let Some(r) = residual {
+        c.iter_mut().zip(r).for_each(|(c, r)| *c += r);
+    }
+}
+
+/// A buffer every element of which the caller writes before it is read: zeroing C first was a
+/// pass over memory as long as the GEMM's own stores (3% of a passage's time).
+fn uninit_output(len: usize) -> Vec<f32> {
+    let mut c: Vec<std::mem::MaybeUninit<f32>> = Vec::with_capacity(len);
+    // SAFETY: MaybeUninit needs no initialisation; the caller writes all `len` values (the GEMM's
+    // tiles and matvec's dot products cover every element of C) before any is read.
+    unsafe {
+        c.set_len(len);
+        let mut c = std::mem::ManuallyDrop::new(c);
+        Vec::from_raw_parts(c.as_mut_ptr().cast::<f32>(), len, c.capacity())
+    }
+}
+
+/// What a task applies to its block of C once the last K slice is stored, while the block is
+/// still in cache: the activation, then the residual (a pass over C each, otherwise).
+#[derive(Clone, Copy)]
+struct Epilogue<'a> {
+    act: Option<UnaryOp>,
+    residual: Option<&'a [f32]>,
 }
 
 #[inline(always)]
@@ -161,7 +204,17 @@ fn lanes<S: Simd>() -> usize {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn gemm_packed(a: &[f32], sa_m: usize, packed: &[f32], bias: Option<&[f32]>, s: Shape, nr: usize, mr: usize, c: &mut [f32]) {
+fn gemm_packed(
+    a: &[f32],
+    sa_m: usize,
+    packed: &[f32],
+    bias: Option<&[f32]>,
+    epilogue: Epilogue<'_>,
+    s: Shape,
+    nr: usize,
+    mr: usize,
+    c: &mut [f32],
+) {
     let panels = s.n.div_ceil(nr);
     let m_blocks = s.m.div_ceil(MC);
     // Short inputs (one sentence: M = 16) have one block of rows: fewer panels per task then, so
@@ -178,7 +231,7 @@ fn gemm_packed(a: &[f32], sa_m: usize, packed: &[f32], bias: Option<&[f32]>, s: 
         let (mb, nb) = (t / n_blocks, t % n_blocks);
         let rows = (mb * MC, ((mb + 1) * MC).min(s.m));
         let panel_range = (nb * per_task, ((nb + 1) * per_task).min(panels));
-        let block = Block { a, sa_m, zeros: &zeros, packed, bias: &bias_padded, s, rows, panels: panel_range, out };
+        let block = Block { a, sa_m, zeros: &zeros, packed, bias: &bias_padded, epilogue, s, rows, panels: panel_range, out };
         match mr {
             12 => dispatch!(block_kernel::<12>(&block)),
             4 => dispatch!(block_kernel::<4>(&block)),
@@ -195,6 +248,7 @@ struct Block<'a> {
     zeros: &'a [f32],
     packed: &'a [f32],
     bias: &'a [f32],
+    epilogue: Epilogue<'a>,
     s: Shape,
     rows: (usize, usize),
     panels: (usize, usize),
@@ -226,6 +280,22 @@ fn block_kernel<S: Simd, const MR: usize>(blk: &Block<'_>) {
             for r0 in (full_end..blk.rows.1).step_by(4) {
                 row_tile::<S, 4>(blk, r0, 4.min(blk.rows.1 - r0), p, pc, kc, panel, ahead.take());
             }
+        }
+    }
+    let Epilogue { act, residual } = blk.epilogue;
+    if act.is_none() && residual.is_none() {
+        return;
+    }
+    let cols = (blk.panels.0 * nr, (blk.panels.1 * nr).min(s.n));
+    for r in blk.rows.0..blk.rows.1 {
+        let at = r * s.n + cols.0;
+        // SAFETY: this task owns C's rows `rows` x columns `cols`, all written above.
+        let c_row = unsafe { std::slice::from_raw_parts_mut(blk.out.at(at), cols.1 - cols.0) };
+        if let Some(op) = act {
+            unary_in_place::<S>(c_row, op);
+        }
+        if let Some(res) = residual {
+            c_row.iter_mut().zip(&res[at..]).for_each(|(c, r)| *c += r);
         }
     }
 }

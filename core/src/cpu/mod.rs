@@ -249,7 +249,6 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             let r_at = 2 + bias.is_some() as usize;
             let bias = bias.as_ref().map(|t| input(&step, t, 2));
             let shape = matmul::Shape { batch: *batch, m: *m, n: *n, k: *k };
-            let run = if b.dtype().is_quantized() { quant::matmul } else { matmul::matmul };
             let a_in = input(&step, a, 0);
             // The gated operand once, as a dense [batch, M, K], for kernels that read A many times.
             let gated = gate.map(|g| (CpuStorage::from_f32(gate_mul(&a_in, g)), Layout::contiguous(&[*batch, *m, *k])));
@@ -257,11 +256,18 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
                 Some((storage, layout)) => Input { storage, layout, dtype: DType::F32 },
                 None => a_in,
             };
-            let mut c = run(&a_in, &input(&step, b, 1), bias.as_ref(), *act, shape)?;
-            if let Some(r) = residual {
-                // In place on C while it is hot: no second output buffer, no broadcast indexing.
-                c.iter_mut().zip(input(&step, r, r_at).f32s()).for_each(|(c, r)| *c += r);
-            }
+            let residual = residual.as_ref().map(|r| input(&step, r, r_at));
+            let residual = residual.as_ref().map(|r| r.f32s());
+            let c = if b.dtype().is_quantized() {
+                let mut c = quant::matmul(&a_in, &input(&step, b, 1), bias.as_ref(), *act, shape)?;
+                if let Some(r) = residual {
+                    // In place on C while it is hot: no second output buffer, no broadcast indexing.
+                    c.iter_mut().zip(r).for_each(|(c, r)| *c += r);
+                }
+                c
+            } else {
+                matmul::matmul(&a_in, &input(&step, b, 1), bias.as_ref(), *act, residual, shape)?
+            };
             CpuStorage::from_f32(c)
         }
         Op::Norm { x, residual, weight, bias, eps, kind } => {
