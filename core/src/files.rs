@@ -43,7 +43,7 @@ pub trait ModelFiles {
     }
 
     /// tokenizer.json, already parsed by the source (a Hub load parses it while the weights
-    /// stream); the first call takes it, and None means: parse the file.
+    /// stream); None means: parse the file.
     fn parsed_tokenizer(&self) -> Option<crate::tokenizer::ParsedTokenizer> {
         None
     }

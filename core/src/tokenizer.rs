@@ -189,6 +189,7 @@ fn check_post_processor(processor: &serde_json::Value) -> Result<()> {
 /// A tokenizer.json parsed and checked, not yet set up for a task: what a Hub load parses while
 /// the weights still stream (`ModelFiles::parsed_tokenizer`), so that a task built after them
 /// does not parse it then.
+#[derive(Clone)]
 pub struct ParsedTokenizer(tokenizers::Tokenizer);
 
 impl ParsedTokenizer {

@@ -214,13 +214,15 @@ export async function pipeline(task, model = null, options = {}) {
     dev = null; // loadOnDevice owns the device now, and frees it when the load fails
     ({ handle, dev, note } = await loadOnDevice(wasm, device, opened, load, { probe: (h) => probe(h, spec.input), checkAborted }));
     if (fetched.hub && !fetched.hub.file && [...spec.required, ...spec.optional].includes('tokenizer.json')) {
-      tokenizer = await pipelineTokenizer(wasm, { hub: { ...fetched.hub, revision: fetched.hub.commit || fetched.hub.revision } });
+      tokenizer = fetched.hub.tokenizer ?? (await pipelineTokenizer(wasm, { hub: { ...fetched.hub, revision: fetched.hub.commit || fetched.hub.revision } }));
+      fetched.hub.tokenizer = null;
     }
     checkAborted();
   } catch (e) {
     handle?.free();
     dev?.free();
     tokenizer?.dispose();
+    fetched.hub?.tokenizer?.dispose();
     // Whatever the abort broke on its way out, the cause is the abort.
     throw signal?.aborted ? abortedError(signal) : asError(e);
   } finally {
@@ -316,7 +318,13 @@ async function loadFromHub(wasm, hub, spec, d, dtype, progress, signal) {
   // The commit the load pinned: the pipeline's tokenizer reads the same files, from the cache.
   hub.commit = loaded.commit;
   try {
-    return await guarded(() => wasm.TaskPipeline.loadFromHub(spec.task, loaded, d, dtype));
+    const handle = await guarded(() => wasm.TaskPipeline.loadFromHub(spec.task, loaded, d, dtype));
+    // The pipeline's `tokenizer` from the same files (a load retried on another device replaces it).
+    if (!hub.file && [...spec.required, ...spec.optional].includes('tokenizer.json')) {
+      hub.tokenizer?.dispose();
+      hub.tokenizer = await pipelineTokenizer(wasm, { loaded });
+    }
+    return handle;
   } finally {
     loaded.free();
   }

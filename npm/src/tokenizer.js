@@ -224,11 +224,22 @@ export class PreTrainedTokenizer {
 
 /**
  * A pipeline's `tokenizer`: from the files it was loaded from (a `ModelFileSet` holding
- * tokenizer.json), or for a Hub model its two files (from the cache the load just filled). Null
+ * tokenizer.json), what a Hub load fetched (`loaded`, a `HubLoaded`: null when it lacks the two
+ * files), or for a Hub model its two files (from the cache the load just filled). Null
  * where the model has no tokenizer.json (a GGUF file, an image model): the pipeline then keeps
  * the placeholder that streamers accept.
  */
-export async function pipelineTokenizer(wasm, { fileSet = null, hub = null }) {
+export async function pipelineTokenizer(wasm, { fileSet = null, hub = null, loaded = null }) {
+  if (loaded) {
+    // The Hub load's own files, its tokenizer.json already parsed: nothing read or parsed again.
+    try {
+      const handle = guardedSync(() => wasm.Tokenizer.fromHubLoaded(loaded));
+      if (handle) return new PreTrainedTokenizer(handle, JSON.parse(handle.configJson()));
+    } catch (e) {
+      log.debug(`the Hub load's tokenizer: ${e?.message ?? e}; reading the files again`);
+    }
+    return null;
+  }
   let files = fileSet;
   try {
     if (hub) files = await guarded(() => hubFiles(wasm, hub, REQUIRED, OPTIONAL, () => {}));

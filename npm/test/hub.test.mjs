@@ -98,8 +98,9 @@ async function loadInPage({ device = 'wasm', dtype = 'auto', model = REPO, input
           // The engine's instance is already made: this gives its exports (and memory).
           const heap = (await (await engine()).default()).memory.buffer.byteLength;
           const out = await pipe(inputs, { pooling: 'mean', normalize: true });
+          const tokens = pipe.tokenizer ? Array.from(pipe.tokenizer.encode('Hello there')) : null;
           await pipe.dispose();
-          return { device: pipe.device, dims: out.dims, data: Array.from(out.data), events, heap, list: await cache.list() };
+          return { device: pipe.device, dims: out.dims, data: Array.from(out.data), tokens, events, heap, list: await cache.list() };
         } catch (e) {
           return { error: e.message, code: e.code, isError: e instanceof Error, events, list: await cache.list() };
         }
@@ -153,6 +154,17 @@ function assertCached(out, what) {
 }
 
 describe('a Hub model in the page, cached in IndexedDB', () => {
+  test('without the cache (useBrowserCache: false) every file is downloaded once: pipe.tokenizer is made from what the load fetched', { timeout: 300_000 }, async () => {
+    await hub.reset();
+    const out = await loadInPage({ setup: { useBrowserCache: false }, clear: true });
+    assertLoaded(out, 'no cache');
+    assert.deepEqual(out.tokens, [101, 7592, 2045, 102], 'pipe.tokenizer');
+    const gets = (await hub.stats()).requests.filter((r) => r.method === 'GET' && r.file && r.file !== WEIGHTS).map((r) => r.file);
+    assert.ok(gets.includes('tokenizer.json'), gets.join(', '));
+    assert.deepEqual(gets, [...new Set(gets)], `a file was downloaded twice: ${gets.join(', ')}`);
+    assert.equal(out.list.length, 0, 'nothing cached');
+  });
+
   for (const device of ['wasm', 'webgpu']) {
     test(`'${device}': a cold load fills the cache, a warm load in a new page makes no weight request`, { timeout: 600_000 }, async () => {
       // Every reference input on WASM, the short ones on SwiftShader's WebGPU.

@@ -11,6 +11,7 @@ use webformers::chat::ChatTemplate;
 use webformers::files::ModelFiles;
 use webformers::tokenizer::{Tokenizer, clean_up_tokenization_spaces};
 
+use crate::hub::HubLoaded;
 use crate::pipeline::to_js;
 use crate::{ModelFileSet, js_error};
 
@@ -30,6 +31,22 @@ impl JsTokenizer {
         let inner = Tokenizer::for_generation((*json).as_ref()).map_err(js_error)?;
         let config = files.json("tokenizer_config.json").map_err(js_error)?.unwrap_or_else(|| Value::Object(Default::default()));
         Ok(JsTokenizer { inner, config })
+    }
+
+    /// The tokenizer of what `hubLoad` fetched, from its files and the tokenizer.json it parsed
+    /// while the weights streamed: no second download or parse for a pipeline's `tokenizer`.
+    /// None when the load did not fetch both tokenizer files (the caller fetches them then).
+    #[wasm_bindgen(js_name = fromHubLoaded)]
+    pub fn from_hub_loaded(loaded: &HubLoaded) -> Result<Option<JsTokenizer>, JsValue> {
+        let Some(files) = loaded.files.as_ref() else { return Ok(None) };
+        // `read` errs for a file the task did not ask for: then this load cannot tell absent
+        // from not fetched.
+        if !matches!(files.read("tokenizer.json"), Ok(Some(_))) || files.read("tokenizer_config.json").is_err() {
+            return Ok(None);
+        }
+        let inner = Tokenizer::for_generation_from_files(files).map_err(js_error)?;
+        let config = files.json("tokenizer_config.json").map_err(js_error)?.unwrap_or_else(|| Value::Object(Default::default()));
+        Ok(Some(JsTokenizer { inner, config }))
     }
 
     /// tokenizer_config.json as text (the JS side reads its special tokens and settings).

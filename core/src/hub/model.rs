@@ -743,7 +743,8 @@ pub struct HubFiles {
     commit: String,
     files: HashMap<String, FileState>,
     weights: Arc<dyn WeightSource>,
-    /// tokenizer.json, parsed while the weights streamed; taken by the first task that asks.
+    /// tokenizer.json, parsed while the weights streamed; each caller gets a copy (the task's,
+    /// then the npm package's `pipe.tokenizer`: a copy costs far less than a parse).
     parsed_tokenizer: Mutex<Option<ParsedTokenizer>>,
 }
 
@@ -785,7 +786,7 @@ impl ModelFiles for HubFiles {
     }
 
     fn parsed_tokenizer(&self) -> Option<ParsedTokenizer> {
-        self.parsed_tokenizer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+        self.parsed_tokenizer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 }
 
