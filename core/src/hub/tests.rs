@@ -591,7 +591,7 @@ fn a_transport_that_follows_redirects_still_rejects_bytes_that_do_not_match_the_
 }
 
 #[test]
-fn tokenizer_json_is_parsed_during_the_load_and_taken_once() {
+fn tokenizer_json_is_parsed_during_the_load_and_copied_to_each_caller() {
     use crate::tokenizer::Tokenizer;
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/tiny-distilbert/tokenizer.json");
     let json = std::fs::read(fixture).unwrap();
@@ -599,10 +599,11 @@ fn tokenizer_json_is_parsed_during_the_load_and_taken_once() {
     files.push(("tokenizer.json", json.clone()));
     let hub = Hub::new(MockHub::new(&files), MemoryStore::new(), options());
     let loaded = block(hub.model(REPO, None).unwrap().load(&["config.json", "tokenizer.json"], &Device::Cpu)).unwrap();
-    // The task's tokenizer comes from the parsed one, which is then gone; the same text encodes
-    // as with a tokenizer parsed from the bytes.
+    // The task's tokenizer comes from a copy of the parsed one, which stays for the next caller
+    // (the npm package's pipe.tokenizer); the same text encodes as with a tokenizer parsed from
+    // the bytes.
     let from_load = Tokenizer::from_files(&loaded, 16).unwrap();
-    assert!(crate::files::ModelFiles::parsed_tokenizer(&loaded).is_none(), "taken once");
+    assert!(crate::files::ModelFiles::parsed_tokenizer(&loaded).is_some(), "a copy for the next caller");
     let from_bytes = Tokenizer::from_bytes(&json, 16).unwrap();
     let text = "The quick brown fox jumps over the lazy dog, twice over and again.";
     let (a, b) = (from_load.encode_full(text, None).unwrap(), from_bytes.encode_full(text, None).unwrap());
