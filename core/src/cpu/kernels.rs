@@ -331,8 +331,15 @@ impl KeyMask {
 }
 
 /// Query rows per attention tile: every key and value vector loaded serves this many rows, and
-/// the rows' accumulators are independent, so the FMAs do not wait on each other.
-const ATTN_ROWS: usize = 4;
+/// the rows' accumulators are independent, so the FMAs do not wait on each other. 8 rows x 2
+/// vectors of accumulators fit 32 registers (AVX-512), 4 x 2 fit 16 (AVX2, NEON's 32 but narrow
+/// vectors, wasm's XMM); a head of 32 dims (MiniLM) gives each key vector only d FMAs to share.
+const ATTN_ROWS: usize = 8;
+
+#[inline(always)]
+fn attn_rows<S: Simd>() -> usize {
+    if S::LANES >= 16 { ATTN_ROWS } else { 4 }
+}
 
 /// One (sequence, head) of `attention`: its operands and where its rows go.
 struct HeadJob<'a> {
@@ -393,13 +400,16 @@ fn attention_head<S: Simd>(
     }
     let job = HeadJob { q, v, q_start, q_len, k_start, k_len, h, kv_h, d, hq, scale, mask, bias, out, kt: &kt, k_pad };
     let mut scratch = TileScratch { scores: vec![0f32; ATTN_ROWS * k_pad], q: vec![0f32; ATTN_ROWS * d], out: vec![0f32; ATTN_ROWS * d] };
-    for i0 in (0..q_len).step_by(ATTN_ROWS) {
-        match q_len - i0 {
+    let wide = attn_rows::<S>();
+    let mut i0 = 0;
+    while i0 < q_len {
+        i0 += match q_len - i0 {
             1 => attention_tile::<S, 1>(&job, i0, &mut scratch),
             2 => attention_tile::<S, 2>(&job, i0, &mut scratch),
             3 => attention_tile::<S, 3>(&job, i0, &mut scratch),
-            _ => attention_tile::<S, ATTN_ROWS>(&job, i0, &mut scratch),
-        }
+            left if left >= ATTN_ROWS && wide == ATTN_ROWS => attention_tile::<S, ATTN_ROWS>(&job, i0, &mut scratch),
+            _ => attention_tile::<S, 4>(&job, i0, &mut scratch),
+        };
     }
 }
 
@@ -471,9 +481,10 @@ unsafe fn rows_times_block<S: Simd, const R: usize, const NV: usize>(
 }
 
 /// Query rows i0 .. i0 + R of one head: scores for the keys any of them sees, each row's
-/// softmax over its own visible keys (zero elsewhere), then the probabilities times V.
+/// softmax over its own visible keys (zero elsewhere), then the probabilities times V. Returns
+/// R, the rows it did.
 #[inline(always)]
-fn attention_tile<S: Simd, const R: usize>(job: &HeadJob<'_>, i0: usize, scratch: &mut TileScratch) {
+fn attention_tile<S: Simd, const R: usize>(job: &HeadJob<'_>, i0: usize, scratch: &mut TileScratch) -> usize {
     let (l, d, k_pad) = (S::LANES, job.d, job.k_pad);
     let visible: [std::ops::Range<usize>; R] = std::array::from_fn(|r| job.mask.visible(i0 + r, job.q_len, job.k_len));
     let lo = visible.iter().filter(|k| !k.is_empty()).map(|k| k.start).min().unwrap_or(0);
@@ -526,6 +537,7 @@ fn attention_tile<S: Simd, const R: usize>(job: &HeadJob<'_>, i0: usize, scratch
         let dst = unsafe { std::slice::from_raw_parts_mut(job.out.at(((job.q_start + i0 + r) * job.hq + job.h) * d), d) };
         dst.copy_from_slice(&scratch.out[r * d..][..d]);
     }
+    R
 }
 
 pub(super) fn attention(
