@@ -195,7 +195,10 @@ fn norm_rows<S: Simd>(
                 (mean, 1.0 / (var + eps).sqrt())
             }
             NormKind::RmsNorm => {
-                let ms = sum_squares::<S>(&row, 0.0) / h as f32;
+                // Summed in order, not in vectors as layer norm's variance is: the int8 decode
+                // path's replies are checked against PyTorch's at near ties (tests/smollm2.rs),
+                // and the vector sum's other rounding moves one reply's step 43 past that bar.
+                let ms = row.iter().map(|&v| v * v).sum::<f32>() / h as f32;
                 (0.0, 1.0 / (ms + eps).sqrt())
             }
         };
