@@ -236,10 +236,17 @@ class Partial {
     await this.flush();
     await this.writing;
     // The manifest last: only now is the file visible.
-    await transact(['blobs', 'files'], 'readwrite', (s) => {
-      s.blobs.put({ repo: this.repo, etag: this.etag, size: this.size, time: Date.now() });
-      s.files.put({ repo: this.repo, commit, file, etag: this.etag, size: this.size });
-    });
+    try {
+      await transact(['blobs', 'files'], 'readwrite', (s) => {
+        s.blobs.put({ repo: this.repo, etag: this.etag, size: this.size, time: Date.now() });
+        s.files.put({ repo: this.repo, commit, file, etag: this.etag, size: this.size });
+      });
+    } catch (e) {
+      // The manifest did not fit (the weights took the room meanwhile): the chunks it would
+      // have shown are given back, not left behind as an incomplete download.
+      await this.discard().catch(() => {});
+      throw e;
+    }
   }
 
   async discard() {
