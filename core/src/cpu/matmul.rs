@@ -167,7 +167,8 @@ pub(super) fn matmul(
     Ok(c)
 }
 
-fn add_residual(c: &mut [f32], residual: Option<&[f32]>) {
+/// c += residual, elementwise, in place on C while it is hot.
+pub(super) fn add_residual(c: &mut [f32], residual: Option<&[f32]>) {
     if let Some(r) = residual {
         c.iter_mut().zip(r).for_each(|(c, r)| *c += r);
     }
@@ -294,9 +295,7 @@ fn block_kernel<S: Simd, const MR: usize>(blk: &Block<'_>) {
         if let Some(op) = act {
             unary_in_place::<S>(c_row, op);
         }
-        if let Some(res) = residual {
-            c_row.iter_mut().zip(&res[at..]).for_each(|(c, r)| *c += r);
-        }
+        add_residual(c_row, residual.map(|res| &res[at..]));
     }
 }
 

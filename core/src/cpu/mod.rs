@@ -260,10 +260,7 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             let residual = residual.as_ref().map(|r| r.f32s());
             let c = if b.dtype().is_quantized() {
                 let mut c = quant::matmul(&a_in, &input(&step, b, 1), bias.as_ref(), *act, shape)?;
-                if let Some(r) = residual {
-                    // In place on C while it is hot: no second output buffer, no broadcast indexing.
-                    c.iter_mut().zip(r).for_each(|(c, r)| *c += r);
-                }
+                matmul::add_residual(&mut c, residual);
                 c
             } else {
                 matmul::matmul(&a_in, &input(&step, b, 1), bias.as_ref(), *act, residual, shape)?

@@ -744,7 +744,7 @@ pub struct HubFiles {
     files: HashMap<String, FileState>,
     weights: Arc<dyn WeightSource>,
     /// tokenizer.json, parsed while the weights streamed; each caller gets a copy (the task's,
-    /// then the npm package's `pipe.tokenizer`: a copy costs far less than a parse).
+    /// then the npm package's `pipe.tokenizer`), instead of the second caller parsing again.
     parsed_tokenizer: Mutex<Option<ParsedTokenizer>>,
 }
 
