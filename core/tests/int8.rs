@@ -157,3 +157,32 @@ async_test! { async fn int8_rejects_weights_that_are_not_whole_blocks() {
     let e = x.linear(&w.narrow(1, 8, 16).unwrap(), None, Activation::None).unwrap_err().to_string();
     assert!(e.contains("block"), "{e}");
 }}
+
+async_test! { async fn int8_linear_applies_the_activation_and_adds_the_residual_in_every_kernel() {
+    let _on = int8_on();
+    let mut rng = Rng::new(83);
+    let k = 96;
+    for dtype in TYPES {
+        for n in [7, 33] {
+            let bytes = weight(&mut rng, dtype, n, k);
+            let tw = Tensor::from_bytes(&bytes, dtype, &[n, k], &Device::Cpu).unwrap();
+            let bias = rng.vec(n, 1.0);
+            let tb = Tensor::from_f32(&bias, &[n], &Device::Cpu).unwrap();
+            // 3 rows: the row kernel; 17 and 40: the panel GEMMs, whose tasks apply both to their
+            // own columns (33 columns end in a partial panel).
+            for m in [3, 17, 40] {
+                let x = rng.vec(m * k, 1.0);
+                let tx = Tensor::from_f32(&x, &[m, k], &Device::Cpu).unwrap();
+                let exact = reference::linear_int8(&x, &bytes, dtype, Some(&bias), k, n).unwrap();
+                let got = tx.linear(&tw, Some(&tb), Activation::Unary(UnaryOp::Gelu)).unwrap().to_vec_f32().await.unwrap();
+                let want: Vec<f32> = exact.iter().map(|&v| reference::gelu(v)).collect();
+                assert_close(&format!("{dtype} int8 [{m}, {k}] x [{n}, {k}]^T + gelu"), &got, &want, Tolerance { abs: 1e-4, rel: 1e-4 });
+                let residual = rng.vec(m * n, 2.0);
+                let tr = Tensor::from_f32(&residual, &[m, n], &Device::Cpu).unwrap();
+                let got = tx.linear_add(&tw, Some(&tb), &tr).unwrap().to_vec_f32().await.unwrap();
+                let want: Vec<f32> = exact.iter().zip(&residual).map(|(v, r)| v + r).collect();
+                assert_close(&format!("{dtype} int8 [{m}, {k}] x [{n}, {k}]^T + residual"), &got, &want, tol(k));
+            }
+        }
+    }
+}}

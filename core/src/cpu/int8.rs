@@ -28,10 +28,11 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::kernels::apply_unary;
-use super::matmul::Shape;
+use super::matmul::{Epilogue, Shape, add_residual, uninit_output};
 use super::parallel::{self, SharedOut};
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
+use super::simd::{Simd, dispatch};
 use super::{DECODE_ROWS_AHEAD, Input};
-use crate::ops::Activation;
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, F16Bytes, QuantBlock, blocks};
 use crate::{DType, Error, Result};
 
@@ -587,21 +588,24 @@ struct Job<'a, B> {
     /// Blocks per row (K / 32).
     kb: usize,
     bias: Option<&'a [f32]>,
+    /// Applied by the panel GEMMs' tasks to their own columns of C.
+    epilogue: Epilogue<'a>,
     s: Shape,
     out: SharedOut,
     rows_per_task: usize,
 }
 
-pub(super) fn matmul(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, act: Activation, s: Shape) -> Result<Vec<f32>> {
+/// C = act(A B + bias) + residual (`residual`: C's shape, dense).
+pub(super) fn matmul(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, epilogue: Epilogue<'_>, s: Shape) -> Result<Vec<f32>> {
     match b.dtype {
-        DType::Q8_0 => matmul_typed::<BlockQ8_0>(a, b, bias, act, s),
-        DType::Q4_0 => matmul_typed::<BlockQ4_0>(a, b, bias, act, s),
-        DType::Q4_1 => matmul_typed::<BlockQ4_1>(a, b, bias, act, s),
+        DType::Q8_0 => matmul_typed::<BlockQ8_0>(a, b, bias, epilogue, s),
+        DType::Q4_0 => matmul_typed::<BlockQ4_0>(a, b, bias, epilogue, s),
+        DType::Q4_1 => matmul_typed::<BlockQ4_1>(a, b, bias, epilogue, s),
         d => Err(Error::dtype("matmul", format!("{d} has no int8 kernel"))),
     }
 }
 
-fn matmul_typed<B: IntBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, act: Activation, s: Shape) -> Result<Vec<f32>> {
+fn matmul_typed<B: IntBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, epilogue: Epilogue<'_>, s: Shape) -> Result<Vec<f32>> {
     let (sa_b, sa_m, sa_k) = super::matmul::strides3(a.layout);
     let (sb_b, sb_k, sb_n) = super::matmul::strides3(b.layout);
     let aligned = [b.layout.offset(), sb_b, if s.n > 1 { sb_n } else { 0 }, s.k].iter().all(|v| v % 32 == 0);
@@ -611,10 +615,13 @@ fn matmul_typed<B: IntBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'
             format!("{} weights need the transpose of a [N, K] weight with whole blocks per row", B::DTYPE),
         ));
     }
-    let mut c = vec![0f32; s.batch * s.m * s.n];
     if s.m * s.n * s.k == 0 {
+        let mut c = vec![0f32; s.batch * s.m * s.n];
+        add_residual(&mut c, epilogue.residual);
         return Ok(c);
     }
+    // Every element is written: by the panel GEMM's tiles or by a task of the row kernel.
+    let mut c = uninit_output(s.batch * s.m * s.n);
     // The activations, quantized once: [batch * M] rows of K / 32 blocks.
     let kb = s.k / 32;
     let a_all = a.storage.f32s();
@@ -635,6 +642,7 @@ fn matmul_typed<B: IntBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'
         w_row: sb_n / 32,
         kb,
         bias: bias.map(|t| t.f32s()),
+        epilogue,
         s,
         out: SharedOut(c.as_mut_ptr()),
         // Enough tasks to balance threads, each a run of weight rows long enough to stream.
@@ -645,9 +653,10 @@ fn matmul_typed<B: IntBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'
     if !prefill_on_panels(&job, b.storage) {
         let tasks = s.n.div_ceil(job.rows_per_task);
         parallel::for_each(s.batch * tasks, |t| run(&job, t / tasks, t % tasks));
-    }
-    if let Activation::Unary(op) = act {
-        apply_unary(&mut c, op);
+        if let Some(op) = job.epilogue.act {
+            apply_unary(&mut c, op);
+        }
+        add_residual(&mut c, job.epilogue.residual);
     }
     Ok(c)
 }
@@ -675,14 +684,40 @@ fn prefill_on_panels<B: IntBlock>(job: &Job<'_, B>, storage: &super::CpuStorage)
     if s.batch == 1 || job.w_batch == 0 {
         // One weight matrix for every batch: packed once, kept with the weight.
         let w = storage.packed(&key, || PackedWeight::new(job, 0, key));
-        parallel::for_each(s.batch * panels, |t| unsafe { panel(job, w.panel(t % panels), t / panels, t % panels) });
+        parallel::for_each(s.batch * panels, |t| unsafe {
+            panel(job, w.panel(t % panels), t / panels, t % panels);
+            finish_panel(job, nr, t / panels, t % panels);
+        });
     } else {
         for batch in 0..s.batch {
             let w = PackedWeight::new(job, batch, key);
-            parallel::for_each(panels, |p| unsafe { panel(job, w.panel(p), batch, p) });
+            parallel::for_each(panels, |p| unsafe {
+                panel(job, w.panel(p), batch, p);
+                finish_panel(job, nr, batch, p);
+            });
         }
     }
     true
+}
+
+/// The epilogue on the columns of C that panel `p` of batch `batch` just wrote, while they are
+/// in cache (a pass over C each for the activation and the residual, otherwise).
+///
+/// SAFETY: the caller's task owns those columns and has written them.
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
+unsafe fn finish_panel<B>(job: &Job<'_, B>, nr: usize, batch: usize, p: usize) {
+    let s = job.s;
+    let (rows, cols) = ((batch * s.m, (batch + 1) * s.m), (p * nr, ((p + 1) * nr).min(s.n)));
+    let epilogue = job.epilogue;
+    // SAFETY: the caller's.
+    dispatch!(apply_epilogue(epilogue, job.out, s.n, rows, cols));
+}
+
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
+#[inline(always)]
+fn apply_epilogue<S: Simd>(epilogue: Epilogue<'_>, out: SharedOut, n: usize, rows: (usize, usize), cols: (usize, usize)) {
+    // SAFETY: `finish_panel`'s caller owns the block.
+    unsafe { epilogue.apply_narrow::<S>(out, n, rows, cols) }
 }
 
 /// No packed-panel GEMM in this build: every job takes the row kernel.
@@ -979,22 +1014,27 @@ mod vnni_gemm {
     }
 }
 
-/// Prefill (M > 4 rows) with AVX2 alone (no VNNI): the same panel layout as `vnni_gemm` on
-/// 256-bit registers (NR = 8 weight rows, 4 bytes each per register, one activation row's 4 bytes
-/// broadcast), with `vpmaddubsw` + `vpmaddwd` in place of `vpdpbusd`. `vpmaddubsw` sums pairs in
+/// Prefill (M > 4 rows) with AVX2 alone (no VNNI): `vnni_gemm`'s panel layout (NR = 16 weight
+/// rows, 4 bytes each, in two 256-bit registers; one activation row's 4 bytes broadcast and used
+/// for both), with `vpmaddubsw` + `vpmaddwd` in place of `vpdpbusd`. `vpmaddubsw` sums pairs in
 /// saturating i16, so the operands keep their pair sums under 2^15: Q8_0's weights go in as
 /// |w| with their sign moved onto the activations (|w| <= 128, |a| <= 127), and nibbles (<= 15)
 /// against activations sum a whole block in i16 (8 groups of pairs: at most 30480) before one
-/// `vpmaddwd`. Without this, the row-at-a-time kernel ran slower than the f32 matmul.
+/// `vpmaddwd`. Without this, the row-at-a-time kernel ran slower than the f32 matmul. Each
+/// broadcast serves two registers: with one (8-row panels) the broadcasts were a fifth of the
+/// vector instructions, and Q8_0 ran 10% slower on Zen 3.
 #[cfg(target_arch = "x86_64")]
 mod avx2_gemm {
     use std::arch::x86_64::*;
 
     use super::{ActBlock, IntBlock, Job, Offset, Panel};
 
-    /// Weight rows per panel: the 8 lanes of a 256-bit register.
-    pub(super) const NR: usize = 8;
-    /// Activation rows per tile (16 registers: MR integer sums, MR f32 sums and the operands).
+    /// Weight rows per panel: two registers of 8 lanes.
+    pub(super) const NR: usize = 16;
+    /// 256-bit registers per panel.
+    const NV: usize = 2;
+    /// Activation rows per tile (the 2 MR integer sums and the operands take 11 of the 16
+    /// registers; the f32 sums, touched once per block, spill).
     const MR: usize = 4;
     const PACKED: usize = super::packed_block_bytes(NR);
 
@@ -1007,52 +1047,65 @@ mod avx2_gemm {
         let cols = NR.min(s.n - col0);
         // Q8_0's integers as stored (signed).
         let Panel { q, d, m } = panel;
-        // What the nibbles' offset takes per unit of activation sum: d (ad dot - c s).
-        let c = if B::OFFSET == Offset::MinusEight { 8.0 } else { 0.0 };
         let bias: [f32; NR] = Panel::bias(job, col0, cols);
-        let bias = _mm256_loadu_ps(bias.as_ptr());
+        let bias: [__m256; NV] = std::array::from_fn(|v| _mm256_loadu_ps(bias.as_ptr().add(8 * v)));
         let ones = _mm256_set1_epi16(1);
         let acts = &job.acts[batch * s.m * kb..][..s.m * kb];
         for i0 in (0..s.m).step_by(MR) {
             let rows = MR.min(s.m - i0);
             let a: [*const ActBlock; MR] = Panel::tile_rows(acts, i0, rows, kb);
-            let mut acc = [_mm256_setzero_ps(); MR];
+            let mut acc = [[_mm256_setzero_ps(); NV]; MR];
             for b in 0..kb {
                 let wq = q.as_ptr().add(b * PACKED);
                 let act = |i: usize, g: usize| _mm256_set1_epi32(((*a[i].add(b)).qs.as_ptr().add(4 * g) as *const i32).read_unaligned());
-                let mut dot = [_mm256_setzero_si256(); MR];
+                let load = |g: usize| -> [__m256i; NV] {
+                    std::array::from_fn(|v| _mm256_loadu_si256(wq.add(g * NR * 4 + v * 32) as *const __m256i))
+                };
+                let mut dot = [[_mm256_setzero_si256(); NV]; MR];
                 if B::SIGNED {
                     for g in 0..8 {
-                        let w = _mm256_loadu_si256(wq.add(g * NR * 4) as *const __m256i);
+                        let w = load(g);
                         // |w| as unsigned bytes (-128 stays 0x80: 128), its sign on the activation.
-                        let w_abs = _mm256_sign_epi8(w, w);
+                        let w_abs = w.map(|w| _mm256_sign_epi8(w, w));
                         for (i, dot) in dot.iter_mut().enumerate() {
-                            let pairs = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(act(i, g), w));
-                            *dot = _mm256_add_epi32(*dot, _mm256_madd_epi16(pairs, ones));
+                            let x = act(i, g);
+                            for v in 0..NV {
+                                let pairs = _mm256_maddubs_epi16(w_abs[v], _mm256_sign_epi8(x, w[v]));
+                                dot[v] = _mm256_add_epi32(dot[v], _mm256_madd_epi16(pairs, ones));
+                            }
                         }
                     }
                 } else {
-                    let mut pairs = [_mm256_setzero_si256(); MR];
+                    let mut pairs = [[_mm256_setzero_si256(); NV]; MR];
                     for g in 0..8 {
-                        let w = _mm256_loadu_si256(wq.add(g * NR * 4) as *const __m256i);
+                        let w = load(g);
                         for (i, pairs) in pairs.iter_mut().enumerate() {
-                            *pairs = _mm256_add_epi16(*pairs, _mm256_maddubs_epi16(w, act(i, g)));
+                            let x = act(i, g);
+                            for v in 0..NV {
+                                pairs[v] = _mm256_add_epi16(pairs[v], _mm256_maddubs_epi16(w[v], x));
+                            }
                         }
                     }
                     for (dot, pairs) in dot.iter_mut().zip(pairs) {
-                        *dot = _mm256_madd_epi16(pairs, ones);
+                        *dot = pairs.map(|p| _mm256_madd_epi16(p, ones));
                     }
                 }
-                let wd = _mm256_loadu_ps(d.as_ptr().add(b * NR));
+                let wd: [__m256; NV] = std::array::from_fn(|v| _mm256_loadu_ps(d.as_ptr().add(b * NR + 8 * v)));
                 for i in 0..MR {
                     let ab = &*a[i].add(b);
-                    let x = _mm256_cvtepi32_ps(dot[i]);
-                    if B::OFFSET == Offset::Min {
-                        acc[i] = _mm256_fmadd_ps(wd, _mm256_mul_ps(x, _mm256_set1_ps(ab.d)), acc[i]);
-                        acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(m.as_ptr().add(b * NR)), _mm256_set1_ps(ab.s), acc[i]);
-                    } else {
-                        let t = _mm256_fmsub_ps(x, _mm256_set1_ps(ab.d), _mm256_set1_ps(c * ab.s));
-                        acc[i] = _mm256_fmadd_ps(wd, t, acc[i]);
+                    let da = _mm256_set1_ps(ab.d);
+                    for v in 0..NV {
+                        let x = _mm256_cvtepi32_ps(dot[i][v]);
+                        // The other kernels' arithmetic, in their order: d_w (d_a dot - c s_a).
+                        acc[i][v] = match B::OFFSET {
+                            Offset::None => _mm256_fmadd_ps(wd[v], _mm256_mul_ps(x, da), acc[i][v]),
+                            // Q4_0: the nibbles' offset, -8 per unit of activation sum.
+                            Offset::MinusEight => _mm256_fmadd_ps(wd[v], _mm256_fmsub_ps(x, da, _mm256_set1_ps(8.0 * ab.s)), acc[i][v]),
+                            Offset::Min => {
+                                let t = _mm256_fmadd_ps(wd[v], _mm256_mul_ps(x, da), acc[i][v]);
+                                _mm256_fmadd_ps(_mm256_loadu_ps(m.as_ptr().add(b * NR + 8 * v)), _mm256_set1_ps(ab.s), t)
+                            }
+                        };
                     }
                 }
             }
@@ -1060,10 +1113,14 @@ mod avx2_gemm {
                 // SAFETY (caller): each task writes its own columns of C.
                 let out = job.out.at((batch * s.m + i0 + i) * s.n + col0);
                 if cols == NR {
-                    _mm256_storeu_ps(out, _mm256_add_ps(*acc, bias));
+                    for v in 0..NV {
+                        _mm256_storeu_ps(out.add(8 * v), _mm256_add_ps(acc[v], bias[v]));
+                    }
                 } else {
                     let mut row = [0f32; NR];
-                    _mm256_storeu_ps(row.as_mut_ptr(), _mm256_add_ps(*acc, bias));
+                    for v in 0..NV {
+                        _mm256_storeu_ps(row.as_mut_ptr().add(8 * v), _mm256_add_ps(acc[v], bias[v]));
+                    }
                     std::ptr::copy_nonoverlapping(row.as_ptr(), out, cols);
                 }
             }

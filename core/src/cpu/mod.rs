@@ -259,9 +259,7 @@ pub(crate) fn execute(step: Step<'_>) -> Result<Storage> {
             let residual = residual.as_ref().map(|r| input(&step, r, r_at));
             let residual = residual.as_ref().map(|r| r.f32s());
             let c = if b.dtype().is_quantized() {
-                let mut c = quant::matmul(&a_in, &input(&step, b, 1), bias.as_ref(), *act, shape)?;
-                matmul::add_residual(&mut c, residual);
-                c
+                quant::matmul(&a_in, &input(&step, b, 1), bias.as_ref(), *act, residual, shape)?
             } else {
                 matmul::matmul(&a_in, &input(&step, b, 1), bias.as_ref(), *act, residual, shape)?
             };

@@ -20,7 +20,7 @@
 //! `cargo run --release -p webformers-core --example quant_bench -- cpu` measures both.
 
 use super::kernels::apply_unary;
-use super::matmul::{Shape, load_partial, store_partial, strides3, tile, tile_for};
+use super::matmul::{Epilogue, Shape, add_residual, load_partial, store_partial, strides3, tile, tile_for};
 use super::parallel::{self, SharedOut};
 use super::simd::{Simd, dispatch};
 use super::{CpuStorage, DECODE_ROWS_AHEAD, Input};
@@ -35,11 +35,25 @@ const CHUNK: usize = 256;
 /// K per pass of the prefill path (a multiple of every block length).
 const KC: usize = 256;
 
-pub(super) fn matmul(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, act: Activation, s: Shape) -> Result<Vec<f32>> {
+/// C = act(A B + bias) + residual (`residual`: C's shape, dense).
+pub(super) fn matmul(
+    a: &Input<'_>,
+    b: &Input<'_>,
+    bias: Option<&Input<'_>>,
+    act: Activation,
+    residual: Option<&[f32]>,
+    s: Shape,
+) -> Result<Vec<f32>> {
     if super::int8::handles(b.dtype) && super::int8::int8_for(b.storage.quantized_at_load()) {
-        return super::int8::matmul(a, b, bias, act, s);
+        return super::int8::matmul(a, b, bias, Epilogue::new(act, residual), s);
     }
-    with_block!(b.dtype, matmul_typed(a, b, bias, act, s), Err(Error::dtype("matmul", format!("{} is not a quantized type", b.dtype))))
+    let mut c = with_block!(
+        b.dtype,
+        matmul_typed(a, b, bias, act, s),
+        Err(Error::dtype("matmul", format!("{} is not a quantized type", b.dtype)))
+    )?;
+    add_residual(&mut c, residual);
+    Ok(c)
 }
 
 /// Where a quantized weight's rows are: block index of row 0 (batch 0), and block strides.
