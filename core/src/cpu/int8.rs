@@ -650,9 +650,12 @@ fn matmul_typed<B: IntBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'
     };
     // Prefill (more than ROWS rows): the ISA's packed-panel GEMM where it has one; otherwise
     // tasks of weight rows on the row kernel.
-    if !prefill_on_panels(&job, b.storage) {
+    let ran = prefill_on_panels(&job, b.storage);
+    if ran == Prefill::NoPanels {
         let tasks = s.n.div_ceil(job.rows_per_task);
         parallel::for_each(s.batch * tasks, |t| run(&job, t / tasks, t % tasks));
+    }
+    if ran != Prefill::PanelsWithEpilogue {
         if let Some(op) = job.epilogue.act {
             apply_unary(&mut c, op);
         }
@@ -661,10 +664,26 @@ fn matmul_typed<B: IntBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'
     Ok(c)
 }
 
+/// What `prefill_on_panels` did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))),
+    allow(dead_code)
+)]
+enum Prefill {
+    /// Nothing: the job is for the row kernel.
+    NoPanels,
+    /// The panel GEMM, and each of its tasks applied the epilogue to its own columns.
+    PanelsWithEpilogue,
+    /// The panel GEMM; the epilogue is left to the caller (panels narrower than 16 columns,
+    /// which `Epilogue::apply_narrow` would walk a few scalars at a time).
+    Panels,
+}
+
 /// Runs `job` on the ISA's packed-panel GEMM, NR weight rows a panel, when it has one and the
-/// job is a prefill (more than ROWS rows); false when it did not.
+/// job is a prefill (more than ROWS rows).
 #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
-fn prefill_on_panels<B: IntBlock>(job: &Job<'_, B>, storage: &super::CpuStorage) -> bool {
+fn prefill_on_panels<B: IntBlock>(job: &Job<'_, B>, storage: &super::CpuStorage) -> Prefill {
     type PanelFn<B> = unsafe fn(&Job<'_, B>, Panel<'_>, usize, usize);
     let s = job.s;
     let gemm: Option<(usize, u32, PanelFn<B>)> = match int_isa() {
@@ -676,7 +695,8 @@ fn prefill_on_panels<B: IntBlock>(job: &Job<'_, B>, storage: &super::CpuStorage)
         IntIsa::Relaxed if s.m > ROWS => Some((relaxed_gemm::NR, 0, relaxed_gemm::panel::<B>)),
         _ => None,
     };
-    let Some((nr, signed_xor, panel)) = gemm else { return false };
+    let Some((nr, signed_xor, panel)) = gemm else { return Prefill::NoPanels };
+    let finish = nr == Epilogue::NARROW;
     let panels = s.n.div_ceil(nr);
     let key = PanelKey { dtype: B::DTYPE, first: job.w_first, row_stride: job.w_row, kb: job.kb, n: s.n, nr, signed_xor };
     // SAFETY (both loops): int_isa found the panel's ISA on this CPU (or validated this build with
@@ -686,18 +706,22 @@ fn prefill_on_panels<B: IntBlock>(job: &Job<'_, B>, storage: &super::CpuStorage)
         let w = storage.packed(&key, || PackedWeight::new(job, 0, key));
         parallel::for_each(s.batch * panels, |t| unsafe {
             panel(job, w.panel(t % panels), t / panels, t % panels);
-            finish_panel(job, nr, t / panels, t % panels);
+            if finish {
+                finish_panel(job, nr, t / panels, t % panels);
+            }
         });
     } else {
         for batch in 0..s.batch {
             let w = PackedWeight::new(job, batch, key);
             parallel::for_each(panels, |p| unsafe {
                 panel(job, w.panel(p), batch, p);
-                finish_panel(job, nr, batch, p);
+                if finish {
+                    finish_panel(job, nr, batch, p);
+                }
             });
         }
     }
-    true
+    if finish { Prefill::PanelsWithEpilogue } else { Prefill::Panels }
 }
 
 /// The epilogue on the columns of C that panel `p` of batch `batch` just wrote, while they are
@@ -722,8 +746,8 @@ fn apply_epilogue<S: Simd>(epilogue: Epilogue<'_>, out: SharedOut, n: usize, row
 
 /// No packed-panel GEMM in this build: every job takes the row kernel.
 #[cfg(not(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd"))))]
-fn prefill_on_panels<B: IntBlock>(_: &Job<'_, B>, _: &super::CpuStorage) -> bool {
-    false
+fn prefill_on_panels<B: IntBlock>(_: &Job<'_, B>, _: &super::CpuStorage) -> Prefill {
+    Prefill::NoPanels
 }
 
 fn run<B: IntBlock>(job: &Job<'_, B>, batch: usize, task: usize) {

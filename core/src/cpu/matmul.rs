@@ -226,14 +226,20 @@ impl<'a> Epilogue<'a> {
         }
     }
 
-    /// `apply` for blocks of 16 columns (the int8 GEMMs' full panels), row by row as 16-value
-    /// arrays, whose constant length lets the loops vectorize whole (on a 16-value slice, the
-    /// vectorized loop, unrolled past 16, never ran: 8% of a q8 passage). Other widths: `apply`.
+    /// The block width `apply_narrow` is fast for.
+    #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
+    pub const NARROW: usize = 16;
+
+    /// `apply` for blocks of NARROW = 16 columns (the AVX2 and VNNI int8 GEMMs' full panels), row
+    /// by row as 16-value arrays, whose constant length lets the loops vectorize whole (on a
+    /// 16-value slice, the vectorized loop, unrolled past 16, never ran: 8% of a q8 passage).
+    /// Other widths: `apply`.
     ///
     /// SAFETY: as `apply`'s.
+    #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
     #[inline(always)]
     pub unsafe fn apply_narrow<S: Simd>(&self, out: SharedOut, n: usize, rows: (usize, usize), cols: (usize, usize)) {
-        const W: usize = 16;
+        const W: usize = Epilogue::NARROW;
         if cols.1 - cols.0 != W {
             // SAFETY: the caller's.
             return unsafe { self.apply::<S>(out, n, rows, cols) };
@@ -249,8 +255,7 @@ impl<'a> Epilogue<'a> {
                 unary_in_place::<S>(row, op);
             }
             if let Some(res) = self.residual {
-                let res: &[f32; W] = res[at..at + W].try_into().expect("16 values");
-                row.iter_mut().zip(res).for_each(|(c, r)| *c += r);
+                row.iter_mut().zip(&res[at..at + W]).for_each(|(c, r)| *c += r);
             }
         }
     }
