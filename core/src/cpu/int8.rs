@@ -27,7 +27,6 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::kernels::apply_unary;
 use super::matmul::{Epilogue, Shape, add_residual, uninit_output};
 use super::parallel::{self, SharedOut};
 #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128", feature = "relaxed-simd")))]
@@ -656,10 +655,7 @@ fn matmul_typed<B: IntBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'
         parallel::for_each(s.batch * tasks, |t| run(&job, t / tasks, t % tasks));
     }
     if ran != Prefill::PanelsWithEpilogue {
-        if let Some(op) = job.epilogue.act {
-            apply_unary(&mut c, op);
-        }
-        add_residual(&mut c, job.epilogue.residual);
+        job.epilogue.apply_all(&mut c);
     }
     Ok(c)
 }

@@ -146,19 +146,17 @@ pub(super) fn matmul(
         let a_base = &a_data[a_off + bi * sa_b..];
         let c_batch = &mut c[bi * s.m * s.n..][..s.m * s.n];
         let residual = residual.map(|r| &r[bi * s.m * s.n..][..s.m * s.n]);
+        let epilogue = Epilogue { residual, ..epilogue };
         let b_off = b.layout.offset() + bi * sb_b;
         if s.m <= 2 {
             matvec(a_base, sa_m, b, b_off, sb_k, sb_n, bias, s, c_batch);
-            if let Some(op) = epilogue.act {
-                apply_unary(c_batch, op);
-            }
-            add_residual(c_batch, residual);
+            epilogue.apply_all(c_batch);
         } else {
             let key = PackKey { offset: b_off, sk: sb_k, sn: sb_n, k: s.k, n: s.n, nr };
             // Weights (one matrix for every batch) are cached; per-batch operands are packed each time.
             let make = || PackedB { key, data: pack_b(b, key) };
             let packed = if s.batch == 1 || sb_b == 0 { b.storage.packed(&key, make) } else { Arc::new(make()) };
-            gemm_packed(a_base, sa_m, &packed.data, bias, Epilogue { residual, ..epilogue }, s, nr, mr, c_batch);
+            gemm_packed(a_base, sa_m, &packed.data, bias, epilogue, s, nr, mr, c_batch);
         }
     }
     Ok(c)
@@ -204,6 +202,15 @@ impl<'a> Epilogue<'a> {
 
     fn is_empty(&self) -> bool {
         self.act.is_none() && self.residual.is_none()
+    }
+
+    /// Applies itself to the whole of C (`c`, which `residual` is aligned with), in one pass:
+    /// for the kernels whose tasks do not.
+    pub fn apply_all(&self, c: &mut [f32]) {
+        if let Some(op) = self.act {
+            apply_unary(c, op);
+        }
+        add_residual(c, self.residual);
     }
 
     /// Applies itself to rows `rows` x columns `cols` of `out`, a row-major C of `n` columns, in

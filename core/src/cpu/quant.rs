@@ -19,7 +19,6 @@
 //! Q6_K) always take these f32 paths.
 //! `cargo run --release -p webformers-core --example quant_bench -- cpu` measures both.
 
-use super::kernels::apply_unary;
 use super::matmul::{Epilogue, Shape, add_residual, load_partial, store_partial, strides3, tile, tile_for};
 use super::parallel::{self, SharedOut};
 use super::simd::{Simd, dispatch};
@@ -44,16 +43,11 @@ pub(super) fn matmul(
     residual: Option<&[f32]>,
     s: Shape,
 ) -> Result<Vec<f32>> {
+    let epilogue = Epilogue::new(act, residual);
     if super::int8::handles(b.dtype) && super::int8::int8_for(b.storage.quantized_at_load()) {
-        return super::int8::matmul(a, b, bias, Epilogue::new(act, residual), s);
+        return super::int8::matmul(a, b, bias, epilogue, s);
     }
-    let mut c = with_block!(
-        b.dtype,
-        matmul_typed(a, b, bias, act, s),
-        Err(Error::dtype("matmul", format!("{} is not a quantized type", b.dtype)))
-    )?;
-    add_residual(&mut c, residual);
-    Ok(c)
+    with_block!(b.dtype, matmul_typed(a, b, bias, epilogue, s), Err(Error::dtype("matmul", format!("{} is not a quantized type", b.dtype))))
 }
 
 /// Where a quantized weight's rows are: block index of row 0 (batch 0), and block strides.
@@ -73,7 +67,13 @@ impl<B: QuantBlock> WeightView<'_, B> {
     }
 }
 
-fn matmul_typed<B: QuantBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input<'_>>, act: Activation, s: Shape) -> Result<Vec<f32>> {
+fn matmul_typed<B: QuantBlock>(
+    a: &Input<'_>,
+    b: &Input<'_>,
+    bias: Option<&Input<'_>>,
+    epilogue: Epilogue<'_>,
+    s: Shape,
+) -> Result<Vec<f32>> {
     let (sa_b, sa_m, sa_k) = strides3(a.layout);
     let (sb_b, sb_k, sb_n) = strides3(b.layout);
     let len = B::LEN;
@@ -97,19 +97,19 @@ fn matmul_typed<B: QuantBlock>(a: &Input<'_>, b: &Input<'_>, bias: Option<&Input
     let bias = bias.map(|t| t.f32s());
     let mut c = vec![0f32; s.batch * s.m * s.n];
     if s.m * s.n * s.k == 0 {
+        add_residual(&mut c, epilogue.residual);
         return Ok(c);
     }
     for bi in 0..s.batch {
         let a_base = &a_all[a.layout.offset() + bi * sa_b..];
         let c_batch = &mut c[bi * s.m * s.n..][..s.m * s.n];
+        let residual = epilogue.residual.map(|r| &r[bi * s.m * s.n..][..s.m * s.n]);
         if s.m <= MATVEC_MAX_M {
             matvec(a_base, sa_m, &w, bi, bias, s, c_batch);
         } else {
             gemm(a_base, sa_m, &w, bi, bias, s, c_batch);
         }
-        if let Activation::Unary(op) = act {
-            apply_unary(c_batch, op);
-        }
+        Epilogue { residual, ..epilogue }.apply_all(c_batch);
     }
     Ok(c)
 }
